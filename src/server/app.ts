@@ -1,0 +1,89 @@
+// buildApp() assembles the server without listening, so tests can `inject()` and index.ts can boot it.
+import cookie from '@fastify/cookie';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import path from 'node:path';
+import { type Database, openDatabase } from './db/client.ts';
+import { type Env, parseEnv, resolveDataDir } from './env.ts';
+import { clientPlugin } from './plugins/client.ts';
+import { dbPlugin } from './plugins/db.ts';
+import { rateLimitPlugin } from './plugins/rate-limit.ts';
+import { securityPlugin } from './plugins/security.ts';
+import { trpcPlugin } from './plugins/trpc.ts';
+import { healthRoutes } from './routes/health.ts';
+import { sessionPolicy } from './services/session.ts';
+import { buildInfo } from './version.ts';
+
+export interface BuildAppOptions {
+  /** Validated environment; defaults to the embedded defaults (tests pass their own). */
+  env?: Env;
+  /** An already-open database (tests share one); otherwise one is opened from env and closed with the app. */
+  database?: Database;
+  /** How to serve the client; default: Vite in development, `dist/` in production, none in test. */
+  client?: 'static' | 'vite' | 'none';
+}
+
+export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const env = options.env ?? parseEnv({});
+  const app = Fastify({
+    logger: {
+      level: env.LOG_LEVEL,
+      redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'],
+      ...(env.NODE_ENV === 'development' ? { transport: { target: 'pino-pretty' } } : {}),
+    },
+    bodyLimit: env.BODY_LIMIT_BYTES,
+    // A slow client cannot hold a connection forever (RELIABILITY 11).
+    requestTimeout: env.REQUEST_TIMEOUT_MS,
+    connectionTimeout: env.CONNECTION_TIMEOUT_MS,
+    keepAliveTimeout: env.KEEP_ALIVE_TIMEOUT_MS,
+    // On close: refuse new requests on kept-alive sockets with 503 and drop idle ones, so shutdown drains.
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    trustProxy: env.TRUST_PROXY,
+    routerOptions: { maxParamLength: 512 },
+  });
+
+  const database =
+    options.database ??
+    (await openDatabase({
+      url: env.DATABASE_URL,
+      pgliteDir: path.join(resolveDataDir(env), 'pglite'),
+      poolSize: env.DATABASE_POOL_SIZE,
+    }));
+  if (database.migrations.applied.length > 0) app.log.info({ applied: database.migrations.applied }, 'migrations applied');
+  if (database.migrations.modified.length > 0) {
+    app.log.warn({ modified: database.migrations.modified }, 'applied migrations changed on disk since they ran');
+  }
+
+  try {
+    await registerAll(app, env, database, options);
+  } catch (error) {
+    await app.close();
+    if (options.database === undefined) await database.close();
+    throw error;
+  }
+  return app;
+}
+
+async function registerAll(app: FastifyInstance, env: Env, database: Database, options: BuildAppOptions) {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed');
+      return reply.code(status).send({ error: 'INTERNAL', message: 'Internal server error' });
+    }
+    // Plugins throw their own shapes (rate-limit's has `error`); keep a stable machine-readable code.
+    const code = error.code ?? (error as { error?: string }).error ?? 'BAD_REQUEST';
+    return reply.code(status).send({ error: code, message: error.message });
+  });
+
+  const build = buildInfo(env.GIT_COMMIT);
+  const services = { env, database, sessionPolicy: sessionPolicy(env.SESSION_IDLE_DAYS, env.SESSION_MAX_DAYS), build };
+  await app.register(dbPlugin, { database, owned: options.database === undefined });
+  await app.register(securityPlugin, { env });
+  await app.register(rateLimitPlugin, { env });
+  await app.register(cookie);
+  await app.register(healthRoutes, { build });
+  await app.register(trpcPlugin, { services });
+  const clientMode = options.client ?? (env.NODE_ENV === 'development' ? 'vite' : env.NODE_ENV === 'production' ? 'static' : 'none');
+  await app.register(clientPlugin, { mode: clientMode, distDir: env.CLIENT_DIST_DIR });
+}

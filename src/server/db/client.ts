@@ -1,0 +1,169 @@
+// The one place a Prisma client is made. Embedded default: PGlite (Postgres in WASM) in-process, under
+// DATA_DIR. At scale: PostgreSQL via DATABASE_URL. Migrations are applied before the client is handed out.
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { PrismaClient } from './generated/client.ts';
+import { migrate, readMigrations, type MigrateResult, type SqlSession } from './migrate.ts';
+
+export type { PrismaClient } from './generated/client.ts';
+import type { Prisma } from './generated/client.ts';
+
+/** A client or the client inside `$transaction`: what services take as their first argument. */
+export type Db = PrismaClient | Prisma.TransactionClient;
+
+export interface DatabaseOptions {
+  /** PostgreSQL URL; when absent an embedded PGlite database is used. */
+  url?: string | undefined;
+  /** Directory for the PGlite data (ignored with `url`); `memory://` keeps it in memory (tests). */
+  pgliteDir?: string;
+  poolSize?: number;
+}
+
+export interface Database {
+  readonly kind: 'pglite' | 'postgres';
+  readonly prisma: PrismaClient;
+  readonly migrations: MigrateResult;
+  /** Resolves when the database answers a trivial query within `timeoutMs`. */
+  ping(timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<Database> {
+  const migrations = await readMigrations();
+  return options.url ? openPostgres(options.url, options.poolSize ?? 10, migrations) : openPglite(options.pgliteDir, migrations);
+}
+
+async function openPglite(dir: string | undefined, migrations: Awaited<ReturnType<typeof readMigrations>>) {
+  const location = dir ?? 'memory://';
+  const releaseLock = location.startsWith('memory://') ? async () => {} : await lockDataDir(path.resolve(location));
+  let client: PGlite | undefined;
+  let result: MigrateResult;
+  try {
+    client = await PGlite.create(location);
+    result = await migrate(pgliteSession(client), migrations);
+  } catch (error) {
+    await client?.close();
+    await releaseLock();
+    throw error;
+  }
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(client) });
+  return makeDatabase('pglite', prisma, result, async () => {
+    await prisma.$disconnect();
+    // close() checkpoints, so the next start opens cleanly without WAL replay.
+    if (!client.closed) await client.close();
+    await releaseLock();
+  });
+}
+
+async function openPostgres(url: string, poolSize: number, migrations: Awaited<ReturnType<typeof readMigrations>>) {
+  const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
+  // An idle client that loses its connection must not crash the process: the pool replaces it.
+  pool.on('error', () => {});
+  let result: MigrateResult;
+  try {
+    const connection = await pool.connect();
+    try {
+      result = await migrate(pgSession(connection), migrations);
+    } finally {
+      connection.release();
+    }
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
+  return makeDatabase('postgres', prisma, result, async () => {
+    await prisma.$disconnect();
+    if (!pool.ended) await pool.end();
+  });
+}
+
+/**
+ * PGlite is one process's database: a second server on the same directory would corrupt it. A lock file with
+ * the owner's pid refuses a second opener; a lock left by a process that died (SIGKILL) is taken over.
+ */
+async function lockDataDir(dir: string): Promise<() => Promise<void>> {
+  await mkdir(dir, { recursive: true });
+  const lockPath = `${dir}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(lockPath, String(process.pid), { flag: 'wx' });
+      return async () => rm(lockPath, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        throw new Error(`The database in ${dir} is in use by process ${owner}; stop it or choose another DATA_DIR`, {
+          cause: error,
+        });
+      }
+      await rm(lockPath, { force: true });
+    }
+  }
+  throw new Error(`Could not lock ${dir}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function makeDatabase(
+  kind: Database['kind'],
+  prisma: PrismaClient,
+  migrations: MigrateResult,
+  closeDriver: () => Promise<void>,
+): Database {
+  let closing: Promise<void> | undefined;
+  return {
+    kind,
+    prisma,
+    migrations,
+    async ping(timeoutMs = 2000) {
+      if (closing) throw new Error('database is closed');
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        await Promise.race([prisma.$queryRaw`SELECT 1`, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    close() {
+      closing ??= closeDriver();
+      return closing;
+    },
+  };
+}
+
+export function pgliteSession(client: PGlite): SqlSession {
+  return {
+    async exec(sql) {
+      await client.exec(sql);
+    },
+    async query<Row>(sql: string, params?: unknown[]) {
+      return (await client.query<Row>(sql, params)).rows;
+    },
+  };
+}
+
+function pgSession(client: pg.PoolClient): SqlSession {
+  return {
+    async exec(sql) {
+      await client.query(sql);
+    },
+    async query<Row>(sql: string, params?: unknown[]) {
+      return (await client.query(sql, params)).rows as Row[];
+    },
+  };
+}

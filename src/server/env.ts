@@ -1,0 +1,87 @@
+// The only reader of process.env on the server. Every variable has an embedded default, so a fresh machine
+// starts with no configuration at all; a bad value stops start-up with one line naming the variable.
+import path from 'node:path';
+import { z } from 'zod';
+
+const integer = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `expected an integer from ${min} to ${max}`)
+    .transform(Number)
+    .pipe(z.number().int().min(min, `expected at least ${min}`).max(max, `expected at most ${max}`));
+
+const boolean = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine((value) => /^postgres(ql)?:\/\/.+/.test(value), 'expected a postgres:// or postgresql:// URL');
+
+const origin = z
+  .string()
+  .trim()
+  .url('expected an origin such as https://mesh.example.org')
+  .transform((value) => new URL(value))
+  .refine((url) => url.protocol === 'http:' || url.protocol === 'https:', 'expected an http or https origin')
+  .transform((url) => url.origin);
+
+export const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().trim().min(1).default('127.0.0.1'),
+  PORT: integer(0, 65535).default(8787),
+  DATA_DIR: z.string().trim().min(1).default('./data'),
+  DATABASE_URL: postgresUrl.optional(),
+  DATABASE_POOL_SIZE: integer(1, 100).default(10),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PUBLIC_ORIGIN: origin.optional(),
+  TRUST_PROXY: boolean.default(false),
+  CLIENT_DIST_DIR: z.string().trim().min(1).default('./dist'),
+  BODY_LIMIT_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  RATE_LIMIT_MAX: integer(1, 1_000_000).default(600),
+  RATE_LIMIT_WINDOW_MS: integer(1000, 3_600_000).default(60_000),
+  REQUEST_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
+  CONNECTION_TIMEOUT_MS: integer(1000, 3_600_000).default(60_000),
+  KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(72_000),
+  SHUTDOWN_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
+  SESSION_IDLE_DAYS: integer(1, 365).default(14),
+  SESSION_MAX_DAYS: integer(1, 3650).default(90),
+  GIT_COMMIT: z.string().trim().regex(/^[0-9a-f]{7,40}$/, 'expected a git commit sha').optional(),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export class EnvError extends Error {
+  override name = 'EnvError';
+}
+
+/** Parses an environment; empty strings count as unset so `.env` files can leave a value blank. */
+export function parseEnv(source: Record<string, string | undefined>): Env {
+  const cleaned = Object.fromEntries(
+    Object.entries(source).filter(([key, value]) => key in EnvSchema.shape && value !== undefined && value !== ''),
+  );
+  const result = EnvSchema.safeParse(cleaned);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const name = String(issue?.path[0] ?? 'environment');
+    const given = cleaned[name];
+    throw new EnvError(
+      `Invalid environment variable ${name}${given === undefined ? '' : `=${JSON.stringify(given)}`}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  const env = result.data;
+  if (env.SESSION_MAX_DAYS < env.SESSION_IDLE_DAYS) {
+    throw new EnvError('Invalid environment variable SESSION_MAX_DAYS: must be at least SESSION_IDLE_DAYS');
+  }
+  return env;
+}
+
+export function loadEnv(): Env {
+  return parseEnv(process.env);
+}
+
+export function resolveDataDir(env: Pick<Env, 'DATA_DIR'>): string {
+  return path.resolve(env.DATA_DIR);
+}

@@ -1,0 +1,60 @@
+// Serves the PWA from the same origin as the API: the built `dist/` in production, Vite's dev server (as
+// middleware, sharing this HTTP server for hot reload) in development.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import middie from '@fastify/middie';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+export interface ClientPluginOptions {
+  mode: 'static' | 'vite' | 'none';
+  distDir: string;
+}
+
+/** Paths the server answers itself; everything else belongs to the client app. */
+export function isServerPath(url: string): boolean {
+  return /^\/(api|models|socket\.io)(\/|\?|$)/.test(url);
+}
+
+export const clientPlugin = fp<ClientPluginOptions>(
+  async (app, options) => {
+    if (options.mode === 'vite') await serveWithVite(app);
+    else if (options.mode === 'static') await serveStatic(app, path.resolve(options.distDir));
+  },
+  { name: 'client' },
+);
+
+async function serveStatic(app: FastifyInstance, root: string) {
+  const index = path.join(root, 'index.html');
+  if (!existsSync(index)) {
+    app.log.warn({ root }, 'client is not built (run `npm run build`); serving the API only');
+    return;
+  }
+  await app.register(fastifyStatic, {
+    root,
+    index: false,
+    wildcard: false,
+    // Vite names assets by content hash, so they never change; the shell and service worker must revalidate.
+    setHeaders(reply, filePath) {
+      const immutable = filePath.startsWith(path.join(root, 'assets') + path.sep);
+      reply.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+    },
+  });
+  app.setNotFoundHandler({ preHandler: app.rateLimit() }, async (request, reply) => {
+    const wantsPage = request.method === 'GET' && !isServerPath(request.url) && !path.extname(request.url.split('?')[0] ?? '');
+    if (wantsPage) return reply.header('cache-control', 'no-cache').sendFile('index.html');
+    return reply.code(404).send({ error: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` });
+  });
+}
+
+async function serveWithVite(app: FastifyInstance) {
+  const { createServer } = await import('vite');
+  const vite = await createServer({
+    server: { middlewareMode: true, hmr: { server: app.server } },
+    appType: 'spa',
+  });
+  await app.register(middie);
+  app.use((req, res, next) => (isServerPath(req.url ?? '/') ? next() : vite.middlewares(req, res, next)));
+  app.addHook('onClose', async () => vite.close());
+}

@@ -1,0 +1,45 @@
+import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Database, PrismaClient } from '../db/client.ts';
+import type { Env } from '../env.ts';
+import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
+import type { BuildInfo } from '../version.ts';
+
+export const SESSION_COOKIE = 'mesh_session';
+
+export interface AppServices {
+  env: Env;
+  database: Database;
+  sessionPolicy: SessionPolicy;
+  build: BuildInfo;
+}
+
+export interface Context extends AppServices {
+  db: PrismaClient;
+  req: FastifyRequest;
+  res: FastifyReply;
+  session: ValidSession | null;
+}
+
+export function makeCreateContext(services: AppServices) {
+  return async ({ req, res }: CreateFastifyContextOptions): Promise<Context> => {
+    const token = req.cookies[SESSION_COOKIE];
+    const session = token ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy) : null;
+    return { ...services, db: services.database.prisma, req, res, session };
+  };
+}
+
+/** `HttpOnly; SameSite=Lax; Path=/`, no Domain, `Secure` whenever the request arrived over https. */
+export function setSessionCookie(ctx: Pick<Context, 'req' | 'res'>, token: string, expiresAt: Date): void {
+  ctx.res.setCookie(SESSION_COOKIE, token, {
+    httpOnly: true,
+    sameSite: 'lax',
+    path: '/',
+    secure: ctx.req.protocol === 'https',
+    expires: expiresAt,
+  });
+}
+
+export function clearSessionCookie(ctx: Pick<Context, 'req' | 'res'>): void {
+  ctx.res.clearCookie(SESSION_COOKIE, { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.req.protocol === 'https' });
+}
