@@ -21,7 +21,7 @@ export default tseslint.config(
   {
     // Only env.ts reads process.env (STYLE.md: one place for config); scripts and tests are tools around it.
     files: ['src/**/*.{ts,tsx}'],
-    ignores: ['src/server/env.ts'],
+    ignores: ['src/server/env.ts', 'src/**/*.test.ts'],
     rules: {
       'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'Read config through src/server/env.ts' }],
     },

@@ -20,6 +20,8 @@ export interface BuildAppOptions {
   database?: Database;
   /** How to serve the client; default: Vite in development, `dist/` in production, none in test. */
   client?: 'static' | 'vite' | 'none';
+  /** Where log lines go instead of stdout (tests read them). */
+  logStream?: { write(line: string): void };
 }
 
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
@@ -28,7 +30,11 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     logger: {
       level: env.LOG_LEVEL,
       redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'],
-      ...(env.NODE_ENV === 'development' ? { transport: { target: 'pino-pretty' } } : {}),
+      ...(options.logStream
+        ? { stream: options.logStream }
+        : env.NODE_ENV === 'development'
+          ? { transport: { target: 'pino-pretty' } }
+          : {}),
     },
     bodyLimit: env.BODY_LIMIT_BYTES,
     // A slow client cannot hold a connection forever (RELIABILITY 11).
@@ -65,6 +71,16 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
 }
 
 async function registerAll(app: FastifyInstance, env: Env, database: Database, options: BuildAppOptions) {
+  // Drain: Node closes the connections that are idle when close() starts, but a kept-alive connection whose
+  // response finishes afterwards stays open until the client hangs up, holding shutdown hostage. Keep
+  // closing newly idle ones until the server is closed.
+  let drainTimer: NodeJS.Timeout | undefined;
+  app.addHook('preClose', async () => {
+    drainTimer = setInterval(() => app.server.closeIdleConnections(), 50);
+    drainTimer.unref();
+  });
+  app.addHook('onClose', async () => clearInterval(drainTimer));
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
