@@ -10,6 +10,9 @@ import { rateLimitPlugin } from './plugins/rate-limit.ts';
 import { securityPlugin } from './plugins/security.ts';
 import { trpcPlugin } from './plugins/trpc.ts';
 import { healthRoutes } from './routes/health.ts';
+import { modelRoutes } from './routes/models.ts';
+import { loadManifest } from './models/manifest.ts';
+import { modelsPlugin } from './plugins/models.ts';
 import { sessionPolicy } from './services/session.ts';
 import { buildInfo } from './version.ts';
 
@@ -93,12 +96,21 @@ async function registerAll(app: FastifyInstance, env: Env, database: Database, o
   });
 
   const build = buildInfo(env.GIT_COMMIT);
-  const services = { env, database, sessionPolicy: sessionPolicy(env.SESSION_IDLE_DAYS, env.SESSION_MAX_DAYS), build };
+  const manifest = await loadManifest(env.MANIFEST_PATH);
   await app.register(dbPlugin, { database, owned: options.database === undefined });
+  await app.register(modelsPlugin, { env, manifest });
+  const services = {
+    env,
+    database,
+    sessionPolicy: sessionPolicy(env.SESSION_IDLE_DAYS, env.SESSION_MAX_DAYS),
+    build,
+    models: app.models,
+  };
   await app.register(securityPlugin, { env });
   await app.register(rateLimitPlugin, { env });
   await app.register(cookie);
   await app.register(healthRoutes, { build });
+  await app.register(modelRoutes);
   await app.register(trpcPlugin, { services });
   const clientMode = options.client ?? (env.NODE_ENV === 'development' ? 'vite' : env.NODE_ENV === 'production' ? 'static' : 'none');
   await app.register(clientPlugin, { mode: clientMode, distDir: env.CLIENT_DIST_DIR });

@@ -48,12 +48,26 @@ export const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
   SESSION_IDLE_DAYS: integer(1, 365).default(14),
   SESSION_MAX_DAYS: integer(1, 3650).default(90),
+  HF_ENDPOINT: origin.default('https://huggingface.co'),
+  HF_TOKEN: z.string().trim().min(1).max(512).optional(),
+  MODEL_CACHE_DIR: z.string().trim().min(1).optional(),
+  MANIFEST_PATH: z.string().trim().min(1).optional(),
+  DOWNLOAD_CONCURRENCY: integer(1, 16).default(2),
+  DOWNLOAD_STALL_TIMEOUT_MS: integer(1000, 600_000).default(30_000),
+  DOWNLOAD_MAX_REDIRECTS: integer(0, 10).default(5),
+  /** Kept free on the cache's disk after a download, on top of the download itself. */
+  DOWNLOAD_DISK_MARGIN_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(512 * 1024 * 1024),
   GIT_COMMIT: z.string().trim().regex(/^[0-9a-f]{7,40}$/, 'expected a git commit sha').optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;
 
-export class EnvError extends Error {
+/** Bad configuration: start-up stops with this one-line message. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export class EnvError extends ConfigError {
   override name = 'EnvError';
 }
 
@@ -84,4 +98,8 @@ export function loadEnv(): Env {
 
 export function resolveDataDir(env: Pick<Env, 'DATA_DIR'>): string {
   return path.resolve(env.DATA_DIR);
+}
+
+export function resolveModelCacheDir(env: Pick<Env, 'DATA_DIR' | 'MODEL_CACHE_DIR'>): string {
+  return path.resolve(env.MODEL_CACHE_DIR ?? path.join(env.DATA_DIR, 'models'));
 }

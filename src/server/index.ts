@@ -1,18 +1,20 @@
 // Boots the server: validate env, build, listen, and shut down gracefully on SIGTERM/SIGINT.
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.ts';
-import { EnvError, type Env, loadEnv } from './env.ts';
+import { ConfigError, loadEnv } from './env.ts';
 
-let env: Env;
-try {
-  env = loadEnv();
-} catch (error) {
-  if (!(error instanceof EnvError)) throw error;
-  console.error(error.message);
-  process.exit(1);
+async function boot() {
+  try {
+    const env = loadEnv();
+    return { env, app: await buildApp({ env }) };
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
 }
 
-const app = await buildApp({ env });
+const { env, app } = await boot();
 
 // Stops accepting, lets in-flight requests finish, then closes the database (onClose hooks); a second
 // signal or the timeout forces the exit.

@@ -19,17 +19,24 @@ export function isServerPath(url: string): boolean {
 
 export const clientPlugin = fp<ClientPluginOptions>(
   async (app, options) => {
+    const shell = options.mode === 'static' ? await serveStatic(app, path.resolve(options.distDir)) : false;
     if (options.mode === 'vite') await serveWithVite(app);
-    else if (options.mode === 'static') await serveStatic(app, path.resolve(options.distDir));
+    app.setNotFoundHandler({ preHandler: app.rateLimit() }, async (request, reply) => {
+      const pathname = request.url.split('?')[0] ?? '/';
+      const wantsPage = shell && request.method === 'GET' && !isServerPath(pathname) && !path.extname(pathname);
+      if (wantsPage) return reply.header('cache-control', 'no-cache').sendFile('index.html');
+      return reply.code(404).send({ error: 'NOT_FOUND', message: `No route for ${request.method} ${pathname}` });
+    });
   },
   { name: 'client' },
 );
 
-async function serveStatic(app: FastifyInstance, root: string) {
+/** Serves `dist/`; returns whether there is an app shell to answer client-side routes with. */
+async function serveStatic(app: FastifyInstance, root: string): Promise<boolean> {
   const index = path.join(root, 'index.html');
   if (!existsSync(index)) {
     app.log.warn({ root }, 'client is not built (run `npm run build`); serving the API only');
-    return;
+    return false;
   }
   await app.register(fastifyStatic, {
     root,
@@ -41,11 +48,7 @@ async function serveStatic(app: FastifyInstance, root: string) {
       reply.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     },
   });
-  app.setNotFoundHandler({ preHandler: app.rateLimit() }, async (request, reply) => {
-    const wantsPage = request.method === 'GET' && !isServerPath(request.url) && !path.extname(request.url.split('?')[0] ?? '');
-    if (wantsPage) return reply.header('cache-control', 'no-cache').sendFile('index.html');
-    return reply.code(404).send({ error: 'NOT_FOUND', message: `No route for ${request.method} ${request.url.split('?')[0]}` });
-  });
+  return true;
 }
 
 async function serveWithVite(app: FastifyInstance) {

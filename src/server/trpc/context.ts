@@ -4,6 +4,8 @@ import type { Database, PrismaClient } from '../db/client.ts';
 import type { Env } from '../env.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { BuildInfo } from '../version.ts';
+import type { ManifestEntry } from '../../shared/schemas/models.ts';
+import type { ModelDownloader } from '../models/downloader.ts';
 
 export const SESSION_COOKIE = 'mesh_session';
 
@@ -12,6 +14,7 @@ export interface AppServices {
   database: Database;
   sessionPolicy: SessionPolicy;
   build: BuildInfo;
+  models: { manifest: ManifestEntry[]; downloader: ModelDownloader };
 }
 
 export interface Context extends AppServices {

@@ -1,0 +1,577 @@
+// Server-side model downloads from the Hub into a verified cache (RELIABILITY 12 to 17): one upstream fetch
+// per model however many ask, a cap on concurrent downloads, a free-disk check, sizes enforced and sha256 (or
+// the git blob id, for small non-LFS files) computed while streaming, an atomic rename only after the digest
+// matches, and resumption with Range after a restart. State lives in the database; progress in memory.
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { z } from 'zod';
+import type { DownloadErrorCode, DownloadPhase, ManifestEntry } from '../../shared/schemas/models.ts';
+import type { PrismaClient } from '../db/client.ts';
+import { FetchError, readBody, safeFetch } from './safe-fetch.ts';
+
+export class DownloadError extends Error {
+  override name = 'DownloadError';
+  constructor(
+    readonly code: DownloadErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+export interface DownloaderOptions {
+  db: PrismaClient;
+  log: FastifyBaseLogger;
+  cacheDir: string;
+  hubOrigin: string;
+  token?: string | undefined;
+  concurrency: number;
+  stallTimeoutMs: number;
+  maxRedirects: number;
+  diskMarginBytes: number;
+}
+
+export interface FileStatus {
+  path: string;
+  size: number;
+  bytesDone: number;
+  phase: DownloadPhase;
+}
+
+export interface DownloadStatus {
+  id: string;
+  repo: string;
+  /** The pinned commit, once resolved. */
+  revision: string | null;
+  phase: DownloadPhase;
+  bytesDone: number;
+  bytesTotal: number;
+  /** Bytes per second over the last few seconds. */
+  speed: number;
+  files: FileStatus[];
+  error: { code: DownloadErrorCode; message: string } | null;
+}
+
+interface PlannedFile extends FileStatus {
+  sha256: string | null;
+  gitOid: string | null;
+}
+
+interface ActiveDownload {
+  status: DownloadStatus;
+  controller: AbortController;
+  done: Promise<void>;
+  samples: [number, number][];
+}
+
+const TreeSchema = z.array(
+  z.object({
+    type: z.string(),
+    path: z.string(),
+    size: z.number().int().nonnegative(),
+    oid: z.string(),
+    lfs: z.object({ oid: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }).optional(),
+  }),
+);
+const RevisionInfoSchema = z.object({ sha: z.string().regex(/^[0-9a-f]{40}$/) });
+const RETRIABLE: DownloadErrorCode[] = ['HUB_UNREACHABLE', 'STALLED'];
+const MAX_ATTEMPTS = 4;
+const PROGRESS_WRITE_MS = 1000;
+const SHUTDOWN = 'shutdown';
+
+const toDbPhase = (phase: DownloadPhase) => phase.toUpperCase() as Uppercase<DownloadPhase>;
+const fromDbPhase = (phase: string) => phase.toLowerCase() as DownloadPhase;
+
+function encodePath(file: string): string {
+  return file.split('/').map(encodeURIComponent).join('/');
+}
+
+export class ModelDownloader {
+  private readonly active = new Map<string, ActiveDownload>();
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly options: DownloaderOptions) {}
+
+  /** Where a verified file of `repo` at `commit` lives; inside the cache directory by construction. */
+  filePath(repo: string, commit: string, file: string): string {
+    return this.inside(path.join(this.options.cacheDir, repo, commit, file));
+  }
+
+  private partPath(repo: string, commit: string, file: string): string {
+    return this.inside(path.join(this.options.cacheDir, '.partial', repo, commit, `${file}.part`));
+  }
+
+  private inside(candidate: string): string {
+    const root = path.resolve(this.options.cacheDir) + path.sep;
+    const resolved = path.resolve(candidate);
+    if (!resolved.startsWith(root)) throw new DownloadError('INTERNAL', 'Path escapes the model cache');
+    return resolved;
+  }
+
+  /** Starts the download of every file of `entry`, or joins the one in progress. */
+  async start(entry: ManifestEntry, requestedById: string | null = null): Promise<DownloadStatus> {
+    const current = this.active.get(entry.id);
+    if (current) return current.status;
+    const existing = await this.options.db.modelDownload.findUnique({ where: { modelId: entry.id }, select: { phase: true } });
+    if (existing?.phase === 'READY' && (await this.isComplete(entry.id))) return (await this.status(entry.id)) as DownloadStatus;
+    const status: DownloadStatus = {
+      id: entry.id,
+      repo: entry.repo,
+      revision: null,
+      phase: 'queued',
+      bytesDone: 0,
+      bytesTotal: 0,
+      speed: 0,
+      files: [],
+      error: null,
+    };
+    await this.options.db.modelDownload.upsert({
+      where: { modelId: entry.id },
+      create: { modelId: entry.id, repo: entry.repo, revision: entry.revision, phase: 'QUEUED', requestedById },
+      update: { phase: 'QUEUED', errorCode: null, errorMessage: null, finishedAt: null },
+    });
+    const controller = new AbortController();
+    const active: ActiveDownload = { status, controller, samples: [], done: Promise.resolve() };
+    this.active.set(entry.id, active);
+    active.done = this.run(entry, active).finally(() => this.active.delete(entry.id));
+    return status;
+  }
+
+  /** Resolves when the download of `id` (if running) has ended, however it ended. */
+  async settled(id: string): Promise<void> {
+    await this.active.get(id)?.done;
+  }
+
+  async status(id: string): Promise<DownloadStatus | null> {
+    const active = this.active.get(id);
+    if (active) return { ...active.status, files: active.status.files.map((f) => ({ ...f })) };
+    const row = await this.options.db.modelDownload.findUnique({
+      where: { modelId: id },
+      select: {
+        repo: true,
+        revision: true,
+        phase: true,
+        bytesDone: true,
+        bytesTotal: true,
+        errorCode: true,
+        errorMessage: true,
+        files: { select: { path: true, size: true, bytesDone: true, phase: true }, orderBy: { path: 'asc' } },
+      },
+    });
+    if (!row) return null;
+    return {
+      id,
+      repo: row.repo,
+      revision: /^[0-9a-f]{40}$/.test(row.revision) ? row.revision : null,
+      phase: fromDbPhase(row.phase),
+      bytesDone: Number(row.bytesDone),
+      bytesTotal: Number(row.bytesTotal),
+      speed: 0,
+      files: row.files.map((f) => ({ path: f.path, size: Number(f.size), bytesDone: Number(f.bytesDone), phase: fromDbPhase(f.phase) })),
+      error: row.errorCode ? { code: row.errorCode as DownloadErrorCode, message: row.errorMessage ?? '' } : null,
+    };
+  }
+
+  /** Stops a download and deletes its partial files. */
+  async cancel(id: string): Promise<boolean> {
+    const active = this.active.get(id);
+    if (!active) return false;
+    active.controller.abort(new DownloadError('CANCELLED', 'Download cancelled'));
+    await active.done;
+    return true;
+  }
+
+  /** Deletes a model's cached files and its record. */
+  async remove(id: string): Promise<boolean> {
+    await this.cancel(id);
+    const row = await this.options.db.modelDownload.findUnique({ where: { modelId: id }, select: { repo: true, revision: true } });
+    if (!row) return false;
+    if (/^[0-9a-f]{40}$/.test(row.revision)) {
+      await rm(path.dirname(this.filePath(row.repo, row.revision, 'x')), { recursive: true, force: true });
+      await rm(path.dirname(this.partPath(row.repo, row.revision, 'x')), { recursive: true, force: true });
+    }
+    await this.options.db.modelDownload.delete({ where: { modelId: id } });
+    return true;
+  }
+
+  /** On start-up: resume downloads a previous process left unfinished (their partial files are kept). */
+  async resumeInterrupted(manifest: ManifestEntry[]): Promise<string[]> {
+    const rows = await this.options.db.modelDownload.findMany({
+      where: { phase: { in: ['QUEUED', 'FETCHING', 'DOWNLOADING', 'VERIFYING'] } },
+      select: { modelId: true, requestedById: true },
+    });
+    const resumed: string[] = [];
+    for (const row of rows) {
+      const entry = manifest.find((m) => m.id === row.modelId);
+      if (!entry) continue;
+      await this.start(entry, row.requestedById);
+      resumed.push(entry.id);
+    }
+    return resumed;
+  }
+
+  /** Stops every download for shutdown, keeping partial files so the next start resumes them. */
+  async close(): Promise<void> {
+    const all = [...this.active.values()];
+    for (const active of all) active.controller.abort(SHUTDOWN);
+    await Promise.all(all.map((active) => active.done));
+  }
+
+  /** A verified cached file for the `/models` route: by commit (immutable) or by branch (latest ready). */
+  async cachedFile(repo: string, revision: string, file: string) {
+    const isCommit = /^[0-9a-f]{40}$/.test(revision);
+    const row = await this.options.db.modelDownloadFile.findFirst({
+      where: { path: file, phase: 'READY', download: { repo, phase: 'READY', ...(isCommit ? { revision } : {}) } },
+      select: { size: true, sha256: true, download: { select: { revision: true } } },
+      orderBy: { updatedAt: 'desc' },
+    });
+    if (!row?.sha256) return null;
+    return { path: this.filePath(repo, row.download.revision, file), size: Number(row.size), sha256: row.sha256, immutable: isCommit };
+  }
+
+  private async isComplete(id: string): Promise<boolean> {
+    const row = await this.options.db.modelDownload.findUnique({
+      where: { modelId: id },
+      select: { repo: true, revision: true, files: { select: { path: true, size: true } } },
+    });
+    if (!row || row.files.length === 0) return false;
+    for (const file of row.files) {
+      const info = await stat(this.filePath(row.repo, row.revision, file.path)).catch(() => null);
+      if (!info || info.size !== Number(file.size)) return false;
+    }
+    return true;
+  }
+
+  private async acquireSlot(signal: AbortSignal): Promise<void> {
+    if (this.running < this.options.concurrency) {
+      this.running++;
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const wake = () => {
+        signal.removeEventListener('abort', onAbort);
+        this.running++;
+        resolve();
+      };
+      const onAbort = () => {
+        this.waiting.splice(this.waiting.indexOf(wake), 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(wake);
+    });
+  }
+
+  private releaseSlot(): void {
+    this.running--;
+    this.waiting.shift()?.();
+  }
+
+  private async run(entry: ManifestEntry, active: ActiveDownload): Promise<void> {
+    const { status, controller } = active;
+    const signal = controller.signal;
+    const db = this.options.db;
+    let slot = false;
+    try {
+      await this.acquireSlot(signal);
+      slot = true;
+      status.phase = 'fetching';
+      await db.modelDownload.update({ where: { modelId: entry.id }, data: { phase: 'FETCHING', startedAt: new Date() } });
+      const { commit, files } = await this.plan(entry, signal);
+      status.revision = commit;
+      status.files = files;
+      status.bytesTotal = files.reduce((sum, f) => sum + f.size, 0);
+      await this.saveFiles(entry.id, commit, status, files);
+      await this.checkDisk(entry.repo, commit, files);
+      status.phase = 'downloading';
+      await db.modelDownload.update({ where: { modelId: entry.id }, data: { phase: 'DOWNLOADING' } });
+      for (const file of files) {
+        if (file.phase === 'ready') continue;
+        await this.fetchFile(entry, commit, file, active);
+        await this.saveProgress(entry.id, status, file);
+      }
+      status.phase = 'ready';
+      await db.modelDownload.update({
+        where: { modelId: entry.id },
+        data: { phase: 'READY', bytesDone: BigInt(status.bytesDone), finishedAt: new Date(), errorCode: null, errorMessage: null },
+      });
+      this.options.log.info({ model: entry.id, commit, bytes: status.bytesTotal }, 'model download ready');
+    } catch (caught) {
+      const reason = signal.aborted ? signal.reason : caught;
+      if (reason === SHUTDOWN) return; // phase stays as it was: the next start resumes
+      const error =
+        reason instanceof DownloadError
+          ? reason
+          : reason instanceof FetchError
+            ? new DownloadError(reason.code, reason.message)
+            : new DownloadError('INTERNAL', 'Download failed unexpectedly', { cause: reason });
+      if (error.code === 'INTERNAL') this.options.log.error({ err: reason, model: entry.id }, 'model download failed');
+      else this.options.log.warn({ model: entry.id, code: error.code }, error.message);
+      if (error.code === 'CANCELLED' && status.revision) {
+        await rm(path.dirname(this.partPath(entry.repo, status.revision, 'x')), { recursive: true, force: true });
+      }
+      status.phase = error.code === 'CANCELLED' ? 'cancelled' : 'failed';
+      status.error = { code: error.code, message: error.message };
+      await db.modelDownload.update({
+        where: { modelId: entry.id },
+        data: { phase: toDbPhase(status.phase), errorCode: error.code, errorMessage: error.message.slice(0, 1024), finishedAt: new Date() },
+      });
+    } finally {
+      if (slot) this.releaseSlot();
+    }
+  }
+
+  private hubGet(url: string, signal: AbortSignal, headers: Record<string, string> = {}) {
+    return safeFetch(url, {
+      trustedOrigin: this.options.hubOrigin,
+      authorization: this.options.token ? `Bearer ${this.options.token}` : undefined,
+      maxRedirects: this.options.maxRedirects,
+      timeoutMs: this.options.stallTimeoutMs,
+      headers,
+      signal,
+    });
+  }
+
+  private async hubJson(url: string, signal: AbortSignal): Promise<unknown> {
+    const response = await this.hubGet(url, signal, { accept: 'application/json' });
+    const text = await readBody(response.body, 8 * 1024 * 1024);
+    if (response.status === 401 || response.status === 404) {
+      throw new DownloadError('NOT_FOUND', `The Hub has no ${new URL(url).pathname.replace(/^\/api\/models\//, '')} (or it needs HF_TOKEN)`);
+    }
+    if (response.status !== 200) throw new DownloadError('HUB_ERROR', `The Hub answered ${response.status} for ${new URL(url).pathname}`);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new DownloadError('HUB_ERROR', `The Hub sent malformed JSON for ${new URL(url).pathname}`);
+    }
+  }
+
+  /** Resolves the revision to a commit and every file to its size and digest, from the Hub's tree. */
+  private async plan(entry: ManifestEntry, signal: AbortSignal): Promise<{ commit: string; files: PlannedFile[] }> {
+    const hub = this.options.hubOrigin;
+    const info = RevisionInfoSchema.safeParse(await this.hubJson(`${hub}/api/models/${entry.repo}/revision/${entry.revision}`, signal));
+    if (!info.success) throw new DownloadError('HUB_ERROR', `The Hub gave no commit for ${entry.repo}@${entry.revision}`);
+    const commit = info.data.sha;
+    const tree = TreeSchema.safeParse(await this.hubJson(`${hub}/api/models/${entry.repo}/tree/${commit}?recursive=true`, signal));
+    if (!tree.success) throw new DownloadError('HUB_ERROR', `The Hub sent an unexpected file list for ${entry.repo}`);
+    const files = await Promise.all(
+      entry.files.map(async (wanted): Promise<PlannedFile> => {
+        const item = tree.data.find((t) => t.type === 'file' && t.path === wanted.path);
+        if (!item) throw new DownloadError('NOT_FOUND', `${wanted.path} is not in ${entry.repo} at ${commit.slice(0, 12)}`);
+        const sha256 = item.lfs?.oid ?? null;
+        if (wanted.sha256 && sha256 && wanted.sha256 !== sha256) {
+          throw new DownloadError('HASH_MISMATCH', `${wanted.path} on the Hub differs from the catalogue's pinned sha256`);
+        }
+        const size = item.lfs?.size ?? item.size;
+        const done = await stat(this.filePath(entry.repo, commit, wanted.path)).catch(() => null);
+        const ready = done?.size === size;
+        return { path: wanted.path, size, sha256: wanted.sha256 ?? sha256, gitOid: item.lfs ? null : item.oid, bytesDone: ready ? size : 0, phase: ready ? 'ready' : 'queued' };
+      }),
+    );
+    return { commit, files };
+  }
+
+  private async saveFiles(id: string, commit: string, status: DownloadStatus, files: PlannedFile[]) {
+    status.bytesDone = files.reduce((sum, f) => sum + f.bytesDone, 0);
+    await this.options.db.$transaction(async (tx) => {
+      const download = await tx.modelDownload.update({
+        where: { modelId: id },
+        data: { revision: commit, bytesTotal: BigInt(status.bytesTotal), bytesDone: BigInt(status.bytesDone) },
+        select: { id: true },
+      });
+      await tx.modelDownloadFile.deleteMany({ where: { downloadId: download.id, path: { notIn: files.map((f) => f.path) } } });
+      for (const file of files) {
+        const data = {
+          size: BigInt(file.size),
+          bytesDone: BigInt(file.bytesDone),
+          phase: toDbPhase(file.phase),
+          ...(file.phase === 'ready' ? {} : { sha256: file.sha256 }),
+        };
+        await tx.modelDownloadFile.upsert({
+          where: { downloadId_path: { downloadId: download.id, path: file.path } },
+          create: { downloadId: download.id, path: file.path, ...data },
+          update: data,
+        });
+      }
+    });
+  }
+
+  private async saveProgress(id: string, status: DownloadStatus, file: PlannedFile) {
+    await this.options.db.modelDownload.update({
+      where: { modelId: id },
+      data: {
+        bytesDone: BigInt(status.bytesDone),
+        files: {
+          updateMany: {
+            where: { path: file.path },
+            data: { bytesDone: BigInt(file.bytesDone), phase: toDbPhase(file.phase), ...(file.phase === 'ready' ? { sha256: file.sha256 } : {}) },
+          },
+        },
+      },
+    });
+  }
+
+  private async checkDisk(repo: string, commit: string, files: PlannedFile[]) {
+    let needed = 0;
+    for (const file of files) {
+      if (file.phase === 'ready') continue;
+      const part = await stat(this.partPath(repo, commit, file.path)).catch(() => null);
+      needed += file.size - Math.min(part?.size ?? 0, file.size);
+    }
+    await mkdir(this.options.cacheDir, { recursive: true });
+    const disk = await statfs(this.options.cacheDir);
+    const free = disk.bavail * disk.bsize;
+    if (free < needed + this.options.diskMarginBytes) {
+      const mb = (n: number) => `${Math.ceil(n / 1048576)} MB`;
+      throw new DownloadError('DISK_FULL', `Needs ${mb(needed)} plus ${mb(this.options.diskMarginBytes)} spare; ${mb(free)} free`);
+    }
+  }
+
+  private async fetchFile(entry: ManifestEntry, commit: string, file: PlannedFile, active: ActiveDownload) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.fetchFileOnce(entry, commit, file, active);
+        return;
+      } catch (error) {
+        const code = error instanceof DownloadError || error instanceof FetchError ? error.code : null;
+        if (active.controller.signal.aborted || !code || !RETRIABLE.includes(code) || attempt >= MAX_ATTEMPTS) throw error;
+        this.options.log.warn({ model: entry.id, file: file.path, attempt, code }, 'download interrupted; resuming');
+        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+      }
+    }
+  }
+
+  private async fetchFileOnce(entry: ManifestEntry, commit: string, file: PlannedFile, active: ActiveDownload) {
+    const { status, controller } = active;
+    const partPath = this.partPath(entry.repo, commit, file.path);
+    await mkdir(path.dirname(partPath), { recursive: true });
+    let offset = (await stat(partPath).catch(() => null))?.size ?? 0;
+    if (offset > file.size) {
+      await rm(partPath, { force: true });
+      offset = 0;
+    }
+    const newHashes = () => ({
+      sha256: createHash('sha256'),
+      git: file.gitOid ? createHash('sha1').update(`blob ${file.size}\0`) : null,
+    });
+    let hashes = newHashes();
+    if (offset > 0) await hashExisting(partPath, offset, [hashes.sha256, hashes.git]);
+
+    file.phase = 'downloading';
+    if (offset < file.size) {
+      const url = `${this.options.hubOrigin}/${entry.repo}/resolve/${commit}/${encodePath(file.path)}`;
+      const response = await this.hubGet(url, controller.signal, offset > 0 ? { range: `bytes=${offset}-` } : {});
+      const resumed = response.status === 206 && response.headers['content-range']?.startsWith(`bytes ${offset}-`);
+      if (response.status !== 200 && !resumed) {
+        response.body.resume();
+        if (response.status === 404) throw new DownloadError('NOT_FOUND', `${file.path} is not on the Hub`);
+        if (response.status === 401 || response.status === 403) throw new DownloadError('HUB_ERROR', `The Hub refused ${file.path} (gated? set HF_TOKEN)`);
+        if (response.status >= 500 || response.status === 429) throw new DownloadError('HUB_UNREACHABLE', `The Hub answered ${response.status}`);
+        throw new DownloadError('HUB_ERROR', `The Hub answered ${response.status} for ${file.path}`);
+      }
+      const linked = response.hops.find((h) => h['x-linked-size'])?.['x-linked-size'];
+      if (linked !== undefined && Number(linked) !== file.size) {
+        response.body.resume();
+        throw new DownloadError('SIZE_MISMATCH', `${file.path}: the Hub announces ${linked} bytes, its tree ${file.size}`);
+      }
+      if (!resumed && offset > 0) {
+        // A 200 to a Range request: the server sends the whole file, so start the file over.
+        offset = 0;
+        hashes = newHashes();
+      }
+      await this.streamToPart(response.body, partPath, offset, file, status, active, [hashes.sha256, hashes.git]);
+    }
+
+    file.phase = 'verifying';
+    const sha256 = hashes.sha256.digest('hex');
+    const gitOid = hashes.git?.digest('hex') ?? null;
+    const expected = file.sha256 ?? file.gitOid;
+    const actual = file.sha256 ? sha256 : gitOid;
+    if (expected === null || actual !== expected) {
+      await rm(partPath, { force: true });
+      throw new DownloadError('HASH_MISMATCH', `${file.path} does not match its ${file.sha256 ? 'sha256' : 'git blob id'}; the corrupt copy was deleted`);
+    }
+    const finalPath = this.filePath(entry.repo, commit, file.path);
+    await mkdir(path.dirname(finalPath), { recursive: true });
+    await rename(partPath, finalPath);
+    file.sha256 = sha256;
+    file.phase = 'ready';
+  }
+
+  private async streamToPart(
+    body: AsyncIterable<Buffer> & { destroy(error?: Error): void },
+    partPath: string,
+    offset: number,
+    file: PlannedFile,
+    status: DownloadStatus,
+    active: ActiveDownload,
+    hashes: (Hash | null)[],
+  ) {
+    const handle = await open(partPath, offset > 0 ? 'r+' : 'w');
+    let written = offset;
+    status.bytesDone += offset - file.bytesDone;
+    file.bytesDone = offset;
+    let lastWrite = Date.now();
+    let stallTimer: NodeJS.Timeout | undefined;
+    const armStall = () => {
+      clearTimeout(stallTimer);
+      stallTimer = setTimeout(
+        () => body.destroy(new DownloadError('STALLED', `No data for ${this.options.stallTimeoutMs} ms; will resume`)),
+        this.options.stallTimeoutMs,
+      );
+    };
+    const onAbort = () => body.destroy(new Error('aborted'));
+    active.controller.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      armStall();
+      for await (const chunk of body) {
+        armStall();
+        if (written + chunk.length > file.size) {
+          body.destroy();
+          await handle.close();
+          await rm(partPath, { force: true });
+          throw new DownloadError('SIZE_MISMATCH', `${file.path}: the Hub sent more than the ${file.size} bytes it announced`);
+        }
+        await handle.write(chunk, 0, chunk.length, written);
+        for (const hash of hashes) hash?.update(chunk);
+        written += chunk.length;
+        file.bytesDone = written;
+        status.bytesDone += chunk.length;
+        this.sample(active, chunk.length);
+        if (Date.now() - lastWrite > PROGRESS_WRITE_MS) {
+          lastWrite = Date.now();
+          void this.saveProgress(status.id, status, file).catch(() => {});
+        }
+      }
+      if (written < file.size) throw new DownloadError('HUB_UNREACHABLE', `${file.path}: the connection closed at byte ${written} of ${file.size}`);
+      await handle.sync();
+    } catch (error) {
+      if (error instanceof DownloadError) throw error;
+      if (active.controller.signal.aborted) throw active.controller.signal.reason;
+      throw new DownloadError('HUB_UNREACHABLE', `${file.path}: ${(error as Error).message}`, { cause: error });
+    } finally {
+      clearTimeout(stallTimer);
+      active.controller.signal.removeEventListener('abort', onAbort);
+      await handle.close().catch(() => {});
+    }
+  }
+
+  private sample(active: ActiveDownload, bytes: number) {
+    const now = Date.now();
+    active.samples.push([now, bytes]);
+    while (active.samples.length > 0 && now - (active.samples[0]?.[0] ?? now) > 3000) active.samples.shift();
+    const span = Math.max(1, now - (active.samples[0]?.[0] ?? now)) / 1000;
+    active.status.speed = Math.round(active.samples.reduce((sum, [, n]) => sum + n, 0) / Math.max(span, 0.5));
+  }
+}
+
+async function hashExisting(file: string, length: number, hashes: (Hash | null)[]) {
+  for await (const chunk of createReadStream(file, { start: 0, end: length - 1 })) {
+    for (const hash of hashes) hash?.update(chunk as Buffer);
+  }
+}

@@ -1,0 +1,92 @@
+// The model catalogue: curated models that run in transformers.js in a browser, replaceable or extendable by
+// operators with a JSON file (MANIFEST_PATH), validated at start-up.
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { type ManifestEntry, ManifestEntrySchema, ManifestFileFormatSchema } from '../../shared/schemas/models.ts';
+import { ConfigError } from '../env.ts';
+
+export class ManifestError extends ConfigError {
+  override name = 'ManifestError';
+}
+
+const COMMON_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'];
+
+function hubModel(entry: Omit<ManifestEntry, 'files' | 'task' | 'bundled' | 'demo' | 'description'> & { description: string }) {
+  return ManifestEntrySchema.parse({
+    ...entry,
+    task: 'text-generation',
+    files: [...COMMON_FILES, `onnx/model_${entry.dtype.webgpu}.onnx`, `onnx/model_${entry.dtype.wasm}.onnx`].map((path) => ({ path })),
+  });
+}
+
+/**
+ * Built-in catalogue. Revisions name a branch: the first download resolves it to a commit and pins that commit
+ * (sizes and sha256 come from the Hub's tree at that commit, not from here).
+ */
+export const BUILTIN_MANIFEST: ManifestEntry[] = [
+  hubModel({
+    id: 'smollm2-135m-instruct',
+    name: 'SmolLM2 135M Instruct',
+    description: 'Tiny and quick; fine for short chats on any device.',
+    repo: 'HuggingFaceTB/SmolLM2-135M-Instruct',
+    revision: 'main',
+    dtype: { webgpu: 'q4f16', wasm: 'q4' },
+    contextLength: 8192,
+    parameters: '135M',
+    license: 'apache-2.0',
+  }),
+  hubModel({
+    id: 'smollm2-360m-instruct',
+    name: 'SmolLM2 360M Instruct',
+    description: 'Better answers than 135M, still light enough for most laptops.',
+    repo: 'HuggingFaceTB/SmolLM2-360M-Instruct',
+    revision: 'main',
+    dtype: { webgpu: 'q4f16', wasm: 'q4' },
+    contextLength: 8192,
+    parameters: '360M',
+    license: 'apache-2.0',
+  }),
+  hubModel({
+    id: 'qwen2.5-0.5b-instruct',
+    name: 'Qwen2.5 0.5B Instruct',
+    description: 'Multilingual, long context; best on WebGPU.',
+    repo: 'onnx-community/Qwen2.5-0.5B-Instruct',
+    revision: 'main',
+    dtype: { webgpu: 'q4f16', wasm: 'q4' },
+    contextLength: 32768,
+    parameters: '494M',
+    license: 'apache-2.0',
+  }),
+  hubModel({
+    id: 'llama-3.2-1b-instruct',
+    name: 'Llama 3.2 1B Instruct',
+    description: 'The strongest here; wants a WebGPU device with 2 GB to spare.',
+    repo: 'onnx-community/Llama-3.2-1B-Instruct',
+    revision: 'main',
+    dtype: { webgpu: 'q4f16', wasm: 'q4' },
+    contextLength: 131072,
+    parameters: '1.24B',
+    license: 'llama3.2',
+  }),
+];
+
+/** The catalogue in force: the built-in one, replaced or extended (by id) by the file at `path`. */
+export async function loadManifest(path: string | undefined, builtin = BUILTIN_MANIFEST): Promise<ManifestEntry[]> {
+  if (!path) return builtin;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new ManifestError(`Invalid MANIFEST_PATH ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  const parsed = ManifestFileFormatSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.length ? issue.path.join('.') : 'file';
+    throw new ManifestError(`Invalid MANIFEST_PATH ${path}: ${where}: ${issue?.message ?? z.prettifyError(parsed.error)}`);
+  }
+  if (parsed.data.mode === 'replace') return parsed.data.models;
+  const byId = new Map(builtin.map((entry) => [entry.id, entry]));
+  for (const entry of parsed.data.models) byId.set(entry.id, entry);
+  return [...byId.values()];
+}

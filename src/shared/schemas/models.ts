@@ -1,0 +1,95 @@
+// The model catalogue and download contracts, shared by the server, the client and the worker.
+import { z } from 'zod';
+
+/** A catalogue id: lower-case slug. */
+export const ModelIdSchema = z
+  .string()
+  .min(1)
+  .max(96)
+  .regex(/^[a-z0-9][a-z0-9._-]*$/, 'Model ids are lower-case letters, digits, ".", "_" and "-"');
+
+/** `owner/name` as on the Hub; no dots-only segments, no slashes beyond the one separator. */
+export const RepoSchema = z
+  .string()
+  .min(3)
+  .max(96)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*\/[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'Expected a repository as owner/name')
+  .refine((repo) => !repo.split('/').some((part) => part.includes('..')), 'Repository names cannot contain ".."');
+
+/** A git commit sha (pinned) or a branch name such as `main`. */
+export const RevisionSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'Expected a commit sha or branch name')
+  .refine((revision) => !revision.includes('..'), 'Revisions cannot contain ".."');
+
+/** A relative path inside a repo: plain segments only (no `..`, `.`, empty, absolute, backslash or URL). */
+export const RepoFilePathSchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/, 'Expected a relative file path')
+  .refine((file) => !file.split('/').some((part) => part === '.' || part === '..'), 'File paths cannot contain . or ..');
+
+export const DtypeSchema = z.enum(['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4']);
+export type Dtype = z.infer<typeof DtypeSchema>;
+
+export const ManifestFileSchema = z
+  .object({
+    path: RepoFilePathSchema,
+    /** Bytes, when known ahead of the Hub's tree. */
+    size: z.number().int().nonnegative().optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  })
+  .strict();
+
+export const ManifestEntrySchema = z
+  .object({
+    id: ModelIdSchema,
+    name: z.string().min(1).max(96),
+    description: z.string().max(500).default(''),
+    repo: RepoSchema,
+    revision: RevisionSchema,
+    task: z.literal('text-generation'),
+    dtype: z.object({ webgpu: DtypeSchema, wasm: DtypeSchema }).strict(),
+    files: z.array(ManifestFileSchema).min(1).max(64),
+    contextLength: z.number().int().positive().max(1_048_576),
+    parameters: z.string().max(16).optional(),
+    license: z.string().min(1).max(64),
+    /** Ships with every install; served from the bundle, never downloaded. */
+    bundled: z.boolean().default(false),
+    /** Said plainly to people: a demo model that makes text-shaped output, not a real assistant. */
+    demo: z.boolean().default(false),
+  })
+  .strict();
+export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
+
+export const ManifestFileFormatSchema = z
+  .object({
+    /** `replace`: only these models; `extend` (default): add to (or override by id) the built-in catalogue. */
+    mode: z.enum(['replace', 'extend']).default('extend'),
+    models: z.array(ManifestEntrySchema).max(500),
+  })
+  .strict()
+  .refine((file) => new Set(file.models.map((m) => m.id)).size === file.models.length, 'Model ids must be unique');
+
+export const DownloadPhaseSchema = z.enum(['queued', 'fetching', 'downloading', 'verifying', 'ready', 'failed', 'cancelled']);
+export type DownloadPhase = z.infer<typeof DownloadPhaseSchema>;
+
+export const DownloadErrorCodeSchema = z.enum([
+  'HUB_UNREACHABLE',
+  'HUB_ERROR',
+  'NOT_FOUND',
+  'FORBIDDEN_REDIRECT',
+  'TOO_MANY_REDIRECTS',
+  'SIZE_MISMATCH',
+  'HASH_MISMATCH',
+  'DISK_FULL',
+  'STALLED',
+  'CANCELLED',
+  'INTERNAL',
+]);
+export type DownloadErrorCode = z.infer<typeof DownloadErrorCodeSchema>;
+
+export const ModelRefInputSchema = z.object({ id: ModelIdSchema }).strict();
