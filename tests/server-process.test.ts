@@ -92,6 +92,13 @@ describe('start-up', () => {
     expect(server.output().trim()).toBe('Invalid environment variable PORT="abc": expected an integer from 0 to 65535');
   });
 
+  it('exits non-zero with one line naming MANIFEST_PATH when the catalogue file is bad', async () => {
+    const config = await freshConfig('pglite');
+    const server = spawnServer({ ...config, MANIFEST_PATH: path.join(config.DATA_DIR ?? '', 'absent.json') });
+    expect(await server.exited).toBe(1);
+    expect(server.output().trim()).toMatch(/^Invalid MANIFEST_PATH .*absent\.json: ENOENT/);
+  });
+
   it('refuses a second server on the same DATA_DIR while the first runs', async () => {
     const config = await freshConfig('pglite');
     const first = await startServer(config);

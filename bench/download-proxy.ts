@@ -1,0 +1,91 @@
+// Download proxy throughput and memory (issue 3, section 5).
+//   npx tsx bench/download-proxy.ts            (BENCH_SIZE_MB=1024 by default)
+// A generated file is fetched (a) straight from the fake Hub by a plain streaming client, (b) through the
+// proxy into its verified cache (the real server process: resolve, redirect, stream, sha256, fsync, rename),
+// (c) back from the cache through /models. Prints (b)/(a) and (c)/(a) and the server's peak RSS growth.
+import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
+import { startServer } from '../tests/support/server-process.ts';
+
+const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * 1024 * 1024;
+const MB = 1024 * 1024;
+
+/** GETs a URL (following redirects) and counts the body, discarding it. */
+function drain(url: string, headers: Record<string, string> = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers }, (response) => {
+        if (response.statusCode && response.statusCode >= 300 && response.statusCode < 400 && response.headers.location) {
+          response.resume();
+          resolve(drain(new URL(response.headers.location, url).toString(), headers));
+          return;
+        }
+        let bytes = 0;
+        response.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        response.on('end', () => resolve(bytes));
+        response.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const start = performance.now();
+  const result = await fn();
+  return [result, (performance.now() - start) / 1000];
+}
+
+async function memory(pid: number): Promise<{ rss: number; peak: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-'));
+const hub = new FakeHub();
+const origin = await hub.start();
+const { commit } = await hub.addRepo('bench/big', { 'config.json': bufferContent('{}'), 'onnx/model.onnx': generatedContent(SIZE, 11) });
+await writeFile(
+  path.join(dir, 'manifest.json'),
+  JSON.stringify({
+    mode: 'replace',
+    models: [{ id: 'big', name: 'Big', repo: 'bench/big', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }] }],
+  }),
+);
+const server = await startServer({ DATA_DIR: dir, HF_ENDPOINT: origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), LOG_LEVEL: 'info', CLIENT_DIST_DIR: path.join(dir, 'none') });
+try {
+  const [directBytes, direct] = await timed(() => drain(`${origin}/bench/big/resolve/${commit}/onnx/model.onnx`));
+  if (directBytes !== SIZE) throw new Error(`direct download got ${directBytes} bytes`);
+
+  const guest = await fetch(`${server.url}/api/trpc/auth.guest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const cookie = (guest.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  const before = await memory(server.child.pid ?? 0);
+  const [, proxied] = await timed(async () => {
+    await fetch(`${server.url}/api/trpc/models.download`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{"id":"big"}' });
+    for (;;) {
+      const response = await fetch(`${server.url}/api/trpc/models.status?input=${encodeURIComponent('{"id":"big"}')}`);
+      const phase = ((await response.json()) as { result: { data: { phase: string; error: unknown } } }).result.data;
+      if (phase.phase === 'ready') return;
+      if (phase.phase === 'failed') throw new Error(`proxy download failed: ${JSON.stringify(phase.error)}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  const [servedBytes, served] = await timed(() => drain(`${server.url}/models/bench/big/resolve/${commit}/onnx/model.onnx`));
+  if (servedBytes !== SIZE) throw new Error(`served ${servedBytes} bytes`);
+  const after = await memory(server.child.pid ?? 0);
+
+  const rate = (seconds: number) => SIZE / MB / seconds;
+  console.log(`size: ${SIZE / MB} MiB`);
+  console.log(`(a) direct from the fake Hub:      ${rate(direct).toFixed(0)} MiB/s`);
+  console.log(`(b) through the proxy into cache:  ${rate(proxied).toFixed(0)} MiB/s  ratio (b)/(a) = ${(direct / proxied).toFixed(2)} (goal >= 0.9)`);
+  console.log(`(c) served back from the cache:    ${rate(served).toFixed(0)} MiB/s  ratio (c)/(a) = ${(direct / served).toFixed(2)} (goal >= 1.0)`);
+  console.log(`server RSS before: ${(before.rss / MB).toFixed(0)} MiB; peak growth during (b) and (c): ${((after.peak - before.rss) / MB).toFixed(1)} MiB (goal < 64)`);
+} finally {
+  server.child.kill('SIGTERM');
+  await server.exited;
+  await hub.stop();
+  await rm(dir, { recursive: true, force: true });
+}
