@@ -15,6 +15,11 @@ export default tseslint.config(
     },
   },
   {
+    // Command-line tools: printing is their output.
+    files: ['bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: { 'no-console': 'off' },
+  },
+  {
     files: ['src/client/**/*.{ts,tsx}'],
     languageOptions: { globals: { ...globals.browser } },
   },

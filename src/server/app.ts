@@ -12,6 +12,7 @@ import { trpcPlugin } from './plugins/trpc.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
 import { loadManifest } from './models/manifest.ts';
+import type { ManifestEntry } from '../shared/schemas/models.ts';
 import { modelsPlugin } from './plugins/models.ts';
 import { sessionPolicy } from './services/session.ts';
 import { buildInfo } from './version.ts';
@@ -51,6 +52,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     routerOptions: { maxParamLength: 512 },
   });
 
+  // Validate every piece of configuration before touching the database.
+  const manifest = await loadManifest(env.MANIFEST_PATH);
   const database =
     options.database ??
     (await openDatabase({
@@ -64,7 +67,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   }
 
   try {
-    await registerAll(app, env, database, options);
+    await registerAll(app, env, database, manifest, options);
   } catch (error) {
     await app.close();
     if (options.database === undefined) await database.close();
@@ -73,7 +76,13 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   return app;
 }
 
-async function registerAll(app: FastifyInstance, env: Env, database: Database, options: BuildAppOptions) {
+async function registerAll(
+  app: FastifyInstance,
+  env: Env,
+  database: Database,
+  manifest: ManifestEntry[],
+  options: BuildAppOptions,
+) {
   // Drain: Node closes the connections that are idle when close() starts, but a kept-alive connection whose
   // response finishes afterwards stays open until the client hangs up, holding shutdown hostage. Keep
   // closing newly idle ones until the server is closed.
@@ -96,7 +105,6 @@ async function registerAll(app: FastifyInstance, env: Env, database: Database, o
   });
 
   const build = buildInfo(env.GIT_COMMIT);
-  const manifest = await loadManifest(env.MANIFEST_PATH);
   await app.register(dbPlugin, { database, owned: options.database === undefined });
   await app.register(modelsPlugin, { env, manifest });
   const services = {

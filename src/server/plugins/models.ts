@@ -31,9 +31,12 @@ export const modelsPlugin = fp<ModelsPluginOptions>(
       diskMarginBytes: env.DOWNLOAD_DISK_MARGIN_BYTES,
     });
     app.decorate('models', { manifest, downloader });
+    // Resuming must not hold up (or fail) start-up: it only queues downloads.
     app.addHook('onReady', async () => {
-      const resumed = await downloader.resumeInterrupted(manifest);
-      if (resumed.length) app.log.info({ resumed }, 'resuming interrupted model downloads');
+      downloader.resumeInterrupted(manifest).then(
+        (resumed) => resumed.length > 0 && app.log.info({ resumed }, 'resuming interrupted model downloads'),
+        (error: unknown) => app.log.error({ err: error }, 'could not resume interrupted model downloads'),
+      );
     });
     // Before the database closes: stop downloads so their last progress is written and parts are kept.
     app.addHook('preClose', async () => downloader.close());
