@@ -1,0 +1,42 @@
+// Writes a tiny model directory in the layout transformers.js loads: config.json, generation_config.json,
+// tokenizer.json, tokenizer_config.json, onnx/model.onnx.
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { buildGraph } from './onnx-graph.ts';
+import type { TokenizerFiles } from './tokenizer.ts';
+import type { TinyWeights } from './weights.ts';
+
+export async function writeModel(dir: string, weights: TinyWeights, tokenizer: TokenizerFiles): Promise<void> {
+  const c = weights.config;
+  if (tokenizer.vocabSize !== c.vocab) throw new Error(`vocab ${c.vocab} != tokenizer's ${tokenizer.vocabSize}`);
+  const eos = tokenizer.specialIds['<|im_end|>'];
+  const pad = tokenizer.specialIds['<|endoftext|>'];
+  await mkdir(path.join(dir, 'onnx'), { recursive: true });
+  const json = (name: string, value: unknown) => writeFile(path.join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
+  await json('config.json', {
+    architectures: ['LlamaForCausalLM'],
+    model_type: 'llama',
+    hidden_size: c.hidden,
+    intermediate_size: c.intermediate,
+    num_attention_heads: c.heads,
+    num_key_value_heads: c.heads,
+    num_hidden_layers: c.layers,
+    head_dim: c.hidden / c.heads,
+    vocab_size: c.vocab,
+    max_position_embeddings: c.maxPositions,
+    rms_norm_eps: c.rmsEps,
+    rope_theta: c.ropeTheta,
+    hidden_act: 'silu',
+    tie_word_embeddings: false,
+    use_cache: true,
+    bos_token_id: pad,
+    eos_token_id: eos,
+    pad_token_id: pad,
+    torch_dtype: 'float32',
+    tiny_model: { seed: c.seed, generator: 'mesh-nanollm scripts/tiny-model' },
+  });
+  await json('generation_config.json', { bos_token_id: pad, eos_token_id: eos, pad_token_id: pad, do_sample: false });
+  await json('tokenizer.json', tokenizer.tokenizer);
+  await json('tokenizer_config.json', tokenizer.tokenizerConfig);
+  await writeFile(path.join(dir, 'onnx', 'model.onnx'), buildGraph(weights));
+}
