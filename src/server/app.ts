@@ -11,6 +11,7 @@ import { securityPlugin } from './plugins/security.ts';
 import { trpcPlugin } from './plugins/trpc.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
+import { type BundledModel, loadNanoModel } from './models/bundled.ts';
 import { loadManifest } from './models/manifest.ts';
 import type { ManifestEntry } from '../shared/schemas/models.ts';
 import { modelsPlugin } from './plugins/models.ts';
@@ -53,7 +54,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   });
 
   // Validate every piece of configuration before touching the database.
-  const manifest = await loadManifest(env.MANIFEST_PATH);
+  const bundled = [await loadNanoModel()].filter((model) => model !== null);
+  const manifest = [...bundled.map((model) => model.entry), ...(await loadManifest(env.MANIFEST_PATH))];
   const database =
     options.database ??
     (await openDatabase({
@@ -67,7 +69,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
   }
 
   try {
-    await registerAll(app, env, database, manifest, options);
+    await registerAll(app, env, database, manifest, bundled, options);
   } catch (error) {
     await app.close();
     if (options.database === undefined) await database.close();
@@ -81,6 +83,7 @@ async function registerAll(
   env: Env,
   database: Database,
   manifest: ManifestEntry[],
+  bundled: BundledModel[],
   options: BuildAppOptions,
 ) {
   // Drain: Node closes the connections that are idle when close() starts, but a kept-alive connection whose
@@ -106,7 +109,7 @@ async function registerAll(
 
   const build = buildInfo(env.GIT_COMMIT);
   await app.register(dbPlugin, { database, owned: options.database === undefined });
-  await app.register(modelsPlugin, { env, manifest });
+  await app.register(modelsPlugin, { env, manifest, bundled });
   const services = {
     env,
     database,

@@ -4,21 +4,28 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { type Env, resolveModelCacheDir } from '../env.ts';
+import { type BundledModel, bundledFile } from '../models/bundled.ts';
 import { ModelDownloader } from '../models/downloader.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
-    models: { manifest: ManifestEntry[]; downloader: ModelDownloader };
+    models: {
+      manifest: ManifestEntry[];
+      downloader: ModelDownloader;
+      /** A verified file of a bundled or downloaded model, for the /models route. */
+      file(repo: string, revision: string, file: string): Promise<{ path: string; size: number; sha256: string; immutable: boolean } | null>;
+    };
   }
 }
 
 export interface ModelsPluginOptions {
   env: Env;
   manifest: ManifestEntry[];
+  bundled: BundledModel[];
 }
 
 export const modelsPlugin = fp<ModelsPluginOptions>(
-  async (app: FastifyInstance, { env, manifest }) => {
+  async (app: FastifyInstance, { env, manifest, bundled }) => {
     const downloader = new ModelDownloader({
       db: app.database.prisma,
       log: app.log.child({ component: 'downloads' }),
@@ -30,7 +37,12 @@ export const modelsPlugin = fp<ModelsPluginOptions>(
       maxRedirects: env.DOWNLOAD_MAX_REDIRECTS,
       diskMarginBytes: env.DOWNLOAD_DISK_MARGIN_BYTES,
     });
-    app.decorate('models', { manifest, downloader });
+    app.decorate('models', {
+      manifest,
+      downloader,
+      file: async (repo: string, revision: string, file: string) =>
+        (await bundledFile(bundled, repo, revision, file)) ?? downloader.cachedFile(repo, revision, file),
+    });
     // Resuming must not hold up (or fail) start-up: it only queues downloads.
     app.addHook('onReady', async () => {
       downloader.resumeInterrupted(manifest).then(

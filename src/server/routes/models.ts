@@ -24,7 +24,7 @@ export const modelRoutes: FastifyPluginAsync = async (app) => {
       if (!repo.success || !revision.success || !file.success) {
         return reply.code(400).send({ error: 'BAD_MODEL_PATH', message: 'Expected /models/{owner}/{name}/resolve/{revision}/{file}' });
       }
-      const cached = await app.models.downloader.cachedFile(repo.data, revision.data, file.data);
+      const cached = await app.models.file(repo.data, revision.data, file.data);
       if (!cached) {
         return reply.code(404).send({ error: 'NOT_CACHED', message: `${repo.data}/${file.data} is not in this server's model cache` });
       }

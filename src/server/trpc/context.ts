@@ -1,11 +1,9 @@
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, PrismaClient } from '../db/client.ts';
 import type { Env } from '../env.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { BuildInfo } from '../version.ts';
-import type { ManifestEntry } from '../../shared/schemas/models.ts';
-import type { ModelDownloader } from '../models/downloader.ts';
 
 export const SESSION_COOKIE = 'mesh_session';
 
@@ -14,7 +12,7 @@ export interface AppServices {
   database: Database;
   sessionPolicy: SessionPolicy;
   build: BuildInfo;
-  models: { manifest: ManifestEntry[]; downloader: ModelDownloader };
+  models: FastifyInstance['models'];
 }
 
 export interface Context extends AppServices {
