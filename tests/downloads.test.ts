@@ -310,3 +310,15 @@ describe('the download proxy under faults', () => {
     expect(await readdir(path.join(cacheDir, REPO))).toEqual([]);
   });
 });
+
+describe('the downloader', () => {
+  it('starts once when called many times in the same tick', async () => {
+    const entry = app.models.manifest.find((m) => m.id === 'tiny');
+    if (!entry) throw new Error('tiny is not in the test catalogue');
+    const statuses = await Promise.all(Array.from({ length: 8 }, () => app.models.downloader.start(entry)));
+    expect(new Set(statuses).size).toBe(1);
+    await app.models.downloader.settled('tiny');
+    expect((await app.models.downloader.status('tiny'))?.phase).toBe('ready');
+    expect(cdnRequests()).toHaveLength(1);
+  });
+});

@@ -93,6 +93,7 @@ function encodePath(file: string): string {
 
 export class ModelDownloader {
   private readonly active = new Map<string, ActiveDownload>();
+  private readonly starting = new Map<string, Promise<DownloadStatus>>();
   private running = 0;
   private readonly waiting: (() => void)[] = [];
 
@@ -115,7 +116,17 @@ export class ModelDownloader {
   }
 
   /** Starts the download of every file of `entry`, or joins the one in progress. */
-  async start(entry: ManifestEntry, requestedById: string | null = null): Promise<DownloadStatus> {
+  start(entry: ManifestEntry, requestedById: string | null = null): Promise<DownloadStatus> {
+    // Registered before the first await, so callers arriving together share one start (one upstream fetch).
+    let starting = this.starting.get(entry.id);
+    if (!starting) {
+      starting = this.startOnce(entry, requestedById).finally(() => this.starting.delete(entry.id));
+      this.starting.set(entry.id, starting);
+    }
+    return starting;
+  }
+
+  private async startOnce(entry: ManifestEntry, requestedById: string | null): Promise<DownloadStatus> {
     const current = this.active.get(entry.id);
     if (current) return current.status;
     const existing = await this.options.db.modelDownload.findUnique({ where: { modelId: entry.id }, select: { phase: true } });
