@@ -41,10 +41,11 @@ async function compare(tokenizer: PreTrainedTokenizer, model: Awaited<ReturnType
 
 describe.each([
   { name: 'mesh/tiny-a', layers: 2, hidden: 64, heads: 4, seed: 1 },
-  { name: 'mesh/tiny-b', layers: 3, hidden: 96, heads: 6, seed: 7 },
+  { name: 'mesh/tiny-b', layers: 3, hidden: 96, heads: 6, seed: 7, vocab: 600 },
 ])('a generated model ($name)', (options) => {
   it('greedy tokens through transformers.js equal the reference forward pass, with the KV cache', async () => {
     const { weights, tokenizer: files } = await generateRandomModel(path.join(dir, options.name), options);
+    expect(weights.config.vocab).toBe(options.vocab ?? 259);
     const tokenizer = await AutoTokenizer.from_pretrained(options.name);
     const model = await AutoModelForCausalLM.from_pretrained(options.name, { dtype: 'fp32' });
     // The chat template and special tokens are the ones the engine will use.

@@ -1,5 +1,5 @@
 // npm run model:generate -- --out DIR [--layers 2] [--hidden 64] [--heads 4] [--intermediate 4*hidden]
-//                            [--positions 512] [--seed 1]
+//                            [--positions 512] [--vocab 259..935] [--seed 1]
 // Writes a deterministic tiny Llama-architecture model (random weights, byte-level tokenizer) that
 // transformers.js loads. For the benchmark model: --layers 8 --hidden 512 --heads 8 (about 25M parameters).
 import { parseArgs } from 'node:util';
@@ -14,6 +14,21 @@ export interface GenerateOptions {
   intermediate?: number;
   maxPositions?: number;
   seed?: number;
+  /** Vocabulary size: 259 (bytes + 3 specials) plus letter-pair merges, up to 259 + 676. */
+  vocab?: number;
+}
+
+const BASE_VOCAB = 256 + 3;
+
+/** Letter pairs ("ab", "ac", ...) as merges, to grow the vocabulary to `vocab` tokens. */
+function letterPairs(vocab: number): [string, string][] {
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  const pairs: [string, string][] = [];
+  for (const a of letters) for (const b of letters) pairs.push([a, b]);
+  if (vocab < BASE_VOCAB || vocab > BASE_VOCAB + pairs.length) {
+    throw new Error(`vocab must be between ${BASE_VOCAB} and ${BASE_VOCAB + pairs.length}`);
+  }
+  return pairs.slice(0, vocab - BASE_VOCAB);
 }
 
 export function tinyConfig(options: GenerateOptions, vocab: number): TinyConfig {
@@ -35,7 +50,8 @@ export function tinyConfig(options: GenerateOptions, vocab: number): TinyConfig 
 
 /** Generates a random-weight model into `dir`; returns its weights (for the reference forward pass). */
 export async function generateRandomModel(dir: string, options: GenerateOptions = {}) {
-  const tokenizer = buildTokenizer([], [], options.maxPositions ?? 512);
+  const merges = letterPairs(options.vocab ?? BASE_VOCAB);
+  const tokenizer = buildTokenizer(merges, merges.map(([a, b]) => a + b), options.maxPositions ?? 512);
   const weights = randomWeights(tinyConfig(options, tokenizer.vocabSize));
   await writeModel(dir, weights, tokenizer);
   return { weights, tokenizer };
@@ -51,6 +67,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       intermediate: { type: 'string' },
       positions: { type: 'string' },
       seed: { type: 'string' },
+      vocab: { type: 'string' },
     },
   });
   if (!values.out) {
@@ -65,6 +82,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     intermediate: num(values.intermediate),
     maxPositions: num(values.positions),
     seed: num(values.seed),
+    vocab: num(values.vocab),
   });
   const c = weights.config;
   const params = c.vocab * c.hidden * 2 + c.layers * (4 * c.hidden * c.hidden + 3 * c.hidden * c.intermediate + 2 * c.hidden) + c.hidden;
