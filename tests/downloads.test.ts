@@ -25,6 +25,7 @@ beforeAll(async () => {
     'config.json': bufferContent(JSON.stringify({ model_type: 'llama', hidden_size: 64 })),
     'tokenizer.json': bufferContent(JSON.stringify({ version: '1.0', model: { type: 'WordLevel' } })),
     'onnx/model.onnx': generatedContent(MODEL_SIZE, 3),
+    'empty.txt': bufferContent(''),
   });
   commit = added.commit;
   modelSha = added.files.find((f) => f.path === 'onnx/model.onnx')?.sha256 ?? '';
@@ -35,7 +36,7 @@ beforeAll(async () => {
     JSON.stringify({
       mode: 'replace',
       models: [
-        { id: 'tiny', name: 'Tiny', repo: REPO, revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'tokenizer.json' }, { path: 'onnx/model.onnx' }] },
+        { id: 'tiny', name: 'Tiny', repo: REPO, revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'tokenizer.json' }, { path: 'onnx/model.onnx' }, { path: 'empty.txt' }] },
         { id: 'other', name: 'Other', repo: 'mesh/other', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }] },
         { id: 'missing', name: 'Missing', repo: 'mesh/nope', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }] },
       ],
@@ -103,9 +104,11 @@ describe('the download proxy', () => {
     expect(status).toMatchObject({ phase: 'ready', revision: commit, bytesTotal: status.bytesDone, error: null });
     expect(status.files.map((f) => [f.path, f.phase])).toEqual([
       ['config.json', 'ready'],
+      ['empty.txt', 'ready'],
       ['onnx/model.onnx', 'ready'],
       ['tokenizer.json', 'ready'],
     ]);
+    expect((await app.inject(`/models/${REPO}/resolve/${commit}/empty.txt`)).headers['content-length']).toBe('0');
 
     const file = await app.inject(`/models/${REPO}/resolve/${commit}/onnx/model.onnx`);
     expect(file.statusCode).toBe(200);
@@ -320,5 +323,33 @@ describe('the downloader', () => {
     await app.models.downloader.settled('tiny');
     expect((await app.models.downloader.status('tiny'))?.phase).toBe('ready');
     expect(cdnRequests()).toHaveLength(1);
+  });
+});
+
+describe('the cache', () => {
+  it('is re-verified and reused when the database changes but the cache directory is kept', async () => {
+    expect((await downloadAndWait('tiny')).phase).toBe('ready');
+    await app.close();
+    await db.cleanup();
+    db = await openTestDatabase('pglite');
+    app = await makeApp();
+    const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
+    cookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
+    hub.reset();
+    expect((await downloadAndWait('tiny')).phase).toBe('ready');
+    expect(cdnRequests()).toEqual([]); // nothing fetched again
+    const file = await app.inject(`/models/${REPO}/resolve/${commit}/onnx/model.onnx`);
+    expect(file.headers.etag).toBe(`"${modelSha}"`);
+  });
+
+  it('lets only the person who started a download cancel or remove it', async () => {
+    expect((await downloadAndWait('tiny')).phase).toBe('ready');
+    const mine = cookie;
+    const other = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
+    cookie = String(other.headers['set-cookie']).split(';')[0] ?? '';
+    expect((await call(app, 'models.remove', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');
+    expect((await call(app, 'models.cancel', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');
+    cookie = mine;
+    expect((await call(app, 'models.remove', { id: 'tiny' })).body.result?.data).toEqual({ removed: true });
   });
 });

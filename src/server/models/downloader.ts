@@ -4,7 +4,7 @@
 // matches, and resumption with Range after a restart. State lives in the database; progress in memory.
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
@@ -150,7 +150,9 @@ export class ModelDownloader {
     const controller = new AbortController();
     const active: ActiveDownload = { status, controller, samples: [], done: Promise.resolve() };
     this.active.set(entry.id, active);
-    active.done = this.run(entry, active).finally(() => this.active.delete(entry.id));
+    active.done = this.run(entry, active)
+      .catch((error: unknown) => this.options.log.error({ err: error, model: entry.id }, 'model download bookkeeping failed'))
+      .finally(() => this.active.delete(entry.id));
     return status;
   }
 
@@ -324,15 +326,20 @@ export class ModelDownloader {
             : new DownloadError('INTERNAL', 'Download failed unexpectedly', { cause: reason });
       if (error.code === 'INTERNAL') this.options.log.error({ err: reason, model: entry.id }, 'model download failed');
       else this.options.log.warn({ model: entry.id, code: error.code }, error.message);
-      if (error.code === 'CANCELLED' && status.revision) {
-        await rm(path.dirname(this.partPath(entry.repo, status.revision, 'x')), { recursive: true, force: true });
-      }
       status.phase = error.code === 'CANCELLED' ? 'cancelled' : 'failed';
       status.error = { code: error.code, message: error.message };
-      await db.modelDownload.update({
-        where: { modelId: entry.id },
-        data: { phase: toDbPhase(status.phase), errorCode: error.code, errorMessage: error.message.slice(0, 1024), finishedAt: new Date() },
-      });
+      // Bookkeeping of a failure must not fail in turn (the database may be what failed).
+      try {
+        if (error.code === 'CANCELLED' && status.revision) {
+          await rm(path.dirname(this.partPath(entry.repo, status.revision, 'x')), { recursive: true, force: true });
+        }
+        await db.modelDownload.updateMany({
+          where: { modelId: entry.id },
+          data: { phase: toDbPhase(status.phase), errorCode: error.code, errorMessage: error.message.slice(0, 1024), finishedAt: new Date() },
+        });
+      } catch (bookkeeping) {
+        this.options.log.error({ err: bookkeeping, model: entry.id }, 'could not record the download failure');
+      }
     } finally {
       if (slot) this.releaseSlot();
     }
@@ -380,9 +387,20 @@ export class ModelDownloader {
           throw new DownloadError('HASH_MISMATCH', `${wanted.path} on the Hub differs from the catalogue's pinned sha256`);
         }
         const size = item.lfs?.size ?? item.size;
-        const done = await stat(this.filePath(entry.repo, commit, wanted.path)).catch(() => null);
-        const ready = done?.size === size;
-        return { path: wanted.path, size, sha256: wanted.sha256 ?? sha256, gitOid: item.lfs ? null : item.oid, bytesDone: ready ? size : 0, phase: ready ? 'ready' : 'queued' };
+        const planned: PlannedFile = { path: wanted.path, size, sha256: wanted.sha256 ?? sha256, gitOid: item.lfs ? null : item.oid, bytesDone: 0, phase: 'queued' };
+        // A file already in the cache (an earlier run, or a cache kept across a database change) is only
+        // trusted after its digest is checked again.
+        const finalPath = this.filePath(entry.repo, commit, wanted.path);
+        if ((await stat(finalPath).catch(() => null))?.size === size) {
+          const digests = { sha256: createHash('sha256'), git: createHash('sha1').update(`blob ${size}\0`) };
+          if (size > 0) await hashExisting(finalPath, size, [digests.sha256, digests.git]);
+          const actualSha = digests.sha256.digest('hex');
+          if (planned.sha256 ? actualSha === planned.sha256 : digests.git.digest('hex') === planned.gitOid) {
+            return { ...planned, sha256: actualSha, bytesDone: size, phase: 'ready' };
+          }
+          await rm(finalPath, { force: true });
+        }
+        return planned;
       }),
     );
     return { commit, files };
@@ -402,7 +420,7 @@ export class ModelDownloader {
           size: BigInt(file.size),
           bytesDone: BigInt(file.bytesDone),
           phase: toDbPhase(file.phase),
-          ...(file.phase === 'ready' ? {} : { sha256: file.sha256 }),
+          sha256: file.sha256,
         };
         await tx.modelDownloadFile.upsert({
           where: { downloadId_path: { downloadId: download.id, path: file.path } },
@@ -475,12 +493,13 @@ export class ModelDownloader {
     if (offset > 0) await hashExisting(partPath, offset, [hashes.sha256, hashes.git]);
 
     file.phase = 'downloading';
+    if (file.size === 0) await writeFile(partPath, '');
     if (offset < file.size) {
       const url = `${this.options.hubOrigin}/${entry.repo}/resolve/${commit}/${encodePath(file.path)}`;
       const response = await this.hubGet(url, controller.signal, offset > 0 ? { range: `bytes=${offset}-` } : {});
       const resumed = response.status === 206 && response.headers['content-range']?.startsWith(`bytes ${offset}-`);
       if (response.status !== 200 && !resumed) {
-        response.body.resume();
+        response.body.destroy();
         if (response.status === 404) throw new DownloadError('NOT_FOUND', `${file.path} is not on the Hub`);
         if (response.status === 401 || response.status === 403) throw new DownloadError('HUB_ERROR', `The Hub refused ${file.path} (gated? set HF_TOKEN)`);
         if (response.status >= 500 || response.status === 429) throw new DownloadError('HUB_UNREACHABLE', `The Hub answered ${response.status}`);
@@ -488,7 +507,7 @@ export class ModelDownloader {
       }
       const linked = response.hops.find((h) => h['x-linked-size'])?.['x-linked-size'];
       if (linked !== undefined && Number(linked) !== file.size) {
-        response.body.resume();
+        response.body.destroy();
         throw new DownloadError('SIZE_MISMATCH', `${file.path}: the Hub announces ${linked} bytes, its tree ${file.size}`);
       }
       if (!resumed && offset > 0) {

@@ -57,5 +57,8 @@ describe('the model catalogue', () => {
       /models\.0\.repo/,
     );
     await expect(loadManifest(await manifestFile({ models: [model, model] }))).rejects.toThrowError(/unique/);
+    await expect(loadManifest(await manifestFile({ models: [model, { ...model, id: 'my-model-fp16' }] }))).rejects.toThrowError(
+      /my-model and my-model-fp16 share the repo me\/my-model/,
+    );
   });
 });

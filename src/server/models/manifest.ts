@@ -85,8 +85,18 @@ export async function loadManifest(path: string | undefined, builtin = BUILTIN_M
     const where = issue?.path.length ? issue.path.join('.') : 'file';
     throw new ManifestError(`Invalid MANIFEST_PATH ${path}: ${where}: ${issue?.message ?? z.prettifyError(parsed.error)}`);
   }
-  if (parsed.data.mode === 'replace') return parsed.data.models;
-  const byId = new Map(builtin.map((entry) => [entry.id, entry]));
-  for (const entry of parsed.data.models) byId.set(entry.id, entry);
-  return [...byId.values()];
+  let models = parsed.data.models;
+  if (parsed.data.mode !== 'replace') {
+    const byId = new Map(builtin.map((entry) => [entry.id, entry]));
+    for (const entry of models) byId.set(entry.id, entry);
+    models = [...byId.values()];
+  }
+  // Cached files are keyed by repo and commit: two entries on one repo would share (and delete) each other's.
+  const repos = new Map<string, string>();
+  for (const entry of models) {
+    const other = repos.get(entry.repo.toLowerCase());
+    if (other) throw new ManifestError(`Invalid MANIFEST_PATH ${path}: models ${other} and ${entry.id} share the repo ${entry.repo}; list each repo once`);
+    repos.set(entry.repo.toLowerCase(), entry.id);
+  }
+  return models;
 }

@@ -93,10 +93,8 @@ function requestOnce(target: URL, allowPrivate: boolean, headers: Record<string,
     request.setTimeout(options.timeoutMs ?? 30_000, () => {
       request.destroy(new FetchError('STALLED', `No answer from ${target.origin} within ${options.timeoutMs ?? 30_000} ms`));
     });
-    request.once('response', (response) => {
-      request.setTimeout(0);
-      resolve(response);
-    });
+    // The same idle timeout then guards the body: a response that stops sending is destroyed.
+    request.once('response', resolve);
     request.once('error', (error) => {
       if (error instanceof FetchError || error.name === 'AbortError') return reject(error);
       reject(new FetchError('HUB_UNREACHABLE', `Could not reach ${target.origin}: ${error.message}`, { cause: error }));

@@ -27,6 +27,14 @@ export const manifestRouter = router({
   }),
 });
 
+/** Only the person who started a download may cancel or remove it (operator roles come with accounts). */
+async function assertRequester(ctx: Context & { session: { userId: string } }, id: string, verb: string) {
+  const row = await ctx.db.modelDownload.findUnique({ where: { modelId: id }, select: { requestedById: true } });
+  if (row?.requestedById && row.requestedById !== ctx.session.userId) {
+    throw new TRPCError({ code: 'FORBIDDEN', message: `Only the person who started this download can ${verb} it` });
+  }
+}
+
 export const modelRouter = router({
   /** Starts (or joins) the server-side download of every file the model needs. */
   download: authedProcedure.input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
@@ -40,10 +48,12 @@ export const modelRouter = router({
   }),
   cancel: authedProcedure.input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
     entryOrThrow(ctx, input.id);
+    await assertRequester(ctx, input.id, 'cancel');
     return { cancelled: await ctx.models.downloader.cancel(input.id) };
   }),
   remove: authedProcedure.input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
     entryOrThrow(ctx, input.id);
+    await assertRequester(ctx, input.id, 'remove');
     return { removed: await ctx.models.downloader.remove(input.id) };
   }),
 });
