@@ -23,10 +23,21 @@ export function bufferContent(bytes: Buffer | string): Content {
   return { size: buffer.length, read: (start, end) => [buffer.subarray(start, end)] };
 }
 
-/** Deterministic pseudo-random bytes (xorshift), produced in 64 KiB blocks on demand. */
+/**
+ * Deterministic pseudo-random bytes (xorshift) in 64 KiB blocks. Blocks repeat every 16 MiB and are made once,
+ * so serving a large file costs the Hub no CPU: benchmarks then measure the client, not this generator.
+ */
 export function generatedContent(size: number, seed = 1): Content {
   const BLOCK = 64 * 1024;
+  const POOL = 256;
+  const pool = new Map<number, Buffer>();
   const block = (index: number) => {
+    const slot = index % POOL;
+    let cached = pool.get(slot);
+    if (!cached) pool.set(slot, (cached = makeBlock(slot)));
+    return cached;
+  };
+  const makeBlock = (index: number) => {
     const out = Buffer.allocUnsafe(BLOCK);
     let x = (seed * 2654435761 + index * 40503 + 1) >>> 0 || 1;
     for (let i = 0; i < BLOCK; i += 4) {

@@ -548,14 +548,16 @@ export class ModelDownloader {
     status.bytesDone += offset - file.bytesDone;
     file.bytesDone = offset;
     let lastWrite = Date.now();
-    let stallTimer: NodeJS.Timeout | undefined;
-    const armStall = () => {
-      clearTimeout(stallTimer);
-      stallTimer = setTimeout(
-        () => body.destroy(new DownloadError('STALLED', `No data for ${this.options.stallTimeoutMs} ms; will resume`)),
-        this.options.stallTimeoutMs,
-      );
-    };
+    // One timer checking the time of the last chunk: re-arming a timer per chunk costs more than the chunk.
+    let lastData = Date.now();
+    const stallTimer = setInterval(
+      () => {
+        if (Date.now() - lastData >= this.options.stallTimeoutMs) {
+          body.destroy(new DownloadError('STALLED', `No data for ${this.options.stallTimeoutMs} ms; will resume`));
+        }
+      },
+      Math.min(1000, this.options.stallTimeoutMs / 4),
+    );
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async () => {
@@ -569,9 +571,8 @@ export class ModelDownloader {
     const onAbort = () => body.destroy(new Error('aborted'));
     active.controller.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      armStall();
       for await (const chunk of body) {
-        armStall();
+        lastData = Date.now();
         if (written + pendingBytes + chunk.length > file.size) {
           body.destroy();
           await handle.close();
@@ -601,18 +602,23 @@ export class ModelDownloader {
       if (active.controller.signal.aborted) throw active.controller.signal.reason;
       throw new DownloadError('HUB_UNREACHABLE', `${file.path}: ${(error as Error).message}`, { cause: error });
     } finally {
-      clearTimeout(stallTimer);
+      clearInterval(stallTimer);
       active.controller.signal.removeEventListener('abort', onAbort);
       await handle.close().catch(() => {});
     }
   }
 
+  /** Speed over the last ~3 s, from per-quarter-second buckets (cheap on the per-chunk hot path). */
   private sample(active: ActiveDownload, bytes: number) {
-    const now = Date.now();
-    active.samples.push([now, bytes]);
-    while (active.samples.length > 0 && now - (active.samples[0]?.[0] ?? now) > 3000) active.samples.shift();
-    const span = Math.max(1, now - (active.samples[0]?.[0] ?? now)) / 1000;
-    active.status.speed = Math.round(active.samples.reduce((sum, [, n]) => sum + n, 0) / Math.max(span, 0.5));
+    const bucket = Math.floor(Date.now() / 250);
+    const last = active.samples[active.samples.length - 1];
+    if (last && last[0] === bucket) last[1] += bytes;
+    else {
+      active.samples.push([bucket, bytes]);
+      while ((active.samples[0]?.[0] ?? bucket) <= bucket - 12) active.samples.shift();
+      const span = Math.max(0.5, (bucket - (active.samples[0]?.[0] ?? bucket)) / 4);
+      active.status.speed = Math.round(active.samples.reduce((sum, [, n]) => sum + n, 0) / span);
+    }
   }
 }
 
