@@ -392,12 +392,10 @@ export class ModelDownloader {
         // trusted after its digest is checked again.
         const finalPath = this.filePath(entry.repo, commit, wanted.path);
         if ((await stat(finalPath).catch(() => null))?.size === size) {
-          const digests = { sha256: createHash('sha256'), git: createHash('sha1').update(`blob ${size}\0`) };
-          if (size > 0) await hashExisting(finalPath, size, [digests.sha256, digests.git]);
-          const actualSha = digests.sha256.digest('hex');
-          if (planned.sha256 ? actualSha === planned.sha256 : digests.git.digest('hex') === planned.gitOid) {
-            return { ...planned, sha256: actualSha, bytesDone: size, phase: 'ready' };
-          }
+          const digest = new FileDigest(planned);
+          if (size > 0) await hashExisting(finalPath, size, digest);
+          const actualSha = digest.verify();
+          if (actualSha) return { ...planned, sha256: actualSha, bytesDone: size, phase: 'ready' };
           await rm(finalPath, { force: true });
         }
         return planned;
@@ -485,12 +483,8 @@ export class ModelDownloader {
       await rm(partPath, { force: true });
       offset = 0;
     }
-    const newHashes = () => ({
-      sha256: createHash('sha256'),
-      git: file.gitOid ? createHash('sha1').update(`blob ${file.size}\0`) : null,
-    });
-    let hashes = newHashes();
-    if (offset > 0) await hashExisting(partPath, offset, [hashes.sha256, hashes.git]);
+    let digest = new FileDigest(file);
+    if (offset > 0) await hashExisting(partPath, offset, digest);
 
     file.phase = 'downloading';
     if (file.size === 0) await writeFile(partPath, '');
@@ -513,17 +507,14 @@ export class ModelDownloader {
       if (!resumed && offset > 0) {
         // A 200 to a Range request: the server sends the whole file, so start the file over.
         offset = 0;
-        hashes = newHashes();
+        digest = new FileDigest(file);
       }
-      await this.streamToPart(response.body, partPath, offset, file, status, active, [hashes.sha256, hashes.git]);
+      await this.streamToPart(response.body, partPath, offset, file, status, active, digest);
     }
 
     file.phase = 'verifying';
-    const sha256 = hashes.sha256.digest('hex');
-    const gitOid = hashes.git?.digest('hex') ?? null;
-    const expected = file.sha256 ?? file.gitOid;
-    const actual = file.sha256 ? sha256 : gitOid;
-    if (expected === null || actual !== expected) {
+    const sha256 = digest.verify();
+    if (!sha256) {
       await rm(partPath, { force: true });
       throw new DownloadError('HASH_MISMATCH', `${file.path} does not match its ${file.sha256 ? 'sha256' : 'git blob id'}; the corrupt copy was deleted`);
     }
@@ -541,7 +532,7 @@ export class ModelDownloader {
     file: PlannedFile,
     status: DownloadStatus,
     active: ActiveDownload,
-    hashes: (Hash | null)[],
+    digest: FileDigest,
   ) {
     const handle = await open(partPath, offset > 0 ? 'r+' : 'w');
     let written = offset;
@@ -579,7 +570,7 @@ export class ModelDownloader {
           await rm(partPath, { force: true });
           throw new DownloadError('SIZE_MISMATCH', `${file.path}: the Hub sent more than the ${file.size} bytes it announced`);
         }
-        for (const hash of hashes) hash?.update(chunk);
+        digest.update(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;
         file.bytesDone += chunk.length;
@@ -622,8 +613,28 @@ export class ModelDownloader {
   }
 }
 
-async function hashExisting(file: string, length: number, hashes: (Hash | null)[]) {
-  for await (const chunk of createReadStream(file, { start: 0, end: length - 1 })) {
-    for (const hash of hashes) hash?.update(chunk as Buffer);
+/** A file's sha256, plus its git blob id when that is what the Hub gave for it (small, non-LFS files). */
+class FileDigest {
+  private readonly sha256 = createHash('sha256');
+  private readonly git: Hash | null;
+
+  constructor(private readonly expected: Pick<PlannedFile, 'size' | 'sha256' | 'gitOid'>) {
+    this.git = expected.gitOid ? createHash('sha1').update(`blob ${expected.size}\0`) : null;
   }
+
+  update(chunk: Buffer): void {
+    this.sha256.update(chunk);
+    this.git?.update(chunk);
+  }
+
+  /** The sha256 when the bytes match what the Hub announced (its sha256, else its git blob id); null if not. */
+  verify(): string | null {
+    const sha256 = this.sha256.digest('hex');
+    const matches = this.expected.sha256 ? sha256 === this.expected.sha256 : this.git?.digest('hex') === this.expected.gitOid;
+    return matches ? sha256 : null;
+  }
+}
+
+async function hashExisting(file: string, length: number, digest: FileDigest) {
+  for await (const chunk of createReadStream(file, { start: 0, end: length - 1 })) digest.update(chunk as Buffer);
 }
