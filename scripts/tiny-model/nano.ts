@@ -66,29 +66,28 @@ function orthonormalize(q: Float64Array, n: number, k: number) {
   }
 }
 
+/** M X (or Mᵀ X) for a dense row-major M [n, n] and X [n, k]; the result is [n, k]. */
+function multiply(m: Float32Array, n: number, x: Float64Array, k: number, transpose: boolean): Float64Array {
+  const out = new Float64Array(n * k);
+  for (let r = 0; r < n; r++) {
+    for (let c = 0; c < n; c++) {
+      const value = m[r * n + c] ?? 0;
+      if (value === 0) continue;
+      const [to, from] = transpose ? [c, r] : [r, c];
+      for (let j = 0; j < k; j++) out[to * k + j] = (out[to * k + j] ?? 0) + value * (x[from * k + j] ?? 0);
+    }
+  }
+  return out;
+}
+
 /** Q [n, k] with orthonormal columns spanning the dominant column space of M [n, n] (subspace iteration). */
 function dominantSubspace(m: Float32Array, n: number, k: number, iterations: number, seed: number): Float64Array {
   const next = rng(seed);
-  let q = Float64Array.from({ length: n * k }, () => next() - 0.5);
+  let q: Float64Array = Float64Array.from({ length: n * k }, () => next() - 0.5);
   orthonormalize(q, n, k);
   for (let it = 0; it < iterations; it++) {
-    // T = Mᵀ Q, then Q = orth(M T).
-    const t = new Float64Array(n * k);
-    for (let r = 0; r < n; r++) {
-      for (let c = 0; c < n; c++) {
-        const value = m[r * n + c] ?? 0;
-        if (value === 0) continue;
-        for (let j = 0; j < k; j++) t[c * k + j] = (t[c * k + j] ?? 0) + value * (q[r * k + j] ?? 0);
-      }
-    }
-    const z = new Float64Array(n * k);
-    for (let r = 0; r < n; r++) {
-      for (let c = 0; c < n; c++) {
-        const value = m[r * n + c] ?? 0;
-        if (value === 0) continue;
-        for (let j = 0; j < k; j++) z[r * k + j] = (z[r * k + j] ?? 0) + value * (t[c * k + j] ?? 0);
-      }
-    }
+    // Q = orth(M Mᵀ Q).
+    const z = multiply(m, n, multiply(m, n, q, k, true), k, false);
     orthonormalize(z, n, k);
     q = z;
   }
@@ -163,13 +162,7 @@ export async function buildNanoModel(out: string, options: NanoOptions = {}) {
 
   // 3. Rank-k factorisation: logits(cur) ≈ Q[cur] · (Qᵀ logp).
   const q = dominantSubspace(logp, vocab, rank, 3, 5);
-  const head = new Float64Array(rank * vocab);
-  for (let r = 0; r < vocab; r++) {
-    for (let c = 0; c < vocab; c++) {
-      const value = logp[r * vocab + c] ?? 0;
-      for (let j = 0; j < rank; j++) head[j * vocab + c] = (head[j * vocab + c] ?? 0) + (q[r * rank + j] ?? 0) * value;
-    }
-  }
+  const head = multiply(logp, vocab, q, rank, true); // (Qᵀ logp)ᵀ, [vocab, rank]
   let maxNorm = 0;
   for (let r = 0; r < vocab; r++) {
     let norm = 0;
@@ -188,7 +181,7 @@ export async function buildNanoModel(out: string, options: NanoOptions = {}) {
     weights.embed[r * hidden + rank] = scale * Math.sqrt(Math.max(0, maxNorm - norm));
   }
   const rms = Math.sqrt(maxNorm / hidden); // every row's RMS after the slack dimension, before `scale`
-  for (let j = 0; j < rank; j++) for (let c = 0; c < vocab; c++) weights.lmHead[j * vocab + c] = (head[j * vocab + c] ?? 0) * rms;
+  for (let j = 0; j < rank; j++) for (let c = 0; c < vocab; c++) weights.lmHead[j * vocab + c] = (head[c * rank + j] ?? 0) * rms;
   await writeModel(out, weights, tokenizerFiles);
   return { weights, tokenizer: tokenizerFiles, words };
 }
