@@ -8,7 +8,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
-import { startServer } from '../tests/support/server-process.ts';
+import { downloadModel, guestCookie, startServer } from '../tests/support/server-process.ts';
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * 1024 * 1024;
 const MB = 1024 * 1024;
@@ -60,19 +60,9 @@ try {
   const [directBytes, direct] = await timed(() => drain(`${origin}/bench/big/resolve/${commit}/onnx/model.onnx`));
   if (directBytes !== SIZE) throw new Error(`direct download got ${directBytes} bytes`);
 
-  const guest = await fetch(`${server.url}/api/trpc/auth.guest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-  const cookie = (guest.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+  const cookie = await guestCookie(server.url);
   const before = await memory(server.child.pid ?? 0);
-  const [, proxied] = await timed(async () => {
-    await fetch(`${server.url}/api/trpc/models.download`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{"id":"big"}' });
-    for (;;) {
-      const response = await fetch(`${server.url}/api/trpc/models.status?input=${encodeURIComponent('{"id":"big"}')}`);
-      const phase = ((await response.json()) as { result: { data: { phase: string; error: unknown } } }).result.data;
-      if (phase.phase === 'ready') return;
-      if (phase.phase === 'failed') throw new Error(`proxy download failed: ${JSON.stringify(phase.error)}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  });
+  const [, proxied] = await timed(() => downloadModel(server.url, cookie, 'big'));
   const [servedBytes, served] = await timed(() => drain(`${server.url}/models/bench/big/resolve/${commit}/onnx/model.onnx`));
   if (servedBytes !== SIZE) throw new Error(`served ${servedBytes} bytes`);
   const after = await memory(server.child.pid ?? 0);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { databaseKinds } from './support/database.ts';
 import { createPostgresDatabase } from './support/postgres.ts';
-import { type ServerProcess, spawnServer, startServer } from './support/server-process.ts';
+import { type ServerProcess, guestCookie, spawnServer, startServer } from './support/server-process.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterAll(async () => {
@@ -25,15 +25,7 @@ async function freshConfig(kind: string): Promise<Record<string, string>> {
 }
 
 /** Creates a guest (one User row and one Session row) and returns its session cookie once acknowledged. */
-async function writeGuest(server: ServerProcess, displayName: string): Promise<string> {
-  const response = await fetch(`${server.url}/api/trpc/auth.guest`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ displayName }),
-  });
-  if (response.status !== 200) throw new Error(`guest write failed with ${response.status}`);
-  return (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-}
+const writeGuest = (server: ServerProcess, displayName: string) => guestCookie(server.url, displayName);
 
 async function whoIs(server: ServerProcess, cookie: string): Promise<string | null> {
   const response = await fetch(`${server.url}/api/trpc/auth.me`, { headers: { cookie } });

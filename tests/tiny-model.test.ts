@@ -9,7 +9,7 @@ import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { greedy } from '../scripts/tiny-model/reference.ts';
 import type { TinyWeights } from '../scripts/tiny-model/weights.ts';
-import { startServer } from './support/server-process.ts';
+import { downloadModel, guestCookie, startServer } from './support/server-process.ts';
 
 const PROMPTS = ['Hello world', 'The quick brown fox jumps over the lazy dog.', 'a', 'Ünïcödé ✓ and numbers 12345'];
 const MAX_NEW = 16;
@@ -78,17 +78,7 @@ describe('a generated model downloaded through the proxy', () => {
     );
     const server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), CLIENT_DIST_DIR: path.join(dir, 'none') });
     try {
-      const guest = await fetch(`${server.url}/api/trpc/auth.guest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      const cookie = (guest.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
-      await fetch(`${server.url}/api/trpc/models.download`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{"id":"proxied"}' });
-      let phase = '';
-      for (let i = 0; i < 200 && phase !== 'ready'; i++) {
-        const status = await fetch(`${server.url}/api/trpc/models.status?input=${encodeURIComponent('{"id":"proxied"}')}`);
-        phase = ((await status.json()) as { result: { data: { phase: string } } }).result.data.phase;
-        if (phase === 'failed') throw new Error('download failed');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      expect(phase).toBe('ready');
+      await downloadModel(server.url, await guestCookie(server.url), 'proxied');
 
       // transformers.js uses the server as its model host, pinned to the commit (immutable URLs).
       env.allowLocalModels = false;

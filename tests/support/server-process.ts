@@ -50,3 +50,29 @@ export async function startServer(env: Record<string, string>, timeoutMs = 60_00
   });
   return { ...started, url };
 }
+
+/** Signs in as a new guest on a running server; returns the session cookie once the write is acknowledged. */
+export async function guestCookie(url: string, displayName?: string): Promise<string> {
+  const response = await fetch(`${url}/api/trpc/auth.guest`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(displayName === undefined ? {} : { displayName }),
+  });
+  if (response.status !== 200) throw new Error(`guest sign-in failed with ${response.status}`);
+  return (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+}
+
+/** Starts the server-side download of catalogue model `id` and resolves once it is ready (throws if it fails). */
+export async function downloadModel(url: string, cookie: string, id: string, timeoutMs = 600_000): Promise<void> {
+  const input = JSON.stringify({ id });
+  const started = await fetch(`${url}/api/trpc/models.download`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: input });
+  if (started.status !== 200) throw new Error(`models.download answered ${started.status}`);
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    const response = await fetch(`${url}/api/trpc/models.status?input=${encodeURIComponent(input)}`);
+    const status = ((await response.json()) as { result: { data: { phase: string; error: unknown } } }).result.data;
+    if (status.phase === 'ready') return;
+    if (status.phase === 'failed' || status.phase === 'cancelled') throw new Error(`download of ${id} ${status.phase}: ${JSON.stringify(status.error)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`download of ${id} not ready within ${timeoutMs} ms`);
+}
