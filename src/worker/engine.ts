@@ -1,0 +1,338 @@
+// The inference engine over transformers.js: the same code runs in a browser Web Worker (WebGPU or WASM) and in
+// Node (onnxruntime-node) for the headless peer and the tests. No DOM here.
+import {
+  AutoModelForCausalLM,
+  AutoTokenizer,
+  type DynamicCache,
+  InterruptableStoppingCriteria,
+  LogitsProcessorList,
+  type PreTrainedModel,
+  type PreTrainedTokenizer,
+  type ProgressInfo,
+  Tensor,
+  type TextStreamer,
+  env,
+} from '@huggingface/transformers';
+import type {
+  Backend,
+  BackendPreference,
+  EngineErrorCode,
+  EngineMessage,
+  EngineModel,
+  FileProgress,
+  GenerationStats,
+  LoadPhase,
+  LoadedInfo,
+  Sampling,
+} from '../shared/engine-protocol.ts';
+import { type BackendPlan, type GpuLike, browserGpu, planBackend } from './backend.ts';
+import { SeededSampler } from './sampling.ts';
+import { type StreamedToken, TokenStreamer } from './token-streamer.ts';
+
+export class EngineError extends Error {
+  constructor(
+    readonly code: EngineErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EngineError';
+  }
+}
+
+export interface EngineOptions {
+  /** Absolute URL of the server's model route, ending in `/models/`. */
+  modelHost: string;
+  /** Browser: where ONNX Runtime's .wasm/.mjs files are served by the app itself (never a CDN). */
+  wasmPaths?: string;
+  /** Node: onnxruntime-node reads files from disk, so remote files pass through this cache directory. */
+  cacheDir?: string;
+  /** Browser: keep downloaded files in the Cache API (default true). */
+  browserCache?: boolean;
+  /** WebGPU entry point; defaults to `navigator.gpu`. */
+  gpu?: GpuLike | null;
+}
+
+export interface LoadProgress {
+  phase: LoadPhase;
+  message: string;
+  files: Record<string, FileProgress>;
+  loaded: number;
+  total: number;
+}
+
+export interface GenerationResult extends GenerationStats {
+  text: string;
+  tokenIds: number[];
+}
+
+interface Loaded {
+  info: LoadedInfo;
+  model: PreTrainedModel;
+  tokenizer: PreTrainedTokenizer;
+  eos: Set<number>;
+}
+
+/** Below this many tokens of room for an answer, refusing is clearer than a clipped reply. */
+const MIN_ANSWER_TOKENS = 8;
+const PROGRESS_INTERVAL_MS = 100;
+
+const BACKEND_NAME: Record<Backend, string> = { webgpu: 'WebGPU', wasm: 'WASM', cpu: 'the CPU (onnxruntime-node)' };
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export class InferenceEngine {
+  private current: Loaded | null = null;
+  /** Keys and values of the last conversation, and the token ids they cover. */
+  private cache: { ids: number[]; past: DynamicCache } | null = null;
+  private stopper: InterruptableStoppingCriteria | null = null;
+  private running: Promise<unknown> | null = null;
+
+  constructor(private readonly options: EngineOptions) {}
+
+  get loaded(): LoadedInfo | null {
+    return this.current?.info ?? null;
+  }
+
+  private configure(): void {
+    env.allowLocalModels = false;
+    env.allowRemoteModels = true;
+    env.remoteHost = this.options.modelHost;
+    env.remotePathTemplate = '{model}/resolve/{revision}/';
+    if (this.options.cacheDir) {
+      env.useFSCache = true;
+      env.cacheDir = this.options.cacheDir;
+    }
+    if (this.options.browserCache !== undefined) env.useBrowserCache = this.options.browserCache;
+    if (this.options.wasmPaths && env.backends.onnx.wasm) env.backends.onnx.wasm.wasmPaths = this.options.wasmPaths;
+  }
+
+  /** Loads `model` (replacing the loaded one), reporting phases Fetching, Preparing, Downloading, Loading, Ready. */
+  async load(model: EngineModel, preference: BackendPreference, onProgress: (progress: LoadProgress) => void): Promise<LoadedInfo> {
+    this.interrupt();
+    await this.running?.catch(() => undefined);
+    await this.unload();
+    this.configure();
+    const started = performance.now();
+    const files: Record<string, FileProgress> = {};
+    let phase: LoadPhase = 'Fetching';
+    let message = 'Fetching the tokenizer and configuration';
+    let lastSent = 0;
+    const send = (force: boolean) => {
+      const now = performance.now();
+      if (!force && now - lastSent < PROGRESS_INTERVAL_MS) return;
+      lastSent = now;
+      const values = Object.values(files);
+      onProgress({
+        phase,
+        message,
+        files: structuredClone(files),
+        loaded: values.reduce((n, f) => n + f.loaded, 0),
+        total: values.reduce((n, f) => n + f.total, 0),
+      });
+    };
+    const enter = (next: LoadPhase, words: string) => {
+      phase = next;
+      message = words;
+      send(true);
+    };
+    const weights = (file: string) => file.endsWith('.onnx') || file.endsWith('.onnx_data');
+    const track = (backend?: Backend) => (info: ProgressInfo) => {
+      if (!('file' in info)) return;
+      const entry = (files[info.file] ??= { loaded: 0, total: 0 });
+      if (info.status === 'progress') {
+        entry.loaded = info.loaded;
+        entry.total = info.total;
+      } else if (info.status === 'done') {
+        entry.loaded = Math.max(entry.loaded, entry.total);
+      }
+      if (backend && weights(info.file)) {
+        const pending = Object.entries(files).some(([name, f]) => weights(name) && (f.total === 0 || f.loaded < f.total));
+        if (info.status === 'done' && !pending) {
+          enter('Loading', `Loading the model on ${BACKEND_NAME[backend]}`);
+          return;
+        }
+        if (phase !== 'Downloading' && info.status !== 'done') {
+          enter('Downloading', 'Downloading model weights');
+          return;
+        }
+      }
+      send(info.status === 'done');
+    };
+
+    try {
+      send(true);
+      const tokenizer = await AutoTokenizer.from_pretrained(model.repo, { revision: model.revision, progress_callback: track() });
+      enter('Preparing', 'Choosing a backend');
+      let plan = await planBackend(model, preference, this.options.gpu === undefined ? browserGpu() : this.options.gpu);
+      enter('Preparing', `${plan.reason} (${plan.dtype})`);
+      let loadedModel: PreTrainedModel;
+      try {
+        loadedModel = await this.loadModel(model, plan, track(plan.backend));
+      } catch (error) {
+        if (plan.backend !== 'webgpu') throw error;
+        // A WebGPU that exists but fails (driver, limits, out of memory) must not leave the person without a model.
+        plan = { backend: 'wasm', dtype: model.dtype.wasm, reason: `WebGPU failed to load the model (${errorMessage(error)}): fell back to WASM` };
+        enter('Preparing', plan.reason);
+        loadedModel = await this.loadModel(model, plan, track(plan.backend));
+      }
+      const config = loadedModel.config as { max_position_embeddings?: number };
+      const generation = loadedModel.generation_config as { eos_token_id?: number | number[] } | null;
+      const eos = new Set<number>([generation?.eos_token_id ?? []].flat());
+      if (tokenizer.eos_token_id !== undefined && tokenizer.eos_token_id !== null) eos.add(Number(tokenizer.eos_token_id));
+      const info: LoadedInfo = {
+        model: model.id,
+        backend: plan.backend,
+        dtype: plan.dtype,
+        reason: plan.reason,
+        contextLength: Math.min(model.contextLength, config.max_position_embeddings ?? Infinity),
+        loadMs: Math.round(performance.now() - started),
+      };
+      this.current = { info, model: loadedModel, tokenizer, eos };
+      enter('Ready', `Ready on ${BACKEND_NAME[plan.backend]}`);
+      return info;
+    } catch (error) {
+      if (error instanceof EngineError) throw error;
+      throw new EngineError('LOAD_FAILED', `Could not load ${model.id}: ${errorMessage(error)}`);
+    }
+  }
+
+  private async loadModel(model: EngineModel, plan: BackendPlan, progress: (info: ProgressInfo) => void) {
+    return AutoModelForCausalLM.from_pretrained(model.repo, {
+      revision: model.revision,
+      dtype: plan.dtype,
+      device: plan.backend,
+      progress_callback: progress,
+    });
+  }
+
+  /** Chat template, then the oldest turns dropped until prompt and answer fit the context. */
+  private fitPrompt(loaded: Loaded, messages: EngineMessage[], maxNewTokens: number) {
+    const context = loaded.info.contextLength;
+    const system = messages[0]?.role === 'system' ? messages.slice(0, 1) : [];
+    let rest = messages.slice(system.length);
+    let trimmed = 0;
+    for (;;) {
+      const { input_ids: ids } = loaded.tokenizer.apply_chat_template([...system, ...rest], {
+        add_generation_prompt: true,
+        tokenize: true,
+        return_tensor: false,
+        return_dict: true,
+      }) as unknown as { input_ids: number[] };
+      if (ids.length + maxNewTokens <= context) return { ids, trimmed, maxNewTokens };
+      if (rest.length > 1) {
+        // Drop whole turns: many chat templates insist on user/assistant alternation.
+        do {
+          rest = rest.slice(1);
+          trimmed++;
+        } while (rest.length > 1 && rest[0]?.role !== 'user');
+        continue;
+      }
+      const room = context - ids.length;
+      if (room >= Math.min(MIN_ANSWER_TOKENS, maxNewTokens)) return { ids, trimmed, maxNewTokens: room };
+      throw new EngineError(
+        'CONTEXT_OVERFLOW',
+        `This message is ${ids.length} tokens long and ${loaded.info.model} holds ${context} tokens of context: shorten it to leave room for an answer`,
+      );
+    }
+  }
+
+  /**
+   * Generates an answer to the conversation `messages` (the full history, oldest first), calling `onToken` for
+   * each token as it is made. The previous turn's KV cache is reused when the new prompt extends it.
+   */
+  async generate(messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void): Promise<GenerationResult> {
+    const loaded = this.current;
+    if (!loaded) throw new EngineError('NOT_LOADED', 'No model is loaded: load one first');
+    if (this.running) throw new EngineError('BUSY', 'The engine is already generating an answer');
+    const run = this.run(loaded, messages, sampling, onToken);
+    this.running = run;
+    try {
+      return await run;
+    } finally {
+      this.running = null;
+      this.stopper = null;
+    }
+  }
+
+  private async run(loaded: Loaded, messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void): Promise<GenerationResult> {
+    const started = performance.now();
+    const { ids, trimmed, maxNewTokens } = this.fitPrompt(loaded, messages, sampling.maxNewTokens);
+    const cached = this.cache;
+    this.cache = null;
+    const reuse = cached !== null && cached.ids.length < ids.length && cached.ids.every((id, i) => id === ids[i]);
+    if (cached && !reuse) await cached.past.dispose();
+
+    const stopper = new InterruptableStoppingCriteria();
+    this.stopper = stopper;
+    let first = 0;
+    let last = 0;
+    const streamer = new TokenStreamer(loaded.tokenizer, (token) => {
+      if (token.index === 0) first = token.at;
+      last = token.at;
+      onToken(token);
+    });
+    const processors = new LogitsProcessorList();
+    processors.push(new SeededSampler(sampling, sampling.seed ?? Math.floor(Math.random() * 2 ** 32)));
+    const inputIds = new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]);
+    const attentionMask = new Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]);
+    let output: { sequences: Tensor; past_key_values: DynamicCache };
+    try {
+      output = (await loaded.model.generate({
+        input_ids: inputIds,
+        attention_mask: attentionMask,
+        ...(reuse ? { past_key_values: cached.past } : {}),
+        max_new_tokens: maxNewTokens,
+        // Our sampler decides (seeded, position-keyed); transformers.js' own sampler then only takes its pick.
+        do_sample: false,
+        logits_processor: processors,
+        stopping_criteria: [stopper],
+        streamer: streamer as unknown as TextStreamer,
+        return_dict_in_generate: true,
+      })) as unknown as { sequences: Tensor; past_key_values: DynamicCache };
+    } catch (error) {
+      throw new EngineError('GENERATION_FAILED', `Generation failed: ${errorMessage(error)}`);
+    }
+    const all = Array.from(output.sequences.data as BigInt64Array, Number);
+    this.cache = { ids: all.slice(0, output.past_key_values.get_seq_length()), past: output.past_key_values };
+
+    const tokenIds = streamer.ids;
+    const lastId = tokenIds.at(-1);
+    const reason = lastId !== undefined && loaded.eos.has(lastId) ? 'eos' : stopper.interrupted ? 'interrupted' : 'length';
+    const end = performance.now();
+    return {
+      text: streamer.finalText(),
+      tokenIds,
+      reason,
+      promptTokens: ids.length,
+      reusedTokens: reuse ? cached.ids.length : 0,
+      completionTokens: tokenIds.length,
+      trimmedMessages: trimmed,
+      ttftMs: first ? first - started : 0,
+      tokensPerSecond: tokenIds.length > 1 && last > first ? ((tokenIds.length - 1) * 1000) / (last - first) : 0,
+      totalMs: end - started,
+    };
+  }
+
+  /** Stops the running generation after the token being computed. */
+  interrupt(): void {
+    this.stopper?.interrupt();
+  }
+
+  /** Forgets the conversation (its KV cache); waits for a running generation to stop first. */
+  async reset(): Promise<void> {
+    this.interrupt();
+    await this.running?.catch(() => undefined);
+    const cached = this.cache;
+    this.cache = null;
+    await cached?.past.dispose();
+  }
+
+  async unload(): Promise<void> {
+    await this.reset();
+    const loaded = this.current;
+    this.current = null;
+    await loaded?.model.dispose();
+  }
+}

@@ -1,0 +1,207 @@
+// The inference engine in Node: it loads models through a real server process's /models route (the bundled nano
+// model and a generated one the server downloaded from the fake Hub), streams tokens whose greedy values equal
+// the TypeScript reference forward pass, reuses the KV cache across turns, interrupts within one token, and
+// guards the context length.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AutoTokenizer, type PreTrainedTokenizer, env } from '@huggingface/transformers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
+import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
+import { readWeights } from '../scripts/tiny-model/read-weights.ts';
+import { greedy } from '../scripts/tiny-model/reference.ts';
+import type { TinyWeights } from '../scripts/tiny-model/weights.ts';
+import type { EngineMessage, EngineModel } from '../src/shared/engine-protocol.ts';
+import { NANO_MODEL_DIR, loadNanoModel } from '../src/server/models/bundled.ts';
+import { EngineError, InferenceEngine } from '../src/worker/engine.ts';
+import type { StreamedToken } from '../src/worker/token-streamer.ts';
+import { type ServerProcess, downloadModel, guestCookie, startServer } from './support/server-process.ts';
+
+const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 24 };
+const FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
+
+let dir: string;
+let hub: FakeHub;
+let server: ServerProcess;
+let nano: EngineModel;
+let nanoWeights: TinyWeights;
+let tiny: EngineModel;
+let tinyWeights: TinyWeights;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mesh-engine-'));
+  const local = path.join(dir, 'tiny');
+  const generated = await generateRandomModel(local, { layers: 2, hidden: 64, heads: 4, seed: 11, maxPositions: 96 });
+  tinyWeights = generated.weights;
+  hub = new FakeHub();
+  await hub.start();
+  const { commit } = await hub.addRepo(
+    'mesh/engine-tiny',
+    Object.fromEntries(await Promise.all(FILES.map(async (f) => [f, bufferContent(await readFile(path.join(local, f)))] as const))),
+  );
+  const entry = { id: 'engine-tiny', repo: 'mesh/engine-tiny', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 96 } as const;
+  await writeFile(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ models: [{ ...entry, name: 'Engine tiny', revision: 'main', task: 'text-generation', license: 'mit', files: FILES.map((p) => ({ path: p })) }] }),
+  );
+  server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), CLIENT_DIST_DIR: path.join(dir, 'none') });
+  await downloadModel(server.url, await guestCookie(server.url), 'engine-tiny');
+  tiny = { ...entry, dtype: { ...entry.dtype }, revision: commit, files: FILES };
+
+  const bundled = await loadNanoModel();
+  if (!bundled) throw new Error('models/nano is missing: run `npm run model:nano`');
+  const { id, repo, revision, dtype, contextLength } = bundled.entry;
+  nano = { id, repo, revision, dtype, contextLength, files: bundled.entry.files.map((f) => f.path) };
+  nanoWeights = await readWeights(NANO_MODEL_DIR);
+}, 120_000);
+
+afterAll(async () => {
+  server?.child.kill('SIGTERM');
+  await server?.exited;
+  await hub?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function newEngine() {
+  return new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'tfjs-cache') });
+}
+
+/** The prompt's token ids and the reference forward pass's greedy answer to it. */
+async function reference(model: EngineModel, weights: TinyWeights, messages: EngineMessage[], maxNew: number) {
+  const tokenizer: PreTrainedTokenizer = await AutoTokenizer.from_pretrained(model.repo, { revision: model.revision });
+  const { input_ids: ids } = tokenizer.apply_chat_template(messages, { add_generation_prompt: true, tokenize: true, return_tensor: false, return_dict: true }) as unknown as { input_ids: number[] };
+  const eos = tokenizer.convert_tokens_to_ids('<|im_end|>') as number;
+  return { ids, eos, expected: greedy(weights, ids, maxNew, [eos]) };
+}
+
+describe.each([
+  { name: 'the bundled nano model', model: () => nano, weights: () => nanoWeights },
+  { name: 'a generated model downloaded through the proxy', model: () => tiny, weights: () => tinyWeights },
+])('the engine in Node with $name', ({ model, weights }) => {
+  it('loads through the server with phases in order and streams the reference greedy tokens', async () => {
+    const engine = newEngine();
+    const phases: string[] = [];
+    const info = await engine.load(model(), 'auto', (p) => {
+      if (phases.at(-1) !== p.phase) phases.push(p.phase);
+    });
+    expect(info).toMatchObject({ model: model().id, backend: 'cpu', dtype: 'fp32' });
+    expect(info.reason).toMatch(/onnxruntime-node/);
+    expect(phases[0]).toBe('Fetching');
+    expect(phases.at(-1)).toBe('Ready');
+    expect(phases).toContain('Preparing');
+    expect(phases).toContain('Loading');
+
+    for (const prompt of ['To be, or not to be', 'Good morrow, my lord.']) {
+      const messages: EngineMessage[] = [{ role: 'user', content: prompt }];
+      const streamed: StreamedToken[] = [];
+      const result = await engine.generate(messages, GREEDY, (t) => streamed.push(t));
+      const { ids, eos, expected } = await reference(model(), weights(), messages, GREEDY.maxNewTokens);
+      expect(result.tokenIds).toEqual(expected);
+      expect(streamed.map((t) => t.tokenId)).toEqual(expected);
+      expect(streamed.map((t) => t.index)).toEqual(expected.map((_, i) => i));
+      // The streamed deltas add up to the answer's text (random weights can emit invalid UTF-8, which decodes to
+      // U+FFFD differently in pieces; the nano model writes real text).
+      if (model() === nano) expect(result.text).not.toContain('\uFFFD');
+      if (!result.text.includes('\uFFFD')) expect(streamed.map((t) => t.text).join('')).toBe(result.text);
+      expect(result).toMatchObject({ promptTokens: ids.length, completionTokens: expected.length, trimmedMessages: 0 });
+      expect(result.reason).toBe(expected.at(-1) === eos ? 'eos' : 'length');
+      expect(result.ttftMs).toBeGreaterThan(0);
+      expect(result.tokensPerSecond).toBeGreaterThan(0);
+      await engine.reset();
+    }
+    await engine.unload();
+  }, 120_000);
+});
+
+describe('the engine in Node', () => {
+  it('reuses the KV cache on the next turn and gives the same tokens as a fresh run; reset forgets it', async () => {
+    const engine = newEngine();
+    await engine.load(nano, 'auto', () => {});
+    const first: EngineMessage[] = [{ role: 'user', content: 'What say you, good sir?' }];
+    const answer = await engine.generate(first, GREEDY, () => {});
+    expect(answer.reusedTokens).toBe(0);
+    const second: EngineMessage[] = [...first, { role: 'assistant', content: answer.text }, { role: 'user', content: 'And then?' }];
+    const cachedTurn = await engine.generate(second, GREEDY, () => {});
+    expect(cachedTurn.reusedTokens).toBeGreaterThan(answer.promptTokens);
+
+    await engine.reset();
+    const fresh = await engine.generate(second, GREEDY, () => {});
+    expect(fresh.reusedTokens).toBe(0);
+    expect(fresh.tokenIds).toEqual(cachedTurn.tokenIds);
+    expect(fresh.tokenIds).toEqual((await reference(nano, nanoWeights, second, GREEDY.maxNewTokens)).expected);
+    await engine.unload();
+  }, 60_000);
+
+  it('stops within one token of an interrupt and says so', async () => {
+    const engine = newEngine();
+    await engine.load(tiny, 'auto', () => {});
+    const seen: number[] = [];
+    let interruptedAt = -1;
+    const result = await engine.generate([{ role: 'user', content: 'Go on and on' }], { temperature: 0.8, topP: 1, maxNewTokens: 60, seed: 5 }, (t) => {
+      seen.push(t.tokenId);
+      if (t.index === 3) {
+        interruptedAt = t.index;
+        engine.interrupt();
+      }
+    });
+    expect(interruptedAt).toBe(3);
+    expect(result.reason).toBe('interrupted');
+    // The token being computed when the interrupt arrived may still come; nothing after it.
+    expect(result.completionTokens).toBeLessThanOrEqual(interruptedAt + 2);
+    expect(seen).toEqual(result.tokenIds);
+    await engine.unload();
+  }, 60_000);
+
+  it('samples reproducibly from a seed, and a continuation from prompt plus tokens so far matches', async () => {
+    const engine = newEngine();
+    await engine.load(tiny, 'auto', () => {});
+    const messages: EngineMessage[] = [{ role: 'user', content: 'Tell me a story' }];
+    const sampling = { temperature: 0.9, topP: 0.9, maxNewTokens: 30, seed: 1234 };
+    const a = await engine.generate(messages, sampling, () => {});
+    await engine.reset();
+    const b = await engine.generate(messages, sampling, () => {});
+    expect(b.tokenIds).toEqual(a.tokenIds);
+    await engine.reset();
+    const other = await engine.generate(messages, { ...sampling, seed: 99 }, () => {});
+    expect(other.tokenIds).not.toEqual(a.tokenIds);
+    // Greedy differs from the sampled answer, so the sampler really sampled.
+    await engine.reset();
+    const greedyRun = await engine.generate(messages, { ...sampling, temperature: 0 }, () => {});
+    expect(greedyRun.tokenIds).not.toEqual(a.tokenIds);
+    await engine.unload();
+  }, 60_000);
+
+  it('trims the oldest turns to fit the context, and refuses a message that cannot fit', async () => {
+    const engine = newEngine();
+    const loaded = await engine.load(tiny, 'auto', () => {});
+    expect(loaded.contextLength).toBe(96);
+    const history: EngineMessage[] = [{ role: 'system', content: 'Be brief.' }];
+    for (let i = 0; i < 6; i++) history.push({ role: 'user', content: `question ${i} ${'x'.repeat(10)}` }, { role: 'assistant', content: `answer ${i}` });
+    history.push({ role: 'user', content: 'last one' });
+    const result = await engine.generate(history, { ...GREEDY, maxNewTokens: 16 }, () => {});
+    expect(result.trimmedMessages).toBeGreaterThan(0);
+    expect(result.trimmedMessages % 2).toBe(0);
+    expect(result.promptTokens + 16).toBeLessThanOrEqual(96);
+
+    const error = await engine.generate([{ role: 'user', content: 'y'.repeat(400) }], GREEDY, () => {}).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error).toMatchObject({ code: 'CONTEXT_OVERFLOW', message: expect.stringMatching(/holds 96 tokens of context/) });
+    // The engine is still usable after the refusal.
+    expect((await engine.generate([{ role: 'user', content: 'hi' }], GREEDY, () => {})).completionTokens).toBeGreaterThan(0);
+    await engine.unload();
+  }, 60_000);
+
+  it('refuses to generate before a model is loaded and reports a model it cannot load', async () => {
+    const engine = newEngine();
+    await expect(engine.generate([{ role: 'user', content: 'hi' }], GREEDY, () => {})).rejects.toMatchObject({ code: 'NOT_LOADED' });
+    const missing = { ...tiny, id: 'missing', repo: 'mesh/not-cached' };
+    await expect(engine.load(missing, 'auto', () => {})).rejects.toMatchObject({ code: 'LOAD_FAILED', message: expect.stringMatching(/Could not load missing/) });
+  }, 30_000);
+});
+
+// Keep transformers.js' global settings from leaking into other files run in the same worker.
+afterAll(() => {
+  env.allowLocalModels = true;
+  env.allowRemoteModels = false;
+});
