@@ -12,10 +12,12 @@ import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { readWeights } from '../scripts/tiny-model/read-weights.ts';
 import { greedy } from '../scripts/tiny-model/reference.ts';
 import type { TinyWeights } from '../scripts/tiny-model/weights.ts';
-import type { EngineMessage, EngineModel } from '../src/shared/engine-protocol.ts';
+import { EngineClient } from '../src/client/workers/engine-client.ts';
+import type { EngineMessage, EngineModel, EngineReply } from '../src/shared/engine-protocol.ts';
 import { NANO_MODEL_DIR, loadNanoModel } from '../src/server/models/bundled.ts';
 import { EngineError, InferenceEngine } from '../src/worker/engine.ts';
 import type { StreamedToken } from '../src/worker/token-streamer.ts';
+import { inProcessWorker } from './support/in-process-worker.ts';
 import { type ServerProcess, downloadModel, guestCookie, startServer } from './support/server-process.ts';
 
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 24 };
@@ -204,4 +206,46 @@ describe('the engine in Node', () => {
 afterAll(() => {
   env.allowLocalModels = true;
   env.allowRemoteModels = false;
+});
+
+describe('the engine client over the worker protocol', () => {
+  it('loads with progress, streams tokens as an async iterator, and stop() ends the answer early', async () => {
+    const client = new EngineClient(inProcessWorker(newEngine()));
+    const phases: string[] = [];
+    const info = await client.load(nano, { onProgress: (p) => phases.push(p.phase) });
+    expect(info.backend).toBe('cpu');
+    expect(phases.at(-1)).toBe('Ready');
+
+    const messages: EngineMessage[] = [{ role: 'user', content: 'Speak, speak!' }];
+    const generation = client.generate(messages, GREEDY);
+    const tokens: number[] = [];
+    for await (const token of generation) tokens.push(token.tokenId);
+    const outcome = await generation.result;
+    expect(tokens).toEqual(outcome.tokenIds);
+    expect(tokens).toEqual((await reference(nano, nanoWeights, messages, GREEDY.maxNewTokens)).expected);
+
+    client.reset();
+    const long = client.generate(messages, { temperature: 1, topP: 1, maxNewTokens: 200, seed: 3 });
+    let count = 0;
+    for await (const _token of long) if (++count === 2) long.stop();
+    const stopped = await long.result;
+    expect(stopped.reason === 'interrupted' || stopped.reason === 'eos').toBe(true);
+    expect(stopped.completionTokens).toBeLessThanOrEqual(4);
+    client.terminate();
+  }, 60_000);
+
+  it('answers a malformed request with INVALID_REQUEST naming the field, and a generate before load with NOT_LOADED', async () => {
+    const replies: EngineReply[] = [];
+    const worker = inProcessWorker(newEngine());
+    worker.addEventListener('message', (event) => replies.push(event.data));
+    worker.sendRaw({ type: 'generate', requestId: 'bad-1', messages: [{ role: 'wizard', content: 'hi' }] });
+    worker.sendRaw({ type: 'explode', requestId: 'bad-2' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(replies).toEqual([
+      expect.objectContaining({ type: 'error', requestId: 'bad-1', code: 'INVALID_REQUEST', message: expect.stringMatching(/messages\[0\]\.role/) }),
+      expect.objectContaining({ type: 'error', requestId: 'bad-2', code: 'INVALID_REQUEST' }),
+    ]);
+    const client = new EngineClient(worker);
+    await expect(client.generate([{ role: 'user', content: 'hi' }]).result).rejects.toMatchObject({ code: 'NOT_LOADED' });
+  });
 });

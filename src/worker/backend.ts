@@ -56,7 +56,7 @@ export async function planBackend(model: EngineModel, preference: BackendPrefere
   if (node) return wasm('Node.js: onnxruntime-node on the CPU');
   if (preference === 'wasm') return wasm('WASM was asked for');
   if (!gpu) return wasm('This browser has no WebGPU: WASM on the CPU');
-  let adapter: GpuAdapterLike | null = null;
+  let adapter: GpuAdapterLike | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (error) {
