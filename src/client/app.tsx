@@ -1,5 +1,6 @@
 // Placeholder shell until the PWA issue lands: shows that the client and the API share one origin.
 import { useEffect, useState } from 'react';
+import { LocalChat } from './features/chat/local-chat.tsx';
 
 interface Health {
   status: string;
@@ -33,6 +34,7 @@ export function App() {
             ? `Server ${health.status} · database ${health.db} (${health.database}) · v${health.version}`
             : 'Checking the server…'}
       </p>
+      <LocalChat />
     </main>
   );
 }

@@ -44,7 +44,8 @@ async function serveStatic(app: FastifyInstance, root: string): Promise<boolean>
     wildcard: false,
     // Vite names assets by content hash, so they never change; the shell and service worker must revalidate.
     setHeaders(reply, filePath) {
-      const immutable = filePath.startsWith(path.join(root, 'assets') + path.sep);
+      // ONNX Runtime's files sit under a folder named by its version (vite.config.ts), so they never change either.
+      const immutable = ['assets', 'ort'].some((dir) => filePath.startsWith(path.join(root, dir) + path.sep));
       reply.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
     },
   });

@@ -1,0 +1,143 @@
+// The inference worker in headless Chromium, loading the bundled nano model from the server's /models route and
+// ONNX Runtime from the app's own files: WASM and WebGPU (SwiftShader) give the greedy tokens the engine gives in
+// Node, a browser without a WebGPU adapter and a WebGPU load that fails both fall back to WASM, and the chat
+// panel streams an answer with its readout.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadNanoModel } from '../../src/server/models/bundled.ts';
+import type { EngineMessage, EngineModel, EngineReply } from '../../src/shared/engine-protocol.ts';
+import { InferenceEngine } from '../../src/worker/engine.ts';
+import { buildClient, launchChromium } from '../support/browser.ts';
+import { type ServerProcess, startServer } from '../support/server-process.ts';
+
+const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Now is the winter of our discontent' }];
+const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 24 };
+
+let dir: string;
+let server: ServerProcess;
+let workerPath: string;
+let nano: EngineModel;
+let nodeTokens: number[];
+const browsers: Browser[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-engine-'));
+  ({ workerPath } = await buildClient(path.join(dir, 'dist')));
+  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
+  const bundled = await loadNanoModel();
+  if (!bundled) throw new Error('models/nano is missing: run `npm run model:nano`');
+  const { id, repo, revision, dtype, contextLength } = bundled.entry;
+  nano = { id, repo, revision, dtype, contextLength, files: bundled.entry.files.map((f) => f.path) };
+  // The same engine in Node, through the same server: the browser must agree with it token for token.
+  const engine = new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'node-cache') });
+  await engine.load(nano, 'auto', () => {});
+  nodeTokens = (await engine.generate(MESSAGES, GREEDY, () => {})).tokenIds;
+  await engine.unload();
+}, 180_000);
+
+afterAll(async () => {
+  await Promise.all(browsers.map((b) => b.close()));
+  server?.child.kill('SIGTERM');
+  await server?.exited;
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function openPage(mode: 'webgpu' | 'no-gpu'): Promise<{ page: Page; offOrigin: string[] }> {
+  const browser = await launchChromium(mode);
+  browsers.push(browser);
+  const page = await browser.newPage();
+  const offOrigin: string[] = [];
+  page.on('request', (request) => {
+    if (!request.url().startsWith(server.url) && !request.url().startsWith('data:') && !request.url().startsWith('blob:')) offOrigin.push(request.url());
+  });
+  await page.goto(server.url);
+  return { page, offOrigin };
+}
+
+interface WorkerRun {
+  ready: Extract<EngineReply, { type: 'ready' | 'error' }>;
+  complete?: Extract<EngineReply, { type: 'complete' | 'error' }>;
+  tokens: number[];
+  phases: string[];
+}
+
+/** Drives the real worker bundle with protocol messages, from inside the page. */
+function runWorker(page: Page, model: EngineModel, backend: 'auto' | 'wasm' | 'webgpu'): Promise<WorkerRun> {
+  return page.evaluate(
+    async ({ workerPath, model, backend, messages, sampling }) => {
+      // Runs in the page (the test's tsconfig has no DOM types, hence the local shape of Worker).
+      interface PageWorker {
+        postMessage(message: unknown): void;
+        addEventListener(type: 'message', listener: (event: { data: EngineReply }) => void): void;
+        terminate(): void;
+      }
+      const WorkerClass = (globalThis as unknown as { Worker: new (url: string, options: { type: 'module' }) => PageWorker }).Worker;
+      const worker = new WorkerClass(workerPath, { type: 'module' });
+      const replies: EngineReply[] = [];
+      const waiting = new Map<string, (reply: EngineReply) => void>();
+      worker.addEventListener('message', (event) => {
+        replies.push(event.data);
+        if (['ready', 'complete', 'error'].includes(event.data.type)) waiting.get(event.data.requestId)?.(event.data);
+      });
+      const until = (requestId: string) => new Promise<EngineReply>((resolve) => waiting.set(requestId, resolve));
+      const loaded = until('load');
+      worker.postMessage({ type: 'load', requestId: 'load', model, backend });
+      const ready = (await loaded) as WorkerRun['ready'];
+      let complete: WorkerRun['complete'];
+      if (ready.type === 'ready') {
+        const done = until('gen');
+        worker.postMessage({ type: 'generate', requestId: 'gen', messages, sampling });
+        complete = (await done) as WorkerRun['complete'];
+      }
+      worker.terminate();
+      return {
+        ready,
+        complete,
+        tokens: replies.flatMap((r) => (r.type === 'token' ? [r.tokenId] : [])),
+        phases: [...new Set(replies.flatMap((r) => (r.type === 'progress' ? [r.phase] : [])))],
+      };
+    },
+    { workerPath, model, backend, messages: MESSAGES, sampling: GREEDY },
+  );
+}
+
+describe('the inference worker in Chromium', () => {
+  it('on WASM gives the same greedy tokens as Node, loading nothing from off the origin', async () => {
+    const { page, offOrigin } = await openPage('webgpu');
+    const run = await runWorker(page, nano, 'wasm');
+    expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', dtype: 'fp32' });
+    expect(run.phases).toEqual(['Fetching', 'Preparing', 'Downloading', 'Loading', 'Ready']);
+    expect(run.complete).toMatchObject({ type: 'complete', tokenIds: nodeTokens });
+    expect(run.tokens).toEqual(nodeTokens);
+    expect(offOrigin).toEqual([]);
+  }, 120_000);
+
+  it('on WebGPU (SwiftShader) gives the same greedy tokens as Node', async () => {
+    const { page } = await openPage('webgpu');
+    const run = await runWorker(page, nano, 'auto');
+    expect(run.ready).toMatchObject({ type: 'ready', backend: 'webgpu', dtype: 'fp32', reason: expect.stringMatching(/^WebGPU on /) });
+    expect(run.tokens).toEqual(nodeTokens);
+  }, 120_000);
+
+  it('falls back to WASM when WebGPU fails to load the model', async () => {
+    const { page } = await openPage('webgpu');
+    // No q4 weights exist for the nano model: the WebGPU load fails on a 404 and the fp32 WASM load takes over.
+    const run = await runWorker(page, { ...nano, dtype: { webgpu: 'q4', wasm: 'fp32' } }, 'auto');
+    expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', reason: expect.stringMatching(/WebGPU failed to load the model .*fell back to WASM/) });
+    expect(run.tokens).toEqual(nodeTokens);
+  }, 120_000);
+
+  it('uses WASM in a browser without a WebGPU adapter, and the chat panel streams an answer with its readout', async () => {
+    const { page } = await openPage('no-gpu');
+    await page.getByTestId('model-load').click();
+    await expect.poll(() => page.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+    expect(await page.getByTestId('model-status').textContent()).toMatch(/WebGPU/);
+    await page.getByTestId('chat-input').fill('Who goes there?');
+    await page.getByTestId('chat-send').click();
+    await expect.poll(() => page.getByTestId('answer-readout').textContent(), { timeout: 60_000 }).toMatch(/WASM · TTFT \d+ ms · [\d.]+ tok\/s/);
+    expect((await page.getByTestId('chat-message-assistant').textContent())?.length).toBeGreaterThan(20);
+  }, 120_000);
+});
