@@ -30,6 +30,35 @@ describe('parseEnv', () => {
     expect(parseEnv({ PUBLIC_ORIGIN: 'https://mesh.example.org/app/' }).PUBLIC_ORIGIN).toBe('https://mesh.example.org');
   });
 
+  it('needs no chat provider configuration: the stub works keyless and the others have their public API roots', () => {
+    const env = parseEnv({});
+    expect(env).toMatchObject({
+      OPENAI_BASE_URL: 'https://api.openai.com/v1',
+      OPENROUTER_BASE_URL: 'https://openrouter.ai/api/v1',
+      HF_INFERENCE_BASE_URL: 'https://router.huggingface.co/v1',
+      CHAT_UPSTREAM_TIMEOUT_MS: 30_000,
+      CHAT_MAX_STREAMS_PER_USER: 3,
+    });
+    expect(env.OPENAI_API_KEY).toBeUndefined();
+    expect(env.OPENROUTER_API_KEY).toBeUndefined();
+  });
+
+  it('takes provider base URLs without their trailing slash and refuses other schemes', () => {
+    expect(parseEnv({ OPENAI_BASE_URL: 'http://127.0.0.1:9999/v1/' }).OPENAI_BASE_URL).toBe('http://127.0.0.1:9999/v1');
+    expect(() => parseEnv({ OPENROUTER_BASE_URL: 'ftp://example.org/v1' })).toThrowError(/OPENROUTER_BASE_URL="ftp:\/\/example.org\/v1": expected an http/);
+    expect(() => parseEnv({ CHAT_MAX_STREAMS_PER_USER: '0' })).toThrowError(/CHAT_MAX_STREAMS_PER_USER="0": expected at least 1/);
+  });
+
+  it('refuses a key with spaces or control characters without echoing the key', () => {
+    expect(parseEnv({ OPENAI_API_KEY: ' sk-good ' }).OPENAI_API_KEY).toBe('sk-good');
+    const bad = 'sk-secret\nX-Injected: 1';
+    expect(() => parseEnv({ OPENAI_API_KEY: bad })).toThrowError(/^Invalid environment variable OPENAI_API_KEY: expected a key of printable/);
+    expect(() => parseEnv({ HF_TOKEN: 'hf_secret with space' })).toThrowError(/^Invalid environment variable HF_TOKEN: /);
+    expect(() => parseEnv({ OPENROUTER_API_KEY: 'x'.repeat(513) })).toThrowError(
+      /^Invalid environment variable OPENROUTER_API_KEY: expected at most 512 characters$/,
+    );
+  });
+
   it('refuses an absolute session cap shorter than the idle expiry', () => {
     expect(() => parseEnv({ SESSION_IDLE_DAYS: '30', SESSION_MAX_DAYS: '7' })).toThrowError(/SESSION_MAX_DAYS/);
   });

@@ -28,6 +28,24 @@ const origin = z
   .refine((url) => url.protocol === 'http:' || url.protocol === 'https:', 'expected an http or https origin')
   .transform((url) => url.origin);
 
+/** An OpenAI-compatible API root such as https://api.openai.com/v1 (no trailing slash). */
+const apiBaseUrl = z
+  .string()
+  .trim()
+  .url('expected an http or https URL such as https://api.openai.com/v1')
+  .refine((value) => /^https?:\/\//i.test(value), 'expected an http or https URL')
+  .transform((value) => value.replace(/\/+$/, ''));
+
+/** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
+const apiKey = z
+  .string()
+  .trim()
+  .max(512, 'expected at most 512 characters')
+  .regex(/^[\x21-\x7e]+$/, 'expected a key of printable characters without spaces');
+
+/** Never echoed in the start-up error, which lands in logs. */
+const SECRET_VARIABLES = new Set(['HF_TOKEN', 'OPENAI_API_KEY', 'OPENROUTER_API_KEY']);
+
 export const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().trim().min(1).default('127.0.0.1'),
@@ -49,7 +67,7 @@ export const EnvSchema = z.object({
   SESSION_IDLE_DAYS: integer(1, 365).default(14),
   SESSION_MAX_DAYS: integer(1, 3650).default(90),
   HF_ENDPOINT: origin.default('https://huggingface.co'),
-  HF_TOKEN: z.string().trim().min(1).max(512).optional(),
+  HF_TOKEN: apiKey.optional(),
   MODEL_CACHE_DIR: z.string().trim().min(1).optional(),
   MANIFEST_PATH: z.string().trim().min(1).optional(),
   DOWNLOAD_CONCURRENCY: integer(1, 16).default(2),
@@ -57,6 +75,15 @@ export const EnvSchema = z.object({
   DOWNLOAD_MAX_REDIRECTS: integer(0, 10).default(5),
   /** Kept free on the cache's disk after a download, on top of the download itself. */
   DOWNLOAD_DISK_MARGIN_BYTES: integer(0, Number.MAX_SAFE_INTEGER).default(512 * 1024 * 1024),
+  OPENAI_API_KEY: apiKey.optional(),
+  OPENAI_BASE_URL: apiBaseUrl.default('https://api.openai.com/v1'),
+  OPENROUTER_API_KEY: apiKey.optional(),
+  OPENROUTER_BASE_URL: apiBaseUrl.default('https://openrouter.ai/api/v1'),
+  /** The Hub's OpenAI-compatible inference router; its key is HF_TOKEN. */
+  HF_INFERENCE_BASE_URL: apiBaseUrl.default('https://router.huggingface.co/v1'),
+  /** A provider silent this long (before its first byte, or between chunks) fails the chat with UPSTREAM_TIMEOUT. */
+  CHAT_UPSTREAM_TIMEOUT_MS: integer(100, 600_000).default(30_000),
+  CHAT_MAX_STREAMS_PER_USER: integer(1, 100).default(3),
   GIT_COMMIT: z.string().trim().regex(/^[0-9a-f]{7,40}$/, 'expected a git commit sha').optional(),
 });
 
@@ -80,7 +107,7 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
   if (!result.success) {
     const issue = result.error.issues[0];
     const name = String(issue?.path[0] ?? 'environment');
-    const given = cleaned[name];
+    const given = SECRET_VARIABLES.has(name) ? undefined : cleaned[name];
     throw new EnvError(
       `Invalid environment variable ${name}${given === undefined ? '' : `=${JSON.stringify(given)}`}: ${issue?.message ?? 'invalid'}`,
     );

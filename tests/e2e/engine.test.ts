@@ -8,9 +8,9 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadNanoModel } from '../../src/server/models/bundled.ts';
-import type { EngineMessage, EngineModel, EngineReply } from '../../src/shared/engine-protocol.ts';
+import type { EngineMessage, EngineModel } from '../../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../../src/worker/engine.ts';
-import { buildClient, launchChromium } from '../support/browser.ts';
+import { buildClient, launchChromium, runWorker } from '../support/browser.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Now is the winter of our discontent' }];
@@ -57,57 +57,10 @@ async function openPage(mode: 'webgpu' | 'no-gpu'): Promise<{ page: Page; offOri
   return { page, offOrigin };
 }
 
-interface WorkerRun {
-  ready: Extract<EngineReply, { type: 'ready' | 'error' }>;
-  complete?: Extract<EngineReply, { type: 'complete' | 'error' }>;
-  tokens: number[];
-  phases: string[];
-}
-
-/** Drives the real worker bundle with protocol messages, from inside the page. */
-function runWorker(page: Page, model: EngineModel, backend: 'auto' | 'wasm' | 'webgpu'): Promise<WorkerRun> {
-  return page.evaluate(
-    async ({ workerPath, model, backend, messages, sampling }) => {
-      // Runs in the page (the test's tsconfig has no DOM types, hence the local shape of Worker).
-      interface PageWorker {
-        postMessage(message: unknown): void;
-        addEventListener(type: 'message', listener: (event: { data: EngineReply }) => void): void;
-        terminate(): void;
-      }
-      const WorkerClass = (globalThis as unknown as { Worker: new (url: string, options: { type: 'module' }) => PageWorker }).Worker;
-      const worker = new WorkerClass(workerPath, { type: 'module' });
-      const replies: EngineReply[] = [];
-      const waiting = new Map<string, (reply: EngineReply) => void>();
-      worker.addEventListener('message', (event) => {
-        replies.push(event.data);
-        if (['ready', 'complete', 'error'].includes(event.data.type)) waiting.get(event.data.requestId)?.(event.data);
-      });
-      const until = (requestId: string) => new Promise<EngineReply>((resolve) => waiting.set(requestId, resolve));
-      const loaded = until('load');
-      worker.postMessage({ type: 'load', requestId: 'load', model, backend });
-      const ready = (await loaded) as WorkerRun['ready'];
-      let complete: WorkerRun['complete'];
-      if (ready.type === 'ready') {
-        const done = until('gen');
-        worker.postMessage({ type: 'generate', requestId: 'gen', messages, sampling });
-        complete = (await done) as WorkerRun['complete'];
-      }
-      worker.terminate();
-      return {
-        ready,
-        complete,
-        tokens: replies.flatMap((r) => (r.type === 'token' ? [r.tokenId] : [])),
-        phases: [...new Set(replies.flatMap((r) => (r.type === 'progress' ? [r.phase] : [])))],
-      };
-    },
-    { workerPath, model, backend, messages: MESSAGES, sampling: GREEDY },
-  );
-}
-
 describe('the inference worker in Chromium', () => {
   it('on WASM gives the same greedy tokens as Node, loading nothing from off the origin', async () => {
     const { page, offOrigin } = await openPage('webgpu');
-    const run = await runWorker(page, nano, 'wasm');
+    const run = await runWorker(page, workerPath, nano, 'wasm', MESSAGES, GREEDY);
     expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', dtype: 'fp32' });
     expect(run.phases).toEqual(['Fetching', 'Preparing', 'Downloading', 'Loading', 'Ready']);
     expect(run.complete).toMatchObject({ type: 'complete', tokenIds: nodeTokens });
@@ -117,7 +70,7 @@ describe('the inference worker in Chromium', () => {
 
   it('on WebGPU (SwiftShader) gives the same greedy tokens as Node', async () => {
     const { page } = await openPage('webgpu');
-    const run = await runWorker(page, nano, 'auto');
+    const run = await runWorker(page, workerPath, nano, 'auto', MESSAGES, GREEDY);
     expect(run.ready).toMatchObject({ type: 'ready', backend: 'webgpu', dtype: 'fp32', reason: expect.stringMatching(/^WebGPU on /) });
     expect(run.tokens).toEqual(nodeTokens);
   }, 120_000);
@@ -125,7 +78,7 @@ describe('the inference worker in Chromium', () => {
   it('falls back to WASM when WebGPU fails to load the model', async () => {
     const { page } = await openPage('webgpu');
     // No q4 weights exist for the nano model: the WebGPU load fails on a 404 and the fp32 WASM load takes over.
-    const run = await runWorker(page, { ...nano, dtype: { webgpu: 'q4', wasm: 'fp32' } }, 'auto');
+    const run = await runWorker(page, workerPath, { ...nano, dtype: { webgpu: 'q4', wasm: 'fp32' } }, 'auto', MESSAGES, GREEDY);
     expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', reason: expect.stringMatching(/WebGPU failed to load the model .*fell back to WASM/) });
     expect(run.tokens).toEqual(nodeTokens);
   }, 120_000);

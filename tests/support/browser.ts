@@ -1,8 +1,9 @@
 // Headless Debian Chromium through playwright-core, and a production build of the client for it to load.
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type Page, chromium } from 'playwright-core';
 import { build } from 'vite';
+import type { BackendPreference, EngineMessage, EngineModel, EngineReply, SamplingInput } from '../../src/shared/engine-protocol.ts';
 import { ROOT } from './server-process.ts';
 
 const BASE_FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -22,4 +23,60 @@ export async function buildClient(outDir: string): Promise<{ workerPath: string 
   const worker = (await readdir(path.join(outDir, 'assets'))).find((file) => /^inference\.worker-.*\.js$/.test(file));
   if (!worker) throw new Error('the build has no inference worker bundle');
   return { workerPath: `/assets/${worker}` };
+}
+
+export interface WorkerRun {
+  ready: Extract<EngineReply, { type: 'ready' | 'error' }>;
+  complete?: Extract<EngineReply, { type: 'complete' | 'error' }>;
+  tokens: number[];
+  phases: string[];
+}
+
+/** Drives the real worker bundle with protocol messages, from inside the page. */
+export async function runWorker(
+  page: Page,
+  workerPath: string,
+  model: EngineModel,
+  backend: BackendPreference,
+  messages: EngineMessage[],
+  sampling: SamplingInput,
+): Promise<WorkerRun> {
+  // Under tsx (the benchmarks), esbuild's keepNames wraps functions in `__name(...)`, which the page lacks.
+  await page.evaluate('globalThis.__name ??= (fn) => fn');
+  return page.evaluate(
+    async ({ workerPath, model, backend, messages, sampling }) => {
+      // Runs in the page (the test's tsconfig has no DOM types, hence the local shape of Worker).
+      interface PageWorker {
+        postMessage(message: unknown): void;
+        addEventListener(type: 'message', listener: (event: { data: EngineReply }) => void): void;
+        terminate(): void;
+      }
+      const WorkerClass = (globalThis as unknown as { Worker: new (url: string, options: { type: 'module' }) => PageWorker }).Worker;
+      const worker = new WorkerClass(workerPath, { type: 'module' });
+      const replies: EngineReply[] = [];
+      const waiting = new Map<string, (reply: EngineReply) => void>();
+      worker.addEventListener('message', (event) => {
+        replies.push(event.data);
+        if (['ready', 'complete', 'error'].includes(event.data.type)) waiting.get(event.data.requestId)?.(event.data);
+      });
+      const until = (requestId: string) => new Promise<EngineReply>((resolve) => waiting.set(requestId, resolve));
+      const loaded = until('load');
+      worker.postMessage({ type: 'load', requestId: 'load', model, backend });
+      const ready = (await loaded) as WorkerRun['ready'];
+      let complete: WorkerRun['complete'];
+      if (ready.type === 'ready') {
+        const done = until('gen');
+        worker.postMessage({ type: 'generate', requestId: 'gen', messages, sampling });
+        complete = (await done) as WorkerRun['complete'];
+      }
+      worker.terminate();
+      return {
+        ready,
+        complete,
+        tokens: replies.flatMap((r) => (r.type === 'token' ? [r.tokenId] : [])),
+        phases: [...new Set(replies.flatMap((r) => (r.type === 'progress' ? [r.phase] : [])))],
+      };
+    },
+    { workerPath, model, backend, messages, sampling },
+  );
 }

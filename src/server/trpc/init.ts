@@ -1,6 +1,7 @@
 // The one initTRPC of the server.
 import { TRPCError, initTRPC } from '@trpc/server';
 import { ZodError, z } from 'zod';
+import { ProviderError } from '../providers/provider.ts';
 import type { Context } from './context.ts';
 
 const t = initTRPC.context<Context>().create({
@@ -21,6 +22,8 @@ const t = initTRPC.context<Context>().create({
           error.cause instanceof ZodError
             ? error.cause.issues.map((issue) => ({ path: issue.path.map(String), message: issue.message }))
             : null,
+        // Chat failures: a code from the closed ProviderErrorCode set (and when to retry) for clients to act on.
+        providerError: error.cause instanceof ProviderError ? error.cause.toData() : null,
       },
     };
   },

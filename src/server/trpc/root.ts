@@ -1,5 +1,6 @@
 import { router } from './init.ts';
 import { authRouter } from './routers/auth.ts';
+import { chatRouter } from './routers/chat.ts';
 import { healthQuery } from './routers/health.ts';
 import { manifestRouter, modelRouter } from './routers/model.ts';
 
@@ -8,6 +9,7 @@ export const appRouter = router({
   auth: authRouter,
   manifest: manifestRouter,
   models: modelRouter,
+  chat: chatRouter,
 });
 
 export type AppRouter = typeof appRouter;

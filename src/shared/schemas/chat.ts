@@ -1,0 +1,130 @@
+// Cloud chat contracts (chat.providers, chat.stream, chat.send), shared by the server and the client.
+import { z } from 'zod';
+
+/** Caps on one request: they bound what a client can make the server send upstream (and pay for). */
+export const CHAT_LIMITS = {
+  messages: 100,
+  messageChars: 32_000,
+  totalChars: 120_000,
+  modelChars: 128,
+  maxTokens: 8192,
+} as const;
+
+export const ChatProviderIdSchema = z.enum(['openai', 'openrouter', 'huggingface', 'stub']);
+export type ChatProviderId = z.infer<typeof ChatProviderIdSchema>;
+
+export const ChatRoleSchema = z.enum(['system', 'user', 'assistant']);
+export type ChatRole = z.infer<typeof ChatRoleSchema>;
+
+/** A provider's model name: `gpt-4o-mini`, `meta-llama/Llama-3.1-8B-Instruct:novita`, `openai/gpt-4o`. */
+export const ChatModelSchema = z
+  .string()
+  .min(1, 'Model cannot be empty')
+  .max(CHAT_LIMITS.modelChars, `Model is at most ${CHAT_LIMITS.modelChars} characters`)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/, 'Model names are letters, digits and . _ : / @ -');
+
+export const ChatMessageSchema = z
+  .object({
+    role: ChatRoleSchema,
+    content: z
+      .string()
+      .max(CHAT_LIMITS.messageChars, `A message is at most ${CHAT_LIMITS.messageChars} characters`),
+  })
+  .strict();
+export type ChatMessage = z.infer<typeof ChatMessageSchema>;
+
+export const ChatSamplingSchema = z
+  .object({
+    temperature: z.number().min(0, 'Temperature is at least 0').max(2, 'Temperature is at most 2').optional(),
+    topP: z.number().gt(0, 'Top-p is above 0').max(1, 'Top-p is at most 1').optional(),
+    maxTokens: z
+      .number()
+      .int()
+      .min(1, 'Max tokens is at least 1')
+      .max(CHAT_LIMITS.maxTokens, `Max tokens is at most ${CHAT_LIMITS.maxTokens}`)
+      .optional(),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+  })
+  .strict();
+export type ChatSampling = z.infer<typeof ChatSamplingSchema>;
+
+export const ChatInputSchema = z
+  .object({
+    provider: ChatProviderIdSchema,
+    model: ChatModelSchema.optional(),
+    messages: z
+      .array(ChatMessageSchema)
+      .min(1, 'Send at least one message')
+      .max(CHAT_LIMITS.messages, `At most ${CHAT_LIMITS.messages} messages per request`)
+      .refine(
+        (messages) => messages.reduce((sum, m) => sum + m.content.length, 0) <= CHAT_LIMITS.totalChars,
+        `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`,
+      ),
+    sampling: ChatSamplingSchema.default({}),
+    /** Continue a saved conversation (accounts only); without it an account's chat starts a new one. */
+    conversationId: z.uuid('Expected a conversation id').optional(),
+  })
+  .strict();
+export type ChatInput = z.input<typeof ChatInputSchema>;
+
+/** Why a chat failed, in `error.data.providerError.code`: a closed set the client can switch on. */
+export const ProviderErrorCodeSchema = z.enum([
+  'PROVIDER_NOT_CONFIGURED',
+  'INVALID_KEY',
+  'RATE_LIMITED',
+  'MODEL_NOT_FOUND',
+  /** The provider refused this request (context too long, bad parameter): its message says why. */
+  'UPSTREAM_REJECTED',
+  'UPSTREAM_TIMEOUT',
+  'UPSTREAM_ERROR',
+  'BAD_UPSTREAM_RESPONSE',
+  'TOO_MANY_STREAMS',
+]);
+export type ProviderErrorCode = z.infer<typeof ProviderErrorCodeSchema>;
+
+export interface ProviderErrorData {
+  code: ProviderErrorCode;
+  /** Seconds to wait before trying again, when the provider (or the server's own limit) said so. */
+  retryAfterSeconds: number | null;
+}
+
+export const FinishReasonSchema = z.enum(['stop', 'length', 'content_filter', 'tool_calls', 'other']);
+export type FinishReason = z.infer<typeof FinishReasonSchema>;
+
+export interface ChatUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface ChatTimings {
+  /** From the request reaching the server to the first text. */
+  ttftMs: number | null;
+  totalMs: number;
+  /** Completion tokens over the time from first to last text; null when the provider reported no usage. */
+  tokensPerSecond: number | null;
+}
+
+export interface ChatDone {
+  finishReason: FinishReason;
+  /** The model that answered, as the provider names it. */
+  model: string;
+  usage: ChatUsage | null;
+  timings: ChatTimings;
+  /** The saved conversation (accounts); null for guests, whose chats stay on their device. */
+  conversationId: string | null;
+}
+
+/** What `chat.stream` yields: text as it is made, then one `done`. */
+export type ChatStreamEvent = { type: 'delta'; text: string } | ({ type: 'done' } & ChatDone);
+
+/** What `chat.send` returns: the whole answer. */
+export type ChatAnswer = { text: string } & ChatDone;
+
+export interface ChatProviderInfo {
+  id: ChatProviderId;
+  label: string;
+  configured: boolean;
+  defaultModel: string;
+  /** The keyless embedded provider: canned text, no language model. */
+  stub: boolean;
+}
