@@ -104,7 +104,9 @@ async function main() {
     // Node: first load fills the file cache; the second engine loads from it.
     const node: Record<string, { loadMs: number; ttftMs: number; tokensPerSecond: number; tokens: number; promptTokens: number }> = {};
     for (const model of [nano, bench]) {
-      await new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'node-cache') }).load(model, 'auto', () => {});
+      const filler = new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'node-cache') });
+      await filler.load(model, 'auto', () => {});
+      await filler.unload();
       const engine = new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'node-cache') });
       const info = await engine.load(model, 'auto', () => {});
       const runs = [];

@@ -1,8 +1,9 @@
 // Headless Debian Chromium through playwright-core, and a production build of the client for it to load.
+import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { type Browser, type Page, chromium } from 'playwright-core';
-import { build } from 'vite';
 import type { BackendPreference, EngineMessage, EngineModel, EngineReply, SamplingInput } from '../../src/shared/engine-protocol.ts';
 import { ROOT } from './server-process.ts';
 
@@ -17,9 +18,13 @@ export function launchChromium(mode: 'webgpu' | 'no-gpu'): Promise<Browser> {
   return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: [...BASE_FLAGS, ...flags] });
 }
 
-/** `vite build` of the app into `outDir`; returns the URL path of the bundled inference worker. */
+/**
+ * `vite build` of the app into `outDir`, in a child process (an in-process build leaves threads behind that
+ * slowed onnxruntime-node in the same process by a third); returns the URL path of the inference worker bundle.
+ */
 export async function buildClient(outDir: string): Promise<{ workerPath: string }> {
-  await build({ root: ROOT, logLevel: 'warn', build: { outDir, emptyOutDir: true, sourcemap: false } });
+  const vite = path.join(ROOT, 'node_modules/vite/bin/vite.js');
+  await promisify(execFile)(process.execPath, [vite, 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn', '--sourcemap', 'false'], { cwd: ROOT });
   const worker = (await readdir(path.join(outDir, 'assets'))).find((file) => /^inference\.worker-.*\.js$/.test(file));
   if (!worker) throw new Error('the build has no inference worker bundle');
   return { workerPath: `/assets/${worker}` };
