@@ -15,7 +15,7 @@ import type { TinyWeights } from '../scripts/tiny-model/weights.ts';
 import { EngineClient } from '../src/client/workers/engine-client.ts';
 import type { EngineMessage, EngineModel, EngineReply } from '../src/shared/engine-protocol.ts';
 import { NANO_MODEL_DIR, loadNanoModel } from '../src/server/models/bundled.ts';
-import { EngineError, InferenceEngine } from '../src/worker/engine.ts';
+import { EngineError, InferenceEngine, type LoadProgress } from '../src/worker/engine.ts';
 import type { StreamedToken } from '../src/worker/token-streamer.ts';
 import { inProcessWorker } from './support/in-process-worker.ts';
 import { type ServerProcess, downloadModel, guestCookie, startServer } from './support/server-process.ts';
@@ -84,9 +84,16 @@ describe.each([
   it('loads through the server with phases in order and streams the reference greedy tokens', async () => {
     const engine = newEngine();
     const phases: string[] = [];
+    let last: LoadProgress | null = null;
     const info = await engine.load(model(), 'auto', (p) => {
       if (phases.at(-1) !== p.phase) phases.push(p.phase);
+      last = p;
     });
+    // Per-file bytes: the weights file arrived whole, and the totals add up.
+    const weightsFile = (last as LoadProgress | null)?.files['onnx/model.onnx'];
+    expect(weightsFile?.total).toBeGreaterThan(0);
+    expect(weightsFile?.loaded).toBe(weightsFile?.total);
+    expect((last as LoadProgress | null)?.loaded).toBe((last as LoadProgress | null)?.total);
     expect(info).toMatchObject({ model: model().id, backend: 'cpu', dtype: 'fp32' });
     expect(info.reason).toMatch(/onnxruntime-node/);
     expect(phases[0]).toBe('Fetching');
