@@ -94,3 +94,18 @@ describe('the inference worker in Chromium', () => {
     expect((await page.getByTestId('chat-message-assistant').textContent())?.length).toBeGreaterThan(20);
   }, 120_000);
 });
+
+describe('cloud chat in Chromium', () => {
+  it('streams the stub provider’s answer over SSE into the chat, as a new guest, with its readout', async () => {
+    const { page, offOrigin } = await openPage('no-gpu');
+    await expect.poll(() => page.getByTestId('chat-route').locator('option').allTextContents()).toContain('Stub (canned replies, no model)');
+    await page.getByTestId('chat-route').selectOption({ label: 'Stub (canned replies, no model)' });
+    await page.getByTestId('chat-input').fill('Hello from the browser');
+    await page.getByTestId('chat-send').click();
+    await expect.poll(() => page.getByTestId('answer-readout').textContent(), { timeout: 30_000 }).toMatch(/^ ?Stub .*TTFT \d+ ms/);
+    expect((await page.getByTestId('chat-message-assistant').textContent())?.length).toBeGreaterThan(20);
+    // The subscription ran on the page's own EventSource, with the guest cookie the app obtained.
+    expect((await page.context().cookies()).map((c) => c.name)).toContain('mesh_session');
+    expect(offOrigin).toEqual([]);
+  }, 60_000);
+});

@@ -1,8 +1,11 @@
-// Local chat with a catalogue model on this device: load (with phases), stream an answer, stop it.
-// The first slice of the chat screen; the PWA issue grows it (model picker, cloud providers, history).
+// Chat with a catalogue model on this device (load with phases, stream an answer, stop it) or with a cloud
+// provider through the server (chat.stream over SSE). The first slice of the chat screen; the PWA issue grows it
+// (model picker, history, offline state).
 import { useEffect, useRef, useState } from 'react';
 import type { EngineMessage, EngineModel, LoadedInfo } from '../../../shared/engine-protocol.ts';
+import type { ChatProviderInfo } from '../../../shared/schemas/chat.ts';
 import type { ManifestEntry } from '../../../shared/schemas/models.ts';
+import { trpc } from '../../lib/trpc.ts';
 import type { Generation, LoadProgressEvent } from '../../workers/engine-client.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
 
@@ -23,6 +26,9 @@ export function LocalChat() {
   const [messages, setMessages] = useState<(EngineMessage & { readout?: string })[]>([]);
   const [input, setInput] = useState('');
   const generation = useRef<Generation | null>(null);
+  const cloud = useRef<{ unsubscribe(): void } | null>(null);
+  const [providers, setProviders] = useState<ChatProviderInfo[]>([]);
+  const [route, setRoute] = useState<string>('device');
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
@@ -32,6 +38,10 @@ export function LocalChat() {
         setModel(body.result.data.find((entry) => entry.bundled) ?? null);
       })
       .catch((cause: unknown) => setError(`Could not read the catalogue: ${String(cause)}`));
+    trpc.chat.providers
+      .query()
+      .then((list) => setProviders(list.filter((p) => p.configured)))
+      .catch(() => setProviders([]));
   }, []);
 
   async function load() {
@@ -51,6 +61,7 @@ export function LocalChat() {
     setInput('');
     setMessages([...history, { role: 'assistant', content: '' }]);
     setBusy(true);
+    if (route !== 'device') return sendToProvider(route, history);
     const run = inferenceEngine().generate(history, { temperature: 0.8, topP: 0.95, maxNewTokens: 128 });
     generation.current = run;
     let answer = '';
@@ -66,6 +77,49 @@ export function LocalChat() {
       setError(cause instanceof Error ? cause.message : String(cause));
     } finally {
       generation.current = null;
+      setBusy(false);
+    }
+  }
+
+  async function sendToProvider(provider: string, history: EngineMessage[]) {
+    const label = providers.find((p) => p.id === provider)?.label ?? provider;
+    const finish = (message?: string) => {
+      cloud.current = null;
+      setBusy(false);
+      if (message) setError(message);
+    };
+    try {
+      // Cloud chat needs a session: a guest identity is made on first use.
+      if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
+    } catch (cause) {
+      return finish(cause instanceof Error ? cause.message : String(cause));
+    }
+    let answer = '';
+    cloud.current = trpc.chat.stream.subscribe(
+      { provider: provider as ChatProviderInfo['id'], messages: history, sampling: { maxTokens: 256 } },
+      {
+        onData(event) {
+          if (event.type === 'delta') {
+            answer += event.text;
+            setMessages([...history, { role: 'assistant', content: answer }]);
+            return;
+          }
+          const { ttftMs, tokensPerSecond } = event.timings;
+          const readout = `${label} · TTFT ${ttftMs ?? '?'} ms · ${tokensPerSecond === null ? '?' : tokensPerSecond.toFixed(1)} tok/s`;
+          setMessages([...history, { role: 'assistant', content: answer, readout }]);
+          cloud.current?.unsubscribe();
+          finish();
+        },
+        onError: (cause) => finish(cause.message),
+      },
+    );
+  }
+
+  function stop() {
+    generation.current?.stop();
+    if (cloud.current) {
+      cloud.current.unsubscribe();
+      cloud.current = null;
       setBusy(false);
     }
   }
@@ -102,13 +156,24 @@ export function LocalChat() {
         }}
       >
         <label>
-          Message
-          <input data-testid="chat-input" value={input} onChange={(event) => setInput(event.target.value)} disabled={!loaded} />
+          Answer with
+          <select data-testid="chat-route" value={route} onChange={(event) => setRoute(event.target.value)}>
+            <option value="device">this device</option>
+            {providers.map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.label}
+              </option>
+            ))}
+          </select>
         </label>
-        <button type="submit" data-testid="chat-send" disabled={!loaded || busy}>
+        <label>
+          Message
+          <input data-testid="chat-input" value={input} onChange={(event) => setInput(event.target.value)} disabled={route === 'device' && !loaded} />
+        </label>
+        <button type="submit" data-testid="chat-send" disabled={(route === 'device' && !loaded) || busy}>
           Send
         </button>
-        <button type="button" data-testid="chat-stop" disabled={!busy} onClick={() => generation.current?.stop()}>
+        <button type="button" data-testid="chat-stop" disabled={!busy} onClick={stop}>
           Stop
         </button>
       </form>
