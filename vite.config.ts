@@ -2,6 +2,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import path from 'node:path';
 import react from '@vitejs/plugin-react';
 import { type Plugin, defaultClientConditions, defineConfig } from 'vite';
+import { VitePWA } from 'vite-plugin-pwa';
 
 const ORT_DIST = path.resolve(import.meta.dirname, 'node_modules/onnxruntime-web/dist');
 const ORT_VERSION = (JSON.parse(readFileSync(path.resolve(ORT_DIST, '../package.json'), 'utf8')) as { version: string }).version;
@@ -33,9 +34,69 @@ function onnxRuntimeFiles(): Plugin {
   };
 }
 
-export default defineConfig({
-  plugins: [react(), onnxRuntimeFiles()],
-  define: { __ORT_WASM_BASE__: JSON.stringify(ORT_WASM_BASE) },
+export default defineConfig(({ command }) => ({
+  plugins: [
+    react(),
+    onnxRuntimeFiles(),
+    // The service worker exists only in builds: in development it would cache what hot reload replaces.
+    command === 'build' &&
+    VitePWA({
+      // The app registers the worker itself (src/client/lib/pwa.ts) and asks before switching to a new version.
+      registerType: 'prompt',
+      injectRegister: false,
+      // The icons are in the precache glob already.
+      includeManifestIcons: false,
+      manifest: {
+        name: 'Mesh NanoLLM',
+        short_name: 'Mesh NanoLLM',
+        description: 'Chat with small language models in your browser, alone or as a mesh.',
+        theme_color: '#0b0f17',
+        background_color: '#0b0f17',
+        display: 'standalone',
+        start_url: '/',
+        scope: '/',
+        icons: [
+          { src: '/pwa-192x192.png', sizes: '192x192', type: 'image/png' },
+          { src: '/pwa-512x512.png', sizes: '512x512', type: 'image/png' },
+          { src: '/maskable-512x512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
+        ],
+      },
+      workbox: {
+        // The app shell; ONNX Runtime (27 MB a file) and model files are cached at run time instead.
+        globPatterns: ['**/*.{js,css,html,svg,png,webmanifest}'],
+        globIgnores: ['ort/**'],
+        navigateFallback: '/index.html',
+        navigateFallbackDenylist: [/^\/api\//, /^\/models\//, /^\/socket\.io\//, /^\/ort\//],
+        cleanupOutdatedCaches: true,
+        runtimeCaching: [
+          {
+            // Pinned to a commit, so a URL's bytes never change: cache-first, in the cache the app saves models to.
+            urlPattern: ({ url, sameOrigin }) => sameOrigin && /^\/models\/[^/]+\/[^/]+\/resolve\/[0-9a-f]{40}\//.test(url.pathname),
+            handler: 'CacheFirst',
+            // ignoreVary: the server's CORS layer sends `Vary: Origin`, and a module import carries an Origin header
+            // that the stored request lacked, so an exact match missed offline.
+            options: { cacheName: 'mesh-models', cacheableResponse: { statuses: [200] }, matchOptions: { ignoreVary: true } },
+          },
+          {
+            // The catalogue, so the Models screen (and loading a model saved here) works offline.
+            urlPattern: ({ url, sameOrigin }) => sameOrigin && url.pathname === '/api/trpc/manifest.list',
+            handler: 'NetworkFirst',
+            options: { cacheName: 'mesh-api', networkTimeoutSeconds: 5, cacheableResponse: { statuses: [200] } },
+          },
+          {
+            urlPattern: ({ url, sameOrigin }) => sameOrigin && url.pathname.startsWith('/ort/'),
+            handler: 'CacheFirst',
+            options: { cacheName: 'mesh-runtime', cacheableResponse: { statuses: [200] }, matchOptions: { ignoreVary: true } },
+          },
+        ],
+      },
+    }),
+  ],
+  define: {
+    __ORT_WASM_BASE__: JSON.stringify(ORT_WASM_BASE),
+    // Shown in the app; a new build gets a new stamp, so its service worker is a new version.
+    __APP_BUILD__: JSON.stringify(process.env.MESH_BUILD_ID ?? new Date().toISOString().slice(0, 16).replace('T', ' ')),
+  },
   // ONNX Runtime's "extern wasm" build loads its glue and .wasm from `wasmPaths` only; the default build would
   // also make Vite emit a second, hashed 27 MB copy of the WASM file into assets/.
   resolve: { conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions] },
@@ -47,4 +108,4 @@ export default defineConfig({
     // transformers.js and ONNX Runtime's glue are large by nature; they load in the worker, off the main thread.
     chunkSizeWarningLimit: 2048,
   },
-});
+}));

@@ -6,24 +6,23 @@
 // 3. Time to first token and load time from cache, for the nano model and the benchmark model.
 // Models load through the real server process (the benchmark model downloaded from the fake Hub by the proxy).
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoTokenizer } from '@huggingface/transformers';
 import * as ort from 'onnxruntime-node';
-import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
+import { FakeHub } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
-import { loadNanoModel } from '../src/server/models/bundled.ts';
-import type { EngineMessage, EngineModel } from '../src/shared/engine-protocol.ts';
+import type { EngineMessage } from '../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { buildClient, launchChromium, runWorker } from '../tests/support/browser.ts';
+import { nanoEngineModel, publishModels } from '../tests/support/model-fixtures.ts';
 import { downloadModel, guestCookie, startServer } from '../tests/support/server-process.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 const RUNS = 3;
 const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
 const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
-const FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
 const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Write a long story about a mesh of browsers sharing one small model.' }];
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: TOKENS };
 
@@ -81,25 +80,15 @@ async function main() {
   const config = JSON.parse(await readFile(path.join(BENCH_DIR, 'config.json'), 'utf8')) as { num_hidden_layers: number; num_attention_heads: number; hidden_size: number };
   const hub = new FakeHub();
   await hub.start();
-  const { commit } = await hub.addRepo(
-    'mesh/bench',
-    Object.fromEntries(await Promise.all(FILES.map(async (f) => [f, bufferContent(await readFile(path.join(BENCH_DIR, f)))] as const))),
-  );
-  const entry = { id: 'bench', repo: 'mesh/bench', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: BENCH.maxPositions } as const;
-  await writeFile(
-    path.join(dir, 'manifest.json'),
-    JSON.stringify({ models: [{ ...entry, name: 'Bench', revision: 'main', task: 'text-generation', license: 'mit', files: FILES.map((p) => ({ path: p })) }] }),
-  );
+  const { manifestPath, published } = await publishModels(hub, dir, [{ id: 'bench', from: BENCH_DIR, contextLength: BENCH.maxPositions }]);
   // Built before the server starts: it registers the built files at start-up.
   const { workerPath } = await buildClient(path.join(dir, 'dist'));
-  const server = await startServer({ DATA_DIR: path.join(dir, 'data'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
+  const server = await startServer({ DATA_DIR: path.join(dir, 'data'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, CLIENT_DIST_DIR: path.join(dir, 'dist') });
   try {
     await downloadModel(server.url, await guestCookie(server.url), 'bench');
-    const bench: EngineModel = { ...entry, dtype: { ...entry.dtype }, revision: commit, files: FILES };
-    const bundled = await loadNanoModel();
-    if (!bundled) throw new Error('models/nano is missing: run `npm run model:nano`');
-    const { id, repo, revision, dtype, contextLength } = bundled.entry;
-    const nano: EngineModel = { id, repo, revision, dtype, contextLength, files: bundled.entry.files.map((f) => f.path) };
+    const bench = published.bench?.model;
+    if (!bench) throw new Error('the benchmark model was not published');
+    const nano = await nanoEngineModel();
 
     // Node: first load fills the file cache; the second engine loads from it.
     const node: Record<string, { loadMs: number; ttftMs: number; tokensPerSecond: number; tokens: number; promptTokens: number }> = {};

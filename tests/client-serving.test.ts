@@ -38,6 +38,9 @@ describe('production client serving', () => {
     const deepLink = await app.inject('/rooms/some-room');
     expect(deepLink.statusCode).toBe(200);
     expect(deepLink.body).toContain('<title>Mesh NanoLLM</title>');
+    // The Models screen shares its first segment with the model files' route, which keeps its JSON 404s.
+    expect((await app.inject('/models')).body).toContain('<title>Mesh NanoLLM</title>');
+    expect((await app.inject('/models/org/none/resolve/main/config.json')).json()).toMatchObject({ error: expect.any(String) });
     await app.close();
   });
 

@@ -2,26 +2,25 @@
 // model and a generated one the server downloaded from the fake Hub), streams tokens whose greedy values equal
 // the TypeScript reference forward pass, reuses the KV cache across turns, interrupts within one token, and
 // guards the context length.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoTokenizer, type PreTrainedTokenizer, env } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
-import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
+import { FakeHub } from '../scripts/fake-hub.ts';
 import { readWeights } from '../scripts/tiny-model/read-weights.ts';
 import { greedy } from '../scripts/tiny-model/reference.ts';
 import type { TinyWeights } from '../scripts/tiny-model/weights.ts';
 import { EngineClient } from '../src/client/workers/engine-client.ts';
 import type { EngineMessage, EngineModel, EngineReply } from '../src/shared/engine-protocol.ts';
-import { NANO_MODEL_DIR, loadNanoModel } from '../src/server/models/bundled.ts';
+import { NANO_MODEL_DIR } from '../src/server/models/bundled.ts';
 import { EngineError, InferenceEngine, type LoadProgress } from '../src/worker/engine.ts';
 import type { StreamedToken } from '../src/worker/token-streamer.ts';
 import { inProcessWorker } from './support/in-process-worker.ts';
+import { nanoEngineModel, publishModels } from './support/model-fixtures.ts';
 import { type ServerProcess, downloadModel, guestCookie, startServer } from './support/server-process.ts';
 
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 24 };
-const FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
 
 let dir: string;
 let hub: FakeHub;
@@ -33,28 +32,17 @@ let tinyWeights: TinyWeights;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-engine-'));
-  const local = path.join(dir, 'tiny');
-  const generated = await generateRandomModel(local, { layers: 2, hidden: 64, heads: 4, seed: 11, maxPositions: 96 });
-  tinyWeights = generated.weights;
   hub = new FakeHub();
   await hub.start();
-  const { commit } = await hub.addRepo(
-    'mesh/engine-tiny',
-    Object.fromEntries(await Promise.all(FILES.map(async (f) => [f, bufferContent(await readFile(path.join(local, f)))] as const))),
-  );
-  const entry = { id: 'engine-tiny', repo: 'mesh/engine-tiny', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 96 } as const;
-  await writeFile(
-    path.join(dir, 'manifest.json'),
-    JSON.stringify({ models: [{ ...entry, name: 'Engine tiny', revision: 'main', task: 'text-generation', license: 'mit', files: FILES.map((p) => ({ path: p })) }] }),
-  );
-  server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), CLIENT_DIST_DIR: path.join(dir, 'none') });
+  const { manifestPath, published } = await publishModels(hub, dir, [{ id: 'engine-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 11, maxPositions: 96 } }]);
+  server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, CLIENT_DIST_DIR: path.join(dir, 'none') });
   await downloadModel(server.url, await guestCookie(server.url), 'engine-tiny');
-  tiny = { ...entry, dtype: { ...entry.dtype }, revision: commit, files: FILES };
+  const tinyModel = published['engine-tiny'];
+  if (!tinyModel?.weights) throw new Error('the generated model is missing');
+  tiny = tinyModel.model;
+  tinyWeights = tinyModel.weights;
 
-  const bundled = await loadNanoModel();
-  if (!bundled) throw new Error('models/nano is missing: run `npm run model:nano`');
-  const { id, repo, revision, dtype, contextLength } = bundled.entry;
-  nano = { id, repo, revision, dtype, contextLength, files: bundled.entry.files.map((f) => f.path) };
+  nano = await nanoEngineModel();
   nanoWeights = await readWeights(NANO_MODEL_DIR);
 }, 120_000);
 

@@ -1,40 +1,78 @@
-// Placeholder shell until the PWA issue lands: shows that the client and the API share one origin.
+// The app shell: navigation, online/offline state, install and update prompts, theme; screens by route.
 import { useEffect, useState } from 'react';
-import { LocalChat } from './features/chat/local-chat.tsx';
+import { Link, Route, Switch, useLocation } from 'wouter';
+import { APP_BUILD } from './env.ts';
+import { ChatPage } from './features/chat/chat-page.tsx';
+import { ModelsPage } from './features/models/models-page.tsx';
+import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
 
-interface Health {
-  status: string;
-  db: string;
-  database: string;
-  version: string;
+type Theme = 'dark' | 'light';
+
+function useTheme(): [Theme, () => void] {
+  const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem('theme') === 'light' ? 'light' : 'dark'));
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem('theme', theme);
+  }, [theme]);
+  return [theme, () => setTheme((t) => (t === 'dark' ? 'light' : 'dark'))];
+}
+
+function NavLink({ href, children }: { href: string; children: string }) {
+  const [location] = useLocation();
+  return (
+    <Link href={href} aria-current={location === href ? 'page' : undefined}>
+      {children}
+    </Link>
+  );
 }
 
 export function App() {
-  const [health, setHealth] = useState<Health | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  useEffect(() => {
-    const controller = new AbortController();
-    fetch('/api/health', { signal: controller.signal })
-      .then(async (response) => setHealth((await response.json()) as Health))
-      .catch((cause: unknown) => {
-        if (!controller.signal.aborted) setError(cause instanceof Error ? cause.message : String(cause));
-      });
-    return () => controller.abort();
-  }, []);
-
+  const online = useOnline();
+  const install = useInstallPrompt();
+  const update = useUpdateReady();
+  const [theme, toggleTheme] = useTheme();
   return (
-    <main className="shell">
-      <h1>Mesh NanoLLM</h1>
-      <p>Chat with small language models in your browser, alone or together.</p>
-      <p data-testid="server-status" role="status">
-        {error
-          ? `Server unreachable: ${error}`
-          : health
-            ? `Server ${health.status} · database ${health.db} (${health.database}) · v${health.version}`
-            : 'Checking the server…'}
-      </p>
-      <LocalChat />
-    </main>
+    <>
+      <header className="topbar">
+        <strong className="brand">Mesh NanoLLM</strong>
+        <nav aria-label="Main">
+          <NavLink href="/">Chat</NavLink>
+          <NavLink href="/models">Models</NavLink>
+        </nav>
+        <span className={online ? 'pill' : 'pill pill-warn'} data-testid="offline-indicator" data-online={online} role="status">
+          {online ? 'Online' : 'Offline'}
+        </span>
+        {install && (
+          <button type="button" data-testid="install-app" onClick={() => void install()}>
+            Install app
+          </button>
+        )}
+        <button type="button" aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`} onClick={toggleTheme}>
+          {theme === 'dark' ? 'Light' : 'Dark'}
+        </button>
+      </header>
+      {update && (
+        <div className="banner" role="alert" data-testid="update-prompt">
+          A new version of Mesh NanoLLM is ready. Models on this device stay.
+          <button type="button" className="primary" data-testid="update-reload" onClick={update}>
+            Reload to update
+          </button>
+        </div>
+      )}
+      <main className="shell">
+        <Switch>
+          <Route path="/models" component={ModelsPage} />
+          <Route path="/" component={ChatPage} />
+          <Route>
+            <p>
+              Nothing here. <Link href="/">Back to the chat</Link>
+            </p>
+          </Route>
+        </Switch>
+      </main>
+      <footer className="shell muted small" data-testid="app-build">
+        Mesh NanoLLM · build {APP_BUILD}
+      </footer>
+    </>
   );
 }

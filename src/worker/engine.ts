@@ -95,7 +95,16 @@ export class InferenceEngine {
     return this.current?.info ?? null;
   }
 
-  private configure(): void {
+  private configure(model: EngineModel): void {
+    // transformers.js 4.3.1 checks that tokenizer_config.json exists at revision `main` whatever revision it was
+    // given (get_tokenizer_files drops it). Pin every request for this model to its commit: the files are
+    // immutable there, and offline the service worker only holds commit URLs.
+    const unpinned = `${this.options.modelHost}${model.repo}/resolve/main/`;
+    const pinned = `${this.options.modelHost}${model.repo}/resolve/${model.revision}/`;
+    env.fetch = (input: string | URL, init?: RequestInit) => {
+      const url = String(input);
+      return fetch(url.startsWith(unpinned) ? pinned + url.slice(unpinned.length) : url, init);
+    };
     env.allowLocalModels = false;
     env.allowRemoteModels = true;
     env.remoteHost = this.options.modelHost;
@@ -113,7 +122,7 @@ export class InferenceEngine {
     this.interrupt();
     await this.running?.catch(() => undefined);
     await this.unload();
-    this.configure();
+    this.configure(model);
     const started = performance.now();
     const files: Record<string, FileProgress> = {};
     let phase: LoadPhase = 'Fetching';

@@ -10,6 +10,8 @@ declare const __ORT_WASM_BASE__: string;
 const engine = new InferenceEngine({
   modelHost: new URL('/models/', self.location.origin).href,
   wasmPaths: new URL(__ORT_WASM_BASE__, self.location.origin).href,
+  // The app keeps model files in its own cache (the service worker serves them); a second copy would double the storage.
+  browserCache: false,
 });
 const handle = createEngineHost(engine, (reply) => self.postMessage(reply));
 self.addEventListener('message', (event: MessageEvent<unknown>) => void handle(event.data));

@@ -1,16 +1,15 @@
 // The inference worker in headless Chromium, loading the bundled nano model from the server's /models route and
 // ONNX Runtime from the app's own files: WASM and WebGPU (SwiftShader) give the greedy tokens the engine gives in
-// Node, a browser without a WebGPU adapter and a WebGPU load that fails both fall back to WASM, and the chat
-// panel streams an answer with its readout.
+// Node, and a WebGPU load that fails falls back to WASM. (The app around it: tests/e2e/pwa.test.ts.)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadNanoModel } from '../../src/server/models/bundled.ts';
 import type { EngineMessage, EngineModel } from '../../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../../src/worker/engine.ts';
 import { buildClient, launchChromium, runWorker } from '../support/browser.ts';
+import { nanoEngineModel } from '../support/model-fixtures.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Now is the winter of our discontent' }];
@@ -27,10 +26,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-engine-'));
   ({ workerPath } = await buildClient(path.join(dir, 'dist')));
   server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
-  const bundled = await loadNanoModel();
-  if (!bundled) throw new Error('models/nano is missing: run `npm run model:nano`');
-  const { id, repo, revision, dtype, contextLength } = bundled.entry;
-  nano = { id, repo, revision, dtype, contextLength, files: bundled.entry.files.map((f) => f.path) };
+  nano = await nanoEngineModel();
   // The same engine in Node, through the same server: the browser must agree with it token for token.
   const engine = new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'node-cache') });
   await engine.load(nano, 'auto', () => {});
@@ -83,29 +79,10 @@ describe('the inference worker in Chromium', () => {
     expect(run.tokens).toEqual(nodeTokens);
   }, 120_000);
 
-  it('uses WASM in a browser without a WebGPU adapter, and the chat panel streams an answer with its readout', async () => {
+  it('uses WASM, saying why, in a browser without a WebGPU adapter', async () => {
     const { page } = await openPage('no-gpu');
-    await page.getByTestId('model-load').click();
-    await expect.poll(() => page.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
-    expect(await page.getByTestId('model-status').textContent()).toMatch(/WebGPU/);
-    await page.getByTestId('chat-input').fill('Who goes there?');
-    await page.getByTestId('chat-send').click();
-    await expect.poll(() => page.getByTestId('answer-readout').textContent(), { timeout: 60_000 }).toMatch(/WASM · TTFT \d+ ms · [\d.]+ tok\/s/);
-    expect((await page.getByTestId('chat-message-assistant').textContent())?.length).toBeGreaterThan(20);
+    const run = await runWorker(page, workerPath, nano, 'auto', MESSAGES, GREEDY);
+    expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', reason: expect.stringMatching(/WebGPU/) });
+    expect(run.tokens).toEqual(nodeTokens);
   }, 120_000);
-});
-
-describe('cloud chat in Chromium', () => {
-  it('streams the stub provider’s answer over SSE into the chat, as a new guest, with its readout', async () => {
-    const { page, offOrigin } = await openPage('no-gpu');
-    await expect.poll(() => page.getByTestId('chat-route').locator('option').allTextContents()).toContain('Stub (canned replies, no model)');
-    await page.getByTestId('chat-route').selectOption({ label: 'Stub (canned replies, no model)' });
-    await page.getByTestId('chat-input').fill('Hello from the browser');
-    await page.getByTestId('chat-send').click();
-    await expect.poll(() => page.getByTestId('answer-readout').textContent(), { timeout: 30_000 }).toMatch(/^ ?Stub .*TTFT \d+ ms/);
-    expect((await page.getByTestId('chat-message-assistant').textContent())?.length).toBeGreaterThan(20);
-    // The subscription ran on the page's own EventSource, with the guest cookie the app obtained.
-    expect((await page.context().cookies()).map((c) => c.name)).toContain('mesh_session');
-    expect(offOrigin).toEqual([]);
-  }, 60_000);
 });

@@ -22,9 +22,13 @@ export function launchChromium(mode: 'webgpu' | 'no-gpu'): Promise<Browser> {
  * `vite build` of the app into `outDir`, in a child process (an in-process build leaves threads behind that
  * slowed onnxruntime-node in the same process by a third); returns the URL path of the inference worker bundle.
  */
-export async function buildClient(outDir: string): Promise<{ workerPath: string }> {
+export async function buildClient(outDir: string, buildId = 'test'): Promise<{ workerPath: string }> {
   const vite = path.join(ROOT, 'node_modules/vite/bin/vite.js');
-  await promisify(execFile)(process.execPath, [vite, 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn', '--sourcemap', 'false'], { cwd: ROOT });
+  await promisify(execFile)(process.execPath, [vite, 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn', '--sourcemap', 'false'], {
+    cwd: ROOT,
+    // vitest sets NODE_ENV=test, which would make Vite build a development bundle (no service worker).
+    env: { ...process.env, NODE_ENV: 'production', MESH_BUILD_ID: buildId },
+  });
   const worker = (await readdir(path.join(outDir, 'assets'))).find((file) => /^inference\.worker-.*\.js$/.test(file));
   if (!worker) throw new Error('the build has no inference worker bundle');
   return { workerPath: `/assets/${worker}` };

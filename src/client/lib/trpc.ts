@@ -1,16 +1,22 @@
-// The app's tRPC client: subscriptions (chat.stream) over SSE with the browser's EventSource, the rest batched.
-// Same origin, so the session cookie rides along and no CORS is involved.
+// The app's tRPC clients: React hooks (`api`, with TanStack Query) for screens, and a plain client (`trpc`) for
+// imperative flows. Subscriptions (chat.stream) go over SSE with the browser's EventSource, the rest batched;
+// same origin, so the session cookie rides along and no CORS is involved.
 import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { createTRPCReact } from '@trpc/react-query';
 import type { AppRouter } from '../../server/trpc/root.ts';
 
 const url = '/api/trpc';
 
-export const trpc = createTRPCClient<AppRouter>({
-  links: [
+function links() {
+  return [
     splitLink({
       condition: (op) => op.type === 'subscription',
       true: httpSubscriptionLink({ url }),
       false: httpBatchLink({ url }),
     }),
-  ],
-});
+  ];
+}
+
+export const trpc = createTRPCClient<AppRouter>({ links: links() });
+export const api = createTRPCReact<AppRouter>();
+export const apiClient = api.createClient({ links: links() });

@@ -2,6 +2,7 @@
 // middleware, sharing this HTTP server for hot reload) in development.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import middie from '@fastify/middie';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
@@ -12,9 +13,12 @@ export interface ClientPluginOptions {
   distDir: string;
 }
 
-/** Paths the server answers itself; everything else belongs to the client app. */
+/**
+ * Paths the server answers itself; everything else belongs to the client app. Model files live under
+ * `/models/...`; `/models` itself is the app's Models screen.
+ */
 export function isServerPath(url: string): boolean {
-  return /^\/(api|models|socket\.io)(\/|\?|$)/.test(url);
+  return /^\/(api|socket\.io)(\/|\?|$)/.test(url) || url.startsWith('/models/');
 }
 
 export const clientPlugin = fp<ClientPluginOptions>(
@@ -55,6 +59,8 @@ async function serveStatic(app: FastifyInstance, root: string): Promise<boolean>
 async function serveWithVite(app: FastifyInstance) {
   const { createServer } = await import('vite');
   const vite = await createServer({
+    // The project root, whatever the working directory (vite.config.ts and its plugins resolve files from it).
+    root: fileURLToPath(new URL('../../..', import.meta.url)),
     server: { middlewareMode: true, hmr: { server: app.server } },
     appType: 'spa',
   });

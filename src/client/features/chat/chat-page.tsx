@@ -1,0 +1,255 @@
+// The Chat screen: answers from the model loaded on this device or from a cloud provider through the server,
+// streamed with a stop button, regenerate, markdown, a readout of where each answer ran, a live tokens/s line,
+// and the conversations kept on this device.
+import { Suspense, lazy, useEffect, useRef, useState } from 'react';
+import { Link } from 'wouter';
+import type { ChatProviderId } from '../../../shared/schemas/chat.ts';
+import { useOnline } from '../../lib/pwa.ts';
+import { api, trpc } from '../../lib/trpc.ts';
+import { inferenceEngine } from '../../workers/inference.ts';
+import { useLoadedModel } from '../models/model-store.ts';
+import { type ChatItem, type Conversation, deleteConversation, listConversations, saveConversation, titleOf } from './conversations.ts';
+import { Sparkline } from './sparkline.tsx';
+
+const MarkdownText = lazy(() => import('./markdown.tsx'));
+const BACKEND = { webgpu: 'WebGPU', wasm: 'WASM', cpu: 'CPU' } as const;
+
+interface Run {
+  stop(): void;
+}
+
+export function ChatPage() {
+  const loaded = useLoadedModel();
+  const online = useOnline();
+  const providers = api.chat.providers.useQuery(undefined, { enabled: online, retry: false });
+  const [route, setRoute] = useState<string>('device');
+  const [conversation, setConversation] = useState<Conversation>(() => ({ id: crypto.randomUUID(), title: 'New chat', updatedAt: Date.now(), messages: [] }));
+  const [history, setHistory] = useState<Conversation[]>([]);
+  const [input, setInput] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [rates, setRates] = useState<number[]>([]);
+  const run = useRef<Run | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    void listConversations().then(setHistory).catch(() => setHistory([]));
+  }, []);
+  // Offline, a cloud route cannot answer: fall back to the device instead of failing on send.
+  useEffect(() => {
+    if (!online && route !== 'device') setRoute('device');
+  }, [online, route]);
+
+  const configured = (providers.data ?? []).filter((p) => p.configured);
+
+  async function persist(messages: ChatItem[]) {
+    const next = { ...conversation, messages, title: titleOf(messages), updatedAt: Date.now() };
+    setConversation(next);
+    await saveConversation(next).catch(() => undefined);
+    setHistory(await listConversations().catch(() => []));
+  }
+
+  async function answer(messages: ChatItem[]) {
+    setError(null);
+    setBusy(true);
+    setRates([]);
+    const show = (content: string, readout?: string) => setConversation((c) => ({ ...c, messages: [...messages, { role: 'assistant', content, ...(readout ? { readout } : {}) }] }));
+    show('');
+    const stamps: number[] = [];
+    const sample = setInterval(() => {
+      const now = performance.now();
+      setRates((r) => [...r.slice(-59), stamps.filter((t) => t > now - 1000).length]);
+    }, 250);
+    try {
+      const prompt = messages.map(({ role, content }) => ({ role, content }));
+      let result: { text: string; readout: string };
+      if (route === 'device') {
+        if (!loaded) throw new Error('Load a model on the Models screen first, or pick a cloud provider');
+        const generation = inferenceEngine().generate(prompt, { temperature: 0.7, topP: 0.95, maxNewTokens: 256 });
+        run.current = generation;
+        let text = '';
+        for await (const token of generation) {
+          stamps.push(performance.now());
+          text += token.text;
+          show(text);
+        }
+        const outcome = await generation.result;
+        result = {
+          text: outcome.text,
+          readout: `${loaded.entry.name} on this device · ${BACKEND[loaded.backend]} · TTFT ${Math.round(outcome.ttftMs)} ms · ${outcome.tokensPerSecond.toFixed(1)} tok/s${outcome.reason === 'interrupted' ? ' · stopped' : ''}`,
+        };
+      } else {
+        if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
+        const label = configured.find((p) => p.id === route)?.label ?? route;
+        result = await new Promise((resolve, reject) => {
+          let text = '';
+          const subscription = trpc.chat.stream.subscribe(
+            { provider: route as ChatProviderId, messages: prompt, sampling: { maxTokens: 512 } },
+            {
+              onData(event) {
+                if (event.type === 'delta') {
+                  stamps.push(performance.now());
+                  text += event.text;
+                  show(text);
+                  return;
+                }
+                subscription.unsubscribe();
+                const { ttftMs, tokensPerSecond } = event.timings;
+                resolve({ text, readout: `${label} · ${event.model} · TTFT ${ttftMs ?? '?'} ms · ${tokensPerSecond === null ? '?' : tokensPerSecond.toFixed(1)} tok/s` });
+              },
+              onError: (cause) => reject(cause),
+            },
+          );
+          run.current = {
+            stop() {
+              subscription.unsubscribe();
+              resolve({ text, readout: `${label} · stopped` });
+            },
+          };
+        });
+      }
+      await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout }]);
+    } catch (cause) {
+      setError(cause instanceof Error ? cause.message : String(cause));
+      await persist(messages);
+    } finally {
+      clearInterval(sample);
+      run.current = null;
+      setBusy(false);
+    }
+  }
+
+  function send() {
+    const text = input.trim();
+    if (!text || busy) return;
+    setInput('');
+    void answer([...conversation.messages, { role: 'user', content: text }]);
+  }
+
+  function regenerate() {
+    const lastUser = conversation.messages.findLastIndex((m) => m.role === 'user');
+    if (lastUser < 0 || busy) return;
+    void answer(conversation.messages.slice(0, lastUser + 1));
+  }
+
+  function startNew() {
+    if (busy) return;
+    inferenceEngine().reset();
+    setConversation({ id: crypto.randomUUID(), title: 'New chat', updatedAt: Date.now(), messages: [] });
+  }
+
+  const canSend = route === 'device' ? Boolean(loaded) : online;
+  const lastIsAnswer = conversation.messages.at(-1)?.role === 'assistant';
+
+  return (
+    <div className="chat-layout">
+      <aside className="conversations" aria-label="Conversations on this device">
+        <button type="button" onClick={startNew} disabled={busy}>
+          New chat
+        </button>
+        <ul>
+          {history.map((c) => (
+            <li key={c.id} data-current={c.id === conversation.id}>
+              <button type="button" className="link" disabled={busy} onClick={() => setConversation(c)}>
+                {c.title}
+              </button>
+              <button
+                type="button"
+                className="icon"
+                aria-label={`Delete ${c.title}`}
+                onClick={() => void deleteConversation(c.id).then(() => listConversations().then(setHistory))}
+              >
+                ×
+              </button>
+            </li>
+          ))}
+        </ul>
+        <p className="muted small">Kept on this device only.</p>
+      </aside>
+      <section className="chat" aria-label="Chat">
+        <div className="chat-toolbar">
+          <label>
+            Answer with{' '}
+            <select data-testid="chat-route" value={route} onChange={(event) => setRoute(event.target.value)} disabled={busy}>
+              <option value="device">{loaded ? `${loaded.entry.name} on this device` : 'this device (no model loaded)'}</option>
+              {configured.map((p) => (
+                <option key={p.id} value={p.id} disabled={!online}>
+                  {p.label}
+                  {online ? '' : ' (unavailable offline)'}
+                </option>
+              ))}
+            </select>
+          </label>
+          {!online && (
+            <span className="muted" data-testid="providers-offline">
+              Cloud providers are unavailable offline
+            </span>
+          )}
+          {loaded && route === 'device' && (
+            <span className="badge badge-accent" data-testid="backend-badge">
+              {BACKEND[loaded.backend]}
+            </span>
+          )}
+          {!loaded && route === 'device' && <Link href="/models">Load a model</Link>}
+        </div>
+        <ol className="messages" aria-live="polite">
+          {conversation.messages.map((message, i) => (
+            <li key={i} className={`message message-${message.role}`} data-testid={`chat-message-${message.role}`}>
+              {message.role === 'assistant' ? (
+                <Suspense fallback={<p>{message.content}</p>}>
+                  <MarkdownText text={message.content} />
+                </Suspense>
+              ) : (
+                <p>{message.content}</p>
+              )}
+              {message.readout && (
+                <small className="readout" data-testid="answer-readout">
+                  {message.readout}
+                </small>
+              )}
+            </li>
+          ))}
+        </ol>
+        {busy && <Sparkline values={rates} label="Tokens per second while generating" />}
+        {error && (
+          <p className="error" role="alert">
+            {error}
+          </p>
+        )}
+        <form
+          className="composer"
+          onSubmit={(event) => {
+            event.preventDefault();
+            send();
+          }}
+        >
+          <label className="sr-only" htmlFor="chat-input">
+            Message
+          </label>
+          <textarea
+            id="chat-input"
+            data-testid="chat-input"
+            rows={2}
+            value={input}
+            placeholder={canSend ? 'Write a message (Enter sends, Shift+Enter for a new line)' : 'Load a model first'}
+            onChange={(event) => setInput(event.target.value)}
+            onKeyDown={(event) => {
+              if (event.key === 'Enter' && !event.shiftKey) {
+                event.preventDefault();
+                send();
+              }
+            }}
+          />
+          <button type="submit" className="primary" data-testid="chat-send" disabled={!canSend || busy || !input.trim()}>
+            Send
+          </button>
+          <button type="button" data-testid="chat-stop" disabled={!busy} onClick={() => run.current?.stop()}>
+            Stop
+          </button>
+          <button type="button" data-testid="chat-regenerate" disabled={busy || !lastIsAnswer} onClick={regenerate}>
+            Regenerate
+          </button>
+        </form>
+      </section>
+    </div>
+  );
+}
