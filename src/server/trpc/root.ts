@@ -1,6 +1,7 @@
 import { router } from './init.ts';
 import { authRouter } from './routers/auth.ts';
 import { chatRouter } from './routers/chat.ts';
+import { conversationRouter } from './routers/conversation.ts';
 import { healthQuery } from './routers/health.ts';
 import { manifestRouter, modelRouter } from './routers/model.ts';
 
@@ -10,6 +11,7 @@ export const appRouter = router({
   manifest: manifestRouter,
   models: modelRouter,
   chat: chatRouter,
+  conversation: conversationRouter,
 });
 
 export type AppRouter = typeof appRouter;

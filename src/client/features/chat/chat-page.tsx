@@ -8,7 +8,8 @@ import { useOnline } from '../../lib/pwa.ts';
 import { api, trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
 import { useLoadedModel } from '../models/model-store.ts';
-import { type ChatItem, type Conversation, deleteConversation, listConversations, saveConversation, titleOf } from './conversations.ts';
+import { type AnswerRecord, type ConversationSummary, deviceStore, serverStore } from './conversation-store.ts';
+import { type ChatItem, type Conversation, titleOf } from './conversations.ts';
 import { Sparkline } from './sparkline.tsx';
 
 const MarkdownText = lazy(() => import('./markdown.tsx'));
@@ -22,18 +23,20 @@ export function ChatPage() {
   const loaded = useLoadedModel();
   const online = useOnline();
   const providers = api.chat.providers.useQuery(undefined, { enabled: online, retry: false });
+  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
+  // Accounts keep their conversations on the server; guests (and anyone offline) on this device.
+  const store = me.data?.kind === 'ACCOUNT' && online ? serverStore : deviceStore;
   const [route, setRoute] = useState<string>('device');
   const [conversation, setConversation] = useState<Conversation>(() => ({ id: crypto.randomUUID(), title: 'New chat', updatedAt: Date.now(), messages: [] }));
-  const [history, setHistory] = useState<Conversation[]>([]);
+  const [history, setHistory] = useState<ConversationSummary[]>([]);
   const [input, setInput] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [rates, setRates] = useState<number[]>([]);
   const run = useRef<Run | null>(null);
   const [busy, setBusy] = useState(false);
 
-  useEffect(() => {
-    void listConversations().then(setHistory).catch(() => setHistory([]));
-  }, []);
+  const refreshHistory = () => void store.list().then(setHistory, () => setHistory([]));
+  useEffect(refreshHistory, [store]);
   // Offline, a cloud route cannot answer: fall back to the device instead of failing on send.
   useEffect(() => {
     if (!online && route !== 'device') setRoute('device');
@@ -41,11 +44,18 @@ export function ChatPage() {
 
   const configured = (providers.data ?? []).filter((p) => p.configured);
 
-  async function persist(messages: ChatItem[]) {
-    const next = { ...conversation, messages, title: titleOf(messages), updatedAt: Date.now() };
+  /** Keeps the conversation after an answer (`record`), or after a failed one on the device only. */
+  async function persist(messages: ChatItem[], record?: AnswerRecord) {
+    const next: Conversation = { ...conversation, messages, title: titleOf(messages), updatedAt: Date.now() };
     setConversation(next);
-    await saveConversation(next).catch(() => undefined);
-    setHistory(await listConversations().catch(() => []));
+    if (!record && store.onServer) return;
+    try {
+      const id = await store.saveTurn(next, record ?? { route: 'LOCAL' });
+      if (store.onServer) setConversation((c) => ({ ...c, serverId: id }));
+    } catch (cause) {
+      setError(`The answer is here but could not be saved: ${cause instanceof Error ? cause.message : String(cause)}`);
+    }
+    refreshHistory();
   }
 
   async function answer(messages: ChatItem[]) {
@@ -61,7 +71,7 @@ export function ChatPage() {
     }, 250);
     try {
       const prompt = messages.map(({ role, content }) => ({ role, content }));
-      let result: { text: string; readout: string };
+      let result: { text: string; readout: string; record: AnswerRecord };
       if (route === 'device') {
         if (!loaded) throw new Error('Load a model on the Models screen first, or pick a cloud provider');
         const generation = inferenceEngine().generate(prompt, { temperature: 0.7, topP: 0.95, maxNewTokens: 256 });
@@ -75,6 +85,7 @@ export function ChatPage() {
         const outcome = await generation.result;
         result = {
           text: outcome.text,
+          record: { route: 'LOCAL', modelId: loaded.entry.id, backend: loaded.backend, ttftMs: outcome.ttftMs, tokensPerSecond: outcome.tokensPerSecond, tokensOut: outcome.completionTokens },
           readout: `${loaded.entry.name} on this device · ${BACKEND[loaded.backend]} · TTFT ${Math.round(outcome.ttftMs)} ms · ${outcome.tokensPerSecond.toFixed(1)} tok/s${outcome.reason === 'interrupted' ? ' · stopped' : ''}`,
         };
       } else {
@@ -83,7 +94,12 @@ export function ChatPage() {
         result = await new Promise((resolve, reject) => {
           let text = '';
           const subscription = trpc.chat.stream.subscribe(
-            { provider: route as ChatProviderId, messages: prompt, sampling: { maxTokens: 512 } },
+            {
+              provider: route as ChatProviderId,
+              messages: prompt,
+              sampling: { maxTokens: 512 },
+              ...(store.onServer && conversation.serverId ? { conversationId: conversation.serverId } : {}),
+            },
             {
               onData(event) {
                 if (event.type === 'delta') {
@@ -94,7 +110,11 @@ export function ChatPage() {
                 }
                 subscription.unsubscribe();
                 const { ttftMs, tokensPerSecond } = event.timings;
-                resolve({ text, readout: `${label} · ${event.model} · TTFT ${ttftMs ?? '?'} ms · ${tokensPerSecond === null ? '?' : tokensPerSecond.toFixed(1)} tok/s` });
+                resolve({
+                  text,
+                  record: { route: 'CLOUD', savedAs: event.conversationId },
+                  readout: `${label} · ${event.model} · TTFT ${ttftMs ?? '?'} ms · ${tokensPerSecond === null ? '?' : tokensPerSecond.toFixed(1)} tok/s`,
+                });
               },
               onError: (cause) => reject(cause),
             },
@@ -102,12 +122,13 @@ export function ChatPage() {
           run.current = {
             stop() {
               subscription.unsubscribe();
-              resolve({ text, readout: `${label} · stopped` });
+              // A stopped cloud answer is not stored by the server; keep it where guests keep theirs.
+              resolve({ text, record: { route: 'CLOUD' }, readout: `${label} · stopped` });
             },
           };
         });
       }
-      await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout }]);
+      await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout }], result.record);
     } catch (cause) {
       setError(cause instanceof Error ? cause.message : String(cause));
       await persist(messages);
@@ -148,22 +169,27 @@ export function ChatPage() {
         </button>
         <ul>
           {history.map((c) => (
-            <li key={c.id} data-current={c.id === conversation.id}>
-              <button type="button" className="link" disabled={busy} onClick={() => setConversation(c)}>
+            <li key={c.id} data-current={c.id === conversation.id || c.id === conversation.serverId}>
+              <button
+                type="button"
+                className="link"
+                disabled={busy}
+                onClick={() => void store.open(c.id).then(setConversation, (cause: unknown) => setError(String(cause)))}
+              >
                 {c.title}
               </button>
               <button
                 type="button"
                 className="icon"
                 aria-label={`Delete ${c.title}`}
-                onClick={() => void deleteConversation(c.id).then(() => listConversations().then(setHistory))}
+                onClick={() => void store.remove(c.id).then(refreshHistory)}
               >
                 ×
               </button>
             </li>
           ))}
         </ul>
-        <p className="muted small">Kept on this device only.</p>
+        <p className="muted small">{store.onServer ? 'Kept with your account.' : 'Kept on this device only.'}</p>
       </aside>
       <section className="chat" aria-label="Chat">
         <div className="chat-toolbar">

@@ -13,6 +13,8 @@ export interface Conversation {
   title: string;
   updatedAt: number;
   messages: ChatItem[];
+  /** The server's id once an account's conversation is stored there. */
+  serverId?: string | null;
 }
 
 interface Schema extends DBSchema {

@@ -6,11 +6,11 @@ import type { z } from 'zod';
 import {
   type ChatAnswer,
   ChatInputSchema,
-  type ChatMessage,
   type ChatStreamEvent,
   type ProviderErrorCode,
 } from '../../../shared/schemas/chat.ts';
 import { type ProviderChunk, ProviderError, chatRuntime, providerInfo } from '../../providers/index.ts';
+import { appendTurn } from '../../services/conversation.ts';
 import type { ValidSession } from '../../services/session.ts';
 import type { Context } from '../context.ts';
 import { authedProcedure, publicProcedure, router } from '../init.ts';
@@ -37,59 +37,9 @@ function toTRPCError(error: ProviderError): TRPCError {
   return new TRPCError({ code: TRPC_CODE[error.code], message: error.message, cause: error });
 }
 
-const TITLE_CHARS = 80;
-
-function titleOf(messages: ChatMessage[]): string {
-  const first = messages.find((message) => message.role === 'user')?.content.replace(/\s+/g, ' ').trim() ?? '';
-  if (!first) return 'New chat';
-  return first.length > TITLE_CHARS ? `${first.slice(0, TITLE_CHARS - 1)}…` : first;
-}
-
-/** The turn a continued conversation has not stored yet: what follows the last assistant message. */
-function newTurn(messages: ChatMessage[]): ChatMessage[] {
-  const lastAnswer = messages.findLastIndex((message) => message.role === 'assistant');
-  return messages.slice(lastAnswer + 1);
-}
-
 async function assertOwnConversation(ctx: ChatContext, id: string): Promise<void> {
   const found = await ctx.db.conversation.findFirst({ where: { id, userId: ctx.session.userId }, select: { id: true } });
   if (!found) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
-}
-
-/** Stores the new turn and the answer in one transaction; only finished answers are stored. */
-async function saveTurn(ctx: ChatContext, input: ParsedChatInput, provider: string, answer: ChatAnswer): Promise<string> {
-  const userId = ctx.session.userId;
-  return ctx.db.$transaction(async (tx) => {
-    const conversation = input.conversationId
-      ? await tx.conversation.update({ where: { id: input.conversationId, userId }, data: { updatedAt: new Date() }, select: { id: true } })
-      : await tx.conversation.create({ data: { userId, title: titleOf(input.messages) }, select: { id: true } });
-    const stored = input.conversationId ? newTurn(input.messages) : input.messages;
-    // One millisecond apart, so ordering by createdAt gives the order of the chat.
-    const base = Date.now();
-    await tx.message.createMany({
-      data: [
-        ...stored.map((message, i) => ({
-          conversationId: conversation.id,
-          role: message.role === 'system' ? ('SYSTEM' as const) : message.role === 'user' ? ('USER' as const) : ('ASSISTANT' as const),
-          content: message.content,
-          createdAt: new Date(base + i),
-        })),
-        {
-          conversationId: conversation.id,
-          role: 'ASSISTANT' as const,
-          content: answer.text,
-          route: 'CLOUD' as const,
-          provider,
-          modelId: answer.model.slice(0, 128),
-          tokensOut: answer.usage?.completionTokens ?? null,
-          ttftMs: answer.timings.ttftMs,
-          tokensPerSecond: answer.timings.tokensPerSecond,
-          createdAt: new Date(base + stored.length),
-        },
-      ],
-    });
-    return conversation.id;
-  });
 }
 
 /** The one chat loop behind both procedures: text as it comes, then `done`. */
@@ -137,7 +87,22 @@ async function* runChat(ctx: ChatContext, input: ParsedChatInput, signal: AbortS
       },
       conversationId: null,
     };
-    if (saving) answer.conversationId = await saveTurn(ctx, input, provider.id, answer);
+    // Only finished answers are stored.
+    if (saving) {
+      answer.conversationId = await appendTurn(ctx.db, ctx.session.userId, {
+        conversationId: input.conversationId,
+        messages: input.messages,
+        answer: {
+          content: answer.text,
+          route: 'CLOUD',
+          provider: provider.id,
+          modelId: answer.model.slice(0, 128),
+          tokensOut: answer.usage?.completionTokens,
+          ttftMs: answer.timings.ttftMs ?? undefined,
+          tokensPerSecond: answer.timings.tokensPerSecond ?? undefined,
+        },
+      });
+    }
     const { text: _text, ...done } = answer;
     yield { type: 'done', ...done };
   } catch (error) {

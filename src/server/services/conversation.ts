@@ -1,0 +1,79 @@
+// Accounts' saved conversations: one finished turn at a time, in one transaction.
+import { TRPCError } from '@trpc/server';
+import type { ChatMessage } from '../../shared/schemas/chat.ts';
+import type { ConversationAppend } from '../../shared/schemas/conversation.ts';
+import type { PrismaClient } from '../db/client.ts';
+
+const TITLE_CHARS = 80;
+
+export function titleOf(messages: ChatMessage[]): string {
+  const first = messages.find((message) => message.role === 'user')?.content.replace(/\s+/g, ' ').trim() ?? '';
+  if (!first) return 'New chat';
+  return first.length > TITLE_CHARS ? `${first.slice(0, TITLE_CHARS - 1)}…` : first;
+}
+
+/** The turn a continued conversation has not stored yet: what follows the last assistant message. */
+function newTurn(messages: ChatMessage[]): ChatMessage[] {
+  const lastAnswer = messages.findLastIndex((message) => message.role === 'assistant');
+  return messages.slice(lastAnswer + 1);
+}
+
+const ROLE = { system: 'SYSTEM', user: 'USER', assistant: 'ASSISTANT' } as const;
+
+/** Stores the new turn and its answer; returns the conversation's id. Someone else's conversation is NOT_FOUND. */
+export async function appendTurn(db: PrismaClient, userId: string, turn: ConversationAppend): Promise<string> {
+  return db.$transaction(async (tx) => {
+    if (turn.conversationId) {
+      const own = await tx.conversation.findFirst({ where: { id: turn.conversationId, userId }, select: { id: true } });
+      if (!own) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
+    }
+    const conversation = turn.conversationId
+      ? await tx.conversation.update({ where: { id: turn.conversationId }, data: { updatedAt: new Date() }, select: { id: true } })
+      : await tx.conversation.create({ data: { userId, title: titleOf(turn.messages) }, select: { id: true } });
+    const stored = turn.conversationId ? newTurn(turn.messages) : turn.messages;
+    // One millisecond apart, so ordering by createdAt gives the order of the chat.
+    const base = Date.now();
+    const { answer } = turn;
+    await tx.message.createMany({
+      data: [
+        ...stored.map((message, i) => ({ conversationId: conversation.id, role: ROLE[message.role], content: message.content, createdAt: new Date(base + i) })),
+        {
+          conversationId: conversation.id,
+          role: 'ASSISTANT' as const,
+          content: answer.content,
+          route: answer.route,
+          provider: answer.provider ?? null,
+          modelId: answer.modelId ?? null,
+          backend: answer.backend ?? null,
+          tokensOut: answer.tokensOut ?? null,
+          ttftMs: answer.ttftMs ?? null,
+          tokensPerSecond: answer.tokensPerSecond ?? null,
+          createdAt: new Date(base + stored.length),
+        },
+      ],
+    });
+    return conversation.id;
+  });
+}
+
+export async function listConversations(db: PrismaClient, userId: string, take = 100) {
+  return db.conversation.findMany({ where: { userId }, orderBy: { updatedAt: 'desc' }, take, select: { id: true, title: true, updatedAt: true } });
+}
+
+export async function conversationById(db: PrismaClient, userId: string, id: string) {
+  const conversation = await db.conversation.findFirst({
+    where: { id, userId },
+    select: {
+      id: true,
+      title: true,
+      updatedAt: true,
+      messages: {
+        orderBy: { createdAt: 'asc' },
+        take: 1000,
+        select: { role: true, content: true, route: true, provider: true, modelId: true, backend: true, ttftMs: true, tokensPerSecond: true },
+      },
+    },
+  });
+  if (!conversation) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
+  return conversation;
+}

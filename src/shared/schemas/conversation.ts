@@ -1,0 +1,30 @@
+// Conversations saved on the server for accounts (guests keep theirs on the device).
+import { z } from 'zod';
+import { CHAT_LIMITS, ChatMessageSchema } from './chat.ts';
+
+export const ConversationRefSchema = z.object({ id: z.uuid() }).strict();
+
+/** One finished turn: the messages since the last answer (or the whole chat, for a new one) and the answer. */
+export const ConversationAppendSchema = z
+  .object({
+    conversationId: z.uuid().optional(),
+    messages: z
+      .array(ChatMessageSchema)
+      .min(1, 'Send at least one message')
+      .max(CHAT_LIMITS.messages, `At most ${CHAT_LIMITS.messages} messages per request`)
+      .refine((messages) => messages.reduce((sum, m) => sum + m.content.length, 0) <= CHAT_LIMITS.totalChars, `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`),
+    answer: z
+      .object({
+        content: z.string().max(CHAT_LIMITS.messageChars, `An answer is at most ${CHAT_LIMITS.messageChars} characters`),
+        route: z.enum(['LOCAL', 'MESH', 'CLOUD']),
+        provider: z.string().max(32).optional(),
+        modelId: z.string().max(128).optional(),
+        backend: z.enum(['webgpu', 'wasm', 'cpu']).optional(),
+        tokensOut: z.number().int().nonnegative().max(1_000_000).optional(),
+        ttftMs: z.number().int().nonnegative().max(86_400_000).optional(),
+        tokensPerSecond: z.number().nonnegative().max(1_000_000).optional(),
+      })
+      .strict(),
+  })
+  .strict();
+export type ConversationAppend = z.infer<typeof ConversationAppendSchema>;

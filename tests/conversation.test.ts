@@ -1,0 +1,85 @@
+// Accounts' conversations on the server (conversation.list/byId/append/remove): device answers are appended turn
+// by turn, cloud answers by chat.stream into the same conversation; guests and other accounts are refused.
+import { TRPCClientError } from '@trpc/client';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/server/app.ts';
+import { createSession, sessionPolicy } from '../src/server/services/session.ts';
+import { type ChatClient, chatClient } from './support/chat-client.ts';
+import { type TestDatabase, openTestDatabase } from './support/database.ts';
+import { testEnv } from './support/env.ts';
+import { guestCookie } from './support/server-process.ts';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let base: string;
+
+beforeAll(async () => {
+  db = await openTestDatabase('pglite');
+  app = await buildApp({ env: testEnv(), database: db.database });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.cleanup();
+});
+
+async function account(username: string): Promise<ChatClient> {
+  const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+  const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
+  return chatClient(base, `mesh_session=${token}`);
+}
+
+const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
+
+describe('conversations on the server', () => {
+  it('appends device turns, continues with a cloud answer, lists newest first and reads back in order', async () => {
+    const client = await account('turing');
+    const answer = { content: 'A pleasure.', route: 'LOCAL' as const, modelId: 'nano-shakespeare', backend: 'wasm' as const, ttftMs: 12, tokensPerSecond: 41.5, tokensOut: 7 };
+    const { id } = await client.conversation.append.mutate({ messages: [{ role: 'user', content: 'Good morrow' }], answer });
+    const older = await client.conversation.append.mutate({ messages: [{ role: 'user', content: 'An older chat' }], answer });
+    // Continue the first one on the cloud (stub): chat.stream appends to it.
+    const cloud = await client.chat.send.mutate({
+      provider: 'stub',
+      conversationId: id,
+      messages: [
+        { role: 'user', content: 'Good morrow' },
+        { role: 'assistant', content: 'A pleasure.' },
+        { role: 'user', content: 'And now?' },
+      ],
+    });
+    expect(cloud.conversationId).toBe(id);
+
+    const list = await client.conversation.list.query();
+    expect(list.map((c) => c.id)).toEqual([id, older.id]);
+    const read = await client.conversation.byId.query({ id });
+    expect(read.title).toBe('Good morrow');
+    expect(read.messages.map((m) => [m.role, m.route, m.backend])).toEqual([
+      ['USER', null, null],
+      ['ASSISTANT', 'LOCAL', 'wasm'],
+      ['USER', null, null],
+      ['ASSISTANT', 'CLOUD', null],
+    ]);
+    expect(read.messages[1]).toMatchObject({ content: 'A pleasure.', modelId: 'nano-shakespeare', ttftMs: 12, tokensPerSecond: 41.5 });
+
+    await client.conversation.remove.mutate({ id: older.id });
+    expect((await client.conversation.list.query()).map((c) => c.id)).toEqual([id]);
+  });
+
+  it('refuses guests, other accounts’ conversations, and oversized turns', async () => {
+    const guest = chatClient(base, await guestCookie(base));
+    expect(codeOf(await guest.conversation.list.query().catch((e: unknown) => e))).toBe('FORBIDDEN');
+    const owner = await account('hopper');
+    const { id } = await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'mine' }], answer: { content: 'ok', route: 'LOCAL' } });
+    const other = await account('lovelace');
+    expect(codeOf(await other.conversation.byId.query({ id }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    expect(codeOf(await other.conversation.remove.mutate({ id }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    const appended = await other.conversation.append
+      .mutate({ conversationId: id, messages: [{ role: 'user', content: 'intrude' }], answer: { content: 'x', route: 'LOCAL' } })
+      .catch((e: unknown) => e);
+    expect(codeOf(appended)).toBe('NOT_FOUND');
+    const tooLong = await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'y'.repeat(40_000) }], answer: { content: '', route: 'LOCAL' } }).catch((e: unknown) => e);
+    expect(codeOf(tooLong)).toBe('BAD_REQUEST');
+    expect(await db.database.prisma.message.count({ where: { conversationId: id } })).toBe(2);
+  });
+});
