@@ -4,6 +4,7 @@ import { Link, Route, Switch, useLocation } from 'wouter';
 import { APP_BUILD } from './env.ts';
 import { ChatPage } from './features/chat/chat-page.tsx';
 import { ModelsPage } from './features/models/models-page.tsx';
+import { RoomPage, RoomsPage } from './features/rooms/rooms-page.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
 
 type Theme = 'dark' | 'light';
@@ -38,6 +39,7 @@ export function App() {
         <nav aria-label="Main">
           <NavLink href="/">Chat</NavLink>
           <NavLink href="/models">Models</NavLink>
+          <NavLink href="/rooms">Rooms</NavLink>
         </nav>
         <span className={online ? 'pill' : 'pill pill-warn'} data-testid="offline-indicator" data-online={online} role="status">
           {online ? 'Online' : 'Offline'}
@@ -62,6 +64,8 @@ export function App() {
       <main className="shell">
         <Switch>
           <Route path="/models" component={ModelsPage} />
+          <Route path="/rooms" component={RoomsPage} />
+          <Route path="/rooms/:slug" component={RoomPage} />
           <Route path="/" component={ChatPage} />
           <Route>
             <p>

@@ -15,7 +15,9 @@ import { type BundledModel, loadNanoModel } from './models/bundled.ts';
 import { loadManifest } from './models/manifest.ts';
 import type { ManifestEntry } from '../shared/schemas/models.ts';
 import { modelsPlugin } from './plugins/models.ts';
+import { SessionEvents } from './services/session-events.ts';
 import { sessionPolicy } from './services/session.ts';
+import { socketPlugin } from './plugins/socket.ts';
 import { buildInfo } from './version.ts';
 
 export interface BuildAppOptions {
@@ -113,12 +115,16 @@ async function registerAll(
   const build = buildInfo(env.GIT_COMMIT);
   await app.register(dbPlugin, { database, owned: options.database === undefined });
   await app.register(modelsPlugin, { env, manifest, bundled });
+  // Revocations (logout, password change) reach the socket layer through this.
+  const sessionEvents = new SessionEvents();
+  app.decorate('sessionEvents', sessionEvents);
   const services = {
     env,
     database,
     sessionPolicy: sessionPolicy(env.SESSION_IDLE_DAYS, env.SESSION_MAX_DAYS),
     build,
     models: app.models,
+    sessionEvents,
   };
   await app.register(securityPlugin, { env });
   await app.register(rateLimitPlugin, { env });
@@ -126,6 +132,13 @@ async function registerAll(
   await app.register(healthRoutes, { build });
   await app.register(modelRoutes);
   await app.register(trpcPlugin, { services });
+  await app.register(socketPlugin, {
+    env,
+    database,
+    sessionPolicy: services.sessionPolicy,
+    // Disconnects go through the Socket.IO adapter, so they reach the sockets on every node.
+    onSessionsRevoked: (listener) => sessionEvents.on('revoked', listener),
+  });
   const clientMode = options.client ?? (env.NODE_ENV === 'development' ? 'vite' : env.NODE_ENV === 'production' ? 'static' : 'none');
   await app.register(clientPlugin, { mode: clientMode, distDir: env.CLIENT_DIST_DIR });
 }

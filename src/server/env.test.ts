@@ -62,4 +62,10 @@ describe('parseEnv', () => {
   it('refuses an absolute session cap shorter than the idle expiry', () => {
     expect(() => parseEnv({ SESSION_IDLE_DAYS: '30', SESSION_MAX_DAYS: '7' })).toThrowError(/SESSION_MAX_DAYS/);
   });
+
+  it('locks a username after 5 failed sign-ins for 15 minutes unless told otherwise', () => {
+    expect(parseEnv({})).toMatchObject({ LOGIN_MAX_FAILURES: 5, LOGIN_LOCKOUT_SECONDS: 900 });
+    expect(parseEnv({ LOGIN_MAX_FAILURES: '3', LOGIN_LOCKOUT_SECONDS: '60' })).toMatchObject({ LOGIN_MAX_FAILURES: 3, LOGIN_LOCKOUT_SECONDS: 60 });
+    expect(() => parseEnv({ LOGIN_MAX_FAILURES: '0' })).toThrowError(/LOGIN_MAX_FAILURES="0": expected at least 1/);
+  });
 });

@@ -37,6 +37,31 @@ const apiBaseUrl = z
   .transform((value) => value.replace(/\/+$/, ''));
 
 /** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
+/** RTCIceServer[] as JSON, e.g. [{"urls":"stun:stun.example.org:3478"},{"urls":"turn:...","username":"u","credential":"p"}]. */
+const iceServers = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'expected JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z
+      .array(
+        z
+          .object({
+            urls: z.union([z.string().regex(/^(stun|stuns|turn|turns):/, 'ICE server URLs start with stun:, stuns:, turn: or turns:'), z.array(z.string().regex(/^(stun|stuns|turn|turns):/)).min(1).max(8)]),
+            username: z.string().max(256).optional(),
+            credential: z.string().max(256).optional(),
+          })
+          .strict(),
+      )
+      .max(8),
+  );
+
 const apiKey = z
   .string()
   .trim()
@@ -44,7 +69,7 @@ const apiKey = z
   .regex(/^[\x21-\x7e]+$/, 'expected a key of printable characters without spaces');
 
 /** Never echoed in the start-up error, which lands in logs. */
-const SECRET_VARIABLES = new Set(['HF_TOKEN', 'OPENAI_API_KEY', 'OPENROUTER_API_KEY']);
+const SECRET_VARIABLES = new Set(['HF_TOKEN', 'OPENAI_API_KEY', 'OPENROUTER_API_KEY', 'ICE_SERVERS']);
 
 export const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -66,6 +91,9 @@ export const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
   SESSION_IDLE_DAYS: integer(1, 365).default(14),
   SESSION_MAX_DAYS: integer(1, 3650).default(90),
+  /** Failed sign-ins in a row that lock a username for LOGIN_LOCKOUT_SECONDS (RELIABILITY 7). */
+  LOGIN_MAX_FAILURES: integer(1, 100).default(5),
+  LOGIN_LOCKOUT_SECONDS: integer(1, 86_400).default(900),
   HF_ENDPOINT: origin.default('https://huggingface.co'),
   HF_TOKEN: apiKey.optional(),
   MODEL_CACHE_DIR: z.string().trim().min(1).optional(),
@@ -84,6 +112,10 @@ export const EnvSchema = z.object({
   /** A provider silent this long (before its first byte, or between chunks) fails the chat with UPSTREAM_TIMEOUT. */
   CHAT_UPSTREAM_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   CHAT_MAX_STREAMS_PER_USER: integer(1, 100).default(3),
+  /** Socket.IO events one socket may send per second (signaling, presence); more get RATE_LIMITED acks. */
+  SOCKET_EVENTS_PER_SECOND: integer(1, 10_000).default(50),
+  /** STUN/TURN servers handed to browsers; none by default, which is right on a LAN and on loopback. */
+  ICE_SERVERS: iceServers.default([]),
   GIT_COMMIT: z.string().trim().regex(/^[0-9a-f]{7,40}$/, 'expected a git commit sha').optional(),
 });
 

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type TestDatabase, openTestDatabase } from '../../../tests/support/database.ts';
-import { createSession, invalidateSession, sessionPolicy, validateSessionToken } from './session.ts';
+import { createSession, invalidateOtherSessions, invalidateSession, sessionPolicy, validateSessionToken } from './session.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 const policy = sessionPolicy(14, 90);
@@ -71,5 +71,24 @@ describe('sessions', () => {
     const { token, session } = await createSession(db.database.prisma, userId, policy);
     await invalidateSession(db.database.prisma, session.id);
     expect(await validateSessionToken(db.database.prisma, token, policy)).toBeNull();
+  });
+
+  it('end all other sessions of one user, returning exactly the ids they ended', async () => {
+    const prisma = db.database.prisma;
+    const someoneElse = (await prisma.user.create({ data: { displayName: 'Other' } })).id;
+    const [kept, a, b, theirs] = await Promise.all([
+      createSession(prisma, userId, policy),
+      createSession(prisma, userId, policy),
+      createSession(prisma, userId, policy),
+      createSession(prisma, someoneElse, policy),
+    ]);
+    const before = await prisma.session.findMany({ where: { userId }, select: { id: true } });
+    const ended = await invalidateOtherSessions(prisma, userId, kept.session.id);
+    expect(ended).toEqual(expect.arrayContaining([a.session.id, b.session.id]));
+    expect(ended).toHaveLength(before.length - 1);
+    expect(await validateSessionToken(prisma, kept.token, policy)).not.toBeNull();
+    expect(await validateSessionToken(prisma, a.token, policy)).toBeNull();
+    expect(await validateSessionToken(prisma, theirs.token, policy)).not.toBeNull();
+    expect(await invalidateOtherSessions(prisma, userId, kept.session.id)).toEqual([]);
   });
 });

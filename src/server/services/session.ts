@@ -109,3 +109,13 @@ export async function validateSessionToken(
 export async function invalidateSession(db: Db, id: string): Promise<void> {
   await db.session.deleteMany({ where: { id } });
 }
+
+/**
+ * Deletes every session of `userId` except `keepId` and returns the ids it deleted: exactly those, so the
+ * sockets of each can be closed (a find-then-delete could miss a session created in between).
+ */
+export async function invalidateOtherSessions(db: Db, userId: string, keepId: string): Promise<string[]> {
+  const rows = await db.$queryRaw<{ id: string }[]>`
+    DELETE FROM "Session" WHERE "userId" = ${userId}::uuid AND "id" <> ${keepId} RETURNING "id"`;
+  return rows.map((row) => row.id);
+}

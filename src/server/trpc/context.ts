@@ -2,6 +2,8 @@ import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, PrismaClient } from '../db/client.ts';
 import type { Env } from '../env.ts';
+import { LoginThrottle } from '../services/login-throttle.ts';
+import type { SessionEvents } from '../services/session-events.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { BuildInfo } from '../version.ts';
 
@@ -13,6 +15,8 @@ export interface AppServices {
   sessionPolicy: SessionPolicy;
   build: BuildInfo;
   models: FastifyInstance['models'];
+  /** Announces revoked sessions (logout, password change, login over an old session) to the socket layer. */
+  sessionEvents: SessionEvents;
 }
 
 export interface Context extends AppServices {
@@ -20,13 +24,19 @@ export interface Context extends AppServices {
   req: FastifyRequest;
   res: FastifyReply;
   session: ValidSession | null;
+  loginThrottle: LoginThrottle;
 }
 
 export function makeCreateContext(services: AppServices) {
+  // One per app: it holds the in-memory part of the throttle (see login-throttle.ts).
+  const loginThrottle = new LoginThrottle({
+    maxFailures: services.env.LOGIN_MAX_FAILURES,
+    lockoutMs: services.env.LOGIN_LOCKOUT_SECONDS * 1000,
+  });
   return async ({ req, res }: CreateFastifyContextOptions): Promise<Context> => {
     const token = req.cookies[SESSION_COOKIE];
     const session = token ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy) : null;
-    return { ...services, db: services.database.prisma, req, res, session };
+    return { ...services, db: services.database.prisma, req, res, session, loginThrottle };
   };
 }
 

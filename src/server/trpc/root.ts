@@ -2,6 +2,7 @@ import { router } from './init.ts';
 import { authRouter } from './routers/auth.ts';
 import { chatRouter } from './routers/chat.ts';
 import { conversationRouter } from './routers/conversation.ts';
+import { roomRouter } from './routers/room.ts';
 import { healthQuery } from './routers/health.ts';
 import { manifestRouter, modelRouter } from './routers/model.ts';
 
@@ -12,6 +13,7 @@ export const appRouter = router({
   models: modelRouter,
   chat: chatRouter,
   conversation: conversationRouter,
+  room: roomRouter,
 });
 
 export type AppRouter = typeof appRouter;

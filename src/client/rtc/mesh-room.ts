@@ -1,0 +1,131 @@
+// A room's full mesh: a PeerLink to every other member, made as they join and closed as they leave, with SDP
+// and ICE relayed through the server's `/mesh` namespace. React reads it as an external store.
+import type { Capabilities, PeerInfo } from '../../shared/socket-contract.ts';
+import type { MeshSocket } from '../lib/socket.ts';
+import { type LinkSignal, type LinkState, PeerLink } from './peer-link.ts';
+
+export interface MeshPeer extends PeerInfo {
+  link: LinkState;
+}
+
+export interface MeshSnapshot {
+  room: string;
+  self: PeerInfo | null;
+  peers: MeshPeer[];
+  error: string | null;
+}
+
+export class MeshRoom {
+  private readonly links = new Map<string, PeerLink>();
+  private readonly infos = new Map<string, PeerInfo>();
+  private self: PeerInfo | null = null;
+  private error: string | null = null;
+  private snapshot: MeshSnapshot;
+  private readonly listeners = new Set<() => void>();
+  private readonly detach: (() => void)[] = [];
+  /**
+   * Signals from a peer this side has not heard of yet: its offer can overtake our join's answer (it heard of us
+   * first). Replayed when the peer is known; bounded, and forgotten if the peer never shows up.
+   */
+  private readonly early = new Map<string, { signals: LinkSignal[]; since: number }>();
+
+  constructor(
+    private readonly socket: MeshSocket,
+    readonly room: string,
+    private readonly iceServers: RTCIceServer[],
+  ) {
+    this.snapshot = { room, self: null, peers: [], error: null };
+  }
+
+  subscribe = (listener: () => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  getSnapshot = () => this.snapshot;
+
+  private changed(): void {
+    this.snapshot = {
+      room: this.room,
+      self: this.self,
+      error: this.error,
+      peers: [...this.infos.values()].map((info) => ({ ...info, link: this.links.get(info.peerId)?.state() ?? { connection: 'new', channel: 'none', rttMs: null } })),
+    };
+    this.listeners.forEach((listener) => listener());
+  }
+
+  private link(peer: PeerInfo): PeerLink {
+    let link = this.links.get(peer.peerId);
+    if (!link && this.self) {
+      const send = (signal: LinkSignal) => this.socket.emit('signal:relay', { room: this.room, to: peer.peerId, data: signal }, () => {});
+      link = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.iceServers, send, () => this.changed());
+      this.links.set(peer.peerId, link);
+    }
+    this.infos.set(peer.peerId, peer);
+    const early = this.early.get(peer.peerId);
+    if (early && link) {
+      this.early.delete(peer.peerId);
+      const target = link;
+      void early.signals.reduce((chain, signal) => chain.then(() => target.signal(signal)).catch(() => undefined), Promise.resolve());
+    }
+    this.changed();
+    return link as PeerLink;
+  }
+
+  private drop(peerId: string): void {
+    this.links.get(peerId)?.close();
+    this.links.delete(peerId);
+    this.infos.delete(peerId);
+    this.changed();
+  }
+
+  async join(capabilities?: Capabilities): Promise<void> {
+    const on = <E extends 'peer:joined' | 'peer:left' | 'peer:updated' | 'signal'>(event: E, handler: (payload: never) => void) => {
+      this.socket.on(event, handler as never);
+      this.detach.push(() => this.socket.off(event, handler as never));
+    };
+    on('peer:joined', ({ room, peer }: { room: string; peer: PeerInfo }) => {
+      if (room === this.room) this.link(peer);
+    });
+    on('peer:updated', ({ room, peer }: { room: string; peer: PeerInfo }) => {
+      if (room === this.room) this.link(peer);
+    });
+    on('peer:left', ({ room, peerId }: { room: string; peerId: string }) => {
+      if (room === this.room) this.drop(peerId);
+    });
+    on('signal', ({ room, from, data }: { room: string; from: string; data: LinkSignal }) => {
+      if (room !== this.room) return;
+      const info = this.infos.get(from);
+      if (!info || !this.self) {
+        const now = Date.now();
+        for (const [peerId, entry] of this.early) if (now - entry.since > 30_000) this.early.delete(peerId);
+        const entry = this.early.get(from) ?? { signals: [], since: now };
+        if (entry.signals.length < 64) entry.signals.push(data);
+        this.early.set(from, entry);
+        return;
+      }
+      void this.link(info)
+        .signal(data)
+        .catch(() => undefined);
+    });
+    const result = await this.socket.emitWithAck('room:join', { room: this.room, ...(capabilities ? { capabilities } : {}) });
+    if (!result.ok) {
+      this.error = result.message;
+      this.changed();
+      return;
+    }
+    this.self = result.data.self;
+    // For bench/signaling.ts: join acknowledged → every data channel open.
+    performance.mark('mesh:joined');
+    // Those already here, and any announced before our join was answered: a link to each (perfect negotiation
+    // sorts out who offers).
+    for (const peer of [...result.data.peers, ...this.infos.values()]) this.link(peer);
+    this.changed();
+  }
+
+  async leave(): Promise<void> {
+    this.detach.splice(0).forEach((off) => off());
+    for (const peerId of [...this.links.keys()]) this.drop(peerId);
+    if (this.socket.connected) await this.socket.emitWithAck('room:leave', { room: this.room }).catch(() => undefined);
+  }
+}

@@ -1,0 +1,30 @@
+// Passwords as the OWASP password storage cheat sheet teaches: Argon2id, m=19456 KiB, t=2, p=1 (its first
+// recommended setting), each hash with its own random salt, in the PHC string format.
+import { type Algorithm, hash, verify } from '@node-rs/argon2';
+import { randomBytes } from 'node:crypto';
+
+const ARGON2ID: Algorithm = 2; // Algorithm.Argon2id: a const enum, which isolated modules cannot read
+
+/** Set explicitly: the library's defaults could change under a version bump. */
+export const ARGON2_OPTIONS = { algorithm: ARGON2ID, memoryCost: 19_456, timeCost: 2, parallelism: 1, outputLen: 32 } as const;
+
+/** What every hash made with ARGON2_OPTIONS starts with. */
+export const PASSWORD_HASH_PREFIX = '$argon2id$v=19$m=19456,t=2,p=1$';
+
+export function hashPassword(password: string): Promise<string> {
+  return hash(password, ARGON2_OPTIONS);
+}
+
+// Unknown users are checked against this, so they cost the same time as a wrong password (RELIABILITY 6).
+let dummyHash: Promise<string> | undefined;
+
+/**
+ * True when `password` matches `stored`. A missing hash (unknown user, guest) or one that is not ours (not
+ * Argon2id with our parameters) never matches, but still costs one verification.
+ */
+export async function verifyPassword(stored: string | null, password: string): Promise<boolean> {
+  const ours = stored !== null && stored.startsWith(PASSWORD_HASH_PREFIX);
+  dummyHash ??= hashPassword(randomBytes(16).toString('base64url'));
+  const matches = await verify(ours ? stored : await dummyHash, password).catch(() => false);
+  return ours && matches;
+}

@@ -1,0 +1,95 @@
+// Rooms and their members. Membership is stored; a join takes the room's row lock, so concurrent joins cannot
+// overfill it (counting and inserting happen under the lock).
+import { randomBytes } from 'node:crypto';
+import { TRPCError } from '@trpc/server';
+import type { PrismaClient } from '../db/client.ts';
+
+export const GLOBAL_ROOM = 'global';
+
+const roomSelect = { id: true, slug: true, name: true, visibility: true, capacity: true, ownerId: true, createdAt: true } as const;
+
+function slugOf(name: string): string {
+  const base = name
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40);
+  // A random tail: names repeat, links must not collide or be guessable from the name alone.
+  return `${base || 'room'}-${randomBytes(4).toString('hex')}`;
+}
+
+export async function createRoom(db: PrismaClient, ownerId: string, input: { name: string; visibility: 'PUBLIC' | 'PRIVATE'; capacity: number }) {
+  return db.$transaction(async (tx) => {
+    const room = await tx.room.create({
+      data: {
+        slug: slugOf(input.name),
+        name: input.name,
+        visibility: input.visibility,
+        capacity: input.capacity,
+        ownerId,
+        inviteCode: input.visibility === 'PRIVATE' ? randomBytes(18).toString('base64url') : null,
+      },
+      select: { ...roomSelect, inviteCode: true },
+    });
+    await tx.roomMember.create({ data: { roomId: room.id, userId: ownerId, role: 'OWNER' } });
+    return room;
+  });
+}
+
+/** Public rooms and the rooms this user belongs to, with member counts. */
+export async function listRooms(db: PrismaClient, userId: string) {
+  const rooms = await db.room.findMany({
+    where: { OR: [{ visibility: 'PUBLIC' }, { members: { some: { userId } } }] },
+    orderBy: { createdAt: 'asc' },
+    take: 200,
+    select: { ...roomSelect, _count: { select: { members: true } }, members: { where: { userId }, select: { role: true } } },
+  });
+  return rooms.map(({ _count, members, ...room }) => ({ ...room, memberCount: _count.members, role: members[0]?.role ?? null }));
+}
+
+export async function roomBySlug(db: PrismaClient, slug: string) {
+  return db.room.findUnique({ where: { slug }, select: roomSelect });
+}
+
+export async function isMember(db: PrismaClient, roomId: string, userId: string): Promise<boolean> {
+  return (await db.roomMember.count({ where: { roomId, userId } })) > 0;
+}
+
+/** Adds the user to the room: private rooms need the invite code; full rooms refuse. Idempotent for members. */
+export async function joinRoom(db: PrismaClient, userId: string, slug: string, inviteCode?: string) {
+  return db.$transaction(async (tx) => {
+    const found = await tx.room.findUnique({ where: { slug }, select: { ...roomSelect, inviteCode: true } });
+    if (!found) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
+    if (found.slug === GLOBAL_ROOM) return found;
+    // Serialize joins of this room: the count below and the insert after it see every other join.
+    await tx.$queryRaw`SELECT id FROM "Room" WHERE id = ${found.id}::uuid FOR UPDATE`;
+    if (await tx.roomMember.count({ where: { roomId: found.id, userId } })) return found;
+    if (found.visibility === 'PRIVATE' && (!inviteCode || inviteCode !== found.inviteCode)) {
+      throw new TRPCError({ code: 'FORBIDDEN', message: 'This room is private: join it with its invite link' });
+    }
+    const members = await tx.roomMember.count({ where: { roomId: found.id } });
+    if (members >= found.capacity) throw new TRPCError({ code: 'CONFLICT', message: `This room is full (${found.capacity} members)` });
+    await tx.roomMember.create({ data: { roomId: found.id, userId } });
+    return found;
+  });
+}
+
+export async function leaveRoom(db: PrismaClient, userId: string, slug: string): Promise<boolean> {
+  const room = await roomBySlug(db, slug);
+  if (!room) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
+  const { count } = await db.roomMember.deleteMany({ where: { roomId: room.id, userId } });
+  return count > 0;
+}
+
+export async function roomMembers(db: PrismaClient, slug: string) {
+  const room = await roomBySlug(db, slug);
+  if (!room) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
+  const members = await db.roomMember.findMany({
+    where: { roomId: room.id },
+    orderBy: { joinedAt: 'asc' },
+    take: 500,
+    select: { role: true, joinedAt: true, user: { select: { id: true, displayName: true } } },
+  });
+  return { room, members: members.map((m) => ({ userId: m.user.id, displayName: m.user.displayName, role: m.role, joinedAt: m.joinedAt })) };
+}

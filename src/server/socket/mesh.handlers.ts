@@ -1,0 +1,145 @@
+// The `/mesh` namespace: presence in rooms and WebRTC signaling. Every payload is schema-checked, every event
+// rate-limited per socket, and a signal reaches only its named target, in the same room, stamped with the
+// sender's peer id by the server.
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { Namespace, Socket } from 'socket.io';
+import type { z } from 'zod';
+import {
+  type Ack,
+  type ClientToServerEvents,
+  type InterServerEvents,
+  PeerUpdateSchema,
+  type PeerInfo,
+  RoomJoinSchema,
+  RoomLeaveSchema,
+  SIGNAL_MAX_BYTES,
+  type ServerToClientEvents,
+  SignalRelaySchema,
+  type SocketData,
+  type SocketErrorCode,
+} from '../../shared/socket-contract.ts';
+import type { PrismaClient } from '../db/client.ts';
+import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
+
+export type MeshNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type MeshSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+export const roomKey = (slug: string) => `room:${slug}`;
+export const peerKey = (peerId: string) => `peer:${peerId}`;
+export const sessionKey = (sessionId: string) => `session:${sessionId}`;
+
+export interface MeshOptions {
+  db: PrismaClient;
+  /** Events per socket per second (a burst of this size, refilled every second). */
+  eventsPerSecond: number;
+}
+
+const fail = (error: SocketErrorCode, message: string) => ({ ok: false as const, error, message });
+
+function peerInfo(data: SocketData, room: string): PeerInfo {
+  return { peerId: data.peerId, userId: data.userId, displayName: data.displayName, capabilities: data.capabilities[room] ?? { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 } };
+}
+
+/** Whether this user may be in the room: everyone in the global room, members elsewhere. */
+async function mayJoin(db: PrismaClient, data: SocketData, slug: string) {
+  const room = await roomBySlug(db, slug);
+  if (!room) return { room: null, error: fail('NOT_FOUND', `No room ${slug}`) };
+  if (slug !== GLOBAL_ROOM && (data.kind !== 'ACCOUNT' || !(await isMember(db, room.id, data.userId)))) {
+    return { room: null, error: fail('FORBIDDEN', 'Join this room first (room.join); custom rooms need an account') };
+  }
+  return { room, error: null };
+}
+
+export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
+  const limiter = new RateLimiterMemory({ points: options.eventsPerSecond, duration: 1 });
+
+  mesh.on('connection', async (socket) => {
+    void socket.join([peerKey(socket.data.peerId), sessionKey(socket.data.sessionId)]);
+    if (socket.recovered) {
+      // Recovered sockets get their rooms back without a join: the membership may have ended meanwhile.
+      for (const key of [...socket.rooms].filter((k) => k.startsWith('room:'))) {
+        const slug = key.slice('room:'.length);
+        if ((await mayJoin(options.db, socket.data, slug)).error) {
+          void socket.leave(key);
+          socket.to(key).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+        } else {
+          // Its disconnect told the room it had left.
+          socket.to(key).emit('peer:joined', { room: slug, peer: peerInfo(socket.data, slug) });
+        }
+      }
+    }
+
+    /** Rate limit and schema check around every handler; a missing ack is tolerated, not trusted. */
+    function on<E extends keyof ClientToServerEvents, S extends z.ZodType, T>(
+      event: E,
+      schema: S,
+      handle: (payload: z.output<S>) => Promise<Ack<T>>,
+    ) {
+      socket.on(event, (async (payload: unknown, ack: unknown) => {
+        const reply = typeof ack === 'function' ? (ack as (result: Ack<T>) => void) : () => {};
+        try {
+          await limiter.consume(socket.id);
+        } catch {
+          reply(fail('RATE_LIMITED', `At most ${options.eventsPerSecond} messages a second`));
+          return;
+        }
+        const parsed = schema.safeParse(payload);
+        if (!parsed.success) {
+          reply(fail('INVALID_PAYLOAD', parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')));
+          return;
+        }
+        reply(await handle(parsed.data));
+      }) as never);
+    }
+
+    on('room:join', RoomJoinSchema, async ({ room: slug, capabilities }) => {
+      const { room, error } = await mayJoin(options.db, socket.data, slug);
+      if (error || !room) return error ?? fail('NOT_FOUND', `No room ${slug}`);
+      const key = roomKey(slug);
+      const already = socket.rooms.has(key);
+      if (!already && (await mesh.in(key).fetchSockets()).length >= room.capacity) return fail('ROOM_FULL', `This room holds ${room.capacity} peers at once`);
+      socket.data.capabilities = { ...socket.data.capabilities, [slug]: capabilities };
+      await socket.join(key);
+      const self = peerInfo(socket.data, slug);
+      socket.to(key).emit(already ? 'peer:updated' : 'peer:joined', { room: slug, peer: self });
+      // Listed after joining: of two peers joining at once, each then hears of the other by this list or by
+      // peer:joined (a list taken before joining missed a peer that joined in between, and neither heard).
+      const present = await mesh.in(key).fetchSockets();
+      const peers = present.filter((s) => s.id !== socket.id).map((s) => peerInfo(s.data, slug));
+      return { ok: true, data: { room: slug, self, peers } };
+    });
+
+    on('room:leave', RoomLeaveSchema, async ({ room: slug }) => {
+      const key = roomKey(slug);
+      if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
+      await socket.leave(key);
+      socket.to(key).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+      return { ok: true, data: null };
+    });
+
+    on('peer:update', PeerUpdateSchema, async ({ room: slug, capabilities }) => {
+      const key = roomKey(slug);
+      if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
+      socket.data.capabilities = { ...socket.data.capabilities, [slug]: capabilities };
+      socket.to(key).emit('peer:updated', { room: slug, peer: peerInfo(socket.data, slug) });
+      return { ok: true, data: null };
+    });
+
+    on('signal:relay', SignalRelaySchema, async ({ room: slug, to, data }) => {
+      const key = roomKey(slug);
+      if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
+      if (Buffer.byteLength(JSON.stringify(data ?? null)) > SIGNAL_MAX_BYTES) return fail('TOO_LARGE', `A signal is at most ${SIGNAL_MAX_BYTES} bytes`);
+      // The target by its own peer room, then checked to be in this room: signals never cross rooms.
+      const [target] = await mesh.in(peerKey(to)).fetchSockets();
+      if (!target || !target.rooms.has(key)) return fail('PEER_NOT_FOUND', `No peer ${to} in room ${slug}`);
+      target.emit('signal', { room: slug, from: socket.data.peerId, data });
+      return { ok: true, data: null };
+    });
+
+    socket.on('disconnecting', () => {
+      for (const key of socket.rooms) {
+        if (key.startsWith('room:')) socket.to(key).emit('peer:left', { room: key.slice('room:'.length), peerId: socket.data.peerId });
+      }
+    });
+  });
+}

@@ -1,0 +1,33 @@
+// Rooms: the global room is open to everyone; custom rooms (create, join, leave) need an account.
+import { TRPCError } from '@trpc/server';
+import { RoomCreateSchema, RoomJoinInputSchema, RoomRefSchema } from '../../../shared/schemas/room.ts';
+import { GLOBAL_ROOM, createRoom, isMember, joinRoom, leaveRoom, listRooms, roomBySlug, roomMembers } from '../../services/room.ts';
+import { authedProcedure, publicProcedure, router } from '../init.ts';
+
+const accountProcedure = authedProcedure.use(({ ctx, next }) => {
+  if (ctx.session.user.kind !== 'ACCOUNT') throw new TRPCError({ code: 'FORBIDDEN', message: 'Custom rooms need an account: sign up to create or join one' });
+  return next();
+});
+
+export const roomRouter = router({
+  /** STUN/TURN servers for WebRTC (ICE_SERVERS); empty on a LAN or loopback. */
+  iceServers: publicProcedure.query(({ ctx }) => ctx.env.ICE_SERVERS),
+  list: authedProcedure.query(({ ctx }) => listRooms(ctx.db, ctx.session.userId)),
+  create: accountProcedure.input(RoomCreateSchema).mutation(({ ctx, input }) => createRoom(ctx.db, ctx.session.userId, input)),
+  join: accountProcedure.input(RoomJoinInputSchema).mutation(async ({ ctx, input }) => {
+    const room = await joinRoom(ctx.db, ctx.session.userId, input.room, input.inviteCode);
+    return { slug: room.slug, name: room.name };
+  }),
+  leave: accountProcedure.input(RoomRefSchema).mutation(async ({ ctx, input }) => {
+    if (input.room === GLOBAL_ROOM) throw new TRPCError({ code: 'BAD_REQUEST', message: 'The global room has no membership to leave' });
+    return { left: await leaveRoom(ctx.db, ctx.session.userId, input.room) };
+  }),
+  /** Members of a room you can see: public rooms, or private rooms you belong to. */
+  members: authedProcedure.input(RoomRefSchema).query(async ({ ctx, input }) => {
+    const room = await roomBySlug(ctx.db, input.room);
+    if (!room || (room.visibility === 'PRIVATE' && !(await isMember(ctx.db, room.id, ctx.session.userId)))) {
+      throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${input.room} among those you can see` });
+    }
+    return roomMembers(ctx.db, input.room);
+  }),
+});

@@ -1,0 +1,82 @@
+// The Socket.IO contract of the `/mesh` namespace: presence in rooms and WebRTC signaling between members.
+// Every payload is checked with these schemas on arrival; acks are `{ ok: true, data } | { ok: false, error }`.
+import { z } from 'zod';
+
+export const MESH_NAMESPACE = '/mesh';
+/** One Socket.IO message at most (maxHttpBufferSize): SDP with many candidates fits with room to spare. */
+export const SIGNAL_MAX_BYTES = 64 * 1024;
+
+export const SocketErrorCodeSchema = z.enum([
+  'INVALID_PAYLOAD',
+  'NOT_FOUND',
+  'FORBIDDEN',
+  'ROOM_FULL',
+  'NOT_IN_ROOM',
+  'PEER_NOT_FOUND',
+  'RATE_LIMITED',
+  'TOO_LARGE',
+]);
+export type SocketErrorCode = z.infer<typeof SocketErrorCodeSchema>;
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: SocketErrorCode; message: string };
+
+export const CapabilitiesSchema = z
+  .object({
+    backend: z.enum(['webgpu', 'wasm', 'cpu']).nullable(),
+    models: z
+      .array(z.object({ id: z.string().min(1).max(96), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }).strict())
+      .max(16),
+    tokensPerSecond: z.number().nonnegative().max(100_000).nullable(),
+    /** Whether this peer runs jobs for others in the room ("Share my compute"). */
+    sharing: z.boolean(),
+    queue: z.number().int().nonnegative().max(1000),
+  })
+  .strict();
+export type Capabilities = z.infer<typeof CapabilitiesSchema>;
+export const NO_CAPABILITIES: Capabilities = { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 };
+
+/** A room by its slug (`global`, `my-room`). */
+export const RoomSlugSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z0-9][a-z0-9-]*$/, 'Room names in links are lower-case letters, digits and -');
+export const PeerIdSchema = z.uuid();
+
+export const RoomJoinSchema = z.object({ room: RoomSlugSchema, capabilities: CapabilitiesSchema.default(NO_CAPABILITIES) }).strict();
+export const RoomLeaveSchema = z.object({ room: RoomSlugSchema }).strict();
+export const PeerUpdateSchema = z.object({ room: RoomSlugSchema, capabilities: CapabilitiesSchema }).strict();
+/** `data` is SDP or an ICE candidate, opaque to the server: only its size is checked. */
+export const SignalRelaySchema = z.object({ room: RoomSlugSchema, to: PeerIdSchema, data: z.unknown() }).strict();
+
+export interface PeerInfo {
+  peerId: string;
+  userId: string;
+  displayName: string;
+  capabilities: Capabilities;
+}
+
+export interface ServerToClientEvents {
+  'peer:joined': (event: { room: string; peer: PeerInfo }) => void;
+  'peer:left': (event: { room: string; peerId: string }) => void;
+  'peer:updated': (event: { room: string; peer: PeerInfo }) => void;
+  signal: (event: { room: string; from: string; data: unknown }) => void;
+}
+
+export interface ClientToServerEvents {
+  'room:join': (payload: z.input<typeof RoomJoinSchema>, ack: (result: Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>) => void) => void;
+  'room:leave': (payload: z.input<typeof RoomLeaveSchema>, ack: (result: Ack<null>) => void) => void;
+  'peer:update': (payload: z.input<typeof PeerUpdateSchema>, ack: (result: Ack<null>) => void) => void;
+  'signal:relay': (payload: z.input<typeof SignalRelaySchema>, ack: (result: Ack<null>) => void) => void;
+}
+
+export type InterServerEvents = Record<string, never>;
+
+export interface SocketData {
+  peerId: string;
+  userId: string;
+  sessionId: string;
+  displayName: string;
+  kind: 'GUEST' | 'ACCOUNT';
+  /** Capabilities per joined room slug. */
+  capabilities: Record<string, Capabilities>;
+}

@@ -1,0 +1,78 @@
+// Rooms in headless Chromium: two guests in the global room see each other connected over WebRTC with a
+// round-trip time; a third browser, signed up and in a room of its own, sees neither and is not seen; when one
+// guest closes its page, the other shows it gone.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildClient, launchChromium } from '../support/browser.ts';
+import { type ServerProcess, startServer } from '../support/server-process.ts';
+
+let dir: string;
+let server: ServerProcess;
+let browser: Browser;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-rooms-'));
+  await buildClient(path.join(dir, 'dist'));
+  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
+  browser = await launchChromium('no-gpu');
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.child.kill('SIGTERM');
+  await server?.exited;
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function guestPage(name: string): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(server.url);
+  // A guest with a chosen display name (the app would otherwise pick "Guest 1234").
+  const status = await page.evaluate(async (displayName) => {
+    const response = await fetch('/api/trpc/auth.guest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName }) });
+    return response.status;
+  }, name);
+  expect(status).toBe(200);
+  return page;
+}
+
+const peerRow = (page: Page, name: string) => page.locator(`[data-testid="room-peer"][data-peer-name="${name}"]`);
+
+describe('rooms in the browser', () => {
+  it('connects two guests in the global room with an RTT, keeps a third room apart, and shows a peer leave', async () => {
+    const ada = await guestPage('Ada');
+    const bob = await guestPage('Bob');
+    // At the same moment: each must hear of the other even when their joins interleave.
+    await Promise.all([ada.goto(`${server.url}/rooms/global`), bob.goto(`${server.url}/rooms/global`)]);
+    for (const [page, other] of [
+      [ada, 'Bob'],
+      [bob, 'Ada'],
+    ] as const) {
+      await expect.poll(() => peerRow(page, other).getByTestId('peer-state').getAttribute('data-state'), { timeout: 30_000 }).toBe('open');
+      await expect.poll(() => peerRow(page, other).getByTestId('peer-rtt').textContent(), { timeout: 15_000 }).toMatch(/^\d+\.\d ms$/);
+    }
+
+    // A third browser signs up, creates its own room and goes there.
+    const cy = await (await browser.newContext()).newPage();
+    await cy.goto(server.url);
+    const slug = await cy.evaluate(async () => {
+      const post = (procedure: string, body: unknown) =>
+        fetch(`/api/trpc/${procedure}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
+      const signup = await post('auth.signup', { username: 'cyrus', password: 'correct horse battery', displayName: 'Cy' });
+      const created = (await post('room.create', { name: 'Elsewhere' })) as { result?: { data: { slug: string } } };
+      if (!created.result) throw new Error(`signup ${JSON.stringify(signup)}; create ${JSON.stringify(created)}`);
+      return created.result.data.slug;
+    });
+    await cy.goto(`${server.url}/rooms/${slug}`);
+    await expect.poll(() => cy.getByTestId('room-empty').count(), { timeout: 15_000 }).toBe(1);
+    expect(await cy.getByTestId('room-peer').count()).toBe(0);
+    expect(await ada.getByTestId('room-peer').count()).toBe(1);
+
+    await bob.context().close();
+    await expect.poll(() => peerRow(ada, 'Bob').count(), { timeout: 15_000 }).toBe(0);
+    expect(await ada.getByTestId('room-empty').count()).toBe(1);
+  }, 120_000);
+});
