@@ -2,6 +2,7 @@
 import { useEffect, useState } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { APP_BUILD } from './env.ts';
+import { AccountPage } from './features/account/account-page.tsx';
 import { ChatPage } from './features/chat/chat-page.tsx';
 import { ModelsPage } from './features/models/models-page.tsx';
 import { RoomPage, RoomsPage } from './features/rooms/rooms-page.tsx';
@@ -40,6 +41,7 @@ export function App() {
           <NavLink href="/">Chat</NavLink>
           <NavLink href="/models">Models</NavLink>
           <NavLink href="/rooms">Rooms</NavLink>
+          <NavLink href="/account">Account</NavLink>
         </nav>
         <span className={online ? 'pill' : 'pill pill-warn'} data-testid="offline-indicator" data-online={online} role="status">
           {online ? 'Online' : 'Offline'}
@@ -65,6 +67,7 @@ export function App() {
         <Switch>
           <Route path="/models" component={ModelsPage} />
           <Route path="/rooms" component={RoomsPage} />
+          <Route path="/account" component={AccountPage} />
           <Route path="/rooms/:slug" component={RoomPage} />
           <Route path="/" component={ChatPage} />
           <Route>

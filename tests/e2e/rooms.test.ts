@@ -55,18 +55,17 @@ describe('rooms in the browser', () => {
       await expect.poll(() => peerRow(page, other).getByTestId('peer-rtt').textContent(), { timeout: 15_000 }).toMatch(/^\d+\.\d ms$/);
     }
 
-    // A third browser signs up, creates its own room and goes there.
+    // A third browser signs up on the Account screen, creates its own room on the Rooms screen and is taken there.
     const cy = await (await browser.newContext()).newPage();
-    await cy.goto(server.url);
-    const slug = await cy.evaluate(async () => {
-      const post = (procedure: string, body: unknown) =>
-        fetch(`/api/trpc/${procedure}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json());
-      const signup = await post('auth.signup', { username: 'cyrus', password: 'correct horse battery', displayName: 'Cy' });
-      const created = (await post('room.create', { name: 'Elsewhere' })) as { result?: { data: { slug: string } } };
-      if (!created.result) throw new Error(`signup ${JSON.stringify(signup)}; create ${JSON.stringify(created)}`);
-      return created.result.data.slug;
-    });
-    await cy.goto(`${server.url}/rooms/${slug}`);
+    await cy.goto(`${server.url}/account`);
+    await cy.getByTestId('account-username').fill('cyrus');
+    await cy.getByTestId('account-password').fill('correct horse battery');
+    await cy.getByTestId('account-submit').click();
+    await expect.poll(() => cy.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as cyrus/);
+    await cy.getByRole('link', { name: 'Rooms' }).click();
+    await cy.getByTestId('room-name').fill('Elsewhere');
+    await cy.getByTestId('room-create').click();
+    await expect.poll(() => new URL(cy.url()).pathname, { timeout: 15_000 }).toMatch(/^\/rooms\/elsewhere-[0-9a-f]{8}$/);
     await expect.poll(() => cy.getByTestId('room-empty').count(), { timeout: 15_000 }).toBe(1);
     expect(await cy.getByTestId('room-peer').count()).toBe(0);
     expect(await ada.getByTestId('room-peer').count()).toBe(1);

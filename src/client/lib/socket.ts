@@ -12,6 +12,13 @@ let socket: MeshSocket | null = null;
 export async function meshSocket(): Promise<MeshSocket> {
   if (socket) return socket;
   if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
-  socket ??= io(MESH_NAMESPACE, { withCredentials: true });
+  if (socket) return socket;
+  const created: MeshSocket = io(MESH_NAMESPACE, { withCredentials: true });
+  // The server ends a socket whose session was revoked (logout, or sign-up rotating a guest's session): the next
+  // caller connects again with the current cookie.
+  created.on('disconnect', (reason) => {
+    if (reason === 'io server disconnect' && socket === created) socket = null;
+  });
+  socket = created;
   return socket;
 }
