@@ -13,6 +13,8 @@ export const ENGINE_LIMITS = {
 
 export const BackendSchema = z.enum(['webgpu', 'wasm', 'cpu']);
 export type Backend = z.infer<typeof BackendSchema>;
+/** How the app names a backend to people. */
+export const BACKEND_LABEL: Record<Backend, string> = { webgpu: 'WebGPU', wasm: 'WASM', cpu: 'CPU' };
 export const BackendPreferenceSchema = z.enum(['auto', 'webgpu', 'wasm']);
 export type BackendPreference = z.infer<typeof BackendPreferenceSchema>;
 

@@ -8,6 +8,7 @@ import {
   type Ack,
   type ClientToServerEvents,
   type InterServerEvents,
+  NO_CAPABILITIES,
   PeerUpdateSchema,
   type PeerInfo,
   RoomJoinSchema,
@@ -37,7 +38,7 @@ export interface MeshOptions {
 const fail = (error: SocketErrorCode, message: string) => ({ ok: false as const, error, message });
 
 function peerInfo(data: SocketData, room: string): PeerInfo {
-  return { peerId: data.peerId, userId: data.userId, displayName: data.displayName, capabilities: data.capabilities[room] ?? { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 } };
+  return { peerId: data.peerId, userId: data.userId, displayName: data.displayName, capabilities: data.capabilities[room] ?? NO_CAPABILITIES };
 }
 
 /** Whether this user may be in the room: everyone in the global room, members elsewhere. */

@@ -38,3 +38,11 @@ export const authedProcedure = t.procedure.use(({ ctx, next }) => {
   if (!ctx.session) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in or continue as a guest first' });
   return next({ ctx: { ...ctx, session: ctx.session } });
 });
+
+/** Needs an account, not a guest; `refusal` tells a guest what to do instead. */
+export function accountProcedure(refusal: string) {
+  return authedProcedure.use(({ ctx, next }) => {
+    if (ctx.session.user.kind !== 'ACCOUNT') throw new TRPCError({ code: 'FORBIDDEN', message: refusal });
+    return next();
+  });
+}

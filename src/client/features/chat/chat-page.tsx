@@ -3,6 +3,7 @@
 // and the conversations kept on this device.
 import { Suspense, lazy, useEffect, useRef, useState } from 'react';
 import { Link } from 'wouter';
+import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import type { ChatProviderId } from '../../../shared/schemas/chat.ts';
 import { useOnline } from '../../lib/pwa.ts';
 import { api, trpc } from '../../lib/trpc.ts';
@@ -13,7 +14,6 @@ import { type ChatItem, type Conversation, titleOf } from './conversations.ts';
 import { Sparkline } from './sparkline.tsx';
 
 const MarkdownText = lazy(() => import('./markdown.tsx'));
-const BACKEND = { webgpu: 'WebGPU', wasm: 'WASM', cpu: 'CPU' } as const;
 
 interface Run {
   stop(): void;
@@ -86,7 +86,7 @@ export function ChatPage() {
         result = {
           text: outcome.text,
           record: { route: 'LOCAL', modelId: loaded.entry.id, backend: loaded.backend, ttftMs: outcome.ttftMs, tokensPerSecond: outcome.tokensPerSecond, tokensOut: outcome.completionTokens },
-          readout: `${loaded.entry.name} on this device · ${BACKEND[loaded.backend]} · TTFT ${Math.round(outcome.ttftMs)} ms · ${outcome.tokensPerSecond.toFixed(1)} tok/s${outcome.reason === 'interrupted' ? ' · stopped' : ''}`,
+          readout: `${loaded.entry.name} on this device · ${BACKEND_LABEL[loaded.backend]} · TTFT ${Math.round(outcome.ttftMs)} ms · ${outcome.tokensPerSecond.toFixed(1)} tok/s${outcome.reason === 'interrupted' ? ' · stopped' : ''}`,
         };
       } else {
         if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
@@ -212,7 +212,7 @@ export function ChatPage() {
           )}
           {loaded && route === 'device' && (
             <span className="badge badge-accent" data-testid="backend-badge">
-              {BACKEND[loaded.backend]}
+              {BACKEND_LABEL[loaded.backend]}
             </span>
           )}
           {!loaded && route === 'device' && <Link href="/models">Load a model</Link>}

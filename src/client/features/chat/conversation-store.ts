@@ -1,5 +1,6 @@
 // Where conversations are kept: on this device (IndexedDB) for guests, on the server for accounts. The chat
 // screen talks to this interface only.
+import { BACKEND_LABEL, type Backend } from '../../../shared/engine-protocol.ts';
 import { trpc } from '../../lib/trpc.ts';
 import { type ChatItem, type Conversation, deleteConversation, listConversations, saveConversation } from './conversations.ts';
 
@@ -44,8 +45,6 @@ export const deviceStore: ConversationStore = {
   remove: (id) => deleteConversation(id),
 };
 
-const BACKEND = { webgpu: 'WebGPU', wasm: 'WASM', cpu: 'CPU' } as const;
-
 export const serverStore: ConversationStore = {
   onServer: true,
   list: () => trpc.conversation.list.query(),
@@ -53,7 +52,7 @@ export const serverStore: ConversationStore = {
     const found = await trpc.conversation.byId.query({ id });
     const messages: ChatItem[] = found.messages.map((m) => {
       const role = m.role === 'SYSTEM' ? 'system' : m.role === 'USER' ? 'user' : 'assistant';
-      const parts = [m.route === 'CLOUD' ? (m.provider ?? 'cloud') : m.modelId ? `${m.modelId} on a device` : null, m.backend ? BACKEND[m.backend as keyof typeof BACKEND] : null, m.ttftMs !== null ? `TTFT ${m.ttftMs} ms` : null, m.tokensPerSecond !== null ? `${m.tokensPerSecond.toFixed(1)} tok/s` : null].filter(Boolean);
+      const parts = [m.route === 'CLOUD' ? (m.provider ?? 'cloud') : m.modelId ? `${m.modelId} on a device` : null, m.backend ? (BACKEND_LABEL[m.backend as Backend] ?? m.backend) : null, m.ttftMs !== null ? `TTFT ${m.ttftMs} ms` : null, m.tokensPerSecond !== null ? `${m.tokensPerSecond.toFixed(1)} tok/s` : null].filter(Boolean);
       return { role, content: m.content, ...(role === 'assistant' && parts.length ? { readout: parts.join(' · ') } : {}) };
     });
     return { id: found.id, title: found.title, updatedAt: new Date(found.updatedAt).getTime(), messages, serverId: found.id };

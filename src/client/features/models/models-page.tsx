@@ -1,6 +1,7 @@
 // The Models screen: the catalogue with where each model is (bundled, on the server, on this device), and
 // Download, Load, Remove from device and Get Random Model, with the load phases in words and bars.
 import { useEffect, useState } from 'react';
+import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import { ProgressBar } from '../../components/progress-bar.tsx';
 import { type StorageInfo, formatBytes, storageInfo } from '../../lib/device-cache.ts';
 import { api } from '../../lib/trpc.ts';
@@ -29,7 +30,7 @@ function ModelCard({ entry }: { entry: CatalogueEntry }) {
         {entry.demo && <span className="badge">demo</span>}
         {isLoaded && (
           <span className="badge badge-accent" data-testid="backend-badge">
-            {loaded.backend === 'webgpu' ? 'WebGPU' : 'WASM'}
+            {BACKEND_LABEL[loaded.backend]}
           </span>
         )}
       </header>

@@ -2,21 +2,16 @@
 import { TRPCError } from '@trpc/server';
 import { ConversationAppendSchema, ConversationRefSchema } from '../../../shared/schemas/conversation.ts';
 import { appendTurn, conversationById, listConversations } from '../../services/conversation.ts';
-import { authedProcedure, router } from '../init.ts';
+import { accountProcedure, router } from '../init.ts';
 
-const accountProcedure = authedProcedure.use(({ ctx, next }) => {
-  if (ctx.session.user.kind !== 'ACCOUNT') {
-    throw new TRPCError({ code: 'FORBIDDEN', message: 'Guests keep their conversations on their device; sign up to keep them on the server' });
-  }
-  return next();
-});
+const accountOnly = accountProcedure('Guests keep their conversations on their device; sign up to keep them on the server');
 
 export const conversationRouter = router({
-  list: accountProcedure.query(({ ctx }) => listConversations(ctx.db, ctx.session.userId)),
-  byId: accountProcedure.input(ConversationRefSchema).query(({ ctx, input }) => conversationById(ctx.db, ctx.session.userId, input.id)),
+  list: accountOnly.query(({ ctx }) => listConversations(ctx.db, ctx.session.userId)),
+  byId: accountOnly.input(ConversationRefSchema).query(({ ctx, input }) => conversationById(ctx.db, ctx.session.userId, input.id)),
   /** A finished turn of a chat that ran on the device or the mesh (cloud answers are saved by chat.stream). */
-  append: accountProcedure.input(ConversationAppendSchema).mutation(async ({ ctx, input }) => ({ id: await appendTurn(ctx.db, ctx.session.userId, input) })),
-  remove: accountProcedure.input(ConversationRefSchema).mutation(async ({ ctx, input }) => {
+  append: accountOnly.input(ConversationAppendSchema).mutation(async ({ ctx, input }) => ({ id: await appendTurn(ctx.db, ctx.session.userId, input) })),
+  remove: accountOnly.input(ConversationRefSchema).mutation(async ({ ctx, input }) => {
     const { count } = await ctx.db.conversation.deleteMany({ where: { id: input.id, userId: ctx.session.userId } });
     if (count === 0) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
     return { removed: true };

@@ -2,23 +2,20 @@
 import { TRPCError } from '@trpc/server';
 import { RoomCreateSchema, RoomJoinInputSchema, RoomRefSchema } from '../../../shared/schemas/room.ts';
 import { GLOBAL_ROOM, createRoom, isMember, joinRoom, leaveRoom, listRooms, roomBySlug, roomMembers } from '../../services/room.ts';
-import { authedProcedure, publicProcedure, router } from '../init.ts';
+import { accountProcedure, authedProcedure, publicProcedure, router } from '../init.ts';
 
-const accountProcedure = authedProcedure.use(({ ctx, next }) => {
-  if (ctx.session.user.kind !== 'ACCOUNT') throw new TRPCError({ code: 'FORBIDDEN', message: 'Custom rooms need an account: sign up to create or join one' });
-  return next();
-});
+const accountOnly = accountProcedure('Custom rooms need an account: sign up to create or join one');
 
 export const roomRouter = router({
   /** STUN/TURN servers for WebRTC (ICE_SERVERS); empty on a LAN or loopback. */
   iceServers: publicProcedure.query(({ ctx }) => ctx.env.ICE_SERVERS),
   list: authedProcedure.query(({ ctx }) => listRooms(ctx.db, ctx.session.userId)),
-  create: accountProcedure.input(RoomCreateSchema).mutation(({ ctx, input }) => createRoom(ctx.db, ctx.session.userId, input)),
-  join: accountProcedure.input(RoomJoinInputSchema).mutation(async ({ ctx, input }) => {
+  create: accountOnly.input(RoomCreateSchema).mutation(({ ctx, input }) => createRoom(ctx.db, ctx.session.userId, input)),
+  join: accountOnly.input(RoomJoinInputSchema).mutation(async ({ ctx, input }) => {
     const room = await joinRoom(ctx.db, ctx.session.userId, input.room, input.inviteCode);
     return { slug: room.slug, name: room.name };
   }),
-  leave: accountProcedure.input(RoomRefSchema).mutation(async ({ ctx, input }) => {
+  leave: accountOnly.input(RoomRefSchema).mutation(async ({ ctx, input }) => {
     if (input.room === GLOBAL_ROOM) throw new TRPCError({ code: 'BAD_REQUEST', message: 'The global room has no membership to leave' });
     return { left: await leaveRoom(ctx.db, ctx.session.userId, input.room) };
   }),
