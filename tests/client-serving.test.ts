@@ -53,6 +53,24 @@ describe('production client serving', () => {
     }
     await app.close();
   });
+
+  it("counts the app's files apart from the API, with a larger budget per address", async () => {
+    const app = await buildApp({ env: testEnv({ CLIENT_DIST_DIR: dist, RATE_LIMIT_MAX: '5' }), database: db.database, client: 'static' });
+    // Far more app files than the API's budget: a room of people behind one address loading the app at once.
+    const files = await Promise.all(Array.from({ length: 60 }, (_, i) => app.inject(i % 2 ? '/assets/index-abc123.js' : '/rooms/global')));
+    expect(files.map((response) => response.statusCode)).toEqual(files.map(() => 200));
+    // The API keeps its own budget, untouched by those, and refuses past it.
+    const api = [];
+    for (let i = 0; i < 6; i++) api.push((await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} })).statusCode);
+    expect(api.slice(0, 5).every((code) => code !== 429)).toBe(true);
+    expect(api[5]).toBe(429);
+    // App files have a ceiling too (20 times the API's).
+    // (One at a time: the limiter's in-memory store counts a burst of concurrent requests before it checks any.)
+    const more = [];
+    for (let i = 0; i < 50; i++) more.push((await app.inject('/assets/index-abc123.js')).statusCode);
+    expect(more.filter((code) => code === 429).length).toBe(10);
+    await app.close();
+  });
 });
 
 describe('development client serving', () => {

@@ -159,6 +159,25 @@ describe('signal:relay', () => {
     expect(seenByC).toEqual([]);
   });
 
+  it("handles one socket's events in the order it sent them", async () => {
+    const a = await connect(await guestCookie(base));
+    const b = await connect(await guestCookie(base));
+    const jb = await join(b, 'global');
+    if (!jb.ok) throw new Error('join failed');
+    const seen: unknown[] = [];
+    b.on('signal', (event) => seen.push(event.data));
+    // Sent without waiting: the join (which reads the database) is done before the update and the signals after
+    // it are handled, and the signals arrive in order.
+    const acks = await Promise.all([
+      join(a, 'global'),
+      a.emitWithAck('peer:update', { room: 'global', capabilities: { backend: 'wasm', models: [], tokensPerSecond: null, sharing: false, queue: 0 } }),
+      ...Array.from({ length: 20 }, (_, i) => a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: { n: i } })),
+    ]);
+    expect(acks.map((ack) => ack.ok)).toEqual(acks.map(() => true));
+    await expect.poll(() => seen.length).toBe(20);
+    expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => ({ n: i })));
+  });
+
   it('refuses oversize signals and floods without slowing another client', async () => {
     const a = await connect(await guestCookie(base));
     const b = await connect(await guestCookie(base));
@@ -170,8 +189,12 @@ describe('signal:relay', () => {
 
     // A flood from A: past the per-socket budget its events are refused.
     const flood = await Promise.all(Array.from({ length: 200 }, () => a.emitWithAck('peer:update', { room: 'global', capabilities: { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 } })));
-    const limited = flood.filter((r) => !r.ok && r.error === 'RATE_LIMITED').length;
-    expect(limited).toBeGreaterThanOrEqual(150);
+    const limited = flood.filter((r) => !r.ok && r.error === 'RATE_LIMITED');
+    expect(limited.length).toBeGreaterThanOrEqual(150);
+    // Each refusal says when to try again (within the one-second window).
+    for (const refusal of limited) expect(refusal).toMatchObject({ retryInMs: expect.any(Number) });
+    expect(Math.max(...limited.map((r) => (r.ok ? 0 : (r.retryInMs ?? -1))))).toBeLessThanOrEqual(1000);
+    expect(Math.min(...limited.map((r) => (r.ok ? 0 : (r.retryInMs ?? -1))))).toBeGreaterThanOrEqual(0);
     // B, meanwhile, is answered at once.
     const started = performance.now();
     expect(await b.emitWithAck('signal:relay', { room: 'global', to: ja.data.self.peerId, data: 'ping' })).toEqual({ ok: true, data: null });

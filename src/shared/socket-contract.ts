@@ -15,9 +15,11 @@ export const SocketErrorCodeSchema = z.enum([
   'PEER_NOT_FOUND',
   'RATE_LIMITED',
   'TOO_LARGE',
+  'INTERNAL',
 ]);
 export type SocketErrorCode = z.infer<typeof SocketErrorCodeSchema>;
-export type Ack<T> = { ok: true; data: T } | { ok: false; error: SocketErrorCode; message: string };
+/** `retryInMs`: with RATE_LIMITED, when the same event would be accepted again. */
+export type Ack<T> = { ok: true; data: T } | { ok: false; error: SocketErrorCode; message: string; retryInMs?: number };
 
 export const CapabilitiesSchema = z
   .object({
@@ -47,6 +49,22 @@ export const RoomLeaveSchema = z.object({ room: RoomSlugSchema }).strict();
 export const PeerUpdateSchema = z.object({ room: RoomSlugSchema, capabilities: CapabilitiesSchema }).strict();
 /** `data` is SDP or an ICE candidate, opaque to the server: only its size is checked. */
 export const SignalRelaySchema = z.object({ room: RoomSlugSchema, to: PeerIdSchema, data: z.unknown() }).strict();
+
+/**
+ * What browsers put in `data` (opaque to the server, checked by the receiving peer): a session description, or
+ * ICE candidates (several when they queued up behind an unacknowledged relay; null ends the candidates).
+ */
+const IceCandidateSchema = z.object({
+  candidate: z.string().max(1024).optional(),
+  sdpMid: z.string().max(64).nullish(),
+  sdpMLineIndex: z.number().int().min(0).max(255).nullish(),
+  usernameFragment: z.string().max(256).nullish(),
+});
+export const LinkSignalSchema = z.union([
+  z.object({ description: z.object({ type: z.enum(['offer', 'answer']), sdp: z.string().max(SIGNAL_MAX_BYTES) }) }),
+  z.object({ candidates: z.array(IceCandidateSchema.nullable()).min(1).max(64) }),
+]);
+export type LinkSignal = z.infer<typeof LinkSignalSchema>;
 
 export interface PeerInfo {
   peerId: string;

@@ -1,6 +1,6 @@
 // A room's full mesh: a PeerLink to every other member, made as they join and closed as they leave, with SDP
 // and ICE relayed through the server's `/mesh` namespace. React reads it as an external store.
-import type { Capabilities, PeerInfo } from '../../shared/socket-contract.ts';
+import { type Capabilities, LinkSignalSchema, type PeerInfo } from '../../shared/socket-contract.ts';
 import type { MeshSocket } from '../lib/socket.ts';
 import { type LinkSignal, type LinkState, PeerLink } from './peer-link.ts';
 
@@ -28,6 +28,8 @@ export class MeshRoom {
    * first). Replayed when the peer is known; bounded, and forgotten if the peer never shows up.
    */
   private readonly early = new Map<string, { signals: LinkSignal[]; since: number }>();
+  /** Signals waiting to go to each peer (see `relay`). */
+  private readonly outbox = new Map<string, { queue: LinkSignal[]; sending: boolean }>();
 
   constructor(
     private readonly socket: MeshSocket,
@@ -57,24 +59,55 @@ export class MeshRoom {
   private link(peer: PeerInfo): PeerLink {
     let link = this.links.get(peer.peerId);
     if (!link && this.self) {
-      const send = (signal: LinkSignal) => this.socket.emit('signal:relay', { room: this.room, to: peer.peerId, data: signal }, () => {});
-      link = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.iceServers, send, () => this.changed());
+      link = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.iceServers, (signal) => this.relay(peer.peerId, signal), () => this.changed());
       this.links.set(peer.peerId, link);
     }
     this.infos.set(peer.peerId, peer);
     const early = this.early.get(peer.peerId);
     if (early && link) {
       this.early.delete(peer.peerId);
-      const target = link;
-      void early.signals.reduce((chain, signal) => chain.then(() => target.signal(signal)).catch(() => undefined), Promise.resolve());
+      for (const signal of early.signals) void link.signal(signal).catch(() => undefined);
     }
     this.changed();
     return link as PeerLink;
   }
 
+  /**
+   * Sends signals to one peer one at a time, each after the server acknowledged the last, so they arrive in the
+   * order they were made (a candidate ahead of its description is refused); candidates that queued up meanwhile
+   * go as one message. A rate-limited signal is sent again when the server says it may be.
+   */
+  private relay(to: string, signal: LinkSignal): void {
+    const box = this.outbox.get(to) ?? { queue: [], sending: false };
+    this.outbox.set(to, box);
+    // The head of the queue may be on its way: only a later entry takes more candidates.
+    const last = box.queue.length > 1 ? box.queue.at(-1) : undefined;
+    if (last && 'candidates' in last && 'candidates' in signal && last.candidates.length + signal.candidates.length <= 64) last.candidates.push(...signal.candidates);
+    else box.queue.push(signal);
+    if (box.sending) return;
+    box.sending = true;
+    void (async () => {
+      while (box.queue.length && this.outbox.get(to) === box) {
+        const data = box.queue[0] as LinkSignal;
+        const result = await this.socket
+          .timeout(10_000)
+          .emitWithAck('signal:relay', { room: this.room, to, data })
+          .catch(() => null);
+        if (result && !result.ok && result.error === 'RATE_LIMITED') {
+          await new Promise((resolve) => setTimeout(resolve, result.retryInMs ?? 1000));
+          continue;
+        }
+        // Delivered, or undeliverable (the peer left, or no answer in 10 s): the watchdog renegotiates if needed.
+        box.queue.shift();
+      }
+      box.sending = false;
+    })();
+  }
+
   private drop(peerId: string): void {
     this.links.get(peerId)?.close();
     this.links.delete(peerId);
+    this.outbox.delete(peerId);
     this.infos.delete(peerId);
     this.changed();
   }
@@ -93,19 +126,21 @@ export class MeshRoom {
     on('peer:left', ({ room, peerId }: { room: string; peerId: string }) => {
       if (room === this.room) this.drop(peerId);
     });
-    on('signal', ({ room, from, data }: { room: string; from: string; data: LinkSignal }) => {
-      if (room !== this.room) return;
+    on('signal', ({ room, from, data }: { room: string; from: string; data: unknown }) => {
+      const parsed = LinkSignalSchema.safeParse(data);
+      if (room !== this.room || !parsed.success) return;
+      const signal = parsed.data;
       const info = this.infos.get(from);
       if (!info || !this.self) {
         const now = Date.now();
         for (const [peerId, entry] of this.early) if (now - entry.since > 30_000) this.early.delete(peerId);
         const entry = this.early.get(from) ?? { signals: [], since: now };
-        if (entry.signals.length < 64) entry.signals.push(data);
+        if (entry.signals.length < 64) entry.signals.push(signal);
         this.early.set(from, entry);
         return;
       }
       void this.link(info)
-        .signal(data)
+        .signal(signal)
         .catch(() => undefined);
     });
     const result = await this.socket.emitWithAck('room:join', { room: this.room, ...(capabilities ? { capabilities } : {}) });

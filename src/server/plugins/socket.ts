@@ -69,7 +69,7 @@ export const socketPlugin = fp<SocketPluginOptions>(
       });
       next();
     });
-    registerMesh(mesh, { db: options.database.prisma, eventsPerSecond: env.SOCKET_EVENTS_PER_SECOND });
+    registerMesh(mesh, { db: options.database.prisma, eventsPerSecond: env.SOCKET_EVENTS_PER_SECOND, log: app.log });
 
     options.onSessionsRevoked?.(({ sessionIds }) => {
       if (sessionIds.length) mesh.in(sessionIds.map(sessionKey)).disconnectSockets(true);

@@ -1,7 +1,8 @@
 // The `/mesh` namespace: presence in rooms and WebRTC signaling. Every payload is schema-checked, every event
 // rate-limited per socket, and a signal reaches only its named target, in the same room, stamped with the
 // sender's peer id by the server.
-import { RateLimiterMemory } from 'rate-limiter-flexible';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { FastifyBaseLogger } from 'fastify';
 import type { Namespace, Socket } from 'socket.io';
 import type { z } from 'zod';
 import {
@@ -33,6 +34,7 @@ export interface MeshOptions {
   db: PrismaClient;
   /** Events per socket per second (a burst of this size, refilled every second). */
   eventsPerSecond: number;
+  log: Pick<FastifyBaseLogger, 'error'>;
 }
 
 const fail = (error: SocketErrorCode, message: string) => ({ ok: false as const, error, message });
@@ -70,26 +72,36 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       }
     }
 
+    // This socket's events are handled one at a time, in the order they came: a signal never overtakes the one
+    // sent before it (an ICE candidate ahead of its offer is refused by the browser), whatever each one awaits.
+    let turn: Promise<void> = Promise.resolve();
+
     /** Rate limit and schema check around every handler; a missing ack is tolerated, not trusted. */
     function on<E extends keyof ClientToServerEvents, S extends z.ZodType, T>(
       event: E,
       schema: S,
       handle: (payload: z.output<S>) => Promise<Ack<T>>,
     ) {
-      socket.on(event, (async (payload: unknown, ack: unknown) => {
+      socket.on(event, ((payload: unknown, ack: unknown) => {
         const reply = typeof ack === 'function' ? (ack as (result: Ack<T>) => void) : () => {};
-        try {
-          await limiter.consume(socket.id);
-        } catch {
-          reply(fail('RATE_LIMITED', `At most ${options.eventsPerSecond} messages a second`));
-          return;
-        }
-        const parsed = schema.safeParse(payload);
-        if (!parsed.success) {
-          reply(fail('INVALID_PAYLOAD', parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')));
-          return;
-        }
-        reply(await handle(parsed.data));
+        turn = turn.then(async () => {
+          try {
+            await limiter.consume(socket.id);
+          } catch (refusal) {
+            const retryInMs = refusal instanceof RateLimiterRes ? refusal.msBeforeNext : 1000;
+            reply({ ...fail('RATE_LIMITED', `At most ${options.eventsPerSecond} messages a second`), retryInMs });
+            return;
+          }
+          const parsed = schema.safeParse(payload);
+          if (!parsed.success) {
+            reply(fail('INVALID_PAYLOAD', parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')));
+            return;
+          }
+          reply(await handle(parsed.data));
+        }).catch((error: unknown) => {
+          options.log.error({ err: error, event }, 'mesh event failed');
+          reply(fail('INTERNAL', 'The server could not handle this event; try again'));
+        });
       }) as never);
     }
 

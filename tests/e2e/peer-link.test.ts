@@ -1,0 +1,112 @@
+// The app's PeerLink in headless Chromium: two links in one page, their signals carried by the test (so it can
+// lose some): the channel opens both ways without glare, and a link whose first offer was lost recovers by
+// itself. The rooms test covers the same class over the real server.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { transformWithOxc } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '../support/browser.ts';
+import { ROOT } from '../support/server-process.ts';
+
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  browser = await launchChromium('no-gpu');
+  page = await browser.newPage();
+  // peer-link.ts imports types only, so one file transformed from TypeScript is the whole module.
+  const source = await readFile(path.join(ROOT, 'src/client/rtc/peer-link.ts'), 'utf8');
+  const { code } = await transformWithOxc(source, 'peer-link.ts', { lang: 'ts' });
+  await page.addScriptTag({ type: 'module', content: `${code}\nwindow.PeerLink = PeerLink;` });
+  await page.waitForFunction(() => 'PeerLink' in window);
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+interface PairResult {
+  openMs: number | null;
+  rtt: [number | null, number | null];
+  restarts: [number, number];
+  received: [string[], string[]];
+  dropped: number;
+}
+
+/** Two links in the page; the first `drop.count` descriptions of type `drop.type` are lost on the way. */
+function pair(drop: { type: 'offer' | 'answer'; count: number }): Promise<PairResult> {
+  return page.evaluate(async (drop) => {
+    type Signal = { description: { type: string; sdp: string } } | { candidates: unknown[] };
+    interface Link {
+      signal(signal: Signal): Promise<void>;
+      state(): { channel: string; rttMs: number | null };
+      restarts: number;
+      onMessage: (text: string) => void;
+      send(text: string): void;
+      close(): void;
+    }
+    const LinkClass = (window as unknown as { PeerLink: new (id: string, polite: boolean, ice: unknown[], send: (s: Signal) => void, changed: () => void) => Link }).PeerLink;
+    let dropped = 0;
+    const links: Link[] = [];
+    const deliver = (to: number) => (signal: Signal) => {
+      if ('description' in signal && signal.description.type === drop.type && dropped < drop.count) {
+        dropped++;
+        return;
+      }
+      // Asynchronous, like a relay through a server.
+      setTimeout(() => void links[to]?.signal(signal).catch(() => undefined), 5);
+    };
+    const started = performance.now();
+    links.push(new LinkClass('b', false, [], deliver(1), () => {}));
+    links.push(new LinkClass('a', true, [], deliver(0), () => {}));
+    const received: [string[], string[]] = [[], []];
+    links.forEach((link, i) => {
+      link.onMessage = (text) => received[i]?.push(text);
+    });
+    let openMs: number | null = null;
+    while (performance.now() - started < 20_000) {
+      if (links.every((link) => link.state().channel === 'open' && link.state().rttMs !== null)) {
+        openMs = performance.now() - started;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    if (openMs !== null) {
+      links[0]?.send('from the impolite side');
+      links[1]?.send('from the polite side');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const result = {
+      openMs,
+      rtt: [links[0]?.state().rttMs ?? null, links[1]?.state().rttMs ?? null] as [number | null, number | null],
+      restarts: [links[0]?.restarts ?? 0, links[1]?.restarts ?? 0] as [number, number],
+      received,
+      dropped,
+    };
+    links.forEach((link) => link.close());
+    return result;
+  }, drop);
+}
+
+describe('PeerLink in Chromium', () => {
+  it('opens one data channel both ways with one offer, measures the RTT and carries messages', async () => {
+    for (let round = 0; round < 5; round++) {
+      const result = await pair({ type: 'offer', count: 0 });
+      expect(result.openMs).not.toBeNull();
+      expect(result.restarts).toEqual([0, 0]);
+      expect(result.rtt.every((rtt) => rtt !== null && rtt >= 0 && rtt < 1000)).toBe(true);
+      expect(result.received).toEqual([['from the polite side'], ['from the impolite side']]);
+    }
+  }, 60_000);
+
+  it.each(['offer', 'answer'] as const)('recovers by itself when the first %s is lost on the way', async (type) => {
+    const result = await pair({ type, count: 1 });
+    expect(result.dropped).toBe(1);
+    expect(result.openMs).not.toBeNull();
+    // The impolite side sent its offer again after its connect timeout (4 s).
+    expect(result.restarts[0]).toBeGreaterThanOrEqual(1);
+    expect(result.openMs).toBeGreaterThan(3500);
+    expect(result.received).toEqual([['from the polite side'], ['from the impolite side']]);
+  }, 60_000);
+});
