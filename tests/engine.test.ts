@@ -16,7 +16,7 @@ import type { EngineMessage, EngineModel, EngineReply } from '../src/shared/engi
 import { NANO_MODEL_DIR } from '../src/server/models/bundled.ts';
 import { EngineError, InferenceEngine, type LoadProgress } from '../src/worker/engine.ts';
 import type { StreamedToken } from '../src/worker/token-streamer.ts';
-import { inProcessWorker } from './support/in-process-worker.ts';
+import { inProcessWorker } from '../src/worker/in-process.ts';
 import { nanoEngineModel, publishModels } from './support/model-fixtures.ts';
 import { type ServerProcess, downloadModel, guestCookie, startServer } from './support/server-process.ts';
 
@@ -168,6 +168,34 @@ describe('the engine in Node', () => {
     expect(greedyRun.tokenIds).not.toEqual(a.tokenIds);
     await engine.unload();
   }, 60_000);
+
+  it.each([
+    ['the generated model', () => tiny],
+    ['the nano model', () => nano],
+  ])('continues %s after a prefix of answer tokens exactly as one whole run, indexes and texts included', async (_name, model) => {
+    const engine = newEngine();
+    await engine.load(model(), 'auto', () => {});
+    const messages: EngineMessage[] = [{ role: 'user', content: 'Speak of the king' }];
+    const sampling = { temperature: 0.8, topP: 0.95, maxNewTokens: 30, seed: 77 };
+    const whole: StreamedToken[] = [];
+    const full = await engine.generate(messages, sampling, (t) => whole.push(t));
+    expect(full.tokenIds.length).toBeGreaterThan(12);
+    for (const cut of [1, 7, 12]) {
+      // A fresh engine, as on another peer (no cache of the first run).
+      const other = newEngine();
+      await other.load(model(), 'auto', () => {});
+      const rest: StreamedToken[] = [];
+      const resumed = await other.generate(messages, sampling, (t) => rest.push(t), full.tokenIds.slice(0, cut));
+      expect(resumed.tokenIds).toEqual(full.tokenIds.slice(cut));
+      expect(rest.map((t) => [t.index, t.tokenId, t.text])).toEqual(whole.slice(cut).map((t) => [t.index, t.tokenId, t.text]));
+      expect(whole.slice(0, cut).map((t) => t.text).join('') + rest.map((t) => t.text).join('')).toBe(full.text);
+      expect(resumed.completionTokens).toBe(full.tokenIds.length - cut);
+      await other.unload();
+    }
+    // A prefix as long as the budget leaves nothing to do: refused, not a crash.
+    await expect(engine.generate(messages, { ...sampling, maxNewTokens: 3 }, () => {}, [1, 2, 3])).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+    await engine.unload();
+  }, 120_000);
 
   it('trims the oldest turns to fit the context, and refuses a message that cannot fit', async () => {
     const engine = newEngine();

@@ -67,6 +67,8 @@ export const EngineRequestSchema = z.discriminatedUnion('type', [
           message: `A conversation sent to the engine holds at most ${ENGINE_LIMITS.totalChars} characters`,
         }),
       sampling: SamplingSchema.default({ temperature: 0.7, topP: 0.95, maxNewTokens: 256 }),
+      /** Answer tokens already made (a job resumed on another peer): generation continues after them. */
+      prefix: z.array(z.number().int().min(0).max(0x7fff_ffff)).max(ENGINE_LIMITS.maxNewTokens).default([]),
     })
     .strict(),
   /** Stops the running generation after the token being computed; its `complete` says `interrupted`. */

@@ -32,8 +32,11 @@ export function createEngineHost(engine: InferenceEngine, post: (reply: EngineRe
           return;
         }
         case 'generate': {
-          const result = await engine.generate(request.messages, request.sampling, ({ index, tokenId, text }) =>
-            post({ type: 'token', requestId, index, tokenId, text }),
+          const result = await engine.generate(
+            request.messages,
+            request.sampling,
+            ({ index, tokenId, text }) => post({ type: 'token', requestId, index, tokenId, text }),
+            request.prefix,
           );
           post({ type: 'complete', requestId, ...result });
           return;

@@ -250,12 +250,17 @@ export class InferenceEngine {
   /**
    * Generates an answer to the conversation `messages` (the full history, oldest first), calling `onToken` for
    * each token as it is made. The previous turn's KV cache is reused when the new prompt extends it.
+   *
+   * `prefix`: answer tokens already made elsewhere (a job resumed on another peer). Generation continues after
+   * them, token indexes and texts exactly as one uninterrupted run would have given (the seeded draw depends on
+   * the position only); `maxNewTokens` counts them.
    */
-  async generate(messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void): Promise<GenerationResult> {
+  async generate(messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void, prefix: readonly number[] = []): Promise<GenerationResult> {
     const loaded = this.current;
     if (!loaded) throw new EngineError('NOT_LOADED', 'No model is loaded: load one first');
     if (this.running) throw new EngineError('BUSY', 'The engine is already generating an answer');
-    const run = this.run(loaded, messages, sampling, onToken);
+    if (prefix.length >= sampling.maxNewTokens) throw new EngineError('INVALID_REQUEST', `A prefix of ${prefix.length} tokens leaves nothing of ${sampling.maxNewTokens} new tokens to make`);
+    const run = this.run(loaded, messages, sampling, onToken, prefix);
     this.running = run;
     try {
       return await run;
@@ -265,9 +270,12 @@ export class InferenceEngine {
     }
   }
 
-  private async run(loaded: Loaded, messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void): Promise<GenerationResult> {
+  private async run(loaded: Loaded, messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void, prefix: readonly number[]): Promise<GenerationResult> {
     const started = performance.now();
-    const { ids, trimmed, maxNewTokens } = this.fitPrompt(loaded, messages, sampling.maxNewTokens);
+    const fitted = this.fitPrompt(loaded, messages, sampling.maxNewTokens);
+    const { trimmed } = fitted;
+    const ids = [...fitted.ids, ...prefix];
+    const maxNewTokens = fitted.maxNewTokens - prefix.length;
     const cached = this.cache;
     this.cache = null;
     const reuse = cached !== null && cached.ids.length < ids.length && cached.ids.every((id, i) => id === ids[i]);
@@ -277,8 +285,8 @@ export class InferenceEngine {
     this.stopper = stopper;
     let first = 0;
     let last = 0;
-    const streamer = new TokenStreamer(loaded.tokenizer, (token) => {
-      if (token.index === 0) first = token.at;
+    const streamer = new TokenStreamer(loaded.tokenizer, prefix, (token) => {
+      if (token.index === prefix.length) first = token.at;
       last = token.at;
       onToken(token);
     });
@@ -306,15 +314,15 @@ export class InferenceEngine {
     const all = Array.from(output.sequences.data as BigInt64Array, Number);
     this.cache = { ids: all.slice(0, output.past_key_values.get_seq_length()), past: output.past_key_values };
 
-    const tokenIds = streamer.ids;
-    const lastId = tokenIds.at(-1);
+    const tokenIds = streamer.ids.slice(prefix.length);
+    const lastId = streamer.ids.at(-1);
     const reason = lastId !== undefined && loaded.eos.has(lastId) ? 'eos' : stopper.interrupted ? 'interrupted' : 'length';
     const end = performance.now();
     return {
       text: streamer.finalText(),
       tokenIds,
       reason,
-      promptTokens: ids.length,
+      promptTokens: fitted.ids.length,
       reusedTokens: reuse ? cached.ids.length : 0,
       completionTokens: tokenIds.length,
       trimmedMessages: trimmed,

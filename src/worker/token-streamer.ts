@@ -15,13 +15,17 @@ export class TokenStreamer extends BaseStreamer {
   private promptSeen = false;
   private prefixOffset = 0;
   private readOffset = 0;
-  private text = '';
+  private readonly prefixLength: number;
 
+  /** `prefix`: answer tokens made before (a resumed job), replayed silently so later deltas match one whole run. */
   constructor(
     private readonly tokenizer: PreTrainedTokenizer,
+    prefix: readonly number[],
     private readonly onToken: (token: StreamedToken) => void,
   ) {
     super();
+    this.prefixLength = prefix.length;
+    for (const tokenId of prefix) this.push(tokenId);
   }
 
   private decode(ids: number[]): string {
@@ -35,6 +39,12 @@ export class TokenStreamer extends BaseStreamer {
       return;
     }
     const tokenId = Number(value[0]?.[0] ?? -1);
+    const text = this.push(tokenId);
+    this.onToken({ index: this.ids.length - 1, tokenId, text, at: performance.now() });
+  }
+
+  /** Adds a token; returns the text it completes (empty while a character is still incomplete). */
+  private push(tokenId: number): string {
     this.ids.push(tokenId);
     const before = this.decode(this.ids.slice(this.prefixOffset, this.readOffset));
     const after = this.decode(this.ids.slice(this.prefixOffset));
@@ -46,14 +56,14 @@ export class TokenStreamer extends BaseStreamer {
       this.prefixOffset = this.readOffset;
       this.readOffset = this.ids.length;
     }
-    this.text += delta;
-    this.onToken({ index: this.ids.length - 1, tokenId, text: delta, at: performance.now() });
+    return delta;
   }
 
   override end(): void {}
 
-  /** The whole answer: decoded once more in full, so a character held back at the end is not lost. */
+  /** The answer after the prefix: decoded once more in full, so a character held back at the end is not lost. */
   finalText(): string {
-    return this.decode(this.ids);
+    const whole = this.decode(this.ids);
+    return whole.slice(this.decode(this.ids.slice(0, this.prefixLength)).length);
   }
 }

@@ -98,7 +98,8 @@ export class EngineClient {
     });
   }
 
-  generate(messages: EngineMessage[], sampling: SamplingInput = {}): Generation {
+  /** `prefix`: answer tokens already made elsewhere; the generation continues after them (see the engine). */
+  generate(messages: EngineMessage[], sampling: SamplingInput = {}, prefix: number[] = []): Generation {
     const requestId = this.nextId('generate');
     const queue: TokenEvent[] = [];
     let wake: (() => void) | null = null;
@@ -116,7 +117,7 @@ export class EngineClient {
       this.listeners.delete(requestId);
       wake?.();
     };
-    this.send({ type: 'generate', requestId, messages, sampling }, (reply) => {
+    this.send({ type: 'generate', requestId, messages, sampling, prefix }, (reply) => {
       if (reply.type === 'token') {
         queue.push({ index: reply.index, tokenId: reply.tokenId, text: reply.text });
         wake?.();

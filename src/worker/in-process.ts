@@ -1,9 +1,9 @@
-// The engine behind the worker protocol without a thread: messages are structured-cloned both ways, as
-// postMessage would, so the client wrapper and the host are exercised exactly as in a browser.
-import type { EngineWorkerLike } from '../../src/client/workers/engine-client.ts';
-import type { EngineReply } from '../../src/shared/engine-protocol.ts';
-import type { InferenceEngine } from '../../src/worker/engine.ts';
-import { createEngineHost } from '../../src/worker/engine-host.ts';
+// The engine behind the worker protocol without a thread, for Node (the headless peer and the tests): messages are
+// structured-cloned both ways, as postMessage would, so the client wrapper and the host run exactly as in a browser.
+import type { EngineWorkerLike } from '../client/workers/engine-client.ts';
+import type { EngineReply } from '../shared/engine-protocol.ts';
+import type { InferenceEngine } from './engine.ts';
+import { createEngineHost } from './engine-host.ts';
 
 export function inProcessWorker(engine: InferenceEngine): EngineWorkerLike & { sendRaw(message: unknown): void } {
   const listeners: ((event: { data: EngineReply }) => void)[] = [];

@@ -1,0 +1,368 @@
+// The requesting side of mesh inference: pick the best peer for a job, stream its tokens, and keep the answer
+// going when that peer leaves, stalls or fails (the next peer continues from the prompt plus the tokens so far;
+// seeded decoding makes the continuation the same). Finished jobs are spot-checked by another peer at a
+// configurable rate; a peer whose tokens do not match is excluded from scheduling here.
+import type { EngineMessage } from '../engine-protocol.ts';
+import { type JobSampling, type ModelRef, type OutgoingPeerMessage, PEER_PROTOCOL_VERSION, type PeerCapabilities, type PeerMessage, PeerMessageSchema } from '../peer-protocol.ts';
+import type { GeneratedToken } from './engine-gate.ts';
+
+export interface PeerView {
+  peerId: string;
+  name: string;
+  capabilities: PeerCapabilities;
+  rttMs: number | null;
+  send: (message: OutgoingPeerMessage) => Promise<boolean>;
+}
+
+export interface JobRequesterOptions {
+  /** Share of finished jobs re-run by another peer to check the tokens (0 to 1). */
+  spotCheckRate: number;
+  /** No token for this long from a peer that accepted (per queue position before the first): it has stalled. */
+  stallMs: number;
+  /** A peer that neither accepts nor rejects an offer within this is passed over. */
+  acceptTimeoutMs: number;
+  /** The whole answer, failovers included, within this. */
+  deadlineMs: number;
+  random: () => number;
+}
+
+export const DEFAULT_REQUESTER_OPTIONS: JobRequesterOptions = { spotCheckRate: 0.1, stallMs: 8000, acceptTimeoutMs: 5000, deadlineMs: 5 * 60_000, random: Math.random };
+
+export interface MeshRequest {
+  model: ModelRef;
+  messages: EngineMessage[];
+  sampling: JobSampling;
+  onToken: (token: GeneratedToken, peer: PeerView) => void;
+  /** The peer now serving the job (again after each failover). */
+  onServer?: (peer: PeerView, failovers: number) => void;
+}
+
+export interface SpotCheck {
+  checkers: string[];
+  /** Whether the served tokens held up (by majority when a third opinion was needed). */
+  match: boolean;
+  /** Peers excluded because of this check. */
+  excluded: string[];
+  /** The tokens that replaced the served ones, when they did not hold up. */
+  corrected?: { tokenIds: number[]; text: string };
+}
+
+export interface MeshOutcome {
+  jobId: string;
+  text: string;
+  tokenIds: number[];
+  reason: 'eos' | 'length' | 'interrupted';
+  /** Every peer that made part of the answer, in order. */
+  servedBy: PeerView[];
+  failovers: number;
+  tokensIn: number;
+  ttftMs: number;
+  tokensPerSecond: number;
+  backend: string;
+  /** Resolves after the spot check, if this job was picked for one. */
+  check: Promise<SpotCheck> | null;
+}
+
+export class MeshJobError extends Error {
+  constructor(
+    readonly code: 'NO_PEER' | 'DEADLINE' | 'CANCELLED' | 'INVALID',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MeshJobError';
+  }
+}
+
+type AttemptResult =
+  | { kind: 'done'; done: Extract<PeerMessage, { type: 'job:done' }> }
+  | { kind: 'failed'; reason: string; accepted: boolean }
+  | { kind: 'cancelled' };
+
+interface Attempt {
+  peerId: string;
+  handle: (message: PeerMessage) => void;
+  left: () => void;
+}
+
+const randomUuid = () => globalThis.crypto.randomUUID();
+
+export class JobRequester {
+  private readonly attempts = new Map<string, Attempt>();
+  private readonly failures = new Map<string, number[]>();
+  /** Peers excluded from scheduling in this room, with why. */
+  readonly excluded = new Map<string, string>();
+  onMismatch: (event: { peerId: string; jobId: string; checkers: string[] }) => void = () => {};
+
+  constructor(
+    private readonly peers: () => PeerView[],
+    private readonly options: JobRequesterOptions = DEFAULT_REQUESTER_OPTIONS,
+  ) {}
+
+  /** A message from `peerId` about a job this side asked for. */
+  receive(peerId: string, message: PeerMessage): void {
+    if (!('jobId' in message)) return;
+    const attempt = this.attempts.get(message.jobId);
+    if (attempt && attempt.peerId === peerId) attempt.handle(message);
+  }
+
+  /** `peerId` left the room (or its channel closed). */
+  peerLeft(peerId: string): void {
+    for (const attempt of [...this.attempts.values()]) if (attempt.peerId === peerId) attempt.left();
+  }
+
+  private recentFailures(peerId: string): number {
+    const now = Date.now();
+    const recent = (this.failures.get(peerId) ?? []).filter((at) => now - at < 5 * 60_000);
+    this.failures.set(peerId, recent);
+    return recent.length;
+  }
+
+  /** Peers that can run `model`, best first: exact file loaded, then speed over queue, RTT, recent failures. */
+  rank(model: ModelRef, skip: ReadonlySet<string> = new Set()): PeerView[] {
+    const score = (peer: PeerView) => {
+      const speed = (peer.capabilities.tokensPerSecond ?? 1) / (1 + peer.capabilities.queue);
+      return speed * 0.5 ** this.recentFailures(peer.peerId) - (peer.rttMs ?? 50) / 100;
+    };
+    return this.peers()
+      .filter((peer) => peer.capabilities.sharing && !skip.has(peer.peerId) && !this.excluded.has(peer.peerId))
+      .filter((peer) => peer.capabilities.models.some((m) => m.sha256 === model.sha256))
+      .sort((a, b) => score(b) - score(a));
+  }
+
+  /**
+   * Runs `request` on the mesh. `cancel()` stops it within one token on the serving peer; `result` then rejects
+   * with CANCELLED... unless tokens came, in which case it resolves with reason `interrupted`.
+   */
+  run(request: MeshRequest): { jobId: string; result: Promise<MeshOutcome>; cancel: () => void } {
+    const jobId = randomUuid();
+    let cancelled = false;
+    let cancelCurrent: () => void = () => {};
+    const result = this.drive(jobId, request, () => cancelled, (cancel) => (cancelCurrent = cancel));
+    return {
+      jobId,
+      result,
+      cancel: () => {
+        cancelled = true;
+        cancelCurrent();
+      },
+    };
+  }
+
+  private async drive(jobId: string, request: MeshRequest, isCancelled: () => boolean, setCancel: (cancel: () => void) => void): Promise<MeshOutcome> {
+    // Checked here as the serving peer will check it: a job past the caps fails now, not by silence later.
+    const valid = PeerMessageSchema.safeParse({ v: PEER_PROTOCOL_VERSION, type: 'job:offer', jobId, model: request.model, messages: request.messages, sampling: request.sampling, prefix: [], deadlineMs: this.options.deadlineMs, purpose: 'answer' });
+    if (!valid.success) {
+      const issue = valid.error.issues[0];
+      throw new MeshJobError('INVALID', `This job cannot be sent: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+    }
+    const started = Date.now();
+    const tokens: GeneratedToken[] = [];
+    const madeBy: string[] = [];
+    const servedBy: PeerView[] = [];
+    const tried = new Set<string>();
+    let failovers = 0;
+    let firstTokenAt = 0;
+    const reasons: string[] = [];
+    for (;;) {
+      if (isCancelled()) throw new MeshJobError('CANCELLED', 'Stopped before any peer answered');
+      const left = this.options.deadlineMs - (Date.now() - started);
+      if (left <= 0) throw new MeshJobError('DEADLINE', `No answer within ${this.options.deadlineMs} ms`);
+      const [peer] = this.rank(request.model, tried);
+      if (!peer) {
+        const why = reasons.length ? ` (${reasons.join('; ')})` : '';
+        throw new MeshJobError('NO_PEER', `No peer in this room shares ${request.model.id}${tokens.length ? ' to finish this answer' : ''}${why}`);
+      }
+      tried.add(peer.peerId);
+      const attempt = await this.attempt(peer, request, tokens, left, 'answer', setCancel, (token) => {
+        if (!firstTokenAt) firstTokenAt = Date.now();
+        if (servedBy.at(-1) !== peer) servedBy.push(peer);
+        madeBy.push(peer.peerId);
+        request.onToken(token, peer);
+      }, () => request.onServer?.(peer, failovers));
+      if (attempt.kind === 'done') {
+        const { done } = attempt;
+        const outcome: MeshOutcome = {
+          jobId,
+          text: tokens.map((t) => t.text).join(''),
+          tokenIds: tokens.map((t) => t.tokenId),
+          reason: done.reason,
+          servedBy,
+          failovers,
+          tokensIn: done.tokensIn,
+          ttftMs: firstTokenAt ? firstTokenAt - started : 0,
+          tokensPerSecond: done.tokensPerSecond,
+          backend: done.backend,
+          check: null,
+        };
+        if (done.reason !== 'interrupted' && tokens.length > 0 && this.options.random() < this.options.spotCheckRate) {
+          outcome.check = this.spotCheck(jobId, request, tokens, madeBy);
+        }
+        return outcome;
+      }
+      if (attempt.kind === 'cancelled') {
+        return {
+          jobId,
+          text: tokens.map((t) => t.text).join(''),
+          tokenIds: tokens.map((t) => t.tokenId),
+          reason: 'interrupted',
+          servedBy,
+          failovers,
+          tokensIn: 0,
+          ttftMs: firstTokenAt ? firstTokenAt - started : 0,
+          tokensPerSecond: 0,
+          backend: '',
+          check: null,
+        };
+      }
+      this.failures.set(peer.peerId, [...(this.failures.get(peer.peerId) ?? []), Date.now()]);
+      reasons.push(`${peer.name}: ${attempt.reason}`);
+      // Moving on from a peer that had taken the job is a failover; one that refused it is just the next choice.
+      if (attempt.accepted) failovers++;
+    }
+  }
+
+  /**
+   * One peer's go at the job, continuing after `tokens` (which it extends as tokens arrive, in order). Resolves when
+   * the peer finishes, fails, stalls or leaves.
+   */
+  private attempt(
+    peer: PeerView,
+    request: Pick<MeshRequest, 'model' | 'messages' | 'sampling'>,
+    tokens: GeneratedToken[],
+    deadlineMs: number,
+    purpose: 'answer' | 'check',
+    setCancel: (cancel: () => void) => void,
+    onToken: (token: GeneratedToken) => void,
+    onAccepted: () => void,
+  ): Promise<AttemptResult> {
+    const attemptId = randomUuid();
+    return new Promise<AttemptResult>((resolve) => {
+      let accepted = false;
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const finish = (result: AttemptResult) => {
+        if (timer) clearTimeout(timer);
+        this.attempts.delete(attemptId);
+        resolve(result);
+      };
+      const fail = (reason: string) => {
+        if (accepted) void peer.send({ type: 'job:cancel', jobId: attemptId });
+        finish({ kind: 'failed', reason, accepted });
+      };
+      const arm = (ms: number, reason: string) => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(() => fail(reason), ms);
+      };
+      setCancel(() => {
+        void peer.send({ type: 'job:cancel', jobId: attemptId });
+        finish({ kind: 'cancelled' });
+      });
+      this.attempts.set(attemptId, {
+        peerId: peer.peerId,
+        left: () => fail('left the room'),
+        handle: (message) => {
+          switch (message.type) {
+            case 'job:accept':
+              if (accepted) return;
+              accepted = true;
+              onAccepted();
+              arm(this.options.stallMs * (1 + message.position), 'accepted but sent no token in time');
+              return;
+            case 'job:reject':
+              fail(`refused (${message.reason}: ${message.message})`);
+              return;
+            case 'job:token':
+              if (!accepted) return fail('sent tokens for a job it had not accepted');
+              if (message.index !== tokens.length) return fail(`sent token ${message.index} where ${tokens.length} was due`);
+              arm(this.options.stallMs, 'stalled mid-answer');
+              tokens.push({ index: message.index, tokenId: message.tokenId, text: message.text });
+              onToken({ index: message.index, tokenId: message.tokenId, text: message.text });
+              return;
+            case 'job:done':
+              if (message.reason !== 'interrupted' && tokens.length < request.sampling.maxNewTokens && message.reason === 'length') {
+                return fail(`stopped at ${tokens.length} of ${request.sampling.maxNewTokens} tokens`);
+              }
+              finish({ kind: 'done', done: message });
+              return;
+            case 'job:error':
+              fail(`${message.code}: ${message.message}`);
+              return;
+            default:
+              return;
+          }
+        },
+      });
+      arm(this.options.acceptTimeoutMs, 'did not answer the offer');
+      void peer
+        .send({
+          type: 'job:offer',
+          jobId: attemptId,
+          model: request.model,
+          messages: request.messages,
+          sampling: request.sampling,
+          prefix: tokens.map((t) => t.tokenId),
+          deadlineMs: Math.max(1, Math.round(deadlineMs)),
+          purpose,
+        })
+        .then((sent) => {
+          if (!sent) fail('its channel is closed');
+        });
+    });
+  }
+
+  /** Runs the job again on another peer, `count` tokens long. Null when that peer could not. */
+  private async rerun(peer: PeerView, request: MeshRequest, count: number): Promise<GeneratedToken[] | null> {
+    const tokens: GeneratedToken[] = [];
+    const sampling = { ...request.sampling, maxNewTokens: count };
+    const result = await this.attempt(peer, { ...request, sampling }, tokens, this.options.deadlineMs, 'check', () => {}, () => {}, () => {});
+    return result.kind === 'done' ? tokens : null;
+  }
+
+  /**
+   * Re-runs the finished job on a peer that took no part in it and compares the tokens. On a mismatch a third
+   * peer decides; whoever the majority contradicts is excluded (the served answer is corrected if it lost). With no
+   * third opinion the mismatch is reported and nobody is excluded: two peers alone cannot say which is wrong.
+   */
+  private async spotCheck(jobId: string, request: MeshRequest, tokens: GeneratedToken[], madeBy: string[]): Promise<SpotCheck> {
+    const served = tokens.map((t) => t.tokenId);
+    const skip = new Set(madeBy);
+    const checkers: string[] = [];
+    const opinion = async (): Promise<GeneratedToken[] | null> => {
+      for (const peer of this.rank(request.model, skip)) {
+        skip.add(peer.peerId);
+        const answer = await this.rerun(peer, request, served.length);
+        if (answer) {
+          checkers.push(peer.peerId);
+          return answer;
+        }
+      }
+      return null;
+    };
+    const same = (a: GeneratedToken[], b: number[]) => a.length === b.length && a.every((t, i) => t.tokenId === b[i]);
+    const first = await opinion();
+    if (!first || same(first, served)) return { checkers, match: true, excluded: [] };
+    const second = await opinion();
+    // The first token that differs tells which serving peer made it.
+    const at = served.findIndex((id, i) => id !== first[i]?.tokenId);
+    const culprit = madeBy[at === -1 ? first.length : at] ?? madeBy.at(-1) ?? '';
+    if (!second) {
+      this.onMismatch({ peerId: culprit, jobId, checkers });
+      return { checkers, match: false, excluded: [] };
+    }
+    const firstIds = first.map((t) => t.tokenId);
+    if (same(second, firstIds)) {
+      this.excluded.set(culprit, `its tokens for job ${jobId} did not match two other peers'`);
+      this.onMismatch({ peerId: culprit, jobId, checkers });
+      return { checkers, match: false, excluded: [culprit], corrected: { tokenIds: firstIds, text: first.map((t) => t.text).join('') } };
+    }
+    if (same(second, served)) {
+      const [wrong] = checkers;
+      if (wrong) {
+        this.excluded.set(wrong, `its spot check of job ${jobId} did not match two other peers'`);
+        this.onMismatch({ peerId: wrong, jobId, checkers });
+      }
+      return { checkers, match: true, excluded: wrong ? [wrong] : [] };
+    }
+    this.onMismatch({ peerId: culprit, jobId, checkers });
+    return { checkers, match: false, excluded: [] };
+  }
+}

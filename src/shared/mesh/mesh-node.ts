@@ -1,0 +1,167 @@
+// One device's part in a room's mesh inference, the same in a browser tab and in the headless Node peer: a peer
+// channel per member (capabilities from their `hello`, RTT from ping/pong), the job server that serves them when
+// this device shares its compute, and the job requester that asks them.
+import type { OutgoingPeerMessage, PeerCapabilities, PeerMessage } from '../peer-protocol.ts';
+import type { EngineGate, MeshEngine } from './engine-gate.ts';
+import { DEFAULT_JOB_SERVER_OPTIONS, JobServer, type JobServerOptions } from './job-server.ts';
+import { DEFAULT_REQUESTER_OPTIONS, JobRequester, type JobRequesterOptions, type PeerView } from './job-requester.ts';
+import { PeerChannel, type Wire } from './peer-channel.ts';
+
+const PING_MS = 2000;
+
+export interface MeshPeer {
+  peerId: string;
+  name: string;
+  channel: PeerChannel;
+  capabilities: PeerCapabilities | null;
+  rttMs: number | null;
+  timer: ReturnType<typeof setInterval>;
+}
+
+export interface MeshNodeOptions {
+  adapter: PeerCapabilities['adapter'];
+  serving?: JobServerOptions;
+  requesting?: JobRequesterOptions;
+}
+
+/** The identity of a model's exact weights: the commit pins every file's bytes and the dtype picks the weights file. */
+export async function modelFingerprint(repo: string, revision: string, dtype: string): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${repo}@${revision}:${dtype}`));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+export class MeshNode {
+  readonly server: JobServer;
+  readonly requester: JobRequester;
+  private readonly peers = new Map<string, MeshPeer>();
+  /** Decode speed measured on the last jobs run here (local or served). */
+  private measuredTokensPerSecond: number | null = null;
+  onChange: () => void = () => {};
+
+  constructor(
+    private readonly engine: MeshEngine,
+    private readonly gate: EngineGate,
+    private readonly options: MeshNodeOptions,
+  ) {
+    this.server = new JobServer(engine, gate, options.serving ?? DEFAULT_JOB_SERVER_OPTIONS);
+    this.requester = new JobRequester(() => this.views(), options.requesting ?? DEFAULT_REQUESTER_OPTIONS);
+    this.server.onChange = () => {
+      const last = this.server.served.at(-1);
+      if (last && last.tokensPerSecond > 0) this.measuredTokensPerSecond = last.tokensPerSecond;
+      this.announce();
+    };
+  }
+
+  /** Records a decode speed measured here (local chat), so peers can rank this one. */
+  measured(tokensPerSecond: number): void {
+    if (tokensPerSecond <= 0) return;
+    this.measuredTokensPerSecond = tokensPerSecond;
+    this.announce();
+  }
+
+  capabilities(): PeerCapabilities {
+    const loaded = this.engine.loaded();
+    return {
+      backend: loaded?.backend ?? null,
+      adapter: this.options.adapter,
+      models: loaded ? [loaded.model] : [],
+      tokensPerSecond: this.measuredTokensPerSecond,
+      queue: this.gate.queued('mesh'),
+      sharing: this.server.sharing,
+    };
+  }
+
+  setSharing(sharing: boolean): void {
+    this.server.sharing = sharing;
+    this.announce();
+  }
+
+  /** Tells every peer this device's capabilities (after a change: model loaded, sharing, queue). */
+  announce(): void {
+    const hello: OutgoingPeerMessage = { type: 'hello', capabilities: this.capabilities() };
+    for (const peer of this.peers.values()) void peer.channel.send(hello);
+    this.onChange();
+  }
+
+  /** A member whose data channel just opened; the link feeds `channel.receive` with what arrives. */
+  addPeer(peerId: string, name: string, wire: Wire): PeerChannel {
+    this.removePeer(peerId);
+    const channel = new PeerChannel(wire);
+    const peer: MeshPeer = {
+      peerId,
+      name,
+      channel,
+      capabilities: null,
+      rttMs: null,
+      timer: setInterval(() => void channel.send({ type: 'ping', t: performance.now() }), PING_MS),
+    };
+    channel.onMessage = (message) => this.receive(peer, message);
+    this.peers.set(peerId, peer);
+    void channel.send({ type: 'hello', capabilities: this.capabilities() });
+    void channel.send({ type: 'ping', t: performance.now() });
+    this.onChange();
+    return channel;
+  }
+
+  removePeer(peerId: string): void {
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    clearInterval(peer.timer);
+    this.peers.delete(peerId);
+    this.server.peerLeft(peerId);
+    this.requester.peerLeft(peerId);
+    this.onChange();
+  }
+
+  peer(peerId: string): MeshPeer | undefined {
+    return this.peers.get(peerId);
+  }
+
+  list(): MeshPeer[] {
+    return [...this.peers.values()];
+  }
+
+  private views(): PeerView[] {
+    return this.list().flatMap((peer) =>
+      peer.capabilities ? [{ peerId: peer.peerId, name: peer.name, capabilities: peer.capabilities, rttMs: peer.rttMs, send: (message: OutgoingPeerMessage) => peer.channel.send(message) }] : [],
+    );
+  }
+
+  private receive(peer: MeshPeer, message: PeerMessage): void {
+    const send = (reply: OutgoingPeerMessage) => peer.channel.send(reply);
+    switch (message.type) {
+      case 'hello':
+        peer.capabilities = message.capabilities;
+        this.onChange();
+        return;
+      case 'ping':
+        void send({ type: 'pong', t: message.t });
+        return;
+      case 'pong':
+        peer.rttMs = Math.max(0, performance.now() - message.t);
+        this.onChange();
+        return;
+      case 'job:offer':
+        this.server.offer(peer.peerId, message, send);
+        return;
+      case 'job:cancel':
+        this.server.cancel(peer.peerId, message.jobId);
+        return;
+      case 'job:accept':
+      case 'job:reject':
+      case 'job:token':
+      case 'job:done':
+      case 'job:error':
+        this.requester.receive(peer.peerId, message);
+        return;
+      default: {
+        const unreachable: never = message;
+        throw new Error(`Unhandled peer message ${JSON.stringify(unreachable)}`);
+      }
+    }
+  }
+
+  close(): void {
+    for (const peerId of [...this.peers.keys()]) this.removePeer(peerId);
+  }
+}

@@ -1,0 +1,135 @@
+// The peer protocol over one data channel, for browsers (RTCDataChannel) and Node (werift) alike: messages go out
+// in order, large ones as chunks, and wait while the channel's buffer is full; messages coming in are put back
+// together, size-capped and schema-checked, and anything else is dropped and counted, never thrown.
+import {
+  ChunkFrameSchema,
+  type OutgoingPeerMessage,
+  PEER_LIMITS,
+  PEER_PROTOCOL_VERSION,
+  type PeerMessage,
+  PeerMessageSchema,
+} from '../peer-protocol.ts';
+
+/** What a link gives the channel: the data channel's send side, however the WebRTC stack spells it. */
+export interface Wire {
+  send(text: string): void;
+  isOpen(): boolean;
+  bufferedAmount(): number;
+  /** Calls `listener` once when the buffered amount falls to `threshold` (or the wire closes). */
+  onceBelow(threshold: number, listener: () => void): void;
+}
+
+export type DropReason = 'oversize' | 'malformed' | 'invalid' | 'chunk';
+
+export class PeerChannel {
+  private outgoing: Promise<void> = Promise.resolve();
+  private nextChunkId = 0;
+  private readonly partial = new Map<number, { parts: (string | undefined)[]; received: number; since: number }>();
+  /** Messages dropped on arrival, by reason (for tests, and a peer that keeps sending junk can be left). */
+  readonly dropped: Record<DropReason, number> = { oversize: 0, malformed: 0, invalid: 0, chunk: 0 };
+  onMessage: (message: PeerMessage) => void = () => {};
+  onDrop: (reason: DropReason, detail: string) => void = () => {};
+
+  constructor(private readonly wire: Wire) {}
+
+  /** Sends `message`, after every earlier one; resolves once it is handed to the channel (false: channel closed). */
+  send(message: OutgoingPeerMessage): Promise<boolean> {
+    const text = JSON.stringify({ v: PEER_PROTOCOL_VERSION, ...message });
+    const next = this.outgoing.then(() => this.write(text));
+    this.outgoing = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    return next;
+  }
+
+  private async write(text: string): Promise<boolean> {
+    if (text.length > PEER_LIMITS.messageChars) throw new Error(`A peer message is at most ${PEER_LIMITS.messageChars} characters (this one: ${text.length})`);
+    const frames: string[] = [];
+    if (text.length <= PEER_LIMITS.frameChars) frames.push(text);
+    else {
+      const id = this.nextChunkId++;
+      // Room for the frame's own fields around the data.
+      const size = PEER_LIMITS.frameChars - 256;
+      const count = Math.ceil(text.length / size);
+      for (let index = 0; index < count; index++) {
+        frames.push(JSON.stringify({ v: PEER_PROTOCOL_VERSION, type: 'chunk', id, index, count, data: text.slice(index * size, (index + 1) * size) }));
+      }
+    }
+    for (const frame of frames) {
+      if (!this.wire.isOpen()) return false;
+      if (this.wire.bufferedAmount() > PEER_LIMITS.bufferedHighBytes) {
+        await new Promise<void>((resolve) => this.wire.onceBelow(PEER_LIMITS.bufferedHighBytes / 2, resolve));
+        if (!this.wire.isOpen()) return false;
+      }
+      this.wire.send(frame);
+    }
+    return true;
+  }
+
+  /** A frame from the data channel. */
+  receive(raw: unknown): void {
+    if (typeof raw !== 'string') return this.drop('malformed', 'binary frames are not part of the protocol');
+    if (raw.length > PEER_LIMITS.frameChars) return this.drop('oversize', `a frame of ${raw.length} characters`);
+    let value: unknown;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      return this.drop('malformed', 'not JSON');
+    }
+    if ((value as { type?: unknown } | null)?.type === 'chunk') return this.receiveChunk(value);
+    this.deliver(value);
+  }
+
+  private receiveChunk(value: unknown): void {
+    const parsed = ChunkFrameSchema.safeParse(value);
+    if (!parsed.success) return this.drop('chunk', parsed.error.issues[0]?.message ?? 'bad chunk');
+    const { id, index, count, data } = parsed.data;
+    const now = Date.now();
+    for (const [key, entry] of this.partial) if (now - entry.since > PEER_LIMITS.partialTimeoutMs) this.partial.delete(key);
+    let entry = this.partial.get(id);
+    if (!entry) {
+      if (this.partial.size >= PEER_LIMITS.partialMessages) {
+        const oldest = this.partial.keys().next().value;
+        if (oldest !== undefined) this.partial.delete(oldest);
+        this.drop('chunk', 'too many messages in pieces at once');
+      }
+      entry = { parts: new Array<string | undefined>(count), received: 0, since: now };
+      this.partial.set(id, entry);
+    }
+    if (index >= entry.parts.length || entry.parts.length !== count || entry.parts[index] !== undefined) {
+      this.partial.delete(id);
+      return this.drop('chunk', `chunk ${index} of ${count} does not fit message ${id}`);
+    }
+    entry.parts[index] = data;
+    entry.received++;
+    if (entry.received < count) return;
+    this.partial.delete(id);
+    const text = entry.parts.join('');
+    if (text.length > PEER_LIMITS.messageChars) return this.drop('oversize', `a message of ${text.length} characters`);
+    try {
+      this.deliver(JSON.parse(text));
+    } catch {
+      this.drop('malformed', 'chunks that are not JSON together');
+    }
+  }
+
+  private deliver(value: unknown): void {
+    const parsed = PeerMessageSchema.safeParse(value);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return this.drop('invalid', issue ? `${issue.path.join('.') || 'message'}: ${issue.message}` : 'invalid message');
+    }
+    this.onMessage(parsed.data);
+  }
+
+  private drop(reason: DropReason, detail: string): void {
+    this.dropped[reason]++;
+    this.onDrop(reason, detail);
+  }
+
+  /** Messages dropped so far, all reasons together. */
+  droppedTotal(): number {
+    return Object.values(this.dropped).reduce((a, b) => a + b, 0);
+  }
+}
