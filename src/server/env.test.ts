@@ -17,6 +17,16 @@ describe('parseEnv', () => {
     expect(() => parseEnv({ DATABASE_URL: 'mysql://x' })).toThrowError(/DATABASE_URL="mysql:\/\/x": expected a postgres/);
     expect(() => parseEnv({ PUBLIC_ORIGIN: 'not a url' })).toThrowError(/PUBLIC_ORIGIN/);
     expect(() => parseEnv({ TRUST_PROXY: 'maybe' })).toThrowError(/TRUST_PROXY="maybe": expected true or false/);
+    expect(() => parseEnv({ REDIS_KEY_PREFIX: 'has space' })).toThrowError(/REDIS_KEY_PREFIX="has space"/);
+  });
+
+  it('takes a Redis URL for several nodes, and never echoes it (it may hold a password)', () => {
+    expect(parseEnv({})).toMatchObject({ REDIS_KEY_PREFIX: 'mesh' });
+    expect(parseEnv({}).REDIS_URL).toBeUndefined();
+    expect(parseEnv({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: 'site-a' })).toMatchObject({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_KEY_PREFIX: 'site-a' });
+    const refused = () => parseEnv({ REDIS_URL: 'http://:hunter2@redis.example:6379' });
+    expect(refused).toThrowError(/REDIS_URL.*expected a redis:\/\/ or rediss:\/\/ URL/);
+    expect(refused).not.toThrowError(/hunter2/);
   });
 
   it('treats empty values as unset and ignores unrelated variables', () => {

@@ -20,6 +20,11 @@ const postgresUrl = z
   .trim()
   .refine((value) => /^postgres(ql)?:\/\/.+/.test(value), 'expected a postgres:// or postgresql:// URL');
 
+const redisUrl = z
+  .string()
+  .trim()
+  .refine((value) => /^rediss?:\/\/.+/.test(value) && URL.canParse(value), 'expected a redis:// or rediss:// URL');
+
 const origin = z
   .string()
   .trim()
@@ -69,7 +74,7 @@ const apiKey = z
   .regex(/^[\x21-\x7e]+$/, 'expected a key of printable characters without spaces');
 
 /** Never echoed in the start-up error, which lands in logs. */
-const SECRET_VARIABLES = new Set(['HF_TOKEN', 'OPENAI_API_KEY', 'OPENROUTER_API_KEY', 'ICE_SERVERS']);
+const SECRET_VARIABLES = new Set(['HF_TOKEN', 'OPENAI_API_KEY', 'OPENROUTER_API_KEY', 'ICE_SERVERS', 'REDIS_URL']);
 
 export const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -78,6 +83,14 @@ export const EnvSchema = z.object({
   DATA_DIR: z.string().trim().min(1).default('./data'),
   DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_SIZE: integer(1, 100).default(10),
+  /** Socket.IO between server nodes (Redis streams adapter); unset, one node keeps rooms in memory. */
+  REDIS_URL: redisUrl.optional(),
+  /** Starts this deployment's stream, channel and session key names, so several can share one Redis. */
+  REDIS_KEY_PREFIX: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$/, 'expected up to 64 letters, digits, :, ., _ or -')
+    .default('mesh'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PUBLIC_ORIGIN: origin.optional(),
   TRUST_PROXY: boolean.default(false),

@@ -1,13 +1,17 @@
 // Socket.IO on the same HTTP server and origin as the API: the `/mesh` namespace for presence and signaling.
 // The handshake needs a session cookie (account or guest) and, from browsers, this server's Origin.
+// With REDIS_URL, the Redis streams adapter carries rooms, broadcasts and recovered sessions between nodes.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import { type ClientToServerEvents, type InterServerEvents, MESH_NAMESPACE, SIGNAL_MAX_BYTES, type ServerToClientEvents, type SocketData } from '../../shared/socket-contract.ts';
 import type { Database } from '../db/client.ts';
-import type { Env } from '../env.ts';
+import { ConfigError, type Env } from '../env.ts';
 import { type SessionPolicy, validateSessionToken } from '../services/session.ts';
 import { SESSION_COOKIE } from '../trpc/context.ts';
 import { type MeshNamespace, registerMesh, sessionKey } from '../socket/mesh.handlers.ts';
@@ -39,17 +43,66 @@ function originAllowed(req: IncomingMessage, env: Env): boolean {
   }
 }
 
+/** Connects before Socket.IO starts, so an unreachable Redis stops start-up with one line naming REDIS_URL. */
+async function connectRedis(url: string, log: FastifyBaseLogger) {
+  let connected = false;
+  const client = createClient({
+    url,
+    // The first connection fails start-up; a lost one is retried (the adapter resumes its stream afterwards).
+    socket: { reconnectStrategy: (retries) => (connected ? Math.min(100 * 2 ** retries, 3000) : false) },
+  });
+  client.on('error', (error: unknown) => {
+    if (connected) log.warn({ err: error }, 'redis connection failed; retrying');
+  });
+  try {
+    await client.connect();
+  } catch (error) {
+    client.destroy();
+    throw new ConfigError(`Cannot connect to Redis at REDIS_URL (${new URL(url).host}): ${error instanceof Error ? error.message : String(error)}`);
+  }
+  connected = true;
+  return client;
+}
+
+/**
+ * Resolves once every namespace's adapter is subscribed to its Redis channels: before that this node misses what
+ * the others ask, and closing it (a failed listen) rejects the adapter's pending SUBSCRIBE, which nothing handles.
+ */
+async function adaptersSubscribed(io: Server, redis: Awaited<ReturnType<typeof connectRedis>>, channelPrefix: string) {
+  // The adapter's private channel (redis-streams-adapter 0.3): `<channelPrefix>#<namespace>#<adapter uid>#`.
+  const channels = [...io._nsps.values()].map((nsp) => `${channelPrefix}#${nsp.name}#${(nsp.adapter as unknown as { uid: string }).uid}#`);
+  for (let waitedMs = 0; waitedMs < 5000; waitedMs += 20) {
+    const subscribers = await redis.pubSubNumSub(channels);
+    if (channels.every((channel) => (subscribers[channel] ?? 0) > 0)) return;
+    await sleep(20);
+  }
+  throw new ConfigError('Redis at REDIS_URL accepted the connection but not the Socket.IO subscriptions within 5 s');
+}
+
 export const socketPlugin = fp<SocketPluginOptions>(
   async (app: FastifyInstance, options) => {
     const { env } = options;
+    const redis = env.REDIS_URL === undefined ? null : await connectRedis(env.REDIS_URL, app.log);
+    const channelPrefix = `${env.REDIS_KEY_PREFIX}:socket.io`;
     const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(app.server, {
       serveClient: false,
+      ...(redis && {
+        adapter: createAdapter(redis, { streamName: channelPrefix, channelPrefix, sessionKeyPrefix: `${env.REDIS_KEY_PREFIX}:session:` }),
+      }),
       // Twice the signal cap: a larger packet closes the connection; one between the two gets a TOO_LARGE ack.
       maxHttpBufferSize: 2 * SIGNAL_MAX_BYTES,
       connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false },
       allowRequest: (req, callback) => callback(originAllowed(req, env) ? null : 'Cross-origin connections are refused', originAllowed(req, env)),
     });
     const mesh = io.of(MESH_NAMESPACE);
+    if (redis) {
+      // After in-flight requests, whose revocations still reach other nodes; close() sends what is queued first.
+      app.addHook('onClose', async () => {
+        await Promise.allSettled([...io._nsps.values()].map((nsp) => nsp.adapter.close()));
+        await redis.close();
+      });
+      await adaptersSubscribed(io, redis, channelPrefix);
+    }
 
     mesh.use(async (socket, next) => {
       const token = app.parseCookie(socket.request.headers.cookie ?? '')[SESSION_COOKIE];
@@ -78,8 +131,9 @@ export const socketPlugin = fp<SocketPluginOptions>(
     app.decorate('io', io);
     app.decorate('mesh', mesh);
     app.addHook('preClose', async () => {
-      // io.close() would also close Fastify's HTTP server: end the sockets and the engine only.
-      mesh.disconnectSockets(true);
+      // io.close() would also close Fastify's HTTP server: end the sockets and the engine only. Only this node's
+      // sockets: through the Redis adapter, a plain disconnectSockets would end every node's.
+      mesh.local.disconnectSockets(true);
       io.engine.close();
     });
   },
