@@ -29,8 +29,9 @@ afterAll(async () => {
 
 async function guestPage(name: string): Promise<Page> {
   const page = await (await browser.newContext()).newPage();
-  await page.goto(server.url);
-  // A guest with a chosen display name (the app would otherwise pick "Guest 1234").
+  // A guest with a chosen display name (the app would otherwise pick "Guest 1234"), made on a page of the origin
+  // that is not the app, so the app cannot make its own guest meanwhile.
+  await page.goto(`${server.url}/api/health`);
   const status = await page.evaluate(async (displayName) => {
     const response = await fetch('/api/trpc/auth.guest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName }) });
     return response.status;

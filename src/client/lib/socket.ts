@@ -1,10 +1,8 @@
 // The one Socket.IO connection to the `/mesh` namespace (same origin: the session cookie authenticates it).
-import { type Socket, io } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/socket-contract.ts';
+import { io } from 'socket.io-client';
+import type { MeshSocket } from '../../shared/rtc/mesh-room.ts';
 import { MESH_NAMESPACE } from '../../shared/socket-contract.ts';
 import { trpc } from './trpc.ts';
-
-export type MeshSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 let socket: MeshSocket | null = null;
 

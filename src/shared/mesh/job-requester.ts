@@ -93,10 +93,23 @@ export class JobRequester {
   readonly excluded = new Map<string, string>();
   onMismatch: (event: { peerId: string; jobId: string; checkers: string[] }) => void = () => {};
 
+  private readonly options: JobRequesterOptions;
+
   constructor(
     private readonly peers: () => PeerView[],
-    private readonly options: JobRequesterOptions = DEFAULT_REQUESTER_OPTIONS,
-  ) {}
+    options: JobRequesterOptions = DEFAULT_REQUESTER_OPTIONS,
+  ) {
+    this.options = { ...options };
+  }
+
+  /** Share of finished jobs re-run by another peer to check them (0 to 1). */
+  get spotCheckRate(): number {
+    return this.options.spotCheckRate;
+  }
+
+  set spotCheckRate(rate: number) {
+    this.options.spotCheckRate = Math.min(1, Math.max(0, rate));
+  }
 
   /** A message from `peerId` about a job this side asked for. */
   receive(peerId: string, message: PeerMessage): void {

@@ -1,26 +1,63 @@
 // The Chat screen: answers from the model loaded on this device or from a cloud provider through the server,
 // streamed with a stop button, regenerate, markdown, a readout of where each answer ran, a live tokens/s line,
 // and the conversations kept on this device.
-import { Suspense, lazy, useEffect, useRef, useState } from 'react';
+import { Suspense, lazy, useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { Link } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import type { ChatProviderId } from '../../../shared/schemas/chat.ts';
 import { useOnline } from '../../lib/pwa.ts';
 import { api, trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
+import { type MeshOutcome, MeshJobError } from '../../../shared/mesh/job-requester.ts';
+import type { ModelRef } from '../../../shared/peer-protocol.ts';
+import type { MeshRoom } from '../../../shared/rtc/mesh-room.ts';
+import { engineGate, meshNode, useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import { type AnswerRecord, type ConversationSummary, deviceStore, serverStore } from './conversation-store.ts';
 import { type ChatItem, type Conversation, titleOf } from './conversations.ts';
 import { Sparkline } from './sparkline.tsx';
 
 const MarkdownText = lazy(() => import('./markdown.tsx'));
+const noSubscribe = () => () => {};
+const noSnapshot = () => null;
 
 interface Run {
   stop(): void;
 }
 
+/** Models that peers in the room share now, best-offered first (by how many peers share each). */
+function sharedModels(room: MeshRoom | null): { ref: ModelRef; peers: number }[] {
+  if (!room) return [];
+  const counts = new Map<string, { ref: ModelRef; peers: number }>();
+  for (const peer of room.node.list()) {
+    if (!peer.capabilities?.sharing || room.node.requester.excluded.has(peer.peerId)) continue;
+    for (const ref of peer.capabilities.models) {
+      const entry = counts.get(ref.sha256) ?? { ref, peers: 0 };
+      entry.peers++;
+      counts.set(ref.sha256, entry);
+    }
+  }
+  return [...counts.values()].sort((a, b) => b.peers - a.peers);
+}
+
+function meshReadout(outcome: MeshOutcome): string {
+  const last = outcome.servedBy.at(-1);
+  const backend = outcome.backend in BACKEND_LABEL ? BACKEND_LABEL[outcome.backend as keyof typeof BACKEND_LABEL] : outcome.backend;
+  const parts = [`on ${last?.name ?? 'a peer'}`, backend, `${outcome.tokensPerSecond.toFixed(1)} tok/s`];
+  if (last?.rttMs !== null && last?.rttMs !== undefined) parts.push(`${Math.round(last.rttMs)} ms RTT`);
+  parts.push(`TTFT ${Math.round(outcome.ttftMs)} ms`);
+  if (outcome.failovers) parts.push(`continued after ${outcome.failovers} peer${outcome.failovers === 1 ? '' : 's'} left (${outcome.servedBy.map((p) => p.name).join(' → ')})`);
+  if (outcome.reason === 'interrupted') parts.push('stopped');
+  return parts.join(' · ');
+}
+
 export function ChatPage() {
   const loaded = useLoadedModel();
+  const meshRoom = useMeshRoom();
+  // Re-render as peers come, go and change what they share.
+  useSyncExternalStore(meshRoom?.subscribe ?? noSubscribe, meshRoom?.getSnapshot ?? noSnapshot);
+  const shared = sharedModels(meshRoom);
+  const [temperature, setTemperature] = useState(0.7);
   const online = useOnline();
   const providers = api.chat.providers.useQuery(undefined, { enabled: online, retry: false });
   const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
@@ -39,7 +76,7 @@ export function ChatPage() {
   useEffect(refreshHistory, [store]);
   // Offline, a cloud route cannot answer: fall back to the device instead of failing on send.
   useEffect(() => {
-    if (!online && route !== 'device') setRoute('device');
+    if (!online && route !== 'device' && route !== 'mesh' && route !== 'auto') setRoute('device');
   }, [online, route]);
 
   const configured = (providers.data ?? []).filter((p) => p.configured);
@@ -72,17 +109,68 @@ export function ChatPage() {
     try {
       const prompt = messages.map(({ role, content }) => ({ role, content }));
       let result: { text: string; readout: string; record: AnswerRecord };
-      if (route === 'device') {
-        if (!loaded) throw new Error('Load a model on the Models screen first, or pick a cloud provider');
-        const generation = inferenceEngine().generate(prompt, { temperature: 0.7, topP: 0.95, maxNewTokens: 256 });
-        run.current = generation;
+      const target = resolveRoute();
+      if (target === 'mesh') {
+        const room = meshRoom;
+        const model = shared[0]?.ref;
+        if (!room) throw new Error('Join a room on the Rooms screen to ask its peers');
+        if (!model) throw new Error(`Nobody in room ${room.room} shares a model now: load one here, or pick another route`);
         let text = '';
-        for await (const token of generation) {
-          stamps.push(performance.now());
-          text += token.text;
-          show(text);
+        const job = room.node.requester.run({
+          model,
+          messages: prompt,
+          sampling: { temperature, topP: 0.95, maxNewTokens: 256, seed: Math.floor(Math.random() * 2 ** 32) },
+          onToken: (token) => {
+            stamps.push(performance.now());
+            text += token.text;
+            show(text);
+          },
+        });
+        run.current = { stop: () => job.cancel() };
+        const outcome = await job.result.catch((cause: unknown) => {
+          if (cause instanceof MeshJobError && cause.code === 'CANCELLED') return null;
+          throw cause;
+        });
+        if (!outcome) {
+          result = { text: '', record: { route: 'MESH', modelId: model.id }, readout: 'stopped before a peer answered' };
+        } else {
+          result = {
+            text: outcome.text,
+            record: { route: 'MESH', modelId: model.id, tokensPerSecond: outcome.tokensPerSecond, ttftMs: outcome.ttftMs, tokensOut: outcome.tokenIds.length },
+            readout: meshReadout(outcome),
+          };
+          // A spot check that catches a wrong answer replaces it with the checked one.
+          void outcome.check?.then((check) => {
+            if (!check.corrected) return;
+            const excluded = check.excluded.map((id) => outcome.servedBy.find((p) => p.peerId === id)?.name ?? 'a peer').join(', ');
+            const note = `corrected by a spot check; ${excluded} excluded from this room's jobs`;
+            setConversation((c) => {
+              const fixed = [...c.messages];
+              const at = fixed.findLastIndex((m) => m.role === 'assistant' && m.content === outcome.text);
+              if (at >= 0) fixed[at] = { role: 'assistant', content: check.corrected?.text ?? '', readout: `${meshReadout(outcome)} · ${note}` };
+              return { ...c, messages: fixed };
+            });
+          });
         }
-        const outcome = await generation.result;
+      } else if (target === 'device') {
+        if (!loaded) throw new Error('Load a model on the Models screen first, or pick a cloud provider');
+        // This device's own chat comes first: a job it serves for a peer is handed to another peer.
+        const release = await engineGate.acquire('local');
+        let outcome;
+        try {
+          const generation = inferenceEngine().generate(prompt, { temperature, topP: 0.95, maxNewTokens: 256 });
+          run.current = generation;
+          let text = '';
+          for await (const token of generation) {
+            stamps.push(performance.now());
+            text += token.text;
+            show(text);
+          }
+          outcome = await generation.result;
+        } finally {
+          release();
+        }
+        meshNode.measured(outcome.tokensPerSecond);
         result = {
           text: outcome.text,
           record: { route: 'LOCAL', modelId: loaded.entry.id, backend: loaded.backend, ttftMs: outcome.ttftMs, tokensPerSecond: outcome.tokensPerSecond, tokensOut: outcome.completionTokens },
@@ -90,12 +178,13 @@ export function ChatPage() {
         };
       } else {
         if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
-        const label = configured.find((p) => p.id === route)?.label ?? route;
+        const provider = target;
+        const label = configured.find((p) => p.id === provider)?.label ?? provider;
         result = await new Promise((resolve, reject) => {
           let text = '';
           const subscription = trpc.chat.stream.subscribe(
             {
-              provider: route as ChatProviderId,
+              provider: provider as ChatProviderId,
               messages: prompt,
               sampling: { maxTokens: 512 },
               ...(store.onServer && conversation.serverId ? { conversationId: conversation.serverId } : {}),
@@ -139,6 +228,16 @@ export function ChatPage() {
     }
   }
 
+  /** Auto: this device when it has a model, else a peer that shares one, else the first cloud provider. */
+  function resolveRoute(): string {
+    if (route !== 'auto') return route;
+    if (loaded) return 'device';
+    if (shared.length) return 'mesh';
+    const cloud = online ? configured[0] : undefined;
+    if (cloud) return cloud.id;
+    throw new Error('Auto found nothing to answer with: load a model, join a room where someone shares one, or go online for a cloud provider');
+  }
+
   function send() {
     const text = input.trim();
     if (!text || busy) return;
@@ -158,7 +257,7 @@ export function ChatPage() {
     setConversation({ id: crypto.randomUUID(), title: 'New chat', updatedAt: Date.now(), messages: [] });
   }
 
-  const canSend = route === 'device' ? Boolean(loaded) : online;
+  const canSend = route === 'device' ? Boolean(loaded) : route === 'mesh' ? shared.length > 0 : route === 'auto' ? true : online;
   const lastIsAnswer = conversation.messages.at(-1)?.role === 'assistant';
 
   return (
@@ -196,7 +295,11 @@ export function ChatPage() {
           <label>
             Answer with{' '}
             <select data-testid="chat-route" value={route} onChange={(event) => setRoute(event.target.value)} disabled={busy}>
+              <option value="auto">Auto (this device, else a peer, else the cloud)</option>
               <option value="device">{loaded ? `${loaded.entry.name} on this device` : 'this device (no model loaded)'}</option>
+              <option value="mesh">
+                {shared[0] ? `${shared[0].ref.id} on a peer in ${meshRoom?.room} (${shared[0].peers} sharing)` : meshRoom ? `a peer in ${meshRoom.room} (nobody shares now)` : 'a peer (join a room first)'}
+              </option>
               {configured.map((p) => (
                 <option key={p.id} value={p.id} disabled={!online}>
                   {p.label}
@@ -204,6 +307,19 @@ export function ChatPage() {
                 </option>
               ))}
             </select>
+          </label>
+          <label>
+            Temperature{' '}
+            <input
+              type="number"
+              data-testid="chat-temperature"
+              min={0}
+              max={2}
+              step={0.1}
+              value={temperature}
+              disabled={busy}
+              onChange={(event) => setTemperature(Math.min(2, Math.max(0, Number(event.target.value) || 0)))}
+            />
           </label>
           {!online && (
             <span className="muted" data-testid="providers-offline">

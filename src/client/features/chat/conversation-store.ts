@@ -11,7 +11,7 @@ export interface ConversationSummary {
 
 /** What is known of a finished answer, for the record. */
 export interface AnswerRecord {
-  route: 'LOCAL' | 'CLOUD';
+  route: 'LOCAL' | 'MESH' | 'CLOUD';
   modelId?: string;
   backend?: 'webgpu' | 'wasm' | 'cpu';
   ttftMs?: number;

@@ -5,6 +5,8 @@ import type { inferRouterOutputs } from '@trpc/server';
 import { useSyncExternalStore } from 'react';
 import type { AppRouter } from '../../../server/trpc/root.ts';
 import type { EngineModel, LoadPhase, LoadedInfo } from '../../../shared/engine-protocol.ts';
+import { modelFingerprint } from '../../../shared/mesh/mesh-node.ts';
+import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
 import { trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
@@ -29,7 +31,9 @@ export interface ModelState {
 const IDLE: ModelState = { phase: 'Idle', phases: [], message: '', loaded: 0, total: 0, speed: 0, files: {}, error: null, onDevice: false, busy: false };
 
 let states: Record<string, ModelState> = {};
-let active: (LoadedInfo & { entry: CatalogueEntry }) | null = null;
+/** The model loaded in the engine, with the fingerprint of its exact weights (what mesh peers match on). */
+export type ActiveModel = LoadedInfo & { entry: CatalogueEntry; ref: ModelRef };
+let active: ActiveModel | null = null;
 const listeners = new Set<() => void>();
 const emit = () => listeners.forEach((listener) => listener());
 const subscribe = (listener: () => void) => {
@@ -52,6 +56,13 @@ export function useModelState(id: string): ModelState {
 export function useLoadedModel() {
   return useSyncExternalStore(subscribe, () => active);
 }
+
+/** The same, outside React (the mesh serves with it). */
+export function loadedModel(): ActiveModel | null {
+  return active;
+}
+
+export const onModelStoreChange = subscribe;
 
 /** The commit the files are pinned to: the bundle's own, or the one the server pinned on download. */
 function pinned(entry: CatalogueEntry): string | null {
@@ -136,7 +147,7 @@ export async function load(entry: CatalogueEntry): Promise<void> {
       onProgress: (p) => update(entry.id, { phase: p.phase === 'Ready' ? 'Ready' : 'Loading', message: p.message, loaded: p.loaded, total: p.total, files: p.files }),
     });
     if (info.backend !== 'cpu') void keepRuntimeFiles(info.backend);
-    active = { ...info, entry };
+    active = { ...info, entry, ref: { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) } };
     update(entry.id, { phase: 'Ready', message: info.reason, busy: false, error: null });
   } catch (error) {
     update(entry.id, { phase: 'Failed', error: describe(error), busy: false });

@@ -2,9 +2,11 @@
 // capabilities, WebRTC connection state and round-trip time, as peers come and go.
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Link, useLocation, useParams, useSearch } from 'wouter';
-import { meshSocket } from '../../lib/socket.ts';
+import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
+import type { MeshRoom, MeshSnapshot } from '../../../shared/rtc/mesh-room.ts';
 import { api, trpc } from '../../lib/trpc.ts';
-import { MeshRoom, type MeshSnapshot } from '../../rtc/mesh-room.ts';
+import { joinMeshRoom, leaveMeshRoom, useMeshRoom } from '../mesh/mesh-store.ts';
+import { useLoadedModel } from '../models/model-store.ts';
 
 export function RoomsPage() {
   const me = api.auth.me.useQuery();
@@ -82,31 +84,12 @@ const STATE_LABEL: Record<string, string> = { new: 'connecting', connecting: 'co
 export function RoomPage() {
   const { slug = 'global' } = useParams<{ slug: string }>();
   const invite = new URLSearchParams(useSearch()).get('invite') ?? undefined;
-  const [room, setRoom] = useState<MeshRoom | null>(null);
+  const room = useMeshRoom();
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    let current: MeshRoom | null = null;
-    let cancelled = false;
-    void (async () => {
-      try {
-        const socket = await meshSocket();
-        const me = await trpc.auth.me.query();
-        // Custom rooms: become a member first (the invite code opens private ones).
-        if (slug !== 'global' && me?.kind === 'ACCOUNT') await trpc.room.join.mutate({ room: slug, ...(invite ? { inviteCode: invite } : {}) });
-        const iceServers = await trpc.room.iceServers.query();
-        if (cancelled) return;
-        current = new MeshRoom(socket, slug, iceServers);
-        setRoom(current);
-        await current.join();
-      } catch (cause) {
-        setError(cause instanceof Error ? cause.message : String(cause));
-      }
-    })();
-    return () => {
-      cancelled = true;
-      void current?.leave();
-    };
+    // The room stays joined when this screen closes (the chat can use its peers); Leave ends it.
+    joinMeshRoom(slug, invite).catch((cause: unknown) => setError(cause instanceof Error ? cause.message : String(cause)));
   }, [slug, invite]);
 
   return (
@@ -122,13 +105,19 @@ export function RoomPage() {
           {error}
         </p>
       )}
-      {room && <RoomMembers room={room} />}
+      {room?.room === slug && <RoomMembers room={room} />}
     </section>
   );
 }
 
+const formatRate = (rate: number | null | undefined) => (rate ? `${rate.toFixed(1)} tok/s` : '—');
+
 function RoomMembers({ room }: { room: MeshRoom }) {
   const snapshot: MeshSnapshot = useSyncExternalStore(room.subscribe, room.getSnapshot);
+  const loaded = useLoadedModel();
+  const [, navigate] = useLocation();
+  const own = room.node.capabilities();
+  const served = room.node.server.served.filter((job) => job.outcome === 'done').length;
   return (
     <>
       {snapshot.error && (
@@ -137,33 +126,120 @@ function RoomMembers({ room }: { room: MeshRoom }) {
         </p>
       )}
       <p data-testid="room-self">{snapshot.self ? `You are ${snapshot.self.displayName}` : 'Joining…'}</p>
+      <div className="actions">
+        <label>
+          <input
+            type="checkbox"
+            data-testid="share-compute"
+            checked={own.sharing}
+            disabled={!loaded}
+            onChange={(event) => room.node.setSharing(event.target.checked)}
+          />{' '}
+          Share my compute {loaded ? `(${loaded.entry.name}, ${BACKEND_LABEL[loaded.backend]})` : '(load a model first)'}
+        </label>
+        <label>
+          Check answers from peers{' '}
+          <select
+            data-testid="spot-check"
+            defaultValue={String(room.node.requester.spotCheckRate)}
+            onChange={(event) => {
+              room.node.requester.spotCheckRate = Number(event.target.value);
+            }}
+          >
+            <option value="0">never</option>
+            <option value="0.1">1 in 10</option>
+            <option value="1">every answer</option>
+          </select>
+        </label>
+        <button
+          type="button"
+          onClick={() => {
+            void leaveMeshRoom();
+            navigate('/rooms');
+          }}
+        >
+          Leave room
+        </button>
+      </div>
+      <p className="muted small" data-testid="self-serving">
+        {own.sharing ? `Sharing: ${served} jobs served, ${own.queue} waiting` : 'Not sharing: peers cannot run jobs here'}
+      </p>
       {snapshot.self && snapshot.peers.length === 0 && <p className="muted" data-testid="room-empty">Nobody else is here yet.</p>}
+      {snapshot.peers.length > 0 && <MeshGraph self={snapshot.self?.displayName ?? 'You'} peers={snapshot.peers} />}
       <table className="peers">
         <thead>
           <tr>
             <th scope="col">Peer</th>
             <th scope="col">Backend</th>
             <th scope="col">Models</th>
+            <th scope="col">Speed</th>
+            <th scope="col">Queue</th>
             <th scope="col">Shares</th>
             <th scope="col">Connection</th>
             <th scope="col">RTT</th>
           </tr>
         </thead>
         <tbody>
-          {snapshot.peers.map((peer) => (
-            <tr key={peer.peerId} data-testid="room-peer" data-peer-name={peer.displayName}>
-              <td>{peer.displayName}</td>
-              <td>{peer.capabilities.backend ?? '—'}</td>
-              <td>{peer.capabilities.models.map((m) => m.id).join(', ') || '—'}</td>
-              <td>{peer.capabilities.sharing ? 'yes' : 'no'}</td>
-              <td data-testid="peer-state" data-state={peer.link.channel === 'open' ? 'open' : peer.link.connection}>
-                {peer.link.channel === 'open' ? 'connected' : (STATE_LABEL[peer.link.connection] ?? peer.link.connection)}
-              </td>
-              <td data-testid="peer-rtt">{peer.link.rttMs === null ? '—' : `${peer.link.rttMs.toFixed(1)} ms`}</td>
-            </tr>
-          ))}
+          {snapshot.peers.map((peer) => {
+            // What the peer says over the data channel is live; the server's copy fills in until then.
+            const caps = peer.mesh ?? peer.capabilities;
+            const excluded = room.node.requester.excluded.get(peer.peerId);
+            return (
+              <tr key={peer.peerId} data-testid="room-peer" data-peer-name={peer.displayName} data-excluded={excluded ? 'true' : undefined}>
+                <td>
+                  {peer.displayName}
+                  {excluded && (
+                    <span className="badge badge-warn" title={excluded}>
+                      {' '}
+                      excluded
+                    </span>
+                  )}
+                </td>
+                <td data-testid="peer-backend">{caps.backend ? BACKEND_LABEL[caps.backend] : '—'}</td>
+                <td>{caps.models.map((m) => m.id).join(', ') || '—'}</td>
+                <td>{formatRate(caps.tokensPerSecond)}</td>
+                <td>{caps.queue}</td>
+                <td data-testid="peer-sharing">{caps.sharing ? 'yes' : 'no'}</td>
+                <td data-testid="peer-state" data-state={peer.link.channel === 'open' ? 'open' : peer.link.connection}>
+                  {peer.link.channel === 'open' ? 'connected' : (STATE_LABEL[peer.link.connection] ?? peer.link.connection)}
+                </td>
+                <td data-testid="peer-rtt">{peer.rttMs === null ? '—' : `${peer.rttMs.toFixed(1)} ms`}</td>
+              </tr>
+            );
+          })}
         </tbody>
       </table>
     </>
+  );
+}
+
+/** The room as a picture: this device in the middle, peers around it, each line coloured by its connection. */
+function MeshGraph({ self, peers }: { self: string; peers: MeshSnapshot['peers'] }) {
+  const size = 220;
+  const centre = size / 2;
+  const radius = size / 2 - 28;
+  return (
+    <svg className="mesh-graph" width={size} height={size} viewBox={`0 0 ${size} ${size}`} role="img" aria-label={`You and ${peers.length} peers`}>
+      {peers.map((peer, i) => {
+        const angle = (2 * Math.PI * i) / peers.length - Math.PI / 2;
+        const x = centre + radius * Math.cos(angle);
+        const y = centre + radius * Math.sin(angle);
+        const open = peer.link.channel === 'open';
+        const sharing = (peer.mesh ?? peer.capabilities).sharing;
+        return (
+          <g key={peer.peerId}>
+            <line x1={centre} y1={centre} x2={x} y2={y} className={open ? 'edge edge-open' : 'edge'} />
+            <circle cx={x} cy={y} r={10} className={sharing ? 'node node-sharing' : 'node'} />
+            <text x={x} y={y + 24} textAnchor="middle" className="node-label">
+              {peer.displayName.slice(0, 14)}
+            </text>
+          </g>
+        );
+      })}
+      <circle cx={centre} cy={centre} r={12} className="node node-self" />
+      <text x={centre} y={centre + 28} textAnchor="middle" className="node-label">
+        {self.slice(0, 14)}
+      </text>
+    </svg>
   );
 }

@@ -1,11 +1,26 @@
 // A room's full mesh: a PeerLink to every other member, made as they join and closed as they leave, with SDP
-// and ICE relayed through the server's `/mesh` namespace. React reads it as an external store.
-import { type Capabilities, LinkSignalSchema, type PeerInfo } from '../../shared/socket-contract.ts';
-import type { MeshSocket } from '../lib/socket.ts';
-import { type LinkSignal, type LinkState, PeerLink } from './peer-link.ts';
+// and ICE relayed through the server's `/mesh` namespace; each open data channel joins the MeshNode (mesh
+// inference, RTT). The browser's room screen reads it as an external store; the headless peer drives it too.
+import type { Socket } from 'socket.io-client';
+import type { MeshNode } from '../mesh/mesh-node.ts';
+import type { PeerCapabilities } from '../peer-protocol.ts';
+import {
+  type Capabilities,
+  type ClientToServerEvents,
+  LinkSignalSchema,
+  type PeerInfo,
+  type ServerToClientEvents,
+} from '../socket-contract.ts';
+import { type IceServer, type LinkSignal, type LinkState, type PeerConnectionFactory, PeerLink } from './peer-link.ts';
+
+export type MeshSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 export interface MeshPeer extends PeerInfo {
   link: LinkState;
+  /** Round-trip time over the data channel (ping/pong), once measured. */
+  rttMs: number | null;
+  /** What the peer said of itself over the data channel (`hello`). */
+  mesh: PeerCapabilities | null;
 }
 
 export interface MeshSnapshot {
@@ -31,12 +46,34 @@ export class MeshRoom {
   /** Signals waiting to go to each peer (see `relay`). */
   private readonly outbox = new Map<string, { queue: LinkSignal[]; sending: boolean }>();
 
+  private presenceTimer: ReturnType<typeof setTimeout> | null = null;
+
   constructor(
     private readonly socket: MeshSocket,
     readonly room: string,
-    private readonly iceServers: RTCIceServer[],
+    private readonly iceServers: IceServer[],
+    private readonly createPeerConnection: PeerConnectionFactory,
+    readonly node: MeshNode,
   ) {
     this.snapshot = { room, self: null, peers: [], error: null };
+    node.onChange = () => {
+      this.changed();
+      this.publishPresence();
+    };
+  }
+
+  /** The server's member list shows capabilities too (before any channel opens): sent at most once a second. */
+  private publishPresence(): void {
+    if (this.presenceTimer || !this.self) return;
+    this.presenceTimer = setTimeout(() => {
+      this.presenceTimer = null;
+      if (this.self) this.socket.emit('peer:update', { room: this.room, capabilities: this.presence() }, () => {});
+    }, 1000);
+  }
+
+  private presence(): Capabilities {
+    const own = this.node.capabilities();
+    return { backend: own.backend, models: own.models, tokensPerSecond: own.tokensPerSecond, sharing: own.sharing, queue: Math.min(own.queue, 1000) };
   }
 
   subscribe = (listener: () => void) => {
@@ -51,7 +88,10 @@ export class MeshRoom {
       room: this.room,
       self: this.self,
       error: this.error,
-      peers: [...this.infos.values()].map((info) => ({ ...info, link: this.links.get(info.peerId)?.state() ?? { connection: 'new', channel: 'none', rttMs: null } })),
+      peers: [...this.infos.values()].map((info) => {
+        const peer = this.node.peer(info.peerId);
+        return { ...info, link: this.links.get(info.peerId)?.state() ?? { connection: 'new', channel: 'none' }, rttMs: peer?.rttMs ?? null, mesh: peer?.capabilities ?? null };
+      }),
     };
     this.listeners.forEach((listener) => listener());
   }
@@ -59,7 +99,15 @@ export class MeshRoom {
   private link(peer: PeerInfo): PeerLink {
     let link = this.links.get(peer.peerId);
     if (!link && this.self) {
-      link = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.iceServers, (signal) => this.relay(peer.peerId, signal), () => this.changed());
+      const made = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.createPeerConnection, this.iceServers, (signal) => this.relay(peer.peerId, signal), () => {
+        if (made.state().channel === 'closed') this.node.removePeer(peer.peerId);
+        this.changed();
+      });
+      made.onOpen = () => {
+        const channel = this.node.addPeer(peer.peerId, this.infos.get(peer.peerId)?.displayName ?? peer.displayName, made.wire());
+        made.onMessage = (data) => channel.receive(data);
+      };
+      link = made;
       this.links.set(peer.peerId, link);
     }
     this.infos.set(peer.peerId, peer);
@@ -105,6 +153,7 @@ export class MeshRoom {
   }
 
   private drop(peerId: string): void {
+    this.node.removePeer(peerId);
     this.links.get(peerId)?.close();
     this.links.delete(peerId);
     this.outbox.delete(peerId);
@@ -112,7 +161,7 @@ export class MeshRoom {
     this.changed();
   }
 
-  async join(capabilities?: Capabilities): Promise<void> {
+  async join(): Promise<void> {
     const on = <E extends 'peer:joined' | 'peer:left' | 'peer:updated' | 'signal'>(event: E, handler: (payload: never) => void) => {
       this.socket.on(event, handler as never);
       this.detach.push(() => this.socket.off(event, handler as never));
@@ -143,7 +192,7 @@ export class MeshRoom {
         .signal(signal)
         .catch(() => undefined);
     });
-    const result = await this.socket.emitWithAck('room:join', { room: this.room, ...(capabilities ? { capabilities } : {}) });
+    const result = await this.socket.emitWithAck('room:join', { room: this.room, capabilities: this.presence() });
     if (!result.ok) {
       this.error = result.message;
       this.changed();
@@ -160,6 +209,7 @@ export class MeshRoom {
 
   async leave(): Promise<void> {
     this.detach.splice(0).forEach((off) => off());
+    if (this.presenceTimer) clearTimeout(this.presenceTimer);
     for (const peerId of [...this.links.keys()]) this.drop(peerId);
     if (this.socket.connected) await this.socket.emitWithAck('room:leave', { room: this.room }).catch(() => undefined);
   }

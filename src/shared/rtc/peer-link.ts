@@ -1,47 +1,86 @@
 // One WebRTC connection to one peer, with the perfect-negotiation pattern (either side may offer; the polite
-// side yields on glare), trickle ICE, recovery when the connection fails or never comes up, and a heartbeat over
-// the data channel that measures the round-trip time.
-import type { LinkSignal } from '../../shared/socket-contract.ts';
+// side yields on glare), trickle ICE, and recovery when the connection fails or never comes up. The same class
+// runs on the browser's RTCPeerConnection and on werift's in Node (the headless peer): it uses only the part of
+// the standard API both have, described below.
+import type { Wire } from '../mesh/peer-channel.ts';
+import type { LinkSignal } from '../socket-contract.ts';
 
 export type { LinkSignal };
 
-export interface LinkState {
-  connection: RTCPeerConnectionState;
-  channel: RTCDataChannelState | 'none';
-  rttMs: number | null;
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
 }
 
-const HEARTBEAT_MS = 2000;
+export interface DataChannelLike {
+  readonly readyState: string;
+  readonly bufferedAmount: number;
+  bufferedAmountLowThreshold: number;
+  onopen: (() => void) | null | undefined;
+  onclose: (() => void) | null | undefined;
+  onmessage: ((event: { data: unknown }) => void) | null | undefined;
+  addEventListener(type: 'bufferedamountlow' | 'close', listener: () => void, options?: { once?: boolean }): void;
+  send(text: string): void;
+  close(): void;
+}
+
+export interface PeerConnectionLike {
+  readonly connectionState: string;
+  readonly signalingState: string;
+  readonly localDescription: { type: string; sdp: string } | null;
+  onnegotiationneeded: (() => void) | null;
+  onicecandidate: ((event: { candidate?: { toJSON(): object } | null }) => void) | null;
+  onconnectionstatechange: (() => void) | null;
+  createDataChannel(label: string, options: { negotiated: true; id: number }): DataChannelLike;
+  setLocalDescription(): Promise<unknown>;
+  setRemoteDescription(description: { type: 'offer' | 'answer'; sdp: string }): Promise<unknown>;
+  addIceCandidate(candidate?: object): Promise<unknown>;
+  restartIce(): void;
+  close(): unknown;
+}
+
+/** Makes a peer connection: `new RTCPeerConnection(config)` in browsers, werift's in Node. */
+export type PeerConnectionFactory = (config: { iceServers: IceServer[] }) => PeerConnectionLike;
+
+type RTCIceCandidateJson = Extract<LinkSignal, { candidates: unknown }>['candidates'][number] & object;
+
+export interface LinkState {
+  connection: string;
+  channel: string;
+}
+
 /** A link whose channel is not open by then is renegotiated with fresh ICE credentials; doubled per try. */
 const CONNECT_TIMEOUT_MS = 4000;
 const CONNECT_TIMEOUT_MAX_MS = 30_000;
 
 export class PeerLink {
-  readonly pc: RTCPeerConnection;
-  private channel: RTCDataChannel | null = null;
+  readonly pc: PeerConnectionLike;
+  private channel: DataChannelLike | null = null;
   private makingOffer = false;
   private ignoreOffer = false;
   /** Signals are applied one at a time, in the order they arrived. */
   private inbox: Promise<void> = Promise.resolve();
-  private heartbeat: ReturnType<typeof setInterval> | null = null;
   private watchdog: ReturnType<typeof setTimeout> | null = null;
   private connectTimeoutMs = CONNECT_TIMEOUT_MS;
-  private rttMs: number | null = null;
   private closed = false;
   /** Renegotiations after the first offer (ICE restarts), for tests and the room view. */
   restarts = 0;
-  /** Messages other than the heartbeat (the mesh inference protocol uses these). */
-  onMessage: (data: string) => void = () => {};
+  /** What arrives on the data channel (the mesh inference protocol). */
+  onMessage: (data: unknown) => void = () => {};
+  /** The data channel opened (again). */
+  onOpen: () => void = () => {};
 
   constructor(
     readonly peerId: string,
     /** The polite peer rolls back its own offer on glare; exactly one side of a pair is polite. */
     private readonly polite: boolean,
-    iceServers: RTCIceServer[],
+    createPeerConnection: PeerConnectionFactory,
+    iceServers: IceServer[],
     private readonly sendSignal: (signal: LinkSignal) => void,
     private readonly onChange: () => void,
   ) {
-    this.pc = new RTCPeerConnection({ iceServers });
+    this.pc = createPeerConnection({ iceServers });
     this.pc.onnegotiationneeded = async () => {
       try {
         this.makingOffer = true;
@@ -53,7 +92,7 @@ export class PeerLink {
         this.makingOffer = false;
       }
     };
-    this.pc.onicecandidate = ({ candidate }) => this.sendSignal({ candidates: [candidate ? candidate.toJSON() : null] });
+    this.pc.onicecandidate = ({ candidate }) => this.sendSignal({ candidates: [candidate ? (candidate.toJSON() as RTCIceCandidateJson) : null] });
     this.pc.onconnectionstatechange = () => {
       if (this.pc.connectionState === 'failed') {
         this.recover();
@@ -79,11 +118,12 @@ export class PeerLink {
     if (this.channel || this.closed) return;
     const channel = this.pc.createDataChannel('mesh', { negotiated: true, id: 0 });
     channel.onopen = () => {
-      this.startHeartbeat();
+      this.connectTimeoutMs = CONNECT_TIMEOUT_MS;
+      this.onOpen();
       this.onChange();
     };
     channel.onclose = () => this.onChange();
-    channel.onmessage = (event) => this.receive(String(event.data));
+    channel.onmessage = (event) => this.onMessage(event.data);
     this.channel = channel;
   }
 
@@ -143,27 +183,26 @@ export class PeerLink {
     }
   }
 
-  private beat(kind: 'ping' | 'pong', t: number): void {
-    if (this.channel?.readyState === 'open') this.channel.send(JSON.stringify({ hb: kind, t }));
-  }
-
-  private startHeartbeat(): void {
-    this.connectTimeoutMs = CONNECT_TIMEOUT_MS;
-    this.heartbeat ??= setInterval(() => this.beat('ping', performance.now()), HEARTBEAT_MS);
-    this.beat('ping', performance.now());
-  }
-
-  private receive(text: string): void {
-    if (text.startsWith('{"hb":')) {
-      const beat = JSON.parse(text) as { hb: 'ping' | 'pong'; t: number };
-      if (beat.hb === 'ping') this.beat('pong', beat.t);
-      else {
-        this.rttMs = performance.now() - beat.t;
-        this.onChange();
-      }
-      return;
-    }
-    this.onMessage(text);
+  /** The data channel as the peer protocol's wire (backpressure through `bufferedamountlow`). */
+  wire(): Wire {
+    return {
+      send: (text) => this.channel?.send(text),
+      isOpen: () => this.channel?.readyState === 'open',
+      bufferedAmount: () => this.channel?.bufferedAmount ?? 0,
+      onceBelow: (threshold, listener) => {
+        const channel = this.channel;
+        if (!channel || channel.readyState !== 'open') return listener();
+        channel.bufferedAmountLowThreshold = threshold;
+        let called = false;
+        const once = () => {
+          if (called) return;
+          called = true;
+          listener();
+        };
+        channel.addEventListener('bufferedamountlow', once, { once: true });
+        channel.addEventListener('close', once, { once: true });
+      },
+    };
   }
 
   /** A message to the peer over the data channel; false when the channel is not open. */
@@ -174,14 +213,13 @@ export class PeerLink {
   }
 
   state(): LinkState {
-    return { connection: this.pc.connectionState, channel: this.channel?.readyState ?? 'none', rttMs: this.rttMs };
+    return { connection: this.pc.connectionState, channel: this.channel?.readyState ?? 'none' };
   }
 
   close(): void {
     this.closed = true;
     if (this.watchdog) clearTimeout(this.watchdog);
-    if (this.heartbeat) clearInterval(this.heartbeat);
     this.channel?.close();
-    this.pc.close();
+    void this.pc.close();
   }
 }

@@ -1,0 +1,99 @@
+// The room this tab is in, kept across screens (the chat can ask the room's peers while the Rooms screen is
+// closed), and this device's part in the room's mesh inference: one MeshNode over the app's engine, behind the
+// engine gate that gives this device's own chat the engine first.
+import { useSyncExternalStore } from 'react';
+import { EngineGate, type MeshEngine } from '../../../shared/mesh/engine-gate.ts';
+import { DEFAULT_REQUESTER_OPTIONS } from '../../../shared/mesh/job-requester.ts';
+import { MeshNode } from '../../../shared/mesh/mesh-node.ts';
+import { MeshRoom } from '../../../shared/rtc/mesh-room.ts';
+import type { PeerConnectionLike } from '../../../shared/rtc/peer-link.ts';
+import { meshSocket } from '../../lib/socket.ts';
+import { trpc } from '../../lib/trpc.ts';
+import { inferenceEngine } from '../../workers/inference.ts';
+import { loadedModel, onModelStoreChange } from '../models/model-store.ts';
+
+/** One engine for the tab: local chat takes the `local` lane, jobs served for peers the `mesh` lane. */
+export const engineGate = new EngineGate();
+
+const engine: MeshEngine = {
+  loaded: () => {
+    const active = loadedModel();
+    return active ? { model: active.ref, backend: active.backend } : null;
+  },
+  generate: (messages, sampling, prefix) => inferenceEngine().generate(messages, sampling, prefix),
+};
+
+export const meshNode = new MeshNode(engine, engineGate, {
+  // A browser cannot tell a discrete GPU from an integrated one reliably; WASM runs on the CPU.
+  adapter: 'unknown',
+  requesting: { ...DEFAULT_REQUESTER_OPTIONS },
+});
+// A model loaded or unloaded changes what this device offers its peers.
+let lastRef: string | null = null;
+onModelStoreChange(() => {
+  const ref = loadedModel()?.ref.sha256 ?? null;
+  if (ref === lastRef) return;
+  lastRef = ref;
+  meshNode.announce();
+});
+
+const createPeerConnection = (config: { iceServers: RTCIceServer[] }) => new RTCPeerConnection(config) as unknown as PeerConnectionLike;
+
+let room: MeshRoom | null = null;
+let joining: Promise<MeshRoom> | null = null;
+const listeners = new Set<() => void>();
+const emit = () => listeners.forEach((listener) => listener());
+const subscribe = (listener: () => void) => {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+};
+
+/** The room this tab is in, for React. */
+export function useMeshRoom(): MeshRoom | null {
+  return useSyncExternalStore(subscribe, () => room);
+}
+
+export function currentRoom(): MeshRoom | null {
+  return room;
+}
+
+/** Joins `slug` (leaving any other room): a member first for custom rooms, then presence and links. */
+export async function joinMeshRoom(slug: string, invite?: string): Promise<MeshRoom> {
+  if (room?.room === slug) return room;
+  if (joining) await joining.catch(() => undefined);
+  if (room?.room === slug) return room;
+  joining = (async () => {
+    await leaveMeshRoom();
+    const socket = await meshSocket();
+    const me = await trpc.auth.me.query();
+    if (slug !== 'global' && me?.kind === 'ACCOUNT') await trpc.room.join.mutate({ room: slug, ...(invite ? { inviteCode: invite } : {}) });
+    const iceServers = await trpc.room.iceServers.query();
+    // Sharing is off in every room until the person turns it on there.
+    meshNode.setSharing(false);
+    const joined = new MeshRoom(socket, slug, iceServers, createPeerConnection, meshNode);
+    room = joined;
+    emit();
+    // The server ends this socket when the session changes (sign-up, log-out): come back with the new one.
+    socket.on('disconnect', (reason) => {
+      if (reason !== 'io server disconnect' || room !== joined) return;
+      room = null;
+      emit();
+      void joinMeshRoom(slug, invite);
+    });
+    await joined.join();
+    return joined;
+  })();
+  try {
+    return await joining;
+  } finally {
+    joining = null;
+  }
+}
+
+export async function leaveMeshRoom(): Promise<void> {
+  const leaving = room;
+  room = null;
+  emit();
+  meshNode.setSharing(false);
+  await leaving?.leave();
+}
