@@ -18,6 +18,7 @@ import { modelsPlugin } from './plugins/models.ts';
 import { SessionEvents } from './services/session-events.ts';
 import { sessionPolicy } from './services/session.ts';
 import { socketPlugin } from './plugins/socket.ts';
+import { findPeer } from './socket/mesh.handlers.ts';
 import { buildInfo } from './version.ts';
 
 export interface BuildAppOptions {
@@ -125,6 +126,8 @@ async function registerAll(
     build,
     models: app.models,
     sessionEvents,
+    // Asked at request time, when the socket plugin (registered below) has decorated `mesh`.
+    peers: (room: string, peerId: string) => findPeer(app.mesh, room, peerId),
   };
   await app.register(securityPlugin, { env });
   await app.register(rateLimitPlugin, { env });

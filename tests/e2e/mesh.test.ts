@@ -1,17 +1,23 @@
-// Mesh inference in headless Chromium: two pages in the global room. Ada loads the nano model and shares her
-// compute; Bob has no model and asks on the mesh. Bob's answer streams from Ada over their data channel, the
-// readout names Ada, and it equals the answer Ada's own device gives to the same prompt (greedy).
+// Mesh inference in headless Chromium with headless Node peers (werift) in the same room:
+// - Ada shares the nano model, Bob has none and asks on the mesh: Bob's answer streams from Ada over their data
+//   channel, the readout names Ada, and it equals the answer Ada's own device gives (greedy).
+// - Failover: Ann serves Ben's answer, a headless peer Cy shares too; Ann's page closes after a few tokens. Ben's
+//   answer completes on Cy, identical to an uninterrupted run with the same seed, and the job records a failover.
+// - Trust: a headless peer that corrupts its tokens (and lies about its speed) serves Ben; the spot check catches
+//   it, it is excluded, and Ben's answer is corrected to the honest one.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HeadlessPeer } from '../../src/peer/headless-peer.ts';
 import { buildClient, launchChromium } from '../support/browser.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 let dir: string;
 let server: ServerProcess;
 let browser: Browser;
+const headless: HeadlessPeer[] = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-mesh-'));
@@ -21,6 +27,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  await Promise.all(headless.map((peer) => peer.stop()));
   await browser?.close();
   server?.child.kill('SIGTERM');
   await server?.exited;
@@ -48,19 +55,61 @@ async function open(page: Page, screen: 'Chat' | 'Models' | 'Rooms') {
 
 const peerRow = (page: Page, name: string) => page.locator(`[data-testid="room-peer"][data-peer-name="${name}"]`);
 
-/** Sends `prompt` on the chat screen with `route`, greedy; returns the answer's text and readout. */
-async function ask(page: Page, route: string, prompt: string): Promise<{ text: string; readout: string }> {
+/** Sends `prompt` on the chat screen with `route` (greedy unless a seed is given); returns the answer and readout. */
+async function ask(page: Page, route: string, prompt: string, sampled?: { temperature: string; seed: string }): Promise<{ text: string; readout: string }> {
   await page.getByTestId('chat-route').selectOption(route);
-  await page.getByTestId('chat-temperature').fill('0');
+  await page.getByTestId('chat-temperature').fill(sampled?.temperature ?? '0');
+  await page.getByTestId('chat-seed').fill(sampled?.seed ?? '');
   const before = await page.getByTestId('answer-readout').count();
   await page.getByTestId('chat-input').fill(prompt);
   await page.getByTestId('chat-send').click();
   await expect.poll(() => page.getByTestId('answer-readout').count(), { timeout: 60_000 }).toBe(before + 1);
+  return lastAnswer(page);
+}
+
+async function lastAnswer(page: Page): Promise<{ text: string; readout: string }> {
   const answer = page.getByTestId('chat-message-assistant').last();
   const readout = (await answer.getByTestId('answer-readout').textContent()) ?? '';
   const whole = (await answer.textContent()) ?? '';
   return { text: whole.slice(0, whole.length - readout.length), readout };
 }
+
+/** A new conversation, so the next answer has no history before it. */
+async function newChat(page: Page) {
+  await page.getByRole('button', { name: 'New chat' }).click();
+  await expect.poll(() => page.getByTestId('chat-message-assistant').count()).toBe(0);
+}
+
+async function loadNano(page: Page) {
+  await open(page, 'Models');
+  const card = page.locator('[data-testid="model-card"][data-model-id="nano-shakespeare"]');
+  await card.getByTestId('model-load').click();
+  await expect.poll(() => card.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+}
+
+async function enterGlobal(page: Page) {
+  await open(page, 'Rooms');
+  await page.getByTestId('room-link').filter({ hasText: 'Global' }).click();
+  await expect.poll(() => page.getByTestId('room-self').textContent(), { timeout: 15_000 }).toMatch(/^You are /);
+}
+
+async function startHeadless(name: string, options: { corruptTokens?: boolean } = {}): Promise<HeadlessPeer> {
+  const peer = new HeadlessPeer({ server: server.url, room: 'global', model: 'nano-shakespeare', name, cacheDir: path.join(dir, 'peer-cache'), ...options });
+  headless.push(peer);
+  await peer.start();
+  return peer;
+}
+
+/** The signed-in person's mesh jobs, newest first, as the server recorded them. */
+function jobsOf(page: Page) {
+  return page.evaluate(async () => {
+    const response = await fetch('/api/trpc/jobs.list');
+    return ((await response.json()) as { result: { data: { failoverCount: number; outcome: string; checkResult: string | null; server: { displayName: string } | null }[] } }).result.data;
+  });
+}
+
+const SAMPLED = { temperature: '0.8', seed: '7' };
+const LONG_PROMPT = 'What says the king of the crown?';
 
 describe('mesh inference in the browser', () => {
   it("streams a peer's answer from the page that shares the model, equal to that page's own greedy answer", async () => {
@@ -68,14 +117,9 @@ describe('mesh inference in the browser', () => {
     const bob = await guest('Bob');
 
     // Ada loads the bundled model and shares it in the global room.
-    await open(ada, 'Models');
-    const card = ada.locator('[data-testid="model-card"][data-model-id="nano-shakespeare"]');
-    await card.getByTestId('model-load').click();
-    await expect.poll(() => card.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
-    await open(ada, 'Rooms');
-    await ada.getByTestId('room-link').filter({ hasText: 'Global' }).click();
-    await open(bob, 'Rooms');
-    await bob.getByTestId('room-link').filter({ hasText: 'Global' }).click();
+    await loadNano(ada);
+    await enterGlobal(ada);
+    await enterGlobal(bob);
     await expect.poll(() => peerRow(ada, 'Bob').getByTestId('peer-state').getAttribute('data-state'), { timeout: 30_000 }).toBe('open');
     await ada.getByTestId('share-compute').check();
     await expect.poll(() => ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 0 jobs served/);
@@ -91,8 +135,7 @@ describe('mesh inference in the browser', () => {
     const remote = await ask(bob, 'mesh', prompt);
     expect(remote.readout).toMatch(/^on Ada · WASM · \d+\.\d tok\/s · \d+ ms RTT · TTFT \d+ ms$/);
     expect(remote.text.length).toBeGreaterThan(10);
-    await open(ada, 'Rooms');
-    await ada.getByTestId('room-link').filter({ hasText: 'Global' }).click();
+    await enterGlobal(ada);
     await expect.poll(() => ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 1 jobs served/);
 
     // Ada asks her own device the same thing: the same words.
@@ -100,5 +143,85 @@ describe('mesh inference in the browser', () => {
     const local = await ask(ada, 'device', prompt);
     expect(local.readout).toMatch(/on this device · WASM/);
     expect(remote.text).toBe(local.text);
+    await Promise.all([ada.context().close(), bob.context().close()]);
   }, 180_000);
+
+  it('finishes an answer on another peer when the serving page closes mid-answer, as if nothing happened', async () => {
+    const ann = await guest('Ann');
+    const ben = await guest('Ben');
+    // Ann measures her speed on a local answer first, so schedulers rank her above the unmeasured headless peer.
+    await loadNano(ann);
+    await open(ann, 'Chat');
+    await ask(ann, 'device', 'Good morrow');
+    await enterGlobal(ann);
+    await ann.getByTestId('share-compute').check();
+    const cy = await startHeadless('Cy');
+    await enterGlobal(ben);
+    for (const name of ['Ann', 'Cy']) {
+      await expect.poll(() => peerRow(ben, name).getByTestId('peer-sharing').textContent(), { timeout: 30_000 }).toBe('yes');
+    }
+
+    // Ann's page closes as soon as her first tokens reach Ben.
+    await open(ben, 'Chat');
+    let closed: Promise<void> | null = null;
+    await ben.exposeFunction('answerStarted', () => {
+      closed ??= ann.context().close();
+    });
+    await ben.evaluate(() => {
+      const seen = { done: false };
+      new MutationObserver(() => {
+        const answers = document.querySelectorAll('[data-testid="chat-message-assistant"]');
+        if (!seen.done && (answers[answers.length - 1]?.textContent?.length ?? 0) > 0) {
+          seen.done = true;
+          void (window as unknown as { answerStarted: () => Promise<void> }).answerStarted();
+        }
+      }).observe(document.body, { childList: true, subtree: true, characterData: true });
+    });
+    const resumed = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
+    await closed;
+    expect(resumed.readout).toMatch(/^on Cy · CPU · .* · continued after 1 peer left \(Ann → Cy\)$/);
+    expect(cy.status().jobsServed).toBe(1);
+
+    // The same question with the same seed, uninterrupted (only Cy is left): the same answer, word for word.
+    await newChat(ben);
+    const whole = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
+    expect(whole.readout).toMatch(/^on Cy · CPU/);
+    expect(resumed.text.length).toBeGreaterThan(100);
+    expect(resumed.text).toBe(whole.text);
+
+    // The server recorded both, the first with one failover and Cy as its last server.
+    await expect.poll(async () => (await jobsOf(ben)).map((job) => [job.outcome, job.failoverCount, job.server?.displayName])).toEqual([
+      ['COMPLETED', 0, 'Cy'],
+      ['COMPLETED', 1, 'Cy'],
+    ]);
+  }, 240_000);
+
+  it('catches a peer that returns wrong tokens, excludes it, and corrects the answer', async () => {
+    // Cy (honest, from the failover test) is still here.
+    const eve = await startHeadless('Eve', { corruptTokens: true });
+    await startHeadless('Dee');
+    const ben = await guest('Ben2');
+    await enterGlobal(ben);
+    for (const name of ['Eve', 'Dee', 'Cy']) {
+      await expect.poll(() => peerRow(ben, name).getByTestId('peer-sharing').textContent(), { timeout: 30_000 }).toBe('yes');
+    }
+    await ben.getByTestId('spot-check').selectOption('1');
+    await open(ben, 'Chat');
+    const served = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
+    expect(served.readout).toMatch(/^on Eve · CPU/);
+    // The check re-runs the job on two honest peers; the answer on screen is then replaced.
+    await expect.poll(async () => (await lastAnswer(ben)).readout, { timeout: 60_000 }).toMatch(/corrected by a spot check; Eve excluded/);
+    const corrected = await lastAnswer(ben);
+    expect(corrected.text).not.toBe(served.text);
+    expect(eve.status().jobsServed).toBe(1);
+
+    // The next answer comes from an honest peer, and is the corrected one.
+    await newChat(ben);
+    const honest = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
+    expect(honest.readout).not.toMatch(/on Eve/);
+    expect(honest.text).toBe(corrected.text);
+    await enterGlobal(ben);
+    await expect.poll(() => peerRow(ben, 'Eve').getAttribute('data-excluded')).toBe('true');
+    await expect.poll(async () => (await jobsOf(ben)).at(-1)?.checkResult).toBe('MISMATCH');
+  }, 240_000);
 });

@@ -30,6 +30,12 @@ export const roomKey = (slug: string) => `room:${slug}`;
 export const peerKey = (peerId: string) => `peer:${peerId}`;
 export const sessionKey = (sessionId: string) => `session:${sessionId}`;
 
+/** The user behind `peerId` if that peer is in `room` now (on any node). */
+export async function findPeer(mesh: MeshNamespace, room: string, peerId: string): Promise<{ userId: string; displayName: string } | null> {
+  const [socket] = await mesh.in(peerKey(peerId)).fetchSockets();
+  return socket?.rooms.has(roomKey(room)) ? { userId: socket.data.userId, displayName: socket.data.displayName } : null;
+}
+
 export interface MeshOptions {
   db: PrismaClient;
   /** Events per socket per second (a burst of this size, refilled every second). */

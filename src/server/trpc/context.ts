@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, PrismaClient } from '../db/client.ts';
 import type { Env } from '../env.ts';
 import { LoginThrottle } from '../services/login-throttle.ts';
+import type { PeerLookup } from '../services/jobs.ts';
 import type { SessionEvents } from '../services/session-events.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { BuildInfo } from '../version.ts';
@@ -17,6 +18,8 @@ export interface AppServices {
   models: FastifyInstance['models'];
   /** Announces revoked sessions (logout, password change, login over an old session) to the socket layer. */
   sessionEvents: SessionEvents;
+  /** Who is behind a peer id in a room (the signaling layer knows; mesh job records need it). */
+  peers: PeerLookup;
 }
 
 export interface Context extends AppServices {

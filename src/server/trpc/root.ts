@@ -2,6 +2,7 @@ import { router } from './init.ts';
 import { authRouter } from './routers/auth.ts';
 import { chatRouter } from './routers/chat.ts';
 import { conversationRouter } from './routers/conversation.ts';
+import { jobsRouter } from './routers/jobs.ts';
 import { roomRouter } from './routers/room.ts';
 import { healthQuery } from './routers/health.ts';
 import { manifestRouter, modelRouter } from './routers/model.ts';
@@ -14,6 +15,7 @@ export const appRouter = router({
   chat: chatRouter,
   conversation: conversationRouter,
   room: roomRouter,
+  jobs: jobsRouter,
 });
 
 export type AppRouter = typeof appRouter;

@@ -65,7 +65,8 @@ export class MeshNode {
       backend: loaded?.backend ?? null,
       adapter: this.options.adapter,
       models: loaded ? [loaded.model] : [],
-      tokensPerSecond: this.measuredTokensPerSecond,
+      // The test-only dishonest peer lies about its speed too, so schedulers pick it first.
+      tokensPerSecond: this.options.serving?.corruptTokens ? 10_000 : this.measuredTokensPerSecond,
       queue: this.gate.queued('mesh'),
       sharing: this.server.sharing,
     };

@@ -8,9 +8,10 @@ import type { ChatProviderId } from '../../../shared/schemas/chat.ts';
 import { useOnline } from '../../lib/pwa.ts';
 import { api, trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
-import { type MeshOutcome, MeshJobError } from '../../../shared/mesh/job-requester.ts';
+import type { MeshOutcome } from '../../../shared/mesh/job-requester.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import type { MeshRoom } from '../../../shared/rtc/mesh-room.ts';
+import { askMesh } from '../mesh/mesh-answer.ts';
 import { engineGate, meshNode, useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import { type AnswerRecord, type ConversationSummary, deviceStore, serverStore } from './conversation-store.ts';
@@ -58,6 +59,8 @@ export function ChatPage() {
   useSyncExternalStore(meshRoom?.subscribe ?? noSubscribe, meshRoom?.getSnapshot ?? noSnapshot);
   const shared = sharedModels(meshRoom);
   const [temperature, setTemperature] = useState(0.7);
+  // Empty: a new seed per answer. A fixed seed makes an answer reproducible, on this device or any peer.
+  const [seed, setSeed] = useState('');
   const online = useOnline();
   const providers = api.chat.providers.useQuery(undefined, { enabled: online, retry: false });
   const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
@@ -115,22 +118,12 @@ export function ChatPage() {
         const model = shared[0]?.ref;
         if (!room) throw new Error('Join a room on the Rooms screen to ask its peers');
         if (!model) throw new Error(`Nobody in room ${room.room} shares a model now: load one here, or pick another route`);
-        let text = '';
-        const job = room.node.requester.run({
-          model,
-          messages: prompt,
-          sampling: { temperature, topP: 0.95, maxNewTokens: 256, seed: Math.floor(Math.random() * 2 ** 32) },
-          onToken: (token) => {
-            stamps.push(performance.now());
-            text += token.text;
-            show(text);
-          },
+        const job = askMesh(room, model, prompt, { temperature, topP: 0.95, maxNewTokens: 256, seed: seedFor() }, (text) => {
+          stamps.push(performance.now());
+          show(text);
         });
-        run.current = { stop: () => job.cancel() };
-        const outcome = await job.result.catch((cause: unknown) => {
-          if (cause instanceof MeshJobError && cause.code === 'CANCELLED') return null;
-          throw cause;
-        });
+        run.current = job;
+        const outcome = await job.result;
         if (!outcome) {
           result = { text: '', record: { route: 'MESH', modelId: model.id }, readout: 'stopped before a peer answered' };
         } else {
@@ -158,7 +151,7 @@ export function ChatPage() {
         const release = await engineGate.acquire('local');
         let outcome;
         try {
-          const generation = inferenceEngine().generate(prompt, { temperature, topP: 0.95, maxNewTokens: 256 });
+          const generation = inferenceEngine().generate(prompt, { temperature, topP: 0.95, maxNewTokens: 256, seed: seedFor() });
           run.current = generation;
           let text = '';
           for await (const token of generation) {
@@ -226,6 +219,11 @@ export function ChatPage() {
       run.current = null;
       setBusy(false);
     }
+  }
+
+  function seedFor(): number {
+    const fixed = Number.parseInt(seed, 10);
+    return Number.isInteger(fixed) && fixed >= 0 && fixed <= 0xffff_ffff ? fixed : Math.floor(Math.random() * 2 ** 32);
   }
 
   /** Auto: this device when it has a model, else a peer that shares one, else the first cloud provider. */
@@ -319,6 +317,21 @@ export function ChatPage() {
               value={temperature}
               disabled={busy}
               onChange={(event) => setTemperature(Math.min(2, Math.max(0, Number(event.target.value) || 0)))}
+            />
+          </label>
+          <label>
+            Seed{' '}
+            <input
+              type="text"
+              inputMode="numeric"
+              data-testid="chat-seed"
+              className="narrow"
+              placeholder="random"
+              pattern="[0-9]*"
+              maxLength={10}
+              value={seed}
+              disabled={busy}
+              onChange={(event) => setSeed(event.target.value.replace(/[^0-9]/g, ''))}
             />
           </label>
           {!online && (

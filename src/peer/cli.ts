@@ -1,0 +1,93 @@
+// `npm run peer -- --server URL --room R --model M [--name N] [--token T]`: a headless peer that joins a room,
+// loads the model through the server's proxy, shares its compute and prints a live status line; Ctrl-C leaves
+// the room cleanly.
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { HeadlessPeer, type PeerStatus } from './headless-peer.ts';
+
+const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID [--name NAME] [--token SESSION_TOKEN] [--invite CODE] [--cache-dir DIR]
+
+  --server     the Mesh NanoLLM server, e.g. http://127.0.0.1:8787
+  --room       a room slug (global, or a custom room: that needs --token of an account that may join it)
+  --model      a model id from the server's catalogue (e.g. nano-shakespeare)
+  --name       display name of the guest this peer signs in as
+  --token      an account's session token (its mesh_session cookie) instead of a guest
+  --invite     invite code of a private room
+  --cache-dir  where model files are kept between runs (default ./data/peer-cache)`;
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      server: { type: 'string' },
+      room: { type: 'string' },
+      model: { type: 'string' },
+      name: { type: 'string' },
+      token: { type: 'string' },
+      invite: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      // Test only: a dishonest peer whose tokens the spot checks must catch.
+      'corrupt-tokens': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  }).values;
+} catch (error) {
+  fail(error instanceof Error ? error.message : String(error));
+}
+if (parsed.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const { server, room, model } = parsed;
+if (!server || !room || !model) fail('--server, --room and --model are required');
+if (!URL.canParse(server) || !/^https?:$/.test(new URL(server).protocol)) fail(`--server must be an http(s) URL, not ${server}`);
+
+const interactive = process.stdout.isTTY === true;
+const print = (line: string) => process.stdout.write(interactive ? `\r\x1b[2K${line}` : `${line}\n`);
+const describe = (status: PeerStatus) =>
+  `${status.name} in ${status.room}: ${status.peers} peers · ${status.jobsServed} jobs served · ${status.running} running · ${status.tokensPerSecond === null ? '— tok/s' : `${status.tokensPerSecond.toFixed(1)} tok/s`}`;
+
+const peer = new HeadlessPeer({
+  server: new URL(server).origin,
+  room,
+  model,
+  ...(parsed.name ? { name: parsed.name } : {}),
+  ...(parsed.token ? { token: parsed.token } : {}),
+  ...(parsed.invite ? { invite: parsed.invite } : {}),
+  cacheDir: parsed['cache-dir'] ?? path.join('data', 'peer-cache'),
+  corruptTokens: parsed['corrupt-tokens'] ?? false,
+  log: (line) => process.stdout.write(`${line}\n`),
+});
+
+let stopping = false;
+async function stop(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  if (interactive) process.stdout.write('\n');
+  process.stdout.write(`${signal}: leaving the room\n`);
+  await peer.stop();
+  process.exit(0);
+}
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+
+try {
+  await peer.start();
+} catch (error) {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  await peer.stop().catch(() => undefined);
+  process.exit(1);
+}
+// Every change when there is a terminal to redraw; otherwise (logs) when something changed, at most once a second.
+let last = '';
+setInterval(() => {
+  const line = describe(peer.status());
+  if (interactive || line !== last) print(line);
+  last = line;
+}, interactive ? 250 : 1000);

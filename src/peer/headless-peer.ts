@@ -1,0 +1,166 @@
+// A peer without a browser: joins a room through the server's API and `/mesh` signaling as a guest (or with an
+// account's session token), loads a model through the server's proxy into the same engine browsers run (here on
+// onnxruntime-node), and serves the room's jobs over WebRTC data channels (werift, pure TypeScript) with the same
+// peer protocol. A desktop or GPU box can give its compute to a room; the tests use it as a peer too.
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { createTRPCClient, httpBatchLink } from '@trpc/client';
+import { io } from 'socket.io-client';
+import { RTCPeerConnection } from 'werift';
+import { EngineClient } from '../client/workers/engine-client.ts';
+import type { AppRouter } from '../server/trpc/root.ts';
+import type { EngineModel, LoadedInfo } from '../shared/engine-protocol.ts';
+import { EngineGate } from '../shared/mesh/engine-gate.ts';
+import { DEFAULT_JOB_SERVER_OPTIONS } from '../shared/mesh/job-server.ts';
+import { MeshNode, modelFingerprint } from '../shared/mesh/mesh-node.ts';
+import type { ModelRef } from '../shared/peer-protocol.ts';
+import { MeshRoom, type MeshSocket } from '../shared/rtc/mesh-room.ts';
+import type { PeerConnectionLike } from '../shared/rtc/peer-link.ts';
+import { MESH_NAMESPACE } from '../shared/socket-contract.ts';
+import { InferenceEngine } from '../worker/engine.ts';
+import { inProcessWorker } from '../worker/in-process.ts';
+
+export interface HeadlessPeerOptions {
+  /** The server's origin, e.g. http://127.0.0.1:8787. */
+  server: string;
+  room: string;
+  /** A catalogue model id. */
+  model: string;
+  /** Display name for a new guest (ignored with `token`). */
+  name?: string;
+  /** An account's session token (the `mesh_session` cookie's value), for custom rooms. */
+  token?: string;
+  /** Where model files are kept between runs. */
+  cacheDir: string;
+  /** Private rooms' invite code. */
+  invite?: string;
+  /** Test only: report wrong tokens (for the spot-check tests). */
+  corruptTokens?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface PeerStatus {
+  room: string;
+  name: string;
+  peers: number;
+  jobsServed: number;
+  running: number;
+  tokensPerSecond: number | null;
+}
+
+const SESSION_COOKIE = 'mesh_session';
+
+export class HeadlessPeer {
+  private cookie = '';
+  private room: MeshRoom | null = null;
+  private socket: MeshSocket | null = null;
+  private client: EngineClient | null = null;
+  private displayName = '';
+  node: MeshNode | null = null;
+
+  constructor(private readonly options: HeadlessPeerOptions) {}
+
+  private api() {
+    return createTRPCClient<AppRouter>({
+      links: [
+        httpBatchLink({
+          url: `${this.options.server}/api/trpc`,
+          headers: () => (this.cookie ? { cookie: this.cookie } : {}),
+          fetch: async (input, init) => {
+            const response = await fetch(input, init);
+            const set = response.headers.get('set-cookie');
+            const session = set?.split(';')[0];
+            if (session?.startsWith(`${SESSION_COOKIE}=`)) this.cookie = session;
+            return response;
+          },
+        }),
+      ],
+    });
+  }
+
+  private log(line: string): void {
+    this.options.log?.(line);
+  }
+
+  /** Signs in, makes sure the server has the model, loads it, joins the room and starts sharing. */
+  async start(): Promise<void> {
+    const api = this.api();
+    if (this.options.token) this.cookie = `${SESSION_COOKIE}=${this.options.token}`;
+    else await api.auth.guest.mutate(this.options.name ? { displayName: this.options.name } : {});
+    const me = await api.auth.me.query();
+    if (!me) throw new Error('The server did not accept this session: check --token');
+    this.displayName = me.displayName;
+
+    const entry = (await api.manifest.list.query()).find((m) => m.id === this.options.model);
+    if (!entry) throw new Error(`The server's catalogue has no model ${this.options.model}`);
+    let revision = entry.bundled ? entry.revision : entry.cachedRevision;
+    if (!revision) {
+      this.log(`asking the server to fetch ${entry.name}…`);
+      await api.models.download.mutate({ id: entry.id });
+      for (;;) {
+        const status = await api.models.status.query({ id: entry.id });
+        if (!status) throw new Error(`The server has no download of ${entry.id} under way`);
+        if (status.phase === 'ready') break;
+        if (status.phase === 'failed' || status.phase === 'cancelled') throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      revision = (await api.manifest.list.query()).find((m) => m.id === entry.id)?.cachedRevision ?? null;
+      if (!revision) throw new Error(`The server fetched ${entry.id} but lists no revision for it`);
+    }
+    const model: EngineModel = { id: entry.id, repo: entry.repo, revision, dtype: entry.dtype, files: entry.files.map((f) => f.path), contextLength: entry.contextLength };
+    await mkdir(this.options.cacheDir, { recursive: true });
+    const engine = new InferenceEngine({ modelHost: `${this.options.server}/models/`, cacheDir: path.resolve(this.options.cacheDir) });
+    this.client = new EngineClient(inProcessWorker(engine));
+    this.log(`loading ${entry.name}…`);
+    const info: LoadedInfo = await this.client.load(model);
+    const ref: ModelRef = { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) };
+    const client = this.client;
+    this.node = new MeshNode(
+      { loaded: () => ({ model: ref, backend: info.backend }), generate: (messages, sampling, prefix) => client.generate(messages, sampling, prefix) },
+      new EngineGate(),
+      { adapter: 'cpu', serving: { ...DEFAULT_JOB_SERVER_OPTIONS, corruptTokens: this.options.corruptTokens ?? false } },
+    );
+
+    if (this.options.room !== 'global' && me.kind === 'ACCOUNT') {
+      await api.room.join.mutate({ room: this.options.room, ...(this.options.invite ? { inviteCode: this.options.invite } : {}) });
+    }
+    const iceServers = await api.room.iceServers.query();
+    const socket: MeshSocket = io(`${this.options.server}${MESH_NAMESPACE}`, { transports: ['websocket'], extraHeaders: { cookie: this.cookie } });
+    this.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve());
+      socket.once('connect_error', (error) => reject(new Error(`Signaling refused this peer: ${error.message}`)));
+    });
+    // werift speaks the standard RTCPeerConnection API this project uses; with no ICE servers configured it
+    // gathers host candidates only (werift's own default would ask a public STUN server).
+    const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) => new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
+    this.room = new MeshRoom(socket, this.options.room, iceServers, createPeerConnection, this.node);
+    await this.room.join();
+    const error = this.room.getSnapshot().error;
+    if (error) throw new Error(`Could not join room ${this.options.room}: ${error}`);
+    this.node.setSharing(true);
+    this.log(`${this.displayName} shares ${entry.name} (${info.backend}) in room ${this.options.room}`);
+  }
+
+  status(): PeerStatus {
+    const served = this.node?.server.served ?? [];
+    const last = [...served].reverse().find((job) => job.tokensPerSecond > 0);
+    return {
+      room: this.options.room,
+      name: this.displayName,
+      peers: this.node?.list().length ?? 0,
+      jobsServed: served.filter((job) => job.outcome === 'done').length,
+      running: this.node?.server.outstanding() ?? 0,
+      tokensPerSecond: last?.tokensPerSecond ?? null,
+    };
+  }
+
+  /** Leaves the room (jobs in progress end; their requesters continue elsewhere) and closes everything. */
+  async stop(): Promise<void> {
+    this.node?.setSharing(false);
+    await this.room?.leave().catch(() => undefined);
+    this.node?.close();
+    this.socket?.disconnect();
+    this.client?.terminate();
+  }
+}

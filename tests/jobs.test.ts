@@ -1,0 +1,103 @@
+// Mesh job records over real HTTP and Socket.IO: a requester starts a job naming a serving peer by its peer id,
+// and the server resolves it to the user behind it only when that peer is in the room; finishing records the
+// numbers and the last server after a failover; a spot-check mismatch is recorded against the peer's user; only
+// the requester may finish or report; jobs.list and room stats reflect it all.
+import { TRPCClientError } from '@trpc/client';
+import type { FastifyInstance } from 'fastify';
+import { type Socket, io } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/server/app.ts';
+import type { Ack, ClientToServerEvents, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
+import { chatClient } from './support/chat-client.ts';
+import { type TestDatabase, openTestDatabase } from './support/database.ts';
+import { testEnv } from './support/env.ts';
+import { guestCookie } from './support/server-process.ts';
+
+type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let base: string;
+const sockets: Client[] = [];
+
+beforeAll(async () => {
+  db = await openTestDatabase('pglite');
+  app = await buildApp({ env: testEnv(), database: db.database });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  for (const socket of sockets) socket.disconnect();
+  await app?.close();
+  await db?.cleanup();
+});
+
+/** A guest with an API client and a socket in the global room; returns its peer id. */
+async function member(name: string) {
+  const cookie = await guestCookie(base, name);
+  const socket: Client = io(`${base}/mesh`, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { cookie } });
+  sockets.push(socket);
+  await new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(null));
+    socket.once('connect_error', reject);
+  });
+  const joined = (await socket.emitWithAck('room:join', { room: 'global' })) as Ack<{ self: PeerInfo }>;
+  if (!joined.ok) throw new Error(joined.message);
+  return { api: chatClient(base, cookie), peerId: joined.data.self.peerId, userId: joined.data.self.userId, socket };
+}
+
+const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
+const model = { id: 'nano-shakespeare', sha256: 'a'.repeat(64) };
+
+describe('mesh job records', () => {
+  it('records a job with the serving peers resolved to their users, its failover, and a spot-check mismatch', async () => {
+    const bob = await member('Bob');
+    const ada = await member('Ada');
+    const cy = await member('Cy');
+
+    // A peer that is not in the room cannot be named.
+    const stranger = '00000000-0000-4000-8000-000000000000';
+    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: stranger, model }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+
+    const { id } = await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model });
+    // Only the requester finishes it.
+    const finish = { id, outcome: 'COMPLETED' as const, serverPeerId: cy.peerId, backend: 'wasm' as const, tokensIn: 12, tokensOut: 40, ttftMs: 25.4, tokensPerSecond: 88.5, failoverCount: 1 };
+    expect(codeOf(await ada.api.jobs.finish.mutate(finish).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    await bob.api.jobs.finish.mutate(finish);
+    expect(codeOf(await bob.api.jobs.finish.mutate(finish).catch((e: unknown) => e))).toBe('CONFLICT');
+
+    const row = await db.database.prisma.inferenceJob.findUniqueOrThrow({ where: { id } });
+    expect(row).toMatchObject({ requesterId: bob.userId, serverId: cy.userId, route: 'MESH', outcome: 'COMPLETED', tokensOut: 40, ttftMs: 25, failoverCount: 1, backend: 'wasm' });
+    expect(row.finishedAt).not.toBeNull();
+
+    // A spot check that caught Cy: recorded against Cy's user.
+    expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] })).toEqual({ id, mismatches: 1 });
+    expect(codeOf(await ada.api.jobs.check.mutate({ id, result: 'MATCH', excludedPeerIds: [] }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    const mismatches = await db.database.prisma.peerMismatch.findMany({ where: { jobId: id } });
+    expect(mismatches).toMatchObject([{ reporterId: bob.userId, peerUserId: cy.userId, peerName: 'Cy' }]);
+
+    // Bob sees the job he asked for; Cy, who served it last, sees it too; Ada does not.
+    expect((await bob.api.jobs.list.query()).map((job) => [job.id, job.checkResult, job.server?.displayName])).toEqual([[id, 'MISMATCH', 'Cy']]);
+    expect((await cy.api.jobs.list.query()).map((job) => job.id)).toEqual([id]);
+    expect(await ada.api.jobs.list.query()).toEqual([]);
+
+    const stats = await ada.api.jobs.roomStats.query({ room: 'global' });
+    expect(stats).toMatchObject({ room: 'global', jobs: { COMPLETED: 1 }, tokensOut: 40, failovers: 1, mismatches: 1, servers: [{ name: 'Cy', jobs: 1, tokensOut: 40 }] });
+  });
+
+  it('refuses malformed reports and caps the jobs one person keeps running', async () => {
+    const bob = await member('Bob2');
+    const ada = await member('Ada2');
+    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: 'not-a-uuid', model } as never).catch((e: unknown) => e))).toBe('BAD_REQUEST');
+    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model: { id: 'x', sha256: 'short' } }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
+    const started = [];
+    for (let i = 0; i < 16; i++) started.push(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }));
+    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('TOO_MANY_REQUESTS');
+    // Finishing one frees a place.
+    await bob.api.jobs.finish.mutate({ id: started[0]?.id ?? '', outcome: 'CANCELLED', tokensIn: 0, tokensOut: 0, failoverCount: 0 });
+    await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
+    // A peer that left the room cannot be named any more.
+    ada.socket.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+  });
+});
