@@ -56,7 +56,10 @@ export interface MeshOutcome {
   servedBy: PeerView[];
   failovers: number;
   tokensIn: number;
+  /** From asking to the first token, as this side saw it. */
   ttftMs: number;
+  /** The last serving engine's own time to first token (its side of `ttftMs`). */
+  servedTtftMs: number;
   tokensPerSecond: number;
   backend: string;
   /** Resolves after the spot check, if this job was picked for one. */
@@ -203,6 +206,7 @@ export class JobRequester {
           failovers,
           tokensIn: done.tokensIn,
           ttftMs: firstTokenAt ? firstTokenAt - started : 0,
+          servedTtftMs: done.ttftMs,
           tokensPerSecond: done.tokensPerSecond,
           backend: done.backend,
           check: null,
@@ -222,6 +226,7 @@ export class JobRequester {
           failovers,
           tokensIn: 0,
           ttftMs: firstTokenAt ? firstTokenAt - started : 0,
+          servedTtftMs: 0,
           tokensPerSecond: 0,
           backend: '',
           check: null,
