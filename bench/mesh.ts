@@ -46,7 +46,7 @@ if (!existsSync(path.join(BENCH_DIR, 'onnx/model.onnx'))) {
 const hub = new FakeHub();
 await hub.start();
 const { manifestPath, published } = await publishModels(hub, dir, [{ id: 'bench', from: BENCH_DIR, contextLength: BENCH.maxPositions }]);
-const server = await startServer({ DATA_DIR: path.join(dir, 'data'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, CLIENT_DIST_DIR: path.join(dir, 'none'), LOG_LEVEL: 'warn' });
+const server = await startServer({ DATA_DIR: path.join(dir, 'data'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, CLIENT_DIST_DIR: path.join(dir, 'none') });
 await downloadModel(server.url, await guestCookie(server.url), 'bench');
 const publishedBench = published.bench?.model;
 if (!publishedBench) throw new Error('the benchmark model was not published');

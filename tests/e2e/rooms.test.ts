@@ -1,6 +1,7 @@
 // Rooms in headless Chromium: two guests in the global room see each other connected over WebRTC with a
-// round-trip time; a third browser, signed up and in a room of its own, sees neither and is not seen; when one
-// guest closes its page, the other shows it gone.
+// round-trip time; a third browser, signed up and in a room of its own, sees neither and is not seen; a guest who
+// signs up while in the room comes back into it on the new session; when one closes its page, the other shows
+// it gone.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -70,6 +71,19 @@ describe('rooms in the browser', () => {
     await expect.poll(() => cy.getByTestId('room-empty').count(), { timeout: 15_000 }).toBe(1);
     expect(await cy.getByTestId('room-peer').count()).toBe(0);
     expect(await ada.getByTestId('room-peer').count()).toBe(1);
+
+    // Bob signs up on the Account screen while in the room: the server ends his guest session's socket, and the
+    // room comes back on the new one (a new peer id, connected again).
+    const guestPeerId = await peerRow(ada, 'Bob').getAttribute('data-peer-id');
+    await bob.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+    await bob.getByTestId('account-username').fill('bob-signed-up');
+    await bob.getByTestId('account-password').fill('correct horse battery');
+    await bob.getByTestId('account-submit').click();
+    await expect.poll(() => bob.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as bob-signed-up/);
+    // Read without waiting: the row is gone for a moment between the two sessions.
+    const bobRows = () =>
+      peerRow(ada, 'Bob').evaluateAll((rows) => rows.map((row) => [row.getAttribute('data-peer-id'), row.querySelector('[data-testid="peer-state"]')?.getAttribute('data-state')]));
+    await expect.poll(bobRows, { timeout: 30_000 }).toEqual([[expect.not.stringMatching(guestPeerId ?? ''), 'open']]);
 
     await bob.context().close();
     await expect.poll(() => peerRow(ada, 'Bob').count(), { timeout: 15_000 }).toBe(0);

@@ -4,19 +4,36 @@ import type { MeshSocket } from '../../shared/rtc/mesh-room.ts';
 import { MESH_NAMESPACE } from '../../shared/socket-contract.ts';
 import { trpc } from './trpc.ts';
 
-let socket: MeshSocket | null = null;
+let connecting: Promise<MeshSocket> | null = null;
 
-/** Connects once a session exists (a guest identity is made on first use). */
-export async function meshSocket(): Promise<MeshSocket> {
-  if (socket) return socket;
-  if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
-  if (socket) return socket;
-  const created: MeshSocket = io(MESH_NAMESPACE, { withCredentials: true });
-  // The server ends a socket whose session was revoked (logout, or sign-up rotating a guest's session): the next
-  // caller connects again with the current cookie.
-  created.on('disconnect', (reason) => {
-    if (reason === 'io server disconnect' && socket === created) socket = null;
+/**
+ * Connects once a session exists (a guest identity is made on first use, unless `guest` is false) and resolves
+ * when the server has accepted the socket; a refused handshake rejects, and the next call tries again.
+ */
+export function meshSocket(options: { guest?: boolean } = {}): Promise<MeshSocket> {
+  connecting ??= (async () => {
+    if (!(await trpc.auth.me.query())) {
+      if (options.guest === false) throw new Error('Not signed in');
+      await trpc.auth.guest.mutate({});
+    }
+    const created: MeshSocket = io(MESH_NAMESPACE, { withCredentials: true });
+    await new Promise<void>((resolve, reject) => {
+      created.once('connect', () => resolve());
+      created.once('connect_error', (error) => {
+        created.close();
+        reject(new Error(`The signaling server refused this tab: ${error.message}`));
+      });
+    });
+    // The server ends a socket whose session was revoked (logout, or sign-up rotating a guest's session): the next
+    // caller connects again with the current cookie.
+    created.on('disconnect', (reason) => {
+      if (reason === 'io server disconnect' && connecting === made) connecting = null;
+    });
+    return created;
+  })();
+  const made = connecting;
+  made.catch(() => {
+    if (connecting === made) connecting = null;
   });
-  socket = created;
-  return socket;
+  return made;
 }

@@ -104,9 +104,10 @@ export class MeshNode {
     return channel;
   }
 
-  removePeer(peerId: string): void {
+  /** A member left or its channel closed; with `channel`, only if that is still the member's channel. */
+  removePeer(peerId: string, channel?: PeerChannel): void {
     const peer = this.peers.get(peerId);
-    if (!peer) return;
+    if (!peer || (channel && peer.channel !== channel)) return;
     clearInterval(peer.timer);
     this.peers.delete(peerId);
     this.server.peerLeft(peerId);

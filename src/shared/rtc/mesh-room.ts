@@ -3,6 +3,7 @@
 // inference, RTT). The browser's room screen reads it as an external store; the headless peer drives it too.
 import type { Socket } from 'socket.io-client';
 import type { MeshNode } from '../mesh/mesh-node.ts';
+import type { PeerChannel } from '../mesh/peer-channel.ts';
 import type { PeerCapabilities } from '../peer-protocol.ts';
 import {
   type Capabilities,
@@ -99,13 +100,15 @@ export class MeshRoom {
   private link(peer: PeerInfo): PeerLink {
     let link = this.links.get(peer.peerId);
     if (!link && this.self) {
+      let channel: PeerChannel | undefined;
       const made = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.createPeerConnection, this.iceServers, (signal) => this.relay(peer.peerId, signal), () => {
-        if (made.state().channel === 'closed') this.node.removePeer(peer.peerId);
+        if (made.state().channel === 'closed' && channel) this.node.removePeer(peer.peerId, channel);
         this.changed();
       });
       made.onOpen = () => {
-        const channel = this.node.addPeer(peer.peerId, this.infos.get(peer.peerId)?.displayName ?? peer.displayName, made.wire());
-        made.onMessage = (data) => channel.receive(data);
+        const opened = this.node.addPeer(peer.peerId, this.infos.get(peer.peerId)?.displayName ?? peer.displayName, made.wire());
+        channel = opened;
+        made.onMessage = (data) => opened.receive(data);
       };
       link = made;
       this.links.set(peer.peerId, link);
@@ -153,8 +156,9 @@ export class MeshRoom {
   }
 
   private drop(peerId: string): void {
-    this.node.removePeer(peerId);
-    this.links.get(peerId)?.close();
+    const link = this.links.get(peerId);
+    if (link) this.node.removePeer(peerId);
+    link?.close();
     this.links.delete(peerId);
     this.outbox.delete(peerId);
     this.infos.delete(peerId);

@@ -58,13 +58,13 @@ export function currentRoom(): MeshRoom | null {
 }
 
 /** Joins `slug` (leaving any other room): a member first for custom rooms, then presence and links. */
-export async function joinMeshRoom(slug: string, invite?: string): Promise<MeshRoom> {
+export async function joinMeshRoom(slug: string, invite?: string, options: { guest?: boolean } = {}): Promise<MeshRoom> {
   if (room?.room === slug) return room;
   if (joining) await joining.catch(() => undefined);
   if (room?.room === slug) return room;
   joining = (async () => {
     await leaveMeshRoom();
-    const socket = await meshSocket();
+    const socket = await meshSocket(options);
     const me = await trpc.auth.me.query();
     if (slug !== 'global' && me?.kind === 'ACCOUNT') await trpc.room.join.mutate({ room: slug, ...(invite ? { inviteCode: invite } : {}) });
     const iceServers = await trpc.room.iceServers.query();
@@ -78,7 +78,8 @@ export async function joinMeshRoom(slug: string, invite?: string): Promise<MeshR
       if (reason !== 'io server disconnect' || room !== joined) return;
       room = null;
       emit();
-      void joinMeshRoom(slug, invite);
+      // Its links go too: the other side hears this peer id leave and will meet the new one.
+      void joined.leave().finally(() => rejoin(slug, invite));
     });
     await joined.join();
     return joined;
@@ -87,6 +88,28 @@ export async function joinMeshRoom(slug: string, invite?: string): Promise<MeshR
     return await joining;
   } finally {
     joining = null;
+  }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Back into the room after the server ended this tab's socket because its session changed. The socket can close
+ * before the new session's cookie has arrived, so wait for a session to exist; after a log-out there is none, and
+ * the room is left (no new guest is made behind the person's back).
+ */
+async function rejoin(slug: string, invite: string | undefined): Promise<void> {
+  for (const wait of [200, 500, 1000, 2000, 4000, 8000]) {
+    await sleep(wait);
+    if (room || joining) return;
+    const me = await trpc.auth.me.query().catch(() => null);
+    if (!me) continue;
+    try {
+      await joinMeshRoom(slug, invite, { guest: false });
+      return;
+    } catch {
+      // The old cookie was still in use: try again.
+    }
   }
 }
 

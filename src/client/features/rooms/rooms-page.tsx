@@ -185,7 +185,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
             const caps = peer.mesh ?? peer.capabilities;
             const excluded = room.node.requester.excluded.get(peer.peerId);
             return (
-              <tr key={peer.peerId} data-testid="room-peer" data-peer-name={peer.displayName} data-excluded={excluded ? 'true' : undefined}>
+              <tr key={peer.peerId} data-testid="room-peer" data-peer-name={peer.displayName} data-peer-id={peer.peerId} data-excluded={excluded ? 'true' : undefined}>
                 <td>
                   {peer.displayName}
                   {excluded && (

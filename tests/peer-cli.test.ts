@@ -1,0 +1,74 @@
+// `npm run peer` as a real process against a real server: it signs in as a guest, loads the bundled model through
+// the proxy, joins the room and shares, prints its status, and leaves cleanly on SIGINT; bad arguments and an
+// unknown model end it with a clear message and a non-zero code.
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { type Socket, io } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Ack, ClientToServerEvents, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
+import { ROOT, type ServerProcess, guestCookie, startServer } from './support/server-process.ts';
+
+let dir: string;
+let server: ServerProcess;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mesh-peer-cli-'));
+  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none') });
+}, 60_000);
+
+afterAll(async () => {
+  server?.child.kill('SIGTERM');
+  await server?.exited;
+  await rm(dir, { recursive: true, force: true });
+});
+
+function peer(args: string[]) {
+  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args], { cwd: ROOT });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, out: () => stdout, err: () => stderr };
+}
+
+describe('npm run peer', () => {
+  it('joins the room, shares the model, shows its status and leaves cleanly on SIGINT', async () => {
+    const watcherCookie = await guestCookie(server.url, 'Watcher');
+    const watcher: Socket<ServerToClientEvents, ClientToServerEvents> = io(`${server.url}/mesh`, { transports: ['websocket'], extraHeaders: { cookie: watcherCookie } });
+    const joined = (await watcher.emitWithAck('room:join', { room: 'global' })) as Ack<{ peers: PeerInfo[] }>;
+    expect(joined.ok).toBe(true);
+    const seen: PeerInfo[] = [];
+    const left: string[] = [];
+    watcher.on('peer:joined', ({ peer: info }) => seen.push(info));
+    watcher.on('peer:updated', ({ peer: info }) => seen.push(info));
+    watcher.on('peer:left', ({ peerId }) => left.push(peerId));
+
+    const run = peer(['--server', server.url, '--room', 'global', '--model', 'nano-shakespeare', '--name', 'Box', '--cache-dir', path.join(dir, 'cache')]);
+    await expect.poll(() => run.out(), { timeout: 60_000 }).toMatch(/Box shares Nano Shakespeare \(demo\) \(cpu\) in room global/);
+    await expect.poll(() => run.out(), { timeout: 10_000 }).toMatch(/Box in global: \d+ peers · 0 jobs served · 0 running · — tok\/s/);
+    // The room hears of it, sharing the model, through the server's presence.
+    await expect.poll(() => seen.some((info) => info.displayName === 'Box' && info.capabilities.sharing && info.capabilities.models[0]?.id === 'nano-shakespeare'), { timeout: 10_000 }).toBe(true);
+
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(0);
+    expect(run.out()).toMatch(/SIGINT: leaving the room/);
+    const box = seen.find((info) => info.displayName === 'Box');
+    await expect.poll(() => left.includes(box?.peerId ?? '')).toBe(true);
+    watcher.disconnect();
+  }, 90_000);
+
+  it('ends with usage and code 2 on bad arguments, and with a clear message and code 1 on an unknown model', async () => {
+    const missing = peer(['--server', server.url]);
+    expect(await missing.exited).toBe(2);
+    expect(missing.err()).toMatch(/--server, --room and --model are required[\s\S]*Usage: npm run peer/);
+    const badUrl = peer(['--server', 'ftp://x', '--room', 'global', '--model', 'm']);
+    expect(await badUrl.exited).toBe(2);
+    expect(badUrl.err()).toMatch(/--server must be an http\(s\) URL/);
+    const unknown = peer(['--server', server.url, '--room', 'global', '--model', 'no-such-model', '--cache-dir', path.join(dir, 'cache')]);
+    expect(await unknown.exited).toBe(1);
+    expect(unknown.err()).toMatch(/The server's catalogue has no model no-such-model/);
+  }, 60_000);
+});
