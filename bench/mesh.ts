@@ -58,8 +58,9 @@ const ref: ModelRef = { id: 'bench', sha256: await modelFingerprint(benchModel.r
 const children: ChildProcess[] = [];
 
 /** A headless peer in its own process (`npm run peer`); resolves once it shares. */
-function servingPeer(name: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), '--server', server.url, '--room', 'global', '--model', 'bench', '--name', name, '--cache-dir', path.join(dir, 'peer-cache', name)], {
+function servingPeer(name: string, threads?: number): Promise<ChildProcess> {
+  const args = ['--server', server.url, '--room', 'global', '--model', 'bench', '--name', name, '--cache-dir', path.join(dir, 'peer-cache', name), ...(threads ? ['--threads', String(threads)] : [])];
+  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -173,8 +174,10 @@ async function overhead() {
 async function aggregate() {
   const askers = await Promise.all(Array.from({ length: 8 }, (_, i) => requester(`A${i}`)));
   const results: { peers: number; tps: number }[] = [];
+  // BENCH_THREADS: ONNX Runtime threads per serving peer (default: its own choice, every core).
+  const threads = process.env.BENCH_THREADS ? Number(process.env.BENCH_THREADS) : undefined;
   for (const peers of [1, 2, 4]) {
-    await Promise.all(Array.from({ length: peers }, (_, i) => servingPeer(`P${peers}-${i}`)));
+    await Promise.all(Array.from({ length: peers }, (_, i) => servingPeer(`P${peers}-${i}`, threads)));
     await Promise.all(askers.map((asker) => asker.waitFor(peers)));
     let tokens = 0;
     const deadline = performance.now() + DURATION_S * 1000;
@@ -194,7 +197,7 @@ async function aggregate() {
   }
   await Promise.all(askers.map((asker) => asker.close()));
   const one = results[0]?.tps ?? 1;
-  console.log(`2. aggregate: 8 requesters asking back to back for ${DURATION_S} s, ${TOKENS}-token greedy answers:`);
+  console.log(`2. aggregate: 8 requesters asking back to back for ${DURATION_S} s, ${TOKENS}-token greedy answers, ${threads ?? 'default'} ORT threads per peer:`);
   for (const { peers, tps } of results) console.log(`   ${peers} peer${peers === 1 ? ' ' : 's'}: ${fmt(tps)} tok/s in all, ${fmt(tps / one, 2)}× one peer (goal ${fmt(0.9 * peers, 1)}× on ${peers} free cores)`);
 }
 

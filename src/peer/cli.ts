@@ -13,7 +13,8 @@ const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID 
   --name       display name of the guest this peer signs in as
   --token      an account's session token (its mesh_session cookie) instead of a guest
   --invite     invite code of a private room
-  --cache-dir  where model files are kept between runs (default ./data/peer-cache)`;
+  --cache-dir  where model files are kept between runs (default ./data/peer-cache)
+  --threads    ONNX Runtime threads (default: every core; give each of several peers on one machine fewer)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${USAGE}\n`);
@@ -31,6 +32,7 @@ try {
       token: { type: 'string' },
       invite: { type: 'string' },
       'cache-dir': { type: 'string' },
+      threads: { type: 'string' },
       // Test only: a dishonest peer whose tokens the spot checks must catch.
       'corrupt-tokens': { type: 'boolean' },
       help: { type: 'boolean' },
@@ -46,6 +48,8 @@ if (parsed.help) {
 }
 const { server, room, model } = parsed;
 if (!server || !room || !model) fail('--server, --room and --model are required');
+const threads = parsed.threads === undefined ? undefined : Number(parsed.threads);
+if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) fail(`--threads must be a whole number from 1 to 256, not ${parsed.threads}`);
 if (!URL.canParse(server) || !/^https?:$/.test(new URL(server).protocol)) fail(`--server must be an http(s) URL, not ${server}`);
 
 const interactive = process.stdout.isTTY === true;
@@ -61,6 +65,7 @@ const peer = new HeadlessPeer({
   ...(parsed.token ? { token: parsed.token } : {}),
   ...(parsed.invite ? { invite: parsed.invite } : {}),
   cacheDir: parsed['cache-dir'] ?? path.join('data', 'peer-cache'),
+  ...(threads ? { threads } : {}),
   corruptTokens: parsed['corrupt-tokens'] ?? false,
   log: (line) => process.stdout.write(`${line}\n`),
 });

@@ -34,6 +34,8 @@ export interface HeadlessPeerOptions {
   cacheDir: string;
   /** Private rooms' invite code. */
   invite?: string;
+  /** ONNX Runtime threads per operator (default: every core). */
+  threads?: number;
   /** Test only: report wrong tokens (for the spot-check tests). */
   corruptTokens?: boolean;
   log?: (line: string) => void;
@@ -109,7 +111,11 @@ export class HeadlessPeer {
     }
     const model: EngineModel = { id: entry.id, repo: entry.repo, revision, dtype: entry.dtype, files: entry.files.map((f) => f.path), contextLength: entry.contextLength };
     await mkdir(this.options.cacheDir, { recursive: true });
-    const engine = new InferenceEngine({ modelHost: `${this.options.server}/models/`, cacheDir: path.resolve(this.options.cacheDir) });
+    const engine = new InferenceEngine({
+      modelHost: `${this.options.server}/models/`,
+      cacheDir: path.resolve(this.options.cacheDir),
+      ...(this.options.threads ? { threads: this.options.threads } : {}),
+    });
     this.client = new EngineClient(inProcessWorker(engine));
     this.log(`loading ${entry.name}…`);
     const info: LoadedInfo = await this.client.load(model);

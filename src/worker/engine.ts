@@ -50,6 +50,8 @@ export interface EngineOptions {
   browserCache?: boolean;
   /** WebGPU entry point; defaults to `navigator.gpu`. */
   gpu?: GpuLike | null;
+  /** Node: ONNX Runtime threads per operator (default: its own choice, every core). Several peers on one machine want fewer. */
+  threads?: number;
 }
 
 export interface LoadProgress {
@@ -213,6 +215,7 @@ export class InferenceEngine {
       dtype: plan.dtype,
       device: plan.backend,
       progress_callback: progress,
+      ...(this.options.threads ? { session_options: { intraOpNumThreads: this.options.threads, interOpNumThreads: 1 } } : {}),
     });
   }
 

@@ -30,9 +30,23 @@ export const roomKey = (slug: string) => `room:${slug}`;
 export const peerKey = (peerId: string) => `peer:${peerId}`;
 export const sessionKey = (sessionId: string) => `session:${sessionId}`;
 
+/**
+ * The socket of `peerId`: on this node straight from the adapter's rooms (no round trip), else asked of every node
+ * (Redis adapter). A remote socket is a copy with `rooms`, `data` and `emit`, which is all the callers use.
+ */
+async function peerSocket(mesh: MeshNamespace, peerId: string) {
+  const local = mesh.adapter.rooms.get(peerKey(peerId));
+  for (const id of local ?? []) {
+    const socket = mesh.sockets.get(id);
+    if (socket) return socket;
+  }
+  const [remote] = await mesh.in(peerKey(peerId)).fetchSockets();
+  return remote;
+}
+
 /** The user behind `peerId` if that peer is in `room` now (on any node). */
 export async function findPeer(mesh: MeshNamespace, room: string, peerId: string): Promise<{ userId: string; displayName: string } | null> {
-  const [socket] = await mesh.in(peerKey(peerId)).fetchSockets();
+  const socket = await peerSocket(mesh, peerId);
   return socket?.rooms.has(roomKey(room)) ? { userId: socket.data.userId, displayName: socket.data.displayName } : null;
 }
 
@@ -149,7 +163,7 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
       if (Buffer.byteLength(JSON.stringify(data ?? null)) > SIGNAL_MAX_BYTES) return fail('TOO_LARGE', `A signal is at most ${SIGNAL_MAX_BYTES} bytes`);
       // The target by its own peer room, then checked to be in this room: signals never cross rooms.
-      const [target] = await mesh.in(peerKey(to)).fetchSockets();
+      const target = await peerSocket(mesh, to);
       if (!target || !target.rooms.has(key)) return fail('PEER_NOT_FOUND', `No peer ${to} in room ${slug}`);
       target.emit('signal', { room: slug, from: socket.data.peerId, data });
       return { ok: true, data: null };
