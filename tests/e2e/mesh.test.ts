@@ -108,6 +108,27 @@ function jobsOf(page: Page) {
   });
 }
 
+/** Closes `server`'s page as soon as an answer starts to appear on `asker`'s chat screen. */
+async function closeOnFirstToken(asker: Page, server: Page): Promise<() => Promise<void>> {
+  let closed: Promise<void> | null = null;
+  await asker.exposeFunction('answerStarted', () => {
+    closed ??= server.context().close();
+  });
+  await asker.evaluate(() => {
+    const seen = { done: false };
+    new MutationObserver(() => {
+      const answers = document.querySelectorAll('[data-testid="chat-message-assistant"]');
+      if (!seen.done && (answers[answers.length - 1]?.textContent?.length ?? 0) > 0) {
+        seen.done = true;
+        void (window as unknown as { answerStarted: () => Promise<void> }).answerStarted();
+      }
+    }).observe(document.body, { childList: true, subtree: true, characterData: true });
+  });
+  return async () => {
+    await closed;
+  };
+}
+
 const SAMPLED = { temperature: '0.8', seed: '7' };
 const LONG_PROMPT = 'What says the king of the crown?';
 
@@ -143,7 +164,15 @@ describe('mesh inference in the browser', () => {
     const local = await ask(ada, 'device', prompt);
     expect(local.readout).toMatch(/on this device · WASM/);
     expect(remote.text).toBe(local.text);
-    await Promise.all([ada.context().close(), bob.context().close()]);
+
+    // Auto: Bob's answer starts on Ada, Ada's page closes, nobody else shares: the cloud (the stub) answers instead.
+    await open(bob, 'Chat');
+    await newChat(bob);
+    const closed = await closeOnFirstToken(bob, ada);
+    const fallback = await ask(bob, 'auto', LONG_PROMPT, SAMPLED);
+    await closed();
+    expect(fallback.readout).toMatch(/^Stub .* · the mesh could not answer: No peer in this room shares nano-shakespeare to finish this answer \(Ada: left the room\)$/);
+    await bob.context().close();
   }, 180_000);
 
   it('finishes an answer on another peer when the serving page closes mid-answer, as if nothing happened', async () => {
@@ -163,22 +192,9 @@ describe('mesh inference in the browser', () => {
 
     // Ann's page closes as soon as her first tokens reach Ben.
     await open(ben, 'Chat');
-    let closed: Promise<void> | null = null;
-    await ben.exposeFunction('answerStarted', () => {
-      closed ??= ann.context().close();
-    });
-    await ben.evaluate(() => {
-      const seen = { done: false };
-      new MutationObserver(() => {
-        const answers = document.querySelectorAll('[data-testid="chat-message-assistant"]');
-        if (!seen.done && (answers[answers.length - 1]?.textContent?.length ?? 0) > 0) {
-          seen.done = true;
-          void (window as unknown as { answerStarted: () => Promise<void> }).answerStarted();
-        }
-      }).observe(document.body, { childList: true, subtree: true, characterData: true });
-    });
+    const closed = await closeOnFirstToken(ben, ann);
     const resumed = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
-    await closed;
+    await closed();
     expect(resumed.readout).toMatch(/^on Cy · CPU · .* · continued after 1 peer left \(Ann → Cy\)$/);
     expect(cy.status().jobsServed).toBe(1);
 

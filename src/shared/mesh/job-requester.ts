@@ -94,6 +94,8 @@ export class JobRequester {
   private readonly failures = new Map<string, number[]>();
   /** Peers excluded from scheduling in this room, with why. */
   readonly excluded = new Map<string, string>();
+  /** Finished answers each peer took part in, for the room's panel. */
+  readonly servedMe = new Map<string, number>();
   onMismatch: (event: { peerId: string; jobId: string; checkers: string[] }) => void = () => {};
 
   private readonly options: JobRequesterOptions;
@@ -211,6 +213,7 @@ export class JobRequester {
           backend: done.backend,
           check: null,
         };
+        for (const server of new Set(servedBy)) this.servedMe.set(server.peerId, (this.servedMe.get(server.peerId) ?? 0) + 1);
         if (done.reason !== 'interrupted' && tokens.length > 0 && this.options.random() < this.options.spotCheckRate) {
           outcome.check = this.spotCheck(jobId, request, tokens, madeBy);
         }

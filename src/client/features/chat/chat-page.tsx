@@ -8,7 +8,7 @@ import type { ChatProviderId } from '../../../shared/schemas/chat.ts';
 import { useOnline } from '../../lib/pwa.ts';
 import { api, trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
-import type { MeshOutcome } from '../../../shared/mesh/job-requester.ts';
+import { type MeshOutcome, MeshJobError } from '../../../shared/mesh/job-requester.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import type { MeshRoom } from '../../../shared/rtc/mesh-room.ts';
 import { askMesh } from '../mesh/mesh-answer.ts';
@@ -111,9 +111,8 @@ export function ChatPage() {
     }, 250);
     try {
       const prompt = messages.map(({ role, content }) => ({ role, content }));
-      let result: { text: string; readout: string; record: AnswerRecord };
-      const target = resolveRoute();
-      if (target === 'mesh') {
+      type Result = { text: string; readout: string; record: AnswerRecord };
+      const fromMesh = async (): Promise<Result> => {
         const room = meshRoom;
         const model = shared[0]?.ref;
         if (!room) throw new Error('Join a room on the Rooms screen to ask its peers');
@@ -124,28 +123,26 @@ export function ChatPage() {
         });
         run.current = job;
         const outcome = await job.result;
-        if (!outcome) {
-          result = { text: '', record: { route: 'MESH', modelId: model.id }, readout: 'stopped before a peer answered' };
-        } else {
-          result = {
-            text: outcome.text,
-            record: { route: 'MESH', modelId: model.id, tokensPerSecond: outcome.tokensPerSecond, ttftMs: outcome.ttftMs, tokensOut: outcome.tokenIds.length },
-            readout: meshReadout(outcome),
-          };
-          // A spot check that catches a wrong answer replaces it with the checked one.
-          void outcome.check?.then((check) => {
-            if (!check.corrected) return;
-            const excluded = check.excluded.map((id) => outcome.servedBy.find((p) => p.peerId === id)?.name ?? 'a peer').join(', ');
-            const note = `corrected by a spot check; ${excluded} excluded from this room's jobs`;
-            setConversation((c) => {
-              const fixed = [...c.messages];
-              const at = fixed.findLastIndex((m) => m.role === 'assistant' && m.content === outcome.text);
-              if (at >= 0) fixed[at] = { role: 'assistant', content: check.corrected?.text ?? '', readout: `${meshReadout(outcome)} · ${note}` };
-              return { ...c, messages: fixed };
-            });
+        if (!outcome) return { text: '', record: { route: 'MESH', modelId: model.id }, readout: 'stopped before a peer answered' };
+        // A spot check that catches a wrong answer replaces it with the checked one.
+        void outcome.check?.then((check) => {
+          if (!check.corrected) return;
+          const excluded = check.excluded.map((id) => outcome.servedBy.find((p) => p.peerId === id)?.name ?? 'a peer').join(', ');
+          const note = `corrected by a spot check; ${excluded} excluded from this room's jobs`;
+          setConversation((c) => {
+            const fixed = [...c.messages];
+            const at = fixed.findLastIndex((m) => m.role === 'assistant' && m.content === outcome.text);
+            if (at >= 0) fixed[at] = { role: 'assistant', content: check.corrected?.text ?? '', readout: `${meshReadout(outcome)} · ${note}` };
+            return { ...c, messages: fixed };
           });
-        }
-      } else if (target === 'device') {
+        });
+        return {
+          text: outcome.text,
+          record: { route: 'MESH', modelId: model.id, tokensPerSecond: outcome.tokensPerSecond, ttftMs: outcome.ttftMs, tokensOut: outcome.tokenIds.length },
+          readout: meshReadout(outcome),
+        };
+      };
+      const fromDevice = async (): Promise<Result> => {
         if (!loaded) throw new Error('Load a model on the Models screen first, or pick a cloud provider');
         // This device's own chat comes first: a job it serves for a peer is handed to another peer.
         const release = await engineGate.acquire('local');
@@ -164,16 +161,16 @@ export function ChatPage() {
           release();
         }
         meshNode.measured(outcome.tokensPerSecond);
-        result = {
+        return {
           text: outcome.text,
           record: { route: 'LOCAL', modelId: loaded.entry.id, backend: loaded.backend, ttftMs: outcome.ttftMs, tokensPerSecond: outcome.tokensPerSecond, tokensOut: outcome.completionTokens },
           readout: `${loaded.entry.name} on this device · ${BACKEND_LABEL[loaded.backend]} · TTFT ${Math.round(outcome.ttftMs)} ms · ${outcome.tokensPerSecond.toFixed(1)} tok/s${outcome.reason === 'interrupted' ? ' · stopped' : ''}`,
-        };
-      } else {
+      };
+      };
+      const fromCloud = async (provider: string): Promise<Result> => {
         if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
-        const provider = target;
         const label = configured.find((p) => p.id === provider)?.label ?? provider;
-        result = await new Promise((resolve, reject) => {
+        return new Promise<Result>((resolve, reject) => {
           let text = '';
           const subscription = trpc.chat.stream.subscribe(
             {
@@ -209,7 +206,22 @@ export function ChatPage() {
             },
           };
         });
-      }
+      };
+      let result: Result;
+      const target = resolveRoute();
+      if (target === 'mesh') {
+        try {
+          result = await fromMesh();
+        } catch (cause) {
+          // Auto: when the mesh cannot answer (nobody left who shares the model), a cloud provider can.
+          const cloud = online ? configured[0] : undefined;
+          if (route !== 'auto' || !(cause instanceof MeshJobError) || cause.code === 'CANCELLED' || !cloud) throw cause;
+          show('');
+          result = await fromCloud(cloud.id);
+          result.readout += ` · the mesh could not answer: ${cause.message}`;
+        }
+      } else if (target === 'device') result = await fromDevice();
+      else result = await fromCloud(target);
       await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout }], result.record);
     } catch (cause) {
       setError(cause instanceof Error ? cause.message : String(cause));

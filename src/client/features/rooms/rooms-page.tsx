@@ -164,6 +164,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
       <p className="muted small" data-testid="self-serving">
         {own.sharing ? `Sharing: ${served} jobs served, ${own.queue} waiting` : 'Not sharing: peers cannot run jobs here'}
       </p>
+      <RoomStats room={room.room} />
       {snapshot.self && snapshot.peers.length === 0 && <p className="muted" data-testid="room-empty">Nobody else is here yet.</p>}
       {snapshot.peers.length > 0 && <MeshGraph self={snapshot.self?.displayName ?? 'You'} peers={snapshot.peers} />}
       <table className="peers">
@@ -175,6 +176,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
             <th scope="col">Speed</th>
             <th scope="col">Queue</th>
             <th scope="col">Shares</th>
+            <th scope="col">Answered you</th>
             <th scope="col">Connection</th>
             <th scope="col">RTT</th>
           </tr>
@@ -200,6 +202,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
                 <td>{formatRate(caps.tokensPerSecond)}</td>
                 <td>{caps.queue}</td>
                 <td data-testid="peer-sharing">{caps.sharing ? 'yes' : 'no'}</td>
+                <td data-testid="peer-served-me">{room.node.requester.servedMe.get(peer.peerId) ?? 0}</td>
                 <td data-testid="peer-state" data-state={peer.link.channel === 'open' ? 'open' : peer.link.connection}>
                   {peer.link.channel === 'open' ? 'connected' : (STATE_LABEL[peer.link.connection] ?? peer.link.connection)}
                 </td>
@@ -210,6 +213,39 @@ function RoomMembers({ room }: { room: MeshRoom }) {
         </tbody>
       </table>
     </>
+  );
+}
+
+/** What the server recorded of this room's mesh jobs, and this person's latest ones. */
+function RoomStats({ room }: { room: string }) {
+  const stats = api.jobs.roomStats.useQuery({ room }, { refetchInterval: 5000, retry: false });
+  const mine = api.jobs.list.useQuery(undefined, { refetchInterval: 5000, retry: false });
+  const recent = (mine.data ?? []).filter((job) => job.room?.slug === room).slice(0, 5);
+  if (!stats.data) return null;
+  const { jobs, tokensOut, failovers, mismatches, servers } = stats.data;
+  const completed = jobs.COMPLETED ?? 0;
+  return (
+    <div className="room-stats">
+      <p className="muted small" data-testid="room-stats">
+        {completed} answers served in this room · {tokensOut} tokens · {failovers} failovers · {mismatches} failed spot checks
+        {servers.length > 0 && ` · most by ${servers.map((s) => `${s.name} (${s.jobs})`).join(', ')}`}
+      </p>
+      {recent.length > 0 && (
+        <details>
+          <summary>Your latest mesh jobs here</summary>
+          <ul className="small" data-testid="my-jobs">
+            {recent.map((job) => (
+              <li key={job.id}>
+                {job.outcome.toLowerCase()} · {job.modelId} · {job.server?.displayName ?? 'a peer that left'} · {job.tokensOut} tokens
+                {job.tokensPerSecond ? ` · ${job.tokensPerSecond.toFixed(1)} tok/s` : ''}
+                {job.failoverCount ? ` · ${job.failoverCount} failover${job.failoverCount === 1 ? '' : 's'}` : ''}
+                {job.checkResult ? ` · check: ${job.checkResult.toLowerCase()}` : ''}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </div>
   );
 }
 
