@@ -49,7 +49,10 @@ interface TestPeer {
 
 const opened: TestPeer[] = [];
 
-async function peer(name: string, options: { share?: boolean; corrupt?: boolean; tokensPerSecond?: number; spotCheckRate?: number } = {}): Promise<TestPeer> {
+async function peer(
+  name: string,
+  options: { share?: boolean; corrupt?: boolean; tokensPerSecond?: number; spotCheckRate?: number; serving?: Partial<typeof DEFAULT_JOB_SERVER_OPTIONS> } = {},
+): Promise<TestPeer> {
   const engine = new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'tfjs-cache') });
   const client = new EngineClient(inProcessWorker(engine));
   let info: LoadedInfo | null = null;
@@ -60,7 +63,7 @@ async function peer(name: string, options: { share?: boolean; corrupt?: boolean;
     gate,
     {
       adapter: 'cpu',
-      serving: { ...DEFAULT_JOB_SERVER_OPTIONS, corruptTokens: options.corrupt ?? false },
+      serving: { ...DEFAULT_JOB_SERVER_OPTIONS, ...options.serving, corruptTokens: options.corrupt ?? false },
       requesting: { ...DEFAULT_REQUESTER_OPTIONS, spotCheckRate: options.spotCheckRate ?? 0, stallMs: 3000, acceptTimeoutMs: 3000 },
     },
   );
@@ -289,5 +292,54 @@ describe('mesh inference between nodes', () => {
     // A message past the protocol's caps is refused before it is sent, saying which field.
     const tooLong = b.node.requester.run({ model: ref, messages: [{ role: 'user', content: 'x'.repeat(40_000) }], sampling: GREEDY, onToken: () => {} });
     await expect(tooLong.result).rejects.toMatchObject({ code: 'INVALID', message: expect.stringMatching(/messages\.0\.content/) });
+  }, 60_000);
+
+  it('holds its caps: outstanding jobs per peer, the queue, offers per minute and deadlines, each refused by name', async () => {
+    const a = await peer('A', { share: true, serving: { queueLimit: 2, perPeerOutstanding: 2, perPeerPerMinute: 5 } });
+    const b = await peer('B');
+    const c = await peer('C');
+    connect(a, b);
+    connect(a, c);
+    await settle();
+    // Raw offers, to see A's every answer.
+    const heard = (from: TestPeer) => {
+      const replies: { type: string; jobId?: string; reason?: string; code?: string }[] = [];
+      const channel = from.node.peer(a.peerId)?.channel;
+      if (!channel) throw new Error('no channel to A');
+      channel.onMessage = (message) => replies.push(message);
+      return { channel, replies };
+    };
+    const fromB = heard(b);
+    const fromC = heard(c);
+    const offer = (deadlineMs = 60_000) => ({
+      type: 'job:offer' as const,
+      jobId: randomUUID(),
+      model: ref,
+      messages: MESSAGES,
+      sampling: { ...SAMPLED, maxNewTokens: 40 },
+      prefix: [],
+      deadlineMs,
+      purpose: 'answer' as const,
+    });
+    const [first, second, third] = [offer(), offer(), offer()];
+    for (const job of [first, second, third]) await fromB.channel.send(job);
+    // B's third is one too many at once; C's next ones find the queue full (one runs, two wait).
+    await fromC.channel.send(offer());
+    const late = offer();
+    await fromC.channel.send(late);
+    await expect.poll(() => fromB.replies.filter((r) => r.type === 'job:accept' || r.type === 'job:reject').length).toBe(3);
+    expect(fromB.replies.find((r) => r.jobId === third.jobId)).toMatchObject({ type: 'job:reject', reason: 'TOO_MANY_JOBS' });
+    await expect.poll(() => fromC.replies.find((r) => r.jobId === late.jobId)?.reason).toBe('QUEUE_FULL');
+    await expect.poll(() => fromB.replies.filter((r) => r.type === 'job:done').length, { timeout: 30_000 }).toBe(2);
+    // Past five offers a minute, B is refused whatever the queue.
+    await fromB.channel.send(offer());
+    await fromB.channel.send(offer());
+    const sixth = offer();
+    await fromB.channel.send(sixth);
+    await expect.poll(() => fromB.replies.find((r) => r.jobId === sixth.jobId)?.reason).toBe('RATE_LIMITED');
+    // A deadline too short to finish: the job ends with DEADLINE, not silence.
+    const hurried = offer(1);
+    await fromC.channel.send(hurried);
+    await expect.poll(() => fromC.replies.find((r) => r.jobId === hurried.jobId && r.type === 'job:error')?.code, { timeout: 30_000 }).toBe('DEADLINE');
   }, 60_000);
 });

@@ -71,4 +71,29 @@ describe('npm run peer', () => {
     expect(await unknown.exited).toBe(1);
     expect(unknown.err()).toMatch(/The server's catalogue has no model no-such-model/);
   }, 60_000);
+
+  it("joins a custom room with an account's session token", async () => {
+    const signup = await fetch(`${server.url}/api/trpc/auth.signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'box-owner', password: 'correct horse battery' }),
+    });
+    expect(signup.status).toBe(200);
+    const cookie = (signup.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const token = cookie.slice('mesh_session='.length);
+    const created = await fetch(`${server.url}/api/trpc/room.create`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie },
+      body: JSON.stringify({ name: 'Workshop', visibility: 'PUBLIC', capacity: 4 }),
+    });
+    const slug = ((await created.json()) as { result: { data: { slug: string } } }).result.data.slug;
+    const run = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', '--token', token, '--cache-dir', path.join(dir, 'cache')]);
+    await expect.poll(() => run.out(), { timeout: 60_000 }).toContain(`box-owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(0);
+    // A guest cannot: custom rooms need an account.
+    const guest = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', '--name', 'Stray', '--cache-dir', path.join(dir, 'cache')]);
+    expect(await guest.exited).toBe(1);
+    expect(guest.err()).toMatch(new RegExp(`Could not join room ${slug}: Join this room first`));
+  }, 90_000);
 });
