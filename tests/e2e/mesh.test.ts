@@ -5,19 +5,21 @@
 //   answer completes on Cy, identical to an uninterrupted run with the same seed, and the job records a failover.
 // - Trust: a headless peer that corrupts its tokens (and lies about its speed) serves Ben; the spot check catches
 //   it, it is excluded, and Ben's answer is corrected to the honest one.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeadlessPeer } from '../../src/peer/headless-peer.ts';
 import { buildClient, launchChromium } from '../support/browser.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { ROOT, type ServerProcess, startServer } from '../support/server-process.ts';
 
 let dir: string;
 let server: ServerProcess;
 let browser: Browser;
 const headless: HeadlessPeer[] = [];
+// The room and a mesh answer go to docs/screenshots when SCREENSHOTS=1 (README uses them).
+const screenshots = process.env.SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : null;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-mesh-'));
@@ -36,7 +38,7 @@ afterAll(async () => {
 
 /** A guest page with a chosen display name, on the Rooms screen. */
 async function guest(name: string): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   // The guest is made on a page of the origin that is not the app: the app would make its own guest meanwhile.
   await page.goto(`${server.url}/api/health`);
   const status = await page.evaluate(async (displayName) => {
@@ -157,7 +159,7 @@ describe('mesh inference in the browser', () => {
     expect(remote.readout).toMatch(/^on Ada · WASM · \d+\.\d tok\/s · \d+ ms RTT · TTFT \d+ ms$/);
     expect(remote.text.length).toBeGreaterThan(10);
     await enterGlobal(ada);
-    await expect.poll(() => ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 1 jobs served/);
+    await expect.poll(() => ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 1 job served/);
 
     // Ada asks her own device the same thing: the same words.
     await open(ada, 'Chat');
@@ -196,6 +198,13 @@ describe('mesh inference in the browser', () => {
     const resumed = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
     await closed();
     expect(resumed.readout).toMatch(/^on Cy · CPU · .* · continued after 1 peer left \(Ann → Cy\)$/);
+    if (screenshots) {
+      await mkdir(screenshots, { recursive: true });
+      await ben.screenshot({ path: path.join(screenshots, 'mesh-chat.png') });
+      await enterGlobal(ben);
+      await ben.screenshot({ path: path.join(screenshots, 'room.png'), fullPage: true });
+      await open(ben, 'Chat');
+    }
     expect(cy.status().jobsServed).toBe(1);
 
     // The same question with the same seed, uninterrupted (only Cy is left): the same answer, word for word.

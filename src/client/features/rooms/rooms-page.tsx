@@ -162,7 +162,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
         </button>
       </div>
       <p className="muted small" data-testid="self-serving">
-        {own.sharing ? `Sharing: ${served} jobs served, ${own.queue} waiting` : 'Not sharing: peers cannot run jobs here'}
+        {own.sharing ? `Sharing: ${plural(served, 'job')} served, ${own.queue} waiting` : 'Not sharing: peers cannot run jobs here'}
       </p>
       <RoomStats room={room.room} />
       {snapshot.self && snapshot.peers.length === 0 && <p className="muted" data-testid="room-empty">Nobody else is here yet.</p>}
@@ -216,6 +216,8 @@ function RoomMembers({ room }: { room: MeshRoom }) {
   );
 }
 
+const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
 /** What the server recorded of this room's mesh jobs, and this person's latest ones. */
 function RoomStats({ room }: { room: string }) {
   const stats = api.jobs.roomStats.useQuery({ room }, { refetchInterval: 5000, retry: false });
@@ -227,7 +229,7 @@ function RoomStats({ room }: { room: string }) {
   return (
     <div className="room-stats">
       <p className="muted small" data-testid="room-stats">
-        {completed} answers served in this room · {tokensOut} tokens · {failovers} failovers · {mismatches} failed spot checks
+        {plural(completed, 'answer')} served in this room · {plural(tokensOut, 'token')} · {plural(failovers, 'failover')} · {plural(mismatches, 'failed spot check')}
         {servers.length > 0 && ` · most by ${servers.map((s) => `${s.name} (${s.jobs})`).join(', ')}`}
       </p>
       {recent.length > 0 && (
