@@ -74,15 +74,15 @@ async function peer(
   return made;
 }
 
-const links = new Map<string, { open: boolean }>();
+const links = new Map<string, { open: boolean; stalled: boolean }>();
 
 /** An in-memory data channel each way, delivering on a later turn of the event loop as a real one would. */
 function connect(a: TestPeer, b: TestPeer): { aToB: PeerChannel; bToA: PeerChannel } {
-  const state = { open: true };
+  const state = { open: true, stalled: false };
   links.set([a.peerId, b.peerId].sort().join(), state);
   const channels: { a?: PeerChannel; b?: PeerChannel } = {};
   const wire = (deliver: () => PeerChannel | undefined) => ({
-    send: (text: string) => setImmediate(() => state.open && deliver()?.receive(text)),
+    send: (text: string) => setImmediate(() => state.open && !state.stalled && deliver()?.receive(text)),
     isOpen: () => state.open,
     bufferedAmount: () => 0,
     onceBelow: (_threshold: number, listener: () => void) => listener(),
@@ -165,6 +165,32 @@ describe('mesh inference between nodes', () => {
     expect(outcome.servedBy.map((p) => p.name)).toEqual(['A', 'C']);
     expect(servers.slice(0, 5)).toEqual(['A', 'A', 'A', 'A', 'A']);
     expect(servers.slice(5).every((name) => name === 'C')).toBe(true);
+  }, 60_000);
+
+  it('continues on another peer when the serving one stalls mid-answer without leaving', async () => {
+    const expected = await localAnswer(SAMPLED);
+    const a = await peer('A', { share: true, tokensPerSecond: 500 });
+    const c = await peer('C', { share: true, tokensPerSecond: 100 });
+    const b = await peer('B');
+    connect(a, b);
+    connect(c, b);
+    await settle();
+    const link = links.get([a.peerId, b.peerId].sort().join());
+    const started = performance.now();
+    const outcome = await b.node.requester.run({
+      model: ref,
+      messages: MESSAGES,
+      sampling: SAMPLED,
+      onToken: (token) => {
+        // Nothing more gets through from A, though its channel stays open.
+        if (token.index === 4 && link) link.stalled = true;
+      },
+    }).result;
+    expect(outcome.tokenIds).toEqual(expected.tokenIds);
+    expect(outcome.failovers).toBe(1);
+    expect(outcome.servedBy.map((p) => p.name)).toEqual(['A', 'C']);
+    // After the stall timeout (3 s here), not before.
+    expect(performance.now() - started).toBeGreaterThan(2900);
   }, 60_000);
 
   it("continues elsewhere when the serving peer's own chat takes its engine back", async () => {

@@ -238,10 +238,15 @@ export function ChatPage() {
     return Number.isInteger(fixed) && fixed >= 0 && fixed <= 0xffff_ffff ? fixed : Math.floor(Math.random() * 2 ** 32);
   }
 
-  /** Auto: this device when it has a model, else a peer that shares one, else the first cloud provider. */
+  /**
+   * Auto: this device when it runs its model well (not less than half as fast as the fastest peer sharing one, or
+   * nobody shares), else a peer that shares one, else the first cloud provider.
+   */
   function resolveRoute(): string {
     if (route !== 'auto') return route;
-    if (loaded) return 'device';
+    const mine = meshNode.capabilities().tokensPerSecond;
+    const fastest = Math.max(0, ...(meshRoom?.node.list() ?? []).filter((p) => p.capabilities?.sharing).map((p) => p.capabilities?.tokensPerSecond ?? 0));
+    if (loaded && (!shared.length || mine === null || fastest === 0 || mine >= fastest / 2)) return 'device';
     if (shared.length) return 'mesh';
     const cloud = online ? configured[0] : undefined;
     if (cloud) return cloud.id;
