@@ -31,8 +31,8 @@ afterAll(async () => {
   await db?.cleanup();
 });
 
-/** A guest with an API client and a socket in the global room; returns its peer id. */
-async function member(name: string) {
+/** A guest with an API client and a socket in the global room (sharing its compute unless told not to). */
+async function member(name: string, sharing = true) {
   const cookie = await guestCookie(base, name);
   const socket: Client = io(`${base}/mesh`, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { cookie } });
   sockets.push(socket);
@@ -40,7 +40,8 @@ async function member(name: string) {
     socket.once('connect', () => resolve(null));
     socket.once('connect_error', reject);
   });
-  const joined = (await socket.emitWithAck('room:join', { room: 'global' })) as Ack<{ self: PeerInfo }>;
+  const capabilities = { backend: 'wasm' as const, models: [], tokensPerSecond: null, sharing, queue: 0 };
+  const joined = (await socket.emitWithAck('room:join', { room: 'global', capabilities })) as Ack<{ self: PeerInfo }>;
   if (!joined.ok) throw new Error(joined.message);
   return { api: chatClient(base, cookie), peerId: joined.data.self.peerId, userId: joined.data.self.userId, socket };
 }
@@ -70,8 +71,11 @@ describe('mesh job records', () => {
     expect(row.finishedAt).not.toBeNull();
 
     // A spot check that caught Cy: recorded against Cy's user.
+    expect(codeOf(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [bob.peerId] }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
     expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] })).toEqual({ id, mismatches: 1 });
     expect(codeOf(await ada.api.jobs.check.mutate({ id, result: 'MATCH', excludedPeerIds: [] }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    // Once per job.
+    expect(codeOf(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] }).catch((e: unknown) => e))).toBe('CONFLICT');
     const mismatches = await db.database.prisma.peerMismatch.findMany({ where: { jobId: id } });
     expect(mismatches).toMatchObject([{ reporterId: bob.userId, peerUserId: cy.userId, peerName: 'Cy' }]);
 
@@ -87,14 +91,20 @@ describe('mesh job records', () => {
   it('refuses malformed reports and caps the jobs one person keeps running', async () => {
     const bob = await member('Bob2');
     const ada = await member('Ada2');
+    // A peer that does not share cannot be named as a job's server.
+    const idle = await member('Idle', false);
+    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: idle.peerId, model }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
     expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: 'not-a-uuid', model } as never).catch((e: unknown) => e))).toBe('BAD_REQUEST');
     expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model: { id: 'x', sha256: 'short' } }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
     const started = [];
     for (let i = 0; i < 16; i++) started.push(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }));
     expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('TOO_MANY_REQUESTS');
-    // Finishing one frees a place.
+    // Finishing one frees a place; so does one left running past any deadline (its tab was closed).
     await bob.api.jobs.finish.mutate({ id: started[0]?.id ?? '', outcome: 'CANCELLED', tokensIn: 0, tokensOut: 0, failoverCount: 0 });
     await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
+    await db.database.prisma.inferenceJob.update({ where: { id: started[1]?.id ?? '' }, data: { createdAt: new Date(Date.now() - 21 * 60_000) } });
+    await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
+    expect(await db.database.prisma.inferenceJob.findUnique({ where: { id: started[1]?.id ?? '' } })).toMatchObject({ outcome: 'FAILED', errorCode: 'ABANDONED' });
     // A peer that left the room cannot be named any more.
     ada.socket.disconnect();
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -247,6 +247,16 @@ describe('mesh inference between nodes', () => {
     expect(served?.tokensOut).toBeLessThan(12);
   }, 60_000);
 
+  it('says CANCELLED, not an empty answer, when stopped before any token came', async () => {
+    const a = await peer('A', { share: true });
+    const b = await peer('B');
+    connect(a, b);
+    await settle();
+    const job = b.node.requester.run({ model: ref, messages: MESSAGES, sampling: SAMPLED, onToken: () => {} });
+    job.cancel();
+    await expect(job.result).rejects.toMatchObject({ code: 'CANCELLED' });
+  }, 60_000);
+
   it('says plainly when no peer shares the model, and why each refused', async () => {
     const a = await peer('A', { share: true });
     a.node.setSharing(false);

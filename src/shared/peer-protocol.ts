@@ -18,6 +18,8 @@ export const PEER_LIMITS = {
   partialTimeoutMs: 30_000,
   /** Sends wait while this much is buffered on the channel (backpressure); they resume at half of it. */
   bufferedHighBytes: 1024 * 1024,
+  /** Messages queued behind a full channel before more to that peer are dropped. */
+  pendingMessages: 4096,
   models: 16,
   tokenChars: 256,
 } as const;
@@ -118,7 +120,8 @@ export const ChunkFrameSchema = z
     type: z.literal('chunk'),
     id: z.number().int().min(0),
     index: z.number().int().min(0),
-    count: z.number().int().min(2).max(Math.ceil(PEER_LIMITS.messageChars / PEER_LIMITS.frameChars)),
+    // Escaping can make a piece's frame six times its text: the whole message's cap still holds when put together.
+    count: z.number().int().min(1).max(Math.ceil((6 * PEER_LIMITS.messageChars) / PEER_LIMITS.frameChars)),
     data: z.string().max(PEER_LIMITS.frameChars),
   })
   .strict();

@@ -8,7 +8,10 @@ import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from './room.ts';
 
 /** Who is behind a peer id in a room right now (from the signaling layer); null when no such peer is there. */
-export type PeerLookup = (room: string, peerId: string) => Promise<{ userId: string; displayName: string } | null>;
+export type PeerLookup = (room: string, peerId: string) => Promise<{ userId: string; displayName: string; sharing: boolean } | null>;
+
+/** Past any job's deadline (15 minutes at most): a job still RUNNING this long was abandoned (its tab closed). */
+const ABANDONED_AFTER_MS = 20 * 60_000;
 
 /** The room, if this user may use it: everyone the global room, members (or anyone, if public) the others. */
 async function usableRoom(db: PrismaClient, userId: string, slug: string) {
@@ -23,6 +26,11 @@ export async function startJob(db: PrismaClient, peers: PeerLookup, userId: stri
   const room = await usableRoom(db, userId, input.room);
   const server = await peers(input.room, input.serverPeerId);
   if (!server) throw new TRPCError({ code: 'NOT_FOUND', message: `No peer ${input.serverPeerId} in room ${input.room}` });
+  if (!server.sharing) throw new TRPCError({ code: 'BAD_REQUEST', message: `${server.displayName} does not share its compute in room ${input.room}` });
+  await db.inferenceJob.updateMany({
+    where: { requesterId: userId, outcome: 'RUNNING', createdAt: { lt: new Date(Date.now() - ABANDONED_AFTER_MS) } },
+    data: { outcome: 'FAILED', errorCode: 'ABANDONED', finishedAt: new Date() },
+  });
   const running = await db.inferenceJob.count({ where: { requesterId: userId, outcome: 'RUNNING' } });
   if (running >= JOB_LIMITS.runningPerUser) {
     throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `At most ${JOB_LIMITS.runningPerUser} mesh jobs running at once: finish some first` });
@@ -62,10 +70,17 @@ export async function finishJob(db: PrismaClient, peers: PeerLookup, userId: str
   return { id: input.id };
 }
 
+/**
+ * A spot check's verdict on a finished job, once: mismatches name peers in the room (never the requester's own
+ * user), so one person cannot pile up records against another beyond one per job they really had served.
+ */
 export async function recordCheck(db: PrismaClient, peers: PeerLookup, userId: string, input: z.infer<typeof JobCheckSchema>) {
-  const job = await db.inferenceJob.findUnique({ where: { id: input.id }, select: { requesterId: true, roomId: true, room: { select: { slug: true } } } });
+  const job = await db.inferenceJob.findUnique({ where: { id: input.id }, select: { requesterId: true, roomId: true, outcome: true, checkResult: true, room: { select: { slug: true } } } });
   if (!job || job.requesterId !== userId) throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
+  if (job.outcome !== 'COMPLETED') throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is ${job.outcome.toLowerCase()}, not completed: nothing to check` });
+  if (job.checkResult) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} was checked already` });
   const culprits = await Promise.all(input.excludedPeerIds.map(async (peerId) => (job.room ? await peers(job.room.slug, peerId) : null)));
+  if (culprits.some((culprit) => culprit?.userId === userId)) throw new TRPCError({ code: 'BAD_REQUEST', message: 'A spot check cannot name your own peers' });
   await db.$transaction([
     db.inferenceJob.update({ where: { id: input.id }, data: { checkResult: input.result } }),
     ...culprits.map((culprit) =>

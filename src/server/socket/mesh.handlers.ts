@@ -44,10 +44,11 @@ async function peerSocket(mesh: MeshNamespace, peerId: string) {
   return remote;
 }
 
-/** The user behind `peerId` if that peer is in `room` now (on any node). */
-export async function findPeer(mesh: MeshNamespace, room: string, peerId: string): Promise<{ userId: string; displayName: string } | null> {
+/** The user behind `peerId` if that peer is in `room` now (on any node), and whether it shares its compute there. */
+export async function findPeer(mesh: MeshNamespace, room: string, peerId: string): Promise<{ userId: string; displayName: string; sharing: boolean } | null> {
   const socket = await peerSocket(mesh, peerId);
-  return socket?.rooms.has(roomKey(room)) ? { userId: socket.data.userId, displayName: socket.data.displayName } : null;
+  if (!socket?.rooms.has(roomKey(room))) return null;
+  return { userId: socket.data.userId, displayName: socket.data.displayName, sharing: socket.data.capabilities[room]?.sharing ?? false };
 }
 
 export interface MeshOptions {

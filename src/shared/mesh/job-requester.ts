@@ -8,6 +8,8 @@ import type { GeneratedToken } from './engine-gate.ts';
 
 export interface PeerView {
   peerId: string;
+  /** The user behind the peer, as the server stamped it: exclusion sticks to the user, not one connection. */
+  userId: string;
   name: string;
   capabilities: PeerCapabilities;
   rttMs: number | null;
@@ -88,11 +90,13 @@ interface Attempt {
 }
 
 const randomUuid = () => globalThis.crypto.randomUUID();
+/** A peer's queue position stretches the wait for its first token by at most this many stall periods. */
+const MAX_QUEUE_GRACE = 4;
 
 export class JobRequester {
   private readonly attempts = new Map<string, Attempt>();
   private readonly failures = new Map<string, number[]>();
-  /** Peers excluded from scheduling in this room, with why. */
+  /** Users whose peers are excluded from scheduling in this room, with why (a caught peer cannot just reconnect). */
   readonly excluded = new Map<string, string>();
   /** Finished answers each peer took part in, for the room's panel. */
   readonly servedMe = new Map<string, number>();
@@ -135,6 +139,10 @@ export class JobRequester {
     return recent.length;
   }
 
+  isExcluded(peer: Pick<PeerView, 'userId'>): boolean {
+    return this.excluded.has(peer.userId);
+  }
+
   /** Peers that can run `model`, best first: exact file loaded, then speed over queue, RTT, recent failures. */
   rank(model: ModelRef, skip: ReadonlySet<string> = new Set()): PeerView[] {
     const score = (peer: PeerView) => {
@@ -142,7 +150,7 @@ export class JobRequester {
       return speed * 0.5 ** this.recentFailures(peer.peerId) - (peer.rttMs ?? 50) / 100;
     };
     return this.peers()
-      .filter((peer) => peer.capabilities.sharing && !skip.has(peer.peerId) && !this.excluded.has(peer.peerId))
+      .filter((peer) => peer.capabilities.sharing && !skip.has(peer.peerId) && !this.excluded.has(peer.userId))
       .filter((peer) => peer.capabilities.models.some((m) => m.sha256 === model.sha256))
       .sort((a, b) => score(b) - score(a));
   }
@@ -175,7 +183,7 @@ export class JobRequester {
     }
     const started = Date.now();
     const tokens: GeneratedToken[] = [];
-    const madeBy: string[] = [];
+    const madeBy: PeerView[] = [];
     const servedBy: PeerView[] = [];
     const tried = new Set<string>();
     let failovers = 0;
@@ -194,7 +202,7 @@ export class JobRequester {
       const attempt = await this.attempt(peer, request, tokens, left, 'answer', setCancel, (token) => {
         if (!firstTokenAt) firstTokenAt = Date.now();
         if (servedBy.at(-1) !== peer) servedBy.push(peer);
-        madeBy.push(peer.peerId);
+        madeBy.push(peer);
         request.onToken(token, peer);
       }, () => request.onServer?.(peer, failovers));
       if (attempt.kind === 'done') {
@@ -214,12 +222,11 @@ export class JobRequester {
           check: null,
         };
         for (const server of new Set(servedBy)) this.servedMe.set(server.peerId, (this.servedMe.get(server.peerId) ?? 0) + 1);
-        if (done.reason !== 'interrupted' && tokens.length > 0 && this.options.random() < this.options.spotCheckRate) {
-          outcome.check = this.spotCheck(jobId, request, tokens, madeBy);
-        }
+        if (this.options.random() < this.options.spotCheckRate) outcome.check = this.spotCheck(jobId, request, tokens, madeBy);
         return outcome;
       }
       if (attempt.kind === 'cancelled') {
+        if (tokens.length === 0) throw new MeshJobError('CANCELLED', 'Stopped before any peer answered');
         return {
           jobId,
           text: tokens.map((t) => t.text).join(''),
@@ -259,9 +266,15 @@ export class JobRequester {
     const attemptId = randomUuid();
     return new Promise<AttemptResult>((resolve) => {
       let accepted = false;
+      let settled = false;
       let timer: ReturnType<typeof setTimeout> | null = null;
+      // However the peer paces its tokens, the attempt ends at the job's deadline.
+      const hardStop = setTimeout(() => fail(`did not finish within ${Math.round(deadlineMs)} ms`), deadlineMs);
       const finish = (result: AttemptResult) => {
+        if (settled) return;
+        settled = true;
         if (timer) clearTimeout(timer);
+        clearTimeout(hardStop);
         this.attempts.delete(attemptId);
         resolve(result);
       };
@@ -286,7 +299,8 @@ export class JobRequester {
               if (accepted) return;
               accepted = true;
               onAccepted();
-              arm(this.options.stallMs * (1 + message.position), 'accepted but sent no token in time');
+              // Waiting in its queue earns a little more time for the first token, not unbounded time.
+              arm(this.options.stallMs * Math.min(1 + message.position, MAX_QUEUE_GRACE), 'accepted but sent no token in time');
               return;
             case 'job:reject':
               fail(`refused (${message.reason}: ${message.message})`);
@@ -299,9 +313,10 @@ export class JobRequester {
               onToken({ index: message.index, tokenId: message.tokenId, text: message.text });
               return;
             case 'job:done':
-              if (message.reason !== 'interrupted' && tokens.length < request.sampling.maxNewTokens && message.reason === 'length') {
-                return fail(`stopped at ${tokens.length} of ${request.sampling.maxNewTokens} tokens`);
-              }
+              if (!accepted) return fail('finished a job it had not accepted');
+              // Nobody asked it to stop: an answer it cut short is not finished.
+              if (message.reason === 'interrupted') return fail('stopped before the end of the answer');
+              // `length` may come before maxNewTokens when the context is full; the spot checks catch an answer cut short.
               finish({ kind: 'done', done: message });
               return;
             case 'job:error':
@@ -324,66 +339,83 @@ export class JobRequester {
           deadlineMs: Math.max(1, Math.round(deadlineMs)),
           purpose,
         })
-        .then((sent) => {
-          if (!sent) fail('its channel is closed');
-        });
+        .then(
+          (sent) => {
+            if (!sent) fail('its channel is closed');
+          },
+          (error: unknown) => fail(`the offer could not be sent: ${error instanceof Error ? error.message : String(error)}`),
+        );
     });
   }
 
-  /** Runs the job again on another peer, `count` tokens long. Null when that peer could not. */
-  private async rerun(peer: PeerView, request: MeshRequest, count: number): Promise<GeneratedToken[] | null> {
+  /** Runs the whole job again on another peer (same prompt, sampling and seed). Null when that peer could not. */
+  private async rerun(peer: PeerView, request: MeshRequest): Promise<GeneratedToken[] | null> {
     const tokens: GeneratedToken[] = [];
-    const sampling = { ...request.sampling, maxNewTokens: count };
-    const result = await this.attempt(peer, { ...request, sampling }, tokens, this.options.deadlineMs, 'check', () => {}, () => {}, () => {});
+    const result = await this.attempt(peer, request, tokens, this.options.deadlineMs, 'check', () => {}, () => {}, () => {});
     return result.kind === 'done' ? tokens : null;
   }
 
+  /** Peers that could check a job, in random order: checkers are drawn, not ranked by the speed peers claim. */
+  private drawCheckers(model: ModelRef, skipUsers: ReadonlySet<string>): PeerView[] {
+    const eligible = this.rank(model).filter((peer) => !skipUsers.has(peer.userId));
+    for (let i = eligible.length - 1; i > 0; i--) {
+      const j = Math.floor(this.options.random() * (i + 1));
+      [eligible[i], eligible[j]] = [eligible[j] as PeerView, eligible[i] as PeerView];
+    }
+    return eligible;
+  }
+
   /**
-   * Re-runs the finished job on a peer that took no part in it and compares the tokens. On a mismatch a third
-   * peer decides; whoever the majority contradicts is excluded (the served answer is corrected if it lost). With no
-   * third opinion the mismatch is reported and nobody is excluded: two peers alone cannot say which is wrong.
+   * Re-runs the finished job on a peer drawn from those of other users than the ones who served it, and compares
+   * token ids and texts. On a mismatch a third peer decides; the user the majority contradicts is excluded (the
+   * served answer is corrected if it lost). With no third opinion the mismatch is reported and nobody is
+   * excluded: two peers alone cannot say which is wrong.
    */
-  private async spotCheck(jobId: string, request: MeshRequest, tokens: GeneratedToken[], madeBy: string[]): Promise<SpotCheck> {
-    const served = tokens.map((t) => t.tokenId);
-    const skip = new Set(madeBy);
-    const checkers: string[] = [];
+  private async spotCheck(jobId: string, request: MeshRequest, tokens: GeneratedToken[], madeBy: PeerView[]): Promise<SpotCheck> {
+    const skipUsers = new Set(madeBy.map((peer) => peer.userId));
+    const checkers: PeerView[] = [];
     const opinion = async (): Promise<GeneratedToken[] | null> => {
-      for (const peer of this.rank(request.model, skip)) {
-        skip.add(peer.peerId);
-        const answer = await this.rerun(peer, request, served.length);
+      for (const peer of this.drawCheckers(request.model, skipUsers)) {
+        skipUsers.add(peer.userId);
+        const answer = await this.rerun(peer, request);
         if (answer) {
-          checkers.push(peer.peerId);
+          checkers.push(peer);
           return answer;
         }
       }
       return null;
     };
-    const same = (a: GeneratedToken[], b: number[]) => a.length === b.length && a.every((t, i) => t.tokenId === b[i]);
+    const same = (a: GeneratedToken[], b: GeneratedToken[]) => a.length === b.length && a.every((t, i) => t.tokenId === b[i]?.tokenId && t.text === b[i]?.text);
+    const report = (match: boolean, excluded: PeerView[], corrected?: GeneratedToken[]): SpotCheck => ({
+      checkers: checkers.map((peer) => peer.peerId),
+      match,
+      excluded: excluded.map((peer) => peer.peerId),
+      ...(corrected ? { corrected: { tokenIds: corrected.map((t) => t.tokenId), text: corrected.map((t) => t.text).join('') } } : {}),
+    });
+    const exclude = (peer: PeerView, why: string) => {
+      this.excluded.set(peer.userId, why);
+      this.onMismatch({ peerId: peer.peerId, jobId, checkers: checkers.map((c) => c.peerId) });
+    };
     const first = await opinion();
-    if (!first || same(first, served)) return { checkers, match: true, excluded: [] };
+    if (!first || same(first, tokens)) return report(true, []);
+    // The first token that differs tells which serving peer made it (past the end: the last one, who stopped early).
+    const at = tokens.findIndex((token, i) => token.tokenId !== first[i]?.tokenId || token.text !== first[i]?.text);
+    const culprit = madeBy[at === -1 ? tokens.length - 1 : at] ?? madeBy.at(-1);
     const second = await opinion();
-    // The first token that differs tells which serving peer made it.
-    const at = served.findIndex((id, i) => id !== first[i]?.tokenId);
-    const culprit = madeBy[at === -1 ? first.length : at] ?? madeBy.at(-1) ?? '';
-    if (!second) {
-      this.onMismatch({ peerId: culprit, jobId, checkers });
-      return { checkers, match: false, excluded: [] };
+    if (!second || !culprit) {
+      if (culprit) this.onMismatch({ peerId: culprit.peerId, jobId, checkers: checkers.map((c) => c.peerId) });
+      return report(false, []);
     }
-    const firstIds = first.map((t) => t.tokenId);
-    if (same(second, firstIds)) {
-      this.excluded.set(culprit, `its tokens for job ${jobId} did not match two other peers'`);
-      this.onMismatch({ peerId: culprit, jobId, checkers });
-      return { checkers, match: false, excluded: [culprit], corrected: { tokenIds: firstIds, text: first.map((t) => t.text).join('') } };
+    if (same(second, first)) {
+      exclude(culprit, `its tokens for job ${jobId} did not match two other peers'`);
+      return report(false, [culprit], first);
     }
-    if (same(second, served)) {
-      const [wrong] = checkers;
-      if (wrong) {
-        this.excluded.set(wrong, `its spot check of job ${jobId} did not match two other peers'`);
-        this.onMismatch({ peerId: wrong, jobId, checkers });
-      }
-      return { checkers, match: true, excluded: wrong ? [wrong] : [] };
+    const [wrongChecker] = checkers;
+    if (same(second, tokens) && wrongChecker) {
+      exclude(wrongChecker, `its spot check of job ${jobId} did not match two other peers'`);
+      return report(true, [wrongChecker]);
     }
-    this.onMismatch({ peerId: culprit, jobId, checkers });
-    return { checkers, match: false, excluded: [] };
+    this.onMismatch({ peerId: culprit.peerId, jobId, checkers: checkers.map((c) => c.peerId) });
+    return report(false, []);
   }
 }

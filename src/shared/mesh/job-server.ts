@@ -63,8 +63,9 @@ export class JobServer {
   offer(peerId: string, offer: JobOffer, send: Job['send']): void {
     const { jobId } = offer;
     const now = Date.now();
+    // Offers in the last minute, kept to the cap (a flood costs nothing more to count).
     const recent = (this.offersByPeer.get(peerId) ?? []).filter((at) => now - at < 60_000);
-    recent.push(now);
+    if (recent.length <= this.options.perPeerPerMinute) recent.push(now);
     this.offersByPeer.set(peerId, recent);
     const loaded = this.engine.loaded();
     const mine = [...this.jobs.values()].filter((job) => job.peerId === peerId).length;
@@ -113,6 +114,7 @@ export class JobServer {
     let tokensOut = 0;
     let tokensPerSecond = 0;
     let outcome: ServedJobStats['outcome'] = 'error';
+    let last: OutgoingPeerMessage | null = null;
     try {
       if (job.stopReason) throw new Error('stopped before it started');
       const generation = this.engine.generate(offer.messages, offer.sampling, offer.prefix);
@@ -125,34 +127,36 @@ export class JobServer {
       const result = await generation.result;
       tokensOut = result.completionTokens;
       tokensPerSecond = result.tokensPerSecond;
-      if (job.stopReason === 'preempt' || job.stopReason === 'deadline') throw new Error(job.stopReason);
+      // A stop that came as the last token was made changed nothing: the answer is whole, report it as done.
+      if (result.reason === 'interrupted' && (job.stopReason === 'preempt' || job.stopReason === 'deadline')) throw new Error(job.stopReason);
       outcome = job.cancelled ? 'cancelled' : 'done';
-      const backend = this.engine.loaded()?.backend ?? 'cpu';
-      await job.send({
+      last = {
         type: 'job:done',
         jobId: offer.jobId,
         reason: result.reason,
-        backend,
+        backend: this.engine.loaded()?.backend ?? 'cpu',
         tokensIn: result.promptTokens,
         tokensOut: result.completionTokens,
         ttftMs: result.ttftMs,
         tokensPerSecond: result.tokensPerSecond,
-      });
+      };
     } catch (error) {
       if (job.cancelled) outcome = 'cancelled';
       else {
         const code = job.stopReason === 'preempt' ? 'PREEMPTED' : job.stopReason === 'deadline' ? 'DEADLINE' : 'GENERATION_FAILED';
         const message =
           code === 'PREEMPTED' ? "This peer's own chat needed the engine" : code === 'DEADLINE' ? `Not finished within ${offer.deadlineMs} ms` : error instanceof Error ? error.message : String(error);
-        await job.send({ type: 'job:error', jobId: offer.jobId, code, message: message.slice(0, 500) });
+        last = { type: 'job:error', jobId: offer.jobId, code, message: message.slice(0, 500) };
       }
     } finally {
       clearTimeout(deadline);
+      // The engine is free before the last message goes out: a requester that stops reading cannot hold it.
       release();
       this.jobs.delete(offer.jobId);
       this.served.push({ jobId: offer.jobId, peerId: job.peerId, purpose: offer.purpose, outcome, tokensOut, tokensPerSecond });
       if (this.served.length > 200) this.served.shift();
       this.onChange();
     }
+    if (last) void job.send(last);
   }
 }

@@ -11,6 +11,8 @@ const PING_MS = 2000;
 
 export interface MeshPeer {
   peerId: string;
+  /** The user behind it, as the signaling server stamped it. */
+  userId: string;
   name: string;
   channel: PeerChannel;
   capabilities: PeerCapabilities | null;
@@ -85,11 +87,12 @@ export class MeshNode {
   }
 
   /** A member whose data channel just opened; the link feeds `channel.receive` with what arrives. */
-  addPeer(peerId: string, name: string, wire: Wire): PeerChannel {
+  addPeer(peerId: string, name: string, wire: Wire, userId: string = peerId): PeerChannel {
     this.removePeer(peerId);
     const channel = new PeerChannel(wire);
     const peer: MeshPeer = {
       peerId,
+      userId,
       name,
       channel,
       capabilities: null,
@@ -125,7 +128,9 @@ export class MeshNode {
 
   private views(): PeerView[] {
     return this.list().flatMap((peer) =>
-      peer.capabilities ? [{ peerId: peer.peerId, name: peer.name, capabilities: peer.capabilities, rttMs: peer.rttMs, send: (message: OutgoingPeerMessage) => peer.channel.send(message) }] : [],
+      peer.capabilities
+        ? [{ peerId: peer.peerId, userId: peer.userId, name: peer.name, capabilities: peer.capabilities, rttMs: peer.rttMs, send: (message: OutgoingPeerMessage) => peer.channel.send(message) }]
+        : [],
     );
   }
 

@@ -32,16 +32,16 @@ describe('PeerChannel', () => {
   it('waits while the channel buffer is full and sends in order once it drains', async () => {
     const { wire, sent, drain } = slowWire();
     const channel = new PeerChannel(wire);
-    const text = 'x'.repeat(200);
-    // Enough tokens to fill the buffer past its high mark.
-    const count = Math.ceil(PEER_LIMITS.bufferedHighBytes / 250) + 10;
-    const sends = Array.from({ length: count }, (_, index) => channel.send({ type: 'job:token', jobId: JOB, index: index % 4096, tokenId: index, text }));
+    const text = 'x'.repeat(2000);
+    // Enough messages to fill the buffer past its high mark (well under the queue's own cap).
+    const count = Math.ceil(PEER_LIMITS.bufferedHighBytes / 500) + 10;
+    const sends = Array.from({ length: count }, (_, index) => channel.send({ type: 'job:error', jobId: JOB, code: 'GENERATION_FAILED', message: `${index} ${text}`.slice(0, 500) }));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(sent.length).toBeLessThan(count);
     drain();
     await Promise.all(sends);
     expect(sent.length).toBe(count);
-    expect(sent.map((frame) => (JSON.parse(frame) as { tokenId: number }).tokenId)).toEqual(Array.from({ length: count }, (_, i) => i));
+    expect(sent.map((frame) => Number.parseInt((JSON.parse(frame) as { message: string }).message, 10))).toEqual(Array.from({ length: count }, (_, i) => i));
   });
 
   it('sends a large message in chunks that the other side puts back together, interleaved with small ones', async () => {
@@ -68,6 +68,35 @@ describe('PeerChannel', () => {
     expect(received.map((m) => m.type)).toEqual(['hello', 'job:offer']);
     expect(received[1]?.type === 'job:offer' && received[1].messages[0]?.content.length).toBe(30_000);
     expect(other.droppedTotal()).toBe(0);
+  });
+
+  it('keeps every frame within the cap when the text is full of characters JSON escapes', async () => {
+    const { wire, sent } = slowWire();
+    const channel = new PeerChannel(wire);
+    // Quotes, backslashes, newlines and control characters: up to six characters each once escaped.
+    const content = 'He said "yes"\\ and\nthen \u0001 left. '.repeat(800);
+    const messages = [{ role: 'user' as const, content }, { role: 'assistant' as const, content: 'Quite.' }, { role: 'user' as const, content }];
+    await channel.send({ type: 'job:offer', jobId: JOB, model: { id: 'm', sha256: 'a'.repeat(64) }, messages, sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 }, prefix: [], deadlineMs: 1000, purpose: 'answer' });
+    expect(sent.every((frame) => frame.length <= PEER_LIMITS.frameChars)).toBe(true);
+    const received: PeerMessage[] = [];
+    const other = new PeerChannel(slowWire().wire);
+    other.onMessage = (message) => received.push(message);
+    for (const frame of sent) other.receive(frame);
+    expect(other.dropped).toMatchObject({ oversize: 0, chunk: 0, invalid: 0 });
+    expect(received[0]?.type === 'job:offer' && received[0].messages).toEqual(messages);
+  });
+
+  it('drops what it cannot send to a peer that stops reading, instead of queueing without end', async () => {
+    const { wire, drain } = slowWire();
+    const channel = new PeerChannel(wire);
+    const text = 'y'.repeat(200);
+    const results = await Promise.race([
+      Promise.all(Array.from({ length: PEER_LIMITS.pendingMessages + 10_000 }, (_, i) => channel.send({ type: 'job:token', jobId: JOB, index: i % 4096, tokenId: i, text }))),
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 50)),
+    ]);
+    expect(results).toBeNull();
+    expect(channel.droppedOutgoing).toBeGreaterThanOrEqual(10_000);
+    drain();
   });
 
   it('refuses to send a message past the cap instead of cutting it', async () => {

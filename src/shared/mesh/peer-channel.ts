@@ -19,12 +19,34 @@ export interface Wire {
   onceBelow(threshold: number, listener: () => void): void;
 }
 
+/** Room in a frame for its own fields around the data. */
+const FRAME_OVERHEAD = 128;
+
+/**
+ * Cuts `text` into pieces whose JSON string form (quotes, backslashes and control characters escaped: up to six
+ * characters for one) fits a frame with its fields.
+ */
+function splitForFrames(text: string): string[] {
+  const budget = PEER_LIMITS.frameChars - FRAME_OVERHEAD;
+  const pieces: string[] = [];
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(text.length, start + budget);
+    while (JSON.stringify(text.slice(start, end)).length > budget) end = start + Math.max(1, Math.floor((end - start) * 0.75));
+    pieces.push(text.slice(start, end));
+    start = end;
+  }
+  return pieces;
+}
+
 export type DropReason = 'oversize' | 'malformed' | 'invalid' | 'chunk';
 
 export class PeerChannel {
   private outgoing: Promise<void> = Promise.resolve();
+  private pending = 0;
+  /** Messages not sent because the peer did not read what was already queued for it. */
+  droppedOutgoing = 0;
   private nextChunkId = 0;
-  private readonly partial = new Map<number, { parts: (string | undefined)[]; received: number; since: number }>();
+  private readonly partial = new Map<number, { parts: (string | undefined)[]; received: number; chars: number; since: number }>();
   /** Messages dropped on arrival, by reason (for tests, and a peer that keeps sending junk can be left). */
   readonly dropped: Record<DropReason, number> = { oversize: 0, malformed: 0, invalid: 0, chunk: 0 };
   onMessage: (message: PeerMessage) => void = () => {};
@@ -35,7 +57,14 @@ export class PeerChannel {
   /** Sends `message`, after every earlier one; resolves once it is handed to the channel (false: channel closed). */
   send(message: OutgoingPeerMessage): Promise<boolean> {
     const text = JSON.stringify({ v: PEER_PROTOCOL_VERSION, ...message });
-    const next = this.outgoing.then(() => this.write(text));
+    // A peer that stops reading fills the channel's buffer and then this queue: past the cap, messages to it are
+    // dropped (its jobs then fail on the missing tokens), instead of memory growing without end.
+    if (this.pending >= PEER_LIMITS.pendingMessages) {
+      this.droppedOutgoing++;
+      return Promise.resolve(false);
+    }
+    this.pending++;
+    const next = this.outgoing.then(() => this.write(text)).finally(() => this.pending--);
     this.outgoing = next.then(
       () => undefined,
       () => undefined,
@@ -49,12 +78,8 @@ export class PeerChannel {
     if (text.length <= PEER_LIMITS.frameChars) frames.push(text);
     else {
       const id = this.nextChunkId++;
-      // Room for the frame's own fields around the data.
-      const size = PEER_LIMITS.frameChars - 256;
-      const count = Math.ceil(text.length / size);
-      for (let index = 0; index < count; index++) {
-        frames.push(JSON.stringify({ v: PEER_PROTOCOL_VERSION, type: 'chunk', id, index, count, data: text.slice(index * size, (index + 1) * size) }));
-      }
+      const pieces = splitForFrames(text);
+      pieces.forEach((data, index) => frames.push(JSON.stringify({ v: PEER_PROTOCOL_VERSION, type: 'chunk', id, index, count: pieces.length, data })));
     }
     for (const frame of frames) {
       if (!this.wire.isOpen()) return false;
@@ -94,7 +119,7 @@ export class PeerChannel {
         if (oldest !== undefined) this.partial.delete(oldest);
         this.drop('chunk', 'too many messages in pieces at once');
       }
-      entry = { parts: new Array<string | undefined>(count), received: 0, since: now };
+      entry = { parts: new Array<string | undefined>(count), received: 0, chars: 0, since: now };
       this.partial.set(id, entry);
     }
     if (index >= entry.parts.length || entry.parts.length !== count || entry.parts[index] !== undefined) {
@@ -103,6 +128,11 @@ export class PeerChannel {
     }
     entry.parts[index] = data;
     entry.received++;
+    entry.chars += data.length;
+    if (entry.chars > PEER_LIMITS.messageChars) {
+      this.partial.delete(id);
+      return this.drop('oversize', `message ${id} grew past ${PEER_LIMITS.messageChars} characters`);
+    }
     if (entry.received < count) return;
     this.partial.delete(id);
     const text = entry.parts.join('');

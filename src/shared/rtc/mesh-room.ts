@@ -16,6 +16,8 @@ import { type IceServer, type LinkSignal, type LinkState, type PeerConnectionFac
 
 export type MeshSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
+const JOIN_TIMEOUT_MS = 10_000;
+
 export interface MeshPeer extends PeerInfo {
   link: LinkState;
   /** Round-trip time over the data channel (ping/pong), once measured. */
@@ -106,7 +108,8 @@ export class MeshRoom {
         this.changed();
       });
       made.onOpen = () => {
-        const opened = this.node.addPeer(peer.peerId, this.infos.get(peer.peerId)?.displayName ?? peer.displayName, made.wire());
+        const info = this.infos.get(peer.peerId) ?? peer;
+        const opened = this.node.addPeer(peer.peerId, info.displayName, made.wire(), info.userId);
         channel = opened;
         made.onMessage = (data) => opened.receive(data);
       };
@@ -196,7 +199,10 @@ export class MeshRoom {
         .signal(signal)
         .catch(() => undefined);
     });
-    const result = await this.socket.emitWithAck('room:join', { room: this.room, capabilities: this.presence() });
+    const result = await this.socket
+      .timeout(JOIN_TIMEOUT_MS)
+      .emitWithAck('room:join', { room: this.room, capabilities: this.presence() })
+      .catch(() => ({ ok: false as const, error: 'INTERNAL' as const, message: `The server did not answer the join within ${JOIN_TIMEOUT_MS / 1000} s` }));
     if (!result.ok) {
       this.error = result.message;
       this.changed();
@@ -215,6 +221,6 @@ export class MeshRoom {
     this.detach.splice(0).forEach((off) => off());
     if (this.presenceTimer) clearTimeout(this.presenceTimer);
     for (const peerId of [...this.links.keys()]) this.drop(peerId);
-    if (this.socket.connected) await this.socket.emitWithAck('room:leave', { room: this.room }).catch(() => undefined);
+    if (this.socket.connected) await this.socket.timeout(JOIN_TIMEOUT_MS).emitWithAck('room:leave', { room: this.room }).catch(() => undefined);
   }
 }

@@ -21,6 +21,7 @@ export interface DataChannelLike {
   onclose: (() => void) | null | undefined;
   onmessage: ((event: { data: unknown }) => void) | null | undefined;
   addEventListener(type: 'bufferedamountlow' | 'close', listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: 'bufferedamountlow' | 'close', listener: () => void): void;
   send(text: string): void;
   close(): void;
 }
@@ -193,14 +194,13 @@ export class PeerLink {
         const channel = this.channel;
         if (!channel || channel.readyState !== 'open') return listener();
         channel.bufferedAmountLowThreshold = threshold;
-        let called = false;
         const once = () => {
-          if (called) return;
-          called = true;
+          channel.removeEventListener('bufferedamountlow', once);
+          channel.removeEventListener('close', once);
           listener();
         };
-        channel.addEventListener('bufferedamountlow', once, { once: true });
-        channel.addEventListener('close', once, { once: true });
+        channel.addEventListener('bufferedamountlow', once);
+        channel.addEventListener('close', once);
       },
     };
   }

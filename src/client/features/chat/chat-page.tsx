@@ -31,7 +31,7 @@ function sharedModels(room: MeshRoom | null): { ref: ModelRef; peers: number }[]
   if (!room) return [];
   const counts = new Map<string, { ref: ModelRef; peers: number }>();
   for (const peer of room.node.list()) {
-    if (!peer.capabilities?.sharing || room.node.requester.excluded.has(peer.peerId)) continue;
+    if (!peer.capabilities?.sharing || room.node.requester.isExcluded(peer)) continue;
     for (const ref of peer.capabilities.models) {
       const entry = counts.get(ref.sha256) ?? { ref, peers: 0 };
       entry.peers++;

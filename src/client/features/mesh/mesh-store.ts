@@ -40,6 +40,7 @@ onModelStoreChange(() => {
 const createPeerConnection = (config: { iceServers: RTCIceServer[] }) => new RTCPeerConnection(config) as unknown as PeerConnectionLike;
 
 let room: MeshRoom | null = null;
+let stopWatching: () => void = () => {};
 let joining: Promise<MeshRoom> | null = null;
 const listeners = new Set<() => void>();
 const emit = () => listeners.forEach((listener) => listener());
@@ -74,13 +75,15 @@ export async function joinMeshRoom(slug: string, invite?: string, options: { gue
     room = joined;
     emit();
     // The server ends this socket when the session changes (sign-up, log-out): come back with the new one.
-    socket.on('disconnect', (reason) => {
+    const onDisconnect = (reason: string) => {
       if (reason !== 'io server disconnect' || room !== joined) return;
       room = null;
       emit();
       // Its links go too: the other side hears this peer id leave and will meet the new one.
       void joined.leave().finally(() => rejoin(slug, invite));
-    });
+    };
+    socket.on('disconnect', onDisconnect);
+    stopWatching = () => socket.off('disconnect', onDisconnect);
     await joined.join();
     return joined;
   })();
@@ -116,6 +119,8 @@ async function rejoin(slug: string, invite: string | undefined): Promise<void> {
 export async function leaveMeshRoom(): Promise<void> {
   const leaving = room;
   room = null;
+  stopWatching();
+  stopWatching = () => {};
   emit();
   meshNode.setSharing(false);
   await leaving?.leave();

@@ -185,7 +185,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
           {snapshot.peers.map((peer) => {
             // What the peer says over the data channel is live; the server's copy fills in until then.
             const caps = peer.mesh ?? peer.capabilities;
-            const excluded = room.node.requester.excluded.get(peer.peerId);
+            const excluded = room.node.requester.excluded.get(peer.userId);
             return (
               <tr key={peer.peerId} data-testid="room-peer" data-peer-name={peer.displayName} data-peer-id={peer.peerId} data-excluded={excluded ? 'true' : undefined}>
                 <td>
