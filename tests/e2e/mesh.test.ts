@@ -160,6 +160,8 @@ describe('mesh inference in the browser', () => {
     expect(remote.text.length).toBeGreaterThan(10);
     await enterGlobal(ada);
     await expect.poll(() => ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 1 job served/);
+    // The server recorded it: the room's stats count it, with Ada as its server.
+    await expect.poll(() => ada.getByTestId('room-stats').textContent(), { timeout: 15_000 }).toMatch(/^1 answer served in this room · \d+ tokens · 0 failovers · 0 failed spot checks · most by Ada \(1\)$/);
 
     // Ada asks her own device the same thing: the same words.
     await open(ada, 'Chat');

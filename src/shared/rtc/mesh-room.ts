@@ -50,6 +50,8 @@ export class MeshRoom {
   private readonly outbox = new Map<string, { queue: LinkSignal[]; sending: boolean }>();
 
   private presenceTimer: ReturnType<typeof setTimeout> | null = null;
+  private presencePending = false;
+  private presenceSent = '';
 
   constructor(
     private readonly socket: MeshSocket,
@@ -65,12 +67,28 @@ export class MeshRoom {
     };
   }
 
-  /** The server's member list shows capabilities too (before any channel opens): sent at most once a second. */
+  /**
+   * The server's member list shows capabilities too (before any channel opens), and job records check that a
+   * serving peer shares: a change goes out at once, further ones at most once a second.
+   */
   private publishPresence(): void {
-    if (this.presenceTimer || !this.self) return;
+    if (!this.self) return;
+    // Only what changed (pings and hellos from peers change nothing here).
+    const capabilities = this.presence();
+    const text = JSON.stringify(capabilities);
+    if (text === this.presenceSent) return;
+    if (this.presenceTimer) {
+      this.presencePending = true;
+      return;
+    }
+    this.presenceSent = text;
+    this.socket.emit('peer:update', { room: this.room, capabilities }, () => {});
     this.presenceTimer = setTimeout(() => {
       this.presenceTimer = null;
-      if (this.self) this.socket.emit('peer:update', { room: this.room, capabilities: this.presence() }, () => {});
+      if (this.presencePending) {
+        this.presencePending = false;
+        this.publishPresence();
+      }
     }, 1000);
   }
 
@@ -199,9 +217,11 @@ export class MeshRoom {
         .signal(signal)
         .catch(() => undefined);
     });
+    const joinedWith = this.presence();
+    this.presenceSent = JSON.stringify(joinedWith);
     const result = await this.socket
       .timeout(JOIN_TIMEOUT_MS)
-      .emitWithAck('room:join', { room: this.room, capabilities: this.presence() })
+      .emitWithAck('room:join', { room: this.room, capabilities: joinedWith })
       .catch(() => ({ ok: false as const, error: 'INTERNAL' as const, message: `The server did not answer the join within ${JOIN_TIMEOUT_MS / 1000} s` }));
     if (!result.ok) {
       this.error = result.message;

@@ -27,9 +27,10 @@ export function askMesh(room: MeshRoom, model: ModelRef, messages: EngineMessage
     },
     onServer: (peer) => {
       // Records are for the person's history and the room's stats: the answer never waits for them.
-      record ??= trpc.jobs.start
-        .mutate({ room: room.room, serverPeerId: peer.peerId, model })
-        .then((row) => row.id)
+      const start = () => trpc.jobs.start.mutate({ room: room.room, serverPeerId: peer.peerId, model }).then((row) => row.id);
+      // Once more after a moment: the peer's "sharing" can reach us over the data channel before the server hears it.
+      record ??= start()
+        .catch(() => new Promise((resolve) => setTimeout(resolve, 1000)).then(start))
         .catch(() => null);
     },
   });
