@@ -8,6 +8,9 @@ import { DEFAULT_REQUESTER_OPTIONS, JobRequester, type JobRequesterOptions, type
 import { PeerChannel, type Wire } from './peer-channel.ts';
 
 const PING_MS = 2000;
+const FIRST_PING_MS = 250;
+/** Weight of a new RTT sample in the smoothed RTT (as TCP's SRTT, a little quicker). */
+const RTT_GAIN = 0.25;
 
 export interface MeshPeer {
   peerId: string;
@@ -102,7 +105,8 @@ export class MeshNode {
     channel.onMessage = (message) => this.receive(peer, message);
     this.peers.set(peerId, peer);
     void channel.send({ type: 'hello', capabilities: this.capabilities() });
-    void channel.send({ type: 'ping', t: performance.now() });
+    // The first ping waits a moment: one sent as the channel opens can take a second while the transport settles.
+    setTimeout(() => void channel.send({ type: 'ping', t: performance.now() }), FIRST_PING_MS);
     this.onChange();
     return channel;
   }
@@ -145,7 +149,10 @@ export class MeshNode {
         void send({ type: 'pong', t: message.t });
         return;
       case 'pong':
-        peer.rttMs = Math.max(0, performance.now() - message.t);
+        {
+          const sample = Math.max(0, performance.now() - message.t);
+          peer.rttMs = peer.rttMs === null ? sample : peer.rttMs + RTT_GAIN * (sample - peer.rttMs);
+        }
         this.onChange();
         return;
       case 'job:offer':
