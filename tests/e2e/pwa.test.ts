@@ -3,7 +3,6 @@
 // an update to a new build that keeps the models, a tiny storage quota, and cloud chat over SSE.
 // Screenshots of the Models and Chat screens go to docs/screenshots when SCREENSHOTS=1 (README uses them).
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -11,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../../scripts/fake-hub.ts';
 import { buildClient, launchChromium } from '../support/browser.ts';
 import { publishModels } from '../support/model-fixtures.ts';
-import { ROOT, type ServerProcess, startServer } from '../support/server-process.ts';
+import { ROOT, type ServerProcess, freePort, startServer } from '../support/server-process.ts';
 
 let dir: string;
 let hub: FakeHub;
@@ -21,15 +20,6 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 const screenshots = process.env.SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : null;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-pwa-'));

@@ -1,5 +1,6 @@
 // Runs the real server entry point (src/server/index.ts) as a child process, as `npm run serve` does.
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -75,4 +76,14 @@ export async function downloadModel(url: string, cookie: string, id: string, tim
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`download of ${id} not ready within ${timeoutMs} ms`);
+}
+
+/** A port free on 127.0.0.1 now, for a server that must come back on the same origin after a restart. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
 }

@@ -131,9 +131,9 @@ export const socketPlugin = fp<SocketPluginOptions>(
     app.decorate('io', io);
     app.decorate('mesh', mesh);
     app.addHook('preClose', async () => {
-      // io.close() would also close Fastify's HTTP server: end the sockets and the engine only. Only this node's
-      // sockets: through the Redis adapter, a plain disconnectSockets would end every node's.
-      mesh.local.disconnectSockets(true);
+      // io.close() would also close Fastify's HTTP server: close this node's connections only (through the Redis
+      // adapter, disconnectSockets would end every node's). Closed at the transport, not disconnected by the server,
+      // so clients reconnect by themselves: to this server once it is back, or to another node at once.
       io.engine.close();
     });
   },

@@ -217,6 +217,24 @@ export class MeshRoom {
         .signal(signal)
         .catch(() => undefined);
     });
+    // A reconnect the server could not recover (it restarted, or the socket was away too long) comes back as a new
+    // peer with no rooms: everyone's peer ids are new, so the old links go and the room is joined afresh.
+    const onConnect = () => {
+      if (this.socket.recovered || !this.self) return;
+      for (const peerId of [...this.links.keys()]) this.drop(peerId);
+      this.infos.clear();
+      this.early.clear();
+      this.self = null;
+      this.changed();
+      void this.enter();
+    };
+    this.socket.on('connect', onConnect);
+    this.detach.push(() => this.socket.off('connect', onConnect));
+    await this.enter();
+  }
+
+  /** Asks the server to join, then makes a link to everyone there. */
+  private async enter(): Promise<void> {
     const joinedWith = this.presence();
     this.presenceSent = JSON.stringify(joinedWith);
     const result = await this.socket
@@ -228,6 +246,7 @@ export class MeshRoom {
       this.changed();
       return;
     }
+    this.error = null;
     this.self = result.data.self;
     // For bench/signaling.ts: join acknowledged → every data channel open.
     performance.mark('mesh:joined');
