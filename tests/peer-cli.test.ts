@@ -31,7 +31,8 @@ function peer(args: string[]) {
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, out: () => stdout, err: () => stderr };
+  // `out` carries stderr too after a marker, so a failed expectation shows why the peer did not get there.
+  return { child, exited, out: () => (stderr ? `${stdout}\n[stderr] ${stderr}` : stdout), err: () => stderr };
 }
 
 describe('npm run peer', () => {
@@ -89,8 +90,11 @@ describe('npm run peer', () => {
     const slug = ((await created.json()) as { result: { data: { slug: string } } }).result.data.slug;
     const run = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', '--token', token, '--cache-dir', path.join(dir, 'cache')]);
     await expect.poll(() => run.out(), { timeout: 60_000 }).toContain(`box-owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
-    run.child.kill('SIGINT');
-    expect(await run.exited).toBe(0);
+    // The account logs that session out: the peer cannot go on, and says so.
+    const logout = await fetch(`${server.url}/api/trpc/auth.logout`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{}' });
+    expect(logout.status).toBe(200);
+    expect(await run.exited).toBe(1);
+    expect(run.err()).toMatch(/The server ended this peer's session/);
     // A guest cannot: custom rooms need an account.
     const guest = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', '--name', 'Stray', '--cache-dir', path.join(dir, 'cache')]);
     expect(await guest.exited).toBe(1);

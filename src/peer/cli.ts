@@ -68,6 +68,10 @@ const peer = new HeadlessPeer({
   ...(threads ? { threads } : {}),
   corruptTokens: parsed['corrupt-tokens'] ?? false,
   log: (line) => process.stdout.write(`${line}\n`),
+  onEnded: (reason) => {
+    process.stderr.write(`${interactive ? '\n' : ''}${reason}\n`);
+    void peer.stop().finally(() => process.exit(1));
+  },
 });
 
 let stopping = false;

@@ -39,6 +39,8 @@ export interface HeadlessPeerOptions {
   /** Test only: report wrong tokens (for the spot-check tests). */
   corruptTokens?: boolean;
   log?: (line: string) => void;
+  /** The server ended this peer's session (its account logged out, or the token was revoked): it cannot go on. */
+  onEnded?: (reason: string) => void;
 }
 
 export interface PeerStatus {
@@ -136,6 +138,10 @@ export class HeadlessPeer {
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
       socket.once('connect_error', (error) => reject(new Error(`Signaling refused this peer: ${error.message}`)));
+    });
+    socket.on('disconnect', (reason) => {
+      // Lost connections come back by themselves; a socket the server ended means the session is gone.
+      if (reason === 'io server disconnect') this.options.onEnded?.('The server ended this peer\'s session (logged out or revoked)');
     });
     // werift speaks the standard RTCPeerConnection API this project uses; with no ICE servers configured it
     // gathers host candidates only (werift's own default would ask a public STUN server).
