@@ -110,11 +110,17 @@ function jobsOf(page: Page) {
   });
 }
 
-/** Closes `server`'s page as soon as an answer starts to appear on `asker`'s chat screen. */
+/**
+ * Closes `server`'s page as soon as an answer starts to appear on `asker`'s chat screen. Its JavaScript is paused
+ * first (through the DevTools protocol, at once), so it sends no more tokens while the page closes, however fast
+ * it generates: the answer is always cut mid-way.
+ */
 async function closeOnFirstToken(asker: Page, server: Page): Promise<() => Promise<void>> {
+  const devtools = await server.context().newCDPSession(server);
+  await devtools.send('Debugger.enable');
   let closed: Promise<void> | null = null;
   await asker.exposeFunction('answerStarted', () => {
-    closed ??= server.context().close();
+    closed ??= devtools.send('Debugger.pause').then(() => server.context().close());
   });
   await asker.evaluate(() => {
     const seen = { done: false };
