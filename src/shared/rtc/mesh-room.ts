@@ -24,6 +24,8 @@ export interface MeshPeer extends PeerInfo {
   rttMs: number | null;
   /** What the peer said of itself over the data channel (`hello`). */
   mesh: PeerCapabilities | null;
+  /** Messages from it dropped as oversize, malformed or invalid. */
+  dropped: number;
 }
 
 export interface MeshSnapshot {
@@ -111,7 +113,13 @@ export class MeshRoom {
       error: this.error,
       peers: [...this.infos.values()].map((info) => {
         const peer = this.node.peer(info.peerId);
-        return { ...info, link: this.links.get(info.peerId)?.state() ?? { connection: 'new', channel: 'none' }, rttMs: peer?.rttMs ?? null, mesh: peer?.capabilities ?? null };
+        return {
+          ...info,
+          link: this.links.get(info.peerId)?.state() ?? { connection: 'new', channel: 'none' },
+          rttMs: peer?.rttMs ?? null,
+          mesh: peer?.capabilities ?? null,
+          dropped: peer?.channel.droppedTotal() ?? 0,
+        };
       }),
     };
     this.listeners.forEach((listener) => listener());

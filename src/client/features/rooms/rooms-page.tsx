@@ -196,6 +196,12 @@ function RoomMembers({ room }: { room: MeshRoom }) {
                       excluded
                     </span>
                   )}
+                  {peer.dropped > 0 && (
+                    <span className="muted small" data-testid="peer-dropped">
+                      {' '}
+                      ({plural(peer.dropped, 'bad message')} dropped)
+                    </span>
+                  )}
                 </td>
                 <td data-testid="peer-backend">{caps.backend ? BACKEND_LABEL[caps.backend] : '—'}</td>
                 <td>{caps.models.map((m) => m.id).join(', ') || '—'}</td>
