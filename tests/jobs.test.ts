@@ -4,16 +4,16 @@
 // the requester may finish or report; jobs.list and room stats reflect it all.
 import { TRPCClientError } from '@trpc/client';
 import type { FastifyInstance } from 'fastify';
-import { type Socket, io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
-import type { Ack, ClientToServerEvents, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
+import type { Ack, PeerInfo } from '../src/shared/socket-contract.ts';
 import { chatClient } from './support/chat-client.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
+import { type MeshClient, connectMesh } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
 
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+type Client = MeshClient;
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -34,12 +34,7 @@ afterAll(async () => {
 /** A guest with an API client and a socket in the global room (sharing its compute unless told not to). */
 async function member(name: string, sharing = true) {
   const cookie = await guestCookie(base, name);
-  const socket: Client = io(`${base}/mesh`, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { cookie } });
-  sockets.push(socket);
-  await new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(null));
-    socket.once('connect_error', reject);
-  });
+  const socket = await connectMesh(base, sockets, { cookie });
   const capabilities = { backend: 'wasm' as const, models: [], tokensPerSecond: null, sharing, queue: 0 };
   const joined = (await socket.emitWithAck('room:join', { room: 'global', capabilities })) as Ack<{ self: PeerInfo }>;
   if (!joined.ok) throw new Error(joined.message);

@@ -116,6 +116,18 @@ async function localAnswer(sampling: JobSampling) {
   return { tokenIds: result.tokenIds, text: result.text };
 }
 
+/** A (faster, picked first) and C share; B asks; plus the answer one engine gives uninterrupted. */
+async function failoverRoom() {
+  const expected = await localAnswer(SAMPLED);
+  const a = await peer('A', { share: true, tokensPerSecond: 500 });
+  const c = await peer('C', { share: true, tokensPerSecond: 100 });
+  const b = await peer('B');
+  connect(a, b);
+  connect(c, b);
+  await settle();
+  return { expected, a, c, b };
+}
+
 afterEach(() => {
   for (const made of opened.splice(0)) made.node.close();
 });
@@ -140,13 +152,7 @@ describe('mesh inference between nodes', () => {
   }, 60_000);
 
   it('continues on another peer when the serving one leaves mid-answer: one answer, identical, one failover', async () => {
-    const expected = await localAnswer(SAMPLED);
-    const a = await peer('A', { share: true, tokensPerSecond: 500 });
-    const c = await peer('C', { share: true, tokensPerSecond: 100 });
-    const b = await peer('B');
-    connect(a, b);
-    connect(c, b);
-    await settle();
+    const { expected, a, b } = await failoverRoom();
     const servers: string[] = [];
     const job = b.node.requester.run({
       model: ref,
@@ -168,13 +174,7 @@ describe('mesh inference between nodes', () => {
   }, 60_000);
 
   it('continues on another peer when the serving one stalls mid-answer without leaving', async () => {
-    const expected = await localAnswer(SAMPLED);
-    const a = await peer('A', { share: true, tokensPerSecond: 500 });
-    const c = await peer('C', { share: true, tokensPerSecond: 100 });
-    const b = await peer('B');
-    connect(a, b);
-    connect(c, b);
-    await settle();
+    const { expected, a, b } = await failoverRoom();
     const link = links.get([a.peerId, b.peerId].sort().join());
     const started = performance.now();
     const outcome = await b.node.requester.run({
@@ -194,13 +194,7 @@ describe('mesh inference between nodes', () => {
   }, 60_000);
 
   it("continues elsewhere when the serving peer's own chat takes its engine back", async () => {
-    const expected = await localAnswer(SAMPLED);
-    const a = await peer('A', { share: true, tokensPerSecond: 500 });
-    const c = await peer('C', { share: true, tokensPerSecond: 100 });
-    const b = await peer('B');
-    connect(a, b);
-    connect(c, b);
-    await settle();
+    const { expected, a, b } = await failoverRoom();
     let local: Promise<unknown> | null = null;
     const job = b.node.requester.run({
       model: ref,

@@ -5,17 +5,18 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createClient } from 'redis';
-import { type ManagerOptions, type Socket, type SocketOptions, io } from 'socket.io-client';
+import type { ManagerOptions, SocketOptions } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
 import { createRoom, joinRoom } from '../src/server/services/room.ts';
 import { createSession, sessionPolicy } from '../src/server/services/session.ts';
-import type { Ack, ClientToServerEvents, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
+import type { Ack, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
+import { type MeshClient, accountCookie, connectMesh } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
 
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+type Client = MeshClient;
 interface Node {
   app: FastifyInstance;
   base: string;
@@ -83,19 +84,10 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
   });
 
   function connect(url: string, cookie: string, options: Partial<ManagerOptions & SocketOptions> = {}): Promise<Client> {
-    const socket: Client = io(`${url}/mesh`, { transports: ['websocket'], reconnection: false, forceNew: true, extraHeaders: { cookie }, ...options });
-    open.push(socket);
-    return new Promise((resolve, reject) => {
-      socket.once('connect', () => resolve(socket));
-      socket.once('connect_error', reject);
-    });
+    return connectMesh(url, open, { cookie, ...options });
   }
 
-  async function account(username: string): Promise<{ cookie: string; userId: string }> {
-    const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
-    const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
-    return { cookie: `mesh_session=${token}`, userId: user.id };
-  }
+  const account = (username: string) => accountCookie(db.database.prisma, username);
 
   async function join(socket: Client, room: string) {
     return (await socket.emitWithAck('room:join', { room })) as Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>;

@@ -2,17 +2,17 @@
 // presence, signals only to their target in the same room with a server-stamped sender, size and rate limits
 // that do not slow other clients, and room capacity under 50 concurrent joins (PGlite and PostgreSQL).
 import type { FastifyInstance } from 'fastify';
-import { type Socket, io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
 import { createRoom, joinRoom } from '../src/server/services/room.ts';
 import { createSession, sessionPolicy } from '../src/server/services/session.ts';
-import type { Ack, ClientToServerEvents, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
+import type { Ack, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
 import { type TestDatabase, databaseKinds, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
+import { type MeshClient, accountCookie, connectMesh } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
 
-type Client = Socket<ServerToClientEvents, ClientToServerEvents>;
+type Client = MeshClient;
 
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -33,24 +33,10 @@ afterAll(async () => {
 });
 
 function connect(cookie: string | null, origin: string | null = base): Promise<Client> {
-  const socket: Client = io(`${base}/mesh`, {
-    transports: ['websocket'],
-    reconnection: false,
-    forceNew: true,
-    extraHeaders: { ...(cookie ? { cookie } : {}), ...(origin ? { origin } : {}) },
-  });
-  open.push(socket);
-  return new Promise((resolve, reject) => {
-    socket.once('connect', () => resolve(socket));
-    socket.once('connect_error', reject);
-  });
+  return connectMesh(base, open, { cookie, origin });
 }
 
-async function account(username: string): Promise<{ cookie: string; userId: string }> {
-  const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
-  const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
-  return { cookie: `mesh_session=${token}`, userId: user.id };
-}
+const account = (username: string) => accountCookie(db.database.prisma, username);
 
 function join(socket: Client, room: string) {
   return socket.emitWithAck('room:join', { room }) as Promise<Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>>;

@@ -1,0 +1,37 @@
+// socket.io-client connections to the `/mesh` namespace for the socket tests, and accounts to connect as.
+import { type ManagerOptions, type Socket, type SocketOptions, io } from 'socket.io-client';
+import type { PrismaClient } from '../../src/server/db/client.ts';
+import { createSession, sessionPolicy } from '../../src/server/services/session.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../src/shared/socket-contract.ts';
+
+export type MeshClient = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+/**
+ * Connects to `${base}/mesh` over WebSocket with no reconnection, as `cookie` (and from `origin`, if given);
+ * resolves once the server accepts it. The socket goes into `opened` first, so a test can close every one.
+ */
+export function connectMesh(
+  base: string,
+  opened: MeshClient[],
+  { cookie = null, origin = null, ...options }: { cookie?: string | null; origin?: string | null } & Partial<ManagerOptions & SocketOptions> = {},
+): Promise<MeshClient> {
+  const socket: MeshClient = io(`${base}/mesh`, {
+    transports: ['websocket'],
+    reconnection: false,
+    forceNew: true,
+    extraHeaders: { ...(cookie ? { cookie } : {}), ...(origin ? { origin } : {}) },
+    ...options,
+  });
+  opened.push(socket);
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', reject);
+  });
+}
+
+/** A new account with a session, as the cookie a client would send. */
+export async function accountCookie(prisma: PrismaClient, username: string): Promise<{ cookie: string; userId: string }> {
+  const user = await prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+  const { token } = await createSession(prisma, user.id, sessionPolicy(14, 90));
+  return { cookie: `mesh_session=${token}`, userId: user.id };
+}
