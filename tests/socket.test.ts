@@ -194,6 +194,18 @@ describe('signal:relay', () => {
   });
 });
 
+describe('room capacity in signaling', () => {
+  it('lets exactly as many sockets in as the room holds when they all join at once', async () => {
+    const owner = await account('many-tabs');
+    const small = await createRoom(db.database.prisma, owner.userId, { name: 'Small', visibility: 'PUBLIC', capacity: 3 });
+    // One member with ten tabs: the membership allows it, the room's capacity must still hold.
+    const tabs = await Promise.all(Array.from({ length: 10 }, () => connect(owner.cookie)));
+    const results = await Promise.all(tabs.map((tab) => join(tab, small.slug)));
+    expect(results.filter((r) => r.ok).length).toBe(3);
+    expect(results.filter((r) => !r.ok && r.error === 'ROOM_FULL').length).toBe(7);
+  });
+});
+
 describe.each(databaseKinds())('room capacity on %s', (kind) => {
   let database: TestDatabase;
   beforeAll(async () => {
