@@ -206,7 +206,8 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
     const running = openStream(guest, hello);
     await running.firstDelta;
     running.unsubscribe();
-    await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), { timeout: 3000 });
+    // Under a loaded CI machine the close can take seconds to reach the server; the 200 chunks would take 10.
+    await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), { timeout: 8000 });
     // It stopped well before the 200 slow chunks (10 s) could have been sent.
     expect(running.deltas.length).toBeLessThan(100);
   });
@@ -223,7 +224,7 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
       const running = openStream(chatClient(url, await guestCookie(url)), hello);
       await running.firstDelta;
       running.unsubscribe();
-      await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), { timeout: 3000 });
+      await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), { timeout: 8000 });
     } finally {
       // The test client (undici under eventsource) leaves its aborted SSE socket open for seconds; the server
       // has already seen the abort, so close it rather than wait.

@@ -3,6 +3,7 @@
 //   channel, the readout names Ada, and it equals the answer Ada's own device gives (greedy).
 // - Failover: Ann serves Ben's answer, a headless peer Cy shares too; Ann's page closes after a few tokens. Ben's
 //   answer completes on Cy, identical to an uninterrupted run with the same seed, and the job records a failover.
+//   (Ann's page sends only five tokens of it: the test holds the rest back at her data channel, then closes her.)
 // - Trust: a headless peer that corrupts its tokens (and lies about its speed) serves Ben; the spot check catches
 //   it, it is excluded, and Ben's answer is corrected to the honest one.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -111,16 +112,25 @@ function jobsOf(page: Page) {
 }
 
 /**
- * Closes `server`'s page as soon as an answer starts to appear on `asker`'s chat screen. Its JavaScript is paused
- * first (through the DevTools protocol, at once), so it sends no more tokens while the page closes, however fast
- * it generates: the answer is always cut mid-way.
+ * Lets `server`'s page send only the first `tokens` tokens of any answer (what it sends later about jobs is dropped
+ * at its data channels), and closes that page as soon as the answer starts to appear on `asker`'s chat screen:
+ * the answer is cut after exactly that many tokens, however fast the page generates and however slowly it closes.
  */
-async function closeOnFirstToken(asker: Page, server: Page): Promise<() => Promise<void>> {
-  const devtools = await server.context().newCDPSession(server);
-  await devtools.send('Debugger.enable');
+async function cutAfterTokens(asker: Page, server: Page, tokens: number): Promise<() => Promise<void>> {
+  await server.evaluate((allowed) => {
+    const send = RTCDataChannel.prototype.send;
+    let sent = 0;
+    RTCDataChannel.prototype.send = function (this: RTCDataChannel, data: string | Blob | ArrayBuffer | ArrayBufferView) {
+      if (typeof data === 'string' && /"type":"job:(token|done|error)"/.test(data)) {
+        if (!data.includes('"type":"job:token"') || sent >= allowed) return;
+        sent++;
+      }
+      (send as (this: RTCDataChannel, payload: typeof data) => void).call(this, data);
+    };
+  }, tokens);
   let closed: Promise<void> | null = null;
   await asker.exposeFunction('answerStarted', () => {
-    closed ??= devtools.send('Debugger.pause').then(() => server.context().close());
+    closed ??= server.context().close();
   });
   await asker.evaluate(() => {
     const seen = { done: false };
@@ -178,7 +188,7 @@ describe('mesh inference in the browser', () => {
     // Auto: Bob's answer starts on Ada, Ada's page closes, nobody else shares: the cloud (the stub) answers instead.
     await open(bob, 'Chat');
     await newChat(bob);
-    const closed = await closeOnFirstToken(bob, ada);
+    const closed = await cutAfterTokens(bob, ada, 5);
     const fallback = await ask(bob, 'auto', LONG_PROMPT, SAMPLED);
     await closed();
     expect(fallback.readout).toMatch(/^Stub .* · the mesh could not answer: No peer in this room shares nano-shakespeare to finish this answer \(Ada: left the room\)$/);
@@ -202,7 +212,7 @@ describe('mesh inference in the browser', () => {
 
     // Ann's page closes as soon as her first tokens reach Ben.
     await open(ben, 'Chat');
-    const closed = await closeOnFirstToken(ben, ann);
+    const closed = await cutAfterTokens(ben, ann, 5);
     const resumed = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
     await closed();
     expect(resumed.readout).toMatch(/^on Cy · CPU · .* · continued after 1 peer left \(Ann → Cy\)$/);

@@ -125,7 +125,7 @@ describe('the PWA', () => {
     try {
       await page.reload({ timeout: 15_000 });
       await expect.poll(() => page.getByTestId('offline-indicator').textContent(), { timeout: 15_000 }).toBe('Offline');
-      await expect.poll(() => card(page, 'nano-shakespeare').count(), { timeout: 15_000 }).toBe(1);
+      await expect.poll(() => card(page, 'nano-shakespeare').count(), { timeout: 30_000 }).toBe(1);
       await card(page, 'nano-shakespeare').getByTestId('model-load').click();
       await expect.poll(() => card(page, 'nano-shakespeare').getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
       const { readout } = await chat(page, 'Speak again, bright angel');
