@@ -13,7 +13,7 @@ import { createSession, sessionPolicy } from '../src/server/services/session.ts'
 import type { Ack, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
-import { type MeshClient, accountCookie, connectMesh } from './support/mesh-socket.ts';
+import { type MeshClient, accountCookie, connectMesh, nextEvent } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
 
 type Client = MeshClient;
@@ -99,15 +99,7 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     return result.data;
   }
 
-  function next<E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 3000): Promise<Parameters<ServerToClientEvents[E]>[0]> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
-      socket.once(event as 'signal', ((payload: never) => {
-        clearTimeout(timer);
-        resolve(payload);
-      }) as never);
-    });
-  }
+  const next = <E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 3000) => nextEvent(socket, event, timeoutMs);
 
   function disconnected(socket: Client, timeoutMs = 3000): Promise<string> {
     return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import { createSession, sessionPolicy } from '../src/server/services/session.ts'
 import type { Ack, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
 import { type TestDatabase, databaseKinds, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
-import { type MeshClient, accountCookie, connectMesh } from './support/mesh-socket.ts';
+import { type MeshClient, accountCookie, connectMesh, nextEvent } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
 
 type Client = MeshClient;
@@ -42,15 +42,7 @@ function join(socket: Client, room: string) {
   return socket.emitWithAck('room:join', { room }) as Promise<Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>>;
 }
 
-function next<E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 2000): Promise<Parameters<ServerToClientEvents[E]>[0]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
-    socket.once(event as 'signal', ((payload: never) => {
-      clearTimeout(timer);
-      resolve(payload);
-    }) as never);
-  });
-}
+const next = <E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 2000) => nextEvent(socket, event, timeoutMs);
 
 describe('the /mesh handshake', () => {
   it('refuses a socket without a valid session, with a clear reason', async () => {

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HeadlessPeer } from '../../src/peer/headless-peer.ts';
-import { buildClient, launchChromium } from '../support/browser.ts';
+import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
 import { ROOT, type ServerProcess, startServer } from '../support/server-process.ts';
 
 let dir: string;
@@ -39,14 +39,7 @@ afterAll(async () => {
 
 /** A guest page with a chosen display name, on the Rooms screen. */
 async function guest(name: string): Promise<Page> {
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  // The guest is made on a page of the origin that is not the app: the app would make its own guest meanwhile.
-  await page.goto(`${server.url}/api/health`);
-  const status = await page.evaluate(async (displayName) => {
-    const response = await fetch('/api/trpc/auth.guest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName }) });
-    return response.status;
-  }, name);
-  expect(status).toBe(200);
+  const page = await guestPage(browser, server.url, name, { viewport: { width: 1280, height: 900 } });
   await page.goto(`${server.url}/rooms`);
   return page;
 }

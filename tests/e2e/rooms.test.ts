@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildClient, launchChromium } from '../support/browser.ts';
+import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
 import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 let dir: string;
@@ -28,25 +28,14 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function guestPage(name: string): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  // A guest with a chosen display name (the app would otherwise pick "Guest 1234"), made on a page of the origin
-  // that is not the app, so the app cannot make its own guest meanwhile.
-  await page.goto(`${server.url}/api/health`);
-  const status = await page.evaluate(async (displayName) => {
-    const response = await fetch('/api/trpc/auth.guest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName }) });
-    return response.status;
-  }, name);
-  expect(status).toBe(200);
-  return page;
-}
+const guest = (name: string) => guestPage(browser, server.url, name);
 
 const peerRow = (page: Page, name: string) => page.locator(`[data-testid="room-peer"][data-peer-name="${name}"]`);
 
 describe('rooms in the browser', () => {
   it('connects two guests in the global room with an RTT, keeps a third room apart, and shows a peer leave', async () => {
-    const ada = await guestPage('Ada');
-    const bob = await guestPage('Bob');
+    const ada = await guest('Ada');
+    const bob = await guest('Bob');
     // At the same moment: each must hear of the other even when their joins interleave.
     await Promise.all([ada.goto(`${server.url}/rooms/global`), bob.goto(`${server.url}/rooms/global`)]);
     for (const [page, other] of [

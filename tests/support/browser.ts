@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
 import type { BackendPreference, EngineMessage, EngineModel, EngineReply, SamplingInput } from '../../src/shared/engine-protocol.ts';
 import { ROOT } from './server-process.ts';
 
@@ -88,4 +88,19 @@ export async function runWorker(
     },
     { workerPath, model, backend, messages, sampling },
   );
+}
+
+/**
+ * A new browser context signed in as a guest named `displayName` (the app would otherwise pick "Guest 1234"). The
+ * guest is made on a page of the origin that is not the app (`/api/health`), so the app cannot make its own meanwhile.
+ */
+export async function guestPage(browser: Browser, origin: string, displayName: string, options: BrowserContextOptions = {}): Promise<Page> {
+  const page = await (await browser.newContext(options)).newPage();
+  await page.goto(`${origin}/api/health`);
+  const status = await page.evaluate(async (name) => {
+    const response = await fetch('/api/trpc/auth.guest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName: name }) });
+    return response.status;
+  }, displayName);
+  if (status !== 200) throw new Error(`guest sign-in as ${displayName} answered ${status}`);
+  return page;
 }

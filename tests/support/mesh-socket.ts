@@ -35,3 +35,14 @@ export async function accountCookie(prisma: PrismaClient, username: string): Pro
   const { token } = await createSession(prisma, user.id, sessionPolicy(14, 90));
   return { cookie: `mesh_session=${token}`, userId: user.id };
 }
+
+/** The next `event` on `socket`, or an error after `timeoutMs`. */
+export function nextEvent<E extends keyof ServerToClientEvents>(socket: MeshClient, event: E, timeoutMs: number): Promise<Parameters<ServerToClientEvents[E]>[0]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
+    socket.once(event as 'signal', ((payload: never) => {
+      clearTimeout(timer);
+      resolve(payload);
+    }) as never);
+  });
+}
