@@ -88,7 +88,8 @@ describe('npm run peer', () => {
       body: JSON.stringify({ name: 'Workshop', visibility: 'PUBLIC', capacity: 4 }),
     });
     const slug = ((await created.json()) as { result: { data: { slug: string } } }).result.data.slug;
-    const run = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', '--token', token, '--cache-dir', path.join(dir, 'cache')]);
+    // `--token=`: a token may start with "-" (base64url), which would read as another option after a space.
+    const run = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', `--token=${token}`, '--cache-dir', path.join(dir, 'cache')]);
     await expect.poll(() => run.out(), { timeout: 60_000 }).toContain(`box-owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
     // The account logs that session out: the peer cannot go on, and says so.
     const logout = await fetch(`${server.url}/api/trpc/auth.logout`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{}' });

@@ -1,17 +1,18 @@
-// `npm run peer -- --server URL --room R --model M [--name N] [--token T]`: a headless peer that joins a room,
+// `npm run peer -- --server URL --room R --model M [--name N] [--token=T]`: a headless peer that joins a room,
 // loads the model through the server's proxy, shares its compute and prints a live status line; Ctrl-C leaves
 // the room cleanly.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { HeadlessPeer, type PeerStatus } from './headless-peer.ts';
 
-const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID [--name NAME] [--token SESSION_TOKEN] [--invite CODE] [--cache-dir DIR]
+const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID [--name NAME] [--token=SESSION_TOKEN] [--invite CODE] [--cache-dir DIR]
 
   --server     the Mesh NanoLLM server, e.g. http://127.0.0.1:8787
   --room       a room slug (global, or a custom room: that needs --token of an account that may join it)
   --model      a model id from the server's catalogue (e.g. nano-shakespeare)
   --name       display name of the guest this peer signs in as
-  --token      an account's session token (its mesh_session cookie) instead of a guest
+  --token      an account's session token (its mesh_session cookie) instead of a guest; give it as --token=…
+               (a token may start with "-", which would otherwise read as another option)
   --invite     invite code of a private room
   --cache-dir  where model files are kept between runs (default ./data/peer-cache)
   --threads    ONNX Runtime threads (default: every core; give each of several peers on one machine fewer)`;
