@@ -109,22 +109,16 @@ function upstreamMessage(body: string): string {
   }
 }
 
-async function readText(body: ReadableStream<Uint8Array> | null, limit: number): Promise<{ text: string; truncated: boolean }> {
-  if (!body) return { text: '', truncated: false };
-  const reader = body.getReader();
+async function readText(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<{ text: string; truncated: boolean }> {
   const decoder = new TextDecoder();
   let text = '';
   let bytes = 0;
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return { text: text + decoder.decode(), truncated: false };
-      bytes += value.byteLength;
-      if (bytes > limit) return { text, truncated: true };
-      text += decoder.decode(value, { stream: true });
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { text: text + decoder.decode(), truncated: false };
+    bytes += value.byteLength;
+    if (bytes > limit) return { text, truncated: true };
+    text += decoder.decode(value, { stream: true });
   }
 }
 
@@ -168,24 +162,49 @@ export async function* streamChatCompletion(
   request: ProviderRequest,
   signal: AbortSignal,
 ): AsyncGenerator<ProviderChunk> {
+  // Aborting fetch's signal reaches the connection only while undici still holds the Request it made from it: the
+  // Request follows the signal through a weak reference (nodejs/undici#3644), so after a garbage collection an abort
+  // can be lost. Hanging up therefore also cancels the body reader (held here, strongly), and no wait below relies
+  // on an abort reaching undici: each one gives up by itself.
   const upstream = new AbortController();
-  let timedOut = false;
-  let timer: NodeJS.Timeout | undefined;
-  // The timer runs only while we wait on the provider, never while the consumer holds a chunk.
-  const waitFor = async <T>(promise: Promise<T>): Promise<T> => {
-    timer = setTimeout(() => {
-      timedOut = true;
-      upstream.abort();
-    }, config.timeoutMs);
-    try {
-      return await promise;
-    } finally {
-      clearTimeout(timer);
-    }
+  let reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  const hangUp = () => {
+    upstream.abort();
+    reader?.cancel().catch(() => {});
   };
-  const onAbort = () => upstream.abort();
-  signal.addEventListener('abort', onAbort, { once: true });
+  let timedOut = false;
+  const waitFor = <T>(promise: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const stop = (reason: unknown) => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        hangUp();
+        reject(reason);
+      };
+      const onAbort = () => stop(signal.reason);
+      // The timer runs only while we wait on the provider, never while the consumer holds a chunk.
+      const timer = setTimeout(() => {
+        timedOut = true;
+        stop(new Error('upstream timeout'));
+      }, config.timeoutMs);
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      promise.then(
+        (value) => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
 
+  // Also while the consumer holds a chunk: a client that leaves then must not keep the provider talking.
+  signal.addEventListener('abort', hangUp, { once: true });
   try {
     signal.throwIfAborted();
     const { sampling } = request;
@@ -214,14 +233,16 @@ export async function* streamChatCompletion(
       }),
     );
 
+    reader = response.body?.getReader() ?? null;
     if (!response.ok) {
-      const { text } = await waitFor(readText(response.body, MAX_ERROR_BODY_BYTES));
+      const { text } = reader ? await waitFor(readText(reader, MAX_ERROR_BODY_BYTES)) : { text: '' };
       throw statusError(config, request, response, text);
     }
 
     if ((response.headers.get('content-type') ?? '').includes('application/json')) {
       // Some compatible servers ignore `stream: true` and answer with one completion.
-      const { text, truncated } = await waitFor(readText(response.body, MAX_JSON_BODY_BYTES));
+      if (!reader) throw new ProviderError('BAD_UPSTREAM_RESPONSE', `${config.label} sent an empty answer`);
+      const { text, truncated } = await waitFor(readText(reader, MAX_JSON_BODY_BYTES));
       if (truncated) throw new ProviderError('BAD_UPSTREAM_RESPONSE', `${config.label} sent an answer larger than 4 MiB`);
       const completion = parseJson(text, CompletionSchema, 'an answer', config.label);
       const [choice] = completion.choices;
@@ -235,8 +256,7 @@ export async function* streamChatCompletion(
       return;
     }
 
-    if (!response.body) throw new ProviderError('BAD_UPSTREAM_RESPONSE', `${config.label} sent an empty answer`);
-    const reader = response.body.getReader();
+    if (!reader) throw new ProviderError('BAD_UPSTREAM_RESPONSE', `${config.label} sent an empty answer`);
     const decoder = new TextDecoder();
     const parser = new SseParser();
     let model = request.model;
@@ -280,9 +300,9 @@ export async function* streamChatCompletion(
     }
     throw new ProviderError('UPSTREAM_ERROR', `Could not reach ${config.label}, or the connection broke`);
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    signal.removeEventListener('abort', hangUp);
     // Ends the connection when we stopped early ([DONE] seen, an error, or the consumer returned).
-    upstream.abort();
+    hangUp();
   }
 }
 

@@ -28,6 +28,13 @@ export interface Context extends AppServices {
   res: FastifyReply;
   session: ValidSession | null;
   loginThrottle: LoginThrottle;
+  /**
+   * Aborted when this HTTP exchange ends: the client went away, or the response is complete. Use it rather than
+   * (or as well as) tRPC's `signal`, which follows the `Request` object tRPC builds through undici's weak reference
+   * and so stops firing once that object is garbage collected (nodejs/undici#3644): a long chat would keep its
+   * provider request running after the client left.
+   */
+  exchangeEnded: AbortSignal;
 }
 
 export function makeCreateContext(services: AppServices) {
@@ -39,7 +46,10 @@ export function makeCreateContext(services: AppServices) {
   return async ({ req, res }: CreateFastifyContextOptions): Promise<Context> => {
     const token = req.cookies[SESSION_COOKIE];
     const session = token ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy) : null;
-    return { ...services, db: services.database.prisma, req, res, session, loginThrottle };
+    const ended = new AbortController();
+    // The listener holds the controller for as long as the response exists; nothing here is weakly held.
+    res.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
+    return { ...services, db: services.database.prisma, req, res, session, loginThrottle, exchangeEnded: ended.signal };
   };
 }
 

@@ -43,7 +43,19 @@ async function assertOwnConversation(ctx: ChatContext, id: string): Promise<void
 }
 
 /** The one chat loop behind both procedures: text as it comes, then `done`. */
-async function* runChat(ctx: ChatContext, input: ParsedChatInput, signal: AbortSignal): AsyncGenerator<ChatStreamEvent> {
+/** One signal for "stop": the exchange ended (see Context.exchangeEnded) or tRPC ended the call. */
+function stopSignal(ctx: ChatContext, trpcSignal: AbortSignal | undefined): { signal: AbortSignal; dispose(): void } {
+  const stop = new AbortController();
+  const onStop = () => stop.abort();
+  const sources = [ctx.exchangeEnded, trpcSignal].filter((source) => source !== undefined);
+  for (const source of sources) {
+    if (source.aborted) stop.abort();
+    else source.addEventListener('abort', onStop, { once: true });
+  }
+  return { signal: stop.signal, dispose: () => sources.forEach((source) => source.removeEventListener('abort', onStop)) };
+}
+
+async function* runChat(ctx: ChatContext, input: ParsedChatInput, trpcSignal: AbortSignal | undefined): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
   const { providers, slots } = chatRuntime(ctx.env);
   const provider = providers[input.provider];
@@ -56,6 +68,7 @@ async function* runChat(ctx: ChatContext, input: ParsedChatInput, signal: AbortS
       new ProviderError('TOO_MANY_STREAMS', `At most ${ctx.env.CHAT_MAX_STREAMS_PER_USER} chats can run at once; wait for one to finish`),
     );
   }
+  const { signal, dispose } = stopSignal(ctx, trpcSignal);
   try {
     const model = input.model ?? provider.defaultModel;
     let text = '';
@@ -108,6 +121,7 @@ async function* runChat(ctx: ChatContext, input: ParsedChatInput, signal: AbortS
   } catch (error) {
     throw error instanceof ProviderError ? toTRPCError(error) : error;
   } finally {
+    dispose();
     release();
   }
 }
@@ -118,13 +132,13 @@ export const chatRouter = router({
 
   /** The answer as it is made. Closing the subscription (or the tab) aborts the provider's request. */
   stream: authedProcedure.input(ChatInputSchema).subscription(async function* ({ ctx, input, signal }) {
-    yield* runChat(ctx, input, signal ?? new AbortController().signal);
+    yield* runChat(ctx, input, signal);
   }),
 
   /** The whole answer at once; the provider is still streamed, so its timeouts apply the same way. */
   send: authedProcedure.input(ChatInputSchema).mutation(async ({ ctx, input, signal }): Promise<ChatAnswer> => {
     let text = '';
-    for await (const event of runChat(ctx, input, signal ?? new AbortController().signal)) {
+    for await (const event of runChat(ctx, input, signal)) {
       if (event.type === 'delta') text += event.text;
       else {
         const { type: _type, ...done } = event;
