@@ -5,7 +5,7 @@
 // (c) back from the cache through /models. Prints (b)/(a) and (c)/(a) and the server's peak RSS growth.
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
 import { downloadModel, guestCookie, startServer } from '../tests/support/server-process.ts';
@@ -44,15 +44,34 @@ async function memory(pid: number): Promise<{ rss: number; peak: number }> {
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
 
+/** CPU seconds (user + system) a process has used so far, its finished threads included. */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 per second)
+}
+
 const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-'));
 const hub = new FakeHub();
 const origin = await hub.start();
 const { commit } = await hub.addRepo('bench/big', { 'config.json': bufferContent('{}'), 'onnx/model.onnx': generatedContent(SIZE, 11) });
+// A small model downloaded first, so that the database and the download path are warm when memory is measured.
+await hub.addRepo('bench/warm', { 'config.json': bufferContent('{}'), 'onnx/model.onnx': generatedContent(16 * MB, 12) });
 await writeFile(
   path.join(dir, 'manifest.json'),
   JSON.stringify({
     mode: 'replace',
-    models: [{ id: 'big', name: 'Big', repo: 'bench/big', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }] }],
+    models: ['big', 'warm'].map((id) => ({
+      id,
+      name: id,
+      repo: `bench/${id}`,
+      revision: 'main',
+      task: 'text-generation',
+      dtype: { webgpu: 'fp32', wasm: 'fp32' },
+      contextLength: 256,
+      license: 'mit',
+      files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }],
+    })),
   }),
 );
 const server = await startServer({ DATA_DIR: dir, HF_ENDPOINT: origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), LOG_LEVEL: 'info', CLIENT_DIST_DIR: path.join(dir, 'none') });
@@ -61,8 +80,17 @@ try {
   if (directBytes !== SIZE) throw new Error(`direct download got ${directBytes} bytes`);
 
   const cookie = await guestCookie(server.url);
+  await downloadModel(server.url, cookie, 'warm');
+  await writeFile(`/proc/${server.child.pid}/clear_refs`, '5'); // the peak (VmHWM) from here on
   const before = await memory(server.child.pid ?? 0);
+  const serverCpuBefore = await cpuSeconds(server.child.pid ?? 0);
+  const hubCpuBefore = process.cpuUsage();
   const [, proxied] = await timed(() => downloadModel(server.url, cookie, 'big'));
+  const serverCpu = (await cpuSeconds(server.child.pid ?? 0)) - serverCpuBefore;
+  const hubCpu = process.cpuUsage(hubCpuBefore);
+  const afterProxy = await memory(server.child.pid ?? 0);
+  await writeFile(`/proc/${server.child.pid}/clear_refs`, '5');
+  const beforeServing = await memory(server.child.pid ?? 0);
   const [servedBytes, served] = await timed(() => drain(`${server.url}/models/bench/big/resolve/${commit}/onnx/model.onnx`));
   if (servedBytes !== SIZE) throw new Error(`served ${servedBytes} bytes`);
   const after = await memory(server.child.pid ?? 0);
@@ -72,7 +100,13 @@ try {
   console.log(`(a) direct from the fake Hub:      ${rate(direct).toFixed(0)} MiB/s`);
   console.log(`(b) through the proxy into cache:  ${rate(proxied).toFixed(0)} MiB/s  ratio (b)/(a) = ${(direct / proxied).toFixed(2)} (goal >= 0.9)`);
   console.log(`(c) served back from the cache:    ${rate(served).toFixed(0)} MiB/s  ratio (c)/(a) = ${(direct / served).toFixed(2)} (goal >= 1.0)`);
-  console.log(`server RSS before: ${(before.rss / MB).toFixed(0)} MiB; peak growth during (b) and (c): ${((after.peak - before.rss) / MB).toFixed(1)} MiB (goal < 64)`);
+  console.log(
+    `CPU during (b): server ${serverCpu.toFixed(2)} s, fake Hub and poller ${((hubCpu.user + hubCpu.system) / 1e6).toFixed(2)} s, in ${proxied.toFixed(2)} s on ${availableParallelism()} cores`,
+  );
+  const growth = (from: { rss: number }, to: { peak: number }) => ((to.peak - from.rss) / MB).toFixed(1);
+  console.log(
+    `server RSS before (b): ${(before.rss / MB).toFixed(0)} MiB; peak growth during (b): ${growth(before, afterProxy)} MiB, during (c): ${growth(beforeServing, after)} MiB (goal < 64)`,
+  );
 } finally {
   server.child.kill('SIGTERM');
   await server.exited;

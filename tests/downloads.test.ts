@@ -1,6 +1,6 @@
 // The download proxy against the fake Hub: RELIABILITY 12 to 17.
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -258,6 +258,18 @@ describe('the download proxy under faults', () => {
     expect(status.error?.code).toBe('DISK_FULL');
     expect(status.error?.message).toMatch(/free/);
     expect(cdnRequests()).toEqual([]);
+  });
+
+  it('says DISK_FULL when the disk fills up mid-file, keeping nothing half-saved in the cache', async () => {
+    // The file's .part is /dev/full: every write fails with ENOSPC, as on a full disk.
+    const part = path.join(cacheDir, '.partial', REPO, commit, 'onnx', 'model.onnx.part');
+    await mkdir(path.dirname(part), { recursive: true });
+    await symlink('/dev/full', part);
+    const status = await downloadAndWait('tiny');
+    expect(status.error).toMatchObject({ code: 'DISK_FULL', message: expect.stringMatching(/disk filled up while saving onnx\/model\.onnx; free some space/) });
+    expect((await app.inject(`/models/${REPO}/resolve/${commit}/onnx/model.onnx`)).statusCode).toBe(404);
+    await rm(part, { force: true });
+    expect((await downloadAndWait('tiny')).phase).toBe('ready');
   });
 
   it('caps concurrent downloads, queueing the rest', async () => {

@@ -534,7 +534,9 @@ export class ModelDownloader {
     active: ActiveDownload,
     digest: FileDigest,
   ) {
-    const handle = await open(partPath, offset > 0 ? 'r+' : 'w');
+    const handle = await open(partPath, offset > 0 ? 'r+' : 'w').catch((error: unknown) => {
+      throw writeFailure(file, error);
+    });
     let written = offset;
     status.bytesDone += offset - file.bytesDone;
     file.bytesDone = offset;
@@ -556,7 +558,9 @@ export class ModelDownloader {
       const batch = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      await handle.write(batch, 0, batch.length, written);
+      await handle.write(batch, 0, batch.length, written).catch((error: unknown) => {
+        throw writeFailure(file, error);
+      });
       written += batch.length;
     };
     const onAbort = () => body.destroy(new Error('aborted'));
@@ -585,7 +589,9 @@ export class ModelDownloader {
       }
       await flush();
       if (written < file.size) throw new DownloadError('HUB_UNREACHABLE', `${file.path}: the connection closed at byte ${written} of ${file.size}`);
-      await handle.sync();
+      await handle.sync().catch((error: unknown) => {
+        throw writeFailure(file, error);
+      });
     } catch (error) {
       // What arrived before a dropped connection is good data: keep it for the resume.
       if (!(error instanceof DownloadError && error.code === 'SIZE_MISMATCH')) await flush().catch(() => {});
@@ -633,6 +639,15 @@ class FileDigest {
     const matches = this.expected.sha256 ? sha256 === this.expected.sha256 : this.git?.digest('hex') === this.expected.gitOid;
     return matches ? sha256 : null;
   }
+}
+
+/** A failure to write the cache, said plainly: a full disk is DISK_FULL (and not retried), anything else INTERNAL. */
+function writeFailure(file: PlannedFile, error: unknown): DownloadError {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new DownloadError('DISK_FULL', `The disk filled up while saving ${file.path}; free some space and download again`, { cause: error });
+  }
+  return new DownloadError('INTERNAL', `Could not save ${file.path}: ${(error as Error).message}`, { cause: error });
 }
 
 async function hashExisting(file: string, length: number, digest: FileDigest) {
