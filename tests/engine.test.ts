@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoTokenizer, type PreTrainedTokenizer, env } from '@huggingface/transformers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeHub } from '../scripts/fake-hub.ts';
 import { readWeights } from '../scripts/tiny-model/read-weights.ts';
 import { greedy } from '../scripts/tiny-model/reference.ts';
@@ -263,7 +263,7 @@ describe('the engine client over the worker protocol', () => {
     worker.addEventListener('message', (event) => replies.push(event.data));
     worker.sendRaw({ type: 'generate', requestId: 'bad-1', messages: [{ role: 'wizard', content: 'hi' }] });
     worker.sendRaw({ type: 'explode', requestId: 'bad-2' });
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await vi.waitFor(() => expect(replies).toHaveLength(2));
     expect(replies).toEqual([
       expect.objectContaining({ type: 'error', requestId: 'bad-1', code: 'INVALID_REQUEST', message: expect.stringMatching(/messages\[0\]\.role/) }),
       expect.objectContaining({ type: 'error', requestId: 'bad-2', code: 'INVALID_REQUEST' }),

@@ -10,7 +10,7 @@ import type { Ack, PeerInfo } from '../src/shared/socket-contract.ts';
 import { chatClient } from './support/chat-client.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
-import { type MeshClient, connectMesh } from './support/mesh-socket.ts';
+import { type MeshClient, connectMesh, nextEvent } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
 
 type Client = MeshClient;
@@ -101,8 +101,9 @@ describe('mesh job records', () => {
     await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
     expect(await db.database.prisma.inferenceJob.findUnique({ where: { id: started[1]?.id ?? '' } })).toMatchObject({ outcome: 'FAILED', errorCode: 'ABANDONED' });
     // A peer that left the room cannot be named any more.
+    const left = nextEvent(bob.socket, 'peer:left', 10_000);
     ada.socket.disconnect();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await left).toMatchObject({ peerId: ada.peerId });
     expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('NOT_FOUND');
   });
 });
