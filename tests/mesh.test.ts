@@ -367,7 +367,13 @@ describe('mesh inference between nodes', () => {
     const sixth = offer();
     await fromB.channel.send(sixth);
     await expect.poll(() => fromB.replies.find((r) => r.jobId === sixth.jobId)?.reason).toBe('RATE_LIMITED');
-    // A deadline too short to finish: the job ends with DEADLINE, not silence.
+    // A deadline too short to finish: the job ends with DEADLINE, not silence. Sent once every accepted job has
+    // ended, so that it finds room in the queue however slowly the machine runs them.
+    const ended = (replies: typeof fromB.replies) =>
+      replies
+        .filter((r) => r.type === 'job:accept')
+        .every((accepted) => replies.some((r) => r.jobId === accepted.jobId && (r.type === 'job:done' || r.type === 'job:error')));
+    await expect.poll(() => ended(fromB.replies) && ended(fromC.replies), { timeout: 30_000 }).toBe(true);
     const hurried = offer(1);
     await fromC.channel.send(hurried);
     await expect.poll(() => fromC.replies.find((r) => r.jobId === hurried.jobId && r.type === 'job:error')?.code, { timeout: 30_000 }).toBe('DEADLINE');
