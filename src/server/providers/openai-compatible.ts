@@ -175,9 +175,12 @@ export async function* streamChatCompletion(
   let timedOut = false;
   const waitFor = <T>(promise: Promise<T>): Promise<T> =>
     new Promise<T>((resolve, reject) => {
-      const stop = (reason: unknown) => {
+      const done = () => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
+      };
+      const stop = (reason: unknown) => {
+        done();
         hangUp();
         reject(reason);
       };
@@ -191,13 +194,11 @@ export async function* streamChatCompletion(
       signal.addEventListener('abort', onAbort, { once: true });
       promise.then(
         (value) => {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
+          done();
           resolve(value);
         },
         (error: unknown) => {
-          clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
+          done();
           reject(error);
         },
       );

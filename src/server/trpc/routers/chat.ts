@@ -42,7 +42,6 @@ async function assertOwnConversation(ctx: ChatContext, id: string): Promise<void
   if (!found) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
 }
 
-/** The one chat loop behind both procedures: text as it comes, then `done`. */
 /** One signal for "stop": the exchange ended (see Context.exchangeEnded) or tRPC ended the call. */
 function stopSignal(ctx: ChatContext, trpcSignal: AbortSignal | undefined): { signal: AbortSignal; dispose(): void } {
   const stop = new AbortController();
@@ -55,6 +54,7 @@ function stopSignal(ctx: ChatContext, trpcSignal: AbortSignal | undefined): { si
   return { signal: stop.signal, dispose: () => sources.forEach((source) => source.removeEventListener('abort', onStop)) };
 }
 
+/** The one chat loop behind both procedures: text as it comes, then `done`. */
 async function* runChat(ctx: ChatContext, input: ParsedChatInput, trpcSignal: AbortSignal | undefined): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
   const { providers, slots } = chatRuntime(ctx.env);
