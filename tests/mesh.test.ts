@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EngineClient } from '../src/client/workers/engine-client.ts';
 import type { EngineMessage, EngineModel, LoadedInfo } from '../src/shared/engine-protocol.ts';
 import { EngineGate } from '../src/shared/mesh/engine-gate.ts';
@@ -99,8 +99,16 @@ function disconnect(a: TestPeer, b: TestPeer): void {
   b.node.removePeer(a.peerId);
 }
 
-async function settle(ms = 50) {
-  await new Promise((resolve) => setTimeout(resolve, ms));
+/** Until every connected pair knows what the other announces now (its hello reached it), however slow the run. */
+async function settle() {
+  const current = (a: TestPeer, b: TestPeer) => JSON.stringify(a.node.peer(b.peerId)?.capabilities) === JSON.stringify(b.node.capabilities());
+  await vi.waitFor(() => {
+    for (const a of opened) {
+      for (const b of opened) {
+        if (a !== b && links.get([a.peerId, b.peerId].sort().join())?.open) expect(current(a, b), `${a.name} knows ${b.name}`).toBe(true);
+      }
+    }
+  }, 10_000);
 }
 
 const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'What says the king?' }];
