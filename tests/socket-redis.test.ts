@@ -153,6 +153,15 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     expect(await join(await connect(b.base, member.cookie), room.slug)).toMatchObject({ ok: false, error: 'ROOM_FULL' });
   });
 
+  it('lets exactly as many in as the room holds when sockets on both nodes join at once', async () => {
+    const owner = await account('rush-owner');
+    const room = await createRoom(db.database.prisma, owner.userId, { name: 'Rush', visibility: 'PUBLIC', capacity: 3 });
+    const tabs = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(i % 2 ? a.base : b.base, owner.cookie)));
+    const results = await Promise.all(tabs.map((tab) => join(tab, room.slug)));
+    expect(results.filter((r) => r.ok)).toHaveLength(3);
+    expect(results.filter((r) => !r.ok && r.error === 'ROOM_FULL')).toHaveLength(7);
+  });
+
   it('disconnects the sockets of a session signed out on the other node, and only those', async () => {
     const { cookie, userId } = await account('leaving');
     const { token } = await createSession(db.database.prisma, userId, sessionPolicy(14, 90));

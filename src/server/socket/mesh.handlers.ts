@@ -74,6 +74,29 @@ async function mayJoin(db: PrismaClient, data: SocketData, slug: string) {
   return { room, error: null };
 }
 
+/**
+ * Counts the room's sockets and joins only if there is room, one join per room at a time on every node that shares
+ * this database: the room's row is locked for the count and the join. Without it, sockets joining at once (on one
+ * node, or on several through Redis, where the count is a round trip) each counted the others out and all got in.
+ */
+async function joinWithinCapacity(
+  db: PrismaClient,
+  room: { id: string; capacity: number },
+  present: () => Promise<unknown[]>,
+  join: () => void | Promise<void>,
+): Promise<boolean> {
+  return db.$transaction(
+    async (tx) => {
+      await tx.$queryRaw`SELECT id FROM "Room" WHERE id = ${room.id}::uuid FOR UPDATE`;
+      if ((await present()).length >= room.capacity) return false;
+      await join();
+      return true;
+    },
+    // Joins of one room wait for each other; a count across nodes takes up to the adapter's request timeout.
+    { maxWait: 15_000, timeout: 20_000 },
+  );
+}
+
 export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
   const limiter = new RateLimiterMemory({ points: options.eventsPerSecond, duration: 1 });
 
@@ -131,9 +154,14 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       if (error || !room) return error ?? fail('NOT_FOUND', `No room ${slug}`);
       const key = roomKey(slug);
       const already = socket.rooms.has(key);
-      if (!already && (await mesh.in(key).fetchSockets()).length >= room.capacity) return fail('ROOM_FULL', `This room holds ${room.capacity} peers at once`);
-      socket.data.capabilities = { ...socket.data.capabilities, [slug]: capabilities };
-      await socket.join(key);
+      const enter = () => {
+        socket.data.capabilities = { ...socket.data.capabilities, [slug]: capabilities };
+        return socket.join(key);
+      };
+      if (already) await enter();
+      else if (!(await joinWithinCapacity(options.db, room, () => mesh.in(key).fetchSockets(), enter))) {
+        return fail('ROOM_FULL', `This room holds ${room.capacity} peers at once`);
+      }
       const self = peerInfo(socket.data, slug);
       socket.to(key).emit(already ? 'peer:updated' : 'peer:joined', { room: slug, peer: self });
       // Listed after joining: of two peers joining at once, each then hears of the other by this list or by
