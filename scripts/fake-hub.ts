@@ -116,6 +116,8 @@ export class FakeHub {
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
   private readonly sockets = new Set<Socket>();
   origin = '';
+  /** Files per page of the tree API (the Hub's own is 1000); a test lowers it to see the pages followed. */
+  treePageSize = 1000;
 
   async start(port = 0): Promise<string> {
     this.server.on('connection', (socket) => {
@@ -155,10 +157,11 @@ export class FakeHub {
     this.faults.set(file, queue);
   }
 
-  /** Forgets queued faults and the request log (between tests). */
+  /** Forgets queued faults, the request log and a lowered page size (between tests). */
   reset(): void {
     this.faults.clear();
     this.requests.length = 0;
+    this.treePageSize = 1000;
   }
 
   private takeFault(file: string, kinds: Fault['kind'][]): Fault | undefined {
@@ -180,7 +183,7 @@ export class FakeHub {
       let match = /^\/api\/models\/([^/]+\/[^/]+)(?:\/revision\/([^/]+))?$/.exec(path);
       if (match) return this.modelInfo(res, match[1] ?? '', match[2] ?? 'main');
       match = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(path);
-      if (match) return this.tree(res, match[1] ?? '', match[2] ?? '');
+      if (match) return this.tree(res, match[1] ?? '', match[2] ?? '', url.searchParams.get('cursor'));
       match = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
       if (match) return this.resolve(req, res, match[1] ?? '', match[2] ?? '', match[3] ?? '');
       match = /^\/cdn\/([0-9a-f]{64})\/(.+)$/.exec(path);
@@ -216,19 +219,28 @@ export class FakeHub {
     });
   }
 
-  private tree(res: ServerResponse, name: string, revision: string) {
+  private tree(res: ServerResponse, name: string, revision: string, cursor: string | null) {
     const repo = this.repoOr404(res, name, revision);
     if (!repo) return;
+    // Paged as the Hub pages it: an opaque cursor, and a `Link` header to the next page while there is one.
+    const all = [...repo.files.values()];
+    const start = cursor ? Number(Buffer.from(cursor, 'base64url').toString()) : 0;
+    const end = Math.min(all.length, start + this.treePageSize);
+    const headers: Record<string, string> = {};
+    if (end < all.length) {
+      headers.link = `<${this.origin}/api/models/${name}/tree/${revision}?recursive=true&cursor=${Buffer.from(String(end)).toString('base64url')}>; rel="next"`;
+    }
     this.json(
       res,
       200,
-      [...repo.files.values()].map((file) => ({
+      all.slice(start, end).map((file) => ({
         type: 'file',
         oid: file.gitOid,
         size: file.content.size,
         path: file.path,
         ...(file.lfs ? { lfs: { oid: file.sha256, size: file.content.size, pointerSize: 134 } } : {}),
       })),
+      headers,
     );
   }
 

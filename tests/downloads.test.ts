@@ -133,6 +133,14 @@ describe('the download proxy', () => {
     );
   });
 
+  it("follows the Hub's pages of a long file list", async () => {
+    hub.treePageSize = 1;
+    const status = await downloadAndWait('tiny');
+    expect(status.phase).toBe('ready');
+    const pages = hub.requests.filter((r) => r.path === `/api/models/${REPO}/tree/${commit}`);
+    expect(pages).toHaveLength(4);
+  });
+
   it('answers files that are not cached with a JSON 404', async () => {
     const response = await app.inject(`/models/${REPO}/resolve/main/onnx/model.onnx`);
     expect(response.statusCode).toBe(404);

@@ -80,6 +80,8 @@ const TreeSchema = z.array(
 const RevisionInfoSchema = z.object({ sha: z.string().regex(/^[0-9a-f]{40}$/) });
 const RETRIABLE: DownloadErrorCode[] = ['HUB_UNREACHABLE', 'STALLED'];
 const MAX_ATTEMPTS = 4;
+/** The Hub pages file lists by the thousand; a repo with more pages than this is not a model this server fetches. */
+const MAX_TREE_PAGES = 100;
 const PROGRESS_WRITE_MS = 1000;
 const SHUTDOWN = 'shutdown';
 const WRITE_BATCH_BYTES = 1024 * 1024;
@@ -357,17 +359,43 @@ export class ModelDownloader {
   }
 
   private async hubJson(url: string, signal: AbortSignal): Promise<unknown> {
+    return (await this.hubJsonPage(url, signal)).json;
+  }
+
+  /** One page of a Hub API answer, with the URL of the next page when the Hub's `Link` header names one. */
+  private async hubJsonPage(url: string, signal: AbortSignal): Promise<{ json: unknown; next: string | null }> {
     const response = await this.hubGet(url, signal, { accept: 'application/json' });
     const text = await readBody(response.body, 8 * 1024 * 1024);
     if (response.status === 401 || response.status === 404) {
       throw new DownloadError('NOT_FOUND', `The Hub has no ${new URL(url).pathname.replace(/^\/api\/models\//, '')} (or it needs HF_TOKEN)`);
     }
     if (response.status !== 200) throw new DownloadError('HUB_ERROR', `The Hub answered ${response.status} for ${new URL(url).pathname}`);
+    let json: unknown;
     try {
-      return JSON.parse(text);
+      json = JSON.parse(text);
     } catch {
       throw new DownloadError('HUB_ERROR', `The Hub sent malformed JSON for ${new URL(url).pathname}`);
     }
+    const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(response.headers.link ?? ''))?.[1];
+    const next = link ? new URL(link, url) : null;
+    // The next page is asked of the Hub itself, never of wherever a header points.
+    if (next && next.origin !== this.options.hubOrigin) throw new DownloadError('HUB_ERROR', `The Hub's next page points elsewhere (${next.origin})`);
+    return { json, next: next?.toString() ?? null };
+  }
+
+  /** Every file of a commit: the Hub pages long file lists (`Link: <...>; rel="next"`). */
+  private async hubTree(repo: string, commit: string, signal: AbortSignal): Promise<z.infer<typeof TreeSchema>> {
+    const files: z.infer<typeof TreeSchema> = [];
+    let url: string | null = `${this.options.hubOrigin}/api/models/${repo}/tree/${commit}?recursive=true`;
+    for (let page = 0; url; page++) {
+      if (page === MAX_TREE_PAGES) throw new DownloadError('HUB_ERROR', `${repo} lists more than ${MAX_TREE_PAGES} pages of files`);
+      const { json, next } = await this.hubJsonPage(url, signal);
+      const parsed = TreeSchema.safeParse(json);
+      if (!parsed.success) throw new DownloadError('HUB_ERROR', `The Hub sent an unexpected file list for ${repo}`);
+      files.push(...parsed.data);
+      url = next;
+    }
+    return files;
   }
 
   /** Resolves the revision to a commit and every file to its size and digest, from the Hub's tree. */
@@ -376,11 +404,10 @@ export class ModelDownloader {
     const info = RevisionInfoSchema.safeParse(await this.hubJson(`${hub}/api/models/${entry.repo}/revision/${entry.revision}`, signal));
     if (!info.success) throw new DownloadError('HUB_ERROR', `The Hub gave no commit for ${entry.repo}@${entry.revision}`);
     const commit = info.data.sha;
-    const tree = TreeSchema.safeParse(await this.hubJson(`${hub}/api/models/${entry.repo}/tree/${commit}?recursive=true`, signal));
-    if (!tree.success) throw new DownloadError('HUB_ERROR', `The Hub sent an unexpected file list for ${entry.repo}`);
+    const tree = await this.hubTree(entry.repo, commit, signal);
     const files = await Promise.all(
       entry.files.map(async (wanted): Promise<PlannedFile> => {
-        const item = tree.data.find((t) => t.type === 'file' && t.path === wanted.path);
+        const item = tree.find((t) => t.type === 'file' && t.path === wanted.path);
         if (!item) throw new DownloadError('NOT_FOUND', `${wanted.path} is not in ${entry.repo} at ${commit.slice(0, 12)}`);
         const sha256 = item.lfs?.oid ?? null;
         if (wanted.sha256 && sha256 && wanted.sha256 !== sha256) {
