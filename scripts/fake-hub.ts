@@ -94,6 +94,9 @@ interface HubRepo {
   files: Map<string, HubFile>;
 }
 
+/** Files per page of the Hub's tree API. */
+const HUB_TREE_PAGE_SIZE = 1000;
+
 export interface HubRequest {
   method: string;
   path: string;
@@ -116,8 +119,8 @@ export class FakeHub {
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
   private readonly sockets = new Set<Socket>();
   origin = '';
-  /** Files per page of the tree API (the Hub's own is 1000); a test lowers it to see the pages followed. */
-  treePageSize = 1000;
+  /** Files per page of the tree API; a test lowers it to see the pages followed. */
+  treePageSize = HUB_TREE_PAGE_SIZE;
 
   async start(port = 0): Promise<string> {
     this.server.on('connection', (socket) => {
@@ -161,7 +164,7 @@ export class FakeHub {
   reset(): void {
     this.faults.clear();
     this.requests.length = 0;
-    this.treePageSize = 1000;
+    this.treePageSize = HUB_TREE_PAGE_SIZE;
   }
 
   private takeFault(file: string, kinds: Fault['kind'][]): Fault | undefined {

@@ -561,9 +561,10 @@ export class ModelDownloader {
     active: ActiveDownload,
     digest: FileDigest,
   ) {
-    const handle = await open(partPath, offset > 0 ? 'r+' : 'w').catch((error: unknown) => {
+    const cannotWrite = (error: unknown): never => {
       throw writeFailure(file, error);
-    });
+    };
+    const handle = await open(partPath, offset > 0 ? 'r+' : 'w').catch(cannotWrite);
     let written = offset;
     status.bytesDone += offset - file.bytesDone;
     file.bytesDone = offset;
@@ -585,9 +586,7 @@ export class ModelDownloader {
       const batch = pending.length === 1 ? (pending[0] as Buffer) : Buffer.concat(pending, pendingBytes);
       pending = [];
       pendingBytes = 0;
-      await handle.write(batch, 0, batch.length, written).catch((error: unknown) => {
-        throw writeFailure(file, error);
-      });
+      await handle.write(batch, 0, batch.length, written).catch(cannotWrite);
       written += batch.length;
     };
     const onAbort = () => body.destroy(new Error('aborted'));
@@ -616,9 +615,7 @@ export class ModelDownloader {
       }
       await flush();
       if (written < file.size) throw new DownloadError('HUB_UNREACHABLE', `${file.path}: the connection closed at byte ${written} of ${file.size}`);
-      await handle.sync().catch((error: unknown) => {
-        throw writeFailure(file, error);
-      });
+      await handle.sync().catch(cannotWrite);
     } catch (error) {
       // What arrived before a dropped connection is good data: keep it for the resume.
       if (!(error instanceof DownloadError && error.code === 'SIZE_MISMATCH')) await flush().catch(() => {});
