@@ -104,7 +104,9 @@ export default defineConfig(({ command }) => ({
   build: {
     outDir: 'dist',
     emptyOutDir: true,
-    sourcemap: true,
+    // No source maps in the shipped app (they publish the source and its comments to anyone); MESH_SOURCEMAP=1
+    // builds them for debugging a build locally. The server never serves `.map` files in production either.
+    sourcemap: process.env.MESH_SOURCEMAP === '1',
     // transformers.js and ONNX Runtime's glue are large by nature; they load in the worker, off the main thread.
     chunkSizeWarningLimit: 2048,
   },

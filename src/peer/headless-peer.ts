@@ -52,7 +52,8 @@ export interface PeerStatus {
   tokensPerSecond: number | null;
 }
 
-const SESSION_COOKIE = 'mesh_session';
+/** The session cookie's name; behind an https public origin the server names it `__Host-mesh_session`. */
+const SESSION_COOKIE = /^(__Host-)?mesh_session=/;
 
 export class HeadlessPeer {
   private cookie = '';
@@ -69,12 +70,14 @@ export class HeadlessPeer {
       links: [
         httpBatchLink({
           url: `${this.options.server}/api/trpc`,
+          // The server refuses batches past TRPC_MAX_BATCH_SIZE (default 10).
+          maxItems: 10,
           headers: () => (this.cookie ? { cookie: this.cookie } : {}),
           fetch: async (input, init) => {
             const response = await fetch(input, init);
             const set = response.headers.get('set-cookie');
             const session = set?.split(';')[0];
-            if (session?.startsWith(`${SESSION_COOKIE}=`)) this.cookie = session;
+            if (session && SESSION_COOKIE.test(session)) this.cookie = session;
             return response;
           },
         }),
@@ -89,7 +92,8 @@ export class HeadlessPeer {
   /** Signs in, makes sure the server has the model, loads it, joins the room and starts sharing. */
   async start(): Promise<void> {
     const api = this.api();
-    if (this.options.token) this.cookie = `${SESSION_COOKIE}=${this.options.token}`;
+    // Under both names: this side cannot know whether the server's public origin is https.
+    if (this.options.token) this.cookie = `mesh_session=${this.options.token}; __Host-mesh_session=${this.options.token}`;
     else await api.auth.guest.mutate(this.options.name ? { displayName: this.options.name } : {});
     const me = await api.auth.me.query();
     if (!me) throw new Error('The server did not accept this session: check --token');

@@ -1,6 +1,6 @@
 // buildApp() assembles the server without listening, so tests can `inject()` and index.ts can boot it.
 import cookie from '@fastify/cookie';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import path from 'node:path';
 import { type Database, openDatabase } from './db/client.ts';
 import { type Env, parseEnv, resolveDataDir } from './env.ts';
@@ -20,6 +20,8 @@ import { sessionPolicy } from './services/session.ts';
 import { socketPlugin } from './plugins/socket.ts';
 import { findPeer } from './socket/mesh.handlers.ts';
 import { buildInfo } from './version.ts';
+import { trustFunction } from './net/proxy-trust.ts';
+import { Budgets } from './services/budgets.ts';
 
 export interface BuildAppOptions {
   /** Validated environment; defaults to the embedded defaults (tests pass their own). */
@@ -32,12 +34,22 @@ export interface BuildAppOptions {
   logStream?: { write(line: string): void };
 }
 
+/** What a log line says of a request: method, path (no query string), the matched route and the client's address. */
+export function requestLogLine(request: FastifyRequest) {
+  // Also called with bare objects (a client error before routing): every field is optional.
+  const { method, url, routeOptions, ip } = request as Partial<FastifyRequest>;
+  return { method, url: url?.split('?')[0], route: routeOptions?.url, remoteAddress: ip };
+}
+
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const env = options.env ?? parseEnv({});
   const app = Fastify({
     logger: {
       level: env.LOG_LEVEL,
-      redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]'],
+      // A request line names the route, never its query string (chat.stream's prompt rides in it) or headers
+      // (cookies, keys); what else could carry a secret is redacted (docs/SECURITY.md).
+      serializers: { req: requestLogLine },
+      redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', '*.token', '*.password', '*.apiKey'],
       ...(options.logStream
         ? { stream: options.logStream }
         : env.NODE_ENV === 'development'
@@ -55,7 +67,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     // On close: refuse new requests on kept-alive sockets with 503 and drop idle ones, so shutdown drains.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    trustProxy: env.TRUST_PROXY,
+    // One trust rule for request.ip and the Socket.IO handshake (src/server/net/proxy-trust.ts).
+    trustProxy: trustFunction(env.TRUST_PROXY),
     routerOptions: { maxParamLength: 512 },
   });
 
@@ -113,7 +126,8 @@ async function registerAll(
     return reply.code(status).send({ error: code, message: error.message });
   });
 
-  const build = buildInfo(env.GIT_COMMIT);
+  // The commit is public only when the operator asks for it (HEALTH_SHOW_COMMIT).
+  const build = { ...buildInfo(env.GIT_COMMIT), ...(env.HEALTH_SHOW_COMMIT ? {} : { commit: null }) };
   await app.register(dbPlugin, { database, owned: options.database === undefined });
   await app.register(modelsPlugin, { env, manifest, bundled });
   // Revocations (logout, password change) reach the socket layer through this.
@@ -128,11 +142,12 @@ async function registerAll(
     sessionEvents,
     // Asked at request time, when the socket plugin (registered below) has decorated `mesh`.
     peers: (room: string, peerId: string) => findPeer(app.mesh, room, peerId),
+    budgets: new Budgets(env),
   };
   await app.register(securityPlugin, { env });
   await app.register(rateLimitPlugin, { env });
   await app.register(cookie);
-  await app.register(healthRoutes, { build });
+  await app.register(healthRoutes, { build, env });
   await app.register(modelRoutes);
   await app.register(trpcPlugin, { services });
   await app.register(socketPlugin, {

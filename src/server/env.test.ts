@@ -16,7 +16,7 @@ describe('parseEnv', () => {
     expect(() => parseEnv({ LOG_LEVEL: 'loud' })).toThrowError(/LOG_LEVEL="loud"/);
     expect(() => parseEnv({ DATABASE_URL: 'mysql://x' })).toThrowError(/DATABASE_URL="mysql:\/\/x": expected a postgres/);
     expect(() => parseEnv({ PUBLIC_ORIGIN: 'not a url' })).toThrowError(/PUBLIC_ORIGIN/);
-    expect(() => parseEnv({ TRUST_PROXY: 'maybe' })).toThrowError(/TRUST_PROXY="maybe": expected true or false/);
+    expect(() => parseEnv({ TRUST_PROXY: 'maybe' })).toThrowError(/TRUST_PROXY="maybe": expected false, a hop count, or proxy addresses/);
     expect(() => parseEnv({ REDIS_KEY_PREFIX: 'has space' })).toThrowError(/REDIS_KEY_PREFIX="has space"/);
   });
 

@@ -1,6 +1,7 @@
 // The only reader of process.env on the server. Every variable has an embedded default, so a fresh machine
 // starts with no configuration at all; a bad value stops start-up with one line naming the variable.
 import path from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const integer = (min: number, max: number) =>
@@ -41,6 +42,49 @@ const apiBaseUrl = z
   .refine((value) => /^https?:\/\//i.test(value), 'expected an http or https URL')
   .transform((value) => value.replace(/\/+$/, ''));
 
+/**
+ * TRUST_PROXY: `false` (no proxy), a hop count (`true` is one hop: one reverse proxy), or a comma-separated list of
+ * the proxies' addresses or CIDRs (or `loopback`, `linklocal`, `uniquelocal`). Trusting every hop is not offered: a
+ * client could then choose its own address by sending X-Forwarded-For.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((value, ctx): false | number | string[] => {
+    if (/^(false|no|0)$/i.test(value)) return false;
+    if (/^(true|yes)$/i.test(value)) return 1;
+    if (/^\d+$/.test(value)) {
+      const hops = Number(value);
+      if (hops <= 16) return hops;
+      ctx.addIssue({ code: 'custom', message: 'expected at most 16 proxy hops' });
+      return z.NEVER;
+    }
+    const list = value.split(',').map((item) => item.trim()).filter(Boolean);
+    const bad = list.find((item) => !/^(loopback|linklocal|uniquelocal)$/.test(item) && !isAddressOrCidr(item));
+    if (list.length === 0 || list.length > 64 || bad !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected false, a hop count, or proxy addresses/CIDRs${bad ? ` (not an address: ${bad})` : ''}` });
+      return z.NEVER;
+    }
+    return list;
+  });
+
+function isAddressOrCidr(value: string): boolean {
+  if (ipaddr.isValid(value)) return true;
+  try {
+    ipaddr.parseCIDR(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Comma-separated host names (no scheme, no port). */
+const hostList = z
+  .string()
+  .trim()
+  .transform((value) => value.split(',').map((item) => item.trim().toLowerCase()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'expected host names such as mesh.example.org')).max(64));
+
 /** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
 /** RTCIceServer[] as JSON, e.g. [{"urls":"stun:stun.example.org:3478"},{"urls":"turn:...","username":"u","credential":"p"}]. */
 const iceServers = z
@@ -73,6 +117,18 @@ const apiKey = z
   .max(512, 'expected at most 512 characters')
   .regex(/^[\x21-\x7e]+$/, 'expected a key of printable characters without spaces');
 
+/** A provider's model allow-list: `*` for any model, else comma-separated names as chat input accepts them. */
+const modelList = z.string().transform((value, ctx): '*' | string[] => {
+  const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  if (names.length === 1 && names[0] === '*') return '*';
+  const bad = names.find((name) => name.length > 128 || !/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/.test(name));
+  if (names.length === 0 || names.length > 256 || bad !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected * or comma-separated model names${bad === undefined ? '' : ` (not a model name: ${bad})`}` });
+    return z.NEVER;
+  }
+  return names;
+});
+
 /** Never echoed in the start-up error, which lands in logs. */
 const SECRET_VARIABLES = new Set(['HF_TOKEN', 'OPENAI_API_KEY', 'OPENROUTER_API_KEY', 'ICE_SERVERS', 'REDIS_URL']);
 
@@ -93,11 +149,22 @@ export const EnvSchema = z.object({
     .default('mesh'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PUBLIC_ORIGIN: origin.optional(),
-  TRUST_PROXY: boolean.default(false),
+  TRUST_PROXY: trustProxy.default(false),
+  /** Host names served besides localhost, IP literals and PUBLIC_ORIGIN's host (DNS rebinding, docs/SECURITY.md). */
+  ALLOWED_HOSTS: hostList.default([]),
   CLIENT_DIST_DIR: z.string().trim().min(1).default('./dist'),
   BODY_LIMIT_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
   RATE_LIMIT_MAX: integer(1, 1_000_000).default(600),
   RATE_LIMIT_WINDOW_MS: integer(1000, 3_600_000).default(60_000),
+  /** Calls in one tRPC batch request; each call also counts against RATE_LIMIT_MAX. */
+  TRPC_MAX_BATCH_SIZE: integer(1, 100).default(10),
+  /** Budgets of the costly procedures (docs/SECURITY.md); per-user ones hold per IP too, COSTLY_IP_FACTOR times larger. */
+  GUEST_CREATIONS_PER_IP_PER_HOUR: integer(1, 1_000_000).default(20),
+  AUTH_ATTEMPTS_PER_IP_PER_MINUTE: integer(1, 1_000_000).default(20),
+  ROOM_CREATIONS_PER_USER_PER_HOUR: integer(1, 1_000_000).default(10),
+  DOWNLOADS_PER_USER_PER_HOUR: integer(1, 1_000_000).default(10),
+  CHATS_PER_USER_PER_MINUTE: integer(1, 1_000_000).default(20),
+  COSTLY_IP_FACTOR: integer(1, 1000).default(4),
   REQUEST_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
   CONNECTION_TIMEOUT_MS: integer(1000, 3_600_000).default(60_000),
   KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(72_000),
@@ -125,10 +192,28 @@ export const EnvSchema = z.object({
   /** A provider silent this long (before its first byte, or between chunks) fails the chat with UPSTREAM_TIMEOUT. */
   CHAT_UPSTREAM_TIMEOUT_MS: integer(100, 600_000).default(30_000),
   CHAT_MAX_STREAMS_PER_USER: integer(1, 100).default(3),
+  /** Provider chats running at once in this process, everyone together; more are refused with SERVER_BUSY. */
+  CHAT_MAX_STREAMS: integer(1, 100_000).default(64),
+  /** Guests may use the providers that cost money (the free stub is always open to them). */
+  CHAT_PROVIDERS_FOR_GUESTS: boolean.default(false),
+  /** Provider tokens one person may spend per UTC day; then USER_BUDGET_SPENT until 00:00 UTC. */
+  CHAT_DAILY_TOKENS_PER_USER: integer(0, 2_000_000_000).default(100_000),
+  /** Provider tokens the whole server (all nodes sharing the database) may spend per UTC day; then SERVER_BUDGET_SPENT. */
+  CHAT_DAILY_TOKENS: integer(0, 2_000_000_000).default(5_000_000),
+  /** Models each provider may be asked for: unset, only its default; `*`, any; a list, those (the first is the default). */
+  OPENAI_MODELS: modelList.optional(),
+  OPENROUTER_MODELS: modelList.optional(),
+  HF_MODELS: modelList.optional(),
+  /** Bytes of saved conversations (message text, UTF-8) one account may keep; an append past it is refused. */
+  CONVERSATION_MAX_BYTES_PER_USER: integer(0, 1024 * 1024 * 1024 * 1024).default(10 * 1024 * 1024),
   /** Socket.IO events one socket may send per second (signaling, presence); more get RATE_LIMITED acks. */
   SOCKET_EVENTS_PER_SECOND: integer(1, 10_000).default(50),
+  /** Mesh job records (jobs.start, attempt, finish, check together) one user may write per minute; more get TOO_MANY_REQUESTS. */
+  JOB_RECORDS_PER_MINUTE: integer(1, 1_000_000).default(120),
   /** STUN/TURN servers handed to browsers; none by default, which is right on a LAN and on loopback. */
   ICE_SERVERS: iceServers.default([]),
+  /** /api/health names the running commit only when this is true (deploy details are not for strangers). */
+  HEALTH_SHOW_COMMIT: boolean.default(false),
   GIT_COMMIT: z.string().trim().regex(/^[0-9a-f]{7,40}$/, 'expected a git commit sha').optional(),
 });
 

@@ -17,7 +17,8 @@ function links() {
         // batch with another query would have a URL of its own.
         condition: (op) => op.path === 'manifest.list',
         true: httpLink({ url }),
-        false: httpBatchLink({ url }),
+        // The server refuses batches past TRPC_MAX_BATCH_SIZE (default 10); a longer batch is split.
+        false: httpBatchLink({ url, maxItems: 10 }),
       }),
     }),
   ];

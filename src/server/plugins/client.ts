@@ -46,6 +46,8 @@ async function serveStatic(app: FastifyInstance, root: string): Promise<boolean>
     root,
     index: false,
     wildcard: false,
+    // Source maps are never served, even if a build made them (docs/SECURITY.md).
+    allowedPath: (pathName) => !pathName.endsWith('.map'),
     // Vite names assets by content hash, so they never change; the shell and service worker must revalidate.
     setHeaders(reply, filePath) {
       // ONNX Runtime's files sit under a folder named by its version (vite.config.ts), so they never change either.

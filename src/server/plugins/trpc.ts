@@ -11,6 +11,8 @@ export const trpcPlugin = fp<{ services: AppServices }>(
       prefix: TRPC_PREFIX,
       trpcOptions: {
         router: appRouter,
+        // Calls past this in one request are refused whole (each call is also counted on its own).
+        maxBatchSize: services.env.TRPC_MAX_BATCH_SIZE,
         createContext: makeCreateContext(services),
         onError({ path, error, type }) {
           // Expected failures (bad input, not found, unauthorized) are the client's business; log the rest

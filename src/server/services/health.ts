@@ -10,6 +10,7 @@ export interface HealthReport {
   commit: string | null;
 }
 
+/** `build.commit` is reported only when the operator asks for it (HEALTH_SHOW_COMMIT): strangers learn no deploy detail. */
 export async function checkHealth(database: Database, build: BuildInfo): Promise<HealthReport> {
   let db: HealthReport['db'] = 'ok';
   try {

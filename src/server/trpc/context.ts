@@ -1,14 +1,23 @@
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, PrismaClient } from '../db/client.ts';
+import type { Budgets } from '../services/budgets.ts';
 import type { Env } from '../env.ts';
 import { LoginThrottle } from '../services/login-throttle.ts';
-import type { PeerLookup } from '../services/jobs.ts';
+import { type PeerLookup, jobRecordLimit } from '../services/jobs.ts';
 import type { SessionEvents } from '../services/session-events.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { BuildInfo } from '../version.ts';
 
 export const SESSION_COOKIE = 'mesh_session';
+
+/** Behind an https public origin the cookie is `__Host-` prefixed: Secure, Path=/ and no Domain, so no sibling
+ * subdomain or plain-http page can set or overwrite it (cookie tossing). */
+export function sessionCookieName(env: Pick<Env, 'PUBLIC_ORIGIN'>): string {
+  return env.PUBLIC_ORIGIN?.startsWith('https:') ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+}
+
+const secureCookie = (ctx: Pick<Context, 'req' | 'env'>) => ctx.req.protocol === 'https' || ctx.env.PUBLIC_ORIGIN?.startsWith('https:') === true;
 
 export interface AppServices {
   env: Env;
@@ -20,6 +29,8 @@ export interface AppServices {
   sessionEvents: SessionEvents;
   /** Who is behind a peer id in a room (the signaling layer knows; mesh job records need it). */
   peers: PeerLookup;
+  /** Per-IP and per-user budgets of calls and costly procedures. */
+  budgets: Budgets;
 }
 
 export interface Context extends AppServices {
@@ -28,6 +39,8 @@ export interface Context extends AppServices {
   res: FastifyReply;
   session: ValidSession | null;
   loginThrottle: LoginThrottle;
+  /** Spends one of this user's job records for the minute, or refuses with TOO_MANY_REQUESTS (services/jobs.ts). */
+  jobRecords: (userId: string) => Promise<void>;
   /**
    * Aborted when this HTTP exchange ends: the client went away, or the response is complete. Use it rather than
    * (or as well as) tRPC's `signal`, which follows the `Request` object tRPC builds through undici's weak reference
@@ -38,32 +51,34 @@ export interface Context extends AppServices {
 }
 
 export function makeCreateContext(services: AppServices) {
+  // One per app, like the login throttle below: it holds its counts in memory.
+  const jobRecords = jobRecordLimit(services.env.JOB_RECORDS_PER_MINUTE);
   // One per app: it holds the in-memory part of the throttle (see login-throttle.ts).
   const loginThrottle = new LoginThrottle({
     maxFailures: services.env.LOGIN_MAX_FAILURES,
     lockoutMs: services.env.LOGIN_LOCKOUT_SECONDS * 1000,
   });
   return async ({ req, res }: CreateFastifyContextOptions): Promise<Context> => {
-    const token = req.cookies[SESSION_COOKIE];
+    const token = req.cookies[sessionCookieName(services.env)];
     const session = token ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy) : null;
     const ended = new AbortController();
     // The listener holds the controller for as long as the response exists; nothing here is weakly held.
     res.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
-    return { ...services, db: services.database.prisma, req, res, session, loginThrottle, exchangeEnded: ended.signal };
+    return { ...services, db: services.database.prisma, req, res, session, loginThrottle, jobRecords, exchangeEnded: ended.signal };
   };
 }
 
-/** `HttpOnly; SameSite=Lax; Path=/`, no Domain, `Secure` whenever the request arrived over https. */
-export function setSessionCookie(ctx: Pick<Context, 'req' | 'res'>, token: string, expiresAt: Date): void {
-  ctx.res.setCookie(SESSION_COOKIE, token, {
+/** `HttpOnly; SameSite=Lax; Path=/`, no Domain, `Secure` whenever the request arrived over https or the public origin is https. */
+export function setSessionCookie(ctx: Pick<Context, 'req' | 'res' | 'env'>, token: string, expiresAt: Date): void {
+  ctx.res.setCookie(sessionCookieName(ctx.env), token, {
     httpOnly: true,
     sameSite: 'lax',
     path: '/',
-    secure: ctx.req.protocol === 'https',
+    secure: secureCookie(ctx),
     expires: expiresAt,
   });
 }
 
-export function clearSessionCookie(ctx: Pick<Context, 'req' | 'res'>): void {
-  ctx.res.clearCookie(SESSION_COOKIE, { httpOnly: true, sameSite: 'lax', path: '/', secure: ctx.req.protocol === 'https' });
+export function clearSessionCookie(ctx: Pick<Context, 'req' | 'res' | 'env'>): void {
+  ctx.res.clearCookie(sessionCookieName(ctx.env), { httpOnly: true, sameSite: 'lax', path: '/', secure: secureCookie(ctx) });
 }

@@ -2,6 +2,7 @@
 import { TRPCError, initTRPC } from '@trpc/server';
 import { ZodError, z } from 'zod';
 import { ProviderError } from '../providers/provider.ts';
+import type { BudgetName } from '../services/budgets.ts';
 import type { Context } from './context.ts';
 
 const t = initTRPC.context<Context>().create({
@@ -31,10 +32,37 @@ const t = initTRPC.context<Context>().create({
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
-export const publicProcedure = t.procedure;
+
+/** TOO_MANY_REQUESTS with a `Retry-After` header (shared by a batch's calls: the longest wait wins). */
+export function tooManyRequests(ctx: Pick<Context, 'res'>, retryAfterMs: number, message: string): TRPCError {
+  const seconds = Math.ceil(retryAfterMs / 1000);
+  const previous = Number(ctx.res.getHeader('retry-after') ?? 0);
+  void ctx.res.header('retry-after', String(Math.max(seconds, previous)));
+  return new TRPCError({ code: 'TOO_MANY_REQUESTS', message });
+}
+
+/** Spends one point of a budget for this request's IP (and user, when signed in), or refuses the call. */
+async function spend(ctx: Context, name: BudgetName): Promise<void> {
+  const result = await ctx.budgets.spend(name, { ip: ctx.req.ip, userId: ctx.session?.userId });
+  if (!result.ok) throw tooManyRequests(ctx, result.retryAfterMs, result.message);
+}
+
+/** Every call counts against the per-IP API budget, one by one: a batch of ten is ten calls, not one request. */
+export const publicProcedure = t.procedure.use(async ({ ctx, next }) => {
+  await spend(ctx, 'call');
+  return next();
+});
+
+/** A procedure that costs the server real work, money or disk: it also spends its own per-IP and per-user budget. */
+export function costly(name: Exclude<BudgetName, 'call'>) {
+  return t.middleware(async ({ ctx, next }) => {
+    await spend(ctx, name);
+    return next();
+  });
+}
 
 /** Needs a session: an account or a guest. */
-export const authedProcedure = t.procedure.use(({ ctx, next }) => {
+export const authedProcedure = publicProcedure.use(({ ctx, next }) => {
   if (!ctx.session) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'Sign in or continue as a guest first' });
   return next({ ctx: { ...ctx, session: ctx.session } });
 });
