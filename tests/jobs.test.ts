@@ -1,7 +1,9 @@
 // Mesh job records over real HTTP and Socket.IO: a requester starts a job naming a serving peer by its peer id,
-// and the server resolves it to the user behind it only when that peer is in the room; finishing records the
-// numbers and the last server after a failover; a spot-check mismatch is recorded against the peer's user; only
-// the requester may finish or report; jobs.list and room stats reflect it all.
+// and the server resolves it to the user behind it only when that peer is in the room; each further peer that
+// takes the job (a failover's server, a checker) is recorded the same way, and finish and check may name only
+// recorded peers, each once; finishing records the numbers and the last server after a failover; a spot-check
+// mismatch is recorded against the peer's user; only the requester may finish or report; job records are
+// rate-limited per user; jobs.list and room stats reflect it all.
 import { TRPCClientError } from '@trpc/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,6 +21,7 @@ let db: TestDatabase;
 let app: FastifyInstance;
 let base: string;
 const sockets: Client[] = [];
+const apps: FastifyInstance[] = [];
 
 beforeAll(async () => {
   db = await openTestDatabase('pglite');
@@ -27,18 +30,19 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const socket of sockets) socket.disconnect();
+  for (const other of apps) await other.close();
   await app?.close();
   await db?.cleanup();
 });
 
 /** A guest with an API client and a socket in the global room (sharing its compute unless told not to). */
-async function member(name: string, sharing = true) {
-  const cookie = await guestCookie(base, name);
-  const socket = await connectMesh(base, sockets, { cookie });
+async function member(name: string, sharing = true, server = base) {
+  const cookie = await guestCookie(server, name);
+  const socket = await connectMesh(server, sockets, { cookie });
   const capabilities = { backend: 'wasm' as const, models: [], tokensPerSecond: null, sharing, queue: 0 };
   const joined = (await socket.emitWithAck('room:join', { room: 'global', capabilities })) as Ack<{ self: PeerInfo }>;
   if (!joined.ok) throw new Error(joined.message);
-  return { api: chatClient(base, cookie), peerId: joined.data.self.peerId, userId: joined.data.self.userId, socket };
+  return { api: chatClient(server, cookie), peerId: joined.data.self.peerId, userId: joined.data.self.userId, socket };
 }
 
 const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
@@ -49,12 +53,15 @@ describe('mesh job records', () => {
     const bob = await member('Bob');
     const ada = await member('Ada');
     const cy = await member('Cy');
+    const dee = await member('Dee');
 
     // A peer that is not in the room cannot be named.
     const stranger = '00000000-0000-4000-8000-000000000000';
     expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: stranger, model }).catch((e: unknown) => e))).toBe('NOT_FOUND');
 
     const { id } = await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model });
+    // Ada leaves mid-answer and Cy takes over: the server records Cy as the job's next server.
+    expect(await bob.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' })).toEqual({ id, peerId: cy.peerId, role: 'SERVER' });
     // Only the requester finishes it.
     const finish = { id, outcome: 'COMPLETED' as const, serverPeerId: cy.peerId, backend: 'wasm' as const, tokensIn: 12, tokensOut: 40, ttftMs: 25.4, tokensPerSecond: 88.5, failoverCount: 1 };
     expect(codeOf(await ada.api.jobs.finish.mutate(finish).catch((e: unknown) => e))).toBe('NOT_FOUND');
@@ -65,7 +72,8 @@ describe('mesh job records', () => {
     expect(row).toMatchObject({ requesterId: bob.userId, serverId: cy.userId, route: 'MESH', outcome: 'COMPLETED', tokensOut: 40, ttftMs: 25, failoverCount: 1, backend: 'wasm' });
     expect(row.finishedAt).not.toBeNull();
 
-    // A spot check that caught Cy: recorded against Cy's user.
+    // A spot check that caught Cy (Dee re-ran the job): recorded against Cy's user.
+    await bob.api.jobs.attempt.mutate({ id, peerId: dee.peerId, role: 'CHECKER' });
     expect(codeOf(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [bob.peerId] }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
     expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] })).toEqual({ id, mismatches: 1 });
     expect(codeOf(await ada.api.jobs.check.mutate({ id, result: 'MATCH', excludedPeerIds: [] }).catch((e: unknown) => e))).toBe('NOT_FOUND');
@@ -105,5 +113,66 @@ describe('mesh job records', () => {
     ada.socket.disconnect();
     expect(await left).toMatchObject({ peerId: ada.peerId });
     expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+  });
+  it('lets finish and check name only the peers the server recorded taking that job, each once', async () => {
+    const bob = await member('Bob3');
+    const ada = await member('Ada3');
+    const cy = await member('Cy3');
+    const dee = await member('Dee3');
+    const idle = await member('Idle3', false);
+    const refused = (call: Promise<unknown>) => call.then(() => 'accepted', codeOf);
+
+    const { id } = await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model });
+    // Cy is in the room and shares, but never took this job: it cannot be named as its server.
+    const finish = { id, outcome: 'COMPLETED' as const, tokensIn: 3, tokensOut: 9, failoverCount: 0 };
+    expect(await refused(bob.api.jobs.finish.mutate({ ...finish, serverPeerId: cy.peerId }))).toBe('BAD_REQUEST');
+    // Taking a job is checked like starting one: the peer must be in the room now, and share; the job must be yours.
+    const stranger = '00000000-0000-4000-8000-000000000000';
+    expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: stranger, role: 'SERVER' }))).toBe('NOT_FOUND');
+    expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: idle.peerId, role: 'CHECKER' }))).toBe('BAD_REQUEST');
+    expect(await refused(cy.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' }))).toBe('NOT_FOUND');
+    expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: ada.peerId, role: 'CHECKER' }))).toBe('CONFLICT');
+    await bob.api.jobs.finish.mutate({ ...finish, serverPeerId: ada.peerId });
+    expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' }))).toBe('CONFLICT');
+
+    // No checker recorded: nobody re-ran the job, so its check can only be UNRESOLVED and name nobody.
+    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'MATCH', excludedPeerIds: [] }))).toBe('BAD_REQUEST');
+    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'UNRESOLVED', excludedPeerIds: [ada.peerId] }))).toBe('BAD_REQUEST');
+    await bob.api.jobs.attempt.mutate({ id, peerId: dee.peerId, role: 'CHECKER' });
+    // Naming the same peer again in the same role changes nothing.
+    await bob.api.jobs.attempt.mutate({ id, peerId: dee.peerId, role: 'CHECKER' });
+    // A mismatch may not be pinned on a peer that did not take the job, nor on one peer twice.
+    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] }))).toBe('BAD_REQUEST');
+    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [ada.peerId, ada.peerId] }))).toBe('BAD_REQUEST');
+    expect(await db.database.prisma.peerMismatch.count({ where: { jobId: id } })).toBe(0);
+
+    expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [ada.peerId] })).toEqual({ id, mismatches: 1 });
+    const recorded = await db.database.prisma.inferenceJobPeer.findMany({ where: { jobId: id }, orderBy: { createdAt: 'asc' }, select: { peerId: true, userId: true, displayName: true, role: true } });
+    expect(recorded).toEqual([
+      { peerId: ada.peerId, userId: ada.userId, displayName: 'Ada3', role: 'SERVER' },
+      { peerId: dee.peerId, userId: dee.userId, displayName: 'Dee3', role: 'CHECKER' },
+    ]);
+    expect(await db.database.prisma.peerMismatch.findMany({ where: { jobId: id }, select: { peerUserId: true, peerName: true } })).toEqual([{ peerUserId: ada.userId, peerName: 'Ada3' }]);
+  });
+
+  it('refuses job records past JOB_RECORDS_PER_MINUTE for one user, and not for another', async () => {
+    const strict = await buildApp({ env: testEnv({ JOB_RECORDS_PER_MINUTE: '3' }), database: db.database });
+    apps.push(strict);
+    const strictBase = await strict.listen({ host: '127.0.0.1', port: 0 });
+    const bob = await member('Bob4', true, strictBase);
+    const ada = await member('Ada4', true, strictBase);
+    const cy = await member('Cy4', true, strictBase);
+
+    const { id } = await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model });
+    await bob.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' });
+    await bob.api.jobs.finish.mutate({ id, outcome: 'COMPLETED', serverPeerId: cy.peerId, tokensIn: 1, tokensOut: 1, failoverCount: 1 });
+    // The fourth record in a minute is refused, whatever it is, and says why.
+    const refusal = await bob.api.jobs.check.mutate({ id, result: 'UNRESOLVED', excludedPeerIds: [] }).catch((e: unknown) => e);
+    expect(codeOf(refusal)).toBe('TOO_MANY_REQUESTS');
+    expect((refusal as Error).message).toMatch(/^At most 3 job records a minute: try again in \d+ s$/);
+    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('TOO_MANY_REQUESTS');
+    // Another user's budget is their own.
+    await expect(ada.api.jobs.start.mutate({ room: 'global', serverPeerId: cy.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
+    expect(await db.database.prisma.inferenceJob.findUniqueOrThrow({ where: { id } })).toMatchObject({ outcome: 'COMPLETED', serverId: cy.userId, checkResult: null });
   });
 });

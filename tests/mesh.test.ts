@@ -290,7 +290,7 @@ describe('mesh inference between nodes', () => {
     expect(outcome.servedBy.map((p) => p.name)).toEqual(['C']);
     expect(outcome.tokenIds).not.toEqual(expected.tokenIds);
     const check = await outcome.check;
-    expect(check?.match).toBe(false);
+    expect(check?.result).toBe('MISMATCH');
     expect(check?.excluded).toEqual([c.peerId]);
     expect(check?.corrected).toEqual(expected);
     expect(mismatches).toEqual([c.peerId]);
@@ -300,7 +300,7 @@ describe('mesh inference between nodes', () => {
     expect(next.servedBy.map((p) => p.name)).not.toContain('C');
     expect(next.tokenIds).toEqual(expected.tokenIds);
     // An honest answer passes its check.
-    expect(await next.check).toMatchObject({ match: true, excluded: [] });
+    expect(await next.check).toMatchObject({ result: 'MATCH', excluded: [] });
   }, 120_000);
 
   it('drops and counts oversize and malformed messages without harm, and carries a large offer in chunks', async () => {

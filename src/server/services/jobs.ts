@@ -1,9 +1,12 @@
-// InferenceJob records for mesh answers: started and finished by the requester, with the serving peers named by
-// peer id and resolved here to the users behind them (only peers in the same room count), spot-check verdicts
-// and mismatches, and per-room stats.
+// InferenceJob records for mesh answers: started and finished by the requester, spot-check verdicts and
+// mismatches, and per-room stats. Each peer that takes a job (its first server, each server after a failover,
+// each checker) is named by the requester as it takes it, checked here to be in the job's room and sharing, and
+// recorded with the user behind it (InferenceJobPeer); finish and check may name only those recorded peers, so a
+// requester cannot pin a job or a mismatch on someone who never took part in it.
 import { TRPCError } from '@trpc/server';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
-import { JOB_LIMITS, type JobCheckSchema, type JobFinishSchema, type JobStartSchema } from '../../shared/schemas/jobs.ts';
+import { JOB_LIMITS, type JobAttemptSchema, type JobCheckSchema, type JobFinishSchema, type JobStartSchema } from '../../shared/schemas/jobs.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from './room.ts';
 
@@ -22,11 +25,35 @@ async function usableRoom(db: PrismaClient, userId: string, slug: string) {
   return room;
 }
 
+/**
+ * Job records (start, attempt, finish, check together) one user may write a minute, counted on this server node;
+ * the returned function refuses past that. Each record is a few queries: without this, one guest could keep the
+ * database busy (and pile up rows) as fast as it can send requests.
+ */
+export function jobRecordLimit(perMinute: number): (userId: string) => Promise<void> {
+  const limiter = new RateLimiterMemory({ points: perMinute, duration: 60 });
+  return async (userId) => {
+    try {
+      await limiter.consume(userId);
+    } catch (refusal) {
+      if (!(refusal instanceof RateLimiterRes)) throw refusal;
+      const seconds = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000));
+      throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `At most ${perMinute} job records a minute: try again in ${seconds} s` });
+    }
+  };
+}
+
+/** The peer behind `peerId` if it can take a job in the room now: there, and sharing its compute. */
+async function takingPeer(peers: PeerLookup, slug: string, peerId: string) {
+  const peer = await peers(slug, peerId);
+  if (!peer) throw new TRPCError({ code: 'NOT_FOUND', message: `No peer ${peerId} in room ${slug}` });
+  if (!peer.sharing) throw new TRPCError({ code: 'BAD_REQUEST', message: `${peer.displayName} does not share its compute in room ${slug}` });
+  return peer;
+}
+
 export async function startJob(db: PrismaClient, peers: PeerLookup, userId: string, input: z.infer<typeof JobStartSchema>) {
   const room = await usableRoom(db, userId, input.room);
-  const server = await peers(input.room, input.serverPeerId);
-  if (!server) throw new TRPCError({ code: 'NOT_FOUND', message: `No peer ${input.serverPeerId} in room ${input.room}` });
-  if (!server.sharing) throw new TRPCError({ code: 'BAD_REQUEST', message: `${server.displayName} does not share its compute in room ${input.room}` });
+  const server = await takingPeer(peers, input.room, input.serverPeerId);
   await db.inferenceJob.updateMany({
     where: { requesterId: userId, outcome: 'RUNNING', createdAt: { lt: new Date(Date.now() - ABANDONED_AFTER_MS) } },
     data: { outcome: 'FAILED', errorCode: 'ABANDONED', finishedAt: new Date() },
@@ -36,22 +63,70 @@ export async function startJob(db: PrismaClient, peers: PeerLookup, userId: stri
     throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `At most ${JOB_LIMITS.runningPerUser} mesh jobs running at once: finish some first` });
   }
   return db.inferenceJob.create({
-    data: { roomId: room.id, requesterId: userId, serverId: server.userId, route: 'MESH', modelId: input.model.id, modelSha256: input.model.sha256 },
+    data: {
+      roomId: room.id,
+      requesterId: userId,
+      serverId: server.userId,
+      route: 'MESH',
+      modelId: input.model.id,
+      modelSha256: input.model.sha256,
+      peers: { create: { peerId: input.serverPeerId, userId: server.userId, displayName: server.displayName, role: 'SERVER' } },
+    },
     select: { id: true },
   });
 }
 
+/**
+ * Records that `peerId` took the job: the next server after a failover (while it runs), or a checker (until its
+ * check is reported). Naming a peer again in the same role changes nothing.
+ */
+export async function recordAttempt(db: PrismaClient, peers: PeerLookup, userId: string, input: z.infer<typeof JobAttemptSchema>) {
+  const job = await db.inferenceJob.findUnique({
+    where: { id: input.id },
+    select: { requesterId: true, outcome: true, checkResult: true, room: { select: { slug: true } }, peers: { select: { peerId: true, role: true } } },
+  });
+  if (!job || job.requesterId !== userId) throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
+  if (input.role === 'SERVER' && job.outcome !== 'RUNNING') {
+    throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is already ${job.outcome.toLowerCase()}: it takes no more servers` });
+  }
+  if (input.role === 'CHECKER' && (job.checkResult || (job.outcome !== 'RUNNING' && job.outcome !== 'COMPLETED'))) {
+    throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} ${job.checkResult ? 'was checked already' : `is ${job.outcome.toLowerCase()}: nothing to check`}` });
+  }
+  const known = job.peers.find((peer) => peer.peerId === input.peerId);
+  if (known) {
+    if (known.role !== input.role) throw new TRPCError({ code: 'CONFLICT', message: `Peer ${input.peerId} took job ${input.id} as its ${known.role.toLowerCase()} already` });
+    return { id: input.id, peerId: input.peerId, role: input.role };
+  }
+  const cap = input.role === 'SERVER' ? JOB_LIMITS.failovers + 1 : JOB_LIMITS.checkersPerJob;
+  if (job.peers.filter((peer) => peer.role === input.role).length >= cap) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `At most ${cap} ${input.role === 'SERVER' ? 'servers' : 'checkers'} for one job` });
+  }
+  if (!job.room) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id}'s room is gone` });
+  const peer = await takingPeer(peers, job.room.slug, input.peerId);
+  // Two reports of the same peer at once: the second finds the row there, which is what it wanted.
+  await db.inferenceJobPeer.createMany({
+    data: [{ jobId: input.id, peerId: input.peerId, userId: peer.userId, displayName: peer.displayName, role: input.role }],
+    skipDuplicates: true,
+  });
+  return { id: input.id, peerId: input.peerId, role: input.role };
+}
+
 async function ownRunningJob(db: PrismaClient, userId: string, id: string) {
-  const job = await db.inferenceJob.findUnique({ where: { id }, select: { requesterId: true, outcome: true, room: { select: { slug: true } } } });
+  const job = await db.inferenceJob.findUnique({ where: { id }, select: { requesterId: true, outcome: true } });
   if (!job || job.requesterId !== userId) throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${id} of yours` });
   return job;
 }
 
-export async function finishJob(db: PrismaClient, peers: PeerLookup, userId: string, input: z.infer<typeof JobFinishSchema>) {
+export async function finishJob(db: PrismaClient, userId: string, input: z.infer<typeof JobFinishSchema>) {
   const job = await ownRunningJob(db, userId, input.id);
   if (job.outcome !== 'RUNNING') throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is already ${job.outcome.toLowerCase()}` });
-  // The last serving peer, if it is still in the room to be named (after a failover it is another user).
-  const last = input.serverPeerId && job.room ? await peers(job.room.slug, input.serverPeerId) : null;
+  // The last serving peer (after a failover, another user): one recorded as this job's server, even if it left since.
+  const last = input.serverPeerId
+    ? await db.inferenceJobPeer.findUnique({ where: { jobId_peerId: { jobId: input.id, peerId: input.serverPeerId } }, select: { userId: true, role: true } })
+    : null;
+  if (input.serverPeerId && last?.role !== 'SERVER') {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `Peer ${input.serverPeerId} was not recorded serving job ${input.id} (jobs.start or jobs.attempt names it)` });
+  }
   await db.inferenceJob.update({
     where: { id: input.id },
     data: {
@@ -71,24 +146,36 @@ export async function finishJob(db: PrismaClient, peers: PeerLookup, userId: str
 }
 
 /**
- * A spot check's verdict on a finished job, once: mismatches name peers in the room (never the requester's own
- * user), so one person cannot pile up records against another beyond one per job they really had served.
+ * A spot check's verdict on a finished job, once. Mismatches name only peers recorded taking this job (never the
+ * requester's own user), so one person cannot pile up records against another beyond one per job that other
+ * really took. A verdict other than UNRESOLVED, or naming anyone, needs a recorded checker: without one, nobody
+ * re-ran the job.
  */
-export async function recordCheck(db: PrismaClient, peers: PeerLookup, userId: string, input: z.infer<typeof JobCheckSchema>) {
-  const job = await db.inferenceJob.findUnique({ where: { id: input.id }, select: { requesterId: true, roomId: true, outcome: true, checkResult: true, room: { select: { slug: true } } } });
+export async function recordCheck(db: PrismaClient, userId: string, input: z.infer<typeof JobCheckSchema>) {
+  const job = await db.inferenceJob.findUnique({
+    where: { id: input.id },
+    select: { requesterId: true, roomId: true, outcome: true, checkResult: true, peers: { select: { peerId: true, userId: true, displayName: true, role: true } } },
+  });
   if (!job || job.requesterId !== userId) throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
   if (job.outcome !== 'COMPLETED') throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is ${job.outcome.toLowerCase()}, not completed: nothing to check` });
   if (job.checkResult) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} was checked already` });
-  const culprits = await Promise.all(input.excludedPeerIds.map(async (peerId) => (job.room ? await peers(job.room.slug, peerId) : null)));
-  if (culprits.some((culprit) => culprit?.userId === userId)) throw new TRPCError({ code: 'BAD_REQUEST', message: 'A spot check cannot name your own peers' });
-  await db.$transaction([
-    db.inferenceJob.update({ where: { id: input.id }, data: { checkResult: input.result } }),
-    ...culprits.map((culprit) =>
-      db.peerMismatch.create({
-        data: { roomId: job.roomId, jobId: input.id, reporterId: userId, peerUserId: culprit?.userId ?? null, peerName: culprit?.displayName ?? 'a peer that left' },
-      }),
-    ),
-  ]);
+  if ((input.result !== 'UNRESOLVED' || input.excludedPeerIds.length) && !job.peers.some((peer) => peer.role === 'CHECKER')) {
+    throw new TRPCError({ code: 'BAD_REQUEST', message: `No checker was recorded for job ${input.id}: its check can only be UNRESOLVED, naming nobody` });
+  }
+  const culprits = input.excludedPeerIds.map((peerId) => {
+    const culprit = job.peers.find((peer) => peer.peerId === peerId);
+    if (!culprit) throw new TRPCError({ code: 'BAD_REQUEST', message: `Peer ${peerId} was not recorded taking job ${input.id}` });
+    return culprit;
+  });
+  if (culprits.some((culprit) => culprit.userId === userId)) throw new TRPCError({ code: 'BAD_REQUEST', message: 'A spot check cannot name your own peers' });
+  await db.$transaction(async (tx) => {
+    // Only the first of two reports sent at once gets to record its mismatches.
+    const { count } = await tx.inferenceJob.updateMany({ where: { id: input.id, checkResult: null }, data: { checkResult: input.result } });
+    if (count !== 1) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} was checked already` });
+    await tx.peerMismatch.createMany({
+      data: culprits.map((culprit) => ({ roomId: job.roomId, jobId: input.id, reporterId: userId, peerUserId: culprit.userId, peerName: culprit.displayName })),
+    });
+  });
   return { id: input.id, mismatches: culprits.length };
 }
 

@@ -1,10 +1,14 @@
 // The requesting side of mesh inference: pick the best peer for a job, stream its tokens, and keep the answer
 // going when that peer leaves, stalls or fails (the next peer continues from the prompt plus the tokens so far;
 // seeded decoding makes the continuation the same). Finished jobs are spot-checked by another peer at a
-// configurable rate; a peer whose tokens do not match is excluded from scheduling here.
+// rate (higher for users new here, see peer-trust.ts); a peer whose tokens do not match is excluded from
+// scheduling here. What is kept per peer is dropped when it leaves; what is kept per user is bounded.
 import type { EngineMessage } from '../engine-protocol.ts';
 import { type JobSampling, type ModelRef, type OutgoingPeerMessage, PEER_PROTOCOL_VERSION, type PeerCapabilities, type PeerMessage, PeerMessageSchema } from '../peer-protocol.ts';
+import { BoundedMap } from './bounded-map.ts';
 import type { GeneratedToken } from './engine-gate.ts';
+import { measuredSpeed, rankPeers } from './peer-ranking.ts';
+import { PeerTrust, type TrustPolicy, checkRate } from './peer-trust.ts';
 
 export interface PeerView {
   peerId: string;
@@ -16,9 +20,7 @@ export interface PeerView {
   send: (message: OutgoingPeerMessage) => Promise<boolean>;
 }
 
-export interface JobRequesterOptions {
-  /** Share of finished jobs re-run by another peer to check the tokens (0 to 1). */
-  spotCheckRate: number;
+export interface JobRequesterOptions extends TrustPolicy {
   /** No token for this long from a peer that accepted (per queue position before the first): it has stalled. */
   stallMs: number;
   /** A peer that neither accepts nor rejects an offer within this is passed over. */
@@ -28,7 +30,16 @@ export interface JobRequesterOptions {
   random: () => number;
 }
 
-export const DEFAULT_REQUESTER_OPTIONS: JobRequesterOptions = { spotCheckRate: 0.1, stallMs: 8000, acceptTimeoutMs: 5000, deadlineMs: 5 * 60_000, random: Math.random };
+export const DEFAULT_REQUESTER_OPTIONS: JobRequesterOptions = {
+  spotCheckRate: 0.1,
+  // Every answer from a user new here is checked until three checks of its answers have held up.
+  newcomerCheckRate: 1,
+  trustAfterMatches: 3,
+  stallMs: 8000,
+  acceptTimeoutMs: 5000,
+  deadlineMs: 5 * 60_000,
+  random: Math.random,
+};
 
 export interface MeshRequest {
   model: ModelRef;
@@ -37,12 +48,17 @@ export interface MeshRequest {
   onToken: (token: GeneratedToken, peer: PeerView) => void;
   /** The peer now serving the job (again after each failover). */
   onServer?: (peer: PeerView, failovers: number) => void;
+  /** A peer that took the job's spot check (it re-runs the whole job). */
+  onChecker?: (peer: PeerView) => void;
 }
 
 export interface SpotCheck {
+  /**
+   * MATCH: the served tokens held up (by majority when a third opinion was needed); MISMATCH: they did not;
+   * UNRESOLVED: no checker answered, or the opinions split with no majority. Silence is never a match.
+   */
+  result: 'MATCH' | 'MISMATCH' | 'UNRESOLVED';
   checkers: string[];
-  /** Whether the served tokens held up (by majority when a third opinion was needed). */
-  match: boolean;
   /** Peers excluded because of this check. */
   excluded: string[];
   /** The tokens that replaced the served ones, when they did not hold up. */
@@ -92,14 +108,25 @@ interface Attempt {
 const randomUuid = () => globalThis.crypto.randomUUID();
 /** A peer's queue position stretches the wait for its first token by at most this many stall periods. */
 const MAX_QUEUE_GRACE = 4;
+/** Users excluded here at once, at most; past it the oldest exclusion lapses (each one took a caught answer). */
+const EXCLUDED_USERS = 10_000;
+/** Weight of a new speed sample in a peer's measured speed. */
+const SPEED_GAIN = 0.5;
+const FAILURE_MEMORY_MS = 5 * 60_000;
+/** Each failure halves a peer's score: past this many, one more changes nothing worth keeping a timestamp for. */
+const FAILURES_KEPT = 16;
 
 export class JobRequester {
   private readonly attempts = new Map<string, Attempt>();
+  /** Per peer, dropped when it leaves: recent failures, and the speed measured on its finished jobs. */
   private readonly failures = new Map<string, number[]>();
+  private readonly speeds = new Map<string, number>();
   /** Users whose peers are excluded from scheduling in this room, with why (a caught peer cannot just reconnect). */
-  readonly excluded = new Map<string, string>();
+  readonly excluded = new BoundedMap<string, string>(EXCLUDED_USERS);
   /** Finished answers each peer took part in, for the room's panel. */
   readonly servedMe = new Map<string, number>();
+  /** Matching checks per user: a user new here is checked more often (see peer-trust.ts). */
+  readonly trust = new PeerTrust();
   onMismatch: (event: { peerId: string; jobId: string; checkers: string[] }) => void = () => {};
 
   private readonly options: JobRequesterOptions;
@@ -127,32 +154,64 @@ export class JobRequester {
     if (attempt && attempt.peerId === peerId) attempt.handle(message);
   }
 
-  /** `peerId` left the room (or its channel closed). */
+  /** `peerId` left the room (or its channel closed): its jobs fail over, and nothing is kept about it. */
   peerLeft(peerId: string): void {
     for (const attempt of [...this.attempts.values()]) if (attempt.peerId === peerId) attempt.left();
+    this.failures.delete(peerId);
+    this.speeds.delete(peerId);
+    this.servedMe.delete(peerId);
+  }
+
+  /** Entries kept per peer and per user, for tests that churn peers and watch memory. */
+  footprint(): { peers: number; users: number } {
+    const peers = new Set([...this.failures.keys(), ...this.speeds.keys(), ...this.servedMe.keys()]);
+    return { peers: peers.size, users: this.excluded.size + this.trust.size };
+  }
+
+  /** Whether `peerId` is in the room now: results that arrive after a peer left must not bring its entries back. */
+  private isPresent(peerId: string): boolean {
+    return this.peers().some((peer) => peer.peerId === peerId);
   }
 
   private recentFailures(peerId: string): number {
     const now = Date.now();
-    const recent = (this.failures.get(peerId) ?? []).filter((at) => now - at < 5 * 60_000);
-    this.failures.set(peerId, recent);
+    const recent = (this.failures.get(peerId) ?? []).filter((at) => now - at < FAILURE_MEMORY_MS);
+    if (recent.length) this.failures.set(peerId, recent);
+    else this.failures.delete(peerId);
     return recent.length;
+  }
+
+  private failed(peerId: string): void {
+    if (this.isPresent(peerId)) this.failures.set(peerId, [...(this.failures.get(peerId) ?? []), Date.now()].slice(-FAILURES_KEPT));
+  }
+
+  private measured(peerId: string, sample: number | null): void {
+    if (sample === null || !this.isPresent(peerId)) return;
+    const before = this.speeds.get(peerId);
+    this.speeds.set(peerId, before === undefined ? sample : before + SPEED_GAIN * (sample - before));
+  }
+
+  /** Tokens per second this side measured on the peer's finished jobs; null before the first. */
+  measuredTokensPerSecond(peerId: string): number | null {
+    return this.speeds.get(peerId) ?? null;
   }
 
   isExcluded(peer: Pick<PeerView, 'userId'>): boolean {
     return this.excluded.has(peer.userId);
   }
 
-  /** Peers that can run `model`, best first: exact file loaded, then speed over queue, RTT, recent failures. */
+  /** Peers that can run `model`, best first (see peer-ranking.ts): measured speed over claimed, queue, RTT, failures. */
   rank(model: ModelRef, skip: ReadonlySet<string> = new Set()): PeerView[] {
-    const score = (peer: PeerView) => {
-      const speed = (peer.capabilities.tokensPerSecond ?? 1) / (1 + peer.capabilities.queue);
-      return speed * 0.5 ** this.recentFailures(peer.peerId) - (peer.rttMs ?? 50) / 100;
-    };
-    return this.peers()
-      .filter((peer) => peer.capabilities.sharing && !skip.has(peer.peerId) && !this.excluded.has(peer.userId))
-      .filter((peer) => peer.capabilities.models.some((m) => m.sha256 === model.sha256))
-      .sort((a, b) => score(b) - score(a));
+    return rankPeers(
+      this.peers(),
+      model,
+      {
+        measuredTokensPerSecond: (peerId) => this.measuredTokensPerSecond(peerId),
+        recentFailures: (peerId) => this.recentFailures(peerId),
+        isExcluded: (userId) => this.excluded.has(userId),
+      },
+      skip,
+    );
   }
 
   /**
@@ -221,8 +280,12 @@ export class JobRequester {
           backend: done.backend,
           check: null,
         };
-        for (const server of new Set(servedBy)) this.servedMe.set(server.peerId, (this.servedMe.get(server.peerId) ?? 0) + 1);
-        if (this.options.random() < this.options.spotCheckRate) outcome.check = this.spotCheck(jobId, request, tokens, madeBy);
+        for (const server of new Set(servedBy)) {
+          if (this.isPresent(server.peerId)) this.servedMe.set(server.peerId, (this.servedMe.get(server.peerId) ?? 0) + 1);
+        }
+        const users = [...new Set(madeBy.map((peer) => peer.userId))];
+        const rate = checkRate(this.options, users.map((userId) => this.trust.matchesOf(userId)));
+        if (this.options.random() < rate) outcome.check = this.spotCheck(jobId, request, tokens, madeBy);
         return outcome;
       }
       if (attempt.kind === 'cancelled') {
@@ -242,7 +305,7 @@ export class JobRequester {
           check: null,
         };
       }
-      this.failures.set(peer.peerId, [...(this.failures.get(peer.peerId) ?? []), Date.now()]);
+      this.failed(peer.peerId);
       reasons.push(`${peer.name}: ${attempt.reason}`);
       // Moving on from a peer that had taken the job is a failover; one that refused it is just the next choice.
       if (attempt.accepted) failovers++;
@@ -264,6 +327,8 @@ export class JobRequester {
     onAccepted: () => void,
   ): Promise<AttemptResult> {
     const attemptId = randomUuid();
+    const offeredAt = Date.now();
+    const before = tokens.length;
     return new Promise<AttemptResult>((resolve) => {
       let accepted = false;
       let settled = false;
@@ -317,6 +382,7 @@ export class JobRequester {
               // Nobody asked it to stop: an answer it cut short is not finished.
               if (message.reason === 'interrupted') return fail('stopped before the end of the answer');
               // `length` may come before maxNewTokens when the context is full; the spot checks catch an answer cut short.
+              this.measured(peer.peerId, measuredSpeed(tokens.length - before, offeredAt, Date.now()));
               finish({ kind: 'done', done: message });
               return;
             case 'job:error':
@@ -351,7 +417,7 @@ export class JobRequester {
   /** Runs the whole job again on another peer (same prompt, sampling and seed). Null when that peer could not. */
   private async rerun(peer: PeerView, request: MeshRequest): Promise<GeneratedToken[] | null> {
     const tokens: GeneratedToken[] = [];
-    const result = await this.attempt(peer, request, tokens, this.options.deadlineMs, 'check', () => {}, () => {}, () => {});
+    const result = await this.attempt(peer, request, tokens, this.options.deadlineMs, 'check', () => {}, () => {}, () => request.onChecker?.(peer));
     return result.kind === 'done' ? tokens : null;
   }
 
@@ -369,7 +435,8 @@ export class JobRequester {
    * Re-runs the finished job on a peer drawn from those of other users than the ones who served it, and compares
    * token ids and texts. On a mismatch a third peer decides; the user the majority contradicts is excluded (the
    * served answer is corrected if it lost). With no third opinion the mismatch is reported and nobody is
-   * excluded: two peers alone cannot say which is wrong.
+   * excluded: two peers alone cannot say which is wrong. No checker at all is UNRESOLVED: an answer nobody
+   * re-ran proves nothing, and only checks that held up earn its users trust here.
    */
   private async spotCheck(jobId: string, request: MeshRequest, tokens: GeneratedToken[], madeBy: PeerView[]): Promise<SpotCheck> {
     const skipUsers = new Set(madeBy.map((peer) => peer.userId));
@@ -386,36 +453,42 @@ export class JobRequester {
       return null;
     };
     const same = (a: GeneratedToken[], b: GeneratedToken[]) => a.length === b.length && a.every((t, i) => t.tokenId === b[i]?.tokenId && t.text === b[i]?.text);
-    const report = (match: boolean, excluded: PeerView[], corrected?: GeneratedToken[]): SpotCheck => ({
+    const report = (result: SpotCheck['result'], excluded: PeerView[], corrected?: GeneratedToken[]): SpotCheck => ({
+      result,
       checkers: checkers.map((peer) => peer.peerId),
-      match,
       excluded: excluded.map((peer) => peer.peerId),
       ...(corrected ? { corrected: { tokenIds: corrected.map((t) => t.tokenId), text: corrected.map((t) => t.text).join('') } } : {}),
     });
     const exclude = (peer: PeerView, why: string) => {
       this.excluded.set(peer.userId, why);
+      this.trust.forget(peer.userId);
       this.onMismatch({ peerId: peer.peerId, jobId, checkers: checkers.map((c) => c.peerId) });
     };
+    const held = (excluded: PeerView[] = []) => {
+      this.trust.matched(madeBy.map((peer) => peer.userId));
+      return report('MATCH', excluded);
+    };
     const first = await opinion();
-    if (!first || same(first, tokens)) return report(true, []);
+    if (!first) return report('UNRESOLVED', []);
+    if (same(first, tokens)) return held();
     // The first token that differs tells which serving peer made it (past the end: the last one, who stopped early).
     const at = tokens.findIndex((token, i) => token.tokenId !== first[i]?.tokenId || token.text !== first[i]?.text);
     const culprit = madeBy[at === -1 ? tokens.length - 1 : at] ?? madeBy.at(-1);
     const second = await opinion();
     if (!second || !culprit) {
       if (culprit) this.onMismatch({ peerId: culprit.peerId, jobId, checkers: checkers.map((c) => c.peerId) });
-      return report(false, []);
+      return report('UNRESOLVED', []);
     }
     if (same(second, first)) {
       exclude(culprit, `its tokens for job ${jobId} did not match two other peers'`);
-      return report(false, [culprit], first);
+      return report('MISMATCH', [culprit], first);
     }
     const [wrongChecker] = checkers;
     if (same(second, tokens) && wrongChecker) {
       exclude(wrongChecker, `its spot check of job ${jobId} did not match two other peers'`);
-      return report(true, [wrongChecker]);
+      return held([wrongChecker]);
     }
     this.onMismatch({ peerId: culprit.peerId, jobId, checkers: checkers.map((c) => c.peerId) });
-    return report(false, []);
+    return report('UNRESOLVED', []);
   }
 }

@@ -93,9 +93,15 @@ export class JobServer {
     job.generation?.stop();
   }
 
-  /** A peer left the room: its jobs are of no use to anyone now. */
+  /** A peer left the room: its jobs are of no use to anyone now, and its offer count goes with it. */
   peerLeft(peerId: string): void {
     for (const job of this.jobs.values()) if (job.peerId === peerId) this.cancel(peerId, job.offer.jobId);
+    this.offersByPeer.delete(peerId);
+  }
+
+  /** Peers with entries kept here, for tests that churn peers and watch memory. */
+  footprint(): { peers: number } {
+    return { peers: new Set([...this.offersByPeer.keys(), ...[...this.jobs.values()].map((job) => job.peerId)]).size };
   }
 
   private async run(job: Job): Promise<void> {

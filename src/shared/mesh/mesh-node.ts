@@ -21,6 +21,7 @@ export interface MeshPeer {
   capabilities: PeerCapabilities | null;
   rttMs: number | null;
   timer: ReturnType<typeof setInterval>;
+  firstPing: ReturnType<typeof setTimeout> | null;
 }
 
 export interface MeshNodeOptions {
@@ -101,12 +102,13 @@ export class MeshNode {
       capabilities: null,
       rttMs: null,
       timer: setInterval(() => void channel.send({ type: 'ping', t: performance.now() }), PING_MS),
+      firstPing: null,
     };
     channel.onMessage = (message) => this.receive(peer, message);
     this.peers.set(peerId, peer);
     void channel.send({ type: 'hello', capabilities: this.capabilities() });
     // The first ping waits a moment: one sent as the channel opens can take a second while the transport settles.
-    setTimeout(() => void channel.send({ type: 'ping', t: performance.now() }), FIRST_PING_MS);
+    peer.firstPing = setTimeout(() => void channel.send({ type: 'ping', t: performance.now() }), FIRST_PING_MS);
     this.onChange();
     return channel;
   }
@@ -116,6 +118,7 @@ export class MeshNode {
     const peer = this.peers.get(peerId);
     if (!peer || (channel && peer.channel !== channel)) return;
     clearInterval(peer.timer);
+    if (peer.firstPing) clearTimeout(peer.firstPing);
     this.peers.delete(peerId);
     this.server.peerLeft(peerId);
     this.requester.peerLeft(peerId);
@@ -139,6 +142,8 @@ export class MeshNode {
   }
 
   private receive(peer: MeshPeer, message: PeerMessage): void {
+    // A message still in flight from a peer that left (or was replaced) must not bring back what was dropped for it.
+    if (this.peers.get(peer.peerId) !== peer) return;
     const send = (reply: OutgoingPeerMessage) => peer.channel.send(reply);
     switch (message.type) {
       case 'hello':

@@ -1,13 +1,23 @@
-// Mesh job records: the requester starts and finishes each job and reports spot checks; lists and room stats.
-import { JobCheckSchema, JobFinishSchema, JobStartSchema } from '../../../shared/schemas/jobs.ts';
+// Mesh job records: the requester starts each job, names each further peer that takes it (a failover's server, a
+// spot check's checker), finishes it and reports its spot check; lists and room stats. Every record spends one of
+// the user's job records for the minute (JOB_RECORDS_PER_MINUTE), refused or not, so a flood of bad reports
+// costs the flooder too.
+import { JobAttemptSchema, JobCheckSchema, JobFinishSchema, JobStartSchema } from '../../../shared/schemas/jobs.ts';
 import { RoomRefSchema } from '../../../shared/schemas/room.ts';
-import { finishJob, listJobs, recordCheck, roomStats, startJob } from '../../services/jobs.ts';
+import { finishJob, listJobs, recordAttempt, recordCheck, roomStats, startJob } from '../../services/jobs.ts';
 import { authedProcedure, router } from '../init.ts';
 
+const recordProcedure = authedProcedure.use(async ({ ctx, next }) => {
+  await ctx.jobRecords(ctx.session.userId);
+  return next();
+});
+
 export const jobsRouter = router({
-  start: authedProcedure.input(JobStartSchema).mutation(({ ctx, input }) => startJob(ctx.db, ctx.peers, ctx.session.userId, input)),
-  finish: authedProcedure.input(JobFinishSchema).mutation(({ ctx, input }) => finishJob(ctx.db, ctx.peers, ctx.session.userId, input)),
-  check: authedProcedure.input(JobCheckSchema).mutation(({ ctx, input }) => recordCheck(ctx.db, ctx.peers, ctx.session.userId, input)),
+  start: recordProcedure.input(JobStartSchema).mutation(({ ctx, input }) => startJob(ctx.db, ctx.peers, ctx.session.userId, input)),
+  /** Another peer took the job: the next server after a failover, or a spot check's checker. */
+  attempt: recordProcedure.input(JobAttemptSchema).mutation(({ ctx, input }) => recordAttempt(ctx.db, ctx.peers, ctx.session.userId, input)),
+  finish: recordProcedure.input(JobFinishSchema).mutation(({ ctx, input }) => finishJob(ctx.db, ctx.session.userId, input)),
+  check: recordProcedure.input(JobCheckSchema).mutation(({ ctx, input }) => recordCheck(ctx.db, ctx.session.userId, input)),
   /** My jobs: those I asked for and those I served. */
   list: authedProcedure.query(({ ctx }) => listJobs(ctx.db, ctx.session.userId)),
   roomStats: authedProcedure.input(RoomRefSchema).query(({ ctx, input }) => roomStats(ctx.db, ctx.session.userId, input.room)),
