@@ -22,7 +22,9 @@ export type FakeOpenAIFault =
   /** Answer a streaming request with one non-stream completion JSON, as some compatible servers do. */
   | { kind: 'json' }
   /** After N content chunks, send an `error` chunk (OpenRouter's way of failing after the 200). */
-  | { kind: 'stream-error'; afterChunks: number; message: string };
+  | { kind: 'stream-error'; afterChunks: number; message: string }
+  /** Stream the answer with no usage chunk, as some compatible servers do even when asked for one. */
+  | { kind: 'no-usage' };
 
 export interface FakeOpenAIRequest {
   method: string;
@@ -176,7 +178,7 @@ export class FakeOpenAI {
       events.push(chunk({ content: token }, null));
     });
     events.push(chunk({}, finishReason));
-    if (body.stream_options?.include_usage) {
+    if (body.stream_options?.include_usage && fault?.kind !== 'no-usage') {
       events.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage })}\n\n`);
     }
     events.push('data: [DONE]\n\n');

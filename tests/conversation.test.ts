@@ -1,5 +1,6 @@
-// Accounts' conversations on the server (conversation.list/byId/append/remove): device answers are appended turn
-// by turn, cloud answers by chat.stream into the same conversation; guests and other accounts are refused.
+// Accounts' conversations on the server (conversation.list/byId/append/remove): every finished turn is appended by
+// the client with conversation.append, whichever route answered (chat.stream saves nothing); guests, other
+// accounts and turns past CONVERSATION_MAX_BYTES_PER_USER are refused.
 import { TRPCClientError } from '@trpc/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,10 +25,10 @@ afterAll(async () => {
   await db?.cleanup();
 });
 
-async function account(username: string): Promise<ChatClient> {
+async function account(username: string, url = base): Promise<ChatClient> {
   const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
   const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
-  return chatClient(base, `mesh_session=${token}`);
+  return chatClient(url, `mesh_session=${token}`);
 }
 
 const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
@@ -38,17 +39,15 @@ describe('conversations on the server', () => {
     const answer = { content: 'A pleasure.', route: 'LOCAL' as const, modelId: 'nano-shakespeare', backend: 'wasm' as const, ttftMs: 12, tokensPerSecond: 41.5, tokensOut: 7 };
     const { id } = await client.conversation.append.mutate({ messages: [{ role: 'user', content: 'Good morrow' }], answer });
     const older = await client.conversation.append.mutate({ messages: [{ role: 'user', content: 'An older chat' }], answer });
-    // Continue the first one on the cloud (stub): chat.stream appends to it.
-    const cloud = await client.chat.send.mutate({
-      provider: 'stub',
-      conversationId: id,
-      messages: [
-        { role: 'user', content: 'Good morrow' },
-        { role: 'assistant', content: 'A pleasure.' },
-        { role: 'user', content: 'And now?' },
-      ],
-    });
-    expect(cloud.conversationId).toBe(id);
+    // Continue the first one on the cloud (stub): the chat answers, conversation.append keeps the turn.
+    const messages = [
+      { role: 'user' as const, content: 'Good morrow' },
+      { role: 'assistant' as const, content: 'A pleasure.' },
+      { role: 'user' as const, content: 'And now?' },
+    ];
+    const cloud = await client.chat.send.mutate({ provider: 'stub', messages });
+    const continued = await client.conversation.append.mutate({ conversationId: id, messages, answer: { content: cloud.text, route: 'CLOUD', provider: 'stub', modelId: cloud.model } });
+    expect(continued.id).toBe(id);
 
     const list = await client.conversation.list.query();
     expect(list.map((c) => c.id)).toEqual([id, older.id]);
@@ -61,6 +60,7 @@ describe('conversations on the server', () => {
       ['ASSISTANT', 'CLOUD', null],
     ]);
     expect(read.messages[1]).toMatchObject({ content: 'A pleasure.', modelId: 'nano-shakespeare', ttftMs: 12, tokensPerSecond: 41.5 });
+    expect(read.messages[3]).toMatchObject({ content: cloud.text, provider: 'stub', modelId: 'stub-echo' });
 
     await client.conversation.remove.mutate({ id: older.id });
     expect((await client.conversation.list.query()).map((c) => c.id)).toEqual([id]);
@@ -81,5 +81,38 @@ describe('conversations on the server', () => {
     const tooLong = await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'y'.repeat(40_000) }], answer: { content: '', route: 'LOCAL' } }).catch((e: unknown) => e);
     expect(codeOf(tooLong)).toBe('BAD_REQUEST');
     expect(await db.database.prisma.message.count({ where: { conversationId: id } })).toBe(2);
+  });
+
+  it('refuses a turn that would take an account past CONVERSATION_MAX_BYTES_PER_USER, writing nothing', async () => {
+    const capped = await buildApp({ env: testEnv({ CONVERSATION_MAX_BYTES_PER_USER: '1000' }), database: db.database });
+    try {
+      const owner = await account('babbage', await capped.listen({ host: '127.0.0.1', port: 0 }));
+      // 'é' is two bytes in UTF-8: the cap counts bytes, not characters.
+      const { id } = await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'é'.repeat(200) }], answer: { content: 'x'.repeat(500), route: 'LOCAL' } });
+      const userId = (await db.database.prisma.conversation.findUniqueOrThrow({ where: { id }, select: { userId: true } })).userId;
+      const before = await db.database.prisma.message.count({ where: { conversation: { userId } } });
+
+      const over = [
+        owner.conversation.append.mutate({
+          conversationId: id,
+          messages: [{ role: 'user', content: 'é'.repeat(200) }, { role: 'assistant', content: 'x'.repeat(500) }, { role: 'user', content: 'more' }],
+          answer: { content: 'y'.repeat(100), route: 'CLOUD', provider: 'stub' },
+        }),
+        owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'a new chat' }], answer: { content: 'z'.repeat(200), route: 'MESH' } }),
+      ];
+      for (const refused of await Promise.all(over.map((attempt) => attempt.catch((e: unknown) => e)))) {
+        expect(codeOf(refused)).toBe('PAYLOAD_TOO_LARGE');
+        expect((refused as Error).message).toMatch(/^Saved conversations are limited to 1000 bytes per account; you keep 900 bytes and this turn adds \d+ bytes\. Delete some conversations to save more\.$/);
+      }
+      expect(await db.database.prisma.conversation.count({ where: { userId } })).toBe(1);
+      expect(await db.database.prisma.message.count({ where: { conversation: { userId } } })).toBe(before);
+
+      // Exactly up to the cap is fine; deleting makes room again.
+      await owner.conversation.append.mutate({ conversationId: id, messages: [{ role: 'user', content: 'é'.repeat(200) }, { role: 'assistant', content: 'x'.repeat(500) }, { role: 'user', content: 'ok' }], answer: { content: 'y'.repeat(98), route: 'LOCAL' } });
+      await owner.conversation.remove.mutate({ id });
+      await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'fresh' }], answer: { content: 'z'.repeat(900), route: 'LOCAL' } });
+    } finally {
+      await capped.close();
+    }
   });
 });

@@ -69,6 +69,24 @@ describe('parseEnv', () => {
     );
   });
 
+  it('keeps paid providers for accounts, on their default models, within daily budgets unless told otherwise', () => {
+    expect(parseEnv({})).toMatchObject({
+      CHAT_PROVIDERS_FOR_GUESTS: false,
+      CHAT_MAX_STREAMS: 64,
+      CHAT_DAILY_TOKENS_PER_USER: 100_000,
+      CHAT_DAILY_TOKENS: 5_000_000,
+      CONVERSATION_MAX_BYTES_PER_USER: 10 * 1024 * 1024,
+    });
+    expect(parseEnv({}).OPENAI_MODELS).toBeUndefined();
+    expect(parseEnv({ OPENAI_MODELS: '*', OPENROUTER_MODELS: ' openai/gpt-4o , anthropic/claude-3.5-haiku,', HF_MODELS: 'meta-llama/Llama-3.2-1B-Instruct:novita' })).toMatchObject({
+      OPENAI_MODELS: '*',
+      OPENROUTER_MODELS: ['openai/gpt-4o', 'anthropic/claude-3.5-haiku'],
+      HF_MODELS: ['meta-llama/Llama-3.2-1B-Instruct:novita'],
+    });
+    expect(() => parseEnv({ OPENAI_MODELS: 'gpt-4o,*' })).toThrowError(/OPENAI_MODELS="gpt-4o,\*": expected \* or comma-separated model names \(not a model name: \*\)/);
+    expect(() => parseEnv({ HF_MODELS: 'has space' })).toThrowError(/HF_MODELS="has space": expected \* or comma-separated model names/);
+  });
+
   it('refuses an absolute session cap shorter than the idle expiry', () => {
     expect(() => parseEnv({ SESSION_IDLE_DAYS: '30', SESSION_MAX_DAYS: '7' })).toThrowError(/SESSION_MAX_DAYS/);
   });

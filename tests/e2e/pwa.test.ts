@@ -101,6 +101,12 @@ describe('the PWA', () => {
   }, 120_000);
 
   it('downloads a generated model through the proxy with its phases in order, then chats with it', async () => {
+    // Asking the server to fetch a model needs an account: sign up first, and log out at the end.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+    await page.getByTestId('account-username').fill('pwa-downloader');
+    await page.getByTestId('account-password').fill('correct horse battery');
+    await page.getByTestId('account-submit').click();
+    await expect.poll(() => page.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as pwa-downloader/);
     await page.getByRole('link', { name: 'Models' }).click();
     const tiny = card(page, 'pwa-tiny');
     await expect.poll(() => tiny.getByTestId('model-where').textContent()).toBe('on the Hub');
@@ -116,6 +122,9 @@ describe('the PWA', () => {
 
     const { readout } = await chat(page, 'hello');
     expect(readout).toMatch(/^Generated pwa-tiny on this device · WASM/);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+    await page.getByTestId('account-logout').click();
+    await expect.poll(() => page.getByTestId('account-user').count(), { timeout: 15_000 }).toBe(0);
   }, 120_000);
 
   it('offline: reloads from the service worker, loads the model from the device and chats; cloud is marked unavailable', async () => {
@@ -173,15 +182,30 @@ describe('the PWA', () => {
     }
   }, 60_000);
 
-  it('streams a cloud answer (the stub provider) over SSE as a new guest', async () => {
+  it('streams a cloud answer (the stub provider) over SSE as a new guest; an image in it loads nothing', async () => {
     await page.goto(`${server.url}/`);
     await expect.poll(() => page.getByTestId('chat-route').locator('option').allTextContents()).toContain('Stub (canned replies, no model)');
     await page.getByTestId('chat-route').selectOption({ label: 'Stub (canned replies, no model)' });
+    // The stub quotes the prompt, so its markdown answer holds this image: on this origin, which the CSP allows.
+    const probe = `${server.url}/probe-image.png`;
+    const probed: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().startsWith(probe)) probed.push(request.url());
+    });
     const before = await page.getByTestId('answer-readout').count();
-    await page.getByTestId('chat-input').fill('Hello from the browser');
+    await page.getByTestId('chat-input').fill(`Hello ![probe](${probe}) from the browser`);
     await page.getByTestId('chat-send').click();
     await expect.poll(() => page.getByTestId('answer-readout').count(), { timeout: 30_000 }).toBe(before + 1);
     expect(await page.getByTestId('answer-readout').last().textContent()).toMatch(/^Stub .*TTFT \d+ ms/);
     expect((await context.cookies()).map((c) => c.name)).toContain('mesh_session');
+
+    const answer = page.getByTestId('chat-message-assistant').last();
+    expect(await answer.locator('img').count()).toBe(0);
+    const link = answer.locator(`a[href="${probe}"]`);
+    expect(await link.textContent()).toBe(`probe (${probe})`);
+    expect(await link.getAttribute('rel')).toBe('noopener noreferrer nofollow');
+    expect(await link.getAttribute('target')).toBe('_blank');
+    await page.waitForTimeout(500);
+    expect(probed).toEqual([]);
   }, 60_000);
 });

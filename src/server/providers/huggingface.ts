@@ -10,6 +10,7 @@ export function huggingfaceProvider(env: Env): ChatProvider {
     defaultModel: 'meta-llama/Llama-3.1-8B-Instruct',
     baseUrl: env.HF_INFERENCE_BASE_URL,
     apiKey: env.HF_TOKEN,
+    models: env.HF_MODELS,
     keyVariable: 'HF_TOKEN',
     timeoutMs: env.CHAT_UPSTREAM_TIMEOUT_MS,
   });

@@ -1,6 +1,7 @@
 // The provider registry: which providers exist, built from env (the only place keys and base URLs come from).
 import type { ChatProviderId, ChatProviderInfo } from '../../shared/schemas/chat.ts';
 import type { Env } from '../env.ts';
+import { opensToGuests } from './access.ts';
 import { huggingfaceProvider } from './huggingface.ts';
 import { openaiProvider } from './openai.ts';
 import { openrouterProvider } from './openrouter.ts';
@@ -19,14 +20,15 @@ export function createProviders(env: Env): ChatProviders {
   };
 }
 
-/** What clients may know about a provider: never its key or base URL. */
-export function providerInfo(provider: ChatProvider): ChatProviderInfo {
+/** What clients may know about a provider: never its key, base URL or model list. */
+export function providerInfo(provider: ChatProvider, env: Pick<Env, 'CHAT_PROVIDERS_FOR_GUESTS'>): ChatProviderInfo {
   return {
     id: provider.id,
     label: provider.label,
     configured: provider.configured,
     defaultModel: provider.defaultModel,
     stub: provider.stub,
+    openToGuests: opensToGuests(provider, env),
   };
 }
 
@@ -42,7 +44,10 @@ const runtimes = new WeakMap<Env, ChatRuntime>();
 export function chatRuntime(env: Env): ChatRuntime {
   let runtime = runtimes.get(env);
   if (!runtime) {
-    runtime = { providers: createProviders(env), slots: new StreamSlots(env.CHAT_MAX_STREAMS_PER_USER) };
+    runtime = {
+      providers: createProviders(env),
+      slots: new StreamSlots({ perUser: env.CHAT_MAX_STREAMS_PER_USER, total: env.CHAT_MAX_STREAMS }),
+    };
     runtimes.set(env, runtime);
   }
   return runtime;

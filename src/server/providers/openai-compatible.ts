@@ -4,9 +4,11 @@ import { z } from 'zod';
 import type { ChatUsage, FinishReason } from '../../shared/schemas/chat.ts';
 import {
   type ChatProvider,
+  type ModelAllowList,
   type ProviderChunk,
   ProviderError,
   type ProviderRequest,
+  modelPolicy,
   sanitizeUpstreamMessage,
 } from './provider.ts';
 import { SseParser } from './sse.ts';
@@ -134,7 +136,7 @@ function statusError(config: OpenAICompatibleConfig, request: ProviderRequest, r
   if (status === 429) {
     const wait = retryAfterSeconds(response.headers.get('retry-after'));
     const when = wait === null ? 'try again later' : `retry in ${wait} s`;
-    return new ProviderError('RATE_LIMITED', `${config.label} is rate limiting requests; ${when}`, wait);
+    return new ProviderError('RATE_LIMITED', `${config.label} is rate limiting requests; ${when}`, { retryAfterSeconds: wait });
   }
   if (status === 408 || status === 504) return new ProviderError('UPSTREAM_TIMEOUT', `${config.label} timed out (HTTP ${status})`);
   if (status >= 400 && status < 500) return new ProviderError('UPSTREAM_REJECTED', `${config.label} refused the request (HTTP ${status})${detail}`);
@@ -309,18 +311,21 @@ export async function* streamChatCompletion(
 
 export interface OpenAICompatibleProviderOptions extends Omit<OpenAICompatibleConfig, 'apiKey'> {
   id: ChatProvider['id'];
+  /** The model when the operator lists none (see modelPolicy). */
   defaultModel: string;
+  /** The provider's `*_MODELS` variable. */
+  models: ModelAllowList | undefined;
   apiKey: string | undefined;
   /** The variable that holds the key, named in the not-configured message. */
   keyVariable: string;
 }
 
 export function openAICompatibleProvider(options: OpenAICompatibleProviderOptions): ChatProvider {
-  const { id, label, defaultModel, apiKey, keyVariable, ...rest } = options;
+  const { id, label, defaultModel, models, apiKey, keyVariable, ...rest } = options;
   return {
     id,
     label,
-    defaultModel,
+    ...modelPolicy(defaultModel, models),
     configured: apiKey !== undefined,
     stub: false,
     async *stream(request, signal) {

@@ -9,6 +9,7 @@ export function openaiProvider(env: Env): ChatProvider {
     defaultModel: 'gpt-4o-mini',
     baseUrl: env.OPENAI_BASE_URL,
     apiKey: env.OPENAI_API_KEY,
+    models: env.OPENAI_MODELS,
     keyVariable: 'OPENAI_API_KEY',
     timeoutMs: env.CHAT_UPSTREAM_TIMEOUT_MS,
   });

@@ -9,6 +9,7 @@ export function openrouterProvider(env: Env): ChatProvider {
     defaultModel: 'openai/gpt-4o-mini',
     baseUrl: env.OPENROUTER_BASE_URL,
     apiKey: env.OPENROUTER_API_KEY,
+    models: env.OPENROUTER_MODELS,
     keyVariable: 'OPENROUTER_API_KEY',
     timeoutMs: env.CHAT_UPSTREAM_TIMEOUT_MS,
     // OpenRouter's optional app attribution (https://openrouter.ai/docs/api-reference/overview#headers).

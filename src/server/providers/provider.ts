@@ -20,10 +20,15 @@ export type ProviderChunk =
   | { type: 'delta'; text: string }
   | { type: 'finish'; finishReason: FinishReason; model: string; usage: ChatUsage | null };
 
+/** `*` (any model) or the models a provider may be asked for, its default first. */
+export type ModelAllowList = '*' | readonly string[];
+
 export interface ChatProvider {
   id: ChatProviderId;
   label: string;
   defaultModel: string;
+  /** Checked before any upstream request: a model the operator did not list is never paid for. */
+  models: ModelAllowList;
   /** False when its key is missing: `stream` then throws PROVIDER_NOT_CONFIGURED. */
   configured: boolean;
   stub: boolean;
@@ -31,19 +36,43 @@ export interface ChatProvider {
   stream(request: ProviderRequest, signal: AbortSignal): AsyncIterable<ProviderChunk>;
 }
 
+/**
+ * A provider's model policy from its `*_MODELS` variable: unset, only the built-in default; `*`, any model
+ * with the built-in default; a list, those models with the first as the default (so a client that names no
+ * model still gets one the operator allowed).
+ */
+export function modelPolicy(builtInDefault: string, configured: ModelAllowList | undefined): { defaultModel: string; models: ModelAllowList } {
+  if (configured === '*') return { defaultModel: builtInDefault, models: '*' };
+  const models = configured?.length ? configured : [builtInDefault];
+  return { defaultModel: models[0] ?? builtInDefault, models };
+}
+
+export function allowsModel(provider: Pick<ChatProvider, 'models'>, model: string): boolean {
+  return provider.models === '*' || provider.models.includes(model);
+}
+
+export interface ProviderErrorOptions {
+  retryAfterSeconds?: number | null;
+  resetsAt?: Date | null;
+}
+
 /** A provider failure with a code from the closed set; its message is safe to show (short, no keys). */
 export class ProviderError extends Error {
   override name = 'ProviderError';
+  readonly retryAfterSeconds: number | null;
+  readonly resetsAt: Date | null;
   constructor(
     readonly code: ProviderErrorCode,
     message: string,
-    readonly retryAfterSeconds: number | null = null,
+    options: ProviderErrorOptions = {},
   ) {
     super(message);
+    this.retryAfterSeconds = options.retryAfterSeconds ?? null;
+    this.resetsAt = options.resetsAt ?? null;
   }
 
   toData(): ProviderErrorData {
-    return { code: this.code, retryAfterSeconds: this.retryAfterSeconds };
+    return { code: this.code, retryAfterSeconds: this.retryAfterSeconds, resetsAt: this.resetsAt?.toISOString() ?? null };
   }
 }
 

@@ -52,6 +52,8 @@ export function stubProvider(): ChatProvider {
     id: 'stub',
     label: 'Stub (canned replies, no model)',
     defaultModel: STUB_MODEL,
+    // Any name: the name only seeds the canned text, and nothing is paid for.
+    models: '*',
     configured: true,
     stub: true,
     stream: streamStub,

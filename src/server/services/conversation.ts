@@ -20,23 +20,50 @@ function newTurn(messages: ChatMessage[]): ChatMessage[] {
 
 const ROLE = { system: 'SYSTEM', user: 'USER', assistant: 'ASSISTANT' } as const;
 
-/** Stores the new turn and its answer; returns the conversation's id. Someone else's conversation is NOT_FOUND. */
-export async function appendTurn(db: PrismaClient, userId: string, turn: ConversationAppend): Promise<string> {
+function size(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  return bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+export interface AppendLimits {
+  /** CONVERSATION_MAX_BYTES_PER_USER: UTF-8 bytes of message text one account may keep. */
+  maxBytes: number;
+}
+
+/**
+ * Stores the new turn and its answer; returns the conversation's id. Someone else's conversation is NOT_FOUND; a
+ * turn that would take the account past `maxBytes` is PAYLOAD_TOO_LARGE, with nothing written.
+ */
+export async function appendTurn(db: PrismaClient, userId: string, turn: ConversationAppend, limits: AppendLimits): Promise<string> {
   return db.$transaction(async (tx) => {
     if (turn.conversationId) {
       const own = await tx.conversation.findFirst({ where: { id: turn.conversationId, userId }, select: { id: true } });
       if (!own) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
     }
+    const messages = turn.conversationId ? newTurn(turn.messages) : turn.messages;
+    const adding = [...messages, turn.answer].reduce((sum, message) => sum + Buffer.byteLength(message.content, 'utf8'), 0);
+    // One append per account at a time: two at once could each fit under the cap and together pass it.
+    await tx.$queryRaw`SELECT 1 FROM "User" WHERE "id" = ${userId}::uuid FOR UPDATE`;
+    const [used] = await tx.$queryRaw<{ bytes: bigint | number | string }[]>`
+      SELECT COALESCE(SUM(octet_length(m."content")), 0)::bigint AS bytes
+      FROM "Message" m JOIN "Conversation" c ON c."id" = m."conversationId"
+      WHERE c."userId" = ${userId}::uuid`;
+    const stored = Number(used?.bytes ?? 0);
+    if (stored + adding > limits.maxBytes) {
+      throw new TRPCError({
+        code: 'PAYLOAD_TOO_LARGE',
+        message: `Saved conversations are limited to ${size(limits.maxBytes)} per account; you keep ${size(stored)} and this turn adds ${size(adding)}. Delete some conversations to save more.`,
+      });
+    }
     const conversation = turn.conversationId
       ? await tx.conversation.update({ where: { id: turn.conversationId }, data: { updatedAt: new Date() }, select: { id: true } })
       : await tx.conversation.create({ data: { userId, title: titleOf(turn.messages) }, select: { id: true } });
-    const stored = turn.conversationId ? newTurn(turn.messages) : turn.messages;
     // One millisecond apart, so ordering by createdAt gives the order of the chat.
     const base = Date.now();
     const { answer } = turn;
     await tx.message.createMany({
       data: [
-        ...stored.map((message, i) => ({ conversationId: conversation.id, role: ROLE[message.role], content: message.content, createdAt: new Date(base + i) })),
+        ...messages.map((message, i) => ({ conversationId: conversation.id, role: ROLE[message.role], content: message.content, createdAt: new Date(base + i) })),
         {
           conversationId: conversation.id,
           role: 'ASSISTANT' as const,
@@ -48,7 +75,7 @@ export async function appendTurn(db: PrismaClient, userId: string, turn: Convers
           tokensOut: answer.tokensOut ?? null,
           ttftMs: answer.ttftMs ?? null,
           tokensPerSecond: answer.tokensPerSecond ?? null,
-          createdAt: new Date(base + stored.length),
+          createdAt: new Date(base + messages.length),
         },
       ],
     });

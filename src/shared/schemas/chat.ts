@@ -61,8 +61,6 @@ export const ChatInputSchema = z
         `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`,
       ),
     sampling: ChatSamplingSchema.default({}),
-    /** Continue a saved conversation (accounts only); without it an account's chat starts a new one. */
-    conversationId: z.uuid('Expected a conversation id').optional(),
   })
   .strict();
 export type ChatInput = z.input<typeof ChatInputSchema>;
@@ -79,6 +77,16 @@ export const ProviderErrorCodeSchema = z.enum([
   'UPSTREAM_ERROR',
   'BAD_UPSTREAM_RESPONSE',
   'TOO_MANY_STREAMS',
+  /** A provider with costs, asked by a guest while CHAT_PROVIDERS_FOR_GUESTS is off. */
+  'ACCOUNT_REQUIRED',
+  /** A model outside the provider's allow-list (OPENAI_MODELS, OPENROUTER_MODELS, HF_MODELS). */
+  'MODEL_NOT_ALLOWED',
+  /** The server runs CHAT_MAX_STREAMS provider chats already (TOO_MANY_STREAMS is one person's cap). */
+  'SERVER_BUSY',
+  /** This person's CHAT_DAILY_TOKENS_PER_USER is spent until `resetsAt`. */
+  'USER_BUDGET_SPENT',
+  /** The server's CHAT_DAILY_TOKENS is spent until `resetsAt`. */
+  'SERVER_BUDGET_SPENT',
 ]);
 export type ProviderErrorCode = z.infer<typeof ProviderErrorCodeSchema>;
 
@@ -86,6 +94,8 @@ export interface ProviderErrorData {
   code: ProviderErrorCode;
   /** Seconds to wait before trying again, when the provider (or the server's own limit) said so. */
   retryAfterSeconds: number | null;
+  /** When a spent daily budget starts again (ISO 8601, the next 00:00 UTC); null for other failures. */
+  resetsAt: string | null;
 }
 
 export const FinishReasonSchema = z.enum(['stop', 'length', 'content_filter', 'tool_calls', 'other']);
@@ -110,8 +120,6 @@ export interface ChatDone {
   model: string;
   usage: ChatUsage | null;
   timings: ChatTimings;
-  /** The saved conversation (accounts); null for guests, whose chats stay on their device. */
-  conversationId: string | null;
 }
 
 /** What `chat.stream` yields: text as it is made, then one `done`. */
@@ -127,4 +135,6 @@ export interface ChatProviderInfo {
   defaultModel: string;
   /** The keyless embedded provider: canned text, no language model. */
   stub: boolean;
+  /** Whether guests may use it: the stub always, the others only with CHAT_PROVIDERS_FOR_GUESTS. */
+  openToGuests: boolean;
 }

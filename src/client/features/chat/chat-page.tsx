@@ -14,6 +14,7 @@ import type { MeshRoom } from '../../../shared/rtc/mesh-room.ts';
 import { askMesh } from '../mesh/mesh-answer.ts';
 import { engineGate, meshNode, useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
+import { chatErrorText } from './chat-errors.ts';
 import { type AnswerRecord, type ConversationSummary, deviceStore, serverStore } from './conversation-store.ts';
 import { type ChatItem, type Conversation, titleOf } from './conversations.ts';
 import { Sparkline } from './sparkline.tsx';
@@ -83,6 +84,11 @@ export function ChatPage() {
   }, [online, route]);
 
   const configured = (providers.data ?? []).filter((p) => p.configured);
+  // Providers that cost money are for accounts unless the server opens them to guests (docs/SECURITY.md).
+  const account = me.data?.kind === 'ACCOUNT';
+  const usable = (provider: { openToGuests: boolean }) => account || provider.openToGuests;
+  /** The cloud provider Auto falls back on. */
+  const autoCloud = online ? configured.find(usable) : undefined;
 
   /** Keeps the conversation after an answer (`record`), or after a failed one on the device only. */
   async function persist(messages: ChatItem[], record?: AnswerRecord) {
@@ -177,7 +183,6 @@ export function ChatPage() {
               provider: provider as ChatProviderId,
               messages: prompt,
               sampling: { maxTokens: 512 },
-              ...(store.onServer && conversation.serverId ? { conversationId: conversation.serverId } : {}),
             },
             {
               onData(event) {
@@ -191,7 +196,14 @@ export function ChatPage() {
                 const { ttftMs, tokensPerSecond } = event.timings;
                 resolve({
                   text,
-                  record: { route: 'CLOUD', savedAs: event.conversationId },
+                  record: {
+                    route: 'CLOUD',
+                    provider,
+                    modelId: event.model,
+                    ...(ttftMs === null ? {} : { ttftMs }),
+                    ...(tokensPerSecond === null ? {} : { tokensPerSecond }),
+                    ...(event.usage ? { tokensOut: event.usage.completionTokens } : {}),
+                  },
                   readout: `${label} · ${event.model} · TTFT ${ttftMs ?? '?'} ms · ${tokensPerSecond === null ? '?' : tokensPerSecond.toFixed(1)} tok/s`,
                 });
               },
@@ -201,8 +213,8 @@ export function ChatPage() {
           run.current = {
             stop() {
               subscription.unsubscribe();
-              // A stopped cloud answer is not stored by the server; keep it where guests keep theirs.
-              resolve({ text, record: { route: 'CLOUD' }, readout: `${label} · stopped` });
+              // Kept like a stopped answer from the device or the mesh: what came so far.
+              resolve({ text, record: { route: 'CLOUD', provider }, readout: `${label} · stopped` });
             },
           };
         });
@@ -214,17 +226,16 @@ export function ChatPage() {
           result = await fromMesh();
         } catch (cause) {
           // Auto: when the mesh cannot answer (nobody left who shares the model), a cloud provider can.
-          const cloud = online ? configured[0] : undefined;
-          if (route !== 'auto' || !(cause instanceof MeshJobError) || cause.code === 'CANCELLED' || !cloud) throw cause;
+          if (route !== 'auto' || !(cause instanceof MeshJobError) || cause.code === 'CANCELLED' || !autoCloud) throw cause;
           show('');
-          result = await fromCloud(cloud.id);
+          result = await fromCloud(autoCloud.id);
           result.readout += ` · the mesh could not answer: ${cause.message}`;
         }
       } else if (target === 'device') result = await fromDevice();
       else result = await fromCloud(target);
       await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout }], result.record);
     } catch (cause) {
-      setError(cause instanceof Error ? cause.message : String(cause));
+      setError(chatErrorText(cause));
       await persist(messages);
     } finally {
       clearInterval(sample);
@@ -240,7 +251,7 @@ export function ChatPage() {
 
   /**
    * Auto: this device when it runs its model well (not less than half as fast as the fastest peer sharing one, or
-   * nobody shares), else a peer that shares one, else the first cloud provider.
+   * nobody shares), else a peer that shares one, else the first cloud provider this person may use.
    */
   function resolveRoute(): string {
     if (route !== 'auto') return route;
@@ -248,8 +259,7 @@ export function ChatPage() {
     const fastest = Math.max(0, ...(meshRoom?.node.list() ?? []).filter((p) => p.capabilities?.sharing).map((p) => p.capabilities?.tokensPerSecond ?? 0));
     if (loaded && (!shared.length || mine === null || fastest === 0 || mine >= fastest / 2)) return 'device';
     if (shared.length) return 'mesh';
-    const cloud = online ? configured[0] : undefined;
-    if (cloud) return cloud.id;
+    if (autoCloud) return autoCloud.id;
     throw new Error('Auto found nothing to answer with: load a model, join a room where someone shares one, or go online for a cloud provider');
   }
 
@@ -316,9 +326,9 @@ export function ChatPage() {
                 {shared[0] ? `${shared[0].ref.id} on a peer in ${meshRoom?.room} (${shared[0].peers} sharing)` : meshRoom ? `a peer in ${meshRoom.room} (nobody shares now)` : 'a peer (join a room first)'}
               </option>
               {configured.map((p) => (
-                <option key={p.id} value={p.id} disabled={!online}>
+                <option key={p.id} value={p.id} disabled={!online || !usable(p)}>
                   {p.label}
-                  {online ? '' : ' (unavailable offline)'}
+                  {!online ? ' (unavailable offline)' : usable(p) ? '' : ' (for accounts: sign up or log in)'}
                 </option>
               ))}
             </select>

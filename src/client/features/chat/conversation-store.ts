@@ -12,20 +12,23 @@ export interface ConversationSummary {
 /** What is known of a finished answer, for the record. */
 export interface AnswerRecord {
   route: 'LOCAL' | 'MESH' | 'CLOUD';
+  /** The cloud provider's id, for CLOUD answers. */
+  provider?: string;
   modelId?: string;
   backend?: 'webgpu' | 'wasm' | 'cpu';
   ttftMs?: number;
   tokensPerSecond?: number;
   tokensOut?: number;
-  /** Set when the server already stored the turn (chat.stream does for accounts). */
-  savedAs?: string | null;
 }
 
 export interface ConversationStore {
   readonly onServer: boolean;
   list(): Promise<ConversationSummary[]>;
   open(id: string): Promise<Conversation>;
-  /** Stores the conversation after a finished answer (the last message); returns its id in this store. */
+  /**
+   * Stores the conversation after a finished or stopped answer (the last message), whichever route made it;
+   * returns its id in this store. On the server that is conversation.append: chat.stream saves nothing.
+   */
   saveTurn(conversation: Conversation, record: AnswerRecord): Promise<string>;
   remove(id: string): Promise<void>;
 }
@@ -58,7 +61,6 @@ export const serverStore: ConversationStore = {
     return { id: found.id, title: found.title, updatedAt: new Date(found.updatedAt).getTime(), messages, serverId: found.id };
   },
   async saveTurn(conversation, record) {
-    if (record.savedAs) return record.savedAs;
     const answer = conversation.messages.at(-1);
     const prompt = conversation.messages.slice(0, -1).map(({ role, content }) => ({ role, content }));
     const { id } = await trpc.conversation.append.mutate({
@@ -67,6 +69,7 @@ export const serverStore: ConversationStore = {
       answer: {
         content: answer?.content ?? '',
         route: record.route,
+        provider: record.provider,
         modelId: record.modelId?.slice(0, 128),
         backend: record.backend,
         ttftMs: record.ttftMs === undefined ? undefined : Math.round(record.ttftMs),
