@@ -58,6 +58,41 @@ describe('batches', () => {
   });
 });
 
+describe('budgets of costly procedures', () => {
+  async function guest(server: FastifyInstance, remoteAddress = '127.0.0.1') {
+    const response = await server.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {}, remoteAddress });
+    return String(response.headers['set-cookie']).split(';')[0] ?? '';
+  }
+  const chat = (server: FastifyInstance, cookie: string, remoteAddress = '127.0.0.1') =>
+    server.inject({ method: 'POST', url: '/api/trpc/chat.send', headers: { cookie }, remoteAddress, payload: { provider: 'stub', messages: [{ role: 'user', content: 'hi' }] } });
+
+  it('holds a per-user chat budget, and per IP too, so new guests from one address buy no fresh budget', async () => {
+    const server = await app({ CHATS_PER_USER_PER_MINUTE: '2', COSTLY_IP_FACTOR: '2' });
+    const [ann, bob, cy] = [await guest(server), await guest(server), await guest(server)];
+    expect([(await chat(server, ann)).statusCode, (await chat(server, ann)).statusCode]).toEqual([200, 200]);
+    const third = await chat(server, ann);
+    expect(third.statusCode).toBe(429);
+    expect(third.headers['retry-after']).toMatch(/^\d+$/);
+    expect(third.json()).toMatchObject({ error: { message: expect.stringMatching(/^Too many chats: at most 2 per minute/) } });
+    // Bob has a budget of his own, but the address's (2 x 2 chats) is then spent: Cy, a fresh guest, is refused.
+    expect([(await chat(server, bob)).statusCode, (await chat(server, bob)).statusCode]).toEqual([200, 200]);
+    const fresh = await chat(server, cy);
+    expect(fresh.statusCode).toBe(429);
+    expect(fresh.json()).toMatchObject({ error: { message: expect.stringMatching(/^Too many chats from this address/) } });
+    // Someone at another address is unaffected.
+    const dee = await guest(server, '127.0.0.2');
+    expect((await chat(server, dee, '127.0.0.2')).statusCode).toBe(200);
+  });
+
+  it('caps new guests per IP per hour', async () => {
+    const server = await app({ GUEST_CREATIONS_PER_IP_PER_HOUR: '3' });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await server.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} })).statusCode);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect((await server.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {}, remoteAddress: '127.0.0.2' })).statusCode).toBe(200);
+  });
+});
+
 describe('rate-limit buckets', () => {
   it('counts a percent-encoded API path in the API bucket, not the app files bucket', async () => {
     const server = await app({ RATE_LIMIT_MAX: '3' });

@@ -18,7 +18,10 @@ import { type ProviderChunk, ProviderError, chatRuntime, providerInfo } from '..
 import type { ValidSession } from '../../services/session.ts';
 import { recordTokens, spentToday } from '../../services/token-usage.ts';
 import type { Context } from '../context.ts';
-import { authedProcedure, publicProcedure, router } from '../init.ts';
+import { authedProcedure, costly, publicProcedure, router } from '../init.ts';
+
+/** Every chat, the free stub's included, spends the per-user and per-IP chat budget (CHATS_PER_USER_PER_MINUTE). */
+const chatProcedure = authedProcedure.use(costly('chat'));
 
 type ChatContext = Context & { session: ValidSession };
 type ParsedChatInput = z.output<typeof ChatInputSchema>;
@@ -152,12 +155,12 @@ export const chatRouter = router({
   providers: publicProcedure.query(({ ctx }) => Object.values(chatRuntime(ctx.env).providers).map((provider) => providerInfo(provider, ctx.env))),
 
   /** The answer as it is made. Closing the subscription (or the tab) aborts the provider's request. */
-  stream: authedProcedure.input(ChatInputSchema).subscription(async function* ({ ctx, input, signal }) {
+  stream: chatProcedure.input(ChatInputSchema).subscription(async function* ({ ctx, input, signal }) {
     yield* runChat(ctx, input, signal);
   }),
 
   /** The whole answer at once; the provider is still streamed, so its timeouts apply the same way. */
-  send: authedProcedure.input(ChatInputSchema).mutation(async ({ ctx, input, signal }): Promise<ChatAnswer> => {
+  send: chatProcedure.input(ChatInputSchema).mutation(async ({ ctx, input, signal }): Promise<ChatAnswer> => {
     let text = '';
     for await (const event of runChat(ctx, input, signal)) {
       if (event.type === 'delta') text += event.text;
