@@ -2,7 +2,6 @@
 // balancer at scale: presence, signals, room capacity, revocations, recovered connections and shutdown cross
 // between them. Skips when Redis is not reachable, unless REQUIRE_REDIS=1 (CI).
 import { randomBytes } from 'node:crypto';
-import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createClient } from 'redis';
 import type { ManagerOptions, SocketOptions } from 'socket.io-client';
@@ -15,6 +14,7 @@ import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
 import { type MeshClient, accountCookie, connectMesh, nextEvent } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
+import { tcpProxy } from './support/tcp-proxy.ts';
 
 type Client = MeshClient;
 interface Node {
@@ -51,7 +51,8 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
   async function startNode(): Promise<Node> {
     // On PostgreSQL each node opens its own pool, as a separate process would; PGlite (where PostgreSQL is not
     // reachable and not required) lives in one process, so the nodes share the one object.
-    const env = testEnv({ REDIS_URL, REDIS_KEY_PREFIX: prefix, DATABASE_POOL_SIZE: '4', ...(db.url ? { DATABASE_URL: db.url } : {}) });
+    // Many sockets from one address: tests/socket-limits.test.ts covers the handshake budget.
+    const env = testEnv({ REDIS_URL, REDIS_KEY_PREFIX: prefix, DATABASE_POOL_SIZE: '4', SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000', ...(db.url ? { DATABASE_URL: db.url } : {}) });
     const app = await buildApp({ env, ...(db.url ? {} : { database: db.database }) });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     return { app, base, port: Number(new URL(base).port) };
@@ -141,25 +142,50 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     expect(seenByOutsider).toEqual([]);
   });
 
-  it('counts the sockets on both nodes against a room’s capacity', async () => {
-    const owner = await account('pair-owner');
-    const member = await account('pair-member');
-    const room = await createRoom(db.database.prisma, owner.userId, { name: 'Pair', visibility: 'PUBLIC', capacity: 2 });
-    await joinRoom(db.database.prisma, member.userId, room.slug);
+  /** A room of `members` accounts (the owner first) with `capacity` seats, lowered after they all joined. */
+  async function roomOf(name: string, members: number, capacity: number) {
+    const people = await Promise.all(Array.from({ length: members }, (_, i) => account(`${name}-${i}`)));
+    const [owner, ...others] = people;
+    if (!owner) throw new Error('no owner');
+    const room = await createRoom(db.database.prisma, owner.userId, { name, visibility: 'PUBLIC', capacity: members });
+    for (const member of others) await joinRoom(db.database.prisma, member.userId, room.slug);
+    await db.database.prisma.room.update({ where: { id: room.id }, data: { capacity } });
+    return { room, people };
+  }
+
+  it('counts the people on both nodes against a room’s capacity', async () => {
+    const { room, people } = await roomOf('pair', 3, 2);
+    const [owner, member, third] = people;
+    if (!owner || !member || !third) throw new Error('missing people');
     await joined(await connect(a.base, owner.cookie), room.slug);
     await joined(await connect(b.base, member.cookie), room.slug);
-    // Node A holds one of the two: it refuses a third only by counting node B's.
-    expect(await join(await connect(a.base, owner.cookie), room.slug)).toMatchObject({ ok: false, error: 'ROOM_FULL' });
-    expect(await join(await connect(b.base, member.cookie), room.slug)).toMatchObject({ ok: false, error: 'ROOM_FULL' });
+    // Node A holds one of the two: it refuses a third person only by counting node B's.
+    expect(await join(await connect(a.base, third.cookie), room.slug)).toMatchObject({ ok: false, error: 'ROOM_FULL' });
+    // A second tab of someone already there shares that seat, on either node.
+    expect(await join(await connect(a.base, member.cookie), room.slug)).toMatchObject({ ok: true });
+    expect(await join(await connect(b.base, owner.cookie), room.slug)).toMatchObject({ ok: true });
   });
 
-  it('lets exactly as many in as the room holds when sockets on both nodes join at once', async () => {
-    const owner = await account('rush-owner');
-    const room = await createRoom(db.database.prisma, owner.userId, { name: 'Rush', visibility: 'PUBLIC', capacity: 3 });
-    const tabs = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(i % 2 ? a.base : b.base, owner.cookie)));
+  it('lets exactly as many people in as the room holds when sockets on both nodes join at once', async () => {
+    const { room, people } = await roomOf('rush', 10, 3);
+    const tabs = await Promise.all(people.map((person, i) => connect(i % 2 ? a.base : b.base, person.cookie)));
     const results = await Promise.all(tabs.map((tab) => join(tab, room.slug)));
     expect(results.filter((r) => r.ok)).toHaveLength(3);
     expect(results.filter((r) => !r.ok && r.error === 'ROOM_FULL')).toHaveLength(7);
+  });
+
+  it('counts a session’s sockets on both nodes against its cap', async () => {
+    const cookie = await guestCookie(a.base);
+    // SOCKETS_PER_SESSION (8): four on each node, then a ninth is refused on either.
+    for (let i = 0; i < 8; i++) await connect(i % 2 ? a.base : b.base, cookie);
+    for (const node of [a, b]) await expect(connect(node.base, cookie)).rejects.toMatchObject({ data: { code: 'TOO_MANY_SOCKETS' } });
+  });
+
+  it('keeps a socket’s session cookie off the handshake other nodes fetch through Redis', async () => {
+    const socket = await connect(a.base, await guestCookie(a.base));
+    const seen = (await b.app.mesh.fetchSockets()).find((remote) => remote.id === socket.id);
+    expect(seen?.handshake.headers).toMatchObject({ host: expect.any(String) });
+    expect(seen?.handshake.headers.cookie).toBeUndefined();
   });
 
   it('disconnects the sockets of a session signed out on the other node, and only those', async () => {
@@ -188,7 +214,7 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
   });
 
   it('recovers a connection on the other node with its peer id, rooms and missed events', async () => {
-    const balancer = await loadBalancer(a.port);
+    const balancer = await tcpProxy(a.port);
     try {
       const moving = await connect(balancer.url, await guestCookie(a.base, 'Mo'), { reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
       const watcher = await connect(b.base, await guestCookie(a.base, 'Wat'));
@@ -236,41 +262,3 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     }
   });
 });
-
-/** A TCP load balancer in front of the nodes: new connections go to one node; route() ends the open ones. */
-async function loadBalancer(initialPort: number) {
-  let port: number | null = initialPort;
-  const connections = new Set<net.Socket>();
-  const server = net.createServer((incoming) => {
-    if (port === null) {
-      incoming.destroy();
-      return;
-    }
-    const outgoing = net.connect(port, '127.0.0.1');
-    for (const socket of [incoming, outgoing]) {
-      connections.add(socket);
-      socket.on('error', () => {});
-      socket.on('close', () => {
-        connections.delete(socket);
-        incoming.destroy();
-        outgoing.destroy();
-      });
-    }
-    incoming.pipe(outgoing).pipe(incoming);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('load balancer not listening');
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    route(next: number | null) {
-      port = next;
-      for (const socket of connections) socket.destroy();
-    },
-    close() {
-      port = null;
-      for (const socket of connections) socket.destroy();
-      server.close();
-    },
-  };
-}

@@ -21,7 +21,8 @@ const open: Client[] = [];
 
 beforeAll(async () => {
   db = await openTestDatabase('pglite');
-  app = await buildApp({ env: testEnv({ SOCKET_EVENTS_PER_SECOND: '40' }), database: db.database });
+  // These tests open many sockets from one address; tests/socket-limits.test.ts covers the handshake budget.
+  app = await buildApp({ env: testEnv({ SOCKET_EVENTS_PER_SECOND: '40', SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000' }), database: db.database });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 afterEach(() => {
@@ -187,11 +188,14 @@ describe('signal:relay', () => {
 });
 
 describe('room capacity in signaling', () => {
-  it('lets exactly as many sockets in as the room holds when they all join at once', async () => {
-    const owner = await account('many-tabs');
-    const small = await createRoom(db.database.prisma, owner.userId, { name: 'Small', visibility: 'PUBLIC', capacity: 3 });
-    // One member with ten tabs: the membership allows it, the room's capacity must still hold.
-    const tabs = await Promise.all(Array.from({ length: 10 }, () => connect(owner.cookie)));
+  it('lets exactly as many people in as the room holds when they all join at once', async () => {
+    const owner = await account('rush-owner');
+    const small = await createRoom(db.database.prisma, owner.userId, { name: 'Small', visibility: 'PUBLIC', capacity: 10 });
+    const members = await Promise.all(Array.from({ length: 9 }, (_, i) => account(`rush-${i}`)));
+    for (const member of members) await joinRoom(db.database.prisma, member.userId, small.slug);
+    // Ten members, three seats: a capacity lowered after they joined (members never outnumber it otherwise).
+    await db.database.prisma.room.update({ where: { id: small.id }, data: { capacity: 3 } });
+    const tabs = await Promise.all([owner, ...members].map((person) => connect(person.cookie)));
     const results = await Promise.all(tabs.map((tab) => join(tab, small.slug)));
     expect(results.filter((r) => r.ok).length).toBe(3);
     expect(results.filter((r) => !r.ok && r.error === 'ROOM_FULL').length).toBe(7);

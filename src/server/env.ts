@@ -85,6 +85,13 @@ const hostList = z
   .transform((value) => value.split(',').map((item) => item.trim().toLowerCase()).filter(Boolean))
   .pipe(z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'expected host names such as mesh.example.org')).max(64));
 
+/** Comma-separated usernames, as sign-up stores them (lower-cased). */
+const usernameList = z
+  .string()
+  .trim()
+  .transform((value) => value.split(',').map((item) => item.trim().toLowerCase()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[a-z0-9_-]{3,32}$/, 'expected usernames such as ada,grace')).max(256));
+
 /** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
 /** RTCIceServer[] as JSON, e.g. [{"urls":"stun:stun.example.org:3478"},{"urls":"turn:...","username":"u","credential":"p"}]. */
 const iceServers = z
@@ -171,9 +178,20 @@ export const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
   SESSION_IDLE_DAYS: integer(1, 365).default(14),
   SESSION_MAX_DAYS: integer(1, 3650).default(90),
-  /** Failed sign-ins in a row that lock a username for LOGIN_LOCKOUT_SECONDS (RELIABILITY 7). */
+  /** Failed sign-ins per username and address before each further one doubles the wait (an address: 10 times as many). */
   LOGIN_MAX_FAILURES: integer(1, 100).default(5),
+  /** The longest wait between sign-in attempts that those delays reach; nobody is ever locked out for good. */
   LOGIN_LOCKOUT_SECONDS: integer(1, 86_400).default(900),
+  /** Usernames allowed to remove cached models from the server (create those accounts before listing them). */
+  OPERATORS: usernameList.default([]),
+  /** Rooms one account may own. */
+  ROOMS_PER_ACCOUNT: integer(1, 100_000).default(20),
+  /** Guests with no activity for this long are deleted, with what they own (their sessions, jobs, memberships). */
+  GUEST_RETENTION_DAYS: integer(1, 3650).default(30),
+  /** How often expired sessions and idle guests are purged (first run shortly after start); 0 turns it off. */
+  HOUSEKEEPING_INTERVAL_MS: integer(0, 7 * 86_400_000)
+    .refine((ms) => ms === 0 || ms >= 1000, 'expected 0 (off) or at least 1000')
+    .default(3_600_000),
   HF_ENDPOINT: origin.default('https://huggingface.co'),
   HF_TOKEN: apiKey.optional(),
   MODEL_CACHE_DIR: z.string().trim().min(1).optional(),
@@ -208,6 +226,16 @@ export const EnvSchema = z.object({
   CONVERSATION_MAX_BYTES_PER_USER: integer(0, 1024 * 1024 * 1024 * 1024).default(10 * 1024 * 1024),
   /** Socket.IO events one socket may send per second (signaling, presence); more get RATE_LIMITED acks. */
   SOCKET_EVENTS_PER_SECOND: integer(1, 10_000).default(50),
+  /** Open /mesh sockets per session, per user and per client address (IPv6: per /64), on all nodes together (docs/SECURITY.md). */
+  SOCKETS_PER_SESSION: integer(1, 10_000).default(8),
+  SOCKETS_PER_USER: integer(1, 10_000).default(16),
+  SOCKETS_PER_IP: integer(1, 100_000).default(64),
+  /** Sockets of one person in one room (tabs); they take one seat of its capacity together. */
+  SOCKETS_PER_USER_PER_ROOM: integer(1, 100).default(4),
+  /** Engine.IO handshakes (and further namespace connects on one connection) per client address per minute, per node. */
+  SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: integer(1, 1_000_000).default(60),
+  /** How often a socket's session is checked again: a session deleted or expired unused ends its sockets within this. */
+  SOCKET_SESSION_CHECK_SECONDS: integer(1, 86_400).default(300),
   /** Mesh job records (jobs.start, attempt, finish, check together) one user may write per minute; more get TOO_MANY_REQUESTS. */
   JOB_RECORDS_PER_MINUTE: integer(1, 1_000_000).default(120),
   /** STUN/TURN servers handed to browsers; none by default, which is right on a LAN and on loopback. */

@@ -11,6 +11,8 @@ export const SocketErrorCodeSchema = z.enum([
   'NOT_FOUND',
   'FORBIDDEN',
   'ROOM_FULL',
+  /** This person already has SOCKETS_PER_USER_PER_ROOM sockets in the room. */
+  'TOO_MANY_SOCKETS',
   'NOT_IN_ROOM',
   'PEER_NOT_FOUND',
   'RATE_LIMITED',
@@ -19,6 +21,12 @@ export const SocketErrorCodeSchema = z.enum([
 ]);
 export type SocketErrorCode = z.infer<typeof SocketErrorCodeSchema>;
 /** `retryInMs`: with RATE_LIMITED, when the same event would be accepted again. */
+/**
+ * `data.code` of a `connect_error` the /mesh namespace gives (`{ message, data: { code } }`). Refusals before
+ * Socket.IO is reached (a Host this server does not serve, too many handshakes from one address) end the transport
+ * instead: the client sees a transport error, and the HTTP response carries the message.
+ */
+export type HandshakeErrorCode = 'UNAUTHORIZED' | 'TOO_MANY_SOCKETS' | 'RATE_LIMITED';
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: SocketErrorCode; message: string; retryInMs?: number };
 
 export const CapabilitiesSchema = z
@@ -78,6 +86,11 @@ export interface ServerToClientEvents {
   'peer:left': (event: { room: string; peerId: string }) => void;
   'peer:updated': (event: { room: string; peer: PeerInfo }) => void;
   signal: (event: { room: string; from: string; data: unknown }) => void;
+  /**
+   * The server took this socket out of `room` without it asking: a recovered connection came back to a room that
+   * is now full, or that it may no longer be in. Its links there are stale; joining again may succeed later.
+   */
+  'room:kicked': (event: { room: string; error: SocketErrorCode; message: string }) => void;
 }
 
 export interface ClientToServerEvents {

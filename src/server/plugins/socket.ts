@@ -1,20 +1,31 @@
 // Socket.IO on the same HTTP server and origin as the API: the `/mesh` namespace for presence and signaling.
-// The handshake needs a session cookie (account or guest) and, from browsers, this server's Origin.
+// The handshake needs a Host this server serves, from browsers this server's Origin, a session cookie (account or
+// guest), and room under the per-address handshake budget and the socket caps (docs/SECURITY.md).
 // With REDIS_URL, the Redis streams adapter carries rooms, broadcasts and recovered sessions between nodes.
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
-import { type ClientToServerEvents, type InterServerEvents, MESH_NAMESPACE, SIGNAL_MAX_BYTES, type ServerToClientEvents, type SocketData } from '../../shared/socket-contract.ts';
+import {
+  type ClientToServerEvents,
+  type HandshakeErrorCode,
+  type InterServerEvents,
+  MESH_NAMESPACE,
+  SIGNAL_MAX_BYTES,
+  type ServerToClientEvents,
+  type SocketData,
+} from '../../shared/socket-contract.ts';
 import type { Database } from '../db/client.ts';
 import { ConfigError, type Env } from '../env.ts';
-import { type SessionPolicy, validateSessionToken } from '../services/session.ts';
-import { SESSION_COOKIE } from '../trpc/context.ts';
-import { type MeshNamespace, registerMesh, sessionKey } from '../socket/mesh.handlers.ts';
+import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
+import { sessionCookieName } from '../trpc/context.ts';
+import { HandshakeGuard } from '../socket/handshake-guard.ts';
+import { type MeshNamespace, type MeshSocket, registerMesh, sessionKey } from '../socket/mesh.handlers.ts';
+import { watchSession } from '../socket/session-expiry.ts';
+import { claimSocket } from '../socket/socket-caps.ts';
 
 export interface SocketPluginOptions {
   env: Env;
@@ -31,17 +42,7 @@ declare module 'fastify' {
   }
 }
 
-/** Browsers send Origin on WebSocket and polling requests: it must be this server (or PUBLIC_ORIGIN). */
-function originAllowed(req: IncomingMessage, env: Env): boolean {
-  const origin = req.headers.origin;
-  if (origin === undefined) return true; // not a browser (the headless peer): the session still decides
-  if (env.PUBLIC_ORIGIN && origin === env.PUBLIC_ORIGIN) return true;
-  try {
-    return new URL(origin).host === req.headers.host;
-  } catch {
-    return false;
-  }
-}
+const refusal = (message: string, code: HandshakeErrorCode) => Object.assign(new Error(message), { data: { code } });
 
 /** Connects before Socket.IO starts, so an unreachable Redis stops start-up with one line naming REDIS_URL. */
 async function connectRedis(url: string, log: FastifyBaseLogger) {
@@ -84,6 +85,7 @@ export const socketPlugin = fp<SocketPluginOptions>(
     const { env } = options;
     const redis = env.REDIS_URL === undefined ? null : await connectRedis(env.REDIS_URL, app.log);
     const channelPrefix = `${env.REDIS_KEY_PREFIX}:socket.io`;
+    const guard = new HandshakeGuard(env);
     const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(app.server, {
       serveClient: false,
       ...(redis && {
@@ -92,8 +94,13 @@ export const socketPlugin = fp<SocketPluginOptions>(
       // Twice the signal cap: a larger packet closes the connection; one between the two gets a TOO_LARGE ack.
       maxHttpBufferSize: 2 * SIGNAL_MAX_BYTES,
       connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false },
-      allowRequest: (req, callback) => callback(originAllowed(req, env) ? null : 'Cross-origin connections are refused', originAllowed(req, env)),
+      allowRequest: guard.allowRequest,
+      // A connection that joins no namespace is closed after this (default 45 s): with the handshake budget, it bounds
+      // the connections one address can hold without a session.
+      connectTimeout: 10_000,
     });
+    // Nothing is served on the main namespace; a socket there would hold a connection with no session and no cap.
+    io.use((_socket, next) => next(new Error(`Connect to the ${MESH_NAMESPACE} namespace`)));
     const mesh = io.of(MESH_NAMESPACE);
     if (redis) {
       // After in-flight requests, whose revocations still reach other nodes; close() sends what is queued first.
@@ -104,11 +111,26 @@ export const socketPlugin = fp<SocketPluginOptions>(
       await adaptersSubscribed(io, redis, channelPrefix);
     }
 
+    // Session tokens stay on this node: socket.data travels to other nodes and into Redis (recovery), a token never.
+    const tokens = new WeakMap<MeshSocket, { token: string; session: ValidSession }>();
+    /** Namespace connects per connection: one comes with each handshake, further ones spend the handshake budget. */
+    const connects = new WeakMap<object, number>();
     mesh.use(async (socket, next) => {
-      const token = app.parseCookie(socket.request.headers.cookie ?? '')[SESSION_COOKIE];
+      const address = guard.address(socket.request);
+      const attempt = (connects.get(socket.conn) ?? 0) + 1;
+      connects.set(socket.conn, attempt);
+      const spent = attempt > 1 ? await guard.spend(address) : null;
+      if (spent) {
+        next(refusal(spent, 'RATE_LIMITED'));
+        return;
+      }
+      const token = app.parseCookie(socket.request.headers.cookie ?? '')[sessionCookieName(env)];
+      // Other nodes' fetchSockets() get this socket's handshake through Redis: its headers, but not the cookie.
+      const { cookie: _cookie, ...headers } = socket.handshake.headers;
+      socket.handshake.headers = headers;
       const session = token ? await validateSessionToken(options.database.prisma, token, options.sessionPolicy).catch(() => null) : null;
-      if (!session) {
-        next(Object.assign(new Error('Sign in or continue as a guest first: no valid session'), { data: { code: 'UNAUTHORIZED' } }));
+      if (!token || !session) {
+        next(refusal('Sign in or continue as a guest first: no valid session', 'UNAUTHORIZED'));
         return;
       }
       // A recovered socket keeps its peer id (and rooms); a new one gets a fresh id per connection (per tab).
@@ -120,9 +142,36 @@ export const socketPlugin = fp<SocketPluginOptions>(
         displayName: session.user.displayName,
         kind: session.user.kind,
       });
+      const over = await claimSocket(mesh, socket, {
+        address,
+        caps: { perSession: env.SOCKETS_PER_SESSION, perUser: env.SOCKETS_PER_USER, perAddress: env.SOCKETS_PER_IP },
+        log: app.log,
+      });
+      if (over) {
+        next(refusal(over, 'TOO_MANY_SOCKETS'));
+        return;
+      }
+      tokens.set(socket, { token, session });
       next();
     });
-    registerMesh(mesh, { db: options.database.prisma, eventsPerSecond: env.SOCKET_EVENTS_PER_SECOND, log: app.log });
+    mesh.on('connection', (socket) => {
+      const auth = tokens.get(socket);
+      tokens.delete(socket);
+      if (!auth) return;
+      const stop = watchSession(socket, auth.token, auth.session, {
+        db: options.database.prisma,
+        policy: options.sessionPolicy,
+        checkMs: env.SOCKET_SESSION_CHECK_SECONDS * 1000,
+        log: app.log,
+      });
+      socket.once('disconnect', stop);
+    });
+    registerMesh(mesh, {
+      db: options.database.prisma,
+      eventsPerSecond: env.SOCKET_EVENTS_PER_SECOND,
+      socketsPerUserPerRoom: env.SOCKETS_PER_USER_PER_ROOM,
+      log: app.log,
+    });
 
     options.onSessionsRevoked?.(({ sessionIds }) => {
       if (sessionIds.length) mesh.in(sessionIds.map(sessionKey)).disconnectSockets(true);

@@ -22,6 +22,7 @@ import {
 } from '../../shared/socket-contract.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
+import { type SeatRefusal, seatRefusal } from './room-seats.ts';
 
 export type MeshNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 export type MeshSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -29,6 +30,9 @@ export type MeshSocket = Socket<ClientToServerEvents, ServerToClientEvents, Inte
 export const roomKey = (slug: string) => `room:${slug}`;
 export const peerKey = (peerId: string) => `peer:${peerId}`;
 export const sessionKey = (sessionId: string) => `session:${sessionId}`;
+export const userKey = (userId: string) => `user:${userId}`;
+/** A client address as src/server/socket/handshake-guard.ts keys it (an IPv4 address or an IPv6 /64). */
+export const addressRoomKey = (address: string) => `address:${address}`;
 
 /**
  * The socket of `peerId`: on this node straight from the adapter's rooms (no round trip), else asked of every node
@@ -55,6 +59,8 @@ export interface MeshOptions {
   db: PrismaClient;
   /** Events per socket per second (a burst of this size, refilled every second). */
   eventsPerSecond: number;
+  /** Sockets of one person in one room (SOCKETS_PER_USER_PER_ROOM); together they take one seat. */
+  socketsPerUserPerRoom: number;
   log: Pick<FastifyBaseLogger, 'error'>;
 }
 
@@ -75,42 +81,68 @@ async function mayJoin(db: PrismaClient, data: SocketData, slug: string) {
 }
 
 /**
- * Counts the room's sockets and joins only if there is room, one join per room at a time on every node that shares
- * this database: the room's row is locked for the count and the join. Without it, sockets joining at once (on one
- * node, or on several through Redis, where the count is a round trip) each counted the others out and all got in.
+ * Seats `socket` in the room if its capacity, counted in people, allows (see room-seats.ts), one seat decision per
+ * room at a time on every node that shares this database: the room's row is locked for the count and the join.
+ * Without it, sockets joining at once (on one node, or on several through Redis, where the count is a round trip)
+ * each counted the others out and all got in. `enter` is what taking the seat means (a recovered socket already
+ * sits there: nothing).
  */
-async function joinWithinCapacity(
+async function takeSeat(
   db: PrismaClient,
   room: { id: string; capacity: number },
-  present: () => Promise<unknown[]>,
-  join: () => void | Promise<void>,
-): Promise<boolean> {
+  seat: { socket: MeshSocket; present: () => Promise<{ id: string; data: SocketData }[]>; perUser: number; enter: () => void | Promise<void> },
+): Promise<SeatRefusal | null> {
   return db.$transaction(
     async (tx) => {
       await tx.$queryRaw`SELECT id FROM "Room" WHERE id = ${room.id}::uuid FOR UPDATE`;
-      if ((await present()).length >= room.capacity) return false;
-      await join();
-      return true;
+      const others = (await seat.present()).filter((other) => other.id !== seat.socket.id).map((other) => other.data.userId);
+      const refusal = seatRefusal(others, seat.socket.data.userId, { capacity: room.capacity, perUser: seat.perUser });
+      if (refusal === null) await seat.enter();
+      return refusal;
     },
     // Joins of one room wait for each other; a count across nodes takes up to the adapter's request timeout.
     { maxWait: 15_000, timeout: 20_000 },
   );
 }
 
+function seatFailure(refusal: SeatRefusal, room: { capacity: number }, perUser: number) {
+  return refusal === 'ROOM_FULL'
+    ? fail('ROOM_FULL', `This room holds ${room.capacity} people at once`)
+    : fail('TOO_MANY_SOCKETS', `At most ${perUser} of your tabs or connections can be in one room`);
+}
+
 export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
   const limiter = new RateLimiterMemory({ points: options.eventsPerSecond, duration: 1 });
 
-  mesh.on('connection', async (socket) => {
-    void socket.join([peerKey(socket.data.peerId), sessionKey(socket.data.sessionId)]);
-    if (socket.recovered) {
-      // Recovered sockets get their rooms back without a join: the membership may have ended meanwhile.
+  mesh.on('connection', (socket) => {
+    void socket.join(peerKey(socket.data.peerId));
+    const perUser = options.socketsPerUserPerRoom;
+
+    /** Why the socket may not stay in the room it was in before, or null. */
+    async function seatLost(slug: string, key: string) {
+      const { room, error } = await mayJoin(options.db, socket.data, slug);
+      if (error || !room) return error ?? fail('NOT_FOUND', `No room ${slug}`);
+      const refusal = await takeSeat(options.db, room, { socket, present: () => mesh.in(key).fetchSockets(), perUser, enter: () => {} });
+      return refusal && seatFailure(refusal, room, perUser);
+    }
+
+    /**
+     * Recovered sockets get their rooms back without a join: the membership may have ended meanwhile, and the room
+     * may have filled up (its seat was free while it was away). Its disconnect told the room it had left.
+     */
+    async function recheckRecovered() {
       for (const key of [...socket.rooms].filter((k) => k.startsWith('room:'))) {
         const slug = key.slice('room:'.length);
-        if ((await mayJoin(options.db, socket.data, slug)).error) {
-          void socket.leave(key);
+        const lost = await seatLost(slug, key).catch((error: unknown) => {
+          options.log.error({ err: error }, 'recovered socket check failed');
+          return fail('INTERNAL', 'The server could not check this room again; join it again');
+        });
+        if (lost) {
+          await socket.leave(key);
+          // Again, in case its old node went down before telling them.
           socket.to(key).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+          socket.emit('room:kicked', { room: slug, error: lost.error, message: lost.message });
         } else {
-          // Its disconnect told the room it had left.
           socket.to(key).emit('peer:joined', { room: slug, peer: peerInfo(socket.data, slug) });
         }
       }
@@ -118,7 +150,10 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
 
     // This socket's events are handled one at a time, in the order they came: a signal never overtakes the one
     // sent before it (an ICE candidate ahead of its offer is refused by the browser), whatever each one awaits.
-    let turn: Promise<void> = Promise.resolve();
+    // A recovered socket's rooms are checked before its first event.
+    let turn: Promise<void> = socket.recovered
+      ? recheckRecovered().catch((error: unknown) => options.log.error({ err: error }, 'recovered socket check failed'))
+      : Promise.resolve();
 
     /** Rate limit and schema check around every handler; a missing ack is tolerated, not trusted. */
     function on<E extends keyof ClientToServerEvents, S extends z.ZodType, T>(
@@ -159,8 +194,9 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
         return socket.join(key);
       };
       if (already) await enter();
-      else if (!(await joinWithinCapacity(options.db, room, () => mesh.in(key).fetchSockets(), enter))) {
-        return fail('ROOM_FULL', `This room holds ${room.capacity} peers at once`);
+      else {
+        const refusal = await takeSeat(options.db, room, { socket, present: () => mesh.in(key).fetchSockets(), perUser, enter });
+        if (refusal) return seatFailure(refusal, room, perUser);
       }
       const self = peerInfo(socket.data, slug);
       socket.to(key).emit(already ? 'peer:updated' : 'peer:joined', { room: slug, peer: self });

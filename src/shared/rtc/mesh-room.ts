@@ -195,7 +195,7 @@ export class MeshRoom {
   }
 
   async join(): Promise<void> {
-    const on = <E extends 'peer:joined' | 'peer:left' | 'peer:updated' | 'signal'>(event: E, handler: (payload: never) => void) => {
+    const on = <E extends 'peer:joined' | 'peer:left' | 'peer:updated' | 'signal' | 'room:kicked'>(event: E, handler: (payload: never) => void) => {
       this.socket.on(event, handler as never);
       this.detach.push(() => this.socket.off(event, handler as never));
     };
@@ -207,6 +207,17 @@ export class MeshRoom {
     });
     on('peer:left', ({ room, peerId }: { room: string; peerId: string }) => {
       if (room === this.room) this.drop(peerId);
+    });
+    // The server took this socket out of the room (it came back to a room that had filled up meanwhile): the links
+    // are stale, and the reason is shown as a failed join would be.
+    on('room:kicked', ({ room, message }: { room: string; message: string }) => {
+      if (room !== this.room) return;
+      for (const peerId of [...this.links.keys()]) this.drop(peerId);
+      this.infos.clear();
+      this.early.clear();
+      this.self = null;
+      this.error = message;
+      this.changed();
     });
     on('signal', ({ room, from, data }: { room: string; from: string; data: unknown }) => {
       const parsed = LinkSignalSchema.safeParse(data);
