@@ -20,12 +20,14 @@ interface Answer {
   headers: Record<string, unknown>;
 }
 
-async function call(app: FastifyInstance, procedure: string, input: unknown, token?: string): Promise<Answer> {
+/** `from`: the client's address (Fastify's request.ip; no proxy is trusted here). */
+async function call(app: FastifyInstance, procedure: string, input: unknown, token?: string, from = '127.0.0.1'): Promise<Answer> {
   const response = await app.inject({
     method: 'POST',
     url: `/api/trpc/auth.${procedure}`,
     headers: { 'content-type': 'application/json', ...(token ? { cookie: `mesh_session=${token}` } : {}) },
     payload: JSON.stringify(input ?? {}),
+    remoteAddress: from,
   });
   const cookie = response.cookies.find((c) => c.name === 'mesh_session');
   return { status: response.statusCode, body: response.json<TrpcBody>(), token: cookie?.value, headers: response.headers };
@@ -102,6 +104,51 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     expect(await me(app, guest.token ?? '')).toBeNull();
     expect(revoked.slice(before)).toEqual([{ userId: guestUser.id, sessionIds: [sessionId(guest.token)] }]);
     expect(await db.database.prisma.user.count({ where: { id: guestUser.id } })).toBe(1);
+  });
+
+  it('gives an account signed up without a display name a neutral one, never its username', async () => {
+    const username = uniqueName('private');
+    const answer = await call(app, 'signup', { username, password: 'correct horse battery' });
+    expect(answer.status).toBe(200);
+    const { displayName } = answer.body.result?.data as { displayName: string };
+    expect(displayName).toMatch(/^Member \d{4}$/);
+    expect(displayName).not.toContain(username);
+    // A guest who signs up keeps the name it already had.
+    const guest = await call(app, 'guest', {});
+    const guestName = (guest.body.result?.data as { displayName: string }).displayName;
+    const upgraded = await call(app, 'signup', { username: uniqueName('private'), password: 'correct horse battery' }, guest.token);
+    expect(upgraded.body.result?.data).toMatchObject({ displayName: guestName });
+  });
+
+  it('ends an account session on the server when a guest is made over it, and announces it', async () => {
+    const account = await signup();
+    const userId = ((await me(app, account.token)) as { id: string }).id;
+    const before = revoked.length;
+    const guest = await call(app, 'guest', {}, account.token);
+    expect(guest.status).toBe(200);
+    expect(guest.body.result?.data).toMatchObject({ kind: 'GUEST' });
+    expect(await me(app, account.token)).toBeNull();
+    expect(await db.database.prisma.session.count({ where: { id: sessionId(account.token) } })).toBe(0);
+    expect(revoked.slice(before)).toEqual([{ userId, sessionIds: [sessionId(account.token)] }]);
+    expect(await me(app, guest.token ?? '')).toMatchObject({ kind: 'GUEST' });
+  });
+
+  it('caps new guests per address per hour (GUEST_CREATIONS_PER_IP_PER_HOUR), other addresses unaffected', async () => {
+    const capped = await buildApp({ env: testEnv({ GUEST_CREATIONS_PER_IP_PER_HOUR: '3' }), database: db.database });
+    try {
+      const users = await db.database.prisma.user.count();
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push((await call(capped, 'guest', {}, undefined, '127.0.0.20')).status);
+      expect(statuses).toEqual([200, 200, 200, 429, 429]);
+      const refused = await call(capped, 'guest', {}, undefined, '127.0.0.20');
+      expect(refused.body.error?.data.code).toBe('TOO_MANY_REQUESTS');
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(3000);
+      expect(refused.token).toBeUndefined();
+      expect(await db.database.prisma.user.count()).toBe(users + 3);
+      expect((await call(capped, 'guest', {}, undefined, '127.0.0.21')).status).toBe(200);
+    } finally {
+      await capped.close();
+    }
   });
 
   describe('RELIABILITY 1: only a hash is stored and a token with one changed character is refused', () => {
@@ -260,7 +307,7 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
       for (let i = 0; i < 7; i++) {
         const a = await attempt(`nobody-${i}-${process.pid}`);
         const b = await attempt(username);
-        expect(a.status).toBe(401);
+        expect(a.status, a.body).toBe(401);
         expect(b.status).toBe(401);
         expect(a.body).toBe(b.body);
         unknown.push(a.ms);
@@ -279,67 +326,133 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     });
   });
 
-  describe('RELIABILITY 7: failed logins are limited per account', () => {
+  describe('failed sign-ins slow the guesser down without locking the owner out', () => {
     let throttled: FastifyInstance;
     beforeAll(async () => {
+      // 3 failures per username and address before the waits start, an address 30 across usernames, waits up to 60 s.
       throttled = await buildApp({ env: testEnv({ LOGIN_MAX_FAILURES: '3', LOGIN_LOCKOUT_SECONDS: '60' }), database: db.database });
     });
     afterAll(() => throttled.close());
 
-    it('locks a username after 3 failures, even for the right password, while another account still signs in', async () => {
+    /** Time stands still unless a test moves it, so a wait of 1 s cannot run out while Argon2 works. */
+    function freezeTime(iso: string): (ms: number) => void {
       vi.useFakeTimers({ toFake: ['Date'] });
-      const start = Date.parse('2032-01-01T00:00:00Z');
-      vi.setSystemTime(start);
+      let now = Date.parse(iso);
+      vi.setSystemTime(now);
+      return (ms) => {
+        now += ms;
+        vi.setSystemTime(now);
+      };
+    }
+
+    const login = (username: string, password: string, from: string) => call(throttled, 'login', { username, password }, undefined, from);
+
+    it('holds up a username hammered from one address, even with the right password, while its owner signs in from another', async () => {
+      freezeTime('2032-01-01T00:00:00Z');
       const victim = await signup();
-      const bystander = await signup();
-      for (let i = 0; i < 3; i++) {
-        expect((await call(throttled, 'login', { username: victim.username, password: `guess ${i}xx` })).status).toBe(401);
-      }
-      const locked = await call(throttled, 'login', { username: victim.username, password: victim.password });
-      expect(locked.status).toBe(429);
-      expect(locked.body.error).toMatchObject({ data: { code: 'TOO_MANY_REQUESTS' } });
-      expect(locked.body.error?.message).toMatch(/retry in 60 s/);
-      expect(locked.headers['retry-after']).toBe('60');
-      expect(locked.token).toBeUndefined();
+      const attacker = '127.0.0.2';
+      const statuses: number[] = [];
+      for (let i = 0; i < 10; i++) statuses.push((await login(victim.username, `guess ${i}xx`, attacker)).status);
+      expect(statuses).toEqual([401, 401, 401, 429, 429, 429, 429, 429, 429, 429]);
 
-      expect((await call(throttled, 'login', { username: bystander.username, password: bystander.password })).status).toBe(200);
+      const held = await login(victim.username, victim.password, attacker);
+      expect(held.status).toBe(429);
+      expect(held.body.error).toMatchObject({
+        message: 'Too many failed sign-ins for this username from this address; retry in 1 s',
+        data: { code: 'TOO_MANY_REQUESTS' },
+      });
+      expect(held.headers['retry-after']).toBe('1');
+      expect(held.token).toBeUndefined();
 
-      vi.setSystemTime(start + 30_000);
-      expect((await call(throttled, 'login', { username: victim.username, password: victim.password })).headers['retry-after']).toBe('30');
-      vi.setSystemTime(start + 61_000);
-      expect((await call(throttled, 'login', { username: victim.username, password: victim.password })).status).toBe(200);
+      const owner = await login(victim.username, victim.password, '127.0.0.3');
+      expect(owner.status).toBe(200);
+      expect(await me(app, owner.token ?? '')).toMatchObject({ username: victim.username });
+      // The owner's success elsewhere does not wipe the attacker's count.
+      expect((await login(victim.username, 'one more guess', attacker)).status).toBe(429);
     });
 
-    it('locks an unknown username the same way, so a lockout does not tell which usernames exist', async () => {
+    it('doubles the wait with each further failure up to LOGIN_LOCKOUT_SECONDS, and a success starts the count again', async () => {
+      const advance = freezeTime('2032-02-01T00:00:00Z');
+      const user = await signup();
+      const guess = (password = 'wrong password') => login(user.username, password, '127.0.0.4');
+      for (let i = 0; i < 3; i++) expect((await guess()).status).toBe(401);
+      const waits: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const held = await guess();
+        expect(held.status).toBe(429);
+        const seconds = Number(held.headers['retry-after']);
+        waits.push(seconds);
+        advance(seconds * 1000 - 1);
+        expect((await guess()).status, 'a millisecond early').toBe(429);
+        advance(1);
+        expect((await guess()).status).toBe(401);
+      }
+      expect(waits).toEqual([1, 2, 4, 8, 16, 32, 60, 60]);
+
+      advance(60_000);
+      expect((await guess(user.password)).status).toBe(200);
+      for (let i = 0; i < 3; i++) expect((await guess()).status).toBe(401);
+      expect((await guess()).headers['retry-after']).toBe('1');
+    });
+
+    it('slows an address that tries many usernames, while the same usernames from elsewhere are not held up', async () => {
+      freezeTime('2032-03-01T00:00:00Z');
+      const real = await signup();
+      const sprayer = '127.0.0.5';
+      const names = Array.from({ length: 30 }, () => uniqueName('spray'));
+      // One failure each: no username reaches its own limit, but the address reaches 10 x 3.
+      for (const name of names) expect((await login(name, 'password1', sprayer)).status).toBe(401);
+      const held = await login(uniqueName('spray'), 'password1', sprayer);
+      expect(held.status).toBe(429);
+      expect(held.body.error?.message).toBe('Too many failed sign-ins from this address; retry in 1 s');
+      expect((await login(real.username, real.password, sprayer)).status).toBe(429);
+
+      const elsewhere = '127.0.0.6';
+      expect((await login(names[0] ?? '', 'password1', elsewhere)).status).toBe(401);
+      expect((await login(real.username, real.password, elsewhere)).status).toBe(200);
+    });
+
+    it('holds up an unknown username exactly as an existing one, so a wait does not tell which usernames exist', async () => {
+      freezeTime('2032-04-01T00:00:00Z');
       const real = await signup();
       const ghost = uniqueName('ghost');
       const answers = async (username: string) => {
-        const statuses: number[] = [];
-        for (let i = 0; i < 5; i++) statuses.push((await call(throttled, 'login', { username, password: 'wrong password' })).status);
-        return statuses;
+        const all: Answer[] = [];
+        for (let i = 0; i < 5; i++) all.push(await login(username, 'wrong password', '127.0.0.7'));
+        return all;
       };
-      expect(await answers(ghost)).toEqual([401, 401, 401, 429, 429]);
-      expect(await answers(real.username)).toEqual([401, 401, 401, 429, 429]);
+      const [forGhost, forReal] = [await answers(ghost), await answers(real.username)];
+      expect(forGhost.map((answer) => answer.status)).toEqual([401, 401, 401, 429, 429]);
+      expect(forReal.map((answer) => answer.status)).toEqual([401, 401, 401, 429, 429]);
+      expect(forGhost.map((answer) => answer.body)).toEqual(forReal.map((answer) => answer.body));
+      expect(forGhost.map((answer) => answer.headers['retry-after'])).toEqual(forReal.map((answer) => answer.headers['retry-after']));
     });
 
     it('lets no more than 3 guesses of a parallel burst reach the password check', async () => {
+      freezeTime('2032-05-01T00:00:00Z');
       const target = await signup();
-      const burst = await Promise.all(
-        Array.from({ length: 12 }, (_, i) => call(throttled, 'login', { username: target.username, password: `burst guess ${i}` })),
-      );
+      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => login(target.username, `burst guess ${i}`, '127.0.0.8')));
       const statuses = burst.map((answer) => answer.status);
       expect(statuses.filter((status) => status === 401)).toHaveLength(3);
       expect(statuses.filter((status) => status === 429)).toHaveLength(9);
     });
 
     it('counts wrong current passwords at a password change against the same limit', async () => {
+      freezeTime('2032-06-01T00:00:00Z');
       const owner = await signup();
-      for (let i = 0; i < 3; i++) {
-        const answer = await call(throttled, 'changePassword', { currentPassword: `guess ${i}xx`, newPassword: 'new password 1' }, owner.token);
-        expect(answer.status).toBe(403);
-      }
-      const locked = await call(throttled, 'changePassword', { currentPassword: owner.password, newPassword: 'new password 1' }, owner.token);
-      expect(locked.status).toBe(429);
+      const change = (currentPassword: string) =>
+        call(throttled, 'changePassword', { currentPassword, newPassword: 'new password 1' }, owner.token, '127.0.0.9');
+      for (let i = 0; i < 3; i++) expect((await change(`guess ${i}xx`)).status).toBe(403);
+      expect((await change(owner.password)).status).toBe(429);
+    });
+
+    it('ignores the per-account lock the database used to keep (User.failedLogins, User.lockedUntil)', async () => {
+      const user = await signup();
+      await db.database.prisma.user.update({
+        where: { username: user.username },
+        data: { failedLogins: 99, lockedUntil: new Date(Date.now() + 3_600_000) },
+      });
+      expect((await login(user.username, user.password, '127.0.0.10')).status).toBe(200);
     });
   });
 });

@@ -61,10 +61,18 @@ async function makeApp(overrides: Record<string, string> = {}) {
       MODEL_CACHE_DIR: cacheDir,
       DOWNLOAD_DISK_MARGIN_BYTES: '0',
       DOWNLOAD_STALL_TIMEOUT_MS: '1000',
+      OPERATORS: 'keeper',
       ...overrides,
     }),
     database: db.database,
   });
+}
+
+/** Signs up `username` (an account: downloads need one) and returns its session cookie. */
+async function signUp(target: FastifyInstance, username: string): Promise<string> {
+  const response = await target.inject({ method: 'POST', url: '/api/trpc/auth.signup', payload: { username, password: 'download password' } });
+  expect(response.statusCode).toBe(200);
+  return String(response.headers['set-cookie']).split(';')[0] ?? '';
 }
 
 beforeEach(async () => {
@@ -73,8 +81,7 @@ beforeEach(async () => {
   db = await openTestDatabase('pglite');
   app = await makeApp();
   await app.ready();
-  const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
-  cookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
+  cookie = await signUp(app, 'starter');
 });
 afterEach(async () => {
   await app.close();
@@ -180,9 +187,29 @@ describe('the download proxy', () => {
     expect(cdnRequests()).toHaveLength(1);
   });
 
-  it('needs a session to start a download', async () => {
-    const response = await app.inject({ method: 'POST', url: '/api/trpc/models.download', payload: { id: 'tiny' } });
-    expect(response.statusCode).toBe(401);
+  it('needs an account to start a download: a guest is refused with a clear message, and nothing is fetched', async () => {
+    const anonymous = await app.inject({ method: 'POST', url: '/api/trpc/models.download', payload: { id: 'tiny' } });
+    expect(anonymous.statusCode).toBe(401);
+    const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
+    cookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
+    const refused = await call(app, 'models.download', { id: 'tiny' });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatchObject({
+      message: 'Downloading a model to the server needs an account: sign up, then try again',
+      data: { code: 'FORBIDDEN' },
+    });
+    expect(await app.models.downloader.status('tiny')).toBeNull();
+    expect(hub.requests).toEqual([]);
+  });
+
+  it('spends DOWNLOADS_PER_USER_PER_HOUR on each start', async () => {
+    await app.close();
+    app = await makeApp({ DOWNLOADS_PER_USER_PER_HOUR: '2' });
+    cookie = await signUp(app, 'hurried');
+    expect((await call(app, 'models.download', { id: 'tiny' })).status).toBe(200);
+    expect((await call(app, 'models.download', { id: 'tiny' })).status).toBe(200);
+    expect((await call(app, 'models.download', { id: 'tiny' })).body.error?.data.code).toBe('TOO_MANY_REQUESTS');
+    await app.models.downloader.settled('tiny');
   });
 
   it('reports a model missing on the Hub clearly', async () => {
@@ -328,6 +355,7 @@ describe('the download proxy under faults', () => {
     expect(await readdir(path.join(cacheDir, '.partial', REPO)).catch(() => [])).toEqual([]);
 
     expect((await downloadAndWait('tiny')).phase).toBe('ready');
+    cookie = await signUp(app, 'keeper');
     expect((await call(app, 'models.remove', { id: 'tiny' })).body.result?.data).toEqual({ removed: true });
     expect((await app.inject(`/models/${REPO}/resolve/${commit}/config.json`)).statusCode).toBe(404);
     expect(await readdir(path.join(cacheDir, REPO))).toEqual([]);
@@ -353,8 +381,7 @@ describe('the cache', () => {
     await db.cleanup();
     db = await openTestDatabase('pglite');
     app = await makeApp();
-    const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
-    cookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
+    cookie = await signUp(app, 'starter');
     hub.reset();
     expect((await downloadAndWait('tiny')).phase).toBe('ready');
     expect(cdnRequests()).toEqual([]); // nothing fetched again
@@ -362,14 +389,28 @@ describe('the cache', () => {
     expect(file.headers.etag).toBe(`"${modelSha}"`);
   });
 
-  it('lets only the person who started a download cancel or remove it', async () => {
-    expect((await downloadAndWait('tiny')).phase).toBe('ready');
-    const mine = cookie;
-    const other = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
-    cookie = String(other.headers['set-cookie']).split(';')[0] ?? '';
-    expect((await call(app, 'models.remove', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');
+  it('lets only the person who started a download, or an operator, cancel it', async () => {
+    await app.close();
+    app = await makeApp({ DOWNLOAD_STALL_TIMEOUT_MS: '60000' });
+    hub.injectFault('onnx/model.onnx', { kind: 'stall', atByte: 700_000 });
+    expect((await call(app, 'models.download', { id: 'tiny' })).status).toBe(200);
+    cookie = await signUp(app, 'bystander');
     expect((await call(app, 'models.cancel', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');
-    cookie = mine;
+    cookie = await signUp(app, 'keeper');
+    expect((await call(app, 'models.cancel', { id: 'tiny' })).body.result?.data).toEqual({ cancelled: true });
+  });
+
+  it('removes a cached model only for an operator (OPERATORS), not even for the account that downloaded it', async () => {
+    expect((await downloadAndWait('tiny')).phase).toBe('ready');
+    const refused = await call(app, 'models.remove', { id: 'tiny' });
+    expect(refused.body.error).toMatchObject({ message: 'Only an operator of this server can remove a model from its cache', data: { code: 'FORBIDDEN' } });
+    const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
+    cookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
+    expect((await call(app, 'models.remove', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');
+    expect((await app.inject(`/models/${REPO}/resolve/${commit}/config.json`)).statusCode).toBe(200);
+
+    cookie = await signUp(app, 'keeper');
     expect((await call(app, 'models.remove', { id: 'tiny' })).body.result?.data).toEqual({ removed: true });
+    expect((await app.inject(`/models/${REPO}/resolve/${commit}/config.json`)).statusCode).toBe(404);
   });
 });

@@ -18,7 +18,7 @@ import { EngineError, InferenceEngine, type LoadProgress } from '../src/worker/e
 import type { StreamedToken } from '../src/worker/token-streamer.ts';
 import { inProcessWorker } from '../src/worker/in-process.ts';
 import { nanoEngineModel, publishModels } from './support/model-fixtures.ts';
-import { type ServerProcess, downloadModel, guestCookie, startServer } from './support/server-process.ts';
+import { type ServerProcess, downloadModel, signUpCookie, startServer } from './support/server-process.ts';
 
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 24 };
 
@@ -36,7 +36,7 @@ beforeAll(async () => {
   await hub.start();
   const { manifestPath, published } = await publishModels(hub, dir, [{ id: 'engine-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 11, maxPositions: 96 } }]);
   server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, CLIENT_DIST_DIR: path.join(dir, 'none') });
-  await downloadModel(server.url, await guestCookie(server.url), 'engine-tiny');
+  await downloadModel(server.url, await signUpCookie(server.url, 'engine-test'), 'engine-tiny');
   const tinyModel = published['engine-tiny'];
   if (!tinyModel?.weights) throw new Error('the generated model is missing');
   tiny = tinyModel.model;

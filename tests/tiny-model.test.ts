@@ -9,7 +9,7 @@ import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { greedy } from '../scripts/tiny-model/reference.ts';
 import type { TinyWeights } from '../scripts/tiny-model/weights.ts';
-import { downloadModel, guestCookie, startServer } from './support/server-process.ts';
+import { downloadModel, signUpCookie, startServer } from './support/server-process.ts';
 
 const PROMPTS = ['Hello world', 'The quick brown fox jumps over the lazy dog.', 'a', 'Ünïcödé ✓ and numbers 12345'];
 const MAX_NEW = 16;
@@ -78,7 +78,7 @@ describe('a generated model downloaded through the proxy', () => {
     );
     const server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), CLIENT_DIST_DIR: path.join(dir, 'none') });
     try {
-      await downloadModel(server.url, await guestCookie(server.url), 'proxied');
+      await downloadModel(server.url, await signUpCookie(server.url, 'tiny-model-test'), 'proxied');
 
       // transformers.js uses the server as its model host, pinned to the commit (immutable URLs).
       env.allowLocalModels = false;

@@ -103,6 +103,9 @@ export class HeadlessPeer {
     if (!entry) throw new Error(`The server's catalogue has no model ${this.options.model}`);
     let revision = entry.bundled ? entry.revision : entry.cachedRevision;
     if (!revision) {
+      if (me.kind !== 'ACCOUNT') {
+        throw new Error(`The server does not have ${entry.name} yet, and asking it to fetch a model needs an account: pass --token=SESSION_TOKEN of an account's session`);
+      }
       this.log(`asking the server to fetch ${entry.name}…`);
       await api.models.download.mutate({ id: entry.id });
       for (;;) {

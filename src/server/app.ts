@@ -6,6 +6,7 @@ import { type Database, openDatabase } from './db/client.ts';
 import { type Env, parseEnv, resolveDataDir } from './env.ts';
 import { clientPlugin } from './plugins/client.ts';
 import { dbPlugin } from './plugins/db.ts';
+import { housekeepingPlugin } from './plugins/housekeeping.ts';
 import { rateLimitPlugin } from './plugins/rate-limit.ts';
 import { securityPlugin } from './plugins/security.ts';
 import { trpcPlugin } from './plugins/trpc.ts';
@@ -149,6 +150,7 @@ async function registerAll(
   await app.register(cookie);
   await app.register(healthRoutes, { build, env });
   await app.register(modelRoutes);
+  await app.register(housekeepingPlugin, { env });
   await app.register(trpcPlugin, { services });
   await app.register(socketPlugin, {
     env,

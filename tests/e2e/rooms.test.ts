@@ -54,6 +54,8 @@ describe('rooms in the browser', () => {
     await cy.getByTestId('account-submit').click();
     await expect.poll(() => cy.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as cyrus/);
     await cy.getByRole('link', { name: 'Rooms' }).click();
+    // The list comes a page at a time, the global room first.
+    await expect.poll(() => cy.getByTestId('room-link').first().textContent(), { timeout: 15_000 }).toBe('Global');
     await cy.getByTestId('room-name').fill('Elsewhere');
     await cy.getByTestId('room-create').click();
     await expect.poll(() => new URL(cy.url()).pathname, { timeout: 15_000 }).toMatch(/^\/rooms\/elsewhere-[0-9a-f]{8}$/);

@@ -63,6 +63,17 @@ export async function guestCookie(url: string, displayName?: string): Promise<st
   return (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
 }
 
+/** Signs up a new account on a running server (server downloads need one); returns its session cookie. */
+export async function signUpCookie(url: string, username: string): Promise<string> {
+  const response = await fetch(`${url}/api/trpc/auth.signup`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: 'correct horse battery' }),
+  });
+  if (response.status !== 200) throw new Error(`sign-up failed with ${response.status}`);
+  return (response.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+}
+
 /** Starts the server-side download of catalogue model `id` and resolves once it is ready (throws if it fails). */
 export async function downloadModel(url: string, cookie: string, id: string, timeoutMs = 600_000): Promise<void> {
   const input = JSON.stringify({ id });

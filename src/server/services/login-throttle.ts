@@ -1,95 +1,162 @@
-// Per-account login throttling (RELIABILITY 7; OWASP authentication cheat sheet): after `maxFailures` failed
-// sign-ins in a row, a username is locked for `lockoutMs`, whatever IP the attempts come from; a success
-// clears the count. Other usernames are unaffected.
+// Sign-in throttling that slows guessing without locking anyone out (docs/SECURITY.md, "Sign-in throttling"):
+// failures are counted per username *and* address, so an attacker hammering a username from one address only
+// slows themselves, while the right password from another address still signs in. After `maxFailures` failures
+// each further one doubles the wait before the next attempt, up to `lockoutMs`. An address also has a counter
+// across all usernames (IP_FACTOR times larger), so spraying many usernames from one address slows it down too.
 //
-// Where the state lives: for existing accounts in the database (User.failedLogins, User.lockedUntil), so the
-// limit holds across server nodes and restarts; for usernames with no account in memory (per node, bounded),
-// so that a lockout never tells an attacker which usernames exist (RELIABILITY 6). An attempt is counted
-// *before* its password is checked (an atomic conditional increment), so a burst of parallel guesses cannot
-// slip through while the first ones are still being verified.
-import type { Db } from '../db/client.ts';
+// Counters are kept per node, in memory, bounded (the least recently failed go first) and forgotten a day after
+// their last failure. The key is the given username whether or not an account has it, so the answers never
+// tell which usernames exist. An attempt is counted before its password is checked and given back on success,
+// so a burst of parallel guesses cannot slip through while the first ones are still being verified.
+import ipaddr from 'ipaddr.js';
 
 export interface ThrottlePolicy {
+  /** Failures per username and address before the waits start. */
   maxFailures: number;
+  /** The longest wait between attempts. */
   lockoutMs: number;
 }
 
-export type Attempt = { ok: true } | { ok: false; retryAfterMs: number };
+export type Attempt = { ok: true; ticket: Ticket } | { ok: false; retryAfterMs: number; message: string };
 
-// Enough for any real burst of mistyped names; the oldest entry goes first past it (a flood of made-up names
-// cannot grow memory without bound).
-const MAX_UNKNOWN_ENTRIES = 10_000;
+/** What `begin` counted: handed back to `fail` or `succeed`. */
+export interface Ticket {
+  readonly pair: string;
+  readonly address: string;
+}
 
-// The nil UUID: no user has it.
-const NO_USER = '00000000-0000-0000-0000-000000000000';
+/** The first wait; each further failure doubles it. */
+const BASE_DELAY_MS = 1000;
+/** An address may fail this many times more often than one username from it before its own waits start. */
+export const IP_FACTOR = 10;
+/** A counter with no failure for this long starts again from zero. */
+const FORGET_AFTER_MS = 24 * 60 * 60 * 1000;
+// About 100 bytes an entry: some 10 MB at most per map, however many usernames and addresses an attacker uses.
+const MAX_PAIRS = 100_000;
+const MAX_ADDRESSES = 50_000;
 
 interface Counter {
   failures: number;
-  lockedUntil: number;
+  /** When the latest failure (or attempt still being checked) happened. */
+  last: number;
+}
+
+/** A Map that forgets its least recently written entry past `max`. */
+class BoundedCounters {
+  readonly #entries = new Map<string, Counter>();
+
+  constructor(readonly max: number) {}
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(key: string, now: number): Counter {
+    const entry = this.#entries.get(key);
+    return entry && now - entry.last < FORGET_AFTER_MS ? entry : { failures: 0, last: 0 };
+  }
+
+  set(key: string, counter: Counter): void {
+    // Re-inserted so the map stays ordered by last write, oldest first.
+    this.#entries.delete(key);
+    this.#entries.set(key, counter);
+    if (this.#entries.size <= this.max) return;
+    // A tenth at a time: a Map keeps deleted slots at its front until it rehashes, so trimming one entry per
+    // insert would walk past all of them every time.
+    const keep = Math.floor(this.max * 0.9);
+    for (const oldest of this.#entries.keys()) {
+      if (this.#entries.size <= keep) break;
+      this.#entries.delete(oldest);
+    }
+  }
+
+  delete(key: string): void {
+    this.#entries.delete(key);
+  }
+}
+
+/**
+ * The address as counted: IPv4-mapped IPv6 as IPv4, and IPv6 by its /64, since one subscriber usually holds a
+ * whole /64 and could otherwise take a fresh address for every guess.
+ */
+export function addressKey(ip: string): string {
+  if (!ipaddr.isValid(ip)) return ip;
+  const parsed = ipaddr.process(ip);
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const parts = (parsed as ipaddr.IPv6).parts.slice(0, 4);
+  return `${parts.map((part) => part.toString(16)).join(':')}::/64`;
 }
 
 export class LoginThrottle {
-  readonly #unknown = new Map<string, Counter>();
+  readonly #pairs = new BoundedCounters(MAX_PAIRS);
+  readonly #addresses = new BoundedCounters(MAX_ADDRESSES);
 
   constructor(readonly policy: ThrottlePolicy) {}
 
-  /** Counts an attempt for `username` (account `userId`, or null when none has that name) unless it is locked. */
-  async begin(db: Db, username: string, userId: string | null, now = new Date()): Promise<Attempt> {
-    // Unknown usernames run the same statements against no row, so both cost the same (RELIABILITY 6).
-    const id = userId ?? NO_USER;
-    const { count } = await db.user.updateMany({
-      where: {
-        id,
-        failedLogins: { lt: this.policy.maxFailures },
-        OR: [{ lockedUntil: null }, { lockedUntil: { lte: now } }],
-      },
-      data: { failedLogins: { increment: 1 }, lockedUntil: null },
-    });
-    const unknown = userId === null ? this.#beginUnknown(username, now.getTime()) : null;
-    if (unknown?.ok ?? count === 1) return { ok: true };
-    // Refused: either locked, or the last allowed attempts are still being checked (or never finished, if a
-    // node died mid-check). Lock now in the latter case, so a count stuck at the limit always expires.
-    await this.fail(db, username, userId, now);
-    const row = await db.user.findUnique({ where: { id }, select: { lockedUntil: true } });
-    if (unknown) return unknown;
-    const until = row?.lockedUntil?.getTime() ?? now.getTime() + this.policy.lockoutMs;
-    return { ok: false, retryAfterMs: Math.max(until - now.getTime(), 1000) };
+  /** The wait after `failures` failures, when `free` of them cost nothing. */
+  #delay(failures: number, free: number): number {
+    if (failures < free) return 0;
+    // Capped before the power so a long run of failures cannot overflow to Infinity.
+    return Math.min(BASE_DELAY_MS * 2 ** Math.min(failures - free, 40), this.policy.lockoutMs);
   }
 
-  /** The attempt failed: locks the username once the failures reach the limit. */
-  async fail(db: Db, username: string, userId: string | null, now = new Date()): Promise<void> {
-    await db.user.updateMany({
-      where: { id: userId ?? NO_USER, failedLogins: { gte: this.policy.maxFailures } },
-      data: { failedLogins: 0, lockedUntil: new Date(now.getTime() + this.policy.lockoutMs) },
-    });
-    if (userId === null) this.#failUnknown(username, now.getTime());
+  #wait(counter: Counter, free: number, now: number): number {
+    const delay = this.#delay(counter.failures, free);
+    // A clock stepped back (NTP) must not turn a short wait into one of years.
+    return delay === 0 ? 0 : Math.max(Math.min(counter.last, now) + delay - now, 0);
   }
 
-  /** The attempt succeeded: the count starts again. */
-  async succeed(db: Db, userId: string): Promise<void> {
-    await db.user.update({ where: { id: userId }, data: { failedLogins: 0, lockedUntil: null }, select: { id: true } });
-  }
-
-  #beginUnknown(username: string, now: number): Attempt {
-    const counter = this.#unknown.get(username) ?? { failures: 0, lockedUntil: 0 };
-    if (counter.failures >= this.policy.maxFailures) this.#failUnknown(username, now);
-    const lockedUntil = this.#unknown.get(username)?.lockedUntil ?? 0;
-    if (lockedUntil > now) return { ok: false, retryAfterMs: Math.max(lockedUntil - now, 1000) };
-    // Re-inserted so the map stays ordered by last use, oldest first.
-    this.#unknown.delete(username);
-    this.#unknown.set(username, { failures: counter.failures + 1, lockedUntil: 0 });
-    while (this.#unknown.size > MAX_UNKNOWN_ENTRIES) {
-      const oldest = this.#unknown.keys().next();
-      if (oldest.done) break;
-      this.#unknown.delete(oldest.value);
+  /** Counts an attempt at `username` from `ip`, or refuses it while a wait is running. */
+  begin(username: string, ip: string, now = Date.now()): Attempt {
+    const address = addressKey(ip);
+    const ticket: Ticket = { pair: `${address} ${username}`, address };
+    const pair = this.#pairs.get(ticket.pair, now);
+    const byAddress = this.#addresses.get(address, now);
+    const perAddress = this.policy.maxFailures * IP_FACTOR;
+    const pairWait = this.#wait(pair, this.policy.maxFailures, now);
+    const addressWait = this.#wait(byAddress, perAddress, now);
+    if (pairWait > 0 || addressWait > 0) {
+      const retryAfterMs = Math.max(pairWait, addressWait, 1000);
+      const what = addressWait > pairWait ? 'from this address' : 'for this username from this address';
+      return { ok: false, retryAfterMs, message: `Too many failed sign-ins ${what}; retry in ${Math.ceil(retryAfterMs / 1000)} s` };
     }
-    return { ok: true };
+    this.#pairs.set(ticket.pair, { failures: pair.failures + 1, last: now });
+    this.#addresses.set(address, { failures: byAddress.failures + 1, last: now });
+    return { ok: true, ticket };
   }
 
-  #failUnknown(username: string, now: number): void {
-    const counter = this.#unknown.get(username);
-    if (counter && counter.failures >= this.policy.maxFailures) {
-      this.#unknown.set(username, { failures: 0, lockedUntil: now + this.policy.lockoutMs });
+  /** The password was wrong: the count stands, and the wait runs from now. */
+  fail(ticket: Ticket, now = Date.now()): void {
+    for (const [counters, key] of [
+      [this.#pairs, ticket.pair],
+      [this.#addresses, ticket.address],
+    ] as const) {
+      const counter = counters.get(key, now);
+      if (counter.failures > 0) counters.set(key, { failures: counter.failures, last: now });
     }
+  }
+
+  /** The password was right: that username starts again from this address, and the address gets its attempt back. */
+  succeed(ticket: Ticket, now = Date.now()): void {
+    this.#pairs.delete(ticket.pair);
+    // Not cleared: an attacker's own account must not wash away the failures of their spraying.
+    const byAddress = this.#addresses.get(ticket.address, now);
+    if (byAddress.failures > 0) this.#addresses.set(ticket.address, { failures: byAddress.failures - 1, last: byAddress.last });
+  }
+
+  /** The check itself failed (the database was down): the attempt is given back, neither right nor wrong. */
+  release(ticket: Ticket, now = Date.now()): void {
+    for (const [counters, key] of [
+      [this.#pairs, ticket.pair],
+      [this.#addresses, ticket.address],
+    ] as const) {
+      const counter = counters.get(key, now);
+      if (counter.failures > 0) counters.set(key, { failures: counter.failures - 1, last: counter.last });
+    }
+  }
+
+  /** Entries held, for tests of the memory bound. */
+  get size(): { pairs: number; addresses: number } {
+    return { pairs: this.#pairs.size, addresses: this.#addresses.size };
   }
 }

@@ -87,7 +87,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function prepareOnServer(entry: CatalogueEntry): Promise<string> {
   const ready = pinned(entry);
   if (ready) return ready;
-  if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
+  // The server refuses guests too; asking first spares making a guest only to be told so.
+  if ((await trpc.auth.me.query())?.kind !== 'ACCOUNT') {
+    throw new Error('The server has not downloaded this model yet, and asking it to needs an account: sign up on the Account screen');
+  }
   await trpc.models.download.mutate({ id: entry.id });
   for (;;) {
     const status = await trpc.models.status.query({ id: entry.id });

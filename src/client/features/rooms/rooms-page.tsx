@@ -3,6 +3,7 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Link, useLocation, useParams, useSearch } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
+import { ROOM_LIMITS } from '../../../shared/schemas/room.ts';
 import type { MeshRoom, MeshSnapshot } from '../../../shared/rtc/mesh-room.ts';
 import { api, trpc } from '../../lib/trpc.ts';
 import { joinMeshRoom, leaveMeshRoom, useMeshRoom } from '../mesh/mesh-store.ts';
@@ -10,7 +11,10 @@ import { useLoadedModel } from '../models/model-store.ts';
 
 export function RoomsPage() {
   const me = api.auth.me.useQuery();
-  const rooms = api.room.list.useQuery(undefined, { enabled: Boolean(me.data) });
+  const rooms = api.room.list.useInfiniteQuery(
+    { limit: ROOM_LIMITS.pageSize },
+    { enabled: Boolean(me.data), getNextPageParam: (page) => page.nextCursor },
+  );
   const utils = api.useUtils();
   const [, navigate] = useLocation();
   const [name, setName] = useState('');
@@ -38,7 +42,7 @@ export function RoomsPage() {
       <h1 id="rooms-title">Rooms</h1>
       <p className="muted">Browsers in a room connect to each other directly (WebRTC) and can run models for one another.</p>
       <ul className="room-list">
-        {rooms.data?.map((room) => (
+        {rooms.data?.pages.flatMap((page) => page.rooms).map((room) => (
           <li key={room.id}>
             <Link href={`/rooms/${room.slug}`} data-testid="room-link">
               {room.name}
@@ -49,6 +53,11 @@ export function RoomsPage() {
           </li>
         ))}
       </ul>
+      {rooms.hasNextPage && (
+        <button type="button" data-testid="rooms-more" disabled={rooms.isFetchingNextPage} onClick={() => void rooms.fetchNextPage()}>
+          {rooms.isFetchingNextPage ? 'Loading…' : 'Show more'}
+        </button>
+      )}
       {isAccount ? (
         <form
           className="actions"

@@ -1,7 +1,8 @@
 import { TRPCError } from '@trpc/server';
 import { ModelRefInputSchema, type ManifestEntry } from '../../../shared/schemas/models.ts';
+import type { ValidSession } from '../../services/session.ts';
 import type { Context } from '../context.ts';
-import { authedProcedure, publicProcedure, router } from '../init.ts';
+import { accountProcedure, authedProcedure, costly, publicProcedure, router } from '../init.ts';
 
 function entryOrThrow(ctx: Context, id: string): ManifestEntry {
   const entry = ctx.models.manifest.find((m) => m.id === id);
@@ -27,17 +28,27 @@ export const manifestRouter = router({
   }),
 });
 
-/** Only the person who started a download may cancel or remove it (operator roles come with accounts). */
-async function assertRequester(ctx: Context & { session: { userId: string } }, id: string, verb: string) {
+/** Listed in OPERATORS: may cancel any download and remove cached models. Guests never are. */
+function isOperator(ctx: Context & { session: ValidSession }): boolean {
+  const { kind, username } = ctx.session.user;
+  return kind === 'ACCOUNT' && username !== null && ctx.env.OPERATORS.includes(username);
+}
+
+/** Only the person who started a download (or an operator) may cancel it. */
+async function assertRequester(ctx: Context & { session: ValidSession }, id: string, verb: string) {
+  if (isOperator(ctx)) return;
   const row = await ctx.db.modelDownload.findUnique({ where: { modelId: id }, select: { requestedById: true } });
   if (row?.requestedById && row.requestedById !== ctx.session.userId) {
     throw new TRPCError({ code: 'FORBIDDEN', message: `Only the person who started this download can ${verb} it` });
   }
 }
 
+// A download costs the server bandwidth and disk, and anyone can be a guest in one request (docs/SECURITY.md).
+const accountOnly = accountProcedure('Downloading a model to the server needs an account: sign up, then try again');
+
 export const modelRouter = router({
   /** Starts (or joins) the server-side download of every file the model needs. */
-  download: authedProcedure.input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
+  download: accountOnly.use(costly('download')).input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
     const entry = entryOrThrow(ctx, input.id);
     if (entry.bundled) throw new TRPCError({ code: 'BAD_REQUEST', message: `${entry.name} ships with the app; nothing to download` });
     return ctx.models.downloader.start(entry, ctx.session.userId);
@@ -51,9 +62,10 @@ export const modelRouter = router({
     await assertRequester(ctx, input.id, 'cancel');
     return { cancelled: await ctx.models.downloader.cancel(input.id) };
   }),
+  /** Deletes a model from the server's cache, for everyone: an operator's decision (OPERATORS). */
   remove: authedProcedure.input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
     entryOrThrow(ctx, input.id);
-    await assertRequester(ctx, input.id, 'remove');
+    if (!isOperator(ctx)) throw new TRPCError({ code: 'FORBIDDEN', message: 'Only an operator of this server can remove a model from its cache' });
     return { removed: await ctx.models.downloader.remove(input.id) };
   }),
 });
