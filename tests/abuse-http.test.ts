@@ -103,6 +103,16 @@ describe('rate-limit buckets', () => {
     expect(statuses[3]).toBe(429);
   });
 
+  it('answers a refusal only after RATE_LIMIT_DELAY_MS, so a flood slows to its connections', async () => {
+    const server = await app({ RATE_LIMIT_MAX: '1', RATE_LIMIT_DELAY_MS: '400' });
+    let started = performance.now();
+    expect((await server.inject('/api/trpc/auth.me')).statusCode).toBe(200);
+    expect(performance.now() - started).toBeLessThan(400);
+    started = performance.now();
+    expect((await server.inject('/api/trpc/auth.me')).statusCode).toBe(429);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(390);
+  });
+
   it('gives the health check a per-IP budget of its own', async () => {
     const server = await app({ RATE_LIMIT_MAX: '2' });
     const statuses = [];

@@ -7,6 +7,7 @@ import { type Env, parseEnv, resolveDataDir } from './env.ts';
 import { clientPlugin } from './plugins/client.ts';
 import { dbPlugin } from './plugins/db.ts';
 import { housekeepingPlugin } from './plugins/housekeeping.ts';
+import { fairSharePlugin } from './plugins/fair-share.ts';
 import { rateLimitPlugin } from './plugins/rate-limit.ts';
 import { securityPlugin } from './plugins/security.ts';
 import { trpcPlugin } from './plugins/trpc.ts';
@@ -42,6 +43,24 @@ export function requestLogLine(request: FastifyRequest) {
   return { method, url: url?.split('?')[0], route: routeOptions?.url, remoteAddress: ip };
 }
 
+/**
+ * Logs each answered request once (method, path, route, status, time), and refusals (429) only as a count a minute:
+ * under a flood, a line per refusal would cost the server more than refusing.
+ */
+function logRequests(app: FastifyInstance) {
+  let refused = 0;
+  const summary = setInterval(() => {
+    if (refused > 0) app.log.warn({ refused }, 'requests refused by rate limits in the last minute');
+    refused = 0;
+  }, 60_000);
+  summary.unref();
+  app.addHook('onClose', async () => clearInterval(summary));
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 429) refused++;
+    else request.log.info({ req: request, res: reply, responseTime: Math.round(reply.elapsedTime) }, 'request completed');
+  });
+}
+
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const env = options.env ?? parseEnv({});
   const app = Fastify({
@@ -57,6 +76,9 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
           ? { transport: { target: 'pino-pretty' } }
           : {}),
     },
+    // One line per request, when it is answered (onResponse below), and none for refusals: a flood of them would
+    // otherwise cost more to log than to refuse.
+    disableRequestLogging: true,
     bodyLimit: env.BODY_LIMIT_BYTES,
     // SSE subscriptions (chat.stream) carry their input in the GET URL: let a URL hold what a POST body may
     // (percent-encoding can double it). Node's default of 16 KiB refused a 20,000-character message with 431.
@@ -116,6 +138,8 @@ async function registerAll(
   });
   app.addHook('onClose', async () => clearInterval(drainTimer));
 
+  logRequests(app);
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
@@ -147,6 +171,7 @@ async function registerAll(
   };
   await app.register(securityPlugin, { env });
   await app.register(rateLimitPlugin, { env });
+  await app.register(fairSharePlugin, { env });
   await app.register(cookie);
   await app.register(healthRoutes, { build, env });
   await app.register(modelRoutes);

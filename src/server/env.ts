@@ -163,6 +163,11 @@ export const EnvSchema = z.object({
   BODY_LIMIT_BYTES: integer(1024, 64 * 1024 * 1024).default(1024 * 1024),
   RATE_LIMIT_MAX: integer(1, 1_000_000).default(600),
   RATE_LIMIT_WINDOW_MS: integer(1000, 3_600_000).default(60_000),
+  /** How long a refusal (429, or a refused socket handshake) waits before it is sent: slows a flood to its connections. */
+  RATE_LIMIT_DELAY_MS: integer(0, 60_000).default(1000),
+  /** Requests of one address worked on at once; more wait their turn (at most REQUESTS_QUEUED_PER_IP, then 429). */
+  REQUESTS_IN_FLIGHT_PER_IP: integer(1, 10_000).default(4),
+  REQUESTS_QUEUED_PER_IP: integer(0, 100_000).default(256),
   /** Calls in one tRPC batch request; each call also counts against RATE_LIMIT_MAX. */
   TRPC_MAX_BATCH_SIZE: integer(1, 100).default(10),
   /** Budgets of the costly procedures (docs/SECURITY.md); per-user ones hold per IP too, COSTLY_IP_FACTOR times larger. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -27,7 +28,7 @@ function decodedPath(url: string): string | null {
 }
 
 export interface RateLimitPluginOptions {
-  env: Pick<Env, 'RATE_LIMIT_MAX' | 'RATE_LIMIT_WINDOW_MS'>;
+  env: Pick<Env, 'RATE_LIMIT_MAX' | 'RATE_LIMIT_WINDOW_MS' | 'RATE_LIMIT_DELAY_MS'>;
 }
 
 /**
@@ -48,6 +49,15 @@ export const rateLimitPlugin = fp<RateLimitPluginOptions>(
         message: `Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`,
       }),
     });
+    // A refusal is answered only after RATE_LIMIT_DELAY_MS: a client that keeps asking past its budget then makes
+    // about one request per connection per delay, instead of as many as the server can refuse, so a flood from one
+    // address cannot take the CPU everyone else needs. (Any 429: these ceilings and the procedures' budgets.)
+    if (env.RATE_LIMIT_DELAY_MS > 0) {
+      app.addHook('onSend', async (_request, reply, payload) => {
+        if (reply.statusCode === 429) await sleep(env.RATE_LIMIT_DELAY_MS);
+        return payload;
+      });
+    }
   },
   { name: 'rate-limit' },
 );

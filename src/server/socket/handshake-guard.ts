@@ -2,6 +2,7 @@
 // Host (DNS rebinding), Origin, and a budget of handshakes per client address, all before a connection exists.
 // The budget is per node (docs/SECURITY.md): a balancer spreading one address over N nodes gives it N budgets.
 import type { IncomingMessage } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import ipaddr from 'ipaddr.js';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Env } from '../env.ts';
@@ -28,7 +29,9 @@ export class HandshakeGuard {
    */
   private readonly addresses = new WeakMap<IncomingMessage, string>();
 
-  constructor(private readonly env: Pick<Env, 'PUBLIC_ORIGIN' | 'ALLOWED_HOSTS' | 'HOST' | 'TRUST_PROXY' | 'SOCKET_HANDSHAKES_PER_IP_PER_MINUTE'>) {
+  constructor(
+    private readonly env: Pick<Env, 'PUBLIC_ORIGIN' | 'ALLOWED_HOSTS' | 'HOST' | 'TRUST_PROXY' | 'SOCKET_HANDSHAKES_PER_IP_PER_MINUTE' | 'RATE_LIMIT_DELAY_MS'>,
+  ) {
     this.hosts = hostPolicy({ publicOrigin: env.PUBLIC_ORIGIN, allowedHosts: env.ALLOWED_HOSTS, host: env.HOST });
     this.trust = trustFunction(env.TRUST_PROXY);
     this.handshakes = new RateLimiterMemory({ points: env.SOCKET_HANDSHAKES_PER_IP_PER_MINUTE, duration: 60 });
@@ -70,7 +73,11 @@ export class HandshakeGuard {
       callback('Cross-origin connections are refused', false);
       return;
     }
-    void this.spend(this.address(request)).then((refusal) => callback(refusal, refusal === null));
+    void this.spend(this.address(request)).then(async (refusal) => {
+      // Past the budget, the refusal waits (RATE_LIMIT_DELAY_MS), as HTTP's 429s do: a flood slows to its connections.
+      if (refusal !== null && this.env.RATE_LIMIT_DELAY_MS > 0) await sleep(this.env.RATE_LIMIT_DELAY_MS);
+      callback(refusal, refusal === null);
+    });
   };
 
   /** Browsers send Origin on WebSocket and polling requests: it must be this server (or PUBLIC_ORIGIN). */
