@@ -57,6 +57,8 @@ describe('the server log', () => {
     // Also a prompt in a query string that fails validation, and one the route refuses (cross-site).
     const badInput = encodeURIComponent(JSON.stringify({ provider: 'stub', messages: [{ role: 'user', content: 'pelican invalid secret' }], extra: 1 }));
     expect((await fetch(`${server.url}/api/trpc/chat.send?input=${badInput}`, { headers: { cookie } })).status).toBe(405);
+    // A route that does not exist, with a secret in its query string (Fastify's own "not found" line names the URL).
+    expect((await fetch(`${server.url}/api/nowhere?input=pelican`, { headers: { cookie } })).status).toBe(404);
     const badQuery = encodeURIComponent(JSON.stringify({ room: 'pelican invalid secret' }));
     expect((await fetch(`${server.url}/api/trpc/room.members?input=${badQuery}`, { headers: { cookie } })).status).toBe(400);
     expect(

@@ -1,6 +1,6 @@
 // buildApp() assembles the server without listening, so tests can `inject()` and index.ts can boot it.
 import cookie from '@fastify/cookie';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import path from 'node:path';
 import { type Database, openDatabase } from './db/client.ts';
 import { type Env, parseEnv, resolveDataDir } from './env.ts';
@@ -22,6 +22,7 @@ import { sessionPolicy } from './services/session.ts';
 import { socketPlugin } from './plugins/socket.ts';
 import { findPeer } from './socket/mesh.handlers.ts';
 import { buildInfo } from './version.ts';
+import { RequestLog, requestLogLine } from './request-log.ts';
 import { trustFunction } from './net/proxy-trust.ts';
 import { Budgets } from './services/budgets.ts';
 
@@ -36,33 +37,10 @@ export interface BuildAppOptions {
   logStream?: { write(line: string): void };
 }
 
-/** What a log line says of a request: method, path (no query string), the matched route and the client's address. */
-export function requestLogLine(request: FastifyRequest) {
-  // Also called with bare objects (a client error before routing): every field is optional.
-  const { method, url, routeOptions, ip } = request as Partial<FastifyRequest>;
-  return { method, url: url?.split('?')[0], route: routeOptions?.url, remoteAddress: ip };
-}
-
-/**
- * Logs each answered request once (method, path, route, status, time), and refusals (429) only as a count a minute:
- * under a flood, a line per refusal would cost the server more than refusing.
- */
-function logRequests(app: FastifyInstance) {
-  let refused = 0;
-  const summary = setInterval(() => {
-    if (refused > 0) app.log.warn({ refused }, 'requests refused by rate limits in the last minute');
-    refused = 0;
-  }, 60_000);
-  summary.unref();
-  app.addHook('onClose', async () => clearInterval(summary));
-  app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode === 429) refused++;
-    else request.log.info({ req: request, res: reply, responseTime: Math.round(reply.elapsedTime) }, 'request completed');
-  });
-}
-
 export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const env = options.env ?? parseEnv({});
+  // One line per answered request, none for refusals (src/server/request-log.ts).
+  const requestLog = new RequestLog();
   const app = Fastify({
     logger: {
       level: env.LOG_LEVEL,
@@ -76,9 +54,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
           ? { transport: { target: 'pino-pretty' } }
           : {}),
     },
-    // One line per request, when it is answered (onResponse below), and none for refusals: a flood of them would
-    // otherwise cost more to log than to refuse.
-    disableRequestLogging: true,
+    logController: requestLog,
     bodyLimit: env.BODY_LIMIT_BYTES,
     // SSE subscriptions (chat.stream) carry their input in the GET URL: let a URL hold what a POST body may
     // (percent-encoding can double it). Node's default of 16 KiB refused a 20,000-character message with 431.
@@ -110,6 +86,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     app.log.warn({ modified: database.migrations.modified }, 'applied migrations changed on disk since they ran');
   }
 
+  const stopSummary = requestLog.summarize(app.log);
+  app.addHook('onClose', async () => stopSummary());
   try {
     await registerAll(app, env, database, manifest, bundled, options);
   } catch (error) {
@@ -137,8 +115,6 @@ async function registerAll(
     drainTimer.unref();
   });
   app.addHook('onClose', async () => clearInterval(drainTimer));
-
-  logRequests(app);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
