@@ -77,7 +77,8 @@ describe('npm run peer', () => {
     const signup = await fetch(`${server.url}/api/trpc/auth.signup`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'box-owner', password: 'correct horse battery' }),
+      // The peer goes by the account's display name (a username is private, never shown).
+      body: JSON.stringify({ username: 'box-owner', password: 'correct horse battery', displayName: 'Box Owner' }),
     });
     expect(signup.status).toBe(200);
     const cookie = (signup.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
@@ -90,7 +91,7 @@ describe('npm run peer', () => {
     const slug = ((await created.json()) as { result: { data: { slug: string } } }).result.data.slug;
     // `--token=`: a token may start with "-" (base64url), which would read as another option after a space.
     const run = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', `--token=${token}`, '--cache-dir', path.join(dir, 'cache')]);
-    await expect.poll(() => run.out(), { timeout: 60_000 }).toContain(`box-owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
+    await expect.poll(() => run.out(), { timeout: 60_000 }).toContain(`Box Owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
     // The account logs that session out: the peer cannot go on, and says so.
     const logout = await fetch(`${server.url}/api/trpc/auth.logout`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{}' });
     expect(logout.status).toBe(200);

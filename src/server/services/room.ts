@@ -122,7 +122,8 @@ export async function joinRoom(db: PrismaClient, userId: string, slug: string, i
     await tx.roomMember.create({ data: { roomId: found.id, userId } });
     await touch(tx, found.id);
     return found;
-  });
+    // Joins of one room wait for each other under its row lock: allow for a queue of them on a busy database.
+  }, { maxWait: 15_000, timeout: 20_000 });
 }
 
 export async function leaveRoom(db: PrismaClient, userId: string, slug: string): Promise<boolean> {

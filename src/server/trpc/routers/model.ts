@@ -2,7 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { ModelRefInputSchema, type ManifestEntry } from '../../../shared/schemas/models.ts';
 import type { ValidSession } from '../../services/session.ts';
 import type { Context } from '../context.ts';
-import { accountProcedure, authedProcedure, costly, publicProcedure, router } from '../init.ts';
+import { authedProcedure, costly, publicProcedure, router } from '../init.ts';
 
 function entryOrThrow(ctx: Context, id: string): ManifestEntry {
   const entry = ctx.models.manifest.find((m) => m.id === id);
@@ -44,13 +44,15 @@ async function assertRequester(ctx: Context & { session: ValidSession }, id: str
 }
 
 // A download costs the server bandwidth and disk, and anyone can be a guest in one request (docs/SECURITY.md).
-const accountOnly = accountProcedure('Downloading a model to the server needs an account: sign up, then try again');
+const DOWNLOAD_NEEDS_ACCOUNT = 'Downloading a model to the server needs an account: sign up, then try again';
 
 export const modelRouter = router({
   /** Starts (or joins) the server-side download of every file the model needs. */
-  download: accountOnly.use(costly('download')).input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
+  download: authedProcedure.use(costly('download')).input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
     const entry = entryOrThrow(ctx, input.id);
+    // What the model is comes first: nobody needs an account to learn that the bundled one is never downloaded.
     if (entry.bundled) throw new TRPCError({ code: 'BAD_REQUEST', message: `${entry.name} ships with the app; nothing to download` });
+    if (ctx.session.user.kind !== 'ACCOUNT') throw new TRPCError({ code: 'FORBIDDEN', message: DOWNLOAD_NEEDS_ACCOUNT });
     return ctx.models.downloader.start(entry, ctx.session.userId);
   }),
   status: publicProcedure.input(ModelRefInputSchema).query(async ({ ctx, input }) => {
