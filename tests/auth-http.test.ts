@@ -1,4 +1,4 @@
-// The account procedures at the HTTP edge (RELIABILITY 2, 8, 9, 10): cookie attributes, cross-origin
+// The account procedures at the HTTP edge (docs/SECURITY.md): cookie attributes, cross-origin
 // refusal, production errors, body limits and input validation.
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,7 +43,7 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
     await db.cleanup();
   });
 
-  describe('RELIABILITY 2: the session cookie is HttpOnly; Secure over https; SameSite=Lax; Path=/; no Domain', () => {
+  describe('the session cookie is HttpOnly; Secure over https; SameSite=Lax; Path=/; no Domain', () => {
     it('sets those attributes at sign-up and login over plain http, without Secure', async () => {
       const username = uniqueName();
       for (const response of [
@@ -86,7 +86,7 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
     });
   });
 
-  describe('RELIABILITY 8: mutations from another origin are refused', () => {
+  describe('mutations from another origin are refused', () => {
     it('refuses sign-up, login, logout and password change from another site, before any work', async () => {
       const username = uniqueName();
       const input = { username, password: 'cross origin password' };
@@ -109,7 +109,7 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
     });
   });
 
-  describe('RELIABILITY 10: oversized bodies get 413, malformed input BAD_REQUEST with the zod path', () => {
+  describe('oversized bodies get 413, malformed input BAD_REQUEST with the zod path', () => {
     it('answers a body over BODY_LIMIT_BYTES with 413 at sign-up and login', async () => {
       for (const procedure of ['signup', 'login']) {
         const response = await post(app, procedure, { username: uniqueName(), password: 'x'.repeat(8000) });
@@ -155,7 +155,7 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
   });
 });
 
-describe('RELIABILITY 9: production errors of the account procedures', () => {
+describe('production errors of the account procedures', () => {
   it('carry no stack and no internal message, and the original is logged', async () => {
     const lines: string[] = [];
     const local = await openTestDatabase('pglite');

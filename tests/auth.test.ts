@@ -1,4 +1,4 @@
-// Accounts and sessions through the HTTP API (RELIABILITY 1, 3 to 7): sign-up, login, logout, password change.
+// Accounts and sessions through the HTTP API (docs/SECURITY.md): sign-up, login, logout, password change.
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
@@ -151,7 +151,7 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     }
   });
 
-  describe('RELIABILITY 1: only a hash is stored and a token with one changed character is refused', () => {
+  describe('only a hash is stored and a token with one changed character is refused', () => {
     it('stores sha256(secret) and refuses a login token with one character changed in its id or secret', async () => {
       const { token } = await signup();
       const row = await db.database.prisma.session.findUniqueOrThrow({ where: { id: sessionId(token) } });
@@ -166,7 +166,7 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     });
   });
 
-  describe('RELIABILITY 3: login issues a new session and logout ends it on the server', () => {
+  describe('login issues a new session and logout ends it on the server', () => {
     it('gives a new session at login; the cookie sent with the login stops working and is announced as revoked', async () => {
       const { username, password, token: first } = await signup();
       const before = revoked.length;
@@ -241,7 +241,7 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     });
   });
 
-  describe('RELIABILITY 4: sliding idle expiry and an absolute cap', () => {
+  describe('sliding idle expiry and an absolute cap', () => {
     it('ends a login session left unused for the idle window, and one used daily at the absolute cap', async () => {
       vi.useFakeTimers({ toFake: ['Date'] });
       const start = Date.parse('2031-01-01T00:00:00Z');
@@ -261,7 +261,7 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     });
   });
 
-  describe('RELIABILITY 5: Argon2id with m=19456, t=2, p=1, passwords of 8 to 1024 characters', () => {
+  describe('Argon2id with m=19456, t=2, p=1, passwords of 8 to 1024 characters', () => {
     it('accepts exactly 8 and 1024 characters and refuses 7 and 1025, naming the field', async () => {
       expect((await call(app, 'signup', { username: uniqueName('short'), password: '12345678' })).status).toBe(200);
       expect((await call(app, 'signup', { username: uniqueName('long'), password: 'p'.repeat(1024) })).status).toBe(200);
@@ -288,7 +288,7 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     });
   });
 
-  describe('RELIABILITY 6: unknown user and wrong password answer identically', () => {
+  describe('unknown user and wrong password answer identically', () => {
     it('gives the same status and body, in a similar time', async () => {
       const { username } = await signup();
       const attempt = async (name: string) => {

@@ -1,4 +1,4 @@
-// The download proxy against the fake Hub: RELIABILITY 12 to 17.
+// The download proxy against the fake Hub (docs/SECURITY.md).
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -59,7 +59,7 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
     // SSE subscriptions (chat.stream) carry their input in the GET URL: let a URL hold what a POST body may
     // (percent-encoding can double it). Node's default of 16 KiB refused a 20,000-character message with 431.
     http: { maxHeaderSize: Math.max(16_384, 2 * env.BODY_LIMIT_BYTES) },
-    // A slow client cannot hold a connection forever (RELIABILITY 11).
+    // A slow client cannot hold a connection forever (docs/SECURITY.md).
     requestTimeout: env.REQUEST_TIMEOUT_MS,
     connectionTimeout: env.CONNECTION_TIMEOUT_MS,
     keepAliveTimeout: env.KEEP_ALIVE_TIMEOUT_MS,

@@ -1,4 +1,4 @@
-// Server-side model downloads from the Hub into a verified cache (RELIABILITY 12 to 17): one upstream fetch
+// Server-side model downloads from the Hub into a verified cache (docs/SECURITY.md): one upstream fetch
 // per model however many ask, a cap on concurrent downloads, a free-disk check, sizes enforced and sha256 (or
 // the git blob id, for small non-LFS files) computed while streaming, an atomic rename only after the digest
 // matches, and resumption with Range after a restart. State lives in the database; progress in memory.

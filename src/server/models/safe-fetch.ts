@@ -1,4 +1,4 @@
-// Outbound HTTP for the download proxy, guarded against SSRF (RELIABILITY 13): redirects are followed by hand,
+// Outbound HTTP for the download proxy, guarded against SSRF (docs/SECURITY.md): redirects are followed by hand,
 // a few hops at most, https only, and no connection to loopback, private, link-local or metadata addresses —
 // except the configured hub's own origin (a test or self-hosted hub). The address check runs inside the
 // socket's DNS lookup, so a name cannot resolve to a public address for the check and a private one for

@@ -14,7 +14,7 @@ import { type ValidSession, createSession, invalidateOtherSessions, invalidateSe
 import { type Context, clearSessionCookie, setSessionCookie } from '../context.ts';
 import { authedProcedure, costly, publicProcedure, router, tooManyRequests } from '../init.ts';
 
-// One answer for an unknown username and a wrong password (RELIABILITY 6).
+// One answer for an unknown username and a wrong password (docs/SECURITY.md).
 const WRONG_CREDENTIALS = 'Wrong username or password';
 
 interface Started {
@@ -26,7 +26,7 @@ interface Started {
 
 /**
  * A sign-in always gets a new session, and the one the request came with (a guest's, or a planted cookie)
- * is deleted: no session id survives a change of who is signed in (RELIABILITY 3, session fixation).
+ * is deleted: no session id survives a change of who is signed in (session fixation; docs/SECURITY.md).
  */
 async function startSession(tx: Db, ctx: Context, userId: string): Promise<Started> {
   if (ctx.session) await invalidateSession(tx, ctx.session.id);
