@@ -1,7 +1,7 @@
 // Applies prisma/migrations/*/migration.sql on start and records each in `_prisma_migrations` exactly as
 // Prisma Migrate does (same table, checksum = sha256 of the file), so `prisma migrate deploy` elsewhere agrees.
 // Why not Prisma's own deploy: its WASM engine cannot deploy through @prisma/adapter-pg (no mapping for the
-// `name` column type), and the CLI cannot share the server's in-process PGlite. See DESIGN.md.
+// `name` column type), and the CLI cannot share the server's in-process PGlite. See the README's Database section.
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';

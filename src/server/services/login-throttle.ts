@@ -127,10 +127,7 @@ export class LoginThrottle {
 
   /** The password was wrong: the count stands, and the wait runs from now. */
   fail(ticket: Ticket, now = Date.now()): void {
-    for (const [counters, key] of [
-      [this.#pairs, ticket.pair],
-      [this.#addresses, ticket.address],
-    ] as const) {
+    for (const [counters, key] of this.#countersOf(ticket)) {
       const counter = counters.get(key, now);
       if (counter.failures > 0) counters.set(key, { failures: counter.failures, last: now });
     }
@@ -146,13 +143,18 @@ export class LoginThrottle {
 
   /** The check itself failed (the database was down): the attempt is given back, neither right nor wrong. */
   release(ticket: Ticket, now = Date.now()): void {
-    for (const [counters, key] of [
-      [this.#pairs, ticket.pair],
-      [this.#addresses, ticket.address],
-    ] as const) {
+    for (const [counters, key] of this.#countersOf(ticket)) {
       const counter = counters.get(key, now);
       if (counter.failures > 0) counters.set(key, { failures: counter.failures - 1, last: counter.last });
     }
+  }
+
+  /** The ticket's two counters: its username from its address, and its address across usernames. */
+  #countersOf(ticket: Ticket) {
+    return [
+      [this.#pairs, ticket.pair],
+      [this.#addresses, ticket.address],
+    ] as const;
   }
 
   /** Entries held, for tests of the memory bound. */
