@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type Socket, io } from 'socket.io-client';
 import { Agent, request as httpRequest } from 'node:http';
+import { parseEnv } from '../src/server/env.ts';
 import { guestCookie, startServer } from '../tests/support/server-process.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
@@ -175,7 +176,16 @@ function attackInChild(url: string, deadline: number): Promise<AttackCounts> {
 
 async function main() {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-abuse-'));
-  const server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none'), LOG_LEVEL: 'info' });
+  // The server's own defaults (test support turns smoothing off); BENCH_SERVER_ENV adds settings as JSON, to compare
+  // limits (e.g. '{"RATE_LIMIT_BURST_SECONDS":"3600"}').
+  const defaults = parseEnv({});
+  const server = await startServer({
+    DATA_DIR: path.join(dir, 'data'),
+    CLIENT_DIST_DIR: path.join(dir, 'none'),
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_BURST_SECONDS: String(defaults.RATE_LIMIT_BURST_SECONDS),
+    ...(JSON.parse(process.env.BENCH_SERVER_ENV ?? '{}') as Record<string, string>),
+  });
   try {
     const cookie = await guestCookie(server.url, 'Legit');
     const [sender, target, measurer] = await Promise.all([connect(server.url, cookie), connect(server.url, cookie), connect(server.url, cookie)]);

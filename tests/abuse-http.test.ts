@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
 import { parseEnv } from '../src/server/env.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
@@ -120,6 +120,36 @@ describe('rate-limit buckets', () => {
     expect(statuses).toEqual([200, 200, 429]);
     // Its own bucket: the API's budget is untouched.
     expect((await server.inject('/api/trpc/auth.me')).statusCode).toBe(200);
+  });
+
+  it('smooths every ceiling over its window: a burst past its share of a second is refused, app files apart', async () => {
+    const dist = await mkdtemp(path.join(tmpdir(), 'mesh-dist-'));
+    await mkdir(path.join(dist, 'assets'));
+    await writeFile(path.join(dist, 'index.html'), '<!doctype html><title>Mesh NanoLLM</title>');
+    await writeFile(path.join(dist, 'assets', 'app-abc123.js'), 'console.log(1)');
+    // The stores end windows by the clock and by timers: both frozen, the whole burst falls in one window however
+    // slow the machine (nothing below touches the database, whose client has timers of its own).
+    vi.useFakeTimers({ now: new Date('2026-12-03T00:00:00Z'), toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    try {
+      // 600 a minute, three seconds' worth per second: 8 requests per 250 ms window.
+      const server = await app({ RATE_LIMIT_MAX: '600', RATE_LIMIT_BURST_SECONDS: '3', CLIENT_DIST_DIR: dist }, 'static');
+      const statuses = await Promise.all(Array.from({ length: 10 }, () => server.inject('/api/trpc/auth.me').then((reply) => reply.statusCode)));
+      expect(statuses.filter((status) => status === 200)).toHaveLength(8);
+      const refused = await server.inject('/api/trpc/auth.me');
+      expect(refused.statusCode).toBe(429);
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(refused.json()).toMatchObject({ error: 'RATE_LIMITED' });
+      // App files have twenty times the ceiling, so twenty times the burst (150), untouched by the API's refusals.
+      const files = await Promise.all(Array.from({ length: 160 }, () => server.inject('/assets/app-abc123.js').then((reply) => reply.statusCode)));
+      expect(files.filter((status) => status === 200)).toHaveLength(150);
+      expect(files.filter((status) => status === 429)).toHaveLength(10);
+      // The next window has its burst again, well inside the minute's 600.
+      vi.advanceTimersByTime(251);
+      expect((await server.inject('/api/trpc/auth.me')).statusCode).toBe(200);
+    } finally {
+      vi.useRealTimers();
+      await rm(dist, { recursive: true, force: true });
+    }
   });
 });
 

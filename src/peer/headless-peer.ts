@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createTRPCClient, httpBatchLink } from '@trpc/client';
+import { refusalLinks } from '../shared/trpc-links.ts';
 import { io } from 'socket.io-client';
 import { RTCPeerConnection } from 'werift';
 import { EngineClient } from '../client/workers/engine-client.ts';
@@ -68,6 +69,7 @@ export class HeadlessPeer {
   private api() {
     return createTRPCClient<AppRouter>({
       links: [
+        ...refusalLinks<AppRouter>(),
         httpBatchLink({
           url: `${this.options.server}/api/trpc`,
           // The server refuses batches past TRPC_MAX_BATCH_SIZE (default 10).

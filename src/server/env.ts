@@ -165,6 +165,11 @@ export const EnvSchema = z.object({
   RATE_LIMIT_WINDOW_MS: integer(1000, 3_600_000).default(60_000),
   /** How long a refusal (429, or a refused socket handshake) waits before it is sent: slows a flood to its connections. */
   RATE_LIMIT_DELAY_MS: integer(0, 60_000).default(1000),
+  /**
+   * Budgets are smoothed: any one second may spend this many seconds' worth of a budget's average rate (at least 3),
+   * so a flood cannot spend a minute's budget in its first second. 3600 turns smoothing off.
+   */
+  RATE_LIMIT_BURST_SECONDS: integer(1, 3600).default(3),
   /** Requests of one address worked on at once; more wait their turn (at most REQUESTS_QUEUED_PER_IP, then 429). */
   REQUESTS_IN_FLIGHT_PER_IP: integer(1, 10_000).default(4),
   REQUESTS_QUEUED_PER_IP: integer(0, 100_000).default(256),

@@ -12,6 +12,8 @@ const TEST_DEFAULTS: Record<string, string> = {
   CHATS_PER_USER_PER_MINUTE: '100000',
   // Refusals are answered at once, so tests of a limit need not wait; tests/abuse-http.test.ts covers the delay.
   RATE_LIMIT_DELAY_MS: '0',
+  // Budgets are not smoothed over their window unless a test asks (tests/abuse-http.test.ts covers smoothing).
+  RATE_LIMIT_BURST_SECONDS: '3600',
   HOUSEKEEPING_INTERVAL_MS: '0',
 };
 

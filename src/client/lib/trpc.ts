@@ -4,11 +4,12 @@
 import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
 import { createTRPCReact } from '@trpc/react-query';
 import type { AppRouter } from '../../server/trpc/root.ts';
+import { refusalLinks } from '../../shared/trpc-links.ts';
 
-const url = '/api/trpc';
-
-function links() {
+/** The app's links; `url` is the API's address (same origin in the app; a full URL elsewhere). */
+export function appLinks(url = '/api/trpc') {
   return [
+    ...refusalLinks<AppRouter>(),
     splitLink({
       condition: (op) => op.type === 'subscription',
       true: httpSubscriptionLink({ url }),
@@ -24,6 +25,6 @@ function links() {
   ];
 }
 
-export const trpc = createTRPCClient<AppRouter>({ links: links() });
+export const trpc = createTRPCClient<AppRouter>({ links: appLinks() });
 export const api = createTRPCReact<AppRouter>();
-export const apiClient = api.createClient({ links: links() });
+export const apiClient = api.createClient({ links: appLinks() });

@@ -12,6 +12,13 @@ interface Rule {
   seconds: number;
   /** What the refusal says is spent, e.g. "new guests from this address". */
   what: string;
+  /**
+   * Spread over the window (see `burstPoints`), not spendable all in its first second. Guests are not: creating
+   * one is a single insert, and a class behind one address opens the app at once.
+   */
+  smooth: boolean;
+  /** The smallest burst, when one request may rightly spend several points at once (a full tRPC batch). */
+  minBurst?: number;
 }
 
 export type BudgetEnv = Pick<
@@ -24,16 +31,32 @@ export type BudgetEnv = Pick<
   | 'DOWNLOADS_PER_USER_PER_HOUR'
   | 'CHATS_PER_USER_PER_MINUTE'
   | 'COSTLY_IP_FACTOR'
+  | 'RATE_LIMIT_BURST_SECONDS'
+  | 'TRPC_MAX_BATCH_SIZE'
 >;
+
+/** Bursts are counted in windows this long: a second's burst arriving all at once would still be a stall. */
+export const BURST_WINDOW_MS = 250;
+
+/**
+ * How much of a budget of `points` per `seconds` one BURST_WINDOW_MS may spend: its share of `burstSeconds`
+ * seconds' worth of the budget's average rate (at least 1). Without it a flood spends a whole minute's budget in
+ * its first second, which is the second everyone else waits in; with it the same budget arrives spread out.
+ * `null` when that is the whole budget.
+ */
+export function burstPoints(points: number, seconds: number, burstSeconds: number, minBurst = 1): number | null {
+  const burst = Math.max(minBurst, Math.ceil((points * burstSeconds * BURST_WINDOW_MS) / (seconds * 1000)));
+  return burst < points ? burst : null;
+}
 
 function rules(env: BudgetEnv): Record<BudgetName, Rule> {
   return {
-    call: { points: env.RATE_LIMIT_MAX, seconds: Math.ceil(env.RATE_LIMIT_WINDOW_MS / 1000), what: 'API calls from this address' },
-    guest: { points: env.GUEST_CREATIONS_PER_IP_PER_HOUR, seconds: 3600, what: 'new guests from this address' },
-    auth: { points: env.AUTH_ATTEMPTS_PER_IP_PER_MINUTE, seconds: 60, what: 'sign-up and sign-in attempts from this address' },
-    roomCreate: { points: env.ROOM_CREATIONS_PER_USER_PER_HOUR, seconds: 3600, what: 'new rooms' },
-    download: { points: env.DOWNLOADS_PER_USER_PER_HOUR, seconds: 3600, what: 'model downloads' },
-    chat: { points: env.CHATS_PER_USER_PER_MINUTE, seconds: 60, what: 'chats' },
+    call: { points: env.RATE_LIMIT_MAX, seconds: Math.ceil(env.RATE_LIMIT_WINDOW_MS / 1000), what: 'API calls from this address', smooth: true, minBurst: env.TRPC_MAX_BATCH_SIZE },
+    guest: { points: env.GUEST_CREATIONS_PER_IP_PER_HOUR, seconds: 3600, what: 'new guests from this address', smooth: false },
+    auth: { points: env.AUTH_ATTEMPTS_PER_IP_PER_MINUTE, seconds: 60, what: 'sign-up and sign-in attempts from this address', smooth: true },
+    roomCreate: { points: env.ROOM_CREATIONS_PER_USER_PER_HOUR, seconds: 3600, what: 'new rooms', smooth: true },
+    download: { points: env.DOWNLOADS_PER_USER_PER_HOUR, seconds: 3600, what: 'model downloads', smooth: true },
+    chat: { points: env.CHATS_PER_USER_PER_MINUTE, seconds: 60, what: 'chats', smooth: true },
   };
 }
 
@@ -43,16 +66,18 @@ export class Budgets {
   readonly #rules: Record<BudgetName, Rule>;
   readonly #limiters = new Map<string, RateLimiterMemory>();
   readonly #ipFactor: number;
+  readonly #burstSeconds: number;
 
   constructor(env: BudgetEnv) {
     this.#rules = rules(env);
     this.#ipFactor = env.COSTLY_IP_FACTOR;
+    this.#burstSeconds = env.RATE_LIMIT_BURST_SECONDS;
   }
 
   /**
    * Spends one point of `name` for the IP and, when given, for the user. Per-user budgets also hold per IP, at
    * COSTLY_IP_FACTOR times the size (several people share an address behind NAT), so minting guests does not
-   * buy a fresh budget.
+   * buy a fresh budget. Each is also smoothed: at most its burst (RATE_LIMIT_BURST_SECONDS) in any one second.
    */
   async spend(name: BudgetName, who: { ip: string; userId?: string | undefined }): Promise<Spend> {
     const rule = this.#rules[name];
@@ -64,17 +89,19 @@ export class Budgets {
         ]
       : [[`${name}:ip`, rule.points, who.ip]];
     for (const [bucket, points, key] of checks) {
-      try {
-        await this.#limiter(bucket, points, rule.seconds).consume(key);
-      } catch (refusal) {
-        if (!(refusal instanceof RateLimiterRes)) throw refusal;
-        const retryAfterMs = Math.max(refusal.msBeforeNext, 1000);
-        const scope = bucket.endsWith(':ip') && perUser ? ' from this address' : '';
-        return {
-          ok: false,
-          retryAfterMs,
-          message: `Too many ${rule.what}${scope}: at most ${points} per ${describe(rule.seconds)}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
-        };
+      const burst = rule.smooth ? burstPoints(points, rule.seconds, this.#burstSeconds, rule.minBurst) : null;
+      // The burst first: a refused second must not also spend the window's points.
+      const limits: Array<[string, number, number]> = [...(burst === null ? [] : [[`${bucket}:burst`, burst, BURST_WINDOW_MS / 1000] as [string, number, number]]), [bucket, points, rule.seconds]];
+      for (const [limiterName, limit, seconds] of limits) {
+        try {
+          await this.#limiter(limiterName, limit, seconds).consume(key);
+        } catch (refusal) {
+          if (!(refusal instanceof RateLimiterRes)) throw refusal;
+          const retryAfterMs = Math.max(refusal.msBeforeNext, 1000);
+          const scope = bucket.endsWith(':ip') && perUser ? ' from this address' : '';
+          const rate = seconds < 1 ? `${limit} in any ${BURST_WINDOW_MS} ms (${points} per ${describe(rule.seconds)})` : `${points} per ${describe(rule.seconds)}`;
+          return { ok: false, retryAfterMs, message: `Too many ${rule.what}${scope}: at most ${rate}; retry in ${Math.ceil(retryAfterMs / 1000)} s` };
+        }
       }
     }
     return { ok: true };
