@@ -169,7 +169,7 @@ describe('mesh job records', () => {
     // The fourth record in a minute is refused, whatever it is, and says why.
     const refusal = await bob.api.jobs.check.mutate({ id, result: 'UNRESOLVED', excludedPeerIds: [] }).catch((e: unknown) => e);
     expect(codeOf(refusal)).toBe('TOO_MANY_REQUESTS');
-    expect((refusal as Error).message).toMatch(/^At most 3 job records a minute: try again in \d+ s$/);
+    expect((refusal as Error).message).toMatch(/^Too many job records: at most 3 per minute; retry in \d+ s$/);
     expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('TOO_MANY_REQUESTS');
     // Another user's budget is their own.
     await expect(ada.api.jobs.start.mutate({ room: 'global', serverPeerId: cy.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });

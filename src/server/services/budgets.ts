@@ -4,7 +4,7 @@
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Env } from '../env.ts';
 
-export type BudgetName = 'call' | 'guest' | 'auth' | 'roomCreate' | 'download' | 'chat';
+export type BudgetName = 'call' | 'guest' | 'auth' | 'roomCreate' | 'download' | 'chat' | 'jobRecord';
 
 interface Rule {
   /** Points per user (or per IP for `call`, `guest` and `auth`, which have no user yet or guard the IP's work). */
@@ -33,6 +33,7 @@ export type BudgetEnv = Pick<
   | 'COSTLY_IP_FACTOR'
   | 'RATE_LIMIT_BURST_SECONDS'
   | 'TRPC_MAX_BATCH_SIZE'
+  | 'JOB_RECORDS_PER_MINUTE'
 >;
 
 /** Bursts are counted in windows this long: a second's burst arriving all at once would still be a stall. */
@@ -57,6 +58,8 @@ function rules(env: BudgetEnv): Record<BudgetName, Rule> {
     roomCreate: { points: env.ROOM_CREATIONS_PER_USER_PER_HOUR, seconds: 3600, what: 'new rooms', smooth: true },
     download: { points: env.DOWNLOADS_PER_USER_PER_HOUR, seconds: 3600, what: 'model downloads', smooth: true },
     chat: { points: env.CHATS_PER_USER_PER_MINUTE, seconds: 60, what: 'chats', smooth: true },
+    // A job ends with its finish and check at once, and the next may start right after.
+    jobRecord: { points: env.JOB_RECORDS_PER_MINUTE, seconds: 60, what: 'job records', smooth: true, minBurst: 4 },
   };
 }
 

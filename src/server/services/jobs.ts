@@ -4,7 +4,6 @@
 // recorded with the user behind it (InferenceJobPeer); finish and check may name only those recorded peers, so a
 // requester cannot pin a job or a mismatch on someone who never took part in it.
 import { TRPCError } from '@trpc/server';
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { z } from 'zod';
 import { JOB_LIMITS, type JobAttemptSchema, type JobCheckSchema, type JobFinishSchema, type JobStartSchema } from '../../shared/schemas/jobs.ts';
 import type { PrismaClient } from '../db/client.ts';
@@ -23,24 +22,6 @@ async function usableRoom(db: PrismaClient, userId: string, slug: string) {
     throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug} among those you can use` });
   }
   return room;
-}
-
-/**
- * Job records (start, attempt, finish, check together) one user may write a minute, counted on this server node;
- * the returned function refuses past that. Each record is a few queries: without this, one guest could keep the
- * database busy (and pile up rows) as fast as it can send requests.
- */
-export function jobRecordLimit(perMinute: number): (userId: string) => Promise<void> {
-  const limiter = new RateLimiterMemory({ points: perMinute, duration: 60 });
-  return async (userId) => {
-    try {
-      await limiter.consume(userId);
-    } catch (refusal) {
-      if (!(refusal instanceof RateLimiterRes)) throw refusal;
-      const seconds = Math.max(1, Math.ceil(refusal.msBeforeNext / 1000));
-      throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `At most ${perMinute} job records a minute: try again in ${seconds} s` });
-    }
-  };
 }
 
 /** The peer behind `peerId` if it can take a job in the room now: there, and sharing its compute. */

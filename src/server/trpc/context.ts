@@ -4,7 +4,7 @@ import type { Database, PrismaClient } from '../db/client.ts';
 import type { Budgets } from '../services/budgets.ts';
 import type { Env } from '../env.ts';
 import { LoginThrottle } from '../services/login-throttle.ts';
-import { type PeerLookup, jobRecordLimit } from '../services/jobs.ts';
+import type { PeerLookup } from '../services/jobs.ts';
 import type { SessionEvents } from '../services/session-events.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { BuildInfo } from '../version.ts';
@@ -39,8 +39,6 @@ export interface Context extends AppServices {
   res: FastifyReply;
   session: ValidSession | null;
   loginThrottle: LoginThrottle;
-  /** Spends one of this user's job records for the minute, or refuses with TOO_MANY_REQUESTS (services/jobs.ts). */
-  jobRecords: (userId: string) => Promise<void>;
   /**
    * Aborted when this HTTP exchange ends: the client went away, or the response is complete. Use it rather than
    * (or as well as) tRPC's `signal`, which follows the `Request` object tRPC builds through undici's weak reference
@@ -51,8 +49,6 @@ export interface Context extends AppServices {
 }
 
 export function makeCreateContext(services: AppServices) {
-  // One per app, like the login throttle below: it holds its counts in memory.
-  const jobRecords = jobRecordLimit(services.env.JOB_RECORDS_PER_MINUTE);
   // One per app: it holds the in-memory part of the throttle (see login-throttle.ts).
   const loginThrottle = new LoginThrottle({
     maxFailures: services.env.LOGIN_MAX_FAILURES,
@@ -64,7 +60,7 @@ export function makeCreateContext(services: AppServices) {
     const ended = new AbortController();
     // The listener holds the controller for as long as the response exists; nothing here is weakly held.
     res.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
-    return { ...services, db: services.database.prisma, req, res, session, loginThrottle, jobRecords, exchangeEnded: ended.signal };
+    return { ...services, db: services.database.prisma, req, res, session, loginThrottle, exchangeEnded: ended.signal };
   };
 }
 

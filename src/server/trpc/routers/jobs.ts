@@ -1,16 +1,13 @@
 // Mesh job records: the requester starts each job, names each further peer that takes it (a failover's server, a
 // spot check's checker), finishes it and reports its spot check; lists and room stats. Every record spends one of
-// the user's job records for the minute (JOB_RECORDS_PER_MINUTE), refused or not, so a flood of bad reports
-// costs the flooder too.
+// the user's job records for the minute (JOB_RECORDS_PER_MINUTE, a budget of services/budgets.ts, per IP too),
+// refused or not, so a flood of bad reports costs the flooder too.
 import { JobAttemptSchema, JobCheckSchema, JobFinishSchema, JobStartSchema } from '../../../shared/schemas/jobs.ts';
 import { RoomRefSchema } from '../../../shared/schemas/room.ts';
 import { finishJob, listJobs, recordAttempt, recordCheck, roomStats, startJob } from '../../services/jobs.ts';
-import { authedProcedure, router } from '../init.ts';
+import { authedProcedure, costly, router } from '../init.ts';
 
-const recordProcedure = authedProcedure.use(async ({ ctx, next }) => {
-  await ctx.jobRecords(ctx.session.userId);
-  return next();
-});
+const recordProcedure = authedProcedure.use(costly('jobRecord'));
 
 export const jobsRouter = router({
   start: recordProcedure.input(JobStartSchema).mutation(({ ctx, input }) => startJob(ctx.db, ctx.peers, ctx.session.userId, input)),
