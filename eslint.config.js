@@ -24,7 +24,7 @@ export default tseslint.config(
     languageOptions: { globals: { ...globals.browser } },
   },
   {
-    // Only env.ts reads process.env (STYLE.md: one place for config); scripts and tests are tools around it.
+    // Only env.ts reads process.env (CONTRIBUTING.md: one place for config); scripts and tests are tools around it.
     files: ['src/**/*.{ts,tsx}'],
     ignores: ['src/server/env.ts', 'src/**/*.test.ts'],
     rules: {
