@@ -82,7 +82,7 @@ describe('JobRequester', () => {
     expect(refused.servedBy.map((p) => p.peerId)).toEqual(['ada']);
     expect(await refused.check).toMatchObject({ result: 'UNRESOLVED', checkers: [] });
     // Nothing was confirmed, so Ada is no closer to trusted.
-    expect(mesh.requester.trust.matchesOf('user-ada')).toBe(0);
+    expect(mesh.requester.matchesOf('user-ada')).toBe(0);
   });
 
   it('says MATCH when a checker of another user re-ran the answer and got the same tokens, and MISMATCH when two checkers agree against it', async () => {
@@ -144,6 +144,6 @@ describe('JobRequester', () => {
     const footprint = mesh.requester.footprint();
     expect(footprint.peers).toBeLessThanOrEqual(1);
     expect(footprint.users).toBeLessThanOrEqual(TRUST_RECORDS);
-    expect(mesh.requester.servedMe.size).toBe(0);
+    expect(mesh.requester.servedCount('peer-9998')).toBe(0);
   }, 60_000);
 });

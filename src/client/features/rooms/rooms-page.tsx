@@ -152,7 +152,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
             data-testid="spot-check"
             defaultValue={String(room.node.requester.spotCheckRate)}
             onChange={(event) => {
-              room.node.requester.spotCheckRate = Number(event.target.value);
+              room.node.requester.setSpotCheckRate(Number(event.target.value));
             }}
           >
             <option value="0">never</option>
@@ -194,7 +194,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
           {snapshot.peers.map((peer) => {
             // What the peer says over the data channel is live; the server's copy fills in until then.
             const caps = peer.mesh ?? peer.capabilities;
-            const excluded = room.node.requester.excluded.get(peer.userId);
+            const excluded = room.node.requester.exclusion(peer.userId);
             return (
               <tr key={peer.peerId} data-testid="room-peer" data-peer-name={peer.displayName} data-peer-id={peer.peerId} data-excluded={excluded ? 'true' : undefined}>
                 <td>
@@ -217,7 +217,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
                 <td>{formatRate(caps.tokensPerSecond)}</td>
                 <td>{caps.queue}</td>
                 <td data-testid="peer-sharing">{caps.sharing ? 'yes' : 'no'}</td>
-                <td data-testid="peer-served-me">{room.node.requester.servedMe.get(peer.peerId) ?? 0}</td>
+                <td data-testid="peer-served-me">{room.node.requester.servedCount(peer.peerId)}</td>
                 <td data-testid="peer-state" data-state={peer.link.channel === 'open' ? 'open' : peer.link.connection}>
                   {peer.link.channel === 'open' ? 'connected' : (STATE_LABEL[peer.link.connection] ?? peer.link.connection)}
                 </td>
