@@ -42,7 +42,7 @@ export class MeshNode {
   private readonly peers = new Map<string, MeshPeer>();
   /** Decode speed measured on the last jobs run here (local or served). */
   private measuredTokensPerSecond: number | null = null;
-  onChange: () => void = () => {};
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly engine: MeshEngine,
@@ -83,11 +83,21 @@ export class MeshNode {
     this.announce();
   }
 
+  /** Calls `listener` after any change (capabilities, peers, their hellos and RTTs); returns the unsubscribe. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+
   /** Tells every peer this device's capabilities (after a change: model loaded, sharing, queue). */
   announce(): void {
     const hello: OutgoingPeerMessage = { type: 'hello', capabilities: this.capabilities() };
     for (const peer of this.peers.values()) void peer.channel.send(hello);
-    this.onChange();
+    this.changed();
   }
 
   /** A member whose data channel just opened; the link feeds `channel.receive` with what arrives. */
@@ -109,7 +119,7 @@ export class MeshNode {
     void channel.send({ type: 'hello', capabilities: this.capabilities() });
     // The first ping waits a moment: one sent as the channel opens can take a second while the transport settles.
     peer.firstPing = setTimeout(() => void channel.send({ type: 'ping', t: performance.now() }), FIRST_PING_MS);
-    this.onChange();
+    this.changed();
     return channel;
   }
 
@@ -122,7 +132,7 @@ export class MeshNode {
     this.peers.delete(peerId);
     this.server.peerLeft(peerId);
     this.requester.peerLeft(peerId);
-    this.onChange();
+    this.changed();
   }
 
   peer(peerId: string): MeshPeer | undefined {
@@ -148,7 +158,7 @@ export class MeshNode {
     switch (message.type) {
       case 'hello':
         peer.capabilities = message.capabilities;
-        this.onChange();
+        this.changed();
         return;
       case 'ping':
         void send({ type: 'pong', t: message.t });
@@ -158,7 +168,7 @@ export class MeshNode {
           const sample = Math.max(0, performance.now() - message.t);
           peer.rttMs = peer.rttMs === null ? sample : peer.rttMs + RTT_GAIN * (sample - peer.rttMs);
         }
-        this.onChange();
+        this.changed();
         return;
       case 'job:offer':
         this.server.offer(peer.peerId, message, send);

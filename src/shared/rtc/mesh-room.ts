@@ -13,6 +13,8 @@ import {
   type ServerToClientEvents,
 } from '../socket-contract.ts';
 import { type IceServer, type LinkSignal, type LinkState, type PeerConnectionFactory, PeerLink } from './peer-link.ts';
+import { PresencePublisher } from './presence.ts';
+import { SignalOutbox } from './signal-outbox.ts';
 
 export type MeshSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -35,6 +37,11 @@ export interface MeshSnapshot {
   error: string | null;
 }
 
+export interface MeshRoomHooks {
+  /** The server acknowledged the join (benchmarks time from here to every channel open). */
+  joined?: () => void;
+}
+
 export class MeshRoom {
   private readonly links = new Map<string, PeerLink>();
   private readonly infos = new Map<string, PeerInfo>();
@@ -48,12 +55,8 @@ export class MeshRoom {
    * first). Replayed when the peer is known; bounded, and forgotten if the peer never shows up.
    */
   private readonly early = new Map<string, { signals: LinkSignal[]; since: number }>();
-  /** Signals waiting to go to each peer (see `relay`). */
-  private readonly outbox = new Map<string, { queue: LinkSignal[]; sending: boolean }>();
-
-  private presenceTimer: ReturnType<typeof setTimeout> | null = null;
-  private presencePending = false;
-  private presenceSent = '';
+  private readonly outbox: SignalOutbox;
+  private readonly presence: PresencePublisher;
 
   constructor(
     private readonly socket: MeshSocket,
@@ -61,40 +64,28 @@ export class MeshRoom {
     private readonly iceServers: IceServer[],
     private readonly createPeerConnection: PeerConnectionFactory,
     readonly node: MeshNode,
+    private readonly hooks: MeshRoomHooks = {},
   ) {
     this.snapshot = { room, self: null, peers: [], error: null };
-    node.onChange = () => {
-      this.changed();
-      this.publishPresence();
-    };
+    this.outbox = new SignalOutbox((to, data) =>
+      this.socket
+        .timeout(10_000)
+        .emitWithAck('signal:relay', { room: this.room, to, data })
+        .catch(() => null),
+    );
+    this.presence = new PresencePublisher(
+      () => this.capabilities(),
+      (capabilities) => this.socket.emit('peer:update', { room: this.room, capabilities }, () => {}),
+    );
+    this.detach.push(
+      node.subscribe(() => {
+        this.changed();
+        if (this.self) this.presence.publish();
+      }),
+    );
   }
 
-  /**
-   * The server's member list shows capabilities too (before any channel opens), and job records check that a
-   * serving peer shares: a change goes out at once, further ones at most once a second.
-   */
-  private publishPresence(): void {
-    if (!this.self) return;
-    // Only what changed (pings and hellos from peers change nothing here).
-    const capabilities = this.presence();
-    const text = JSON.stringify(capabilities);
-    if (text === this.presenceSent) return;
-    if (this.presenceTimer) {
-      this.presencePending = true;
-      return;
-    }
-    this.presenceSent = text;
-    this.socket.emit('peer:update', { room: this.room, capabilities }, () => {});
-    this.presenceTimer = setTimeout(() => {
-      this.presenceTimer = null;
-      if (this.presencePending) {
-        this.presencePending = false;
-        this.publishPresence();
-      }
-    }, 1000);
-  }
-
-  private presence(): Capabilities {
+  private capabilities(): Capabilities {
     const own = this.node.capabilities();
     return { backend: own.backend, models: own.models, tokensPerSecond: own.tokensPerSecond, sharing: own.sharing, queue: Math.min(own.queue, 1000) };
   }
@@ -129,7 +120,7 @@ export class MeshRoom {
     let link = this.links.get(peer.peerId);
     if (!link && this.self) {
       let channel: PeerChannel | undefined;
-      const made = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.createPeerConnection, this.iceServers, (signal) => this.relay(peer.peerId, signal), () => {
+      const made = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.createPeerConnection, this.iceServers, (signal) => this.outbox.send(peer.peerId, signal), () => {
         if (made.state().channel === 'closed' && channel) this.node.removePeer(peer.peerId, channel);
         this.changed();
       });
@@ -152,74 +143,32 @@ export class MeshRoom {
     return link as PeerLink;
   }
 
-  /**
-   * Sends signals to one peer one at a time, each after the server acknowledged the last, so they arrive in the
-   * order they were made (a candidate ahead of its description is refused); candidates that queued up meanwhile
-   * go as one message. A rate-limited signal is sent again when the server says it may be.
-   */
-  private relay(to: string, signal: LinkSignal): void {
-    const box = this.outbox.get(to) ?? { queue: [], sending: false };
-    this.outbox.set(to, box);
-    // The head of the queue may be on its way: only a later entry takes more candidates.
-    const last = box.queue.length > 1 ? box.queue.at(-1) : undefined;
-    if (last && 'candidates' in last && 'candidates' in signal && last.candidates.length + signal.candidates.length <= 64) last.candidates.push(...signal.candidates);
-    else box.queue.push(signal);
-    if (box.sending) return;
-    box.sending = true;
-    void (async () => {
-      while (box.queue.length && this.outbox.get(to) === box) {
-        const data = box.queue[0] as LinkSignal;
-        const result = await this.socket
-          .timeout(10_000)
-          .emitWithAck('signal:relay', { room: this.room, to, data })
-          .catch(() => null);
-        if (result && !result.ok && result.error === 'RATE_LIMITED') {
-          await new Promise((resolve) => setTimeout(resolve, result.retryInMs ?? 1000));
-          continue;
-        }
-        // Delivered, or undeliverable (the peer left, or no answer in 10 s): the watchdog renegotiates if needed.
-        box.queue.shift();
-      }
-      box.sending = false;
-    })();
-  }
-
   private drop(peerId: string): void {
     const link = this.links.get(peerId);
     if (link) this.node.removePeer(peerId);
     link?.close();
     this.links.delete(peerId);
-    this.outbox.delete(peerId);
+    this.outbox.forget(peerId);
     this.infos.delete(peerId);
     this.changed();
   }
 
   async join(): Promise<void> {
-    const on = <E extends 'peer:joined' | 'peer:left' | 'peer:updated' | 'signal' | 'room:kicked'>(event: E, handler: (payload: never) => void) => {
-      this.socket.on(event, handler as never);
-      this.detach.push(() => this.socket.off(event, handler as never));
+    const onPeer: ServerToClientEvents['peer:joined'] = ({ room, peer }) => {
+      if (room === this.room) this.link(peer);
     };
-    on('peer:joined', ({ room, peer }: { room: string; peer: PeerInfo }) => {
-      if (room === this.room) this.link(peer);
-    });
-    on('peer:updated', ({ room, peer }: { room: string; peer: PeerInfo }) => {
-      if (room === this.room) this.link(peer);
-    });
-    on('peer:left', ({ room, peerId }: { room: string; peerId: string }) => {
+    const onLeft: ServerToClientEvents['peer:left'] = ({ room, peerId }) => {
       if (room === this.room) this.drop(peerId);
-    });
+    };
     // The server took this socket out of the room (it came back to a room that had filled up meanwhile): the links
     // are stale, and the reason is shown as a failed join would be.
-    on('room:kicked', ({ room, message }: { room: string; message: string }) => {
+    const onKicked: ServerToClientEvents['room:kicked'] = ({ room, message }) => {
       if (room !== this.room) return;
-      for (const peerId of [...this.links.keys()]) this.drop(peerId);
-      this.infos.clear();
-      this.early.clear();
-      this.self = null;
+      this.reset();
       this.error = message;
       this.changed();
-    });
-    on('signal', ({ room, from, data }: { room: string; from: string; data: unknown }) => {
+    };
+    const onSignal: ServerToClientEvents['signal'] = ({ room, from, data }) => {
       const parsed = LinkSignalSchema.safeParse(data);
       if (room !== this.room || !parsed.success) return;
       const signal = parsed.data;
@@ -235,27 +184,43 @@ export class MeshRoom {
       void this.link(info)
         .signal(signal)
         .catch(() => undefined);
-    });
+    };
     // A reconnect the server could not recover (it restarted, or the socket was away too long) comes back as a new
     // peer with no rooms: everyone's peer ids are new, so the old links go and the room is joined afresh.
     const onConnect = () => {
       if (this.socket.recovered || !this.self) return;
-      for (const peerId of [...this.links.keys()]) this.drop(peerId);
-      this.infos.clear();
-      this.early.clear();
-      this.self = null;
+      this.reset();
       this.changed();
       void this.enter();
     };
+    this.socket.on('peer:joined', onPeer);
+    this.socket.on('peer:updated', onPeer);
+    this.socket.on('peer:left', onLeft);
+    this.socket.on('room:kicked', onKicked);
+    this.socket.on('signal', onSignal);
     this.socket.on('connect', onConnect);
-    this.detach.push(() => this.socket.off('connect', onConnect));
+    this.detach.push(() => {
+      this.socket.off('peer:joined', onPeer);
+      this.socket.off('peer:updated', onPeer);
+      this.socket.off('peer:left', onLeft);
+      this.socket.off('room:kicked', onKicked);
+      this.socket.off('signal', onSignal);
+      this.socket.off('connect', onConnect);
+    });
     await this.enter();
+  }
+
+  /** Forgets every link and member: the server no longer has this socket in the room as we knew it. */
+  private reset(): void {
+    for (const peerId of [...this.links.keys()]) this.drop(peerId);
+    this.infos.clear();
+    this.early.clear();
+    this.self = null;
   }
 
   /** Asks the server to join, then makes a link to everyone there. */
   private async enter(): Promise<void> {
-    const joinedWith = this.presence();
-    this.presenceSent = JSON.stringify(joinedWith);
+    const joinedWith = this.presence.forJoin();
     const result = await this.socket
       .timeout(JOIN_TIMEOUT_MS)
       .emitWithAck('room:join', { room: this.room, capabilities: joinedWith })
@@ -267,8 +232,7 @@ export class MeshRoom {
     }
     this.error = null;
     this.self = result.data.self;
-    // For bench/signaling.ts: join acknowledged → every data channel open.
-    performance.mark('mesh:joined');
+    this.hooks.joined?.();
     // Those already here, and any announced before our join was answered: a link to each (perfect negotiation
     // sorts out who offers).
     for (const peer of [...result.data.peers, ...this.infos.values()]) this.link(peer);
@@ -277,7 +241,7 @@ export class MeshRoom {
 
   async leave(): Promise<void> {
     this.detach.splice(0).forEach((off) => off());
-    if (this.presenceTimer) clearTimeout(this.presenceTimer);
+    this.presence.stop();
     for (const peerId of [...this.links.keys()]) this.drop(peerId);
     if (this.socket.connected) await this.socket.timeout(JOIN_TIMEOUT_MS).emitWithAck('room:leave', { room: this.room }).catch(() => undefined);
   }

@@ -71,7 +71,8 @@ export async function joinMeshRoom(slug: string, invite?: string, options: { gue
     const iceServers = await trpc.room.iceServers.query();
     // Sharing is off in every room until the person turns it on there.
     meshNode.setSharing(false);
-    const joined = new MeshRoom(socket, slug, iceServers, createPeerConnection, meshNode);
+    // A User Timing mark when the join is acknowledged: performance tools (and bench/signaling.ts) time the mesh from it.
+    const joined = new MeshRoom(socket, slug, iceServers, createPeerConnection, meshNode, { joined: () => performance.mark('mesh:joined') });
     room = joined;
     emit();
     // The server ends this socket when the session changes (sign-up, log-out): come back with the new one.
