@@ -155,7 +155,11 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       ? recheckRecovered().catch((error: unknown) => options.log.error({ err: error }, 'recovered socket check failed'))
       : Promise.resolve();
 
-    /** Rate limit and schema check around every handler; a missing ack is tolerated, not trusted. */
+    /**
+     * Rate limit and schema check around every handler; a missing ack is tolerated, not trusted. The listener takes
+     * `unknown`, not the contract's payload type: a client sends what it likes, and only `schema` makes it typed (the
+     * one cast below says exactly that to Socket.IO's typed `on`).
+     */
     function on<E extends keyof ClientToServerEvents, S extends z.ZodType, T>(
       event: E,
       schema: S,
