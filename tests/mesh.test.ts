@@ -13,7 +13,8 @@ import type { EngineMessage, EngineModel, LoadedInfo } from '../src/shared/engin
 import { EngineGate } from '../src/shared/mesh/engine-gate.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS } from '../src/shared/mesh/job-server.ts';
 import { DEFAULT_REQUESTER_OPTIONS, type MeshOutcome, MeshJobError } from '../src/shared/mesh/job-requester.ts';
-import { MeshNode, modelFingerprint } from '../src/shared/mesh/mesh-node.ts';
+import { MeshNode } from '../src/shared/mesh/mesh-node.ts';
+import { modelFingerprint } from '../src/shared/schemas/models.ts';
 import type { PeerChannel } from '../src/shared/mesh/peer-channel.ts';
 import { PEER_LIMITS, type JobSampling, type ModelRef } from '../src/shared/peer-protocol.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';

@@ -13,7 +13,8 @@ import type { AppRouter } from '../server/trpc/root.ts';
 import type { EngineModel, LoadedInfo } from '../shared/engine-protocol.ts';
 import { EngineGate } from '../shared/mesh/engine-gate.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS } from '../shared/mesh/job-server.ts';
-import { MeshNode, modelFingerprint } from '../shared/mesh/mesh-node.ts';
+import { MeshNode } from '../shared/mesh/mesh-node.ts';
+import { modelFingerprint } from '../shared/schemas/models.ts';
 import type { ModelRef } from '../shared/peer-protocol.ts';
 import { MeshRoom, type MeshSocket } from '../shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../shared/rtc/peer-link.ts';
@@ -58,7 +59,7 @@ const SESSION_COOKIE = /^(__Host-)?mesh_session=/;
 
 export class HeadlessPeer {
   private cookie = '';
-  private room: MeshRoom | null = null;
+  private room: MeshRoom<MeshNode> | null = null;
   private socket: MeshSocket | null = null;
   private client: EngineClient | null = null;
   private displayName = '';

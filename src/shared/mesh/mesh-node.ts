@@ -30,11 +30,7 @@ export interface MeshNodeOptions {
   requesting?: JobRequesterOptions;
 }
 
-/** The identity of a model's exact weights: the commit pins every file's bytes and the dtype picks the weights file. */
-export async function modelFingerprint(repo: string, revision: string, dtype: string): Promise<string> {
-  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${repo}@${revision}:${dtype}`));
-  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
-}
+export { modelFingerprint } from '../schemas/models.ts';
 
 export class MeshNode {
   readonly server: JobServer;

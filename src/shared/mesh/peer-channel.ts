@@ -10,14 +10,9 @@ import {
   PeerMessageSchema,
 } from '../peer-protocol.ts';
 
-/** What a link gives the channel: the data channel's send side, however the WebRTC stack spells it. */
-export interface Wire {
-  send(text: string): void;
-  isOpen(): boolean;
-  bufferedAmount(): number;
-  /** Calls `listener` once when the buffered amount falls to `threshold` (or the wire closes). */
-  onceBelow(threshold: number, listener: () => void): void;
-}
+import type { Wire } from '../wire.ts';
+
+export type { Wire } from '../wire.ts';
 
 /** Room in a frame for its own fields around the data. */
 const FRAME_OVERHEAD = 128;

@@ -2,9 +2,8 @@
 // and ICE relayed through the server's `/mesh` namespace; each open data channel joins the MeshNode (mesh
 // inference, RTT). The browser's room screen reads it as an external store; the headless peer drives it too.
 import type { Socket } from 'socket.io-client';
-import type { MeshNode } from '../mesh/mesh-node.ts';
-import type { PeerChannel } from '../mesh/peer-channel.ts';
 import type { PeerCapabilities } from '../peer-protocol.ts';
+import type { Wire } from '../wire.ts';
 import {
   type Capabilities,
   type ClientToServerEvents,
@@ -37,12 +36,30 @@ export interface MeshSnapshot {
   error: string | null;
 }
 
+/** A channel the mesh made for a peer's open data channel: what arrives on the wire goes to `receive`. */
+export interface RoomChannel {
+  receive(data: unknown): void;
+  droppedTotal(): number;
+}
+
+/**
+ * What a room needs of the mesh on top of it (mesh/mesh-node.ts is the one there is): open channels join it, its
+ * capabilities are this device's presence, and its changes re-render the room.
+ */
+export interface RoomMesh {
+  capabilities(): PeerCapabilities;
+  addPeer(peerId: string, name: string, wire: Wire, userId: string): RoomChannel;
+  removePeer(peerId: string, channel?: RoomChannel): void;
+  peer(peerId: string): { rttMs: number | null; capabilities: PeerCapabilities | null; channel: RoomChannel } | undefined;
+  subscribe(listener: () => void): () => void;
+}
+
 export interface MeshRoomHooks {
   /** The server acknowledged the join (benchmarks time from here to every channel open). */
   joined?: () => void;
 }
 
-export class MeshRoom {
+export class MeshRoom<N extends RoomMesh = RoomMesh> {
   private readonly links = new Map<string, PeerLink>();
   private readonly infos = new Map<string, PeerInfo>();
   private self: PeerInfo | null = null;
@@ -63,7 +80,7 @@ export class MeshRoom {
     readonly room: string,
     private readonly iceServers: IceServer[],
     private readonly createPeerConnection: PeerConnectionFactory,
-    readonly node: MeshNode,
+    readonly node: N,
     private readonly hooks: MeshRoomHooks = {},
   ) {
     this.snapshot = { room, self: null, peers: [], error: null };
@@ -119,7 +136,7 @@ export class MeshRoom {
   private link(peer: PeerInfo): PeerLink {
     let link = this.links.get(peer.peerId);
     if (!link && this.self) {
-      let channel: PeerChannel | undefined;
+      let channel: RoomChannel | undefined;
       const made = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.createPeerConnection, this.iceServers, (signal) => this.outbox.send(peer.peerId, signal), () => {
         if (made.state().channel === 'closed' && channel) this.node.removePeer(peer.peerId, channel);
         this.changed();

@@ -2,7 +2,7 @@
 // side yields on glare), trickle ICE, and recovery when the connection fails or never comes up. The same class
 // runs on the browser's RTCPeerConnection and on werift's in Node (the headless peer): it uses only the part of
 // the standard API both have, described below.
-import type { Wire } from '../mesh/peer-channel.ts';
+import type { Wire } from '../wire.ts';
 import type { LinkSignal } from '../socket-contract.ts';
 
 export type { LinkSignal };

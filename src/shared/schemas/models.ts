@@ -93,3 +93,9 @@ export const DownloadErrorCodeSchema = z.enum([
 export type DownloadErrorCode = z.infer<typeof DownloadErrorCodeSchema>;
 
 export const ModelRefInputSchema = z.object({ id: ModelIdSchema }).strict();
+
+/** The identity of a model's exact weights: the commit pins every file's bytes and the dtype picks the weights file. */
+export async function modelFingerprint(repo: string, revision: string, dtype: string): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${repo}@${revision}:${dtype}`));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}

@@ -5,7 +5,7 @@
 import type { EngineMessage } from '../../../shared/engine-protocol.ts';
 import { type MeshOutcome, MeshJobError, type PeerView } from '../../../shared/mesh/job-requester.ts';
 import type { JobSampling, ModelRef } from '../../../shared/peer-protocol.ts';
-import type { MeshRoom } from '../../../shared/rtc/mesh-room.ts';
+import type { MeshRoom } from './mesh-store.ts';
 import { trpc } from '../../lib/trpc.ts';
 
 export interface MeshAnswer {

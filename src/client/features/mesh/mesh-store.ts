@@ -5,12 +5,15 @@ import { useSyncExternalStore } from 'react';
 import { EngineGate, type MeshEngine } from '../../../shared/mesh/engine-gate.ts';
 import { DEFAULT_REQUESTER_OPTIONS } from '../../../shared/mesh/job-requester.ts';
 import { MeshNode } from '../../../shared/mesh/mesh-node.ts';
-import { MeshRoom } from '../../../shared/rtc/mesh-room.ts';
+import { MeshRoom as RtcMeshRoom } from '../../../shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../../../shared/rtc/peer-link.ts';
 import { meshSocket } from '../../lib/socket.ts';
 import { trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
 import { loadedModel, onModelStoreChange } from '../models/model-store.ts';
+
+/** The app's room: the WebRTC mesh (rtc/) with this device's mesh node (mesh/) on it. */
+export type MeshRoom = RtcMeshRoom<MeshNode>;
 
 /** One engine for the tab: local chat takes the `local` lane, jobs served for peers the `mesh` lane. */
 export const engineGate = new EngineGate();
@@ -72,7 +75,7 @@ export async function joinMeshRoom(slug: string, invite?: string, options: { gue
     // Sharing is off in every room until the person turns it on there.
     meshNode.setSharing(false);
     // A User Timing mark when the join is acknowledged: performance tools (and bench/signaling.ts) time the mesh from it.
-    const joined = new MeshRoom(socket, slug, iceServers, createPeerConnection, meshNode, { joined: () => performance.mark('mesh:joined') });
+    const joined = new RtcMeshRoom(socket, slug, iceServers, createPeerConnection, meshNode, { joined: () => performance.mark('mesh:joined') });
     room = joined;
     emit();
     // The server ends this socket when the session changes (sign-up, log-out): come back with the new one.

@@ -4,9 +4,9 @@ import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Link, useLocation, useParams, useSearch } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import { ROOM_LIMITS } from '../../../shared/schemas/room.ts';
-import type { MeshRoom, MeshSnapshot } from '../../../shared/rtc/mesh-room.ts';
+import type { MeshSnapshot } from '../../../shared/rtc/mesh-room.ts';
 import { api, trpc } from '../../lib/trpc.ts';
-import { joinMeshRoom, leaveMeshRoom, useMeshRoom } from '../mesh/mesh-store.ts';
+import { type MeshRoom, joinMeshRoom, leaveMeshRoom, useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 
 export function RoomsPage() {
