@@ -26,6 +26,7 @@ import { type SessionPolicy, type ValidSession, validateSessionToken } from '../
 import { sessionCookieName } from '../trpc/context.ts';
 import { HandshakeGuard } from '../socket/handshake-guard.ts';
 import { type MeshNamespace, type MeshSocket, registerMesh, sessionKey } from '../socket/mesh.handlers.ts';
+import { OutageBacklog } from '../socket/outage-backlog.ts';
 import { watchSession } from '../socket/session-expiry.ts';
 import { claimSocket } from '../socket/socket-caps.ts';
 
@@ -189,17 +190,26 @@ export const socketPlugin = fp<SocketPluginOptions>(
       });
       socket.once('disconnect', stop);
     });
+    const backlog = relay ? new OutageBacklog(mesh, relay, app.log) : null;
+    if (backlog) app.addHook('onClose', async () => backlog.close());
     registerMesh(mesh, {
       db: options.database.prisma,
       database: options.database.availability,
       redis: relay,
+      backlog,
       eventsPerSecond: env.SOCKET_EVENTS_PER_SECOND,
       socketsPerUserPerRoom: env.SOCKETS_PER_USER_PER_ROOM,
       log: app.log,
     });
 
     options.onSessionsRevoked?.(({ sessionIds }) => {
-      if (sessionIds.length) mesh.in(sessionIds.map(sessionKey)).disconnectSockets(true);
+      if (sessionIds.length === 0) return;
+      const keys = sessionIds.map(sessionKey);
+      // This node's sockets at once: through the Redis adapter, the disconnect waits for Redis. While it is down, the
+      // other nodes' are ended once it is back (the backlog).
+      mesh.local.in(keys).disconnectSockets(true);
+      if (backlog?.holding) backlog.revoked(keys);
+      else mesh.in(keys).disconnectSockets(true);
     });
 
     app.decorate('io', io);

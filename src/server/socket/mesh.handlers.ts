@@ -24,6 +24,7 @@ import type { PrismaClient } from '../db/client.ts';
 import { type Dependency, unavailability } from '../dependencies/dependency.ts';
 import { ACROSS_NODES_TIMEOUT_MS } from '../dependencies/redis.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
+import type { OutageBacklog } from './outage-backlog.ts';
 import { type SeatRefusal, seatRefusal } from './room-seats.ts';
 
 export type MeshNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -76,6 +77,8 @@ export interface MeshOptions {
   /** Joins need the database (membership, the seat count's lock) and, with several nodes, Redis (the count itself). */
   database: Dependency;
   redis: Dependency | null;
+  /** With Redis: presence that changed while it was down, told to the other nodes once it is back. */
+  backlog: OutageBacklog | null;
   /** Events per socket per second (a burst of this size, refilled every second). */
   eventsPerSecond: number;
   /** Sockets of one person in one room (SOCKETS_PER_USER_PER_ROOM); together they take one seat. */
@@ -86,7 +89,7 @@ export interface MeshOptions {
 const fail = (error: SocketErrorCode, message: string) => ({ ok: false as const, error, message });
 const unavailable = (error: { message: string; retryAfterSeconds: number }) => ({ ...fail('UNAVAILABLE', error.message), retryInMs: error.retryAfterSeconds * 1000 });
 
-function peerInfo(data: SocketData, room: string): PeerInfo {
+export function peerInfo(data: SocketData, room: string): PeerInfo {
   return { peerId: data.peerId, userId: data.userId, displayName: data.displayName, capabilities: data.capabilities[room] ?? NO_CAPABILITIES };
 }
 
@@ -139,6 +142,12 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
     const perUser = options.socketsPerUserPerRoom;
     /** The sockets in `key` on every node. */
     const present = (key: string) => acrossNodes(options.redis, () => mesh.in(key).fetchSockets());
+    /** The others in room `key`, for presence: with Redis down, this node's now and the rest from the backlog later. */
+    const others = (key: string) => (options.backlog?.holding ? socket.to(key).local : socket.to(key));
+    const left = (slug: string) => {
+      others(roomKey(slug)).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+      options.backlog?.left(slug, socket.data.peerId);
+    };
 
     /** Why the socket may not stay in the room it was in before, or null. */
     async function seatLost(slug: string, key: string) {
@@ -238,7 +247,7 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       socket.to(key).emit(already ? 'peer:updated' : 'peer:joined', { room: slug, peer: self });
       // Listed after joining: of two peers joining at once, each then hears of the other by this list or by
       // peer:joined (a list taken before joining missed a peer that joined in between, and neither heard).
-      const others = await present(key).catch(async (listing: unknown) => {
+      const everyone = await present(key).catch(async (listing: unknown) => {
         // A join answered as failed leaves nobody in the room: undone, and the room told so.
         if (!already) {
           await socket.leave(key);
@@ -246,7 +255,7 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
         }
         throw listing;
       });
-      const peers = others.filter((s) => s.id !== socket.id).map((s) => peerInfo(s.data, slug));
+      const peers = everyone.filter((s) => s.id !== socket.id).map((s) => peerInfo(s.data, slug));
       return { ok: true, data: { room: slug, self, peers } };
     });
 
@@ -254,7 +263,7 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       const key = roomKey(slug);
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
       await socket.leave(key);
-      socket.to(key).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+      left(slug);
       return { ok: true, data: null };
     });
 
@@ -262,7 +271,8 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       const key = roomKey(slug);
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
       socket.data.capabilities = { ...socket.data.capabilities, [slug]: capabilities };
-      socket.to(key).emit('peer:updated', { room: slug, peer: peerInfo(socket.data, slug) });
+      others(key).emit('peer:updated', { room: slug, peer: peerInfo(socket.data, slug) });
+      options.backlog?.updated(slug, socket.data.peerId, socket.id);
       return { ok: true, data: null };
     });
 
@@ -273,13 +283,17 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       // The target by its own peer room, then checked to be in this room: signals never cross rooms.
       const target = await peerSocket(mesh, to, options.redis);
       if (!target || !target.rooms.has(key)) return fail('PEER_NOT_FOUND', `No peer ${to} in room ${slug}`);
-      target.emit('signal', { room: slug, from: socket.data.peerId, data });
+      const signal = { room: slug, from: socket.data.peerId, data };
+      // Through the Redis adapter even a socket's own emit waits for its place in the stream (so a recovered connection
+      // can replay it): with Redis down, a peer on this node gets it at once instead, without the replay.
+      if (options.redis && !options.redis.up && mesh.sockets.get(target.id) === target) mesh.local.to(target.id).emit('signal', signal);
+      else target.emit('signal', signal);
       return { ok: true, data: null };
     });
 
     socket.on('disconnecting', () => {
       for (const key of socket.rooms) {
-        if (key.startsWith('room:')) socket.to(key).emit('peer:left', { room: key.slice('room:'.length), peerId: socket.data.peerId });
+        if (key.startsWith('room:')) left(key.slice('room:'.length));
       }
     });
   });
