@@ -39,6 +39,10 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
   /** A socket on node B of a session signed out on node A during the outage. */
   let leavingThere: MeshClient;
   let stoppedAt = 0;
+  /** Background traffic through the outage: a join, a signal to the other node and a leave, over and over, on each node. */
+  let traffic = true;
+  let loops: Promise<void>[] = [];
+  const answers: { event: string; result: Ack<unknown> | 'no answer'; ms: number }[] = [];
 
   async function startNode(): Promise<Node> {
     const log: string[] = [];
@@ -47,6 +51,7 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
       REDIS_KEY_PREFIX: prefix,
       DATABASE_POOL_SIZE: '4',
       SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000',
+      SOCKET_EVENTS_PER_SECOND: '1000',
       LOG_LEVEL: 'info',
       ...(db.url ? { DATABASE_URL: db.url } : {}),
     });
@@ -78,6 +83,8 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
     await vi.waitFor(async () => expect(await Promise.all([a, b].map((node) => node.app.mesh.adapter.serverCount()))).toEqual([2, 2]));
   });
   afterAll(async () => {
+    traffic = false;
+    await Promise.all(loops);
     for (const socket of open) socket.disconnect();
     await a?.app.close();
     await b?.app.close();
@@ -85,7 +92,32 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
     await redis.destroy();
   });
 
+  /** One socket on each node, each joining, signalling the other, leaving, until `traffic` is false. */
+  async function startTraffic() {
+    const sockets = await Promise.all([a, b].map(async (node) => connectMesh(node.base, open, { cookie: await guestCookie(node.base, 'Traffic') })));
+    const ids: string[] = [];
+    const ask = async (socket: MeshClient, event: 'room:join' | 'room:leave' | 'signal:relay', payload: object) => {
+      const started = performance.now();
+      const result = (await socket.timeout(5000).emitWithAck(event, payload as never).catch(() => 'no answer' as const)) as Ack<unknown> | 'no answer';
+      answers.push({ event, result, ms: performance.now() - started });
+      return result;
+    };
+    loops = sockets.map(async (socket, i) => {
+      while (traffic) {
+        const result = await ask(socket, 'room:join', { room: 'global' });
+        if (result !== 'no answer' && result.ok) ids[i] = (result.data as { self: PeerInfo }).self.peerId;
+        const other = ids[1 - i];
+        if (other) await ask(socket, 'signal:relay', { room: 'global', to: other, data: { n: answers.length } });
+        await ask(socket, 'room:leave', { room: 'global' });
+        // A steady trickle, not a flood: this measures answers, not the machine.
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    });
+  }
+
   it('refuses what needs Redis at once with UNAVAILABLE while it is down, and keeps what does not', async () => {
+    await startTraffic();
+    await vi.waitFor(() => expect(answers.filter((answer) => answer.result !== 'no answer' && answer.result.ok).length).toBeGreaterThan(10), { timeout: 10_000, interval: 20 });
     for (const [name, node] of [['x', a], ['x2', a], ['z', a], ['y', b]] as const) {
       const cookie = await guestCookie(node.base, name);
       const socket = await connectMesh(node.base, open, { cookie });
@@ -142,6 +174,16 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
     expect(leavingThere.connected).toBe(true);
     await redis.start();
     for (const node of [a, b]) await vi.waitFor(async () => expect((await health(node)).status).toBe(200), { timeout: 5000, interval: 25 });
+    const after = answers.length;
+    await vi.waitFor(() => expect(answers.slice(after).filter((answer) => answer.event === 'signal:relay' && answer.result !== 'no answer' && answer.result.ok).length).toBeGreaterThan(2), { timeout: 10_000, interval: 20 });
+    traffic = false;
+    await Promise.all(loops);
+    // Every event of the traffic was answered, never left to the client's timeout; refusals said UNAVAILABLE, at once.
+    const failed = answers.filter((answer) => answer.result === 'no answer' || (!answer.result.ok && !['UNAVAILABLE', 'NOT_IN_ROOM', 'PEER_NOT_FOUND'].includes(answer.result.error)));
+    expect(failed).toEqual([]);
+    const unavailable = answers.filter((answer) => answer.result !== 'no answer' && !answer.result.ok && answer.result.error === 'UNAVAILABLE');
+    expect(unavailable.length).toBeGreaterThan(0);
+    expect(Math.max(...unavailable.map((answer) => answer.ms))).toBeLessThan(1000);
 
     // Heard on node B: the departure and the update made on node A during the outage.
     expect(await left).toEqual({ room: 'global', peerId: peers.z.self.peerId });
@@ -153,6 +195,7 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
     const fromA = await joined(onA);
     const announced = next(onA, 'peer:joined');
     const fromB = await joined(onB);
+    // Exactly these: z left during the outage, and the traffic's sockets left.
     expect(fromB.peers.map((peer) => peer.peerId).sort()).toEqual([peers.x.self.peerId, peers.x2.self.peerId, peers.y.self.peerId, fromA.self.peerId].sort());
     expect(await announced).toMatchObject({ peer: { peerId: fromB.self.peerId } });
     // The join refused during the outage succeeds when tried again, and sees the peers on the other node.

@@ -5,6 +5,7 @@ import type { SqlDriverAdapterFactory } from '@prisma/client/runtime/client';
 import type { Dependency } from './dependency.ts';
 
 type SqlDriverAdapter = Awaited<ReturnType<SqlDriverAdapterFactory['connect']>>;
+type Transaction = Awaited<ReturnType<SqlDriverAdapter['startTransaction']>>;
 
 /** Driver adapter error kinds (`@prisma/driver-adapter-utils`) that mean the connection, not the query, failed. */
 const CONNECTION_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
@@ -42,10 +43,21 @@ export function gatedAdapter(factory: SqlDriverAdapterFactory, database: Depende
     database.suspect();
     throw database.unavailableError(error);
   };
+  const classify = <T>(use: () => Promise<T>): Promise<T> => use().catch(failed);
   const gate = async <T>(use: () => Promise<T>): Promise<T> => {
     database.assertUp();
-    return use().catch(failed);
+    return classify(use);
   };
+  // Inside a transaction nothing is refused (see above), but a connection lost mid-transaction is still unavailability.
+  const transaction = (tx: Transaction): Transaction => ({
+    provider: tx.provider,
+    adapterName: tx.adapterName,
+    options: tx.options,
+    queryRaw: (query) => classify(() => tx.queryRaw(query)),
+    executeRaw: (query) => classify(() => tx.executeRaw(query)),
+    commit: () => classify(() => tx.commit()),
+    rollback: () => classify(() => tx.rollback()),
+  });
   return {
     provider: factory.provider,
     adapterName: factory.adapterName,
@@ -57,7 +69,7 @@ export function gatedAdapter(factory: SqlDriverAdapterFactory, database: Depende
         queryRaw: (query) => gate(() => adapter.queryRaw(query)),
         executeRaw: (query) => gate(() => adapter.executeRaw(query)),
         executeScript: (script) => gate(() => adapter.executeScript(script)),
-        startTransaction: (isolationLevel) => gate(() => adapter.startTransaction(isolationLevel)),
+        startTransaction: (isolationLevel) => gate(async () => transaction(await adapter.startTransaction(isolationLevel))),
         ...(adapter.getConnectionInfo ? { getConnectionInfo: () => adapter.getConnectionInfo?.() ?? { supportsRelationJoins: false } } : {}),
         dispose: () => adapter.dispose(),
       };
