@@ -10,9 +10,11 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
+import { reconnectWhenAvailable } from '../src/shared/rtc/reconnect-when-available.ts';
 import { connectMesh, type MeshClient } from './support/mesh-socket.ts';
 import { type ScratchPostgres, scratchPostgres } from './support/scratch-services.ts';
 import { type ServerProcess, guestCookie, signUpCookie, startServer } from './support/server-process.ts';
+import { type TcpProxy, tcpProxy } from './support/tcp-proxy.ts';
 
 const cluster = await scratchPostgres();
 if (typeof cluster === 'string') console.warn(`Skipping the PostgreSQL outage tests: ${cluster}`);
@@ -41,6 +43,10 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
   let writing = true;
   let writers: Promise<void>[] = [];
   const sockets: MeshClient[] = [];
+  /** A connected client whose connection the test cuts during the outage (through `balancer`); it must come back. */
+  let balancer: TcpProxy;
+  let returning: MeshClient;
+  const handshakeRefusals: string[] = [];
 
   const get = async (url: string, headers: Record<string, string> = {}) => {
     const started = performance.now();
@@ -111,6 +117,7 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
     release();
     await Promise.all(writers);
     for (const socket of sockets) socket.disconnect();
+    balancer?.close();
     server?.child.kill('SIGTERM');
     await server?.exited;
     await hub?.stop();
@@ -137,6 +144,10 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
       }
     });
     await vi.waitFor(() => expect(outcomes.filter((o) => o.status === 200).length).toBeGreaterThanOrEqual(20), { timeout: 20_000, interval: 20 });
+    balancer = await tcpProxy(Number(new URL(server.url).port));
+    returning = await connectMesh(balancer.url, sockets, { cookie: guest, reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+    reconnectWhenAvailable(returning);
+    returning.on('connect_error', (error: Error & { data?: { code?: string } }) => handshakeRefusals.push(error.data?.code ?? error.message));
 
     await postgres.stop('immediate');
     await vi.waitFor(async () => expect(await health()).toBe(503), { timeout: 10_000, interval: 50 });
@@ -159,6 +170,13 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
     const error = await connectMesh(server.url, sockets, { cookie: guest }).catch((caught: unknown) => caught);
     expect(error).toMatchObject({ data: { code: 'UNAVAILABLE', retryInMs: expect.any(Number) } });
     expect(performance.now() - handshake).toBeLessThan(1000);
+    // A client whose connection drops now is refused as UNAVAILABLE when it reconnects, and keeps trying.
+    const dropped = new Promise((resolve) => returning.once('disconnect', resolve));
+    balancer.route(null);
+    await dropped;
+    balancer.route(Number(new URL(server.url).port));
+    await vi.waitFor(() => expect(handshakeRefusals.filter((code) => code === 'UNAVAILABLE').length).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 20 });
+    expect(returning.connected).toBe(false);
     // The download in progress is still reported (from memory; no session needed).
     expect((await status()).result?.data).toMatchObject({ phase: 'downloading', bytesDone: expect.any(Number) });
     await vi.waitFor(() => expect(outcomes.filter((o) => o.status === 503).length).toBeGreaterThanOrEqual(20), { timeout: 10_000, interval: 20 });
@@ -175,6 +193,9 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
     await postgres.start();
     // Probed four times a second while down: back well within the wait (bench/outage.ts measures it).
     await vi.waitFor(async () => expect(await health()).toBe(200), { timeout: 5000, interval: 25 });
+    // The client refused during the outage is connected again, by itself.
+    await vi.waitFor(() => expect(returning.connected).toBe(true), { timeout: 10_000, interval: 20 });
+    expect(handshakeRefusals.every((code) => code === 'UNAVAILABLE')).toBe(true);
     await vi.waitFor(async () => expect(await sql<{ phase: string }>(`SELECT phase FROM "ModelDownload" WHERE "modelId" = 'tiny'`)).toEqual([{ phase: 'READY' }]), { timeout: 10_000, interval: 50 });
 
     const afterCount = outcomes.length;

@@ -52,6 +52,9 @@ export class MeshRoom {
   private readonly outbox = new Map<string, { queue: LinkSignal[]; sending: boolean }>();
 
   private presenceTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A join the server could not take for now (UNAVAILABLE: its database or Redis is down), tried again when it said. */
+  private rejoinTimer: ReturnType<typeof setTimeout> | null = null;
+  private joined = false;
   private presencePending = false;
   private presenceSent = '';
 
@@ -210,7 +213,7 @@ export class MeshRoom {
     });
     // The server took this socket out of the room (it came back to a room that had filled up meanwhile): the links
     // are stale, and the reason is shown as a failed join would be.
-    on('room:kicked', ({ room, message }: { room: string; message: string }) => {
+    on('room:kicked', ({ room, error, message }: { room: string; error: string; message: string }) => {
       if (room !== this.room) return;
       for (const peerId of [...this.links.keys()]) this.drop(peerId);
       this.infos.clear();
@@ -218,6 +221,7 @@ export class MeshRoom {
       this.self = null;
       this.error = message;
       this.changed();
+      if (error === 'UNAVAILABLE') this.rejoinLater();
     });
     on('signal', ({ room, from, data }: { room: string; from: string; data: unknown }) => {
       const parsed = LinkSignalSchema.safeParse(data);
@@ -249,7 +253,16 @@ export class MeshRoom {
     };
     this.socket.on('connect', onConnect);
     this.detach.push(() => this.socket.off('connect', onConnect));
+    this.joined = true;
     await this.enter();
+  }
+
+  private rejoinLater(afterMs = 1000): void {
+    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = null;
+      if (this.joined && !this.self && this.socket.connected) void this.enter();
+    }, afterMs);
   }
 
   /** Asks the server to join, then makes a link to everyone there. */
@@ -263,6 +276,7 @@ export class MeshRoom {
     if (!result.ok) {
       this.error = result.message;
       this.changed();
+      if (result.error === 'UNAVAILABLE') this.rejoinLater(result.retryInMs);
       return;
     }
     this.error = null;
@@ -276,6 +290,8 @@ export class MeshRoom {
   }
 
   async leave(): Promise<void> {
+    this.joined = false;
+    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     this.detach.splice(0).forEach((off) => off());
     if (this.presenceTimer) clearTimeout(this.presenceTimer);
     for (const peerId of [...this.links.keys()]) this.drop(peerId);
