@@ -49,6 +49,15 @@ describe('Dependency', () => {
     dependency.close();
   });
 
+  it('fails a probe under way as soon as the connection is lost, even if its command is still queued', async () => {
+    const dependency = new Dependency('redis', { probe: () => new Promise(() => {}), probeTimeoutMs: 60_000, retryMs: 10_000 });
+    const probing = dependency.check();
+    dependency.lost(new Error('socket closed'));
+    expect(await probing).toBe(false);
+    expect(dependency.up).toBe(false);
+    dependency.close();
+  });
+
   it('fails guarded work as soon as the dependency goes down, without waiting for the work', async () => {
     const { dependency } = fake({ retryMs: 10_000 });
     const stuck = dependency.guard(() => new Promise<never>(() => {}), 60_000);

@@ -55,6 +55,8 @@ export interface DependencyOptions {
 export class Dependency {
   #state: DependencyStatus = { state: 'up', since: new Date() };
   #probing: Promise<boolean> | null = null;
+  /** Aborted by `lost()`: a probe under way then fails at once (its command may be stuck in a client's queue). */
+  #probeAbort = new AbortController();
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #listeners = new Set<(change: DependencyChange) => void>();
@@ -104,6 +106,7 @@ export class Dependency {
   /** The client library says the connection is gone (Redis' `error`/`end` events): down at once, then probed. */
   lost(error: unknown): void {
     if (this.#closed) return;
+    this.#probeAbort.abort(error);
     this.#markDown(error);
   }
 
@@ -182,19 +185,27 @@ export class Dependency {
 
   async #probe(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
+    if (this.#probeAbort.signal.aborted) this.#probeAbort = new AbortController();
+    const lost = this.#probeAbort.signal;
+    let onLost = () => {};
     try {
       await Promise.race([
         this.options.probe(this.#probeTimeoutMs),
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${this.#probeTimeoutMs} ms`)), this.#probeTimeoutMs);
+          onLost = () => reject(lost.reason);
+          lost.addEventListener('abort', onLost, { once: true });
         }),
       ]);
+      // An answer that raced the connection's loss proves nothing.
+      if (lost.aborted) throw lost.reason;
     } catch (error) {
       if (this.#closed) return false;
       this.#markDown(error);
       return false;
     } finally {
       clearTimeout(timer);
+      lost.removeEventListener('abort', onLost);
     }
     if (this.#closed) return false;
     this.#markUp();

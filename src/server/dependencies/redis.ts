@@ -9,6 +9,7 @@ interface RedisClient {
   ping(): Promise<unknown>;
   pubSubNumSub(channels: string[]): Promise<Record<string, number>>;
   on(event: 'error' | 'end' | 'ready', listener: (error?: unknown) => void): unknown;
+  duplicate(): RedisClient;
 }
 
 /** Work across nodes (fetchSockets, a recovered session) waits at most this for Redis; the adapter's own request timeout. */
@@ -30,9 +31,20 @@ export function redisDependency(client: RedisClient, channels: () => string[]): 
       if (!wanted.every((channel) => (subscribers[channel] ?? 0) > 0)) throw new Error('connected, but the Socket.IO subscriptions are not back yet');
     },
   });
-  client.on('error', (error: unknown) => redis.lost(error));
+  const watch = (connection: RedisClient) => {
+    connection.on('error', (error: unknown) => redis.lost(error));
+    connection.on('ready', () => void redis.check());
+  };
+  watch(client);
   client.on('end', () => redis.lost(new Error('connection closed')));
-  client.on('ready', () => void redis.check());
+  // The adapter's subscriber and stream reader are duplicates of this client: whichever connection notices first that
+  // Redis is gone says so (an idle connection can be the last to hear).
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = () => {
+    const copy = duplicate();
+    watch(copy);
+    return copy;
+  };
   // node-redis rejects the commands in flight when the connection drops; the adapter sends some without waiting for
   // them (PUBLISH of requests, SET of a disconnected socket's session), and an unhandled rejection would end the
   // process. They are marked handled here; whoever awaits them still gets the rejection.

@@ -53,9 +53,9 @@ async function connectRedis(url: string) {
   let connected = false;
   const client = createClient({
     url,
-    // The first connection fails start-up; a lost one is retried at least once a second (the adapter resumes its
-    // stream afterwards), so this node is back within about a second of Redis. The dependency logs the outage once.
-    socket: { reconnectStrategy: (retries) => (connected ? Math.min(50 * 2 ** retries, 1000) : false) },
+    // The first connection fails start-up; a lost one is retried at least twice a second (the adapter resumes its
+    // stream afterwards), so this node is back within about half a second of Redis. The dependency logs the outage once.
+    socket: { reconnectStrategy: (retries) => (connected ? Math.min(50 * 2 ** retries, 500) : false) },
   });
   // Errors are reported by the dependency (src/server/dependencies/redis.ts) once connected; the first, by connect().
   client.on('error', () => {});
