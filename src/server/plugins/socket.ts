@@ -221,5 +221,5 @@ export const socketPlugin = fp<SocketPluginOptions>(
       io.engine.close();
     });
   },
-  { name: 'socket', dependencies: ['@fastify/cookie'] },
+  { name: 'socket', dependencies: ['@fastify/cookie', 'dependencies'] },
 );
