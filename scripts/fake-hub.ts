@@ -79,6 +79,8 @@ export type Fault =
   | { kind: 'redirect-loop' }
   /** Stop sending after N body bytes, keeping the connection open. */
   | { kind: 'stall'; atByte: number }
+  /** Pause after N body bytes until `until` resolves, then send the rest (a test decides when a download goes on). */
+  | { kind: 'hold'; atByte: number; until: Promise<void> }
   | { kind: 'status'; status: number };
 
 interface HubFile {
@@ -283,7 +285,7 @@ export class FakeHub {
     extraHeaders: Record<string, string>,
     faultKey = file.path,
   ) {
-    const fault = this.takeFault(faultKey, ['drop', 'oversize', 'flip', 'ignore-range', 'stall']);
+    const fault = this.takeFault(faultKey, ['drop', 'oversize', 'flip', 'ignore-range', 'stall', 'hold']);
     const size = file.content.size;
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     let start = 0;
@@ -300,8 +302,17 @@ export class FakeHub {
     if (fault?.kind !== 'oversize') headers['content-length'] = String(end - start);
     res.writeHead(status, headers);
     let offset = start;
+    let held = false;
     for await (const original of file.content.read(start, end)) {
       let chunk = original;
+      if (fault?.kind === 'hold' && !held && offset + chunk.length > fault.atByte) {
+        const before = chunk.subarray(0, Math.max(0, fault.atByte - offset));
+        if (before.length) res.write(before);
+        await fault.until;
+        held = true;
+        chunk = chunk.subarray(before.length);
+        offset += before.length;
+      }
       if (fault?.kind === 'flip' && fault.atByte >= offset && fault.atByte < offset + chunk.length) {
         chunk = Buffer.from(chunk);
         const at = fault.atByte - offset;

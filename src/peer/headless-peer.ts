@@ -18,6 +18,7 @@ import { modelFingerprint } from '../shared/schemas/models.ts';
 import type { ModelRef } from '../shared/peer-protocol.ts';
 import { MeshRoom, type MeshSocket } from '../shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../shared/rtc/peer-link.ts';
+import { reconnectWhenAvailable } from '../shared/rtc/reconnect-when-available.ts';
 import { MESH_NAMESPACE } from '../shared/socket-contract.ts';
 import { InferenceEngine } from '../worker/engine.ts';
 import { inProcessWorker } from '../worker/in-process.ts';
@@ -149,8 +150,9 @@ export class HeadlessPeer {
       socket.once('connect', () => resolve());
       socket.once('connect_error', (error) => reject(new Error(`Signaling refused this peer: ${error.message}`)));
     });
+    reconnectWhenAvailable(socket);
     socket.on('disconnect', (reason) => {
-      // Lost connections come back by themselves; a socket the server ended means the session is gone.
+      // Lost connections come back by themselves (refused while the server's database is down: when it says); a socket the server ended means the session is gone.
       if (reason === 'io server disconnect') this.options.onEnded?.('The server ended this peer\'s session (logged out or revoked)');
     });
     // werift speaks the standard RTCPeerConnection API this project uses; with no ICE servers configured it

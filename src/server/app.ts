@@ -6,6 +6,8 @@ import { type Database, openDatabase } from './db/client.ts';
 import { type Env, parseEnv, resolveDataDir } from './env.ts';
 import { clientPlugin } from './plugins/client.ts';
 import { dbPlugin } from './plugins/db.ts';
+import { dependenciesPlugin } from './plugins/dependencies.ts';
+import { unavailability } from './dependencies/dependency.ts';
 import { housekeepingPlugin } from './plugins/housekeeping.ts';
 import { fairSharePlugin } from './plugins/fair-share.ts';
 import { rateLimitPlugin } from './plugins/rate-limit.ts';
@@ -117,6 +119,11 @@ async function registerAll(
   app.addHook('onClose', async () => clearInterval(drainTimer));
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    // A dependency that is down (the database, Redis): retryable, and already logged once by the dependencies plugin.
+    const unavailable = unavailability(error);
+    if (unavailable) {
+      return reply.code(503).header('retry-after', String(unavailable.retryAfterSeconds)).send({ error: 'UNAVAILABLE', message: unavailable.message });
+    }
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed');
@@ -130,6 +137,7 @@ async function registerAll(
   // The commit is public only when the operator asks for it (HEALTH_SHOW_COMMIT).
   const build = { ...buildInfo(env.GIT_COMMIT), ...(env.HEALTH_SHOW_COMMIT ? {} : { commit: null }) };
   await app.register(dbPlugin, { database, owned: options.database === undefined });
+  await app.register(dependenciesPlugin);
   await app.register(modelsPlugin, { env, manifest, bundled });
   // Revocations (logout, password change) reach the socket layer through this.
   const sessionEvents = new SessionEvents();
@@ -142,8 +150,9 @@ async function registerAll(
     models: app.models,
     sessionEvents,
     // Asked at request time, when the socket plugin (registered below) has decorated `mesh`.
-    peers: (room: string, peerId: string) => findPeer(app.mesh, room, peerId),
+    peers: (room: string, peerId: string) => findPeer(app.mesh, room, peerId, app.dependencies.redis),
     budgets: new Budgets(env),
+    dependencies: app.dependencies,
   };
   await app.register(securityPlugin, { env });
   await app.register(rateLimitPlugin, { env });

@@ -17,16 +17,19 @@ export const SocketErrorCodeSchema = z.enum([
   'PEER_NOT_FOUND',
   'RATE_LIMITED',
   'TOO_LARGE',
+  /** A service the server needs for this (its database, or Redis between server nodes) is down: try again in `retryInMs`. */
+  'UNAVAILABLE',
   'INTERNAL',
 ]);
 export type SocketErrorCode = z.infer<typeof SocketErrorCodeSchema>;
-/** `retryInMs`: with RATE_LIMITED, when the same event would be accepted again. */
 /**
- * `data.code` of a `connect_error` the /mesh namespace gives (`{ message, data: { code } }`). Refusals before
+ * `data.code` of a `connect_error` the /mesh namespace gives (`{ message, data: { code } }`; with UNAVAILABLE also
+ * `data.retryInMs`: the session could not be checked because the database is down, so connect again then). Refusals before
  * Socket.IO is reached (a Host this server does not serve, too many handshakes from one address) end the transport
  * instead: the client sees a transport error, and the HTTP response carries the message.
  */
-export type HandshakeErrorCode = 'UNAUTHORIZED' | 'TOO_MANY_SOCKETS' | 'RATE_LIMITED';
+export type HandshakeErrorCode = 'UNAUTHORIZED' | 'TOO_MANY_SOCKETS' | 'RATE_LIMITED' | 'UNAVAILABLE';
+/** `retryInMs`: with RATE_LIMITED and UNAVAILABLE, when to send the same event again. */
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: SocketErrorCode; message: string; retryInMs?: number };
 
 export const CapabilitiesSchema = z

@@ -1,6 +1,7 @@
 // The one Socket.IO connection to the `/mesh` namespace (same origin: the session cookie authenticates it).
 import { io } from 'socket.io-client';
 import type { MeshSocket } from '../../shared/rtc/mesh-room.ts';
+import { reconnectWhenAvailable } from '../../shared/rtc/reconnect-when-available.ts';
 import { MESH_NAMESPACE } from '../../shared/socket-contract.ts';
 import { trpc } from './trpc.ts';
 
@@ -24,6 +25,8 @@ export function meshSocket(options: { guest?: boolean } = {}): Promise<MeshSocke
         reject(new Error(`The signaling server refused this tab: ${error.message}`));
       });
     });
+    // A reconnect refused while the server's database is down is tried again when it says (it is not a sign-out).
+    reconnectWhenAvailable(created);
     // The server ends a socket whose session was revoked (logout, or sign-up rotating a guest's session): the next
     // caller connects again with the current cookie.
     created.on('disconnect', (reason) => {

@@ -6,6 +6,8 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { Dependency } from '../dependencies/dependency.ts';
+import { gatedAdapter } from '../dependencies/database.ts';
 import { PrismaClient } from './generated/client.ts';
 import { migrate, readMigrations, type MigrateResult, type SqlSession } from './migrate.ts';
 
@@ -27,8 +29,8 @@ export interface Database {
   readonly kind: 'pglite' | 'postgres';
   readonly prisma: PrismaClient;
   readonly migrations: MigrateResult;
-  /** Resolves when the database answers a trivial query within `timeoutMs`. */
-  ping(timeoutMs?: number): Promise<void>;
+  /** Up or down, probed while down; queries are refused at once while it is down (src/server/dependencies/). */
+  readonly availability: Dependency;
   close(): Promise<void>;
 }
 
@@ -50,8 +52,16 @@ async function openPglite(dir: string | undefined, migrations: Awaited<ReturnTyp
     await releaseLock();
     throw error;
   }
-  const prisma = new PrismaClient({ adapter: new PrismaPGlite(client) });
-  return makeDatabase('pglite', prisma, result, async () => {
+  const pglite = client;
+  // In-process: it is down only once closed.
+  const availability = new Dependency('database', {
+    probe: async () => {
+      if (pglite.closed) throw new Error('PGlite is closed');
+      await pglite.query('SELECT 1');
+    },
+  });
+  const prisma = new PrismaClient({ adapter: gatedAdapter(new PrismaPGlite(client), availability) });
+  return makeDatabase('pglite', prisma, result, availability, async () => {
     await prisma.$disconnect();
     // close() checkpoints, so the next start opens cleanly without WAL replay.
     if (!client.closed) await client.close();
@@ -61,8 +71,22 @@ async function openPglite(dir: string | undefined, migrations: Awaited<ReturnTyp
 
 async function openPostgres(url: string, poolSize: number, migrations: Awaited<ReturnType<typeof readMigrations>>) {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
-  // An idle client that loses its connection must not crash the process: the pool replaces it.
-  pool.on('error', () => {});
+  // Probed on a connection of its own: a pool busy with slow queries is not a database that went away.
+  const availability = new Dependency('database', {
+    probe: async (timeoutMs) => {
+      const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+      probe.on('error', () => {});
+      try {
+        await probe.connect();
+        await probe.query('SELECT 1');
+      } finally {
+        await probe.end().catch(() => {});
+      }
+    },
+  });
+  // An idle client that loses its connection must not crash the process: the pool replaces it. It may be the first
+  // sign that the server went away (PostgreSQL ends every connection when it stops).
+  pool.on('error', () => availability.suspect());
   let result: MigrateResult;
   try {
     const connection = await pool.connect();
@@ -75,8 +99,8 @@ async function openPostgres(url: string, poolSize: number, migrations: Awaited<R
     await pool.end();
     throw error;
   }
-  const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
-  return makeDatabase('postgres', prisma, result, async () => {
+  const prisma = new PrismaClient({ adapter: gatedAdapter(new PrismaPg(pool), availability) });
+  return makeDatabase('postgres', prisma, result, availability, async () => {
     await prisma.$disconnect();
     if (!pool.ended) await pool.end();
   });
@@ -120,6 +144,7 @@ function makeDatabase(
   kind: Database['kind'],
   prisma: PrismaClient,
   migrations: MigrateResult,
+  availability: Dependency,
   closeDriver: () => Promise<void>,
 ): Database {
   let closing: Promise<void> | undefined;
@@ -127,19 +152,9 @@ function makeDatabase(
     kind,
     prisma,
     migrations,
-    async ping(timeoutMs = 2000) {
-      if (closing) throw new Error('database is closed');
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`database did not answer within ${timeoutMs} ms`)), timeoutMs);
-      });
-      try {
-        await Promise.race([prisma.$queryRaw`SELECT 1`, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    },
+    availability,
     close() {
+      availability.close();
       closing ??= closeDriver();
       return closing;
     },

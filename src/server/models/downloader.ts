@@ -6,10 +6,12 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyBaseLogger } from 'fastify';
 import { z } from 'zod';
 import type { DownloadErrorCode, DownloadPhase, ManifestEntry } from '../../shared/schemas/models.ts';
 import type { PrismaClient } from '../db/client.ts';
+import { type Dependency, unavailability } from '../dependencies/dependency.ts';
 import { FetchError, readBody, safeFetch } from './safe-fetch.ts';
 
 export class DownloadError extends Error {
@@ -25,6 +27,8 @@ export class DownloadError extends Error {
 
 export interface DownloaderOptions {
   db: PrismaClient;
+  /** The database's availability: a download's state written while it is down waits for it (see `record`). */
+  database: Pick<Dependency, 'whenUp'>;
   log: FastifyBaseLogger;
   cacheDir: string;
   hubOrigin: string;
@@ -85,6 +89,8 @@ const MAX_TREE_PAGES = 100;
 const PROGRESS_WRITE_MS = 1000;
 const SHUTDOWN = 'shutdown';
 const WRITE_BATCH_BYTES = 1024 * 1024;
+/** Between two tries of a state write that failed for want of the database (it may be back by the probe, not yet for the pool). */
+const RECORD_RETRY_MS = 250;
 
 const toDbPhase = (phase: DownloadPhase) => phase.toUpperCase() as Uppercase<DownloadPhase>;
 const fromDbPhase = (phase: string) => phase.toLowerCase() as DownloadPhase;
@@ -98,6 +104,8 @@ export class ModelDownloader {
   private readonly starting = new Map<string, Promise<DownloadStatus>>();
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  /** Aborted at shutdown: state writes waiting for the database give up (the next start resumes from what was written). */
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: DownloaderOptions) {}
 
@@ -233,6 +241,7 @@ export class ModelDownloader {
 
   /** Stops every download for shutdown, keeping partial files so the next start resumes them. */
   async close(): Promise<void> {
+    this.closing.abort(SHUTDOWN);
     const all = [...this.active.values()];
     for (const active of all) active.controller.abort(SHUTDOWN);
     await Promise.all(all.map((active) => active.done));
@@ -292,30 +301,35 @@ export class ModelDownloader {
     const { status, controller } = active;
     const signal = controller.signal;
     const db = this.options.db;
+    const stopped = AbortSignal.any([signal, this.closing.signal]);
     let slot = false;
     try {
       await this.acquireSlot(signal);
       slot = true;
       status.phase = 'fetching';
-      await db.modelDownload.update({ where: { modelId: entry.id }, data: { phase: 'FETCHING', startedAt: new Date() } });
+      await this.record(() => db.modelDownload.update({ where: { modelId: entry.id }, data: { phase: 'FETCHING', startedAt: new Date() } }), stopped);
       const { commit, files } = await this.plan(entry, signal);
       status.revision = commit;
       status.files = files;
       status.bytesTotal = files.reduce((sum, f) => sum + f.size, 0);
-      await this.saveFiles(entry.id, commit, status, files);
+      await this.record(() => this.saveFiles(entry.id, commit, status, files), stopped);
       await this.checkDisk(entry.repo, commit, files);
       status.phase = 'downloading';
-      await db.modelDownload.update({ where: { modelId: entry.id }, data: { phase: 'DOWNLOADING' } });
+      await this.record(() => db.modelDownload.update({ where: { modelId: entry.id }, data: { phase: 'DOWNLOADING' } }), stopped);
       for (const file of files) {
         if (file.phase === 'ready') continue;
         await this.fetchFile(entry, commit, file, active);
-        await this.saveProgress(entry.id, status, file);
+        await this.record(() => this.saveProgress(entry.id, status, file), stopped);
       }
       status.phase = 'ready';
-      await db.modelDownload.update({
-        where: { modelId: entry.id },
-        data: { phase: 'READY', bytesDone: BigInt(status.bytesDone), finishedAt: new Date(), errorCode: null, errorMessage: null },
-      });
+      await this.record(
+        () =>
+          db.modelDownload.update({
+            where: { modelId: entry.id },
+            data: { phase: 'READY', bytesDone: BigInt(status.bytesDone), finishedAt: new Date(), errorCode: null, errorMessage: null },
+          }),
+        stopped,
+      );
       this.options.log.info({ model: entry.id, commit, bytes: status.bytesTotal }, 'model download ready');
     } catch (caught) {
       const reason = signal.aborted ? signal.reason : caught;
@@ -335,15 +349,36 @@ export class ModelDownloader {
         if (error.code === 'CANCELLED' && status.revision) {
           await rm(path.dirname(this.partPath(entry.repo, status.revision, 'x')), { recursive: true, force: true });
         }
-        await db.modelDownload.updateMany({
-          where: { modelId: entry.id },
-          data: { phase: toDbPhase(status.phase), errorCode: error.code, errorMessage: error.message.slice(0, 1024), finishedAt: new Date() },
-        });
+        await this.record(
+          () =>
+            db.modelDownload.updateMany({
+              where: { modelId: entry.id },
+              data: { phase: toDbPhase(status.phase), errorCode: error.code, errorMessage: error.message.slice(0, 1024), finishedAt: new Date() },
+            }),
+          this.closing.signal,
+        );
       } catch (bookkeeping) {
-        this.options.log.error({ err: bookkeeping, model: entry.id }, 'could not record the download failure');
+        if (!this.closing.signal.aborted) this.options.log.error({ err: bookkeeping, model: entry.id }, 'could not record the download failure');
       }
     } finally {
       if (slot) this.releaseSlot();
+    }
+  }
+
+  /**
+   * A write of a download's state. While the database is down it waits for it and writes then: the download needs only
+   * the Hub and the disk, so it goes on, and its state is recorded when the database is back. Gives up when `signal`
+   * aborts (cancel, shutdown: the next start resumes from the last state written).
+   */
+  private async record<T>(write: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    for (;;) {
+      try {
+        return await write();
+      } catch (error) {
+        if (!unavailability(error)) throw error;
+        await this.options.database.whenUp(signal);
+        await sleep(RECORD_RETRY_MS, undefined, { signal });
+      }
     }
   }
 

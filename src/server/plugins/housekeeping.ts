@@ -1,5 +1,6 @@
 // Purges expired sessions and idle guests on a timer (src/server/services/retention.ts says what goes).
 import fp from 'fastify-plugin';
+import { unavailability } from '../dependencies/dependency.ts';
 import type { Env } from '../env.ts';
 import { purgeStale } from '../services/retention.ts';
 
@@ -17,7 +18,11 @@ export const housekeepingPlugin = fp<{ env: Pick<Env, 'GUEST_RETENTION_DAYS' | '
         .then((purged) => {
           if (purged.sessions > 0 || purged.guests > 0) app.log.info(purged, 'housekeeping purged expired sessions and idle guests');
         })
-        .catch((error: unknown) => app.log.error({ err: error }, 'housekeeping failed'))
+        .catch((error: unknown) => {
+          // The database being down is logged once as an outage; the next run purges what this one could not.
+          if (unavailability(error)) app.log.debug('housekeeping skipped: the database is unavailable');
+          else app.log.error({ err: error }, 'housekeeping failed');
+        })
         .finally(() => {
           running = null;
         });

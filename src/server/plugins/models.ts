@@ -28,6 +28,7 @@ export const modelsPlugin = fp<ModelsPluginOptions>(
   async (app: FastifyInstance, { env, manifest, bundled }) => {
     const downloader = new ModelDownloader({
       db: app.database.prisma,
+      database: app.database.availability,
       log: app.log.child({ component: 'downloads' }),
       cacheDir: resolveModelCacheDir(env),
       hubOrigin: env.HF_ENDPOINT,

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { createClient } from 'redis';
 import { Server } from 'socket.io';
@@ -19,11 +19,14 @@ import {
   type SocketData,
 } from '../../shared/socket-contract.ts';
 import type { Database } from '../db/client.ts';
+import { unavailability } from '../dependencies/dependency.ts';
+import { redisDependency, restoreSessionsOnlyWhenUp } from '../dependencies/redis.ts';
 import { ConfigError, type Env } from '../env.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import { sessionCookieName } from '../trpc/context.ts';
 import { HandshakeGuard } from '../socket/handshake-guard.ts';
 import { type MeshNamespace, type MeshSocket, registerMesh, sessionKey } from '../socket/mesh.handlers.ts';
+import { OutageBacklog } from '../socket/outage-backlog.ts';
 import { watchSession } from '../socket/session-expiry.ts';
 import { claimSocket } from '../socket/socket-caps.ts';
 
@@ -42,19 +45,20 @@ declare module 'fastify' {
   }
 }
 
-const refusal = (message: string, code: HandshakeErrorCode) => Object.assign(new Error(message), { data: { code } });
+const refusal = (message: string, code: HandshakeErrorCode, retryInMs?: number) =>
+  Object.assign(new Error(message), { data: { code, ...(retryInMs === undefined ? {} : { retryInMs }) } });
 
 /** Connects before Socket.IO starts, so an unreachable Redis stops start-up with one line naming REDIS_URL. */
-async function connectRedis(url: string, log: FastifyBaseLogger) {
+async function connectRedis(url: string) {
   let connected = false;
   const client = createClient({
     url,
-    // The first connection fails start-up; a lost one is retried (the adapter resumes its stream afterwards).
-    socket: { reconnectStrategy: (retries) => (connected ? Math.min(100 * 2 ** retries, 3000) : false) },
+    // The first connection fails start-up; a lost one is retried at least twice a second (the adapter resumes its
+    // stream afterwards), so this node is back within about half a second of Redis. The dependency logs the outage once.
+    socket: { reconnectStrategy: (retries) => (connected ? Math.min(50 * 2 ** retries, 500) : false) },
   });
-  client.on('error', (error: unknown) => {
-    if (connected) log.warn({ err: error }, 'redis connection failed; retrying');
-  });
+  // Errors are reported by the dependency (src/server/dependencies/redis.ts) once connected; the first, by connect().
+  client.on('error', () => {});
   try {
     await client.connect();
   } catch (error) {
@@ -69,9 +73,7 @@ async function connectRedis(url: string, log: FastifyBaseLogger) {
  * Resolves once every namespace's adapter is subscribed to its Redis channels: before that this node misses what
  * the others ask, and closing it (a failed listen) rejects the adapter's pending SUBSCRIBE, which nothing handles.
  */
-async function adaptersSubscribed(io: Server, redis: Awaited<ReturnType<typeof connectRedis>>, channelPrefix: string) {
-  // The adapter's private channel (redis-streams-adapter 0.3): `<channelPrefix>#<namespace>#<adapter uid>#`.
-  const channels = [...io._nsps.values()].map((nsp) => `${channelPrefix}#${nsp.name}#${(nsp.adapter as unknown as { uid: string }).uid}#`);
+async function adaptersSubscribed(redis: Awaited<ReturnType<typeof connectRedis>>, channels: string[]) {
   for (let waitedMs = 0; waitedMs < 5000; waitedMs += 20) {
     const subscribers = await redis.pubSubNumSub(channels);
     if (channels.every((channel) => (subscribers[channel] ?? 0) > 0)) return;
@@ -83,7 +85,7 @@ async function adaptersSubscribed(io: Server, redis: Awaited<ReturnType<typeof c
 export const socketPlugin = fp<SocketPluginOptions>(
   async (app: FastifyInstance, options) => {
     const { env } = options;
-    const redis = env.REDIS_URL === undefined ? null : await connectRedis(env.REDIS_URL, app.log);
+    const redis = env.REDIS_URL === undefined ? null : await connectRedis(env.REDIS_URL);
     const channelPrefix = `${env.REDIS_KEY_PREFIX}:socket.io`;
     const guard = new HandshakeGuard(env);
     const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(app.server, {
@@ -102,13 +104,23 @@ export const socketPlugin = fp<SocketPluginOptions>(
     // Nothing is served on the main namespace; a socket there would hold a connection with no session and no cap.
     io.use((_socket, next) => next(new Error(`Connect to the ${MESH_NAMESPACE} namespace`)));
     const mesh = io.of(MESH_NAMESPACE);
+    // Each adapter's private channel (redis-streams-adapter 0.3): `<channelPrefix>#<namespace>#<adapter uid>#`.
+    const redisChannels = () => [...io._nsps.values()].map((nsp) => `${channelPrefix}#${nsp.name}#${(nsp.adapter as unknown as { uid: string }).uid}#`);
+    const relay = redis ? redisDependency(redis, redisChannels) : null;
+    if (relay) {
+      app.dependencies.add(relay);
+      for (const nsp of io._nsps.values()) restoreSessionsOnlyWhenUp(nsp.adapter, relay);
+    }
     if (redis) {
       // After in-flight requests, whose revocations still reach other nodes; close() sends what is queued first.
       app.addHook('onClose', async () => {
+        relay?.close();
         await Promise.allSettled([...io._nsps.values()].map((nsp) => nsp.adapter.close()));
-        await redis.close();
+        // While Redis is down, close() would wait for it (queued commands are sent first): give up on them.
+        if (redis.isReady) await redis.close();
+        else redis.destroy();
       });
-      await adaptersSubscribed(io, redis, channelPrefix);
+      await adaptersSubscribed(redis, redisChannels());
     }
 
     // Session tokens stay on this node: socket.data travels to other nodes and into Redis (recovery), a token never.
@@ -128,7 +140,18 @@ export const socketPlugin = fp<SocketPluginOptions>(
       // Other nodes' fetchSockets() get this socket's handshake through Redis: its headers, but not the cookie.
       const { cookie: _cookie, ...headers } = socket.handshake.headers;
       socket.handshake.headers = headers;
-      const session = token ? await validateSessionToken(options.database.prisma, token, options.sessionPolicy).catch(() => null) : null;
+      const checked = token
+        ? await validateSessionToken(options.database.prisma, token, options.sessionPolicy).then(
+            (valid) => ({ valid, unavailable: null }),
+            (error: unknown) => ({ valid: null, unavailable: unavailability(error) }),
+          )
+        : { valid: null, unavailable: null };
+      // A session that cannot be checked now is not a missing one: the client is told to try again, not to sign in.
+      if (checked.unavailable) {
+        next(refusal(checked.unavailable.message, 'UNAVAILABLE', checked.unavailable.retryAfterSeconds * 1000));
+        return;
+      }
+      const session = checked.valid;
       if (!token || !session) {
         next(refusal('Sign in or continue as a guest first: no valid session', 'UNAUTHORIZED'));
         return;
@@ -146,6 +169,7 @@ export const socketPlugin = fp<SocketPluginOptions>(
         address,
         caps: { perSession: env.SOCKETS_PER_SESSION, perUser: env.SOCKETS_PER_USER, perAddress: env.SOCKETS_PER_IP },
         log: app.log,
+        redis: relay,
       });
       if (over) {
         next(refusal(over, 'TOO_MANY_SOCKETS'));
@@ -166,15 +190,26 @@ export const socketPlugin = fp<SocketPluginOptions>(
       });
       socket.once('disconnect', stop);
     });
+    const backlog = relay ? new OutageBacklog(mesh, relay, app.log) : null;
+    if (backlog) app.addHook('onClose', async () => backlog.close());
     registerMesh(mesh, {
       db: options.database.prisma,
+      database: options.database.availability,
+      redis: relay,
+      backlog,
       eventsPerSecond: env.SOCKET_EVENTS_PER_SECOND,
       socketsPerUserPerRoom: env.SOCKETS_PER_USER_PER_ROOM,
       log: app.log,
     });
 
     options.onSessionsRevoked?.(({ sessionIds }) => {
-      if (sessionIds.length) mesh.in(sessionIds.map(sessionKey)).disconnectSockets(true);
+      if (sessionIds.length === 0) return;
+      const keys = sessionIds.map(sessionKey);
+      // This node's sockets at once: through the Redis adapter, the disconnect waits for Redis. While it is down, the
+      // other nodes' are ended once it is back (the backlog).
+      mesh.local.in(keys).disconnectSockets(true);
+      if (backlog?.holding) backlog.revoked(keys);
+      else mesh.in(keys).disconnectSockets(true);
     });
 
     app.decorate('io', io);
@@ -186,5 +221,5 @@ export const socketPlugin = fp<SocketPluginOptions>(
       io.engine.close();
     });
   },
-  { name: 'socket', dependencies: ['@fastify/cookie'] },
+  { name: 'socket', dependencies: ['@fastify/cookie', 'dependencies'] },
 );

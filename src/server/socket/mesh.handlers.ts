@@ -21,7 +21,10 @@ import {
   type SocketErrorCode,
 } from '../../shared/socket-contract.ts';
 import type { PrismaClient } from '../db/client.ts';
+import { type Dependency, unavailability } from '../dependencies/dependency.ts';
+import { ACROSS_NODES_TIMEOUT_MS } from '../dependencies/redis.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
+import type { OutageBacklog } from './outage-backlog.ts';
 import { type SeatRefusal, seatRefusal } from './room-seats.ts';
 
 export type MeshNamespace = Namespace<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
@@ -35,28 +38,47 @@ export const userKey = (userId: string) => `user:${userId}`;
 export const addressRoomKey = (address: string) => `address:${address}`;
 
 /**
+ * Work that asks the other nodes through Redis (fetchSockets): refused at once while Redis is down, and failed as soon
+ * as it goes down meanwhile, never left waiting in the Redis client's offline queue (src/server/dependencies/).
+ * Without Redis (one node, in-memory adapter) it never waits on anything.
+ */
+export function acrossNodes<T>(redis: Dependency | null, work: () => Promise<T>): Promise<T> {
+  return redis ? redis.guard(work, ACROSS_NODES_TIMEOUT_MS) : work();
+}
+
+/**
  * The socket of `peerId`: on this node straight from the adapter's rooms (no round trip), else asked of every node
  * (Redis adapter). A remote socket is a copy with `rooms`, `data` and `emit`, which is all the callers use.
  */
-async function peerSocket(mesh: MeshNamespace, peerId: string) {
+async function peerSocket(mesh: MeshNamespace, peerId: string, redis: Dependency | null) {
   const local = mesh.adapter.rooms.get(peerKey(peerId));
   for (const id of local ?? []) {
     const socket = mesh.sockets.get(id);
     if (socket) return socket;
   }
-  const [remote] = await mesh.in(peerKey(peerId)).fetchSockets();
+  const [remote] = await acrossNodes(redis, () => mesh.in(peerKey(peerId)).fetchSockets());
   return remote;
 }
 
 /** The user behind `peerId` if that peer is in `room` now (on any node), and whether it shares its compute there. */
-export async function findPeer(mesh: MeshNamespace, room: string, peerId: string): Promise<{ userId: string; displayName: string; sharing: boolean } | null> {
-  const socket = await peerSocket(mesh, peerId);
+export async function findPeer(
+  mesh: MeshNamespace,
+  room: string,
+  peerId: string,
+  redis: Dependency | null,
+): Promise<{ userId: string; displayName: string; sharing: boolean } | null> {
+  const socket = await peerSocket(mesh, peerId, redis);
   if (!socket?.rooms.has(roomKey(room))) return null;
   return { userId: socket.data.userId, displayName: socket.data.displayName, sharing: socket.data.capabilities[room]?.sharing ?? false };
 }
 
 export interface MeshOptions {
   db: PrismaClient;
+  /** Joins need the database (membership, the seat count's lock) and, with several nodes, Redis (the count itself). */
+  database: Dependency;
+  redis: Dependency | null;
+  /** With Redis: presence that changed while it was down, told to the other nodes once it is back. */
+  backlog: OutageBacklog | null;
   /** Events per socket per second (a burst of this size, refilled every second). */
   eventsPerSecond: number;
   /** Sockets of one person in one room (SOCKETS_PER_USER_PER_ROOM); together they take one seat. */
@@ -65,8 +87,9 @@ export interface MeshOptions {
 }
 
 const fail = (error: SocketErrorCode, message: string) => ({ ok: false as const, error, message });
+const unavailable = (error: { message: string; retryAfterSeconds: number }) => ({ ...fail('UNAVAILABLE', error.message), retryInMs: error.retryAfterSeconds * 1000 });
 
-function peerInfo(data: SocketData, room: string): PeerInfo {
+export function peerInfo(data: SocketData, room: string): PeerInfo {
   return { peerId: data.peerId, userId: data.userId, displayName: data.displayName, capabilities: data.capabilities[room] ?? NO_CAPABILITIES };
 }
 
@@ -117,12 +140,20 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
   mesh.on('connection', (socket) => {
     void socket.join(peerKey(socket.data.peerId));
     const perUser = options.socketsPerUserPerRoom;
+    /** The sockets in `key` on every node. */
+    const present = (key: string) => acrossNodes(options.redis, () => mesh.in(key).fetchSockets());
+    /** The others in room `key`, for presence: with Redis down, this node's now and the rest from the backlog later. */
+    const others = (key: string) => (options.backlog?.holding ? socket.to(key).local : socket.to(key));
+    const left = (slug: string) => {
+      others(roomKey(slug)).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+      options.backlog?.left(slug, socket.data.peerId);
+    };
 
     /** Why the socket may not stay in the room it was in before, or null. */
     async function seatLost(slug: string, key: string) {
       const { room, error } = await mayJoin(options.db, socket.data, slug);
       if (error || !room) return error ?? fail('NOT_FOUND', `No room ${slug}`);
-      const refusal = await takeSeat(options.db, room, { socket, present: () => mesh.in(key).fetchSockets(), perUser, enter: () => {} });
+      const refusal = await takeSeat(options.db, room, { socket, present: () => present(key), perUser, enter: () => {} });
       return refusal && seatFailure(refusal, room, perUser);
     }
 
@@ -134,6 +165,9 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       for (const key of [...socket.rooms].filter((k) => k.startsWith('room:'))) {
         const slug = key.slice('room:'.length);
         const lost = await seatLost(slug, key).catch((error: unknown) => {
+          // Unchecked is not allowed back in; a dependency that is down says so (and when to join again) instead.
+          const down = unavailability(error);
+          if (down) return unavailable(down);
           options.log.error({ err: error }, 'recovered socket check failed');
           return fail('INTERNAL', 'The server could not check this room again; join it again');
         });
@@ -182,6 +216,9 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
           }
           reply(await handle(parsed.data));
         }).catch((error: unknown) => {
+          // A dependency that is down is logged once by the dependencies plugin, not once per event.
+          const down = unavailability(error);
+          if (down) return reply(unavailable(down));
           options.log.error({ err: error, event }, 'mesh event failed');
           reply(fail('INTERNAL', 'The server could not handle this event; try again'));
         });
@@ -189,6 +226,10 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
     }
 
     on('room:join', RoomJoinSchema, async ({ room: slug, capabilities }) => {
+      // Both are needed (the seat count is a database lock around a count on every node): refused at once while either
+      // is down, rather than after waiting out a connection or a count that cannot come.
+      options.database.assertUp();
+      options.redis?.assertUp();
       const { room, error } = await mayJoin(options.db, socket.data, slug);
       if (error || !room) return error ?? fail('NOT_FOUND', `No room ${slug}`);
       const key = roomKey(slug);
@@ -199,15 +240,26 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       };
       if (already) await enter();
       else {
-        const refusal = await takeSeat(options.db, room, { socket, present: () => mesh.in(key).fetchSockets(), perUser, enter });
+        const refusal = await takeSeat(options.db, room, { socket, present: () => present(key), perUser, enter }).catch(async (error: unknown) => {
+          // Seated, then the commit failed (the database went away): the failed join is undone.
+          if (socket.rooms.has(key)) await socket.leave(key);
+          throw error;
+        });
         if (refusal) return seatFailure(refusal, room, perUser);
       }
       const self = peerInfo(socket.data, slug);
       socket.to(key).emit(already ? 'peer:updated' : 'peer:joined', { room: slug, peer: self });
       // Listed after joining: of two peers joining at once, each then hears of the other by this list or by
       // peer:joined (a list taken before joining missed a peer that joined in between, and neither heard).
-      const present = await mesh.in(key).fetchSockets();
-      const peers = present.filter((s) => s.id !== socket.id).map((s) => peerInfo(s.data, slug));
+      const everyone = await present(key).catch(async (listing: unknown) => {
+        // A join answered as failed leaves nobody in the room: undone, and the room told so.
+        if (!already) {
+          await socket.leave(key);
+          socket.to(key).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+        }
+        throw listing;
+      });
+      const peers = everyone.filter((s) => s.id !== socket.id).map((s) => peerInfo(s.data, slug));
       return { ok: true, data: { room: slug, self, peers } };
     });
 
@@ -215,7 +267,7 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       const key = roomKey(slug);
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
       await socket.leave(key);
-      socket.to(key).emit('peer:left', { room: slug, peerId: socket.data.peerId });
+      left(slug);
       return { ok: true, data: null };
     });
 
@@ -223,7 +275,8 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       const key = roomKey(slug);
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
       socket.data.capabilities = { ...socket.data.capabilities, [slug]: capabilities };
-      socket.to(key).emit('peer:updated', { room: slug, peer: peerInfo(socket.data, slug) });
+      others(key).emit('peer:updated', { room: slug, peer: peerInfo(socket.data, slug) });
+      options.backlog?.updated(slug, socket.data.peerId, socket.id);
       return { ok: true, data: null };
     });
 
@@ -232,15 +285,19 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
       if (Buffer.byteLength(JSON.stringify(data ?? null)) > SIGNAL_MAX_BYTES) return fail('TOO_LARGE', `A signal is at most ${SIGNAL_MAX_BYTES} bytes`);
       // The target by its own peer room, then checked to be in this room: signals never cross rooms.
-      const target = await peerSocket(mesh, to);
+      const target = await peerSocket(mesh, to, options.redis);
       if (!target || !target.rooms.has(key)) return fail('PEER_NOT_FOUND', `No peer ${to} in room ${slug}`);
-      target.emit('signal', { room: slug, from: socket.data.peerId, data });
+      const signal = { room: slug, from: socket.data.peerId, data };
+      // Through the Redis adapter even a socket's own emit waits for its place in the stream (so a recovered connection
+      // can replay it): with Redis down, a peer on this node gets it at once instead, without the replay.
+      if (options.redis && !options.redis.up && mesh.sockets.get(target.id) === target) mesh.local.to(target.id).emit('signal', signal);
+      else target.emit('signal', signal);
       return { ok: true, data: null };
     });
 
     socket.on('disconnecting', () => {
       for (const key of socket.rooms) {
-        if (key.startsWith('room:')) socket.to(key).emit('peer:left', { room: key.slice('room:'.length), peerId: socket.data.peerId });
+        if (key.startsWith('room:')) left(key.slice('room:'.length));
       }
     });
   });

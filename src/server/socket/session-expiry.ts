@@ -3,6 +3,7 @@
 // some other way (housekeeping), by checking the session again at its expiry and every SOCKET_SESSION_CHECK_SECONDS.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/client.ts';
+import { unavailability } from '../dependencies/dependency.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { MeshSocket } from './mesh.handlers.ts';
 
@@ -52,7 +53,8 @@ export function watchSession(
     // The absolute expiry is never extended: no need to ask the database.
     if (at >= known.expiresAt.getTime()) return end();
     const current = await validateSessionToken(options.db, token, options.policy).catch((error: unknown) => {
-      options.log.warn({ err: error }, 'could not check a socket’s session; trying again');
+      // An outage is logged once (the dependencies plugin), not once per socket.
+      if (!unavailability(error)) options.log.warn({ err: error }, 'could not check a socket’s session; trying again');
       return undefined;
     });
     if (stopped) return;

@@ -1,7 +1,8 @@
 // Open /mesh sockets per session, per user and per client address, counted at the handshake on every node: each
 // socket is in a Socket.IO room per key, so the Redis adapter can count the other nodes' sockets (docs/SECURITY.md).
 import type { FastifyBaseLogger } from 'fastify';
-import { type MeshNamespace, type MeshSocket, addressRoomKey, sessionKey, userKey } from './mesh.handlers.ts';
+import { type Dependency, unavailability } from '../dependencies/dependency.ts';
+import { type MeshNamespace, type MeshSocket, acrossNodes, addressRoomKey, sessionKey, userKey } from './mesh.handlers.ts';
 
 export interface SocketCaps {
   perSession: number;
@@ -26,7 +27,7 @@ function localCount(mesh: MeshNamespace, key: string, socket: MeshSocket): numbe
 export async function claimSocket(
   mesh: MeshNamespace,
   socket: MeshSocket,
-  { address, caps, log }: { address: string; caps: SocketCaps; log: Pick<FastifyBaseLogger, 'warn'> },
+  { address, caps, log, redis }: { address: string; caps: SocketCaps; log: Pick<FastifyBaseLogger, 'warn'>; redis: Dependency | null },
 ): Promise<string | null> {
   const limits = [
     { key: sessionKey(socket.data.sessionId), cap: caps.perSession, per: 'session' },
@@ -44,10 +45,13 @@ export async function claimSocket(
 
   let remote: { id: string; rooms: Set<string> }[] = [];
   try {
-    remote = (await mesh.in(limits.map((limit) => limit.key)).fetchSockets()).filter((other) => other.id !== socket.id && !mesh.sockets.has(other.id));
+    remote = (await acrossNodes(redis, () => mesh.in(limits.map((limit) => limit.key)).fetchSockets())).filter(
+      (other) => other.id !== socket.id && !mesh.sockets.has(other.id),
+    );
   } catch (error) {
-    // A node that does not answer (Redis trouble) is not counted: this node's own caps still hold.
-    log.warn({ err: error }, 'could not count the other nodes’ sockets');
+    // A node that does not answer, or Redis down (not waited for, and logged once as an outage), is not counted: this
+    // node's own caps still hold, and a socket needs no other node to connect.
+    if (!unavailability(error)) log.warn({ err: error }, 'could not count the other nodes’ sockets');
   }
   const over = limits.find((limit) => localCount(mesh, limit.key, socket) + remote.filter((other) => other.rooms.has(limit.key)).length >= limit.cap);
   if (!over) return null;

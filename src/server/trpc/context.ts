@@ -1,7 +1,10 @@
+import { TRPCError } from '@trpc/server';
 import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, PrismaClient } from '../db/client.ts';
 import type { Budgets } from '../services/budgets.ts';
+import { unavailability } from '../dependencies/dependency.ts';
+import type { Dependencies } from '../plugins/dependencies.ts';
 import type { Env } from '../env.ts';
 import { LoginThrottle } from '../services/login-throttle.ts';
 import type { PeerLookup } from '../services/jobs.ts';
@@ -31,6 +34,8 @@ export interface AppServices {
   peers: PeerLookup;
   /** Per-IP and per-user budgets of calls and costly procedures. */
   budgets: Budgets;
+  /** The database and Redis, up or down (the health report). */
+  dependencies: Pick<Dependencies, 'database' | 'redis'>;
 }
 
 export interface Context extends AppServices {
@@ -56,12 +61,22 @@ export function makeCreateContext(services: AppServices) {
   });
   return async ({ req, res }: CreateFastifyContextOptions): Promise<Context> => {
     const token = req.cookies[sessionCookieName(services.env)];
-    const session = token ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy) : null;
+    const session = token ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy).catch(unavailableSession) : null;
     const ended = new AbortController();
     // The listener holds the controller for as long as the response exists; nothing here is weakly held.
     res.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     return { ...services, db: services.database.prisma, req, res, session, loginThrottle, exchangeEnded: ended.signal };
   };
+}
+
+/**
+ * A session that cannot be checked because the database is down fails the call as retryable: answering as if there
+ * were no session would tell a signed-in client it was signed out.
+ */
+function unavailableSession(error: unknown): never {
+  const unavailable = unavailability(error);
+  if (unavailable) throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: unavailable.message, cause: unavailable });
+  throw error;
 }
 
 /** `HttpOnly; SameSite=Lax; Path=/`, no Domain, `Secure` whenever the request arrived over https or the public origin is https. */

@@ -1,6 +1,7 @@
 // The one initTRPC of the server.
 import { TRPCError, initTRPC } from '@trpc/server';
 import { ZodError, z } from 'zod';
+import { unavailability } from '../dependencies/dependency.ts';
 import { ProviderError } from '../providers/provider.ts';
 import type { BudgetName } from '../services/budgets.ts';
 import type { Context } from './context.ts';
@@ -25,10 +26,17 @@ const t = initTRPC.context<Context>().create({
             : null,
         // Chat failures: a code from the closed ProviderErrorCode set (and when to retry) for clients to act on.
         providerError: error.cause instanceof ProviderError ? error.cause.toData() : null,
+        // SERVICE_UNAVAILABLE: which dependency is down and when to try again (also the response's Retry-After).
+        unavailable: unavailableData(error),
       },
     };
   },
 });
+
+function unavailableData(error: TRPCError) {
+  const unavailable = error.code === 'SERVICE_UNAVAILABLE' ? unavailability(error) : null;
+  return unavailable ? { dependency: unavailable.dependency, retryAfterSeconds: unavailable.retryAfterSeconds } : null;
+}
 
 export const router = t.router;
 export const createCallerFactory = t.createCallerFactory;
@@ -47,8 +55,20 @@ async function spend(ctx: Context, name: BudgetName): Promise<void> {
   if (!result.ok) throw tooManyRequests(ctx, result.retryAfterMs, result.message);
 }
 
+/**
+ * A call that failed because a dependency is down (the database, Redis) is SERVICE_UNAVAILABLE (503 with
+ * Retry-After): retryable, where INTERNAL_SERVER_ERROR would tell a client nothing it can act on.
+ */
+const unavailableAsServiceUnavailable = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (result.ok || result.error.code === 'SERVICE_UNAVAILABLE') return result;
+  const unavailable = unavailability(result.error);
+  if (unavailable) throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: unavailable.message, cause: unavailable });
+  return result;
+});
+
 /** Every call counts against the per-IP API budget, one by one: a batch of ten is ten calls, not one request. */
-export const publicProcedure = t.procedure.use(async ({ ctx, next }) => {
+export const publicProcedure = t.procedure.use(unavailableAsServiceUnavailable).use(async ({ ctx, next }) => {
   await spend(ctx, 'call');
   return next();
 });

@@ -74,6 +74,9 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
   private readonly early = new Map<string, { signals: LinkSignal[]; since: number }>();
   private readonly outbox: SignalOutbox;
   private readonly presence: PresencePublisher;
+  /** A join the server could not take for now (UNAVAILABLE: its database or Redis is down), tried again when it said. */
+  private rejoinTimer: ReturnType<typeof setTimeout> | null = null;
+  private joined = false;
 
   constructor(
     private readonly socket: MeshSocket,
@@ -179,11 +182,12 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
     };
     // The server took this socket out of the room (it came back to a room that had filled up meanwhile): the links
     // are stale, and the reason is shown as a failed join would be.
-    const onKicked: ServerToClientEvents['room:kicked'] = ({ room, message }) => {
+    const onKicked: ServerToClientEvents['room:kicked'] = ({ room, error, message }) => {
       if (room !== this.room) return;
       this.reset();
       this.error = message;
       this.changed();
+      if (error === 'UNAVAILABLE') this.rejoinLater();
     };
     const onSignal: ServerToClientEvents['signal'] = ({ room, from, data }) => {
       const parsed = LinkSignalSchema.safeParse(data);
@@ -224,7 +228,16 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
       this.socket.off('signal', onSignal);
       this.socket.off('connect', onConnect);
     });
+    this.joined = true;
     await this.enter();
+  }
+
+  private rejoinLater(afterMs = 1000): void {
+    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
+    this.rejoinTimer = setTimeout(() => {
+      this.rejoinTimer = null;
+      if (this.joined && !this.self && this.socket.connected) void this.enter();
+    }, afterMs);
   }
 
   /** Forgets every link and member: the server no longer has this socket in the room as we knew it. */
@@ -245,6 +258,7 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
     if (!result.ok) {
       this.error = result.message;
       this.changed();
+      if (result.error === 'UNAVAILABLE') this.rejoinLater(result.retryInMs);
       return;
     }
     this.error = null;
@@ -257,6 +271,8 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
   }
 
   async leave(): Promise<void> {
+    this.joined = false;
+    if (this.rejoinTimer) clearTimeout(this.rejoinTimer);
     this.detach.splice(0).forEach((off) => off());
     this.presence.stop();
     for (const peerId of [...this.links.keys()]) this.drop(peerId);
