@@ -1,6 +1,6 @@
 // tRPC links every client of this server needs (the app and the headless peer): the server's refusals made before
-// tRPC runs read as its own message, and a brief refusal (a burst over the smoothed budgets, docs/SECURITY.md)
-// is waited out and retried instead of shown.
+// tRPC runs read as its own message, and a brief refusal (a burst over the smoothed budgets, or a query while a
+// dependency blinks; docs/SECURITY.md, README's outage section) is waited out and retried instead of shown.
 import { TRPCClientError, type TRPCLink, retryLink } from '@trpc/client';
 import type { AnyRouter } from '@trpc/server';
 import { observable } from '@trpc/server/observable';
@@ -8,10 +8,10 @@ import { observable } from '@trpc/server/observable';
 /** Refusals that ask for at most this long a wait are waited out and retried (twice at most), not shown. */
 const BRIEF_WAIT_MS = 2000;
 
-/** How long a 429 asks the client to wait (its `Retry-After`), or null for any other error. */
-export function retryAfterMs(error: TRPCClientError<AnyRouter>): number | null {
+/** How long a refusal (429, or 503 while a server's dependency is down) asks to wait (`Retry-After`), else null. */
+export function retryAfterMs(error: TRPCClientError<AnyRouter>, statuses: readonly number[] = [429]): number | null {
   const response = (error.meta as { response?: Response } | undefined)?.response;
-  if (response?.status !== 429) return null;
+  if (response === undefined || !statuses.includes(response.status)) return null;
   const seconds = Number(response.headers.get('retry-after'));
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : null;
 }
@@ -52,7 +52,9 @@ export function refusalLinks<TRouter extends AnyRouter>(): TRPCLink<TRouter>[] {
     // A refused call did not run, so trying it again is safe for mutations too.
     retryLink<TRouter>({
       retry: ({ op, error, attempts }) => {
-        const wait = op.type === 'subscription' ? null : retryAfterMs(error);
+        // A 429 ran nothing, so any call may go again; a 503 may have come as a write landed (the database left
+        // mid-commit), so only queries are asked again.
+        const wait = op.type === 'subscription' ? null : retryAfterMs(error, op.type === 'query' ? [429, 503] : [429]);
         return attempts <= 2 && wait !== null && wait <= BRIEF_WAIT_MS;
       },
       // Retry-After has whole seconds, and so does the server's shortest refusal: wait one, spread a little.
