@@ -166,8 +166,21 @@ async function keepForOffline(backend: LoadedInfo['backend'], entry: CatalogueEn
   }
 }
 
+/**
+ * Loads run one after another: the engine holds one model, and two loads at once (the last model coming back as
+ * the app opens while the person clicks another) would leave whichever finished last. In order, the last asked wins.
+ */
+let loads: Promise<unknown> = Promise.resolve();
+
 /** Loads `entry` into the engine (saving it to the device first if needed); throws with the reason when it cannot. */
-export async function loadModel(entry: CatalogueEntry): Promise<void> {
+export function loadModel(entry: CatalogueEntry): Promise<void> {
+  update(entry.id, { busy: true, error: null, message: 'Waiting for the model loading now to finish' });
+  const run = loads.then(() => loadNow(entry));
+  loads = run.catch(() => undefined);
+  return run;
+}
+
+async function loadNow(entry: CatalogueEntry): Promise<void> {
   try {
     const saved = (states[entry.id] ?? IDLE).onDevice ? pinned(entry) : null;
     if (saved) update(entry.id, { phases: [], error: null });
