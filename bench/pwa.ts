@@ -73,7 +73,7 @@ async function offlineFromFirstVisit(dir: string, dist: string, run: number) {
   await again.getByTestId('chat-input').fill('Good morrow');
   await again.getByTestId('chat-send').click();
   // The first token: the answer's text is no longer empty.
-  await again.waitForFunction(`(document.querySelector('[data-testid="chat-message-assistant"]')?.textContent ?? '').trim().length > 0`, undefined, { timeout: 60_000 });
+  await again.getByTestId('chat-message-assistant').filter({ hasText: /\S/ }).first().waitFor({ timeout: 60_000 });
   const reopenToken = performance.now() - started;
   await reopened.close();
   return { firstVisit, reopenReady, reopenToken };
