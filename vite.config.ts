@@ -62,12 +62,17 @@ export default defineConfig(({ command }) => ({
         ],
       },
       workbox: {
-        // The app shell; ONNX Runtime (27 MB a file) and model files are cached at run time instead.
+        // The app shell. ONNX Runtime (27 MB a file) and model files are kept by the app itself in the caches below
+        // (src/client/lib/device-cache.ts), and the catalogue in IndexedDB; this worker answers from those caches.
         globPatterns: ['**/*.{js,css,html,svg,png,webmanifest}'],
         globIgnores: ['ort/**'],
         navigateFallback: '/index.html',
         navigateFallbackDenylist: [/^\/api\//, /^\/models\//, /^\/socket\.io\//, /^\/ort\//],
         cleanupOutdatedCaches: true,
+        // The first install takes control of the page that registered it, so what that first visit fetches already
+        // goes through the worker; a later version still waits (skipWaiting stays off) until the person accepts it.
+        clientsClaim: true,
+        skipWaiting: false,
         runtimeCaching: [
           {
             // Pinned to a commit, so a URL's bytes never change: cache-first, in the cache the app saves models to.
@@ -78,12 +83,7 @@ export default defineConfig(({ command }) => ({
             options: { cacheName: 'mesh-models', cacheableResponse: { statuses: [200] }, matchOptions: { ignoreVary: true } },
           },
           {
-            // The catalogue, so the Models screen (and loading a model saved here) works offline.
-            urlPattern: ({ url, sameOrigin }) => sameOrigin && url.pathname === '/api/trpc/manifest.list',
-            handler: 'NetworkFirst',
-            options: { cacheName: 'mesh-api', networkTimeoutSeconds: 5, cacheableResponse: { statuses: [200] } },
-          },
-          {
+            // ONNX Runtime's files, versioned by URL; the app keeps those of the backend in use in this cache itself.
             urlPattern: ({ url, sameOrigin }) => sameOrigin && url.pathname.startsWith('/ort/'),
             handler: 'CacheFirst',
             options: { cacheName: 'mesh-runtime', cacheableResponse: { statuses: [200] }, matchOptions: { ignoreVary: true } },

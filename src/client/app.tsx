@@ -1,12 +1,14 @@
 // The app shell: navigation, online/offline state, install and update prompts, theme; screens by route.
-import { useEffect, useState } from 'react';
+import { useEffect, useLayoutEffect, useState } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { APP_BUILD } from './env.ts';
 import { AccountPage } from './features/account/account-page.tsx';
 import { ChatPage } from './features/chat/chat-page.tsx';
+import { rememberAccount } from './features/chat/conversation-store.ts';
 import { ModelsPage } from './features/models/models-page.tsx';
 import { RoomPage, RoomsPage } from './features/rooms/rooms-page.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
+import { api } from './lib/trpc.ts';
 
 type Theme = 'dark' | 'light';
 
@@ -17,6 +19,15 @@ function useTheme(): [Theme, () => void] {
     localStorage.setItem('theme', theme);
   }, [theme]);
   return [theme, () => setTheme((t) => (t === 'dark' ? 'light' : 'dark'))];
+}
+
+/** Remembers who is signed in whenever the server says, so that offline their conversations wait on this device for them. */
+function useRememberAccount(online: boolean): void {
+  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
+  // Layout effect: remembered in the same commit that shows who is signed in, so a tab closed right after knows.
+  useLayoutEffect(() => {
+    if (online && me.isSuccess) rememberAccount(me.data?.kind === 'ACCOUNT' ? me.data.id : null);
+  }, [online, me.isSuccess, me.data]);
 }
 
 function NavLink({ href, children }: { href: string; children: string }) {
@@ -33,6 +44,7 @@ export function App() {
   const install = useInstallPrompt();
   const update = useUpdateReady();
   const [theme, toggleTheme] = useTheme();
+  useRememberAccount(online);
   return (
     <>
       <header className="topbar">

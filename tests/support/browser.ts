@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { type Browser, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
+import { type Browser, type BrowserContext, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
 import type { BackendPreference, EngineMessage, EngineModel, EngineReply, SamplingInput } from '../../src/shared/engine-protocol.ts';
 import { ROOT } from './server-process.ts';
 
@@ -14,8 +14,24 @@ const BASE_FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disab
  * `no-gpu`: `--disable-gpu`, so `navigator.gpu` offers no adapter and the engine must fall back to WASM.
  */
 export function launchChromium(mode: 'webgpu' | 'no-gpu'): Promise<Browser> {
-  const flags = mode === 'webgpu' ? ['--enable-unsafe-webgpu'] : ['--disable-gpu'];
-  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: [...BASE_FLAGS, ...flags] });
+  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: [...BASE_FLAGS, ...modeFlags(mode)] });
+}
+
+function modeFlags(mode: 'webgpu' | 'no-gpu'): string[] {
+  return mode === 'webgpu' ? ['--enable-unsafe-webgpu'] : ['--disable-gpu'];
+}
+
+/**
+ * Chromium with a profile kept in `userDataDir` (service worker, caches, IndexedDB, cookies), as a person's browser
+ * keeps them between visits: closing the context closes the browser, and launching again on the same folder reopens it.
+ */
+export function launchPersistentChromium(userDataDir: string, mode: 'webgpu' | 'no-gpu', options: BrowserContextOptions = {}): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [...BASE_FLAGS, ...modeFlags(mode)],
+    viewport: { width: 1280, height: 900 },
+    ...options,
+  });
 }
 
 /**

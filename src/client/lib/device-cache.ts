@@ -141,12 +141,98 @@ export async function saveToDevice(model: DeviceModel, expectedBytes: number, on
   }
 }
 
-/** Keeps ONNX Runtime's files for `backend` on the device (the service worker serves them from here offline). */
-export async function keepRuntimeFiles(backend: 'wasm' | 'webgpu'): Promise<void> {
-  if (!cachesAvailable()) return;
+/** Keeps ONNX Runtime's files for `backend` on the device (the service worker answers the worker from here offline). */
+export async function keepRuntimeFiles(backend: RuntimeBackend): Promise<void> {
+  if (!cachesAvailable()) throw new DeviceStorageError('UNAVAILABLE', 'This browser cannot store files for offline use (no Cache API)');
   const cache = await caches.open(RUNTIME_CACHE);
   for (const file of ORT_FILES[backend]) {
     const url = `${ORT_WASM_BASE}${file}`;
-    if (!(await cache.match(url))) await cache.add(url).catch(() => undefined);
+    if (await cache.match(url, { ignoreVary: true })) continue;
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (error) {
+      throw new DeviceStorageError('NETWORK', `Could not fetch ONNX Runtime's ${file} to keep it for offline use: ${(error as Error).message}`);
+    }
+    if (!response.ok) throw new DeviceStorageError('NETWORK', `The server answered ${response.status} for ONNX Runtime's ${file}`);
+    try {
+      await cache.put(url, response);
+    } catch (error) {
+      if (!isQuotaError(error)) throw error;
+      await cache.delete(url).catch(() => undefined);
+      throw new DeviceStorageError('QUOTA', `Not enough storage on this device to keep ONNX Runtime (${file}) for offline use: remove a model, then load again`);
+    }
   }
+}
+
+/** Deletes ONNX Runtime's kept files when no model is left on the device to run with them; says whether it did. */
+export async function releaseRuntimeIfUnused(): Promise<boolean> {
+  if (!cachesAvailable()) return false;
+  const models = await caches.open(MODEL_CACHE);
+  if ((await models.keys()).length > 0) return false;
+  return caches.delete(RUNTIME_CACHE);
+}
+
+export type RuntimeBackend = keyof typeof ORT_FILES;
+
+/** One thing kept for offline use and what it costs. */
+export interface KeptItem {
+  kind: 'app' | 'runtime' | 'model';
+  /** `app`; the backend for the runtime; the model id (or `other` for files of models the catalogue no longer lists). */
+  id: string;
+  bytes: number;
+  files: number;
+}
+
+/** Bytes of a cached response: its Content-Length when that is the stored body's length, else the body read. */
+async function storedBytes(response: Response | undefined): Promise<number> {
+  if (!response) return 0;
+  const length = Number(response.headers.get('content-length') ?? Number.NaN);
+  if (Number.isFinite(length) && !response.headers.has('content-encoding')) return length;
+  return (await response.blob()).size;
+}
+
+async function sumOf(cache: Cache, requests: readonly Request[]): Promise<number> {
+  let total = 0;
+  for (const request of requests) total += await storedBytes(await cache.match(request));
+  return total;
+}
+
+/**
+ * What this device keeps for offline use: the app shell (the service worker's precache), ONNX Runtime per backend,
+ * and each model's files (`models`: the catalogue's, at the commit they are pinned to).
+ */
+export async function keptForOffline(models: DeviceModel[]): Promise<KeptItem[]> {
+  if (!cachesAvailable()) return [];
+  const items: KeptItem[] = [];
+  const app = { kind: 'app', id: 'app', bytes: 0, files: 0 } satisfies KeptItem;
+  for (const name of await caches.keys()) {
+    if (!name.startsWith('workbox-precache')) continue;
+    const cache = await caches.open(name);
+    const requests = await cache.keys();
+    app.files += requests.length;
+    app.bytes += await sumOf(cache, requests);
+  }
+  if (app.files) items.push(app);
+  // Measuring must not create the caches it measures (a removed runtime would come back as an empty cache).
+  const runtime = (await caches.has(RUNTIME_CACHE)) ? await caches.open(RUNTIME_CACHE) : null;
+  const runtimeRequests = runtime ? await runtime.keys() : [];
+  for (const backend of Object.keys(ORT_FILES) as RuntimeBackend[]) {
+    const paths: readonly string[] = ORT_FILES[backend].map((file) => `${ORT_WASM_BASE}${file}`);
+    const kept = runtimeRequests.filter((r) => paths.includes(new URL(r.url).pathname));
+    if (runtime && kept.length) items.push({ kind: 'runtime', id: backend, bytes: await sumOf(runtime, kept), files: kept.length });
+  }
+  if (!(await caches.has(MODEL_CACHE))) return items;
+  const cache = await caches.open(MODEL_CACHE);
+  const stored = await cache.keys();
+  const claimed = new Set<string>();
+  for (const model of models) {
+    const urls = new Set(model.files.map((file) => new URL(modelFileUrl(model, file), location.origin).href));
+    const mine = stored.filter((r) => urls.has(r.url));
+    mine.forEach((r) => claimed.add(r.url));
+    if (mine.length) items.push({ kind: 'model', id: model.id, bytes: await sumOf(cache, mine), files: mine.length });
+  }
+  const other = stored.filter((r) => !claimed.has(r.url));
+  if (other.length) items.push({ kind: 'model', id: 'other', bytes: await sumOf(cache, other), files: other.length });
+  return items;
 }

@@ -1,7 +1,7 @@
 // The app's tRPC clients: React hooks (`api`, with TanStack Query) for screens, and a plain client (`trpc`) for
 // imperative flows. Subscriptions (chat.stream) go over SSE with the browser's EventSource, the rest batched;
 // same origin, so the session cookie rides along and no CORS is involved.
-import { createTRPCClient, httpBatchLink, httpLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } from '@trpc/client';
 import { createTRPCReact } from '@trpc/react-query';
 import type { AppRouter } from '../../server/trpc/root.ts';
 import { refusalLinks } from '../../shared/trpc-links.ts';
@@ -13,14 +13,8 @@ export function appLinks(url = '/api/trpc') {
     splitLink({
       condition: (op) => op.type === 'subscription',
       true: httpSubscriptionLink({ url }),
-      false: splitLink({
-        // The catalogue alone, never batched: the service worker keeps it by this URL for offline use, and a
-        // batch with another query would have a URL of its own.
-        condition: (op) => op.path === 'manifest.list',
-        true: httpLink({ url }),
-        // The server refuses batches past TRPC_MAX_BATCH_SIZE (default 10); a longer batch is split.
-        false: httpBatchLink({ url, maxItems: 10 }),
-      }),
+      // The server refuses batches past TRPC_MAX_BATCH_SIZE (default 10); a longer batch is split.
+      false: httpBatchLink({ url, maxItems: 10 }),
     }),
   ];
 }

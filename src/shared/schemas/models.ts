@@ -65,6 +65,15 @@ export const ManifestEntrySchema = z
   .strict();
 export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
 
+/** One model as `manifest.list` answers it: the manifest entry and where this server holds it. */
+export const CatalogueEntrySchema = ManifestEntrySchema.extend({
+  totalSize: z.number().int().nonnegative().nullable(),
+  /** The commit the server pinned the model to when it downloaded it. */
+  cachedRevision: RevisionSchema.nullable(),
+  serverStatus: z.string().max(32),
+}).strict();
+export type CatalogueEntry = z.infer<typeof CatalogueEntrySchema>;
+
 export const ManifestFileFormatSchema = z
   .object({
     /** `replace`: only these models; `extend` (default): add to (or override by id) the built-in catalogue. */

@@ -14,11 +14,16 @@ import { askMesh } from '../mesh/mesh-answer.ts';
 import { type MeshRoom, engineGate, meshNode, useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import { chatErrorText } from './chat-errors.ts';
-import { type AnswerRecord, type ConversationSummary, deviceStore, serverStore } from './conversation-store.ts';
+import { type AnswerRecord, type ConversationSummary, deviceStore, knownAccount, serverStore, syncOfflineConversations } from './conversation-store.ts';
 import { type ChatItem, type Conversation, titleOf } from './conversations.ts';
+import { NoModelOffer } from './no-model.tsx';
 import { Sparkline } from './sparkline.tsx';
 
-const MarkdownText = lazy(() => import('./markdown.tsx'));
+// A chunk of its own (it is large), fetched as the Chat screen opens rather than with the first answer: a page
+// that outlives its network (offline after a hard reload, which skips the service worker) still renders answers,
+// and as plain text when even that failed.
+const loadMarkdown = () => import('./markdown.tsx').catch(() => ({ default: ({ text }: { text: string }) => <p>{text}</p> }));
+const MarkdownText = lazy(loadMarkdown);
 const noSubscribe = () => () => {};
 const noSnapshot = () => null;
 
@@ -66,6 +71,7 @@ export function ChatPage() {
   const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
   // Accounts keep their conversations on the server; guests (and anyone offline) on this device.
   const store = me.data?.kind === 'ACCOUNT' && online ? serverStore : deviceStore;
+  const accountId = me.data?.kind === 'ACCOUNT' ? me.data.id : null;
   const [route, setRoute] = useState<string>('device');
   const [conversation, setConversation] = useState<Conversation>(() => ({ id: crypto.randomUUID(), title: 'New chat', updatedAt: Date.now(), messages: [] }));
   const [history, setHistory] = useState<ConversationSummary[]>([]);
@@ -75,12 +81,29 @@ export function ChatPage() {
   const run = useRef<Run | null>(null);
   const [busy, setBusy] = useState(false);
 
+  useEffect(() => void loadMarkdown(), []);
   const refreshHistory = () => void store.list().then(setHistory, () => setHistory([]));
   useEffect(refreshHistory, [store]);
-  // Offline, a cloud route cannot answer: fall back to the device instead of failing on send.
+  // Back online and signed in: conversations kept here while offline go to the account.
+  const [syncing, setSyncing] = useState(false);
   useEffect(() => {
-    if (!online && route !== 'device' && route !== 'mesh' && route !== 'auto') setRoute('device');
-  }, [online, route]);
+    if (!accountId || !online) return;
+    let cancelled = false;
+    setSyncing(true);
+    syncOfflineConversations(accountId)
+      .then(
+        (synced) => {
+          if (cancelled) return;
+          setConversation((c) => (synced.has(c.id) ? { ...c, serverId: synced.get(c.id) ?? null, syncFor: undefined } : c));
+          refreshHistory();
+        },
+        (cause: unknown) => !cancelled && setError(`Conversations kept on this device while offline could not be saved to your account yet: ${chatErrorText(cause)}`),
+      )
+      .finally(() => !cancelled && setSyncing(false));
+    return () => {
+      cancelled = true;
+    };
+  }, [accountId, online]);
 
   const configured = (providers.data ?? []).filter((p) => p.configured);
   // Providers that cost money are for accounts unless the server opens them to guests (docs/SECURITY.md).
@@ -92,6 +115,13 @@ export function ChatPage() {
   /** Keeps the conversation after an answer (`record`), or after a failed one on the device only. */
   async function persist(messages: ChatItem[], record?: AnswerRecord) {
     const next: Conversation = { ...conversation, messages, title: titleOf(messages), updatedAt: Date.now() };
+    // Signed in but offline: kept here for the account, which gets it when the network returns.
+    const waitingFor = store.onServer ? null : (accountId ?? knownAccount());
+    if (waitingFor && next.syncFor?.accountId !== waitingFor) {
+      // A conversation the account holds already: it holds everything up to the last answer before this turn.
+      const before = record ? messages.slice(0, -1) : messages;
+      next.syncFor = { accountId: waitingFor, synced: next.serverId ? before.findLastIndex((m) => m.role === 'assistant') + 1 : 0 };
+    }
     setConversation(next);
     if (!record && store.onServer) return;
     try {
@@ -103,7 +133,10 @@ export function ChatPage() {
     refreshHistory();
   }
 
-  async function answer(messages: ChatItem[]) {
+  /** `draft`: the text typed for this answer, put back in the box when a cloud provider could not be reached. */
+  async function answer(messages: ChatItem[], options: { draft?: string } = {}) {
+    let cloudTarget = false;
+    let received = false;
     setError(null);
     setBusy(true);
     setRates([]);
@@ -185,6 +218,7 @@ export function ChatPage() {
             },
             {
               onData(event) {
+                received = true;
                 if (event.type === 'delta') {
                   stamps.push(performance.now());
                   text += event.text;
@@ -231,11 +265,22 @@ export function ChatPage() {
           result.readout += ` · the mesh could not answer: ${cause.message}`;
         }
       } else if (target === 'device') result = await fromDevice();
-      else result = await fromCloud(target);
-      await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout }], result.record);
+      else {
+        cloudTarget = true;
+        result = await fromCloud(target);
+      }
+      await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout, record: result.record }], result.record);
     } catch (cause) {
-      setError(chatErrorText(cause));
-      await persist(messages);
+      const draft = options.draft;
+      if (draft !== undefined && cloudTarget && !received) {
+        // Nothing came back from the server: the question goes back into the box rather than into the record.
+        setConversation((c) => ({ ...c, messages: messages.slice(0, -1) }));
+        setInput((current) => current || draft);
+        setError(`${chatErrorText(cause)} Your message is back in the box: nothing was sent to be answered.`);
+      } else {
+        setError(chatErrorText(cause));
+        await persist(messages);
+      }
     } finally {
       clearInterval(sample);
       run.current = null;
@@ -262,11 +307,23 @@ export function ChatPage() {
     throw new Error('Auto found nothing to answer with: load a model, join a room where someone shares one, or go online for a cloud provider');
   }
 
+  /** Why a cloud provider cannot take this message now (offline), or null. */
+  function offlineRefusal(): string | null {
+    if (online || route === 'device' || route === 'mesh' || route === 'auto') return null;
+    const label = configured.find((p) => p.id === route)?.label ?? route;
+    return `You are offline, and ${label} answers through the server: your message was not sent and is still in the box. Send it when the network is back, or answer with this device or a peer under "Answer with".`;
+  }
+
   function send() {
     const text = input.trim();
-    if (!text || busy) return;
+    if (!text || busy || syncing) return;
+    const refusal = offlineRefusal();
+    if (refusal) {
+      setError(refusal);
+      return;
+    }
     setInput('');
-    void answer([...conversation.messages, { role: 'user', content: text }]);
+    void answer([...conversation.messages, { role: 'user', content: text }], { draft: text });
   }
 
   function regenerate() {
@@ -281,7 +338,8 @@ export function ChatPage() {
     setConversation({ id: crypto.randomUUID(), title: 'New chat', updatedAt: Date.now(), messages: [] });
   }
 
-  const canSend = route === 'device' ? Boolean(loaded) : route === 'mesh' ? shared.length > 0 : route === 'auto' ? true : online;
+  // A cloud route offline can still press Send: the refusal says why, and the draft stays.
+  const canSend = route === 'device' ? Boolean(loaded) : route === 'mesh' ? shared.length > 0 : true;
   const lastIsAnswer = conversation.messages.at(-1)?.role === 'assistant';
 
   return (
@@ -312,7 +370,9 @@ export function ChatPage() {
             </li>
           ))}
         </ul>
-        <p className="muted small">{store.onServer ? 'Kept with your account.' : 'Kept on this device only.'}</p>
+        <p className="muted small" data-testid="conversations-kept">
+          {store.onServer ? 'Kept with your account.' : knownAccount() && !online ? 'Kept on this device while offline; saved to your account when the network is back.' : 'Kept on this device only.'}
+        </p>
       </aside>
       <section className="chat" aria-label="Chat">
         <div className="chat-toolbar">
@@ -372,6 +432,17 @@ export function ChatPage() {
           )}
           {!loaded && route === 'device' && <Link href="/models">Load a model</Link>}
         </div>
+        {!loaded && (route === 'device' || route === 'auto') && <NoModelOffer />}
+        {loaded?.offline && route !== 'mesh' && (
+          <p className="small muted" data-testid="offline-ready" data-state={loaded.offline.state}>
+            {loaded.offline.message}
+          </p>
+        )}
+        {syncing && (
+          <p className="small muted" role="status" data-testid="chat-syncing">
+            Saving conversations kept on this device while offline to your account…
+          </p>
+        )}
         <ol className="messages" aria-live="polite">
           {conversation.messages.map((message, i) => (
             <li key={i} className={`message message-${message.role}`} data-testid={`chat-message-${message.role}`}>

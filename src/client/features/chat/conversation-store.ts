@@ -1,24 +1,15 @@
 // Where conversations are kept: on this device (IndexedDB) for guests, on the server for accounts. The chat
 // screen talks to this interface only.
+import { z } from 'zod';
 import { BACKEND_LABEL, type Backend } from '../../../shared/engine-protocol.ts';
 import { trpc } from '../../lib/trpc.ts';
-import { type ChatItem, type Conversation, deleteConversation, listConversations, saveConversation } from './conversations.ts';
+import { type AnswerRecord, type ChatItem, type Conversation, deleteConversation, listConversations, saveConversation } from './conversations.ts';
+
+export type { AnswerRecord };
 
 export interface ConversationSummary {
   id: string;
   title: string;
-}
-
-/** What is known of a finished answer, for the record. */
-export interface AnswerRecord {
-  route: 'LOCAL' | 'MESH' | 'CLOUD';
-  /** The cloud provider's id, for CLOUD answers. */
-  provider?: string;
-  modelId?: string;
-  backend?: 'webgpu' | 'wasm' | 'cpu';
-  ttftMs?: number;
-  tokensPerSecond?: number;
-  tokensOut?: number;
 }
 
 export interface ConversationStore {
@@ -48,6 +39,25 @@ export const deviceStore: ConversationStore = {
   remove: (id) => deleteConversation(id),
 };
 
+/** conversation.append: the server stores what follows the last answer it holds, then this answer. */
+async function appendAnswer(conversationId: string | undefined, prompt: ChatItem[], content: string, record: AnswerRecord): Promise<string> {
+  const { id } = await trpc.conversation.append.mutate({
+    conversationId,
+    messages: prompt.map(({ role, content }) => ({ role, content })),
+    answer: {
+      content,
+      route: record.route,
+      provider: record.provider,
+      modelId: record.modelId?.slice(0, 128),
+      backend: record.backend,
+      ttftMs: record.ttftMs === undefined ? undefined : Math.round(record.ttftMs),
+      tokensPerSecond: record.tokensPerSecond,
+      tokensOut: record.tokensOut,
+    },
+  });
+  return id;
+}
+
 export const serverStore: ConversationStore = {
   onServer: true,
   list: () => trpc.conversation.list.query(),
@@ -62,24 +72,62 @@ export const serverStore: ConversationStore = {
   },
   async saveTurn(conversation, record) {
     const answer = conversation.messages.at(-1);
-    const prompt = conversation.messages.slice(0, -1).map(({ role, content }) => ({ role, content }));
-    const { id } = await trpc.conversation.append.mutate({
-      conversationId: conversation.serverId ?? undefined,
-      messages: prompt,
-      answer: {
-        content: answer?.content ?? '',
-        route: record.route,
-        provider: record.provider,
-        modelId: record.modelId?.slice(0, 128),
-        backend: record.backend,
-        ttftMs: record.ttftMs === undefined ? undefined : Math.round(record.ttftMs),
-        tokensPerSecond: record.tokensPerSecond,
-        tokensOut: record.tokensOut,
-      },
-    });
-    return id;
+    return appendAnswer(conversation.serverId ?? undefined, conversation.messages.slice(0, -1), answer?.content ?? '', record);
   },
   remove: async (id) => {
     await trpc.conversation.remove.mutate({ id });
   },
 };
+
+const KNOWN_ACCOUNT_KEY = 'mesh:account';
+const KnownAccountSchema = z.object({ id: z.uuid() }).strict();
+
+/** The account signed in when the app last reached the server: offline, its conversations wait here for it. */
+export function knownAccount(): string | null {
+  try {
+    const parsed = KnownAccountSchema.safeParse(JSON.parse(localStorage.getItem(KNOWN_ACCOUNT_KEY) ?? 'null'));
+    return parsed.success ? parsed.data.id : null;
+  } catch {
+    return null;
+  }
+}
+
+export function rememberAccount(id: string | null): void {
+  try {
+    if (id === null) localStorage.removeItem(KNOWN_ACCOUNT_KEY);
+    else localStorage.setItem(KNOWN_ACCOUNT_KEY, JSON.stringify({ id }));
+  } catch {
+    // Storage disabled: offline conversations then stay on the device only.
+  }
+}
+
+const SyncForSchema = z.object({ accountId: z.uuid(), synced: z.number().int().nonnegative() }).strict();
+
+/**
+ * Sends the conversations this device kept for `accountId` while offline to the account, one answered turn at a
+ * time (so a sync cut short resumes where it stopped), and removes each from the device once the account holds it
+ * all. Returns the device id → server id of each conversation synced in full.
+ */
+export async function syncOfflineConversations(accountId: string): Promise<Map<string, string>> {
+  const synced = new Map<string, string>();
+  for (const conversation of await listConversations(1000)) {
+    const parsed = SyncForSchema.safeParse(conversation.syncFor);
+    if (!parsed.success || parsed.data.accountId !== accountId) continue;
+    let { synced: done } = parsed.data;
+    let serverId = conversation.serverId ?? undefined;
+    const { messages } = conversation;
+    for (let i = done; i < messages.length; i++) {
+      const answer = messages[i];
+      if (answer?.role !== 'assistant') continue;
+      serverId = await appendAnswer(serverId, messages.slice(done, i), answer.content, answer.record ?? { route: 'LOCAL' });
+      done = i + 1;
+      await saveConversation({ ...conversation, serverId, syncFor: { accountId, synced: done } });
+    }
+    // A question left without an answer has nothing to store with it; the account holds the rest.
+    if (serverId) {
+      await deleteConversation(conversation.id);
+      synced.set(conversation.id, serverId);
+    }
+  }
+  return synced;
+}

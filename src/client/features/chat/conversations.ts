@@ -1,11 +1,25 @@
 // Conversations kept on this device (IndexedDB): guests' chats never leave it.
-import { type DBSchema, type IDBPDatabase, openDB } from 'idb';
+import { localDb as db } from '../../lib/local-db.ts';
+
+/** What is known of a finished answer, for the record. */
+export interface AnswerRecord {
+  route: 'LOCAL' | 'MESH' | 'CLOUD';
+  /** The cloud provider's id, for CLOUD answers. */
+  provider?: string;
+  modelId?: string;
+  backend?: 'webgpu' | 'wasm' | 'cpu';
+  ttftMs?: number;
+  tokensPerSecond?: number;
+  tokensOut?: number;
+}
 
 export interface ChatItem {
   role: 'system' | 'user' | 'assistant';
   content: string;
   /** Where and how an answer ran, e.g. "this device · WASM · TTFT 96 ms · 41.0 tok/s". */
   readout?: string;
+  /** Of an answer made while offline, kept so the account gets the same record when it syncs. */
+  record?: AnswerRecord;
 }
 
 export interface Conversation {
@@ -15,20 +29,11 @@ export interface Conversation {
   messages: ChatItem[];
   /** The server's id once an account's conversation is stored there. */
   serverId?: string | null;
-}
-
-interface Schema extends DBSchema {
-  conversations: { key: string; value: Conversation; indexes: { updatedAt: number } };
-}
-
-let database: Promise<IDBPDatabase<Schema>> | null = null;
-function db() {
-  database ??= openDB<Schema>('mesh-nanollm', 1, {
-    upgrade(upgrade) {
-      upgrade.createObjectStore('conversations', { keyPath: 'id' }).createIndex('updatedAt', 'updatedAt');
-    },
-  });
-  return database;
+  /**
+   * A signed-in person's conversation kept here while offline: which account it goes to when the network returns,
+   * and how many of its messages the account already holds.
+   */
+  syncFor?: { accountId: string; synced: number };
 }
 
 /** Newest first, capped: a long history should not slow the app's start. */

@@ -1,17 +1,17 @@
 // What the app knows about each model on this device and the one loaded in the engine, with the actions that
 // move a model along: Fetching → Preparing (the server fetches it from the Hub) → Downloading (to this device)
 // → Loading (into the engine) → Ready. Screens read it with useModelState / useLoadedModel.
-import type { inferRouterOutputs } from '@trpc/server';
 import { useSyncExternalStore } from 'react';
-import type { AppRouter } from '../../../server/trpc/root.ts';
-import type { EngineModel, LoadPhase, LoadedInfo } from '../../../shared/engine-protocol.ts';
+import { BACKEND_LABEL, type EngineModel, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
 import { modelFingerprint } from '../../../shared/mesh/mesh-node.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
-import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
+import type { CatalogueEntry } from '../../../shared/schemas/models.ts';
+import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, releaseRuntimeIfUnused, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
 import { trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
+import { lastModelId, rememberLastModel } from './last-model.ts';
 
-export type CatalogueEntry = inferRouterOutputs<AppRouter>['manifest']['list'][number];
+export type { CatalogueEntry };
 export type Phase = LoadPhase | 'Idle' | 'Failed';
 
 export interface ModelState {
@@ -31,8 +31,10 @@ export interface ModelState {
 const IDLE: ModelState = { phase: 'Idle', phases: [], message: '', loaded: 0, total: 0, speed: 0, files: {}, error: null, onDevice: false, busy: false };
 
 let states: Record<string, ModelState> = {};
+/** Whether everything the loaded model needs to load again with no network is on this device. */
+export type OfflineReadiness = { state: 'keeping' | 'kept' | 'failed'; message: string };
 /** The model loaded in the engine, with the fingerprint of its exact weights (what mesh peers match on). */
-export type ActiveModel = LoadedInfo & { entry: CatalogueEntry; ref: ModelRef };
+export type ActiveModel = LoadedInfo & { entry: CatalogueEntry; ref: ModelRef; offline: OfflineReadiness };
 let active: ActiveModel | null = null;
 const listeners = new Set<() => void>();
 const emit = () => listeners.forEach((listener) => listener());
@@ -49,6 +51,11 @@ function update(id: string, patch: Partial<ModelState>): void {
   emit();
 }
 
+/** Whether every file of the model is on this device, as last checked (refreshDeviceStatus). */
+export function modelOnDevice(id: string): boolean {
+  return (states[id] ?? IDLE).onDevice;
+}
+
 export function useModelState(id: string): ModelState {
   return useSyncExternalStore(subscribe, () => states[id] ?? IDLE);
 }
@@ -63,6 +70,12 @@ export function loadedModel(): ActiveModel | null {
 }
 
 export const onModelStoreChange = subscribe;
+
+/** Changes when what the device keeps may have changed: a model saved or removed, the runtime kept for a load. */
+export function keptSignature(): string {
+  const onDevice = Object.entries(states).flatMap(([id, state]) => (state.onDevice ? [id] : []));
+  return `${onDevice.sort().join(',')}|${active?.entry.id ?? ''}:${active?.backend ?? ''}:${active?.offline.state ?? ''}`;
+}
 
 /** The commit the files are pinned to: the bundle's own, or the one the server pinned on download. */
 function pinned(entry: CatalogueEntry): string | null {
@@ -137,7 +150,37 @@ export async function download(entry: CatalogueEntry): Promise<void> {
   }
 }
 
-export async function load(entry: CatalogueEntry): Promise<void> {
+/** Keeps ONNX Runtime for the backend in use (the model's files are kept already): next time, it loads offline. */
+async function keepForOffline(backend: LoadedInfo['backend'], entry: CatalogueEntry): Promise<void> {
+  const setOffline = (offline: OfflineReadiness) => {
+    if (active?.entry.id !== entry.id) return;
+    active = { ...active, offline };
+    emit();
+  };
+  if (backend === 'cpu') return setOffline({ state: 'failed', message: 'Only browsers keep models for offline use' });
+  try {
+    await keepRuntimeFiles(backend);
+    setOffline({ state: 'kept', message: `${entry.name} and ONNX Runtime (${BACKEND_LABEL[backend]}) are kept on this device: it loads with no network` });
+  } catch (error) {
+    setOffline({ state: 'failed', message: `${entry.name} may not load offline: ${describe(error)}` });
+  }
+}
+
+/**
+ * Loads run one after another: the engine holds one model, and two loads at once (the last model coming back as
+ * the app opens while the person clicks another) would leave whichever finished last. In order, the last asked wins.
+ */
+let loads: Promise<unknown> = Promise.resolve();
+
+/** Loads `entry` into the engine (saving it to the device first if needed); throws with the reason when it cannot. */
+export function loadModel(entry: CatalogueEntry): Promise<void> {
+  update(entry.id, { busy: true, error: null, message: 'Waiting for the model loading now to finish' });
+  const run = loads.then(() => loadNow(entry));
+  loads = run.catch(() => undefined);
+  return run;
+}
+
+async function loadNow(entry: CatalogueEntry): Promise<void> {
   try {
     const saved = (states[entry.id] ?? IDLE).onDevice ? pinned(entry) : null;
     if (saved) update(entry.id, { phases: [], error: null });
@@ -149,25 +192,60 @@ export async function load(entry: CatalogueEntry): Promise<void> {
     const info = await inferenceEngine().load(model, {
       onProgress: (p) => update(entry.id, { phase: p.phase === 'Ready' ? 'Ready' : 'Loading', message: p.message, loaded: p.loaded, total: p.total, files: p.files }),
     });
-    if (info.backend !== 'cpu') void keepRuntimeFiles(info.backend);
-    active = { ...info, entry, ref: { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) } };
+    active = {
+      ...info,
+      entry,
+      ref: { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) },
+      offline: { state: 'keeping', message: `Keeping ONNX Runtime (${BACKEND_LABEL[info.backend]}) on this device for offline use` },
+    };
+    rememberLastModel(entry.id);
     update(entry.id, { phase: 'Ready', message: info.reason, busy: false, error: null });
+    await keepForOffline(info.backend, entry);
   } catch (error) {
     update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
+    throw error;
   }
 }
 
+export async function load(entry: CatalogueEntry): Promise<void> {
+  // The card shows the failure (phase Failed, with the reason).
+  await loadModel(entry).catch(() => undefined);
+}
+
+/** Removes the model's files, and ONNX Runtime's when no model is left to run with them. */
 export async function removeFromThisDevice(entry: CatalogueEntry): Promise<void> {
   const revision = pinned(entry);
   if (revision) await removeFromDevice(deviceModel(entry, revision));
-  update(entry.id, { onDevice: false, phase: 'Idle', phases: [], message: 'Removed from this device' });
+  const runtimeToo = await releaseRuntimeIfUnused();
+  // Removed on purpose: not the model to bring back when the app opens.
+  if (lastModelId() === entry.id) rememberLastModel(null);
+  update(entry.id, { onDevice: false, phase: 'Idle', phases: [], message: runtimeToo ? 'Removed from this device, with ONNX Runtime (no model left uses it)' : 'Removed from this device' });
+}
+
+/** The device model of each catalogue entry that has a pinned commit (what the storage panel measures). */
+export function deviceModels(entries: CatalogueEntry[]): DeviceModel[] {
+  return entries.flatMap((entry) => {
+    const revision = pinned(entry);
+    return revision ? [deviceModel(entry, revision)] : [];
+  });
+}
+
+/** A quarter of the device's memory (navigator.deviceMemory, 4 GB where the browser does not say). */
+function memoryBudget(): number {
+  const memoryGb = (navigator as Navigator & { deviceMemory?: number }).deviceMemory ?? 4;
+  return memoryGb * 1024 ** 3 * 0.25;
+}
+
+/** Why this device should not run `entry`, or null when it fits. */
+export function doesNotFit(entry: CatalogueEntry): string | null {
+  const size = entry.totalSize ?? 0;
+  const budget = memoryBudget();
+  return size > budget ? `${entry.name} (${formatBytes(size)}) is larger than this device runs comfortably (${formatBytes(budget)}, a quarter of its memory)` : null;
 }
 
 /** A model this device can run comfortably: small enough for its memory, then one at random. */
 export function pickRandomModel(entries: CatalogueEntry[]): CatalogueEntry | null {
-  const memoryGb = (navigator as Navigator & { deviceMemory?: number }).deviceMemory ?? 4;
-  const budget = memoryGb * 1024 ** 3 * 0.25;
-  const suitable = entries.filter((e) => (e.totalSize ?? 0) <= budget);
+  const suitable = entries.filter((e) => doesNotFit(e) === null);
   const pool = suitable.length ? suitable : entries;
   return pool[Math.floor(Math.random() * pool.length)] ?? null;
 }

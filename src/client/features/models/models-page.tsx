@@ -1,12 +1,15 @@
-// The Models screen: the catalogue with where each model is (bundled, on the server, on this device), and
-// Download, Load, Remove from device and Get Random Model, with the load phases in words and bars.
-import { useEffect, useState } from 'react';
+// The Models screen: the catalogue (the server's, or offline the copy this device kept, with its date) with where
+// each model is (bundled, on the server, on this device), Download, Load, Remove from device and Get Random Model,
+// the load phases in words and bars, and what the device keeps for offline use.
+import { useEffect } from 'react';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import { ProgressBar } from '../../components/progress-bar.tsx';
-import { type StorageInfo, formatBytes, storageInfo } from '../../lib/device-cache.ts';
-import { api } from '../../lib/trpc.ts';
+import { formatBytes } from '../../lib/device-cache.ts';
+import { catalogueDate, useCatalogue, useRefreshCatalogue } from './catalogue.ts';
 import { type CatalogueEntry, download, load, pickRandomModel, refreshDeviceStatus, removeFromThisDevice, useLoadedModel, useModelState } from './model-store.ts';
+import { StoragePanel } from './storage-panel.tsx';
 
+const NO_ENTRIES: CatalogueEntry[] = [];
 const PHASES = ['Fetching', 'Preparing', 'Downloading', 'Loading', 'Ready'] as const;
 
 function where(entry: CatalogueEntry, onDevice: boolean): string {
@@ -17,9 +20,8 @@ function where(entry: CatalogueEntry, onDevice: boolean): string {
 
 function ModelCard({ entry }: { entry: CatalogueEntry }) {
   const state = useModelState(entry.id);
-  const utils = api.useUtils();
   // After a download the server holds the model pinned to a commit: read the catalogue again.
-  const refresh = () => void utils.manifest.list.invalidate();
+  const refresh = useRefreshCatalogue();
   const loaded = useLoadedModel();
   const isLoaded = loaded?.entry.id === entry.id;
   const size = entry.totalSize ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
@@ -58,7 +60,7 @@ function ModelCard({ entry }: { entry: CatalogueEntry }) {
         <button type="button" className="primary" data-testid="model-load" disabled={state.busy || isLoaded} onClick={() => void load(entry).then(refresh)}>
           {isLoaded ? 'Loaded' : 'Load'}
         </button>
-        {state.onDevice && !entry.bundled && (
+        {state.onDevice && (
           <button type="button" data-testid="model-remove" disabled={state.busy} onClick={() => void removeFromThisDevice(entry)}>
             Remove from device
           </button>
@@ -103,14 +105,13 @@ function ModelCard({ entry }: { entry: CatalogueEntry }) {
 }
 
 export function ModelsPage() {
-  const catalogue = api.manifest.list.useQuery();
-  const [storage, setStorage] = useState<StorageInfo | null>(null);
+  const catalogue = useCatalogue();
+  const entries = catalogue.data?.entries;
   const loaded = useLoadedModel();
 
   useEffect(() => {
-    if (catalogue.data) void refreshDeviceStatus(catalogue.data);
-    void storageInfo().then(setStorage);
-  }, [catalogue.data, loaded]);
+    if (entries) void refreshDeviceStatus(entries);
+  }, [entries, loaded]);
 
   return (
     <section aria-labelledby="models-title">
@@ -119,28 +120,28 @@ export function ModelsPage() {
         <button
           type="button"
           data-testid="model-random"
-          disabled={!catalogue.data?.length}
+          disabled={!entries?.length}
           onClick={() => {
-            const pick = catalogue.data && pickRandomModel(catalogue.data);
+            const pick = entries && pickRandomModel(entries);
             if (pick) void load(pick);
           }}
         >
           Get Random Model
         </button>
       </div>
-      {storage && (
-        <p className="muted" data-testid="device-storage">
-          This device: {formatBytes(storage.usage)} used of {formatBytes(storage.quota)} available to the app
-          {storage.persisted ? ' (persistent)' : ''}
+      {catalogue.data?.unreachable && (
+        <p className="muted" role="status" data-testid="catalogue-kept" data-fetched-at={catalogue.data.fetchedAt}>
+          The server cannot be reached ({catalogue.data.unreachable}): catalogue from {catalogueDate(catalogue.data.fetchedAt)}, kept on this device.
         </p>
       )}
-      {catalogue.error && <p role="alert">Could not read the catalogue: {catalogue.error.message}</p>}
+      {catalogue.error && <p role="alert">{catalogue.error.message}</p>}
       {!catalogue.data && !catalogue.error && <p>Reading the catalogue…</p>}
       <div className="grid">
-        {catalogue.data?.map((entry) => (
+        {entries?.map((entry) => (
           <ModelCard key={entry.id} entry={entry} />
         ))}
       </div>
+      <StoragePanel entries={entries ?? NO_ENTRIES} />
     </section>
   );
 }

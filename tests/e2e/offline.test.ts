@@ -1,0 +1,265 @@
+// Offline from the very first visit (README, "Offline use"), in headless Chromium with a persistent profile, as a
+// person's browser keeps it between visits, on WASM and on SwiftShader's WebGPU. First visit: the demo model loads
+// from Chat in one click, answers, and is kept; the browser closes. Reopened with the server stopped and the network
+// off, the app loads that model by itself and answers, with no visit to Models and no reload; so does a second tab
+// and an ordinary reload. The conversation started offline reaches the account when the network returns, and a
+// message to a cloud provider while offline is refused with the draft kept. A hard reload skips the service worker;
+// the page it gives still answers after the network goes. An update published while the app is open is offered and
+// keeps the models; removing the last model frees it and ONNX Runtime.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildClient, launchPersistentChromium } from '../support/browser.ts';
+import { type ServerProcess, freePort, startServer } from '../support/server-process.ts';
+
+const BACKENDS = [
+  { label: 'WASM', id: 'wasm', mode: 'no-gpu' },
+  { label: 'WebGPU', id: 'webgpu', mode: 'webgpu' },
+] as const;
+const NANO = 'nano-shakespeare';
+const LOAD_TIMEOUT = 60_000;
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-offline-'));
+  // Two builds of the app: the one first visited, and a newer one published while it is open.
+  await buildClient(path.join(dir, 'dist-1'), 'one');
+  await buildClient(path.join(dir, 'dist-2'), 'two');
+}, 180_000);
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Sends `prompt` on the Chat screen (already open) and returns the new answer's readout once it is complete. */
+async function chat(page: Page, prompt: string): Promise<string> {
+  const readouts = page.getByTestId('answer-readout');
+  const before = await readouts.count();
+  await page.getByTestId('chat-input').fill(prompt);
+  await page.getByTestId('chat-send').click();
+  await readouts.nth(before).waitFor({ timeout: LOAD_TIMEOUT });
+  return (await readouts.nth(before).textContent()) ?? '';
+}
+
+/** The page's main-frame navigations from now on: the tests prove that no reload happened before the first answer. */
+function navigations(page: Page): string[] {
+  const seen: string[] = [];
+  page.on('framenavigated', (frame) => {
+    if (frame === page.mainFrame()) seen.push(frame.url());
+  });
+  return seen;
+}
+
+/** Every value the chat's load progress takes (`data-phase`), however briefly. */
+async function watchLoadPhases(page: Page): Promise<() => Promise<string[]>> {
+  await page.evaluate(() => {
+    const seen: string[] = [];
+    (globalThis as unknown as { __loadPhases: string[] }).__loadPhases = seen;
+    new MutationObserver(() => {
+      const phase = document.querySelector('[data-testid="chat-load-progress"]')?.getAttribute('data-phase');
+      if (phase && seen.at(-1) !== phase) seen.push(phase);
+    }).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-phase'] });
+  });
+  return () => page.evaluate(() => (globalThis as unknown as { __loadPhases: string[] }).__loadPhases);
+}
+
+describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the first visit, on %s', (label, { id: backend, mode }) => {
+  let profile: string;
+  let serverEnv: Record<string, string>;
+  let server: ServerProcess | null = null;
+  let context: BrowserContext | null = null;
+  let page: Page;
+  const offlinePrompt = `Speak, offline on ${label}`;
+
+  async function start(dist: 'dist-1' | 'dist-2'): Promise<string> {
+    server = await startServer({ ...serverEnv, CLIENT_DIST_DIR: path.join(dir, dist) });
+    return server.url;
+  }
+
+  async function stop(): Promise<void> {
+    server?.child.kill('SIGTERM');
+    await server?.exited;
+    server = null;
+  }
+
+  /** The server's origin: fixed, so the profile's service worker and caches belong to it across restarts. */
+  let origin: string;
+
+  beforeAll(async () => {
+    profile = path.join(dir, `profile-${backend}`);
+    // A fixed port: the server stops and starts again on the same origin (the profile's storage belongs to it).
+    serverEnv = { DATA_DIR: path.join(dir, `data-${backend}`), PORT: String(await freePort()) };
+    origin = await start('dist-1');
+  }, 90_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await stop();
+  });
+
+  it('first visit: Chat loads the demo model in one click, with its progress, answers, and keeps it for offline use', async () => {
+    context = await launchPersistentChromium(profile, mode);
+    page = context.pages()[0] ?? (await context.newPage());
+    const navigated = navigations(page);
+    await page.goto(`${origin}/`);
+    const phases = await watchLoadPhases(page);
+    await page.getByTestId('chat-load-demo').click();
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    // The files were saved to the device on the way (Downloading), then loaded.
+    expect(await phases()).toEqual(expect.arrayContaining(['Downloading', 'Loading']));
+    const readout = await chat(page, 'Good morrow, what news?');
+    expect(readout).toMatch(new RegExp(`^Nano Shakespeare \\(demo\\) on this device · ${label} · TTFT \\d+ ms`));
+    // Kept for next time, runtime included: the real event, not a guess at how long keeping takes.
+    await page.locator('[data-testid="offline-ready"][data-state="kept"]').waitFor({ timeout: LOAD_TIMEOUT });
+    // The service worker took control of this first page on its first install, with no reload.
+    expect(await page.evaluate(() => navigator.serviceWorker.ready.then(() => navigator.serviceWorker.controller !== null))).toBe(true);
+    expect(navigated).toEqual([`${origin}/`]);
+
+    // Signed in, so that the conversation started offline later has an account to go to.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+    await page.getByTestId('account-username').fill(`offline-${backend}`);
+    await page.getByTestId('account-password').fill('correct horse battery');
+    await page.getByTestId('account-submit').click();
+    await page.getByTestId('account-user').filter({ hasText: `Signed in as offline-${backend}` }).waitFor({ timeout: 15_000 });
+    await context.close();
+    context = null;
+  }, 180_000);
+
+  it('reopened with the server stopped and the network off, loads that model by itself and answers: no visit to Models, no reload', async () => {
+    await stop();
+    context = await launchPersistentChromium(profile, mode, { offline: true });
+    page = context.pages()[0] ?? (await context.newPage());
+    const navigated = navigations(page);
+    await page.goto(`${origin}/`);
+    expect(await page.getByTestId('offline-indicator').textContent()).toBe('Offline');
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    const readout = await chat(page, offlinePrompt);
+    expect(readout).toMatch(new RegExp(`on this device · ${label} · TTFT`));
+    expect(navigated).toEqual([`${origin}/`]);
+    expect(new URL(page.url()).pathname).toBe('/');
+    expect(await page.getByTestId('conversations-kept').textContent()).toMatch(/saved to your account when the network is back/);
+  }, 120_000);
+
+  it('a second tab opened offline shows the kept catalogue with its date and what is kept, loads the model and answers', async () => {
+    if (!context) throw new Error('needs the reopened browser of the test before');
+    const second = await context.newPage();
+    try {
+      await second.goto(`${origin}/models`);
+      expect(await second.getByTestId('catalogue-kept').textContent()).toMatch(/catalogue from .+, kept on this device/);
+      const card = second.locator(`[data-testid="model-card"][data-model-id="${NANO}"]`);
+      await card.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+      const panel = second.locator('[data-testid="storage-panel"][data-measured="true"]');
+      await panel.locator(`[data-testid="storage-row"][data-kind="runtime"][data-id="${backend}"]`).waitFor();
+      const kinds = await panel.getByTestId('storage-row').evaluateAll((rows) => rows.map((row) => `${row.getAttribute('data-kind')}:${row.getAttribute('data-id')}`));
+      expect(kinds).toEqual(expect.arrayContaining(['app:app', `runtime:${backend}`, `model:${NANO}`]));
+      const modelBytes = Number(await panel.locator(`[data-testid="storage-row"][data-id="${NANO}"]`).getAttribute('data-bytes'));
+      expect(modelBytes).toBeGreaterThan(1024 * 1024);
+      await second.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat' }).click();
+      expect(await chat(second, 'And in the second tab?')).toMatch(new RegExp(`on this device · ${label}`));
+    } finally {
+      await second.close();
+    }
+  }, 120_000);
+
+  it('an ordinary reload offline loads the model again by itself and answers', async () => {
+    await page.reload();
+    expect(await page.evaluate(() => navigator.serviceWorker.controller !== null)).toBe(true);
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    expect(await chat(page, 'Once more, after a reload')).toMatch(new RegExp(`on this device · ${label}`));
+  }, 120_000);
+
+  it('when the network returns, the conversation started offline goes to the account; a cloud message offline is refused and its draft kept', async () => {
+    if (!context) throw new Error('needs the reopened browser');
+    await start('dist-1');
+    await context.setOffline(false);
+    // The account now holds the conversation begun offline, and the device no longer keeps a copy for it.
+    const titles = async () =>
+      page.evaluate(async () => {
+        const response = await fetch('/api/trpc/conversation.list');
+        const body = (await response.json()) as { result?: { data?: { title: string }[] } };
+        return body.result?.data?.map((c) => c.title) ?? [];
+      });
+    await expect.poll(titles, { timeout: 30_000 }).toContain(offlinePrompt);
+    await page.getByTestId('conversations-kept').filter({ hasText: 'Kept with your account.' }).waitFor();
+
+    const route = page.getByTestId('chat-route');
+    await route.locator('option', { hasText: 'Stub' }).waitFor({ state: 'attached' });
+    await route.selectOption({ label: 'Stub (canned replies, no model)' });
+    await context.setOffline(true);
+    await page.getByTestId('offline-indicator').filter({ hasText: 'Offline' }).waitFor();
+    const draft = 'Is the cloud there?';
+    const before = await page.getByTestId('chat-message-user').count();
+    await page.getByTestId('chat-input').fill(draft);
+    await page.getByTestId('chat-send').click();
+    expect(await page.getByRole('alert').textContent()).toMatch(/You are offline, and Stub .* answers through the server: your message was not sent/);
+    expect(await page.getByTestId('chat-input').inputValue()).toBe(draft);
+    expect(await page.getByTestId('chat-message-user').count()).toBe(before);
+    await context.setOffline(false);
+    await route.selectOption('device');
+  }, 120_000);
+
+  it('after a hard reload (which skips the service worker), the page still answers once the network is gone', async () => {
+    if (!context) throw new Error('needs the reopened browser');
+    // A tab of its own: the rest of the tests go on in the ordinary one.
+    const hard = await context.newPage();
+    try {
+      await hard.goto(`${origin}/`);
+      await hard.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+      const cdp = await context.newCDPSession(hard);
+      const loaded = hard.waitForEvent('load');
+      await cdp.send('Page.reload', { ignoreCache: true });
+      await loaded;
+      await cdp.detach();
+      // Chromium bypasses the service worker for a hard reload: this page is not controlled, like a first visit.
+      expect(await hard.evaluate(() => navigator.serviceWorker.controller)).toBeNull();
+      await hard.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+      await stop();
+      await context.setOffline(true);
+      expect(await chat(hard, 'No network now')).toMatch(new RegExp(`on this device · ${label}`));
+    } finally {
+      await context.setOffline(false);
+      await hard.close();
+    }
+  }, 120_000);
+
+  it('offers a version published while the app is open; accepting it keeps the models and loads the last one again', async () => {
+    await start('dist-1');
+    await page.goto(`${origin}/`);
+    expect(await page.getByTestId('app-build').textContent()).toContain('build one');
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    await stop();
+    await start('dist-2');
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r?.update()));
+    await page.getByTestId('update-prompt').waitFor({ timeout: 30_000 });
+    // Waiting until accepted: the page still runs the first version.
+    expect(await page.getByTestId('app-build').textContent()).toContain('build one');
+    await page.getByTestId('update-reload').click();
+    await page.getByTestId('app-build').filter({ hasText: 'build two' }).waitFor({ timeout: 30_000 });
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).click();
+    const card = page.locator(`[data-testid="model-card"][data-model-id="${NANO}"]`);
+    await card.getByTestId('model-where').filter({ hasText: 'on this device' }).waitFor();
+  }, 180_000);
+
+  it('removing the last model frees its bytes and ONNX Runtime, and the app no longer loads it when it opens', async () => {
+    const card = page.locator(`[data-testid="model-card"][data-model-id="${NANO}"]`);
+    const panel = page.locator('[data-testid="storage-panel"][data-measured="true"]');
+    await panel.locator(`[data-testid="storage-row"][data-kind="model"][data-id="${NANO}"]`).waitFor();
+    await card.getByTestId('model-remove').click();
+    await card.getByTestId('model-status').filter({ hasText: 'Removed from this device, with ONNX Runtime' }).waitFor();
+    await panel.locator('[data-testid="storage-row"][data-kind="model"]').first().waitFor({ state: 'detached' });
+    expect(await panel.locator('[data-testid="storage-row"][data-kind="runtime"]').count()).toBe(0);
+    const left = await page.evaluate(async () => ({
+      models: (await (await caches.open('mesh-models')).keys()).length,
+      runtime: await caches.has('mesh-runtime'),
+    }));
+    expect(left).toEqual({ models: 0, runtime: false });
+    await page.goto(`${origin}/`);
+    await page.getByTestId('chat-load-demo').waitFor();
+    expect(await page.getByTestId('chat-restore').count()).toBe(0);
+    expect(await page.getByTestId('backend-badge').count()).toBe(0);
+  }, 120_000);
+});
