@@ -30,8 +30,6 @@ export interface MeshNodeOptions {
   requesting?: JobRequesterOptions;
 }
 
-export { modelFingerprint } from '../schemas/models.ts';
-
 export class MeshNode {
   readonly server: JobServer;
   readonly requester: JobRequester;

@@ -3,7 +3,7 @@
 // → Loading (into the engine) → Ready. Screens read it with useModelState / useLoadedModel.
 import { useSyncExternalStore } from 'react';
 import { BACKEND_LABEL, type EngineModel, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
-import { modelFingerprint } from '../../../shared/mesh/mesh-node.ts';
+import { modelFingerprint } from '../../../shared/schemas/models.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import type { CatalogueEntry } from '../../../shared/schemas/models.ts';
 import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, releaseRuntimeIfUnused, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
