@@ -66,7 +66,7 @@ export default defineConfig(({ command }) => ({
         globPatterns: ['**/*.{js,css,html,svg,png,webmanifest}'],
         globIgnores: ['ort/**'],
         navigateFallback: '/index.html',
-        navigateFallbackDenylist: [/^\/api\//, /^\/models\//, /^\/socket\.io\//, /^\/ort\//],
+        navigateFallbackDenylist: [/^\/api\//, /^\/v1\//, /^\/models\//, /^\/socket\.io\//, /^\/ort\//],
         cleanupOutdatedCaches: true,
         runtimeCaching: [
           {
