@@ -8,6 +8,7 @@ import { FakeOpenAI, tokenize } from '../scripts/fake-openai.ts';
 import { buildApp } from '../src/server/app.ts';
 import { stubReply } from '../src/server/providers/stub.ts';
 import { createApiKey, revokeApiKey } from '../src/server/services/api-keys.ts';
+import { createSession, sessionPolicy } from '../src/server/services/session.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
 
@@ -228,7 +229,10 @@ describe('refusals in OpenAI’s error shape', () => {
     expect(after.code).toBe('invalid_api_key');
     expect(after.message).not.toContain(revoked.key.slice(4));
 
-    const none = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    // An account's session cookie is no key: /v1 ignores cookies.
+    const { token } = await createSession(db.database.prisma, revoked.userId, sessionPolicy(14, 90));
+    const cookie = `mesh_session=${token}`;
+    const none = await fetch(`${base}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{}' });
     expect(none.status).toBe(401);
     expect(await none.json()).toEqual({ error: { message: expect.stringContaining('No API key'), type: 'authentication_error', param: null, code: 'invalid_api_key' } });
     expect(fake.requests).toHaveLength(0);
