@@ -216,6 +216,19 @@ describe('POST /v1/chat/completions on a cloud provider', () => {
   });
 });
 
+describe('a client that leaves while waiting for a whole answer', () => {
+  it('aborts the upstream request', async () => {
+    fake.fault = { kind: 'slow', delayMs: 50 };
+    fake.reply = () => 'word '.repeat(200);
+    const controller = new AbortController();
+    const pending = client.chat.completions.create({ model: 'openai/gpt-test', messages: hello }, { signal: controller.signal });
+    await vi.waitFor(() => expect(fake.requests).toHaveLength(1));
+    controller.abort();
+    await refusal(pending, OpenAI.APIUserAbortError);
+    await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), { timeout: 8000 });
+  });
+});
+
 describe('refusals in OpenAI’s error shape', () => {
   it('refuses an unknown key, a revoked key and a malformed header with 401 invalid_api_key', async () => {
     const unknown = await refusal(openai(`mnl_${'A'.repeat(43)}`).chat.completions.create({ model: 'stub', messages: hello }), OpenAI.AuthenticationError);
@@ -318,10 +331,26 @@ describe('refusals in OpenAI’s error shape', () => {
   });
 });
 
+describe('the per-address request ceiling', () => {
+  it('refuses past RATE_LIMIT_MAX with 429 in OpenAI’s shape and a retry-after', async () => {
+    const strict = await buildApp({ env: testEnv({ RATE_LIMIT_MAX: '3' }), database: db.database });
+    try {
+      const api = openai(key, await strict.listen({ host: '127.0.0.1', port: 0 }));
+      for (let i = 0; i < 3; i++) await api.models.list();
+      const error = await refusal(api.models.list(), OpenAI.RateLimitError);
+      expect(error).toMatchObject({ status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded', message: expect.stringContaining('retry in') });
+      expect(Number(error.headers?.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await strict.close();
+    }
+  });
+});
+
 describe('the server log', () => {
   it('names /v1 requests by route and never holds a key', async () => {
     await client.chat.completions.create({ model: 'stub', messages: hello });
-    await refusal(openai(`${key.slice(0, -1)}x`).models.list(), OpenAI.AuthenticationError);
+    // One changed character.
+    await refusal(openai(`${key.slice(0, -1)}${key.endsWith('x') ? 'y' : 'x'}`).models.list(), OpenAI.AuthenticationError);
     const text = log.join('');
     expect(text).toContain('"url":"/v1/chat/completions"');
     expect(text).not.toContain(key.slice(4, 24));
