@@ -58,6 +58,9 @@ describe('API keys', () => {
     const second = await client.apiKey.create.mutate({ name: 'second' });
     expect(second.key).not.toBe(key);
     expect(await authenticateApiKey(db.database.prisma, key)).toEqual({ keyId: info.id, userId });
+    // Use is recorded (at most once a minute), and shown in the list.
+    const used = (await client.apiKey.list.query()).find((k) => k.id === info.id);
+    expect(used?.lastUsedAt).not.toBeNull();
   });
 
   it('refuses guests and callers with no session', async () => {
