@@ -49,7 +49,7 @@ export function ApiKeysSection() {
       {secret && (
         <div role="status" className="stack">
           <p>Copy this key now: it is shown only once.</p>
-          <code data-testid="api-key-secret">{secret}</code>
+          <code data-testid="api-key-secret" className="secret">{secret}</code>
           <button
             type="button"
             onClick={() => {
