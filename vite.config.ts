@@ -67,7 +67,7 @@ export default defineConfig(({ command }) => ({
         globPatterns: ['**/*.{js,css,html,svg,png,webmanifest}'],
         globIgnores: ['ort/**'],
         navigateFallback: '/index.html',
-        navigateFallbackDenylist: [/^\/api\//, /^\/models\//, /^\/socket\.io\//, /^\/ort\//],
+        navigateFallbackDenylist: [/^\/api\//, /^\/v1\//, /^\/models\//, /^\/socket\.io\//, /^\/ort\//],
         cleanupOutdatedCaches: true,
         // The first install takes control of the page that registered it, so what that first visit fetches already
         // goes through the worker; a later version still waits (skipWaiting stays off) until the person accepts it.

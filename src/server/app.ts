@@ -15,6 +15,7 @@ import { securityPlugin } from './plugins/security.ts';
 import { trpcPlugin } from './plugins/trpc.ts';
 import { healthRoutes } from './routes/health.ts';
 import { modelRoutes } from './routes/models.ts';
+import { openAIRoutes } from './routes/openai.ts';
 import { type BundledModel, loadNanoModel } from './models/bundled.ts';
 import { loadManifest } from './models/manifest.ts';
 import type { ManifestEntry } from '../shared/schemas/models.ts';
@@ -162,6 +163,7 @@ async function registerAll(
   await app.register(modelRoutes);
   await app.register(housekeepingPlugin, { env });
   await app.register(trpcPlugin, { services });
+  await app.register(openAIRoutes, { prefix: '/v1', env, database, budgets: services.budgets });
   await app.register(socketPlugin, {
     env,
     database,

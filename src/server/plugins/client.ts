@@ -18,7 +18,7 @@ export interface ClientPluginOptions {
  * `/models/...`; `/models` itself is the app's Models screen.
  */
 export function isServerPath(url: string): boolean {
-  return /^\/(api|socket\.io)(\/|\?|$)/.test(url) || url.startsWith('/models/');
+  return /^\/(api|v1|socket\.io)(\/|\?|$)/.test(url) || url.startsWith('/models/');
 }
 
 export const clientPlugin = fp<ClientPluginOptions>(

@@ -229,6 +229,7 @@ export async function* streamChatCompletion(
           top_p: sampling.topP,
           max_tokens: sampling.maxTokens,
           seed: sampling.seed,
+          stop: sampling.stop,
         }),
         signal: upstream.signal,
         // A redirect would carry the key to wherever it points; API roots do not redirect.

@@ -26,9 +26,16 @@ export function stubReply(request: ProviderRequest): string {
   );
 }
 
+/** The text before the first stop sequence, as a model's server cuts it; whether one was found. */
+export function cutAtStop(text: string, stops: readonly string[] = []): { text: string; stopped: boolean } {
+  const at = Math.min(...stops.map((stop) => text.indexOf(stop)).filter((index) => index >= 0));
+  return Number.isFinite(at) ? { text: text.slice(0, at), stopped: true } : { text, stopped: false };
+}
+
 async function* streamStub(request: ProviderRequest, signal: AbortSignal): AsyncGenerator<ProviderChunk> {
+  const reply = cutAtStop(stubReply(request), request.sampling.stop);
   // One "token" per word with its trailing space, so max tokens and tokens/s mean something here too.
-  const tokens = stubReply(request).match(/\S+\s*/g) ?? [];
+  const tokens = reply.text.match(/\S+\s*/g) ?? [];
   const limit = request.sampling.maxTokens ?? Number.POSITIVE_INFINITY;
   let sent = 0;
   for (const token of tokens) {

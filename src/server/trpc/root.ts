@@ -1,4 +1,5 @@
 import { router } from './init.ts';
+import { apiKeyRouter } from './routers/api-key.ts';
 import { authRouter } from './routers/auth.ts';
 import { chatRouter } from './routers/chat.ts';
 import { conversationRouter } from './routers/conversation.ts';
@@ -16,6 +17,7 @@ export const appRouter = router({
   conversation: conversationRouter,
   room: roomRouter,
   jobs: jobsRouter,
+  apiKey: apiKeyRouter,
 });
 
 export type AppRouter = typeof appRouter;

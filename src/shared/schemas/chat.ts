@@ -8,6 +8,8 @@ export const CHAT_LIMITS = {
   totalChars: 120_000,
   modelChars: 128,
   maxTokens: 8192,
+  stops: 4,
+  stopChars: 64,
 } as const;
 
 export const ChatProviderIdSchema = z.enum(['openai', 'openrouter', 'huggingface', 'stub']);
@@ -44,6 +46,11 @@ export const ChatSamplingSchema = z
       .max(CHAT_LIMITS.maxTokens, `Max tokens is at most ${CHAT_LIMITS.maxTokens}`)
       .optional(),
     seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    /** Text that ends the answer where it would appear (not included), as OpenAI's `stop`: up to 4. */
+    stop: z
+      .array(z.string().min(1, 'A stop sequence cannot be empty').max(CHAT_LIMITS.stopChars, `A stop sequence is at most ${CHAT_LIMITS.stopChars} characters`))
+      .max(CHAT_LIMITS.stops, `At most ${CHAT_LIMITS.stops} stop sequences`)
+      .optional(),
   })
   .strict();
 export type ChatSampling = z.infer<typeof ChatSamplingSchema>;

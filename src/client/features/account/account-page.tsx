@@ -1,6 +1,7 @@
-// The Account screen: sign up (a guest keeps their identity), log in, log out, change password.
+// The Account screen: sign up (a guest keeps their identity), log in, log out, change password, API keys.
 import { useState } from 'react';
 import { api } from '../../lib/trpc.ts';
+import { ApiKeysSection } from './api-keys.tsx';
 
 function message(cause: unknown): string {
   return cause instanceof Error ? cause.message : String(cause);
@@ -48,6 +49,7 @@ export function AccountPage() {
           <button type="submit">Change password</button>
           {change.data && <p role="status">Password changed; {change.data.revokedSessions} other sessions signed out.</p>}
         </form>
+        <ApiKeysSection />
         {error && (
           <p className="error" role="alert">
             {message(error)}

@@ -1,0 +1,188 @@
+// The OpenAI-compatible API (README, "OpenAI-compatible API"): GET /v1/models and POST /v1/chat/completions, in
+// OpenAI's wire format, for any tool that speaks to OpenAI. Callers are accounts, by API key (Authorization: Bearer
+// mnl_...); cookies are ignored here, so no page can spend a visitor's budget through this API (docs/SECURITY.md).
+import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import { OpenAIChatRequestSchema } from '../../shared/schemas/openai.ts';
+import type { Database } from '../db/client.ts';
+import type { Env } from '../env.ts';
+import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
+import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
+import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
+import { chatRuntime } from '../providers/index.ts';
+import { authenticateApiKey } from '../services/api-keys.ts';
+import type { BudgetName, Budgets } from '../services/budgets.ts';
+import { type ChatCaller, type ChatRequest, runChat } from '../services/chat.ts';
+import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
+
+export interface OpenAIRoutesOptions {
+  env: Env;
+  database: Database;
+  budgets: Budgets;
+}
+
+function send(reply: FastifyReply, error: OpenAIError): FastifyReply {
+  const wait = error.options.retryAfterSeconds;
+  if (wait !== null && wait !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(wait))));
+  return reply.code(error.status).send(error.body());
+}
+
+/** The zod issue as OpenAI words a bad parameter: its message, and `param` the field's path. */
+function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: string }[]): OpenAIError {
+  const issue = issues[0];
+  const param = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : null;
+  return OpenAIError.invalidRequest(param ? `Invalid '${param}': ${issue?.message}` : (issue?.message ?? 'Invalid request body'), param);
+}
+
+export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { env, database, budgets }) => {
+  const { providers } = chatRuntime(env);
+  const started = Math.floor(Date.now() / 1000);
+
+  async function spend(request: FastifyRequest, name: BudgetName, userId?: string): Promise<void> {
+    const result = await budgets.spend(name, { ip: request.ip, userId });
+    if (!result.ok) throw OpenAIError.rateLimited(result.message, result.retryAfterMs / 1000);
+  }
+
+  /** The key's account, after the per-address call budget (so guessing keys costs budget, not database time). */
+  async function caller(request: FastifyRequest): Promise<ChatCaller> {
+    await spend(request, 'call');
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
+    if (!match?.[1]) {
+      throw OpenAIError.invalidKey('No API key: send one as `Authorization: Bearer mnl_...` (an account makes keys on its Account screen)');
+    }
+    const holder = await authenticateApiKey(database.prisma, match[1]);
+    // The key is never echoed: this message reaches logs and screens.
+    if (!holder) throw OpenAIError.invalidKey('Incorrect API key: it is unknown or revoked (an account makes keys on its Account screen)');
+    return { userId: holder.userId, account: true };
+  }
+
+  // Everything in this scope answers in OpenAI's shape, the plugins' early refusals (rate limits, the Host and
+  // cross-site guards, body limits) included.
+  app.setErrorHandler((error: FastifyError | OpenAIError, request, reply) => {
+    if (error instanceof OpenAIError) return send(reply, error);
+    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed');
+      return send(reply, new OpenAIError(500, 'api_error', null, 'Internal server error'));
+    }
+    const wait = Number(reply.getHeader('retry-after'));
+    if (status === 429) return send(reply, OpenAIError.rateLimited(error.message, Number.isFinite(wait) ? wait : 1));
+    return send(reply, new OpenAIError(status, status === 404 ? 'not_found_error' : 'invalid_request_error', error.code?.toLowerCase() ?? null, error.message));
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
+    try {
+      const body = JSON.parse(payload) as { error?: unknown; message?: unknown };
+      if (typeof body.error === 'string') return JSON.stringify(fromPluginReply(reply.statusCode, { error: body.error, message: body.message }));
+    } catch {
+      // Not JSON: leave it.
+    }
+    return payload;
+  });
+  app.setNotFoundHandler({ preHandler: app.rateLimit() }, async (request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    return send(reply, new OpenAIError(404, 'invalid_request_error', 'unknown_url', `Unknown request URL: ${request.method} ${path}. This server offers GET /v1/models and POST /v1/chat/completions`));
+  });
+
+  app.get('/models', async (request) => {
+    await caller(request);
+    return { object: 'list', data: listModels({ providers }, started) };
+  });
+
+  app.post('/chat/completions', async (request, reply) => {
+    const who = await caller(request);
+    const parsed = OpenAIChatRequestSchema.safeParse(request.body);
+    if (!parsed.success) throw invalidBody(parsed.error.issues);
+    const body = parsed.data;
+    const target: ModelTarget = routeModel(body.model, { providers, manifest: app.models.manifest });
+    switch (target.kind) {
+      case 'provider':
+        break;
+      case 'mesh':
+        throw OpenAIError.unavailable(
+          `The model \`${body.model}\` (${target.entry.name}) runs on the mesh, and mesh serving over /v1 is not available yet: use it in the app, or name a provider model (GET /v1/models)`,
+        );
+      default: {
+        const _exhaustive: never = target;
+        throw _exhaustive;
+      }
+    }
+    await spend(request, 'chat', who.userId);
+
+    const chat: ChatRequest = {
+      provider: target.provider.id,
+      model: target.model,
+      messages: body.messages,
+      sampling: { temperature: body.temperature, topP: body.top_p, maxTokens: body.max_completion_tokens ?? body.max_tokens, seed: body.seed, stop: body.stop },
+    };
+    // The client hanging up (or the response ending) aborts the provider's request.
+    const ended = new AbortController();
+    reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
+    const events = runChat({ env, db: database.prisma, log: request.log }, who, chat, ended.signal);
+    // Refusals and failures before the first text get their own HTTP status; after it, an error event.
+    let first: IteratorResult<ChatStreamEvent>;
+    try {
+      first = await events.next();
+    } catch (error) {
+      if (error instanceof ProviderError) throw fromProviderError(error);
+      if (ended.signal.aborted) return reply.code(499).send();
+      throw error;
+    }
+    const meta = completionMeta(body.model);
+    const promptChars = chat.messages.reduce((sum, message) => sum + message.content.length, 0);
+
+    if (!body.stream) {
+      let text = '';
+      try {
+        for (let next = first; !next.done; next = await events.next()) {
+          const event = next.value;
+          if (event.type === 'delta') text += event.text;
+          else return completion(meta, text, event.finishReason, openAIUsage(event.usage, promptChars, text.length));
+        }
+      } catch (error) {
+        if (error instanceof ProviderError) throw fromProviderError(error);
+        if (ended.signal.aborted) return reply.code(499).send();
+        throw error;
+      } finally {
+        // The chat waits after its done event: ending it releases its slot and charges its tokens.
+        await events.return(undefined);
+      }
+      throw new Error('The chat ended without its done event');
+    }
+
+    const writer = new ChunkWriter(meta, body.stream_options?.include_usage === true);
+    async function* sse(): AsyncGenerator<string> {
+      yield writer.role();
+      let text = '';
+      try {
+        for (let next = first; !next.done; next = await events.next()) {
+          const event = next.value;
+          if (event.type === 'delta') {
+            text += event.text;
+            yield writer.delta(event.text);
+          } else {
+            yield writer.end(event.finishReason, openAIUsage(event.usage, promptChars, text.length));
+            return;
+          }
+        }
+      } catch (error) {
+        if (ended.signal.aborted) return;
+        if (error instanceof ProviderError) yield writer.error(fromProviderError(error).body());
+        else {
+          request.log.error({ err: error }, 'chat completion stream failed');
+          yield writer.error(new OpenAIError(500, 'api_error', null, 'Internal server error').body());
+        }
+      } finally {
+        // Done, or stopped early (the client left): end the chat, which releases its slot, stops the provider and
+        // charges what it spent.
+        await events.return(undefined);
+      }
+    }
+    return reply
+      .header('content-type', 'text/event-stream; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      // Proxies such as nginx would otherwise hold the tokens back in a buffer.
+      .header('x-accel-buffering', 'no')
+      .send(Readable.from(sse(), { objectMode: false }));
+  });
+};

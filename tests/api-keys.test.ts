@@ -1,0 +1,132 @@
+// apiKey.create, list and revoke: accounts only, the key shown once and stored as a hash, each account's keys its own.
+import { TRPCClientError } from '@trpc/client';
+import type { AppRouter } from '../src/server/trpc/root.ts';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/server/app.ts';
+import { authenticateApiKey, hashApiKey } from '../src/server/services/api-keys.ts';
+import { createSession, sessionPolicy } from '../src/server/services/session.ts';
+import { API_KEY_LIMITS } from '../src/shared/schemas/api-key.ts';
+import { type ChatClient, chatClient } from './support/chat-client.ts';
+import { type TestDatabase, openTestDatabase } from './support/database.ts';
+import { testEnv } from './support/env.ts';
+import { guestCookie } from './support/server-process.ts';
+
+let db: TestDatabase;
+let app: FastifyInstance;
+let base: string;
+
+beforeAll(async () => {
+  db = await openTestDatabase('pglite');
+  app = await buildApp({ env: testEnv(), database: db.database });
+  base = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  await app?.close();
+  await db?.cleanup();
+});
+
+async function account(username: string): Promise<{ client: ChatClient; userId: string; cookie: string }> {
+  const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+  const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
+  return { client: chatClient(base, `mesh_session=${token}`), userId: user.id, cookie: `mesh_session=${token}` };
+}
+
+function refusal(error: unknown): { code: string | undefined; message: string } {
+  expect(error).toBeInstanceOf(TRPCClientError);
+  return { code: (error as TRPCClientError<AppRouter>).data?.code, message: (error as Error).message };
+}
+
+describe('API keys', () => {
+  it('creates a key shown once, stores only its sha256 and a short prefix, and lists it without the key', async () => {
+    const { client, userId } = await account('keymaker');
+    const { key, info } = await client.apiKey.create.mutate({ name: '  laptop editor ' });
+    expect(key).toMatch(/^mnl_[0-9A-Za-z]{43}$/);
+    expect(info).toMatchObject({ name: 'laptop editor', prefix: key.slice(0, 12), revokedAt: null, lastUsedAt: null });
+
+    const rows = await db.database.prisma.apiKey.findMany({ where: { userId } });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.hash).toBe(hashApiKey(key));
+    expect(JSON.stringify(rows)).not.toContain(key.slice(12));
+
+    const listed = await client.apiKey.list.query();
+    expect(listed.map((k) => k.id)).toEqual([info.id]);
+    expect(JSON.stringify(listed)).not.toContain(key.slice(12));
+    expect(Object.keys(listed[0] ?? {}).sort()).toEqual(['createdAt', 'id', 'lastUsedAt', 'name', 'prefix', 'revokedAt']);
+
+    // Two keys are never the same.
+    const second = await client.apiKey.create.mutate({ name: 'second' });
+    expect(second.key).not.toBe(key);
+    expect(await authenticateApiKey(db.database.prisma, key)).toEqual({ keyId: info.id, userId });
+    // Use is recorded (at most once a minute), and shown in the list.
+    const used = (await client.apiKey.list.query()).find((k) => k.id === info.id);
+    expect(used?.lastUsedAt).not.toBeNull();
+  });
+
+  it('refuses guests and callers with no session', async () => {
+    const guest = chatClient(base, await guestCookie(base));
+    const refused = refusal(await guest.apiKey.create.mutate({ name: 'mine' }).catch((e: unknown) => e));
+    expect(refused).toEqual({ code: 'FORBIDDEN', message: 'API keys need an account: sign up to make one' });
+    expect(refusal(await guest.apiKey.list.query().catch((e: unknown) => e)).code).toBe('FORBIDDEN');
+    expect(refusal(await chatClient(base, '').apiKey.list.query().catch((e: unknown) => e)).code).toBe('UNAUTHORIZED');
+    expect(await db.database.prisma.apiKey.count({ where: { name: 'mine' } })).toBe(0);
+  });
+
+  it('refuses malformed input with the zod message', async () => {
+    const { client } = await account('validator');
+    expect(refusal(await client.apiKey.create.mutate({ name: '   ' }).catch((e: unknown) => e))).toMatchObject({ code: 'BAD_REQUEST' });
+    expect(refusal(await client.apiKey.create.mutate({ name: 'x'.repeat(65) }).catch((e: unknown) => e)).message).toContain('at most 64 characters');
+    expect(refusal(await client.apiKey.create.mutate({ name: 'a', userId: 'x' } as { name: string }).catch((e: unknown) => e)).code).toBe('BAD_REQUEST');
+    expect(refusal(await client.apiKey.revoke.mutate({ id: 'not-a-uuid' }).catch((e: unknown) => e)).code).toBe('BAD_REQUEST');
+  });
+
+  it('revokes a key: it stops authenticating, is listed as revoked, and other keys and accounts keep theirs', async () => {
+    const ada = await account('ada-keys');
+    const bob = await account('bob-keys');
+    const adaKey = await ada.client.apiKey.create.mutate({ name: 'to revoke' });
+    const adaOther = await ada.client.apiKey.create.mutate({ name: 'kept' });
+    const bobKey = await bob.client.apiKey.create.mutate({ name: 'bob' });
+
+    // Bob cannot revoke (or even see) Ada's key: it is "not found" to him.
+    expect(refusal(await bob.client.apiKey.revoke.mutate({ id: adaKey.info.id }).catch((e: unknown) => e))).toEqual({ code: 'NOT_FOUND', message: 'No such key among yours' });
+    expect(await authenticateApiKey(db.database.prisma, adaKey.key)).not.toBeNull();
+
+    const revoked = await ada.client.apiKey.revoke.mutate({ id: adaKey.info.id });
+    expect(revoked.revokedAt).not.toBeNull();
+    expect(await authenticateApiKey(db.database.prisma, adaKey.key)).toBeNull();
+    expect(await authenticateApiKey(db.database.prisma, adaOther.key)).toEqual({ keyId: adaOther.info.id, userId: ada.userId });
+    expect(await authenticateApiKey(db.database.prisma, bobKey.key)).toEqual({ keyId: bobKey.info.id, userId: bob.userId });
+    // Revoking again changes nothing.
+    expect((await ada.client.apiKey.revoke.mutate({ id: adaKey.info.id })).revokedAt).toEqual(revoked.revokedAt);
+
+    expect((await ada.client.apiKey.list.query()).map((k) => [k.name, k.revokedAt !== null])).toEqual([
+      ['kept', false],
+      ['to revoke', true],
+    ]);
+    expect((await bob.client.apiKey.list.query()).map((k) => k.name)).toEqual(['bob']);
+  });
+
+  it('refuses a key with one changed character, and keys of other shapes', async () => {
+    const { client } = await account('typo');
+    const { key } = await client.apiKey.create.mutate({ name: 'typo' });
+    const last = key.at(-1) === 'a' ? 'b' : 'a';
+    expect(await authenticateApiKey(db.database.prisma, key.slice(0, -1) + last)).toBeNull();
+    expect(await authenticateApiKey(db.database.prisma, `${key}x`)).toBeNull();
+    expect(await authenticateApiKey(db.database.prisma, key.replace('mnl_', 'sk-_'))).toBeNull();
+  });
+
+  it(`holds an account to ${API_KEY_LIMITS.activePerAccount} unrevoked keys, even when they are asked for at once`, async () => {
+    const { client, userId, cookie } = await account('hoarder');
+    // Three clients, so three concurrent requests (one batch holds at most TRPC_MAX_BATCH_SIZE calls).
+    const clients = [client, chatClient(base, cookie), chatClient(base, cookie)];
+    const results = await Promise.allSettled(Array.from({ length: 24 }, (_, i) => clients[i % 3]?.apiKey.create.mutate({ name: `key ${i}` })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(API_KEY_LIMITS.activePerAccount);
+    const rejected = results.find((r) => r.status === 'rejected');
+    expect(refusal(rejected?.reason)).toEqual({ code: 'FORBIDDEN', message: `An account may hold at most ${API_KEY_LIMITS.activePerAccount} keys; revoke one you no longer use` });
+    // Revoking one makes room for one.
+    const [first] = await client.apiKey.list.query();
+    await client.apiKey.revoke.mutate({ id: first?.id ?? '' });
+    await client.apiKey.create.mutate({ name: 'replacement' });
+    expect(await db.database.prisma.apiKey.count({ where: { userId, revokedAt: null } })).toBe(API_KEY_LIMITS.activePerAccount);
+  });
+});
