@@ -222,6 +222,8 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     } finally {
       await context.setOffline(false);
       await hard.close();
+      // The ordinary tab is the one in front again: a tab left behind another draws no frames, and clicks wait on them.
+      await page.bringToFront();
     }
   }, 120_000);
 
