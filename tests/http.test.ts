@@ -124,7 +124,9 @@ describe('errors in production', () => {
     const env = testEnv({ NODE_ENV: 'production', LOG_LEVEL: 'error' });
     const prod = await buildApp({ env, database: local.database, client: 'none', logStream: { write: (line) => void lines.push(line) } });
     const url = await prod.listen({ host: '127.0.0.1', port: 0 });
-    await local.database.close(); // every query now fails inside Prisma
+    // A bug, not an outage (an unreachable database answers 503, tests/outage-postgres.test.ts): every query on User
+    // now fails inside the database with an error that names SQL and tables.
+    await local.database.prisma.$executeRawUnsafe('ALTER TABLE "User" RENAME TO "UserGone"');
     const caught = await createTRPCClient<AppRouter>({ links: [httpLink({ url: `${url}/api/trpc` })] })
       .auth.guest.mutate({})
       .catch((e: unknown) => e);

@@ -241,9 +241,12 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     await page.getByTestId('update-reload').click();
     await page.getByTestId('app-build').filter({ hasText: 'build two' }).waitFor({ timeout: 30_000 });
     await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).click();
+    // The click as a DOM event (the app's own navigation, no reload): right after a load on SwiftShader's WebGPU the
+    // browser's GPU process can be busy for tens of seconds on two cores, and real input waits for it to draw a frame
+    // (the page itself answers scripts all along).
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).dispatchEvent('click');
     const card = page.locator(`[data-testid="model-card"][data-model-id="${NANO}"]`);
-    await card.getByTestId('model-where').filter({ hasText: 'on this device' }).waitFor();
+    await card.getByTestId('model-where').filter({ hasText: 'on this device' }).waitFor({ timeout: LOAD_TIMEOUT });
   }, 180_000);
 
   it('removing the last model frees its bytes and ONNX Runtime, and the app no longer loads it when it opens', async () => {

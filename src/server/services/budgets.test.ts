@@ -20,6 +20,8 @@ describe('burstPoints', () => {
 
   it('is null when the burst would be the whole budget (smoothing off)', () => {
     expect(burstPoints(600, 60, 3600)).toBeNull();
+    expect(burstPoints(2, 3600, 3600)).toBeNull();
+    expect(burstPoints(2, 3600, 60)).toBe(1);
     expect(burstPoints(5, 60, 3, 10)).toBeNull();
   });
 });

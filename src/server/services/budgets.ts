@@ -43,9 +43,11 @@ export const BURST_WINDOW_MS = 250;
  * How much of a budget of `points` per `seconds` one BURST_WINDOW_MS may spend: its share of `burstSeconds`
  * seconds' worth of the budget's average rate (at least 1). Without it a flood spends a whole minute's budget in
  * its first second, which is the second everyone else waits in; with it the same budget arrives spread out.
- * `null` when that is the whole budget.
+ * `null` when that is the whole budget, or `burstSeconds` covers the whole window.
  */
 export function burstPoints(points: number, seconds: number, burstSeconds: number, minBurst = 1): number | null {
+  // A burst as long as the window is no smoothing at all (3600, the longest window, turns it off everywhere).
+  if (burstSeconds >= seconds) return null;
   const burst = Math.max(minBurst, Math.ceil((points * burstSeconds * BURST_WINDOW_MS) / (seconds * 1000)));
   return burst < points ? burst : null;
 }
