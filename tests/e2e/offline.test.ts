@@ -36,6 +36,9 @@ afterAll(async () => {
 
 /** Sends `prompt` on the Chat screen (already open) and returns the new answer's readout once it is complete. */
 async function chat(page: Page, prompt: string): Promise<string> {
+  // The tab in use is the one in front: a tab left behind another (the second tab, the hard-reload tab) draws no
+  // frames, and Playwright's waits and clicks go by frames.
+  await page.bringToFront();
   const readouts = page.getByTestId('answer-readout');
   const before = await readouts.count();
   await page.getByTestId('chat-input').fill(prompt);
@@ -161,6 +164,7 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
       expect(await chat(second, 'And in the second tab?')).toMatch(new RegExp(`on this device · ${label}`));
     } finally {
       await second.close();
+      await page.bringToFront();
     }
   }, 120_000);
 
