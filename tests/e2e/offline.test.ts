@@ -14,9 +14,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildClient, launchPersistentChromium } from '../support/browser.ts';
 import { type ServerProcess, freePort, startServer } from '../support/server-process.ts';
 
+/**
+ * `slow`: how much longer each step may take. SwiftShader runs WebGPU on the CPU (no GPU here) and compiles its
+ * shaders again at every load: a load and an answer there take about 50 s on a quiet 2-core machine, more while
+ * other test files share it. These tests are about what works, not how fast.
+ */
 const BACKENDS = [
-  { label: 'WASM', id: 'wasm', mode: 'no-gpu' },
-  { label: 'WebGPU', id: 'webgpu', mode: 'webgpu' },
+  { label: 'WASM', id: 'wasm', mode: 'no-gpu', slow: 1 },
+  { label: 'WebGPU', id: 'webgpu', mode: 'webgpu', slow: 3 },
 ] as const;
 const NANO = 'nano-shakespeare';
 const LOAD_TIMEOUT = 60_000;
@@ -35,7 +40,7 @@ afterAll(async () => {
 });
 
 /** Sends `prompt` on the Chat screen (already open) and returns the new answer's readout once it is complete. */
-async function chat(page: Page, prompt: string): Promise<string> {
+async function chat(page: Page, prompt: string, timeout = LOAD_TIMEOUT): Promise<string> {
   // The tab in use is the one in front: a tab left behind another (the second tab, the hard-reload tab) draws no
   // frames, and Playwright's waits and clicks go by frames.
   await page.bringToFront();
@@ -43,7 +48,7 @@ async function chat(page: Page, prompt: string): Promise<string> {
   const before = await readouts.count();
   await page.getByTestId('chat-input').fill(prompt);
   await page.getByTestId('chat-send').click();
-  await readouts.nth(before).waitFor({ timeout: LOAD_TIMEOUT });
+  await readouts.nth(before).waitFor({ timeout });
   return (await readouts.nth(before).textContent()) ?? '';
 }
 
@@ -69,7 +74,8 @@ async function watchLoadPhases(page: Page): Promise<() => Promise<string[]>> {
   return () => page.evaluate(() => (globalThis as unknown as { __loadPhases: string[] }).__loadPhases);
 }
 
-describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the first visit, on %s', (label, { id: backend, mode }) => {
+describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the first visit, on %s', (label, { id: backend, mode, slow }) => {
+  const loadTimeout = LOAD_TIMEOUT * slow;
   let profile: string;
   let serverEnv: Record<string, string>;
   let server: ServerProcess | null = null;
@@ -96,7 +102,7 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     // A fixed port: the server stops and starts again on the same origin (the profile's storage belongs to it).
     serverEnv = { DATA_DIR: path.join(dir, `data-${backend}`), PORT: String(await freePort()) };
     origin = await start('dist-1');
-  }, 90_000);
+  }, 90_000 * slow);
 
   afterAll(async () => {
     await context?.close();
@@ -110,13 +116,13 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     await page.goto(`${origin}/`);
     const phases = await watchLoadPhases(page);
     await page.getByTestId('chat-load-demo').click();
-    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
     // The files were saved to the device on the way (Downloading), then loaded.
     expect(await phases()).toEqual(expect.arrayContaining(['Downloading', 'Loading']));
-    const readout = await chat(page, 'Good morrow, what news?');
+    const readout = await chat(page, 'Good morrow, what news?', loadTimeout);
     expect(readout).toMatch(new RegExp(`^Nano Shakespeare \\(demo\\) on this device · ${label} · TTFT \\d+ ms`));
     // Kept for next time, runtime included: the real event, not a guess at how long keeping takes.
-    await page.locator('[data-testid="offline-ready"][data-state="kept"]').waitFor({ timeout: LOAD_TIMEOUT });
+    await page.locator('[data-testid="offline-ready"][data-state="kept"]').waitFor({ timeout: loadTimeout });
     // The service worker took control of this first page on its first install, with no reload.
     expect(await page.evaluate(() => navigator.serviceWorker.ready.then(() => navigator.serviceWorker.controller !== null))).toBe(true);
     expect(navigated).toEqual([`${origin}/`]);
@@ -129,7 +135,7 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     await page.getByTestId('account-user').filter({ hasText: `Signed in as offline-${backend}` }).waitFor({ timeout: 15_000 });
     await context.close();
     context = null;
-  }, 180_000);
+  }, 180_000 * slow);
 
   it('reopened with the server stopped and the network off, loads that model by itself and answers: no visit to Models, no reload', async () => {
     await stop();
@@ -138,13 +144,13 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     const navigated = navigations(page);
     await page.goto(`${origin}/`);
     expect(await page.getByTestId('offline-indicator').textContent()).toBe('Offline');
-    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
-    const readout = await chat(page, offlinePrompt);
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
+    const readout = await chat(page, offlinePrompt, loadTimeout);
     expect(readout).toMatch(new RegExp(`on this device · ${label} · TTFT`));
     expect(navigated).toEqual([`${origin}/`]);
     expect(new URL(page.url()).pathname).toBe('/');
     expect(await page.getByTestId('conversations-kept').textContent()).toMatch(/saved to your account when the network is back/);
-  }, 120_000);
+  }, 120_000 * slow);
 
   it('a second tab opened offline shows the kept catalogue with its date and what is kept, loads the model and answers', async () => {
     if (!context) throw new Error('needs the reopened browser of the test before');
@@ -153,7 +159,7 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
       await second.goto(`${origin}/models`);
       expect(await second.getByTestId('catalogue-kept').textContent()).toMatch(/catalogue from .+, kept on this device/);
       const card = second.locator(`[data-testid="model-card"][data-model-id="${NANO}"]`);
-      await card.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+      await card.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
       const panel = second.locator('[data-testid="storage-panel"][data-measured="true"]');
       await panel.locator(`[data-testid="storage-row"][data-kind="runtime"][data-id="${backend}"]`).waitFor();
       const kinds = await panel.getByTestId('storage-row').evaluateAll((rows) => rows.map((row) => `${row.getAttribute('data-kind')}:${row.getAttribute('data-id')}`));
@@ -161,19 +167,19 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
       const modelBytes = Number(await panel.locator(`[data-testid="storage-row"][data-id="${NANO}"]`).getAttribute('data-bytes'));
       expect(modelBytes).toBeGreaterThan(1024 * 1024);
       await second.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat' }).click();
-      expect(await chat(second, 'And in the second tab?')).toMatch(new RegExp(`on this device · ${label}`));
+      expect(await chat(second, 'And in the second tab?', loadTimeout)).toMatch(new RegExp(`on this device · ${label}`));
     } finally {
       await second.close();
       await page.bringToFront();
     }
-  }, 120_000);
+  }, 120_000 * slow);
 
   it('an ordinary reload offline loads the model again by itself and answers', async () => {
     await page.reload();
     expect(await page.evaluate(() => navigator.serviceWorker.controller !== null)).toBe(true);
-    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
-    expect(await chat(page, 'Once more, after a reload')).toMatch(new RegExp(`on this device · ${label}`));
-  }, 120_000);
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
+    expect(await chat(page, 'Once more, after a reload', loadTimeout)).toMatch(new RegExp(`on this device · ${label}`));
+  }, 120_000 * slow);
 
   it('when the network returns, the conversation started offline goes to the account; a cloud message offline is refused and its draft kept', async () => {
     if (!context) throw new Error('needs the reopened browser');
@@ -203,7 +209,7 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     expect(await page.getByTestId('chat-message-user').count()).toBe(before);
     await context.setOffline(false);
     await route.selectOption('device');
-  }, 120_000);
+  }, 120_000 * slow);
 
   it('after a hard reload (which skips the service worker), the page still answers once the network is gone', async () => {
     if (!context) throw new Error('needs the reopened browser');
@@ -211,7 +217,7 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     const hard = await context.newPage();
     try {
       await hard.goto(`${origin}/`);
-      await hard.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+      await hard.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
       const cdp = await context.newCDPSession(hard);
       const loaded = hard.waitForEvent('load');
       await cdp.send('Page.reload', { ignoreCache: true });
@@ -219,23 +225,23 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
       await cdp.detach();
       // Chromium bypasses the service worker for a hard reload: this page is not controlled, like a first visit.
       expect(await hard.evaluate(() => navigator.serviceWorker.controller)).toBeNull();
-      await hard.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+      await hard.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
       await stop();
       await context.setOffline(true);
-      expect(await chat(hard, 'No network now')).toMatch(new RegExp(`on this device · ${label}`));
+      expect(await chat(hard, 'No network now', loadTimeout)).toMatch(new RegExp(`on this device · ${label}`));
     } finally {
       await context.setOffline(false);
       await hard.close();
       // The ordinary tab is the one in front again: a tab left behind another draws no frames, and clicks wait on them.
       await page.bringToFront();
     }
-  }, 120_000);
+  }, 120_000 * slow);
 
   it('offers a version published while the app is open; accepting it keeps the models and loads the last one again', async () => {
     await start('dist-1');
     await page.goto(`${origin}/`);
     expect(await page.getByTestId('app-build').textContent()).toContain('build one');
-    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
     await stop();
     await start('dist-2');
     await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r?.update()));
@@ -244,14 +250,14 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     expect(await page.getByTestId('app-build').textContent()).toContain('build one');
     await page.getByTestId('update-reload').click();
     await page.getByTestId('app-build').filter({ hasText: 'build two' }).waitFor({ timeout: 30_000 });
-    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: LOAD_TIMEOUT });
+    await page.getByTestId('backend-badge').filter({ hasText: label }).waitFor({ timeout: loadTimeout });
     // The click as a DOM event (the app's own navigation, no reload): right after a load on SwiftShader's WebGPU the
     // browser's GPU process can be busy for tens of seconds on two cores, and real input waits for it to draw a frame
     // (the page itself answers scripts all along).
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).dispatchEvent('click');
     const card = page.locator(`[data-testid="model-card"][data-model-id="${NANO}"]`);
-    await card.getByTestId('model-where').filter({ hasText: 'on this device' }).waitFor({ timeout: LOAD_TIMEOUT });
-  }, 180_000);
+    await card.getByTestId('model-where').filter({ hasText: 'on this device' }).waitFor({ timeout: loadTimeout });
+  }, 180_000 * slow);
 
   it('removing the last model frees its bytes and ONNX Runtime, and the app no longer loads it when it opens', async () => {
     const card = page.locator(`[data-testid="model-card"][data-model-id="${NANO}"]`);
@@ -270,5 +276,5 @@ describe.each(BACKENDS.map((b) => [b.label, b] as const))('offline from the firs
     await page.getByTestId('chat-load-demo').waitFor();
     expect(await page.getByTestId('chat-restore').count()).toBe(0);
     expect(await page.getByTestId('backend-badge').count()).toBe(0);
-  }, 120_000);
+  }, 120_000 * slow);
 });
