@@ -65,7 +65,8 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
     if (!result.ok) throw new Error(`join failed: ${result.error}`);
     return result.data;
   };
-  const next = <E extends keyof ServerToClientEvents>(socket: MeshClient, event: E, timeoutMs = 5000) => nextEvent(socket, event, timeoutMs);
+  const next = <E extends keyof ServerToClientEvents>(socket: MeshClient, event: E, timeoutMs = 5000, match?: (payload: Parameters<ServerToClientEvents[E]>[0]) => boolean) =>
+    nextEvent(socket, event, timeoutMs, match);
   const health = async (node: Node) => {
     const response = await fetch(`${node.base}/api/health`);
     return { status: response.status, body: (await response.json()) as Record<string, unknown> };
@@ -147,10 +148,11 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
     // Nor does the API (the database is up).
     expect((await fetch(`${a.base}/api/trpc/room.list?input=%7B%7D`, { headers: { cookie: peers.x.cookie } })).status).toBe(200);
     // Presence changes: the peers on this node hear of them at once, those on the other node once Redis is back.
-    const heardLeft = next(peers.x2.socket, 'peer:left');
+    // The traffic's own peers come and go too: wait for these two.
+    const heardLeft = next(peers.x2.socket, 'peer:left', 5000, (event) => event.peerId === peers.z.self.peerId);
     peers.z.socket.disconnect();
     expect(await heardLeft).toEqual({ room: 'global', peerId: peers.z.self.peerId });
-    const heardUpdate = next(peers.x2.socket, 'peer:updated');
+    const heardUpdate = next(peers.x2.socket, 'peer:updated', 5000, (event) => event.peer.peerId === peers.x.self.peerId);
     const update = { backend: 'wasm' as const, models: [], tokensPerSecond: 12, sharing: true, queue: 0 };
     expect(await peers.x.socket.timeout(5000).emitWithAck('peer:update', { room: 'global', capabilities: update })).toEqual({ ok: true, data: null });
     expect(await heardUpdate).toMatchObject({ peer: { peerId: peers.x.self.peerId, capabilities: update } });
@@ -168,8 +170,9 @@ describe.skipIf(typeof scratch === 'string')('two server nodes while their Redis
   }, 30_000);
 
   it('is consistent again across the nodes once Redis is back, and logged the outage once each way', async () => {
-    const left = next(peers.y.socket, 'peer:left', 10_000);
-    const updated = next(peers.y.socket, 'peer:updated', 10_000);
+    // The traffic's own peers come and go too: wait for the departure and the update made during the outage.
+    const left = next(peers.y.socket, 'peer:left', 10_000, (event) => event.peerId === peers.z.self.peerId);
+    const updated = next(peers.y.socket, 'peer:updated', 10_000, (event) => event.peer.peerId === peers.x.self.peerId);
     const ended = new Promise((resolve) => leavingThere.once('disconnect', resolve));
     expect(leavingThere.connected).toBe(true);
     await redis.start();

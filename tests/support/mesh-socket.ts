@@ -36,13 +36,24 @@ export async function accountCookie(prisma: PrismaClient, username: string): Pro
   return { cookie: `mesh_session=${token}`, userId: user.id };
 }
 
-/** The next `event` on `socket`, or an error after `timeoutMs`. */
-export function nextEvent<E extends keyof ServerToClientEvents>(socket: MeshClient, event: E, timeoutMs: number): Promise<Parameters<ServerToClientEvents[E]>[0]> {
+/** The next `event` on `socket` (the next one `match` accepts, when given), or an error after `timeoutMs`. */
+export function nextEvent<E extends keyof ServerToClientEvents>(
+  socket: MeshClient,
+  event: E,
+  timeoutMs: number,
+  match: (payload: Parameters<ServerToClientEvents[E]>[0]) => boolean = () => true,
+): Promise<Parameters<ServerToClientEvents[E]>[0]> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no ${event} within ${timeoutMs} ms`)), timeoutMs);
-    socket.once(event as 'signal', ((payload: never) => {
+    const listener = ((payload: Parameters<ServerToClientEvents[E]>[0]) => {
+      if (!match(payload)) return;
       clearTimeout(timer);
+      socket.off(event as 'signal', listener as never);
       resolve(payload);
-    }) as never);
+    }) as never;
+    const timer = setTimeout(() => {
+      socket.off(event as 'signal', listener);
+      reject(new Error(`no ${event} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.on(event as 'signal', listener);
   });
 }
