@@ -7,8 +7,8 @@ import { chown, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { createClient } from 'redis';
+import { postgresReachable } from './postgres.ts';
 import { freePort } from './server-process.ts';
 
 const run = promisify(execFile);
@@ -77,19 +77,7 @@ export async function scratchPostgres(): Promise<ScratchPostgres | string> {
   // fsync off: a stopped or crashed PostgreSQL process loses nothing the OS already holds (only a machine crash
   // would); synchronous_commit stays on, so an acknowledged commit is in the WAL before the client hears of it.
   const options = `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c fsync=off -c shared_buffers=16MB -c max_connections=40`;
-  const answers = async () => {
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-    client.on('error', () => {});
-    try {
-      await client.connect();
-      await client.query('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    } finally {
-      await client.end().catch(() => {});
-    }
-  };
+  const answers = () => postgresReachable(url, 1000);
   const cluster: ScratchPostgres = {
     port,
     url,
