@@ -63,12 +63,13 @@ export const rateLimitPlugin = fp<RateLimitPluginOptions>(
     // counters: @fastify/rate-limit runs one limit per request.
     const bursts = new Map<number, RateLimiterMemory>();
     const burst: onRequestHookHandler = async (request, reply) => {
-      const ceiling = ownCeiling(request) ?? { max: windowMax(request), timeWindow: env.RATE_LIMIT_WINDOW_MS };
+      const own = ownCeiling(request);
+      const ceiling = own ?? { max: windowMax(request), timeWindow: env.RATE_LIMIT_WINDOW_MS };
       const points = burstPoints(ceiling.max, ceiling.timeWindow / 1000, env.RATE_LIMIT_BURST_SECONDS);
       if (points === null) return;
       let limiter = bursts.get(points);
       if (!limiter) bursts.set(points, (limiter = new RateLimiterMemory({ keyPrefix: `burst${points}`, points, duration: BURST_WINDOW_MS / 1000 })));
-      const group = ownCeiling(request) ? request.routeOptions.url : rateLimitBucket(request);
+      const group = own ? request.routeOptions.url : rateLimitBucket(request);
       try {
         await limiter.consume(`${group}:${request.ip}`);
       } catch (refusal) {
