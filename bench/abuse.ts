@@ -25,7 +25,8 @@ const ATTACK_SOCKETS = 200;
 /** Which floods run (all by default), to see what each costs the legitimate user. */
 const FLOODS = new Set((process.env.BENCH_FLOODS ?? 'batch,guest,login,health,sockets').split(','));
 
-const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
+const quantile = (values: number[], q: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
 const round = (value: number) => Math.round(value * 100) / 100;
 
 interface Figures {
@@ -35,7 +36,13 @@ interface Figures {
 }
 
 function connect(url: string, cookie: string, localAddress?: string): Promise<Socket> {
-  const socket = io(`${url}/mesh`, { transports: ['websocket'], extraHeaders: { cookie }, reconnection: false, forceNew: true, ...(localAddress ? { localAddress } : {}) } as never);
+  const socket = io(`${url}/mesh`, {
+    transports: ['websocket'],
+    extraHeaders: { cookie },
+    reconnection: false,
+    forceNew: true,
+    ...(localAddress ? { localAddress } : {}),
+  } as never);
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', (error) => {
@@ -49,12 +56,22 @@ function ack<T>(socket: Socket, event: string, payload: unknown): Promise<T> {
   return socket.timeout(10_000).emitWithAck(event, payload) as Promise<T>;
 }
 
-async function joinGlobal(socket: Socket): Promise<{ ok: boolean; data?: { self: { peerId: string } }; error?: string }> {
+async function joinGlobal(
+  socket: Socket,
+): Promise<{ ok: boolean; data?: { self: { peerId: string } }; error?: string }> {
   return ack(socket, 'room:join', { room: 'global' });
 }
 
 /** One round of the legitimate user's three measurements. */
-async function measure(url: string, cookie: string, sender: Socket, target: Socket, targetPeerId: string, figures: Figures, measurer: Socket) {
+async function measure(
+  url: string,
+  cookie: string,
+  sender: Socket,
+  target: Socket,
+  targetPeerId: string,
+  figures: Figures,
+  measurer: Socket,
+) {
   let started = performance.now();
   const me = await fetch(`${url}/api/trpc/room.list`, { headers: { cookie } });
   await me.arrayBuffer();
@@ -69,13 +86,26 @@ async function measure(url: string, cookie: string, sender: Socket, target: Sock
 
   started = performance.now();
   const delivered = new Promise<void>((resolve) => target.once('signal', () => resolve()));
-  const relayed = await ack<{ ok: boolean; error?: string }>(sender, 'signal:relay', { room: 'global', to: targetPeerId, data: { type: 'candidate', candidate: 'x' } });
+  const relayed = await ack<{ ok: boolean; error?: string }>(sender, 'signal:relay', {
+    room: 'global',
+    to: targetPeerId,
+    data: { type: 'candidate', candidate: 'x' },
+  });
   if (!relayed.ok) throw new Error(`legitimate relay refused: ${relayed.error}`);
   await delivered;
   figures.relay.push(performance.now() - started);
 }
 
-async function series(url: string, cookie: string, sender: Socket, target: Socket, targetPeerId: string, measurer: Socket, until: () => boolean, samples = SAMPLES): Promise<Figures> {
+async function series(
+  url: string,
+  cookie: string,
+  sender: Socket,
+  target: Socket,
+  targetPeerId: string,
+  measurer: Socket,
+  until: () => boolean,
+  samples = SAMPLES,
+): Promise<Figures> {
   const figures: Figures = { query: [], join: [], relay: [] };
   for (let i = 0; i < samples && !until(); i++) {
     await measure(url, cookie, sender, target, targetPeerId, figures, measurer);
@@ -132,10 +162,16 @@ async function attack(url: string, deadline: number): Promise<AttackCounts> {
   const kinds: Record<string, () => Promise<unknown>> = {
     batch: () => request(batch, { cookie }),
     guest: () => request('/api/trpc/auth.guest', { method: 'POST', body: '{}' }),
-    login: () => request('/api/trpc/auth.login', { method: 'POST', body: JSON.stringify({ username: 'victim', password: 'not-the-password' }) }),
+    login: () =>
+      request('/api/trpc/auth.login', {
+        method: 'POST',
+        body: JSON.stringify({ username: 'victim', password: 'not-the-password' }),
+      }),
     health: () => request('/api/health'),
   };
-  const floods = Object.entries(kinds).filter(([kind]) => FLOODS.has(kind)).map(([, flood]) => flood);
+  const floods = Object.entries(kinds)
+    .filter(([kind]) => FLOODS.has(kind))
+    .map(([, flood]) => flood);
   const loops = floods.flatMap((flood) =>
     Array.from({ length: ATTACK_CONCURRENCY }, async () => {
       while (Date.now() < deadline) await flood();
@@ -156,7 +192,15 @@ async function attack(url: string, deadline: number): Promise<AttackCounts> {
       }
     }
     while (Date.now() < deadline) {
-      await Promise.all(sockets.map((socket) => ack(socket, 'signal:relay', { room: 'global', to: '00000000-0000-4000-8000-000000000000', data: 'x'.repeat(1000) }).catch(() => undefined)));
+      await Promise.all(
+        sockets.map((socket) =>
+          ack(socket, 'signal:relay', {
+            room: 'global',
+            to: '00000000-0000-4000-8000-000000000000',
+            data: 'x'.repeat(1000),
+          }).catch(() => undefined),
+        ),
+      );
     }
   })();
   await Promise.all([...loops, socketFlood]);
@@ -166,11 +210,16 @@ async function attack(url: string, deadline: number): Promise<AttackCounts> {
 }
 
 function attackInChild(url: string, deadline: number): Promise<AttackCounts> {
-  const child = spawn(process.execPath, ['--import', 'tsx', import.meta.filename], { env: { ...process.env, BENCH_ATTACK: JSON.stringify({ url, deadline }) }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', import.meta.filename], {
+    env: { ...process.env, BENCH_ATTACK: JSON.stringify({ url, deadline }) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   return new Promise((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as AttackCounts) : reject(new Error(`attacker exited with ${code}`)))),
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(output) as AttackCounts) : reject(new Error(`attacker exited with ${code}`)),
+    ),
   );
 }
 
@@ -188,15 +237,21 @@ async function main() {
   });
   try {
     const cookie = await guestCookie(server.url, 'Legit');
-    const [sender, target, measurer] = await Promise.all([connect(server.url, cookie), connect(server.url, cookie), connect(server.url, cookie)]);
+    const [sender, target, measurer] = await Promise.all([
+      connect(server.url, cookie),
+      connect(server.url, cookie),
+      connect(server.url, cookie),
+    ]);
     if (!sender || !target || !measurer) throw new Error('no sockets');
     const [, joinedTarget] = await Promise.all([joinGlobal(sender), joinGlobal(target)]);
     const targetPeerId = joinedTarget.data?.self.peerId ?? '';
 
     // Warm-up, then quiet.
-    await series(server.url, cookie, sender, target, targetPeerId, measurer, () => false, WARM_UP).catch((error: unknown) => {
-      throw new Error(`warm-up failed: ${String(error)}`);
-    });
+    await series(server.url, cookie, sender, target, targetPeerId, measurer, () => false, WARM_UP).catch(
+      (error: unknown) => {
+        throw new Error(`warm-up failed: ${String(error)}`);
+      },
+    );
     const quiet = await series(server.url, cookie, sender, target, targetPeerId, measurer, () => false);
 
     const deadline = Date.now() + FLOOD_S * 1000;
@@ -205,9 +260,21 @@ async function main() {
     const flood = attackInChild(server.url, deadline);
     // Let the flood start before measuring under it.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    const loaded = await series(server.url, cookie, sender, target, targetPeerId, measurer, () => Date.now() > deadline);
+    const loaded = await series(
+      server.url,
+      cookie,
+      sender,
+      target,
+      targetPeerId,
+      measurer,
+      () => Date.now() > deadline,
+    );
     const counts = await flood;
-    if (process.env.BENCH_TRACE) console.log('per round under flood [relay, query, join] ms:', JSON.stringify(loaded.relay.map((v, i) => [v, loaded.query[i] ?? 0, loaded.join[i] ?? 0].map(Math.round))));
+    if (process.env.BENCH_TRACE)
+      console.log(
+        'per round under flood [relay, query, join] ms:',
+        JSON.stringify(loaded.relay.map((v, i) => [v, loaded.query[i] ?? 0, loaded.join[i] ?? 0].map(Math.round))),
+      );
 
     const rows = (['query', 'join', 'relay'] as const).map((kind) => ({
       kind,

@@ -35,7 +35,9 @@ type Mode = 'read' | 'read+sha256' | 'read+write' | 'read+write+fsync' | 'read+s
 
 async function run(mode: Mode): Promise<number> {
   const started = performance.now();
-  const response = await new Promise<http.IncomingMessage>((resolve, reject) => http.get(url, resolve).on('error', reject));
+  const response = await new Promise<http.IncomingMessage>((resolve, reject) =>
+    http.get(url, resolve).on('error', reject),
+  );
   const hash = createHash('sha256');
   const hashing = mode.includes('sha256');
   if (!mode.includes('write')) {
@@ -67,9 +69,11 @@ async function run(mode: Mode): Promise<number> {
 }
 
 const results: [Mode, number][] = [];
-for (const mode of ['read', 'read+sha256', 'read+write', 'read+write+fsync', 'read+sha256+write+fsync'] as Mode[]) results.push([mode, await run(mode)]);
+for (const mode of ['read', 'read+sha256', 'read+write', 'read+write+fsync', 'read+sha256+write+fsync'] as Mode[])
+  results.push([mode, await run(mode)]);
 const read = results[0]?.[1] ?? 1;
 console.log(`${SIZE / 1024 / 1024} MiB over loopback HTTP, one process:`);
-for (const [mode, speed] of results) console.log(`   ${mode.padEnd(26)} ${speed.toFixed(0)} MiB/s  (${(speed / read).toFixed(2)} of reading alone)`);
+for (const [mode, speed] of results)
+  console.log(`   ${mode.padEnd(26)} ${speed.toFixed(0)} MiB/s  (${(speed / read).toFixed(2)} of reading alone)`);
 server.close();
 await rm(dir, { recursive: true, force: true });

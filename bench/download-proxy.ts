@@ -21,7 +21,12 @@ function drain(url: string, file: string | null = null): Promise<number> {
   return new Promise((resolve, reject) => {
     http
       .get(url, (response) => {
-        if (response.statusCode && response.statusCode >= 300 && response.statusCode < 400 && response.headers.location) {
+        if (
+          response.statusCode &&
+          response.statusCode >= 300 &&
+          response.statusCode < 400 &&
+          response.headers.location
+        ) {
           response.resume();
           resolve(drain(new URL(response.headers.location, url).toString(), file));
           return;
@@ -58,9 +63,15 @@ async function cpuSeconds(pid: number): Promise<number> {
 const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-'));
 const hub = new FakeHub();
 const origin = await hub.start();
-const { commit } = await hub.addRepo('bench/big', { 'config.json': bufferContent('{}'), 'onnx/model.onnx': generatedContent(SIZE, 11) });
+const { commit } = await hub.addRepo('bench/big', {
+  'config.json': bufferContent('{}'),
+  'onnx/model.onnx': generatedContent(SIZE, 11),
+});
 // A small model downloaded first, so that the database and the download path are warm when memory is measured.
-await hub.addRepo('bench/warm', { 'config.json': bufferContent('{}'), 'onnx/model.onnx': generatedContent(16 * MB, 12) });
+await hub.addRepo('bench/warm', {
+  'config.json': bufferContent('{}'),
+  'onnx/model.onnx': generatedContent(16 * MB, 12),
+});
 await writeFile(
   path.join(dir, 'manifest.json'),
   JSON.stringify({
@@ -78,7 +89,13 @@ await writeFile(
     })),
   }),
 );
-const server = await startServer({ DATA_DIR: dir, HF_ENDPOINT: origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), LOG_LEVEL: 'info', CLIENT_DIST_DIR: path.join(dir, 'none') });
+const server = await startServer({
+  DATA_DIR: dir,
+  HF_ENDPOINT: origin,
+  MANIFEST_PATH: path.join(dir, 'manifest.json'),
+  LOG_LEVEL: 'info',
+  CLIENT_DIST_DIR: path.join(dir, 'none'),
+});
 try {
   const [directBytes, direct] = await timed(() => drain(`${origin}/bench/big/resolve/${commit}/onnx/model.onnx`));
   if (directBytes !== SIZE) throw new Error(`direct download got ${directBytes} bytes`);
@@ -99,18 +116,24 @@ try {
   const afterProxy = await memory(server.child.pid ?? 0);
   await writeFile(`/proc/${server.child.pid}/clear_refs`, '5');
   const beforeServing = await memory(server.child.pid ?? 0);
-  const [servedBytes, served] = await timed(() => drain(`${server.url}/models/bench/big/resolve/${commit}/onnx/model.onnx`));
+  const [servedBytes, served] = await timed(() =>
+    drain(`${server.url}/models/bench/big/resolve/${commit}/onnx/model.onnx`),
+  );
   if (servedBytes !== SIZE) throw new Error(`served ${servedBytes} bytes`);
   const after = await memory(server.child.pid ?? 0);
 
   const rate = (seconds: number) => SIZE / MB / seconds;
   console.log(`size: ${SIZE / MB} MiB`);
   console.log(`(a) direct from the fake Hub:      ${rate(direct).toFixed(0)} MiB/s`);
-  console.log(`(a') the same, saved to a file:     ${rate(saved).toFixed(0)} MiB/s  (no hash, no fsync: what curl -o does)`);
+  console.log(
+    `(a') the same, saved to a file:     ${rate(saved).toFixed(0)} MiB/s  (no hash, no fsync: what curl -o does)`,
+  );
   console.log(
     `(b) through the proxy into cache:  ${rate(proxied).toFixed(0)} MiB/s  ratio (b)/(a) = ${(direct / proxied).toFixed(2)} (goal >= 0.9); (b)/(a') = ${(saved / proxied).toFixed(2)}`,
   );
-  console.log(`(c) served back from the cache:    ${rate(served).toFixed(0)} MiB/s  ratio (c)/(a) = ${(direct / served).toFixed(2)} (goal >= 1.0)`);
+  console.log(
+    `(c) served back from the cache:    ${rate(served).toFixed(0)} MiB/s  ratio (c)/(a) = ${(direct / served).toFixed(2)} (goal >= 1.0)`,
+  );
   console.log(
     `CPU during (b): server ${serverCpu.toFixed(2)} s, fake Hub and poller ${((hubCpu.user + hubCpu.system) / 1e6).toFixed(2)} s, in ${proxied.toFixed(2)} s on ${availableParallelism()} cores`,
   );

@@ -32,7 +32,9 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
 const RUNS = 3;
 const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
 const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
-const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Write a long story about a mesh of browsers sharing one small model.' }];
+const MESSAGES: EngineMessage[] = [
+  { role: 'user', content: 'Write a long story about a mesh of browsers sharing one small model.' },
+];
 const SAMPLING = { temperature: 0, topP: 1, maxNewTokens: TOKENS, seed: 1 };
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
@@ -46,13 +48,24 @@ if (!existsSync(path.join(BENCH_DIR, 'onnx/model.onnx'))) {
 }
 const hub = new FakeHub();
 await hub.start();
-const { manifestPath, published } = await publishModels(hub, dir, [{ id: 'bench', from: BENCH_DIR, contextLength: BENCH.maxPositions }]);
-const server = await startServer({ DATA_DIR: path.join(dir, 'data'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, CLIENT_DIST_DIR: path.join(dir, 'none') });
+const { manifestPath, published } = await publishModels(hub, dir, [
+  { id: 'bench', from: BENCH_DIR, contextLength: BENCH.maxPositions },
+]);
+const server = await startServer({
+  DATA_DIR: path.join(dir, 'data'),
+  HF_ENDPOINT: hub.origin,
+  MANIFEST_PATH: manifestPath,
+  CLIENT_DIST_DIR: path.join(dir, 'none'),
+});
 await downloadModel(server.url, await guestCookie(server.url), 'bench');
 const publishedBench = published.bench?.model;
 if (!publishedBench) throw new Error('the benchmark model was not published');
 const benchModel: EngineModel = publishedBench;
-const cached = ((await (await fetch(`${server.url}/api/trpc/manifest.list`)).json()) as { result: { data: { id: string; cachedRevision: string | null }[] } }).result.data.find((m) => m.id === 'bench')?.cachedRevision;
+const cached = (
+  (await (await fetch(`${server.url}/api/trpc/manifest.list`)).json()) as {
+    result: { data: { id: string; cachedRevision: string | null }[] };
+  }
+).result.data.find((m) => m.id === 'bench')?.cachedRevision;
 if (!cached) throw new Error('the server did not cache the benchmark model');
 const revision: string = cached;
 const ref: ModelRef = { id: 'bench', sha256: await modelFingerprint(benchModel.repo, revision, benchModel.dtype.wasm) };
@@ -60,11 +73,27 @@ const children: ChildProcess[] = [];
 
 /** A headless peer in its own process (`npm run peer`); resolves once it shares. */
 function servingPeer(name: string, threads?: number): Promise<ChildProcess> {
-  const args = ['--server', server.url, '--room', 'global', '--model', 'bench', '--name', name, '--cache-dir', path.join(dir, 'peer-cache', name), ...(threads ? ['--threads', String(threads)] : [])];
-  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const args = [
+    '--server',
+    server.url,
+    '--room',
+    'global',
+    '--model',
+    'bench',
+    '--name',
+    name,
+    '--cache-dir',
+    path.join(dir, 'peer-cache', name),
+    ...(threads ? ['--threads', String(threads)] : []),
+  ];
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.push(child);
   return new Promise((resolve, reject) => {
     let output = '';
@@ -106,7 +135,13 @@ async function requester(name: string) {
     new EngineGate(),
     { adapter: 'unknown', requesting: { ...DEFAULT_REQUESTER_OPTIONS, spotCheckRate: 0, stallMs: 60_000 } },
   );
-  const room = new MeshRoom(socket, 'global', [], (config) => new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike, node);
+  const room = new MeshRoom(
+    socket,
+    'global',
+    [],
+    (config) => new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike,
+    node,
+  );
   await room.join();
   return {
     node,
@@ -144,7 +179,12 @@ async function overhead() {
   for (let run = 0; run <= RUNS; run++) {
     const stamps: number[] = [];
     const started = performance.now();
-    const job = asker.node.requester.run({ model: ref, messages: MESSAGES, sampling: SAMPLING, onToken: () => stamps.push(performance.now()) });
+    const job = asker.node.requester.run({
+      model: ref,
+      messages: MESSAGES,
+      sampling: SAMPLING,
+      onToken: () => stamps.push(performance.now()),
+    });
     const outcome = await job.result;
     const first = stamps[0] ?? started;
     const last = stamps.at(-1) ?? first;
@@ -163,13 +203,21 @@ async function overhead() {
   const localTps = median(local.map((r) => r.tps));
   const remoteTps = median(remote.map((r) => r.tps));
   const servedTps = median(remote.map((r) => r.servedTps));
-  console.log(`1. overhead, ${TOKENS} greedy tokens of the benchmark model (${BENCH.layers} layers, width ${BENCH.hidden}), median of ${RUNS}:`);
-  console.log(`   local engine in this process:       ${fmt(localTps)} tok/s, TTFT ${fmt(median(local.map((r) => r.ttft)))} ms`);
+  console.log(
+    `1. overhead, ${TOKENS} greedy tokens of the benchmark model (${BENCH.layers} layers, width ${BENCH.hidden}), median of ${RUNS}:`,
+  );
+  console.log(
+    `   local engine in this process:       ${fmt(localTps)} tok/s, TTFT ${fmt(median(local.map((r) => r.ttft)))} ms`,
+  );
   console.log(`   serving peer, its own count:         ${fmt(servedTps)} tok/s`);
-  console.log(`   requester over WebRTC (werift):      ${fmt(remoteTps)} tok/s, TTFT ${fmt(median(remote.map((r) => r.ttft)))} ms, RTT ${fmt(median(remote.map((r) => r.rtt ?? 0)))} ms`);
+  console.log(
+    `   requester over WebRTC (werift):      ${fmt(remoteTps)} tok/s, TTFT ${fmt(median(remote.map((r) => r.ttft)))} ms, RTT ${fmt(median(remote.map((r) => r.rtt ?? 0)))} ms`,
+  );
   console.log(`   ratio requester / serving peer:      ${fmt(remoteTps / servedTps, 3)}`);
   console.log(`   ratio requester / local run:         ${fmt(remoteTps / localTps, 3)}`);
-  console.log(`   added TTFT (requester − serving engine, same job): ${fmt(median(remote.map((r) => r.ttft - r.servedTtft)))} ms`);
+  console.log(
+    `   added TTFT (requester − serving engine, same job): ${fmt(median(remote.map((r) => r.ttft - r.servedTtft)))} ms`,
+  );
 }
 
 async function aggregate() {
@@ -186,7 +234,12 @@ async function aggregate() {
     await Promise.all(
       askers.map(async (asker) => {
         while (performance.now() < deadline) {
-          const job = asker.node.requester.run({ model: ref, messages: MESSAGES, sampling: SAMPLING, onToken: () => tokens++ });
+          const job = asker.node.requester.run({
+            model: ref,
+            messages: MESSAGES,
+            sampling: SAMPLING,
+            onToken: () => tokens++,
+          });
           await job.result.catch(() => sleep(200));
         }
       }),
@@ -198,8 +251,13 @@ async function aggregate() {
   }
   await Promise.all(askers.map((asker) => asker.close()));
   const one = results[0]?.tps ?? 1;
-  console.log(`2. aggregate: 8 requesters asking back to back for ${DURATION_S} s, ${TOKENS}-token greedy answers, ${threads ?? 'default'} ORT threads per peer:`);
-  for (const { peers, tps } of results) console.log(`   ${peers} peer${peers === 1 ? ' ' : 's'}: ${fmt(tps)} tok/s in all, ${fmt(tps / one, 2)}× one peer (goal ${fmt(0.9 * peers, 1)}× on ${peers} free cores)`);
+  console.log(
+    `2. aggregate: 8 requesters asking back to back for ${DURATION_S} s, ${TOKENS}-token greedy answers, ${threads ?? 'default'} ORT threads per peer:`,
+  );
+  for (const { peers, tps } of results)
+    console.log(
+      `   ${peers} peer${peers === 1 ? ' ' : 's'}: ${fmt(tps)} tok/s in all, ${fmt(tps / one, 2)}× one peer (goal ${fmt(0.9 * peers, 1)}× on ${peers} free cores)`,
+    );
 }
 
 try {

@@ -19,9 +19,11 @@ const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 50);
 /** Polling of /api/health and of the first success: the resolution of the detection and recovery figures. */
 const POLL_MS = 5;
 
-const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
+const quantile = (values: number[], q: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
 const ms = (value: number) => `${value.toFixed(1)} ms`;
-const summary = (values: number[]) => `p50 ${ms(quantile(values, 0.5))}, p95 ${ms(quantile(values, 0.95))}, max ${ms(Math.max(...values))}`;
+const summary = (values: number[]) =>
+  `p50 ${ms(quantile(values, 0.5))}, p95 ${ms(quantile(values, 0.95))}, max ${ms(Math.max(...values))}`;
 
 async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<number> {
   const started = performance.now();
@@ -34,13 +36,22 @@ async function until(check: () => Promise<boolean>, timeoutMs = 30_000): Promise
 
 async function timedWrite(url: string): Promise<{ ms: number; status: number }> {
   const started = performance.now();
-  const response = await fetch(`${url}/api/trpc/auth.guest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const response = await fetch(`${url}/api/trpc/auth.guest`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
   await response.arrayBuffer();
   return { ms: performance.now() - started, status: response.status };
 }
 
 function connect(url: string, cookie: string): Promise<Socket> {
-  const socket = io(`${url}/mesh`, { transports: ['websocket'], extraHeaders: { cookie }, reconnection: false, forceNew: true });
+  const socket = io(`${url}/mesh`, {
+    transports: ['websocket'],
+    extraHeaders: { cookie },
+    reconnection: false,
+    forceNew: true,
+  });
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', reject);
@@ -49,7 +60,10 @@ function connect(url: string, cookie: string): Promise<Socket> {
 
 async function timedJoin(socket: Socket): Promise<{ ms: number; ok: boolean; error?: string }> {
   const started = performance.now();
-  const result = (await socket.timeout(10_000).emitWithAck('room:join', { room: 'global' })) as { ok: boolean; error?: string };
+  const result = (await socket.timeout(10_000).emitWithAck('room:join', { room: 'global' })) as {
+    ok: boolean;
+    error?: string;
+  };
   const took = performance.now() - started;
   if (result.ok) await socket.timeout(10_000).emitWithAck('room:leave', { room: 'global' });
   return { ms: took, ok: result.ok, ...(result.error ? { error: result.error } : {}) };
@@ -57,7 +71,11 @@ async function timedJoin(socket: Socket): Promise<{ ms: number; ok: boolean; err
 
 const healthIs = (url: string, status: number) => async () => (await fetch(`${url}/api/health`)).status === status;
 
-async function samples<T extends { ms: number }>(take: () => Promise<T>, accept: (sample: T) => boolean, what: string): Promise<number[]> {
+async function samples<T extends { ms: number }>(
+  take: () => Promise<T>,
+  accept: (sample: T) => boolean,
+  what: string,
+): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < SAMPLES; i++) {
     const sample = await take();
@@ -70,7 +88,8 @@ async function samples<T extends { ms: number }>(take: () => Promise<T>, accept:
 async function main() {
   const postgres = await scratchPostgres();
   const redis = await scratchRedis();
-  if (typeof postgres === 'string' || typeof redis === 'string') throw new Error(`cannot run: ${String(postgres)} / ${String(redis)}`);
+  if (typeof postgres === 'string' || typeof redis === 'string')
+    throw new Error(`cannot run: ${String(postgres)} / ${String(redis)}`);
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-outage-'));
   const server = await startServer({
     DATA_DIR: dir,
@@ -87,18 +106,50 @@ async function main() {
   const socket = await connect(url, await guestCookie(url, 'Bench'));
   try {
     // Warm-up: the first requests pay for JIT and pool connections.
-    await samples(() => timedWrite(url), (s) => s.status === 200, 'warm-up write');
-    await samples(() => timedJoin(socket), (s) => s.ok, 'warm-up join');
+    await samples(
+      () => timedWrite(url),
+      (s) => s.status === 200,
+      'warm-up write',
+    );
+    await samples(
+      () => timedJoin(socket),
+      (s) => s.ok,
+      'warm-up join',
+    );
 
     const figures = {
-      pg: { healthy: [] as number[], down: [] as number[], detect: [] as number[], ready: [] as number[], firstWrite: [] as number[] },
-      redis: { healthy: [] as number[], down: [] as number[], detect: [] as number[], ready: [] as number[], firstJoin: [] as number[] },
+      pg: {
+        healthy: [] as number[],
+        down: [] as number[],
+        detect: [] as number[],
+        ready: [] as number[],
+        firstWrite: [] as number[],
+      },
+      redis: {
+        healthy: [] as number[],
+        down: [] as number[],
+        detect: [] as number[],
+        ready: [] as number[],
+        firstJoin: [] as number[],
+      },
     };
     for (let round = 0; round < ROUNDS; round++) {
-      figures.pg.healthy.push(...(await samples(() => timedWrite(url), (s) => s.status === 200, 'healthy write')));
+      figures.pg.healthy.push(
+        ...(await samples(
+          () => timedWrite(url),
+          (s) => s.status === 200,
+          'healthy write',
+        )),
+      );
       await postgres.stop('immediate');
       figures.pg.detect.push(await until(healthIs(url, 503)));
-      figures.pg.down.push(...(await samples(() => timedWrite(url), (s) => s.status === 503, 'write during the outage')));
+      figures.pg.down.push(
+        ...(await samples(
+          () => timedWrite(url),
+          (s) => s.status === 503,
+          'write during the outage',
+        )),
+      );
       await postgres.start();
       const back = performance.now();
       await until(healthIs(url, 200));
@@ -106,10 +157,22 @@ async function main() {
       await until(async () => (await timedWrite(url)).status === 200);
       figures.pg.firstWrite.push(performance.now() - back);
 
-      figures.redis.healthy.push(...(await samples(() => timedJoin(socket), (s) => s.ok, 'healthy join')));
+      figures.redis.healthy.push(
+        ...(await samples(
+          () => timedJoin(socket),
+          (s) => s.ok,
+          'healthy join',
+        )),
+      );
       await redis.stop();
       figures.redis.detect.push(await until(healthIs(url, 503)));
-      figures.redis.down.push(...(await samples(() => timedJoin(socket), (s) => s.error === 'UNAVAILABLE', 'join during the outage')));
+      figures.redis.down.push(
+        ...(await samples(
+          () => timedJoin(socket),
+          (s) => s.error === 'UNAVAILABLE',
+          'join during the outage',
+        )),
+      );
       await redis.start();
       const returned = performance.now();
       await until(healthIs(url, 200));
@@ -121,19 +184,25 @@ async function main() {
     const ratio = (down: number[], healthy: number[]) => (quantile(down, 0.95) / quantile(healthy, 0.95)).toFixed(2);
     console.log(`${ROUNDS} outages of each, ${SAMPLES} requests per phase and round`);
     console.log(`PostgreSQL write (auth.guest): healthy ${summary(figures.pg.healthy)}`);
-    console.log(`  refused while down (503):     ${summary(figures.pg.down)}  (p95 ratio to healthy ${ratio(figures.pg.down, figures.pg.healthy)})`);
+    console.log(
+      `  refused while down (503):     ${summary(figures.pg.down)}  (p95 ratio to healthy ${ratio(figures.pg.down, figures.pg.healthy)})`,
+    );
     console.log(`  kill → health 503:            ${figures.pg.detect.map(ms).join(', ')}`);
     console.log(`  accepting again → health 200: ${figures.pg.ready.map(ms).join(', ')}`);
     console.log(`  accepting again → first write: ${figures.pg.firstWrite.map(ms).join(', ')}`);
     console.log(`Redis join (room:join ack):    healthy ${summary(figures.redis.healthy)}`);
-    console.log(`  refused while down (UNAVAILABLE): ${summary(figures.redis.down)}  (p95 ratio to healthy ${ratio(figures.redis.down, figures.redis.healthy)})`);
+    console.log(
+      `  refused while down (UNAVAILABLE): ${summary(figures.redis.down)}  (p95 ratio to healthy ${ratio(figures.redis.down, figures.redis.healthy)})`,
+    );
     console.log(`  kill → health 503:            ${figures.redis.detect.map(ms).join(', ')}`);
     console.log(`  accepting again → health 200: ${figures.redis.ready.map(ms).join(', ')}`);
     console.log(`  accepting again → first join: ${figures.redis.firstJoin.map(ms).join(', ')}`);
     // One line each way per outage, whatever the number of refused requests.
     const log = server.output();
     for (const name of ['database', 'redis']) {
-      console.log(`log: "${name} went away" ${log.split(`${name} went away`).length - 1}, "${name} is back" ${log.split(`${name} is back`).length - 1}`);
+      console.log(
+        `log: "${name} went away" ${log.split(`${name} went away`).length - 1}, "${name} is back" ${log.split(`${name} is back`).length - 1}`,
+      );
     }
     if (server.child.exitCode !== null) throw new Error('the server exited during the bench');
   } finally {

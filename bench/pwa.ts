@@ -21,7 +21,9 @@ const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floo
 
 async function initialJs(dist: string) {
   const html = await readFile(path.join(dist, 'index.html'), 'utf8');
-  const scripts = [...html.matchAll(/<(?:script[^>]*src|link[^>]*rel="modulepreload"[^>]*href)="([^"]+\.js)"/g)].map((m) => m[1] ?? '');
+  const scripts = [...html.matchAll(/<(?:script[^>]*src|link[^>]*rel="modulepreload"[^>]*href)="([^"]+\.js)"/g)].map(
+    (m) => m[1] ?? '',
+  );
   let raw = 0;
   let gzip = 0;
   for (const src of scripts) {
@@ -111,15 +113,21 @@ async function main() {
       reopenReady.push(result.reopenReady);
       reopenToken.push(result.reopenToken);
     }
-    console.log(`1. initial JavaScript: ${(js.gzip / 1024).toFixed(1)} KiB gzip (${(js.raw / 1024).toFixed(1)} KiB raw) in ${js.scripts.join(', ')} (goal < 200 KB)`);
+    console.log(
+      `1. initial JavaScript: ${(js.gzip / 1024).toFixed(1)} KiB gzip (${(js.raw / 1024).toFixed(1)} KiB raw) in ${js.scripts.join(', ')} (goal < 200 KB)`,
+    );
     console.log(
       `2. navigation to a Ready nano model, median of ${RUNS}: cold ${median(cold).toFixed(0)} ms, warm ${median(warm).toFixed(0)} ms (warm/cold ${(median(warm) / median(cold)).toFixed(2)}), offline reload ${median(offline).toFixed(0)} ms`,
     );
-    console.log(`   runs: cold ${cold.map((v) => v.toFixed(0)).join(', ')}; warm ${warm.map((v) => v.toFixed(0)).join(', ')}; offline ${offline.map((v) => v.toFixed(0)).join(', ')}`);
+    console.log(
+      `   runs: cold ${cold.map((v) => v.toFixed(0)).join(', ')}; warm ${warm.map((v) => v.toFixed(0)).join(', ')}; offline ${offline.map((v) => v.toFixed(0)).join(', ')}`,
+    );
     console.log(
       `3. offline from the first visit, median of ${RUNS}: first visit → Ready ${median(firstVisit).toFixed(0)} ms; reopened offline (server stopped) → Ready ${median(reopenReady).toFixed(0)} ms (reopen/first visit ${(median(reopenReady) / median(firstVisit)).toFixed(2)}), → first token ${median(reopenToken).toFixed(0)} ms`,
     );
-    console.log(`   runs: first visit ${firstVisit.map((v) => v.toFixed(0)).join(', ')}; reopen → Ready ${reopenReady.map((v) => v.toFixed(0)).join(', ')}; → first token ${reopenToken.map((v) => v.toFixed(0)).join(', ')}`);
+    console.log(
+      `   runs: first visit ${firstVisit.map((v) => v.toFixed(0)).join(', ')}; reopen → Ready ${reopenReady.map((v) => v.toFixed(0)).join(', ')}; → first token ${reopenToken.map((v) => v.toFixed(0)).join(', ')}`,
+    );
   } finally {
     await browser?.close();
     server.child.kill('SIGTERM');

@@ -19,7 +19,8 @@ const WINDOW = 4;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
+const quantile = (values: number[], q: number) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
 
 interface RelayResult {
   perSecond: number;
@@ -28,7 +29,11 @@ interface RelayResult {
 }
 
 /** Drives `sockets` (already connected, all able to reach each other by `address`) with relay traffic. */
-async function drive(sockets: Socket[], addresses: string[], send: (socket: Socket, to: string, data: unknown) => Promise<void>): Promise<RelayResult> {
+async function drive(
+  sockets: Socket[],
+  addresses: string[],
+  send: (socket: Socket, to: string, data: unknown) => Promise<void>,
+): Promise<RelayResult> {
   const latencies: number[] = [];
   let delivered = 0;
   for (const socket of sockets) {
@@ -44,7 +49,10 @@ async function drive(sockets: Socket[], addresses: string[], send: (socket: Sock
       Array.from({ length: WINDOW }, async () => {
         while (performance.now() < deadline) {
           const to = addresses[(i + 1 + Math.floor(Math.random() * (sockets.length - 1))) % sockets.length] ?? '';
-          await send(socket, to, { t: performance.now(), candidate: 'candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host' });
+          await send(socket, to, {
+            t: performance.now(),
+            candidate: 'candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host',
+          });
         }
       }),
     ),
@@ -56,18 +64,38 @@ async function drive(sockets: Socket[], addresses: string[], send: (socket: Sock
 async function relayOurs(): Promise<RelayResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-signal-'));
   // The rate limit is per socket and far above what one socket sends here; raise it so the bench measures the relay.
-  const server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none'), LOG_LEVEL: 'info', SOCKET_EVENTS_PER_SECOND: '10000' });
+  const server = await startServer({
+    DATA_DIR: path.join(dir, 'data'),
+    CLIENT_DIST_DIR: path.join(dir, 'none'),
+    LOG_LEVEL: 'info',
+    SOCKET_EVENTS_PER_SECOND: '10000',
+  });
   try {
     const sockets = await Promise.all(
       Array.from({ length: SOCKETS }, async () => {
-        const socket = io(`${server.url}/mesh`, { transports: ['websocket'], extraHeaders: { cookie: await guestCookie(server.url) }, forceNew: true });
-        await new Promise<void>((resolve, reject) => socket.once('connect', () => resolve()).once('connect_error', reject));
+        const socket = io(`${server.url}/mesh`, {
+          transports: ['websocket'],
+          extraHeaders: { cookie: await guestCookie(server.url) },
+          forceNew: true,
+        });
+        await new Promise<void>((resolve, reject) =>
+          socket.once('connect', () => resolve()).once('connect_error', reject),
+        );
         return socket;
       }),
     );
-    const peers = await Promise.all(sockets.map(async (s) => ((await s.emitWithAck('room:join', { room: 'global' })) as { data: { self: { peerId: string } } }).data.self.peerId));
+    const peers = await Promise.all(
+      sockets.map(
+        async (s) =>
+          ((await s.emitWithAck('room:join', { room: 'global' })) as { data: { self: { peerId: string } } }).data.self
+            .peerId,
+      ),
+    );
     const result = await drive(sockets, peers, async (socket, to, data) => {
-      const ack = (await socket.emitWithAck('signal:relay', { room: 'global', to, data })) as { ok: boolean; error?: string };
+      const ack = (await socket.emitWithAck('signal:relay', { room: 'global', to, data })) as {
+        ok: boolean;
+        error?: string;
+      };
       if (!ack.ok) throw new Error(`relay refused: ${ack.error}`);
     });
     sockets.forEach((s) => s.disconnect());
@@ -81,7 +109,9 @@ async function relayOurs(): Promise<RelayResult> {
 
 /** The floor: Socket.IO relaying to a socket id with no checks, in a child process like the real server. */
 async function relayBare(): Promise<RelayResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'bare-relay-server.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'bare-relay-server.ts')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (chunk: Buffer) => {
@@ -97,9 +127,13 @@ async function relayBare(): Promise<RelayResult> {
         return socket;
       }),
     );
-    const result = await drive(sockets, sockets.map((s) => s.id ?? ''), async (socket, to, data) => {
-      await socket.emitWithAck('relay', { to, data });
-    });
+    const result = await drive(
+      sockets,
+      sockets.map((s) => s.id ?? ''),
+      async (socket, to, data) => {
+        await socket.emitWithAck('relay', { to, data });
+      },
+    );
     sockets.forEach((s) => s.disconnect());
     return result;
   } finally {
@@ -157,15 +191,23 @@ async function relayBench() {
   const bare = await relayBare();
   const ours = await relayOurs();
   console.log(`1. relay between ${SOCKETS} sockets for ${DURATION_S} s (window ${WINDOW} per socket):`);
-  console.log(`   bare Socket.IO: ${bare.perSecond.toFixed(0)} msg/s, p50 ${bare.p50.toFixed(2)} ms, p95 ${bare.p95.toFixed(2)} ms`);
-  console.log(`   /mesh relay:    ${ours.perSecond.toFixed(0)} msg/s, p50 ${ours.p50.toFixed(2)} ms, p95 ${ours.p95.toFixed(2)} ms`);
-  console.log(`   ratio (ours / bare): ${(ours.perSecond / bare.perSecond).toFixed(2)} in throughput, ${(ours.p95 / bare.p95).toFixed(2)} in p95 latency`);
+  console.log(
+    `   bare Socket.IO: ${bare.perSecond.toFixed(0)} msg/s, p50 ${bare.p50.toFixed(2)} ms, p95 ${bare.p95.toFixed(2)} ms`,
+  );
+  console.log(
+    `   /mesh relay:    ${ours.perSecond.toFixed(0)} msg/s, p50 ${ours.p50.toFixed(2)} ms, p95 ${ours.p95.toFixed(2)} ms`,
+  );
+  console.log(
+    `   ratio (ours / bare): ${(ours.perSecond / bare.perSecond).toFixed(2)} in throughput, ${(ours.p95 / bare.p95).toFixed(2)} in p95 latency`,
+  );
 }
 
 async function joinBench() {
   for (const peers of [2, 8]) {
     const durations = await joinToOpen(peers);
-    console.log(`2. join → all data channels open, ${peers} pages, ${durations.length} samples: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms`);
+    console.log(
+      `2. join → all data channels open, ${peers} pages, ${durations.length} samples: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms`,
+    );
   }
 }
 

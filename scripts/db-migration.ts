@@ -47,7 +47,17 @@ try {
   await prisma(['db', 'pull', '--schema', pulled], { PRISMA_PGLITE_DIR: pgliteDir }, /Introspected \d+ models/);
   const out = path.join(scratch, 'migration.sql');
   await prisma(
-    ['migrate', 'diff', '--from-schema-datamodel', pulled, '--to-schema-datamodel', 'prisma/schema.prisma', '--script', '--output', out],
+    [
+      'migrate',
+      'diff',
+      '--from-schema-datamodel',
+      pulled,
+      '--to-schema-datamodel',
+      'prisma/schema.prisma',
+      '--script',
+      '--output',
+      out,
+    ],
     {},
   );
   const sql = await readFile(out, 'utf8');

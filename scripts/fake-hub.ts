@@ -53,7 +53,7 @@ export function generatedContent(size: number, seed = 1): Content {
   return {
     size,
     *read(start, end) {
-      for (let offset = start; offset < end; ) {
+      for (let offset = start; offset < end;) {
         const index = Math.floor(offset / BLOCK);
         const from = offset - index * BLOCK;
         const to = Math.min(BLOCK, end - index * BLOCK);
@@ -297,7 +297,12 @@ export class FakeHub {
       if (start >= size) return res.writeHead(416, { 'content-range': `bytes */${size}` }).end();
       status = 206;
     }
-    const headers: Record<string, string> = { ...extraHeaders, etag, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
+    const headers: Record<string, string> = {
+      ...extraHeaders,
+      etag,
+      'accept-ranges': 'bytes',
+      'content-type': 'application/octet-stream',
+    };
     if (status === 206) headers['content-range'] = `bytes ${start}-${end - 1}/${size}`;
     if (fault?.kind !== 'oversize') headers['content-length'] = String(end - start);
     res.writeHead(status, headers);

@@ -130,7 +130,8 @@ export class FakeOpenAI {
       const given = record.authorization?.replace(/^Bearer /, '') ?? '';
       return this.error(res, 401, `Incorrect API key provided: ${given}.`, 'invalid_request_error', 'invalid_api_key');
     }
-    if (!isChatBody(body)) return this.error(res, 400, 'Invalid body: expected model and messages', 'invalid_request_error', null);
+    if (!isChatBody(body))
+      return this.error(res, 400, 'Invalid body: expected model and messages', 'invalid_request_error', null);
     const fault = this.fault;
     if (fault?.kind === 'status') {
       if (fault.retryAfter !== undefined) res.setHeader('retry-after', fault.retryAfter);
@@ -138,14 +139,24 @@ export class FakeOpenAI {
       return this.error(res, fault.status, fault.message ?? `Fault injected: ${fault.status}`, type, null);
     }
     if (!this.models.has(body.model)) {
-      return this.error(res, 404, `The model \`${body.model}\` does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found');
+      return this.error(
+        res,
+        404,
+        `The model \`${body.model}\` does not exist or you do not have access to it.`,
+        'invalid_request_error',
+        'model_not_found',
+      );
     }
     if (fault?.kind === 'stall' && fault.afterChunks === 0) return; // never answers; the client has to give up
 
     const all = tokenize(this.reply(body));
     const tokens = body.max_tokens === undefined ? all : all.slice(0, body.max_tokens);
     const finishReason = tokens.length < all.length ? 'length' : 'stop';
-    const usage = { prompt_tokens: body.messages.length * 10, completion_tokens: tokens.length, total_tokens: body.messages.length * 10 + tokens.length };
+    const usage = {
+      prompt_tokens: body.messages.length * 10,
+      completion_tokens: tokens.length,
+      total_tokens: body.messages.length * 10 + tokens.length,
+    };
     const created = Math.floor(Date.now() / 1000);
     const id = `chatcmpl-fake${this.requests.length}`;
 
@@ -157,7 +168,9 @@ export class FakeOpenAI {
           object: 'chat.completion',
           created,
           model: body.model,
-          choices: [{ index: 0, message: { role: 'assistant', content: tokens.join('') }, finish_reason: finishReason }],
+          choices: [
+            { index: 0, message: { role: 'assistant', content: tokens.join('') }, finish_reason: finishReason },
+          ],
           usage,
         }),
       );
@@ -171,15 +184,20 @@ export class FakeOpenAI {
       `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [{ index: 0, delta, finish_reason: finish }], ...extra })}\n\n`;
     const events: string[] = [chunk({ role: 'assistant', content: '' }, null)];
     tokens.forEach((token, i) => {
-      if (fault?.kind === 'malformed' && fault.afterChunks === i) events.push('data: {"id":"chatcmpl-broken","choices":[{"delta":{"content":\n\n');
+      if (fault?.kind === 'malformed' && fault.afterChunks === i)
+        events.push('data: {"id":"chatcmpl-broken","choices":[{"delta":{"content":\n\n');
       if (fault?.kind === 'stream-error' && fault.afterChunks === i) {
-        events.push(`data: ${JSON.stringify({ error: { code: 'server_error', message: fault.message }, choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }] })}\n\n`);
+        events.push(
+          `data: ${JSON.stringify({ error: { code: 'server_error', message: fault.message }, choices: [{ index: 0, delta: { content: '' }, finish_reason: 'error' }] })}\n\n`,
+        );
       }
       events.push(chunk({ content: token }, null));
     });
     events.push(chunk({}, finishReason));
     if (body.stream_options?.include_usage && fault?.kind !== 'no-usage') {
-      events.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage })}\n\n`);
+      events.push(
+        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, choices: [], usage })}\n\n`,
+      );
     }
     events.push('data: [DONE]\n\n');
 

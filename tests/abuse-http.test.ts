@@ -54,7 +54,9 @@ describe('batches', () => {
     const second = await server.inject('/api/trpc/health');
     expect(second.statusCode).toBe(429);
     expect(second.headers['retry-after']).toMatch(/^\d+$/);
-    expect(second.json()).toMatchObject({ error: { message: expect.stringMatching(/Too many API calls from this address/) } });
+    expect(second.json()).toMatchObject({
+      error: { message: expect.stringMatching(/Too many API calls from this address/) },
+    });
   });
 });
 
@@ -64,7 +66,13 @@ describe('budgets of costly procedures', () => {
     return String(response.headers['set-cookie']).split(';')[0] ?? '';
   }
   const chat = (server: FastifyInstance, cookie: string, remoteAddress = '127.0.0.1') =>
-    server.inject({ method: 'POST', url: '/api/trpc/chat.send', headers: { cookie }, remoteAddress, payload: { provider: 'stub', messages: [{ role: 'user', content: 'hi' }] } });
+    server.inject({
+      method: 'POST',
+      url: '/api/trpc/chat.send',
+      headers: { cookie },
+      remoteAddress,
+      payload: { provider: 'stub', messages: [{ role: 'user', content: 'hi' }] },
+    });
 
   it('holds a per-user chat budget, and per IP too, so new guests from one address buy no fresh budget', async () => {
     const server = await app({ CHATS_PER_USER_PER_MINUTE: '2', COSTLY_IP_FACTOR: '2' });
@@ -73,12 +81,16 @@ describe('budgets of costly procedures', () => {
     const third = await chat(server, ann);
     expect(third.statusCode).toBe(429);
     expect(third.headers['retry-after']).toMatch(/^\d+$/);
-    expect(third.json()).toMatchObject({ error: { message: expect.stringMatching(/^Too many chats: at most 2 per minute/) } });
+    expect(third.json()).toMatchObject({
+      error: { message: expect.stringMatching(/^Too many chats: at most 2 per minute/) },
+    });
     // Bob has a budget of his own, but the address's (2 x 2 chats) is then spent: Cy, a fresh guest, is refused.
     expect([(await chat(server, bob)).statusCode, (await chat(server, bob)).statusCode]).toEqual([200, 200]);
     const fresh = await chat(server, cy);
     expect(fresh.statusCode).toBe(429);
-    expect(fresh.json()).toMatchObject({ error: { message: expect.stringMatching(/^Too many chats from this address/) } });
+    expect(fresh.json()).toMatchObject({
+      error: { message: expect.stringMatching(/^Too many chats from this address/) },
+    });
     // Someone at another address is unaffected.
     const dee = await guest(server, '127.0.0.2');
     expect((await chat(server, dee, '127.0.0.2')).statusCode).toBe(200);
@@ -87,9 +99,13 @@ describe('budgets of costly procedures', () => {
   it('caps new guests per IP per hour', async () => {
     const server = await app({ GUEST_CREATIONS_PER_IP_PER_HOUR: '3' });
     const statuses = [];
-    for (let i = 0; i < 4; i++) statuses.push((await server.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} })).statusCode);
+    for (let i = 0; i < 4; i++)
+      statuses.push((await server.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} })).statusCode);
     expect(statuses).toEqual([200, 200, 200, 429]);
-    expect((await server.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {}, remoteAddress: '127.0.0.2' })).statusCode).toBe(200);
+    expect(
+      (await server.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {}, remoteAddress: '127.0.0.2' }))
+        .statusCode,
+    ).toBe(200);
   });
 });
 
@@ -132,15 +148,22 @@ describe('rate-limit buckets', () => {
     vi.useFakeTimers({ now: new Date('2026-12-03T00:00:00Z'), toFake: ['Date', 'setTimeout', 'clearTimeout'] });
     try {
       // 600 a minute, three seconds' worth per second: 8 requests per 250 ms window.
-      const server = await app({ RATE_LIMIT_MAX: '600', RATE_LIMIT_BURST_SECONDS: '3', CLIENT_DIST_DIR: dist }, 'static');
-      const statuses = await Promise.all(Array.from({ length: 10 }, () => server.inject('/api/trpc/auth.me').then((reply) => reply.statusCode)));
+      const server = await app(
+        { RATE_LIMIT_MAX: '600', RATE_LIMIT_BURST_SECONDS: '3', CLIENT_DIST_DIR: dist },
+        'static',
+      );
+      const statuses = await Promise.all(
+        Array.from({ length: 10 }, () => server.inject('/api/trpc/auth.me').then((reply) => reply.statusCode)),
+      );
       expect(statuses.filter((status) => status === 200)).toHaveLength(8);
       const refused = await server.inject('/api/trpc/auth.me');
       expect(refused.statusCode).toBe(429);
       expect(refused.headers['retry-after']).toBe('1');
       expect(refused.json()).toMatchObject({ error: 'RATE_LIMITED' });
       // App files have twenty times the ceiling, so twenty times the burst (150), untouched by the API's refusals.
-      const files = await Promise.all(Array.from({ length: 160 }, () => server.inject('/assets/app-abc123.js').then((reply) => reply.statusCode)));
+      const files = await Promise.all(
+        Array.from({ length: 160 }, () => server.inject('/assets/app-abc123.js').then((reply) => reply.statusCode)),
+      );
       expect(files.filter((status) => status === 200)).toHaveLength(150);
       expect(files.filter((status) => status === 429)).toHaveLength(10);
       // The next window has its burst again, well inside the minute's 600.
@@ -159,7 +182,12 @@ describe('cross-site requests', () => {
   it('refuses an API GET made by another site (a link, an image, a fetch), subscriptions included', async () => {
     const server = await app();
     const cases = [
-      { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors', origin: 'https://evil.example' },
+      {
+        'sec-fetch-site': 'cross-site',
+        'sec-fetch-dest': 'empty',
+        'sec-fetch-mode': 'cors',
+        origin: 'https://evil.example',
+      },
       { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'image', 'sec-fetch-mode': 'no-cors' },
       { 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'document', 'sec-fetch-mode': 'navigate' },
       // Another origin of the same site (a sibling subdomain) is not this app either.
@@ -198,7 +226,15 @@ describe('Host names', () => {
       const response = await server.inject({ url: '/api/trpc/auth.me', headers: { host } });
       expect({ host, status: response.statusCode }).toEqual({ host, status: 421 });
     }
-    for (const host of ['localhost:8787', '127.0.0.1:8787', '[::1]:8787', '192.168.1.20:8787', 'mesh.example.org', 'box.lan:8787', 'LOCALHOST']) {
+    for (const host of [
+      'localhost:8787',
+      '127.0.0.1:8787',
+      '[::1]:8787',
+      '192.168.1.20:8787',
+      'mesh.example.org',
+      'box.lan:8787',
+      'LOCALHOST',
+    ]) {
       const response = await server.inject({ url: '/api/trpc/auth.me', headers: { host } });
       expect({ host, status: response.statusCode }).toEqual({ host, status: 200 });
     }
@@ -211,19 +247,28 @@ describe('proxies', () => {
     const statuses = [];
     for (let i = 0; i < 3; i++) {
       // The client forges the leftmost entry each time; the proxy appends the address it saw (203.0.113.9).
-      const response = await server.inject({ url: '/api/trpc/auth.me', headers: { 'x-forwarded-for': `10.0.0.${i}, 203.0.113.9` } });
+      const response = await server.inject({
+        url: '/api/trpc/auth.me',
+        headers: { 'x-forwarded-for': `10.0.0.${i}, 203.0.113.9` },
+      });
       statuses.push(response.statusCode);
     }
     expect(statuses).toEqual([200, 200, 429]);
     // Another client behind the same proxy has a budget of its own.
-    expect((await server.inject({ url: '/api/trpc/auth.me', headers: { 'x-forwarded-for': '203.0.113.10' } })).statusCode).toBe(200);
+    expect(
+      (await server.inject({ url: '/api/trpc/auth.me', headers: { 'x-forwarded-for': '203.0.113.10' } })).statusCode,
+    ).toBe(200);
   });
 
   it('ignores X-Forwarded-For from an address that is not a listed proxy', async () => {
     const server = await app({ TRUST_PROXY: '10.1.0.0/16', RATE_LIMIT_MAX: '2' });
     const statuses = [];
     for (let i = 0; i < 3; i++) {
-      const response = await server.inject({ url: '/api/trpc/auth.me', remoteAddress: '198.51.100.7', headers: { 'x-forwarded-for': `203.0.113.${i}` } });
+      const response = await server.inject({
+        url: '/api/trpc/auth.me',
+        remoteAddress: '198.51.100.7',
+        headers: { 'x-forwarded-for': `203.0.113.${i}` },
+      });
       statuses.push(response.statusCode);
     }
     expect(statuses).toEqual([200, 200, 429]);
@@ -233,8 +278,14 @@ describe('proxies', () => {
     expect(parseEnv({ TRUST_PROXY: 'false' }).TRUST_PROXY).toBe(false);
     expect(parseEnv({ TRUST_PROXY: 'true' }).TRUST_PROXY).toBe(1);
     expect(parseEnv({ TRUST_PROXY: '2' }).TRUST_PROXY).toBe(2);
-    expect(parseEnv({ TRUST_PROXY: '10.0.0.1, 10.2.0.0/16,loopback' }).TRUST_PROXY).toEqual(['10.0.0.1', '10.2.0.0/16', 'loopback']);
-    expect(() => parseEnv({ TRUST_PROXY: '10.0.0.1, not-an-address' })).toThrowError(/TRUST_PROXY=.*not an address: not-an-address/);
+    expect(parseEnv({ TRUST_PROXY: '10.0.0.1, 10.2.0.0/16,loopback' }).TRUST_PROXY).toEqual([
+      '10.0.0.1',
+      '10.2.0.0/16',
+      'loopback',
+    ]);
+    expect(() => parseEnv({ TRUST_PROXY: '10.0.0.1, not-an-address' })).toThrowError(
+      /TRUST_PROXY=.*not an address: not-an-address/,
+    );
     expect(() => parseEnv({ TRUST_PROXY: '99' })).toThrowError(/at most 16 proxy hops/);
   });
 });
@@ -245,7 +296,10 @@ describe('production hygiene', () => {
     dist = await mkdtemp(path.join(tmpdir(), 'mesh-dist-'));
     await mkdir(path.join(dist, 'assets'));
     await writeFile(path.join(dist, 'index.html'), '<!doctype html><title>Mesh NanoLLM</title>');
-    await writeFile(path.join(dist, 'assets', 'index-abc123.js'), 'console.log(1)\n//# sourceMappingURL=index-abc123.js.map');
+    await writeFile(
+      path.join(dist, 'assets', 'index-abc123.js'),
+      'console.log(1)\n//# sourceMappingURL=index-abc123.js.map',
+    );
     await writeFile(path.join(dist, 'assets', 'index-abc123.js.map'), '{"version":3,"sources":["secret.ts"]}');
   });
   afterAll(() => rm(dist, { recursive: true, force: true }));
@@ -275,9 +329,13 @@ describe('production hygiene', () => {
     expect(setCookie).toMatch(/; Path=\//);
     expect(setCookie).not.toMatch(/Domain=/);
     const cookie = setCookie.split(';')[0] ?? '';
-    expect((await server.inject({ url: '/api/trpc/auth.me', headers: { cookie } })).json()).toMatchObject({ result: { data: { kind: 'GUEST' } } });
+    expect((await server.inject({ url: '/api/trpc/auth.me', headers: { cookie } })).json()).toMatchObject({
+      result: { data: { kind: 'GUEST' } },
+    });
     // The unprefixed name (which a sibling subdomain could set) is not read.
     const tossed = cookie.replace(/^__Host-/, '');
-    expect((await server.inject({ url: '/api/trpc/auth.me', headers: { cookie: tossed } })).json()).toMatchObject({ result: { data: null } });
+    expect((await server.inject({ url: '/api/trpc/auth.me', headers: { cookie: tossed } })).json()).toMatchObject({
+      result: { data: null },
+    });
   });
 });

@@ -27,7 +27,10 @@ afterAll(async () => {
 });
 
 async function account(username: string): Promise<{ client: ChatClient; userId: string; cookie: string }> {
-  const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+  const user = await db.database.prisma.user.create({
+    data: { kind: 'ACCOUNT', username, displayName: username },
+    select: { id: true },
+  });
   const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
   return { client: chatClient(base, `mesh_session=${token}`), userId: user.id, cookie: `mesh_session=${token}` };
 }
@@ -52,7 +55,14 @@ describe('API keys', () => {
     const listed = await client.apiKey.list.query();
     expect(listed.map((k) => k.id)).toEqual([info.id]);
     expect(JSON.stringify(listed)).not.toContain(key.slice(12));
-    expect(Object.keys(listed[0] ?? {}).sort()).toEqual(['createdAt', 'id', 'lastUsedAt', 'name', 'prefix', 'revokedAt']);
+    expect(Object.keys(listed[0] ?? {}).sort()).toEqual([
+      'createdAt',
+      'id',
+      'lastUsedAt',
+      'name',
+      'prefix',
+      'revokedAt',
+    ]);
 
     // Two keys are never the same.
     const second = await client.apiKey.create.mutate({ name: 'second' });
@@ -68,16 +78,32 @@ describe('API keys', () => {
     const refused = refusal(await guest.apiKey.create.mutate({ name: 'mine' }).catch((e: unknown) => e));
     expect(refused).toEqual({ code: 'FORBIDDEN', message: 'API keys need an account: sign up to make one' });
     expect(refusal(await guest.apiKey.list.query().catch((e: unknown) => e)).code).toBe('FORBIDDEN');
-    expect(refusal(await chatClient(base, '').apiKey.list.query().catch((e: unknown) => e)).code).toBe('UNAUTHORIZED');
+    expect(
+      refusal(
+        await chatClient(base, '')
+          .apiKey.list.query()
+          .catch((e: unknown) => e),
+      ).code,
+    ).toBe('UNAUTHORIZED');
     expect(await db.database.prisma.apiKey.count({ where: { name: 'mine' } })).toBe(0);
   });
 
   it('refuses malformed input with the zod message', async () => {
     const { client } = await account('validator');
-    expect(refusal(await client.apiKey.create.mutate({ name: '   ' }).catch((e: unknown) => e))).toMatchObject({ code: 'BAD_REQUEST' });
-    expect(refusal(await client.apiKey.create.mutate({ name: 'x'.repeat(65) }).catch((e: unknown) => e)).message).toContain('at most 64 characters');
-    expect(refusal(await client.apiKey.create.mutate({ name: 'a', userId: 'x' } as { name: string }).catch((e: unknown) => e)).code).toBe('BAD_REQUEST');
-    expect(refusal(await client.apiKey.revoke.mutate({ id: 'not-a-uuid' }).catch((e: unknown) => e)).code).toBe('BAD_REQUEST');
+    expect(refusal(await client.apiKey.create.mutate({ name: '   ' }).catch((e: unknown) => e))).toMatchObject({
+      code: 'BAD_REQUEST',
+    });
+    expect(
+      refusal(await client.apiKey.create.mutate({ name: 'x'.repeat(65) }).catch((e: unknown) => e)).message,
+    ).toContain('at most 64 characters');
+    expect(
+      refusal(
+        await client.apiKey.create.mutate({ name: 'a', userId: 'x' } as { name: string }).catch((e: unknown) => e),
+      ).code,
+    ).toBe('BAD_REQUEST');
+    expect(refusal(await client.apiKey.revoke.mutate({ id: 'not-a-uuid' }).catch((e: unknown) => e)).code).toBe(
+      'BAD_REQUEST',
+    );
   });
 
   it('revokes a key: it stops authenticating, is listed as revoked, and other keys and accounts keep theirs', async () => {
@@ -88,14 +114,23 @@ describe('API keys', () => {
     const bobKey = await bob.client.apiKey.create.mutate({ name: 'bob' });
 
     // Bob cannot revoke (or even see) Ada's key: it is "not found" to him.
-    expect(refusal(await bob.client.apiKey.revoke.mutate({ id: adaKey.info.id }).catch((e: unknown) => e))).toEqual({ code: 'NOT_FOUND', message: 'No such key among yours' });
+    expect(refusal(await bob.client.apiKey.revoke.mutate({ id: adaKey.info.id }).catch((e: unknown) => e))).toEqual({
+      code: 'NOT_FOUND',
+      message: 'No such key among yours',
+    });
     expect(await authenticateApiKey(db.database.prisma, adaKey.key)).not.toBeNull();
 
     const revoked = await ada.client.apiKey.revoke.mutate({ id: adaKey.info.id });
     expect(revoked.revokedAt).not.toBeNull();
     expect(await authenticateApiKey(db.database.prisma, adaKey.key)).toBeNull();
-    expect(await authenticateApiKey(db.database.prisma, adaOther.key)).toEqual({ keyId: adaOther.info.id, userId: ada.userId });
-    expect(await authenticateApiKey(db.database.prisma, bobKey.key)).toEqual({ keyId: bobKey.info.id, userId: bob.userId });
+    expect(await authenticateApiKey(db.database.prisma, adaOther.key)).toEqual({
+      keyId: adaOther.info.id,
+      userId: ada.userId,
+    });
+    expect(await authenticateApiKey(db.database.prisma, bobKey.key)).toEqual({
+      keyId: bobKey.info.id,
+      userId: bob.userId,
+    });
     // Revoking again changes nothing.
     expect((await ada.client.apiKey.revoke.mutate({ id: adaKey.info.id })).revokedAt).toEqual(revoked.revokedAt);
 
@@ -119,14 +154,21 @@ describe('API keys', () => {
     const { client, userId, cookie } = await account('hoarder');
     // Three clients, so three concurrent requests (one batch holds at most TRPC_MAX_BATCH_SIZE calls).
     const clients = [client, chatClient(base, cookie), chatClient(base, cookie)];
-    const results = await Promise.allSettled(Array.from({ length: 24 }, (_, i) => clients[i % 3]?.apiKey.create.mutate({ name: `key ${i}` })));
+    const results = await Promise.allSettled(
+      Array.from({ length: 24 }, (_, i) => clients[i % 3]?.apiKey.create.mutate({ name: `key ${i}` })),
+    );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(API_KEY_LIMITS.activePerAccount);
     const rejected = results.find((r) => r.status === 'rejected');
-    expect(refusal(rejected?.reason)).toEqual({ code: 'FORBIDDEN', message: `An account may hold at most ${API_KEY_LIMITS.activePerAccount} keys; revoke one you no longer use` });
+    expect(refusal(rejected?.reason)).toEqual({
+      code: 'FORBIDDEN',
+      message: `An account may hold at most ${API_KEY_LIMITS.activePerAccount} keys; revoke one you no longer use`,
+    });
     // Revoking one makes room for one.
     const [first] = await client.apiKey.list.query();
     await client.apiKey.revoke.mutate({ id: first?.id ?? '' });
     await client.apiKey.create.mutate({ name: 'replacement' });
-    expect(await db.database.prisma.apiKey.count({ where: { userId, revokedAt: null } })).toBe(API_KEY_LIMITS.activePerAccount);
+    expect(await db.database.prisma.apiKey.count({ where: { userId, revokedAt: null } })).toBe(
+      API_KEY_LIMITS.activePerAccount,
+    );
   });
 });

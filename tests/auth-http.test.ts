@@ -7,7 +7,10 @@ import { type TestDatabase, databaseKinds, openTestDatabase } from './support/da
 import { testEnv } from './support/env.ts';
 
 interface ErrorBody {
-  error?: { message: string; data: { code: string; httpStatus: number; zodIssues: { path: string[]; message: string }[] | null } };
+  error?: {
+    message: string;
+    data: { code: string; httpStatus: number; zodIssues: { path: string[]; message: string }[] | null };
+  };
 }
 
 function post(app: FastifyInstance, procedure: string, payload: unknown, headers: Record<string, string> = {}) {
@@ -80,7 +83,12 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
     });
 
     it('ignores X-Forwarded-Proto when the proxy is not trusted', async () => {
-      const response = await post(app, 'signup', { username: uniqueName(), password: 'untrusted proxy' }, { 'x-forwarded-proto': 'https' });
+      const response = await post(
+        app,
+        'signup',
+        { username: uniqueName(), password: 'untrusted proxy' },
+        { 'x-forwarded-proto': 'https' },
+      );
       expect(response.statusCode).toBe(200);
       expect(setCookie(response)).not.toMatch(/Secure/);
     });
@@ -90,7 +98,10 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
     it('refuses sign-up, login, logout and password change from another site, before any work', async () => {
       const username = uniqueName();
       const input = { username, password: 'cross origin password' };
-      for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
+      for (const headers of [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }] as Record<
+        string,
+        string
+      >[]) {
         for (const [procedure, payload] of [
           ['signup', input],
           ['login', input],
@@ -99,12 +110,18 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
         ] as const) {
           const response = await post(app, procedure, payload, headers);
           expect(response.statusCode, `${procedure} ${JSON.stringify(headers)}`).toBe(403);
-          expect(response.json()).toEqual({ error: 'CROSS_ORIGIN', message: 'Cross-origin requests may not change state' });
+          expect(response.json()).toEqual({
+            error: 'CROSS_ORIGIN',
+            message: 'Cross-origin requests may not change state',
+          });
           expect(response.headers['set-cookie']).toBeUndefined();
         }
       }
       expect(await db.database.prisma.user.count({ where: { username } })).toBe(0);
-      const sameOrigin = await post(app, 'signup', input, { origin: 'http://localhost:80', 'sec-fetch-site': 'same-origin' });
+      const sameOrigin = await post(app, 'signup', input, {
+        origin: 'http://localhost:80',
+        'sec-fetch-site': 'same-origin',
+      });
       expect(sameOrigin.statusCode).toBe(200);
     });
   });
@@ -120,14 +137,44 @@ describe.each(databaseKinds())('account procedures over HTTP on %s', (kind) => {
 
     it.each([
       ['signup', { username: 'ab', password: 'long enough' }, ['username'], 'Username is at least 3 characters'],
-      ['signup', { username: 'a'.repeat(33), password: 'long enough' }, ['username'], 'Username is at most 32 characters'],
-      ['signup', { username: 'has space', password: 'long enough' }, ['username'], 'Username may contain only letters, digits, _ and -'],
-      ['signup', { username: 'élodie', password: 'long enough' }, ['username'], 'Username may contain only letters, digits, _ and -'],
+      [
+        'signup',
+        { username: 'a'.repeat(33), password: 'long enough' },
+        ['username'],
+        'Username is at most 32 characters',
+      ],
+      [
+        'signup',
+        { username: 'has space', password: 'long enough' },
+        ['username'],
+        'Username may contain only letters, digits, _ and -',
+      ],
+      [
+        'signup',
+        { username: 'élodie', password: 'long enough' },
+        ['username'],
+        'Username may contain only letters, digits, _ and -',
+      ],
       ['signup', { username: 'valid-name', password: 'short' }, ['password'], 'Password is at least 8 characters'],
-      ['signup', { username: 'valid-name', password: 'long enough', displayName: '' }, ['displayName'], 'Display name cannot be empty'],
+      [
+        'signup',
+        { username: 'valid-name', password: 'long enough', displayName: '' },
+        ['displayName'],
+        'Display name cannot be empty',
+      ],
       ['login', { username: 'valid-name' }, ['password'], 'Invalid input: expected string, received undefined'],
-      ['login', { username: 42, password: 'long enough' }, ['username'], 'Invalid input: expected string, received number'],
-      ['changePassword', { currentPassword: 'same password', newPassword: 'same password' }, ['newPassword'], 'New password must differ from the current one'],
+      [
+        'login',
+        { username: 42, password: 'long enough' },
+        ['username'],
+        'Invalid input: expected string, received number',
+      ],
+      [
+        'changePassword',
+        { currentPassword: 'same password', newPassword: 'same password' },
+        ['newPassword'],
+        'New password must differ from the current one',
+      ],
     ])('answers %s with %j by BAD_REQUEST at path %j', async (procedure, input, path, message) => {
       // changePassword needs a session before its input is looked at.
       const headers: Record<string, string> = procedure === 'changePassword' ? { cookie: await accountCookie() } : {};

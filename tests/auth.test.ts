@@ -21,7 +21,13 @@ interface Answer {
 }
 
 /** `from`: the client's address (Fastify's request.ip; no proxy is trusted here). */
-async function call(app: FastifyInstance, procedure: string, input: unknown, token?: string, from = '127.0.0.1'): Promise<Answer> {
+async function call(
+  app: FastifyInstance,
+  procedure: string,
+  input: unknown,
+  token?: string,
+  from = '127.0.0.1',
+): Promise<Answer> {
   const response = await app.inject({
     method: 'POST',
     url: `/api/trpc/auth.${procedure}`,
@@ -30,7 +36,12 @@ async function call(app: FastifyInstance, procedure: string, input: unknown, tok
     remoteAddress: from,
   });
   const cookie = response.cookies.find((c) => c.name === 'mesh_session');
-  return { status: response.statusCode, body: response.json<TrpcBody>(), token: cookie?.value, headers: response.headers };
+  return {
+    status: response.statusCode,
+    body: response.json<TrpcBody>(),
+    token: cookie?.value,
+    headers: response.headers,
+  };
 }
 
 async function me(app: FastifyInstance, token: string): Promise<unknown> {
@@ -73,7 +84,11 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
   }
 
   it('signs up an account, stores an Argon2id hash with the pinned parameters, and signs it in', async () => {
-    const answer = await call(app, 'signup', { username: 'Ada_Lovelace', password: 'analytical engine', displayName: 'Ada' });
+    const answer = await call(app, 'signup', {
+      username: 'Ada_Lovelace',
+      password: 'analytical engine',
+      displayName: 'Ada',
+    });
     expect(answer.status).toBe(200);
     expect(answer.body.result?.data).toMatchObject({ kind: 'ACCOUNT', username: 'ada_lovelace', displayName: 'Ada' });
     expect(await me(app, answer.token ?? '')).toMatchObject({ username: 'ada_lovelace' });
@@ -96,7 +111,12 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     const guest = await call(app, 'guest', { displayName: 'Grace' });
     const guestUser = guest.body.result?.data as { id: string };
     const before = revoked.length;
-    const answer = await call(app, 'signup', { username: uniqueName('grace'), password: 'compiler pioneer' }, guest.token);
+    const answer = await call(
+      app,
+      'signup',
+      { username: uniqueName('grace'), password: 'compiler pioneer' },
+      guest.token,
+    );
     expect(answer.status).toBe(200);
     expect(answer.body.result?.data).toMatchObject({ id: guestUser.id, kind: 'ACCOUNT', displayName: 'Grace' });
     expect(await me(app, answer.token ?? '')).toMatchObject({ id: guestUser.id, kind: 'ACCOUNT' });
@@ -116,7 +136,12 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     // A guest who signs up keeps the name it already had.
     const guest = await call(app, 'guest', {});
     const guestName = (guest.body.result?.data as { displayName: string }).displayName;
-    const upgraded = await call(app, 'signup', { username: uniqueName('private'), password: 'correct horse battery' }, guest.token);
+    const upgraded = await call(
+      app,
+      'signup',
+      { username: uniqueName('private'), password: 'correct horse battery' },
+      guest.token,
+    );
     expect(upgraded.body.result?.data).toMatchObject({ displayName: guestName });
   });
 
@@ -161,7 +186,12 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
       for (const position of [0, 19, 21, token.length - 1]) {
         expect(await me(app, changeOne(token, position)), `position ${position}`).toBeNull();
       }
-      const changed = await call(app, 'changePassword', { currentPassword: 'correct horse battery', newPassword: 'x'.repeat(12) }, changeOne(token, 30));
+      const changed = await call(
+        app,
+        'changePassword',
+        { currentPassword: 'correct horse battery', newPassword: 'x'.repeat(12) },
+        changeOne(token, 30),
+      );
       expect(changed.status).toBe(401);
     });
   });
@@ -214,12 +244,22 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
       const tablet = (await call(app, 'login', { username, password })).token ?? '';
       const userId = ((await me(app, laptop)) as { id: string }).id;
 
-      const wrong = await call(app, 'changePassword', { currentPassword: 'not the password', newPassword: 'brand new secret' }, laptop);
+      const wrong = await call(
+        app,
+        'changePassword',
+        { currentPassword: 'not the password', newPassword: 'brand new secret' },
+        laptop,
+      );
       expect(wrong.status).toBe(403);
       expect(await me(app, phone)).not.toBeNull();
 
       const before = revoked.length;
-      const changed = await call(app, 'changePassword', { currentPassword: password, newPassword: 'brand new secret' }, laptop);
+      const changed = await call(
+        app,
+        'changePassword',
+        { currentPassword: password, newPassword: 'brand new secret' },
+        laptop,
+      );
       expect(changed.status).toBe(200);
       expect(changed.body.result?.data).toEqual({ revokedSessions: 2 });
       expect(await me(app, laptop)).toMatchObject({ id: userId });
@@ -236,7 +276,12 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
 
     it('is refused to guests, who have no password', async () => {
       const guest = (await call(app, 'guest', {})).token;
-      const answer = await call(app, 'changePassword', { currentPassword: 'whatever1', newPassword: 'whatever2' }, guest);
+      const answer = await call(
+        app,
+        'changePassword',
+        { currentPassword: 'whatever1', newPassword: 'whatever2' },
+        guest,
+      );
       expect(answer.status).toBe(403);
     });
   });
@@ -264,7 +309,9 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
   describe('Argon2id with m=19456, t=2, p=1, passwords of 8 to 1024 characters', () => {
     it('accepts exactly 8 and 1024 characters and refuses 7 and 1025, naming the field', async () => {
       expect((await call(app, 'signup', { username: uniqueName('short'), password: '12345678' })).status).toBe(200);
-      expect((await call(app, 'signup', { username: uniqueName('long'), password: 'p'.repeat(1024) })).status).toBe(200);
+      expect((await call(app, 'signup', { username: uniqueName('long'), password: 'p'.repeat(1024) })).status).toBe(
+        200,
+      );
       for (const password of ['1234567', 'p'.repeat(1025)]) {
         const answer = await call(app, 'signup', { username: uniqueName('bad'), password });
         expect(answer.status).toBe(400);
@@ -313,7 +360,9 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
         unknown.push(a.ms);
         wrong.push(b.ms);
       }
-      expect(JSON.parse((await attempt(username)).body)).toMatchObject({ error: { message: 'Wrong username or password' } });
+      expect(JSON.parse((await attempt(username)).body)).toMatchObject({
+        error: { message: 'Wrong username or password' },
+      });
       // The fastest of 7 interleaved tries: load on the machine only ever adds time, so the minimum is the
       // steadiest estimate of what each path costs.
       const fastest = (values: number[]) => Math.min(...values);
@@ -321,7 +370,9 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
       expect(fastest(unknown)).toBeGreaterThan(5);
       expect(fastest(wrong)).toBeGreaterThan(5);
       const ratio = fastest(unknown) / fastest(wrong);
-      expect(ratio, `unknown ${fastest(unknown).toFixed(1)} ms, wrong ${fastest(wrong).toFixed(1)} ms`).toBeGreaterThan(0.5);
+      expect(ratio, `unknown ${fastest(unknown).toFixed(1)} ms, wrong ${fastest(wrong).toFixed(1)} ms`).toBeGreaterThan(
+        0.5,
+      );
       expect(ratio).toBeLessThan(2);
     });
   });
@@ -330,7 +381,10 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
     let throttled: FastifyInstance;
     beforeAll(async () => {
       // 3 failures per username and address before the waits start, an address 30 across usernames, waits up to 60 s.
-      throttled = await buildApp({ env: testEnv({ LOGIN_MAX_FAILURES: '3', LOGIN_LOCKOUT_SECONDS: '60' }), database: db.database });
+      throttled = await buildApp({
+        env: testEnv({ LOGIN_MAX_FAILURES: '3', LOGIN_LOCKOUT_SECONDS: '60' }),
+        database: db.database,
+      });
     });
     afterAll(() => throttled.close());
 
@@ -345,7 +399,8 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
       };
     }
 
-    const login = (username: string, password: string, from: string) => call(throttled, 'login', { username, password }, undefined, from);
+    const login = (username: string, password: string, from: string) =>
+      call(throttled, 'login', { username, password }, undefined, from);
 
     it('holds up a username hammered from one address, even with the right password, while its owner signs in from another', async () => {
       freezeTime('2032-01-01T00:00:00Z');
@@ -425,13 +480,17 @@ describe.each(databaseKinds())('accounts on %s', (kind) => {
       expect(forGhost.map((answer) => answer.status)).toEqual([401, 401, 401, 429, 429]);
       expect(forReal.map((answer) => answer.status)).toEqual([401, 401, 401, 429, 429]);
       expect(forGhost.map((answer) => answer.body)).toEqual(forReal.map((answer) => answer.body));
-      expect(forGhost.map((answer) => answer.headers['retry-after'])).toEqual(forReal.map((answer) => answer.headers['retry-after']));
+      expect(forGhost.map((answer) => answer.headers['retry-after'])).toEqual(
+        forReal.map((answer) => answer.headers['retry-after']),
+      );
     });
 
     it('lets no more than 3 guesses of a parallel burst reach the password check', async () => {
       freezeTime('2032-05-01T00:00:00Z');
       const target = await signup();
-      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => login(target.username, `burst guess ${i}`, '127.0.0.8')));
+      const burst = await Promise.all(
+        Array.from({ length: 12 }, (_, i) => login(target.username, `burst guess ${i}`, '127.0.0.8')),
+      );
       const statuses = burst.map((answer) => answer.status);
       expect(statuses.filter((status) => status === 401)).toHaveLength(3);
       expect(statuses.filter((status) => status === 429)).toHaveLength(9);

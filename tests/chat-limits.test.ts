@@ -42,7 +42,12 @@ interface Server {
 async function serve(overrides: Record<string, string>, shared?: TestDatabase): Promise<Server> {
   const db = shared ?? (await openTestDatabase('pglite'));
   const app = await buildApp({
-    env: testEnv({ OPENAI_API_KEY: fake.apiKey, OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODELS: 'gpt-test', ...overrides }),
+    env: testEnv({
+      OPENAI_API_KEY: fake.apiKey,
+      OPENAI_BASE_URL: fake.baseUrl,
+      OPENAI_MODELS: 'gpt-test',
+      ...overrides,
+    }),
     database: db.database,
   });
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -56,19 +61,29 @@ async function serve(overrides: Record<string, string>, shared?: TestDatabase): 
   return {
     db,
     async account(username) {
-      const user = await prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+      const user = await prisma.user.create({
+        data: { kind: 'ACCOUNT', username, displayName: username },
+        select: { id: true },
+      });
       const { token } = await createSession(prisma, user.id, sessionPolicy(14, 90));
       return { client: chatClient(base, `mesh_session=${token}`), userId: user.id };
     },
     guest: async () => chatClient(base, await guestCookie(base)),
     async usage() {
-      const rows = await prisma.tokenUsage.findMany({ where: { day: new Date(new Date().toISOString().slice(0, 10)) }, select: { scope: true, tokens: true } });
+      const rows = await prisma.tokenUsage.findMany({
+        where: { day: new Date(new Date().toISOString().slice(0, 10)) },
+        select: { scope: true, tokens: true },
+      });
       return Object.fromEntries(rows.map((row) => [row.scope, row.tokens]));
     },
   };
 }
 
-const hello: ChatInput = { provider: 'openai', model: 'gpt-test', messages: [{ role: 'user', content: 'hello there' }] };
+const hello: ChatInput = {
+  provider: 'openai',
+  model: 'gpt-test',
+  messages: [{ role: 'user', content: 'hello there' }],
+};
 const stub: ChatInput = { provider: 'stub', messages: hello.messages };
 /** What the fake reports for `hello`: 10 prompt tokens a message, one token per 4 characters of its echo. */
 const HELLO_TOKENS = 10 + tokenize('Echo: hello there').length;
@@ -91,8 +106,12 @@ describe('who may use which provider and model', () => {
     const guest = await server.guest();
     const refused = await refusalOf(guest, hello);
     expect(refused).toMatchObject({ code: 'FORBIDDEN', provider: { code: 'ACCOUNT_REQUIRED' } });
-    expect(refused.message).toBe('OpenAI is for accounts on this server: sign up or log in to use it (guests can use the stub)');
-    expect(failure(await guest.chat.send.mutate(hello).catch((e: unknown) => e)).provider?.code).toBe('ACCOUNT_REQUIRED');
+    expect(refused.message).toBe(
+      'OpenAI is for accounts on this server: sign up or log in to use it (guests can use the stub)',
+    );
+    expect(failure(await guest.chat.send.mutate(hello).catch((e: unknown) => e)).provider?.code).toBe(
+      'ACCOUNT_REQUIRED',
+    );
     expect(fake.requests).toHaveLength(0);
 
     expect((await streamChat(guest, stub)).error).toBeNull();
@@ -121,7 +140,9 @@ describe('who may use which provider and model', () => {
     const refused = await refusalOf(unset.client, hello);
     expect(refused).toMatchObject({ code: 'FORBIDDEN', provider: { code: 'MODEL_NOT_ALLOWED' } });
     expect(refused.message).toBe('OpenAI on this server does not offer the model "gpt-test"; it offers gpt-4o-mini');
-    expect(failure(await unset.client.chat.send.mutate(hello).catch((e: unknown) => e)).provider?.code).toBe('MODEL_NOT_ALLOWED');
+    expect(failure(await unset.client.chat.send.mutate(hello).catch((e: unknown) => e)).provider?.code).toBe(
+      'MODEL_NOT_ALLOWED',
+    );
     expect(fake.requests).toHaveLength(0);
     expect((await streamChat(unset.client, { ...hello, model: undefined })).error).toBeNull();
     expect(fake.requests.map((r) => (r.body as { model: string }).model)).toEqual(['gpt-4o-mini']);
@@ -156,11 +177,16 @@ describe('the server-wide cap on concurrent provider chats', () => {
     const held = [openStream(ada!.client, hello), openStream(bob!.client, hello)];
     await Promise.all(held.map((stream) => stream.firstDelta));
 
-    expect(await refusalOf(ada!.client, hello)).toMatchObject({ code: 'TOO_MANY_REQUESTS', provider: { code: 'TOO_MANY_STREAMS' } });
+    expect(await refusalOf(ada!.client, hello)).toMatchObject({
+      code: 'TOO_MANY_REQUESTS',
+      provider: { code: 'TOO_MANY_STREAMS' },
+    });
     const busy = await refusalOf(cy!.client, hello);
     expect(busy).toMatchObject({ code: 'TOO_MANY_REQUESTS', provider: { code: 'SERVER_BUSY' } });
     expect(busy.message).toBe('This server is running as many cloud chats as it can (2); try again in a moment');
-    expect(failure(await cy!.client.chat.send.mutate(stub).catch((e: unknown) => e)).provider?.code).toBe('SERVER_BUSY');
+    expect(failure(await cy!.client.chat.send.mutate(stub).catch((e: unknown) => e)).provider?.code).toBe(
+      'SERVER_BUSY',
+    );
     expect(fake.requests).toHaveLength(2);
 
     for (const stream of held) stream.unsubscribe();
@@ -179,10 +205,19 @@ describe('daily token budgets', () => {
 
     const spent = await refusalOf(ada.client, hello);
     const resetsAt = nextUtcMidnight();
-    expect(spent).toMatchObject({ code: 'TOO_MANY_REQUESTS', provider: { code: 'USER_BUDGET_SPENT', resetsAt: resetsAt.toISOString() } });
-    expect(spent.message).toBe(`You have used today's ${2 * HELLO_TOKENS} cloud tokens; it starts again at 00:00 UTC (${resetsAt.toISOString()})`);
-    expect(Math.abs((spent.provider?.retryAfterSeconds ?? 0) - (resetsAt.getTime() - Date.now()) / 1000)).toBeLessThan(10);
-    expect(failure(await ada.client.chat.send.mutate(hello).catch((e: unknown) => e)).provider?.code).toBe('USER_BUDGET_SPENT');
+    expect(spent).toMatchObject({
+      code: 'TOO_MANY_REQUESTS',
+      provider: { code: 'USER_BUDGET_SPENT', resetsAt: resetsAt.toISOString() },
+    });
+    expect(spent.message).toBe(
+      `You have used today's ${2 * HELLO_TOKENS} cloud tokens; it starts again at 00:00 UTC (${resetsAt.toISOString()})`,
+    );
+    expect(Math.abs((spent.provider?.retryAfterSeconds ?? 0) - (resetsAt.getTime() - Date.now()) / 1000)).toBeLessThan(
+      10,
+    );
+    expect(failure(await ada.client.chat.send.mutate(hello).catch((e: unknown) => e)).provider?.code).toBe(
+      'USER_BUDGET_SPENT',
+    );
     expect(fake.requests).toHaveLength(2);
 
     // The stub costs nothing, and someone else's budget is their own.
@@ -201,7 +236,10 @@ describe('daily token budgets', () => {
 
     for (const client of [ada!.client, bob!.client, (await server.account('cy')).client]) {
       const refused = await refusalOf(client, hello);
-      expect(refused).toMatchObject({ code: 'TOO_MANY_REQUESTS', provider: { code: 'SERVER_BUDGET_SPENT', resetsAt: nextUtcMidnight().toISOString() } });
+      expect(refused).toMatchObject({
+        code: 'TOO_MANY_REQUESTS',
+        provider: { code: 'SERVER_BUDGET_SPENT', resetsAt: nextUtcMidnight().toISOString() },
+      });
       expect(refused.message).toMatch(/^This server has used today's cloud token budget; it starts again at 00:00 UTC/);
     }
     expect(fake.requests).toHaveLength(3);
@@ -222,7 +260,9 @@ describe('daily token budgets', () => {
     const running = openStream(ada.client, hello);
     await running.firstDelta;
     running.unsubscribe();
-    await vi.waitFor(() => expect(fake.requests[1]).toMatchObject({ aborted: true, completed: false }), { timeout: 8000 });
+    await vi.waitFor(() => expect(fake.requests[1]).toMatchObject({ aborted: true, completed: false }), {
+      timeout: 8000,
+    });
     await vi.waitFor(async () => expect((await server.usage())[ada.userId]).toBeGreaterThan(first), { timeout: 5000 });
     const left = ((await server.usage())[ada.userId] ?? 0) - first;
     // The prompt and at least the one delta the client saw; far less than the whole answer.
@@ -246,11 +286,24 @@ describe.each(databaseKinds())('token usage records on %s', (kind) => {
     const db = await openTestDatabase(kind);
     try {
       const { prisma } = db.database;
-      const users = await Promise.all(['ada', 'bob'].map((username) => prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username } })));
+      const users = await Promise.all(
+        ['ada', 'bob'].map((username) =>
+          prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username } }),
+        ),
+      );
       const now = new Date();
-      await Promise.all(users.flatMap((user) => Array.from({ length: 20 }, () => recordTokens(prisma, user.id, 7, now))));
-      const rows = await prisma.tokenUsage.findMany({ select: { scope: true, tokens: true }, orderBy: { scope: 'asc' } });
-      expect(Object.fromEntries(rows.map((row) => [row.scope, row.tokens]))).toEqual({ [users[0]!.id]: 140, [users[1]!.id]: 140, [SERVER_SCOPE]: 280 });
+      await Promise.all(
+        users.flatMap((user) => Array.from({ length: 20 }, () => recordTokens(prisma, user.id, 7, now))),
+      );
+      const rows = await prisma.tokenUsage.findMany({
+        select: { scope: true, tokens: true },
+        orderBy: { scope: 'asc' },
+      });
+      expect(Object.fromEntries(rows.map((row) => [row.scope, row.tokens]))).toEqual({
+        [users[0]!.id]: 140,
+        [users[1]!.id]: 140,
+        [SERVER_SCOPE]: 280,
+      });
     } finally {
       await db.cleanup();
     }

@@ -61,10 +61,17 @@ afterAll(async () => {
 });
 beforeEach(() => fake.reset());
 
-const hello: ChatInput = { provider: 'openai', model: 'gpt-test', messages: [{ role: 'user', content: 'hello there' }] };
+const hello: ChatInput = {
+  provider: 'openai',
+  model: 'gpt-test',
+  messages: [{ role: 'user', content: 'hello there' }],
+};
 
 async function accountClient(username: string): Promise<{ client: ChatClient; userId: string }> {
-  const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+  const user = await db.database.prisma.user.create({
+    data: { kind: 'ACCOUNT', username, displayName: username },
+    select: { id: true },
+  });
   const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
   return { client: chatClient(base, `mesh_session=${token}`), userId: user.id };
 }
@@ -72,16 +79,30 @@ async function accountClient(username: string): Promise<{ client: ChatClient; us
 function failure(error: unknown) {
   expect(error).toBeInstanceOf(TRPCClientError);
   const data = (error as TRPCClientError<AppRouter>).data;
-  return { message: (error as Error).message, code: data?.code, httpStatus: data?.httpStatus, provider: data?.providerError, zodIssues: data?.zodIssues };
+  return {
+    message: (error as Error).message,
+    code: data?.code,
+    httpStatus: data?.httpStatus,
+    provider: data?.providerError,
+    zodIssues: data?.zodIssues,
+  };
 }
 
 describe('chat.stream against an OpenAI-compatible provider', () => {
   it('streams the answer as text deltas, then a done event with finish reason, usage and timings', async () => {
-    const { deltas, done, error } = await streamChat(guest, { ...hello, sampling: { temperature: 0.5, topP: 0.9, maxTokens: 64, seed: 3 } });
+    const { deltas, done, error } = await streamChat(guest, {
+      ...hello,
+      sampling: { temperature: 0.5, topP: 0.9, maxTokens: 64, seed: 3 },
+    });
     expect(error).toBeNull();
     expect(deltas.join('')).toBe('Echo: hello there');
     expect(deltas).toEqual(tokenize('Echo: hello there'));
-    expect(done).toMatchObject({ type: 'done', finishReason: 'stop', model: 'gpt-test', usage: { promptTokens: 10, completionTokens: deltas.length } });
+    expect(done).toMatchObject({
+      type: 'done',
+      finishReason: 'stop',
+      model: 'gpt-test',
+      usage: { promptTokens: 10, completionTokens: deltas.length },
+    });
     expect(done?.timings.ttftMs).toBeGreaterThanOrEqual(0);
     expect(done?.timings.totalMs).toBeGreaterThanOrEqual(done?.timings.ttftMs ?? 0);
 
@@ -113,7 +134,9 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
     const { deltas, error } = await streamChat(guest, { ...hello, messages });
     expect(error).toBeNull();
     expect(deltas.join('')).toBe('Echo: hello there');
-    expect((fake.requests[0]?.body as { messages: { content: string }[] }).messages.map((m) => m.content.length)).toEqual([29_000, 29_000, 29_000, 29_000, 11]);
+    expect(
+      (fake.requests[0]?.body as { messages: { content: string }[] }).messages.map((m) => m.content.length),
+    ).toEqual([29_000, 29_000, 29_000, 29_000, 11]);
   });
 
   it('stops at max tokens with finish reason length', async () => {
@@ -146,7 +169,10 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
     const { deltas, done, error } = await streamChat(guest, hello);
     expect(deltas).toEqual(tokenize('Echo: hello there').slice(0, 2));
     expect(done).toBeNull();
-    expect(failure(error)).toMatchObject({ code: 'PRECONDITION_FAILED', provider: { code: 'BAD_UPSTREAM_RESPONSE', retryAfterSeconds: null } });
+    expect(failure(error)).toMatchObject({
+      code: 'PRECONDITION_FAILED',
+      provider: { code: 'BAD_UPSTREAM_RESPONSE', retryAfterSeconds: null },
+    });
   });
 
   it('fails with UPSTREAM_ERROR when the provider reports an error mid-stream, with its message sanitized', async () => {
@@ -159,7 +185,11 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
   });
 
   it('maps a refused key (401) to INVALID_KEY and never shows the key the provider echoed', async () => {
-    const { error } = await streamChat(guest, { provider: 'huggingface', model: 'meta-llama/Llama-3.2-1B-Instruct', messages: hello.messages });
+    const { error } = await streamChat(guest, {
+      provider: 'huggingface',
+      model: 'meta-llama/Llama-3.2-1B-Instruct',
+      messages: hello.messages,
+    });
     expect(fake.requests[0]?.authorization).toBe(`Bearer ${HF_TOKEN}`);
     const result = failure(error);
     expect(result).toMatchObject({ code: 'PRECONDITION_FAILED', provider: { code: 'INVALID_KEY' } });
@@ -194,7 +224,9 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
     fake.fault = { kind: 'status', status: 400, message: "This model's maximum context length is 4096 tokens" };
     const rejected = failure((await streamChat(guest, hello)).error);
     expect(rejected).toMatchObject({ code: 'UNPROCESSABLE_CONTENT', provider: { code: 'UPSTREAM_REJECTED' } });
-    expect(rejected.message).toBe("OpenAI refused the request (HTTP 400): This model's maximum context length is 4096 tokens");
+    expect(rejected.message).toBe(
+      "OpenAI refused the request (HTTP 400): This model's maximum context length is 4096 tokens",
+    );
   });
 
   it('fails with UPSTREAM_TIMEOUT when the provider stalls, before its headers or between chunks, and hangs up on it', async () => {
@@ -219,7 +251,9 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
     await running.firstDelta;
     collectGarbage();
     running.unsubscribe();
-    await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), { timeout: 8000 });
+    await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), {
+      timeout: 8000,
+    });
     // It stopped well before the 200 slow chunks (10 s) could have been sent.
     expect(running.deltas.length).toBeLessThan(100);
   });
@@ -227,7 +261,13 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
   it('aborts the upstream request when the client goes away while the provider is silent', async () => {
     // A server whose upstream timeout cannot fire during the test: only the client's leaving can end the request.
     const patient = await buildApp({
-      env: testEnv({ OPENAI_API_KEY: fake.apiKey, OPENAI_BASE_URL: fake.baseUrl, OPENAI_MODELS: 'gpt-test', CHAT_PROVIDERS_FOR_GUESTS: 'true', CHAT_UPSTREAM_TIMEOUT_MS: '600000' }),
+      env: testEnv({
+        OPENAI_API_KEY: fake.apiKey,
+        OPENAI_BASE_URL: fake.baseUrl,
+        OPENAI_MODELS: 'gpt-test',
+        CHAT_PROVIDERS_FOR_GUESTS: 'true',
+        CHAT_UPSTREAM_TIMEOUT_MS: '600000',
+      }),
       database: db.database,
     });
     try {
@@ -237,7 +277,9 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
       await running.firstDelta;
       collectGarbage();
       running.unsubscribe();
-      await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), { timeout: 8000 });
+      await vi.waitFor(() => expect(fake.requests[0]).toMatchObject({ aborted: true, completed: false }), {
+        timeout: 8000,
+      });
     } finally {
       // The test client (undici under eventsource) leaves its aborted SSE socket open for seconds; the server
       // has already seen the abort, so close it rather than wait.
@@ -255,7 +297,9 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
     const over = failure((await streamChat(guest, { provider: 'stub', messages: hello.messages })).error);
     expect(over).toMatchObject({ code: 'TOO_MANY_REQUESTS', provider: { code: 'TOO_MANY_STREAMS' } });
     expect(over.message).toMatch(new RegExp(`At most ${MAX_STREAMS} chats`));
-    const overSend = failure(await guest.chat.send.mutate({ provider: 'stub', messages: hello.messages }).catch((e: unknown) => e));
+    const overSend = failure(
+      await guest.chat.send.mutate({ provider: 'stub', messages: hello.messages }).catch((e: unknown) => e),
+    );
     expect(overSend).toMatchObject({ httpStatus: 429, provider: { code: 'TOO_MANY_STREAMS' } });
 
     const other = chatClient(base, await guestCookie(base));
@@ -263,9 +307,12 @@ describe('chat.stream against an OpenAI-compatible provider', () => {
 
     for (const stream of held) stream.unsubscribe();
     await vi.waitFor(() => expect(fake.requests.filter((r) => r.aborted)).toHaveLength(2), { timeout: 3000 });
-    await vi.waitFor(async () => expect((await streamChat(guest, { provider: 'stub', messages: hello.messages })).error).toBeNull(), {
-      timeout: 3000,
-    });
+    await vi.waitFor(
+      async () => expect((await streamChat(guest, { provider: 'stub', messages: hello.messages })).error).toBeNull(),
+      {
+        timeout: 3000,
+      },
+    );
   });
 
   it('says which provider is not configured instead of calling it', async () => {
@@ -293,12 +340,16 @@ describe('chat.send', () => {
   it('answers provider failures with the HTTP status and code of the failure', async () => {
     fake.fault = { kind: 'status', status: 429, retryAfter: '12' };
     const error = await guest.chat.send.mutate(hello).catch((e: unknown) => e);
-    expect(failure(error)).toMatchObject({ httpStatus: 429, provider: { code: 'RATE_LIMITED', retryAfterSeconds: 12 } });
+    expect(failure(error)).toMatchObject({
+      httpStatus: 429,
+      provider: { code: 'RATE_LIMITED', retryAfterSeconds: 12 },
+    });
   });
 });
 
 describe('chat input caps', () => {
-  const bad = async (input: unknown) => failure(await guest.chat.send.mutate(input as ChatInput).catch((e: unknown) => e));
+  const bad = async (input: unknown) =>
+    failure(await guest.chat.send.mutate(input as ChatInput).catch((e: unknown) => e));
   const issues = async (input: unknown) => {
     const result = await bad(input);
     expect(result.code).toBe('BAD_REQUEST');
@@ -319,8 +370,12 @@ describe('chat input caps', () => {
     expect(await issues({ ...hello, sampling: { maxTokens: 100_000 } })).toEqual([
       { path: ['sampling', 'maxTokens'], message: 'Max tokens is at most 8192' },
     ]);
-    expect(await issues({ ...hello, messages: [] })).toEqual([{ path: ['messages'], message: 'Send at least one message' }]);
-    expect(await issues({ ...hello, model: 'x'.repeat(129) })).toEqual([{ path: ['model'], message: 'Model is at most 128 characters' }]);
+    expect(await issues({ ...hello, messages: [] })).toEqual([
+      { path: ['messages'], message: 'Send at least one message' },
+    ]);
+    expect(await issues({ ...hello, model: 'x'.repeat(129) })).toEqual([
+      { path: ['model'], message: 'Model is at most 128 characters' },
+    ]);
     expect((await bad({ ...hello, provider: 'anthropic' })).code).toBe('BAD_REQUEST');
     expect((await bad({ ...hello, messages: [{ role: 'tool', content: 'x' }] })).code).toBe('BAD_REQUEST');
     expect((await bad({ ...hello, apiKey: 'sk-mine' })).code).toBe('BAD_REQUEST');
@@ -346,7 +401,14 @@ describe('chat.providers', () => {
       ['huggingface', true],
     ]);
     for (const provider of providers) {
-      expect(Object.keys(provider).sort()).toEqual(['configured', 'defaultModel', 'id', 'label', 'openToGuests', 'stub']);
+      expect(Object.keys(provider).sort()).toEqual([
+        'configured',
+        'defaultModel',
+        'id',
+        'label',
+        'openToGuests',
+        'stub',
+      ]);
       expect(provider.defaultModel.length).toBeGreaterThan(0);
     }
     expect(providers.find((p) => p.id === 'stub')).toMatchObject({ stub: true, label: expect.stringMatching(/stub/i) });
@@ -367,7 +429,11 @@ describe('the stub provider', () => {
     const text = first.deltas.join('');
     expect(text).toMatch(/^\[stub [0-9a-f]{8}\] This is the stub provider: no language model ran\./);
     expect(text).toContain('"Tell me about meshes"');
-    expect(first.done).toMatchObject({ finishReason: 'stop', model: 'stub-echo', usage: { promptTokens: 4, completionTokens: first.deltas.length } });
+    expect(first.done).toMatchObject({
+      finishReason: 'stop',
+      model: 'stub-echo',
+      usage: { promptTokens: 4, completionTokens: first.deltas.length },
+    });
 
     const other = await streamChat(guest, { ...input, messages: [{ role: 'user', content: 'Something else' }] });
     expect(other.deltas.join('')).not.toBe(text);
@@ -386,7 +452,10 @@ describe('the stub provider', () => {
 describe('saved conversations', () => {
   it('chat.stream and chat.send save nothing, for an account as for a guest', async () => {
     const { client, userId } = await accountClient('ada');
-    const streamed = await streamChat(client, { ...hello, messages: [{ role: 'system', content: 'Be brief.' }, ...hello.messages] });
+    const streamed = await streamChat(client, {
+      ...hello,
+      messages: [{ role: 'system', content: 'Be brief.' }, ...hello.messages],
+    });
     expect(streamed.error).toBeNull();
     expect(streamed.done).not.toHaveProperty('conversationId');
     const sent = await client.chat.send.mutate(hello);
@@ -394,11 +463,16 @@ describe('saved conversations', () => {
     expect(sent).not.toHaveProperty('conversationId');
     expect(await db.database.prisma.conversation.count({ where: { userId } })).toBe(0);
     // A GET cannot be told to write into a conversation either.
-    const continued = await client.chat.send.mutate({ ...hello, conversationId: crypto.randomUUID() } as ChatInput).catch((e: unknown) => e);
+    const continued = await client.chat.send
+      .mutate({ ...hello, conversationId: crypto.randomUUID() } as ChatInput)
+      .catch((e: unknown) => e);
     expect(failure(continued).code).toBe('BAD_REQUEST');
 
     const cookie = await guestCookie(base);
-    const session = await db.database.prisma.session.findUnique({ where: { id: cookie.split('=')[1]?.split('.')[0] ?? '' }, select: { userId: true } });
+    const session = await db.database.prisma.session.findUnique({
+      where: { id: cookie.split('=')[1]?.split('.')[0] ?? '' },
+      select: { userId: true },
+    });
     const guestClient = chatClient(base, cookie);
     expect((await streamChat(guestClient, hello)).error).toBeNull();
     expect(await db.database.prisma.conversation.count({ where: { userId: session?.userId ?? '' } })).toBe(0);
@@ -408,30 +482,67 @@ describe('saved conversations', () => {
     const { client, userId } = await accountClient('grace');
     const prompt: ChatInput['messages'] = [{ role: 'system', content: 'Be brief.' }, ...hello.messages];
     const first = await streamChat(client, { ...hello, messages: prompt });
-    const answer = { content: first.deltas.join(''), route: 'CLOUD' as const, provider: 'openai', modelId: first.done?.model, tokensOut: first.done?.usage?.completionTokens };
+    const answer = {
+      content: first.deltas.join(''),
+      route: 'CLOUD' as const,
+      provider: 'openai',
+      modelId: first.done?.model,
+      tokensOut: first.done?.usage?.completionTokens,
+    };
     const { id } = await client.conversation.append.mutate({ messages: prompt, answer });
 
-    const turn = [...prompt, { role: 'assistant' as const, content: answer.content }, { role: 'user' as const, content: 'and again' }];
+    const turn = [
+      ...prompt,
+      { role: 'assistant' as const, content: answer.content },
+      { role: 'user' as const, content: 'and again' },
+    ];
     const second = await client.chat.send.mutate({ ...hello, messages: turn });
     const again = await client.conversation.append.mutate({
       conversationId: id,
       messages: turn,
-      answer: { content: second.text, route: 'CLOUD', provider: 'openai', modelId: second.model, tokensOut: second.usage?.completionTokens },
+      answer: {
+        content: second.text,
+        route: 'CLOUD',
+        provider: 'openai',
+        modelId: second.model,
+        tokensOut: second.usage?.completionTokens,
+      },
     });
     expect(again.id).toBe(id);
 
     const conversations = await db.database.prisma.conversation.findMany({
       where: { userId },
-      select: { id: true, title: true, messages: { orderBy: { createdAt: 'asc' }, select: { role: true, content: true, route: true, provider: true, modelId: true, tokensOut: true } } },
+      select: {
+        id: true,
+        title: true,
+        messages: {
+          orderBy: { createdAt: 'asc' },
+          select: { role: true, content: true, route: true, provider: true, modelId: true, tokensOut: true },
+        },
+      },
     });
     expect(conversations).toHaveLength(1);
     expect(conversations[0]?.title).toBe('hello there');
     expect(conversations[0]?.messages).toEqual([
       { role: 'SYSTEM', content: 'Be brief.', route: null, provider: null, modelId: null, tokensOut: null },
       { role: 'USER', content: 'hello there', route: null, provider: null, modelId: null, tokensOut: null },
-      { role: 'ASSISTANT', content: 'Echo: hello there', route: 'CLOUD', provider: 'openai', modelId: 'gpt-test', tokensOut: tokenize('Echo: hello there').length },
+      {
+        role: 'ASSISTANT',
+        content: 'Echo: hello there',
+        route: 'CLOUD',
+        provider: 'openai',
+        modelId: 'gpt-test',
+        tokensOut: tokenize('Echo: hello there').length,
+      },
       { role: 'USER', content: 'and again', route: null, provider: null, modelId: null, tokensOut: null },
-      { role: 'ASSISTANT', content: 'Echo: and again', route: 'CLOUD', provider: 'openai', modelId: 'gpt-test', tokensOut: tokenize('Echo: and again').length },
+      {
+        role: 'ASSISTANT',
+        content: 'Echo: and again',
+        route: 'CLOUD',
+        provider: 'openai',
+        modelId: 'gpt-test',
+        tokensOut: tokenize('Echo: and again').length,
+      },
     ]);
   });
 });

@@ -37,7 +37,11 @@ async function serve(overrides: Record<string, string>) {
 describe("the app's tRPC client", () => {
   it('waits out a brief refusal (Retry-After 1 s) and retries, so a burst of its own calls all succeed', async () => {
     // Calls are smoothed to a full batch (10) per 250 ms: twenty at once go out as two batches, the second refused.
-    const { client, statuses } = await serve({ RATE_LIMIT_MAX: '600', RATE_LIMIT_BURST_SECONDS: '3', TRPC_MAX_BATCH_SIZE: '10' });
+    const { client, statuses } = await serve({
+      RATE_LIMIT_MAX: '600',
+      RATE_LIMIT_BURST_SECONDS: '3',
+      TRPC_MAX_BATCH_SIZE: '10',
+    });
     // On a loaded machine the two batches can land in different windows and both pass: then try again, until one
     // was refused (what this test is about) and the client still got every answer.
     for (let round = 0; round < 5 && !statuses.includes(429); round++) {

@@ -40,7 +40,9 @@ describe('production client serving', () => {
     expect(deepLink.body).toContain('<title>Mesh NanoLLM</title>');
     // The Models screen shares its first segment with the model files' route, which keeps its JSON 404s.
     expect((await app.inject('/models')).body).toContain('<title>Mesh NanoLLM</title>');
-    expect((await app.inject('/models/org/none/resolve/main/config.json')).json()).toMatchObject({ error: expect.any(String) });
+    expect((await app.inject('/models/org/none/resolve/main/config.json')).json()).toMatchObject({
+      error: expect.any(String),
+    });
     await app.close();
   });
 
@@ -55,13 +57,20 @@ describe('production client serving', () => {
   });
 
   it("counts the app's files apart from the API, with a larger budget per address", async () => {
-    const app = await buildApp({ env: testEnv({ CLIENT_DIST_DIR: dist, RATE_LIMIT_MAX: '5' }), database: db.database, client: 'static' });
+    const app = await buildApp({
+      env: testEnv({ CLIENT_DIST_DIR: dist, RATE_LIMIT_MAX: '5' }),
+      database: db.database,
+      client: 'static',
+    });
     // Far more app files than the API's budget: a room of people behind one address loading the app at once.
-    const files = await Promise.all(Array.from({ length: 60 }, (_, i) => app.inject(i % 2 ? '/assets/index-abc123.js' : '/rooms/global')));
+    const files = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => app.inject(i % 2 ? '/assets/index-abc123.js' : '/rooms/global')),
+    );
     expect(files.map((response) => response.statusCode)).toEqual(files.map(() => 200));
     // The API keeps its own budget, untouched by those, and refuses past it.
     const api = [];
-    for (let i = 0; i < 6; i++) api.push((await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} })).statusCode);
+    for (let i = 0; i < 6; i++)
+      api.push((await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} })).statusCode);
     expect(api.slice(0, 5).every((code) => code !== 429)).toBe(true);
     expect(api[5]).toBe(429);
     // App files have a ceiling too (20 times the API's).

@@ -26,19 +26,37 @@ afterAll(async () => {
 });
 
 async function account(username: string, url = base): Promise<ChatClient> {
-  const user = await db.database.prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+  const user = await db.database.prisma.user.create({
+    data: { kind: 'ACCOUNT', username, displayName: username },
+    select: { id: true },
+  });
   const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
   return chatClient(url, `mesh_session=${token}`);
 }
 
-const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
+const codeOf = (error: unknown) =>
+  error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error);
 
 describe('conversations on the server', () => {
   it('appends device turns, continues with a cloud answer, lists newest first and reads back in order', async () => {
     const client = await account('turing');
-    const answer = { content: 'A pleasure.', route: 'LOCAL' as const, modelId: 'nano-shakespeare', backend: 'wasm' as const, ttftMs: 12, tokensPerSecond: 41.5, tokensOut: 7 };
-    const { id } = await client.conversation.append.mutate({ messages: [{ role: 'user', content: 'Good morrow' }], answer });
-    const older = await client.conversation.append.mutate({ messages: [{ role: 'user', content: 'An older chat' }], answer });
+    const answer = {
+      content: 'A pleasure.',
+      route: 'LOCAL' as const,
+      modelId: 'nano-shakespeare',
+      backend: 'wasm' as const,
+      ttftMs: 12,
+      tokensPerSecond: 41.5,
+      tokensOut: 7,
+    };
+    const { id } = await client.conversation.append.mutate({
+      messages: [{ role: 'user', content: 'Good morrow' }],
+      answer,
+    });
+    const older = await client.conversation.append.mutate({
+      messages: [{ role: 'user', content: 'An older chat' }],
+      answer,
+    });
     // Continue the first one on the cloud (stub): the chat answers, conversation.append keeps the turn.
     const messages = [
       { role: 'user' as const, content: 'Good morrow' },
@@ -46,7 +64,11 @@ describe('conversations on the server', () => {
       { role: 'user' as const, content: 'And now?' },
     ];
     const cloud = await client.chat.send.mutate({ provider: 'stub', messages });
-    const continued = await client.conversation.append.mutate({ conversationId: id, messages, answer: { content: cloud.text, route: 'CLOUD', provider: 'stub', modelId: cloud.model } });
+    const continued = await client.conversation.append.mutate({
+      conversationId: id,
+      messages,
+      answer: { content: cloud.text, route: 'CLOUD', provider: 'stub', modelId: cloud.model },
+    });
     expect(continued.id).toBe(id);
 
     const list = await client.conversation.list.query();
@@ -59,7 +81,12 @@ describe('conversations on the server', () => {
       ['USER', null, null],
       ['ASSISTANT', 'CLOUD', null],
     ]);
-    expect(read.messages[1]).toMatchObject({ content: 'A pleasure.', modelId: 'nano-shakespeare', ttftMs: 12, tokensPerSecond: 41.5 });
+    expect(read.messages[1]).toMatchObject({
+      content: 'A pleasure.',
+      modelId: 'nano-shakespeare',
+      ttftMs: 12,
+      tokensPerSecond: 41.5,
+    });
     expect(read.messages[3]).toMatchObject({ content: cloud.text, provider: 'stub', modelId: 'stub-echo' });
 
     await client.conversation.remove.mutate({ id: older.id });
@@ -70,15 +97,24 @@ describe('conversations on the server', () => {
     const guest = chatClient(base, await guestCookie(base));
     expect(codeOf(await guest.conversation.list.query().catch((e: unknown) => e))).toBe('FORBIDDEN');
     const owner = await account('hopper');
-    const { id } = await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'mine' }], answer: { content: 'ok', route: 'LOCAL' } });
+    const { id } = await owner.conversation.append.mutate({
+      messages: [{ role: 'user', content: 'mine' }],
+      answer: { content: 'ok', route: 'LOCAL' },
+    });
     const other = await account('lovelace');
     expect(codeOf(await other.conversation.byId.query({ id }).catch((e: unknown) => e))).toBe('NOT_FOUND');
     expect(codeOf(await other.conversation.remove.mutate({ id }).catch((e: unknown) => e))).toBe('NOT_FOUND');
     const appended = await other.conversation.append
-      .mutate({ conversationId: id, messages: [{ role: 'user', content: 'intrude' }], answer: { content: 'x', route: 'LOCAL' } })
+      .mutate({
+        conversationId: id,
+        messages: [{ role: 'user', content: 'intrude' }],
+        answer: { content: 'x', route: 'LOCAL' },
+      })
       .catch((e: unknown) => e);
     expect(codeOf(appended)).toBe('NOT_FOUND');
-    const tooLong = await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'y'.repeat(40_000) }], answer: { content: '', route: 'LOCAL' } }).catch((e: unknown) => e);
+    const tooLong = await owner.conversation.append
+      .mutate({ messages: [{ role: 'user', content: 'y'.repeat(40_000) }], answer: { content: '', route: 'LOCAL' } })
+      .catch((e: unknown) => e);
     expect(codeOf(tooLong)).toBe('BAD_REQUEST');
     expect(await db.database.prisma.message.count({ where: { conversationId: id } })).toBe(2);
   });
@@ -88,29 +124,54 @@ describe('conversations on the server', () => {
     try {
       const owner = await account('babbage', await capped.listen({ host: '127.0.0.1', port: 0 }));
       // 'é' is two bytes in UTF-8: the cap counts bytes, not characters.
-      const { id } = await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'é'.repeat(200) }], answer: { content: 'x'.repeat(500), route: 'LOCAL' } });
-      const userId = (await db.database.prisma.conversation.findUniqueOrThrow({ where: { id }, select: { userId: true } })).userId;
+      const { id } = await owner.conversation.append.mutate({
+        messages: [{ role: 'user', content: 'é'.repeat(200) }],
+        answer: { content: 'x'.repeat(500), route: 'LOCAL' },
+      });
+      const userId = (
+        await db.database.prisma.conversation.findUniqueOrThrow({ where: { id }, select: { userId: true } })
+      ).userId;
       const before = await db.database.prisma.message.count({ where: { conversation: { userId } } });
 
       const over = [
         owner.conversation.append.mutate({
           conversationId: id,
-          messages: [{ role: 'user', content: 'é'.repeat(200) }, { role: 'assistant', content: 'x'.repeat(500) }, { role: 'user', content: 'more' }],
+          messages: [
+            { role: 'user', content: 'é'.repeat(200) },
+            { role: 'assistant', content: 'x'.repeat(500) },
+            { role: 'user', content: 'more' },
+          ],
           answer: { content: 'y'.repeat(100), route: 'CLOUD', provider: 'stub' },
         }),
-        owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'a new chat' }], answer: { content: 'z'.repeat(200), route: 'MESH' } }),
+        owner.conversation.append.mutate({
+          messages: [{ role: 'user', content: 'a new chat' }],
+          answer: { content: 'z'.repeat(200), route: 'MESH' },
+        }),
       ];
       for (const refused of await Promise.all(over.map((attempt) => attempt.catch((e: unknown) => e)))) {
         expect(codeOf(refused)).toBe('PAYLOAD_TOO_LARGE');
-        expect((refused as Error).message).toMatch(/^Saved conversations are limited to 1000 bytes per account; you keep 900 bytes and this turn adds \d+ bytes\. Delete some conversations to save more\.$/);
+        expect((refused as Error).message).toMatch(
+          /^Saved conversations are limited to 1000 bytes per account; you keep 900 bytes and this turn adds \d+ bytes\. Delete some conversations to save more\.$/,
+        );
       }
       expect(await db.database.prisma.conversation.count({ where: { userId } })).toBe(1);
       expect(await db.database.prisma.message.count({ where: { conversation: { userId } } })).toBe(before);
 
       // Exactly up to the cap is fine; deleting makes room again.
-      await owner.conversation.append.mutate({ conversationId: id, messages: [{ role: 'user', content: 'é'.repeat(200) }, { role: 'assistant', content: 'x'.repeat(500) }, { role: 'user', content: 'ok' }], answer: { content: 'y'.repeat(98), route: 'LOCAL' } });
+      await owner.conversation.append.mutate({
+        conversationId: id,
+        messages: [
+          { role: 'user', content: 'é'.repeat(200) },
+          { role: 'assistant', content: 'x'.repeat(500) },
+          { role: 'user', content: 'ok' },
+        ],
+        answer: { content: 'y'.repeat(98), route: 'LOCAL' },
+      });
       await owner.conversation.remove.mutate({ id });
-      await owner.conversation.append.mutate({ messages: [{ role: 'user', content: 'fresh' }], answer: { content: 'z'.repeat(900), route: 'LOCAL' } });
+      await owner.conversation.append.mutate({
+        messages: [{ role: 'user', content: 'fresh' }],
+        answer: { content: 'z'.repeat(900), route: 'LOCAL' },
+      });
     } finally {
       await capped.close();
     }

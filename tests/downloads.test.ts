@@ -29,16 +29,54 @@ beforeAll(async () => {
   });
   commit = added.commit;
   modelSha = added.files.find((f) => f.path === 'onnx/model.onnx')?.sha256 ?? '';
-  await hub.addRepo('mesh/other', { 'config.json': bufferContent('{}'), 'onnx/model.onnx': generatedContent(1024 * 1024, 9) });
+  await hub.addRepo('mesh/other', {
+    'config.json': bufferContent('{}'),
+    'onnx/model.onnx': generatedContent(1024 * 1024, 9),
+  });
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-downloads-'));
   await writeFile(
     path.join(dir, 'manifest.json'),
     JSON.stringify({
       mode: 'replace',
       models: [
-        { id: 'tiny', name: 'Tiny', repo: REPO, revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'tokenizer.json' }, { path: 'onnx/model.onnx' }, { path: 'empty.txt' }] },
-        { id: 'other', name: 'Other', repo: 'mesh/other', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }] },
-        { id: 'missing', name: 'Missing', repo: 'mesh/nope', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }] },
+        {
+          id: 'tiny',
+          name: 'Tiny',
+          repo: REPO,
+          revision: 'main',
+          task: 'text-generation',
+          dtype: { webgpu: 'fp32', wasm: 'fp32' },
+          contextLength: 256,
+          license: 'mit',
+          files: [
+            { path: 'config.json' },
+            { path: 'tokenizer.json' },
+            { path: 'onnx/model.onnx' },
+            { path: 'empty.txt' },
+          ],
+        },
+        {
+          id: 'other',
+          name: 'Other',
+          repo: 'mesh/other',
+          revision: 'main',
+          task: 'text-generation',
+          dtype: { webgpu: 'fp32', wasm: 'fp32' },
+          contextLength: 256,
+          license: 'mit',
+          files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }],
+        },
+        {
+          id: 'missing',
+          name: 'Missing',
+          repo: 'mesh/nope',
+          revision: 'main',
+          task: 'text-generation',
+          dtype: { webgpu: 'fp32', wasm: 'fp32' },
+          contextLength: 256,
+          license: 'mit',
+          files: [{ path: 'config.json' }],
+        },
       ],
     }),
   );
@@ -70,7 +108,11 @@ async function makeApp(overrides: Record<string, string> = {}) {
 
 /** Signs up `username` (an account: downloads need one) and returns its session cookie. */
 async function signUp(target: FastifyInstance, username: string): Promise<string> {
-  const response = await target.inject({ method: 'POST', url: '/api/trpc/auth.signup', payload: { username, password: 'download password' } });
+  const response = await target.inject({
+    method: 'POST',
+    url: '/api/trpc/auth.signup',
+    payload: { username, password: 'download password' },
+  });
   expect(response.statusCode).toBe(200);
   return String(response.headers['set-cookie']).split(';')[0] ?? '';
 }
@@ -88,12 +130,29 @@ afterEach(async () => {
   await db.cleanup();
 });
 
-async function call(target: FastifyInstance, procedure: string, input: unknown, kind: 'query' | 'mutation' = 'mutation') {
+async function call(
+  target: FastifyInstance,
+  procedure: string,
+  input: unknown,
+  kind: 'query' | 'mutation' = 'mutation',
+) {
   const response =
     kind === 'mutation'
-      ? await target.inject({ method: 'POST', url: `/api/trpc/${procedure}`, payload: input as object, headers: { cookie } })
-      : await target.inject({ method: 'GET', url: `/api/trpc/${procedure}?input=${encodeURIComponent(JSON.stringify(input))}`, headers: { cookie } });
-  return { status: response.statusCode, body: response.json() as { result?: { data: unknown }; error?: { data: { code: string } } } };
+      ? await target.inject({
+          method: 'POST',
+          url: `/api/trpc/${procedure}`,
+          payload: input as object,
+          headers: { cookie },
+        })
+      : await target.inject({
+          method: 'GET',
+          url: `/api/trpc/${procedure}?input=${encodeURIComponent(JSON.stringify(input))}`,
+          headers: { cookie },
+        });
+  return {
+    status: response.statusCode,
+    body: response.json() as { result?: { data: unknown }; error?: { data: { code: string } } },
+  };
 }
 
 async function downloadAndWait(id: string, target = app): Promise<DownloadStatus> {
@@ -124,7 +183,10 @@ describe('the download proxy', () => {
     expect(file.headers['content-length']).toBe(String(MODEL_SIZE));
     expect(createHash('sha256').update(file.rawPayload).digest('hex')).toBe(modelSha);
 
-    const range = await app.inject({ url: `/models/${REPO}/resolve/${commit}/onnx/model.onnx`, headers: { range: 'bytes=100-199' } });
+    const range = await app.inject({
+      url: `/models/${REPO}/resolve/${commit}/onnx/model.onnx`,
+      headers: { range: 'bytes=100-199' },
+    });
     expect(range.statusCode).toBe(206);
     expect(range.headers['content-range']).toBe(`bytes 100-199/${MODEL_SIZE}`);
     expect(range.rawPayload.equals(file.rawPayload.subarray(100, 200))).toBe(true);
@@ -132,7 +194,14 @@ describe('the download proxy', () => {
     const config = await app.inject(`/models/${REPO}/resolve/main/config.json`);
     expect(config.json()).toMatchObject({ model_type: 'llama' });
     expect(config.headers['cache-control']).toBe('no-cache');
-    expect((await app.inject({ url: `/models/${REPO}/resolve/${commit}/config.json`, headers: { 'if-none-match': String(config.headers.etag) } })).statusCode).toBe(304);
+    expect(
+      (
+        await app.inject({
+          url: `/models/${REPO}/resolve/${commit}/config.json`,
+          headers: { 'if-none-match': String(config.headers.etag) },
+        })
+      ).statusCode,
+    ).toBe(304);
 
     const listed = await call(app, 'manifest.list', undefined, 'query');
     expect(listed.body.result?.data).toEqual(
@@ -301,7 +370,10 @@ describe('the download proxy under faults', () => {
     await mkdir(path.dirname(part), { recursive: true });
     await symlink('/dev/full', part);
     const status = await downloadAndWait('tiny');
-    expect(status.error).toMatchObject({ code: 'DISK_FULL', message: expect.stringMatching(/disk filled up while saving onnx\/model\.onnx; free some space/) });
+    expect(status.error).toMatchObject({
+      code: 'DISK_FULL',
+      message: expect.stringMatching(/disk filled up while saving onnx\/model\.onnx; free some space/),
+    });
     expect((await app.inject(`/models/${REPO}/resolve/${commit}/onnx/model.onnx`)).statusCode).toBe(404);
     await rm(part, { force: true });
     expect((await downloadAndWait('tiny')).phase).toBe('ready');
@@ -326,16 +398,23 @@ describe('the download proxy under faults', () => {
     app = await makeApp({ DOWNLOAD_STALL_TIMEOUT_MS: '60000' });
     hub.injectFault('onnx/model.onnx', { kind: 'stall', atByte: 1_234_567 });
     await call(app, 'models.download', { id: 'tiny' });
-    while (((await app.models.downloader.status('tiny'))?.files.find((f) => f.path === 'onnx/model.onnx')?.bytesDone ?? 0) < 1_234_567) {
+    while (
+      ((await app.models.downloader.status('tiny'))?.files.find((f) => f.path === 'onnx/model.onnx')?.bytesDone ?? 0) <
+      1_234_567
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await app.close(); // shutdown keeps the partial file and the record's phase
-    expect((await db.database.prisma.modelDownload.findUnique({ where: { modelId: 'tiny' } }))?.phase).toBe('DOWNLOADING');
+    expect((await db.database.prisma.modelDownload.findUnique({ where: { modelId: 'tiny' } }))?.phase).toBe(
+      'DOWNLOADING',
+    );
 
     app = await makeApp();
     await app.ready(); // queues the interrupted download again
     let phase: string | undefined;
-    while (!['ready', 'failed', 'cancelled'].includes((phase = (await app.models.downloader.status('tiny'))?.phase) ?? '')) {
+    while (
+      !['ready', 'failed', 'cancelled'].includes((phase = (await app.models.downloader.status('tiny'))?.phase) ?? '')
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(phase).toBe('ready');
@@ -403,7 +482,10 @@ describe('the cache', () => {
   it('removes a cached model only for an operator (OPERATORS), not even for the account that downloaded it', async () => {
     expect((await downloadAndWait('tiny')).phase).toBe('ready');
     const refused = await call(app, 'models.remove', { id: 'tiny' });
-    expect(refused.body.error).toMatchObject({ message: 'Only an operator of this server can remove a model from its cache', data: { code: 'FORBIDDEN' } });
+    expect(refused.body.error).toMatchObject({
+      message: 'Only an operator of this server can remove a model from its cache',
+      data: { code: 'FORBIDDEN' },
+    });
     const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
     cookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
     expect((await call(app, 'models.remove', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');

@@ -34,8 +34,15 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-engine-'));
   hub = new FakeHub();
   await hub.start();
-  const { manifestPath, published } = await publishModels(hub, dir, [{ id: 'engine-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 11, maxPositions: 96 } }]);
-  server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, CLIENT_DIST_DIR: path.join(dir, 'none') });
+  const { manifestPath, published } = await publishModels(hub, dir, [
+    { id: 'engine-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 11, maxPositions: 96 } },
+  ]);
+  server = await startServer({
+    DATA_DIR: path.join(dir, 'server'),
+    HF_ENDPOINT: hub.origin,
+    MANIFEST_PATH: manifestPath,
+    CLIENT_DIST_DIR: path.join(dir, 'none'),
+  });
   await downloadModel(server.url, await signUpCookie(server.url, 'engine-test'), 'engine-tiny');
   const tinyModel = published['engine-tiny'];
   if (!tinyModel?.weights) throw new Error('the generated model is missing');
@@ -60,7 +67,12 @@ function newEngine() {
 /** The prompt's token ids and the reference forward pass's greedy answer to it. */
 async function reference(model: EngineModel, weights: TinyWeights, messages: EngineMessage[], maxNew: number) {
   const tokenizer: PreTrainedTokenizer = await AutoTokenizer.from_pretrained(model.repo, { revision: model.revision });
-  const { input_ids: ids } = tokenizer.apply_chat_template(messages, { add_generation_prompt: true, tokenize: true, return_tensor: false, return_dict: true }) as unknown as { input_ids: number[] };
+  const { input_ids: ids } = tokenizer.apply_chat_template(messages, {
+    add_generation_prompt: true,
+    tokenize: true,
+    return_tensor: false,
+    return_dict: true,
+  }) as unknown as { input_ids: number[] };
   const eos = tokenizer.convert_tokens_to_ids('<|im_end|>') as number;
   return { ids, eos, expected: greedy(weights, ids, maxNew, [eos]) };
 }
@@ -118,7 +130,11 @@ describe('the engine in Node', () => {
     const first: EngineMessage[] = [{ role: 'user', content: 'What say you, good sir?' }];
     const answer = await engine.generate(first, GREEDY, () => {});
     expect(answer.reusedTokens).toBe(0);
-    const second: EngineMessage[] = [...first, { role: 'assistant', content: answer.text }, { role: 'user', content: 'And then?' }];
+    const second: EngineMessage[] = [
+      ...first,
+      { role: 'assistant', content: answer.text },
+      { role: 'user', content: 'And then?' },
+    ];
     const cachedTurn = await engine.generate(second, GREEDY, () => {});
     expect(cachedTurn.reusedTokens).toBeGreaterThan(answer.promptTokens);
 
@@ -135,13 +151,17 @@ describe('the engine in Node', () => {
     await engine.load(tiny, 'auto', () => {});
     const seen: number[] = [];
     let interruptedAt = -1;
-    const result = await engine.generate([{ role: 'user', content: 'Go on and on' }], { temperature: 0.8, topP: 1, maxNewTokens: 60, seed: 5 }, (t) => {
-      seen.push(t.tokenId);
-      if (t.index === 3) {
-        interruptedAt = t.index;
-        engine.interrupt();
-      }
-    });
+    const result = await engine.generate(
+      [{ role: 'user', content: 'Go on and on' }],
+      { temperature: 0.8, topP: 1, maxNewTokens: 60, seed: 5 },
+      (t) => {
+        seen.push(t.tokenId);
+        if (t.index === 3) {
+          interruptedAt = t.index;
+          engine.interrupt();
+        }
+      },
+    );
     expect(interruptedAt).toBe(3);
     expect(result.reason).toBe('interrupted');
     // The token being computed when the interrupt arrived may still come; nothing after it.
@@ -172,56 +192,85 @@ describe('the engine in Node', () => {
   it.each([
     ['the generated model', () => tiny],
     ['the nano model', () => nano],
-  ])('continues %s after a prefix of answer tokens exactly as one whole run, indexes and texts included', async (_name, model) => {
-    const engine = newEngine();
-    await engine.load(model(), 'auto', () => {});
-    const messages: EngineMessage[] = [{ role: 'user', content: 'Speak of the king' }];
-    const sampling = { temperature: 0.8, topP: 0.95, maxNewTokens: 30, seed: 77 };
-    const whole: StreamedToken[] = [];
-    const full = await engine.generate(messages, sampling, (t) => whole.push(t));
-    expect(full.tokenIds.length).toBeGreaterThan(12);
-    for (const cut of [1, 7, 12]) {
-      // A fresh engine, as on another peer (no cache of the first run).
-      const other = newEngine();
-      await other.load(model(), 'auto', () => {});
-      const rest: StreamedToken[] = [];
-      const resumed = await other.generate(messages, sampling, (t) => rest.push(t), full.tokenIds.slice(0, cut));
-      expect(resumed.tokenIds).toEqual(full.tokenIds.slice(cut));
-      expect(rest.map((t) => [t.index, t.tokenId, t.text])).toEqual(whole.slice(cut).map((t) => [t.index, t.tokenId, t.text]));
-      expect(whole.slice(0, cut).map((t) => t.text).join('') + rest.map((t) => t.text).join('')).toBe(full.text);
-      expect(resumed.completionTokens).toBe(full.tokenIds.length - cut);
-      await other.unload();
-    }
-    // A prefix as long as the budget leaves nothing to do: refused, not a crash.
-    await expect(engine.generate(messages, { ...sampling, maxNewTokens: 3 }, () => {}, [1, 2, 3])).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
-    await engine.unload();
-  }, 120_000);
+  ])(
+    'continues %s after a prefix of answer tokens exactly as one whole run, indexes and texts included',
+    async (_name, model) => {
+      const engine = newEngine();
+      await engine.load(model(), 'auto', () => {});
+      const messages: EngineMessage[] = [{ role: 'user', content: 'Speak of the king' }];
+      const sampling = { temperature: 0.8, topP: 0.95, maxNewTokens: 30, seed: 77 };
+      const whole: StreamedToken[] = [];
+      const full = await engine.generate(messages, sampling, (t) => whole.push(t));
+      expect(full.tokenIds.length).toBeGreaterThan(12);
+      for (const cut of [1, 7, 12]) {
+        // A fresh engine, as on another peer (no cache of the first run).
+        const other = newEngine();
+        await other.load(model(), 'auto', () => {});
+        const rest: StreamedToken[] = [];
+        const resumed = await other.generate(messages, sampling, (t) => rest.push(t), full.tokenIds.slice(0, cut));
+        expect(resumed.tokenIds).toEqual(full.tokenIds.slice(cut));
+        expect(rest.map((t) => [t.index, t.tokenId, t.text])).toEqual(
+          whole.slice(cut).map((t) => [t.index, t.tokenId, t.text]),
+        );
+        expect(
+          whole
+            .slice(0, cut)
+            .map((t) => t.text)
+            .join('') + rest.map((t) => t.text).join(''),
+        ).toBe(full.text);
+        expect(resumed.completionTokens).toBe(full.tokenIds.length - cut);
+        await other.unload();
+      }
+      // A prefix as long as the budget leaves nothing to do: refused, not a crash.
+      await expect(
+        engine.generate(messages, { ...sampling, maxNewTokens: 3 }, () => {}, [1, 2, 3]),
+      ).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
+      await engine.unload();
+    },
+    120_000,
+  );
 
   it('trims the oldest turns to fit the context, and refuses a message that cannot fit', async () => {
     const engine = newEngine();
     const loaded = await engine.load(tiny, 'auto', () => {});
     expect(loaded.contextLength).toBe(96);
     const history: EngineMessage[] = [{ role: 'system', content: 'Be brief.' }];
-    for (let i = 0; i < 6; i++) history.push({ role: 'user', content: `question ${i} ${'x'.repeat(10)}` }, { role: 'assistant', content: `answer ${i}` });
+    for (let i = 0; i < 6; i++)
+      history.push(
+        { role: 'user', content: `question ${i} ${'x'.repeat(10)}` },
+        { role: 'assistant', content: `answer ${i}` },
+      );
     history.push({ role: 'user', content: 'last one' });
     const result = await engine.generate(history, { ...GREEDY, maxNewTokens: 16 }, () => {});
     expect(result.trimmedMessages).toBeGreaterThan(0);
     expect(result.trimmedMessages % 2).toBe(0);
     expect(result.promptTokens + 16).toBeLessThanOrEqual(96);
 
-    const error = await engine.generate([{ role: 'user', content: 'y'.repeat(400) }], GREEDY, () => {}).catch((e: unknown) => e);
+    const error = await engine
+      .generate([{ role: 'user', content: 'y'.repeat(400) }], GREEDY, () => {})
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(EngineError);
-    expect(error).toMatchObject({ code: 'CONTEXT_OVERFLOW', message: expect.stringMatching(/holds 96 tokens of context/) });
+    expect(error).toMatchObject({
+      code: 'CONTEXT_OVERFLOW',
+      message: expect.stringMatching(/holds 96 tokens of context/),
+    });
     // The engine is still usable after the refusal.
-    expect((await engine.generate([{ role: 'user', content: 'hi' }], GREEDY, () => {})).completionTokens).toBeGreaterThan(0);
+    expect(
+      (await engine.generate([{ role: 'user', content: 'hi' }], GREEDY, () => {})).completionTokens,
+    ).toBeGreaterThan(0);
     await engine.unload();
   }, 60_000);
 
   it('refuses to generate before a model is loaded and reports a model it cannot load', async () => {
     const engine = newEngine();
-    await expect(engine.generate([{ role: 'user', content: 'hi' }], GREEDY, () => {})).rejects.toMatchObject({ code: 'NOT_LOADED' });
+    await expect(engine.generate([{ role: 'user', content: 'hi' }], GREEDY, () => {})).rejects.toMatchObject({
+      code: 'NOT_LOADED',
+    });
     const missing = { ...tiny, id: 'missing', repo: 'mesh/not-cached' };
-    await expect(engine.load(missing, 'auto', () => {})).rejects.toMatchObject({ code: 'LOAD_FAILED', message: expect.stringMatching(/Could not load missing/) });
+    await expect(engine.load(missing, 'auto', () => {})).rejects.toMatchObject({
+      code: 'LOAD_FAILED',
+      message: expect.stringMatching(/Could not load missing/),
+    });
   }, 30_000);
 });
 
@@ -265,10 +314,17 @@ describe('the engine client over the worker protocol', () => {
     worker.sendRaw({ type: 'explode', requestId: 'bad-2' });
     await vi.waitFor(() => expect(replies).toHaveLength(2));
     expect(replies).toEqual([
-      expect.objectContaining({ type: 'error', requestId: 'bad-1', code: 'INVALID_REQUEST', message: expect.stringMatching(/messages\[0\]\.role/) }),
+      expect.objectContaining({
+        type: 'error',
+        requestId: 'bad-1',
+        code: 'INVALID_REQUEST',
+        message: expect.stringMatching(/messages\[0\]\.role/),
+      }),
       expect.objectContaining({ type: 'error', requestId: 'bad-2', code: 'INVALID_REQUEST' }),
     ]);
     const client = new EngineClient(worker);
-    await expect(client.generate([{ role: 'user', content: 'hi' }]).result).rejects.toMatchObject({ code: 'NOT_LOADED' });
+    await expect(client.generate([{ role: 'user', content: 'hi' }]).result).rejects.toMatchObject({
+      code: 'NOT_LOADED',
+    });
   });
 });

@@ -35,25 +35,42 @@ describe.each(databaseKinds())('GET /api/health on %s', (kind) => {
 
   it('answers 503 with db down once the database is closed, stays live, and refuses what needs it as retryable', async () => {
     const app = await buildApp({ env: testEnv(), database: db.database });
-    const signedIn = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', headers: { 'content-type': 'application/json' }, payload: '{}' });
+    const signedIn = await app.inject({
+      method: 'POST',
+      url: '/api/trpc/auth.guest',
+      headers: { 'content-type': 'application/json' },
+      payload: '{}',
+    });
     const cookie = String(signedIn.headers['set-cookie']).split(';')[0] ?? '';
     await db.database.close();
     for (const url of ['/api/health', '/api/health/ready']) {
       const response = await app.inject({ method: 'GET', url });
       expect(response.statusCode).toBe(503);
       expect(response.headers['retry-after']).toMatch(/^\d+$/);
-      expect(response.json()).toMatchObject({ status: 'error', db: 'down', dependencies: { database: { state: 'down' } } });
+      expect(response.json()).toMatchObject({
+        status: 'error',
+        db: 'down',
+        dependencies: { database: { state: 'down' } },
+      });
     }
     // A supervisor must not restart a node because its database is away.
     expect((await app.inject({ method: 'GET', url: '/api/health/live' })).statusCode).toBe(200);
 
     const started = performance.now();
-    const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', headers: { 'content-type': 'application/json' }, payload: '{}' });
+    const guest = await app.inject({
+      method: 'POST',
+      url: '/api/trpc/auth.guest',
+      headers: { 'content-type': 'application/json' },
+      payload: '{}',
+    });
     expect(performance.now() - started).toBeLessThan(1000);
     expect(guest.statusCode).toBe(503);
     expect(guest.headers['retry-after']).toMatch(/^\d+$/);
     expect(guest.json()).toMatchObject({
-      error: { message: expect.stringMatching(/database is unavailable/), data: { code: 'SERVICE_UNAVAILABLE', unavailable: { dependency: 'database' } } },
+      error: {
+        message: expect.stringMatching(/database is unavailable/),
+        data: { code: 'SERVICE_UNAVAILABLE', unavailable: { dependency: 'database' } },
+      },
     });
     // A session that cannot be checked is not answered as "signed out".
     const me = await app.inject({ method: 'GET', url: '/api/trpc/auth.me', headers: { cookie } });

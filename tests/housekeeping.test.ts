@@ -41,17 +41,28 @@ async function session(userId: string, now: number, usedAgo: number, createdAgo 
 async function user(kind: 'GUEST' | 'ACCOUNT', now: number, age: number) {
   const at = new Date(now - age);
   const username = kind === 'ACCOUNT' ? `keep-${++counter}` : null;
-  return prisma.user.create({ data: { kind, username, displayName: `User ${++counter}`, createdAt: at, updatedAt: at }, select: { id: true } });
+  return prisma.user.create({
+    data: { kind, username, displayName: `User ${++counter}`, createdAt: at, updatedAt: at },
+    select: { id: true },
+  });
 }
 
 /** What a guest can own: a membership, a job it asked for (with its peers), a report, a conversation. */
 async function holdings(userId: string, servedBy: string) {
   const global = await prisma.room.findUniqueOrThrow({ where: { slug: 'global' }, select: { id: true } });
   await prisma.roomMember.create({ data: { roomId: global.id, userId } });
-  const job = await prisma.inferenceJob.create({ data: { requesterId: userId, serverId: servedBy, roomId: global.id, route: 'MESH', modelId: 'nano' } });
-  await prisma.inferenceJobPeer.create({ data: { jobId: job.id, peerId: `peer-${++counter}`, userId: servedBy, displayName: 'Server', role: 'SERVER' } });
-  await prisma.peerMismatch.create({ data: { reporterId: userId, peerUserId: servedBy, roomId: global.id, jobId: job.id, peerName: 'Server' } });
-  await prisma.conversation.create({ data: { userId, title: 'kept on the device, normally', messages: { create: { role: 'USER', content: 'hi' } } } });
+  const job = await prisma.inferenceJob.create({
+    data: { requesterId: userId, serverId: servedBy, roomId: global.id, route: 'MESH', modelId: 'nano' },
+  });
+  await prisma.inferenceJobPeer.create({
+    data: { jobId: job.id, peerId: `peer-${++counter}`, userId: servedBy, displayName: 'Server', role: 'SERVER' },
+  });
+  await prisma.peerMismatch.create({
+    data: { reporterId: userId, peerUserId: servedBy, roomId: global.id, jobId: job.id, peerName: 'Server' },
+  });
+  await prisma.conversation.create({
+    data: { userId, title: 'kept on the device, normally', messages: { create: { role: 'USER', content: 'hi' } } },
+  });
   return job.id;
 }
 
@@ -75,7 +86,9 @@ describe('purgeStale', () => {
     // A job the idle guest asked for, served by the account: the guest's records go, the account's stay.
     const ownedJob = await holdings(owner, account.id);
     // A job the idle guest served for the account: it stays, without its server.
-    const servedJob = await prisma.inferenceJob.create({ data: { requesterId: account.id, serverId: owner, route: 'MESH', modelId: 'nano' } });
+    const servedJob = await prisma.inferenceJob.create({
+      data: { requesterId: account.id, serverId: owner, route: 'MESH', modelId: 'nano' },
+    });
 
     const active = await user('GUEST', now, 60 * DAY);
     const activeOld = await session(active.id, now, 40 * DAY);
@@ -92,7 +105,9 @@ describe('purgeStale', () => {
     expect(await prisma.peerMismatch.count({ where: { reporterId: owner } })).toBe(0);
     expect(await prisma.conversation.count({ where: { userId: owner } })).toBe(0);
     expect(await prisma.message.count({ where: { content: 'hi' } })).toBe(0);
-    expect(await prisma.inferenceJob.findUnique({ where: { id: servedJob.id }, select: { serverId: true } })).toEqual({ serverId: null });
+    expect(await prisma.inferenceJob.findUnique({ where: { id: servedJob.id }, select: { serverId: true } })).toEqual({
+      serverId: null,
+    });
 
     const sessionsLeft = (await prisma.session.findMany({ select: { id: true } })).map((row) => row.id);
     expect(sessionsLeft).toContain(liveSession);
@@ -103,7 +118,10 @@ describe('purgeStale', () => {
     expect(await prisma.user.count({ where: { id: { in: [account.id, active.id, fresh.id] } } })).toBe(3);
 
     // Nothing left to do: a second run deletes nothing.
-    expect(await purgeStale(prisma, { guestRetentionDays: 30, batchSize: 3 }, new Date(now))).toEqual({ sessions: 0, guests: 0 });
+    expect(await purgeStale(prisma, { guestRetentionDays: 30, batchSize: 3 }, new Date(now))).toEqual({
+      sessions: 0,
+      guests: 0,
+    });
   });
 
   it('never purges an account, however long dormant: only its expired sessions go', async () => {
@@ -118,14 +136,21 @@ describe('purgeStale', () => {
 
 describe('the housekeeping timer', () => {
   it('purges soon after start, every HOUSEKEEPING_INTERVAL_MS, and stops with the app', async () => {
-    const app = await buildApp({ env: testEnv({ HOUSEKEEPING_INTERVAL_MS: '1000', GUEST_RETENTION_DAYS: '30' }), database: db.database });
+    const app = await buildApp({
+      env: testEnv({ HOUSEKEEPING_INTERVAL_MS: '1000', GUEST_RETENTION_DAYS: '30' }),
+      database: db.database,
+    });
     try {
       await app.ready();
       const idle = await user('GUEST', Date.now(), 40 * DAY);
-      await expect.poll(() => prisma.user.count({ where: { id: idle.id } }), { timeout: 10_000, interval: 200 }).toBe(0);
+      await expect
+        .poll(() => prisma.user.count({ where: { id: idle.id } }), { timeout: 10_000, interval: 200 })
+        .toBe(0);
       // And again on the next tick, not only once.
       const later = await user('GUEST', Date.now(), 40 * DAY);
-      await expect.poll(() => prisma.user.count({ where: { id: later.id } }), { timeout: 10_000, interval: 200 }).toBe(0);
+      await expect
+        .poll(() => prisma.user.count({ where: { id: later.id } }), { timeout: 10_000, interval: 200 })
+        .toBe(0);
     } finally {
       await app.close();
     }

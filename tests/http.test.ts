@@ -103,7 +103,11 @@ describe('tRPC over HTTP', () => {
   });
 
   it('does not run queries sent as POST (queries have no side effects, mutations need POST)', async () => {
-    const asPost = await fetch(`${base}/api/trpc/health`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const asPost = await fetch(`${base}/api/trpc/health`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(asPost.status).toBe(405);
     const asGet = await fetch(`${base}/api/trpc/auth.guest?input=${encodeURIComponent('{}')}`);
     expect(asGet.status).toBe(405);
@@ -122,7 +126,12 @@ describe('errors in production', () => {
     const lines: string[] = [];
     const local = await openTestDatabase('pglite');
     const env = testEnv({ NODE_ENV: 'production', LOG_LEVEL: 'error' });
-    const prod = await buildApp({ env, database: local.database, client: 'none', logStream: { write: (line) => void lines.push(line) } });
+    const prod = await buildApp({
+      env,
+      database: local.database,
+      client: 'none',
+      logStream: { write: (line) => void lines.push(line) },
+    });
     const url = await prod.listen({ host: '127.0.0.1', port: 0 });
     // A bug, not an outage (an unreachable database answers 503, tests/outage-postgres.test.ts): every query on User
     // now fails inside the database with an error that names SQL and tables.

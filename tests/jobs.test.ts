@@ -45,7 +45,8 @@ async function member(name: string, sharing = true, server = base) {
   return { api: chatClient(server, cookie), peerId: joined.data.self.peerId, userId: joined.data.self.userId, socket };
 }
 
-const codeOf = (error: unknown) => (error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error));
+const codeOf = (error: unknown) =>
+  error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error);
 const model = { id: 'nano-shakespeare', sha256: 'a'.repeat(64) };
 
 describe('mesh job records', () => {
@@ -57,38 +58,91 @@ describe('mesh job records', () => {
 
     // A peer that is not in the room cannot be named.
     const stranger = '00000000-0000-4000-8000-000000000000';
-    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: stranger, model }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    expect(
+      codeOf(
+        await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: stranger, model }).catch((e: unknown) => e),
+      ),
+    ).toBe('NOT_FOUND');
 
     const { id } = await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model });
     // Ada leaves mid-answer and Cy takes over: the server records Cy as the job's next server.
-    expect(await bob.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' })).toEqual({ id, peerId: cy.peerId, role: 'SERVER' });
+    expect(await bob.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' })).toEqual({
+      id,
+      peerId: cy.peerId,
+      role: 'SERVER',
+    });
     // Only the requester finishes it.
-    const finish = { id, outcome: 'COMPLETED' as const, serverPeerId: cy.peerId, backend: 'wasm' as const, tokensIn: 12, tokensOut: 40, ttftMs: 25.4, tokensPerSecond: 88.5, failoverCount: 1 };
+    const finish = {
+      id,
+      outcome: 'COMPLETED' as const,
+      serverPeerId: cy.peerId,
+      backend: 'wasm' as const,
+      tokensIn: 12,
+      tokensOut: 40,
+      ttftMs: 25.4,
+      tokensPerSecond: 88.5,
+      failoverCount: 1,
+    };
     expect(codeOf(await ada.api.jobs.finish.mutate(finish).catch((e: unknown) => e))).toBe('NOT_FOUND');
     await bob.api.jobs.finish.mutate(finish);
     expect(codeOf(await bob.api.jobs.finish.mutate(finish).catch((e: unknown) => e))).toBe('CONFLICT');
 
     const row = await db.database.prisma.inferenceJob.findUniqueOrThrow({ where: { id } });
-    expect(row).toMatchObject({ requesterId: bob.userId, serverId: cy.userId, route: 'MESH', outcome: 'COMPLETED', tokensOut: 40, ttftMs: 25, failoverCount: 1, backend: 'wasm' });
+    expect(row).toMatchObject({
+      requesterId: bob.userId,
+      serverId: cy.userId,
+      route: 'MESH',
+      outcome: 'COMPLETED',
+      tokensOut: 40,
+      ttftMs: 25,
+      failoverCount: 1,
+      backend: 'wasm',
+    });
     expect(row.finishedAt).not.toBeNull();
 
     // A spot check that caught Cy (Dee re-ran the job): recorded against Cy's user.
     await bob.api.jobs.attempt.mutate({ id, peerId: dee.peerId, role: 'CHECKER' });
-    expect(codeOf(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [bob.peerId] }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
-    expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] })).toEqual({ id, mismatches: 1 });
-    expect(codeOf(await ada.api.jobs.check.mutate({ id, result: 'MATCH', excludedPeerIds: [] }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    expect(
+      codeOf(
+        await bob.api.jobs.check
+          .mutate({ id, result: 'MISMATCH', excludedPeerIds: [bob.peerId] })
+          .catch((e: unknown) => e),
+      ),
+    ).toBe('BAD_REQUEST');
+    expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] })).toEqual({
+      id,
+      mismatches: 1,
+    });
+    expect(
+      codeOf(await ada.api.jobs.check.mutate({ id, result: 'MATCH', excludedPeerIds: [] }).catch((e: unknown) => e)),
+    ).toBe('NOT_FOUND');
     // Once per job.
-    expect(codeOf(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] }).catch((e: unknown) => e))).toBe('CONFLICT');
+    expect(
+      codeOf(
+        await bob.api.jobs.check
+          .mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] })
+          .catch((e: unknown) => e),
+      ),
+    ).toBe('CONFLICT');
     const mismatches = await db.database.prisma.peerMismatch.findMany({ where: { jobId: id } });
     expect(mismatches).toMatchObject([{ reporterId: bob.userId, peerUserId: cy.userId, peerName: 'Cy' }]);
 
     // Bob sees the job he asked for; Cy, who served it last, sees it too; Ada does not.
-    expect((await bob.api.jobs.list.query()).map((job) => [job.id, job.checkResult, job.server?.displayName])).toEqual([[id, 'MISMATCH', 'Cy']]);
+    expect((await bob.api.jobs.list.query()).map((job) => [job.id, job.checkResult, job.server?.displayName])).toEqual([
+      [id, 'MISMATCH', 'Cy'],
+    ]);
     expect((await cy.api.jobs.list.query()).map((job) => job.id)).toEqual([id]);
     expect(await ada.api.jobs.list.query()).toEqual([]);
 
     const stats = await ada.api.jobs.roomStats.query({ room: 'global' });
-    expect(stats).toMatchObject({ room: 'global', jobs: { COMPLETED: 1 }, tokensOut: 40, failovers: 1, mismatches: 1, servers: [{ name: 'Cy', jobs: 1, tokensOut: 40 }] });
+    expect(stats).toMatchObject({
+      room: 'global',
+      jobs: { COMPLETED: 1 },
+      tokensOut: 40,
+      failovers: 1,
+      mismatches: 1,
+      servers: [{ name: 'Cy', jobs: 1, tokensOut: 40 }],
+    });
   });
 
   it('refuses malformed reports and caps the jobs one person keeps running', async () => {
@@ -96,23 +150,64 @@ describe('mesh job records', () => {
     const ada = await member('Ada2');
     // A peer that does not share cannot be named as a job's server.
     const idle = await member('Idle', false);
-    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: idle.peerId, model }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
-    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: 'not-a-uuid', model } as never).catch((e: unknown) => e))).toBe('BAD_REQUEST');
-    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model: { id: 'x', sha256: 'short' } }).catch((e: unknown) => e))).toBe('BAD_REQUEST');
+    expect(
+      codeOf(
+        await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: idle.peerId, model }).catch((e: unknown) => e),
+      ),
+    ).toBe('BAD_REQUEST');
+    expect(
+      codeOf(
+        await bob.api.jobs.start
+          .mutate({ room: 'global', serverPeerId: 'not-a-uuid', model } as never)
+          .catch((e: unknown) => e),
+      ),
+    ).toBe('BAD_REQUEST');
+    expect(
+      codeOf(
+        await bob.api.jobs.start
+          .mutate({ room: 'global', serverPeerId: ada.peerId, model: { id: 'x', sha256: 'short' } })
+          .catch((e: unknown) => e),
+      ),
+    ).toBe('BAD_REQUEST');
     const started = [];
-    for (let i = 0; i < 16; i++) started.push(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }));
-    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('TOO_MANY_REQUESTS');
+    for (let i = 0; i < 16; i++)
+      started.push(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }));
+    expect(
+      codeOf(
+        await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e),
+      ),
+    ).toBe('TOO_MANY_REQUESTS');
     // Finishing one frees a place; so does one left running past any deadline (its tab was closed).
-    await bob.api.jobs.finish.mutate({ id: started[0]?.id ?? '', outcome: 'CANCELLED', tokensIn: 0, tokensOut: 0, failoverCount: 0 });
-    await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
-    await db.database.prisma.inferenceJob.update({ where: { id: started[1]?.id ?? '' }, data: { createdAt: new Date(Date.now() - 21 * 60_000) } });
-    await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
-    expect(await db.database.prisma.inferenceJob.findUnique({ where: { id: started[1]?.id ?? '' } })).toMatchObject({ outcome: 'FAILED', errorCode: 'ABANDONED' });
+    await bob.api.jobs.finish.mutate({
+      id: started[0]?.id ?? '',
+      outcome: 'CANCELLED',
+      tokensIn: 0,
+      tokensOut: 0,
+      failoverCount: 0,
+    });
+    await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject(
+      { id: expect.any(String) },
+    );
+    await db.database.prisma.inferenceJob.update({
+      where: { id: started[1]?.id ?? '' },
+      data: { createdAt: new Date(Date.now() - 21 * 60_000) },
+    });
+    await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject(
+      { id: expect.any(String) },
+    );
+    expect(await db.database.prisma.inferenceJob.findUnique({ where: { id: started[1]?.id ?? '' } })).toMatchObject({
+      outcome: 'FAILED',
+      errorCode: 'ABANDONED',
+    });
     // A peer that left the room cannot be named any more.
     const left = nextEvent(bob.socket, 'peer:left', 10_000);
     ada.socket.disconnect();
     expect(await left).toMatchObject({ peerId: ada.peerId });
-    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('NOT_FOUND');
+    expect(
+      codeOf(
+        await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e),
+      ),
+    ).toBe('NOT_FOUND');
   });
   it('lets finish and check name only the peers the server recorded taking that job, each once', async () => {
     const bob = await member('Bob3');
@@ -129,7 +224,9 @@ describe('mesh job records', () => {
     // Taking a job is checked like starting one: the peer must be in the room now, and share; the job must be yours.
     const stranger = '00000000-0000-4000-8000-000000000000';
     expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: stranger, role: 'SERVER' }))).toBe('NOT_FOUND');
-    expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: idle.peerId, role: 'CHECKER' }))).toBe('BAD_REQUEST');
+    expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: idle.peerId, role: 'CHECKER' }))).toBe(
+      'BAD_REQUEST',
+    );
     expect(await refused(cy.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' }))).toBe('NOT_FOUND');
     expect(await refused(bob.api.jobs.attempt.mutate({ id, peerId: ada.peerId, role: 'CHECKER' }))).toBe('CONFLICT');
     await bob.api.jobs.finish.mutate({ ...finish, serverPeerId: ada.peerId });
@@ -137,22 +234,40 @@ describe('mesh job records', () => {
 
     // No checker recorded: nobody re-ran the job, so its check can only be UNRESOLVED and name nobody.
     expect(await refused(bob.api.jobs.check.mutate({ id, result: 'MATCH', excludedPeerIds: [] }))).toBe('BAD_REQUEST');
-    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'UNRESOLVED', excludedPeerIds: [ada.peerId] }))).toBe('BAD_REQUEST');
+    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'UNRESOLVED', excludedPeerIds: [ada.peerId] }))).toBe(
+      'BAD_REQUEST',
+    );
     await bob.api.jobs.attempt.mutate({ id, peerId: dee.peerId, role: 'CHECKER' });
     // Naming the same peer again in the same role changes nothing.
     await bob.api.jobs.attempt.mutate({ id, peerId: dee.peerId, role: 'CHECKER' });
     // A mismatch may not be pinned on a peer that did not take the job, nor on one peer twice.
-    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] }))).toBe('BAD_REQUEST');
-    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [ada.peerId, ada.peerId] }))).toBe('BAD_REQUEST');
+    expect(await refused(bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [cy.peerId] }))).toBe(
+      'BAD_REQUEST',
+    );
+    expect(
+      await refused(bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [ada.peerId, ada.peerId] })),
+    ).toBe('BAD_REQUEST');
     expect(await db.database.prisma.peerMismatch.count({ where: { jobId: id } })).toBe(0);
 
-    expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [ada.peerId] })).toEqual({ id, mismatches: 1 });
-    const recorded = await db.database.prisma.inferenceJobPeer.findMany({ where: { jobId: id }, orderBy: { createdAt: 'asc' }, select: { peerId: true, userId: true, displayName: true, role: true } });
+    expect(await bob.api.jobs.check.mutate({ id, result: 'MISMATCH', excludedPeerIds: [ada.peerId] })).toEqual({
+      id,
+      mismatches: 1,
+    });
+    const recorded = await db.database.prisma.inferenceJobPeer.findMany({
+      where: { jobId: id },
+      orderBy: { createdAt: 'asc' },
+      select: { peerId: true, userId: true, displayName: true, role: true },
+    });
     expect(recorded).toEqual([
       { peerId: ada.peerId, userId: ada.userId, displayName: 'Ada3', role: 'SERVER' },
       { peerId: dee.peerId, userId: dee.userId, displayName: 'Dee3', role: 'CHECKER' },
     ]);
-    expect(await db.database.prisma.peerMismatch.findMany({ where: { jobId: id }, select: { peerUserId: true, peerName: true } })).toEqual([{ peerUserId: ada.userId, peerName: 'Ada3' }]);
+    expect(
+      await db.database.prisma.peerMismatch.findMany({
+        where: { jobId: id },
+        select: { peerUserId: true, peerName: true },
+      }),
+    ).toEqual([{ peerUserId: ada.userId, peerName: 'Ada3' }]);
   });
 
   it('refuses job records past JOB_RECORDS_PER_MINUTE for one user, and not for another', async () => {
@@ -165,14 +280,33 @@ describe('mesh job records', () => {
 
     const { id } = await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model });
     await bob.api.jobs.attempt.mutate({ id, peerId: cy.peerId, role: 'SERVER' });
-    await bob.api.jobs.finish.mutate({ id, outcome: 'COMPLETED', serverPeerId: cy.peerId, tokensIn: 1, tokensOut: 1, failoverCount: 1 });
+    await bob.api.jobs.finish.mutate({
+      id,
+      outcome: 'COMPLETED',
+      serverPeerId: cy.peerId,
+      tokensIn: 1,
+      tokensOut: 1,
+      failoverCount: 1,
+    });
     // The fourth record in a minute is refused, whatever it is, and says why.
-    const refusal = await bob.api.jobs.check.mutate({ id, result: 'UNRESOLVED', excludedPeerIds: [] }).catch((e: unknown) => e);
+    const refusal = await bob.api.jobs.check
+      .mutate({ id, result: 'UNRESOLVED', excludedPeerIds: [] })
+      .catch((e: unknown) => e);
     expect(codeOf(refusal)).toBe('TOO_MANY_REQUESTS');
     expect((refusal as Error).message).toMatch(/^Too many job records: at most 3 per minute; retry in \d+ s$/);
-    expect(codeOf(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e))).toBe('TOO_MANY_REQUESTS');
+    expect(
+      codeOf(
+        await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e),
+      ),
+    ).toBe('TOO_MANY_REQUESTS');
     // Another user's budget is their own.
-    await expect(ada.api.jobs.start.mutate({ room: 'global', serverPeerId: cy.peerId, model })).resolves.toMatchObject({ id: expect.any(String) });
-    expect(await db.database.prisma.inferenceJob.findUniqueOrThrow({ where: { id } })).toMatchObject({ outcome: 'COMPLETED', serverId: cy.userId, checkResult: null });
+    await expect(ada.api.jobs.start.mutate({ room: 'global', serverPeerId: cy.peerId, model })).resolves.toMatchObject({
+      id: expect.any(String),
+    });
+    expect(await db.database.prisma.inferenceJob.findUniqueOrThrow({ where: { id } })).toMatchObject({
+      outcome: 'COMPLETED',
+      serverId: cy.userId,
+      checkResult: null,
+    });
   });
 });

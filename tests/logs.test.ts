@@ -45,7 +45,10 @@ describe('the server log', () => {
 
     const client = chatClient(server.url, cookie);
     const streamPrompt = 'zanzibar quokka streamed secret';
-    const streamed = await streamChat(client, { provider: 'stub', messages: [{ role: 'user', content: streamPrompt }] });
+    const streamed = await streamChat(client, {
+      provider: 'stub',
+      messages: [{ role: 'user', content: streamPrompt }],
+    });
     expect(streamed.error).toBeNull();
     const streamedAnswer = streamed.deltas.join('');
     expect(streamedAnswer).toContain('zanzibar');
@@ -55,14 +58,24 @@ describe('the server log', () => {
     expect(sent.text).toContain('ocelot');
 
     // Also a prompt in a query string that fails validation, and one the route refuses (cross-site).
-    const badInput = encodeURIComponent(JSON.stringify({ provider: 'stub', messages: [{ role: 'user', content: 'pelican invalid secret' }], extra: 1 }));
-    expect((await fetch(`${server.url}/api/trpc/chat.send?input=${badInput}`, { headers: { cookie } })).status).toBe(405);
+    const badInput = encodeURIComponent(
+      JSON.stringify({ provider: 'stub', messages: [{ role: 'user', content: 'pelican invalid secret' }], extra: 1 }),
+    );
+    expect((await fetch(`${server.url}/api/trpc/chat.send?input=${badInput}`, { headers: { cookie } })).status).toBe(
+      405,
+    );
     // A route that does not exist, with a secret in its query string (Fastify's own "not found" line names the URL).
     expect((await fetch(`${server.url}/api/nowhere?input=pelican`, { headers: { cookie } })).status).toBe(404);
     const badQuery = encodeURIComponent(JSON.stringify({ room: 'pelican invalid secret' }));
-    expect((await fetch(`${server.url}/api/trpc/room.members?input=${badQuery}`, { headers: { cookie } })).status).toBe(400);
+    expect((await fetch(`${server.url}/api/trpc/room.members?input=${badQuery}`, { headers: { cookie } })).status).toBe(
+      400,
+    );
     expect(
-      (await fetch(`${server.url}/api/trpc/chat.stream?input=${badInput}`, { headers: { cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'image' } })).status,
+      (
+        await fetch(`${server.url}/api/trpc/chat.stream?input=${badInput}`, {
+          headers: { cookie, 'sec-fetch-site': 'cross-site', 'sec-fetch-dest': 'image' },
+        })
+      ).status,
     ).toBe(403);
 
     server.child.kill('SIGTERM');

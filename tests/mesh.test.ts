@@ -52,7 +52,13 @@ const opened: TestPeer[] = [];
 
 async function peer(
   name: string,
-  options: { share?: boolean; corrupt?: boolean; tokensPerSecond?: number; spotCheckRate?: number; serving?: Partial<typeof DEFAULT_JOB_SERVER_OPTIONS> } = {},
+  options: {
+    share?: boolean;
+    corrupt?: boolean;
+    tokensPerSecond?: number;
+    spotCheckRate?: number;
+    serving?: Partial<typeof DEFAULT_JOB_SERVER_OPTIONS>;
+  } = {},
 ): Promise<TestPeer> {
   const engine = new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'tfjs-cache') });
   const client = new EngineClient(inProcessWorker(engine));
@@ -60,12 +66,20 @@ async function peer(
   if (options.share) info = await client.load(nano);
   const gate = new EngineGate();
   const node = new MeshNode(
-    { loaded: () => (info ? { model: ref, backend: info.backend } : null), generate: (messages, sampling, prefix) => client.generate(messages, sampling, prefix) },
+    {
+      loaded: () => (info ? { model: ref, backend: info.backend } : null),
+      generate: (messages, sampling, prefix) => client.generate(messages, sampling, prefix),
+    },
     gate,
     {
       adapter: 'cpu',
       serving: { ...DEFAULT_JOB_SERVER_OPTIONS, ...options.serving, corruptTokens: options.corrupt ?? false },
-      requesting: { ...DEFAULT_REQUESTER_OPTIONS, spotCheckRate: options.spotCheckRate ?? 0, stallMs: 3000, acceptTimeoutMs: 3000 },
+      requesting: {
+        ...DEFAULT_REQUESTER_OPTIONS,
+        spotCheckRate: options.spotCheckRate ?? 0,
+        stallMs: 3000,
+        acceptTimeoutMs: 3000,
+      },
     },
   );
   node.setSharing(options.share ?? false);
@@ -88,8 +102,16 @@ function connect(a: TestPeer, b: TestPeer): { aToB: PeerChannel; bToA: PeerChann
     bufferedAmount: () => 0,
     onceBelow: (_threshold: number, listener: () => void) => listener(),
   });
-  channels.a = a.node.addPeer(b.peerId, b.name, wire(() => channels.b));
-  channels.b = b.node.addPeer(a.peerId, a.name, wire(() => channels.a));
+  channels.a = a.node.addPeer(
+    b.peerId,
+    b.name,
+    wire(() => channels.b),
+  );
+  channels.b = b.node.addPeer(
+    a.peerId,
+    a.name,
+    wire(() => channels.a),
+  );
   return { aToB: channels.a, bToA: channels.b };
 }
 
@@ -102,11 +124,13 @@ function disconnect(a: TestPeer, b: TestPeer): void {
 
 /** Until every connected pair knows what the other announces now (its hello reached it), however slow the run. */
 async function settle() {
-  const current = (a: TestPeer, b: TestPeer) => JSON.stringify(a.node.peer(b.peerId)?.capabilities) === JSON.stringify(b.node.capabilities());
+  const current = (a: TestPeer, b: TestPeer) =>
+    JSON.stringify(a.node.peer(b.peerId)?.capabilities) === JSON.stringify(b.node.capabilities());
   await vi.waitFor(() => {
     for (const a of opened) {
       for (const b of opened) {
-        if (a !== b && links.get([a.peerId, b.peerId].sort().join())?.open) expect(current(a, b), `${a.name} knows ${b.name}`).toBe(true);
+        if (a !== b && links.get([a.peerId, b.peerId].sort().join())?.open)
+          expect(current(a, b), `${a.name} knows ${b.name}`).toBe(true);
       }
     }
   }, 10_000);
@@ -148,7 +172,12 @@ describe('mesh inference between nodes', () => {
     connect(a, b);
     await settle();
     const streamed: string[] = [];
-    const job = b.node.requester.run({ model: ref, messages: MESSAGES, sampling: GREEDY, onToken: (token) => streamed.push(token.text) });
+    const job = b.node.requester.run({
+      model: ref,
+      messages: MESSAGES,
+      sampling: GREEDY,
+      onToken: (token) => streamed.push(token.text),
+    });
     const outcome = await job.result;
     const expected = await localAnswer(GREEDY);
     expect(outcome.tokenIds).toEqual(expected.tokenIds);
@@ -157,7 +186,11 @@ describe('mesh inference between nodes', () => {
     expect(outcome.servedBy.map((p) => p.name)).toEqual(['A']);
     expect(outcome.failovers).toBe(0);
     expect(outcome.backend).toBe('cpu');
-    expect(a.node.server.served.at(-1)).toMatchObject({ outcome: 'done', peerId: b.peerId, tokensOut: expected.tokenIds.length });
+    expect(a.node.server.served.at(-1)).toMatchObject({
+      outcome: 'done',
+      peerId: b.peerId,
+      tokensOut: expected.tokenIds.length,
+    });
   }, 60_000);
 
   it('continues on another peer when the serving one leaves mid-answer: one answer, identical, one failover', async () => {
@@ -267,11 +300,15 @@ describe('mesh inference between nodes', () => {
     connect(a, b);
     await settle();
     // A does not share: it is not even asked.
-    await expect(b.node.requester.run({ model: ref, messages: MESSAGES, sampling: GREEDY, onToken: () => {} }).result).rejects.toMatchObject({ code: 'NO_PEER' });
+    await expect(
+      b.node.requester.run({ model: ref, messages: MESSAGES, sampling: GREEDY, onToken: () => {} }).result,
+    ).rejects.toMatchObject({ code: 'NO_PEER' });
     a.node.setSharing(true);
     await settle();
     const other: ModelRef = { id: ref.id, sha256: 'f'.repeat(64) };
-    const error = await b.node.requester.run({ model: other, messages: MESSAGES, sampling: GREEDY, onToken: () => {} }).result.catch((e: unknown) => e);
+    const error = await b.node.requester
+      .run({ model: other, messages: MESSAGES, sampling: GREEDY, onToken: () => {} })
+      .result.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MeshJobError);
     expect((error as MeshJobError).message).toMatch(/No peer in this room shares/);
   }, 60_000);
@@ -287,7 +324,12 @@ describe('mesh inference between nodes', () => {
     await settle();
     const mismatches: string[] = [];
     b.node.requester.onMismatch(({ peerId }) => mismatches.push(peerId));
-    const outcome: MeshOutcome = await b.node.requester.run({ model: ref, messages: MESSAGES, sampling: SAMPLED, onToken: () => {} }).result;
+    const outcome: MeshOutcome = await b.node.requester.run({
+      model: ref,
+      messages: MESSAGES,
+      sampling: SAMPLED,
+      onToken: () => {},
+    }).result;
     expect(outcome.servedBy.map((p) => p.name)).toEqual(['C']);
     expect(outcome.tokenIds).not.toEqual(expected.tokenIds);
     const check = await outcome.check;
@@ -297,7 +339,8 @@ describe('mesh inference between nodes', () => {
     expect(mismatches).toEqual([c.peerId]);
     expect(b.node.requester.exclusion(c.peerId)).toMatch(/did not match two other peers'/);
     // The next job does not go to C.
-    const next = await b.node.requester.run({ model: ref, messages: MESSAGES, sampling: SAMPLED, onToken: () => {} }).result;
+    const next = await b.node.requester.run({ model: ref, messages: MESSAGES, sampling: SAMPLED, onToken: () => {} })
+      .result;
     expect(next.servedBy.map((p) => p.name)).not.toContain('C');
     expect(next.tokenIds).toEqual(expected.tokenIds);
     // An honest answer passes its check.
@@ -324,13 +367,22 @@ describe('mesh inference between nodes', () => {
       { role: 'assistant', content: 'I will. '.repeat(3000) },
       ...MESSAGES,
     ];
-    const outcome = await b.node.requester.run({ model: ref, messages: long, sampling: GREEDY, onToken: () => {} }).result;
+    const outcome = await b.node.requester.run({ model: ref, messages: long, sampling: GREEDY, onToken: () => {} })
+      .result;
     expect(outcome.tokenIds.length).toBeGreaterThan(0);
     expect(a.node.server.served.at(-1)).toMatchObject({ outcome: 'done' });
     expect(a.node.peer(b.peerId)?.channel.droppedTotal()).toBe(0);
     // A message past the protocol's caps is refused before it is sent, saying which field.
-    const tooLong = b.node.requester.run({ model: ref, messages: [{ role: 'user', content: 'x'.repeat(40_000) }], sampling: GREEDY, onToken: () => {} });
-    await expect(tooLong.result).rejects.toMatchObject({ code: 'INVALID', message: expect.stringMatching(/messages\.0\.content/) });
+    const tooLong = b.node.requester.run({
+      model: ref,
+      messages: [{ role: 'user', content: 'x'.repeat(40_000) }],
+      sampling: GREEDY,
+      onToken: () => {},
+    });
+    await expect(tooLong.result).rejects.toMatchObject({
+      code: 'INVALID',
+      message: expect.stringMatching(/messages\.0\.content/),
+    });
   }, 60_000);
 
   it('holds its caps: outstanding jobs per peer, the queue, offers per minute and deadlines, each refused by name', async () => {
@@ -366,8 +418,13 @@ describe('mesh inference between nodes', () => {
     await fromC.channel.send(offer());
     const late = offer();
     await fromC.channel.send(late);
-    await expect.poll(() => fromB.replies.filter((r) => r.type === 'job:accept' || r.type === 'job:reject').length).toBe(3);
-    expect(fromB.replies.find((r) => r.jobId === third.jobId)).toMatchObject({ type: 'job:reject', reason: 'TOO_MANY_JOBS' });
+    await expect
+      .poll(() => fromB.replies.filter((r) => r.type === 'job:accept' || r.type === 'job:reject').length)
+      .toBe(3);
+    expect(fromB.replies.find((r) => r.jobId === third.jobId)).toMatchObject({
+      type: 'job:reject',
+      reason: 'TOO_MANY_JOBS',
+    });
     await expect.poll(() => fromC.replies.find((r) => r.jobId === late.jobId)?.reason).toBe('QUEUE_FULL');
     await expect.poll(() => fromB.replies.filter((r) => r.type === 'job:done').length, { timeout: 30_000 }).toBe(2);
     // Past five offers a minute, B is refused whatever the queue.
@@ -381,10 +438,16 @@ describe('mesh inference between nodes', () => {
     const ended = (replies: typeof fromB.replies) =>
       replies
         .filter((r) => r.type === 'job:accept')
-        .every((accepted) => replies.some((r) => r.jobId === accepted.jobId && (r.type === 'job:done' || r.type === 'job:error')));
+        .every((accepted) =>
+          replies.some((r) => r.jobId === accepted.jobId && (r.type === 'job:done' || r.type === 'job:error')),
+        );
     await expect.poll(() => ended(fromB.replies) && ended(fromC.replies), { timeout: 30_000 }).toBe(true);
     const hurried = offer(1);
     await fromC.channel.send(hurried);
-    await expect.poll(() => fromC.replies.find((r) => r.jobId === hurried.jobId && r.type === 'job:error')?.code, { timeout: 30_000 }).toBe('DEADLINE');
+    await expect
+      .poll(() => fromC.replies.find((r) => r.jobId === hurried.jobId && r.type === 'job:error')?.code, {
+        timeout: 30_000,
+      })
+      .toBe('DEADLINE');
   }, 60_000);
 });

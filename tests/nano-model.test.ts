@@ -31,7 +31,9 @@ describe('the bundled nano model', () => {
 
     it('is listed as bundled, served through /models with its sha256, and never downloaded', async () => {
       const app = await buildApp({ env: testEnv(), database: db.database });
-      const listed = (await app.inject('/api/trpc/manifest.list')).json() as { result: { data: { id: string; serverStatus: string; demo: boolean }[] } };
+      const listed = (await app.inject('/api/trpc/manifest.list')).json() as {
+        result: { data: { id: string; serverStatus: string; demo: boolean }[] };
+      };
       expect(listed.result.data[0]).toMatchObject({ id: 'nano-shakespeare', serverStatus: 'bundled', demo: true });
       const onnxFile = nano?.entry.files.find((f) => f.path === 'onnx/model.onnx');
       const response = await app.inject(`/models/${NANO_REPO}/resolve/${nano?.entry.revision}/onnx/model.onnx`);
@@ -41,7 +43,12 @@ describe('the bundled nano model', () => {
       expect(response.rawPayload.length).toBe(onnxFile?.size);
       const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
       const cookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
-      const download = await app.inject({ method: 'POST', url: '/api/trpc/models.download', payload: { id: 'nano-shakespeare' }, headers: { cookie } });
+      const download = await app.inject({
+        method: 'POST',
+        url: '/api/trpc/models.download',
+        payload: { id: 'nano-shakespeare' },
+        headers: { cookie },
+      });
       expect(download.json()).toMatchObject({ error: { message: expect.stringMatching(/ships with the app/) } });
       await app.close();
     });
@@ -58,22 +65,37 @@ describe('the bundled nano model', () => {
       const tokenizer = await AutoTokenizer.from_pretrained('nano');
       const model = await AutoModelForCausalLM.from_pretrained('nano', { dtype: 'fp32' });
       const weights = await readWeights(NANO_MODEL_DIR);
-      const text = tokenizer.apply_chat_template([{ role: 'user', content: 'Who art thou?' }], { tokenize: false, add_generation_prompt: true }) as string;
+      const text = tokenizer.apply_chat_template([{ role: 'user', content: 'Who art thou?' }], {
+        tokenize: false,
+        add_generation_prompt: true,
+      }) as string;
       const inputs = tokenizer(text);
       const promptIds = Array.from(inputs.input_ids.data as BigInt64Array, Number);
       const output = (await model.generate({ ...inputs, max_new_tokens: 12, do_sample: false })) as Tensor;
-      const eos = (await readFile(path.join(NANO_MODEL_DIR, 'generation_config.json'), 'utf8')).match(/"eos_token_id": (\d+)/)?.[1];
-      expect(Array.from(output.data as BigInt64Array, Number).slice(promptIds.length)).toEqual(greedy(weights, promptIds, 12, [Number(eos)]));
+      const eos = (await readFile(path.join(NANO_MODEL_DIR, 'generation_config.json'), 'utf8')).match(
+        /"eos_token_id": (\d+)/,
+      )?.[1];
+      expect(Array.from(output.data as BigInt64Array, Number).slice(promptIds.length)).toEqual(
+        greedy(weights, promptIds, 12, [Number(eos)]),
+      );
       await model.dispose();
     }, 60_000);
 
-    it('writes Shakespeare\'s words when sampled, not random tokens', async () => {
+    it("writes Shakespeare's words when sampled, not random tokens", async () => {
       const tokenizer = await AutoTokenizer.from_pretrained('nano');
       const weights = await readWeights(NANO_MODEL_DIR);
-      const corpus = await readFile(path.join(import.meta.dirname, '../scripts/tiny-model/corpus/tinyshakespeare.txt'), 'utf8');
+      const corpus = await readFile(
+        path.join(import.meta.dirname, '../scripts/tiny-model/corpus/tinyshakespeare.txt'),
+        'utf8',
+      );
       const known = new Set(corpus.toLowerCase().match(/[a-z']+/g));
       const random = rng(42);
-      const ids = tokenizer.encode(tokenizer.apply_chat_template([{ role: 'user', content: 'Speak.' }], { tokenize: false, add_generation_prompt: true }) as string);
+      const ids = tokenizer.encode(
+        tokenizer.apply_chat_template([{ role: 'user', content: 'Speak.' }], {
+          tokenize: false,
+          add_generation_prompt: true,
+        }) as string,
+      );
       const generated: number[] = [];
       // Markov-style: the next token depends on the current one, so the last token is the whole context.
       let current = ids[ids.length - 1] ?? 0;
@@ -85,7 +107,11 @@ describe('the bundled nano model', () => {
         current = probs.findIndex((p) => (pick -= p) <= 0);
         generated.push(current);
       }
-      const words = tokenizer.decode(generated, { skip_special_tokens: true }).toLowerCase().match(/[a-z']+/g) ?? [];
+      const words =
+        tokenizer
+          .decode(generated, { skip_special_tokens: true })
+          .toLowerCase()
+          .match(/[a-z']+/g) ?? [];
       expect(words.length).toBeGreaterThan(60);
       const inCorpus = words.filter((word) => known.has(word)).length / words.length;
       expect(inCorpus).toBeGreaterThan(0.9);

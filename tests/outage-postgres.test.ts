@@ -73,9 +73,23 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
         body: JSON.stringify({ displayName: name }),
       });
       const body = (await response.json()) as { error?: { data?: { code?: string } } };
-      return { name, status: response.status, ms: performance.now() - started, retryAfter: response.headers.get('retry-after'), code: body.error?.data?.code ?? null, at: Date.now() };
+      return {
+        name,
+        status: response.status,
+        ms: performance.now() - started,
+        retryAfter: response.headers.get('retry-after'),
+        code: body.error?.data?.code ?? null,
+        at: Date.now(),
+      };
     } catch {
-      return { name, status: 'network error', ms: performance.now() - started, retryAfter: null, code: null, at: Date.now() };
+      return {
+        name,
+        status: 'network error',
+        ms: performance.now() - started,
+        retryAfter: null,
+        code: null,
+        at: Date.now(),
+      };
     }
   }
 
@@ -83,14 +97,27 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
     dir = await mkdtemp(path.join(tmpdir(), 'mesh-outage-pg-'));
     hub = new FakeHub();
     await hub.start();
-    ({ commit } = await hub.addRepo('mesh/tiny', { 'config.json': bufferContent('{"model_type":"llama"}'), 'onnx/model.onnx': generatedContent(MODEL_SIZE, 5) }));
+    ({ commit } = await hub.addRepo('mesh/tiny', {
+      'config.json': bufferContent('{"model_type":"llama"}'),
+      'onnx/model.onnx': generatedContent(MODEL_SIZE, 5),
+    }));
     const manifest = path.join(dir, 'manifest.json');
     await writeFile(
       manifest,
       JSON.stringify({
         mode: 'replace',
         models: [
-          { id: 'tiny', name: 'Tiny', repo: 'mesh/tiny', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 256, license: 'mit', files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }] },
+          {
+            id: 'tiny',
+            name: 'Tiny',
+            repo: 'mesh/tiny',
+            revision: 'main',
+            task: 'text-generation',
+            dtype: { webgpu: 'fp32', wasm: 'fp32' },
+            contextLength: 256,
+            license: 'mit',
+            files: [{ path: 'config.json' }, { path: 'onnx/model.onnx' }],
+          },
         ],
       }),
     );
@@ -129,11 +156,25 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
     const account = await signUpCookie(server.url, 'outage-owner');
     const guest = await guestCookie(server.url, 'Before');
     // The download: the Hub holds the model file after its first MiB until the test lets it go on.
-    hub.injectFault('onnx/model.onnx', { kind: 'hold', atByte: HELD_AT, until: new Promise<void>((resolve) => (release = resolve)) });
-    const started = await fetch(`${server.url}/api/trpc/models.download`, { method: 'POST', headers: { 'content-type': 'application/json', cookie: account }, body: '{"id":"tiny"}' });
+    hub.injectFault('onnx/model.onnx', {
+      kind: 'hold',
+      atByte: HELD_AT,
+      until: new Promise<void>((resolve) => (release = resolve)),
+    });
+    const started = await fetch(`${server.url}/api/trpc/models.download`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie: account },
+      body: '{"id":"tiny"}',
+    });
     expect(started.status).toBe(200);
-    const status = async () => (await get(`/api/trpc/models.status?input=${encodeURIComponent('{"id":"tiny"}')}`)).body as { result?: { data: { phase: string; bytesDone: number; bytesTotal: number } } };
-    await vi.waitFor(async () => expect((await status()).result?.data.bytesDone).toBeGreaterThanOrEqual(HELD_AT), { timeout: 20_000, interval: 50 });
+    const status = async () =>
+      (await get(`/api/trpc/models.status?input=${encodeURIComponent('{"id":"tiny"}')}`)).body as {
+        result?: { data: { phase: string; bytesDone: number; bytesTotal: number } };
+      };
+    await vi.waitFor(async () => expect((await status()).result?.data.bytesDone).toBeGreaterThanOrEqual(HELD_AT), {
+      timeout: 20_000,
+      interval: 50,
+    });
 
     // Two clients keep signing up guests, before, through and after the outage.
     writers = [0, 1].map(async (writer) => {
@@ -143,28 +184,48 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
         if (outcome.status !== 200) await new Promise((resolve) => setTimeout(resolve, 10));
       }
     });
-    await vi.waitFor(() => expect(outcomes.filter((o) => o.status === 200).length).toBeGreaterThanOrEqual(20), { timeout: 20_000, interval: 20 });
+    await vi.waitFor(() => expect(outcomes.filter((o) => o.status === 200).length).toBeGreaterThanOrEqual(20), {
+      timeout: 20_000,
+      interval: 20,
+    });
     balancer = await tcpProxy(Number(new URL(server.url).port));
-    returning = await connectMesh(balancer.url, sockets, { cookie: guest, reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+    returning = await connectMesh(balancer.url, sockets, {
+      cookie: guest,
+      reconnection: true,
+      reconnectionDelay: 50,
+      reconnectionDelayMax: 100,
+    });
     reconnectWhenAvailable(returning);
-    returning.on('connect_error', (error: Error & { data?: { code?: string } }) => handshakeRefusals.push(error.data?.code ?? error.message));
+    returning.on('connect_error', (error: Error & { data?: { code?: string } }) =>
+      handshakeRefusals.push(error.data?.code ?? error.message),
+    );
 
     await postgres.stop('immediate');
     await vi.waitFor(async () => expect(await health()).toBe(503), { timeout: 10_000, interval: 50 });
     const ready = await get('/api/health/ready');
     expect(ready.response.status).toBe(503);
     expect(ready.response.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect(ready.body).toMatchObject({ status: 'error', db: 'down', dependencies: { database: { kind: 'postgres', state: 'down' } } });
+    expect(ready.body).toMatchObject({
+      status: 'error',
+      db: 'down',
+      dependencies: { database: { kind: 'postgres', state: 'down' } },
+    });
     expect((await get('/api/health/live')).response.status).toBe(200);
 
     // A mutation: 503 with Retry-After and SERVICE_UNAVAILABLE, well under a second.
     const refused = await write('during');
-    expect(refused).toMatchObject({ status: 503, code: 'SERVICE_UNAVAILABLE', retryAfter: expect.stringMatching(/^\d+$/) });
+    expect(refused).toMatchObject({
+      status: 503,
+      code: 'SERVICE_UNAVAILABLE',
+      retryAfter: expect.stringMatching(/^\d+$/),
+    });
     expect(refused.ms).toBeLessThan(1000);
     // A signed-in query: the session cannot be checked, which is not "signed out".
     const me = await get('/api/trpc/auth.me', { cookie: guest });
     expect(me.response.status).toBe(503);
-    expect(me.body).toMatchObject({ error: { message: expect.stringMatching(/database is unavailable/), data: { code: 'SERVICE_UNAVAILABLE' } } });
+    expect(me.body).toMatchObject({
+      error: { message: expect.stringMatching(/database is unavailable/), data: { code: 'SERVICE_UNAVAILABLE' } },
+    });
     // A socket: refused with UNAVAILABLE and when to try again, at once.
     const handshake = performance.now();
     const error = await connectMesh(server.url, sockets, { cookie: guest }).catch((caught: unknown) => caught);
@@ -175,11 +236,17 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
     balancer.route(null);
     await dropped;
     balancer.route(Number(new URL(server.url).port));
-    await vi.waitFor(() => expect(handshakeRefusals.filter((code) => code === 'UNAVAILABLE').length).toBeGreaterThanOrEqual(2), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(
+      () => expect(handshakeRefusals.filter((code) => code === 'UNAVAILABLE').length).toBeGreaterThanOrEqual(2),
+      { timeout: 10_000, interval: 20 },
+    );
     expect(returning.connected).toBe(false);
     // The download in progress is still reported (from memory; no session needed).
     expect((await status()).result?.data).toMatchObject({ phase: 'downloading', bytesDone: expect.any(Number) });
-    await vi.waitFor(() => expect(outcomes.filter((o) => o.status === 503).length).toBeGreaterThanOrEqual(20), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => expect(outcomes.filter((o) => o.status === 503).length).toBeGreaterThanOrEqual(20), {
+      timeout: 10_000,
+      interval: 20,
+    });
   });
 
   it('lets a download in progress finish its file while PostgreSQL is down', async () => {
@@ -196,21 +263,38 @@ describe.skipIf(typeof cluster === 'string')('the server process while its Postg
     // The client refused during the outage is connected again, by itself.
     await vi.waitFor(() => expect(returning.connected).toBe(true), { timeout: 10_000, interval: 20 });
     expect(handshakeRefusals.every((code) => code === 'UNAVAILABLE')).toBe(true);
-    await vi.waitFor(async () => expect(await sql<{ phase: string }>(`SELECT phase FROM "ModelDownload" WHERE "modelId" = 'tiny'`)).toEqual([{ phase: 'READY' }]), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(
+      async () =>
+        expect(await sql<{ phase: string }>(`SELECT phase FROM "ModelDownload" WHERE "modelId" = 'tiny'`)).toEqual([
+          { phase: 'READY' },
+        ]),
+      { timeout: 10_000, interval: 50 },
+    );
 
     const afterCount = outcomes.length;
-    await vi.waitFor(() => expect(outcomes.slice(afterCount).filter((o) => o.status === 200).length).toBeGreaterThanOrEqual(10), { timeout: 20_000, interval: 20 });
+    await vi.waitFor(
+      () => expect(outcomes.slice(afterCount).filter((o) => o.status === 200).length).toBeGreaterThanOrEqual(10),
+      { timeout: 20_000, interval: 20 },
+    );
     writing = false;
     await Promise.all(writers);
 
     // Every answer was a success or a retryable refusal (no 500, no dropped connection), and every refusal was quick.
-    const unexpected = outcomes.filter((o) => o.status !== 200 && !(o.status === 503 && o.code === 'SERVICE_UNAVAILABLE' && o.retryAfter !== null));
-    const errorLines = () => server.output().split('\n').filter((line) => /"level":(50|60)/.test(line));
+    const unexpected = outcomes.filter(
+      (o) => o.status !== 200 && !(o.status === 503 && o.code === 'SERVICE_UNAVAILABLE' && o.retryAfter !== null),
+    );
+    const errorLines = () =>
+      server
+        .output()
+        .split('\n')
+        .filter((line) => /"level":(50|60)/.test(line));
     expect(unexpected, errorLines().join('\n').slice(0, 4000)).toEqual([]);
     const refusals = outcomes.filter((o) => o.status === 503);
     expect(Math.max(...refusals.map((o) => o.ms))).toBeLessThan(1000);
     // Nothing acknowledged is lost (a crash of PostgreSQL, not a clean stop).
-    const names = new Set((await sql<{ displayName: string }>(`SELECT "displayName" FROM "User"`)).map((row) => row.displayName));
+    const names = new Set(
+      (await sql<{ displayName: string }>(`SELECT "displayName" FROM "User"`)).map((row) => row.displayName),
+    );
     const lost = outcomes.filter((o) => o.status === 200 && !names.has(o.name)).map((o) => o.name);
     expect(lost).toEqual([]);
 

@@ -25,7 +25,11 @@ afterAll(async () => {
 });
 
 function peer(args: string[]) {
-  const child = spawn(process.execPath, [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args], { cwd: ROOT });
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args],
+    { cwd: ROOT },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -38,7 +42,10 @@ function peer(args: string[]) {
 describe('npm run peer', () => {
   it('joins the room, shares the model, shows its status and leaves cleanly on SIGINT', async () => {
     const watcherCookie = await guestCookie(server.url, 'Watcher');
-    const watcher: Socket<ServerToClientEvents, ClientToServerEvents> = io(`${server.url}/mesh`, { transports: ['websocket'], extraHeaders: { cookie: watcherCookie } });
+    const watcher: Socket<ServerToClientEvents, ClientToServerEvents> = io(`${server.url}/mesh`, {
+      transports: ['websocket'],
+      extraHeaders: { cookie: watcherCookie },
+    });
     const joined = (await watcher.emitWithAck('room:join', { room: 'global' })) as Ack<{ peers: PeerInfo[] }>;
     expect(joined.ok).toBe(true);
     const seen: PeerInfo[] = [];
@@ -47,11 +54,37 @@ describe('npm run peer', () => {
     watcher.on('peer:updated', ({ peer: info }) => seen.push(info));
     watcher.on('peer:left', ({ peerId }) => left.push(peerId));
 
-    const run = peer(['--server', server.url, '--room', 'global', '--model', 'nano-shakespeare', '--name', 'Box', '--cache-dir', path.join(dir, 'cache')]);
-    await expect.poll(() => run.out(), { timeout: 60_000 }).toMatch(/Box shares Nano Shakespeare \(demo\) \(cpu\) in room global/);
-    await expect.poll(() => run.out(), { timeout: 10_000 }).toMatch(/Box in global: \d+ peers · 0 jobs served · 0 running · — tok\/s/);
+    const run = peer([
+      '--server',
+      server.url,
+      '--room',
+      'global',
+      '--model',
+      'nano-shakespeare',
+      '--name',
+      'Box',
+      '--cache-dir',
+      path.join(dir, 'cache'),
+    ]);
+    await expect
+      .poll(() => run.out(), { timeout: 60_000 })
+      .toMatch(/Box shares Nano Shakespeare \(demo\) \(cpu\) in room global/);
+    await expect
+      .poll(() => run.out(), { timeout: 10_000 })
+      .toMatch(/Box in global: \d+ peers · 0 jobs served · 0 running · — tok\/s/);
     // The room hears of it, sharing the model, through the server's presence.
-    await expect.poll(() => seen.some((info) => info.displayName === 'Box' && info.capabilities.sharing && info.capabilities.models[0]?.id === 'nano-shakespeare'), { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(
+        () =>
+          seen.some(
+            (info) =>
+              info.displayName === 'Box' &&
+              info.capabilities.sharing &&
+              info.capabilities.models[0]?.id === 'nano-shakespeare',
+          ),
+        { timeout: 10_000 },
+      )
+      .toBe(true);
 
     run.child.kill('SIGINT');
     expect(await run.exited).toBe(0);
@@ -68,7 +101,16 @@ describe('npm run peer', () => {
     const badUrl = peer(['--server', 'ftp://x', '--room', 'global', '--model', 'm']);
     expect(await badUrl.exited).toBe(2);
     expect(badUrl.err()).toMatch(/--server must be an http\(s\) URL/);
-    const unknown = peer(['--server', server.url, '--room', 'global', '--model', 'no-such-model', '--cache-dir', path.join(dir, 'cache')]);
+    const unknown = peer([
+      '--server',
+      server.url,
+      '--room',
+      'global',
+      '--model',
+      'no-such-model',
+      '--cache-dir',
+      path.join(dir, 'cache'),
+    ]);
     expect(await unknown.exited).toBe(1);
     expect(unknown.err()).toMatch(/The server's catalogue has no model no-such-model/);
   }, 60_000);
@@ -90,15 +132,42 @@ describe('npm run peer', () => {
     });
     const slug = ((await created.json()) as { result: { data: { slug: string } } }).result.data.slug;
     // `--token=`: a token may start with "-" (base64url), which would read as another option after a space.
-    const run = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', `--token=${token}`, '--cache-dir', path.join(dir, 'cache')]);
-    await expect.poll(() => run.out(), { timeout: 60_000 }).toContain(`Box Owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
+    const run = peer([
+      '--server',
+      server.url,
+      '--room',
+      slug,
+      '--model',
+      'nano-shakespeare',
+      `--token=${token}`,
+      '--cache-dir',
+      path.join(dir, 'cache'),
+    ]);
+    await expect
+      .poll(() => run.out(), { timeout: 60_000 })
+      .toContain(`Box Owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
     // The account logs that session out: the peer cannot go on, and says so.
-    const logout = await fetch(`${server.url}/api/trpc/auth.logout`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: '{}' });
+    const logout = await fetch(`${server.url}/api/trpc/auth.logout`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie },
+      body: '{}',
+    });
     expect(logout.status).toBe(200);
     expect(await run.exited).toBe(1);
     expect(run.err()).toMatch(/The server ended this peer's session/);
     // A guest cannot: custom rooms need an account.
-    const guest = peer(['--server', server.url, '--room', slug, '--model', 'nano-shakespeare', '--name', 'Stray', '--cache-dir', path.join(dir, 'cache')]);
+    const guest = peer([
+      '--server',
+      server.url,
+      '--room',
+      slug,
+      '--model',
+      'nano-shakespeare',
+      '--name',
+      'Stray',
+      '--cache-dir',
+      path.join(dir, 'cache'),
+    ]);
     expect(await guest.exited).toBe(1);
     expect(guest.err()).toMatch(new RegExp(`Could not join room ${slug}: Join this room first`));
   }, 90_000);

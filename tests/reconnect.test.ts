@@ -27,12 +27,19 @@ afterAll(async () => {
 });
 
 /** The peers `peer` has an open channel with and a hello from. */
-const seen = (peer: HeadlessPeer) => (peer.node?.list() ?? []).filter((other) => other.capabilities?.sharing).map((other) => other.name);
+const seen = (peer: HeadlessPeer) =>
+  (peer.node?.list() ?? []).filter((other) => other.capabilities?.sharing).map((other) => other.name);
 
 describe('a room across a server restart', () => {
   it('comes back by itself: the peers rejoin, reconnect to each other and serve jobs again', async () => {
     for (const name of ['Ash', 'Bay']) {
-      const peer = new HeadlessPeer({ server: server.url, room: 'global', model: 'nano-shakespeare', name, cacheDir: path.join(dir, 'cache') });
+      const peer = new HeadlessPeer({
+        server: server.url,
+        room: 'global',
+        model: 'nano-shakespeare',
+        name,
+        cacheDir: path.join(dir, 'cache'),
+      });
       peers.push(peer);
       await peer.start();
     }
@@ -44,11 +51,18 @@ describe('a room across a server restart', () => {
     expect(await server.exited).toBe(0);
     // The data channels outlive the signaling server; what matters is that the room forms again after it.
     server = await startServer(env);
-    await expect.poll(() => ash.node?.list()[0]?.peerId !== before && [seen(ash), seen(bay)], { timeout: 60_000 }).toEqual([['Bay'], ['Ash']]);
+    await expect
+      .poll(() => ash.node?.list()[0]?.peerId !== before && [seen(ash), seen(bay)], { timeout: 60_000 })
+      .toEqual([['Bay'], ['Ash']]);
 
     const model = ash.node?.capabilities().models[0];
     if (!model) throw new Error('Ash has no model');
-    const outcome = await ash.node?.requester.run({ model, messages: [{ role: 'user', content: 'Speak' }], sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 }, onToken: () => {} }).result;
+    const outcome = await ash.node?.requester.run({
+      model,
+      messages: [{ role: 'user', content: 'Speak' }],
+      sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 },
+      onToken: () => {},
+    }).result;
     expect(outcome?.servedBy.map((peer) => peer.name)).toEqual(['Bay']);
     expect(outcome?.tokenIds.length).toBeGreaterThan(0);
   }, 120_000);

@@ -16,7 +16,11 @@ async function freshConfig(kind: string): Promise<Record<string, string>> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-server-'));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   // The burst tests make guests as fast as the server takes them, all from 127.0.0.1.
-  const config: Record<string, string> = { DATA_DIR: dir, CLIENT_DIST_DIR: path.join(dir, 'no-client'), GUEST_CREATIONS_PER_IP_PER_HOUR: '100000' };
+  const config: Record<string, string> = {
+    DATA_DIR: dir,
+    CLIENT_DIST_DIR: path.join(dir, 'no-client'),
+    GUEST_CREATIONS_PER_IP_PER_HOUR: '100000',
+  };
   if (kind === 'postgres') {
     const created = await createPostgresDatabase();
     cleanups.push(created.drop);
@@ -49,32 +53,35 @@ describe.each(databaseKinds())('the server process on %s', (kind) => {
     expect(await second.exited).toBe(0);
   });
 
-  it.each(['SIGTERM', 'SIGKILL'] as const)('loses no acknowledged write when sent %s during a burst of writes', async (signal) => {
-    const config = await freshConfig(kind);
-    const first = await startServer(config);
-    const acknowledged: [string, string][] = [];
-    // Four writers keep writing; the signal lands while requests are in flight.
-    const writers = [0, 1, 2, 3].map(async (writer) => {
-      for (let i = 0; ; i++) {
-        const name = `w${writer}-${i}`;
-        try {
-          acknowledged.push([name, await writeGuest(first, name)]);
-        } catch {
-          return;
+  it.each(['SIGTERM', 'SIGKILL'] as const)(
+    'loses no acknowledged write when sent %s during a burst of writes',
+    async (signal) => {
+      const config = await freshConfig(kind);
+      const first = await startServer(config);
+      const acknowledged: [string, string][] = [];
+      // Four writers keep writing; the signal lands while requests are in flight.
+      const writers = [0, 1, 2, 3].map(async (writer) => {
+        for (let i = 0; ; i++) {
+          const name = `w${writer}-${i}`;
+          try {
+            acknowledged.push([name, await writeGuest(first, name)]);
+          } catch {
+            return;
+          }
         }
-      }
-    });
-    while (acknowledged.length < 20) await new Promise((resolve) => setTimeout(resolve, 10));
-    first.child.kill(signal);
-    await Promise.all(writers);
-    expect(await first.exited, first.output().slice(-3000)).toBe(signal === 'SIGTERM' ? 0 : 'SIGKILL');
+      });
+      while (acknowledged.length < 20) await new Promise((resolve) => setTimeout(resolve, 10));
+      first.child.kill(signal);
+      await Promise.all(writers);
+      expect(await first.exited, first.output().slice(-3000)).toBe(signal === 'SIGTERM' ? 0 : 'SIGKILL');
 
-    const second = await startServer(config);
-    const found = await Promise.all(acknowledged.map(([, cookie]) => whoIs(second, cookie)));
-    expect(found).toEqual(acknowledged.map(([name]) => name));
-    second.child.kill('SIGTERM');
-    expect(await second.exited).toBe(0);
-  });
+      const second = await startServer(config);
+      const found = await Promise.all(acknowledged.map(([, cookie]) => whoIs(second, cookie)));
+      expect(found).toEqual(acknowledged.map(([name]) => name));
+      second.child.kill('SIGTERM');
+      expect(await second.exited).toBe(0);
+    },
+  );
 });
 
 describe('start-up', () => {

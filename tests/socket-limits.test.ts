@@ -66,7 +66,11 @@ async function person(kind: 'GUEST' | 'ACCOUNT' = 'GUEST') {
   return { userId: user.id, ...(await session()), session };
 }
 
-function connect(server: Server, cookie: string | null, options: { from?: string; host?: string; polling?: boolean } = {}) {
+function connect(
+  server: Server,
+  cookie: string | null,
+  options: { from?: string; host?: string; polling?: boolean } = {},
+) {
   return connectMesh(server.base, open, {
     cookie,
     ...(options.polling ? { transports: ['polling'] } : {}),
@@ -94,7 +98,8 @@ function join(socket: MeshClient, room: string) {
   return socket.emitWithAck('room:join', { room }) as Promise<Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>>;
 }
 
-const next = <E extends keyof ServerToClientEvents>(socket: MeshClient, event: E, timeoutMs = 5000) => nextEvent(socket, event, timeoutMs);
+const next = <E extends keyof ServerToClientEvents>(socket: MeshClient, event: E, timeoutMs = 5000) =>
+  nextEvent(socket, event, timeoutMs);
 
 function disconnected(socket: MeshClient, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -107,7 +112,11 @@ function disconnected(socket: MeshClient, timeoutMs: number): Promise<string> {
 }
 
 /** A plain HTTP request to the server, from `from` and with the given Host, as a hostile client can send one. */
-function raw(server: Server, path: string, options: { method?: string; host?: string; from?: string; body?: string } = {}) {
+function raw(
+  server: Server,
+  path: string,
+  options: { method?: string; host?: string; from?: string; body?: string } = {},
+) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
     const request = http.request(
       {
@@ -117,7 +126,10 @@ function raw(server: Server, path: string, options: { method?: string; host?: st
         method: options.method ?? 'GET',
         localAddress: options.from ?? '127.0.0.1',
         agent: false,
-        headers: { host: options.host ?? `127.0.0.1:${server.port}`, ...(options.body ? { 'content-type': 'text/plain;charset=UTF-8' } : {}) },
+        headers: {
+          host: options.host ?? `127.0.0.1:${server.port}`,
+          ...(options.body ? { 'content-type': 'text/plain;charset=UTF-8' } : {}),
+        },
       },
       (response) => {
         let body = '';
@@ -136,7 +148,11 @@ const HANDSHAKE = '/socket.io/?EIO=4&transport=polling';
 describe('sockets per session, user and address', () => {
   it('leaves room in the global room for everyone else when one guest opens 70 sockets', async () => {
     // The embedded defaults, spelled out so a test-wide default cannot change what this proves.
-    const defaults = await serve({ SOCKETS_PER_SESSION: '8', SOCKETS_PER_USER_PER_ROOM: '4', SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '60' });
+    const defaults = await serve({
+      SOCKETS_PER_SESSION: '8',
+      SOCKETS_PER_USER_PER_ROOM: '4',
+      SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '60',
+    });
     const guest = await person();
     const attempts = await Promise.allSettled(Array.from({ length: 70 }, () => connect(defaults, guest.cookie)));
     const accepted = attempts.flatMap((attempt) => (attempt.status === 'fulfilled' ? [attempt.value] : []));
@@ -159,21 +175,35 @@ describe('sockets per session, user and address', () => {
   });
 
   it('refuses a socket past the per-session, per-user or per-address cap with TOO_MANY_SOCKETS, and frees the slot on disconnect', async () => {
-    const strict = await serve({ SOCKETS_PER_SESSION: '2', SOCKETS_PER_USER: '3', SOCKETS_PER_IP: '4', SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000' });
+    const strict = await serve({
+      SOCKETS_PER_SESSION: '2',
+      SOCKETS_PER_USER: '3',
+      SOCKETS_PER_IP: '4',
+      SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000',
+    });
     const a = await person();
     const first = await connect(strict, a.cookie);
     await connect(strict, a.cookie);
     const perSession = await connect(strict, a.cookie).catch((error: unknown) => error as Error & { data?: unknown });
-    expect(perSession).toMatchObject({ message: expect.stringMatching(/2 sockets per session/), data: { code: 'TOO_MANY_SOCKETS' } });
+    expect(perSession).toMatchObject({
+      message: expect.stringMatching(/2 sockets per session/),
+      data: { code: 'TOO_MANY_SOCKETS' },
+    });
 
     const second = await a.session();
     await connect(strict, second.cookie);
-    await expect(connect(strict, second.cookie)).rejects.toMatchObject({ message: expect.stringMatching(/3 sockets per user/), data: { code: 'TOO_MANY_SOCKETS' } });
+    await expect(connect(strict, second.cookie)).rejects.toMatchObject({
+      message: expect.stringMatching(/3 sockets per user/),
+      data: { code: 'TOO_MANY_SOCKETS' },
+    });
 
     const b = await person();
     // Over polling, the namespace sees the handshake's request after its connection may have closed.
     await connect(strict, b.cookie, { polling: true });
-    await expect(connect(strict, b.cookie)).rejects.toMatchObject({ message: expect.stringMatching(/4 sockets per address/), data: { code: 'TOO_MANY_SOCKETS' } });
+    await expect(connect(strict, b.cookie)).rejects.toMatchObject({
+      message: expect.stringMatching(/4 sockets per address/),
+      data: { code: 'TOO_MANY_SOCKETS' },
+    });
     // Another address has its own allowance.
     await connect(strict, b.cookie, { from: '127.0.0.2' });
 
@@ -191,7 +221,9 @@ describe('Engine.IO handshakes', () => {
     for (let i = 0; i < 3; i++) expect((await raw(limited, HANDSHAKE)).status).toBe(200);
     const refused = await raw(limited, HANDSHAKE);
     expect(refused.status).toBe(403);
-    expect(JSON.parse(refused.body)).toMatchObject({ message: expect.stringMatching(/at most 3 a minute.*try again in \d+ s/) });
+    expect(JSON.parse(refused.body)).toMatchObject({
+      message: expect.stringMatching(/at most 3 a minute.*try again in \d+ s/),
+    });
     expect(await refusal(connect(limited, someone.cookie))).toBe('transport');
     await connect(limited, someone.cookie, { from: '127.0.0.2' });
   });
@@ -203,7 +235,15 @@ describe('Engine.IO handshakes', () => {
     const path = `${HANDSHAKE}&sid=${sid}`;
     // Four CONNECTs to /mesh on the one connection: the first came with the handshake, the next two are within
     // the budget of three, the last is not. None has a session.
-    expect((await raw(limited, path, { method: 'POST', from: '127.0.0.3', body: Array.from({ length: 4 }, () => '40/mesh,').join('\x1e') })).status).toBe(200);
+    expect(
+      (
+        await raw(limited, path, {
+          method: 'POST',
+          from: '127.0.0.3',
+          body: Array.from({ length: 4 }, () => '40/mesh,').join('\x1e'),
+        })
+      ).status,
+    ).toBe(200);
     const codes: string[] = [];
     while (codes.length < 4) {
       const polled = await raw(limited, path, { from: '127.0.0.3' });
@@ -243,36 +283,56 @@ describe('room capacity', () => {
     const owner = await person('ACCOUNT');
     const member = await person('ACCOUNT');
     const late = await person('ACCOUNT');
-    const room = await createRoom(db.database.prisma, owner.userId, { name: 'Pair', visibility: 'PUBLIC', capacity: 3 });
+    const room = await createRoom(db.database.prisma, owner.userId, {
+      name: 'Pair',
+      visibility: 'PUBLIC',
+      capacity: 3,
+    });
     for (const who of [member, late]) await joinRoom(db.database.prisma, who.userId, room.slug);
     // Members cannot outnumber a room's capacity; a capacity lowered later can leave more members than seats.
     await db.database.prisma.room.update({ where: { id: room.id }, data: { capacity: 2 } });
 
-    for (let tab = 0; tab < 3; tab++) expect(await join(await connect(main, owner.cookie), room.slug)).toMatchObject({ ok: true });
+    for (let tab = 0; tab < 3; tab++)
+      expect(await join(await connect(main, owner.cookie), room.slug)).toMatchObject({ ok: true });
     expect(await join(await connect(main, member.cookie), room.slug)).toMatchObject({ ok: true });
     expect(await join(await connect(main, late.cookie), room.slug)).toMatchObject({ ok: false, error: 'ROOM_FULL' });
     expect(await join(await connect(main, owner.cookie), room.slug)).toMatchObject({ ok: true });
-    expect(await join(await connect(main, owner.cookie), room.slug)).toMatchObject({ ok: false, error: 'TOO_MANY_SOCKETS' });
+    expect(await join(await connect(main, owner.cookie), room.slug)).toMatchObject({
+      ok: false,
+      error: 'TOO_MANY_SOCKETS',
+    });
   });
 
   it('takes a recovered socket out of a room that filled up while it was away, and tells it', async () => {
     const owner = await person('ACCOUNT');
     const away = await person('ACCOUNT');
     const newcomer = await person('ACCOUNT');
-    const room = await createRoom(db.database.prisma, owner.userId, { name: 'Recover', visibility: 'PUBLIC', capacity: 3 });
+    const room = await createRoom(db.database.prisma, owner.userId, {
+      name: 'Recover',
+      visibility: 'PUBLIC',
+      capacity: 3,
+    });
     for (const who of [away, newcomer]) await joinRoom(db.database.prisma, who.userId, room.slug);
     await db.database.prisma.room.update({ where: { id: room.id }, data: { capacity: 2 } });
 
     const proxy = await tcpProxy(main.port);
     try {
       const watcher = await connect(main, owner.cookie);
-      const moving = await connectMesh(proxy.url, open, { cookie: away.cookie, reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+      const moving = await connectMesh(proxy.url, open, {
+        cookie: away.cookie,
+        reconnection: true,
+        reconnectionDelay: 50,
+        reconnectionDelayMax: 100,
+      });
       await join(watcher, room.slug);
       const before = await join(moving, room.slug);
       if (!before.ok) throw new Error('join failed');
       // A broadcast gives the client an offset to recover from.
       const updated = next(moving, 'peer:updated');
-      await watcher.emitWithAck('peer:update', { room: room.slug, capabilities: { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 } });
+      await watcher.emitWithAck('peer:update', {
+        room: room.slug,
+        capabilities: { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 },
+      });
       await updated;
 
       const left = next(watcher, 'peer:left');
@@ -282,10 +342,19 @@ describe('room capacity', () => {
 
       const kicked = next(moving, 'room:kicked');
       proxy.route(main.port);
-      expect(await kicked).toMatchObject({ room: room.slug, error: 'ROOM_FULL', message: expect.stringMatching(/2 people/) });
+      expect(await kicked).toMatchObject({
+        room: room.slug,
+        error: 'ROOM_FULL',
+        message: expect.stringMatching(/2 people/),
+      });
       expect(moving.recovered).toBe(true);
-      expect(await watcher.emitWithAck('signal:relay', { room: room.slug, to: before.data.self.peerId, data: 'hi' })).toMatchObject({ ok: false, error: 'PEER_NOT_FOUND' });
-      expect(await moving.emitWithAck('room:leave', { room: room.slug })).toMatchObject({ ok: false, error: 'NOT_IN_ROOM' });
+      expect(
+        await watcher.emitWithAck('signal:relay', { room: room.slug, to: before.data.self.peerId, data: 'hi' }),
+      ).toMatchObject({ ok: false, error: 'PEER_NOT_FOUND' });
+      expect(await moving.emitWithAck('room:leave', { room: room.slug })).toMatchObject({
+        ok: false,
+        error: 'NOT_IN_ROOM',
+      });
     } finally {
       proxy.close();
     }
@@ -309,7 +378,10 @@ describe('session expiry', () => {
     const ending = await connect(checked, someone.cookie);
     const staying = await connect(checked, other.cookie);
     // As the idle expiry passing with no use (or a purge) leaves it: nothing is announced to the socket layer.
-    await db.database.prisma.session.update({ where: { id: someone.id }, data: { idleExpiresAt: new Date(Date.now() - 1000) } });
+    await db.database.prisma.session.update({
+      where: { id: someone.id },
+      data: { idleExpiresAt: new Date(Date.now() - 1000) },
+    });
     expect(await disconnected(ending, 10_000)).toBe('io server disconnect');
     expect(staying.connected).toBe(true);
   });

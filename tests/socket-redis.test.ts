@@ -32,7 +32,8 @@ async function openRedis() {
     await client.connect();
     return client;
   } catch {
-    if (process.env.REQUIRE_REDIS === '1') throw new Error(`REQUIRE_REDIS=1 but Redis at ${REDIS_URL} is not reachable`);
+    if (process.env.REQUIRE_REDIS === '1')
+      throw new Error(`REQUIRE_REDIS=1 but Redis at ${REDIS_URL} is not reachable`);
     console.warn(`Redis at ${REDIS_URL} is not reachable: skipping the multi-node socket tests`);
     return null;
   }
@@ -52,7 +53,13 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     // On PostgreSQL each node opens its own pool, as a separate process would; PGlite (where PostgreSQL is not
     // reachable and not required) lives in one process, so the nodes share the one object.
     // Many sockets from one address: tests/socket-limits.test.ts covers the handshake budget.
-    const env = testEnv({ REDIS_URL, REDIS_KEY_PREFIX: prefix, DATABASE_POOL_SIZE: '4', SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000', ...(db.url ? { DATABASE_URL: db.url } : {}) });
+    const env = testEnv({
+      REDIS_URL,
+      REDIS_KEY_PREFIX: prefix,
+      DATABASE_POOL_SIZE: '4',
+      SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000',
+      ...(db.url ? { DATABASE_URL: db.url } : {}),
+    });
     const app = await buildApp({ env, ...(db.url ? {} : { database: db.database }) });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     return { app, base, port: Number(new URL(base).port) };
@@ -60,7 +67,11 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
 
   /** Until each node's adapter counts exactly these nodes (they meet through Redis PUB/SUB). */
   async function cluster(nodes: Node[]) {
-    await vi.waitFor(async () => expect(await Promise.all(nodes.map((node) => node.app.mesh.adapter.serverCount()))).toEqual(nodes.map(() => nodes.length)));
+    await vi.waitFor(async () =>
+      expect(await Promise.all(nodes.map((node) => node.app.mesh.adapter.serverCount()))).toEqual(
+        nodes.map(() => nodes.length),
+      ),
+    );
   }
 
   beforeAll(async () => {
@@ -84,14 +95,22 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     }
   });
 
-  function connect(url: string, cookie: string, options: Partial<ManagerOptions & SocketOptions> = {}): Promise<Client> {
+  function connect(
+    url: string,
+    cookie: string,
+    options: Partial<ManagerOptions & SocketOptions> = {},
+  ): Promise<Client> {
     return connectMesh(url, open, { cookie, ...options });
   }
 
   const account = (username: string) => accountCookie(db.database.prisma, username);
 
   async function join(socket: Client, room: string) {
-    return (await socket.emitWithAck('room:join', { room })) as Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>;
+    return (await socket.emitWithAck('room:join', { room })) as Ack<{
+      room: string;
+      self: PeerInfo;
+      peers: PeerInfo[];
+    }>;
   }
 
   async function joined(socket: Client, room: string) {
@@ -100,7 +119,8 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     return result.data;
   }
 
-  const next = <E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 3000) => nextEvent(socket, event, timeoutMs);
+  const next = <E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 3000) =>
+    nextEvent(socket, event, timeoutMs);
 
   function disconnected(socket: Client, timeoutMs = 3000): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -124,7 +144,11 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
 
   it('relays a signal to a peer on the other node, stamped with the sender, and not into another room', async () => {
     const owner = await account('signal-owner');
-    const other = await createRoom(db.database.prisma, owner.userId, { name: 'Elsewhere', visibility: 'PUBLIC', capacity: 4 });
+    const other = await createRoom(db.database.prisma, owner.userId, {
+      name: 'Elsewhere',
+      visibility: 'PUBLIC',
+      capacity: 4,
+    });
     const sender = await connect(a.base, await guestCookie(a.base));
     const target = await connect(b.base, await guestCookie(a.base));
     const outsider = await connect(b.base, owner.cookie);
@@ -135,9 +159,13 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     outsider.on('signal', (signal) => seenByOutsider.push(signal));
 
     const received = next(target, 'signal');
-    expect(await sender.emitWithAck('signal:relay', { room: 'global', to: to.self.peerId, data: { sdp: 'offer' } })).toEqual({ ok: true, data: null });
+    expect(
+      await sender.emitWithAck('signal:relay', { room: 'global', to: to.self.peerId, data: { sdp: 'offer' } }),
+    ).toEqual({ ok: true, data: null });
     expect(await received).toEqual({ room: 'global', from: from.self.peerId, data: { sdp: 'offer' } });
-    expect(await sender.emitWithAck('signal:relay', { room: 'global', to: elsewhere.self.peerId, data: 1 })).toMatchObject({ ok: false, error: 'PEER_NOT_FOUND' });
+    expect(
+      await sender.emitWithAck('signal:relay', { room: 'global', to: elsewhere.self.peerId, data: 1 }),
+    ).toMatchObject({ ok: false, error: 'PEER_NOT_FOUND' });
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(seenByOutsider).toEqual([]);
   });
@@ -178,7 +206,8 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     const cookie = await guestCookie(a.base);
     // SOCKETS_PER_SESSION (8): four on each node, then a ninth is refused on either.
     for (let i = 0; i < 8; i++) await connect(i % 2 ? a.base : b.base, cookie);
-    for (const node of [a, b]) await expect(connect(node.base, cookie)).rejects.toMatchObject({ data: { code: 'TOO_MANY_SOCKETS' } });
+    for (const node of [a, b])
+      await expect(connect(node.base, cookie)).rejects.toMatchObject({ data: { code: 'TOO_MANY_SOCKETS' } });
   });
 
   it('keeps a socket’s session cookie off the handshake other nodes fetch through Redis', async () => {
@@ -196,7 +225,11 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
     const otherTab = await connect(b.base, `mesh_session=${token}`);
     await joined(onB, 'global');
     const dropped = [onA, onB].map((socket) => disconnected(socket));
-    const response = await fetch(`${a.base}/api/trpc/auth.logout`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' });
+    const response = await fetch(`${a.base}/api/trpc/auth.logout`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(response.status).toBe(200);
     expect(await Promise.all(dropped)).toEqual(['io server disconnect', 'io server disconnect']);
     expect(otherTab.connected).toBe(true);
@@ -216,7 +249,11 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
   it('recovers a connection on the other node with its peer id, rooms and missed events', async () => {
     const balancer = await tcpProxy(a.port);
     try {
-      const moving = await connect(balancer.url, await guestCookie(a.base, 'Mo'), { reconnection: true, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+      const moving = await connect(balancer.url, await guestCookie(a.base, 'Mo'), {
+        reconnection: true,
+        reconnectionDelay: 50,
+        reconnectionDelayMax: 100,
+      });
       const watcher = await connect(b.base, await guestCookie(a.base, 'Wat'));
       const before = await joined(moving, 'global');
       // A broadcast gives the client an offset in the stream to recover from.
@@ -237,7 +274,9 @@ describe.skipIf(redis === null)('two server nodes sharing Redis', () => {
       expect(await back).toMatchObject({ room: 'global', peer: { peerId: before.self.peerId, displayName: 'Mo' } });
       // Back in the room on node B: signals reach it there.
       const signal = next(moving, 'signal');
-      expect(await watcher.emitWithAck('signal:relay', { room: 'global', to: before.self.peerId, data: 'hi' })).toEqual({ ok: true, data: null });
+      expect(await watcher.emitWithAck('signal:relay', { room: 'global', to: before.self.peerId, data: 'hi' })).toEqual(
+        { ok: true, data: null },
+      );
       expect(await signal).toMatchObject({ data: 'hi' });
     } finally {
       balancer.close();

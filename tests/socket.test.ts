@@ -22,7 +22,10 @@ const open: Client[] = [];
 beforeAll(async () => {
   db = await openTestDatabase('pglite');
   // These tests open many sockets from one address; tests/socket-limits.test.ts covers the handshake budget.
-  app = await buildApp({ env: testEnv({ SOCKET_EVENTS_PER_SECOND: '40', SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000' }), database: db.database });
+  app = await buildApp({
+    env: testEnv({ SOCKET_EVENTS_PER_SECOND: '40', SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '10000' }),
+    database: db.database,
+  });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 afterEach(() => {
@@ -43,7 +46,8 @@ function join(socket: Client, room: string) {
   return socket.emitWithAck('room:join', { room }) as Promise<Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>>;
 }
 
-const next = <E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 2000) => nextEvent(socket, event, timeoutMs);
+const next = <E extends keyof ServerToClientEvents>(socket: Client, event: E, timeoutMs = 2000) =>
+  nextEvent(socket, event, timeoutMs);
 
 describe('the /mesh handshake', () => {
   it('refuses a socket without a valid session, with a clear reason', async () => {
@@ -64,7 +68,11 @@ describe('logout', () => {
     const otherTab = await connect(`mesh_session=${token}`);
     await join(mine, 'global');
     const dropped = new Promise<string>((resolve) => mine.once('disconnect', resolve));
-    const response = await fetch(`${base}/api/trpc/auth.logout`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' });
+    const response = await fetch(`${base}/api/trpc/auth.logout`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(response.status).toBe(200);
     expect(await dropped).toBe('io server disconnect');
     expect(otherTab.connected).toBe(true);
@@ -82,10 +90,19 @@ describe('rooms and presence', () => {
     const joinedB = await join(b, 'global');
     if (!joinedA.ok || !joinedB.ok) throw new Error('join failed');
     expect(joinedB.data.peers.map((p) => p.displayName)).toEqual(['Alice']);
-    expect(await announced).toMatchObject({ room: 'global', peer: { displayName: 'Bob', peerId: joinedB.data.self.peerId } });
+    expect(await announced).toMatchObject({
+      room: 'global',
+      peer: { displayName: 'Bob', peerId: joinedB.data.self.peerId },
+    });
 
     const updated = next(a, 'peer:updated');
-    const capabilities = { backend: 'webgpu' as const, models: [{ id: 'nano-shakespeare' }], tokensPerSecond: 41, sharing: true, queue: 0 };
+    const capabilities = {
+      backend: 'webgpu' as const,
+      models: [{ id: 'nano-shakespeare' }],
+      tokensPerSecond: 41,
+      sharing: true,
+      queue: 0,
+    };
     expect(await b.emitWithAck('peer:update', { room: 'global', capabilities })).toEqual({ ok: true, data: null });
     expect(await updated).toMatchObject({ peer: { peerId: joinedB.data.self.peerId, capabilities } });
 
@@ -100,7 +117,11 @@ describe('rooms and presence', () => {
 
   it('keeps guests out of custom rooms and lets members in', async () => {
     const owner = await account('rooms-owner');
-    const room = await createRoom(db.database.prisma, owner.userId, { name: 'Workshop', visibility: 'PRIVATE', capacity: 4 });
+    const room = await createRoom(db.database.prisma, owner.userId, {
+      name: 'Workshop',
+      visibility: 'PRIVATE',
+      capacity: 4,
+    });
     const guest = await connect(await guestCookie(base));
     expect(await join(guest, room.slug)).toMatchObject({ ok: false, error: 'FORBIDDEN' });
     const outsider = await account('rooms-outsider');
@@ -113,7 +134,11 @@ describe('rooms and presence', () => {
 describe('signal:relay', () => {
   it('delivers a signal only to its target in the same room, stamped with the sender', async () => {
     const owner = await account('signal-owner');
-    const other = await createRoom(db.database.prisma, owner.userId, { name: 'Elsewhere', visibility: 'PUBLIC', capacity: 4 });
+    const other = await createRoom(db.database.prisma, owner.userId, {
+      name: 'Elsewhere',
+      visibility: 'PUBLIC',
+      capacity: 4,
+    });
     const a = await connect(await guestCookie(base));
     const b = await connect(await guestCookie(base));
     const c = await connect(owner.cookie);
@@ -125,14 +150,27 @@ describe('signal:relay', () => {
     c.on('signal', (s) => seenByC.push(s));
 
     const received = next(b, 'signal');
-    expect(await a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: { sdp: 'offer' } })).toEqual({ ok: true, data: null });
+    expect(
+      await a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: { sdp: 'offer' } }),
+    ).toEqual({ ok: true, data: null });
     expect(await received).toEqual({ room: 'global', from: ja.data.self.peerId, data: { sdp: 'offer' } });
 
     // A peer in another room is not reachable through this one; nor is a room the sender is not in.
-    expect(await a.emitWithAck('signal:relay', { room: 'global', to: jc.data.self.peerId, data: 1 })).toMatchObject({ ok: false, error: 'PEER_NOT_FOUND' });
-    expect(await a.emitWithAck('signal:relay', { room: other.slug, to: jc.data.self.peerId, data: 1 })).toMatchObject({ ok: false, error: 'NOT_IN_ROOM' });
+    expect(await a.emitWithAck('signal:relay', { room: 'global', to: jc.data.self.peerId, data: 1 })).toMatchObject({
+      ok: false,
+      error: 'PEER_NOT_FOUND',
+    });
+    expect(await a.emitWithAck('signal:relay', { room: other.slug, to: jc.data.self.peerId, data: 1 })).toMatchObject({
+      ok: false,
+      error: 'NOT_IN_ROOM',
+    });
     // The sender cannot name itself: an extra `from` is refused.
-    const spoof = await a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: 1, from: jc.data.self.peerId } as never);
+    const spoof = await a.emitWithAck('signal:relay', {
+      room: 'global',
+      to: jb.data.self.peerId,
+      data: 1,
+      from: jc.data.self.peerId,
+    } as never);
     expect(spoof).toMatchObject({ ok: false, error: 'INVALID_PAYLOAD', message: expect.stringMatching(/from/) });
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(seenByC).toEqual([]);
@@ -149,8 +187,13 @@ describe('signal:relay', () => {
     // it are handled, and the signals arrive in order.
     const acks = await Promise.all([
       join(a, 'global'),
-      a.emitWithAck('peer:update', { room: 'global', capabilities: { backend: 'wasm', models: [], tokensPerSecond: null, sharing: false, queue: 0 } }),
-      ...Array.from({ length: 20 }, (_, i) => a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: { n: i } })),
+      a.emitWithAck('peer:update', {
+        room: 'global',
+        capabilities: { backend: 'wasm', models: [], tokensPerSecond: null, sharing: false, queue: 0 },
+      }),
+      ...Array.from({ length: 20 }, (_, i) =>
+        a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: { n: i } }),
+      ),
     ]);
     expect(acks.map((ack) => ack.ok)).toEqual(acks.map(() => true));
     await expect.poll(() => seen.length).toBe(20);
@@ -164,10 +207,20 @@ describe('signal:relay', () => {
     const jb = await join(b, 'global');
     if (!ja.ok || !jb.ok) throw new Error('join failed');
     const big = 'x'.repeat(70 * 1024);
-    expect(await a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: big })).toMatchObject({ ok: false, error: 'TOO_LARGE' });
+    expect(await a.emitWithAck('signal:relay', { room: 'global', to: jb.data.self.peerId, data: big })).toMatchObject({
+      ok: false,
+      error: 'TOO_LARGE',
+    });
 
     // A flood from A: past the per-socket budget its events are refused.
-    const flood = await Promise.all(Array.from({ length: 200 }, () => a.emitWithAck('peer:update', { room: 'global', capabilities: { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 } })));
+    const flood = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        a.emitWithAck('peer:update', {
+          room: 'global',
+          capabilities: { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 },
+        }),
+      ),
+    );
     const limited = flood.filter((r) => !r.ok && r.error === 'RATE_LIMITED');
     expect(limited.length).toBeGreaterThanOrEqual(150);
     // Each refusal says when to try again (within the one-second window).
@@ -176,7 +229,10 @@ describe('signal:relay', () => {
     expect(Math.min(...limited.map((r) => (r.ok ? 0 : (r.retryInMs ?? -1))))).toBeGreaterThanOrEqual(0);
     // B, meanwhile, is answered at once.
     const started = performance.now();
-    expect(await b.emitWithAck('signal:relay', { room: 'global', to: ja.data.self.peerId, data: 'ping' })).toEqual({ ok: true, data: null });
+    expect(await b.emitWithAck('signal:relay', { room: 'global', to: ja.data.self.peerId, data: 'ping' })).toEqual({
+      ok: true,
+      data: null,
+    });
     expect(performance.now() - started).toBeLessThan(200);
 
     // A packet past the transport's cap closes that socket only.
@@ -190,7 +246,11 @@ describe('signal:relay', () => {
 describe('room capacity in signaling', () => {
   it('lets exactly as many people in as the room holds when they all join at once', async () => {
     const owner = await account('rush-owner');
-    const small = await createRoom(db.database.prisma, owner.userId, { name: 'Small', visibility: 'PUBLIC', capacity: 10 });
+    const small = await createRoom(db.database.prisma, owner.userId, {
+      name: 'Small',
+      visibility: 'PUBLIC',
+      capacity: 10,
+    });
     const members = await Promise.all(Array.from({ length: 9 }, (_, i) => account(`rush-${i}`)));
     for (const member of members) await joinRoom(db.database.prisma, member.userId, small.slug);
     // Ten members, three seats: a capacity lowered after they joined (members never outnumber it otherwise).
@@ -212,7 +272,12 @@ describe.each(databaseKinds())('room capacity on %s', (kind) => {
   it('never overfills a room under 50 concurrent joins', async () => {
     const prisma = database.database.prisma;
     const users = await Promise.all(
-      Array.from({ length: 51 }, (_, i) => prisma.user.create({ data: { kind: 'ACCOUNT', username: `cap-${kind}-${i}`, displayName: `u${i}` }, select: { id: true } })),
+      Array.from({ length: 51 }, (_, i) =>
+        prisma.user.create({
+          data: { kind: 'ACCOUNT', username: `cap-${kind}-${i}`, displayName: `u${i}` },
+          select: { id: true },
+        }),
+      ),
     );
     const [owner, ...joiners] = users;
     if (!owner) throw new Error('no owner');

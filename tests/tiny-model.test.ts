@@ -3,7 +3,13 @@
 import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AutoModelForCausalLM, AutoTokenizer, type PreTrainedTokenizer, type Tensor, env } from '@huggingface/transformers';
+import {
+  AutoModelForCausalLM,
+  AutoTokenizer,
+  type PreTrainedTokenizer,
+  type Tensor,
+  env,
+} from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
@@ -24,10 +30,18 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-async function compare(tokenizer: PreTrainedTokenizer, model: Awaited<ReturnType<typeof AutoModelForCausalLM.from_pretrained>>, weights: TinyWeights, eos: number) {
+async function compare(
+  tokenizer: PreTrainedTokenizer,
+  model: Awaited<ReturnType<typeof AutoModelForCausalLM.from_pretrained>>,
+  weights: TinyWeights,
+  eos: number,
+) {
   const lengths: number[] = [];
   for (const prompt of PROMPTS) {
-    const text = tokenizer.apply_chat_template([{ role: 'user', content: prompt }], { tokenize: false, add_generation_prompt: true }) as string;
+    const text = tokenizer.apply_chat_template([{ role: 'user', content: prompt }], {
+      tokenize: false,
+      add_generation_prompt: true,
+    }) as string;
     const inputs = tokenizer(text);
     const promptIds = Array.from(inputs.input_ids.data as BigInt64Array, Number);
     const output = (await model.generate({ ...inputs, max_new_tokens: MAX_NEW, do_sample: false })) as Tensor;
@@ -49,7 +63,10 @@ describe.each([
     const tokenizer = await AutoTokenizer.from_pretrained(options.name);
     const model = await AutoModelForCausalLM.from_pretrained(options.name, { dtype: 'fp32' });
     // The chat template and special tokens are the ones the engine will use.
-    const chat = tokenizer.apply_chat_template([{ role: 'user', content: 'hi' }], { tokenize: false, add_generation_prompt: true }) as string;
+    const chat = tokenizer.apply_chat_template([{ role: 'user', content: 'hi' }], {
+      tokenize: false,
+      add_generation_prompt: true,
+    }) as string;
     expect(chat).toBe('<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n');
     expect(tokenizer.encode(chat)[0]).toBe(files.specialIds['<|im_start|>']);
     expect(tokenizer.decode(tokenizer.encode('Round trip ✓ text'))).toBe('Round trip ✓ text');
@@ -59,24 +76,54 @@ describe.each([
 });
 
 describe('a generated model downloaded through the proxy', () => {
-  it('loads in transformers.js from the server\'s /models route and gives the reference tokens', async () => {
+  it("loads in transformers.js from the server's /models route and gives the reference tokens", async () => {
     const local = path.join(dir, 'mesh', 'proxied');
-    const { weights, tokenizer: files } = await generateRandomModel(local, { layers: 2, hidden: 32, heads: 2, seed: 3 });
-    const names = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
+    const { weights, tokenizer: files } = await generateRandomModel(local, {
+      layers: 2,
+      hidden: 32,
+      heads: 2,
+      seed: 3,
+    });
+    const names = [
+      'config.json',
+      'generation_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+      'onnx/model.onnx',
+    ];
     const hub = new FakeHub();
     await hub.start();
     const { commit } = await hub.addRepo(
       'mesh/proxied',
-      Object.fromEntries(await Promise.all(names.map(async (n) => [n, bufferContent(await readFile(path.join(local, n)))] as const))),
+      Object.fromEntries(
+        await Promise.all(names.map(async (n) => [n, bufferContent(await readFile(path.join(local, n)))] as const)),
+      ),
     );
     await writeFile(
       path.join(dir, 'manifest.json'),
       JSON.stringify({
         mode: 'replace',
-        models: [{ id: 'proxied', name: 'Proxied', repo: 'mesh/proxied', revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: 512, license: 'mit', files: names.map((p) => ({ path: p })) }],
+        models: [
+          {
+            id: 'proxied',
+            name: 'Proxied',
+            repo: 'mesh/proxied',
+            revision: 'main',
+            task: 'text-generation',
+            dtype: { webgpu: 'fp32', wasm: 'fp32' },
+            contextLength: 512,
+            license: 'mit',
+            files: names.map((p) => ({ path: p })),
+          },
+        ],
       }),
     );
-    const server = await startServer({ DATA_DIR: path.join(dir, 'server'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: path.join(dir, 'manifest.json'), CLIENT_DIST_DIR: path.join(dir, 'none') });
+    const server = await startServer({
+      DATA_DIR: path.join(dir, 'server'),
+      HF_ENDPOINT: hub.origin,
+      MANIFEST_PATH: path.join(dir, 'manifest.json'),
+      CLIENT_DIST_DIR: path.join(dir, 'none'),
+    });
     try {
       await downloadModel(server.url, await signUpCookie(server.url, 'tiny-model-test'), 'proxied');
 

@@ -51,7 +51,11 @@ export function tinyConfig(options: GenerateOptions, vocab: number): TinyConfig 
 /** Generates a random-weight model into `dir`; returns its weights (for the reference forward pass). */
 export async function generateRandomModel(dir: string, options: GenerateOptions = {}) {
   const merges = letterPairs(options.vocab ?? BASE_VOCAB);
-  const tokenizer = buildTokenizer(merges, merges.map(([a, b]) => a + b), options.maxPositions ?? 512);
+  const tokenizer = buildTokenizer(
+    merges,
+    merges.map(([a, b]) => a + b),
+    options.maxPositions ?? 512,
+  );
   const weights = randomWeights(tinyConfig(options, tokenizer.vocabSize));
   await writeModel(dir, weights, tokenizer);
   return { weights, tokenizer };
@@ -85,6 +89,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     vocab: num(values.vocab),
   });
   const c = weights.config;
-  const params = c.vocab * c.hidden * 2 + c.layers * (4 * c.hidden * c.hidden + 3 * c.hidden * c.intermediate + 2 * c.hidden) + c.hidden;
-  console.log(`wrote ${values.out}: ${c.layers} layers, width ${c.hidden}, ${c.heads} heads, vocab ${c.vocab}, ${(params / 1e6).toFixed(2)}M parameters`);
+  const params =
+    c.vocab * c.hidden * 2 +
+    c.layers * (4 * c.hidden * c.hidden + 3 * c.hidden * c.intermediate + 2 * c.hidden) +
+    c.hidden;
+  console.log(
+    `wrote ${values.out}: ${c.layers} layers, width ${c.hidden}, ${c.heads} heads, vocab ${c.vocab}, ${(params / 1e6).toFixed(2)}M parameters`,
+  );
 }

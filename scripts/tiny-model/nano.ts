@@ -117,7 +117,17 @@ export async function buildNanoModel(out: string, options: NanoOptions = {}) {
   // 2. Bigram statistics over the corpus as the runtime tokenizer splits it. A blank line ends a speech: the
   // newline that starts one is followed by end-of-turn instead.
   const hidden = rank + 1;
-  const config: TinyConfig = { layers: 1, hidden, heads: 2, intermediate: 64, vocab, maxPositions, ropeTheta: 10000, rmsEps: 1e-5, seed: 11 };
+  const config: TinyConfig = {
+    layers: 1,
+    hidden,
+    heads: 2,
+    intermediate: 64,
+    vocab,
+    maxPositions,
+    ropeTheta: 10000,
+    rmsEps: 1e-5,
+    seed: 11,
+  };
   const placeholder = emptyWeights(config);
   await writeModel(out, placeholder, tokenizerFiles);
   env.allowRemoteModels = false;
@@ -125,7 +135,8 @@ export async function buildNanoModel(out: string, options: NanoOptions = {}) {
   env.localModelPath = path.dirname(path.resolve(out));
   const tokenizer = await AutoTokenizer.from_pretrained(path.basename(path.resolve(out)));
   const ids: number[] = [];
-  for (const speech of text.split('\n\n')) ids.push(...tokenizer.encode(`${speech}\n`), tokenizerFiles.specialIds['<|im_end|>']);
+  for (const speech of text.split('\n\n'))
+    ids.push(...tokenizer.encode(`${speech}\n`), tokenizerFiles.specialIds['<|im_end|>']);
   const newline = tokenizer.encode('\n')[0] ?? -1;
   const bigrams = new Float32Array(vocab * vocab);
   const unigram = new Float64Array(vocab);
@@ -181,7 +192,8 @@ export async function buildNanoModel(out: string, options: NanoOptions = {}) {
     weights.embed[r * hidden + rank] = scale * Math.sqrt(Math.max(0, maxNorm - norm));
   }
   const rms = Math.sqrt(maxNorm / hidden); // every row's RMS after the slack dimension, before `scale`
-  for (let j = 0; j < rank; j++) for (let c = 0; c < vocab; c++) weights.lmHead[j * vocab + c] = (head[c * rank + j] ?? 0) * rms;
+  for (let j = 0; j < rank; j++)
+    for (let c = 0; c < vocab; c++) weights.lmHead[j * vocab + c] = (head[c * rank + j] ?? 0) * rms;
   await writeModel(out, weights, tokenizerFiles);
   return { weights, tokenizer: tokenizerFiles, words };
 }
@@ -217,7 +229,14 @@ export const NANO_SPECIAL_TOKENS = SPECIAL_TOKENS;
 /** Hash of everything the nano model is made from: regenerate only when it changes. */
 async function sourceHash(): Promise<string> {
   const hash = createHash('sha256');
-  for (const file of ['nano.ts', 'tokenizer.ts', 'weights.ts', 'onnx-graph.ts', 'write-model.ts', 'corpus/tinyshakespeare.txt']) {
+  for (const file of [
+    'nano.ts',
+    'tokenizer.ts',
+    'weights.ts',
+    'onnx-graph.ts',
+    'write-model.ts',
+    'corpus/tinyshakespeare.txt',
+  ]) {
     hash.update(await readFile(path.join(import.meta.dirname, file)));
   }
   return hash.digest('hex');
@@ -237,6 +256,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const started = Date.now();
     const { weights } = await buildNanoModel(values.out);
     await writeFile(stamp, source);
-    console.log(`wrote ${values.out}: vocab ${weights.config.vocab}, width ${weights.config.hidden}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(
+      `wrote ${values.out}: vocab ${weights.config.vocab}, width ${weights.config.hidden}, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
   }
 }

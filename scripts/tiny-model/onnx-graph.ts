@@ -26,13 +26,23 @@ class GraphBuilder {
   }
 
   floats(name: string, data: Float32Array, dims: number[]): string {
-    this.initializers.push({ name, dims, dataType: DataType.FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    this.initializers.push({
+      name,
+      dims,
+      dataType: DataType.FLOAT,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
   int64s(name: string, values: number[]): string {
     const data = BigInt64Array.from(values.map(BigInt));
-    this.initializers.push({ name, dims: [values.length], dataType: DataType.INT64, rawData: new Uint8Array(data.buffer) });
+    this.initializers.push({
+      name,
+      dims: [values.length],
+      dataType: DataType.INT64,
+      rawData: new Uint8Array(data.buffer),
+    });
     return name;
   }
 
@@ -81,7 +91,12 @@ export function buildGraph(weights: TinyWeights): Uint8Array {
   const axis1 = g.int64s('axis1', [1]);
   const cosPos = g.op('Unsqueeze', [g.op('Gather', [g.floats('rope_cos', cos, [p, hd]), 'position_ids']), axis1]);
   const sinPos = g.op('Unsqueeze', [g.op('Gather', [g.floats('rope_sin', sin, [p, hd]), 'position_ids']), axis1]);
-  const halfStarts = [g.int64s('h0', [0]), g.int64s('h1', [hd / 2]), g.int64s('h2', [hd]), g.int64s('axis3', [3])] as const;
+  const halfStarts = [
+    g.int64s('h0', [0]),
+    g.int64s('h1', [hd / 2]),
+    g.int64s('h2', [hd]),
+    g.int64s('axis3', [3]),
+  ] as const;
   const rope = (x: string) => {
     const [h0, h1, h2, axis3] = halfStarts;
     const first = g.op('Slice', [x, h0, h1, axis3]);
@@ -100,9 +115,15 @@ export function buildGraph(weights: TinyWeights): Uint8Array {
     const vNew = splitHeads(g.op('MatMul', [n, w('v_proj', layer.wv, [d, d])]));
     const k = g.op('Concat', [`past_key_values.${l}.key`, kNew], [int('axis', 2)], `present.${l}.key`);
     const vv = g.op('Concat', [`past_key_values.${l}.value`, vNew], [int('axis', 2)], `present.${l}.value`);
-    const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], [ints('perm', [0, 1, 3, 2])])]), scale]), mask]);
+    const scores = g.op('Add', [
+      g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], [ints('perm', [0, 1, 3, 2])])]), scale]),
+      mask,
+    ]);
     const probs = g.op('Softmax', [scores], [int('axis', -1)]);
-    const ctx = g.op('Reshape', [g.op('Transpose', [g.op('MatMul', [probs, vv])], [ints('perm', [0, 2, 1, 3])]), mergedShape]);
+    const ctx = g.op('Reshape', [
+      g.op('Transpose', [g.op('MatMul', [probs, vv])], [ints('perm', [0, 2, 1, 3])]),
+      mergedShape,
+    ]);
     x = g.op('Add', [x, g.op('MatMul', [ctx, w('o_proj', layer.wo, [d, d])])]);
     const m = rmsNorm(x, w('post_attention_layernorm', layer.mlpNorm, [d]));
     const gate = g.op('MatMul', [m, w('gate_proj', layer.wGate, [d, f])]);

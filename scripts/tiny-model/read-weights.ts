@@ -5,7 +5,9 @@ import onnxProto from 'onnx-proto';
 import type { TinyConfig, TinyWeights } from './weights.ts';
 
 export async function readWeights(dir: string): Promise<TinyWeights> {
-  const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, number> & { tiny_model?: { seed: number } };
+  const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as Record<string, number> & {
+    tiny_model?: { seed: number };
+  };
   const tiny: TinyConfig = {
     layers: config.num_hidden_layers ?? 0,
     hidden: config.hidden_size ?? 0,
@@ -21,7 +23,10 @@ export async function readWeights(dir: string): Promise<TinyWeights> {
   const tensors = new Map(
     (model.graph?.initializer ?? []).map((t) => {
       const raw = t.rawData ?? new Uint8Array();
-      return [t.name ?? '', new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength))] as const;
+      return [
+        t.name ?? '',
+        new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)),
+      ] as const;
     }),
   );
   const get = (name: string) => {

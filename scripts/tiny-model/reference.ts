@@ -54,7 +54,7 @@ export function lastLogits(weights: TinyWeights, ids: readonly number[]): Float3
         }
         const max = Math.max(...scores);
         let total = 0;
-        for (let s = 0; s <= t; s++) total += (scores[s] = Math.exp((scores[s] ?? 0) - max));
+        for (let s = 0; s <= t; s++) total += scores[s] = Math.exp((scores[s] ?? 0) - max);
         for (let s = 0; s <= t; s++) {
           const p = (scores[s] ?? 0) / total;
           for (let i = 0; i < hd; i++) ctx[h * hd + i] = (ctx[h * hd + i] ?? 0) + p * (vv[s]?.[h * hd + i] ?? 0);
@@ -81,7 +81,12 @@ export function argmax(values: Float32Array): number {
 }
 
 /** Greedy decoding: the tokens a deterministic decoder must produce after `prompt`. */
-export function greedy(weights: TinyWeights, prompt: readonly number[], maxNewTokens: number, eosIds: readonly number[] = []): number[] {
+export function greedy(
+  weights: TinyWeights,
+  prompt: readonly number[],
+  maxNewTokens: number,
+  eosIds: readonly number[] = [],
+): number[] {
   const ids = [...prompt];
   const out: number[] = [];
   for (let step = 0; step < maxNewTokens; step++) {

@@ -28,7 +28,11 @@ export interface TokenizerFiles {
 }
 
 /** `words`: extra tokens made of byte-level characters, each reachable through `merges` (may be empty). */
-export function buildTokenizer(merges: [string, string][] = [], words: string[] = [], maxLength = 2048): TokenizerFiles {
+export function buildTokenizer(
+  merges: [string, string][] = [],
+  words: string[] = [],
+  maxLength = 2048,
+): TokenizerFiles {
   const vocab: Record<string, number> = {};
   for (const char of byteToUnicode()) vocab[char] = Object.keys(vocab).length;
   for (const word of words) if (!(word in vocab)) vocab[word] = Object.keys(vocab).length;

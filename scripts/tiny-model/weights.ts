@@ -48,7 +48,8 @@ export function rng(seed: number): () => number {
 export function randomWeights(config: TinyConfig): TinyWeights {
   const next = rng(config.seed);
   const uniform = (n: number, scale: number) => Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);
-  const near = (n: number, center: number, spread: number) => Float32Array.from({ length: n }, () => center + (next() * 2 - 1) * spread);
+  const near = (n: number, center: number, spread: number) =>
+    Float32Array.from({ length: n }, () => center + (next() * 2 - 1) * spread);
   const { hidden: d, intermediate: f, vocab: v } = config;
   // Gains above Xavier keep the logits spread out, so greedy choices are far from ties.
   const linear = (fanIn: number, n: number) => uniform(n, 2 / Math.sqrt(fanIn));

@@ -55,7 +55,12 @@ export function App() {
           <NavLink href="/rooms">Rooms</NavLink>
           <NavLink href="/account">Account</NavLink>
         </nav>
-        <span className={online ? 'pill' : 'pill pill-warn'} data-testid="offline-indicator" data-online={online} role="status">
+        <span
+          className={online ? 'pill' : 'pill pill-warn'}
+          data-testid="offline-indicator"
+          data-online={online}
+          role="status"
+        >
           {online ? 'Online' : 'Offline'}
         </span>
         {install && (
@@ -63,7 +68,11 @@ export function App() {
             Install app
           </button>
         )}
-        <button type="button" aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`} onClick={toggleTheme}>
+        <button
+          type="button"
+          aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}
+          onClick={toggleTheme}
+        >
           {theme === 'dark' ? 'Light' : 'Dark'}
         </button>
       </header>

@@ -50,8 +50,10 @@ if (parsed.help) {
 const { server, room, model } = parsed;
 if (!server || !room || !model) fail('--server, --room and --model are required');
 const threads = parsed.threads === undefined ? undefined : Number(parsed.threads);
-if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) fail(`--threads must be a whole number from 1 to 256, not ${parsed.threads}`);
-if (!URL.canParse(server) || !/^https?:$/.test(new URL(server).protocol)) fail(`--server must be an http(s) URL, not ${server}`);
+if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256))
+  fail(`--threads must be a whole number from 1 to 256, not ${parsed.threads}`);
+if (!URL.canParse(server) || !/^https?:$/.test(new URL(server).protocol))
+  fail(`--server must be an http(s) URL, not ${server}`);
 
 const interactive = process.stdout.isTTY === true;
 const print = (line: string) => process.stdout.write(interactive ? `\r\x1b[2K${line}` : `${line}\n`);
@@ -96,8 +98,11 @@ try {
 }
 // Every change when there is a terminal to redraw; otherwise (logs) when something changed, at most once a second.
 let last = '';
-setInterval(() => {
-  const line = describe(peer.status());
-  if (interactive || line !== last) print(line);
-  last = line;
-}, interactive ? 250 : 1000);
+setInterval(
+  () => {
+    const line = describe(peer.status());
+    if (interactive || line !== last) print(line);
+    last = line;
+  },
+  interactive ? 250 : 1000,
+);

@@ -97,7 +97,8 @@ export class HeadlessPeer {
   async start(): Promise<void> {
     const api = this.api();
     // Under both names: this side cannot know whether the server's public origin is https.
-    if (this.options.token) this.cookie = `mesh_session=${this.options.token}; __Host-mesh_session=${this.options.token}`;
+    if (this.options.token)
+      this.cookie = `mesh_session=${this.options.token}; __Host-mesh_session=${this.options.token}`;
     else await api.auth.guest.mutate(this.options.name ? { displayName: this.options.name } : {});
     const me = await api.auth.me.query();
     if (!me) throw new Error('The server did not accept this session: check --token');
@@ -108,7 +109,9 @@ export class HeadlessPeer {
     let revision = entry.bundled ? entry.revision : entry.cachedRevision;
     if (!revision) {
       if (me.kind !== 'ACCOUNT') {
-        throw new Error(`The server does not have ${entry.name} yet, and asking it to fetch a model needs an account: pass --token=SESSION_TOKEN of an account's session`);
+        throw new Error(
+          `The server does not have ${entry.name} yet, and asking it to fetch a model needs an account: pass --token=SESSION_TOKEN of an account's session`,
+        );
       }
       this.log(`asking the server to fetch ${entry.name}…`);
       await api.models.download.mutate({ id: entry.id });
@@ -116,13 +119,21 @@ export class HeadlessPeer {
         const status = await api.models.status.query({ id: entry.id });
         if (!status) throw new Error(`The server has no download of ${entry.id} under way`);
         if (status.phase === 'ready') break;
-        if (status.phase === 'failed' || status.phase === 'cancelled') throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
+        if (status.phase === 'failed' || status.phase === 'cancelled')
+          throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
       revision = (await api.manifest.list.query()).find((m) => m.id === entry.id)?.cachedRevision ?? null;
       if (!revision) throw new Error(`The server fetched ${entry.id} but lists no revision for it`);
     }
-    const model: EngineModel = { id: entry.id, repo: entry.repo, revision, dtype: entry.dtype, files: entry.files.map((f) => f.path), contextLength: entry.contextLength };
+    const model: EngineModel = {
+      id: entry.id,
+      repo: entry.repo,
+      revision,
+      dtype: entry.dtype,
+      files: entry.files.map((f) => f.path),
+      contextLength: entry.contextLength,
+    };
     await mkdir(this.options.cacheDir, { recursive: true });
     const engine = new InferenceEngine({
       modelHost: `${this.options.server}/models/`,
@@ -135,16 +146,28 @@ export class HeadlessPeer {
     const ref: ModelRef = { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) };
     const client = this.client;
     this.node = new MeshNode(
-      { loaded: () => ({ model: ref, backend: info.backend }), generate: (messages, sampling, prefix) => client.generate(messages, sampling, prefix) },
+      {
+        loaded: () => ({ model: ref, backend: info.backend }),
+        generate: (messages, sampling, prefix) => client.generate(messages, sampling, prefix),
+      },
       new EngineGate(),
-      { adapter: 'cpu', serving: { ...DEFAULT_JOB_SERVER_OPTIONS, corruptTokens: this.options.corruptTokens ?? false } },
+      {
+        adapter: 'cpu',
+        serving: { ...DEFAULT_JOB_SERVER_OPTIONS, corruptTokens: this.options.corruptTokens ?? false },
+      },
     );
 
     if (this.options.room !== 'global' && me.kind === 'ACCOUNT') {
-      await api.room.join.mutate({ room: this.options.room, ...(this.options.invite ? { inviteCode: this.options.invite } : {}) });
+      await api.room.join.mutate({
+        room: this.options.room,
+        ...(this.options.invite ? { inviteCode: this.options.invite } : {}),
+      });
     }
     const iceServers = await api.room.iceServers.query();
-    const socket: MeshSocket = io(`${this.options.server}${MESH_NAMESPACE}`, { transports: ['websocket'], extraHeaders: { cookie: this.cookie } });
+    const socket: MeshSocket = io(`${this.options.server}${MESH_NAMESPACE}`, {
+      transports: ['websocket'],
+      extraHeaders: { cookie: this.cookie },
+    });
     this.socket = socket;
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
@@ -153,11 +176,13 @@ export class HeadlessPeer {
     reconnectWhenAvailable(socket);
     socket.on('disconnect', (reason) => {
       // Lost connections come back by themselves (refused while the server's database is down: when it says); a socket the server ended means the session is gone.
-      if (reason === 'io server disconnect') this.options.onEnded?.('The server ended this peer\'s session (logged out or revoked)');
+      if (reason === 'io server disconnect')
+        this.options.onEnded?.("The server ended this peer's session (logged out or revoked)");
     });
     // werift speaks the standard RTCPeerConnection API this project uses; with no ICE servers configured it
     // gathers host candidates only (werift's own default would ask a public STUN server).
-    const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) => new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
+    const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
+      new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
     this.room = new MeshRoom(socket, this.options.room, iceServers, createPeerConnection, this.node);
     await this.room.join();
     const error = this.room.getSnapshot().error;

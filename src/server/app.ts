@@ -50,7 +50,14 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       // A request line names the route, never its query string (chat.stream's prompt rides in it) or headers
       // (cookies, keys); what else could carry a secret is redacted (docs/SECURITY.md).
       serializers: { req: requestLogLine },
-      redact: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', '*.token', '*.password', '*.apiKey'],
+      redact: [
+        'req.headers.cookie',
+        'req.headers.authorization',
+        'res.headers["set-cookie"]',
+        '*.token',
+        '*.password',
+        '*.apiKey',
+      ],
       ...(options.logStream
         ? { stream: options.logStream }
         : env.NODE_ENV === 'development'
@@ -84,7 +91,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       pgliteDir: path.join(resolveDataDir(env), 'pglite'),
       poolSize: env.DATABASE_POOL_SIZE,
     }));
-  if (database.migrations.applied.length > 0) app.log.info({ applied: database.migrations.applied }, 'migrations applied');
+  if (database.migrations.applied.length > 0)
+    app.log.info({ applied: database.migrations.applied }, 'migrations applied');
   if (database.migrations.modified.length > 0) {
     app.log.warn({ modified: database.migrations.modified }, 'applied migrations changed on disk since they ran');
   }
@@ -123,7 +131,10 @@ async function registerAll(
     // A dependency that is down (the database, Redis): retryable, and already logged once by the dependencies plugin.
     const unavailable = unavailability(error);
     if (unavailable) {
-      return reply.code(503).header('retry-after', String(unavailable.retryAfterSeconds)).send({ error: 'UNAVAILABLE', message: unavailable.message });
+      return reply
+        .code(503)
+        .header('retry-after', String(unavailable.retryAfterSeconds))
+        .send({ error: 'UNAVAILABLE', message: unavailable.message });
     }
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) {
@@ -171,6 +182,7 @@ async function registerAll(
     // Disconnects go through the Socket.IO adapter, so they reach the sockets on every node.
     onSessionsRevoked: (listener) => sessionEvents.on('revoked', listener),
   });
-  const clientMode = options.client ?? (env.NODE_ENV === 'development' ? 'vite' : env.NODE_ENV === 'production' ? 'static' : 'none');
+  const clientMode =
+    options.client ?? (env.NODE_ENV === 'development' ? 'vite' : env.NODE_ENV === 'production' ? 'static' : 'none');
   await app.register(clientPlugin, { mode: clientMode, distDir: env.CLIENT_DIST_DIR });
 }

@@ -59,10 +59,16 @@ const trustProxy = z
       ctx.addIssue({ code: 'custom', message: 'expected at most 16 proxy hops' });
       return z.NEVER;
     }
-    const list = value.split(',').map((item) => item.trim()).filter(Boolean);
+    const list = value
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean);
     const bad = list.find((item) => !/^(loopback|linklocal|uniquelocal)$/.test(item) && !isAddressOrCidr(item));
     if (list.length === 0 || list.length > 64 || bad !== undefined) {
-      ctx.addIssue({ code: 'custom', message: `expected false, a hop count, or proxy addresses/CIDRs${bad ? ` (not an address: ${bad})` : ''}` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected false, a hop count, or proxy addresses/CIDRs${bad ? ` (not an address: ${bad})` : ''}`,
+      });
       return z.NEVER;
     }
     return list;
@@ -82,14 +88,28 @@ function isAddressOrCidr(value: string): boolean {
 const hostList = z
   .string()
   .trim()
-  .transform((value) => value.split(',').map((item) => item.trim().toLowerCase()).filter(Boolean))
-  .pipe(z.array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'expected host names such as mesh.example.org')).max(64));
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim().toLowerCase())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'expected host names such as mesh.example.org'))
+      .max(64),
+  );
 
 /** Comma-separated usernames, as sign-up stores them (lower-cased). */
 const usernameList = z
   .string()
   .trim()
-  .transform((value) => value.split(',').map((item) => item.trim().toLowerCase()).filter(Boolean))
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim().toLowerCase())
+      .filter(Boolean),
+  )
   .pipe(z.array(z.string().regex(/^[a-z0-9_-]{3,32}$/, 'expected usernames such as ada,grace')).max(256));
 
 /** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
@@ -109,7 +129,15 @@ const iceServers = z
       .array(
         z
           .object({
-            urls: z.union([z.string().regex(/^(stun|stuns|turn|turns):/, 'ICE server URLs start with stun:, stuns:, turn: or turns:'), z.array(z.string().regex(/^(stun|stuns|turn|turns):/)).min(1).max(8)]),
+            urls: z.union([
+              z
+                .string()
+                .regex(/^(stun|stuns|turn|turns):/, 'ICE server URLs start with stun:, stuns:, turn: or turns:'),
+              z
+                .array(z.string().regex(/^(stun|stuns|turn|turns):/))
+                .min(1)
+                .max(8),
+            ]),
             username: z.string().max(256).optional(),
             credential: z.string().max(256).optional(),
           })
@@ -126,11 +154,17 @@ const apiKey = z
 
 /** A provider's model allow-list: `*` for any model, else comma-separated names as chat input accepts them. */
 const modelList = z.string().transform((value, ctx): '*' | string[] => {
-  const names = value.split(',').map((name) => name.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((name) => name.trim())
+    .filter(Boolean);
   if (names.length === 1 && names[0] === '*') return '*';
   const bad = names.find((name) => name.length > 128 || !/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/.test(name));
   if (names.length === 0 || names.length > 256 || bad !== undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected * or comma-separated model names${bad === undefined ? '' : ` (not a model name: ${bad})`}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected * or comma-separated model names${bad === undefined ? '' : ` (not a model name: ${bad})`}`,
+    });
     return z.NEVER;
   }
   return names;
@@ -252,7 +286,11 @@ export const EnvSchema = z.object({
   ICE_SERVERS: iceServers.default([]),
   /** /api/health names the running commit only when this is true (deploy details are not for strangers). */
   HEALTH_SHOW_COMMIT: boolean.default(false),
-  GIT_COMMIT: z.string().trim().regex(/^[0-9a-f]{7,40}$/, 'expected a git commit sha').optional(),
+  GIT_COMMIT: z
+    .string()
+    .trim()
+    .regex(/^[0-9a-f]{7,40}$/, 'expected a git commit sha')
+    .optional(),
 });
 
 export type Env = z.infer<typeof EnvSchema>;

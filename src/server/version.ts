@@ -24,7 +24,12 @@ function readGitCommit(): string | null {
       return readFileSync(`${gitDir}${ref}`, 'utf8').trim();
     } catch {
       const packed = readFileSync(`${gitDir}packed-refs`, 'utf8');
-      return packed.split('\n').find((line) => line.endsWith(` ${ref}`))?.split(' ')[0] ?? null;
+      return (
+        packed
+          .split('\n')
+          .find((line) => line.endsWith(` ${ref}`))
+          ?.split(' ')[0] ?? null
+      );
     }
   } catch {
     return null;

@@ -54,7 +54,14 @@ export type SamplingInput = z.input<typeof SamplingSchema>;
 const RequestId = z.string().min(1).max(64);
 
 export const EngineRequestSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('load'), requestId: RequestId, model: EngineModelSchema, backend: BackendPreferenceSchema.default('auto') }).strict(),
+  z
+    .object({
+      type: z.literal('load'),
+      requestId: RequestId,
+      model: EngineModelSchema,
+      backend: BackendPreferenceSchema.default('auto'),
+    })
+    .strict(),
   z
     .object({
       type: z.literal('generate'),
@@ -88,12 +95,7 @@ export interface FileProgress {
 }
 
 export type EngineErrorCode =
-  | 'INVALID_REQUEST'
-  | 'NOT_LOADED'
-  | 'BUSY'
-  | 'LOAD_FAILED'
-  | 'CONTEXT_OVERFLOW'
-  | 'GENERATION_FAILED';
+  'INVALID_REQUEST' | 'NOT_LOADED' | 'BUSY' | 'LOAD_FAILED' | 'CONTEXT_OVERFLOW' | 'GENERATION_FAILED';
 
 export interface LoadedInfo {
   model: string;
@@ -120,7 +122,15 @@ export interface GenerationStats {
 }
 
 export type EngineReply =
-  | { type: 'progress'; requestId: string; phase: LoadPhase; message: string; files: Record<string, FileProgress>; loaded: number; total: number }
+  | {
+      type: 'progress';
+      requestId: string;
+      phase: LoadPhase;
+      message: string;
+      files: Record<string, FileProgress>;
+      loaded: number;
+      total: number;
+    }
   | ({ type: 'ready'; requestId: string } & LoadedInfo)
   | { type: 'token'; requestId: string; index: number; tokenId: number; text: string }
   | ({ type: 'complete'; requestId: string; text: string; tokenIds: number[] } & GenerationStats)

@@ -56,7 +56,15 @@ export const JobSamplingSchema = z
   .strict();
 export type JobSampling = z.infer<typeof JobSamplingSchema>;
 
-export const JobRejectReasonSchema = z.enum(['NOT_SHARING', 'MODEL_NOT_LOADED', 'QUEUE_FULL', 'TOO_MANY_JOBS', 'RATE_LIMITED', 'DEADLINE_TOO_SHORT', 'INVALID']);
+export const JobRejectReasonSchema = z.enum([
+  'NOT_SHARING',
+  'MODEL_NOT_LOADED',
+  'QUEUE_FULL',
+  'TOO_MANY_JOBS',
+  'RATE_LIMITED',
+  'DEADLINE_TOO_SHORT',
+  'INVALID',
+]);
 export type JobRejectReason = z.infer<typeof JobRejectReasonSchema>;
 export const JobErrorCodeSchema = z.enum(['GENERATION_FAILED', 'DEADLINE', 'PREEMPTED', 'SHUTTING_DOWN']);
 export type JobErrorCode = z.infer<typeof JobErrorCodeSchema>;
@@ -82,14 +90,37 @@ export const PeerMessageSchema = z.discriminatedUnion('type', [
       /** Answer tokens already received from a peer that left: the job continues after them. */
       prefix: z.array(TokenIdSchema).max(ENGINE_LIMITS.maxNewTokens),
       /** Milliseconds the requester will wait for the whole answer. */
-      deadlineMs: z.number().int().min(1).max(15 * 60_000),
+      deadlineMs: z
+        .number()
+        .int()
+        .min(1)
+        .max(15 * 60_000),
       /** `check`: a spot check of another peer's answer (served like any job, counted apart). */
       purpose: z.enum(['answer', 'check']),
     })
     .strict(),
-  z.object({ v, type: z.literal('job:accept'), jobId: JobIdSchema, position: z.number().int().min(0).max(10_000) }).strict(),
-  z.object({ v, type: z.literal('job:reject'), jobId: JobIdSchema, reason: JobRejectReasonSchema, message: z.string().max(500) }).strict(),
-  z.object({ v, type: z.literal('job:token'), jobId: JobIdSchema, index: z.number().int().min(0).max(ENGINE_LIMITS.maxNewTokens), tokenId: TokenIdSchema, text: z.string().max(PEER_LIMITS.tokenChars) }).strict(),
+  z
+    .object({ v, type: z.literal('job:accept'), jobId: JobIdSchema, position: z.number().int().min(0).max(10_000) })
+    .strict(),
+  z
+    .object({
+      v,
+      type: z.literal('job:reject'),
+      jobId: JobIdSchema,
+      reason: JobRejectReasonSchema,
+      message: z.string().max(500),
+    })
+    .strict(),
+  z
+    .object({
+      v,
+      type: z.literal('job:token'),
+      jobId: JobIdSchema,
+      index: z.number().int().min(0).max(ENGINE_LIMITS.maxNewTokens),
+      tokenId: TokenIdSchema,
+      text: z.string().max(PEER_LIMITS.tokenChars),
+    })
+    .strict(),
   z
     .object({
       v,
@@ -103,7 +134,15 @@ export const PeerMessageSchema = z.discriminatedUnion('type', [
       tokensPerSecond: z.number().min(0).max(100_000),
     })
     .strict(),
-  z.object({ v, type: z.literal('job:error'), jobId: JobIdSchema, code: JobErrorCodeSchema, message: z.string().max(500) }).strict(),
+  z
+    .object({
+      v,
+      type: z.literal('job:error'),
+      jobId: JobIdSchema,
+      code: JobErrorCodeSchema,
+      message: z.string().max(500),
+    })
+    .strict(),
   z.object({ v, type: z.literal('job:cancel'), jobId: JobIdSchema }).strict(),
   z.object({ v, type: z.literal('ping'), t: z.number() }).strict(),
   z.object({ v, type: z.literal('pong'), t: z.number() }).strict(),
@@ -121,7 +160,11 @@ export const ChunkFrameSchema = z
     id: z.number().int().min(0),
     index: z.number().int().min(0),
     // Escaping can make a piece's frame six times its text: the whole message's cap still holds when put together.
-    count: z.number().int().min(1).max(Math.ceil((6 * PEER_LIMITS.messageChars) / PEER_LIMITS.frameChars)),
+    count: z
+      .number()
+      .int()
+      .min(1)
+      .max(Math.ceil((6 * PEER_LIMITS.messageChars) / PEER_LIMITS.frameChars)),
     data: z.string().max(PEER_LIMITS.frameChars),
   })
   .strict();

@@ -36,7 +36,17 @@ export const CapabilitiesSchema = z
   .object({
     backend: z.enum(['webgpu', 'wasm', 'cpu']).nullable(),
     models: z
-      .array(z.object({ id: z.string().min(1).max(96), sha256: z.string().regex(/^[0-9a-f]{64}$/).optional() }).strict())
+      .array(
+        z
+          .object({
+            id: z.string().min(1).max(96),
+            sha256: z
+              .string()
+              .regex(/^[0-9a-f]{64}$/)
+              .optional(),
+          })
+          .strict(),
+      )
       .max(16),
     tokensPerSecond: z.number().nonnegative().max(100_000).nullable(),
     /** Whether this peer runs jobs for others in the room ("Share my compute"). */
@@ -45,7 +55,13 @@ export const CapabilitiesSchema = z
   })
   .strict();
 export type Capabilities = z.infer<typeof CapabilitiesSchema>;
-export const NO_CAPABILITIES: Capabilities = { backend: null, models: [], tokensPerSecond: null, sharing: false, queue: 0 };
+export const NO_CAPABILITIES: Capabilities = {
+  backend: null,
+  models: [],
+  tokensPerSecond: null,
+  sharing: false,
+  queue: 0,
+};
 
 /** A room by its slug (`global`, `my-room`). */
 export const RoomSlugSchema = z
@@ -55,7 +71,9 @@ export const RoomSlugSchema = z
   .regex(/^[a-z0-9][a-z0-9-]*$/, 'Room names in links are lower-case letters, digits and -');
 export const PeerIdSchema = z.uuid();
 
-export const RoomJoinSchema = z.object({ room: RoomSlugSchema, capabilities: CapabilitiesSchema.default(NO_CAPABILITIES) }).strict();
+export const RoomJoinSchema = z
+  .object({ room: RoomSlugSchema, capabilities: CapabilitiesSchema.default(NO_CAPABILITIES) })
+  .strict();
 export const RoomLeaveSchema = z.object({ room: RoomSlugSchema }).strict();
 export const PeerUpdateSchema = z.object({ room: RoomSlugSchema, capabilities: CapabilitiesSchema }).strict();
 /** `data` is SDP or an ICE candidate, opaque to the server: only its size is checked. */
@@ -97,7 +115,10 @@ export interface ServerToClientEvents {
 }
 
 export interface ClientToServerEvents {
-  'room:join': (payload: z.input<typeof RoomJoinSchema>, ack: (result: Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>) => void) => void;
+  'room:join': (
+    payload: z.input<typeof RoomJoinSchema>,
+    ack: (result: Ack<{ room: string; self: PeerInfo; peers: PeerInfo[] }>) => void,
+  ) => void;
   'room:leave': (payload: z.input<typeof RoomLeaveSchema>, ack: (result: Ack<null>) => void) => void;
   'peer:update': (payload: z.input<typeof PeerUpdateSchema>, ack: (result: Ack<null>) => void) => void;
   'signal:relay': (payload: z.input<typeof SignalRelaySchema>, ack: (result: Ack<null>) => void) => void;

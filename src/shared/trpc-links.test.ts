@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { retryAfterMs } from './trpc-links.ts';
 
 const refusal = (status: number, retryAfter: string | null) =>
-  new TRPCClientError('refused', { meta: { response: new Response(null, { status, headers: retryAfter === null ? {} : { 'retry-after': retryAfter } }) } });
+  new TRPCClientError('refused', {
+    meta: {
+      response: new Response(null, { status, headers: retryAfter === null ? {} : { 'retry-after': retryAfter } }),
+    },
+  });
 
 describe('retryAfterMs', () => {
   it("reads a 429's Retry-After, and a 503's only where the caller allows it (queries)", () => {

@@ -39,7 +39,9 @@ function readableRefusalLink<TRouter extends AnyRouter>(): TRPCLink<TRouter> {
           complete: () => observer.complete(),
           error: (error) => {
             const message = plainMessage(error);
-            observer.error(message === null ? error : new TRPCClientError<TRouter>(message, { meta: error.meta, cause: error }));
+            observer.error(
+              message === null ? error : new TRPCClientError<TRouter>(message, { meta: error.meta, cause: error }),
+            );
           },
         }),
       );

@@ -51,7 +51,12 @@ function adapterName(adapter: GpuAdapterLike): string {
   return [info?.vendor, info?.architecture || info?.description].filter(Boolean).join(' ') || 'unknown adapter';
 }
 
-export async function planBackend(model: EngineModel, preference: BackendPreference, gpu: GpuLike | null, node = isNode()): Promise<BackendPlan> {
+export async function planBackend(
+  model: EngineModel,
+  preference: BackendPreference,
+  gpu: GpuLike | null,
+  node = isNode(),
+): Promise<BackendPlan> {
   const wasm = (why: string): BackendPlan => ({ backend: node ? 'cpu' : 'wasm', dtype: model.dtype.wasm, reason: why });
   if (node) return wasm('Node.js: onnxruntime-node on the CPU');
   if (preference === 'wasm') return wasm('WASM was asked for');
@@ -60,7 +65,9 @@ export async function planBackend(model: EngineModel, preference: BackendPrefere
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   } catch (error) {
-    return wasm(`WebGPU adapter request failed (${error instanceof Error ? error.message : String(error)}): WASM on the CPU`);
+    return wasm(
+      `WebGPU adapter request failed (${error instanceof Error ? error.message : String(error)}): WASM on the CPU`,
+    );
   }
   if (!adapter) return wasm('No WebGPU adapter available: WASM on the CPU');
   const name = adapterName(adapter);
@@ -70,7 +77,11 @@ export async function planBackend(model: EngineModel, preference: BackendPrefere
   }
   const instead = WITHOUT_F16[wanted] as Dtype;
   if (model.files.includes(onnxFile(instead))) {
-    return { backend: 'webgpu', dtype: instead, reason: `WebGPU on ${name} without shader-f16: ${instead} instead of ${wanted}` };
+    return {
+      backend: 'webgpu',
+      dtype: instead,
+      reason: `WebGPU on ${name} without shader-f16: ${instead} instead of ${wanted}`,
+    };
   }
   return wasm(`WebGPU on ${name} lacks shader-f16 and this model has no ${instead} weights: WASM on the CPU`);
 }

@@ -6,7 +6,12 @@ import { EngineError, type InferenceEngine } from './engine.ts';
 
 function errorReply(requestId: string, error: unknown): EngineReply {
   if (error instanceof EngineError) return { type: 'error', requestId, code: error.code, message: error.message };
-  return { type: 'error', requestId, code: 'GENERATION_FAILED', message: error instanceof Error ? error.message : String(error) };
+  return {
+    type: 'error',
+    requestId,
+    code: 'GENERATION_FAILED',
+    message: error instanceof Error ? error.message : String(error),
+  };
 }
 
 export function createEngineHost(engine: InferenceEngine, post: (reply: EngineReply) => void) {
@@ -27,7 +32,9 @@ export function createEngineHost(engine: InferenceEngine, post: (reply: EngineRe
     try {
       switch (request.type) {
         case 'load': {
-          const info = await engine.load(request.model, request.backend, (progress) => post({ type: 'progress', requestId, ...progress }));
+          const info = await engine.load(request.model, request.backend, (progress) =>
+            post({ type: 'progress', requestId, ...progress }),
+          );
           post({ type: 'ready', requestId, ...info });
           return;
         }

@@ -120,7 +120,11 @@ export class InferenceEngine {
   }
 
   /** Loads `model` (replacing the loaded one), reporting phases Fetching, Preparing, Downloading, Loading, Ready. */
-  async load(model: EngineModel, preference: BackendPreference, onProgress: (progress: LoadProgress) => void): Promise<LoadedInfo> {
+  async load(
+    model: EngineModel,
+    preference: BackendPreference,
+    onProgress: (progress: LoadProgress) => void,
+  ): Promise<LoadedInfo> {
     this.interrupt();
     await this.running?.catch(() => undefined);
     await this.unload();
@@ -159,7 +163,9 @@ export class InferenceEngine {
         entry.loaded = Math.max(entry.loaded, entry.total);
       }
       if (backend && weights(info.file)) {
-        const pending = Object.entries(files).some(([name, f]) => weights(name) && (f.total === 0 || f.loaded < f.total));
+        const pending = Object.entries(files).some(
+          ([name, f]) => weights(name) && (f.total === 0 || f.loaded < f.total),
+        );
         if (info.status === 'done' && !pending) {
           enter('Loading', `Loading the model on ${BACKEND_NAME[backend]}`);
           return;
@@ -174,7 +180,10 @@ export class InferenceEngine {
 
     try {
       send(true);
-      const tokenizer = await AutoTokenizer.from_pretrained(model.repo, { revision: model.revision, progress_callback: track() });
+      const tokenizer = await AutoTokenizer.from_pretrained(model.repo, {
+        revision: model.revision,
+        progress_callback: track(),
+      });
       enter('Preparing', 'Choosing a backend');
       let plan = await planBackend(model, preference, this.options.gpu === undefined ? browserGpu() : this.options.gpu);
       enter('Preparing', `${plan.reason} (${plan.dtype})`);
@@ -184,14 +193,19 @@ export class InferenceEngine {
       } catch (error) {
         if (plan.backend !== 'webgpu') throw error;
         // A WebGPU that exists but fails (driver, limits, out of memory) must not leave the person without a model.
-        plan = { backend: 'wasm', dtype: model.dtype.wasm, reason: `WebGPU failed to load the model (${errorMessage(error)}): fell back to WASM` };
+        plan = {
+          backend: 'wasm',
+          dtype: model.dtype.wasm,
+          reason: `WebGPU failed to load the model (${errorMessage(error)}): fell back to WASM`,
+        };
         enter('Preparing', plan.reason);
         loadedModel = await this.loadModel(model, plan, track(plan.backend));
       }
       const config = loadedModel.config as { max_position_embeddings?: number };
       const generation = loadedModel.generation_config as { eos_token_id?: number | number[] } | null;
       const eos = new Set<number>([generation?.eos_token_id ?? []].flat());
-      if (tokenizer.eos_token_id !== undefined && tokenizer.eos_token_id !== null) eos.add(Number(tokenizer.eos_token_id));
+      if (tokenizer.eos_token_id !== undefined && tokenizer.eos_token_id !== null)
+        eos.add(Number(tokenizer.eos_token_id));
       const info: LoadedInfo = {
         model: model.id,
         backend: plan.backend,
@@ -215,7 +229,9 @@ export class InferenceEngine {
       dtype: plan.dtype,
       device: plan.backend,
       progress_callback: progress,
-      ...(this.options.threads ? { session_options: { intraOpNumThreads: this.options.threads, interOpNumThreads: 1 } } : {}),
+      ...(this.options.threads
+        ? { session_options: { intraOpNumThreads: this.options.threads, interOpNumThreads: 1 } }
+        : {}),
     });
   }
 
@@ -258,11 +274,20 @@ export class InferenceEngine {
    * them, token indexes and texts exactly as one uninterrupted run would have given (the seeded draw depends on
    * the position only); `maxNewTokens` counts them.
    */
-  async generate(messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void, prefix: readonly number[] = []): Promise<GenerationResult> {
+  async generate(
+    messages: EngineMessage[],
+    sampling: Sampling,
+    onToken: (token: StreamedToken) => void,
+    prefix: readonly number[] = [],
+  ): Promise<GenerationResult> {
     const loaded = this.current;
     if (!loaded) throw new EngineError('NOT_LOADED', 'No model is loaded: load one first');
     if (this.running) throw new EngineError('BUSY', 'The engine is already generating an answer');
-    if (prefix.length >= sampling.maxNewTokens) throw new EngineError('INVALID_REQUEST', `A prefix of ${prefix.length} tokens leaves nothing of ${sampling.maxNewTokens} new tokens to make`);
+    if (prefix.length >= sampling.maxNewTokens)
+      throw new EngineError(
+        'INVALID_REQUEST',
+        `A prefix of ${prefix.length} tokens leaves nothing of ${sampling.maxNewTokens} new tokens to make`,
+      );
     const run = this.run(loaded, messages, sampling, onToken, prefix);
     this.running = run;
     try {
@@ -273,7 +298,13 @@ export class InferenceEngine {
     }
   }
 
-  private async run(loaded: Loaded, messages: EngineMessage[], sampling: Sampling, onToken: (token: StreamedToken) => void, prefix: readonly number[]): Promise<GenerationResult> {
+  private async run(
+    loaded: Loaded,
+    messages: EngineMessage[],
+    sampling: Sampling,
+    onToken: (token: StreamedToken) => void,
+    prefix: readonly number[],
+  ): Promise<GenerationResult> {
     const started = performance.now();
     const fitted = this.fitPrompt(loaded, messages, sampling.maxNewTokens);
     const { trimmed } = fitted;
@@ -319,7 +350,8 @@ export class InferenceEngine {
 
     const tokenIds = streamer.ids.slice(prefix.length);
     const lastId = streamer.ids.at(-1);
-    const reason = lastId !== undefined && loaded.eos.has(lastId) ? 'eos' : stopper.interrupted ? 'interrupted' : 'length';
+    const reason =
+      lastId !== undefined && loaded.eos.has(lastId) ? 'eos' : stopper.interrupted ? 'interrupted' : 'length';
     const end = performance.now();
     return {
       text: streamer.finalText(),

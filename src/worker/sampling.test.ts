@@ -35,7 +35,8 @@ describe('sampleInPlace', () => {
 
   it('keeps only the nucleus under top-p', () => {
     const seen = new Set<number>();
-    for (let i = 0; i < 2000; i++) seen.add(sampleInPlace(Float32Array.from([5, 4.9, 0, -1]), { temperature: 1, topP: 0.9 }, uniform(2, i)));
+    for (let i = 0; i < 2000; i++)
+      seen.add(sampleInPlace(Float32Array.from([5, 4.9, 0, -1]), { temperature: 1, topP: 0.9 }, uniform(2, i)));
     expect([...seen].sort()).toEqual([0, 1]);
   });
 });

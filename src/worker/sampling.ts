@@ -20,7 +20,11 @@ export function uniform(seed: number, counter: number): number {
 const NEGLIGIBLE = 20;
 
 /** Picks one token from `logits` (in place: the rest become -Infinity, so the greedy step takes it). */
-export function sampleInPlace(logits: Float32Array, sampling: Pick<Sampling, 'temperature' | 'topP'>, draw: number): number {
+export function sampleInPlace(
+  logits: Float32Array,
+  sampling: Pick<Sampling, 'temperature' | 'topP'>,
+  draw: number,
+): number {
   let max = -Infinity;
   for (const value of logits) if (value > max) max = value;
   // Only tokens near the top can matter: sorting the whole vocabulary (up to 150k entries) every step would

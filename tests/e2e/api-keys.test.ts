@@ -35,11 +35,15 @@ describe('API keys on the Account screen', () => {
     await page.getByTestId('account-username').fill('keyholder');
     await page.getByTestId('account-password').fill('correct horse battery');
     await page.getByTestId('account-submit').click();
-    await expect.poll(() => page.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as keyholder/);
+    await expect
+      .poll(() => page.getByTestId('account-user').textContent(), { timeout: 15_000 })
+      .toMatch(/Signed in as keyholder/);
 
     await page.getByTestId('api-key-name').fill('my editor');
     await page.getByTestId('api-key-create').click();
-    await expect.poll(() => page.getByTestId('api-key-secret').textContent(), { timeout: 15_000 }).toMatch(/^mnl_[0-9A-Za-z]{43}$/);
+    await expect
+      .poll(() => page.getByTestId('api-key-secret').textContent(), { timeout: 15_000 })
+      .toMatch(/^mnl_[0-9A-Za-z]{43}$/);
     const key = (await page.getByTestId('api-key-secret').textContent()) ?? '';
     await expect.poll(() => page.getByTestId('api-key-row').count(), { timeout: 15_000 }).toBe(1);
     const row = page.getByTestId('api-key-row');

@@ -47,7 +47,12 @@ async function openPage(mode: 'webgpu' | 'no-gpu'): Promise<{ page: Page; offOri
   const page = await browser.newPage();
   const offOrigin: string[] = [];
   page.on('request', (request) => {
-    if (!request.url().startsWith(server.url) && !request.url().startsWith('data:') && !request.url().startsWith('blob:')) offOrigin.push(request.url());
+    if (
+      !request.url().startsWith(server.url) &&
+      !request.url().startsWith('data:') &&
+      !request.url().startsWith('blob:')
+    )
+      offOrigin.push(request.url());
   });
   await page.goto(server.url);
   return { page, offOrigin };
@@ -67,15 +72,31 @@ describe('the inference worker in Chromium', () => {
   it('on WebGPU (SwiftShader) gives the same greedy tokens as Node', async () => {
     const { page } = await openPage('webgpu');
     const run = await runWorker(page, workerPath, nano, 'auto', MESSAGES, GREEDY);
-    expect(run.ready).toMatchObject({ type: 'ready', backend: 'webgpu', dtype: 'fp32', reason: expect.stringMatching(/^WebGPU on /) });
+    expect(run.ready).toMatchObject({
+      type: 'ready',
+      backend: 'webgpu',
+      dtype: 'fp32',
+      reason: expect.stringMatching(/^WebGPU on /),
+    });
     expect(run.tokens).toEqual(nodeTokens);
   }, 120_000);
 
   it('falls back to WASM when WebGPU fails to load the model', async () => {
     const { page } = await openPage('webgpu');
     // No q4 weights exist for the nano model: the WebGPU load fails on a 404 and the fp32 WASM load takes over.
-    const run = await runWorker(page, workerPath, { ...nano, dtype: { webgpu: 'q4', wasm: 'fp32' } }, 'auto', MESSAGES, GREEDY);
-    expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', reason: expect.stringMatching(/WebGPU failed to load the model .*fell back to WASM/) });
+    const run = await runWorker(
+      page,
+      workerPath,
+      { ...nano, dtype: { webgpu: 'q4', wasm: 'fp32' } },
+      'auto',
+      MESSAGES,
+      GREEDY,
+    );
+    expect(run.ready).toMatchObject({
+      type: 'ready',
+      backend: 'wasm',
+      reason: expect.stringMatching(/WebGPU failed to load the model .*fell back to WASM/),
+    });
     expect(run.tokens).toEqual(nodeTokens);
   }, 120_000);
 

@@ -52,7 +52,12 @@ async function open(page: Page, screen: 'Chat' | 'Models' | 'Rooms') {
 const peerRow = (page: Page, name: string) => page.locator(`[data-testid="room-peer"][data-peer-name="${name}"]`);
 
 /** Sends `prompt` on the chat screen with `route` (greedy unless a seed is given); returns the answer and readout. */
-async function ask(page: Page, route: string, prompt: string, sampled?: { temperature: string; seed: string }): Promise<{ text: string; readout: string }> {
+async function ask(
+  page: Page,
+  route: string,
+  prompt: string,
+  sampled?: { temperature: string; seed: string },
+): Promise<{ text: string; readout: string }> {
   await page.getByTestId('chat-route').selectOption(route);
   await page.getByTestId('chat-temperature').fill(sampled?.temperature ?? '0');
   await page.getByTestId('chat-seed').fill(sampled?.seed ?? '');
@@ -90,7 +95,14 @@ async function enterGlobal(page: Page) {
 }
 
 async function startHeadless(name: string, options: { corruptTokens?: boolean } = {}): Promise<HeadlessPeer> {
-  const peer = new HeadlessPeer({ server: server.url, room: 'global', model: 'nano-shakespeare', name, cacheDir: path.join(dir, 'peer-cache'), ...options });
+  const peer = new HeadlessPeer({
+    server: server.url,
+    room: 'global',
+    model: 'nano-shakespeare',
+    name,
+    cacheDir: path.join(dir, 'peer-cache'),
+    ...options,
+  });
   headless.push(peer);
   await peer.start();
   return peer;
@@ -100,7 +112,18 @@ async function startHeadless(name: string, options: { corruptTokens?: boolean } 
 function jobsOf(page: Page) {
   return page.evaluate(async () => {
     const response = await fetch('/api/trpc/jobs.list');
-    return ((await response.json()) as { result: { data: { failoverCount: number; outcome: string; checkResult: string | null; server: { displayName: string } | null }[] } }).result.data;
+    return (
+      (await response.json()) as {
+        result: {
+          data: {
+            failoverCount: number;
+            outcome: string;
+            checkResult: string | null;
+            server: { displayName: string } | null;
+          }[];
+        };
+      }
+    ).result.data;
   });
 }
 
@@ -113,7 +136,10 @@ async function cutAfterTokens(asker: Page, server: Page, tokens: number): Promis
   await server.evaluate((allowed) => {
     const send = RTCDataChannel.prototype.send;
     let sent = 0;
-    RTCDataChannel.prototype.send = function (this: RTCDataChannel, data: string | Blob | ArrayBuffer | ArrayBufferView) {
+    RTCDataChannel.prototype.send = function (
+      this: RTCDataChannel,
+      data: string | Blob | ArrayBuffer | ArrayBufferView,
+    ) {
       if (typeof data === 'string' && /"type":"job:(token|done|error)"/.test(data)) {
         if (!data.includes('"type":"job:token"') || sent >= allowed) return;
         sent++;
@@ -152,14 +178,20 @@ describe('mesh inference in the browser', () => {
     await loadNano(ada);
     await enterGlobal(ada);
     await enterGlobal(bob);
-    await expect.poll(() => peerRow(ada, 'Bob').getByTestId('peer-state').getAttribute('data-state'), { timeout: 30_000 }).toBe('open');
+    await expect
+      .poll(() => peerRow(ada, 'Bob').getByTestId('peer-state').getAttribute('data-state'), { timeout: 30_000 })
+      .toBe('open');
     await ada.getByTestId('share-compute').check();
     await expect.poll(() => ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 0 jobs served/);
 
     // Bob sees it over the data channel: WASM, sharing, with an RTT.
-    await expect.poll(() => peerRow(bob, 'Ada').getByTestId('peer-sharing').textContent(), { timeout: 15_000 }).toBe('yes');
+    await expect
+      .poll(() => peerRow(bob, 'Ada').getByTestId('peer-sharing').textContent(), { timeout: 15_000 })
+      .toBe('yes');
     expect(await peerRow(bob, 'Ada').getByTestId('peer-backend').textContent()).toBe('WASM');
-    await expect.poll(() => peerRow(bob, 'Ada').getByTestId('peer-rtt').textContent(), { timeout: 15_000 }).toMatch(/^\d+\.\d ms$/);
+    await expect
+      .poll(() => peerRow(bob, 'Ada').getByTestId('peer-rtt').textContent(), { timeout: 15_000 })
+      .toMatch(/^\d+\.\d ms$/);
 
     // Bob, without a model, asks on the mesh.
     await open(bob, 'Chat');
@@ -170,7 +202,9 @@ describe('mesh inference in the browser', () => {
     await enterGlobal(ada);
     await expect.poll(() => ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 1 job served/);
     // The server recorded it: the room's stats count it, with Ada as its server.
-    await expect.poll(() => ada.getByTestId('room-stats').textContent(), { timeout: 15_000 }).toMatch(/^1 answer served in this room · \d+ tokens · 0 failovers · 0 failed spot checks · most by Ada \(1\)$/);
+    await expect
+      .poll(() => ada.getByTestId('room-stats').textContent(), { timeout: 15_000 })
+      .toMatch(/^1 answer served in this room · \d+ tokens · 0 failovers · 0 failed spot checks · most by Ada \(1\)$/);
 
     // Ada asks her own device the same thing: the same words.
     await open(ada, 'Chat');
@@ -184,7 +218,9 @@ describe('mesh inference in the browser', () => {
     const closed = await cutAfterTokens(bob, ada, 5);
     const fallback = await ask(bob, 'auto', LONG_PROMPT, SAMPLED);
     await closed();
-    expect(fallback.readout).toMatch(/^Stub .* · the mesh could not answer: No peer in this room shares nano-shakespeare to finish this answer \(Ada: left the room\)$/);
+    expect(fallback.readout).toMatch(
+      /^Stub .* · the mesh could not answer: No peer in this room shares nano-shakespeare to finish this answer \(Ada: left the room\)$/,
+    );
     await bob.context().close();
   }, 180_000);
 
@@ -200,7 +236,9 @@ describe('mesh inference in the browser', () => {
     const cy = await startHeadless('Cy');
     await enterGlobal(ben);
     for (const name of ['Ann', 'Cy']) {
-      await expect.poll(() => peerRow(ben, name).getByTestId('peer-sharing').textContent(), { timeout: 30_000 }).toBe('yes');
+      await expect
+        .poll(() => peerRow(ben, name).getByTestId('peer-sharing').textContent(), { timeout: 30_000 })
+        .toBe('yes');
     }
 
     // Ann's page closes as soon as her first tokens reach Ben.
@@ -226,10 +264,12 @@ describe('mesh inference in the browser', () => {
     expect(resumed.text).toBe(whole.text);
 
     // The server recorded both, the first with one failover and Cy as its last server.
-    await expect.poll(async () => (await jobsOf(ben)).map((job) => [job.outcome, job.failoverCount, job.server?.displayName])).toEqual([
-      ['COMPLETED', 0, 'Cy'],
-      ['COMPLETED', 1, 'Cy'],
-    ]);
+    await expect
+      .poll(async () => (await jobsOf(ben)).map((job) => [job.outcome, job.failoverCount, job.server?.displayName]))
+      .toEqual([
+        ['COMPLETED', 0, 'Cy'],
+        ['COMPLETED', 1, 'Cy'],
+      ]);
   }, 240_000);
 
   it('catches a peer that returns wrong tokens, excludes it, and corrects the answer', async () => {
@@ -239,14 +279,18 @@ describe('mesh inference in the browser', () => {
     const ben = await guest('Ben2');
     await enterGlobal(ben);
     for (const name of ['Eve', 'Dee', 'Cy']) {
-      await expect.poll(() => peerRow(ben, name).getByTestId('peer-sharing').textContent(), { timeout: 30_000 }).toBe('yes');
+      await expect
+        .poll(() => peerRow(ben, name).getByTestId('peer-sharing').textContent(), { timeout: 30_000 })
+        .toBe('yes');
     }
     await ben.getByTestId('spot-check').selectOption('1');
     await open(ben, 'Chat');
     const served = await ask(ben, 'mesh', LONG_PROMPT, SAMPLED);
     expect(served.readout).toMatch(/^on Eve · CPU/);
     // The check re-runs the job on two honest peers; the answer on screen is then replaced.
-    await expect.poll(async () => (await lastAnswer(ben)).readout, { timeout: 60_000 }).toMatch(/corrected by a spot check; Eve excluded/);
+    await expect
+      .poll(async () => (await lastAnswer(ben)).readout, { timeout: 60_000 })
+      .toMatch(/corrected by a spot check; Eve excluded/);
     const corrected = await lastAnswer(ben);
     expect(corrected.text).not.toBe(served.text);
     expect(eve.status().jobsServed).toBe(1);

@@ -46,7 +46,18 @@ function pair(drop: { type: 'offer' | 'answer'; count: number }): Promise<PairRe
       close(): void;
     }
     type Factory = (config: { iceServers: unknown[] }) => unknown;
-    const LinkClass = (window as unknown as { PeerLink: new (id: string, polite: boolean, make: Factory, ice: unknown[], send: (s: Signal) => void, changed: () => void) => Link }).PeerLink;
+    const LinkClass = (
+      window as unknown as {
+        PeerLink: new (
+          id: string,
+          polite: boolean,
+          make: Factory,
+          ice: unknown[],
+          send: (s: Signal) => void,
+          changed: () => void,
+        ) => Link;
+      }
+    ).PeerLink;
     const make: Factory = (config) => new RTCPeerConnection(config as RTCConfiguration);
     let dropped = 0;
     const links: Link[] = [];
@@ -99,13 +110,17 @@ describe('PeerLink in Chromium', () => {
     }
   }, 60_000);
 
-  it.each(['offer', 'answer'] as const)('recovers by itself when the first %s is lost on the way', async (type) => {
-    const result = await pair({ type, count: 1 });
-    expect(result.dropped).toBe(1);
-    expect(result.openMs).not.toBeNull();
-    // The impolite side sent its offer again after its connect timeout (4 s).
-    expect(result.restarts[0]).toBeGreaterThanOrEqual(1);
-    expect(result.openMs).toBeGreaterThan(3500);
-    expect(result.received).toEqual([['from the polite side'], ['from the impolite side']]);
-  }, 60_000);
+  it.each(['offer', 'answer'] as const)(
+    'recovers by itself when the first %s is lost on the way',
+    async (type) => {
+      const result = await pair({ type, count: 1 });
+      expect(result.dropped).toBe(1);
+      expect(result.openMs).not.toBeNull();
+      // The impolite side sent its offer again after its connect timeout (4 s).
+      expect(result.restarts[0]).toBeGreaterThanOrEqual(1);
+      expect(result.openMs).toBeGreaterThan(3500);
+      expect(result.received).toEqual([['from the polite side'], ['from the impolite side']]);
+    },
+    60_000,
+  );
 });

@@ -25,10 +25,17 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-pwa-'));
   hub = new FakeHub();
   await hub.start();
-  const { manifestPath } = await publishModels(hub, dir, [{ id: 'pwa-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 5, maxPositions: 256 } }]);
+  const { manifestPath } = await publishModels(hub, dir, [
+    { id: 'pwa-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 5, maxPositions: 256 } },
+  ]);
   await buildClient(path.join(dir, 'dist-1'), 'one');
   // A fixed port: the update test restarts the server on the same origin with a new build.
-  serverEnv = { DATA_DIR: path.join(dir, 'data'), HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath, PORT: String(await freePort()) };
+  serverEnv = {
+    DATA_DIR: path.join(dir, 'data'),
+    HF_ENDPOINT: hub.origin,
+    MANIFEST_PATH: manifestPath,
+    PORT: String(await freePort()),
+  };
   server = await startServer({ ...serverEnv, CLIENT_DIST_DIR: path.join(dir, 'dist-1') });
   browser = await launchChromium('no-gpu');
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -49,7 +56,9 @@ const card = (p: Page, id: string) => p.locator(`[data-testid="model-card"][data
 /** Records every value `data-phase` takes on a model card's status, however briefly. */
 async function watchPhases(p: Page, id: string): Promise<() => Promise<string[]>> {
   await p.evaluate((modelId) => {
-    const target = document.querySelector(`[data-testid="model-card"][data-model-id="${modelId}"] [data-testid="model-status"]`);
+    const target = document.querySelector(
+      `[data-testid="model-card"][data-model-id="${modelId}"] [data-testid="model-status"]`,
+    );
     const seen: string[] = [];
     (globalThis as unknown as { __phases: string[] }).__phases = seen;
     if (!target) return;
@@ -88,7 +97,9 @@ describe('the PWA', () => {
     await expect.poll(() => card(page, 'nano-shakespeare').count(), { timeout: 30_000 }).toBe(1);
     await expect.poll(() => page.getByTestId('device-storage').textContent()).toMatch(/used of .* available/);
     await card(page, 'nano-shakespeare').getByTestId('model-load').click();
-    await expect.poll(() => card(page, 'nano-shakespeare').getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+    await expect
+      .poll(() => card(page, 'nano-shakespeare').getByTestId('backend-badge').textContent(), { timeout: 60_000 })
+      .toBe('WASM');
     expect(await card(page, 'nano-shakespeare').getByTestId('model-where').textContent()).toContain('on this device');
 
     const { readout, growth, answer } = await chat(page, 'Good morrow, what news?');
@@ -106,16 +117,26 @@ describe('the PWA', () => {
     await page.getByTestId('account-username').fill('pwa-downloader');
     await page.getByTestId('account-password').fill('correct horse battery');
     await page.getByTestId('account-submit').click();
-    await expect.poll(() => page.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as pwa-downloader/);
+    await expect
+      .poll(() => page.getByTestId('account-user').textContent(), { timeout: 15_000 })
+      .toMatch(/Signed in as pwa-downloader/);
     await page.getByRole('link', { name: 'Models' }).click();
     const tiny = card(page, 'pwa-tiny');
     await expect.poll(() => tiny.getByTestId('model-where').textContent()).toBe('on the Hub');
     const phases = await watchPhases(page, 'pwa-tiny');
     await tiny.getByTestId('model-download').click();
-    await expect.poll(() => tiny.getByTestId('model-where').textContent(), { timeout: 60_000 }).toBe('cached on the server · on this device');
+    await expect
+      .poll(() => tiny.getByTestId('model-where').textContent(), { timeout: 60_000 })
+      .toBe('cached on the server · on this device');
     await tiny.getByTestId('model-load').click();
     await expect.poll(() => tiny.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
-    expect((await phases()).filter((p) => p !== 'Idle')).toEqual(['Fetching', 'Preparing', 'Downloading', 'Loading', 'Ready']);
+    expect((await phases()).filter((p) => p !== 'Idle')).toEqual([
+      'Fetching',
+      'Preparing',
+      'Downloading',
+      'Loading',
+      'Ready',
+    ]);
     // The server fetched it from the fake Hub once, through its CDN redirect.
     expect(hub.requests.filter((r) => r.path.startsWith('/cdn/')).length).toBeGreaterThan(0);
     if (screenshots) await page.screenshot({ path: path.join(screenshots, 'models.png'), fullPage: true });
@@ -136,7 +157,9 @@ describe('the PWA', () => {
       await expect.poll(() => page.getByTestId('offline-indicator').textContent(), { timeout: 15_000 }).toBe('Offline');
       await expect.poll(() => card(page, 'nano-shakespeare').count(), { timeout: 30_000 }).toBe(1);
       await card(page, 'nano-shakespeare').getByTestId('model-load').click();
-      await expect.poll(() => card(page, 'nano-shakespeare').getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+      await expect
+        .poll(() => card(page, 'nano-shakespeare').getByTestId('backend-badge').textContent(), { timeout: 60_000 })
+        .toBe('WASM');
       const { readout } = await chat(page, 'Speak again, bright angel');
       expect(readout).toMatch(/on this device · WASM · TTFT/);
       expect(await page.getByTestId('providers-offline').textContent()).toMatch(/unavailable offline/);
@@ -156,7 +179,9 @@ describe('the PWA', () => {
     await expect.poll(() => page.getByTestId('update-prompt').count(), { timeout: 30_000 }).toBe(1);
     await page.getByTestId('update-reload').click();
     await expect.poll(() => page.getByTestId('app-build').textContent(), { timeout: 30_000 }).toContain('build two');
-    await expect.poll(() => card(page, 'pwa-tiny').getByTestId('model-where').textContent(), { timeout: 15_000 }).toContain('on this device');
+    await expect
+      .poll(() => card(page, 'pwa-tiny').getByTestId('model-where').textContent(), { timeout: 15_000 })
+      .toContain('on this device');
     expect(await card(page, 'nano-shakespeare').getByTestId('model-where').textContent()).toContain('on this device');
   }, 180_000);
 
@@ -168,9 +193,11 @@ describe('the PWA', () => {
       await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 64 * 1024 });
       await p.goto(`${server.url}/models`);
       await card(p, 'pwa-tiny').getByTestId('model-download').click();
-      await expect.poll(() => card(p, 'pwa-tiny').getByRole('alert').textContent(), { timeout: 30_000 }).toMatch(
-        /Not enough storage on this device for this model .* Remove a model from this device or free up space/,
-      );
+      await expect
+        .poll(() => card(p, 'pwa-tiny').getByRole('alert').textContent(), { timeout: 30_000 })
+        .toMatch(
+          /Not enough storage on this device for this model .* Remove a model from this device or free up space/,
+        );
       const left = await p.evaluate(async () => {
         const cache = await caches.open('mesh-models');
         return (await cache.keys()).map((r) => r.url).filter((u) => u.includes('pwa-tiny'));
@@ -184,7 +211,9 @@ describe('the PWA', () => {
 
   it('streams a cloud answer (the stub provider) over SSE as a new guest; an image in it loads nothing', async () => {
     await page.goto(`${server.url}/`);
-    await expect.poll(() => page.getByTestId('chat-route').locator('option').allTextContents()).toContain('Stub (canned replies, no model)');
+    await expect
+      .poll(() => page.getByTestId('chat-route').locator('option').allTextContents())
+      .toContain('Stub (canned replies, no model)');
     await page.getByTestId('chat-route').selectOption({ label: 'Stub (canned replies, no model)' });
     // The stub quotes the prompt, so its markdown answer holds this image: on this origin, which the CSP allows.
     const probe = `${server.url}/probe-image.png`;

@@ -42,8 +42,12 @@ describe('rooms in the browser', () => {
       [ada, 'Bob'],
       [bob, 'Ada'],
     ] as const) {
-      await expect.poll(() => peerRow(page, other).getByTestId('peer-state').getAttribute('data-state'), { timeout: 30_000 }).toBe('open');
-      await expect.poll(() => peerRow(page, other).getByTestId('peer-rtt').textContent(), { timeout: 15_000 }).toMatch(/^\d+\.\d ms$/);
+      await expect
+        .poll(() => peerRow(page, other).getByTestId('peer-state').getAttribute('data-state'), { timeout: 30_000 })
+        .toBe('open');
+      await expect
+        .poll(() => peerRow(page, other).getByTestId('peer-rtt').textContent(), { timeout: 15_000 })
+        .toMatch(/^\d+\.\d ms$/);
     }
 
     // A third browser signs up on the Account screen, creates its own room on the Rooms screen and is taken there.
@@ -52,13 +56,17 @@ describe('rooms in the browser', () => {
     await cy.getByTestId('account-username').fill('cyrus');
     await cy.getByTestId('account-password').fill('correct horse battery');
     await cy.getByTestId('account-submit').click();
-    await expect.poll(() => cy.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as cyrus/);
+    await expect
+      .poll(() => cy.getByTestId('account-user').textContent(), { timeout: 15_000 })
+      .toMatch(/Signed in as cyrus/);
     await cy.getByRole('link', { name: 'Rooms' }).click();
     // The list comes a page at a time, the global room first.
     await expect.poll(() => cy.getByTestId('room-link').first().textContent(), { timeout: 15_000 }).toBe('Global');
     await cy.getByTestId('room-name').fill('Elsewhere');
     await cy.getByTestId('room-create').click();
-    await expect.poll(() => new URL(cy.url()).pathname, { timeout: 15_000 }).toMatch(/^\/rooms\/elsewhere-[0-9a-f]{8}$/);
+    await expect
+      .poll(() => new URL(cy.url()).pathname, { timeout: 15_000 })
+      .toMatch(/^\/rooms\/elsewhere-[0-9a-f]{8}$/);
     await expect.poll(() => cy.getByTestId('room-empty').count(), { timeout: 15_000 }).toBe(1);
     expect(await cy.getByTestId('room-peer').count()).toBe(0);
     expect(await ada.getByTestId('room-peer').count()).toBe(1);
@@ -70,10 +78,17 @@ describe('rooms in the browser', () => {
     await bob.getByTestId('account-username').fill('bob-signed-up');
     await bob.getByTestId('account-password').fill('correct horse battery');
     await bob.getByTestId('account-submit').click();
-    await expect.poll(() => bob.getByTestId('account-user').textContent(), { timeout: 15_000 }).toMatch(/Signed in as bob-signed-up/);
+    await expect
+      .poll(() => bob.getByTestId('account-user').textContent(), { timeout: 15_000 })
+      .toMatch(/Signed in as bob-signed-up/);
     // Read without waiting: the row is gone for a moment between the two sessions.
     const bobRows = () =>
-      peerRow(ada, 'Bob').evaluateAll((rows) => rows.map((row) => [row.getAttribute('data-peer-id'), row.querySelector('[data-testid="peer-state"]')?.getAttribute('data-state')]));
+      peerRow(ada, 'Bob').evaluateAll((rows) =>
+        rows.map((row) => [
+          row.getAttribute('data-peer-id'),
+          row.querySelector('[data-testid="peer-state"]')?.getAttribute('data-state'),
+        ]),
+      );
     await expect.poll(bobRows, { timeout: 30_000 }).toEqual([[expect.not.stringMatching(guestPeerId ?? ''), 'open']]);
 
     await bob.context().close();

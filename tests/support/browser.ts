@@ -4,17 +4,33 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { type Browser, type BrowserContext, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
-import type { BackendPreference, EngineMessage, EngineModel, EngineReply, SamplingInput } from '../../src/shared/engine-protocol.ts';
+import type {
+  BackendPreference,
+  EngineMessage,
+  EngineModel,
+  EngineReply,
+  SamplingInput,
+} from '../../src/shared/engine-protocol.ts';
 import { ROOT } from './server-process.ts';
 
-const BASE_FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const BASE_FLAGS = [
+  '--no-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /**
  * `webgpu`: SwiftShader's WebGPU adapter (no GPU here, but a real WebGPU implementation);
  * `no-gpu`: `--disable-gpu`, so `navigator.gpu` offers no adapter and the engine must fall back to WASM.
  */
 export function launchChromium(mode: 'webgpu' | 'no-gpu'): Promise<Browser> {
-  return chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: [...BASE_FLAGS, ...modeFlags(mode)] });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [...BASE_FLAGS, ...modeFlags(mode)],
+  });
 }
 
 function modeFlags(mode: 'webgpu' | 'no-gpu'): string[] {
@@ -25,7 +41,11 @@ function modeFlags(mode: 'webgpu' | 'no-gpu'): string[] {
  * Chromium with a profile kept in `userDataDir` (service worker, caches, IndexedDB, cookies), as a person's browser
  * keeps them between visits: closing the context closes the browser, and launching again on the same folder reopens it.
  */
-export function launchPersistentChromium(userDataDir: string, mode: 'webgpu' | 'no-gpu', options: BrowserContextOptions = {}): Promise<BrowserContext> {
+export function launchPersistentChromium(
+  userDataDir: string,
+  mode: 'webgpu' | 'no-gpu',
+  options: BrowserContextOptions = {},
+): Promise<BrowserContext> {
   return chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
     args: [...BASE_FLAGS, ...modeFlags(mode)],
@@ -40,11 +60,15 @@ export function launchPersistentChromium(userDataDir: string, mode: 'webgpu' | '
  */
 export async function buildClient(outDir: string, buildId = 'test'): Promise<{ workerPath: string }> {
   const vite = path.join(ROOT, 'node_modules/vite/bin/vite.js');
-  await promisify(execFile)(process.execPath, [vite, 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn', '--sourcemap', 'false'], {
-    cwd: ROOT,
-    // vitest sets NODE_ENV=test, which would make Vite build a development bundle (no service worker).
-    env: { ...process.env, NODE_ENV: 'production', MESH_BUILD_ID: buildId },
-  });
+  await promisify(execFile)(
+    process.execPath,
+    [vite, 'build', '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn', '--sourcemap', 'false'],
+    {
+      cwd: ROOT,
+      // vitest sets NODE_ENV=test, which would make Vite build a development bundle (no service worker).
+      env: { ...process.env, NODE_ENV: 'production', MESH_BUILD_ID: buildId },
+    },
+  );
   const worker = (await readdir(path.join(outDir, 'assets'))).find((file) => /^inference\.worker-.*\.js$/.test(file));
   if (!worker) throw new Error('the build has no inference worker bundle');
   return { workerPath: `/assets/${worker}` };
@@ -76,7 +100,9 @@ export async function runWorker(
         addEventListener(type: 'message', listener: (event: { data: EngineReply }) => void): void;
         terminate(): void;
       }
-      const WorkerClass = (globalThis as unknown as { Worker: new (url: string, options: { type: 'module' }) => PageWorker }).Worker;
+      const WorkerClass = (
+        globalThis as unknown as { Worker: new (url: string, options: { type: 'module' }) => PageWorker }
+      ).Worker;
       const worker = new WorkerClass(workerPath, { type: 'module' });
       const replies: EngineReply[] = [];
       const waiting = new Map<string, (reply: EngineReply) => void>();
@@ -110,11 +136,20 @@ export async function runWorker(
  * A new browser context signed in as a guest named `displayName` (the app would otherwise pick "Guest 1234"). The
  * guest is made on a page of the origin that is not the app (`/api/health`), so the app cannot make its own meanwhile.
  */
-export async function guestPage(browser: Browser, origin: string, displayName: string, options: BrowserContextOptions = {}): Promise<Page> {
+export async function guestPage(
+  browser: Browser,
+  origin: string,
+  displayName: string,
+  options: BrowserContextOptions = {},
+): Promise<Page> {
   const page = await (await browser.newContext(options)).newPage();
   await page.goto(`${origin}/api/health`);
   const status = await page.evaluate(async (name) => {
-    const response = await fetch('/api/trpc/auth.guest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ displayName: name }) });
+    const response = await fetch('/api/trpc/auth.guest', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ displayName: name }),
+    });
     return response.status;
   }, displayName);
   if (status !== 200) throw new Error(`guest sign-in as ${displayName} answered ${status}`);

@@ -14,7 +14,9 @@ export function chatClient(base: string, cookie: string) {
         true: httpSubscriptionLink({
           url,
           EventSource,
-          eventSourceOptions: { fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, cookie } }) },
+          eventSourceOptions: {
+            fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, cookie } }),
+          },
         }),
         false: httpBatchLink({ url, headers: { cookie } }),
       }),

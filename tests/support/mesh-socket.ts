@@ -13,7 +13,11 @@ export type MeshClient = Socket<ServerToClientEvents, ClientToServerEvents>;
 export function connectMesh(
   base: string,
   opened: MeshClient[],
-  { cookie = null, origin = null, ...options }: { cookie?: string | null; origin?: string | null } & Partial<ManagerOptions & SocketOptions> = {},
+  {
+    cookie = null,
+    origin = null,
+    ...options
+  }: { cookie?: string | null; origin?: string | null } & Partial<ManagerOptions & SocketOptions> = {},
 ): Promise<MeshClient> {
   const socket: MeshClient = io(`${base}/mesh`, {
     transports: ['websocket'],
@@ -30,8 +34,14 @@ export function connectMesh(
 }
 
 /** A new account with a session, as the cookie a client would send. */
-export async function accountCookie(prisma: PrismaClient, username: string): Promise<{ cookie: string; userId: string }> {
-  const user = await prisma.user.create({ data: { kind: 'ACCOUNT', username, displayName: username }, select: { id: true } });
+export async function accountCookie(
+  prisma: PrismaClient,
+  username: string,
+): Promise<{ cookie: string; userId: string }> {
+  const user = await prisma.user.create({
+    data: { kind: 'ACCOUNT', username, displayName: username },
+    select: { id: true },
+  });
   const { token } = await createSession(prisma, user.id, sessionPolicy(14, 90));
   return { cookie: `mesh_session=${token}`, userId: user.id };
 }

@@ -8,7 +8,13 @@ import type { TinyWeights } from '../../scripts/tiny-model/weights.ts';
 import { loadNanoModel } from '../../src/server/models/bundled.ts';
 import type { EngineModel } from '../../src/shared/engine-protocol.ts';
 
-export const MODEL_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
+export const MODEL_FILES = [
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'onnx/model.onnx',
+];
 
 export interface PublishedModel {
   /** The engine's view once the server has it, pinned to the fake Hub's commit. */
@@ -36,11 +42,36 @@ export async function publishModels(
     const repo = `mesh/${id}`;
     const { commit } = await hub.addRepo(
       repo,
-      Object.fromEntries(await Promise.all(MODEL_FILES.map(async (f) => [f, bufferContent(await readFile(path.join(local, f)))] as const))),
+      Object.fromEntries(
+        await Promise.all(
+          MODEL_FILES.map(async (f) => [f, bufferContent(await readFile(path.join(local, f)))] as const),
+        ),
+      ),
     );
     const context = contextLength ?? options?.maxPositions ?? 512;
-    published[id] = { model: { id, repo, revision: commit, dtype: { webgpu: 'fp32', wasm: 'fp32' }, files: MODEL_FILES, contextLength: context }, weights, dir: local };
-    entries.push({ id, name: `Generated ${id}`, repo, revision: 'main', task: 'text-generation', dtype: { webgpu: 'fp32', wasm: 'fp32' }, contextLength: context, license: 'mit', files: MODEL_FILES.map((p) => ({ path: p })) });
+    published[id] = {
+      model: {
+        id,
+        repo,
+        revision: commit,
+        dtype: { webgpu: 'fp32', wasm: 'fp32' },
+        files: MODEL_FILES,
+        contextLength: context,
+      },
+      weights,
+      dir: local,
+    };
+    entries.push({
+      id,
+      name: `Generated ${id}`,
+      repo,
+      revision: 'main',
+      task: 'text-generation',
+      dtype: { webgpu: 'fp32', wasm: 'fp32' },
+      contextLength: context,
+      license: 'mit',
+      files: MODEL_FILES.map((p) => ({ path: p })),
+    });
   }
   const manifestPath = path.join(dir, 'manifest.json');
   await writeFile(manifestPath, JSON.stringify({ mode: 'extend', models: entries }));

@@ -52,10 +52,9 @@ export async function createPostgresDatabase(): Promise<TestPostgresDatabase> {
 /** Drops test databases left behind by runs that were killed (named with their creation time). */
 export async function dropStaleDatabases(olderThanMs: number): Promise<void> {
   await admin(async (client) => {
-    const { rows } = await client.query<{ datname: string }>(
-      'SELECT datname FROM pg_database WHERE datname LIKE $1',
-      [`${TEST_DATABASE_PREFIX}%`],
-    );
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [
+      `${TEST_DATABASE_PREFIX}%`,
+    ]);
     for (const { datname } of rows) {
       const created = Number.parseInt(datname.slice(TEST_DATABASE_PREFIX.length).split('_')[0] ?? '', 36);
       if (Number.isFinite(created) && Date.now() - created > olderThanMs) {

@@ -43,11 +43,15 @@ export interface ScratchPostgres {
 }
 
 async function postgresBin(): Promise<string | null> {
-  const fromPath = ['/usr/local/bin', '/usr/bin'].find((dir) => existsSync(path.join(dir, 'pg_ctl')) && existsSync(path.join(dir, 'initdb')));
+  const fromPath = ['/usr/local/bin', '/usr/bin'].find(
+    (dir) => existsSync(path.join(dir, 'pg_ctl')) && existsSync(path.join(dir, 'initdb')),
+  );
   if (fromPath) return fromPath;
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? (await readdir(root)).sort((a, b) => Number(b) - Number(a)) : [];
-  const found = versions.map((version) => path.join(root, version, 'bin')).find((dir) => existsSync(path.join(dir, 'pg_ctl')));
+  const found = versions
+    .map((version) => path.join(root, version, 'bin'))
+    .find((dir) => existsSync(path.join(dir, 'pg_ctl')));
   return found ?? null;
 }
 
@@ -62,7 +66,8 @@ export async function scratchPostgres(): Promise<ScratchPostgres | string> {
   let owner: { uid: number; gid: number } | null = null;
   if (asRoot) {
     const ids = await Promise.all([run('id', ['-u', 'postgres']), run('id', ['-g', 'postgres'])]).catch(() => null);
-    if (!ids) return unavailable('REQUIRE_POSTGRES', 'running as root and there is no `postgres` OS user to run PostgreSQL as');
+    if (!ids)
+      return unavailable('REQUIRE_POSTGRES', 'running as root and there is no `postgres` OS user to run PostgreSQL as');
     owner = { uid: Number(ids[0].stdout.trim()), gid: Number(ids[1].stdout.trim()) };
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-pg-'));
@@ -82,7 +87,18 @@ export async function scratchPostgres(): Promise<ScratchPostgres | string> {
     port,
     url,
     async start() {
-      await pgRun('pg_ctl', ['-D', data, '-l', path.join(dir, 'log'), '-o', options, '-w', '-t', String(START_TIMEOUT_MS / 1000), 'start']);
+      await pgRun('pg_ctl', [
+        '-D',
+        data,
+        '-l',
+        path.join(dir, 'log'),
+        '-o',
+        options,
+        '-w',
+        '-t',
+        String(START_TIMEOUT_MS / 1000),
+        'start',
+      ]);
       await until(`PostgreSQL on ${port} did not answer`, answers);
     },
     async stop(mode = 'fast') {
@@ -115,7 +131,11 @@ export interface ScratchRedis {
 }
 
 function redisServerPath(): string | null {
-  return ['/usr/bin/redis-server', '/usr/local/bin/redis-server', '/usr/sbin/redis-server'].find((file) => existsSync(file)) ?? null;
+  return (
+    ['/usr/bin/redis-server', '/usr/local/bin/redis-server', '/usr/sbin/redis-server'].find((file) =>
+      existsSync(file),
+    ) ?? null
+  );
 }
 
 /** A redis-server of this test's own on a free port, started; or the reason it cannot be made here. */
@@ -142,7 +162,11 @@ export async function scratchRedis(): Promise<ScratchRedis | string> {
     port,
     url,
     async start() {
-      const started = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: 'ignore' });
+      const started = spawn(
+        bin,
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'],
+        { stdio: 'ignore' },
+      );
       child = started;
       exited = new Promise((resolve) => started.once('exit', () => resolve()));
       await until(`redis-server on ${port} did not answer`, answers);

@@ -21,7 +21,15 @@ export function spawnServer(env: Record<string, string>): {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/index.ts'], {
     cwd: ROOT,
     // Budgets unsmoothed, as in tests/support/env.ts: tests make guests and calls from 127.0.0.1 as fast as they can.
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'info', HOST: '127.0.0.1', PORT: '0', RATE_LIMIT_BURST_SECONDS: '3600', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      RATE_LIMIT_BURST_SECONDS: '3600',
+      ...env,
+    },
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -36,7 +44,10 @@ export function spawnServer(env: Record<string, string>): {
 export async function startServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
   const started = spawnServer(env);
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs} ms:\n${started.output()}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start in ${timeoutMs} ms:\n${started.output()}`)),
+      timeoutMs,
+    );
     const check = () => {
       const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(started.output());
       if (match?.[1]) {
@@ -78,13 +89,18 @@ export async function signUpCookie(url: string, username: string): Promise<strin
 /** Starts the server-side download of catalogue model `id` and resolves once it is ready (throws if it fails). */
 export async function downloadModel(url: string, cookie: string, id: string, timeoutMs = 600_000): Promise<void> {
   const input = JSON.stringify({ id });
-  const started = await fetch(`${url}/api/trpc/models.download`, { method: 'POST', headers: { 'content-type': 'application/json', cookie }, body: input });
+  const started = await fetch(`${url}/api/trpc/models.download`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie },
+    body: input,
+  });
   if (started.status !== 200) throw new Error(`models.download answered ${started.status}`);
-  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
     const response = await fetch(`${url}/api/trpc/models.status?input=${encodeURIComponent(input)}`);
     const status = ((await response.json()) as { result: { data: { phase: string; error: unknown } } }).result.data;
     if (status.phase === 'ready') return;
-    if (status.phase === 'failed' || status.phase === 'cancelled') throw new Error(`download of ${id} ${status.phase}: ${JSON.stringify(status.error)}`);
+    if (status.phase === 'failed' || status.phase === 'cancelled')
+      throw new Error(`download of ${id} ${status.phase}: ${JSON.stringify(status.error)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`download of ${id} not ready within ${timeoutMs} ms`);
@@ -95,7 +111,9 @@ export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer().listen(0, '127.0.0.1', () => {
       const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      probe.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }

@@ -63,7 +63,10 @@ export interface StorageInfo {
 
 export async function storageInfo(): Promise<StorageInfo | null> {
   if (!navigator.storage?.estimate) return null;
-  const [{ usage = 0, quota = 0 }, persisted] = await Promise.all([navigator.storage.estimate(), navigator.storage.persisted?.() ?? false]);
+  const [{ usage = 0, quota = 0 }, persisted] = await Promise.all([
+    navigator.storage.estimate(),
+    navigator.storage.persisted?.() ?? false,
+  ]);
   return { usage, quota, persisted };
 }
 
@@ -82,8 +85,17 @@ function isQuotaError(error: unknown): boolean {
  * Saves every file of `model` to the device, streaming (the response body goes straight into the cache while a
  * tee counts bytes). Asks for persistent storage first when the model is large, so the browser does not evict it.
  */
-export async function saveToDevice(model: DeviceModel, expectedBytes: number, onProgress: (progress: SaveProgress) => void, signal?: AbortSignal): Promise<void> {
-  if (!cachesAvailable()) throw new DeviceStorageError('UNAVAILABLE', 'This browser cannot store files for offline use (no Cache API; is the page served over HTTPS?)');
+export async function saveToDevice(
+  model: DeviceModel,
+  expectedBytes: number,
+  onProgress: (progress: SaveProgress) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (!cachesAvailable())
+    throw new DeviceStorageError(
+      'UNAVAILABLE',
+      'This browser cannot store files for offline use (no Cache API; is the page served over HTTPS?)',
+    );
   if (expectedBytes > 50 * MB) await navigator.storage?.persist?.().catch(() => false);
   const cache = await caches.open(MODEL_CACHE);
   const files: SaveProgress['files'] = Object.fromEntries(model.files.map((file) => [file, { loaded: 0, total: 0 }]));
@@ -92,7 +104,16 @@ export async function saveToDevice(model: DeviceModel, expectedBytes: number, on
     const values = Object.values(files);
     const loaded = values.reduce((n, f) => n + f.loaded, 0);
     const seconds = (performance.now() - started) / 1000;
-    onProgress({ file, files: { ...files }, loaded, total: Math.max(expectedBytes, values.reduce((n, f) => n + f.total, 0)), speed: seconds > 0 ? loaded / seconds : 0 });
+    onProgress({
+      file,
+      files: { ...files },
+      loaded,
+      total: Math.max(
+        expectedBytes,
+        values.reduce((n, f) => n + f.total, 0),
+      ),
+      speed: seconds > 0 ? loaded / seconds : 0,
+    });
   };
   try {
     for (const file of model.files) {
@@ -112,7 +133,8 @@ export async function saveToDevice(model: DeviceModel, expectedBytes: number, on
         if (signal?.aborted) throw error;
         throw new DeviceStorageError('NETWORK', `Could not fetch ${file} from the server: ${(error as Error).message}`);
       }
-      if (!response.ok || !response.body) throw new DeviceStorageError('NETWORK', `The server answered ${response.status} for ${file}`);
+      if (!response.ok || !response.body)
+        throw new DeviceStorageError('NETWORK', `The server answered ${response.status} for ${file}`);
       entry.total = Number(response.headers.get('content-length') ?? 0);
       const [toCache, toCount] = response.body.tee();
       const counting = (async () => {
@@ -143,7 +165,8 @@ export async function saveToDevice(model: DeviceModel, expectedBytes: number, on
 
 /** Keeps ONNX Runtime's files for `backend` on the device (the service worker answers the worker from here offline). */
 export async function keepRuntimeFiles(backend: RuntimeBackend): Promise<void> {
-  if (!cachesAvailable()) throw new DeviceStorageError('UNAVAILABLE', 'This browser cannot store files for offline use (no Cache API)');
+  if (!cachesAvailable())
+    throw new DeviceStorageError('UNAVAILABLE', 'This browser cannot store files for offline use (no Cache API)');
   const cache = await caches.open(RUNTIME_CACHE);
   for (const file of ORT_FILES[backend]) {
     const url = `${ORT_WASM_BASE}${file}`;
@@ -152,15 +175,22 @@ export async function keepRuntimeFiles(backend: RuntimeBackend): Promise<void> {
     try {
       response = await fetch(url);
     } catch (error) {
-      throw new DeviceStorageError('NETWORK', `Could not fetch ONNX Runtime's ${file} to keep it for offline use: ${(error as Error).message}`);
+      throw new DeviceStorageError(
+        'NETWORK',
+        `Could not fetch ONNX Runtime's ${file} to keep it for offline use: ${(error as Error).message}`,
+      );
     }
-    if (!response.ok) throw new DeviceStorageError('NETWORK', `The server answered ${response.status} for ONNX Runtime's ${file}`);
+    if (!response.ok)
+      throw new DeviceStorageError('NETWORK', `The server answered ${response.status} for ONNX Runtime's ${file}`);
     try {
       await cache.put(url, response);
     } catch (error) {
       if (!isQuotaError(error)) throw error;
       await cache.delete(url).catch(() => undefined);
-      throw new DeviceStorageError('QUOTA', `Not enough storage on this device to keep ONNX Runtime (${file}) for offline use: remove a model, then load again`);
+      throw new DeviceStorageError(
+        'QUOTA',
+        `Not enough storage on this device to keep ONNX Runtime (${file}) for offline use: remove a model, then load again`,
+      );
     }
   }
 }
@@ -220,7 +250,8 @@ export async function keptForOffline(models: DeviceModel[]): Promise<KeptItem[]>
   for (const backend of Object.keys(ORT_FILES) as RuntimeBackend[]) {
     const paths: readonly string[] = ORT_FILES[backend].map((file) => `${ORT_WASM_BASE}${file}`);
     const kept = runtimeRequests.filter((r) => paths.includes(new URL(r.url).pathname));
-    if (runtime && kept.length) items.push({ kind: 'runtime', id: backend, bytes: await sumOf(runtime, kept), files: kept.length });
+    if (runtime && kept.length)
+      items.push({ kind: 'runtime', id: backend, bytes: await sumOf(runtime, kept), files: kept.length });
   }
   if (!(await caches.has(MODEL_CACHE))) return items;
   const cache = await caches.open(MODEL_CACHE);

@@ -16,7 +16,8 @@ export function localDb(): Promise<IDBPDatabase<Schema>> {
   if (database) return database;
   const opening = openDB<Schema>('mesh-nanollm', 2, {
     upgrade(db, oldVersion) {
-      if (oldVersion < 1) db.createObjectStore('conversations', { keyPath: 'id' }).createIndex('updatedAt', 'updatedAt');
+      if (oldVersion < 1)
+        db.createObjectStore('conversations', { keyPath: 'id' }).createIndex('updatedAt', 'updatedAt');
       if (oldVersion < 2) db.createObjectStore('kept');
     },
     // Another tab runs a newer version of the app and wants to upgrade: let it, and reopen on the next call.

@@ -56,7 +56,9 @@ export class EngineClient {
   constructor(private readonly worker: EngineWorkerLike) {
     worker.addEventListener('message', (event) => this.listeners.get(event.data.requestId)?.(event.data));
     worker.addEventListener('error', (event) => {
-      this.fail(new EngineClientError('WORKER_CRASHED', `The inference worker stopped: ${event.message ?? 'unknown error'}`));
+      this.fail(
+        new EngineClientError('WORKER_CRASHED', `The inference worker stopped: ${event.message ?? 'unknown error'}`),
+      );
     });
   }
 
@@ -66,7 +68,12 @@ export class EngineClient {
 
   private fail(error: EngineClientError): void {
     this.failure = error;
-    const errorReply = (requestId: string): EngineReply => ({ type: 'error', requestId, code: 'GENERATION_FAILED', message: error.message });
+    const errorReply = (requestId: string): EngineReply => ({
+      type: 'error',
+      requestId,
+      code: 'GENERATION_FAILED',
+      message: error.message,
+    });
     for (const [requestId, listener] of [...this.listeners]) listener(errorReply(requestId));
     this.listeners.clear();
   }
@@ -81,7 +88,10 @@ export class EngineClient {
     return this.failure ?? new EngineClientError(reply.code, reply.message);
   }
 
-  load(model: EngineModel, options: { backend?: BackendPreference; onProgress?: (progress: LoadProgressEvent) => void } = {}): Promise<LoadedInfo> {
+  load(
+    model: EngineModel,
+    options: { backend?: BackendPreference; onProgress?: (progress: LoadProgressEvent) => void } = {},
+  ): Promise<LoadedInfo> {
     const requestId = this.nextId('load');
     return new Promise((resolve, reject) => {
       this.send({ type: 'load', requestId, model, backend: options.backend ?? 'auto' }, (reply) => {

@@ -4,6 +4,8 @@ import { EngineClient } from './engine-client.ts';
 let client: EngineClient | null = null;
 
 export function inferenceEngine(): EngineClient {
-  client ??= new EngineClient(new Worker(new URL('../../worker/inference.worker.ts', import.meta.url), { type: 'module', name: 'inference' }));
+  client ??= new EngineClient(
+    new Worker(new URL('../../worker/inference.worker.ts', import.meta.url), { type: 'module', name: 'inference' }),
+  );
   return client;
 }

@@ -36,7 +36,9 @@ export interface Database {
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
   const migrations = await readMigrations();
-  return options.url ? openPostgres(options.url, options.poolSize ?? 10, migrations) : openPglite(options.pgliteDir, migrations);
+  return options.url
+    ? openPostgres(options.url, options.poolSize ?? 10, migrations)
+    : openPglite(options.pgliteDir, migrations);
 }
 
 async function openPglite(dir: string | undefined, migrations: Awaited<ReturnType<typeof readMigrations>>) {

@@ -36,7 +36,9 @@ describe.each(databaseKinds())('migrations on %s', (kind) => {
 
     const first = await openDatabase(target);
     expect(first.migrations.applied).toEqual(files.map((file) => file.name));
-    const recorded = await first.prisma.$queryRaw<{ migration_name: string; checksum: string; finished_at: Date | null }[]>`
+    const recorded = await first.prisma.$queryRaw<
+      { migration_name: string; checksum: string; finished_at: Date | null }[]
+    >`
       SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" ORDER BY migration_name`;
     expect(recorded.map((row) => [row.migration_name, row.checksum])).toEqual(files.map((f) => [f.name, f.checksum]));
     expect(recorded.every((row) => row.finished_at instanceof Date)).toBe(true);
@@ -52,7 +54,11 @@ describe.each(databaseKinds())('migrations on %s', (kind) => {
 });
 
 describe('the migrator', () => {
-  const broken: Migration = { name: '29990101000000_broken', sql: 'CREATE TABLE "ok" (id int); SELECT nope FROM missing;', checksum: 'x'.repeat(64) };
+  const broken: Migration = {
+    name: '29990101000000_broken',
+    sql: 'CREATE TABLE "ok" (id int); SELECT nope FROM missing;',
+    checksum: 'x'.repeat(64),
+  };
 
   it('rolls back a failing migration completely and names it', async () => {
     const db = new PGlite();
@@ -71,7 +77,10 @@ describe('the migrator', () => {
     const session = pgliteSession(db);
     const one: Migration = { name: '1_one', sql: 'CREATE TABLE one (id int);', checksum: 'a'.repeat(64) };
     expect(await migrate(session, [one])).toEqual({ applied: ['1_one'], modified: [] });
-    expect(await migrate(session, [{ ...one, checksum: 'b'.repeat(64) }])).toEqual({ applied: [], modified: ['1_one'] });
+    expect(await migrate(session, [{ ...one, checksum: 'b'.repeat(64) }])).toEqual({
+      applied: [],
+      modified: ['1_one'],
+    });
     await db.close();
   });
 

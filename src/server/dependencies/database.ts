@@ -10,14 +10,24 @@ type Transaction = Awaited<ReturnType<SqlDriverAdapter['startTransaction']>>;
 /** Driver adapter error kinds (`@prisma/driver-adapter-utils`) that mean the connection, not the query, failed. */
 const CONNECTION_KINDS = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', 'TooManyConnections']);
 /** Socket errors node-postgres passes through as they are. */
-const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
 /**
  * PostgreSQL SQLSTATEs of a server going away: class 08 (connection exception), 57P01 admin shutdown, 57P02 crash
  * shutdown, 57P03 cannot connect now (starting up or shutting down), 53300 too many connections.
  */
 const SQLSTATE = /^(08...|57P0[123]|53300)$/;
 /** node-postgres' own messages for a connection it lost or could not make in time. */
-const PG_MESSAGES = /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed|Cannot use a pool after calling end/i;
+const PG_MESSAGES =
+  /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed|Cannot use a pool after calling end/i;
 
 /** Whether `error`, thrown by the driver adapter, says the database could not be reached rather than that a query was wrong. */
 export function isConnectionFailure(error: unknown): boolean {
@@ -69,8 +79,11 @@ export function gatedAdapter(factory: SqlDriverAdapterFactory, database: Depende
         queryRaw: (query) => gate(() => adapter.queryRaw(query)),
         executeRaw: (query) => gate(() => adapter.executeRaw(query)),
         executeScript: (script) => gate(() => adapter.executeScript(script)),
-        startTransaction: (isolationLevel) => gate(async () => transaction(await adapter.startTransaction(isolationLevel))),
-        ...(adapter.getConnectionInfo ? { getConnectionInfo: () => adapter.getConnectionInfo?.() ?? { supportsRelationJoins: false } } : {}),
+        startTransaction: (isolationLevel) =>
+          gate(async () => transaction(await adapter.startTransaction(isolationLevel))),
+        ...(adapter.getConnectionInfo
+          ? { getConnectionInfo: () => adapter.getConnectionInfo?.() ?? { supportsRelationJoins: false } }
+          : {}),
         dispose: () => adapter.dispose(),
       };
     },

@@ -43,14 +43,22 @@ describe('Dependency', () => {
   });
 
   it('counts a probe that outlasts its timeout as failed', async () => {
-    const dependency = new Dependency('redis', { probe: () => new Promise(() => {}), probeTimeoutMs: 20, retryMs: 10_000 });
+    const dependency = new Dependency('redis', {
+      probe: () => new Promise(() => {}),
+      probeTimeoutMs: 20,
+      retryMs: 10_000,
+    });
     expect(await dependency.check()).toBe(false);
     expect(dependency.status().state).toBe('down');
     dependency.close();
   });
 
   it('fails a probe under way as soon as the connection is lost, even if its command is still queued', async () => {
-    const dependency = new Dependency('redis', { probe: () => new Promise(() => {}), probeTimeoutMs: 60_000, retryMs: 10_000 });
+    const dependency = new Dependency('redis', {
+      probe: () => new Promise(() => {}),
+      probeTimeoutMs: 60_000,
+      retryMs: 10_000,
+    });
     const probing = dependency.check();
     dependency.lost(new Error('socket closed'));
     expect(await probing).toBe(false);

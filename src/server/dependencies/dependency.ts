@@ -23,7 +23,10 @@ export class DependencyUnavailableError extends Error {
     readonly retryAfterSeconds: number,
     options?: ErrorOptions,
   ) {
-    super(`The ${dependency === 'database' ? 'database' : 'relay between server nodes (Redis)'} is unavailable right now; try again in ${retryAfterSeconds} s`, options);
+    super(
+      `The ${dependency === 'database' ? 'database' : 'relay between server nodes (Redis)'} is unavailable right now; try again in ${retryAfterSeconds} s`,
+      options,
+    );
   }
 }
 
@@ -42,8 +45,7 @@ export interface DependencyStatus {
 }
 
 export type DependencyChange =
-  | { name: DependencyName; state: 'down'; error: unknown }
-  | { name: DependencyName; state: 'up'; downForMs: number };
+  { name: DependencyName; state: 'down'; error: unknown } | { name: DependencyName; state: 'up'; downForMs: number };
 
 export interface DependencyOptions {
   /** Resolves when the dependency serves (a trivial query, a PING); rejects (or outlasts `timeoutMs`) when not. */
@@ -89,7 +91,11 @@ export class Dependency {
   }
 
   unavailableError(cause?: unknown): DependencyUnavailableError {
-    return new DependencyUnavailableError(this.name, this.retryAfterSeconds(), cause === undefined ? undefined : { cause });
+    return new DependencyUnavailableError(
+      this.name,
+      this.retryAfterSeconds(),
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   /** Throws DependencyUnavailableError while the dependency is down: the fail-fast check before using it. */
@@ -192,7 +198,10 @@ export class Dependency {
       await Promise.race([
         this.options.probe(this.#probeTimeoutMs),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${this.#probeTimeoutMs} ms`)), this.#probeTimeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${this.#probeTimeoutMs} ms`)),
+            this.#probeTimeoutMs,
+          );
           onLost = () => reject(lost.reason);
           lost.addEventListener('abort', onLost, { once: true });
         }),

@@ -28,7 +28,8 @@ export function redisDependency(client: RedisClient, channels: () => string[]): 
       const wanted = channels();
       if (wanted.length === 0) return;
       const subscribers = await client.pubSubNumSub(wanted);
-      if (!wanted.every((channel) => (subscribers[channel] ?? 0) > 0)) throw new Error('connected, but the Socket.IO subscriptions are not back yet');
+      if (!wanted.every((channel) => (subscribers[channel] ?? 0) > 0))
+        throw new Error('connected, but the Socket.IO subscriptions are not back yet');
     },
   });
   const watch = (connection: RedisClient) => {

@@ -8,7 +8,11 @@ export interface HostPolicy {
   names: ReadonlySet<string>;
 }
 
-export function hostPolicy(options: { publicOrigin?: string | undefined; allowedHosts: readonly string[]; host: string }): HostPolicy {
+export function hostPolicy(options: {
+  publicOrigin?: string | undefined;
+  allowedHosts: readonly string[];
+  host: string;
+}): HostPolicy {
   const names = new Set(options.allowedHosts.map((name) => name.toLowerCase()));
   names.add('localhost');
   if (options.publicOrigin) names.add(new URL(options.publicOrigin).hostname.toLowerCase());

@@ -3,7 +3,13 @@
 import type { ProviderErrorCode } from '../../shared/schemas/chat.ts';
 import { ProviderError } from '../providers/provider.ts';
 
-export type OpenAIErrorType = 'invalid_request_error' | 'authentication_error' | 'permission_error' | 'not_found_error' | 'rate_limit_error' | 'api_error';
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'api_error';
 
 export interface OpenAIErrorBody {
   error: { message: string; type: OpenAIErrorType; param: string | null; code: string | null };
@@ -69,15 +75,30 @@ export function fromProviderError(error: ProviderError): OpenAIError {
   const { status, type, code } = PROVIDER_STATUS[error.code];
   // A cap on running chats frees up within seconds; the others say when.
   const wait = error.retryAfterSeconds ?? (status === 429 || status === 503 ? 1 : null);
-  return new OpenAIError(status, type, code, error.message, { param: code === 'model_not_found' ? 'model' : null, retryAfterSeconds: wait });
+  return new OpenAIError(status, type, code, error.message, {
+    param: code === 'model_not_found' ? 'model' : null,
+    retryAfterSeconds: wait,
+  });
 }
 
 /** The one-line replies of the plugins before a route runs (`{ error: 'RATE_LIMITED', message }`) in OpenAI's shape. */
 export function fromPluginReply(status: number, body: { error: string; message?: unknown }): OpenAIErrorBody {
   const type: OpenAIErrorType =
-    status === 401 ? 'authentication_error' : status === 403 ? 'permission_error' : status === 404 ? 'not_found_error' : status === 429 ? 'rate_limit_error' : status >= 500 ? 'api_error' : 'invalid_request_error';
+    status === 401
+      ? 'authentication_error'
+      : status === 403
+        ? 'permission_error'
+        : status === 404
+          ? 'not_found_error'
+          : status === 429
+            ? 'rate_limit_error'
+            : status >= 500
+              ? 'api_error'
+              : 'invalid_request_error';
   const message = typeof body.message === 'string' ? body.message : 'The request was refused';
-  return { error: { message, type, param: null, code: status === 429 ? 'rate_limit_exceeded' : body.error.toLowerCase() } };
+  return {
+    error: { message, type, param: null, code: status === 429 ? 'rate_limit_exceeded' : body.error.toLowerCase() },
+  };
 }
 
 export { ProviderError };

@@ -6,7 +6,12 @@ import { OpenAIError } from './errors.ts';
 import { listModels, routeModel } from './routing.ts';
 
 const providers = createProviders(
-  parseEnv({ OPENAI_API_KEY: 'sk-test-0123456789', OPENAI_MODELS: 'gpt-4o-mini,gpt-4o', HF_TOKEN: 'hf_test0123456789', HF_MODELS: '*' }),
+  parseEnv({
+    OPENAI_API_KEY: 'sk-test-0123456789',
+    OPENAI_MODELS: 'gpt-4o-mini,gpt-4o',
+    HF_TOKEN: 'hf_test0123456789',
+    HF_MODELS: '*',
+  }),
 );
 const manifest = [{ id: 'nano-shakespeare', name: 'Nano Shakespeare' } as ManifestEntry];
 const route = (name: string) => routeModel(name, { providers, manifest });
@@ -37,7 +42,14 @@ describe('routeModel', () => {
   });
 
   it('refuses with 404 model_not_found: unknown names, unconfigured providers, models outside an allow-list, bad names', () => {
-    for (const name of ['gpt-4o', 'stub/other', 'openrouter/openai/gpt-4o-mini', 'openai/gpt-3.5-turbo', 'openai/', 'openai/../x y']) {
+    for (const name of [
+      'gpt-4o',
+      'stub/other',
+      'openrouter/openai/gpt-4o-mini',
+      'openai/gpt-3.5-turbo',
+      'openai/',
+      'openai/../x y',
+    ]) {
       expect(refused(name)).toMatchObject({ status: 404, code: 'model_not_found', options: { param: 'model' } });
     }
     expect(refused('openrouter/openai/gpt-4o-mini').message).toContain('OpenRouter is not configured on this server');

@@ -24,23 +24,34 @@ export interface RoutingSources {
 
 /** The target of a model name, or the OpenAI error that refuses it (unknown, unconfigured or not allowed: 404). */
 export function routeModel(name: string, sources: RoutingSources): ModelTarget {
-  if (name === STUB_MODEL_ID) return { kind: 'provider', provider: sources.providers.stub, model: sources.providers.stub.defaultModel };
+  if (name === STUB_MODEL_ID)
+    return { kind: 'provider', provider: sources.providers.stub, model: sources.providers.stub.defaultModel };
   const slash = name.indexOf('/');
   const prefix = slash === -1 ? '' : name.slice(0, slash);
   const provider = CLOUD_PROVIDERS.find((id) => id === prefix);
   if (provider !== undefined) {
     const chat = sources.providers[provider];
     const model = ChatModelSchema.safeParse(name.slice(slash + 1));
-    if (!model.success) throw OpenAIError.modelNotFound(`The model \`${name}\` does not exist: ${model.error.issues[0]?.message ?? 'bad name'}`);
-    if (!chat.configured) throw OpenAIError.modelNotFound(`The model \`${name}\` is not available: ${chat.label} is not configured on this server`);
+    if (!model.success)
+      throw OpenAIError.modelNotFound(
+        `The model \`${name}\` does not exist: ${model.error.issues[0]?.message ?? 'bad name'}`,
+      );
+    if (!chat.configured)
+      throw OpenAIError.modelNotFound(
+        `The model \`${name}\` is not available: ${chat.label} is not configured on this server`,
+      );
     if (!allowsModel(chat, model.data)) {
-      throw OpenAIError.modelNotFound(`The model \`${name}\` is not available: ${chat.label} on this server does not offer it (GET /v1/models lists those it does)`);
+      throw OpenAIError.modelNotFound(
+        `The model \`${name}\` is not available: ${chat.label} on this server does not offer it (GET /v1/models lists those it does)`,
+      );
     }
     return { kind: 'provider', provider: chat, model: model.data };
   }
   const entry = sources.manifest.find((candidate) => candidate.id === name);
   if (entry) return { kind: 'mesh', entry };
-  throw OpenAIError.modelNotFound(`The model \`${name}\` does not exist (GET /v1/models lists the models this server offers)`);
+  throw OpenAIError.modelNotFound(
+    `The model \`${name}\` does not exist (GET /v1/models lists the models this server offers)`,
+  );
 }
 
 export interface ListedModel {

@@ -42,7 +42,14 @@ export function completion(meta: CompletionMeta, text: string, finish: FinishRea
     object: 'chat.completion' as const,
     created: meta.created,
     model: meta.model,
-    choices: [{ index: 0, message: { role: 'assistant' as const, content: text, refusal: null }, logprobs: null, finish_reason: openAIFinishReason(finish) }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant' as const, content: text, refusal: null },
+        logprobs: null,
+        finish_reason: openAIFinishReason(finish),
+      },
+    ],
     usage,
   };
 }
@@ -55,7 +62,13 @@ export class ChunkWriter {
   ) {}
 
   #chunk(choices: unknown[], usage?: OpenAIUsage): string {
-    const body = { id: this.meta.id, object: 'chat.completion.chunk', created: this.meta.created, model: this.meta.model, choices };
+    const body = {
+      id: this.meta.id,
+      object: 'chat.completion.chunk',
+      created: this.meta.created,
+      model: this.meta.model,
+      choices,
+    };
     // With include_usage every chunk carries `usage`: null until the last, as OpenAI sends it.
     return event(this.includeUsage ? { ...body, usage: usage ?? null } : body);
   }

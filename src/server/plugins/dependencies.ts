@@ -28,9 +28,15 @@ export const dependenciesPlugin = fp(
       stops.push(
         dependency.onChange((change) => {
           if (change.state === 'down') {
-            app.log.warn({ dependency: change.name, err: change.error }, `${change.name} went away: requests that need it are refused (503, UNAVAILABLE) until it is back`);
+            app.log.warn(
+              { dependency: change.name, err: change.error },
+              `${change.name} went away: requests that need it are refused (503, UNAVAILABLE) until it is back`,
+            );
           } else {
-            app.log.info({ dependency: change.name, downForMs: change.downForMs }, `${change.name} is back after ${(change.downForMs / 1000).toFixed(1)} s`);
+            app.log.info(
+              { dependency: change.name, downForMs: change.downForMs },
+              `${change.name} is back after ${(change.downForMs / 1000).toFixed(1)} s`,
+            );
           }
         }),
       );

@@ -16,7 +16,8 @@ export const housekeepingPlugin = fp<{ env: Pick<Env, 'GUEST_RETENTION_DAYS' | '
       // One run at a time: a slow one is not stacked on.
       running ??= purgeStale(app.database.prisma, { guestRetentionDays: env.GUEST_RETENTION_DAYS })
         .then((purged) => {
-          if (purged.sessions > 0 || purged.guests > 0) app.log.info(purged, 'housekeeping purged expired sessions and idle guests');
+          if (purged.sessions > 0 || purged.guests > 0)
+            app.log.info(purged, 'housekeeping purged expired sessions and idle guests');
         })
         .catch((error: unknown) => {
           // The database being down is logged once as an outage; the next run purges what this one could not.

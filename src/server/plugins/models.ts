@@ -13,7 +13,11 @@ declare module 'fastify' {
       manifest: ManifestEntry[];
       downloader: ModelDownloader;
       /** A verified file of a bundled or downloaded model, for the /models route. */
-      file(repo: string, revision: string, file: string): Promise<{ path: string; size: number; sha256: string; immutable: boolean } | null>;
+      file(
+        repo: string,
+        revision: string,
+        file: string,
+      ): Promise<{ path: string; size: number; sha256: string; immutable: boolean } | null>;
     };
   }
 }

@@ -35,8 +35,11 @@ export interface RateLimitPluginOptions {
 
 /** A route's own ceiling (`config.rateLimit`), when it sets one with a fixed size. */
 function ownCeiling(request: FastifyRequest): { max: number; timeWindow: number } | null {
-  const own = (request.routeOptions.config as { rateLimit?: { max?: unknown; timeWindow?: unknown } | false }).rateLimit;
-  return own && typeof own.max === 'number' && typeof own.timeWindow === 'number' ? { max: own.max, timeWindow: own.timeWindow } : null;
+  const own = (request.routeOptions.config as { rateLimit?: { max?: unknown; timeWindow?: unknown } | false })
+    .rateLimit;
+  return own && typeof own.max === 'number' && typeof own.timeWindow === 'number'
+    ? { max: own.max, timeWindow: own.timeWindow }
+    : null;
 }
 
 /**
@@ -46,7 +49,8 @@ function ownCeiling(request: FastifyRequest): { max: number; timeWindow: number 
  */
 export const rateLimitPlugin = fp<RateLimitPluginOptions>(
   async (app, { env }) => {
-    const windowMax = (request: FastifyRequest) => (rateLimitBucket(request) === 'app' ? APP_FILE_FACTOR * env.RATE_LIMIT_MAX : env.RATE_LIMIT_MAX);
+    const windowMax = (request: FastifyRequest) =>
+      rateLimitBucket(request) === 'app' ? APP_FILE_FACTOR * env.RATE_LIMIT_MAX : env.RATE_LIMIT_MAX;
     await app.register(rateLimit, {
       global: true,
       keyGenerator: (request) => `${rateLimitBucket(request)}:${request.ip}`,
@@ -68,7 +72,11 @@ export const rateLimitPlugin = fp<RateLimitPluginOptions>(
       const points = burstPoints(ceiling.max, ceiling.timeWindow / 1000, env.RATE_LIMIT_BURST_SECONDS);
       if (points === null) return;
       let limiter = bursts.get(points);
-      if (!limiter) bursts.set(points, (limiter = new RateLimiterMemory({ keyPrefix: `burst${points}`, points, duration: BURST_WINDOW_MS / 1000 })));
+      if (!limiter)
+        bursts.set(
+          points,
+          (limiter = new RateLimiterMemory({ keyPrefix: `burst${points}`, points, duration: BURST_WINDOW_MS / 1000 })),
+        );
       const group = own ? request.routeOptions.url : rateLimitBucket(request);
       try {
         await limiter.consume(`${group}:${request.ip}`);
@@ -78,12 +86,19 @@ export const rateLimitPlugin = fp<RateLimitPluginOptions>(
         return reply
           .code(429)
           .header('retry-after', String(seconds))
-          .send({ statusCode: 429, error: 'RATE_LIMITED', message: `Too many requests at once (at most ${points} in any ${BURST_WINDOW_MS} ms); retry in ${seconds} s` });
+          .send({
+            statusCode: 429,
+            error: 'RATE_LIMITED',
+            message: `Too many requests at once (at most ${points} in any ${BURST_WINDOW_MS} ms); retry in ${seconds} s`,
+          });
       }
     };
     app.addHook('onRoute', (route) => {
       if ((route.config as { rateLimit?: unknown } | undefined)?.rateLimit === false) return;
-      route.onRequest = [burst, ...(route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest])];
+      route.onRequest = [
+        burst,
+        ...(route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]),
+      ];
     });
     // A refusal is answered only after RATE_LIMIT_DELAY_MS: a client that keeps asking past its budget then makes
     // about one request per connection per delay, instead of as many as the server can refuse, so a flood from one

@@ -63,7 +63,9 @@ async function connectRedis(url: string) {
     await client.connect();
   } catch (error) {
     client.destroy();
-    throw new ConfigError(`Cannot connect to Redis at REDIS_URL (${new URL(url).host}): ${error instanceof Error ? error.message : String(error)}`);
+    throw new ConfigError(
+      `Cannot connect to Redis at REDIS_URL (${new URL(url).host}): ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   connected = true;
   return client;
@@ -91,7 +93,11 @@ export const socketPlugin = fp<SocketPluginOptions>(
     const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(app.server, {
       serveClient: false,
       ...(redis && {
-        adapter: createAdapter(redis, { streamName: channelPrefix, channelPrefix, sessionKeyPrefix: `${env.REDIS_KEY_PREFIX}:session:` }),
+        adapter: createAdapter(redis, {
+          streamName: channelPrefix,
+          channelPrefix,
+          sessionKeyPrefix: `${env.REDIS_KEY_PREFIX}:session:`,
+        }),
       }),
       // Twice the signal cap: a larger packet closes the connection; one between the two gets a TOO_LARGE ack.
       maxHttpBufferSize: 2 * SIGNAL_MAX_BYTES,
@@ -105,7 +111,10 @@ export const socketPlugin = fp<SocketPluginOptions>(
     io.use((_socket, next) => next(new Error(`Connect to the ${MESH_NAMESPACE} namespace`)));
     const mesh = io.of(MESH_NAMESPACE);
     // Each adapter's private channel (redis-streams-adapter 0.3): `<channelPrefix>#<namespace>#<adapter uid>#`.
-    const redisChannels = () => [...io._nsps.values()].map((nsp) => `${channelPrefix}#${nsp.name}#${(nsp.adapter as unknown as { uid: string }).uid}#`);
+    const redisChannels = () =>
+      [...io._nsps.values()].map(
+        (nsp) => `${channelPrefix}#${nsp.name}#${(nsp.adapter as unknown as { uid: string }).uid}#`,
+      );
     const relay = redis ? redisDependency(redis, redisChannels) : null;
     if (relay) {
       app.dependencies.add(relay);

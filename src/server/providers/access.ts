@@ -24,12 +24,18 @@ export function accessRefusal(request: AccessRequest, env: AccessEnv): ProviderE
   const { provider, model } = request;
   if (!provider.configured) return null;
   if (!request.account && !opensToGuests(provider, env)) {
-    return new ProviderError('ACCOUNT_REQUIRED', `${provider.label} is for accounts on this server: sign up or log in to use it (guests can use the stub)`);
+    return new ProviderError(
+      'ACCOUNT_REQUIRED',
+      `${provider.label} is for accounts on this server: sign up or log in to use it (guests can use the stub)`,
+    );
   }
   if (!allowsModel(provider, model)) {
     const listed = provider.models === '*' ? [] : provider.models;
     const named = listed.slice(0, NAMED_MODELS).join(', ') + (listed.length > NAMED_MODELS ? ', …' : '');
-    return new ProviderError('MODEL_NOT_ALLOWED', `${provider.label} on this server does not offer the model "${model}"; it offers ${named}`);
+    return new ProviderError(
+      'MODEL_NOT_ALLOWED',
+      `${provider.label} on this server does not offer the model "${model}"; it offers ${named}`,
+    );
   }
   return null;
 }

@@ -29,10 +29,18 @@ export function budgetRefusal(spent: Spent, env: BudgetEnv, now: Date): Provider
   const options = { resetsAt, retryAfterSeconds: Math.ceil((resetsAt.getTime() - now.getTime()) / 1000) };
   const when = `it starts again at 00:00 UTC (${resetsAt.toISOString()})`;
   if (spent.user >= env.CHAT_DAILY_TOKENS_PER_USER) {
-    return new ProviderError('USER_BUDGET_SPENT', `You have used today's ${env.CHAT_DAILY_TOKENS_PER_USER} cloud tokens; ${when}`, options);
+    return new ProviderError(
+      'USER_BUDGET_SPENT',
+      `You have used today's ${env.CHAT_DAILY_TOKENS_PER_USER} cloud tokens; ${when}`,
+      options,
+    );
   }
   if (spent.server >= env.CHAT_DAILY_TOKENS) {
-    return new ProviderError('SERVER_BUDGET_SPENT', `This server has used today's cloud token budget; ${when}`, options);
+    return new ProviderError(
+      'SERVER_BUDGET_SPENT',
+      `This server has used today's cloud token budget; ${when}`,
+      options,
+    );
   }
   return null;
 }

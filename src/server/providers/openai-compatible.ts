@@ -111,7 +111,10 @@ function upstreamMessage(body: string): string {
   }
 }
 
-async function readText(reader: ReadableStreamDefaultReader<Uint8Array>, limit: number): Promise<{ text: string; truncated: boolean }> {
+async function readText(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  limit: number,
+): Promise<{ text: string; truncated: boolean }> {
   const decoder = new TextDecoder();
   let text = '';
   let bytes = 0;
@@ -124,7 +127,12 @@ async function readText(reader: ReadableStreamDefaultReader<Uint8Array>, limit: 
   }
 }
 
-function statusError(config: OpenAICompatibleConfig, request: ProviderRequest, response: Response, body: string): ProviderError {
+function statusError(
+  config: OpenAICompatibleConfig,
+  request: ProviderRequest,
+  response: Response,
+  body: string,
+): ProviderError {
   const { status } = response;
   const message = sanitizeUpstreamMessage(upstreamMessage(body), [config.apiKey]);
   const detail = message ? `: ${message}` : '';
@@ -132,14 +140,19 @@ function statusError(config: OpenAICompatibleConfig, request: ProviderRequest, r
     // The upstream's text here quotes the key it saw; say only what happened.
     return new ProviderError('INVALID_KEY', `${config.label} refused the server's API key (HTTP ${status})`);
   }
-  if (status === 404) return new ProviderError('MODEL_NOT_FOUND', `${config.label} has no model "${request.model}"${detail}`);
+  if (status === 404)
+    return new ProviderError('MODEL_NOT_FOUND', `${config.label} has no model "${request.model}"${detail}`);
   if (status === 429) {
     const wait = retryAfterSeconds(response.headers.get('retry-after'));
     const when = wait === null ? 'try again later' : `retry in ${wait} s`;
-    return new ProviderError('RATE_LIMITED', `${config.label} is rate limiting requests; ${when}`, { retryAfterSeconds: wait });
+    return new ProviderError('RATE_LIMITED', `${config.label} is rate limiting requests; ${when}`, {
+      retryAfterSeconds: wait,
+    });
   }
-  if (status === 408 || status === 504) return new ProviderError('UPSTREAM_TIMEOUT', `${config.label} timed out (HTTP ${status})`);
-  if (status >= 400 && status < 500) return new ProviderError('UPSTREAM_REJECTED', `${config.label} refused the request (HTTP ${status})${detail}`);
+  if (status === 408 || status === 504)
+    return new ProviderError('UPSTREAM_TIMEOUT', `${config.label} timed out (HTTP ${status})`);
+  if (status >= 400 && status < 500)
+    return new ProviderError('UPSTREAM_REJECTED', `${config.label} refused the request (HTTP ${status})${detail}`);
   return new ProviderError('UPSTREAM_ERROR', `${config.label} failed (HTTP ${status})`);
 }
 
@@ -247,7 +260,8 @@ export async function* streamChatCompletion(
       // Some compatible servers ignore `stream: true` and answer with one completion.
       if (!reader) throw new ProviderError('BAD_UPSTREAM_RESPONSE', `${config.label} sent an empty answer`);
       const { text, truncated } = await waitFor(readText(reader, MAX_JSON_BODY_BYTES));
-      if (truncated) throw new ProviderError('BAD_UPSTREAM_RESPONSE', `${config.label} sent an answer larger than 4 MiB`);
+      if (truncated)
+        throw new ProviderError('BAD_UPSTREAM_RESPONSE', `${config.label} sent an answer larger than 4 MiB`);
       const completion = parseJson(text, CompletionSchema, 'an answer', config.label);
       const [choice] = completion.choices;
       if (choice?.message.content) yield { type: 'delta', text: choice.message.content };
@@ -280,7 +294,10 @@ export async function* streamChatCompletion(
           // OpenRouter reports failures after the 200 as an `error` chunk.
           const raw = typeof chunk.error === 'string' ? chunk.error : (chunk.error.message ?? '');
           const message = sanitizeUpstreamMessage(raw, [config.apiKey]);
-          throw new ProviderError('UPSTREAM_ERROR', `${config.label} failed mid-answer${message ? `: ${message}` : ''}`);
+          throw new ProviderError(
+            'UPSTREAM_ERROR',
+            `${config.label} failed mid-answer${message ? `: ${message}` : ''}`,
+          );
         }
         if (chunk.model) model = chunk.model;
         if (chunk.usage) usage = usageOf(chunk.usage);
@@ -331,7 +348,10 @@ export function openAICompatibleProvider(options: OpenAICompatibleProviderOption
     stub: false,
     async *stream(request, signal) {
       if (apiKey === undefined) {
-        throw new ProviderError('PROVIDER_NOT_CONFIGURED', `${label} is not configured on this server (${keyVariable} is unset)`);
+        throw new ProviderError(
+          'PROVIDER_NOT_CONFIGURED',
+          `${label} is not configured on this server (${keyVariable} is unset)`,
+        );
       }
       yield* streamChatCompletion({ ...rest, label, apiKey }, request, signal);
     },

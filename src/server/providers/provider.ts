@@ -41,7 +41,10 @@ export interface ChatProvider {
  * with the built-in default; a list, those models with the first as the default (so a client that names no
  * model still gets one the operator allowed).
  */
-export function modelPolicy(builtInDefault: string, configured: ModelAllowList | undefined): { defaultModel: string; models: ModelAllowList } {
+export function modelPolicy(
+  builtInDefault: string,
+  configured: ModelAllowList | undefined,
+): { defaultModel: string; models: ModelAllowList } {
   if (configured === '*') return { defaultModel: builtInDefault, models: '*' };
   const models = configured?.length ? configured : [builtInDefault];
   return { defaultModel: models[0] ?? builtInDefault, models };
@@ -72,7 +75,11 @@ export class ProviderError extends Error {
   }
 
   toData(): ProviderErrorData {
-    return { code: this.code, retryAfterSeconds: this.retryAfterSeconds, resetsAt: this.resetsAt?.toISOString() ?? null };
+    return {
+      code: this.code,
+      retryAfterSeconds: this.retryAfterSeconds,
+      resetsAt: this.resetsAt?.toISOString() ?? null,
+    };
   }
 }
 
@@ -85,7 +92,10 @@ const KEY_PATTERNS = [/\b(sk|hf|rk|pk)[-_][A-Za-z0-9_-]{6,}/g, /\bBearer\s+\S+/g
  * removed: provider error bodies reach people and logs, keys must not.
  */
 export function sanitizeUpstreamMessage(message: string, secrets: readonly string[]): string {
-  let text = message.replace(/[\p{Cc}\p{Cf}]+/gu, ' ').replace(/\s+/g, ' ').trim();
+  let text = message
+    .replace(/[\p{Cc}\p{Cf}]+/gu, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   for (const secret of secrets) if (secret) text = text.split(secret).join('[redacted]');
   for (const pattern of KEY_PATTERNS) text = text.replace(pattern, '[redacted]');
   return text.length > MAX_UPSTREAM_MESSAGE ? `${text.slice(0, MAX_UPSTREAM_MESSAGE - 1)}…` : text;

@@ -13,7 +13,12 @@ const STREAM =
 describe('SseParser', () => {
   it('returns the data of each event, skipping comments and other fields, with LF, CRLF and CR line ends', () => {
     const parser = new SseParser();
-    expect([...parser.push(STREAM), ...parser.end()]).toEqual(['{"a":1}', '{"b":"é✓"}', 'line one\nline two', '[DONE]']);
+    expect([...parser.push(STREAM), ...parser.end()]).toEqual([
+      '{"a":1}',
+      '{"b":"é✓"}',
+      'line one\nline two',
+      '[DONE]',
+    ]);
   });
 
   it('gives the same events whatever the stream is split into, even between CR and LF', () => {
@@ -54,7 +59,10 @@ describe('retryAfterSeconds', () => {
 describe('sanitizeUpstreamMessage', () => {
   it('removes the configured key and key-shaped strings, control characters, and cuts long text', () => {
     const key = 'my-custom-secret-value';
-    const text = sanitizeUpstreamMessage(`bad key ${key}\n\u0000 also sk-abcdef123456 and hf_abcdefghij and Bearer xyz`, [key]);
+    const text = sanitizeUpstreamMessage(
+      `bad key ${key}\n\u0000 also sk-abcdef123456 and hf_abcdefghij and Bearer xyz`,
+      [key],
+    );
     expect(text).toBe('bad key [redacted] also [redacted] and [redacted] and [redacted]');
     expect(sanitizeUpstreamMessage('y'.repeat(500), [])).toHaveLength(200);
   });

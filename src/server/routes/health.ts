@@ -10,12 +10,25 @@ import type { BuildInfo } from '../version.ts';
  * dependencies do (a restart would not bring them back). A readiness call probes, so it has a per-IP budget of its
  * own (a probe a second is far below it), apart from the API's.
  */
-export const healthRoutes: FastifyPluginAsync<{ build: BuildInfo; env: Pick<Env, 'RATE_LIMIT_MAX' | 'RATE_LIMIT_WINDOW_MS'> }> = async (app, { build, env }) => {
-  const rateLimit = { max: env.RATE_LIMIT_MAX, timeWindow: env.RATE_LIMIT_WINDOW_MS, keyGenerator: (request: { ip: string }) => `health:${request.ip}` };
+export const healthRoutes: FastifyPluginAsync<{
+  build: BuildInfo;
+  env: Pick<Env, 'RATE_LIMIT_MAX' | 'RATE_LIMIT_WINDOW_MS'>;
+}> = async (app, { build, env }) => {
+  const rateLimit = {
+    max: env.RATE_LIMIT_MAX,
+    timeWindow: env.RATE_LIMIT_WINDOW_MS,
+    keyGenerator: (request: { ip: string }) => `health:${request.ip}`,
+  };
   const ready = async (_request: unknown, reply: FastifyReply) => {
     const report = await checkHealth(app.dependencies, app.database.kind, build);
     if (report.status !== 'ok') {
-      const retryAfter = Math.max(...app.dependencies.all().filter((dependency) => !dependency.up).map((dependency) => dependency.retryAfterSeconds()), 1);
+      const retryAfter = Math.max(
+        ...app.dependencies
+          .all()
+          .filter((dependency) => !dependency.up)
+          .map((dependency) => dependency.retryAfterSeconds()),
+        1,
+      );
       void reply.header('retry-after', String(retryAfter));
     }
     return reply
@@ -25,5 +38,7 @@ export const healthRoutes: FastifyPluginAsync<{ build: BuildInfo; env: Pick<Env,
   };
   app.get('/api/health', { config: { rateLimit } }, ready);
   app.get('/api/health/ready', { config: { rateLimit } }, ready);
-  app.get('/api/health/live', { config: { rateLimit } }, async (_request, reply) => reply.header('cache-control', 'no-store').send(checkLiveness(build)));
+  app.get('/api/health/live', { config: { rateLimit } }, async (_request, reply) =>
+    reply.header('cache-control', 'no-store').send(checkLiveness(build)),
+  );
 };

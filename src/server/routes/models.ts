@@ -22,11 +22,15 @@ export const modelRoutes: FastifyPluginAsync = async (app) => {
       const revision = RevisionSchema.safeParse(request.params.revision);
       const file = RepoFilePathSchema.safeParse(request.params['*']);
       if (!repo.success || !revision.success || !file.success) {
-        return reply.code(400).send({ error: 'BAD_MODEL_PATH', message: 'Expected /models/{owner}/{name}/resolve/{revision}/{file}' });
+        return reply
+          .code(400)
+          .send({ error: 'BAD_MODEL_PATH', message: 'Expected /models/{owner}/{name}/resolve/{revision}/{file}' });
       }
       const cached = await app.models.file(repo.data, revision.data, file.data);
       if (!cached) {
-        return reply.code(404).send({ error: 'NOT_CACHED', message: `${repo.data}/${file.data} is not in this server's model cache` });
+        return reply
+          .code(404)
+          .send({ error: 'NOT_CACHED', message: `${repo.data}/${file.data} is not in this server's model cache` });
       }
       const etag = `"${cached.sha256}"`;
       reply.header('etag', etag);
@@ -47,10 +51,15 @@ export const modelRoutes: FastifyPluginAsync = async (app) => {
         highWaterMark: 1024 * 1024,
       });
       if (result.type === 'error') {
-        return reply.code(result.statusCode === 404 ? 404 : 500).send({ error: 'NOT_CACHED', message: 'Cached file is missing' });
+        return reply
+          .code(result.statusCode === 404 ? 404 : 500)
+          .send({ error: 'NOT_CACHED', message: 'Cached file is missing' });
       }
       const type = file.data.endsWith('.json') ? 'application/json; charset=utf-8' : 'application/octet-stream';
-      return reply.code(result.statusCode).headers({ ...result.headers, 'content-type': type }).send(result.stream);
+      return reply
+        .code(result.statusCode)
+        .headers({ ...result.headers, 'content-type': type })
+        .send(result.stream);
     },
   );
 };

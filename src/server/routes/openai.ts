@@ -31,7 +31,10 @@ function send(reply: FastifyReply, error: OpenAIError): FastifyReply {
 function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: string }[]): OpenAIError {
   const issue = issues[0];
   const param = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : null;
-  return OpenAIError.invalidRequest(param ? `Invalid '${param}': ${issue?.message}` : (issue?.message ?? 'Invalid request body'), param);
+  return OpenAIError.invalidRequest(
+    param ? `Invalid '${param}': ${issue?.message}` : (issue?.message ?? 'Invalid request body'),
+    param,
+  );
 }
 
 export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { env, database, budgets }) => {
@@ -48,11 +51,16 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     await spend(request, 'call');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     if (!match?.[1]) {
-      throw OpenAIError.invalidKey('No API key: send one as `Authorization: Bearer mnl_...` (an account makes keys on its Account screen)');
+      throw OpenAIError.invalidKey(
+        'No API key: send one as `Authorization: Bearer mnl_...` (an account makes keys on its Account screen)',
+      );
     }
     const holder = await authenticateApiKey(database.prisma, match[1]);
     // The key is never echoed: this message reaches logs and screens.
-    if (!holder) throw OpenAIError.invalidKey('Incorrect API key: it is unknown or revoked (an account makes keys on its Account screen)');
+    if (!holder)
+      throw OpenAIError.invalidKey(
+        'Incorrect API key: it is unknown or revoked (an account makes keys on its Account screen)',
+      );
     return { userId: holder.userId, account: true };
   }
 
@@ -67,13 +75,22 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     }
     const wait = Number(reply.getHeader('retry-after'));
     if (status === 429) return send(reply, OpenAIError.rateLimited(error.message, Number.isFinite(wait) ? wait : 1));
-    return send(reply, new OpenAIError(status, status === 404 ? 'not_found_error' : 'invalid_request_error', error.code?.toLowerCase() ?? null, error.message));
+    return send(
+      reply,
+      new OpenAIError(
+        status,
+        status === 404 ? 'not_found_error' : 'invalid_request_error',
+        error.code?.toLowerCase() ?? null,
+        error.message,
+      ),
+    );
   });
   app.addHook('onSend', async (_request, reply, payload) => {
     if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
     try {
       const body = JSON.parse(payload) as { error?: unknown; message?: unknown };
-      if (typeof body.error === 'string') return JSON.stringify(fromPluginReply(reply.statusCode, { error: body.error, message: body.message }));
+      if (typeof body.error === 'string')
+        return JSON.stringify(fromPluginReply(reply.statusCode, { error: body.error, message: body.message }));
     } catch {
       // Not JSON: leave it.
     }
@@ -81,7 +98,15 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
   });
   app.setNotFoundHandler({ preHandler: app.rateLimit() }, async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
-    return send(reply, new OpenAIError(404, 'invalid_request_error', 'unknown_url', `Unknown request URL: ${request.method} ${path}. This server offers GET /v1/models and POST /v1/chat/completions`));
+    return send(
+      reply,
+      new OpenAIError(
+        404,
+        'invalid_request_error',
+        'unknown_url',
+        `Unknown request URL: ${request.method} ${path}. This server offers GET /v1/models and POST /v1/chat/completions`,
+      ),
+    );
   });
 
   app.get('/models', async (request) => {
@@ -113,7 +138,13 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
       provider: target.provider.id,
       model: target.model,
       messages: body.messages,
-      sampling: { temperature: body.temperature, topP: body.top_p, maxTokens: body.max_completion_tokens ?? body.max_tokens, seed: body.seed, stop: body.stop },
+      sampling: {
+        temperature: body.temperature,
+        topP: body.top_p,
+        maxTokens: body.max_completion_tokens ?? body.max_tokens,
+        seed: body.seed,
+        stop: body.stop,
+      },
     };
     // The client hanging up (or the response ending) aborts the provider's request.
     const ended = new AbortController();
@@ -178,11 +209,13 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
         await events.return(undefined);
       }
     }
-    return reply
-      .header('content-type', 'text/event-stream; charset=utf-8')
-      .header('cache-control', 'no-cache')
-      // Proxies such as nginx would otherwise hold the tokens back in a buffer.
-      .header('x-accel-buffering', 'no')
-      .send(Readable.from(sse(), { objectMode: false }));
+    return (
+      reply
+        .header('content-type', 'text/event-stream; charset=utf-8')
+        .header('cache-control', 'no-cache')
+        // Proxies such as nginx would otherwise hold the tokens back in a buffer.
+        .header('x-accel-buffering', 'no')
+        .send(Readable.from(sse(), { objectMode: false }))
+    );
   });
 };

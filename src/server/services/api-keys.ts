@@ -40,17 +40,31 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
-const infoSelect = { id: true, name: true, prefix: true, createdAt: true, lastUsedAt: true, revokedAt: true } satisfies Prisma.ApiKeySelect;
+const infoSelect = {
+  id: true,
+  name: true,
+  prefix: true,
+  createdAt: true,
+  lastUsedAt: true,
+  revokedAt: true,
+} satisfies Prisma.ApiKeySelect;
 
 /** Makes a key for `userId`; the key itself is in the answer and nowhere else. */
-export async function createApiKey(db: PrismaClient, userId: string, name: string): Promise<{ key: string; info: ApiKeyInfo }> {
+export async function createApiKey(
+  db: PrismaClient,
+  userId: string,
+  name: string,
+): Promise<{ key: string; info: ApiKeyInfo }> {
   const key = API_KEY_PREFIX + base62(randomBytes(SECRET_BYTES));
   return db.$transaction(async (tx) => {
     // Serialize this account's creations: the count below sees every other one, so a burst cannot pass the cap.
     await tx.$queryRaw`SELECT id FROM "User" WHERE id = ${userId}::uuid FOR UPDATE`;
     const active = await tx.apiKey.count({ where: { userId, revokedAt: null } });
     if (active >= API_KEY_LIMITS.activePerAccount) {
-      throw new ApiKeyError('TOO_MANY_KEYS', `An account may hold at most ${API_KEY_LIMITS.activePerAccount} keys; revoke one you no longer use`);
+      throw new ApiKeyError(
+        'TOO_MANY_KEYS',
+        `An account may hold at most ${API_KEY_LIMITS.activePerAccount} keys; revoke one you no longer use`,
+      );
     }
     // Revoked keys are kept for the record, but not without end.
     const stale = await tx.apiKey.findMany({
@@ -78,7 +92,12 @@ export async function listApiKeys(db: PrismaClient, userId: string): Promise<Api
  * Revokes one of the account's own keys (again is a no-op that keeps the first time); another account's key id is
  * "not found", as an unknown one is.
  */
-export async function revokeApiKey(db: PrismaClient, userId: string, id: string, now = new Date()): Promise<ApiKeyInfo> {
+export async function revokeApiKey(
+  db: PrismaClient,
+  userId: string,
+  id: string,
+  now = new Date(),
+): Promise<ApiKeyInfo> {
   await db.apiKey.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: now } });
   const key = await db.apiKey.findFirst({ where: { id, userId }, select: infoSelect });
   if (!key) throw new ApiKeyError('NOT_FOUND', 'No such key among yours');
@@ -95,7 +114,11 @@ export interface KeyHolder {
  * account. The lookup is by sha256 of the whole key: an attacker cannot steer the digest byte by byte, so timing
  * reveals nothing about stored keys; the digests are compared again in constant time all the same.
  */
-export async function authenticateApiKey(db: PrismaClient, presented: string, now = new Date()): Promise<KeyHolder | null> {
+export async function authenticateApiKey(
+  db: PrismaClient,
+  presented: string,
+  now = new Date(),
+): Promise<KeyHolder | null> {
   if (!API_KEY_PATTERN.test(presented)) return null;
   const hash = hashApiKey(presented);
   const row = await db.apiKey.findUnique({

@@ -35,7 +35,10 @@ describe('Budgets', () => {
     const first = await Promise.all(Array.from({ length: 6 }, () => budgets.spend('chat', who)));
     expect(first.filter((spend) => spend.ok)).toHaveLength(4);
     const refused = first.find((spend) => !spend.ok);
-    expect(refused).toMatchObject({ ok: false, message: expect.stringMatching(/at most 4 in any 250 ms \(480 per minute\)/) });
+    expect(refused).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/at most 4 in any 250 ms \(480 per minute\)/),
+    });
     // The next window has its burst again.
     vi.advanceTimersByTime(BURST_WINDOW_MS + 1);
     const second = await Promise.all(Array.from({ length: 4 }, () => budgets.spend('chat', who)));
@@ -54,12 +57,22 @@ describe('Budgets', () => {
       expect(await budgets.spend('auth', who)).toEqual({ ok: true });
     }
     vi.advanceTimersByTime(BURST_WINDOW_MS + 1);
-    expect(await budgets.spend('auth', who)).toMatchObject({ ok: false, message: expect.stringMatching(/at most 8 per minute/) });
+    expect(await budgets.spend('auth', who)).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/at most 8 per minute/),
+    });
   });
 
   it('lets a full tRPC batch through at once, and does not smooth guest creation', async () => {
     vi.useFakeTimers({ now: new Date('2026-12-03T00:00:00Z'), toFake: ['Date', 'setTimeout', 'clearTimeout'] });
-    const budgets = new Budgets(testEnv({ RATE_LIMIT_MAX: '600', TRPC_MAX_BATCH_SIZE: '10', GUEST_CREATIONS_PER_IP_PER_HOUR: '20', RATE_LIMIT_BURST_SECONDS: '3' }));
+    const budgets = new Budgets(
+      testEnv({
+        RATE_LIMIT_MAX: '600',
+        TRPC_MAX_BATCH_SIZE: '10',
+        GUEST_CREATIONS_PER_IP_PER_HOUR: '20',
+        RATE_LIMIT_BURST_SECONDS: '3',
+      }),
+    );
     const calls = await Promise.all(Array.from({ length: 11 }, () => budgets.spend('call', { ip: '203.0.113.9' })));
     expect(calls.filter((spend) => spend.ok)).toHaveLength(10);
     // A class behind one address opens the app at once: all twenty guests of the hour, in one second.

@@ -54,9 +54,25 @@ export function burstPoints(points: number, seconds: number, burstSeconds: numbe
 
 function rules(env: BudgetEnv): Record<BudgetName, Rule> {
   return {
-    call: { points: env.RATE_LIMIT_MAX, seconds: Math.ceil(env.RATE_LIMIT_WINDOW_MS / 1000), what: 'API calls from this address', smooth: true, minBurst: env.TRPC_MAX_BATCH_SIZE },
-    guest: { points: env.GUEST_CREATIONS_PER_IP_PER_HOUR, seconds: 3600, what: 'new guests from this address', smooth: false },
-    auth: { points: env.AUTH_ATTEMPTS_PER_IP_PER_MINUTE, seconds: 60, what: 'sign-up and sign-in attempts from this address', smooth: true },
+    call: {
+      points: env.RATE_LIMIT_MAX,
+      seconds: Math.ceil(env.RATE_LIMIT_WINDOW_MS / 1000),
+      what: 'API calls from this address',
+      smooth: true,
+      minBurst: env.TRPC_MAX_BATCH_SIZE,
+    },
+    guest: {
+      points: env.GUEST_CREATIONS_PER_IP_PER_HOUR,
+      seconds: 3600,
+      what: 'new guests from this address',
+      smooth: false,
+    },
+    auth: {
+      points: env.AUTH_ATTEMPTS_PER_IP_PER_MINUTE,
+      seconds: 60,
+      what: 'sign-up and sign-in attempts from this address',
+      smooth: true,
+    },
     roomCreate: { points: env.ROOM_CREATIONS_PER_USER_PER_HOUR, seconds: 3600, what: 'new rooms', smooth: true },
     download: { points: env.DOWNLOADS_PER_USER_PER_HOUR, seconds: 3600, what: 'model downloads', smooth: true },
     chat: { points: env.CHATS_PER_USER_PER_MINUTE, seconds: 60, what: 'chats', smooth: true },
@@ -96,7 +112,10 @@ export class Budgets {
     for (const [bucket, points, key] of checks) {
       const burst = rule.smooth ? burstPoints(points, rule.seconds, this.#burstSeconds, rule.minBurst) : null;
       // The burst first: a refused second must not also spend the window's points.
-      const limits: Array<[string, number, number]> = [...(burst === null ? [] : [[`${bucket}:burst`, burst, BURST_WINDOW_MS / 1000] as [string, number, number]]), [bucket, points, rule.seconds]];
+      const limits: Array<[string, number, number]> = [
+        ...(burst === null ? [] : [[`${bucket}:burst`, burst, BURST_WINDOW_MS / 1000] as [string, number, number]]),
+        [bucket, points, rule.seconds],
+      ];
       for (const [limiterName, limit, seconds] of limits) {
         try {
           await this.#limiter(limiterName, limit, seconds).consume(key);
@@ -104,8 +123,15 @@ export class Budgets {
           if (!(refusal instanceof RateLimiterRes)) throw refusal;
           const retryAfterMs = Math.max(refusal.msBeforeNext, 1000);
           const scope = bucket.endsWith(':ip') && perUser ? ' from this address' : '';
-          const rate = seconds < 1 ? `${limit} in any ${BURST_WINDOW_MS} ms (${points} per ${describe(rule.seconds)})` : `${points} per ${describe(rule.seconds)}`;
-          return { ok: false, retryAfterMs, message: `Too many ${rule.what}${scope}: at most ${rate}; retry in ${Math.ceil(retryAfterMs / 1000)} s` };
+          const rate =
+            seconds < 1
+              ? `${limit} in any ${BURST_WINDOW_MS} ms (${points} per ${describe(rule.seconds)})`
+              : `${points} per ${describe(rule.seconds)}`;
+          return {
+            ok: false,
+            retryAfterMs,
+            message: `Too many ${rule.what}${scope}: at most ${rate}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+          };
         }
       }
     }

@@ -3,7 +3,13 @@
 // each edge maps them to its own wire (TRPCError, OpenAI's error shape).
 import type { FastifyBaseLogger } from 'fastify';
 import { performance } from 'node:perf_hooks';
-import type { ChatMessage, ChatProviderId, ChatSampling, ChatStreamEvent, ChatUsage } from '../../shared/schemas/chat.ts';
+import type {
+  ChatMessage,
+  ChatProviderId,
+  ChatSampling,
+  ChatStreamEvent,
+  ChatUsage,
+} from '../../shared/schemas/chat.ts';
 import type { PrismaClient } from '../db/client.ts';
 import type { Env } from '../env.ts';
 import { accessRefusal } from '../providers/access.ts';
@@ -34,7 +40,12 @@ export interface ChatRequest {
 type Finish = Extract<ProviderChunk, { type: 'finish' }>;
 
 /** Everything that refuses a chat, in order, before any upstream request; the slot it holds when admitted. */
-async function admit(deps: ChatDeps, caller: ChatCaller, providerId: ChatProviderId, model: string): Promise<() => void> {
+async function admit(
+  deps: ChatDeps,
+  caller: ChatCaller,
+  providerId: ChatProviderId,
+  model: string,
+): Promise<() => void> {
   const { providers, slots } = chatRuntime(deps.env);
   const provider = providers[providerId];
   const refusal = accessRefusal({ provider, model, account: caller.account }, deps.env);
@@ -47,9 +58,15 @@ async function admit(deps: ChatDeps, caller: ChatCaller, providerId: ChatProvide
   const slot = slots.acquire(caller.userId);
   if (slot.ok) return slot.release;
   if (slot.refused === 'user') {
-    throw new ProviderError('TOO_MANY_STREAMS', `At most ${deps.env.CHAT_MAX_STREAMS_PER_USER} chats can run at once; wait for one to finish`);
+    throw new ProviderError(
+      'TOO_MANY_STREAMS',
+      `At most ${deps.env.CHAT_MAX_STREAMS_PER_USER} chats can run at once; wait for one to finish`,
+    );
   }
-  throw new ProviderError('SERVER_BUSY', `This server is running as many cloud chats as it can (${deps.env.CHAT_MAX_STREAMS}); try again in a moment`);
+  throw new ProviderError(
+    'SERVER_BUSY',
+    `This server is running as many cloud chats as it can (${deps.env.CHAT_MAX_STREAMS}); try again in a moment`,
+  );
 }
 
 /** Counts what a chat spent against today's budgets. Never fails the chat it follows. */
@@ -65,7 +82,12 @@ async function charge(deps: ChatDeps, userId: string, tokens: number): Promise<v
  * The one chat loop: text as it comes, then `done`. Aborting `signal` (the client went away) aborts the provider's
  * request; the stub is free, every other provider's tokens are charged, also when the client left mid-answer.
  */
-export async function* runChat(deps: ChatDeps, caller: ChatCaller, request: ChatRequest, signal: AbortSignal): AsyncGenerator<ChatStreamEvent> {
+export async function* runChat(
+  deps: ChatDeps,
+  caller: ChatCaller,
+  request: ChatRequest,
+  signal: AbortSignal,
+): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
   const provider = chatRuntime(deps.env).providers[request.provider];
   const model = request.model ?? provider.defaultModel;
@@ -77,7 +99,10 @@ export async function* runChat(deps: ChatDeps, caller: ChatCaller, request: Chat
     let firstAt: number | null = null;
     let lastAt = started;
     let finish: Finish = { type: 'finish', finishReason: 'stop', model, usage: null };
-    for await (const chunk of provider.stream({ model, messages: request.messages, sampling: request.sampling }, signal)) {
+    for await (const chunk of provider.stream(
+      { model, messages: request.messages, sampling: request.sampling },
+      signal,
+    )) {
       if (chunk.type === 'finish') {
         finish = chunk;
         usage = chunk.usage;
@@ -110,7 +135,11 @@ export async function* runChat(deps: ChatDeps, caller: ChatCaller, request: Chat
     // Also when the client left mid-answer: what was streamed (and the prompt the provider read) was paid for.
     if (!provider.stub) {
       const promptChars = request.messages.reduce((sum, message) => sum + message.content.length, 0);
-      await charge(deps, caller.userId, chargedTokens({ usage, promptChars, answerChars: text.length, providerFailed }));
+      await charge(
+        deps,
+        caller.userId,
+        chargedTokens({ usage, promptChars, answerChars: text.length, providerFailed }),
+      );
     }
   }
 }

@@ -7,7 +7,11 @@ import type { PrismaClient } from '../db/client.ts';
 const TITLE_CHARS = 80;
 
 export function titleOf(messages: ChatMessage[]): string {
-  const first = messages.find((message) => message.role === 'user')?.content.replace(/\s+/g, ' ').trim() ?? '';
+  const first =
+    messages
+      .find((message) => message.role === 'user')
+      ?.content.replace(/\s+/g, ' ')
+      .trim() ?? '';
   if (!first) return 'New chat';
   return first.length > TITLE_CHARS ? `${first.slice(0, TITLE_CHARS - 1)}…` : first;
 }
@@ -34,14 +38,22 @@ export interface AppendLimits {
  * Stores the new turn and its answer; returns the conversation's id. Someone else's conversation is NOT_FOUND; a
  * turn that would take the account past `maxBytes` is PAYLOAD_TOO_LARGE, with nothing written.
  */
-export async function appendTurn(db: PrismaClient, userId: string, turn: ConversationAppend, limits: AppendLimits): Promise<string> {
+export async function appendTurn(
+  db: PrismaClient,
+  userId: string,
+  turn: ConversationAppend,
+  limits: AppendLimits,
+): Promise<string> {
   return db.$transaction(async (tx) => {
     if (turn.conversationId) {
       const own = await tx.conversation.findFirst({ where: { id: turn.conversationId, userId }, select: { id: true } });
       if (!own) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
     }
     const messages = turn.conversationId ? newTurn(turn.messages) : turn.messages;
-    const adding = [...messages, turn.answer].reduce((sum, message) => sum + Buffer.byteLength(message.content, 'utf8'), 0);
+    const adding = [...messages, turn.answer].reduce(
+      (sum, message) => sum + Buffer.byteLength(message.content, 'utf8'),
+      0,
+    );
     // One append per account at a time: two at once could each fit under the cap and together pass it.
     await tx.$queryRaw`SELECT 1 FROM "User" WHERE "id" = ${userId}::uuid FOR UPDATE`;
     const [used] = await tx.$queryRaw<{ bytes: bigint | number | string }[]>`
@@ -56,14 +68,23 @@ export async function appendTurn(db: PrismaClient, userId: string, turn: Convers
       });
     }
     const conversation = turn.conversationId
-      ? await tx.conversation.update({ where: { id: turn.conversationId }, data: { updatedAt: new Date() }, select: { id: true } })
+      ? await tx.conversation.update({
+          where: { id: turn.conversationId },
+          data: { updatedAt: new Date() },
+          select: { id: true },
+        })
       : await tx.conversation.create({ data: { userId, title: titleOf(turn.messages) }, select: { id: true } });
     // One millisecond apart, so ordering by createdAt gives the order of the chat.
     const base = Date.now();
     const { answer } = turn;
     await tx.message.createMany({
       data: [
-        ...messages.map((message, i) => ({ conversationId: conversation.id, role: ROLE[message.role], content: message.content, createdAt: new Date(base + i) })),
+        ...messages.map((message, i) => ({
+          conversationId: conversation.id,
+          role: ROLE[message.role],
+          content: message.content,
+          createdAt: new Date(base + i),
+        })),
         {
           conversationId: conversation.id,
           role: 'ASSISTANT' as const,
@@ -84,7 +105,12 @@ export async function appendTurn(db: PrismaClient, userId: string, turn: Convers
 }
 
 export async function listConversations(db: PrismaClient, userId: string, take = 100) {
-  return db.conversation.findMany({ where: { userId }, orderBy: { updatedAt: 'desc' }, take, select: { id: true, title: true, updatedAt: true } });
+  return db.conversation.findMany({
+    where: { userId },
+    orderBy: { updatedAt: 'desc' },
+    take,
+    select: { id: true, title: true, updatedAt: true },
+  });
 }
 
 export async function conversationById(db: PrismaClient, userId: string, id: string) {
@@ -97,7 +123,16 @@ export async function conversationById(db: PrismaClient, userId: string, id: str
       messages: {
         orderBy: { createdAt: 'asc' },
         take: 1000,
-        select: { role: true, content: true, route: true, provider: true, modelId: true, backend: true, ttftMs: true, tokensPerSecond: true },
+        select: {
+          role: true,
+          content: true,
+          route: true,
+          provider: true,
+          modelId: true,
+          backend: true,
+          ttftMs: true,
+          tokensPerSecond: true,
+        },
       },
     },
   });

@@ -5,12 +5,21 @@
 // requester cannot pin a job or a mismatch on someone who never took part in it.
 import { TRPCError } from '@trpc/server';
 import type { z } from 'zod';
-import { JOB_LIMITS, type JobAttemptSchema, type JobCheckSchema, type JobFinishSchema, type JobStartSchema } from '../../shared/schemas/jobs.ts';
+import {
+  JOB_LIMITS,
+  type JobAttemptSchema,
+  type JobCheckSchema,
+  type JobFinishSchema,
+  type JobStartSchema,
+} from '../../shared/schemas/jobs.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from './room.ts';
 
 /** Who is behind a peer id in a room right now (from the signaling layer); null when no such peer is there. */
-export type PeerLookup = (room: string, peerId: string) => Promise<{ userId: string; displayName: string; sharing: boolean } | null>;
+export type PeerLookup = (
+  room: string,
+  peerId: string,
+) => Promise<{ userId: string; displayName: string; sharing: boolean } | null>;
 
 /** Past any job's deadline (15 minutes at most): a job still RUNNING this long was abandoned (its tab closed). */
 const ABANDONED_AFTER_MS = 20 * 60_000;
@@ -28,11 +37,20 @@ async function usableRoom(db: PrismaClient, userId: string, slug: string) {
 async function takingPeer(peers: PeerLookup, slug: string, peerId: string) {
   const peer = await peers(slug, peerId);
   if (!peer) throw new TRPCError({ code: 'NOT_FOUND', message: `No peer ${peerId} in room ${slug}` });
-  if (!peer.sharing) throw new TRPCError({ code: 'BAD_REQUEST', message: `${peer.displayName} does not share its compute in room ${slug}` });
+  if (!peer.sharing)
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `${peer.displayName} does not share its compute in room ${slug}`,
+    });
   return peer;
 }
 
-export async function startJob(db: PrismaClient, peers: PeerLookup, userId: string, input: z.infer<typeof JobStartSchema>) {
+export async function startJob(
+  db: PrismaClient,
+  peers: PeerLookup,
+  userId: string,
+  input: z.infer<typeof JobStartSchema>,
+) {
   const room = await usableRoom(db, userId, input.room);
   const server = await takingPeer(peers, input.room, input.serverPeerId);
   await db.inferenceJob.updateMany({
@@ -41,7 +59,10 @@ export async function startJob(db: PrismaClient, peers: PeerLookup, userId: stri
   });
   const running = await db.inferenceJob.count({ where: { requesterId: userId, outcome: 'RUNNING' } });
   if (running >= JOB_LIMITS.runningPerUser) {
-    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `At most ${JOB_LIMITS.runningPerUser} mesh jobs running at once: finish some first` });
+    throw new TRPCError({
+      code: 'TOO_MANY_REQUESTS',
+      message: `At most ${JOB_LIMITS.runningPerUser} mesh jobs running at once: finish some first`,
+    });
   }
   return db.inferenceJob.create({
     data: {
@@ -51,7 +72,9 @@ export async function startJob(db: PrismaClient, peers: PeerLookup, userId: stri
       route: 'MESH',
       modelId: input.model.id,
       modelSha256: input.model.sha256,
-      peers: { create: { peerId: input.serverPeerId, userId: server.userId, displayName: server.displayName, role: 'SERVER' } },
+      peers: {
+        create: { peerId: input.serverPeerId, userId: server.userId, displayName: server.displayName, role: 'SERVER' },
+      },
     },
     select: { id: true },
   });
@@ -61,32 +84,59 @@ export async function startJob(db: PrismaClient, peers: PeerLookup, userId: stri
  * Records that `peerId` took the job: the next server after a failover (while it runs), or a checker (until its
  * check is reported). Naming a peer again in the same role changes nothing.
  */
-export async function recordAttempt(db: PrismaClient, peers: PeerLookup, userId: string, input: z.infer<typeof JobAttemptSchema>) {
+export async function recordAttempt(
+  db: PrismaClient,
+  peers: PeerLookup,
+  userId: string,
+  input: z.infer<typeof JobAttemptSchema>,
+) {
   const job = await db.inferenceJob.findUnique({
     where: { id: input.id },
-    select: { requesterId: true, outcome: true, checkResult: true, room: { select: { slug: true } }, peers: { select: { peerId: true, role: true } } },
+    select: {
+      requesterId: true,
+      outcome: true,
+      checkResult: true,
+      room: { select: { slug: true } },
+      peers: { select: { peerId: true, role: true } },
+    },
   });
-  if (!job || job.requesterId !== userId) throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
+  if (!job || job.requesterId !== userId)
+    throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
   if (input.role === 'SERVER' && job.outcome !== 'RUNNING') {
-    throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is already ${job.outcome.toLowerCase()}: it takes no more servers` });
+    throw new TRPCError({
+      code: 'CONFLICT',
+      message: `Job ${input.id} is already ${job.outcome.toLowerCase()}: it takes no more servers`,
+    });
   }
   if (input.role === 'CHECKER' && (job.checkResult || (job.outcome !== 'RUNNING' && job.outcome !== 'COMPLETED'))) {
-    throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} ${job.checkResult ? 'was checked already' : `is ${job.outcome.toLowerCase()}: nothing to check`}` });
+    throw new TRPCError({
+      code: 'CONFLICT',
+      message: `Job ${input.id} ${job.checkResult ? 'was checked already' : `is ${job.outcome.toLowerCase()}: nothing to check`}`,
+    });
   }
   const known = job.peers.find((peer) => peer.peerId === input.peerId);
   if (known) {
-    if (known.role !== input.role) throw new TRPCError({ code: 'CONFLICT', message: `Peer ${input.peerId} took job ${input.id} as its ${known.role.toLowerCase()} already` });
+    if (known.role !== input.role)
+      throw new TRPCError({
+        code: 'CONFLICT',
+        message: `Peer ${input.peerId} took job ${input.id} as its ${known.role.toLowerCase()} already`,
+      });
     return { id: input.id, peerId: input.peerId, role: input.role };
   }
   const cap = input.role === 'SERVER' ? JOB_LIMITS.failovers + 1 : JOB_LIMITS.checkersPerJob;
   if (job.peers.filter((peer) => peer.role === input.role).length >= cap) {
-    throw new TRPCError({ code: 'BAD_REQUEST', message: `At most ${cap} ${input.role === 'SERVER' ? 'servers' : 'checkers'} for one job` });
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `At most ${cap} ${input.role === 'SERVER' ? 'servers' : 'checkers'} for one job`,
+    });
   }
   if (!job.room) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id}'s room is gone` });
   const peer = await takingPeer(peers, job.room.slug, input.peerId);
   // Two reports of the same peer at once: the second finds the row there, which is what it wanted.
   await db.inferenceJobPeer.createMany({
-    data: [{ jobId: input.id, peerId: input.peerId, userId: peer.userId, displayName: peer.displayName, role: input.role }],
+    data: [
+      { jobId: input.id, peerId: input.peerId, userId: peer.userId, displayName: peer.displayName, role: input.role },
+    ],
     skipDuplicates: true,
   });
   return { id: input.id, peerId: input.peerId, role: input.role };
@@ -100,13 +150,20 @@ async function ownRunningJob(db: PrismaClient, userId: string, id: string) {
 
 export async function finishJob(db: PrismaClient, userId: string, input: z.infer<typeof JobFinishSchema>) {
   const job = await ownRunningJob(db, userId, input.id);
-  if (job.outcome !== 'RUNNING') throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is already ${job.outcome.toLowerCase()}` });
+  if (job.outcome !== 'RUNNING')
+    throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is already ${job.outcome.toLowerCase()}` });
   // The last serving peer (after a failover, another user): one recorded as this job's server, even if it left since.
   const last = input.serverPeerId
-    ? await db.inferenceJobPeer.findUnique({ where: { jobId_peerId: { jobId: input.id, peerId: input.serverPeerId } }, select: { userId: true, role: true } })
+    ? await db.inferenceJobPeer.findUnique({
+        where: { jobId_peerId: { jobId: input.id, peerId: input.serverPeerId } },
+        select: { userId: true, role: true },
+      })
     : null;
   if (input.serverPeerId && last?.role !== 'SERVER') {
-    throw new TRPCError({ code: 'BAD_REQUEST', message: `Peer ${input.serverPeerId} was not recorded serving job ${input.id} (jobs.start or jobs.attempt names it)` });
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `Peer ${input.serverPeerId} was not recorded serving job ${input.id} (jobs.start or jobs.attempt names it)`,
+    });
   }
   await db.inferenceJob.update({
     where: { id: input.id },
@@ -135,26 +192,54 @@ export async function finishJob(db: PrismaClient, userId: string, input: z.infer
 export async function recordCheck(db: PrismaClient, userId: string, input: z.infer<typeof JobCheckSchema>) {
   const job = await db.inferenceJob.findUnique({
     where: { id: input.id },
-    select: { requesterId: true, roomId: true, outcome: true, checkResult: true, peers: { select: { peerId: true, userId: true, displayName: true, role: true } } },
+    select: {
+      requesterId: true,
+      roomId: true,
+      outcome: true,
+      checkResult: true,
+      peers: { select: { peerId: true, userId: true, displayName: true, role: true } },
+    },
   });
-  if (!job || job.requesterId !== userId) throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
-  if (job.outcome !== 'COMPLETED') throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is ${job.outcome.toLowerCase()}, not completed: nothing to check` });
+  if (!job || job.requesterId !== userId)
+    throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
+  if (job.outcome !== 'COMPLETED')
+    throw new TRPCError({
+      code: 'CONFLICT',
+      message: `Job ${input.id} is ${job.outcome.toLowerCase()}, not completed: nothing to check`,
+    });
   if (job.checkResult) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} was checked already` });
-  if ((input.result !== 'UNRESOLVED' || input.excludedPeerIds.length) && !job.peers.some((peer) => peer.role === 'CHECKER')) {
-    throw new TRPCError({ code: 'BAD_REQUEST', message: `No checker was recorded for job ${input.id}: its check can only be UNRESOLVED, naming nobody` });
+  if (
+    (input.result !== 'UNRESOLVED' || input.excludedPeerIds.length) &&
+    !job.peers.some((peer) => peer.role === 'CHECKER')
+  ) {
+    throw new TRPCError({
+      code: 'BAD_REQUEST',
+      message: `No checker was recorded for job ${input.id}: its check can only be UNRESOLVED, naming nobody`,
+    });
   }
   const culprits = input.excludedPeerIds.map((peerId) => {
     const culprit = job.peers.find((peer) => peer.peerId === peerId);
-    if (!culprit) throw new TRPCError({ code: 'BAD_REQUEST', message: `Peer ${peerId} was not recorded taking job ${input.id}` });
+    if (!culprit)
+      throw new TRPCError({ code: 'BAD_REQUEST', message: `Peer ${peerId} was not recorded taking job ${input.id}` });
     return culprit;
   });
-  if (culprits.some((culprit) => culprit.userId === userId)) throw new TRPCError({ code: 'BAD_REQUEST', message: 'A spot check cannot name your own peers' });
+  if (culprits.some((culprit) => culprit.userId === userId))
+    throw new TRPCError({ code: 'BAD_REQUEST', message: 'A spot check cannot name your own peers' });
   await db.$transaction(async (tx) => {
     // Only the first of two reports sent at once gets to record its mismatches.
-    const { count } = await tx.inferenceJob.updateMany({ where: { id: input.id, checkResult: null }, data: { checkResult: input.result } });
+    const { count } = await tx.inferenceJob.updateMany({
+      where: { id: input.id, checkResult: null },
+      data: { checkResult: input.result },
+    });
     if (count !== 1) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} was checked already` });
     await tx.peerMismatch.createMany({
-      data: culprits.map((culprit) => ({ roomId: job.roomId, jobId: input.id, reporterId: userId, peerUserId: culprit.userId, peerName: culprit.displayName })),
+      data: culprits.map((culprit) => ({
+        roomId: job.roomId,
+        jobId: input.id,
+        reporterId: userId,
+        peerUserId: culprit.userId,
+        peerName: culprit.displayName,
+      })),
     });
   });
   return { id: input.id, mismatches: culprits.length };
@@ -192,11 +277,25 @@ export async function roomStats(db: PrismaClient, userId: string, slug: string) 
   const where = { roomId: room.id };
   const [byOutcome, totals, servers, mismatches] = await Promise.all([
     db.inferenceJob.groupBy({ by: ['outcome'], where, _count: { _all: true } }),
-    db.inferenceJob.aggregate({ where: { ...where, outcome: 'COMPLETED' }, _sum: { tokensOut: true, failoverCount: true }, _avg: { tokensPerSecond: true } }),
-    db.inferenceJob.groupBy({ by: ['serverId'], where: { ...where, outcome: 'COMPLETED' }, _count: { _all: true }, _sum: { tokensOut: true }, orderBy: { _count: { serverId: 'desc' } }, take: 10 }),
+    db.inferenceJob.aggregate({
+      where: { ...where, outcome: 'COMPLETED' },
+      _sum: { tokensOut: true, failoverCount: true },
+      _avg: { tokensPerSecond: true },
+    }),
+    db.inferenceJob.groupBy({
+      by: ['serverId'],
+      where: { ...where, outcome: 'COMPLETED' },
+      _count: { _all: true },
+      _sum: { tokensOut: true },
+      orderBy: { _count: { serverId: 'desc' } },
+      take: 10,
+    }),
     db.peerMismatch.count({ where }),
   ]);
-  const names = await db.user.findMany({ where: { id: { in: servers.flatMap((s) => (s.serverId ? [s.serverId] : [])) } }, select: { id: true, displayName: true } });
+  const names = await db.user.findMany({
+    where: { id: { in: servers.flatMap((s) => (s.serverId ? [s.serverId] : [])) } },
+    select: { id: true, displayName: true },
+  });
   return {
     room: slug,
     jobs: Object.fromEntries(byOutcome.map((row) => [row.outcome, row._count._all])),
@@ -204,6 +303,10 @@ export async function roomStats(db: PrismaClient, userId: string, slug: string) 
     failovers: totals._sum.failoverCount ?? 0,
     averageTokensPerSecond: totals._avg.tokensPerSecond,
     mismatches,
-    servers: servers.map((row) => ({ name: names.find((n) => n.id === row.serverId)?.displayName ?? 'gone', jobs: row._count._all, tokensOut: row._sum.tokensOut ?? 0 })),
+    servers: servers.map((row) => ({
+      name: names.find((n) => n.id === row.serverId)?.displayName ?? 'gone',
+      jobs: row._count._all,
+      tokensOut: row._sum.tokensOut ?? 0,
+    })),
   };
 }

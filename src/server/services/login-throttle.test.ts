@@ -25,7 +25,8 @@ describe('the login throttle', () => {
 
   it('keeps its memory bounded however many usernames and addresses fail', () => {
     const throttle = new LoginThrottle(policy);
-    for (let i = 0; i < 150_000; i++) fail(throttle, `user${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 0);
+    for (let i = 0; i < 150_000; i++)
+      fail(throttle, `user${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 0);
     expect(throttle.size.pairs).toBeLessThanOrEqual(100_000);
     expect(throttle.size.addresses).toBeLessThanOrEqual(50_000);
   });

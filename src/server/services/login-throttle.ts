@@ -118,7 +118,11 @@ export class LoginThrottle {
     if (pairWait > 0 || addressWait > 0) {
       const retryAfterMs = Math.max(pairWait, addressWait, 1000);
       const what = addressWait > pairWait ? 'from this address' : 'for this username from this address';
-      return { ok: false, retryAfterMs, message: `Too many failed sign-ins ${what}; retry in ${Math.ceil(retryAfterMs / 1000)} s` };
+      return {
+        ok: false,
+        retryAfterMs,
+        message: `Too many failed sign-ins ${what}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      };
     }
     this.#pairs.set(ticket.pair, { failures: pair.failures + 1, last: now });
     this.#addresses.set(address, { failures: byAddress.failures + 1, last: now });
@@ -138,7 +142,8 @@ export class LoginThrottle {
     this.#pairs.delete(ticket.pair);
     // Not cleared: an attacker's own account must not wash away the failures of their spraying.
     const byAddress = this.#addresses.get(ticket.address, now);
-    if (byAddress.failures > 0) this.#addresses.set(ticket.address, { failures: byAddress.failures - 1, last: byAddress.last });
+    if (byAddress.failures > 0)
+      this.#addresses.set(ticket.address, { failures: byAddress.failures - 1, last: byAddress.last });
   }
 
   /** The check itself failed (the database was down): the attempt is given back, neither right nor wrong. */

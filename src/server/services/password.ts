@@ -8,7 +8,13 @@ import pLimit from 'p-limit';
 const ARGON2ID: Algorithm = 2; // Algorithm.Argon2id: a const enum, which isolated modules cannot read
 
 /** Set explicitly: the library's defaults could change under a version bump. */
-export const ARGON2_OPTIONS = { algorithm: ARGON2ID, memoryCost: 19_456, timeCost: 2, parallelism: 1, outputLen: 32 } as const;
+export const ARGON2_OPTIONS = {
+  algorithm: ARGON2ID,
+  memoryCost: 19_456,
+  timeCost: 2,
+  parallelism: 1,
+  outputLen: 32,
+} as const;
 
 /** What every hash made with ARGON2_OPTIONS starts with. */
 export const PASSWORD_HASH_PREFIX = '$argon2id$v=19$m=19456,t=2,p=1$';

@@ -22,7 +22,10 @@ export interface Purged {
 const MAX_BATCHES = 200;
 
 /** Runs `step` (select a batch, delete it) until a batch comes back short; returns how many rows it deleted. */
-async function inBatches(batchSize: number, step: () => Promise<{ selected: number; deleted: number }>): Promise<number> {
+async function inBatches(
+  batchSize: number,
+  step: () => Promise<{ selected: number; deleted: number }>,
+): Promise<number> {
   let total = 0;
   for (let batch = 0; batch < MAX_BATCHES; batch++) {
     const { selected, deleted } = await step();
@@ -55,7 +58,11 @@ export async function purgeStale(db: PrismaClient, policy: RetentionPolicy, now 
     if (idle.length === 0) return { selected: 0, deleted: 0 };
     // Checked again in the delete: a guest that signed up or came back since the select stays.
     const { count } = await db.user.deleteMany({
-      where: { id: { in: idle.map((user) => user.id) }, kind: 'GUEST', sessions: { none: { lastActiveAt: { gte: cutoff } } } },
+      where: {
+        id: { in: idle.map((user) => user.id) },
+        kind: 'GUEST',
+        sessions: { none: { lastActiveAt: { gte: cutoff } } },
+      },
     });
     return { selected: idle.length, deleted: count };
   });

@@ -6,7 +6,15 @@ import type { Db, PrismaClient } from '../db/client.ts';
 
 export const GLOBAL_ROOM = 'global';
 
-const roomSelect = { id: true, slug: true, name: true, visibility: true, capacity: true, ownerId: true, createdAt: true } as const;
+const roomSelect = {
+  id: true,
+  slug: true,
+  name: true,
+  visibility: true,
+  capacity: true,
+  ownerId: true,
+  createdAt: true,
+} as const;
 
 function slugOf(name: string): string {
   const base = name
@@ -26,7 +34,12 @@ export interface RoomInput {
 }
 
 /** Creates a room owned by `ownerId`, who may own at most `maxOwned` rooms (ROOMS_PER_ACCOUNT; unlimited when unset). */
-export async function createRoom(db: PrismaClient, ownerId: string, input: RoomInput, { maxOwned = Number.POSITIVE_INFINITY } = {}) {
+export async function createRoom(
+  db: PrismaClient,
+  ownerId: string,
+  input: RoomInput,
+  { maxOwned = Number.POSITIVE_INFINITY } = {},
+) {
   return db.$transaction(async (tx) => {
     // Serialize this owner's creations: the count below sees every other one, so a burst cannot pass the cap.
     await tx.$queryRaw`SELECT id FROM "User" WHERE id = ${ownerId}::uuid FOR UPDATE`;
@@ -64,16 +77,27 @@ function decodeCursor(cursor: string): { at: Date; id: string } {
  * then the others by recent activity, a page at a time. Keyset paging: a room that becomes active moves to the
  * front without shifting the pages after it.
  */
-export async function listRooms(db: PrismaClient, userId: string, page: { cursor?: string | null | undefined; limit: number }) {
+export async function listRooms(
+  db: PrismaClient,
+  userId: string,
+  page: { cursor?: string | null | undefined; limit: number },
+) {
   const after = page.cursor ? decodeCursor(page.cursor) : null;
-  const select = { ...roomSelect, lastActiveAt: true, _count: { select: { members: true } }, members: { where: { userId }, select: { role: true } } } as const;
+  const select = {
+    ...roomSelect,
+    lastActiveAt: true,
+    _count: { select: { members: true } },
+    members: { where: { userId }, select: { role: true } },
+  } as const;
   const [global, rows] = await Promise.all([
     after ? null : db.room.findUnique({ where: { slug: GLOBAL_ROOM }, select }),
     db.room.findMany({
       where: {
         slug: { not: GLOBAL_ROOM },
         OR: [{ visibility: 'PUBLIC' }, { members: { some: { userId } } }],
-        ...(after && { AND: [{ OR: [{ lastActiveAt: { lt: after.at } }, { lastActiveAt: after.at, id: { lt: after.id } }] }] }),
+        ...(after && {
+          AND: [{ OR: [{ lastActiveAt: { lt: after.at } }, { lastActiveAt: after.at, id: { lt: after.id } }] }],
+        }),
       },
       orderBy: [{ lastActiveAt: 'desc' }, { id: 'desc' }],
       take: page.limit + 1,
@@ -84,7 +108,11 @@ export async function listRooms(db: PrismaClient, userId: string, page: { cursor
   const shown = rows.slice(0, page.limit);
   const last = shown.at(-1);
   return {
-    rooms: [...(global ? [global] : []), ...shown].map(({ _count, members, ...room }) => ({ ...room, memberCount: _count.members, role: members[0]?.role ?? null })),
+    rooms: [...(global ? [global] : []), ...shown].map(({ _count, members, ...room }) => ({
+      ...room,
+      memberCount: _count.members,
+      role: members[0]?.role ?? null,
+    })),
     nextCursor: more && last ? encodeCursor(last) : null,
   };
 }
@@ -104,26 +132,30 @@ export async function isMember(db: PrismaClient, roomId: string, userId: string)
 
 /** Adds the user to the room: private rooms need the invite code; full rooms refuse. Idempotent for members. */
 export async function joinRoom(db: PrismaClient, userId: string, slug: string, inviteCode?: string) {
-  return db.$transaction(async (tx) => {
-    const found = await tx.room.findUnique({ where: { slug }, select: { ...roomSelect, inviteCode: true } });
-    if (!found) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
-    if (found.slug === GLOBAL_ROOM) return found;
-    // Serialize joins of this room: the count below and the insert after it see every other join.
-    await tx.$queryRaw`SELECT id FROM "Room" WHERE id = ${found.id}::uuid FOR UPDATE`;
-    if (await tx.roomMember.count({ where: { roomId: found.id, userId } })) {
+  return db.$transaction(
+    async (tx) => {
+      const found = await tx.room.findUnique({ where: { slug }, select: { ...roomSelect, inviteCode: true } });
+      if (!found) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
+      if (found.slug === GLOBAL_ROOM) return found;
+      // Serialize joins of this room: the count below and the insert after it see every other join.
+      await tx.$queryRaw`SELECT id FROM "Room" WHERE id = ${found.id}::uuid FOR UPDATE`;
+      if (await tx.roomMember.count({ where: { roomId: found.id, userId } })) {
+        await touch(tx, found.id);
+        return found;
+      }
+      if (found.visibility === 'PRIVATE' && (!inviteCode || inviteCode !== found.inviteCode)) {
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'This room is private: join it with its invite link' });
+      }
+      const members = await tx.roomMember.count({ where: { roomId: found.id } });
+      if (members >= found.capacity)
+        throw new TRPCError({ code: 'CONFLICT', message: `This room is full (${found.capacity} members)` });
+      await tx.roomMember.create({ data: { roomId: found.id, userId } });
       await touch(tx, found.id);
       return found;
-    }
-    if (found.visibility === 'PRIVATE' && (!inviteCode || inviteCode !== found.inviteCode)) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: 'This room is private: join it with its invite link' });
-    }
-    const members = await tx.roomMember.count({ where: { roomId: found.id } });
-    if (members >= found.capacity) throw new TRPCError({ code: 'CONFLICT', message: `This room is full (${found.capacity} members)` });
-    await tx.roomMember.create({ data: { roomId: found.id, userId } });
-    await touch(tx, found.id);
-    return found;
-    // Joins of one room wait for each other under its row lock: allow for a queue of them on a busy database.
-  }, { maxWait: 15_000, timeout: 20_000 });
+      // Joins of one room wait for each other under its row lock: allow for a queue of them on a busy database.
+    },
+    { maxWait: 15_000, timeout: 20_000 },
+  );
 }
 
 export async function leaveRoom(db: PrismaClient, userId: string, slug: string): Promise<boolean> {
@@ -143,5 +175,13 @@ export async function roomMembers(db: PrismaClient, slug: string) {
     take: 500,
     select: { role: true, joinedAt: true, user: { select: { id: true, displayName: true } } },
   });
-  return { room, members: members.map((m) => ({ userId: m.user.id, displayName: m.user.displayName, role: m.role, joinedAt: m.joinedAt })) };
+  return {
+    room,
+    members: members.map((m) => ({
+      userId: m.user.id,
+      displayName: m.user.displayName,
+      role: m.role,
+      joinedAt: m.joinedAt,
+    })),
+  };
 }

@@ -1,6 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type TestDatabase, openTestDatabase } from '../../../tests/support/database.ts';
-import { createSession, invalidateOtherSessions, invalidateSession, sessionPolicy, validateSessionToken } from './session.ts';
+import {
+  createSession,
+  invalidateOtherSessions,
+  invalidateSession,
+  sessionPolicy,
+  validateSessionToken,
+} from './session.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
 const policy = sessionPolicy(14, 90);

@@ -14,7 +14,10 @@ export function addressKey(address: string): string {
   if (!ipaddr.isValid(address)) return address;
   const parsed = ipaddr.process(address); // an IPv4-mapped IPv6 address counts as its IPv4 address
   if (parsed.kind() === 'ipv4') return parsed.toString();
-  return `${(parsed as ipaddr.IPv6).parts.slice(0, 4).map((part) => part.toString(16)).join(':')}::/64`;
+  return `${(parsed as ipaddr.IPv6).parts
+    .slice(0, 4)
+    .map((part) => part.toString(16))
+    .join(':')}::/64`;
 }
 
 type Callback = (error: string | null | undefined, success: boolean) => void;
@@ -30,7 +33,15 @@ export class HandshakeGuard {
   private readonly addresses = new WeakMap<IncomingMessage, string>();
 
   constructor(
-    private readonly env: Pick<Env, 'PUBLIC_ORIGIN' | 'ALLOWED_HOSTS' | 'HOST' | 'TRUST_PROXY' | 'SOCKET_HANDSHAKES_PER_IP_PER_MINUTE' | 'RATE_LIMIT_DELAY_MS'>,
+    private readonly env: Pick<
+      Env,
+      | 'PUBLIC_ORIGIN'
+      | 'ALLOWED_HOSTS'
+      | 'HOST'
+      | 'TRUST_PROXY'
+      | 'SOCKET_HANDSHAKES_PER_IP_PER_MINUTE'
+      | 'RATE_LIMIT_DELAY_MS'
+    >,
   ) {
     this.hosts = hostPolicy({ publicOrigin: env.PUBLIC_ORIGIN, allowedHosts: env.ALLOWED_HOSTS, host: env.HOST });
     this.trust = trustFunction(env.TRUST_PROXY);

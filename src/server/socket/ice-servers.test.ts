@@ -4,12 +4,19 @@ import { EnvError, parseEnv } from '../env.ts';
 describe('ICE_SERVERS', () => {
   it('is empty by default and takes a JSON list of STUN/TURN servers', () => {
     expect(parseEnv({}).ICE_SERVERS).toEqual([]);
-    const servers = [{ urls: 'stun:stun.example.org:3478' }, { urls: ['turn:turn.example.org'], username: 'u', credential: 'secret-pass' }];
+    const servers = [
+      { urls: 'stun:stun.example.org:3478' },
+      { urls: ['turn:turn.example.org'], username: 'u', credential: 'secret-pass' },
+    ];
     expect(parseEnv({ ICE_SERVERS: JSON.stringify(servers) }).ICE_SERVERS).toEqual(servers);
   });
 
   it('refuses bad JSON or other URL schemes without echoing the value (TURN credentials)', () => {
-    for (const bad of ['not json', '[{"urls":"http://x"}]', '[{"urls":"turn:x","credential":"secret-pass","extra":1}]']) {
+    for (const bad of [
+      'not json',
+      '[{"urls":"http://x"}]',
+      '[{"urls":"turn:x","credential":"secret-pass","extra":1}]',
+    ]) {
       const error = (() => {
         try {
           parseEnv({ ICE_SERVERS: bad });

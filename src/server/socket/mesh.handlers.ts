@@ -69,7 +69,11 @@ export async function findPeer(
 ): Promise<{ userId: string; displayName: string; sharing: boolean } | null> {
   const socket = await peerSocket(mesh, peerId, redis);
   if (!socket?.rooms.has(roomKey(room))) return null;
-  return { userId: socket.data.userId, displayName: socket.data.displayName, sharing: socket.data.capabilities[room]?.sharing ?? false };
+  return {
+    userId: socket.data.userId,
+    displayName: socket.data.displayName,
+    sharing: socket.data.capabilities[room]?.sharing ?? false,
+  };
 }
 
 export interface MeshOptions {
@@ -87,10 +91,18 @@ export interface MeshOptions {
 }
 
 const fail = (error: SocketErrorCode, message: string) => ({ ok: false as const, error, message });
-const unavailable = (error: { message: string; retryAfterSeconds: number }) => ({ ...fail('UNAVAILABLE', error.message), retryInMs: error.retryAfterSeconds * 1000 });
+const unavailable = (error: { message: string; retryAfterSeconds: number }) => ({
+  ...fail('UNAVAILABLE', error.message),
+  retryInMs: error.retryAfterSeconds * 1000,
+});
 
 export function peerInfo(data: SocketData, room: string): PeerInfo {
-  return { peerId: data.peerId, userId: data.userId, displayName: data.displayName, capabilities: data.capabilities[room] ?? NO_CAPABILITIES };
+  return {
+    peerId: data.peerId,
+    userId: data.userId,
+    displayName: data.displayName,
+    capabilities: data.capabilities[room] ?? NO_CAPABILITIES,
+  };
 }
 
 /** Whether this user may be in the room: everyone in the global room, members elsewhere. */
@@ -113,12 +125,19 @@ async function mayJoin(db: PrismaClient, data: SocketData, slug: string) {
 async function takeSeat(
   db: PrismaClient,
   room: { id: string; capacity: number },
-  seat: { socket: MeshSocket; present: () => Promise<{ id: string; data: SocketData }[]>; perUser: number; enter: () => void | Promise<void> },
+  seat: {
+    socket: MeshSocket;
+    present: () => Promise<{ id: string; data: SocketData }[]>;
+    perUser: number;
+    enter: () => void | Promise<void>;
+  },
 ): Promise<SeatRefusal | null> {
   return db.$transaction(
     async (tx) => {
       await tx.$queryRaw`SELECT id FROM "Room" WHERE id = ${room.id}::uuid FOR UPDATE`;
-      const others = (await seat.present()).filter((other) => other.id !== seat.socket.id).map((other) => other.data.userId);
+      const others = (await seat.present())
+        .filter((other) => other.id !== seat.socket.id)
+        .map((other) => other.data.userId);
       const refusal = seatRefusal(others, seat.socket.data.userId, { capacity: room.capacity, perUser: seat.perUser });
       if (refusal === null) await seat.enter();
       return refusal;
@@ -153,7 +172,12 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
     async function seatLost(slug: string, key: string) {
       const { room, error } = await mayJoin(options.db, socket.data, slug);
       if (error || !room) return error ?? fail('NOT_FOUND', `No room ${slug}`);
-      const refusal = await takeSeat(options.db, room, { socket, present: () => present(key), perUser, enter: () => {} });
+      const refusal = await takeSeat(options.db, room, {
+        socket,
+        present: () => present(key),
+        perUser,
+        enter: () => {},
+      });
       return refusal && seatFailure(refusal, room, perUser);
     }
 
@@ -201,27 +225,34 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
     ) {
       socket.on(event, ((payload: unknown, ack: unknown) => {
         const reply = typeof ack === 'function' ? (ack as (result: Ack<T>) => void) : () => {};
-        turn = turn.then(async () => {
-          try {
-            await limiter.consume(socket.id);
-          } catch (refusal) {
-            const retryInMs = refusal instanceof RateLimiterRes ? refusal.msBeforeNext : 1000;
-            reply({ ...fail('RATE_LIMITED', `At most ${options.eventsPerSecond} messages a second`), retryInMs });
-            return;
-          }
-          const parsed = schema.safeParse(payload);
-          if (!parsed.success) {
-            reply(fail('INVALID_PAYLOAD', parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')));
-            return;
-          }
-          reply(await handle(parsed.data));
-        }).catch((error: unknown) => {
-          // A dependency that is down is logged once by the dependencies plugin, not once per event.
-          const down = unavailability(error);
-          if (down) return reply(unavailable(down));
-          options.log.error({ err: error, event }, 'mesh event failed');
-          reply(fail('INTERNAL', 'The server could not handle this event; try again'));
-        });
+        turn = turn
+          .then(async () => {
+            try {
+              await limiter.consume(socket.id);
+            } catch (refusal) {
+              const retryInMs = refusal instanceof RateLimiterRes ? refusal.msBeforeNext : 1000;
+              reply({ ...fail('RATE_LIMITED', `At most ${options.eventsPerSecond} messages a second`), retryInMs });
+              return;
+            }
+            const parsed = schema.safeParse(payload);
+            if (!parsed.success) {
+              reply(
+                fail(
+                  'INVALID_PAYLOAD',
+                  parsed.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; '),
+                ),
+              );
+              return;
+            }
+            reply(await handle(parsed.data));
+          })
+          .catch((error: unknown) => {
+            // A dependency that is down is logged once by the dependencies plugin, not once per event.
+            const down = unavailability(error);
+            if (down) return reply(unavailable(down));
+            options.log.error({ err: error, event }, 'mesh event failed');
+            reply(fail('INTERNAL', 'The server could not handle this event; try again'));
+          });
       }) as never);
     }
 
@@ -240,11 +271,13 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       };
       if (already) await enter();
       else {
-        const refusal = await takeSeat(options.db, room, { socket, present: () => present(key), perUser, enter }).catch(async (error: unknown) => {
-          // Seated, then the commit failed (the database went away): the failed join is undone.
-          if (socket.rooms.has(key)) await socket.leave(key);
-          throw error;
-        });
+        const refusal = await takeSeat(options.db, room, { socket, present: () => present(key), perUser, enter }).catch(
+          async (error: unknown) => {
+            // Seated, then the commit failed (the database went away): the failed join is undone.
+            if (socket.rooms.has(key)) await socket.leave(key);
+            throw error;
+          },
+        );
         if (refusal) return seatFailure(refusal, room, perUser);
       }
       const self = peerInfo(socket.data, slug);
@@ -283,14 +316,16 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
     on('signal:relay', SignalRelaySchema, async ({ room: slug, to, data }) => {
       const key = roomKey(slug);
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
-      if (Buffer.byteLength(JSON.stringify(data ?? null)) > SIGNAL_MAX_BYTES) return fail('TOO_LARGE', `A signal is at most ${SIGNAL_MAX_BYTES} bytes`);
+      if (Buffer.byteLength(JSON.stringify(data ?? null)) > SIGNAL_MAX_BYTES)
+        return fail('TOO_LARGE', `A signal is at most ${SIGNAL_MAX_BYTES} bytes`);
       // The target by its own peer room, then checked to be in this room: signals never cross rooms.
       const target = await peerSocket(mesh, to, options.redis);
       if (!target || !target.rooms.has(key)) return fail('PEER_NOT_FOUND', `No peer ${to} in room ${slug}`);
       const signal = { room: slug, from: socket.data.peerId, data };
       // Through the Redis adapter even a socket's own emit waits for its place in the stream (so a recovered connection
       // can replay it): with Redis down, a peer on this node gets it at once instead, without the replay.
-      if (options.redis && !options.redis.up && mesh.sockets.get(target.id) === target) mesh.local.to(target.id).emit('signal', signal);
+      if (options.redis && !options.redis.up && mesh.sockets.get(target.id) === target)
+        mesh.local.to(target.id).emit('signal', signal);
       else target.emit('signal', signal);
       return { ok: true, data: null };
     });

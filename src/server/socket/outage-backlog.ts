@@ -61,11 +61,14 @@ export class OutageBacklog {
       if (revoked.length > 0) this.mesh.in(revoked).disconnectSockets(true);
       for (const { room, socketId } of updated) {
         const socket = this.mesh.sockets.get(socketId);
-        if (socket?.rooms.has(roomKey(room))) socket.to(roomKey(room)).emit('peer:updated', { room, peer: peerInfo(socket.data, room) });
+        if (socket?.rooms.has(roomKey(room)))
+          socket.to(roomKey(room)).emit('peer:updated', { room, peer: peerInfo(socket.data, room) });
       }
       if (left.length === 0) return;
       // A peer that is in the room again by now (a connection recovered on another node) has not left it.
-      const back = await acrossNodes(this.redis, () => this.mesh.in(left.map(({ peerId }) => peerKey(peerId))).fetchSockets());
+      const back = await acrossNodes(this.redis, () =>
+        this.mesh.in(left.map(({ peerId }) => peerKey(peerId))).fetchSockets(),
+      );
       for (const { room, peerId } of left) {
         if (back.some((socket) => socket.data.peerId === peerId && socket.rooms.has(roomKey(room)))) continue;
         this.mesh.to(roomKey(room)).emit('peer:left', { room, peerId });
@@ -74,7 +77,10 @@ export class OutageBacklog {
       for (const item of left) this.#left.set(entry(item.room, item.peerId), item);
       for (const item of updated) this.#updated.set(entry(item.room, item.peerId), item);
       for (const key of revoked) this.#revoked.add(key);
-      this.log.warn({ err: error }, 'could not tell the other nodes what changed while Redis was down; trying again when it is back');
+      this.log.warn(
+        { err: error },
+        'could not tell the other nodes what changed while Redis was down; trying again when it is back',
+      );
     }
   }
 }

@@ -2,7 +2,14 @@
 // socket is in a Socket.IO room per key, so the Redis adapter can count the other nodes' sockets (docs/SECURITY.md).
 import type { FastifyBaseLogger } from 'fastify';
 import { type Dependency, unavailability } from '../dependencies/dependency.ts';
-import { type MeshNamespace, type MeshSocket, acrossNodes, addressRoomKey, sessionKey, userKey } from './mesh.handlers.ts';
+import {
+  type MeshNamespace,
+  type MeshSocket,
+  acrossNodes,
+  addressRoomKey,
+  sessionKey,
+  userKey,
+} from './mesh.handlers.ts';
 
 export interface SocketCaps {
   perSession: number;
@@ -27,14 +34,20 @@ function localCount(mesh: MeshNamespace, key: string, socket: MeshSocket): numbe
 export async function claimSocket(
   mesh: MeshNamespace,
   socket: MeshSocket,
-  { address, caps, log, redis }: { address: string; caps: SocketCaps; log: Pick<FastifyBaseLogger, 'warn'>; redis: Dependency | null },
+  {
+    address,
+    caps,
+    log,
+    redis,
+  }: { address: string; caps: SocketCaps; log: Pick<FastifyBaseLogger, 'warn'>; redis: Dependency | null },
 ): Promise<string | null> {
   const limits = [
     { key: sessionKey(socket.data.sessionId), cap: caps.perSession, per: 'session' },
     { key: userKey(socket.data.userId), cap: caps.perUser, per: 'user' },
     { key: addressRoomKey(address), cap: caps.perAddress, per: 'address' },
   ];
-  const refusal = (limit: (typeof limits)[number]) => `At most ${limit.cap} sockets per ${limit.per} can be open at once; close another tab or connection first`;
+  const refusal = (limit: (typeof limits)[number]) =>
+    `At most ${limit.cap} sockets per ${limit.per} can be open at once; close another tab or connection first`;
   // A recovered socket comes back in the rooms it had: its session, user or address may have changed since.
   for (const room of socket.rooms) {
     if (KEYED.test(room) && !limits.some((limit) => limit.key === room)) void socket.leave(room);
@@ -53,7 +66,10 @@ export async function claimSocket(
     // node's own caps still hold, and a socket needs no other node to connect.
     if (!unavailability(error)) log.warn({ err: error }, 'could not count the other nodes’ sockets');
   }
-  const over = limits.find((limit) => localCount(mesh, limit.key, socket) + remote.filter((other) => other.rooms.has(limit.key)).length >= limit.cap);
+  const over = limits.find(
+    (limit) =>
+      localCount(mesh, limit.key, socket) + remote.filter((other) => other.rooms.has(limit.key)).length >= limit.cap,
+  );
   if (!over) return null;
   for (const limit of limits) void socket.leave(limit.key);
   return refusal(over);

@@ -20,7 +20,8 @@ export function sessionCookieName(env: Pick<Env, 'PUBLIC_ORIGIN'>): string {
   return env.PUBLIC_ORIGIN?.startsWith('https:') ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
 }
 
-const secureCookie = (ctx: Pick<Context, 'req' | 'env'>) => ctx.req.protocol === 'https' || ctx.env.PUBLIC_ORIGIN?.startsWith('https:') === true;
+const secureCookie = (ctx: Pick<Context, 'req' | 'env'>) =>
+  ctx.req.protocol === 'https' || ctx.env.PUBLIC_ORIGIN?.startsWith('https:') === true;
 
 export interface AppServices {
   env: Env;
@@ -61,7 +62,9 @@ export function makeCreateContext(services: AppServices) {
   });
   return async ({ req, res }: CreateFastifyContextOptions): Promise<Context> => {
     const token = req.cookies[sessionCookieName(services.env)];
-    const session = token ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy).catch(unavailableSession) : null;
+    const session = token
+      ? await validateSessionToken(services.database.prisma, token, services.sessionPolicy).catch(unavailableSession)
+      : null;
     const ended = new AbortController();
     // The listener holds the controller for as long as the response exists; nothing here is weakly held.
     res.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
@@ -75,7 +78,8 @@ export function makeCreateContext(services: AppServices) {
  */
 function unavailableSession(error: unknown): never {
   const unavailable = unavailability(error);
-  if (unavailable) throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: unavailable.message, cause: unavailable });
+  if (unavailable)
+    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: unavailable.message, cause: unavailable });
   throw error;
 }
 
@@ -91,5 +95,10 @@ export function setSessionCookie(ctx: Pick<Context, 'req' | 'res' | 'env'>, toke
 }
 
 export function clearSessionCookie(ctx: Pick<Context, 'req' | 'res' | 'env'>): void {
-  ctx.res.clearCookie(sessionCookieName(ctx.env), { httpOnly: true, sameSite: 'lax', path: '/', secure: secureCookie(ctx) });
+  ctx.res.clearCookie(sessionCookieName(ctx.env), {
+    httpOnly: true,
+    sameSite: 'lax',
+    path: '/',
+    secure: secureCookie(ctx),
+  });
 }

@@ -63,7 +63,8 @@ const unavailableAsServiceUnavailable = t.middleware(async ({ next }) => {
   const result = await next();
   if (result.ok || result.error.code === 'SERVICE_UNAVAILABLE') return result;
   const unavailable = unavailability(result.error);
-  if (unavailable) throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: unavailable.message, cause: unavailable });
+  if (unavailable)
+    throw new TRPCError({ code: 'SERVICE_UNAVAILABLE', message: unavailable.message, cause: unavailable });
   return result;
 });
 

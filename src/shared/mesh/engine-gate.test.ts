@@ -8,10 +8,12 @@ describe('EngineGate', () => {
     const preempted: string[] = [];
     const releaseMesh1 = await gate.acquire('mesh', () => preempted.push('mesh-1'));
     order.push('mesh-1');
-    const mesh2 = gate.acquire('mesh', () => preempted.push('mesh-2')).then((release) => {
-      order.push('mesh-2');
-      return release;
-    });
+    const mesh2 = gate
+      .acquire('mesh', () => preempted.push('mesh-2'))
+      .then((release) => {
+        order.push('mesh-2');
+        return release;
+      });
     expect(gate.queued('mesh')).toBe(1);
     const local1 = gate.acquire('local').then((release) => {
       order.push('local-1');

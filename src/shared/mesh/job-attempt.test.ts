@@ -23,7 +23,11 @@ function attempt(overrides: Partial<JobAttemptOptions> = {}) {
       sent.push(message);
       return true;
     },
-    job: { model: MODEL, messages: [{ role: 'user', content: 'Hi' }], sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 } },
+    job: {
+      model: MODEL,
+      messages: [{ role: 'user', content: 'Hi' }],
+      sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 },
+    },
     tokens,
     deadlineMs: 60_000,
     purpose: 'answer',
@@ -37,8 +41,25 @@ function attempt(overrides: Partial<JobAttemptOptions> = {}) {
 }
 
 const accept = (position = 0): PeerMessage => ({ v, type: 'job:accept', jobId: 'job-1', position });
-const token = (index: number): PeerMessage => ({ v, type: 'job:token', jobId: 'job-1', index, tokenId: 100 + index, text: `t${index}` });
-const done: PeerMessage = { v, type: 'job:done', jobId: 'job-1', reason: 'eos', tokensIn: 3, tokensOut: 3, ttftMs: 5, tokensPerSecond: 40, backend: 'cpu' };
+const token = (index: number): PeerMessage => ({
+  v,
+  type: 'job:token',
+  jobId: 'job-1',
+  index,
+  tokenId: 100 + index,
+  text: `t${index}`,
+});
+const done: PeerMessage = {
+  v,
+  type: 'job:done',
+  jobId: 'job-1',
+  reason: 'eos',
+  tokensIn: 3,
+  tokensOut: 3,
+  ttftMs: 5,
+  tokensPerSecond: 40,
+  backend: 'cpu',
+};
 
 describe('JobAttempt', () => {
   it('goes offered -> accepted -> settled, offering the tokens so far as the prefix and appending in order', async () => {
@@ -84,7 +105,11 @@ describe('JobAttempt', () => {
     await expect(outOfOrder.result).resolves.toMatchObject({ kind: 'failed', reason: 'sent token 1 where 0 was due' });
     const early = attempt();
     early.run.handle(token(0));
-    await expect(early.result).resolves.toMatchObject({ kind: 'failed', reason: 'sent tokens for a job it had not accepted', accepted: false });
+    await expect(early.result).resolves.toMatchObject({
+      kind: 'failed',
+      reason: 'sent tokens for a job it had not accepted',
+      accepted: false,
+    });
     const cut = attempt();
     cut.run.handle(accept());
     cut.run.handle({ ...done, reason: 'interrupted' } as PeerMessage);
@@ -98,7 +123,11 @@ describe('JobAttempt', () => {
       await vi.advanceTimersByTimeAsync(900);
       run.handle(token(i));
     }
-    await expect(result).resolves.toMatchObject({ kind: 'failed', reason: 'did not finish within 2500 ms', accepted: true });
+    await expect(result).resolves.toMatchObject({
+      kind: 'failed',
+      reason: 'did not finish within 2500 ms',
+      accepted: true,
+    });
   });
 
   it('tells the peer to stop on cancel, and ignores what arrives after it settled', async () => {

@@ -57,7 +57,10 @@ export class JobAttempt {
   /** Sends the offer and starts the clocks. */
   start(): Promise<AttemptResult> {
     const { options } = this;
-    this.#deadlineTimer = setTimeout(() => this.#fail(`did not finish within ${Math.round(options.deadlineMs)} ms`), options.deadlineMs);
+    this.#deadlineTimer = setTimeout(
+      () => this.#fail(`did not finish within ${Math.round(options.deadlineMs)} ms`),
+      options.deadlineMs,
+    );
     this.#arm(options.acceptTimeoutMs, 'did not answer the offer');
     options
       .send({
@@ -74,7 +77,8 @@ export class JobAttempt {
         (sent) => {
           if (!sent) this.#fail('its channel is closed');
         },
-        (error: unknown) => this.#fail(`the offer could not be sent: ${error instanceof Error ? error.message : String(error)}`),
+        (error: unknown) =>
+          this.#fail(`the offer could not be sent: ${error instanceof Error ? error.message : String(error)}`),
       );
     return this.result;
   }
@@ -88,14 +92,18 @@ export class JobAttempt {
         this.#state = 'accepted';
         this.options.onAccepted?.();
         // Waiting in its queue earns a little more time for the first token, not unbounded time.
-        this.#arm(this.options.stallMs * Math.min(1 + message.position, MAX_QUEUE_GRACE), 'accepted but sent no token in time');
+        this.#arm(
+          this.options.stallMs * Math.min(1 + message.position, MAX_QUEUE_GRACE),
+          'accepted but sent no token in time',
+        );
         return;
       case 'job:reject':
         return this.#fail(`refused (${message.reason}: ${message.message})`);
       case 'job:token': {
         if (this.#state !== 'accepted') return this.#fail('sent tokens for a job it had not accepted');
         const { tokens } = this.options;
-        if (message.index !== tokens.length) return this.#fail(`sent token ${message.index} where ${tokens.length} was due`);
+        if (message.index !== tokens.length)
+          return this.#fail(`sent token ${message.index} where ${tokens.length} was due`);
         this.#arm(this.options.stallMs, 'stalled mid-answer');
         const token = { index: message.index, tokenId: message.tokenId, text: message.text };
         tokens.push(token);
@@ -107,7 +115,9 @@ export class JobAttempt {
         // Nobody asked it to stop: an answer it cut short is not finished.
         if (message.reason === 'interrupted') return this.#fail('stopped before the end of the answer');
         // `length` may come before maxNewTokens when the context is full; the spot checks catch an answer cut short.
-        this.options.onMeasured?.(measuredSpeed(this.options.tokens.length - this.#before, this.#offeredAt, Date.now()));
+        this.options.onMeasured?.(
+          measuredSpeed(this.options.tokens.length - this.#before, this.#offeredAt, Date.now()),
+        );
         return this.#settle({ kind: 'done', done: message });
       case 'job:error':
         return this.#fail(`${message.code}: ${message.message}`);

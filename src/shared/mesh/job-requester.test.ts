@@ -1,7 +1,12 @@
 // The requester against scripted peers (no engine, no network): spot-check verdicts, ranking by measured speed,
 // newcomers checked more, and nothing kept about peers that left.
 import { describe, expect, it } from 'vitest';
-import { type OutgoingPeerMessage, type PeerCapabilities, type PeerMessage, PEER_PROTOCOL_VERSION } from '../peer-protocol.ts';
+import {
+  type OutgoingPeerMessage,
+  type PeerCapabilities,
+  type PeerMessage,
+  PEER_PROTOCOL_VERSION,
+} from '../peer-protocol.ts';
 import { DEFAULT_REQUESTER_OPTIONS, JobRequester, type JobRequesterOptions, type PeerView } from './job-requester.ts';
 import { TRUST_RECORDS } from './peer-trust.ts';
 
@@ -24,19 +29,37 @@ const pause = (ms: number) => new Promise((resolve) => (ms > 0 ? setTimeout(reso
 
 /** A peer that answers offers as its script says, straight into `requester`. */
 function scripted(requester: () => JobRequester, peerId: string, userId: string, script: Script = {}): PeerView {
-  const capabilities: PeerCapabilities = { backend: 'cpu', adapter: 'cpu', models: [MODEL], tokensPerSecond: script.claims ?? null, queue: 0, sharing: true };
-  const reply = (message: OutgoingPeerMessage) => requester().receive(peerId, { v: PEER_PROTOCOL_VERSION, ...message } as PeerMessage);
+  const capabilities: PeerCapabilities = {
+    backend: 'cpu',
+    adapter: 'cpu',
+    models: [MODEL],
+    tokensPerSecond: script.claims ?? null,
+    queue: 0,
+    sharing: true,
+  };
+  const reply = (message: OutgoingPeerMessage) =>
+    requester().receive(peerId, { v: PEER_PROTOCOL_VERSION, ...message } as PeerMessage);
   const serve = async (offer: Extract<OutgoingPeerMessage, { type: 'job:offer' }>) => {
     const { jobId } = offer;
     await pause(0);
-    if (script.refuses === 'all' || script.refuses === offer.purpose) return reply({ type: 'job:reject', jobId, reason: 'QUEUE_FULL', message: 'busy' });
+    if (script.refuses === 'all' || script.refuses === offer.purpose)
+      return reply({ type: 'job:reject', jobId, reason: 'QUEUE_FULL', message: 'busy' });
     reply({ type: 'job:accept', jobId, position: 0 });
     const answer = script.answer ?? ANSWER;
     for (let index = offer.prefix.length; index < answer.length; index++) {
       await pause(script.tokenDelayMs ?? 0);
       reply({ type: 'job:token', jobId, index, tokenId: answer[index] ?? 0, text: `<${answer[index]}>` });
     }
-    reply({ type: 'job:done', jobId, reason: 'eos', backend: 'cpu', tokensIn: 4, tokensOut: answer.length, ttftMs: 1, tokensPerSecond: script.claims ?? 1 });
+    reply({
+      type: 'job:done',
+      jobId,
+      reason: 'eos',
+      backend: 'cpu',
+      tokensIn: 4,
+      tokensOut: answer.length,
+      ttftMs: 1,
+      tokensPerSecond: script.claims ?? 1,
+    });
   };
   return {
     peerId,
@@ -54,7 +77,13 @@ function scripted(requester: () => JobRequester, peerId: string, userId: string,
 /** A requester over a room whose members the test adds and removes. */
 function room(options: Partial<JobRequesterOptions> = {}) {
   const members: PeerView[] = [];
-  const requester: JobRequester = new JobRequester(() => members, { ...DEFAULT_REQUESTER_OPTIONS, spotCheckRate: 0, acceptTimeoutMs: 2000, stallMs: 2000, ...options });
+  const requester: JobRequester = new JobRequester(() => members, {
+    ...DEFAULT_REQUESTER_OPTIONS,
+    spotCheckRate: 0,
+    acceptTimeoutMs: 2000,
+    stallMs: 2000,
+    ...options,
+  });
   return {
     requester,
     join(peerId: string, userId: string, script?: Script) {
@@ -63,7 +92,10 @@ function room(options: Partial<JobRequesterOptions> = {}) {
       return peer;
     },
     leave(peerId: string) {
-      members.splice(members.findIndex((peer) => peer.peerId === peerId), 1);
+      members.splice(
+        members.findIndex((peer) => peer.peerId === peerId),
+        1,
+      );
       requester.peerLeft(peerId);
     },
     ask: () => requester.run({ model: MODEL, messages: MESSAGES, sampling: SAMPLING, onToken: () => {} }).result,
@@ -91,7 +123,11 @@ describe('JobRequester', () => {
     mesh.join('ann', 'user-ann', { claims: 1 });
     mesh.join('ben', 'user-ben', { claims: 1 });
     const caught = await mesh.ask();
-    expect(await caught.check).toMatchObject({ result: 'MISMATCH', excluded: ['liar'], corrected: { tokenIds: ANSWER } });
+    expect(await caught.check).toMatchObject({
+      result: 'MISMATCH',
+      excluded: ['liar'],
+      corrected: { tokenIds: ANSWER },
+    });
     const honest = await mesh.ask();
     expect(await honest.check).toMatchObject({ result: 'MATCH', excluded: [] });
   });
@@ -108,7 +144,7 @@ describe('JobRequester', () => {
     expect((await mesh.ask()).servedBy.map((p) => p.peerId)).toEqual(['honest']);
   });
 
-  it("checks every answer from a user new here until three checks of its answers held up, and a new identity starts over", async () => {
+  it('checks every answer from a user new here until three checks of its answers held up, and a new identity starts over', async () => {
     // Draws of 0.5 never fall under the chosen 1-in-10 rate: only the newcomer rate can pick a job for a check.
     const mesh = room({ spotCheckRate: 0.1, random: () => 0.5 });
     mesh.join('ada', 'user-ada', { claims: 1000 });

@@ -10,7 +10,14 @@ import { type AttemptResult, JobAttempt } from './job-attempt.ts';
 import { rankPeers } from './peer-ranking.ts';
 import { PeerTrust, checkRate } from './peer-trust.ts';
 import { type SpotCheck, spotCheck } from './spot-check.ts';
-import { DEFAULT_REQUESTER_OPTIONS, type JobRequesterOptions, type MeshOutcome, MeshJobError, type MeshRequest, type PeerView } from './mesh-job.ts';
+import {
+  DEFAULT_REQUESTER_OPTIONS,
+  type JobRequesterOptions,
+  type MeshOutcome,
+  MeshJobError,
+  type MeshRequest,
+  type PeerView,
+} from './mesh-job.ts';
 
 export type { SpotCheck } from './spot-check.ts';
 export { DEFAULT_REQUESTER_OPTIONS, MeshJobError } from './mesh-job.ts';
@@ -124,7 +131,8 @@ export class JobRequester {
   }
 
   private failed(peerId: string): void {
-    if (this.isPresent(peerId)) this.failures.set(peerId, [...(this.failures.get(peerId) ?? []), Date.now()].slice(-FAILURES_KEPT));
+    if (this.isPresent(peerId))
+      this.failures.set(peerId, [...(this.failures.get(peerId) ?? []), Date.now()].slice(-FAILURES_KEPT));
   }
 
   private measured(peerId: string, sample: number | null): void {
@@ -170,12 +178,29 @@ export class JobRequester {
     };
   }
 
-  private async drive(jobId: string, request: MeshRequest, job: { cancelled: boolean; current: JobAttempt | null }): Promise<MeshOutcome> {
+  private async drive(
+    jobId: string,
+    request: MeshRequest,
+    job: { cancelled: boolean; current: JobAttempt | null },
+  ): Promise<MeshOutcome> {
     // Checked here as the serving peer will check it: a job past the caps fails now, not by silence later.
-    const valid = PeerMessageSchema.safeParse({ v: PEER_PROTOCOL_VERSION, type: 'job:offer', jobId, model: request.model, messages: request.messages, sampling: request.sampling, prefix: [], deadlineMs: this.options.deadlineMs, purpose: 'answer' });
+    const valid = PeerMessageSchema.safeParse({
+      v: PEER_PROTOCOL_VERSION,
+      type: 'job:offer',
+      jobId,
+      model: request.model,
+      messages: request.messages,
+      sampling: request.sampling,
+      prefix: [],
+      deadlineMs: this.options.deadlineMs,
+      purpose: 'answer',
+    });
     if (!valid.success) {
       const issue = valid.error.issues[0];
-      throw new MeshJobError('INVALID', `This job cannot be sent: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`);
+      throw new MeshJobError(
+        'INVALID',
+        `This job cannot be sent: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid'}`,
+      );
     }
     const started = Date.now();
     const tokens: GeneratedToken[] = [];
@@ -206,7 +231,10 @@ export class JobRequester {
       const [peer] = this.rank(request.model, tried);
       if (!peer) {
         const why = reasons.length ? ` (${reasons.join('; ')})` : '';
-        throw new MeshJobError('NO_PEER', `No peer in this room shares ${request.model.id}${tokens.length ? ' to finish this answer' : ''}${why}`);
+        throw new MeshJobError(
+          'NO_PEER',
+          `No peer in this room shares ${request.model.id}${tokens.length ? ' to finish this answer' : ''}${why}`,
+        );
       }
       tried.add(peer.peerId);
       const attempt = await this.attempt(peer, request, tokens, left, 'answer', job, {
@@ -225,7 +253,10 @@ export class JobRequester {
             if (this.isPresent(server.peerId)) this.served.set(server.peerId, this.servedCount(server.peerId) + 1);
           }
           const users = [...new Set(madeBy.map((by) => by.userId))];
-          const rate = checkRate(this.options, users.map((userId) => this.trust.matchesOf(userId)));
+          const rate = checkRate(
+            this.options,
+            users.map((userId) => this.trust.matchesOf(userId)),
+          );
           if (this.options.random() < rate) finished.check = this.spotCheck(jobId, request, tokens, madeBy);
           return finished;
         }
@@ -288,7 +319,12 @@ export class JobRequester {
   }
 
   /** Runs the spot check (spot-check.ts) with peers of this room, then acts on its verdict. */
-  private async spotCheck(jobId: string, request: MeshRequest, tokens: GeneratedToken[], madeBy: PeerView[]): Promise<SpotCheck> {
+  private async spotCheck(
+    jobId: string,
+    request: MeshRequest,
+    tokens: GeneratedToken[],
+    madeBy: PeerView[],
+  ): Promise<SpotCheck> {
     const verdict = await spotCheck({
       jobId,
       tokens,
@@ -296,7 +332,9 @@ export class JobRequester {
       candidates: (skipUsers) => this.drawCheckers(request.model, skipUsers),
       rerun: async (peer) => {
         const rerun: GeneratedToken[] = [];
-        const result = await this.attempt(peer, request, rerun, this.options.deadlineMs, 'check', null, { onAccepted: () => request.onChecker?.(peer) });
+        const result = await this.attempt(peer, request, rerun, this.options.deadlineMs, 'check', null, {
+          onAccepted: () => request.onChecker?.(peer),
+        });
         return result.kind === 'done' ? rerun : null;
       },
     });

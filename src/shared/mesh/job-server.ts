@@ -15,7 +15,11 @@ export interface JobServerOptions {
   corruptTokens?: boolean;
 }
 
-export const DEFAULT_JOB_SERVER_OPTIONS: JobServerOptions = { queueLimit: 4, perPeerOutstanding: 2, perPeerPerMinute: 60 };
+export const DEFAULT_JOB_SERVER_OPTIONS: JobServerOptions = {
+  queueLimit: 4,
+  perPeerOutstanding: 2,
+  perPeerPerMinute: 60,
+};
 
 export interface ServedJobStats {
   jobId: string;
@@ -72,11 +76,26 @@ export class JobServer {
     const waiting = [...this.jobs.values()].filter((job) => !job.generation).length;
     if (this.jobs.has(jobId)) return this.reject(send, jobId, 'INVALID', 'This job id is already in use');
     if (!this.sharing) return this.reject(send, jobId, 'NOT_SHARING', 'This peer does not share its compute now');
-    if (!loaded || loaded.model.sha256 !== offer.model.sha256) return this.reject(send, jobId, 'MODEL_NOT_LOADED', `${offer.model.id} (this exact file) is not loaded here`);
-    if (recent.length > this.options.perPeerPerMinute) return this.reject(send, jobId, 'RATE_LIMITED', `At most ${this.options.perPeerPerMinute} jobs a minute from one peer`);
-    if (mine >= this.options.perPeerOutstanding) return this.reject(send, jobId, 'TOO_MANY_JOBS', `At most ${this.options.perPeerOutstanding} jobs at once from one peer`);
-    if (waiting >= this.options.queueLimit) return this.reject(send, jobId, 'QUEUE_FULL', `${waiting} jobs are waiting here already`);
-    if (offer.prefix.length >= offer.sampling.maxNewTokens) return this.reject(send, jobId, 'INVALID', 'The prefix leaves no tokens to make');
+    if (!loaded || loaded.model.sha256 !== offer.model.sha256)
+      return this.reject(send, jobId, 'MODEL_NOT_LOADED', `${offer.model.id} (this exact file) is not loaded here`);
+    if (recent.length > this.options.perPeerPerMinute)
+      return this.reject(
+        send,
+        jobId,
+        'RATE_LIMITED',
+        `At most ${this.options.perPeerPerMinute} jobs a minute from one peer`,
+      );
+    if (mine >= this.options.perPeerOutstanding)
+      return this.reject(
+        send,
+        jobId,
+        'TOO_MANY_JOBS',
+        `At most ${this.options.perPeerOutstanding} jobs at once from one peer`,
+      );
+    if (waiting >= this.options.queueLimit)
+      return this.reject(send, jobId, 'QUEUE_FULL', `${waiting} jobs are waiting here already`);
+    if (offer.prefix.length >= offer.sampling.maxNewTokens)
+      return this.reject(send, jobId, 'INVALID', 'The prefix leaves no tokens to make');
     const job: Job = { offer, peerId, send, cancelled: false, generation: null, stopReason: null, receivedAt: now };
     this.jobs.set(jobId, job);
     void send({ type: 'job:accept', jobId, position: waiting });
@@ -128,13 +147,20 @@ export class JobServer {
       this.onChange();
       for await (const token of generation) {
         const corrupt = this.options.corruptTokens === true && token.index >= 3;
-        void job.send({ type: 'job:token', jobId: offer.jobId, index: token.index, tokenId: corrupt ? (token.tokenId + 1) % 64 : token.tokenId, text: corrupt ? ' #' : token.text });
+        void job.send({
+          type: 'job:token',
+          jobId: offer.jobId,
+          index: token.index,
+          tokenId: corrupt ? (token.tokenId + 1) % 64 : token.tokenId,
+          text: corrupt ? ' #' : token.text,
+        });
       }
       const result = await generation.result;
       tokensOut = result.completionTokens;
       tokensPerSecond = result.tokensPerSecond;
       // A stop that came as the last token was made changed nothing: the answer is whole, report it as done.
-      if (result.reason === 'interrupted' && (job.stopReason === 'preempt' || job.stopReason === 'deadline')) throw new Error(job.stopReason);
+      if (result.reason === 'interrupted' && (job.stopReason === 'preempt' || job.stopReason === 'deadline'))
+        throw new Error(job.stopReason);
       outcome = job.cancelled ? 'cancelled' : 'done';
       last = {
         type: 'job:done',
@@ -149,9 +175,16 @@ export class JobServer {
     } catch (error) {
       if (job.cancelled) outcome = 'cancelled';
       else {
-        const code = job.stopReason === 'preempt' ? 'PREEMPTED' : job.stopReason === 'deadline' ? 'DEADLINE' : 'GENERATION_FAILED';
+        const code =
+          job.stopReason === 'preempt' ? 'PREEMPTED' : job.stopReason === 'deadline' ? 'DEADLINE' : 'GENERATION_FAILED';
         const message =
-          code === 'PREEMPTED' ? "This peer's own chat needed the engine" : code === 'DEADLINE' ? `Not finished within ${offer.deadlineMs} ms` : error instanceof Error ? error.message : String(error);
+          code === 'PREEMPTED'
+            ? "This peer's own chat needed the engine"
+            : code === 'DEADLINE'
+              ? `Not finished within ${offer.deadlineMs} ms`
+              : error instanceof Error
+                ? error.message
+                : String(error);
         last = { type: 'job:error', jobId: offer.jobId, code, message: message.slice(0, 500) };
       }
     } finally {
@@ -159,7 +192,14 @@ export class JobServer {
       // The engine is free before the last message goes out: a requester that stops reading cannot hold it.
       release();
       this.jobs.delete(offer.jobId);
-      this.served.push({ jobId: offer.jobId, peerId: job.peerId, purpose: offer.purpose, outcome, tokensOut, tokensPerSecond });
+      this.served.push({
+        jobId: offer.jobId,
+        peerId: job.peerId,
+        purpose: offer.purpose,
+        outcome,
+        tokensOut,
+        tokensPerSecond,
+      });
       if (this.served.length > 200) this.served.shift();
       this.onChange();
     }

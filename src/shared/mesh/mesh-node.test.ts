@@ -4,7 +4,12 @@ import { EngineGate } from './engine-gate.ts';
 import { MeshNode } from './mesh-node.ts';
 import type { Wire } from './peer-channel.ts';
 
-const wire = (): Wire => ({ send: () => {}, isOpen: () => true, bufferedAmount: () => 0, onceBelow: (_threshold, listener) => listener() });
+const wire = (): Wire => ({
+  send: () => {},
+  isOpen: () => true,
+  bufferedAmount: () => 0,
+  onceBelow: (_threshold, listener) => listener(),
+});
 
 const frame = (message: object) => JSON.stringify({ v: PEER_PROTOCOL_VERSION, ...message });
 

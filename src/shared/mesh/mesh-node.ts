@@ -140,7 +140,16 @@ export class MeshNode {
   private views(): PeerView[] {
     return this.list().flatMap((peer) =>
       peer.capabilities
-        ? [{ peerId: peer.peerId, userId: peer.userId, name: peer.name, capabilities: peer.capabilities, rttMs: peer.rttMs, send: (message: OutgoingPeerMessage) => peer.channel.send(message) }]
+        ? [
+            {
+              peerId: peer.peerId,
+              userId: peer.userId,
+              name: peer.name,
+              capabilities: peer.capabilities,
+              rttMs: peer.rttMs,
+              send: (message: OutgoingPeerMessage) => peer.channel.send(message),
+            },
+          ]
         : [],
     );
   }

@@ -35,25 +35,41 @@ describe('PeerChannel', () => {
     const text = 'x'.repeat(2000);
     // Enough messages to fill the buffer past its high mark (well under the queue's own cap).
     const count = Math.ceil(PEER_LIMITS.bufferedHighBytes / 500) + 10;
-    const sends = Array.from({ length: count }, (_, index) => channel.send({ type: 'job:error', jobId: JOB, code: 'GENERATION_FAILED', message: `${index} ${text}`.slice(0, 500) }));
+    const sends = Array.from({ length: count }, (_, index) =>
+      channel.send({
+        type: 'job:error',
+        jobId: JOB,
+        code: 'GENERATION_FAILED',
+        message: `${index} ${text}`.slice(0, 500),
+      }),
+    );
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(sent.length).toBeLessThan(count);
     drain();
     await Promise.all(sends);
     expect(sent.length).toBe(count);
-    expect(sent.map((frame) => Number.parseInt((JSON.parse(frame) as { message: string }).message, 10))).toEqual(Array.from({ length: count }, (_, i) => i));
+    expect(sent.map((frame) => Number.parseInt((JSON.parse(frame) as { message: string }).message, 10))).toEqual(
+      Array.from({ length: count }, (_, i) => i),
+    );
   });
 
   it('sends a large message in chunks that the other side puts back together, interleaved with small ones', async () => {
     const { wire, sent } = slowWire();
     const channel = new PeerChannel(wire);
     const content = 'word '.repeat(20_000);
-    await channel.send({ type: 'hello', capabilities: { backend: 'cpu', adapter: 'cpu', models: [], tokensPerSecond: null, queue: 0, sharing: true } });
+    await channel.send({
+      type: 'hello',
+      capabilities: { backend: 'cpu', adapter: 'cpu', models: [], tokensPerSecond: null, queue: 0, sharing: true },
+    });
     await channel.send({
       type: 'job:offer',
       jobId: JOB,
       model: { id: 'm', sha256: 'a'.repeat(64) },
-      messages: [{ role: 'user', content: content.slice(0, 30_000) }, { role: 'assistant', content: 'ok' }, { role: 'user', content: content.slice(0, 30_000) }],
+      messages: [
+        { role: 'user', content: content.slice(0, 30_000) },
+        { role: 'assistant', content: 'ok' },
+        { role: 'user', content: content.slice(0, 30_000) },
+      ],
       sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 },
       prefix: [],
       deadlineMs: 1000,
@@ -75,8 +91,21 @@ describe('PeerChannel', () => {
     const channel = new PeerChannel(wire);
     // Quotes, backslashes, newlines and control characters: up to six characters each once escaped.
     const content = 'He said "yes"\\ and\nthen \u0001 left. '.repeat(800);
-    const messages = [{ role: 'user' as const, content }, { role: 'assistant' as const, content: 'Quite.' }, { role: 'user' as const, content }];
-    await channel.send({ type: 'job:offer', jobId: JOB, model: { id: 'm', sha256: 'a'.repeat(64) }, messages, sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 }, prefix: [], deadlineMs: 1000, purpose: 'answer' });
+    const messages = [
+      { role: 'user' as const, content },
+      { role: 'assistant' as const, content: 'Quite.' },
+      { role: 'user' as const, content },
+    ];
+    await channel.send({
+      type: 'job:offer',
+      jobId: JOB,
+      model: { id: 'm', sha256: 'a'.repeat(64) },
+      messages,
+      sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 1 },
+      prefix: [],
+      deadlineMs: 1000,
+      purpose: 'answer',
+    });
     expect(sent.every((frame) => frame.length <= PEER_LIMITS.frameChars)).toBe(true);
     const received: PeerMessage[] = [];
     const other = new PeerChannel(slowWire().wire);
@@ -91,7 +120,11 @@ describe('PeerChannel', () => {
     const channel = new PeerChannel(wire);
     const text = 'y'.repeat(200);
     const results = await Promise.race([
-      Promise.all(Array.from({ length: PEER_LIMITS.pendingMessages + 10_000 }, (_, i) => channel.send({ type: 'job:token', jobId: JOB, index: i % 4096, tokenId: i, text }))),
+      Promise.all(
+        Array.from({ length: PEER_LIMITS.pendingMessages + 10_000 }, (_, i) =>
+          channel.send({ type: 'job:token', jobId: JOB, index: i % 4096, tokenId: i, text }),
+        ),
+      ),
       new Promise<null>((resolve) => setTimeout(() => resolve(null), 50)),
     ]);
     expect(results).toBeNull();
@@ -101,6 +134,13 @@ describe('PeerChannel', () => {
 
   it('refuses to send a message past the cap instead of cutting it', async () => {
     const channel = new PeerChannel(slowWire().wire);
-    await expect(channel.send({ type: 'job:error', jobId: JOB, code: 'GENERATION_FAILED', message: 'x'.repeat(PEER_LIMITS.messageChars) })).rejects.toThrow(/at most/);
+    await expect(
+      channel.send({
+        type: 'job:error',
+        jobId: JOB,
+        code: 'GENERATION_FAILED',
+        message: 'x'.repeat(PEER_LIMITS.messageChars),
+      }),
+    ).rejects.toThrow(/at most/);
   });
 });

@@ -24,9 +24,10 @@ const FRAME_OVERHEAD = 128;
 function splitForFrames(text: string): string[] {
   const budget = PEER_LIMITS.frameChars - FRAME_OVERHEAD;
   const pieces: string[] = [];
-  for (let start = 0; start < text.length; ) {
+  for (let start = 0; start < text.length;) {
     let end = Math.min(text.length, start + budget);
-    while (JSON.stringify(text.slice(start, end)).length > budget) end = start + Math.max(1, Math.floor((end - start) * 0.75));
+    while (JSON.stringify(text.slice(start, end)).length > budget)
+      end = start + Math.max(1, Math.floor((end - start) * 0.75));
     pieces.push(text.slice(start, end));
     start = end;
   }
@@ -41,7 +42,10 @@ export class PeerChannel {
   /** Messages not sent because the peer did not read what was already queued for it. */
   droppedOutgoing = 0;
   private nextChunkId = 0;
-  private readonly partial = new Map<number, { parts: (string | undefined)[]; received: number; chars: number; since: number }>();
+  private readonly partial = new Map<
+    number,
+    { parts: (string | undefined)[]; received: number; chars: number; since: number }
+  >();
   /** Messages dropped on arrival, by reason (for tests, and a peer that keeps sending junk can be left). */
   readonly dropped: Record<DropReason, number> = { oversize: 0, malformed: 0, invalid: 0, chunk: 0 };
   onMessage: (message: PeerMessage) => void = () => {};
@@ -68,13 +72,16 @@ export class PeerChannel {
   }
 
   private async write(text: string): Promise<boolean> {
-    if (text.length > PEER_LIMITS.messageChars) throw new Error(`A peer message is at most ${PEER_LIMITS.messageChars} characters (this one: ${text.length})`);
+    if (text.length > PEER_LIMITS.messageChars)
+      throw new Error(`A peer message is at most ${PEER_LIMITS.messageChars} characters (this one: ${text.length})`);
     const frames: string[] = [];
     if (text.length <= PEER_LIMITS.frameChars) frames.push(text);
     else {
       const id = this.nextChunkId++;
       const pieces = splitForFrames(text);
-      pieces.forEach((data, index) => frames.push(JSON.stringify({ v: PEER_PROTOCOL_VERSION, type: 'chunk', id, index, count: pieces.length, data })));
+      pieces.forEach((data, index) =>
+        frames.push(JSON.stringify({ v: PEER_PROTOCOL_VERSION, type: 'chunk', id, index, count: pieces.length, data })),
+      );
     }
     for (const frame of frames) {
       if (!this.wire.isOpen()) return false;
@@ -106,7 +113,8 @@ export class PeerChannel {
     if (!parsed.success) return this.drop('chunk', parsed.error.issues[0]?.message ?? 'bad chunk');
     const { id, index, count, data } = parsed.data;
     const now = Date.now();
-    for (const [key, entry] of this.partial) if (now - entry.since > PEER_LIMITS.partialTimeoutMs) this.partial.delete(key);
+    for (const [key, entry] of this.partial)
+      if (now - entry.since > PEER_LIMITS.partialTimeoutMs) this.partial.delete(key);
     let entry = this.partial.get(id);
     if (!entry) {
       if (this.partial.size >= PEER_LIMITS.partialMessages) {

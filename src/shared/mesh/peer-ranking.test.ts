@@ -5,10 +5,27 @@ import { type RankedPeer, type RankingFacts, measuredSpeed, rankPeers } from './
 const MODEL = { id: 'nano-shakespeare', sha256: 'a'.repeat(64) };
 
 function peer(peerId: string, claims: number | null, extra: Partial<PeerCapabilities> = {}): RankedPeer {
-  return { peerId, userId: `user-${peerId}`, rttMs: 10, capabilities: { backend: 'cpu', adapter: 'cpu', models: [MODEL], tokensPerSecond: claims, queue: 0, sharing: true, ...extra } };
+  return {
+    peerId,
+    userId: `user-${peerId}`,
+    rttMs: 10,
+    capabilities: {
+      backend: 'cpu',
+      adapter: 'cpu',
+      models: [MODEL],
+      tokensPerSecond: claims,
+      queue: 0,
+      sharing: true,
+      ...extra,
+    },
+  };
 }
 
-function facts(measured: Record<string, number> = {}, failures: Record<string, number> = {}, excluded: string[] = []): RankingFacts {
+function facts(
+  measured: Record<string, number> = {},
+  failures: Record<string, number> = {},
+  excluded: string[] = [],
+): RankingFacts {
   return {
     measuredTokensPerSecond: (peerId) => measured[peerId] ?? null,
     recentFailures: (peerId) => failures[peerId] ?? 0,
@@ -19,7 +36,7 @@ function facts(measured: Record<string, number> = {}, failures: Record<string, n
 const ids = (peers: RankedPeer[]) => peers.map((p) => p.peerId);
 
 describe('rankPeers', () => {
-  it("ranks a peer by the speed measured here once there is one, not by the speed it claims", () => {
+  it('ranks a peer by the speed measured here once there is one, not by the speed it claims', () => {
     const liar = peer('liar', 10_000);
     const honest = peer('honest', 40);
     expect(ids(rankPeers([honest, liar], MODEL, facts()))).toEqual(['liar', 'honest']);
@@ -29,7 +46,14 @@ describe('rankPeers', () => {
   });
 
   it('leaves out peers that do not share, lack the exact model, are excluded or skipped, and halves a score per recent failure', () => {
-    const peers = [peer('a', 100), peer('b', 100, { sharing: false }), peer('c', 100, { models: [] }), peer('d', 100), peer('e', 100), peer('f', 60)];
+    const peers = [
+      peer('a', 100),
+      peer('b', 100, { sharing: false }),
+      peer('c', 100, { models: [] }),
+      peer('d', 100),
+      peer('e', 100),
+      peer('f', 60),
+    ];
     expect(ids(rankPeers(peers, MODEL, facts({}, { a: 1 }, ['user-d']), new Set(['e'])))).toEqual(['f', 'a']);
   });
 });

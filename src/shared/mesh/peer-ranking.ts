@@ -29,7 +29,12 @@ export function peerScore(peer: RankedPeer, facts: RankingFacts): number {
 }
 
 /** Peers that can run `model`, best first: sharing, the exact file loaded, not excluded, not in `skip`. */
-export function rankPeers<P extends RankedPeer>(peers: readonly P[], model: ModelRef, facts: RankingFacts, skip: ReadonlySet<string> = new Set()): P[] {
+export function rankPeers<P extends RankedPeer>(
+  peers: readonly P[],
+  model: ModelRef,
+  facts: RankingFacts,
+  skip: ReadonlySet<string> = new Set(),
+): P[] {
   return peers
     .filter((peer) => peer.capabilities.sharing && !skip.has(peer.peerId) && !facts.isExcluded(peer.userId))
     .filter((peer) => peer.capabilities.models.some((m) => m.sha256 === model.sha256))

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { GeneratedToken } from './engine-gate.ts';
 import { spotCheck } from './spot-check.ts';
 
-const tokensOf = (text: string): GeneratedToken[] => [...text].map((char, index) => ({ index, tokenId: char.charCodeAt(0), text: char }));
+const tokensOf = (text: string): GeneratedToken[] =>
+  [...text].map((char, index) => ({ index, tokenId: char.charCodeAt(0), text: char }));
 const peer = (name: string) => ({ peerId: `peer-${name}`, userId: `user-${name}` });
 const ada = peer('ada');
 const bea = peer('bea');
@@ -32,19 +33,33 @@ function check(served: string, answers: Record<string, string | null>, switchAt 
 describe('spotCheck', () => {
   it('is a MATCH when the first checker agrees, and the servers earn trust', async () => {
     const { verdict, asked } = check('abc', { cy: 'abc', dee: 'abc' });
-    expect(await verdict).toMatchObject({ check: { result: 'MATCH', checkers: ['peer-cy'], excluded: [] }, matchedUsers: ['user-ada'], exclusions: [], mismatch: null });
+    expect(await verdict).toMatchObject({
+      check: { result: 'MATCH', checkers: ['peer-cy'], excluded: [] },
+      matchedUsers: ['user-ada'],
+      exclusions: [],
+      mismatch: null,
+    });
     expect(asked).toEqual(['peer-cy']);
   });
 
   it('is UNRESOLVED when nobody could check: silence proves nothing and earns no trust', async () => {
     const { verdict } = check('abc', { cy: null });
-    expect(await verdict).toMatchObject({ check: { result: 'UNRESOLVED', checkers: [] }, matchedUsers: [], mismatch: null });
+    expect(await verdict).toMatchObject({
+      check: { result: 'UNRESOLVED', checkers: [] },
+      matchedUsers: [],
+      mismatch: null,
+    });
   });
 
   it('excludes the serving peer that made the first differing token when two checkers agree, and corrects the answer', async () => {
     const { verdict } = check('abXY', { cy: 'abcd', dee: 'abcd' }, 2);
     const result = await verdict;
-    expect(result.check).toEqual({ result: 'MISMATCH', checkers: ['peer-cy', 'peer-dee'], excluded: ['peer-bea'], corrected: { tokenIds: [97, 98, 99, 100], text: 'abcd' } });
+    expect(result.check).toEqual({
+      result: 'MISMATCH',
+      checkers: ['peer-cy', 'peer-dee'],
+      excluded: ['peer-bea'],
+      corrected: { tokenIds: [97, 98, 99, 100], text: 'abcd' },
+    });
     expect(result.exclusions).toEqual([{ peer: bea, why: "its tokens for job job-1 did not match two other peers'" }]);
     expect(result.mismatch).toBe(bea);
   });
@@ -61,7 +76,11 @@ describe('spotCheck', () => {
     const split = await check('abc', { cy: 'xyz', dee: 'qrs' }).verdict;
     expect(split).toMatchObject({ check: { result: 'UNRESOLVED', excluded: [] }, exclusions: [], mismatch: ada });
     const alone = await check('abc', { cy: 'xyz' }).verdict;
-    expect(alone).toMatchObject({ check: { result: 'UNRESOLVED', checkers: ['peer-cy'] }, exclusions: [], mismatch: ada });
+    expect(alone).toMatchObject({
+      check: { result: 'UNRESOLVED', checkers: ['peer-cy'] },
+      exclusions: [],
+      mismatch: ada,
+    });
   });
 
   it('blames the last serving peer for an answer that stopped early', async () => {

@@ -45,9 +45,16 @@ export interface SpotCheckInput<P extends CheckPeer> {
   rerun: (peer: P) => Promise<GeneratedToken[] | null>;
 }
 
-const same = (a: GeneratedToken[], b: GeneratedToken[]) => a.length === b.length && a.every((token, i) => token.tokenId === b[i]?.tokenId && token.text === b[i]?.text);
+const same = (a: GeneratedToken[], b: GeneratedToken[]) =>
+  a.length === b.length && a.every((token, i) => token.tokenId === b[i]?.tokenId && token.text === b[i]?.text);
 
-export async function spotCheck<P extends CheckPeer>({ jobId, tokens, madeBy, candidates, rerun }: SpotCheckInput<P>): Promise<SpotCheckVerdict<P>> {
+export async function spotCheck<P extends CheckPeer>({
+  jobId,
+  tokens,
+  madeBy,
+  candidates,
+  rerun,
+}: SpotCheckInput<P>): Promise<SpotCheckVerdict<P>> {
   const skipUsers = new Set(madeBy.map((peer) => peer.userId));
   const checkers: P[] = [];
   const opinion = async (): Promise<GeneratedToken[] | null> => {
@@ -61,14 +68,24 @@ export async function spotCheck<P extends CheckPeer>({ jobId, tokens, madeBy, ca
     }
     return null;
   };
-  const verdict = (result: SpotCheck['result'], details: { excluded?: Array<{ peer: P; why: string }>; corrected?: GeneratedToken[]; mismatch?: P | null } = {}): SpotCheckVerdict<P> => {
+  const verdict = (
+    result: SpotCheck['result'],
+    details: { excluded?: Array<{ peer: P; why: string }>; corrected?: GeneratedToken[]; mismatch?: P | null } = {},
+  ): SpotCheckVerdict<P> => {
     const exclusions = details.excluded ?? [];
     return {
       check: {
         result,
         checkers: checkers.map((peer) => peer.peerId),
         excluded: exclusions.map(({ peer }) => peer.peerId),
-        ...(details.corrected ? { corrected: { tokenIds: details.corrected.map((t) => t.tokenId), text: details.corrected.map((t) => t.text).join('') } } : {}),
+        ...(details.corrected
+          ? {
+              corrected: {
+                tokenIds: details.corrected.map((t) => t.tokenId),
+                text: details.corrected.map((t) => t.text).join(''),
+              },
+            }
+          : {}),
       },
       exclusions,
       matchedUsers: result === 'MATCH' ? [...new Set(madeBy.map((peer) => peer.userId))] : [],
@@ -85,11 +102,18 @@ export async function spotCheck<P extends CheckPeer>({ jobId, tokens, madeBy, ca
   const second = await opinion();
   if (!second || !culprit) return verdict('UNRESOLVED', { mismatch: culprit });
   if (same(second, first)) {
-    return verdict('MISMATCH', { excluded: [{ peer: culprit, why: `its tokens for job ${jobId} did not match two other peers'` }], corrected: first, mismatch: culprit });
+    return verdict('MISMATCH', {
+      excluded: [{ peer: culprit, why: `its tokens for job ${jobId} did not match two other peers'` }],
+      corrected: first,
+      mismatch: culprit,
+    });
   }
   const [wrongChecker] = checkers;
   if (same(second, tokens) && wrongChecker) {
-    return verdict('MATCH', { excluded: [{ peer: wrongChecker, why: `its spot check of job ${jobId} did not match two other peers'` }], mismatch: wrongChecker });
+    return verdict('MATCH', {
+      excluded: [{ peer: wrongChecker, why: `its spot check of job ${jobId} did not match two other peers'` }],
+      mismatch: wrongChecker,
+    });
   }
   return verdict('UNRESOLVED', { mismatch: culprit });
 }

@@ -50,7 +50,9 @@ export interface RoomMesh {
   capabilities(): PeerCapabilities;
   addPeer(peerId: string, name: string, wire: Wire, userId: string): RoomChannel;
   removePeer(peerId: string, channel?: RoomChannel): void;
-  peer(peerId: string): { rttMs: number | null; capabilities: PeerCapabilities | null; channel: RoomChannel } | undefined;
+  peer(
+    peerId: string,
+  ): { rttMs: number | null; capabilities: PeerCapabilities | null; channel: RoomChannel } | undefined;
   subscribe(listener: () => void): () => void;
 }
 
@@ -107,7 +109,13 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
 
   private capabilities(): Capabilities {
     const own = this.node.capabilities();
-    return { backend: own.backend, models: own.models, tokensPerSecond: own.tokensPerSecond, sharing: own.sharing, queue: Math.min(own.queue, 1000) };
+    return {
+      backend: own.backend,
+      models: own.models,
+      tokensPerSecond: own.tokensPerSecond,
+      sharing: own.sharing,
+      queue: Math.min(own.queue, 1000),
+    };
   }
 
   subscribe = (listener: () => void) => {
@@ -140,10 +148,17 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
     let link = this.links.get(peer.peerId);
     if (!link && this.self) {
       let channel: RoomChannel | undefined;
-      const made = new PeerLink(peer.peerId, this.self.peerId > peer.peerId, this.createPeerConnection, this.iceServers, (signal) => this.outbox.send(peer.peerId, signal), () => {
-        if (made.state().channel === 'closed' && channel) this.node.removePeer(peer.peerId, channel);
-        this.changed();
-      });
+      const made = new PeerLink(
+        peer.peerId,
+        this.self.peerId > peer.peerId,
+        this.createPeerConnection,
+        this.iceServers,
+        (signal) => this.outbox.send(peer.peerId, signal),
+        () => {
+          if (made.state().channel === 'closed' && channel) this.node.removePeer(peer.peerId, channel);
+          this.changed();
+        },
+      );
       made.onOpen = () => {
         const info = this.infos.get(peer.peerId) ?? peer;
         const opened = this.node.addPeer(peer.peerId, info.displayName, made.wire(), info.userId);
@@ -254,7 +269,11 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
     const result = await this.socket
       .timeout(JOIN_TIMEOUT_MS)
       .emitWithAck('room:join', { room: this.room, capabilities: joinedWith })
-      .catch(() => ({ ok: false as const, error: 'INTERNAL' as const, message: `The server did not answer the join within ${JOIN_TIMEOUT_MS / 1000} s` }));
+      .catch(() => ({
+        ok: false as const,
+        error: 'INTERNAL' as const,
+        message: `The server did not answer the join within ${JOIN_TIMEOUT_MS / 1000} s`,
+      }));
     if (!result.ok) {
       this.error = result.message;
       this.changed();
@@ -276,6 +295,10 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
     this.detach.splice(0).forEach((off) => off());
     this.presence.stop();
     for (const peerId of [...this.links.keys()]) this.drop(peerId);
-    if (this.socket.connected) await this.socket.timeout(JOIN_TIMEOUT_MS).emitWithAck('room:leave', { room: this.room }).catch(() => undefined);
+    if (this.socket.connected)
+      await this.socket
+        .timeout(JOIN_TIMEOUT_MS)
+        .emitWithAck('room:leave', { room: this.room })
+        .catch(() => undefined);
   }
 }

@@ -93,7 +93,8 @@ export class PeerLink {
         this.makingOffer = false;
       }
     };
-    this.pc.onicecandidate = ({ candidate }) => this.sendSignal({ candidates: [candidate ? (candidate.toJSON() as RTCIceCandidateJson) : null] });
+    this.pc.onicecandidate = ({ candidate }) =>
+      this.sendSignal({ candidates: [candidate ? (candidate.toJSON() as RTCIceCandidateJson) : null] });
     this.pc.onconnectionstatechange = () => {
       if (this.pc.connectionState === 'failed') {
         this.recover();
@@ -111,7 +112,8 @@ export class PeerLink {
 
   private sendDescription(): void {
     const local = this.pc.localDescription;
-    if (local && (local.type === 'offer' || local.type === 'answer')) this.sendSignal({ description: { type: local.type, sdp: local.sdp } });
+    if (local && (local.type === 'offer' || local.type === 'answer'))
+      this.sendSignal({ description: { type: local.type, sdp: local.sdp } });
   }
 
   /** The negotiated data channel (same id on both sides, so neither waits for `ondatachannel`). */

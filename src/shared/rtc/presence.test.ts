@@ -13,7 +13,11 @@ describe('PresencePublisher', () => {
   it('sends a change at once, further ones at most once a second (the last always), and nothing unchanged', () => {
     let current: Capabilities = { ...NO_CAPABILITIES };
     const sent: Capabilities[] = [];
-    const presence = new PresencePublisher(() => current, (capabilities) => sent.push(capabilities), 1000);
+    const presence = new PresencePublisher(
+      () => current,
+      (capabilities) => sent.push(capabilities),
+      1000,
+    );
     expect(presence.forJoin()).toEqual(NO_CAPABILITIES);
     presence.publish();
     expect(sent).toEqual([]);
@@ -34,7 +38,11 @@ describe('PresencePublisher', () => {
   it('sends nothing pending after stop', () => {
     let current: Capabilities = { ...NO_CAPABILITIES, sharing: true };
     const sent: Capabilities[] = [];
-    const presence = new PresencePublisher(() => current, (capabilities) => sent.push(capabilities), 1000);
+    const presence = new PresencePublisher(
+      () => current,
+      (capabilities) => sent.push(capabilities),
+      1000,
+    );
     presence.publish();
     current = { ...current, queue: 3 };
     presence.publish();

@@ -21,7 +21,9 @@ function manualRelay() {
 }
 
 const description = (sdp: string): LinkSignal => ({ description: { type: 'offer', sdp } });
-const candidates = (...names: string[]): LinkSignal => ({ candidates: names.map((candidate) => ({ candidate, sdpMid: '0', sdpMLineIndex: 0 })) });
+const candidates = (...names: string[]): LinkSignal => ({
+  candidates: names.map((candidate) => ({ candidate, sdpMid: '0', sdpMLineIndex: 0 })),
+});
 
 describe('SignalOutbox', () => {
   it('sends one signal at a time per peer, each after the last was acknowledged, merging candidates that queue up', async () => {

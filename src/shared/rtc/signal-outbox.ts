@@ -23,7 +23,13 @@ export class SignalOutbox {
     this.boxes.set(to, box);
     // The head of the queue may be on its way: only a later entry takes more candidates.
     const last = box.queue.length > 1 ? box.queue.at(-1) : undefined;
-    if (last && 'candidates' in last && 'candidates' in signal && last.candidates.length + signal.candidates.length <= MERGED_CANDIDATES) last.candidates.push(...signal.candidates);
+    if (
+      last &&
+      'candidates' in last &&
+      'candidates' in signal &&
+      last.candidates.length + signal.candidates.length <= MERGED_CANDIDATES
+    )
+      last.candidates.push(...signal.candidates);
     else box.queue.push(signal);
     if (box.sending) return;
     box.sending = true;

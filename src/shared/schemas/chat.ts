@@ -28,9 +28,7 @@ export const ChatModelSchema = z
 export const ChatMessageSchema = z
   .object({
     role: ChatRoleSchema,
-    content: z
-      .string()
-      .max(CHAT_LIMITS.messageChars, `A message is at most ${CHAT_LIMITS.messageChars} characters`),
+    content: z.string().max(CHAT_LIMITS.messageChars, `A message is at most ${CHAT_LIMITS.messageChars} characters`),
   })
   .strict();
 export type ChatMessage = z.infer<typeof ChatMessageSchema>;
@@ -45,10 +43,20 @@ export const ChatSamplingSchema = z
       .min(1, 'Max tokens is at least 1')
       .max(CHAT_LIMITS.maxTokens, `Max tokens is at most ${CHAT_LIMITS.maxTokens}`)
       .optional(),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .optional(),
     /** Text that ends the answer where it would appear (not included), as OpenAI's `stop`: up to 4. */
     stop: z
-      .array(z.string().min(1, 'A stop sequence cannot be empty').max(CHAT_LIMITS.stopChars, `A stop sequence is at most ${CHAT_LIMITS.stopChars} characters`))
+      .array(
+        z
+          .string()
+          .min(1, 'A stop sequence cannot be empty')
+          .max(CHAT_LIMITS.stopChars, `A stop sequence is at most ${CHAT_LIMITS.stopChars} characters`),
+      )
       .max(CHAT_LIMITS.stops, `At most ${CHAT_LIMITS.stops} stop sequences`)
       .optional(),
   })

@@ -12,10 +12,15 @@ export const ConversationAppendSchema = z
       .array(ChatMessageSchema)
       .min(1, 'Send at least one message')
       .max(CHAT_LIMITS.messages, `At most ${CHAT_LIMITS.messages} messages per request`)
-      .refine((messages) => messages.reduce((sum, m) => sum + m.content.length, 0) <= CHAT_LIMITS.totalChars, `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`),
+      .refine(
+        (messages) => messages.reduce((sum, m) => sum + m.content.length, 0) <= CHAT_LIMITS.totalChars,
+        `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`,
+      ),
     answer: z
       .object({
-        content: z.string().max(CHAT_LIMITS.messageChars, `An answer is at most ${CHAT_LIMITS.messageChars} characters`),
+        content: z
+          .string()
+          .max(CHAT_LIMITS.messageChars, `An answer is at most ${CHAT_LIMITS.messageChars} characters`),
         route: z.enum(['LOCAL', 'MESH', 'CLOUD']),
         provider: z.string().max(32).optional(),
         modelId: z.string().max(128).optional(),

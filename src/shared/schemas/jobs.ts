@@ -7,11 +7,19 @@ import { ModelRefSchema } from '../peer-protocol.ts';
 import { PeerIdSchema, RoomSlugSchema } from '../socket-contract.ts';
 
 // checkersPerJob: a spot check needs two checkers that answer at most; the rest is room for ones that fail.
-export const JOB_LIMITS = { runningPerUser: 16, failovers: 64, checkersPerJob: 8, excludedPerCheck: 4, list: 50 } as const;
+export const JOB_LIMITS = {
+  runningPerUser: 16,
+  failovers: 64,
+  checkersPerJob: 8,
+  excludedPerCheck: 4,
+  list: 50,
+} as const;
 
 export const JobPeerRoleSchema = z.enum(['SERVER', 'CHECKER']);
 
-export const JobStartSchema = z.object({ room: RoomSlugSchema, serverPeerId: PeerIdSchema, model: ModelRefSchema }).strict();
+export const JobStartSchema = z
+  .object({ room: RoomSlugSchema, serverPeerId: PeerIdSchema, model: ModelRefSchema })
+  .strict();
 
 /** A peer took the job: the next server after a failover, or a spot check's checker. */
 export const JobAttemptSchema = z.object({ id: z.uuid(), peerId: PeerIdSchema, role: JobPeerRoleSchema }).strict();
@@ -28,7 +36,10 @@ export const JobFinishSchema = z
     ttftMs: z.number().min(0).max(3_600_000).optional(),
     tokensPerSecond: z.number().min(0).max(100_000).optional(),
     failoverCount: z.number().int().min(0).max(JOB_LIMITS.failovers),
-    errorCode: z.string().regex(/^[A-Z_]{1,64}$/).optional(),
+    errorCode: z
+      .string()
+      .regex(/^[A-Z_]{1,64}$/)
+      .optional(),
   })
   .strict();
 

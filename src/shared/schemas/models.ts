@@ -30,7 +30,10 @@ export const RepoFilePathSchema = z
   .min(1)
   .max(256)
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$/, 'Expected a relative file path')
-  .refine((file) => !file.split('/').some((part) => part === '.' || part === '..'), 'File paths cannot contain . or ..');
+  .refine(
+    (file) => !file.split('/').some((part) => part === '.' || part === '..'),
+    'File paths cannot contain . or ..',
+  );
 
 export const DtypeSchema = z.enum(['fp32', 'fp16', 'q8', 'int8', 'uint8', 'q4', 'q4f16', 'bnb4']);
 export type Dtype = z.infer<typeof DtypeSchema>;
@@ -40,7 +43,10 @@ export const ManifestFileSchema = z
     path: RepoFilePathSchema,
     /** Bytes, when known ahead of the Hub's tree. */
     size: z.number().int().nonnegative().optional(),
-    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
   })
   .strict();
 
@@ -83,7 +89,15 @@ export const ManifestFileFormatSchema = z
   .strict()
   .refine((file) => new Set(file.models.map((m) => m.id)).size === file.models.length, 'Model ids must be unique');
 
-export const DownloadPhaseSchema = z.enum(['queued', 'fetching', 'downloading', 'verifying', 'ready', 'failed', 'cancelled']);
+export const DownloadPhaseSchema = z.enum([
+  'queued',
+  'fetching',
+  'downloading',
+  'verifying',
+  'ready',
+  'failed',
+  'cancelled',
+]);
 export type DownloadPhase = z.infer<typeof DownloadPhaseSchema>;
 
 export const DownloadErrorCodeSchema = z.enum([
@@ -105,6 +119,9 @@ export const ModelRefInputSchema = z.object({ id: ModelIdSchema }).strict();
 
 /** The identity of a model's exact weights: the commit pins every file's bytes and the dtype picks the weights file. */
 export async function modelFingerprint(repo: string, revision: string, dtype: string): Promise<string> {
-  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(`${repo}@${revision}:${dtype}`));
+  const digest = await globalThis.crypto.subtle.digest(
+    'SHA-256',
+    new TextEncoder().encode(`${repo}@${revision}:${dtype}`),
+  );
   return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }

@@ -18,7 +18,13 @@ export const RoomCreateSchema = z
   .strict();
 
 export const RoomJoinInputSchema = z
-  .object({ room: RoomSlugSchema, inviteCode: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'Invalid invite code').optional() })
+  .object({
+    room: RoomSlugSchema,
+    inviteCode: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{16,64}$/, 'Invalid invite code')
+      .optional(),
+  })
   .strict();
 export const RoomRefSchema = z.object({ room: RoomSlugSchema }).strict();
 

@@ -41,13 +41,30 @@ export function AccountPage() {
         >
           <h2>Change password</h2>
           <label>
-            Current password <input type="password" autoComplete="current-password" value={current} onChange={(e) => setCurrent(e.target.value)} required />
+            Current password{' '}
+            <input
+              type="password"
+              autoComplete="current-password"
+              value={current}
+              onChange={(e) => setCurrent(e.target.value)}
+              required
+            />
           </label>
           <label>
-            New password <input type="password" autoComplete="new-password" minLength={8} value={next} onChange={(e) => setNext(e.target.value)} required />
+            New password{' '}
+            <input
+              type="password"
+              autoComplete="new-password"
+              minLength={8}
+              value={next}
+              onChange={(e) => setNext(e.target.value)}
+              required
+            />
           </label>
           <button type="submit">Change password</button>
-          {change.data && <p role="status">Password changed; {change.data.revokedSessions} other sessions signed out.</p>}
+          {change.data && (
+            <p role="status">Password changed; {change.data.revokedSessions} other sessions signed out.</p>
+          )}
         </form>
         <ApiKeysSection />
         {error && (
@@ -76,7 +93,14 @@ export function AccountPage() {
         }}
       >
         <label>
-          Username <input data-testid="account-username" autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)} required />
+          Username{' '}
+          <input
+            data-testid="account-username"
+            autoComplete="username"
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            required
+          />
         </label>
         <label>
           Password{' '}

@@ -40,7 +40,14 @@ export function ApiKeysSection() {
       >
         <label>
           Key name{' '}
-          <input data-testid="api-key-name" value={name} maxLength={API_KEY_LIMITS.nameChars} placeholder="e.g. laptop editor" onChange={(e) => setName(e.target.value)} required />
+          <input
+            data-testid="api-key-name"
+            value={name}
+            maxLength={API_KEY_LIMITS.nameChars}
+            placeholder="e.g. laptop editor"
+            onChange={(e) => setName(e.target.value)}
+            required
+          />
         </label>
         <button type="submit" data-testid="api-key-create" disabled={create.isPending}>
           Create key
@@ -49,7 +56,9 @@ export function ApiKeysSection() {
       {secret && (
         <div role="status" className="stack">
           <p>Copy this key now: it is shown only once.</p>
-          <code data-testid="api-key-secret" className="secret">{secret}</code>
+          <code data-testid="api-key-secret" className="secret">
+            {secret}
+          </code>
           <button
             type="button"
             onClick={() => {
@@ -70,7 +79,12 @@ export function ApiKeysSection() {
                 {key.revokedAt !== null && `, revoked ${when(key.revokedAt)}`}
               </span>{' '}
               {key.revokedAt === null && (
-                <button type="button" data-testid="api-key-revoke" disabled={revoke.isPending} onClick={() => revoke.mutate({ id: key.id })}>
+                <button
+                  type="button"
+                  data-testid="api-key-revoke"
+                  disabled={revoke.isPending}
+                  onClick={() => revoke.mutate({ id: key.id })}
+                >
                   Revoke
                 </button>
               )}

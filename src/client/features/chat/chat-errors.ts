@@ -11,7 +11,11 @@ export function chatErrorText(cause: unknown): string {
   const message = cause instanceof Error ? cause.message : String(cause);
   const failure = providerError(cause);
   if (!failure?.resetsAt) return message;
-  const at = new Date(failure.resetsAt).toLocaleString(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
+  const at = new Date(failure.resetsAt).toLocaleString(undefined, {
+    weekday: 'short',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
   const rest = 'until then, answer on this device or with a peer in your room';
   switch (failure.code) {
     case 'USER_BUDGET_SPENT':

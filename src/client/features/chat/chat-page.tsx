@@ -1,7 +1,7 @@
 // The Chat screen: answers from the model loaded on this device or from a cloud provider through the server,
 // streamed with a stop button, regenerate, markdown, a readout of where each answer ran, a live tokens/s line,
 // and the conversations kept on this device.
-import { Suspense, lazy, useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { Suspense, lazy, useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
 import { Link } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import type { ChatProviderId } from '../../../shared/schemas/chat.ts';
@@ -14,7 +14,14 @@ import { askMesh } from '../mesh/mesh-answer.ts';
 import { type MeshRoom, engineGate, meshNode, useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import { chatErrorText } from './chat-errors.ts';
-import { type AnswerRecord, type ConversationSummary, deviceStore, knownAccount, serverStore, syncOfflineConversations } from './conversation-store.ts';
+import {
+  type AnswerRecord,
+  type ConversationSummary,
+  deviceStore,
+  knownAccount,
+  serverStore,
+  syncOfflineConversations,
+} from './conversation-store.ts';
 import { type ChatItem, type Conversation, titleOf } from './conversations.ts';
 import { NoModelOffer } from './no-model.tsx';
 import { Sparkline } from './sparkline.tsx';
@@ -22,7 +29,8 @@ import { Sparkline } from './sparkline.tsx';
 // A chunk of its own (it is large), fetched as the Chat screen opens rather than with the first answer: a page
 // that outlives its network (offline after a hard reload, which skips the service worker) still renders answers,
 // and as plain text when even that failed.
-const loadMarkdown = () => import('./markdown.tsx').catch(() => ({ default: ({ text }: { text: string }) => <p>{text}</p> }));
+const loadMarkdown = () =>
+  import('./markdown.tsx').catch(() => ({ default: ({ text }: { text: string }) => <p>{text}</p> }));
 const MarkdownText = lazy(loadMarkdown);
 const noSubscribe = () => () => {};
 const noSnapshot = () => null;
@@ -48,11 +56,15 @@ function sharedModels(room: MeshRoom | null): { ref: ModelRef; peers: number }[]
 
 function meshReadout(outcome: MeshOutcome): string {
   const last = outcome.servedBy.at(-1);
-  const backend = outcome.backend in BACKEND_LABEL ? BACKEND_LABEL[outcome.backend as keyof typeof BACKEND_LABEL] : outcome.backend;
+  const backend =
+    outcome.backend in BACKEND_LABEL ? BACKEND_LABEL[outcome.backend as keyof typeof BACKEND_LABEL] : outcome.backend;
   const parts = [`on ${last?.name ?? 'a peer'}`, backend, `${outcome.tokensPerSecond.toFixed(1)} tok/s`];
   if (last?.rttMs !== null && last?.rttMs !== undefined) parts.push(`${Math.round(last.rttMs)} ms RTT`);
   parts.push(`TTFT ${Math.round(outcome.ttftMs)} ms`);
-  if (outcome.failovers) parts.push(`continued after ${outcome.failovers} peer${outcome.failovers === 1 ? '' : 's'} left (${outcome.servedBy.map((p) => p.name).join(' → ')})`);
+  if (outcome.failovers)
+    parts.push(
+      `continued after ${outcome.failovers} peer${outcome.failovers === 1 ? '' : 's'} left (${outcome.servedBy.map((p) => p.name).join(' → ')})`,
+    );
   if (outcome.reason === 'interrupted') parts.push('stopped');
   return parts.join(' · ');
 }
@@ -73,7 +85,12 @@ export function ChatPage() {
   const store = me.data?.kind === 'ACCOUNT' && online ? serverStore : deviceStore;
   const accountId = me.data?.kind === 'ACCOUNT' ? me.data.id : null;
   const [route, setRoute] = useState<string>('device');
-  const [conversation, setConversation] = useState<Conversation>(() => ({ id: crypto.randomUUID(), title: 'New chat', updatedAt: Date.now(), messages: [] }));
+  const [conversation, setConversation] = useState<Conversation>(() => ({
+    id: crypto.randomUUID(),
+    title: 'New chat',
+    updatedAt: Date.now(),
+    messages: [],
+  }));
   const [history, setHistory] = useState<ConversationSummary[]>([]);
   const [input, setInput] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -82,28 +99,36 @@ export function ChatPage() {
   const [busy, setBusy] = useState(false);
 
   useEffect(() => void loadMarkdown(), []);
-  const refreshHistory = () => void store.list().then(setHistory, () => setHistory([]));
-  useEffect(refreshHistory, [store]);
+  const refreshHistory = useCallback(() => void store.list().then(setHistory, () => setHistory([])), [store]);
+  useEffect(refreshHistory, [refreshHistory]);
   // Back online and signed in: conversations kept here while offline go to the account.
   const [syncing, setSyncing] = useState(false);
   useEffect(() => {
     if (!accountId || !online) return;
     let cancelled = false;
+    // Starting the sync is this effect's job; the flag shows it is under way.
+    // eslint-disable-next-line react-hooks/set-state-in-effect
     setSyncing(true);
     syncOfflineConversations(accountId)
       .then(
         (synced) => {
           if (cancelled) return;
-          setConversation((c) => (synced.has(c.id) ? { ...c, serverId: synced.get(c.id) ?? null, syncFor: undefined } : c));
+          setConversation((c) =>
+            synced.has(c.id) ? { ...c, serverId: synced.get(c.id) ?? null, syncFor: undefined } : c,
+          );
           refreshHistory();
         },
-        (cause: unknown) => !cancelled && setError(`Conversations kept on this device while offline could not be saved to your account yet: ${chatErrorText(cause)}`),
+        (cause: unknown) =>
+          !cancelled &&
+          setError(
+            `Conversations kept on this device while offline could not be saved to your account yet: ${chatErrorText(cause)}`,
+          ),
       )
       .finally(() => !cancelled && setSyncing(false));
     return () => {
       cancelled = true;
     };
-  }, [accountId, online]);
+  }, [accountId, online, refreshHistory]);
 
   const configured = (providers.data ?? []).filter((p) => p.configured);
   // Providers that cost money are for accounts unless the server opens them to guests (docs/SECURITY.md).
@@ -114,13 +139,16 @@ export function ChatPage() {
 
   /** Keeps the conversation after an answer (`record`), or after a failed one on the device only. */
   async function persist(messages: ChatItem[], record?: AnswerRecord) {
-    const next: Conversation = { ...conversation, messages, title: titleOf(messages), updatedAt: Date.now() };
+    const next = withMessages(conversation, messages);
     // Signed in but offline: kept here for the account, which gets it when the network returns.
     const waitingFor = store.onServer ? null : (accountId ?? knownAccount());
     if (waitingFor && next.syncFor?.accountId !== waitingFor) {
       // A conversation the account holds already: it holds everything up to the last answer before this turn.
       const before = record ? messages.slice(0, -1) : messages;
-      next.syncFor = { accountId: waitingFor, synced: next.serverId ? before.findLastIndex((m) => m.role === 'assistant') + 1 : 0 };
+      next.syncFor = {
+        accountId: waitingFor,
+        synced: next.serverId ? before.findLastIndex((m) => m.role === 'assistant') + 1 : 0,
+      };
     }
     setConversation(next);
     if (!record && store.onServer) return;
@@ -140,7 +168,11 @@ export function ChatPage() {
     setError(null);
     setBusy(true);
     setRates([]);
-    const show = (content: string, readout?: string) => setConversation((c) => ({ ...c, messages: [...messages, { role: 'assistant', content, ...(readout ? { readout } : {}) }] }));
+    const show = (content: string, readout?: string) =>
+      setConversation((c) => ({
+        ...c,
+        messages: [...messages, { role: 'assistant', content, ...(readout ? { readout } : {}) }],
+      }));
     show('');
     const stamps: number[] = [];
     const sample = setInterval(() => {
@@ -154,29 +186,50 @@ export function ChatPage() {
         const room = meshRoom;
         const model = shared[0]?.ref;
         if (!room) throw new Error('Join a room on the Rooms screen to ask its peers');
-        if (!model) throw new Error(`Nobody in room ${room.room} shares a model now: load one here, or pick another route`);
-        const job = askMesh(room, model, prompt, { temperature, topP: 0.95, maxNewTokens: 256, seed: seedFor() }, (text) => {
-          stamps.push(performance.now());
-          show(text);
-        });
+        if (!model)
+          throw new Error(`Nobody in room ${room.room} shares a model now: load one here, or pick another route`);
+        const job = askMesh(
+          room,
+          model,
+          prompt,
+          { temperature, topP: 0.95, maxNewTokens: 256, seed: seedFrom(seed) },
+          (text) => {
+            stamps.push(performance.now());
+            show(text);
+          },
+        );
         run.current = job;
         const outcome = await job.result;
-        if (!outcome) return { text: '', record: { route: 'MESH', modelId: model.id }, readout: 'stopped before a peer answered' };
+        if (!outcome)
+          return { text: '', record: { route: 'MESH', modelId: model.id }, readout: 'stopped before a peer answered' };
         // A spot check that catches a wrong answer replaces it with the checked one.
         void outcome.check?.then((check) => {
           if (!check.corrected) return;
-          const excluded = check.excluded.map((id) => outcome.servedBy.find((p) => p.peerId === id)?.name ?? 'a peer').join(', ');
+          const excluded = check.excluded
+            .map((id) => outcome.servedBy.find((p) => p.peerId === id)?.name ?? 'a peer')
+            .join(', ');
           const note = `corrected by a spot check; ${excluded} excluded from this room's jobs`;
           setConversation((c) => {
             const fixed = [...c.messages];
             const at = fixed.findLastIndex((m) => m.role === 'assistant' && m.content === outcome.text);
-            if (at >= 0) fixed[at] = { role: 'assistant', content: check.corrected?.text ?? '', readout: `${meshReadout(outcome)} · ${note}` };
+            if (at >= 0)
+              fixed[at] = {
+                role: 'assistant',
+                content: check.corrected?.text ?? '',
+                readout: `${meshReadout(outcome)} · ${note}`,
+              };
             return { ...c, messages: fixed };
           });
         });
         return {
           text: outcome.text,
-          record: { route: 'MESH', modelId: model.id, tokensPerSecond: outcome.tokensPerSecond, ttftMs: outcome.ttftMs, tokensOut: outcome.tokenIds.length },
+          record: {
+            route: 'MESH',
+            modelId: model.id,
+            tokensPerSecond: outcome.tokensPerSecond,
+            ttftMs: outcome.ttftMs,
+            tokensOut: outcome.tokenIds.length,
+          },
           readout: meshReadout(outcome),
         };
       };
@@ -186,7 +239,12 @@ export function ChatPage() {
         const release = await engineGate.acquire('local');
         let outcome;
         try {
-          const generation = inferenceEngine().generate(prompt, { temperature, topP: 0.95, maxNewTokens: 256, seed: seedFor() });
+          const generation = inferenceEngine().generate(prompt, {
+            temperature,
+            topP: 0.95,
+            maxNewTokens: 256,
+            seed: seedFrom(seed),
+          });
           run.current = generation;
           let text = '';
           for await (const token of generation) {
@@ -201,9 +259,16 @@ export function ChatPage() {
         meshNode.measured(outcome.tokensPerSecond);
         return {
           text: outcome.text,
-          record: { route: 'LOCAL', modelId: loaded.entry.id, backend: loaded.backend, ttftMs: outcome.ttftMs, tokensPerSecond: outcome.tokensPerSecond, tokensOut: outcome.completionTokens },
+          record: {
+            route: 'LOCAL',
+            modelId: loaded.entry.id,
+            backend: loaded.backend,
+            ttftMs: outcome.ttftMs,
+            tokensPerSecond: outcome.tokensPerSecond,
+            tokensOut: outcome.completionTokens,
+          },
           readout: `${loaded.entry.name} on this device · ${BACKEND_LABEL[loaded.backend]} · TTFT ${Math.round(outcome.ttftMs)} ms · ${outcome.tokensPerSecond.toFixed(1)} tok/s${outcome.reason === 'interrupted' ? ' · stopped' : ''}`,
-      };
+        };
       };
       const fromCloud = async (provider: string): Promise<Result> => {
         if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
@@ -259,7 +324,8 @@ export function ChatPage() {
           result = await fromMesh();
         } catch (cause) {
           // Auto: when the mesh cannot answer (nobody left who shares the model), a cloud provider can.
-          if (route !== 'auto' || !(cause instanceof MeshJobError) || cause.code === 'CANCELLED' || !autoCloud) throw cause;
+          if (route !== 'auto' || !(cause instanceof MeshJobError) || cause.code === 'CANCELLED' || !autoCloud)
+            throw cause;
           show('');
           result = await fromCloud(autoCloud.id);
           result.readout += ` · the mesh could not answer: ${cause.message}`;
@@ -269,7 +335,10 @@ export function ChatPage() {
         cloudTarget = true;
         result = await fromCloud(target);
       }
-      await persist([...messages, { role: 'assistant', content: result.text, readout: result.readout, record: result.record }], result.record);
+      await persist(
+        [...messages, { role: 'assistant', content: result.text, readout: result.readout, record: result.record }],
+        result.record,
+      );
     } catch (cause) {
       const draft = options.draft;
       if (draft !== undefined && cloudTarget && !received) {
@@ -288,11 +357,6 @@ export function ChatPage() {
     }
   }
 
-  function seedFor(): number {
-    const fixed = Number.parseInt(seed, 10);
-    return Number.isInteger(fixed) && fixed >= 0 && fixed <= 0xffff_ffff ? fixed : Math.floor(Math.random() * 2 ** 32);
-  }
-
   /**
    * Auto: this device when it runs its model well (not less than half as fast as the fastest peer sharing one, or
    * nobody shares), else a peer that shares one, else the first cloud provider this person may use.
@@ -300,11 +364,18 @@ export function ChatPage() {
   function resolveRoute(): string {
     if (route !== 'auto') return route;
     const mine = meshNode.capabilities().tokensPerSecond;
-    const fastest = Math.max(0, ...(meshRoom?.node.list() ?? []).filter((p) => p.capabilities?.sharing).map((p) => p.capabilities?.tokensPerSecond ?? 0));
+    const fastest = Math.max(
+      0,
+      ...(meshRoom?.node.list() ?? [])
+        .filter((p) => p.capabilities?.sharing)
+        .map((p) => p.capabilities?.tokensPerSecond ?? 0),
+    );
     if (loaded && (!shared.length || mine === null || fastest === 0 || mine >= fastest / 2)) return 'device';
     if (shared.length) return 'mesh';
     if (autoCloud) return autoCloud.id;
-    throw new Error('Auto found nothing to answer with: load a model, join a room where someone shares one, or go online for a cloud provider');
+    throw new Error(
+      'Auto found nothing to answer with: load a model, join a room where someone shares one, or go online for a cloud provider',
+    );
   }
 
   /** Why a cloud provider cannot take this message now (offline), or null. */
@@ -371,18 +442,33 @@ export function ChatPage() {
           ))}
         </ul>
         <p className="muted small" data-testid="conversations-kept">
-          {store.onServer ? 'Kept with your account.' : knownAccount() && !online ? 'Kept on this device while offline; saved to your account when the network is back.' : 'Kept on this device only.'}
+          {store.onServer
+            ? 'Kept with your account.'
+            : knownAccount() && !online
+              ? 'Kept on this device while offline; saved to your account when the network is back.'
+              : 'Kept on this device only.'}
         </p>
       </aside>
       <section className="chat" aria-label="Chat">
         <div className="chat-toolbar">
           <label>
             Answer with{' '}
-            <select data-testid="chat-route" value={route} onChange={(event) => setRoute(event.target.value)} disabled={busy}>
+            <select
+              data-testid="chat-route"
+              value={route}
+              onChange={(event) => setRoute(event.target.value)}
+              disabled={busy}
+            >
               <option value="auto">Auto (this device, else a peer, else the cloud)</option>
-              <option value="device">{loaded ? `${loaded.entry.name} on this device` : 'this device (no model loaded)'}</option>
+              <option value="device">
+                {loaded ? `${loaded.entry.name} on this device` : 'this device (no model loaded)'}
+              </option>
               <option value="mesh">
-                {shared[0] ? `${shared[0].ref.id} on a peer in ${meshRoom?.room} (${shared[0].peers} sharing)` : meshRoom ? `a peer in ${meshRoom.room} (nobody shares now)` : 'a peer (join a room first)'}
+                {shared[0]
+                  ? `${shared[0].ref.id} on a peer in ${meshRoom?.room} (${shared[0].peers} sharing)`
+                  : meshRoom
+                    ? `a peer in ${meshRoom.room} (nobody shares now)`
+                    : 'a peer (join a room first)'}
               </option>
               {configured.map((p) => (
                 <option key={p.id} value={p.id} disabled={!online || !usable(p)}>
@@ -491,7 +577,12 @@ export function ChatPage() {
               }
             }}
           />
-          <button type="submit" className="primary" data-testid="chat-send" disabled={!canSend || busy || !input.trim()}>
+          <button
+            type="submit"
+            className="primary"
+            data-testid="chat-send"
+            disabled={!canSend || busy || !input.trim()}
+          >
             Send
           </button>
           <button type="button" data-testid="chat-stop" disabled={!busy} onClick={() => run.current?.stop()}>
@@ -504,4 +595,15 @@ export function ChatPage() {
       </section>
     </div>
   );
+}
+
+/** The seed typed in the settings, or a fresh one for each answer when it is empty or not a 32-bit integer. */
+function seedFrom(text: string): number {
+  const fixed = Number.parseInt(text, 10);
+  return Number.isInteger(fixed) && fixed >= 0 && fixed <= 0xffff_ffff ? fixed : Math.floor(Math.random() * 2 ** 32);
+}
+
+/** The conversation with these messages, titled and stamped now. */
+function withMessages(conversation: Conversation, messages: ChatItem[]): Conversation {
+  return { ...conversation, messages, title: titleOf(messages), updatedAt: Date.now() };
 }

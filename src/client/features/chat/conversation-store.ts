@@ -3,7 +3,14 @@
 import { z } from 'zod';
 import { BACKEND_LABEL, type Backend } from '../../../shared/engine-protocol.ts';
 import { trpc } from '../../lib/trpc.ts';
-import { type AnswerRecord, type ChatItem, type Conversation, deleteConversation, listConversations, saveConversation } from './conversations.ts';
+import {
+  type AnswerRecord,
+  type ChatItem,
+  type Conversation,
+  deleteConversation,
+  listConversations,
+  saveConversation,
+} from './conversations.ts';
 
 export type { AnswerRecord };
 
@@ -40,7 +47,12 @@ export const deviceStore: ConversationStore = {
 };
 
 /** conversation.append: the server stores what follows the last answer it holds, then this answer. */
-async function appendAnswer(conversationId: string | undefined, prompt: ChatItem[], content: string, record: AnswerRecord): Promise<string> {
+async function appendAnswer(
+  conversationId: string | undefined,
+  prompt: ChatItem[],
+  content: string,
+  record: AnswerRecord,
+): Promise<string> {
   const { id } = await trpc.conversation.append.mutate({
     conversationId,
     messages: prompt.map(({ role, content }) => ({ role, content })),
@@ -65,14 +77,34 @@ export const serverStore: ConversationStore = {
     const found = await trpc.conversation.byId.query({ id });
     const messages: ChatItem[] = found.messages.map((m) => {
       const role = m.role === 'SYSTEM' ? 'system' : m.role === 'USER' ? 'user' : 'assistant';
-      const parts = [m.route === 'CLOUD' ? (m.provider ?? 'cloud') : m.modelId ? `${m.modelId} on a device` : null, m.backend ? (BACKEND_LABEL[m.backend as Backend] ?? m.backend) : null, m.ttftMs !== null ? `TTFT ${m.ttftMs} ms` : null, m.tokensPerSecond !== null ? `${m.tokensPerSecond.toFixed(1)} tok/s` : null].filter(Boolean);
-      return { role, content: m.content, ...(role === 'assistant' && parts.length ? { readout: parts.join(' · ') } : {}) };
+      const parts = [
+        m.route === 'CLOUD' ? (m.provider ?? 'cloud') : m.modelId ? `${m.modelId} on a device` : null,
+        m.backend ? (BACKEND_LABEL[m.backend as Backend] ?? m.backend) : null,
+        m.ttftMs !== null ? `TTFT ${m.ttftMs} ms` : null,
+        m.tokensPerSecond !== null ? `${m.tokensPerSecond.toFixed(1)} tok/s` : null,
+      ].filter(Boolean);
+      return {
+        role,
+        content: m.content,
+        ...(role === 'assistant' && parts.length ? { readout: parts.join(' · ') } : {}),
+      };
     });
-    return { id: found.id, title: found.title, updatedAt: new Date(found.updatedAt).getTime(), messages, serverId: found.id };
+    return {
+      id: found.id,
+      title: found.title,
+      updatedAt: new Date(found.updatedAt).getTime(),
+      messages,
+      serverId: found.id,
+    };
   },
   async saveTurn(conversation, record) {
     const answer = conversation.messages.at(-1);
-    return appendAnswer(conversation.serverId ?? undefined, conversation.messages.slice(0, -1), answer?.content ?? '', record);
+    return appendAnswer(
+      conversation.serverId ?? undefined,
+      conversation.messages.slice(0, -1),
+      answer?.content ?? '',
+      record,
+    );
   },
   remove: async (id) => {
     await trpc.conversation.remove.mutate({ id });
@@ -119,7 +151,12 @@ export async function syncOfflineConversations(accountId: string): Promise<Map<s
     for (let i = done; i < messages.length; i++) {
       const answer = messages[i];
       if (answer?.role !== 'assistant') continue;
-      serverId = await appendAnswer(serverId, messages.slice(done, i), answer.content, answer.record ?? { route: 'LOCAL' });
+      serverId = await appendAnswer(
+        serverId,
+        messages.slice(done, i),
+        answer.content,
+        answer.record ?? { route: 'LOCAL' },
+      );
       done = i + 1;
       await saveConversation({ ...conversation, serverId, syncFor: { accountId, synced: done } });
     }

@@ -51,6 +51,10 @@ export async function deleteConversation(id: string): Promise<void> {
 }
 
 export function titleOf(messages: ChatItem[]): string {
-  const first = messages.find((m) => m.role === 'user')?.content.replace(/\s+/g, ' ').trim() ?? '';
+  const first =
+    messages
+      .find((m) => m.role === 'user')
+      ?.content.replace(/\s+/g, ' ')
+      .trim() ?? '';
   return first ? (first.length > 60 ? `${first.slice(0, 59)}…` : first) : 'New chat';
 }

@@ -14,7 +14,8 @@ export function isInlineImage(url: string): boolean {
 
 // Image sources reach the img component as written, so it can tell inline images from the rest; every other URL
 // goes through react-markdown's own filter (no javascript: and the like).
-const urlTransform: UrlTransform = (url, key, node) => (key === 'src' && node.tagName === 'img' ? url : defaultUrlTransform(url));
+const urlTransform: UrlTransform = (url, key, node) =>
+  key === 'src' && node.tagName === 'img' ? url : defaultUrlTransform(url);
 
 const components: Components = {
   a: ({ node: _node, ...props }) => <a {...props} rel={LINK_REL} target="_blank" />,

@@ -52,8 +52,15 @@ export function NoModelOffer() {
       <p>No model is loaded on this device yet.</p>
       {demo ? (
         <>
-          <button type="button" className="primary" data-testid="chat-load-demo" disabled={demoState.busy} onClick={() => void load(demo)}>
-            Load the demo model ({demo.name}{size ? `, ${formatBytes(size)}` : ''})
+          <button
+            type="button"
+            className="primary"
+            data-testid="chat-load-demo"
+            disabled={demoState.busy}
+            onClick={() => void load(demo)}
+          >
+            Load the demo model ({demo.name}
+            {size ? `, ${formatBytes(size)}` : ''})
           </button>
           <LoadProgress entry={demo} testId="chat-load-progress" />
         </>
@@ -61,7 +68,8 @@ export function NoModelOffer() {
         catalogue.error && <p className="error">{catalogue.error.message}</p>
       )}
       <p className="small muted">
-        Or <Link href="/models">choose another model</Link>: it stays on this device, so next time it loads with no network.
+        Or <Link href="/models">choose another model</Link>: it stays on this device, so next time it loads with no
+        network.
       </p>
     </div>
   );

@@ -15,9 +15,16 @@ export interface MeshAnswer {
 }
 
 /** Once more after a moment: a peer's "sharing" can reach us over the data channel before the server hears it. */
-const twice = <T>(call: () => Promise<T>) => call().catch(() => new Promise((resolve) => setTimeout(resolve, 1000)).then(call));
+const twice = <T>(call: () => Promise<T>) =>
+  call().catch(() => new Promise((resolve) => setTimeout(resolve, 1000)).then(call));
 
-export function askMesh(room: MeshRoom, model: ModelRef, messages: EngineMessage[], sampling: JobSampling, onText: (text: string) => void): MeshAnswer {
+export function askMesh(
+  room: MeshRoom,
+  model: ModelRef,
+  messages: EngineMessage[],
+  sampling: JobSampling,
+  onText: (text: string) => void,
+): MeshAnswer {
   let record: Promise<string | null> | null = null;
   /** Peers the server recorded taking this job, by role. */
   const recorded = { SERVER: new Set<string>(), CHECKER: new Set<string>() };
@@ -57,7 +64,9 @@ export function askMesh(room: MeshRoom, model: ModelRef, messages: EngineMessage
     onServer: (peer) => took(peer, 'SERVER'),
     onChecker: (peer) => took(peer, 'CHECKER'),
   });
-  const finish = async (details: Parameters<typeof trpc.jobs.finish.mutate>[0] extends infer T ? Omit<T, 'id'> : never) => {
+  const finish = async (
+    details: Parameters<typeof trpc.jobs.finish.mutate>[0] extends infer T ? Omit<T, 'id'> : never,
+  ) => {
     const id = await record;
     await Promise.all(recording);
     if (id) await trpc.jobs.finish.mutate({ id, ...details }).catch(() => undefined);
@@ -66,7 +75,10 @@ export function askMesh(room: MeshRoom, model: ModelRef, messages: EngineMessage
   const result = job.result.then(
     async (outcome) => {
       const last = outcome.servedBy.at(-1);
-      const backend = outcome.backend === 'webgpu' || outcome.backend === 'wasm' || outcome.backend === 'cpu' ? outcome.backend : undefined;
+      const backend =
+        outcome.backend === 'webgpu' || outcome.backend === 'wasm' || outcome.backend === 'cpu'
+          ? outcome.backend
+          : undefined;
       const id = await finish({
         outcome: outcome.reason === 'interrupted' ? 'CANCELLED' : 'COMPLETED',
         ...(last && recorded.SERVER.has(last.peerId) ? { serverPeerId: last.peerId } : {}),
@@ -83,7 +95,11 @@ export function askMesh(room: MeshRoom, model: ModelRef, messages: EngineMessage
             await Promise.all(recording);
             // The server takes a verdict only from a check it saw a checker take, and names only recorded peers.
             const witnessed = check.checkers.some((peerId) => recorded.CHECKER.has(peerId));
-            const excludedPeerIds = witnessed ? check.excluded.filter((peerId) => recorded.SERVER.has(peerId) || recorded.CHECKER.has(peerId)).slice(0, 4) : [];
+            const excludedPeerIds = witnessed
+              ? check.excluded
+                  .filter((peerId) => recorded.SERVER.has(peerId) || recorded.CHECKER.has(peerId))
+                  .slice(0, 4)
+              : [];
             return trpc.jobs.check.mutate({ id, result: witnessed ? check.result : 'UNRESOLVED', excludedPeerIds });
           })
           .catch(() => undefined);
@@ -92,7 +108,13 @@ export function askMesh(room: MeshRoom, model: ModelRef, messages: EngineMessage
     },
     async (error: unknown) => {
       const code = error instanceof MeshJobError ? error.code : 'FAILED';
-      await finish({ outcome: code === 'CANCELLED' ? 'CANCELLED' : 'FAILED', tokensIn: 0, tokensOut: 0, failoverCount: 0, errorCode: code });
+      await finish({
+        outcome: code === 'CANCELLED' ? 'CANCELLED' : 'FAILED',
+        tokensIn: 0,
+        tokensOut: 0,
+        failoverCount: 0,
+        errorCode: code,
+      });
       if (code === 'CANCELLED') return null;
       throw error;
     },

@@ -40,7 +40,8 @@ onModelStoreChange(() => {
   meshNode.announce();
 });
 
-const createPeerConnection = (config: { iceServers: RTCIceServer[] }) => new RTCPeerConnection(config) as unknown as PeerConnectionLike;
+const createPeerConnection = (config: { iceServers: RTCIceServer[] }) =>
+  new RTCPeerConnection(config) as unknown as PeerConnectionLike;
 
 let room: MeshRoom | null = null;
 let stopWatching: () => void = () => {};
@@ -62,7 +63,11 @@ export function currentRoom(): MeshRoom | null {
 }
 
 /** Joins `slug` (leaving any other room): a member first for custom rooms, then presence and links. */
-export async function joinMeshRoom(slug: string, invite?: string, options: { guest?: boolean } = {}): Promise<MeshRoom> {
+export async function joinMeshRoom(
+  slug: string,
+  invite?: string,
+  options: { guest?: boolean } = {},
+): Promise<MeshRoom> {
   if (room?.room === slug) return room;
   if (joining) await joining.catch(() => undefined);
   if (room?.room === slug) return room;
@@ -70,12 +75,15 @@ export async function joinMeshRoom(slug: string, invite?: string, options: { gue
     await leaveMeshRoom();
     const socket = await meshSocket(options);
     const me = await trpc.auth.me.query();
-    if (slug !== 'global' && me?.kind === 'ACCOUNT') await trpc.room.join.mutate({ room: slug, ...(invite ? { inviteCode: invite } : {}) });
+    if (slug !== 'global' && me?.kind === 'ACCOUNT')
+      await trpc.room.join.mutate({ room: slug, ...(invite ? { inviteCode: invite } : {}) });
     const iceServers = await trpc.room.iceServers.query();
     // Sharing is off in every room until the person turns it on there.
     meshNode.setSharing(false);
     // A User Timing mark when the join is acknowledged: performance tools (and bench/signaling.ts) time the mesh from it.
-    const joined = new RtcMeshRoom(socket, slug, iceServers, createPeerConnection, meshNode, { joined: () => performance.mark('mesh:joined') });
+    const joined = new RtcMeshRoom(socket, slug, iceServers, createPeerConnection, meshNode, {
+      joined: () => performance.mark('mesh:joined'),
+    });
     room = joined;
     emit();
     // The server ends this socket when the session changes (sign-up, log-out): come back with the new one.

@@ -40,21 +40,31 @@ export function RoomsPage() {
   return (
     <section aria-labelledby="rooms-title">
       <h1 id="rooms-title">Rooms</h1>
-      <p className="muted">Browsers in a room connect to each other directly (WebRTC) and can run models for one another.</p>
+      <p className="muted">
+        Browsers in a room connect to each other directly (WebRTC) and can run models for one another.
+      </p>
       <ul className="room-list">
-        {rooms.data?.pages.flatMap((page) => page.rooms).map((room) => (
-          <li key={room.id}>
-            <Link href={`/rooms/${room.slug}`} data-testid="room-link">
-              {room.name}
-            </Link>{' '}
-            <span className="muted small">
-              {room.visibility === 'PRIVATE' ? 'private' : 'public'} · {room.memberCount} members · up to {room.capacity}
-            </span>
-          </li>
-        ))}
+        {rooms.data?.pages
+          .flatMap((page) => page.rooms)
+          .map((room) => (
+            <li key={room.id}>
+              <Link href={`/rooms/${room.slug}`} data-testid="room-link">
+                {room.name}
+              </Link>{' '}
+              <span className="muted small">
+                {room.visibility === 'PRIVATE' ? 'private' : 'public'} · {room.memberCount} members · up to{' '}
+                {room.capacity}
+              </span>
+            </li>
+          ))}
       </ul>
       {rooms.hasNextPage && (
-        <button type="button" data-testid="rooms-more" disabled={rooms.isFetchingNextPage} onClick={() => void rooms.fetchNextPage()}>
+        <button
+          type="button"
+          data-testid="rooms-more"
+          disabled={rooms.isFetchingNextPage}
+          onClick={() => void rooms.fetchNextPage()}
+        >
           {rooms.isFetchingNextPage ? 'Loading…' : 'Show more'}
         </button>
       )}
@@ -67,10 +77,22 @@ export function RoomsPage() {
           }}
         >
           <label>
-            New room <input data-testid="room-name" value={name} onChange={(event) => setName(event.target.value)} maxLength={64} required />
+            New room{' '}
+            <input
+              data-testid="room-name"
+              value={name}
+              onChange={(event) => setName(event.target.value)}
+              maxLength={64}
+              required
+            />
           </label>
           <label>
-            <input type="checkbox" checked={visibility === 'PRIVATE'} onChange={(event) => setVisibility(event.target.checked ? 'PRIVATE' : 'PUBLIC')} /> Private (invite link)
+            <input
+              type="checkbox"
+              checked={visibility === 'PRIVATE'}
+              onChange={(event) => setVisibility(event.target.checked ? 'PRIVATE' : 'PUBLIC')}
+            />{' '}
+            Private (invite link)
           </label>
           <button type="submit" className="primary" data-testid="room-create">
             Create
@@ -88,7 +110,14 @@ export function RoomsPage() {
   );
 }
 
-const STATE_LABEL: Record<string, string> = { new: 'connecting', connecting: 'connecting', connected: 'connected', disconnected: 'reconnecting', failed: 'failed', closed: 'closed' };
+const STATE_LABEL: Record<string, string> = {
+  new: 'connecting',
+  connecting: 'connecting',
+  connected: 'connected',
+  disconnected: 'reconnecting',
+  failed: 'failed',
+  closed: 'closed',
+};
 
 export function RoomPage() {
   const { slug = 'global' } = useParams<{ slug: string }>();
@@ -98,7 +127,9 @@ export function RoomPage() {
 
   useEffect(() => {
     // The room stays joined when this screen closes (the chat can use its peers); Leave ends it.
-    joinMeshRoom(slug, invite).catch((cause: unknown) => setError(cause instanceof Error ? cause.message : String(cause)));
+    joinMeshRoom(slug, invite).catch((cause: unknown) =>
+      setError(cause instanceof Error ? cause.message : String(cause)),
+    );
   }, [slug, invite]);
 
   return (
@@ -144,7 +175,8 @@ function RoomMembers({ room }: { room: MeshRoom }) {
             disabled={!loaded}
             onChange={(event) => room.node.setSharing(event.target.checked)}
           />{' '}
-          Share my compute {loaded ? `(${loaded.entry.name}, ${BACKEND_LABEL[loaded.backend]})` : '(load a model first)'}
+          Share my compute{' '}
+          {loaded ? `(${loaded.entry.name}, ${BACKEND_LABEL[loaded.backend]})` : '(load a model first)'}
         </label>
         <label>
           Check answers from peers{' '}
@@ -171,10 +203,16 @@ function RoomMembers({ room }: { room: MeshRoom }) {
         </button>
       </div>
       <p className="muted small" data-testid="self-serving">
-        {own.sharing ? `Sharing: ${plural(served, 'job')} served, ${own.queue} waiting` : 'Not sharing: peers cannot run jobs here'}
+        {own.sharing
+          ? `Sharing: ${plural(served, 'job')} served, ${own.queue} waiting`
+          : 'Not sharing: peers cannot run jobs here'}
       </p>
       <RoomStats room={room.room} />
-      {snapshot.self && snapshot.peers.length === 0 && <p className="muted" data-testid="room-empty">Nobody else is here yet.</p>}
+      {snapshot.self && snapshot.peers.length === 0 && (
+        <p className="muted" data-testid="room-empty">
+          Nobody else is here yet.
+        </p>
+      )}
       {snapshot.peers.length > 0 && <MeshGraph self={snapshot.self?.displayName ?? 'You'} peers={snapshot.peers} />}
       <table className="peers">
         <thead>
@@ -196,7 +234,13 @@ function RoomMembers({ room }: { room: MeshRoom }) {
             const caps = peer.mesh ?? peer.capabilities;
             const excluded = room.node.requester.exclusion(peer.userId);
             return (
-              <tr key={peer.peerId} data-testid="room-peer" data-peer-name={peer.displayName} data-peer-id={peer.peerId} data-excluded={excluded ? 'true' : undefined}>
+              <tr
+                key={peer.peerId}
+                data-testid="room-peer"
+                data-peer-name={peer.displayName}
+                data-peer-id={peer.peerId}
+                data-excluded={excluded ? 'true' : undefined}
+              >
                 <td>
                   {peer.displayName}
                   {excluded && (
@@ -219,7 +263,9 @@ function RoomMembers({ room }: { room: MeshRoom }) {
                 <td data-testid="peer-sharing">{caps.sharing ? 'yes' : 'no'}</td>
                 <td data-testid="peer-served-me">{room.node.requester.servedCount(peer.peerId)}</td>
                 <td data-testid="peer-state" data-state={peer.link.channel === 'open' ? 'open' : peer.link.connection}>
-                  {peer.link.channel === 'open' ? 'connected' : (STATE_LABEL[peer.link.connection] ?? peer.link.connection)}
+                  {peer.link.channel === 'open'
+                    ? 'connected'
+                    : (STATE_LABEL[peer.link.connection] ?? peer.link.connection)}
                 </td>
                 <td data-testid="peer-rtt">{peer.rttMs === null ? '—' : `${peer.rttMs.toFixed(1)} ms`}</td>
               </tr>
@@ -244,7 +290,8 @@ function RoomStats({ room }: { room: string }) {
   return (
     <div className="room-stats">
       <p className="muted small" data-testid="room-stats">
-        {plural(completed, 'answer')} served in this room · {plural(tokensOut, 'token')} · {plural(failovers, 'failover')} · {plural(mismatches, 'failed spot check')}
+        {plural(completed, 'answer')} served in this room · {plural(tokensOut, 'token')} ·{' '}
+        {plural(failovers, 'failover')} · {plural(mismatches, 'failed spot check')}
         {servers.length > 0 && ` · most by ${servers.map((s) => `${s.name} (${s.jobs})`).join(', ')}`}
       </p>
       {recent.length > 0 && (
@@ -253,7 +300,8 @@ function RoomStats({ room }: { room: string }) {
           <ul className="small" data-testid="my-jobs">
             {recent.map((job) => (
               <li key={job.id}>
-                {job.outcome.toLowerCase()} · {job.modelId} · {job.server?.displayName ?? 'a peer that left'} · {job.tokensOut} tokens
+                {job.outcome.toLowerCase()} · {job.modelId} · {job.server?.displayName ?? 'a peer that left'} ·{' '}
+                {job.tokensOut} tokens
                 {job.tokensPerSecond ? ` · ${job.tokensPerSecond.toFixed(1)} tok/s` : ''}
                 {job.failoverCount ? ` · ${job.failoverCount} failover${job.failoverCount === 1 ? '' : 's'}` : ''}
                 {job.checkResult ? ` · check: ${job.checkResult.toLowerCase()}` : ''}
@@ -272,7 +320,14 @@ function MeshGraph({ self, peers }: { self: string; peers: MeshSnapshot['peers']
   const centre = size / 2;
   const radius = size / 2 - 28;
   return (
-    <svg className="mesh-graph" width={size} height={size} viewBox={`0 0 ${size} ${size}`} role="img" aria-label={`You and ${peers.length} peers`}>
+    <svg
+      className="mesh-graph"
+      width={size}
+      height={size}
+      viewBox={`0 0 ${size} ${size}`}
+      role="img"
+      aria-label={`You and ${peers.length} peers`}
+    >
       {peers.map((peer, i) => {
         const angle = (2 * Math.PI * i) / peers.length - Math.PI / 2;
         const x = centre + radius * Math.cos(angle);

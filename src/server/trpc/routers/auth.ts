@@ -10,7 +10,12 @@ import type { Db } from '../../db/client.ts';
 import { Prisma } from '../../db/generated/client.ts';
 import type { Ticket } from '../../services/login-throttle.ts';
 import { hashPassword, verifyPassword } from '../../services/password.ts';
-import { type ValidSession, createSession, invalidateOtherSessions, invalidateSession } from '../../services/session.ts';
+import {
+  type ValidSession,
+  createSession,
+  invalidateOtherSessions,
+  invalidateSession,
+} from '../../services/session.ts';
 import { type Context, clearSessionCookie, setSessionCookie } from '../context.ts';
 import { authedProcedure, costly, publicProcedure, router, tooManyRequests } from '../init.ts';
 
@@ -30,7 +35,9 @@ interface Started {
  */
 async function startSession(tx: Db, ctx: Context, userId: string): Promise<Started> {
   if (ctx.session) await invalidateSession(tx, ctx.session.id);
-  const { token, session } = await createSession(tx, userId, ctx.sessionPolicy, { userAgent: ctx.req.headers['user-agent'] });
+  const { token, session } = await createSession(tx, userId, ctx.sessionPolicy, {
+    userAgent: ctx.req.headers['user-agent'],
+  });
   return { token, session, replaced: ctx.session };
 }
 
@@ -80,32 +87,40 @@ export const authRouter = router({
     }),
 
   /** A new account; a signed-in guest keeps their user row (id, display name, rooms, history): it becomes the account. */
-  signup: publicProcedure.use(costly('auth')).input(SignupInputSchema).mutation(async ({ ctx, input }) => {
-    const passwordHash = await hashPassword(input.password);
-    const guestId = ctx.session?.user.kind === 'GUEST' ? ctx.session.userId : null;
-    const started = await ctx.db
-      .$transaction(async (tx) => {
-        if (guestId === null) {
-          // Never the username: it is the login name, and display names are shown to everyone in a room.
-          const displayName = input.displayName ?? `Member ${randomInt(1000, 10000)}`;
-          const data = { kind: 'ACCOUNT', username: input.username, passwordHash, displayName } as const;
-          const user = await tx.user.create({ data, select: { id: true } });
-          return startSession(tx, ctx, user.id);
-        }
-        const { count } = await tx.user.updateMany({
-          where: { id: guestId, kind: 'GUEST' },
-          data: { kind: 'ACCOUNT', username: input.username, passwordHash, ...(input.displayName ? { displayName: input.displayName } : {}) },
+  signup: publicProcedure
+    .use(costly('auth'))
+    .input(SignupInputSchema)
+    .mutation(async ({ ctx, input }) => {
+      const passwordHash = await hashPassword(input.password);
+      const guestId = ctx.session?.user.kind === 'GUEST' ? ctx.session.userId : null;
+      const started = await ctx.db
+        .$transaction(async (tx) => {
+          if (guestId === null) {
+            // Never the username: it is the login name, and display names are shown to everyone in a room.
+            const displayName = input.displayName ?? `Member ${randomInt(1000, 10000)}`;
+            const data = { kind: 'ACCOUNT', username: input.username, passwordHash, displayName } as const;
+            const user = await tx.user.create({ data, select: { id: true } });
+            return startSession(tx, ctx, user.id);
+          }
+          const { count } = await tx.user.updateMany({
+            where: { id: guestId, kind: 'GUEST' },
+            data: {
+              kind: 'ACCOUNT',
+              username: input.username,
+              passwordHash,
+              ...(input.displayName ? { displayName: input.displayName } : {}),
+            },
+          });
+          if (count === 0) throw new TRPCError({ code: 'CONFLICT', message: 'This guest has already signed up' });
+          return startSession(tx, ctx, guestId);
+        })
+        .catch((error: unknown) => {
+          // Telling that a name is taken is inherent to sign-up; the per-IP rate limit bounds enumeration.
+          if (isUniqueViolation(error)) throw new TRPCError({ code: 'CONFLICT', message: 'That username is taken' });
+          throw error;
         });
-        if (count === 0) throw new TRPCError({ code: 'CONFLICT', message: 'This guest has already signed up' });
-        return startSession(tx, ctx, guestId);
-      })
-      .catch((error: unknown) => {
-        // Telling that a name is taken is inherent to sign-up; the per-IP rate limit bounds enumeration.
-        if (isUniqueViolation(error)) throw new TRPCError({ code: 'CONFLICT', message: 'That username is taken' });
-        throw error;
-      });
-    return finishSignIn(ctx, started);
-  }),
+      return finishSignIn(ctx, started);
+    }),
 
   login: publicProcedure
     .use(costly('auth'))
@@ -115,7 +130,10 @@ export const authRouter = router({
       const attempt = ctx.loginThrottle.begin(input.username, ctx.req.ip);
       if (!attempt.ok) throw tooManyRequests(ctx, attempt.retryAfterMs, attempt.message);
       const { user, matches } = await checkPassword(ctx, attempt.ticket, async () => {
-        const user = await ctx.db.user.findUnique({ where: { username: input.username }, select: { id: true, passwordHash: true } });
+        const user = await ctx.db.user.findUnique({
+          where: { username: input.username },
+          select: { id: true, passwordHash: true },
+        });
         // Unknown users are verified against a dummy hash: the same work as a wrong password.
         return { user, matches: await verifyPassword(user?.passwordHash ?? null, input.password) };
       });
@@ -143,12 +161,16 @@ export const authRouter = router({
     .input(ChangePasswordInputSchema)
     .mutation(async ({ ctx, input }) => {
       const { session } = ctx;
-      if (session.user.kind !== 'ACCOUNT') throw new TRPCError({ code: 'FORBIDDEN', message: 'Guests have no password: sign up first' });
+      if (session.user.kind !== 'ACCOUNT')
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'Guests have no password: sign up first' });
       // Guessing the current password from a stolen session counts against the same limits as signing in.
       const attempt = ctx.loginThrottle.begin(session.user.username ?? '', ctx.req.ip);
       if (!attempt.ok) throw tooManyRequests(ctx, attempt.retryAfterMs, attempt.message);
       const matches = await checkPassword(ctx, attempt.ticket, async () => {
-        const user = await ctx.db.user.findUniqueOrThrow({ where: { id: session.userId }, select: { passwordHash: true } });
+        const user = await ctx.db.user.findUniqueOrThrow({
+          where: { id: session.userId },
+          select: { passwordHash: true },
+        });
         return verifyPassword(user.passwordHash, input.currentPassword);
       });
       if (!matches) {

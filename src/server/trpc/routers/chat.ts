@@ -4,7 +4,12 @@
 // do record is the provider tokens spent, against the daily budgets checked before each chat.
 import { type TRPC_ERROR_CODE_KEY, TRPCError } from '@trpc/server';
 import type { z } from 'zod';
-import { type ChatAnswer, ChatInputSchema, type ChatStreamEvent, type ProviderErrorCode } from '../../../shared/schemas/chat.ts';
+import {
+  type ChatAnswer,
+  ChatInputSchema,
+  type ChatStreamEvent,
+  type ProviderErrorCode,
+} from '../../../shared/schemas/chat.ts';
 import { ProviderError, chatRuntime, providerInfo } from '../../providers/index.ts';
 import { runChat } from '../../services/chat.ts';
 import type { ValidSession } from '../../services/session.ts';
@@ -49,14 +54,26 @@ function stopSignal(ctx: ChatContext, trpcSignal: AbortSignal | undefined): { si
     if (source.aborted) stop.abort();
     else source.addEventListener('abort', onStop, { once: true });
   }
-  return { signal: stop.signal, dispose: () => sources.forEach((source) => source.removeEventListener('abort', onStop)) };
+  return {
+    signal: stop.signal,
+    dispose: () => sources.forEach((source) => source.removeEventListener('abort', onStop)),
+  };
 }
 
 /** The chat (src/server/services/chat.ts) as tRPC sees it: stopped with the exchange, failures as TRPCErrors. */
-async function* runTrpcChat(ctx: ChatContext, input: ParsedChatInput, trpcSignal: AbortSignal | undefined): AsyncGenerator<ChatStreamEvent> {
+async function* runTrpcChat(
+  ctx: ChatContext,
+  input: ParsedChatInput,
+  trpcSignal: AbortSignal | undefined,
+): AsyncGenerator<ChatStreamEvent> {
   const { signal, dispose } = stopSignal(ctx, trpcSignal);
   try {
-    yield* runChat({ env: ctx.env, db: ctx.db, log: ctx.req.log }, { userId: ctx.session.userId, account: ctx.session.user.kind === 'ACCOUNT' }, input, signal);
+    yield* runChat(
+      { env: ctx.env, db: ctx.db, log: ctx.req.log },
+      { userId: ctx.session.userId, account: ctx.session.user.kind === 'ACCOUNT' },
+      input,
+      signal,
+    );
   } catch (error) {
     throw error instanceof ProviderError ? toTRPCError(error) : error;
   } finally {
@@ -66,7 +83,9 @@ async function* runTrpcChat(ctx: ChatContext, input: ParsedChatInput, trpcSignal
 
 export const chatRouter = router({
   /** Every provider with whether this server has its key and whether guests may use it; never the key or where it points. */
-  providers: publicProcedure.query(({ ctx }) => Object.values(chatRuntime(ctx.env).providers).map((provider) => providerInfo(provider, ctx.env))),
+  providers: publicProcedure.query(({ ctx }) =>
+    Object.values(chatRuntime(ctx.env).providers).map((provider) => providerInfo(provider, ctx.env)),
+  ),
 
   /** The answer as it is made. Closing the subscription (or the tab) aborts the provider's request. */
   stream: chatProcedure.input(ChatInputSchema).subscription(async function* ({ ctx, input, signal }) {

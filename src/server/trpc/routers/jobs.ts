@@ -10,12 +10,22 @@ import { authedProcedure, costly, router } from '../init.ts';
 const recordProcedure = authedProcedure.use(costly('jobRecord'));
 
 export const jobsRouter = router({
-  start: recordProcedure.input(JobStartSchema).mutation(({ ctx, input }) => startJob(ctx.db, ctx.peers, ctx.session.userId, input)),
+  start: recordProcedure
+    .input(JobStartSchema)
+    .mutation(({ ctx, input }) => startJob(ctx.db, ctx.peers, ctx.session.userId, input)),
   /** Another peer took the job: the next server after a failover, or a spot check's checker. */
-  attempt: recordProcedure.input(JobAttemptSchema).mutation(({ ctx, input }) => recordAttempt(ctx.db, ctx.peers, ctx.session.userId, input)),
-  finish: recordProcedure.input(JobFinishSchema).mutation(({ ctx, input }) => finishJob(ctx.db, ctx.session.userId, input)),
-  check: recordProcedure.input(JobCheckSchema).mutation(({ ctx, input }) => recordCheck(ctx.db, ctx.session.userId, input)),
+  attempt: recordProcedure
+    .input(JobAttemptSchema)
+    .mutation(({ ctx, input }) => recordAttempt(ctx.db, ctx.peers, ctx.session.userId, input)),
+  finish: recordProcedure
+    .input(JobFinishSchema)
+    .mutation(({ ctx, input }) => finishJob(ctx.db, ctx.session.userId, input)),
+  check: recordProcedure
+    .input(JobCheckSchema)
+    .mutation(({ ctx, input }) => recordCheck(ctx.db, ctx.session.userId, input)),
   /** My jobs: those I asked for and those I served. */
   list: authedProcedure.query(({ ctx }) => listJobs(ctx.db, ctx.session.userId)),
-  roomStats: authedProcedure.input(RoomRefSchema).query(({ ctx, input }) => roomStats(ctx.db, ctx.session.userId, input.room)),
+  roomStats: authedProcedure
+    .input(RoomRefSchema)
+    .query(({ ctx, input }) => roomStats(ctx.db, ctx.session.userId, input.room)),
 });

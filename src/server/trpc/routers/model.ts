@@ -13,7 +13,9 @@ function entryOrThrow(ctx: Context, id: string): ManifestEntry {
 export const manifestRouter = router({
   /** The catalogue, each model with whether it is bundled or cached on this server. */
   list: publicProcedure.query(async ({ ctx }) => {
-    const rows = await ctx.db.modelDownload.findMany({ select: { modelId: true, phase: true, revision: true, bytesTotal: true } });
+    const rows = await ctx.db.modelDownload.findMany({
+      select: { modelId: true, phase: true, revision: true, bytesTotal: true },
+    });
     const byId = new Map(rows.map((row) => [row.modelId, row]));
     return ctx.models.manifest.map((entry) => {
       const row = byId.get(entry.id);
@@ -22,7 +24,13 @@ export const manifestRouter = router({
         ...entry,
         totalSize: cached ? Number(row.bytesTotal) : entry.files.reduce((sum, f) => sum + (f.size ?? 0), 0) || null,
         cachedRevision: cached ? row.revision : null,
-        serverStatus: entry.bundled ? ('bundled' as const) : cached ? ('cached' as const) : row ? row.phase.toLowerCase() : ('remote' as const),
+        serverStatus: entry.bundled
+          ? ('bundled' as const)
+          : cached
+            ? ('cached' as const)
+            : row
+              ? row.phase.toLowerCase()
+              : ('remote' as const),
       };
     });
   }),
@@ -48,13 +56,18 @@ const DOWNLOAD_NEEDS_ACCOUNT = 'Downloading a model to the server needs an accou
 
 export const modelRouter = router({
   /** Starts (or joins) the server-side download of every file the model needs. */
-  download: authedProcedure.use(costly('download')).input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
-    const entry = entryOrThrow(ctx, input.id);
-    // What the model is comes first: nobody needs an account to learn that the bundled one is never downloaded.
-    if (entry.bundled) throw new TRPCError({ code: 'BAD_REQUEST', message: `${entry.name} ships with the app; nothing to download` });
-    if (ctx.session.user.kind !== 'ACCOUNT') throw new TRPCError({ code: 'FORBIDDEN', message: DOWNLOAD_NEEDS_ACCOUNT });
-    return ctx.models.downloader.start(entry, ctx.session.userId);
-  }),
+  download: authedProcedure
+    .use(costly('download'))
+    .input(ModelRefInputSchema)
+    .mutation(async ({ ctx, input }) => {
+      const entry = entryOrThrow(ctx, input.id);
+      // What the model is comes first: nobody needs an account to learn that the bundled one is never downloaded.
+      if (entry.bundled)
+        throw new TRPCError({ code: 'BAD_REQUEST', message: `${entry.name} ships with the app; nothing to download` });
+      if (ctx.session.user.kind !== 'ACCOUNT')
+        throw new TRPCError({ code: 'FORBIDDEN', message: DOWNLOAD_NEEDS_ACCOUNT });
+      return ctx.models.downloader.start(entry, ctx.session.userId);
+    }),
   status: publicProcedure.input(ModelRefInputSchema).query(async ({ ctx, input }) => {
     entryOrThrow(ctx, input.id);
     return ctx.models.downloader.status(input.id);
@@ -67,7 +80,11 @@ export const modelRouter = router({
   /** Deletes a model from the server's cache, for everyone: an operator's decision (OPERATORS). */
   remove: authedProcedure.input(ModelRefInputSchema).mutation(async ({ ctx, input }) => {
     entryOrThrow(ctx, input.id);
-    if (!isOperator(ctx)) throw new TRPCError({ code: 'FORBIDDEN', message: 'Only an operator of this server can remove a model from its cache' });
+    if (!isOperator(ctx))
+      throw new TRPCError({
+        code: 'FORBIDDEN',
+        message: 'Only an operator of this server can remove a model from its cache',
+      });
     return { removed: await ctx.models.downloader.remove(input.id) };
   }),
 });
