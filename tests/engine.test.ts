@@ -11,7 +11,7 @@ import { FakeHub } from '../scripts/fake-hub.ts';
 import { readWeights } from '../scripts/tiny-model/read-weights.ts';
 import { greedy } from '../scripts/tiny-model/reference.ts';
 import type { TinyWeights } from '../scripts/tiny-model/weights.ts';
-import { EngineClient } from '../src/client/workers/engine-client.ts';
+import { EngineClient } from '../src/shared/engine-client.ts';
 import type { EngineMessage, EngineModel, EngineReply } from '../src/shared/engine-protocol.ts';
 import { NANO_MODEL_DIR } from '../src/server/models/bundled.ts';
 import { EngineError, InferenceEngine, type LoadProgress } from '../src/worker/engine.ts';

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { EngineClient } from '../src/client/workers/engine-client.ts';
+import { EngineClient } from '../src/shared/engine-client.ts';
 import type { EngineMessage, EngineModel, LoadedInfo } from '../src/shared/engine-protocol.ts';
 import { EngineGate } from '../src/shared/mesh/engine-gate.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS } from '../src/shared/mesh/job-server.ts';

@@ -8,7 +8,7 @@ import { createTRPCClient, httpBatchLink } from '@trpc/client';
 import { refusalLinks } from '../shared/trpc-links.ts';
 import { io } from 'socket.io-client';
 import { RTCPeerConnection } from 'werift';
-import { EngineClient } from '../client/workers/engine-client.ts';
+import { EngineClient } from '../shared/engine-client.ts';
 import type { AppRouter } from '../server/trpc/root.ts';
 import type { EngineModel, LoadedInfo } from '../shared/engine-protocol.ts';
 import { EngineGate } from '../shared/mesh/engine-gate.ts';

@@ -1,6 +1,7 @@
 // The inference engine's protocol: one discriminated union each way between the app and the engine (a Web
 // Worker in browsers, the same engine in-process in Node). Every message carries a `requestId`.
 import { z } from 'zod';
+import { ChatRoleSchema } from './schemas/chat.ts';
 import { DtypeSchema, ModelIdSchema, RepoFilePathSchema, RepoSchema, RevisionSchema } from './schemas/models.ts';
 
 /** Sized for small models in a browser tab: the context guard trims long histories well before these. */
@@ -32,7 +33,6 @@ export const EngineModelSchema = z
   .strict();
 export type EngineModel = z.infer<typeof EngineModelSchema>;
 
-export const ChatRoleSchema = z.enum(['system', 'user', 'assistant']);
 export const EngineMessageSchema = z
   .object({ role: ChatRoleSchema, content: z.string().max(ENGINE_LIMITS.messageChars) })
   .strict();

@@ -1,6 +1,6 @@
 // The engine behind the worker protocol without a thread, for Node (the headless peer and the tests): messages are
 // structured-cloned both ways, as postMessage would, so the client wrapper and the host run exactly as in a browser.
-import type { EngineWorkerLike } from '../client/workers/engine-client.ts';
+import type { EngineWorkerLike } from '../shared/engine-client.ts';
 import type { EngineReply } from '../shared/engine-protocol.ts';
 import type { InferenceEngine } from './engine.ts';
 import { createEngineHost } from './engine-host.ts';

@@ -1,5 +1,5 @@
 // The app's one inference worker (module worker, bundled by Vite) behind the promise-based client.
-import { EngineClient } from './engine-client.ts';
+import { EngineClient } from '../../shared/engine-client.ts';
 
 let client: EngineClient | null = null;
 

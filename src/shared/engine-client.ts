@@ -12,7 +12,7 @@ import type {
   GenerationStats,
   LoadedInfo,
   SamplingInput,
-} from '../../shared/engine-protocol.ts';
+} from './engine-protocol.ts';
 
 /** The part of `Worker` the client uses; an in-process port in Node satisfies it too. */
 export interface EngineWorkerLike {
