@@ -98,7 +98,7 @@ describe('rooms and presence', () => {
     const updated = next(a, 'peer:updated');
     const capabilities = {
       backend: 'webgpu' as const,
-      models: [{ id: 'nano-shakespeare' }],
+      models: [{ id: 'nano-shakespeare', sha256: 'a'.repeat(64) }],
       tokensPerSecond: 41,
       sharing: true,
       queue: 0,

@@ -2,7 +2,7 @@
 // every message schema-checked and size-capped on arrival. Messages larger than one frame travel as `chunk`
 // frames and are put back together by the receiver (see mesh/peer-channel.ts).
 import { z } from 'zod';
-import { BackendSchema, ENGINE_LIMITS, EngineMessageSchema } from './engine-protocol.ts';
+import { BackendSchema, ENGINE_LIMITS, EngineMessageSchema, SamplingSchema } from './engine-protocol.ts';
 import { ModelIdSchema } from './schemas/models.ts';
 
 export const PEER_PROTOCOL_VERSION = 1;
@@ -21,6 +21,8 @@ export const PEER_LIMITS = {
   /** Messages queued behind a full channel before more to that peer are dropped. */
   pendingMessages: 4096,
   models: 16,
+  /** Jobs waiting on a peer, as it reports them (a longer queue is reported as this). */
+  reportedQueue: 1000,
   tokenChars: 256,
 } as const;
 
@@ -39,21 +41,15 @@ export const PeerCapabilitiesSchema = z
     models: z.array(ModelRefSchema).max(PEER_LIMITS.models),
     /** Measured decode speed on this peer's loaded model; null before it has run anything. */
     tokensPerSecond: z.number().nonnegative().max(100_000).nullable(),
-    queue: z.number().int().nonnegative().max(10_000),
+    queue: z.number().int().nonnegative().max(PEER_LIMITS.reportedQueue),
     sharing: z.boolean(),
   })
   .strict();
 export type PeerCapabilities = z.infer<typeof PeerCapabilitiesSchema>;
 
-/** Sampling for a mesh job: the seed is required, so whichever peer continues the job draws the same tokens. */
-export const JobSamplingSchema = z
-  .object({
-    temperature: z.number().min(0).max(2),
-    topP: z.number().gt(0).max(1),
-    maxNewTokens: z.number().int().min(1).max(ENGINE_LIMITS.maxNewTokens),
-    seed: z.number().int().min(0).max(0xffff_ffff),
-  })
-  .strict();
+/** Sampling for a mesh job: the engine's, every field given; the seed too, so whichever peer continues the job
+ * draws the same tokens. */
+export const JobSamplingSchema = SamplingSchema.required();
 export type JobSampling = z.infer<typeof JobSamplingSchema>;
 
 export const JobRejectReasonSchema = z.enum([

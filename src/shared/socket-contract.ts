@@ -1,6 +1,7 @@
 // The Socket.IO contract of the `/mesh` namespace: presence in rooms and WebRTC signaling between members.
 // Every payload is checked with these schemas on arrival; acks are `{ ok: true, data } | { ok: false, error }`.
 import { z } from 'zod';
+import { PeerCapabilitiesSchema } from './peer-protocol.ts';
 
 export const MESH_NAMESPACE = '/mesh';
 /** One Socket.IO message at most (maxHttpBufferSize): SDP with many candidates fits with room to spare. */
@@ -32,28 +33,9 @@ export type HandshakeErrorCode = 'UNAUTHORIZED' | 'TOO_MANY_SOCKETS' | 'RATE_LIM
 /** `retryInMs`: with RATE_LIMITED and UNAVAILABLE, when to send the same event again. */
 export type Ack<T> = { ok: true; data: T } | { ok: false; error: SocketErrorCode; message: string; retryInMs?: number };
 
-export const CapabilitiesSchema = z
-  .object({
-    backend: z.enum(['webgpu', 'wasm', 'cpu']).nullable(),
-    models: z
-      .array(
-        z
-          .object({
-            id: z.string().min(1).max(96),
-            sha256: z
-              .string()
-              .regex(/^[0-9a-f]{64}$/)
-              .optional(),
-          })
-          .strict(),
-      )
-      .max(16),
-    tokensPerSecond: z.number().nonnegative().max(100_000).nullable(),
-    /** Whether this peer runs jobs for others in the room ("Share my compute"). */
-    sharing: z.boolean(),
-    queue: z.number().int().nonnegative().max(1000),
-  })
-  .strict();
+/** What a peer tells the server about itself: what it tells other peers over the data channel (peer-protocol.ts),
+ * less the kind of device, which only the peers that choose whom to ask need. */
+export const CapabilitiesSchema = PeerCapabilitiesSchema.omit({ adapter: true });
 export type Capabilities = z.infer<typeof CapabilitiesSchema>;
 export const NO_CAPABILITIES: Capabilities = {
   backend: null,

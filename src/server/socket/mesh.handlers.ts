@@ -215,15 +215,16 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
 
     /**
      * Rate limit and schema check around every handler; a missing ack is tolerated, not trusted. The listener takes
-     * `unknown`, not the contract's payload type: a client sends what it likes, and only `schema` makes it typed (the
-     * one cast below says exactly that to Socket.IO's typed `on`).
+     * `unknown`, not the contract's payload type: a client sends what it likes, and only `schema` makes it typed. (A
+     * listener of unknowns fits every event of the contract; `name` widens the generic event so TypeScript sees that.)
      */
     function on<E extends keyof ClientToServerEvents, S extends z.ZodType, T>(
       event: E,
       schema: S,
       handle: (payload: z.output<S>) => Promise<Ack<T>>,
     ) {
-      socket.on(event, ((payload: unknown, ack: unknown) => {
+      const name: keyof ClientToServerEvents = event;
+      socket.on(name, (payload: unknown, ack: unknown) => {
         const reply = typeof ack === 'function' ? (ack as (result: Ack<T>) => void) : () => {};
         turn = turn
           .then(async () => {
@@ -253,7 +254,7 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
             options.log.error({ err: error, event }, 'mesh event failed');
             reply(fail('INTERNAL', 'The server could not handle this event; try again'));
           });
-      }) as never);
+      });
     }
 
     on('room:join', RoomJoinSchema, async ({ room: slug, capabilities }) => {

@@ -1,7 +1,7 @@
 // One device's part in a room's mesh inference, the same in a browser tab and in the headless Node peer: a peer
 // channel per member (capabilities from their `hello`, RTT from ping/pong), the job server that serves them when
 // this device shares its compute, and the job requester that asks them.
-import type { OutgoingPeerMessage, PeerCapabilities, PeerMessage } from '../peer-protocol.ts';
+import { type OutgoingPeerMessage, PEER_LIMITS, type PeerCapabilities, type PeerMessage } from '../peer-protocol.ts';
 import type { EngineGate, MeshEngine } from './engine-gate.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS, JobServer, type JobServerOptions } from './job-server.ts';
 import { DEFAULT_REQUESTER_OPTIONS, JobRequester, type JobRequesterOptions, type PeerView } from './job-requester.ts';
@@ -67,7 +67,7 @@ export class MeshNode {
       models: loaded ? [loaded.model] : [],
       // The test-only dishonest peer lies about its speed too, so schedulers pick it first.
       tokensPerSecond: this.options.serving?.corruptTokens ? 10_000 : this.measuredTokensPerSecond,
-      queue: this.gate.queued('mesh'),
+      queue: Math.min(this.gate.queued('mesh'), PEER_LIMITS.reportedQueue),
       sharing: this.server.sharing,
     };
   }

@@ -114,7 +114,7 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
       models: own.models,
       tokensPerSecond: own.tokensPerSecond,
       sharing: own.sharing,
-      queue: Math.min(own.queue, 1000),
+      queue: own.queue,
     };
   }
 
