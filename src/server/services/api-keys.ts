@@ -4,6 +4,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Prisma } from '../db/generated/client.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { API_KEY_LIMITS, type ApiKeyInfo } from '../../shared/schemas/api-key.ts';
+import { ServiceError } from './errors.ts';
 
 export const API_KEY_PREFIX = 'mnl_';
 const SECRET_BYTES = 32;
@@ -14,17 +15,6 @@ const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const API_KEY_PATTERN = /^mnl_[0-9A-Za-z]{43}$/;
 /** lastUsedAt is written at most this often per key. */
 const LAST_USED_RESOLUTION_MS = 60_000;
-
-/** A domain refusal, mapped to a tRPC error at the edge. */
-export class ApiKeyError extends Error {
-  override name = 'ApiKeyError';
-  constructor(
-    readonly code: 'TOO_MANY_KEYS' | 'NOT_FOUND',
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 function base62(bytes: Buffer): string {
   let value = BigInt(`0x${bytes.toString('hex')}`);
@@ -61,8 +51,8 @@ export async function createApiKey(
     await tx.$queryRaw`SELECT id FROM "User" WHERE id = ${userId}::uuid FOR UPDATE`;
     const active = await tx.apiKey.count({ where: { userId, revokedAt: null } });
     if (active >= API_KEY_LIMITS.activePerAccount) {
-      throw new ApiKeyError(
-        'TOO_MANY_KEYS',
+      throw new ServiceError(
+        'FORBIDDEN',
         `An account may hold at most ${API_KEY_LIMITS.activePerAccount} keys; revoke one you no longer use`,
       );
     }
@@ -100,7 +90,7 @@ export async function revokeApiKey(
 ): Promise<ApiKeyInfo> {
   await db.apiKey.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: now } });
   const key = await db.apiKey.findFirst({ where: { id, userId }, select: infoSelect });
-  if (!key) throw new ApiKeyError('NOT_FOUND', 'No such key among yours');
+  if (!key) throw new ServiceError('NOT_FOUND', 'No such key among yours');
   return key;
 }
 

@@ -1,8 +1,8 @@
 // Accounts' saved conversations: one finished turn at a time, in one transaction.
-import { TRPCError } from '@trpc/server';
 import type { ChatMessage } from '../../shared/schemas/chat.ts';
 import type { ConversationAppend } from '../../shared/schemas/conversation.ts';
 import type { PrismaClient } from '../db/client.ts';
+import { ServiceError } from './errors.ts';
 
 const TITLE_CHARS = 80;
 
@@ -47,7 +47,7 @@ export async function appendTurn(
   return db.$transaction(async (tx) => {
     if (turn.conversationId) {
       const own = await tx.conversation.findFirst({ where: { id: turn.conversationId, userId }, select: { id: true } });
-      if (!own) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
+      if (!own) throw new ServiceError('NOT_FOUND', 'No such conversation among yours');
     }
     const messages = turn.conversationId ? newTurn(turn.messages) : turn.messages;
     const adding = [...messages, turn.answer].reduce(
@@ -62,10 +62,10 @@ export async function appendTurn(
       WHERE c."userId" = ${userId}::uuid`;
     const stored = Number(used?.bytes ?? 0);
     if (stored + adding > limits.maxBytes) {
-      throw new TRPCError({
-        code: 'PAYLOAD_TOO_LARGE',
-        message: `Saved conversations are limited to ${size(limits.maxBytes)} per account; you keep ${size(stored)} and this turn adds ${size(adding)}. Delete some conversations to save more.`,
-      });
+      throw new ServiceError(
+        'TOO_LARGE',
+        `Saved conversations are limited to ${size(limits.maxBytes)} per account; you keep ${size(stored)} and this turn adds ${size(adding)}. Delete some conversations to save more.`,
+      );
     }
     const conversation = turn.conversationId
       ? await tx.conversation.update({
@@ -136,6 +136,6 @@ export async function conversationById(db: PrismaClient, userId: string, id: str
       },
     },
   });
-  if (!conversation) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
+  if (!conversation) throw new ServiceError('NOT_FOUND', 'No such conversation among yours');
   return conversation;
 }

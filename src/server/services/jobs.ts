@@ -3,7 +3,6 @@
 // each checker) is named by the requester as it takes it, checked here to be in the job's room and sharing, and
 // recorded with the user behind it (InferenceJobPeer); finish and check may name only those recorded peers, so a
 // requester cannot pin a job or a mismatch on someone who never took part in it.
-import { TRPCError } from '@trpc/server';
 import type { z } from 'zod';
 import {
   JOB_LIMITS,
@@ -14,6 +13,7 @@ import {
 } from '../../shared/schemas/jobs.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from './room.ts';
+import { ServiceError } from './errors.ts';
 
 /** Who is behind a peer id in a room right now (from the signaling layer); null when no such peer is there. */
 export type PeerLookup = (
@@ -28,7 +28,7 @@ const ABANDONED_AFTER_MS = 20 * 60_000;
 async function usableRoom(db: PrismaClient, userId: string, slug: string) {
   const room = await roomBySlug(db, slug);
   if (!room || (slug !== GLOBAL_ROOM && room.visibility === 'PRIVATE' && !(await isMember(db, room.id, userId)))) {
-    throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug} among those you can use` });
+    throw new ServiceError('NOT_FOUND', `No room ${slug} among those you can use`);
   }
   return room;
 }
@@ -36,12 +36,9 @@ async function usableRoom(db: PrismaClient, userId: string, slug: string) {
 /** The peer behind `peerId` if it can take a job in the room now: there, and sharing its compute. */
 async function takingPeer(peers: PeerLookup, slug: string, peerId: string) {
   const peer = await peers(slug, peerId);
-  if (!peer) throw new TRPCError({ code: 'NOT_FOUND', message: `No peer ${peerId} in room ${slug}` });
+  if (!peer) throw new ServiceError('NOT_FOUND', `No peer ${peerId} in room ${slug}`);
   if (!peer.sharing)
-    throw new TRPCError({
-      code: 'BAD_REQUEST',
-      message: `${peer.displayName} does not share its compute in room ${slug}`,
-    });
+    throw new ServiceError('INVALID', `${peer.displayName} does not share its compute in room ${slug}`);
   return peer;
 }
 
@@ -59,10 +56,10 @@ export async function startJob(
   });
   const running = await db.inferenceJob.count({ where: { requesterId: userId, outcome: 'RUNNING' } });
   if (running >= JOB_LIMITS.runningPerUser) {
-    throw new TRPCError({
-      code: 'TOO_MANY_REQUESTS',
-      message: `At most ${JOB_LIMITS.runningPerUser} mesh jobs running at once: finish some first`,
-    });
+    throw new ServiceError(
+      'TOO_MANY',
+      `At most ${JOB_LIMITS.runningPerUser} mesh jobs running at once: finish some first`,
+    );
   }
   return db.inferenceJob.create({
     data: {
@@ -100,37 +97,33 @@ export async function recordAttempt(
       peers: { select: { peerId: true, role: true } },
     },
   });
-  if (!job || job.requesterId !== userId)
-    throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
+  if (!job || job.requesterId !== userId) throw new ServiceError('NOT_FOUND', `No job ${input.id} of yours`);
   if (input.role === 'SERVER' && job.outcome !== 'RUNNING') {
-    throw new TRPCError({
-      code: 'CONFLICT',
-      message: `Job ${input.id} is already ${job.outcome.toLowerCase()}: it takes no more servers`,
-    });
+    throw new ServiceError(
+      'CONFLICT',
+      `Job ${input.id} is already ${job.outcome.toLowerCase()}: it takes no more servers`,
+    );
   }
   if (input.role === 'CHECKER' && (job.checkResult || (job.outcome !== 'RUNNING' && job.outcome !== 'COMPLETED'))) {
-    throw new TRPCError({
-      code: 'CONFLICT',
-      message: `Job ${input.id} ${job.checkResult ? 'was checked already' : `is ${job.outcome.toLowerCase()}: nothing to check`}`,
-    });
+    throw new ServiceError(
+      'CONFLICT',
+      `Job ${input.id} ${job.checkResult ? 'was checked already' : `is ${job.outcome.toLowerCase()}: nothing to check`}`,
+    );
   }
   const known = job.peers.find((peer) => peer.peerId === input.peerId);
   if (known) {
     if (known.role !== input.role)
-      throw new TRPCError({
-        code: 'CONFLICT',
-        message: `Peer ${input.peerId} took job ${input.id} as its ${known.role.toLowerCase()} already`,
-      });
+      throw new ServiceError(
+        'CONFLICT',
+        `Peer ${input.peerId} took job ${input.id} as its ${known.role.toLowerCase()} already`,
+      );
     return { id: input.id, peerId: input.peerId, role: input.role };
   }
   const cap = input.role === 'SERVER' ? JOB_LIMITS.failovers + 1 : JOB_LIMITS.checkersPerJob;
   if (job.peers.filter((peer) => peer.role === input.role).length >= cap) {
-    throw new TRPCError({
-      code: 'BAD_REQUEST',
-      message: `At most ${cap} ${input.role === 'SERVER' ? 'servers' : 'checkers'} for one job`,
-    });
+    throw new ServiceError('INVALID', `At most ${cap} ${input.role === 'SERVER' ? 'servers' : 'checkers'} for one job`);
   }
-  if (!job.room) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id}'s room is gone` });
+  if (!job.room) throw new ServiceError('CONFLICT', `Job ${input.id}'s room is gone`);
   const peer = await takingPeer(peers, job.room.slug, input.peerId);
   // Two reports of the same peer at once: the second finds the row there, which is what it wanted.
   await db.inferenceJobPeer.createMany({
@@ -144,14 +137,14 @@ export async function recordAttempt(
 
 async function ownRunningJob(db: PrismaClient, userId: string, id: string) {
   const job = await db.inferenceJob.findUnique({ where: { id }, select: { requesterId: true, outcome: true } });
-  if (!job || job.requesterId !== userId) throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${id} of yours` });
+  if (!job || job.requesterId !== userId) throw new ServiceError('NOT_FOUND', `No job ${id} of yours`);
   return job;
 }
 
 export async function finishJob(db: PrismaClient, userId: string, input: z.infer<typeof JobFinishSchema>) {
   const job = await ownRunningJob(db, userId, input.id);
   if (job.outcome !== 'RUNNING')
-    throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} is already ${job.outcome.toLowerCase()}` });
+    throw new ServiceError('CONFLICT', `Job ${input.id} is already ${job.outcome.toLowerCase()}`);
   // The last serving peer (after a failover, another user): one recorded as this job's server, even if it left since.
   const last = input.serverPeerId
     ? await db.inferenceJobPeer.findUnique({
@@ -160,10 +153,10 @@ export async function finishJob(db: PrismaClient, userId: string, input: z.infer
       })
     : null;
   if (input.serverPeerId && last?.role !== 'SERVER') {
-    throw new TRPCError({
-      code: 'BAD_REQUEST',
-      message: `Peer ${input.serverPeerId} was not recorded serving job ${input.id} (jobs.start or jobs.attempt names it)`,
-    });
+    throw new ServiceError(
+      'INVALID',
+      `Peer ${input.serverPeerId} was not recorded serving job ${input.id} (jobs.start or jobs.attempt names it)`,
+    );
   }
   await db.inferenceJob.update({
     where: { id: input.id },
@@ -200,38 +193,36 @@ export async function recordCheck(db: PrismaClient, userId: string, input: z.inf
       peers: { select: { peerId: true, userId: true, displayName: true, role: true } },
     },
   });
-  if (!job || job.requesterId !== userId)
-    throw new TRPCError({ code: 'NOT_FOUND', message: `No job ${input.id} of yours` });
+  if (!job || job.requesterId !== userId) throw new ServiceError('NOT_FOUND', `No job ${input.id} of yours`);
   if (job.outcome !== 'COMPLETED')
-    throw new TRPCError({
-      code: 'CONFLICT',
-      message: `Job ${input.id} is ${job.outcome.toLowerCase()}, not completed: nothing to check`,
-    });
-  if (job.checkResult) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} was checked already` });
+    throw new ServiceError(
+      'CONFLICT',
+      `Job ${input.id} is ${job.outcome.toLowerCase()}, not completed: nothing to check`,
+    );
+  if (job.checkResult) throw new ServiceError('CONFLICT', `Job ${input.id} was checked already`);
   if (
     (input.result !== 'UNRESOLVED' || input.excludedPeerIds.length) &&
     !job.peers.some((peer) => peer.role === 'CHECKER')
   ) {
-    throw new TRPCError({
-      code: 'BAD_REQUEST',
-      message: `No checker was recorded for job ${input.id}: its check can only be UNRESOLVED, naming nobody`,
-    });
+    throw new ServiceError(
+      'INVALID',
+      `No checker was recorded for job ${input.id}: its check can only be UNRESOLVED, naming nobody`,
+    );
   }
   const culprits = input.excludedPeerIds.map((peerId) => {
     const culprit = job.peers.find((peer) => peer.peerId === peerId);
-    if (!culprit)
-      throw new TRPCError({ code: 'BAD_REQUEST', message: `Peer ${peerId} was not recorded taking job ${input.id}` });
+    if (!culprit) throw new ServiceError('INVALID', `Peer ${peerId} was not recorded taking job ${input.id}`);
     return culprit;
   });
   if (culprits.some((culprit) => culprit.userId === userId))
-    throw new TRPCError({ code: 'BAD_REQUEST', message: 'A spot check cannot name your own peers' });
+    throw new ServiceError('INVALID', 'A spot check cannot name your own peers');
   await db.$transaction(async (tx) => {
     // Only the first of two reports sent at once gets to record its mismatches.
     const { count } = await tx.inferenceJob.updateMany({
       where: { id: input.id, checkResult: null },
       data: { checkResult: input.result },
     });
-    if (count !== 1) throw new TRPCError({ code: 'CONFLICT', message: `Job ${input.id} was checked already` });
+    if (count !== 1) throw new ServiceError('CONFLICT', `Job ${input.id} was checked already`);
     await tx.peerMismatch.createMany({
       data: culprits.map((culprit) => ({
         roomId: job.roomId,

@@ -1,8 +1,8 @@
 // Rooms and their members. Membership is stored; a join takes the room's row lock, so concurrent joins cannot
 // overfill it (counting and inserting happen under the lock).
 import { randomBytes } from 'node:crypto';
-import { TRPCError } from '@trpc/server';
 import type { Db, PrismaClient } from '../db/client.ts';
+import { ServiceError } from './errors.ts';
 
 export const GLOBAL_ROOM = 'global';
 
@@ -44,7 +44,7 @@ export async function createRoom(
     // Serialize this owner's creations: the count below sees every other one, so a burst cannot pass the cap.
     await tx.$queryRaw`SELECT id FROM "User" WHERE id = ${ownerId}::uuid FOR UPDATE`;
     if ((await tx.room.count({ where: { ownerId } })) >= maxOwned) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: `An account may own at most ${maxOwned} rooms` });
+      throw new ServiceError('FORBIDDEN', `An account may own at most ${maxOwned} rooms`);
     }
     const room = await tx.room.create({
       data: {
@@ -135,7 +135,7 @@ export async function joinRoom(db: PrismaClient, userId: string, slug: string, i
   return db.$transaction(
     async (tx) => {
       const found = await tx.room.findUnique({ where: { slug }, select: { ...roomSelect, inviteCode: true } });
-      if (!found) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
+      if (!found) throw new ServiceError('NOT_FOUND', `No room ${slug}`);
       if (found.slug === GLOBAL_ROOM) return found;
       // Serialize joins of this room: the count below and the insert after it see every other join.
       await tx.$queryRaw`SELECT id FROM "Room" WHERE id = ${found.id}::uuid FOR UPDATE`;
@@ -144,11 +144,11 @@ export async function joinRoom(db: PrismaClient, userId: string, slug: string, i
         return found;
       }
       if (found.visibility === 'PRIVATE' && (!inviteCode || inviteCode !== found.inviteCode)) {
-        throw new TRPCError({ code: 'FORBIDDEN', message: 'This room is private: join it with its invite link' });
+        throw new ServiceError('FORBIDDEN', 'This room is private: join it with its invite link');
       }
       const members = await tx.roomMember.count({ where: { roomId: found.id } });
       if (members >= found.capacity)
-        throw new TRPCError({ code: 'CONFLICT', message: `This room is full (${found.capacity} members)` });
+        throw new ServiceError('CONFLICT', `This room is full (${found.capacity} members)`);
       await tx.roomMember.create({ data: { roomId: found.id, userId } });
       await touch(tx, found.id);
       return found;
@@ -160,7 +160,7 @@ export async function joinRoom(db: PrismaClient, userId: string, slug: string, i
 
 export async function leaveRoom(db: PrismaClient, userId: string, slug: string): Promise<boolean> {
   const room = await roomBySlug(db, slug);
-  if (!room) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
+  if (!room) throw new ServiceError('NOT_FOUND', `No room ${slug}`);
   const { count } = await db.roomMember.deleteMany({ where: { roomId: room.id, userId } });
   if (count > 0) await touch(db, room.id);
   return count > 0;
@@ -168,7 +168,7 @@ export async function leaveRoom(db: PrismaClient, userId: string, slug: string):
 
 export async function roomMembers(db: PrismaClient, slug: string) {
   const room = await roomBySlug(db, slug);
-  if (!room) throw new TRPCError({ code: 'NOT_FOUND', message: `No room ${slug}` });
+  if (!room) throw new ServiceError('NOT_FOUND', `No room ${slug}`);
   const members = await db.roomMember.findMany({
     where: { roomId: room.id },
     orderBy: { joinedAt: 'asc' },

@@ -1,9 +1,10 @@
 // The one initTRPC of the server.
-import { TRPCError, initTRPC } from '@trpc/server';
+import { TRPCError, type TRPC_ERROR_CODE_KEY, initTRPC } from '@trpc/server';
 import { ZodError, z } from 'zod';
 import { unavailability } from '../dependencies/dependency.ts';
 import { ProviderError } from '../providers/provider.ts';
 import type { BudgetName } from '../services/budgets.ts';
+import { type RefusalKind, ServiceError } from '../services/errors.ts';
 import type { Context } from './context.ts';
 
 const t = initTRPC.context<Context>().create({
@@ -68,11 +69,33 @@ const unavailableAsServiceUnavailable = t.middleware(async ({ next }) => {
   return result;
 });
 
-/** Every call counts against the per-IP API budget, one by one: a batch of ten is ten calls, not one request. */
-export const publicProcedure = t.procedure.use(unavailableAsServiceUnavailable).use(async ({ ctx, next }) => {
-  await spend(ctx, 'call');
-  return next();
+const TRPC_CODE_OF: Record<RefusalKind, TRPC_ERROR_CODE_KEY> = {
+  NOT_FOUND: 'NOT_FOUND',
+  FORBIDDEN: 'FORBIDDEN',
+  CONFLICT: 'CONFLICT',
+  INVALID: 'BAD_REQUEST',
+  TOO_MANY: 'TOO_MANY_REQUESTS',
+  TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+};
+
+/** A service's refusal (services/errors.ts) becomes the tRPC error of its kind, with the service's message. */
+const refusalsAsTRPCErrors = t.middleware(async ({ next }) => {
+  const result = await next();
+  if (!result.ok && result.error.cause instanceof ServiceError) {
+    const refusal = result.error.cause;
+    throw new TRPCError({ code: TRPC_CODE_OF[refusal.kind], message: refusal.message, cause: refusal });
+  }
+  return result;
 });
+
+/** Every call counts against the per-IP API budget, one by one: a batch of ten is ten calls, not one request. */
+export const publicProcedure = t.procedure
+  .use(unavailableAsServiceUnavailable)
+  .use(refusalsAsTRPCErrors)
+  .use(async ({ ctx, next }) => {
+    await spend(ctx, 'call');
+    return next();
+  });
 
 /** A procedure that costs the server real work, money or disk: it also spends its own per-IP and per-user budget. */
 export function costly(name: Exclude<BudgetName, 'call'>) {
