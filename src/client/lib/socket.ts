@@ -3,7 +3,7 @@ import { io } from 'socket.io-client';
 import type { MeshSocket } from '../../shared/rtc/mesh-room.ts';
 import { reconnectWhenAvailable } from '../../shared/rtc/reconnect-when-available.ts';
 import { MESH_NAMESPACE } from '../../shared/socket-contract.ts';
-import { trpc } from './trpc.ts';
+import { ensureSession } from './session.ts';
 
 let connecting: Promise<MeshSocket> | null = null;
 
@@ -13,10 +13,7 @@ let connecting: Promise<MeshSocket> | null = null;
  */
 export function meshSocket(options: { guest?: boolean } = {}): Promise<MeshSocket> {
   connecting ??= (async () => {
-    if (!(await trpc.auth.me.query())) {
-      if (options.guest === false) throw new Error('Not signed in');
-      await trpc.auth.guest.mutate({});
-    }
+    await ensureSession(options);
     const created: MeshSocket = io(MESH_NAMESPACE, { withCredentials: true });
     await new Promise<void>((resolve, reject) => {
       created.once('connect', () => resolve());

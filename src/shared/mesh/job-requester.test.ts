@@ -132,6 +132,33 @@ describe('JobRequester', () => {
     expect(await honest.check).toMatchObject({ result: 'MATCH', excluded: [] });
   });
 
+  it('tells its subscribers when what a room panel shows changes: the check rate, answers served, exclusions', async () => {
+    const mesh = room({ spotCheckRate: 1 });
+    const seen: { rate: number; served: number; excluded: boolean }[] = [];
+    const stop = mesh.requester.subscribe(() =>
+      seen.push({
+        rate: mesh.requester.spotCheckRate,
+        served: mesh.requester.servedCount('liar'),
+        excluded: mesh.requester.exclusion('user-liar') !== undefined,
+      }),
+    );
+    mesh.requester.setSpotCheckRate(1);
+    mesh.join('liar', 'user-liar', { claims: 10_000, answer: [11, 12, 99, 14, 15] });
+    mesh.join('ann', 'user-ann', { claims: 1 });
+    mesh.join('ben', 'user-ben', { claims: 1 });
+    await (
+      await mesh.ask()
+    ).check;
+    expect(seen).toEqual([
+      { rate: 1, served: 0, excluded: false },
+      { rate: 1, served: 1, excluded: false },
+      { rate: 1, served: 1, excluded: true },
+    ]);
+    stop();
+    mesh.requester.setSpotCheckRate(0);
+    expect(seen).toHaveLength(3);
+  });
+
   it('ranks peers by the speed it measured once it has a measurement, not by the speed they claim', async () => {
     const mesh = room();
     // The liar claims 10,000 tokens/s and makes five tokens 40 ms apart; the honest peer claims 100 and is quick.

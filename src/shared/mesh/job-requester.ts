@@ -52,6 +52,7 @@ export class JobRequester {
   /** Matching checks per user: a user new here is checked more often (see peer-trust.ts). */
   private readonly trust = new PeerTrust();
   private readonly mismatchListeners = new Set<(event: MismatchEvent) => void>();
+  private readonly listeners = new Set<() => void>();
   private readonly options: JobRequesterOptions;
 
   constructor(
@@ -69,6 +70,17 @@ export class JobRequester {
   /** Sets the share of finished jobs to spot-check, clamped to 0..1. */
   setSpotCheckRate(rate: number): void {
     this.options.spotCheckRate = Math.min(1, Math.max(0, rate));
+    this.changed();
+  }
+
+  /** Calls `listener` after what a room's panel shows changes (check rate, answers served, exclusions). */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
   }
 
   /** Calls `listener` on every mismatch a spot check catches; returns the unsubscribe. */
@@ -252,6 +264,7 @@ export class JobRequester {
           for (const server of new Set(servedBy)) {
             if (this.isPresent(server.peerId)) this.served.set(server.peerId, this.servedCount(server.peerId) + 1);
           }
+          this.changed();
           const users = [...new Set(madeBy.map((by) => by.userId))];
           const rate = checkRate(
             this.options,
@@ -343,6 +356,7 @@ export class JobRequester {
       this.trust.forget(peer.userId);
     }
     if (verdict.matchedUsers.length) this.trust.matched(verdict.matchedUsers);
+    if (verdict.exclusions.length) this.changed();
     if (verdict.mismatch) {
       const event = { peerId: verdict.mismatch.peerId, jobId, checkers: verdict.check.checkers };
       for (const listener of this.mismatchListeners) listener(event);

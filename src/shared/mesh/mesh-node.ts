@@ -50,6 +50,7 @@ export class MeshNode {
       if (last && last.tokensPerSecond > 0) this.measuredTokensPerSecond = last.tokensPerSecond;
       this.announce();
     };
+    this.requester.subscribe(() => this.changed());
   }
 
   /** Records a decode speed measured here (local chat), so peers can rank this one. */

@@ -7,6 +7,7 @@ import { DEFAULT_REQUESTER_OPTIONS } from '../../../shared/mesh/job-requester.ts
 import { MeshNode } from '../../../shared/mesh/mesh-node.ts';
 import { MeshRoom as RtcMeshRoom } from '../../../shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../../../shared/rtc/peer-link.ts';
+import { ensureSession } from '../../lib/session.ts';
 import { meshSocket } from '../../lib/socket.ts';
 import { trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
@@ -74,7 +75,7 @@ export async function joinMeshRoom(
   joining = (async () => {
     await leaveMeshRoom();
     const socket = await meshSocket(options);
-    const me = await trpc.auth.me.query();
+    const me = await ensureSession({ guest: false });
     if (slug !== 'global' && me?.kind === 'ACCOUNT')
       await trpc.room.join.mutate({ room: slug, ...(invite ? { inviteCode: invite } : {}) });
     const iceServers = await trpc.room.iceServers.query();
@@ -117,8 +118,7 @@ async function rejoin(slug: string, invite: string | undefined): Promise<void> {
   for (const wait of [200, 500, 1000, 2000, 4000, 8000]) {
     await sleep(wait);
     if (room || joining) return;
-    const me = await trpc.auth.me.query().catch(() => null);
-    if (!me) continue;
+    if (!(await ensureSession({ guest: false }).catch(() => null))) continue;
     try {
       await joinMeshRoom(slug, invite, { guest: false });
       return;
@@ -136,4 +136,14 @@ export async function leaveMeshRoom(): Promise<void> {
   emit();
   meshNode.setSharing(false);
   await leaving?.leave();
+}
+
+/** Whether this device runs jobs for the room's peers ("Share my compute"). */
+export function setSharing(sharing: boolean): void {
+  meshNode.setSharing(sharing);
+}
+
+/** The share of this device's mesh answers re-run on another peer to check them (0 to 1). */
+export function setSpotCheckRate(rate: number): void {
+  meshNode.requester.setSpotCheckRate(rate);
 }

@@ -1,12 +1,21 @@
 // The Rooms screens: the list (create, join by invite link) and a live room: its members with their
 // capabilities, WebRTC connection state and round-trip time, as peers come and go.
-import { useEffect, useState, useSyncExternalStore } from 'react';
+import { useEffect, useState } from 'react';
 import { Link, useLocation, useParams, useSearch } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import { ROOM_LIMITS } from '../../../shared/schemas/room.ts';
 import type { MeshSnapshot } from '../../../shared/rtc/mesh-room.ts';
-import { api, trpc } from '../../lib/trpc.ts';
-import { type MeshRoom, joinMeshRoom, leaveMeshRoom, useMeshRoom } from '../mesh/mesh-store.ts';
+import { ensureSession } from '../../lib/session.ts';
+import { api } from '../../lib/trpc.ts';
+import {
+  type MeshRoom,
+  joinMeshRoom,
+  leaveMeshRoom,
+  setSharing,
+  setSpotCheckRate,
+  useMeshRoom,
+} from '../mesh/mesh-store.ts';
+import { useRoomView } from '../mesh/room-view.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 
 export function RoomsPage() {
@@ -19,23 +28,15 @@ export function RoomsPage() {
   const [, navigate] = useLocation();
   const [name, setName] = useState('');
   const [visibility, setVisibility] = useState<'PUBLIC' | 'PRIVATE'>('PUBLIC');
-  const [error, setError] = useState<string | null>(null);
+  const create = api.room.create.useMutation({
+    onSuccess: (room) => navigate(`/rooms/${room.slug}${room.inviteCode ? `?invite=${room.inviteCode}` : ''}`),
+  });
   const isAccount = me.data?.kind === 'ACCOUNT';
 
   useEffect(() => {
     // Rooms need a session; a guest identity is made on first visit.
-    if (me.data === null) void trpc.auth.guest.mutate({}).then(() => utils.auth.me.invalidate());
+    if (me.data === null) void ensureSession().then(() => utils.auth.me.invalidate());
   }, [me.data, utils]);
-
-  async function create() {
-    setError(null);
-    try {
-      const room = await trpc.room.create.mutate({ name, visibility, capacity: 8 });
-      navigate(`/rooms/${room.slug}${room.inviteCode ? `?invite=${room.inviteCode}` : ''}`);
-    } catch (cause) {
-      setError(cause instanceof Error ? cause.message : String(cause));
-    }
-  }
 
   return (
     <section aria-labelledby="rooms-title">
@@ -73,7 +74,7 @@ export function RoomsPage() {
           className="actions"
           onSubmit={(event) => {
             event.preventDefault();
-            void create();
+            create.mutate({ name, visibility, capacity: 8 });
           }}
         >
           <label>
@@ -94,16 +95,16 @@ export function RoomsPage() {
             />{' '}
             Private (invite link)
           </label>
-          <button type="submit" className="primary" data-testid="room-create">
+          <button type="submit" className="primary" data-testid="room-create" disabled={create.isPending}>
             Create
           </button>
         </form>
       ) : (
         <p className="muted">Guests can use the global room; creating or joining other rooms needs an account.</p>
       )}
-      {error && (
+      {create.error && (
         <p className="error" role="alert">
-          {error}
+          {create.error.message}
         </p>
       )}
     </section>
@@ -153,11 +154,10 @@ export function RoomPage() {
 const formatRate = (rate: number | null | undefined) => (rate ? `${rate.toFixed(1)} tok/s` : '—');
 
 function RoomMembers({ room }: { room: MeshRoom }) {
-  const snapshot: MeshSnapshot = useSyncExternalStore(room.subscribe, room.getSnapshot);
+  const snapshot = useRoomView(room);
   const loaded = useLoadedModel();
   const [, navigate] = useLocation();
-  const own = room.node.capabilities();
-  const served = room.node.server.served.filter((job) => job.outcome === 'done').length;
+  const { own } = snapshot;
   return (
     <>
       {snapshot.error && (
@@ -173,7 +173,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
             data-testid="share-compute"
             checked={own.sharing}
             disabled={!loaded}
-            onChange={(event) => room.node.setSharing(event.target.checked)}
+            onChange={(event) => setSharing(event.target.checked)}
           />{' '}
           Share my compute{' '}
           {loaded ? `(${loaded.entry.name}, ${BACKEND_LABEL[loaded.backend]})` : '(load a model first)'}
@@ -182,10 +182,8 @@ function RoomMembers({ room }: { room: MeshRoom }) {
           Check answers from peers{' '}
           <select
             data-testid="spot-check"
-            defaultValue={String(room.node.requester.spotCheckRate)}
-            onChange={(event) => {
-              room.node.requester.setSpotCheckRate(Number(event.target.value));
-            }}
+            value={String(own.spotCheckRate)}
+            onChange={(event) => setSpotCheckRate(Number(event.target.value))}
           >
             <option value="0">never</option>
             <option value="0.1">1 in 10</option>
@@ -204,7 +202,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
       </div>
       <p className="muted small" data-testid="self-serving">
         {own.sharing
-          ? `Sharing: ${plural(served, 'job')} served, ${own.queue} waiting`
+          ? `Sharing: ${plural(own.served, 'job')} served, ${own.queue} waiting`
           : 'Not sharing: peers cannot run jobs here'}
       </p>
       <RoomStats room={room.room} />
@@ -232,7 +230,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
           {snapshot.peers.map((peer) => {
             // What the peer says over the data channel is live; the server's copy fills in until then.
             const caps = peer.mesh ?? peer.capabilities;
-            const excluded = room.node.requester.exclusion(peer.userId);
+            const { excluded } = peer;
             return (
               <tr
                 key={peer.peerId}
@@ -261,7 +259,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
                 <td>{formatRate(caps.tokensPerSecond)}</td>
                 <td>{caps.queue}</td>
                 <td data-testid="peer-sharing">{caps.sharing ? 'yes' : 'no'}</td>
-                <td data-testid="peer-served-me">{room.node.requester.servedCount(peer.peerId)}</td>
+                <td data-testid="peer-served-me">{peer.servedMe}</td>
                 <td data-testid="peer-state" data-state={peer.link.channel === 'open' ? 'open' : peer.link.connection}>
                   {peer.link.channel === 'open'
                     ? 'connected'
