@@ -46,7 +46,17 @@ export class JobServer {
   private readonly offersByPeer = new Map<string, number[]>();
   /** Jobs finished, for the status line and the room's panel. */
   readonly served: ServedJobStats[] = [];
-  onChange: () => void = () => {};
+  private readonly listeners = new Set<() => void>();
+
+  /** Calls `listener` after its queue or its served jobs change; returns the unsubscribe. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
 
   constructor(
     private readonly engine: MeshEngine,
@@ -99,7 +109,7 @@ export class JobServer {
     const job: Job = { offer, peerId, send, cancelled: false, generation: null, stopReason: null, receivedAt: now };
     this.jobs.set(jobId, job);
     void send({ type: 'job:accept', jobId, position: waiting });
-    this.onChange();
+    this.changed();
     void this.run(job);
   }
 
@@ -144,7 +154,7 @@ export class JobServer {
       if (job.stopReason) throw new Error('stopped before it started');
       const generation = this.engine.generate(offer.messages, offer.sampling, offer.prefix);
       job.generation = generation;
-      this.onChange();
+      this.changed();
       for await (const token of generation) {
         const corrupt = this.options.corruptTokens === true && token.index >= 3;
         void job.send({
@@ -201,7 +211,7 @@ export class JobServer {
         tokensPerSecond,
       });
       if (this.served.length > 200) this.served.shift();
-      this.onChange();
+      this.changed();
     }
     if (last) void job.send(last);
   }

@@ -45,11 +45,11 @@ export class MeshNode {
   ) {
     this.server = new JobServer(engine, gate, options.serving ?? DEFAULT_JOB_SERVER_OPTIONS);
     this.requester = new JobRequester(() => this.views(), options.requesting ?? DEFAULT_REQUESTER_OPTIONS);
-    this.server.onChange = () => {
+    this.server.subscribe(() => {
       const last = this.server.served.at(-1);
       if (last && last.tokensPerSecond > 0) this.measuredTokensPerSecond = last.tokensPerSecond;
       this.announce();
-    };
+    });
     this.requester.subscribe(() => this.changed());
   }
 
