@@ -4,7 +4,6 @@ import { useEffect, useState } from 'react';
 import { Link, useLocation, useParams, useSearch } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import { ROOM_LIMITS } from '../../../shared/schemas/room.ts';
-import type { MeshSnapshot } from '../../../shared/rtc/mesh-room.ts';
 import { ensureSession } from '../../lib/session.ts';
 import { api } from '../../lib/trpc.ts';
 import {
@@ -16,6 +15,8 @@ import {
   useMeshRoom,
 } from '../mesh/mesh-store.ts';
 import { useRoomView } from '../mesh/room-view.ts';
+import { MeshGraph } from './mesh-graph.tsx';
+import { RoomStats, plural } from './room-stats.tsx';
 import { useLoadedModel } from '../models/model-store.ts';
 
 export function RoomsPage() {
@@ -272,80 +273,5 @@ function RoomMembers({ room }: { room: MeshRoom }) {
         </tbody>
       </table>
     </>
-  );
-}
-
-const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
-
-/** What the server recorded of this room's mesh jobs, and this person's latest ones. */
-function RoomStats({ room }: { room: string }) {
-  const stats = api.jobs.roomStats.useQuery({ room }, { refetchInterval: 5000, retry: false });
-  const mine = api.jobs.list.useQuery(undefined, { refetchInterval: 5000, retry: false });
-  const recent = (mine.data ?? []).filter((job) => job.room?.slug === room).slice(0, 5);
-  if (!stats.data) return null;
-  const { jobs, tokensOut, failovers, mismatches, servers } = stats.data;
-  const completed = jobs.COMPLETED ?? 0;
-  return (
-    <div className="room-stats">
-      <p className="muted small" data-testid="room-stats">
-        {plural(completed, 'answer')} served in this room · {plural(tokensOut, 'token')} ·{' '}
-        {plural(failovers, 'failover')} · {plural(mismatches, 'failed spot check')}
-        {servers.length > 0 && ` · most by ${servers.map((s) => `${s.name} (${s.jobs})`).join(', ')}`}
-      </p>
-      {recent.length > 0 && (
-        <details>
-          <summary>Your latest mesh jobs here</summary>
-          <ul className="small" data-testid="my-jobs">
-            {recent.map((job) => (
-              <li key={job.id}>
-                {job.outcome.toLowerCase()} · {job.modelId} · {job.server?.displayName ?? 'a peer that left'} ·{' '}
-                {job.tokensOut} tokens
-                {job.tokensPerSecond ? ` · ${job.tokensPerSecond.toFixed(1)} tok/s` : ''}
-                {job.failoverCount ? ` · ${job.failoverCount} failover${job.failoverCount === 1 ? '' : 's'}` : ''}
-                {job.checkResult ? ` · check: ${job.checkResult.toLowerCase()}` : ''}
-              </li>
-            ))}
-          </ul>
-        </details>
-      )}
-    </div>
-  );
-}
-
-/** The room as a picture: this device in the middle, peers around it, each line coloured by its connection. */
-function MeshGraph({ self, peers }: { self: string; peers: MeshSnapshot['peers'] }) {
-  const size = 220;
-  const centre = size / 2;
-  const radius = size / 2 - 28;
-  return (
-    <svg
-      className="mesh-graph"
-      width={size}
-      height={size}
-      viewBox={`0 0 ${size} ${size}`}
-      role="img"
-      aria-label={`You and ${peers.length} peers`}
-    >
-      {peers.map((peer, i) => {
-        const angle = (2 * Math.PI * i) / peers.length - Math.PI / 2;
-        const x = centre + radius * Math.cos(angle);
-        const y = centre + radius * Math.sin(angle);
-        const open = peer.link.channel === 'open';
-        const sharing = (peer.mesh ?? peer.capabilities).sharing;
-        return (
-          <g key={peer.peerId}>
-            <line x1={centre} y1={centre} x2={x} y2={y} className={open ? 'edge edge-open' : 'edge'} />
-            <circle cx={x} cy={y} r={10} className={sharing ? 'node node-sharing' : 'node'} />
-            <text x={x} y={y + 24} textAnchor="middle" className="node-label">
-              {peer.displayName.slice(0, 14)}
-            </text>
-          </g>
-        );
-      })}
-      <circle cx={centre} cy={centre} r={12} className="node node-self" />
-      <text x={centre} y={centre + 28} textAnchor="middle" className="node-label">
-        {self.slice(0, 14)}
-      </text>
-    </svg>
   );
 }

@@ -1,0 +1,39 @@
+// What the server recorded of a room's mesh jobs, and this person's latest ones there.
+import { api } from '../../lib/trpc.ts';
+
+export const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
+
+/** What the server recorded of this room's mesh jobs, and this person's latest ones. */
+export function RoomStats({ room }: { room: string }) {
+  const stats = api.jobs.roomStats.useQuery({ room }, { refetchInterval: 5000, retry: false });
+  const mine = api.jobs.list.useQuery(undefined, { refetchInterval: 5000, retry: false });
+  const recent = (mine.data ?? []).filter((job) => job.room?.slug === room).slice(0, 5);
+  if (!stats.data) return null;
+  const { jobs, tokensOut, failovers, mismatches, servers } = stats.data;
+  const completed = jobs.COMPLETED ?? 0;
+  return (
+    <div className="room-stats">
+      <p className="muted small" data-testid="room-stats">
+        {plural(completed, 'answer')} served in this room · {plural(tokensOut, 'token')} ·{' '}
+        {plural(failovers, 'failover')} · {plural(mismatches, 'failed spot check')}
+        {servers.length > 0 && ` · most by ${servers.map((s) => `${s.name} (${s.jobs})`).join(', ')}`}
+      </p>
+      {recent.length > 0 && (
+        <details>
+          <summary>Your latest mesh jobs here</summary>
+          <ul className="small" data-testid="my-jobs">
+            {recent.map((job) => (
+              <li key={job.id}>
+                {job.outcome.toLowerCase()} · {job.modelId} · {job.server?.displayName ?? 'a peer that left'} ·{' '}
+                {job.tokensOut} tokens
+                {job.tokensPerSecond ? ` · ${job.tokensPerSecond.toFixed(1)} tok/s` : ''}
+                {job.failoverCount ? ` · ${job.failoverCount} failover${job.failoverCount === 1 ? '' : 's'}` : ''}
+                {job.checkResult ? ` · check: ${job.checkResult.toLowerCase()}` : ''}
+              </li>
+            ))}
+          </ul>
+        </details>
+      )}
+    </div>
+  );
+}
