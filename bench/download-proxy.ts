@@ -11,7 +11,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
-import { downloadModel, guestCookie, startServer } from '../tests/support/server-process.ts';
+import { downloadModel, signUpCookie, startServer } from '../tests/support/server-process.ts';
 
 const SIZE = Number(process.env.BENCH_SIZE_MB ?? 1024) * 1024 * 1024;
 const MB = 1024 * 1024;
@@ -104,7 +104,7 @@ try {
   if (savedBytes !== SIZE) throw new Error(`direct download to a file got ${savedBytes} bytes`);
   await rm(copy);
 
-  const cookie = await guestCookie(server.url);
+  const cookie = await signUpCookie(server.url, 'bench');
   await downloadModel(server.url, cookie, 'warm');
   await writeFile(`/proc/${server.child.pid}/clear_refs`, '5'); // the peak (VmHWM) from here on
   const before = await memory(server.child.pid ?? 0);

@@ -25,7 +25,7 @@ import { MeshRoom, type MeshSocket } from '../src/shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../src/shared/rtc/peer-link.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { publishModels } from '../tests/support/model-fixtures.ts';
-import { ROOT, downloadModel, guestCookie, startServer } from '../tests/support/server-process.ts';
+import { ROOT, downloadModel, guestCookie, signUpCookie, startServer } from '../tests/support/server-process.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
@@ -57,7 +57,7 @@ const server = await startServer({
   MANIFEST_PATH: manifestPath,
   CLIENT_DIST_DIR: path.join(dir, 'none'),
 });
-await downloadModel(server.url, await guestCookie(server.url), 'bench');
+await downloadModel(server.url, await signUpCookie(server.url, 'bench'), 'bench');
 const publishedBench = published.bench?.model;
 if (!publishedBench) throw new Error('the benchmark model was not published');
 const benchModel: EngineModel = publishedBench;

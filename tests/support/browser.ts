@@ -133,6 +133,55 @@ export async function runWorker(
 }
 
 /**
+ * One long-lived worker in the page, as the app keeps one: `load` starts it and loads `model`; each `generate` runs
+ * one answer on it (the engine starts each answer afresh); `close` ends it. For measuring what people get, where a
+ * fresh worker per answer would also measure start-up.
+ */
+export async function workerSession(page: Page, workerPath: string) {
+  await page.evaluate('globalThis.__name ??= (fn) => fn');
+  const request = <T extends EngineReply['type']>(message: Record<string, unknown>, until: T[]) =>
+    page.evaluate(
+      async ({ workerPath, message, until }) => {
+        interface PageWorker {
+          postMessage(message: unknown): void;
+          addEventListener(type: 'message', listener: (event: { data: EngineReply }) => void): void;
+          removeEventListener(type: 'message', listener: (event: { data: EngineReply }) => void): void;
+          terminate(): void;
+        }
+        const scope = globalThis as unknown as {
+          Worker: new (url: string, options: { type: 'module' }) => PageWorker;
+          __benchWorker?: PageWorker;
+        };
+        scope.__benchWorker ??= new scope.Worker(workerPath, { type: 'module' });
+        const worker = scope.__benchWorker;
+        return new Promise<EngineReply>((resolve) => {
+          const listener = (event: { data: EngineReply }) => {
+            if (event.data.requestId !== message.requestId || !until.includes(event.data.type as never)) return;
+            worker.removeEventListener('message', listener);
+            resolve(event.data);
+          };
+          worker.addEventListener('message', listener);
+          worker.postMessage(message);
+        });
+      },
+      { workerPath, message, until: until as string[] },
+    ) as Promise<Extract<EngineReply, { type: T | 'error' }>>;
+  let id = 0;
+  return {
+    load: (model: EngineModel, backend: BackendPreference) =>
+      request({ type: 'load', requestId: `load-${++id}`, model, backend }, ['ready', 'error']),
+    generate: (messages: EngineMessage[], sampling: SamplingInput) =>
+      request({ type: 'generate', requestId: `gen-${++id}`, messages, sampling }, ['complete', 'error']),
+    close: () =>
+      page.evaluate(() => {
+        const scope = globalThis as unknown as { __benchWorker?: { terminate(): void } };
+        scope.__benchWorker?.terminate();
+        delete scope.__benchWorker;
+      }),
+  };
+}
+
+/**
  * A new browser context signed in as a guest named `displayName` (the app would otherwise pick "Guest 1234"). The
  * guest is made on a page of the origin that is not the app (`/api/health`), so the app cannot make its own meanwhile.
  */
