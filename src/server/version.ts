@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pkg from '../../package.json' with { type: 'json' };
+import { isCommitSha } from '../shared/schemas/models.ts';
 
 export const APP_VERSION: string = pkg.version;
 
@@ -18,7 +19,7 @@ function readGitCommit(): string | null {
   try {
     const gitDir = fileURLToPath(new URL('../../.git/', import.meta.url));
     const head = readFileSync(`${gitDir}HEAD`, 'utf8').trim();
-    if (!head.startsWith('ref: ')) return /^[0-9a-f]{40}$/.test(head) ? head : null;
+    if (!head.startsWith('ref: ')) return isCommitSha(head) ? head : null;
     const ref = head.slice(5);
     try {
       return readFileSync(`${gitDir}${ref}`, 'utf8').trim();

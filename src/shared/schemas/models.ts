@@ -16,6 +16,11 @@ export const RepoSchema = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*\/[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'Expected a repository as owner/name')
   .refine((repo) => !repo.split('/').some((part) => part.includes('..')), 'Repository names cannot contain ".."');
 
+/** A full git commit id, as the Hub's revision API answers it: what pins a model's files. */
+export const COMMIT_SHA = /^[0-9a-f]{40}$/;
+export const CommitShaSchema = z.string().regex(COMMIT_SHA, 'Expected a 40-character commit sha');
+export const isCommitSha = (value: string): boolean => COMMIT_SHA.test(value);
+
 /** A git commit sha (pinned) or a branch name such as `main`. */
 export const RevisionSchema = z
   .string()

@@ -1,0 +1,143 @@
+// The Hub's HTTP API as the download proxy uses it: a revision resolved to a commit, a commit's file tree (paged),
+// and a file's bytes from an offset. Every request goes through safeFetch (docs/SECURITY.md: SSRF guard, redirect
+// cap, the token sent only to the Hub's own origin); answers are checked with zod before use.
+import { z } from 'zod';
+import { CommitShaSchema } from '../../shared/schemas/models.ts';
+import { DownloadError } from './download-types.ts';
+import { type SafeResponse, readBody, safeFetch } from './safe-fetch.ts';
+
+export interface HubClientOptions {
+  origin: string;
+  token?: string | undefined;
+  maxRedirects: number;
+  /** No response headers within this many ms: give up. */
+  timeoutMs: number;
+}
+
+const TreeEntrySchema = z.object({
+  type: z.string(),
+  path: z.string(),
+  size: z.number().int().nonnegative(),
+  oid: z.string(),
+  lfs: z.object({ oid: z.string().regex(/^[0-9a-f]{64}$/), size: z.number().int().nonnegative() }).optional(),
+});
+export type HubTreeEntry = z.infer<typeof TreeEntrySchema>;
+const TreeSchema = z.array(TreeEntrySchema);
+const RevisionInfoSchema = z.object({ sha: CommitShaSchema });
+
+/** The Hub pages file lists by the thousand; a repo with more pages than this is not a model this server fetches. */
+const MAX_TREE_PAGES = 100;
+/** An API answer larger than this is not one the proxy needs. */
+const MAX_JSON_BYTES = 8 * 1024 * 1024;
+
+export function encodePath(file: string): string {
+  return file.split('/').map(encodeURIComponent).join('/');
+}
+
+export class HubClient {
+  constructor(private readonly options: HubClientOptions) {}
+
+  get origin(): string {
+    return this.options.origin;
+  }
+
+  /** The commit `revision` (a branch, tag or commit) of `repo` points at. */
+  async commit(repo: string, revision: string, signal: AbortSignal): Promise<string> {
+    const info = RevisionInfoSchema.safeParse(await this.json(`/api/models/${repo}/revision/${revision}`, signal));
+    if (!info.success) throw new DownloadError('HUB_ERROR', `The Hub gave no commit for ${repo}@${revision}`);
+    return info.data.sha;
+  }
+
+  /** Every file of a commit: the Hub pages long file lists (`Link: <...>; rel="next"`). */
+  async tree(repo: string, commit: string, signal: AbortSignal): Promise<HubTreeEntry[]> {
+    const files: HubTreeEntry[] = [];
+    let url: string | null = `${this.options.origin}/api/models/${repo}/tree/${commit}?recursive=true`;
+    for (let page = 0; url; page++) {
+      if (page === MAX_TREE_PAGES) {
+        throw new DownloadError('HUB_ERROR', `${repo} lists more than ${MAX_TREE_PAGES} pages of files`);
+      }
+      const { json, next } = await this.jsonPage(url, signal);
+      const parsed = TreeSchema.safeParse(json);
+      if (!parsed.success) throw new DownloadError('HUB_ERROR', `The Hub sent an unexpected file list for ${repo}`);
+      files.push(...parsed.data);
+      url = next;
+    }
+    return files;
+  }
+
+  /**
+   * The bytes of `file` from `offset`, checked against the size its tree gave: `resumed` says the Hub honoured the
+   * Range (a 200 to a Range request sends the whole file, which the caller then starts over).
+   */
+  async file(
+    repo: string,
+    commit: string,
+    file: { path: string; size: number },
+    offset: number,
+    signal: AbortSignal,
+  ): Promise<{ body: SafeResponse['body']; resumed: boolean }> {
+    const url = `${this.options.origin}/${repo}/resolve/${commit}/${encodePath(file.path)}`;
+    const response = await this.get(url, signal, offset > 0 ? { range: `bytes=${offset}-` } : {});
+    const resumed = response.status === 206 && !!response.headers['content-range']?.startsWith(`bytes ${offset}-`);
+    if (response.status !== 200 && !resumed) {
+      response.body.destroy();
+      if (response.status === 404) throw new DownloadError('NOT_FOUND', `${file.path} is not on the Hub`);
+      if (response.status === 401 || response.status === 403) {
+        throw new DownloadError('HUB_ERROR', `The Hub refused ${file.path} (gated? set HF_TOKEN)`);
+      }
+      if (response.status >= 500 || response.status === 429) {
+        throw new DownloadError('HUB_UNREACHABLE', `The Hub answered ${response.status}`);
+      }
+      throw new DownloadError('HUB_ERROR', `The Hub answered ${response.status} for ${file.path}`);
+    }
+    const linked = response.hops.find((h) => h['x-linked-size'])?.['x-linked-size'];
+    if (linked !== undefined && Number(linked) !== file.size) {
+      response.body.destroy();
+      throw new DownloadError('SIZE_MISMATCH', `${file.path}: the Hub announces ${linked} bytes, its tree ${file.size}`);
+    }
+    return { body: response.body, resumed };
+  }
+
+  /** A JSON answer of the Hub's API at `path` (under the Hub's origin). */
+  async json(path: string, signal: AbortSignal): Promise<unknown> {
+    return (await this.jsonPage(`${this.options.origin}${path}`, signal)).json;
+  }
+
+  private get(url: string, signal: AbortSignal, headers: Record<string, string> = {}) {
+    return safeFetch(url, {
+      trustedOrigin: this.options.origin,
+      authorization: this.options.token ? `Bearer ${this.options.token}` : undefined,
+      maxRedirects: this.options.maxRedirects,
+      timeoutMs: this.options.timeoutMs,
+      headers,
+      signal,
+    });
+  }
+
+  /** One page of a Hub API answer, with the URL of the next page when the Hub's `Link` header names one. */
+  private async jsonPage(url: string, signal: AbortSignal): Promise<{ json: unknown; next: string | null }> {
+    const response = await this.get(url, signal, { accept: 'application/json' });
+    const text = await readBody(response.body, MAX_JSON_BYTES);
+    const where = new URL(url).pathname;
+    if (response.status === 401 || response.status === 404) {
+      throw new DownloadError(
+        'NOT_FOUND',
+        `The Hub has no ${where.replace(/^\/api\/models\//, '')} (or it needs HF_TOKEN)`,
+      );
+    }
+    if (response.status !== 200) throw new DownloadError('HUB_ERROR', `The Hub answered ${response.status} for ${where}`);
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new DownloadError('HUB_ERROR', `The Hub sent malformed JSON for ${where}`);
+    }
+    const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(response.headers.link ?? ''))?.[1];
+    const next = link ? new URL(link, url) : null;
+    // The next page is asked of the Hub itself, never of wherever a header points.
+    if (next && next.origin !== this.options.origin) {
+      throw new DownloadError('HUB_ERROR', `The Hub's next page points elsewhere (${next.origin})`);
+    }
+    return { json, next: next?.toString() ?? null };
+  }
+}
