@@ -49,6 +49,24 @@ describe('the compiled server', () => {
       expect(commandLine.slice(1, 3)).toEqual(['scripts/start.mjs', '--no-build']);
       expect(commandLine.join(' ')).not.toMatch(/tsx/);
       expect(await childrenOf(server.child.pid!)).toEqual([]);
+      // stdout is a pipe, not a terminal: one JSON object a line (LOG_FORMAT=auto).
+      const lines = server.output().trim().split('\n');
+      expect(lines.map((line) => (JSON.parse(line) as { level: number }).level)).not.toContain(undefined);
+    } finally {
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    }
+  });
+
+  it('writes readable lines, not JSON, with LOG_FORMAT=pretty', async () => {
+    const server = await startServer(
+      { DATA_DIR: dir, CLIENT_DIST_DIR: path.join(dir, 'no-client'), LOG_FORMAT: 'pretty' },
+      60_000,
+      { compiled: true },
+    );
+    try {
+      expect(server.output()).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] \S*INFO\S*: \S*Server listening at http:/m);
+      expect(server.output()).not.toMatch(/^\{/m);
     } finally {
       server.child.kill('SIGTERM');
       expect(await server.exited).toBe(0);
