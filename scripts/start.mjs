@@ -4,6 +4,7 @@
 // since their last build (scripts/build.mjs, in a child process that exits before the server starts, so its memory
 // is not the server's); `--no-build` (npm run serve) runs what was built.
 import { spawn } from 'node:child_process';
+import { setFlagsFromString } from 'node:v8';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { SERVER_BUNDLE } from './build.mjs';
@@ -21,5 +22,9 @@ if (!process.argv.includes('--no-build')) {
   process.exit(1);
 }
 
+// Before any WebAssembly is compiled: baseline (Liftoff) code only. V8 would also compile PGlite's 9 MB of
+// Postgres, and Prisma's query compiler, a second time optimised, which costs about 40 MiB resident and, on a small
+// machine, CPU when the server starts; bench/pglite.ts measured no loss of queries per second (bench/README.md).
+setFlagsFromString('--liftoff-only');
 process.env.NODE_ENV ??= 'production';
 await import(pathToFileURL(SERVER_BUNDLE).href);
