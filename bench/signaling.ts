@@ -10,56 +10,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { type Socket, io } from 'socket.io-client';
+import { io } from 'socket.io-client';
 import { buildClient, launchChromium } from '../tests/support/browser.ts';
-import { guestCookie, startServer } from '../tests/support/server-process.ts';
+import { startServer } from '../tests/support/server-process.ts';
+import { type RelayResult, drive, joinedGuestSockets, quantile, relayThroughMesh } from './relay-load.ts';
 
 const SOCKETS = 50;
 const WINDOW = 4;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-
-const quantile = (values: number[], q: number) =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
-
-interface RelayResult {
-  perSecond: number;
-  p95: number;
-  p50: number;
-}
-
-/** Drives `sockets` (already connected, all able to reach each other by `address`) with relay traffic. */
-async function drive(
-  sockets: Socket[],
-  addresses: string[],
-  send: (socket: Socket, to: string, data: unknown) => Promise<void>,
-): Promise<RelayResult> {
-  const latencies: number[] = [];
-  let delivered = 0;
-  for (const socket of sockets) {
-    socket.on('signal', (event: { data: { t: number } }) => {
-      delivered++;
-      latencies.push(performance.now() - event.data.t);
-    });
-  }
-  const deadline = performance.now() + DURATION_S * 1000;
-  const started = performance.now();
-  await Promise.all(
-    sockets.flatMap((socket, i) =>
-      Array.from({ length: WINDOW }, async () => {
-        while (performance.now() < deadline) {
-          const to = addresses[(i + 1 + Math.floor(Math.random() * (sockets.length - 1))) % sockets.length] ?? '';
-          await send(socket, to, {
-            t: performance.now(),
-            candidate: 'candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host',
-          });
-        }
-      }),
-    ),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  return { perSecond: delivered / seconds, p95: quantile(latencies, 0.95), p50: quantile(latencies, 0.5) };
-}
 
 async function relayOurs(): Promise<RelayResult> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-signal-'));
@@ -71,32 +30,13 @@ async function relayOurs(): Promise<RelayResult> {
     SOCKET_EVENTS_PER_SECOND: '10000',
   });
   try {
-    const sockets = await Promise.all(
-      Array.from({ length: SOCKETS }, async () => {
-        const socket = io(`${server.url}/mesh`, {
-          transports: ['websocket'],
-          extraHeaders: { cookie: await guestCookie(server.url) },
-          forceNew: true,
-        });
-        await new Promise<void>((resolve, reject) =>
-          socket.once('connect', () => resolve()).once('connect_error', reject),
-        );
-        return socket;
-      }),
-    );
-    const peers = await Promise.all(
-      sockets.map(
-        async (s) =>
-          ((await s.emitWithAck('room:join', { room: 'global' })) as { data: { self: { peerId: string } } }).data.self
-            .peerId,
-      ),
-    );
-    const result = await drive(sockets, peers, async (socket, to, data) => {
-      const ack = (await socket.emitWithAck('signal:relay', { room: 'global', to, data })) as {
-        ok: boolean;
-        error?: string;
-      };
-      if (!ack.ok) throw new Error(`relay refused: ${ack.error}`);
+    const { sockets, peers } = await joinedGuestSockets(server.url, SOCKETS);
+    const result = await drive({
+      sockets,
+      addresses: peers,
+      send: relayThroughMesh,
+      seconds: DURATION_S,
+      window: WINDOW,
     });
     sockets.forEach((s) => s.disconnect());
     return result;
@@ -127,13 +67,15 @@ async function relayBare(): Promise<RelayResult> {
         return socket;
       }),
     );
-    const result = await drive(
+    const result = await drive({
       sockets,
-      sockets.map((s) => s.id ?? ''),
-      async (socket, to, data) => {
+      addresses: sockets.map((s) => s.id ?? ''),
+      send: async (socket, to, data) => {
         await socket.emitWithAck('relay', { to, data });
       },
-    );
+      seconds: DURATION_S,
+      window: WINDOW,
+    });
     sockets.forEach((s) => s.disconnect());
     return result;
   } finally {

@@ -26,6 +26,7 @@ import { socketPlugin } from './plugins/socket.ts';
 import { findPeer } from './socket/mesh.handlers.ts';
 import { buildInfo } from './version.ts';
 import { RequestLog, requestLogLine } from './request-log.ts';
+import { logFormat, prettyLogStream } from './log-format.ts';
 import { trustFunction } from './net/proxy-trust.ts';
 import { Budgets } from './services/budgets.ts';
 
@@ -60,8 +61,8 @@ export async function buildApp(options: BuildAppOptions = {}): Promise<FastifyIn
       ],
       ...(options.logStream
         ? { stream: options.logStream }
-        : env.NODE_ENV === 'development'
-          ? { transport: { target: 'pino-pretty' } }
+        : logFormat(env.LOG_FORMAT, process.stdout.isTTY === true) === 'pretty'
+          ? { stream: await prettyLogStream() }
           : {}),
     },
     logController: requestLog,

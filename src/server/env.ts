@@ -189,6 +189,8 @@ export const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9:._-]{0,63}$/, 'expected up to 64 letters, digits, :, ., _ or -')
     .default('mesh'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: readable lines when stdout is a terminal, JSON lines otherwise (src/server/log-format.ts). */
+  LOG_FORMAT: z.enum(['auto', 'pretty', 'json']).default('auto'),
   PUBLIC_ORIGIN: origin.optional(),
   TRUST_PROXY: trustProxy.default(false),
   /** Host names served besides localhost, IP literals and PUBLIC_ORIGIN's host (DNS rebinding, docs/SECURITY.md). */

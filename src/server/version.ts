@@ -1,6 +1,7 @@
 // Version and commit of this build. The commit comes from GIT_COMMIT (env.ts) or the checkout's .git, if any.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { projectPath } from './paths.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { isCommitSha } from '../shared/schemas/models.ts';
 
@@ -17,7 +18,7 @@ export function buildInfo(gitCommit: string | undefined): BuildInfo {
 
 function readGitCommit(): string | null {
   try {
-    const gitDir = fileURLToPath(new URL('../../.git/', import.meta.url));
+    const gitDir = projectPath('.git') + path.sep;
     const head = readFileSync(`${gitDir}HEAD`, 'utf8').trim();
     if (!head.startsWith('ref: ')) return isCommitSha(head) ? head : null;
     const ref = head.slice(5);

@@ -1,4 +1,5 @@
-// Runs the real server entry point (src/server/index.ts) as a child process, as `npm run serve` does.
+// Runs the real server as a child process: its source (src/server/index.ts) through tsx, or, with `compiled`, the
+// bundle that `npm start` and `npm run serve` run with plain node (scripts/start.mjs --no-build; build it first).
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
@@ -13,12 +14,21 @@ export interface ServerProcess {
   exited: Promise<number | string>;
 }
 
-export function spawnServer(env: Record<string, string>): {
+export interface SpawnOptions {
+  /** Run dist-server/index.js as `npm run serve` does instead of the sources. */
+  compiled?: boolean;
+}
+
+export function spawnServer(
+  env: Record<string, string>,
+  options: SpawnOptions = {},
+): {
   child: ChildProcessWithoutNullStreams;
   output: () => string;
   exited: Promise<number | string>;
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/index.ts'], {
+  const args = options.compiled ? ['scripts/start.mjs', '--no-build'] : ['--import', 'tsx', 'src/server/index.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     // Budgets unsmoothed, as in tests/support/env.ts: tests make guests and calls from 127.0.0.1 as fast as they can.
     env: {
@@ -41,8 +51,12 @@ export function spawnServer(env: Record<string, string>): {
 }
 
 /** Starts the server and waits for its "listening" log line. */
-export async function startServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
-  const started = spawnServer(env);
+export async function startServer(
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+  options: SpawnOptions = {},
+): Promise<ServerProcess> {
+  const started = spawnServer(env, options);
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`server did not start in ${timeoutMs} ms:\n${started.output()}`)),

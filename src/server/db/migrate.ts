@@ -5,9 +5,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectPath } from '../paths.ts';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
+export const MIGRATIONS_DIR = projectPath('prisma', 'migrations');
 
 // Prisma Migrate's advisory lock key, so a `prisma migrate deploy` and this migrator never run at once.
 const ADVISORY_LOCK_KEY = 72707369;

@@ -3,10 +3,10 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { projectPath } from '../paths.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 
-export const NANO_MODEL_DIR = fileURLToPath(new URL('../../../models/nano', import.meta.url));
+export const NANO_MODEL_DIR = projectPath('models', 'nano');
 export const NANO_REPO = 'mesh-nanollm/nano-shakespeare';
 const NANO_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
 

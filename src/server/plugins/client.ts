@@ -2,7 +2,7 @@
 // middleware, sharing this HTTP server for hot reload) in development.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../paths.ts';
 import middie from '@fastify/middie';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance } from 'fastify';
@@ -62,7 +62,7 @@ async function serveWithVite(app: FastifyInstance) {
   const { createServer } = await import('vite');
   const vite = await createServer({
     // The project root, whatever the working directory (vite.config.ts and its plugins resolve files from it).
-    root: fileURLToPath(new URL('../../..', import.meta.url)),
+    root: PROJECT_ROOT,
     server: { middlewareMode: true, hmr: { server: app.server } },
     appType: 'spa',
   });

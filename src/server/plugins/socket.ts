@@ -4,10 +4,8 @@
 // With REDIS_URL, the Redis streams adapter carries rooms, broadcasts and recovered sessions between nodes.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createAdapter } from '@socket.io/redis-streams-adapter';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { createClient } from 'redis';
 import { Server } from 'socket.io';
 import {
   type ClientToServerEvents,
@@ -50,6 +48,8 @@ const refusal = (message: string, code: HandshakeErrorCode, retryInMs?: number) 
 
 /** Connects before Socket.IO starts, so an unreachable Redis stops start-up with one line naming REDIS_URL. */
 async function connectRedis(url: string) {
+  // Loaded only with REDIS_URL: the embedded default keeps the client's modules out of its memory (issue 16).
+  const { createClient } = await import('redis');
   let connected = false;
   const client = createClient({
     url,
@@ -88,17 +88,19 @@ export const socketPlugin = fp<SocketPluginOptions>(
   async (app: FastifyInstance, options) => {
     const { env } = options;
     const redis = env.REDIS_URL === undefined ? null : await connectRedis(env.REDIS_URL);
+    const { createAdapter } = redis ? await import('@socket.io/redis-streams-adapter') : { createAdapter: null };
     const channelPrefix = `${env.REDIS_KEY_PREFIX}:socket.io`;
     const guard = new HandshakeGuard(env);
     const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(app.server, {
       serveClient: false,
-      ...(redis && {
-        adapter: createAdapter(redis, {
-          streamName: channelPrefix,
-          channelPrefix,
-          sessionKeyPrefix: `${env.REDIS_KEY_PREFIX}:session:`,
+      ...(redis &&
+        createAdapter && {
+          adapter: createAdapter(redis, {
+            streamName: channelPrefix,
+            channelPrefix,
+            sessionKeyPrefix: `${env.REDIS_KEY_PREFIX}:session:`,
+          }),
         }),
-      }),
       // Twice the signal cap: a larger packet closes the connection; one between the two gets a TOO_LARGE ack.
       maxHttpBufferSize: 2 * SIGNAL_MAX_BYTES,
       connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false },
