@@ -117,6 +117,9 @@ describe('tRPC over HTTP', () => {
     const response = await fetch(`${base}/api/health`, { headers: { origin: 'https://evil.example' } });
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
     expect(response.headers.get('content-security-policy')).toContain("default-src 'self'");
+    // Cross-origin isolation, for ONNX Runtime Web's threads (tests/e2e/pwa.test.ts checks the page is isolated).
+    expect(response.headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    expect(response.headers.get('cross-origin-embedder-policy')).toBe('credentialless');
     expect(response.headers.get('access-control-allow-origin')).toBeNull();
   });
 });

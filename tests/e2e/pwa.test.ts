@@ -108,6 +108,8 @@ describe('the PWA', () => {
     // Tokens streamed in: the answer grew through several lengths before it was complete.
     expect(growth).toBeGreaterThan(3);
     expect(await page.getByTestId('offline-indicator').textContent()).toBe('Online');
+    // Cross-origin isolated (COOP + COEP credentialless), so ONNX Runtime Web may use threads where there are cores.
+    expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true);
     if (screenshots) await page.screenshot({ path: path.join(screenshots, 'chat.png') });
   }, 120_000);
 

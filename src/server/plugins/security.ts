@@ -78,6 +78,10 @@ export const securityPlugin = fp<SecurityPluginOptions>(
             },
       // Same-origin resources only; the app never embeds other sites' content.
       crossOriginResourcePolicy: { policy: 'same-origin' },
+      // With COOP same-origin (helmet's default), this makes the app cross-origin isolated, which is what lets ONNX
+      // Runtime Web run its WASM kernels on several threads (SharedArrayBuffer). `credentialless` rather than
+      // `require-corp`: a cross-origin image in an answer still loads (without cookies) instead of breaking.
+      crossOriginEmbedderPolicy: { policy: 'credentialless' },
       hsts: env.PUBLIC_ORIGIN?.startsWith('https:') ? undefined : false,
     });
     // Only PUBLIC_ORIGIN (when it differs from the serving origin) may call the API from a browser.
