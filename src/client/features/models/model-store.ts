@@ -90,6 +90,8 @@ function deviceModel(entry: CatalogueEntry, revision: string, files = entry.file
 interface Pinned {
   revision: string;
   files: string[];
+  /** Bytes of those files, when the server said (a Hub model's files are known only once the server has them). */
+  bytes: number | null;
 }
 
 export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<void> {
@@ -105,7 +107,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** Makes sure the server holds the model (it downloads from the Hub once, for everyone); returns the commit. */
 async function prepareOnServer(entry: CatalogueEntry): Promise<Pinned> {
   const ready = pinned(entry);
-  if (ready) return { revision: ready, files: entry.files.map((f) => f.path) };
+  if (ready) return { revision: ready, files: entry.files.map((f) => f.path), bytes: entry.totalSize };
   // The server refuses guests too; asking first spares making a guest only to be told so.
   if ((await trpc.auth.me.query())?.kind !== 'ACCOUNT') {
     throw new Error('The server has not downloaded this model yet, and asking it to needs an account: sign up on the Account screen');
@@ -114,7 +116,7 @@ async function prepareOnServer(entry: CatalogueEntry): Promise<Pinned> {
   for (;;) {
     const status = await trpc.models.status.query({ id: entry.id });
     if (!status) throw new Error('The server has no download of this model');
-    if (status.phase === 'ready' && status.revision) return { revision: status.revision, files: status.files.map((f) => f.path) };
+    if (status.phase === 'ready' && status.revision) return { revision: status.revision, files: status.files.map((f) => f.path), bytes: status.bytesTotal };
     if (status.phase === 'failed' || status.phase === 'cancelled') {
       throw new Error(status.error ? `The server could not fetch this model: ${status.error.message}` : 'The server download was cancelled');
     }
@@ -133,14 +135,14 @@ async function prepareOnServer(entry: CatalogueEntry): Promise<Pinned> {
 /** Server, then device: afterwards the model loads with no network. */
 export async function downloadModel(entry: CatalogueEntry): Promise<Pinned> {
   update(entry.id, { phase: 'Fetching', phases: [], message: 'Checking the catalogue and the server', error: null, busy: true, loaded: 0, total: 0, files: {} });
-  const { revision, files } = await prepareOnServer(entry);
-  const total = entry.totalSize ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
+  const { revision, files, bytes } = await prepareOnServer(entry);
+  const total = bytes ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
   update(entry.id, { phase: 'Preparing', message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model', loaded: total, total });
   await saveToDevice(deviceModel(entry, revision, files), total, (p) =>
     update(entry.id, { phase: 'Downloading', message: `Saving ${p.file} to this device`, loaded: p.loaded, total: p.total, speed: p.speed, files: p.files }),
   );
   update(entry.id, { onDevice: true });
-  return { revision, files };
+  return { revision, files, bytes: total };
 }
 
 function describe(error: unknown): string {
