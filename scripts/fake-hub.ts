@@ -1,5 +1,6 @@
 // A fake Hugging Face Hub: a real HTTP server with the Hub's URL layout and headers, serving repos the
 // project generates, with faults injected on demand. Used by the tests and the benchmarks; never by the app.
+// Over 300 lines: one server speaking one protocol (its content generators live in fake-hub-content.ts).
 //   /api/models/{repo}                         model info (sha, siblings)
 //   /api/models/{repo}/revision/{rev}          same, at a revision
 //   /api/models/{repo}/tree/{rev}?recursive=1  files with size, oid and lfs {oid, size}
@@ -7,62 +8,15 @@
 //                                              LFS files: 302 to /cdn/{sha256} with X-Linked-Etag (sha256),
 //                                              X-Linked-Size, X-Repo-Commit, like the real Hub's CDN redirect
 //   /cdn/{sha256}                              the "CDN": bytes with Range support
+// Refusals as the Hub words them: `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo) and
+// `X-Error-Message`; a gated repo answers 401 without a token and 403 to a token not granted access; `rateLimit`
+// answers 429 with `Retry-After`.
 import { createHash } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { type Content, bufferContent, generatedContent } from './fake-hub-content.ts';
 
-/** File content: bytes in memory, or a deterministic generated stream (for files too big to hold). */
-export interface Content {
-  size: number;
-  /** Yields the bytes from `start` (inclusive) to `end` (exclusive). */
-  read(start: number, end: number): AsyncIterable<Buffer> | Iterable<Buffer>;
-}
-
-export function bufferContent(bytes: Buffer | string): Content {
-  const buffer = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-  return { size: buffer.length, read: (start, end) => [buffer.subarray(start, end)] };
-}
-
-/**
- * Deterministic pseudo-random bytes (xorshift) in 64 KiB blocks. Blocks repeat every 16 MiB and are made once,
- * so serving a large file costs the Hub no CPU: benchmarks then measure the client, not this generator.
- */
-export function generatedContent(size: number, seed = 1): Content {
-  const BLOCK = 64 * 1024;
-  const POOL = 256;
-  const pool = new Map<number, Buffer>();
-  const block = (index: number) => {
-    const slot = index % POOL;
-    let cached = pool.get(slot);
-    if (!cached) pool.set(slot, (cached = makeBlock(slot)));
-    return cached;
-  };
-  const makeBlock = (index: number) => {
-    const out = Buffer.allocUnsafe(BLOCK);
-    let x = (seed * 2654435761 + index * 40503 + 1) >>> 0 || 1;
-    for (let i = 0; i < BLOCK; i += 4) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      out.writeUInt32LE(x, i);
-    }
-    return out;
-  };
-  return {
-    size,
-    *read(start, end) {
-      for (let offset = start; offset < end;) {
-        const index = Math.floor(offset / BLOCK);
-        const from = offset - index * BLOCK;
-        const to = Math.min(BLOCK, end - index * BLOCK);
-        yield block(index).subarray(from, to);
-        offset += to - from;
-      }
-    },
-  };
-}
+export { type Content, bufferContent, generatedContent } from './fake-hub-content.ts';
 
 export type Fault =
   /** Close the connection after N body bytes. */
@@ -81,7 +35,7 @@ export type Fault =
   | { kind: 'stall'; atByte: number }
   /** Pause after N body bytes until `until` resolves, then send the rest (a test decides when a download goes on). */
   | { kind: 'hold'; atByte: number; until: Promise<void> }
-  | { kind: 'status'; status: number };
+  | { kind: 'status'; status: number; headers?: Record<string, string> };
 
 interface HubFile {
   path: string;
@@ -94,6 +48,8 @@ interface HubFile {
 interface HubRepo {
   commit: string;
   files: Map<string, HubFile>;
+  /** Gated: only these bearer tokens may read it (the Hub's "accept the conditions" granted to their accounts). */
+  granted?: Set<string>;
 }
 
 /** Files per page of the Hub's tree API. */
@@ -118,6 +74,7 @@ export class FakeHub {
   readonly requests: HubRequest[] = [];
   private readonly repos = new Map<string, HubRepo>();
   private readonly faults = new Map<string, Fault[]>();
+  private readonly limited: number[] = [];
   private readonly server = http.createServer((req, res) => void this.handle(req, res));
   private readonly sockets = new Set<Socket>();
   origin = '';
@@ -155,6 +112,18 @@ export class FakeHub {
     return { commit, files: entries };
   }
 
+  /** Gates `repo` as the Hub gates a model: readable only with one of `tokens` (accounts granted access). */
+  gate(repo: string, tokens: string[]): void {
+    const entry = this.repos.get(repo);
+    if (!entry) throw new Error(`No repo ${repo}`);
+    entry.granted = new Set(tokens);
+  }
+
+  /** Answers the next `times` requests (any path) with 429 and `Retry-After: seconds`, as the Hub's rate limit does. */
+  rateLimit(seconds: number, times = 1): void {
+    this.limited.push(...Array.from({ length: times }, () => seconds));
+  }
+
   /** Queues a fault for the next request of `file` (its resolve request and its CDN request both count). */
   injectFault(file: string, fault: Fault, times = 1): void {
     const queue = this.faults.get(file) ?? [];
@@ -165,6 +134,7 @@ export class FakeHub {
   /** Forgets queued faults, the request log and a lowered page size (between tests). */
   reset(): void {
     this.faults.clear();
+    this.limited.length = 0;
     this.requests.length = 0;
     this.treePageSize = HUB_TREE_PAGE_SIZE;
   }
@@ -184,11 +154,17 @@ export class FakeHub {
     const url = new URL(req.url ?? '/', this.origin);
     const path = decodeURIComponent(url.pathname);
     this.requests.push({ method: req.method ?? 'GET', path, range: req.headers.range });
+    const limited = this.limited.shift();
+    if (limited !== undefined) {
+      return this.refuse(res, 429, 'RateLimited', 'You have exceeded our hourly quotas for action: resolve', {
+        'retry-after': String(limited),
+      });
+    }
     try {
       let match = /^\/api\/models\/([^/]+\/[^/]+)(?:\/revision\/([^/]+))?$/.exec(path);
-      if (match) return this.modelInfo(res, match[1] ?? '', match[2] ?? 'main');
+      if (match) return this.modelInfo(req, res, match[1] ?? '', match[2] ?? 'main');
       match = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(path);
-      if (match) return this.tree(res, match[1] ?? '', match[2] ?? '', url.searchParams.get('cursor'));
+      if (match) return this.tree(req, res, match[1] ?? '', match[2] ?? '', url.searchParams.get('cursor'));
       match = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
       if (match) return this.resolve(req, res, match[1] ?? '', match[2] ?? '', match[3] ?? '');
       match = /^\/cdn\/([0-9a-f]{64})\/(.+)$/.exec(path);
@@ -204,17 +180,48 @@ export class FakeHub {
     res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
   }
 
-  private repoOr404(res: ServerResponse, name: string, revision: string): HubRepo | undefined {
+  /** An error as the Hub answers one: a JSON body and the same words in `X-Error-Message`. */
+  private refuse(
+    res: ServerResponse,
+    status: number,
+    code: string,
+    message: string,
+    headers: Record<string, string> = {},
+  ) {
+    this.json(res, status, { error: message }, { 'x-error-code': code, 'x-error-message': message, ...headers });
+  }
+
+  private repoOr404(req: IncomingMessage, res: ServerResponse, name: string, revision: string): HubRepo | undefined {
     const repo = this.repos.get(name);
-    if (!repo) return void this.json(res, 401, { error: 'Repository not found' }, { 'x-error-code': 'RepoNotFound' });
+    // The Hub answers 401 for a repo it does not have, so as not to tell private repos from missing ones.
+    if (!repo) return void this.refuse(res, 401, 'RepoNotFound', 'Repository not found');
+    if (repo.granted) {
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      if (!token) {
+        return void this.refuse(
+          res,
+          401,
+          'GatedRepo',
+          `Access to model ${name} is restricted. You must have access to it and be authenticated to access it. Please log in.`,
+        );
+      }
+      if (!repo.granted.has(token)) {
+        return void this.refuse(
+          res,
+          403,
+          'GatedRepo',
+          `Access to model ${name} is restricted and you are not in the authorized list. Visit https://huggingface.co/${name} to ask for access.`,
+        );
+      }
+    }
     if (!this.resolveRevision(repo, revision)) {
-      return void this.json(res, 404, { error: `Invalid rev id: ${revision}` }, { 'x-error-code': 'RevisionNotFound' });
+      return void this.refuse(res, 404, 'RevisionNotFound', `Invalid rev id: ${revision}`);
     }
     return repo;
   }
 
-  private modelInfo(res: ServerResponse, name: string, revision: string) {
-    const repo = this.repoOr404(res, name, revision);
+  private modelInfo(req: IncomingMessage, res: ServerResponse, name: string, revision: string) {
+    const repo = this.repoOr404(req, res, name, revision);
     if (!repo) return;
     this.json(res, 200, {
       id: name,
@@ -224,8 +231,8 @@ export class FakeHub {
     });
   }
 
-  private tree(res: ServerResponse, name: string, revision: string, cursor: string | null) {
-    const repo = this.repoOr404(res, name, revision);
+  private tree(req: IncomingMessage, res: ServerResponse, name: string, revision: string, cursor: string | null) {
+    const repo = this.repoOr404(req, res, name, revision);
     if (!repo) return;
     // Paged as the Hub pages it: an opaque cursor, and a `Link` header to the next page while there is one.
     const all = [...repo.files.values()];
@@ -250,13 +257,14 @@ export class FakeHub {
   }
 
   private resolve(req: IncomingMessage, res: ServerResponse, name: string, revision: string, filePath: string) {
-    const repo = this.repoOr404(res, name, revision);
+    const repo = this.repoOr404(req, res, name, revision);
     if (!repo) return;
     const file = repo.files.get(filePath);
-    if (!file) return this.json(res, 404, { error: 'Entry not found' }, { 'x-error-code': 'EntryNotFound' });
+    if (!file) return this.refuse(res, 404, 'EntryNotFound', `${filePath} does not exist on "${revision}"`);
     const fault = this.takeFault(filePath, ['redirect', 'redirect-loop', 'status']);
     const common = { 'x-repo-commit': repo.commit };
-    if (fault?.kind === 'status') return this.json(res, fault.status, { error: 'injected' }, common);
+    if (fault?.kind === 'status')
+      return this.json(res, fault.status, { error: 'injected' }, { ...common, ...fault.headers });
     if (fault?.kind === 'redirect') return res.writeHead(302, { ...common, location: fault.location }).end();
     if (fault?.kind === 'redirect-loop') return res.writeHead(302, { ...common, location: req.url ?? '/' }).end();
     if (!file.lfs) return this.sendBytes(req, res, file, `"${file.gitOid}"`, common);

@@ -104,7 +104,7 @@ export class HeadlessPeer {
     if (!me) throw new Error('The server did not accept this session: check --token');
     this.displayName = me.displayName;
 
-    const entry = (await api.manifest.list.query()).find((m) => m.id === this.options.model);
+    let entry = (await api.manifest.list.query()).find((m) => m.id === this.options.model);
     if (!entry) throw new Error(`The server's catalogue has no model ${this.options.model}`);
     let revision = entry.bundled ? entry.revision : entry.cachedRevision;
     if (!revision) {
@@ -123,7 +123,10 @@ export class HeadlessPeer {
           throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
-      revision = (await api.manifest.list.query()).find((m) => m.id === entry.id)?.cachedRevision ?? null;
+      // Listed afresh: a Hub model's files are derived by the server on download and listed once it holds them.
+      const id = entry.id;
+      entry = (await api.manifest.list.query()).find((m) => m.id === id) ?? entry;
+      revision = entry.cachedRevision;
       if (!revision) throw new Error(`The server fetched ${entry.id} but lists no revision for it`);
     }
     const model: EngineModel = {

@@ -26,7 +26,8 @@ beforeAll(async () => {
   hub = new FakeHub();
   await hub.start();
   const { manifestPath } = await publishModels(hub, dir, [
-    { id: 'pwa-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 5, maxPositions: 256 } },
+    // Listed without files, like the built-in Hub models: the server derives them as transformers.js picks them.
+    { id: 'pwa-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 5, maxPositions: 256 }, derived: true },
   ]);
   await buildClient(path.join(dir, 'dist-1'), 'one');
   // A fixed port: the update test restarts the server on the same origin with a new build.

@@ -32,11 +32,18 @@ export interface PublishedModel {
 export async function publishModels(
   hub: FakeHub,
   dir: string,
-  models: { id: string; options?: GenerateOptions; from?: string; contextLength?: number }[],
+  models: {
+    id: string;
+    options?: GenerateOptions;
+    from?: string;
+    contextLength?: number;
+    /** List no files: the server derives them as transformers.js picks them, as it does for the built-in Hub models. */
+    derived?: boolean;
+  }[],
 ): Promise<{ manifestPath: string; published: Record<string, PublishedModel> }> {
   const published: Record<string, PublishedModel> = {};
   const entries = [];
-  for (const { id, options, from, contextLength } of models) {
+  for (const { id, options, from, contextLength, derived } of models) {
     const local = from ?? path.join(dir, id);
     const weights = from ? null : (await generateRandomModel(local, options)).weights;
     const repo = `mesh/${id}`;
@@ -70,7 +77,7 @@ export async function publishModels(
       dtype: { webgpu: 'fp32', wasm: 'fp32' },
       contextLength: context,
       license: 'mit',
-      files: MODEL_FILES.map((p) => ({ path: p })),
+      ...(derived ? {} : { files: MODEL_FILES.map((p) => ({ path: p })) }),
     });
   }
   const manifestPath = path.join(dir, 'manifest.json');

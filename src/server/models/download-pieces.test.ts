@@ -220,8 +220,56 @@ describe('HubClient', () => {
     expect(bytes).toBe(weights.size - 100);
   });
 
-  it('says NOT_FOUND for a repo the Hub does not have', async () => {
-    const error = await client.commit('o/missing', 'main', new AbortController().signal).catch((caught: unknown) => caught);
-    expect((error as DownloadError).code).toBe('NOT_FOUND');
+  const refusal = (promise: Promise<unknown>) =>
+    promise.then(
+      () => null,
+      (caught: unknown) => {
+        expect(caught).toBeInstanceOf(DownloadError);
+        const error = caught as DownloadError;
+        return { code: error.code, message: error.message, retryAfterMs: error.retryAfterMs };
+      },
+    );
+  const signal = () => new AbortController().signal;
+
+  it('says which of repo, revision or file the Hub does not have', async () => {
+    expect(await refusal(client.commit('o/missing', 'main', signal()))).toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'The Hub has no repo o/missing (or it is private: set HF_TOKEN)',
+    });
+    expect(await refusal(client.commit('o/r', 'v9', signal()))).toMatchObject({
+      code: 'NOT_FOUND',
+      message: 'o/r has no revision v9',
+    });
+    expect(await refusal(client.file('o/r', commit, { path: 'onnx/nope.onnx', size: 1 }, 0, signal()))).toMatchObject({
+      code: 'NOT_FOUND',
+      message: `onnx/nope.onnx is not in o/r at ${commit.slice(0, 12)}`,
+    });
+  });
+
+  it('tells a gated repo without a token (401) from a token not granted access (403), and lets a granted one in', async () => {
+    await hub.addRepo('o/gated', { 'config.json': bufferContent('{}') });
+    hub.gate('o/gated', ['granted-token']);
+    expect(await refusal(client.commit('o/gated', 'main', signal()))).toMatchObject({
+      code: 'GATED',
+      message: expect.stringMatching(/o\/gated is gated: accept .* as HF_TOKEN/),
+    });
+    const stranger = new HubClient({ origin: hub.origin, token: 'other-token', maxRedirects: 3, timeoutMs: 5000 });
+    expect(await refusal(stranger.commit('o/gated', 'main', signal()))).toMatchObject({
+      code: 'GATED',
+      message: expect.stringMatching(/has not been granted access/),
+    });
+    const granted = new HubClient({ origin: hub.origin, token: 'granted-token', maxRedirects: 3, timeoutMs: 5000 });
+    expect(await granted.commit('o/gated', 'main', signal())).toMatch(/^[0-9a-f]{40}$/);
+    expect(hub.requests.filter((r) => r.path.includes('o/gated')).length).toBe(3);
+  });
+
+  it('says RATE_LIMITED with the wait the Hub asked for in Retry-After', async () => {
+    hub.rateLimit(42);
+    expect(await refusal(client.commit('o/r', 'main', signal()))).toEqual({
+      code: 'RATE_LIMITED',
+      message: 'The Hub is rate-limiting this server; try again in 42 s',
+      retryAfterMs: 42_000,
+    });
+    expect(await client.commit('o/r', 'main', signal())).toBe(commit);
   });
 });

@@ -3,12 +3,15 @@ import type { DownloadErrorCode, DownloadPhase } from '../../shared/schemas/mode
 
 export class DownloadError extends Error {
   override name = 'DownloadError';
+  /** How long the Hub asked to be left alone (its `Retry-After`), when it said. */
+  readonly retryAfterMs: number | null;
   constructor(
     readonly code: DownloadErrorCode,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { retryAfterMs?: number | null },
   ) {
     super(message, options);
+    this.retryAfterMs = options?.retryAfterMs ?? null;
   }
 }
 

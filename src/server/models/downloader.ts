@@ -15,6 +15,7 @@ import { DownloadError, type DownloadStatus, type PlannedFile } from './download
 import { planDownload } from './download-plan.ts';
 import { FileDigest, hashExisting } from './file-digest.ts';
 import { HubClient } from './hub-client.ts';
+import { MAX_RETRY_AFTER_MS } from './hub-errors.ts';
 import { ModelCache } from './model-cache.ts';
 import { writePart } from './part-writer.ts';
 import { FetchError } from './safe-fetch.ts';
@@ -238,9 +239,12 @@ export class ModelDownloader {
         return;
       } catch (error) {
         const code = error instanceof DownloadError || error instanceof FetchError ? error.code : null;
-        if (active.controller.signal.aborted || !code || !RETRIABLE.has(code) || attempt >= MAX_ATTEMPTS) throw error;
+        // A 429 is waited out when the Hub asks for a short wait (docs/SECURITY.md); a long one fails, naming it.
+        const wait = error instanceof DownloadError ? (error.retryAfterMs ?? 0) : 0;
+        const retriable = code !== null && (RETRIABLE.has(code) || (code === 'RATE_LIMITED' && wait <= MAX_RETRY_AFTER_MS));
+        if (active.controller.signal.aborted || !retriable || attempt >= MAX_ATTEMPTS) throw error;
         this.options.log.warn({ model: entry.id, file: file.path, attempt, code }, 'download interrupted; resuming');
-        await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, Math.max(200 * 2 ** attempt, wait)));
       }
     }
   }

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { CommitShaSchema } from '../../shared/schemas/models.ts';
 import { DownloadError } from './download-types.ts';
+import { type RefusedRequest, hubRefusal } from './hub-errors.ts';
 import { type SafeResponse, readBody, safeFetch } from './safe-fetch.ts';
 
 export interface HubClientOptions {
@@ -13,6 +14,8 @@ export interface HubClientOptions {
   /** No response headers within this many ms: give up. */
   timeoutMs: number;
 }
+
+type Refused = Omit<RefusedRequest, 'withToken'>;
 
 const TreeEntrySchema = z.object({
   type: z.string(),
@@ -43,7 +46,8 @@ export class HubClient {
 
   /** The commit `revision` (a branch, tag or commit) of `repo` points at. */
   async commit(repo: string, revision: string, signal: AbortSignal): Promise<string> {
-    const info = RevisionInfoSchema.safeParse(await this.json(`/api/models/${repo}/revision/${revision}`, signal));
+    const answer = await this.json(`/api/models/${repo}/revision/${revision}`, { repo, revision }, signal);
+    const info = RevisionInfoSchema.safeParse(answer);
     if (!info.success) throw new DownloadError('HUB_ERROR', `The Hub gave no commit for ${repo}@${revision}`);
     return info.data.sha;
   }
@@ -56,7 +60,7 @@ export class HubClient {
       if (page === MAX_TREE_PAGES) {
         throw new DownloadError('HUB_ERROR', `${repo} lists more than ${MAX_TREE_PAGES} pages of files`);
       }
-      const { json, next } = await this.jsonPage(url, signal);
+      const { json, next } = await this.jsonPage(url, { repo, revision: commit }, signal);
       const parsed = TreeSchema.safeParse(json);
       if (!parsed.success) throw new DownloadError('HUB_ERROR', `The Hub sent an unexpected file list for ${repo}`);
       files.push(...parsed.data);
@@ -81,14 +85,7 @@ export class HubClient {
     const resumed = response.status === 206 && !!response.headers['content-range']?.startsWith(`bytes ${offset}-`);
     if (response.status !== 200 && !resumed) {
       response.body.destroy();
-      if (response.status === 404) throw new DownloadError('NOT_FOUND', `${file.path} is not on the Hub`);
-      if (response.status === 401 || response.status === 403) {
-        throw new DownloadError('HUB_ERROR', `The Hub refused ${file.path} (gated? set HF_TOKEN)`);
-      }
-      if (response.status >= 500 || response.status === 429) {
-        throw new DownloadError('HUB_UNREACHABLE', `The Hub answered ${response.status}`);
-      }
-      throw new DownloadError('HUB_ERROR', `The Hub answered ${response.status} for ${file.path}`);
+      throw this.refusal(response, { repo, revision: commit, file: file.path });
     }
     const linked = response.hops.find((h) => h['x-linked-size'])?.['x-linked-size'];
     if (linked !== undefined && Number(linked) !== file.size) {
@@ -98,9 +95,27 @@ export class HubClient {
     return { body: response.body, resumed };
   }
 
-  /** A JSON answer of the Hub's API at `path` (under the Hub's origin). */
-  async json(path: string, signal: AbortSignal): Promise<unknown> {
-    return (await this.jsonPage(`${this.options.origin}${path}`, signal)).json;
+  /** A small JSON file of the repo (config.json), parsed; refused when over `maxBytes` or not JSON. */
+  async repoJson(repo: string, commit: string, file: { path: string; size: number }, signal: AbortSignal) {
+    if (file.size > MAX_JSON_BYTES) {
+      throw new DownloadError('HUB_ERROR', `${file.path} is ${file.size} bytes; more than a config file should be`);
+    }
+    const { body } = await this.file(repo, commit, file, 0, signal);
+    try {
+      return JSON.parse(await readBody(body, MAX_JSON_BYTES)) as unknown;
+    } catch (error) {
+      if (error instanceof SyntaxError) throw new DownloadError('HUB_ERROR', `${file.path} of ${repo} is not valid JSON`);
+      throw error;
+    }
+  }
+
+  /** A JSON answer of the Hub's API at `path` (under the Hub's origin), about `about` (for a refusal's words). */
+  async json(path: string, about: Refused, signal: AbortSignal): Promise<unknown> {
+    return (await this.jsonPage(`${this.options.origin}${path}`, about, signal)).json;
+  }
+
+  private refusal(response: { status: number; headers: SafeResponse['headers'] }, about: Refused): DownloadError {
+    return hubRefusal(response.status, response.headers, { ...about, withToken: !!this.options.token });
   }
 
   private get(url: string, signal: AbortSignal, headers: Record<string, string> = {}) {
@@ -115,17 +130,15 @@ export class HubClient {
   }
 
   /** One page of a Hub API answer, with the URL of the next page when the Hub's `Link` header names one. */
-  private async jsonPage(url: string, signal: AbortSignal): Promise<{ json: unknown; next: string | null }> {
+  private async jsonPage(
+    url: string,
+    about: Refused,
+    signal: AbortSignal,
+  ): Promise<{ json: unknown; next: string | null }> {
     const response = await this.get(url, signal, { accept: 'application/json' });
     const text = await readBody(response.body, MAX_JSON_BYTES);
     const where = new URL(url).pathname;
-    if (response.status === 401 || response.status === 404) {
-      throw new DownloadError(
-        'NOT_FOUND',
-        `The Hub has no ${where.replace(/^\/api\/models\//, '')} (or it needs HF_TOKEN)`,
-      );
-    }
-    if (response.status !== 200) throw new DownloadError('HUB_ERROR', `The Hub answered ${response.status} for ${where}`);
+    if (response.status !== 200) throw this.refusal(response, about);
     let json: unknown;
     try {
       json = JSON.parse(text);

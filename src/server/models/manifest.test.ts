@@ -29,14 +29,13 @@ async function manifestFile(content: unknown): Promise<string> {
 }
 
 describe('the model catalogue', () => {
-  it('lists curated browser models with a dtype per backend and the files each needs', () => {
+  it('lists curated browser models with a dtype per backend, their files left to be derived as transformers.js picks them', () => {
     expect(BUILTIN_MANIFEST.map((m) => m.id)).toEqual(
       expect.arrayContaining(['smollm2-135m-instruct', 'qwen2.5-0.5b-instruct', 'llama-3.2-1b-instruct']),
     );
     for (const entry of BUILTIN_MANIFEST) {
-      expect(entry.files.map((f) => f.path)).toEqual(
-        expect.arrayContaining(['config.json', 'tokenizer.json', `onnx/model_${entry.dtype.webgpu}.onnx`, `onnx/model_${entry.dtype.wasm}.onnx`]),
-      );
+      // Hard-coded names were wrong for q8 (`model_quantized.onnx`) and blind to external data: see transformers-files.ts.
+      expect(entry.files).toEqual([]);
     }
   });
 

@@ -9,13 +9,13 @@ export class ManifestError extends ConfigError {
   override name = 'ManifestError';
 }
 
-const COMMON_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json'];
-
 function hubModel(entry: Omit<ManifestEntry, 'files' | 'task' | 'bundled' | 'demo' | 'description'> & { description: string }) {
   return ManifestEntrySchema.parse({
     ...entry,
     task: 'text-generation',
-    files: [...COMMON_FILES, `onnx/model_${entry.dtype.webgpu}.onnx`, `onnx/model_${entry.dtype.wasm}.onnx`].map((path) => ({ path })),
+    // No file list: the server derives it from the repo at the pinned commit as transformers.js does
+    // (transformers-files.ts), so q8's `model_quantized.onnx` and external data files are found, not guessed.
+    files: [],
   });
 }
 

@@ -64,7 +64,12 @@ export const ManifestEntrySchema = z
     revision: RevisionSchema,
     task: z.literal('text-generation'),
     dtype: z.object({ webgpu: DtypeSchema, wasm: DtypeSchema }).strict(),
-    files: z.array(ManifestFileSchema).min(1).max(64),
+    /**
+     * The files to fetch. Empty (the default for Hub models): the files transformers.js loads for the entry's dtypes,
+     * derived by the server from the repo's tree and config.json at the pinned commit; the catalogue then lists the
+     * files of the server's download.
+     */
+    files: z.array(ManifestFileSchema).max(64).default([]),
     contextLength: z.number().int().positive().max(1_048_576),
     parameters: z.string().max(16).optional(),
     license: z.string().min(1).max(64),
@@ -109,6 +114,10 @@ export const DownloadErrorCodeSchema = z.enum([
   'HUB_UNREACHABLE',
   'HUB_ERROR',
   'NOT_FOUND',
+  /** A gated repo this server's HF_TOKEN may not read (none set, or its account not granted access). */
+  'GATED',
+  /** The Hub answered 429: the message says when to try again. */
+  'RATE_LIMITED',
   'FORBIDDEN_REDIRECT',
   'TOO_MANY_REDIRECTS',
   'SIZE_MISMATCH',

@@ -82,8 +82,16 @@ function pinned(entry: CatalogueEntry): string | null {
   return entry.bundled ? entry.revision : entry.cachedRevision;
 }
 
-function deviceModel(entry: CatalogueEntry, revision: string): DeviceModel {
-  return { id: entry.id, repo: entry.repo, revision, files: entry.files.map((f) => f.path) };
+/** A Hub model's files are derived by the server on download; the catalogue lists them once it holds them. */
+function deviceModel(entry: CatalogueEntry, revision: string, files = entry.files.map((f) => f.path)): DeviceModel {
+  return { id: entry.id, repo: entry.repo, revision, files };
+}
+
+interface Pinned {
+  revision: string;
+  files: string[];
+  /** Bytes of those files, when the server said (a Hub model's files are known only once the server has them). */
+  bytes: number | null;
 }
 
 export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<void> {
@@ -97,9 +105,9 @@ export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<vo
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Makes sure the server holds the model (it downloads from the Hub once, for everyone); returns the commit. */
-async function prepareOnServer(entry: CatalogueEntry): Promise<string> {
+async function prepareOnServer(entry: CatalogueEntry): Promise<Pinned> {
   const ready = pinned(entry);
-  if (ready) return ready;
+  if (ready) return { revision: ready, files: entry.files.map((f) => f.path), bytes: entry.totalSize };
   // The server refuses guests too; asking first spares making a guest only to be told so.
   if ((await trpc.auth.me.query())?.kind !== 'ACCOUNT') {
     throw new Error('The server has not downloaded this model yet, and asking it to needs an account: sign up on the Account screen');
@@ -108,7 +116,7 @@ async function prepareOnServer(entry: CatalogueEntry): Promise<string> {
   for (;;) {
     const status = await trpc.models.status.query({ id: entry.id });
     if (!status) throw new Error('The server has no download of this model');
-    if (status.phase === 'ready' && status.revision) return status.revision;
+    if (status.phase === 'ready' && status.revision) return { revision: status.revision, files: status.files.map((f) => f.path), bytes: status.bytesTotal };
     if (status.phase === 'failed' || status.phase === 'cancelled') {
       throw new Error(status.error ? `The server could not fetch this model: ${status.error.message}` : 'The server download was cancelled');
     }
@@ -125,16 +133,16 @@ async function prepareOnServer(entry: CatalogueEntry): Promise<string> {
 }
 
 /** Server, then device: afterwards the model loads with no network. */
-export async function downloadModel(entry: CatalogueEntry): Promise<string> {
+export async function downloadModel(entry: CatalogueEntry): Promise<Pinned> {
   update(entry.id, { phase: 'Fetching', phases: [], message: 'Checking the catalogue and the server', error: null, busy: true, loaded: 0, total: 0, files: {} });
-  const revision = await prepareOnServer(entry);
-  const total = entry.totalSize ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
+  const { revision, files, bytes } = await prepareOnServer(entry);
+  const total = bytes ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
   update(entry.id, { phase: 'Preparing', message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model', loaded: total, total });
-  await saveToDevice(deviceModel(entry, revision), total, (p) =>
+  await saveToDevice(deviceModel(entry, revision, files), total, (p) =>
     update(entry.id, { phase: 'Downloading', message: `Saving ${p.file} to this device`, loaded: p.loaded, total: p.total, speed: p.speed, files: p.files }),
   );
   update(entry.id, { onDevice: true });
-  return revision;
+  return { revision, files, bytes: total };
 }
 
 function describe(error: unknown): string {
@@ -184,8 +192,8 @@ async function loadNow(entry: CatalogueEntry): Promise<void> {
   try {
     const saved = (states[entry.id] ?? IDLE).onDevice ? pinned(entry) : null;
     if (saved) update(entry.id, { phases: [], error: null });
-    const revision = saved ?? (await downloadModel(entry));
-    const model: EngineModel = { id: entry.id, repo: entry.repo, revision, dtype: entry.dtype, files: entry.files.map((f) => f.path), contextLength: entry.contextLength };
+    const { revision, files } = saved ? { revision: saved, files: entry.files.map((f) => f.path) } : await downloadModel(entry);
+    const model: EngineModel = { id: entry.id, repo: entry.repo, revision, dtype: entry.dtype, files, contextLength: entry.contextLength };
     // The files are on this device now: the engine's own fetching and "downloading" read them from the device
     // cache, so to the person it is all Loading.
     update(entry.id, { phase: 'Loading', message: 'Loading the model', busy: true });

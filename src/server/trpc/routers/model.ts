@@ -14,7 +14,13 @@ export const manifestRouter = router({
   /** The catalogue, each model with whether it is bundled or cached on this server. */
   list: publicProcedure.query(async ({ ctx }) => {
     const rows = await ctx.db.modelDownload.findMany({
-      select: { modelId: true, phase: true, revision: true, bytesTotal: true },
+      select: {
+        modelId: true,
+        phase: true,
+        revision: true,
+        bytesTotal: true,
+        files: { select: { path: true, size: true }, orderBy: { path: 'asc' } },
+      },
     });
     const byId = new Map(rows.map((row) => [row.modelId, row]));
     return ctx.models.manifest.map((entry) => {
@@ -22,6 +28,11 @@ export const manifestRouter = router({
       const cached = row?.phase === 'READY';
       return {
         ...entry,
+        // A Hub model's files are derived on download (transformers-files.ts): listed once the server holds them.
+        files:
+          entry.files.length > 0 || !cached
+            ? entry.files
+            : row.files.map((f) => ({ path: f.path, size: Number(f.size) })),
         totalSize: cached ? Number(row.bytesTotal) : entry.files.reduce((sum, f) => sum + (f.size ?? 0), 0) || null,
         cachedRevision: cached ? row.revision : null,
         serverStatus: entry.bundled
