@@ -34,10 +34,12 @@ export const fairSharePlugin = fp<FairSharePluginOptions>(
       const held = gate;
       if (held.running < env.REQUESTS_IN_FLIGHT_PER_IP) held.running++;
       else if (held.waiting.length >= env.REQUESTS_QUEUED_PER_IP) {
-        return reply.code(429).send({
-          error: 'RATE_LIMITED',
-          message: `Too many requests at once from this address: at most ${env.REQUESTS_QUEUED_PER_IP} may wait`,
-        });
+        return reply
+          .code(429)
+          .send({
+            error: 'RATE_LIMITED',
+            message: `Too many requests at once from this address: at most ${env.REQUESTS_QUEUED_PER_IP} may wait`,
+          });
       } else {
         // The slot is handed over by the request that frees it (running stays the same).
         await new Promise<void>((resolve) => held.waiting.push(resolve));

@@ -91,10 +91,12 @@ export const securityPlugin = fp<SecurityPluginOptions>(
     app.addHook('onRequest', async (request, reply) => {
       // Before anything else: a page reaching this server under a name it does not serve is DNS rebinding.
       if (!hostAllowed(hosts, request.headers.host)) {
-        await reply.code(421).send({
-          error: 'HOST_NOT_ALLOWED',
-          message: 'This server does not answer to that host name; add it to ALLOWED_HOSTS',
-        });
+        await reply
+          .code(421)
+          .send({
+            error: 'HOST_NOT_ALLOWED',
+            message: 'This server does not answer to that host name; add it to ALLOWED_HOSTS',
+          });
         return;
       }
       if (isCrossOriginMutation(request, allowed)) {
@@ -102,10 +104,12 @@ export const securityPlugin = fp<SecurityPluginOptions>(
         return;
       }
       if (isCrossSiteApiCall(request, allowed)) {
-        await reply.code(403).send({
-          error: 'CROSS_SITE',
-          message: "The API answers this app's own pages only, not links, frames or other sites",
-        });
+        await reply
+          .code(403)
+          .send({
+            error: 'CROSS_SITE',
+            message: "The API answers this app's own pages only, not links, frames or other sites",
+          });
       }
     });
   },
