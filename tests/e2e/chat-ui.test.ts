@@ -1,7 +1,7 @@
 // The chat people expect (issue 13), in headless Chromium at desktop and phone size, against the real server process
 // with the fake OpenAI-compatible API as the cloud provider: the UI kit's themes, chat settings applied on the cloud
 // route (asserted on what the provider received), and the chat's controls where a thumb reaches them.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -186,6 +186,108 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     openai.reset();
     await page.context().close();
   }, 60_000);
+});
+
+/** The conversation list: beside the chat on a desktop, in the drawer on a phone. */
+async function conversations(page: Page, phone: boolean) {
+  if (!phone) return page.getByRole('complementary', { name: 'Conversations' });
+  if ((await page.getByRole('dialog').count()) === 0) await page.getByTestId('conversations-drawer').click();
+  return page.getByRole('dialog');
+}
+
+describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
+  it('renames, searches titles and text, exports Markdown and JSON, imports JSON (refusing a bad file) and deletes', async () => {
+    const phone = name === 'phone';
+    const page = await cloudPage(`Lists ${name}`, viewport);
+    await send(page, 'apples and pears');
+    await page.getByTestId('chat-input').press('Control+k');
+    await send(page, 'bananas');
+    let list = await conversations(page, phone);
+    await expect.poll(() => list.getByTestId('conversation-item').count()).toBe(2);
+
+    await list.getByTestId('conversation-search').fill('PEARS');
+    await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toEqual(['apples and pears']);
+    // Text of the answers too, not only titles.
+    await list.getByTestId('conversation-search').fill('echo: banan');
+    await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toEqual(['bananas']);
+    await list.getByTestId('conversation-search').fill('');
+    await expect.poll(() => list.getByTestId('conversation-item').count()).toBe(2);
+
+    await list
+      .getByTestId('conversation-item')
+      .filter({ hasText: 'apples' })
+      .getByTestId('conversation-rename')
+      .click();
+    await list.getByTestId('conversation-title').fill('Fruit talk');
+    await list.getByTestId('conversation-title').press('Enter');
+    await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toContain('Fruit talk');
+
+    // The open conversation ("bananas") as Markdown and JSON.
+    const saved = async (testId: string) => {
+      const [file] = await Promise.all([page.waitForEvent('download'), list.getByTestId(testId).click()]);
+      return { name: file.suggestedFilename(), text: await readFile(await file.path(), 'utf8') };
+    };
+    const markdown = await saved('conversation-export-markdown');
+    expect(markdown.name).toBe('bananas.md');
+    expect(markdown.text).toMatch(/^# bananas\n\n## You\n\nbananas\n\n## Answer\n\nEcho: bananas\n/);
+    const json = await saved('conversation-export-json');
+    expect(JSON.parse(json.text)).toMatchObject({
+      format: 'mesh-nanollm.conversation',
+      version: 1,
+      title: 'bananas',
+      messages: [
+        { role: 'user', content: 'bananas' },
+        { role: 'assistant', content: 'Echo: bananas' },
+      ],
+    });
+
+    // A bad file: a clear error, nothing added.
+    await list.getByTestId('conversation-import').setInputFiles({
+      name: 'bad.json',
+      mimeType: 'application/json',
+      buffer: Buffer.from(
+        JSON.stringify({
+          format: 'mesh-nanollm.conversation',
+          version: 1,
+          title: 'x',
+          messages: [{ role: 'robot', content: 'hi' }],
+        }),
+      ),
+    });
+    await expect
+      .poll(() => page.getByRole('alert').textContent())
+      .toMatch(/^bad\.json was not imported: .*\(at messages\.0\.role\)/);
+    list = await conversations(page, phone);
+    expect(await list.getByTestId('conversation-item').count()).toBe(2);
+    await list.getByTestId('conversation-import').setInputFiles({
+      name: 'not.json',
+      mimeType: 'application/json',
+      buffer: Buffer.from('{ not json'),
+    });
+    await expect
+      .poll(() => page.getByRole('alert').textContent())
+      .toBe('not.json is not JSON: export a conversation as JSON to import it');
+    list = await conversations(page, phone);
+    expect(await list.getByTestId('conversation-item').count()).toBe(2);
+
+    // The exported file imports as a new conversation, opened.
+    const edited = { ...JSON.parse(json.text), title: 'Imported bananas' };
+    await list.getByTestId('conversation-import').setInputFiles({
+      name: 'bananas.json',
+      mimeType: 'application/json',
+      buffer: Buffer.from(JSON.stringify(edited)),
+    });
+    list = await conversations(page, phone);
+    await expect.poll(() => list.getByTestId('conversation-item').count()).toBe(3);
+    expect(await list.getByTestId('conversation-item').allTextContents()).toContain('Imported bananas');
+    expect(await page.getByRole('alert').count()).toBe(0);
+    expect(await texts(page, 'assistant')).toEqual(['Echo: bananas']);
+
+    await list.getByRole('button', { name: 'Delete Fruit talk' }).click();
+    await expect.poll(() => list.getByTestId('conversation-item').count()).toBe(2);
+    expect(await list.getByTestId('conversation-item').allTextContents()).not.toContain('Fruit talk');
+    await page.context().close();
+  }, 90_000);
 });
 
 describe('on a phone (390x844)', () => {

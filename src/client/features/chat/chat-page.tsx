@@ -11,6 +11,7 @@ import { useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import type { ModelChoice } from './chat-settings.tsx';
 import { Composer } from './composer.tsx';
+import { download, fileName, toJson, toMarkdown } from './conversation-file.ts';
 import { ConversationList } from './conversation-list.tsx';
 import { deviceStore, knownAccount, serverStore } from './conversation-store.ts';
 import { MessageList } from './message-list.tsx';
@@ -99,9 +100,18 @@ export function ChatPage() {
       : knownAccount() && !online
         ? 'Kept on this device while offline; saved to your account when the network is back.'
         : 'Kept on this device only.',
+    query: chat.query,
+    onQuery: chat.setQuery,
     onNew: chat.startNew,
     onOpen: chat.open,
     onRemove: chat.removeConversation,
+    onRename: chat.rename,
+    onImport: chat.importFile,
+    canExport: conversation.messages.length > 0,
+    onExport: (kind: 'markdown' | 'json') =>
+      kind === 'json'
+        ? download(fileName(conversation, 'json'), toJson(conversation), 'application/json')
+        : download(fileName(conversation, 'md'), toMarkdown(conversation), 'text/markdown'),
   };
 
   return (

@@ -27,6 +27,10 @@ export default function ConversationsDrawer(props: ComponentProps<typeof Convers
           onNew={() => closing(() => props.onNew())('')}
           onOpen={closing(props.onOpen)}
           onRemove={props.onRemove}
+          onImport={(file) => {
+            setOpen(false);
+            props.onImport(file);
+          }}
         />
       </SheetContent>
     </Sheet>

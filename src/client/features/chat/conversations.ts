@@ -37,6 +37,8 @@ export interface Conversation {
   syncFor?: { accountId: string; synced: number };
   /** Its settings (system prompt, sampling, model); absent: the ones in use when it was opened. */
   settings?: ChatSettings;
+  /** Renamed by its owner: the title no longer follows the first question. */
+  titled?: boolean;
 }
 
 /** Newest first, capped: a long history should not slow the app's start. */

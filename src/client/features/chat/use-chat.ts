@@ -15,7 +15,8 @@ import {
   knownAccount,
   syncOfflineConversations,
 } from './conversation-store.ts';
-import { type ChatItem, type Conversation, titleOf } from './conversations.ts';
+import { readConversationFile } from './conversation-file.ts';
+import { type ChatItem, type Conversation, saveConversation, titleOf } from './conversations.ts';
 import { type ResolvedRoute, type Route, resolveRoute } from './route.ts';
 import type { Answer, AnswerResult } from './routes/answer.ts';
 import { cloudAnswer } from './routes/cloud.ts';
@@ -46,7 +47,12 @@ const newConversation = (settings: ChatSettings): Conversation => ({
 
 /** The conversation with these messages, titled and stamped now. */
 function withMessages(conversation: Conversation, messages: ChatItem[]): Conversation {
-  return { ...conversation, messages, title: titleOf(messages), updatedAt: Date.now() };
+  return {
+    ...conversation,
+    messages,
+    title: conversation.titled ? conversation.title : titleOf(messages),
+    updatedAt: Date.now(),
+  };
 }
 
 export function useChat(context: ChatContext) {
@@ -61,7 +67,11 @@ export function useChat(context: ChatContext) {
   const [syncing, setSyncing] = useState(false);
   const running = useRef<Answer | null>(null);
 
-  const refreshHistory = useCallback(() => void store.list().then(setHistory, () => setHistory([])), [store]);
+  const [query, setQuery] = useState('');
+  const refreshHistory = useCallback(
+    () => void (query.trim() ? store.search(query.trim()) : store.list()).then(setHistory, () => setHistory([])),
+    [store, query],
+  );
   useEffect(refreshHistory, [refreshHistory]);
   // Back online and signed in: conversations kept here while offline go to the account.
   useEffect(() => {
@@ -283,6 +293,38 @@ export function useChat(context: ChatContext) {
         (opened) => setConversation({ ...opened, settings: opened.settings ?? settings }),
         (cause: unknown) => setError(chatErrorText(cause)),
       );
+    },
+    query,
+    setQuery,
+    rename(id: string, title: string) {
+      const name = title.trim();
+      if (!name) return;
+      void store.rename(id, name).then(
+        () => {
+          setConversation((c) => (c.id === id || c.serverId === id ? { ...c, title: name, titled: true } : c));
+          refreshHistory();
+        },
+        (cause: unknown) => setError(chatErrorText(cause)),
+      );
+    },
+    /** Imports a conversation file (checked in full first) and opens it; an account's goes to the account. */
+    importFile(file: File) {
+      if (busy) return;
+      void (async () => {
+        const imported = await readConversationFile(file);
+        if (store.onServer && accountId) {
+          // Saved turn by turn, as a conversation kept here while offline is.
+          await saveConversation({ ...imported, syncFor: { accountId, synced: 0 } });
+          const synced = await syncOfflineConversations(accountId);
+          const serverId = synced.get(imported.id);
+          setConversation({ ...imported, serverId: serverId ?? null, settings });
+        } else {
+          await saveConversation(imported);
+          setConversation({ ...imported, settings });
+        }
+        setError(null);
+        refreshHistory();
+      })().catch((cause: unknown) => setError(chatErrorText(cause)));
     },
     removeConversation(id: string) {
       void store.remove(id).then(refreshHistory, (cause: unknown) => setError(chatErrorText(cause)));
