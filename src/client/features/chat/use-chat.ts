@@ -16,6 +16,7 @@ import {
   syncOfflineConversations,
 } from './conversation-store.ts';
 import { readConversationFile } from './conversation-file.ts';
+import { useOfflineSync } from './use-offline-sync.ts';
 import { type ChatItem, type Conversation, saveConversation, titleOf } from './conversations.ts';
 import { type ResolvedRoute, type Route, resolveRoute } from './route.ts';
 import type { Answer, AnswerResult } from './routes/answer.ts';
@@ -64,7 +65,6 @@ export function useChat(context: ChatContext) {
   const [error, setError] = useState<string | null>(null);
   const [rates, setRates] = useState<number[]>([]);
   const [busy, setBusy] = useState(false);
-  const [syncing, setSyncing] = useState(false);
   const running = useRef<Answer | null>(null);
 
   const [query, setQuery] = useState('');
@@ -73,33 +73,7 @@ export function useChat(context: ChatContext) {
     [store, query],
   );
   useEffect(refreshHistory, [refreshHistory]);
-  // Back online and signed in: conversations kept here while offline go to the account.
-  useEffect(() => {
-    if (!accountId || !online) return;
-    let cancelled = false;
-    // Starting the sync is this effect's job; the flag shows it is under way.
-    // eslint-disable-next-line react-hooks/set-state-in-effect
-    setSyncing(true);
-    syncOfflineConversations(accountId)
-      .then(
-        (synced) => {
-          if (cancelled) return;
-          setConversation((c) =>
-            synced.has(c.id) ? { ...c, serverId: synced.get(c.id) ?? null, syncFor: undefined } : c,
-          );
-          refreshHistory();
-        },
-        (cause: unknown) =>
-          !cancelled &&
-          setError(
-            `Conversations kept on this device while offline could not be saved to your account yet: ${chatErrorText(cause)}`,
-          ),
-      )
-      .finally(() => !cancelled && setSyncing(false));
-    return () => {
-      cancelled = true;
-    };
-  }, [accountId, online, refreshHistory]);
+  const syncing = useOfflineSync(accountId, online, setConversation, refreshHistory, setError);
 
   const autoCloud = online ? usableProviders[0] : undefined;
 
