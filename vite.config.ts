@@ -1,5 +1,6 @@
 import { createReadStream, readFileSync } from 'node:fs';
 import path from 'node:path';
+import tailwindcss from '@tailwindcss/vite';
 import react from '@vitejs/plugin-react';
 import { type Plugin, defaultClientConditions, defineConfig } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
@@ -47,6 +48,7 @@ function onnxRuntimeFiles(): Plugin {
 export default defineConfig(({ command }) => ({
   plugins: [
     react(),
+    tailwindcss(),
     onnxRuntimeFiles(),
     // The service worker exists only in builds: in development it would cache what hot reload replaces.
     command === 'build' &&

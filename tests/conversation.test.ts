@@ -93,6 +93,42 @@ describe('conversations on the server', () => {
     expect((await client.conversation.list.query()).map((c) => c.id)).toEqual([id]);
   });
 
+  it('renames a conversation and finds conversations by title or message text, in any case', async () => {
+    const client = await account('ada');
+    const answer = { content: 'Engines weave algebraic patterns.', route: 'LOCAL' as const };
+    const { id } = await client.conversation.append.mutate({ messages: [{ role: 'user', content: 'Looms?' }], answer });
+    await client.conversation.append.mutate({
+      messages: [{ role: 'user', content: 'Something else' }],
+      answer: { content: 'Yes.', route: 'LOCAL' },
+    });
+    expect(await client.conversation.rename.mutate({ id, title: '  Notes on the Analytical Engine ' })).toEqual({
+      renamed: true,
+    });
+    expect((await client.conversation.byId.query({ id })).title).toBe('Notes on the Analytical Engine');
+    const titles = async (query: string) => (await client.conversation.list.query({ query })).map((c) => c.title);
+    expect(await titles('analytical')).toEqual(['Notes on the Analytical Engine']);
+    // Text of the messages too, not only titles.
+    expect(await titles('ALGEBRAIC')).toEqual(['Notes on the Analytical Engine']);
+    expect(await titles('yes.')).toEqual(['Something else']);
+    expect(await titles('no such words')).toEqual([]);
+    expect(await client.conversation.list.query()).toHaveLength(2);
+
+    // Another account cannot rename it; bad titles and searches are refused with the field named.
+    const other = await account('menabrea');
+    expect(codeOf(await other.conversation.rename.mutate({ id, title: 'Mine' }).catch((e: unknown) => e))).toBe(
+      'NOT_FOUND',
+    );
+    for (const title of ['   ', 'x'.repeat(201)]) {
+      expect(codeOf(await client.conversation.rename.mutate({ id, title }).catch((e: unknown) => e))).toBe(
+        'BAD_REQUEST',
+      );
+    }
+    expect(codeOf(await client.conversation.list.query({ query: 'q'.repeat(201) }).catch((e: unknown) => e))).toBe(
+      'BAD_REQUEST',
+    );
+    expect((await client.conversation.byId.query({ id })).title).toBe('Notes on the Analytical Engine');
+  });
+
   it('refuses guests, other accounts’ conversations, and oversized turns', async () => {
     const guest = chatClient(base, await guestCookie(base));
     expect(codeOf(await guest.conversation.list.query().catch((e: unknown) => e))).toBe('FORBIDDEN');

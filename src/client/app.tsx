@@ -1,5 +1,5 @@
-// The app shell: navigation, online/offline state, install and update prompts, theme; screens by route.
-import { useEffect, useLayoutEffect, useState } from 'react';
+// The app shell: navigation, online/offline state, install and update prompts, theme, toasts; screens by route.
+import { Suspense, lazy, useLayoutEffect } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { APP_BUILD } from './env.ts';
 import { AccountPage } from './features/account/account-page.tsx';
@@ -8,18 +8,14 @@ import { rememberAccount } from './features/chat/conversation-store.ts';
 import { ModelsPage } from './features/models/models-page.tsx';
 import { RoomPage, RoomsPage } from './features/rooms/rooms-page.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
+import { Button } from './components/ui/button.tsx';
+import { useTheme } from './lib/theme.ts';
 import { api } from './lib/trpc.ts';
 
-type Theme = 'dark' | 'light';
-
-function useTheme(): [Theme, () => void] {
-  const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem('theme') === 'light' ? 'light' : 'dark'));
-  useEffect(() => {
-    document.documentElement.dataset.theme = theme;
-    localStorage.setItem('theme', theme);
-  }, [theme]);
-  return [theme, () => setTheme((t) => (t === 'dark' ? 'light' : 'dark'))];
-}
+// Menus and toasts (Radix, sonner) come in their own chunk after the first paint: the initial JS stays small
+// (bench/pwa.ts, goal under 200 KB gzip).
+const ThemeSwitch = lazy(() => import('./components/theme-switch.tsx').then((m) => ({ default: m.ThemeSwitch })));
+const Toaster = lazy(() => import('./components/ui/toast.tsx').then((m) => ({ default: m.Toaster })));
 
 /** Remembers who is signed in whenever the server says, so that offline their conversations wait on this device for them. */
 function useRememberAccount(online: boolean): void {
@@ -43,7 +39,7 @@ export function App() {
   const online = useOnline();
   const install = useInstallPrompt();
   const update = useUpdateReady();
-  const [theme, toggleTheme] = useTheme();
+  const theme = useTheme();
   useRememberAccount(online);
   return (
     <>
@@ -68,13 +64,9 @@ export function App() {
             Install app
           </button>
         )}
-        <button
-          type="button"
-          aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}
-          onClick={toggleTheme}
-        >
-          {theme === 'dark' ? 'Light' : 'Dark'}
-        </button>
+        <Suspense fallback={<Button variant="ghost" size="icon" aria-label="Theme" disabled />}>
+          <ThemeSwitch choice={theme.choice} onChoose={theme.choose} />
+        </Suspense>
       </header>
       {update && (
         <div className="banner" role="alert" data-testid="update-prompt">
@@ -101,6 +93,9 @@ export function App() {
       <footer className="shell muted small" data-testid="app-build">
         Mesh NanoLLM · build {APP_BUILD}
       </footer>
+      <Suspense>
+        <Toaster theme={theme.resolved} />
+      </Suspense>
     </>
   );
 }

@@ -5,7 +5,7 @@ import { App } from './app.tsx';
 import { restoreLastModel } from './features/models/restore.ts';
 import { registerServiceWorker } from './lib/pwa.ts';
 import { api, apiClient } from './lib/trpc.ts';
-import './styles.css';
+import './index.css';
 
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root element');

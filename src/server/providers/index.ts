@@ -27,6 +27,7 @@ export function providerInfo(provider: ChatProvider, env: Pick<Env, 'CHAT_PROVID
     label: provider.label,
     configured: provider.configured,
     defaultModel: provider.defaultModel,
+    models: provider.models === '*' ? null : [...provider.models],
     stub: provider.stub,
     openToGuests: opensToGuests(provider, env),
   };

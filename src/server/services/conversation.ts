@@ -104,13 +104,20 @@ export async function appendTurn(
   });
 }
 
-export async function listConversations(db: PrismaClient, userId: string, take = 100) {
+/** Newest first; with `query`, those whose title or any message contains it (any case). */
+export async function listConversations(db: PrismaClient, userId: string, query = '', take = 100) {
+  const contains = { contains: query, mode: 'insensitive' } as const;
   return db.conversation.findMany({
-    where: { userId },
+    where: query ? { userId, OR: [{ title: contains }, { messages: { some: { content: contains } } }] } : { userId },
     orderBy: { updatedAt: 'desc' },
     take,
     select: { id: true, title: true, updatedAt: true },
   });
+}
+
+export async function renameConversation(db: PrismaClient, userId: string, id: string, title: string) {
+  const { count } = await db.conversation.updateMany({ where: { id, userId }, data: { title } });
+  if (count === 0) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
 }
 
 export async function conversationById(db: PrismaClient, userId: string, id: string) {

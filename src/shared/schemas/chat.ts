@@ -148,6 +148,8 @@ export interface ChatProviderInfo {
   label: string;
   configured: boolean;
   defaultModel: string;
+  /** The models it may be asked for (its `*_MODELS` allow-list, the default first); null: any model name. */
+  models: string[] | null;
   /** The keyless embedded provider: canned text, no language model. */
   stub: boolean;
   /** Whether guests may use it: the stub always, the others only with CHAT_PROVIDERS_FOR_GUESTS. */

@@ -4,6 +4,30 @@ import { CHAT_LIMITS, ChatMessageSchema } from './chat.ts';
 
 export const ConversationRefSchema = z.object({ id: z.uuid() }).strict();
 
+export const CONVERSATION_LIMITS = { titleChars: 200, queryChars: 200 } as const;
+
+export const ConversationRenameSchema = z
+  .object({
+    id: z.uuid(),
+    title: z
+      .string()
+      .trim()
+      .min(1, 'A title cannot be empty')
+      .max(CONVERSATION_LIMITS.titleChars, `A title is at most ${CONVERSATION_LIMITS.titleChars} characters`),
+  })
+  .strict();
+
+/** conversation.list's optional filter: titles and message text containing `query` (any case). */
+export const ConversationListSchema = z
+  .object({
+    query: z
+      .string()
+      .trim()
+      .max(CONVERSATION_LIMITS.queryChars, `A search is at most ${CONVERSATION_LIMITS.queryChars} characters`),
+  })
+  .strict()
+  .optional();
+
 /** One finished turn: the messages since the last answer (or the whole chat, for a new one) and the answer. */
 export const ConversationAppendSchema = z
   .object({

@@ -29,6 +29,9 @@ export interface ConversationStore {
    */
   saveTurn(conversation: Conversation, record: AnswerRecord): Promise<string>;
   remove(id: string): Promise<void>;
+  rename(id: string, title: string): Promise<void>;
+  /** Conversations whose title or text contains `query` (any case), newest first. */
+  search(query: string): Promise<ConversationSummary[]>;
 }
 
 export const deviceStore: ConversationStore = {
@@ -44,6 +47,19 @@ export const deviceStore: ConversationStore = {
     return conversation.id;
   },
   remove: (id) => deleteConversation(id),
+  async rename(id, title) {
+    const found = await deviceStore.open(id);
+    await saveConversation({ ...found, title, titled: true });
+  },
+  async search(query) {
+    const needle = query.toLowerCase();
+    return (await listConversations(1000))
+      .filter(
+        (c) =>
+          c.title.toLowerCase().includes(needle) || c.messages.some((m) => m.content.toLowerCase().includes(needle)),
+      )
+      .slice(0, 100);
+  },
 };
 
 /** conversation.append: the server stores what follows the last answer it holds, then this answer. */
@@ -95,6 +111,8 @@ export const serverStore: ConversationStore = {
       updatedAt: new Date(found.updatedAt).getTime(),
       messages,
       serverId: found.id,
+      // The server keeps its title (set at creation or by a rename); the app does not retitle it.
+      titled: true,
     };
   },
   async saveTurn(conversation, record) {
@@ -109,6 +127,10 @@ export const serverStore: ConversationStore = {
   remove: async (id) => {
     await trpc.conversation.remove.mutate({ id });
   },
+  rename: async (id, title) => {
+    await trpc.conversation.rename.mutate({ id, title });
+  },
+  search: (query) => trpc.conversation.list.query({ query }),
 };
 
 const KNOWN_ACCOUNT_KEY = 'mesh:account';

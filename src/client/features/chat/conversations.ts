@@ -1,5 +1,6 @@
 // Conversations kept on this device (IndexedDB): guests' chats never leave it.
 import { localDb as db } from '../../lib/local-db.ts';
+import type { ChatSettings } from './settings.ts';
 
 /** What is known of a finished answer, for the record. */
 export interface AnswerRecord {
@@ -34,6 +35,10 @@ export interface Conversation {
    * and how many of its messages the account already holds.
    */
   syncFor?: { accountId: string; synced: number };
+  /** Its settings (system prompt, sampling, model); absent: the ones in use when it was opened. */
+  settings?: ChatSettings;
+  /** Renamed by its owner: the title no longer follows the first question. */
+  titled?: boolean;
 }
 
 /** Newest first, capped: a long history should not slow the app's start. */

@@ -4,6 +4,7 @@
 // showing its URL), and links open in a new tab without an opener or a referrer.
 import Markdown, { type Components, type UrlTransform, defaultUrlTransform } from 'react-markdown';
 import remarkGfm from 'remark-gfm';
+import { CopyButton } from './copy-button.tsx';
 
 const LINK_REL = 'noopener noreferrer nofollow';
 
@@ -18,6 +19,28 @@ const urlTransform: UrlTransform = (url, key, node) =>
   key === 'src' && node.tagName === 'img' ? url : defaultUrlTransform(url);
 
 const components: Components = {
+  // A code block with its own copy button (the text as written, without the fences).
+  pre: ({ node: _node, children, ...props }) => {
+    let code = '';
+    const collect = (element: unknown) => {
+      const inner = (element as { props?: { children?: unknown } } | null)?.props?.children;
+      if (typeof inner === 'string') code += inner;
+      else if (Array.isArray(inner))
+        inner.forEach((part) => (typeof part === 'string' ? (code += part) : collect(part)));
+    };
+    collect(children);
+    return (
+      <div className="relative">
+        <pre {...props}>{children}</pre>
+        <CopyButton
+          text={code.replace(/\n$/, '')}
+          testId="code-copy"
+          label="Copy code"
+          className="absolute top-1 right-1"
+        />
+      </div>
+    );
+  },
   a: ({ node: _node, ...props }) => <a {...props} rel={LINK_REL} target="_blank" />,
   img: ({ src, alt, title }) => {
     const url = typeof src === 'string' ? src : '';

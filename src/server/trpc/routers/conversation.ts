@@ -1,7 +1,12 @@
 // Accounts' conversations on the server. Guests' stay on their device: these procedures refuse them.
 import { TRPCError } from '@trpc/server';
-import { ConversationAppendSchema, ConversationRefSchema } from '../../../shared/schemas/conversation.ts';
-import { appendTurn, conversationById, listConversations } from '../../services/conversation.ts';
+import {
+  ConversationAppendSchema,
+  ConversationListSchema,
+  ConversationRefSchema,
+  ConversationRenameSchema,
+} from '../../../shared/schemas/conversation.ts';
+import { appendTurn, conversationById, listConversations, renameConversation } from '../../services/conversation.ts';
 import { accountProcedure, router } from '../init.ts';
 
 const accountOnly = accountProcedure(
@@ -9,7 +14,13 @@ const accountOnly = accountProcedure(
 );
 
 export const conversationRouter = router({
-  list: accountOnly.query(({ ctx }) => listConversations(ctx.db, ctx.session.userId)),
+  list: accountOnly
+    .input(ConversationListSchema)
+    .query(({ ctx, input }) => listConversations(ctx.db, ctx.session.userId, input?.query)),
+  rename: accountOnly.input(ConversationRenameSchema).mutation(async ({ ctx, input }) => {
+    await renameConversation(ctx.db, ctx.session.userId, input.id, input.title);
+    return { renamed: true };
+  }),
   byId: accountOnly
     .input(ConversationRefSchema)
     .query(({ ctx, input }) => conversationById(ctx.db, ctx.session.userId, input.id)),

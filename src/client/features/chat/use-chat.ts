@@ -1,0 +1,309 @@
+// The chat's state and streaming, out of the page: the conversation, its settings, the answer running now and the
+// actions on it (send, stop, regenerate, edit, delete), where conversations are kept, and the offline sync.
+import { useCallback, useEffect, useRef, useState } from 'react';
+import type { EngineMessage } from '../../../shared/engine-protocol.ts';
+import { MeshJobError } from '../../../shared/mesh/job-requester.ts';
+import type { ChatProviderInfo } from '../../../shared/schemas/chat.ts';
+import { inferenceEngine } from '../../workers/inference.ts';
+import type { MeshRoom } from '../mesh/mesh-store.ts';
+import type { ActiveModel } from '../models/model-store.ts';
+import { chatErrorText } from './chat-errors.ts';
+import {
+  type AnswerRecord,
+  type ConversationStore,
+  type ConversationSummary,
+  knownAccount,
+  syncOfflineConversations,
+} from './conversation-store.ts';
+import { readConversationFile } from './conversation-file.ts';
+import { useOfflineSync } from './use-offline-sync.ts';
+import { type ChatItem, type Conversation, saveConversation, titleOf } from './conversations.ts';
+import { type ResolvedRoute, type Route, resolveRoute } from './route.ts';
+import type { Answer, AnswerResult } from './routes/answer.ts';
+import { cloudAnswer } from './routes/cloud.ts';
+import { deviceAnswer } from './routes/device.ts';
+import { type SharedModel, meshAnswer } from './routes/mesh.ts';
+import { meshNode } from '../mesh/mesh-store.ts';
+import { type ChatSettings, DEFAULT_SETTINGS, cloudSampling, engineSampling, withSystemPrompt } from './settings.ts';
+
+export interface ChatContext {
+  route: Route;
+  loaded: ActiveModel | null;
+  meshRoom: MeshRoom | null;
+  shared: SharedModel[];
+  /** Providers configured on the server that this person may use now. */
+  usableProviders: ChatProviderInfo[];
+  store: ConversationStore;
+  accountId: string | null;
+  online: boolean;
+}
+
+const newConversation = (settings: ChatSettings): Conversation => ({
+  id: crypto.randomUUID(),
+  title: 'New chat',
+  updatedAt: Date.now(),
+  messages: [],
+  settings,
+});
+
+/** The conversation with these messages, titled and stamped now. */
+function withMessages(conversation: Conversation, messages: ChatItem[]): Conversation {
+  return {
+    ...conversation,
+    messages,
+    title: conversation.titled ? conversation.title : titleOf(messages),
+    updatedAt: Date.now(),
+  };
+}
+
+export function useChat(context: ChatContext) {
+  const { route, loaded, meshRoom, shared, usableProviders, store, accountId, online } = context;
+  const [conversation, setConversation] = useState<Conversation>(() => newConversation(DEFAULT_SETTINGS));
+  const settings = conversation.settings ?? DEFAULT_SETTINGS;
+  const [history, setHistory] = useState<ConversationSummary[]>([]);
+  const [input, setInput] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [rates, setRates] = useState<number[]>([]);
+  const [busy, setBusy] = useState(false);
+  const running = useRef<Answer | null>(null);
+
+  const [query, setQuery] = useState('');
+  const refreshHistory = useCallback(
+    () => void (query.trim() ? store.search(query.trim()) : store.list()).then(setHistory, () => setHistory([])),
+    [store, query],
+  );
+  useEffect(refreshHistory, [refreshHistory]);
+  const syncing = useOfflineSync(accountId, online, setConversation, refreshHistory, setError);
+
+  const autoCloud = online ? usableProviders[0] : undefined;
+
+  /** Keeps the conversation after an answer (`record`), or after a failed one on the device only. */
+  async function persist(base: Conversation, messages: ChatItem[], record?: AnswerRecord) {
+    const next = withMessages(base, messages);
+    // Signed in but offline: kept here for the account, which gets it when the network returns.
+    const waitingFor = store.onServer ? null : (accountId ?? knownAccount());
+    if (waitingFor && next.syncFor?.accountId !== waitingFor) {
+      // A conversation the account holds already: it holds everything up to the last answer before this turn.
+      const before = record ? messages.slice(0, -1) : messages;
+      next.syncFor = {
+        accountId: waitingFor,
+        synced: next.serverId ? before.findLastIndex((m) => m.role === 'assistant') + 1 : 0,
+      };
+    }
+    setConversation(next);
+    if (!record && store.onServer) return;
+    try {
+      const id = await store.saveTurn(next, record ?? { route: 'LOCAL' });
+      if (store.onServer) setConversation((c) => ({ ...c, serverId: id }));
+    } catch (cause) {
+      setError(`The answer is here but could not be saved: ${cause instanceof Error ? cause.message : String(cause)}`);
+    }
+    refreshHistory();
+  }
+
+  function start(target: ResolvedRoute, prompt: EngineMessage[]): Answer {
+    if (target.kind === 'device') {
+      if (!loaded) throw new Error('Load a model on the Models screen first, or pick a cloud provider');
+      return deviceAnswer(loaded, prompt, engineSampling(settings));
+    }
+    if (target.kind === 'mesh') {
+      if (!meshRoom) throw new Error('Join a room on the Rooms screen to ask its peers');
+      const model = (shared.find((m) => m.ref.id === settings.model) ?? shared[0])?.ref;
+      if (!model)
+        throw new Error(`Nobody in room ${meshRoom.room} shares a model now: load one here, or pick another route`);
+      return meshAnswer(meshRoom, model, prompt, engineSampling(settings));
+    }
+    const provider = usableProviders.find((p) => p.id === target.provider);
+    // A model chosen for another provider (or route) is not this one's: its default answers instead.
+    const model =
+      provider && (provider.models === null || provider.models.includes(settings.model)) ? settings.model : '';
+    return cloudAnswer(
+      { provider: target.provider, label: provider?.label ?? target.provider, model },
+      prompt,
+      cloudSampling(settings),
+    );
+  }
+
+  /** `draft`: the text typed for this answer, put back in the box when a cloud provider could not be reached. */
+  async function answer(base: Conversation, messages: ChatItem[], options: { draft?: string } = {}) {
+    let cloudTarget = false;
+    let received = false;
+    setError(null);
+    setBusy(true);
+    setRates([]);
+    const show = (content: string) =>
+      setConversation({ ...base, messages: [...messages, { role: 'assistant', content }] });
+    show('');
+    const stamps: number[] = [];
+    const sample = setInterval(() => {
+      const now = performance.now();
+      setRates((r) => [...r.slice(-59), stamps.filter((t) => t > now - 1000).length]);
+    }, 250);
+    const consume = async (answer: Answer): Promise<AnswerResult> => {
+      running.current = answer;
+      let text = '';
+      for await (const piece of answer) {
+        received = true;
+        stamps.push(performance.now());
+        text += piece;
+        show(text);
+      }
+      return answer.result;
+    };
+    try {
+      const prompt = withSystemPrompt(
+        settings,
+        messages.map(({ role, content }) => ({ role, content })),
+      );
+      const target = resolveRoute(route, {
+        modelLoaded: Boolean(loaded),
+        shared: shared.length,
+        mine: meshNode.capabilities().tokensPerSecond,
+        fastest: Math.max(0, ...shared.map((m) => m.tokensPerSecond ?? 0)),
+        autoCloud: autoCloud?.id,
+      });
+      cloudTarget = target.kind === 'cloud';
+      let result: AnswerResult;
+      try {
+        result = await consume(start(target, prompt));
+      } catch (cause) {
+        // Auto: when the mesh cannot answer (nobody left who shares the model), a cloud provider can.
+        if (route.kind !== 'auto' || !(cause instanceof MeshJobError) || cause.code === 'CANCELLED' || !autoCloud)
+          throw cause;
+        show('');
+        result = await consume(start({ kind: 'cloud', provider: autoCloud.id }, prompt));
+        result.readout += ` · the mesh could not answer: ${cause.message}`;
+      }
+      const { text, readout, record } = result;
+      void result.corrected?.then((fix) => {
+        if (!fix) return;
+        setConversation((c) => {
+          const fixed = [...c.messages];
+          const at = fixed.findLastIndex((m) => m.role === 'assistant' && m.content === text);
+          if (at >= 0) fixed[at] = { role: 'assistant', content: fix.text, readout: fix.readout };
+          return { ...c, messages: fixed };
+        });
+      });
+      await persist(base, [...messages, { role: 'assistant', content: text, readout, record }], record);
+    } catch (cause) {
+      const draft = options.draft;
+      if (draft !== undefined && cloudTarget && !received) {
+        // Nothing came back from the server: the question goes back into the box rather than into the record.
+        setConversation({ ...base, messages: messages.slice(0, -1) });
+        setInput((current) => current || draft);
+        setError(`${chatErrorText(cause)} Your message is back in the box: nothing was sent to be answered.`);
+      } else {
+        setError(chatErrorText(cause));
+        await persist(base, messages);
+      }
+    } finally {
+      clearInterval(sample);
+      running.current = null;
+      setBusy(false);
+    }
+  }
+
+  /** Why a cloud provider cannot take this message now (offline), or null. */
+  function offlineRefusal(): string | null {
+    if (online || route.kind !== 'cloud') return null;
+    const label = usableProviders.find((p) => p.id === route.provider)?.label ?? route.provider;
+    return `You are offline, and ${label} answers through the server: your message was not sent and is still in the box. Send it when the network is back, or answer with this device or a peer under "Answer with".`;
+  }
+
+  /** An account's conversation changed before its last answer is stored anew (the server only appends). */
+  const rewritten = (c: Conversation): Conversation => (store.onServer ? { ...c, serverId: null } : c);
+
+  return {
+    conversation,
+    settings,
+    history,
+    input,
+    setInput,
+    error,
+    setError,
+    rates,
+    busy,
+    syncing,
+    send() {
+      const text = input.trim();
+      if (!text || busy || syncing) return;
+      const refusal = offlineRefusal();
+      if (refusal) return setError(refusal);
+      setInput('');
+      void answer(conversation, [...conversation.messages, { role: 'user', content: text }], { draft: text });
+    },
+    stop: () => running.current?.stop(),
+    regenerate() {
+      const lastUser = conversation.messages.findLastIndex((m) => m.role === 'user');
+      if (lastUser < 0 || busy) return;
+      void answer(conversation, conversation.messages.slice(0, lastUser + 1));
+    },
+    /** Replaces user message `index` with `text` and answers it again: the messages after it are replaced. */
+    edit(index: number, text: string) {
+      const content = text.trim();
+      if (!content || busy || conversation.messages[index]?.role !== 'user') return;
+      void answer(rewritten(conversation), [...conversation.messages.slice(0, index), { role: 'user', content }]);
+    },
+    /** Deletes message `index`. */
+    remove(index: number) {
+      if (busy) return;
+      const base = rewritten(conversation);
+      void persist(
+        base,
+        conversation.messages.filter((_, i) => i !== index),
+      );
+    },
+    updateSettings(patch: Partial<ChatSettings>) {
+      setConversation((c) => ({ ...c, settings: { ...(c.settings ?? DEFAULT_SETTINGS), ...patch } }));
+    },
+    startNew() {
+      if (busy) return;
+      inferenceEngine().reset();
+      setConversation(newConversation(settings));
+    },
+    open(id: string) {
+      if (busy) return;
+      void store.open(id).then(
+        (opened) => setConversation({ ...opened, settings: opened.settings ?? settings }),
+        (cause: unknown) => setError(chatErrorText(cause)),
+      );
+    },
+    query,
+    setQuery,
+    rename(id: string, title: string) {
+      const name = title.trim();
+      if (!name) return;
+      void store.rename(id, name).then(
+        () => {
+          setConversation((c) => (c.id === id || c.serverId === id ? { ...c, title: name, titled: true } : c));
+          refreshHistory();
+        },
+        (cause: unknown) => setError(chatErrorText(cause)),
+      );
+    },
+    /** Imports a conversation file (checked in full first) and opens it; an account's goes to the account. */
+    importFile(file: File) {
+      if (busy) return;
+      void (async () => {
+        const imported = await readConversationFile(file);
+        if (store.onServer && accountId) {
+          // Saved turn by turn, as a conversation kept here while offline is.
+          await saveConversation({ ...imported, syncFor: { accountId, synced: 0 } });
+          const synced = await syncOfflineConversations(accountId);
+          const serverId = synced.get(imported.id);
+          setConversation({ ...imported, serverId: serverId ?? null, settings });
+        } else {
+          await saveConversation(imported);
+          setConversation({ ...imported, settings });
+        }
+        setError(null);
+        refreshHistory();
+      })().catch((cause: unknown) => setError(chatErrorText(cause)));
+    },
+    removeConversation(id: string) {
+      void store.remove(id).then(refreshHistory, (cause: unknown) => setError(chatErrorText(cause)));
+    },
+  };
+}
+
+export type ChatState = ReturnType<typeof useChat>;
