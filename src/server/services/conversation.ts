@@ -117,7 +117,7 @@ export async function listConversations(db: PrismaClient, userId: string, query 
 
 export async function renameConversation(db: PrismaClient, userId: string, id: string, title: string) {
   const { count } = await db.conversation.updateMany({ where: { id, userId }, data: { title } });
-  if (count === 0) throw new TRPCError({ code: 'NOT_FOUND', message: 'No such conversation among yours' });
+  if (count === 0) throw new ServiceError('NOT_FOUND', 'No such conversation among yours');
 }
 
 export async function conversationById(db: PrismaClient, userId: string, id: string) {
