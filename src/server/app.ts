@@ -28,6 +28,7 @@ import { buildInfo } from './version.ts';
 import { RequestLog, requestLogLine } from './request-log.ts';
 import { trustFunction } from './net/proxy-trust.ts';
 import { Budgets } from './services/budgets.ts';
+import { createChatRuntime } from './providers/index.ts';
 
 export interface BuildAppOptions {
   /** Validated environment; defaults to the embedded defaults (tests pass their own). */
@@ -164,6 +165,7 @@ async function registerAll(
     // Asked at request time, when the socket plugin (registered below) has decorated `mesh`.
     peers: (room: string, peerId: string) => findPeer(app.mesh, room, peerId, app.dependencies.redis),
     budgets: new Budgets(env),
+    chat: createChatRuntime(env),
     dependencies: app.dependencies,
   };
   await app.register(securityPlugin, { env });
@@ -174,7 +176,7 @@ async function registerAll(
   await app.register(modelRoutes);
   await app.register(housekeepingPlugin, { env });
   await app.register(trpcPlugin, { services });
-  await app.register(openAIRoutes, { prefix: '/v1', env, database, budgets: services.budgets });
+  await app.register(openAIRoutes, { prefix: '/v1', services });
   await app.register(socketPlugin, {
     env,
     database,

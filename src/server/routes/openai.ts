@@ -4,21 +4,18 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { OpenAIChatRequestSchema } from '../../shared/schemas/openai.ts';
-import type { Database } from '../db/client.ts';
-import type { Env } from '../env.ts';
 import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
 import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
 import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
-import { chatRuntime } from '../providers/index.ts';
 import { authenticateApiKey } from '../services/api-keys.ts';
-import type { BudgetName, Budgets } from '../services/budgets.ts';
+import type { BudgetName } from '../services/budgets.ts';
 import { type ChatCaller, type ChatRequest, runChat } from '../services/chat.ts';
 import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
+import type { AppServices } from '../trpc/context.ts';
 
 export interface OpenAIRoutesOptions {
-  env: Env;
-  database: Database;
-  budgets: Budgets;
+  /** The app's services, the same the tRPC procedures get (src/server/app.ts). */
+  services: Pick<AppServices, 'env' | 'database' | 'budgets' | 'chat'>;
 }
 
 function send(reply: FastifyReply, error: OpenAIError): FastifyReply {
@@ -37,8 +34,9 @@ function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: s
   );
 }
 
-export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { env, database, budgets }) => {
-  const { providers } = chatRuntime(env);
+export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { services }) => {
+  const { env, database, budgets, chat: runtime } = services;
+  const { providers } = runtime;
   const started = Math.floor(Date.now() / 1000);
 
   async function spend(request: FastifyRequest, name: BudgetName, userId?: string): Promise<void> {
@@ -149,7 +147,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     // The client hanging up (or the response ending) aborts the provider's request.
     const ended = new AbortController();
     reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
-    const events = runChat({ env, db: database.prisma, log: request.log }, who, chat, ended.signal);
+    const events = runChat({ env, chat: runtime, db: database.prisma, log: request.log }, who, chat, ended.signal);
     // Refusals and failures before the first text get their own HTTP status; after it, an error event.
     let first: IteratorResult<ChatStreamEvent>;
     try {
