@@ -10,7 +10,8 @@ import { api, trpc } from '../../lib/trpc.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
 import { type MeshOutcome, MeshJobError } from '../../../shared/mesh/job-requester.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
-import { askMesh } from '../mesh/mesh-answer.ts';
+import { askMesh } from '../../../shared/mesh/mesh-answer.ts';
+import { trpcJobRecorder } from '../mesh/job-records.ts';
 import { type MeshRoom, engineGate, meshNode, useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import { chatErrorText } from './chat-errors.ts';
@@ -190,6 +191,7 @@ export function ChatPage() {
           throw new Error(`Nobody in room ${room.room} shares a model now: load one here, or pick another route`);
         const job = askMesh(
           room,
+          trpcJobRecorder,
           model,
           prompt,
           { temperature, topP: 0.95, maxNewTokens: 256, seed: seedFrom(seed) },
