@@ -48,6 +48,11 @@ async function listedOnMesh(): Promise<void> {
     .toBe('mesh');
 }
 
+/** Every sharing peer has finished its jobs (a finished answer may be followed by its spot check on another peer). */
+async function idle(): Promise<void> {
+  await expect.poll(() => peers.every((peer) => peer.status().running === 0), { timeout: 60_000 }).toBe(true);
+}
+
 async function listed() {
   const models = [];
   for await (const model of client.models.list()) models.push(model);
@@ -143,6 +148,7 @@ describe('a peer of the room going away mid-answer, or the client leaving', () =
     expect(sharing).toHaveLength(2);
     const expected = (await client.chat.completions.create(sampled)).choices[0]?.message.content ?? '';
     expect(expected.length).toBeGreaterThan(100);
+    await idle();
 
     const stream = await client.chat.completions.create({ ...sampled, stream: true });
     let text = '';
@@ -169,6 +175,7 @@ describe('a peer of the room going away mid-answer, or the client leaving', () =
     const [serving] = peers.filter((peer) => peer.node?.server.sharing);
     if (!serving) throw new Error('no sharing peer left');
     const lines = logs.get(serving) ?? [];
+    await idle();
     const controller = new AbortController();
     const stream = await client.chat.completions.create(
       { ...sampled, seed: 99, stream: true },

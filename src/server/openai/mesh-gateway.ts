@@ -4,8 +4,9 @@
 // A /v1 job then runs through the one requester there is (askMesh): streaming, failover with an identical
 // continuation, cancel, deadlines, spot checks and the job record, as from a browser.
 //
-// The global room is asked by one guest member; another room by a member signed in as the key's account (a session
-// made for it here), since the signaling layer lets only an account that belongs to a room join it.
+// Each (room, account) has its own member, signed in as the key's account (a session made for it here): the signaling
+// layer lets only an account that belongs to a room join it, serving peers cap each requesting peer on its own, and
+// the job records and spot-check trust are the account's, as from its own browser.
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import { HeadlessPeer } from '../../peer/headless-peer.ts';
@@ -45,7 +46,7 @@ export class MeshGateway {
   async member(room: string, userId: string): Promise<HeadlessPeer> {
     const origin = this.options.origin();
     if (!origin || this.closed) throw new Error('This server is not listening, so it cannot reach its rooms');
-    const key = room === GLOBAL_ROOM ? GLOBAL_ROOM : `${room}\u0000${userId}`;
+    const key = memberKey(room, userId);
     let member = this.members.get(key);
     if (!member) {
       this.evict();
@@ -57,7 +58,7 @@ export class MeshGateway {
         server: origin,
         room,
         name: 'API (this server)',
-        ...(token ? { token } : {}),
+        token,
         cacheDir: this.options.cacheDir,
         log: (line) => this.options.log.debug({ room }, line),
         onEnded: () => this.drop(key),
@@ -113,11 +114,6 @@ export class MeshGateway {
     return this.serving.flatMap((peer) => peer.node?.capabilities().models.map((model) => model.id) ?? []);
   }
 
-  /** Requester members already in a room, for listing what its peers share without joining anything. */
-  joined(room: string, userId: string): HeadlessPeer | undefined {
-    return this.members.get(room === GLOBAL_ROOM ? GLOBAL_ROOM : `${room}\u0000${userId}`)?.peer;
-  }
-
   private drop(key: string): void {
     const member = this.members.get(key);
     if (!member) return;
@@ -163,6 +159,8 @@ export async function settle(peer: HeadlessPeer): Promise<void> {
     }
   });
 }
+
+const memberKey = (room: string, userId: string) => `${room}\u0000${userId}`;
 
 export function gatewayCacheDir(dataDir: string): string {
   return path.join(dataDir, 'serve-cache');
