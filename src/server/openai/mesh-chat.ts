@@ -7,7 +7,11 @@ import { type JobRecorder, askMesh } from '../../shared/mesh/mesh-answer.ts';
 import { MeshJobError } from '../../shared/mesh/job-requester.ts';
 import type { JobSampling, ModelRef } from '../../shared/peer-protocol.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
-import type { PrismaClient } from '../db/client.ts';
+import { randomInt } from 'node:crypto';
+import { ENGINE_LIMITS } from '../../shared/engine-protocol.ts';
+import { RoomSlugSchema } from '../../shared/socket-contract.ts';
+import type { Database, PrismaClient } from '../db/client.ts';
+import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
 import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from '../services/jobs.ts';
 import { OpenAIError } from './errors.ts';
 import { type MeshGateway, settle } from './mesh-gateway.ts';
@@ -18,6 +22,47 @@ export interface MeshChat {
   userId: string;
   messages: ChatMessage[];
   sampling: JobSampling;
+}
+
+/** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
+export async function meshRoomOf(database: Database, header: unknown, userId: string): Promise<string> {
+  if (header === undefined) return GLOBAL_ROOM;
+  const slug = RoomSlugSchema.safeParse(header);
+  if (!slug.success)
+    throw OpenAIError.invalidRequest(`Invalid X-Mesh-Room header: ${slug.error.issues[0]?.message ?? 'bad room'}`);
+  if (slug.data === GLOBAL_ROOM) return GLOBAL_ROOM;
+  const found = await roomBySlug(database.prisma, slug.data);
+  // The signaling layer lets only members into a room other than global, so only members' keys can ask one.
+  if (!found || !(await isMember(database.prisma, found.id, userId))) {
+    throw new OpenAIError(
+      404,
+      'invalid_request_error',
+      'room_not_found',
+      `No room ${slug.data} among the rooms this key's account has joined (X-Mesh-Room)`,
+    );
+  }
+  return slug.data;
+}
+
+/** A mesh job's sampling: every field set (a seed drawn here when the client sent none, so failover continues identically). */
+export function meshSampling(sampling: {
+  temperature?: number | undefined;
+  topP?: number | undefined;
+  maxTokens?: number | undefined;
+  seed?: number | undefined;
+  stop?: string[] | undefined;
+}): JobSampling {
+  if (sampling.stop?.length)
+    throw OpenAIError.invalidRequest(
+      "`stop` is not supported on mesh models (their peers end at the model's own end)",
+      'stop',
+    );
+  return {
+    temperature: sampling.temperature ?? 0.7,
+    topP: sampling.topP ?? 0.95,
+    maxNewTokens: Math.min(sampling.maxTokens ?? 256, ENGINE_LIMITS.maxNewTokens),
+    seed: sampling.seed ?? randomInt(0, 0xffff_ffff),
+  };
 }
 
 /** Job records as the key's account, through the same service tRPC's jobs.* use. */

@@ -12,18 +12,14 @@ import type { BudgetName } from '../services/budgets.ts';
 import { type ChatCaller, type ChatRequest, runChat } from '../services/chat.ts';
 import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import type { AppServices } from '../trpc/context.ts';
-import { randomInt } from 'node:crypto';
-import { ENGINE_LIMITS } from '../../shared/engine-protocol.ts';
-import type { JobSampling } from '../../shared/peer-protocol.ts';
-import { RoomSlugSchema } from '../../shared/socket-contract.ts';
-import { runMeshChat, serviceRecorder } from '../openai/mesh-chat.ts';
+import { meshRoomOf, meshSampling, runMeshChat, serviceRecorder } from '../openai/mesh-chat.ts';
 import type { MeshGateway } from '../openai/mesh-gateway.ts';
 import { roomsOf, sharedModels } from '../openai/room-models.ts';
 import type { MeshNamespace } from '../socket/mesh.handlers.ts';
 
 /** Rooms of an account GET /v1/models looks into (the global room and its most recently joined ones). */
 const LISTED_ROOMS = 64;
-import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
+import { GLOBAL_ROOM } from '../services/room.ts';
 
 export interface OpenAIRoutesOptions {
   /** The app's services, the same the tRPC procedures get (src/server/app.ts). */
@@ -48,47 +44,6 @@ function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: s
     param ? `Invalid '${param}': ${issue?.message}` : (issue?.message ?? 'Invalid request body'),
     param,
   );
-}
-
-/** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
-async function meshRoomOf(database: AppServices['database'], header: unknown, userId: string): Promise<string> {
-  if (header === undefined) return GLOBAL_ROOM;
-  const slug = RoomSlugSchema.safeParse(header);
-  if (!slug.success)
-    throw OpenAIError.invalidRequest(`Invalid X-Mesh-Room header: ${slug.error.issues[0]?.message ?? 'bad room'}`);
-  if (slug.data === GLOBAL_ROOM) return GLOBAL_ROOM;
-  const found = await roomBySlug(database.prisma, slug.data);
-  // The signaling layer lets only members into a room other than global, so only members' keys can ask one.
-  if (!found || !(await isMember(database.prisma, found.id, userId))) {
-    throw new OpenAIError(
-      404,
-      'invalid_request_error',
-      'room_not_found',
-      `No room ${slug.data} among the rooms this key's account has joined (X-Mesh-Room)`,
-    );
-  }
-  return slug.data;
-}
-
-/** A mesh job's sampling: every field set (a seed drawn here when the client sent none, so failover continues identically). */
-function meshSampling(sampling: {
-  temperature?: number | undefined;
-  topP?: number | undefined;
-  maxTokens?: number | undefined;
-  seed?: number | undefined;
-  stop?: string[] | undefined;
-}): JobSampling {
-  if (sampling.stop?.length)
-    throw OpenAIError.invalidRequest(
-      "`stop` is not supported on mesh models (their peers end at the model's own end)",
-      'stop',
-    );
-  return {
-    temperature: sampling.temperature ?? 0.7,
-    topP: sampling.topP ?? 0.95,
-    maxNewTokens: Math.min(sampling.maxTokens ?? 256, ENGINE_LIMITS.maxNewTokens),
-    seed: sampling.seed ?? randomInt(0, 0xffff_ffff),
-  };
 }
 
 export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { services, gateway, mesh }) => {
