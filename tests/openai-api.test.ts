@@ -382,7 +382,7 @@ describe('refusals in OpenAI’s error shape', () => {
     expect(upstream.code).toBe('model_not_found');
   });
 
-  it('answers 503 for a catalogue model: mesh serving over /v1 is not available yet', async () => {
+  it('answers 503 for a catalogue model no peer shares (tests/openai-mesh.test.ts covers serving)', async () => {
     const entry = app.models.manifest[0];
     expect(entry).toBeDefined();
     const error = await refusal(
@@ -390,7 +390,7 @@ describe('refusals in OpenAI’s error shape', () => {
       OpenAI.InternalServerError,
     );
     expect(error).toMatchObject({ status: 503, code: 'unavailable' });
-    expect(error.message).toContain('mesh serving over /v1 is not available yet');
+    expect(error.message).toMatch(/No peer in room global shares/);
   });
 
   it('refuses n other than 1 and malformed parameters with 400 and the parameter', async () => {

@@ -11,7 +11,7 @@ import { RTCPeerConnection } from 'werift';
 import { EngineClient } from '../shared/engine-client.ts';
 import type { AppRouter } from '../server/trpc/root.ts';
 import type { EngineModel, LoadedInfo } from '../shared/engine-protocol.ts';
-import { EngineGate } from '../shared/mesh/engine-gate.ts';
+import { EngineGate, type MeshEngine } from '../shared/mesh/engine-gate.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS } from '../shared/mesh/job-server.ts';
 import { MeshNode } from '../shared/mesh/mesh-node.ts';
 import { modelFingerprint } from '../shared/schemas/models.ts';
@@ -27,8 +27,8 @@ export interface HeadlessPeerOptions {
   /** The server's origin, e.g. http://127.0.0.1:8787. */
   server: string;
   room: string;
-  /** A catalogue model id. */
-  model: string;
+  /** A catalogue model id to load and share; without one the peer only asks the room (the server's /v1 API). */
+  model?: string;
   /** Display name for a new guest (ignored with `token`). */
   name?: string;
   /** An account's session token (the `mesh_session` cookie's value), for custom rooms. */
@@ -104,61 +104,18 @@ export class HeadlessPeer {
     if (!me) throw new Error('The server did not accept this session: check --token');
     this.displayName = me.displayName;
 
-    let entry = (await api.manifest.list.query()).find((m) => m.id === this.options.model);
-    if (!entry) throw new Error(`The server's catalogue has no model ${this.options.model}`);
-    let revision = entry.bundled ? entry.revision : entry.cachedRevision;
-    if (!revision) {
-      if (me.kind !== 'ACCOUNT') {
-        throw new Error(
-          `The server does not have ${entry.name} yet, and asking it to fetch a model needs an account: pass --token=SESSION_TOKEN of an account's session`,
-        );
-      }
-      this.log(`asking the server to fetch ${entry.name}…`);
-      await api.models.download.mutate({ id: entry.id });
-      for (;;) {
-        const status = await api.models.status.query({ id: entry.id });
-        if (!status) throw new Error(`The server has no download of ${entry.id} under way`);
-        if (status.phase === 'ready') break;
-        if (status.phase === 'failed' || status.phase === 'cancelled')
-          throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-      // Listed afresh: a Hub model's files are derived by the server on download and listed once it holds them.
-      const id = entry.id;
-      entry = (await api.manifest.list.query()).find((m) => m.id === id) ?? entry;
-      revision = entry.cachedRevision;
-      if (!revision) throw new Error(`The server fetched ${entry.id} but lists no revision for it`);
-    }
-    const model: EngineModel = {
-      id: entry.id,
-      repo: entry.repo,
-      revision,
-      dtype: entry.dtype,
-      files: entry.files.map((f) => f.path),
-      contextLength: entry.contextLength,
+    const shared = this.options.model ? await this.load(api, this.options.model, me.kind) : null;
+    const engine: MeshEngine = shared?.engine ?? {
+      loaded: () => null,
+      generate: () => {
+        throw new Error('This peer has no model loaded');
+      },
     };
-    await mkdir(this.options.cacheDir, { recursive: true });
-    const engine = new InferenceEngine({
-      modelHost: `${this.options.server}/models/`,
-      cacheDir: path.resolve(this.options.cacheDir),
-      ...(this.options.threads ? { threads: this.options.threads } : {}),
+    this.node = new MeshNode(engine, new EngineGate(), {
+      adapter: 'cpu',
+      serving: { ...DEFAULT_JOB_SERVER_OPTIONS, corruptTokens: this.options.corruptTokens ?? false },
     });
-    this.client = new EngineClient(inProcessWorker(engine));
-    this.log(`loading ${entry.name}…`);
-    const info: LoadedInfo = await this.client.load(model);
-    const ref: ModelRef = { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) };
-    const client = this.client;
-    this.node = new MeshNode(
-      {
-        loaded: () => ({ model: ref, backend: info.backend }),
-        generate: (messages, sampling, prefix) => client.generate(messages, sampling, prefix),
-      },
-      new EngineGate(),
-      {
-        adapter: 'cpu',
-        serving: { ...DEFAULT_JOB_SERVER_OPTIONS, corruptTokens: this.options.corruptTokens ?? false },
-      },
-    );
+    this.logServed(this.node);
 
     if (this.options.room !== 'global' && me.kind === 'ACCOUNT') {
       await api.room.join.mutate({
@@ -190,8 +147,89 @@ export class HeadlessPeer {
     await this.room.join();
     const error = this.room.getSnapshot().error;
     if (error) throw new Error(`Could not join room ${this.options.room}: ${error}`);
+    if (!shared) {
+      this.log(`${this.displayName} asks peers in room ${this.options.room}`);
+      return;
+    }
     this.node.setSharing(true);
-    this.log(`${this.displayName} shares ${entry.name} (${info.backend}) in room ${this.options.room}`);
+    this.log(`${this.displayName} shares ${shared.name} (${shared.backend}) in room ${this.options.room}`);
+  }
+
+  /** Makes sure the server has the model, and loads it into an engine of this process. */
+  private async load(
+    api: ReturnType<HeadlessPeer['api']>,
+    id: string,
+    kind: 'GUEST' | 'ACCOUNT',
+  ): Promise<{ engine: MeshEngine; name: string; backend: string }> {
+    let entry = (await api.manifest.list.query()).find((m) => m.id === id);
+    if (!entry) throw new Error(`The server's catalogue has no model ${id}`);
+    let revision = entry.bundled ? entry.revision : entry.cachedRevision;
+    if (!revision) {
+      if (kind !== 'ACCOUNT') {
+        throw new Error(
+          `The server does not have ${entry.name} yet, and asking it to fetch a model needs an account: pass --token=SESSION_TOKEN of an account's session`,
+        );
+      }
+      this.log(`asking the server to fetch ${entry.name}…`);
+      await api.models.download.mutate({ id: entry.id });
+      for (;;) {
+        const status = await api.models.status.query({ id: entry.id });
+        if (!status) throw new Error(`The server has no download of ${entry.id} under way`);
+        if (status.phase === 'ready') break;
+        if (status.phase === 'failed' || status.phase === 'cancelled')
+          throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      // Listed afresh: a Hub model's files are derived by the server on download and listed once it holds them.
+      entry = (await api.manifest.list.query()).find((m) => m.id === id) ?? entry;
+      revision = entry.cachedRevision;
+      if (!revision) throw new Error(`The server fetched ${entry.id} but lists no revision for it`);
+    }
+    const model: EngineModel = {
+      id: entry.id,
+      repo: entry.repo,
+      revision,
+      dtype: entry.dtype,
+      files: entry.files.map((f) => f.path),
+      contextLength: entry.contextLength,
+    };
+    await mkdir(this.options.cacheDir, { recursive: true });
+    const engine = new InferenceEngine({
+      modelHost: `${this.options.server}/models/`,
+      cacheDir: path.resolve(this.options.cacheDir),
+      ...(this.options.threads ? { threads: this.options.threads } : {}),
+    });
+    this.client = new EngineClient(inProcessWorker(engine));
+    this.log(`loading ${entry.name}…`);
+    const info: LoadedInfo = await this.client.load(model);
+    const ref: ModelRef = { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) };
+    const client = this.client;
+    return {
+      engine: {
+        loaded: () => ({ model: ref, backend: info.backend }),
+        generate: (messages, sampling, prefix) => client.generate(messages, sampling, prefix),
+      },
+      name: entry.name,
+      backend: info.backend,
+    };
+  }
+
+  /** One log line per job this peer finishes serving: how it ended and how many tokens it made. */
+  private logServed(node: MeshNode): void {
+    // The served list is capped (oldest dropped): remember the last entry logged, not a count.
+    let last: (typeof node.server.served)[number] | undefined;
+    node.subscribe(() => {
+      const served = node.server.served;
+      for (const job of served.slice(last ? served.indexOf(last) + 1 : 0)) {
+        this.log(`${job.purpose} job ${job.jobId}: ${job.outcome} after ${job.tokensOut} tokens`);
+      }
+      last = served.at(-1);
+    });
+  }
+
+  /** Members of the room this peer knows of through signaling (its data channels may still be opening). */
+  roomSize(): number {
+    return this.room?.getSnapshot().peers.length ?? 0;
   }
 
   status(): PeerStatus {

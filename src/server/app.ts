@@ -29,6 +29,8 @@ import { RequestLog, requestLogLine } from './request-log.ts';
 import { logFormat, prettyLogStream } from './log-format.ts';
 import { trustFunction } from './net/proxy-trust.ts';
 import { Budgets } from './services/budgets.ts';
+import { createChatRuntime } from './providers/index.ts';
+import { MeshGateway, gatewayCacheDir } from './openai/mesh-gateway.ts';
 
 export interface BuildAppOptions {
   /** Validated environment; defaults to the embedded defaults (tests pass their own). */
@@ -165,6 +167,7 @@ async function registerAll(
     // Asked at request time, when the socket plugin (registered below) has decorated `mesh`.
     peers: (room: string, peerId: string) => findPeer(app.mesh, room, peerId, app.dependencies.redis),
     budgets: new Budgets(env),
+    chat: createChatRuntime(env),
     dependencies: app.dependencies,
   };
   await app.register(securityPlugin, { env });
@@ -175,7 +178,26 @@ async function registerAll(
   await app.register(modelRoutes);
   await app.register(housekeepingPlugin, { env });
   await app.register(trpcPlugin, { services });
-  await app.register(openAIRoutes, { prefix: '/v1', env, database, budgets: services.budgets });
+  const gateway = new MeshGateway({
+    origin: () => ownOrigin(app),
+    db: database.prisma,
+    sessionPolicy: services.sessionPolicy,
+    cacheDir: gatewayCacheDir(resolveDataDir(env)),
+    log: app.log,
+  });
+  app.addHook('preClose', async () => gateway.close());
+  await app.register(openAIRoutes, { prefix: '/v1', services, gateway, mesh: () => app.mesh });
+  const unknown = env.SERVE_MODELS.filter((id) => !manifest.some((entry) => entry.id === id));
+  if (unknown.length > 0)
+    throw new Error(`SERVE_MODELS names models the catalogue does not have: ${unknown.join(', ')}`);
+  // The server's own models join the global room once it listens (they sign in through its own API).
+  app.addHook('onListen', async () => {
+    if (env.SERVE_MODELS.length === 0) return;
+    void gateway.serve(env.SERVE_MODELS).then(
+      () => app.log.info({ models: env.SERVE_MODELS }, 'serving models in the global room'),
+      (error: unknown) => app.log.error({ err: error }, 'could not serve SERVE_MODELS'),
+    );
+  });
   await app.register(socketPlugin, {
     env,
     database,
@@ -186,4 +208,19 @@ async function registerAll(
   const clientMode =
     options.client ?? (env.NODE_ENV === 'development' ? 'vite' : env.NODE_ENV === 'production' ? 'static' : 'none');
   await app.register(clientPlugin, { mode: clientMode, distDir: env.CLIENT_DIST_DIR });
+}
+
+/** Where this server listens, as a loopback origin its own members can reach (null before it listens). */
+function ownOrigin(app: FastifyInstance): string | null {
+  const address = app.server.address();
+  if (!address || typeof address === 'string') return null;
+  const host =
+    address.address === '0.0.0.0'
+      ? '127.0.0.1'
+      : address.address === '::'
+        ? '[::1]'
+        : address.family === 'IPv6'
+          ? `[${address.address}]`
+          : address.address;
+  return `http://${host}:${address.port}`;
 }

@@ -100,6 +100,22 @@ const hostList = z
       .max(64),
   );
 
+/** Comma-separated catalogue model ids (the server checks them against its catalogue when it starts). */
+const modelIdList = z
+  .string()
+  .trim()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'expected model ids such as nano-shakespeare'))
+      .max(8),
+  );
+
 /** Comma-separated usernames, as sign-up stores them (lower-cased). */
 const usernameList = z
   .string()
@@ -260,6 +276,8 @@ export const EnvSchema = z.object({
   CHAT_MAX_STREAMS: integer(1, 100_000).default(64),
   /** Guests may use the providers that cost money (the free stub is always open to them). */
   CHAT_PROVIDERS_FOR_GUESTS: boolean.default(false),
+  /** Catalogue models this server loads itself (onnxruntime-node) and shares into the global room, so /v1 answers on them with no browser open. */
+  SERVE_MODELS: modelIdList.default([]),
   /** Provider tokens one person may spend per UTC day; then USER_BUDGET_SPENT until 00:00 UTC. */
   CHAT_DAILY_TOKENS_PER_USER: integer(0, 2_000_000_000).default(100_000),
   /** Provider tokens the whole server (all nodes sharing the database) may spend per UTC day; then SERVER_BUDGET_SPENT. */

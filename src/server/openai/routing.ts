@@ -14,7 +14,7 @@ const CLOUD_PROVIDERS = ['openai', 'openrouter', 'huggingface'] as const satisfi
 export type ModelTarget =
   /** The stub or a cloud provider, within its allow-list: `model` is the provider's own name for it. */
   | { kind: 'provider'; provider: ChatProvider; model: string }
-  /** A catalogue model: served by peers of a room (not over /v1 yet). */
+  /** A catalogue model: served by peers of a room (X-Mesh-Room), the server's own SERVE_MODELS among them. */
   | { kind: 'mesh'; entry: ManifestEntry };
 
 export interface RoutingSources {

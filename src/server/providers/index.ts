@@ -38,20 +38,13 @@ export interface ChatRuntime {
   slots: StreamSlots;
 }
 
-// One runtime per app, keyed by the app's env object (each buildApp has its own): the request context has no
-// slot for chat state yet, and a module-wide one would let two apps in one process share stream counts.
-const runtimes = new WeakMap<Env, ChatRuntime>();
-
-export function chatRuntime(env: Env): ChatRuntime {
-  let runtime = runtimes.get(env);
-  if (!runtime) {
-    runtime = {
-      providers: createProviders(env),
-      slots: new StreamSlots({ perUser: env.CHAT_MAX_STREAMS_PER_USER, total: env.CHAT_MAX_STREAMS }),
-    };
-    runtimes.set(env, runtime);
-  }
-  return runtime;
+/** The app's chat runtime: built once in buildApp and handed to the procedures and the /v1 routes as a service, so
+ * two apps in one process (tests) never share stream counts. */
+export function createChatRuntime(env: Env): ChatRuntime {
+  return {
+    providers: createProviders(env),
+    slots: new StreamSlots({ perUser: env.CHAT_MAX_STREAMS_PER_USER, total: env.CHAT_MAX_STREAMS }),
+  };
 }
 
 export { ProviderError } from './provider.ts';

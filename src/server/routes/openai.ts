@@ -4,21 +4,30 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { OpenAIChatRequestSchema } from '../../shared/schemas/openai.ts';
-import type { Database } from '../db/client.ts';
-import type { Env } from '../env.ts';
 import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
 import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
 import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
-import { chatRuntime } from '../providers/index.ts';
 import { authenticateApiKey } from '../services/api-keys.ts';
-import type { BudgetName, Budgets } from '../services/budgets.ts';
+import type { BudgetName } from '../services/budgets.ts';
 import { type ChatCaller, type ChatRequest, runChat } from '../services/chat.ts';
 import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
+import type { AppServices } from '../trpc/context.ts';
+import { meshRoomOf, meshSampling, runMeshChat, serviceRecorder } from '../openai/mesh-chat.ts';
+import type { MeshGateway } from '../openai/mesh-gateway.ts';
+import { roomsOf, sharedModels } from '../openai/room-models.ts';
+import type { MeshNamespace } from '../socket/mesh.handlers.ts';
+
+/** Rooms of an account GET /v1/models looks into (the global room and its most recently joined ones). */
+const LISTED_ROOMS = 64;
+import { GLOBAL_ROOM } from '../services/room.ts';
 
 export interface OpenAIRoutesOptions {
-  env: Env;
-  database: Database;
-  budgets: Budgets;
+  /** The app's services, the same the tRPC procedures get (src/server/app.ts). */
+  services: Pick<AppServices, 'env' | 'database' | 'budgets' | 'chat' | 'peers'>;
+  /** The server's members of its rooms, for catalogue models (src/server/openai/mesh-gateway.ts). */
+  gateway: MeshGateway;
+  /** The signaling layer's rooms (presence: who shares what), asked at request time. */
+  mesh: () => MeshNamespace;
 }
 
 function send(reply: FastifyReply, error: OpenAIError): FastifyReply {
@@ -37,8 +46,9 @@ function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: s
   );
 }
 
-export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { env, database, budgets }) => {
-  const { providers } = chatRuntime(env);
+export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { services, gateway, mesh }) => {
+  const { env, database, budgets, chat: runtime } = services;
+  const { providers } = runtime;
   const started = Math.floor(Date.now() / 1000);
 
   async function spend(request: FastifyRequest, name: BudgetName, userId?: string): Promise<void> {
@@ -109,9 +119,28 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     );
   });
 
+  const meshRoom = (request: FastifyRequest, userId: string) =>
+    meshRoomOf(database, request.headers['x-mesh-room'], userId);
+
   app.get('/models', async (request) => {
-    await caller(request);
-    return { object: 'list', data: listModels({ providers }, started) };
+    const who = await caller(request);
+    const shared = await sharedModels(mesh(), await roomsOf(database.prisma, who.userId, LISTED_ROOMS));
+    const own = new Set(gateway.ownModels());
+    const catalogue = app.models.manifest.filter((entry) => shared.has(entry.id) || own.has(entry.id));
+    return {
+      object: 'list',
+      data: [
+        ...catalogue.map((entry) => ({
+          id: entry.id,
+          object: 'model' as const,
+          created: started,
+          // The server's own (SERVE_MODELS) or the mesh's; `rooms` says where to send X-Mesh-Room.
+          owned_by: own.has(entry.id) ? 'server' : 'mesh',
+          rooms: shared.get(entry.id) ?? [GLOBAL_ROOM],
+        })),
+        ...listModels({ providers }, started),
+      ],
+    };
   });
 
   app.post('/chat/completions', async (request, reply) => {
@@ -120,36 +149,49 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     if (!parsed.success) throw invalidBody(parsed.error.issues);
     const body = parsed.data;
     const target: ModelTarget = routeModel(body.model, { providers, manifest: app.models.manifest });
+    const room = target.kind === 'mesh' ? await meshRoom(request, who.userId) : null;
+    await spend(request, 'chat', who.userId);
+    // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
+    const ended = new AbortController();
+    reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
+    const sampling = {
+      temperature: body.temperature,
+      topP: body.top_p,
+      maxTokens: body.max_completion_tokens ?? body.max_tokens,
+      seed: body.seed,
+      stop: body.stop,
+    };
+    let events: AsyncGenerator<ChatStreamEvent>;
     switch (target.kind) {
-      case 'provider':
+      case 'provider': {
+        const chat: ChatRequest = {
+          provider: target.provider.id,
+          model: target.model,
+          messages: body.messages,
+          sampling,
+        };
+        events = runChat({ env, chat: runtime, db: database.prisma, log: request.log }, who, chat, ended.signal);
         break;
+      }
       case 'mesh':
-        throw OpenAIError.unavailable(
-          `The model \`${body.model}\` (${target.entry.name}) runs on the mesh, and mesh serving over /v1 is not available yet: use it in the app, or name a provider model (GET /v1/models)`,
+        events = runMeshChat(
+          gateway,
+          serviceRecorder(database.prisma, services.peers, who.userId),
+          {
+            entry: target.entry,
+            room: room ?? GLOBAL_ROOM,
+            userId: who.userId,
+            messages: body.messages,
+            sampling: meshSampling(sampling),
+          },
+          ended.signal,
         );
+        break;
       default: {
         const _exhaustive: never = target;
         throw _exhaustive;
       }
     }
-    await spend(request, 'chat', who.userId);
-
-    const chat: ChatRequest = {
-      provider: target.provider.id,
-      model: target.model,
-      messages: body.messages,
-      sampling: {
-        temperature: body.temperature,
-        topP: body.top_p,
-        maxTokens: body.max_completion_tokens ?? body.max_tokens,
-        seed: body.seed,
-        stop: body.stop,
-      },
-    };
-    // The client hanging up (or the response ending) aborts the provider's request.
-    const ended = new AbortController();
-    reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
-    const events = runChat({ env, db: database.prisma, log: request.log }, who, chat, ended.signal);
     // Refusals and failures before the first text get their own HTTP status; after it, an error event.
     let first: IteratorResult<ChatStreamEvent>;
     try {
@@ -160,7 +202,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
       throw error;
     }
     const meta = completionMeta(body.model);
-    const promptChars = chat.messages.reduce((sum, message) => sum + message.content.length, 0);
+    const promptChars = body.messages.reduce((sum, message) => sum + message.content.length, 0);
 
     if (!body.stream) {
       let text = '';
@@ -199,6 +241,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
       } catch (error) {
         if (ended.signal.aborted) return;
         if (error instanceof ProviderError) yield writer.error(fromProviderError(error).body());
+        else if (error instanceof OpenAIError) yield writer.error(error.body());
         else {
           request.log.error({ err: error }, 'chat completion stream failed');
           yield writer.error(new OpenAIError(500, 'api_error', null, 'Internal server error').body());

@@ -14,11 +14,13 @@ import type { PrismaClient } from '../db/client.ts';
 import type { Env } from '../env.ts';
 import { accessRefusal } from '../providers/access.ts';
 import { budgetRefusal, chargedTokens } from '../providers/budget.ts';
-import { type ProviderChunk, ProviderError, chatRuntime } from '../providers/index.ts';
+import { type ChatRuntime, type ProviderChunk, ProviderError } from '../providers/index.ts';
 import { recordTokens, spentToday } from './token-usage.ts';
 
 export interface ChatDeps {
   env: Env;
+  /** The app's providers and stream slots (built once in buildApp). */
+  chat: ChatRuntime;
   db: PrismaClient;
   log: FastifyBaseLogger;
 }
@@ -46,7 +48,7 @@ async function admit(
   providerId: ChatProviderId,
   model: string,
 ): Promise<() => void> {
-  const { providers, slots } = chatRuntime(deps.env);
+  const { providers, slots } = deps.chat;
   const provider = providers[providerId];
   const refusal = accessRefusal({ provider, model, account: caller.account }, deps.env);
   if (refusal) throw refusal;
@@ -89,7 +91,7 @@ export async function* runChat(
   signal: AbortSignal,
 ): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
-  const provider = chatRuntime(deps.env).providers[request.provider];
+  const provider = deps.chat.providers[request.provider];
   const model = request.model ?? provider.defaultModel;
   const release = await admit(deps, caller, request.provider, model);
   let text = '';

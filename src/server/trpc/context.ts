@@ -3,6 +3,7 @@ import type { CreateFastifyContextOptions } from '@trpc/server/adapters/fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Database, PrismaClient } from '../db/client.ts';
 import type { Budgets } from '../services/budgets.ts';
+import type { ChatRuntime } from '../providers/index.ts';
 import { unavailability } from '../dependencies/dependency.ts';
 import type { Dependencies } from '../plugins/dependencies.ts';
 import type { Env } from '../env.ts';
@@ -35,6 +36,8 @@ export interface AppServices {
   peers: PeerLookup;
   /** Per-IP and per-user budgets of calls and costly procedures. */
   budgets: Budgets;
+  /** The chat providers and their stream slots (one per app). */
+  chat: ChatRuntime;
   /** The database and Redis, up or down (the health report). */
   dependencies: Pick<Dependencies, 'database' | 'redis'>;
 }

@@ -10,7 +10,7 @@ import {
   type ChatStreamEvent,
   type ProviderErrorCode,
 } from '../../../shared/schemas/chat.ts';
-import { ProviderError, chatRuntime, providerInfo } from '../../providers/index.ts';
+import { ProviderError, providerInfo } from '../../providers/index.ts';
 import { runChat } from '../../services/chat.ts';
 import type { ValidSession } from '../../services/session.ts';
 import type { Context } from '../context.ts';
@@ -69,7 +69,7 @@ async function* runTrpcChat(
   const { signal, dispose } = stopSignal(ctx, trpcSignal);
   try {
     yield* runChat(
-      { env: ctx.env, db: ctx.db, log: ctx.req.log },
+      { env: ctx.env, chat: ctx.chat, db: ctx.db, log: ctx.req.log },
       { userId: ctx.session.userId, account: ctx.session.user.kind === 'ACCOUNT' },
       input,
       signal,
@@ -84,7 +84,7 @@ async function* runTrpcChat(
 export const chatRouter = router({
   /** Every provider with whether this server has its key and whether guests may use it; never the key or where it points. */
   providers: publicProcedure.query(({ ctx }) =>
-    Object.values(chatRuntime(ctx.env).providers).map((provider) => providerInfo(provider, ctx.env)),
+    Object.values(ctx.chat.providers).map((provider) => providerInfo(provider, ctx.env)),
   ),
 
   /** The answer as it is made. Closing the subscription (or the tab) aborts the provider's request. */

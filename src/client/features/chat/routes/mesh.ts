@@ -2,7 +2,8 @@
 // askMesh's); which models the room shares, and a spot check's correction of a wrong answer.
 import type { EngineMessage } from '../../../../shared/engine-protocol.ts';
 import type { JobSampling, ModelRef } from '../../../../shared/peer-protocol.ts';
-import { askMesh } from '../../mesh/mesh-answer.ts';
+import { askMesh } from '../../../../shared/mesh/mesh-answer.ts';
+import { trpcJobRecorder } from '../../mesh/job-records.ts';
 import type { MeshRoom } from '../../mesh/mesh-store.ts';
 import { formatReadout } from '../readout.ts';
 import { type Answer, streamedAnswer } from './answer.ts';
@@ -35,7 +36,7 @@ export function sharedModels(room: MeshRoom | null): SharedModel[] {
 export function meshAnswer(room: MeshRoom, model: ModelRef, prompt: EngineMessage[], sampling: JobSampling): Answer {
   return streamedAnswer((emit) => {
     let shown = '';
-    const job = askMesh(room, model, prompt, sampling, (text) => {
+    const job = askMesh(room, trpcJobRecorder, model, prompt, sampling, (text) => {
       // askMesh reports the whole text so far; the iterator yields what is new.
       emit(text.slice(shown.length));
       shown = text;

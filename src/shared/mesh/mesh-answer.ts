@@ -1,12 +1,27 @@
-// One answer from the room's mesh for the chat: the job itself (streamed, failover, cancel) and its record on
-// the server (jobs.start when the first peer takes it, jobs.attempt for each later server and each checker,
-// jobs.finish at the end, jobs.check after a spot check). The server lets finish and check name only the peers
-// it recorded, so this side names only those whose record went through.
-import type { EngineMessage } from '../../../shared/engine-protocol.ts';
-import { type MeshOutcome, MeshJobError, type PeerView } from '../../../shared/mesh/job-requester.ts';
-import type { JobSampling, ModelRef } from '../../../shared/peer-protocol.ts';
-import type { MeshRoom } from './mesh-store.ts';
-import { trpc } from '../../lib/trpc.ts';
+// One answer from a room's mesh, for the browser's chat and the server's OpenAI-compatible API alike: the job
+// itself (streamed, failover, cancel) and its record (start when the first peer takes it, attempt for each later
+// server and each checker, finish at the end, check after a spot check). The browser records through tRPC's jobs.*,
+// the server through the same service directly. The record lets finish and check name only the peers it recorded,
+// so this side names only those whose record went through.
+import type { z } from 'zod';
+import type { EngineMessage } from '../engine-protocol.ts';
+import type { JobSampling, ModelRef } from '../peer-protocol.ts';
+import type { JobAttemptSchema, JobCheckSchema, JobFinishSchema, JobStartSchema } from '../schemas/jobs.ts';
+import { type JobRequester, type MeshOutcome, MeshJobError, type PeerView } from './job-requester.ts';
+
+/** Where a job's record goes (jobs.start, attempt, finish, check): each call validated by the jobs schemas. */
+export interface JobRecorder {
+  start(input: z.infer<typeof JobStartSchema>): Promise<{ id: string }>;
+  attempt(input: z.infer<typeof JobAttemptSchema>): Promise<unknown>;
+  finish(input: z.infer<typeof JobFinishSchema>): Promise<unknown>;
+  check(input: z.infer<typeof JobCheckSchema>): Promise<unknown>;
+}
+
+/** The room a job runs in: its slug and the requester of this side's node there. */
+export interface AskRoom {
+  room: string;
+  node: { requester: JobRequester };
+}
 
 export interface MeshAnswer {
   /** The finished answer; null when it was stopped before any peer answered. */
@@ -19,7 +34,8 @@ const twice = <T>(call: () => Promise<T>) =>
   call().catch(() => new Promise((resolve) => setTimeout(resolve, 1000)).then(call));
 
 export function askMesh(
-  room: MeshRoom,
+  room: AskRoom,
+  records: JobRecorder,
   model: ModelRef,
   messages: EngineMessage[],
   sampling: JobSampling,
@@ -34,7 +50,7 @@ export function askMesh(
   const took = (peer: PeerView, role: 'SERVER' | 'CHECKER') => {
     if (!record) {
       if (role === 'CHECKER') return;
-      record = twice(() => trpc.jobs.start.mutate({ room: room.room, serverPeerId: peer.peerId, model })).then(
+      record = twice(() => records.start({ room: room.room, serverPeerId: peer.peerId, model })).then(
         (row) => {
           recorded.SERVER.add(peer.peerId);
           return row.id;
@@ -48,7 +64,7 @@ export function askMesh(
       (async () => {
         const id = await started;
         if (!id) return;
-        await twice(() => trpc.jobs.attempt.mutate({ id, peerId: peer.peerId, role }));
+        await twice(() => records.attempt({ id, peerId: peer.peerId, role }));
         recorded[role].add(peer.peerId);
       })().catch(() => undefined),
     );
@@ -64,12 +80,10 @@ export function askMesh(
     onServer: (peer) => took(peer, 'SERVER'),
     onChecker: (peer) => took(peer, 'CHECKER'),
   });
-  const finish = async (
-    details: Parameters<typeof trpc.jobs.finish.mutate>[0] extends infer T ? Omit<T, 'id'> : never,
-  ) => {
+  const finish = async (details: Omit<z.infer<typeof JobFinishSchema>, 'id'>) => {
     const id = await record;
     await Promise.all(recording);
-    if (id) await trpc.jobs.finish.mutate({ id, ...details }).catch(() => undefined);
+    if (id) await records.finish({ id, ...details }).catch(() => undefined);
     return id;
   };
   const result = job.result.then(
@@ -100,7 +114,7 @@ export function askMesh(
                   .filter((peerId) => recorded.SERVER.has(peerId) || recorded.CHECKER.has(peerId))
                   .slice(0, 4)
               : [];
-            return trpc.jobs.check.mutate({ id, result: witnessed ? check.result : 'UNRESOLVED', excludedPeerIds });
+            return records.check({ id, result: witnessed ? check.result : 'UNRESOLVED', excludedPeerIds });
           })
           .catch(() => undefined);
       }

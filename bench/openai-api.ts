@@ -1,0 +1,186 @@
+// The OpenAI-compatible API on the mesh (issue 14):
+//   npx tsx bench/openai-api.ts
+// 1. Route overhead: one headless peer (`npm run peer`, its own process) serves the bundled nano model; the same
+//    greedy job is asked RUNS times over /v1 streaming (the server's own requester member) and over the requester a
+//    browser runs (a requester-only headless peer in this process, as the tRPC/browser route does). Client-side
+//    decode tok/s ratio (/v1 ÷ browser route) and added time to first token (/v1 − browser route), medians.
+// 2. 16 concurrent /v1 streams through the one server (REQUESTS_IN_FLIGHT_PER_IP=32: they come from one address): wall time, tokens/s received, and the server process's CPU
+//    seconds and RSS (from /proc).
+// 3. What SERVE_MODELS costs: the idle RSS of a server with and without SERVE_MODELS=nano-shakespeare.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import OpenAI from 'openai';
+import { HeadlessPeer } from '../src/peer/headless-peer.ts';
+import { ROOT, type ServerProcess, signUpCookie, startServer } from '../tests/support/server-process.ts';
+
+const MODEL = 'nano-shakespeare';
+const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const STREAMS = 16;
+const messages = [{ role: 'user' as const, content: 'ROMEO:' }];
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+
+async function procStats(pid: number): Promise<{ cpuS: number; rssMiB: number }> {
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const rss = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return { cpuS: ticks / 100, rssMiB: Number(rss) / 1024 };
+}
+
+async function apiKey(server: ServerProcess): Promise<string> {
+  const cookie = await signUpCookie(server.url, `bench${Date.now() % 100000}`);
+  const response = await fetch(`${server.url}/api/trpc/apiKey.create`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie },
+    body: JSON.stringify({ name: 'bench' }),
+  });
+  return ((await response.json()) as { result: { data: { key: string } } }).result.data.key;
+}
+
+/** Time to first token and client-side decode tok/s of one stream of `tokens` tokens. */
+function timing(started: number, stamps: number[]) {
+  const first = stamps[0] ?? started;
+  const last = stamps.at(-1) ?? first;
+  return { ttftMs: first - started, tokensPerSecond: last > first ? ((stamps.length - 1) * 1000) / (last - first) : 0 };
+}
+
+async function overV1(client: OpenAI, model = MODEL) {
+  const started = performance.now();
+  const stamps: number[] = [];
+  let text = '';
+  const stream = await client.chat.completions.create({
+    model,
+    messages,
+    temperature: 0,
+    seed: 1,
+    max_tokens: TOKENS,
+    stream: true,
+  });
+  for await (const chunk of stream) {
+    const delta = chunk.choices[0]?.delta.content;
+    if (delta) {
+      stamps.push(performance.now());
+      text += delta;
+    }
+  }
+  return { ...timing(started, stamps), text, tokens: stamps.length };
+}
+
+async function overRequester(asker: HeadlessPeer) {
+  const node = asker.node;
+  if (!node) throw new Error('no node');
+  const shared = node.list().flatMap((peer) => peer.capabilities?.models ?? []);
+  const ref = shared.find((model) => model.id === MODEL);
+  if (!ref) throw new Error('nobody shares the model');
+  const started = performance.now();
+  const stamps: number[] = [];
+  const job = node.requester.run({
+    model: ref,
+    messages,
+    sampling: { temperature: 0, topP: 0.95, maxNewTokens: TOKENS, seed: 1 },
+    onToken: () => stamps.push(performance.now()),
+  });
+  const outcome = await job.result;
+  return { ...timing(started, stamps), text: outcome.text, tokens: stamps.length };
+}
+
+async function main() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-openai-'));
+  const env = { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none') };
+  const server = await startServer({ ...env, CHATS_PER_USER_PER_MINUTE: '100000', REQUESTS_IN_FLIGHT_PER_IP: '32' });
+  const peer = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
+      path.join(ROOT, 'src/peer/cli.ts'),
+      ...['--server', server.url, '--room', 'global', '--model', MODEL, '--name', 'Box'],
+      ...['--cache-dir', path.join(dir, 'peer-cache')],
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve) =>
+    peer.stdout.on('data', (d: Buffer) => d.toString().includes('shares') && resolve()),
+  );
+  const client = new OpenAI({ apiKey: await apiKey(server), baseURL: `${server.url}/v1`, maxRetries: 0 });
+  const asker = new HeadlessPeer({ server: server.url, room: 'global', name: 'Asker', cacheDir: path.join(dir, 'a') });
+  await asker.start();
+  await overV1(client); // warm-up: the server's member joins and connects
+  await overRequester(asker);
+
+  const v1: Awaited<ReturnType<typeof overV1>>[] = [];
+  const direct: Awaited<ReturnType<typeof overRequester>>[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    v1.push(await overV1(client));
+    direct.push(await overRequester(asker));
+  }
+  // The API's own cost before any model runs (key lookup, budgets, routing): time to the stub's first token.
+  const stub: number[] = [];
+  for (let run = 0; run < RUNS; run++) stub.push((await overV1(client, 'stub')).ttftMs);
+  const same = v1.every((r) => r.text === direct[0]?.text) && direct.every((r) => r.text === direct[0]?.text);
+  const ratio = median(v1.map((r) => r.tokensPerSecond)) / median(direct.map((r) => r.tokensPerSecond));
+  const addedTtft = median(v1.map((r) => r.ttftMs)) - median(direct.map((r) => r.ttftMs));
+  console.log(`route overhead (${RUNS} runs, ${TOKENS} greedy tokens, identical answers: ${same})`);
+  console.log(
+    `  /v1 stream:      ${median(v1.map((r) => r.tokensPerSecond)).toFixed(1)} tok/s, TTFT ${median(v1.map((r) => r.ttftMs)).toFixed(1)} ms`,
+  );
+  console.log(
+    `  browser route:   ${median(direct.map((r) => r.tokensPerSecond)).toFixed(1)} tok/s, TTFT ${median(direct.map((r) => r.ttftMs)).toFixed(1)} ms`,
+  );
+  console.log(`  /v1 on the stub: TTFT ${median(stub).toFixed(1)} ms (key lookup, budgets, routing; no mesh)`);
+  console.log(`  ratio ${ratio.toFixed(3)} (goal >= 0.95), added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`);
+
+  const before = await procStats(server.child.pid ?? 0);
+  const t0 = performance.now();
+  const results = await Promise.allSettled(Array.from({ length: STREAMS }, () => overV1(client)));
+  const wall = (performance.now() - t0) / 1000;
+  const after = await procStats(server.child.pid ?? 0);
+  const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const refused = results
+    .filter((r) => r.status === 'rejected')
+    .map((r) => String((r as PromiseRejectedResult).reason));
+  const tokens = ok.reduce((sum, r) => sum + r.tokens, 0);
+  console.log(
+    `${STREAMS} concurrent /v1 streams: ${ok.length} answered, ${refused.length} refused ${refused.slice(0, 1).join('')}`,
+  );
+  console.log(`  ${wall.toFixed(1)} s wall, ${(tokens / wall).toFixed(1)} tok/s received in all`);
+  console.log(
+    `  server CPU ${(after.cpuS - before.cpuS).toFixed(2)} s (${((100 * (after.cpuS - before.cpuS)) / wall).toFixed(0)}% of a core), RSS ${before.rssMiB.toFixed(0)} -> ${after.rssMiB.toFixed(0)} MiB`,
+  );
+
+  await asker.stop();
+  peer.kill('SIGINT');
+  server.child.kill('SIGTERM');
+  await server.exited;
+
+  for (const serve of ['', MODEL]) {
+    const idle = await startServer({
+      ...env,
+      DATA_DIR: path.join(dir, `idle-${serve || 'none'}`),
+      SERVE_MODELS: serve,
+    });
+    if (serve) {
+      const key = await apiKey(idle);
+      const c = new OpenAI({ apiKey: key, baseURL: `${idle.url}/v1`, maxRetries: 0 });
+      for (let i = 0; i < 60; i++) {
+        const listed = [];
+        for await (const m of c.models.list()) listed.push(m.id);
+        if (listed.includes(MODEL)) break;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      await overV1(c);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    console.log(
+      `idle server RSS, SERVE_MODELS=${serve || '(none)'}: ${(await procStats(idle.child.pid ?? 0)).rssMiB.toFixed(0)} MiB`,
+    );
+    idle.child.kill('SIGTERM');
+    await idle.exited;
+  }
+  await rm(dir, { recursive: true, force: true });
+}
+
+await main();
+process.exit(0);

@@ -1,0 +1,172 @@
+// A /v1 chat on a catalogue model: the job goes to a peer of the room that shares it, through the server's
+// requester member there (mesh-gateway.ts) and the one mesh answer there is (src/shared/mesh/mesh-answer.ts), and
+// comes back as the same events a provider's chat yields, so the route writes both the same way.
+import { performance } from 'node:perf_hooks';
+import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
+import { type JobRecorder, askMesh } from '../../shared/mesh/mesh-answer.ts';
+import { MeshJobError } from '../../shared/mesh/job-requester.ts';
+import type { JobSampling, ModelRef } from '../../shared/peer-protocol.ts';
+import type { ManifestEntry } from '../../shared/schemas/models.ts';
+import { randomInt } from 'node:crypto';
+import { ENGINE_LIMITS } from '../../shared/engine-protocol.ts';
+import { RoomSlugSchema } from '../../shared/socket-contract.ts';
+import type { Database, PrismaClient } from '../db/client.ts';
+import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
+import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from '../services/jobs.ts';
+import { OpenAIError } from './errors.ts';
+import { type MeshGateway, settle } from './mesh-gateway.ts';
+
+export interface MeshChat {
+  entry: ManifestEntry;
+  room: string;
+  userId: string;
+  messages: ChatMessage[];
+  sampling: JobSampling;
+}
+
+/** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
+export async function meshRoomOf(database: Database, header: unknown, userId: string): Promise<string> {
+  if (header === undefined) return GLOBAL_ROOM;
+  const slug = RoomSlugSchema.safeParse(header);
+  if (!slug.success)
+    throw OpenAIError.invalidRequest(`Invalid X-Mesh-Room header: ${slug.error.issues[0]?.message ?? 'bad room'}`);
+  if (slug.data === GLOBAL_ROOM) return GLOBAL_ROOM;
+  const found = await roomBySlug(database.prisma, slug.data);
+  // The signaling layer lets only members into a room other than global, so only members' keys can ask one.
+  if (!found || !(await isMember(database.prisma, found.id, userId))) {
+    throw new OpenAIError(
+      404,
+      'invalid_request_error',
+      'room_not_found',
+      `No room ${slug.data} among the rooms this key's account has joined (X-Mesh-Room)`,
+    );
+  }
+  return slug.data;
+}
+
+/** A mesh job's sampling: every field set (a seed drawn here when the client sent none, so failover continues identically). */
+export function meshSampling(sampling: {
+  temperature?: number | undefined;
+  topP?: number | undefined;
+  maxTokens?: number | undefined;
+  seed?: number | undefined;
+  stop?: string[] | undefined;
+}): JobSampling {
+  if (sampling.stop?.length)
+    throw OpenAIError.invalidRequest(
+      "`stop` is not supported on mesh models (their peers end at the model's own end)",
+      'stop',
+    );
+  return {
+    temperature: sampling.temperature ?? 0.7,
+    topP: sampling.topP ?? 0.95,
+    maxNewTokens: Math.min(sampling.maxTokens ?? 256, ENGINE_LIMITS.maxNewTokens),
+    seed: sampling.seed ?? randomInt(0, 0xffff_ffff),
+  };
+}
+
+/** Job records as the key's account, through the same service tRPC's jobs.* use. */
+export function serviceRecorder(db: PrismaClient, peers: PeerLookup, userId: string): JobRecorder {
+  return {
+    start: (input) => startJob(db, peers, userId, input),
+    attempt: (input) => recordAttempt(db, peers, userId, input),
+    finish: (input) => finishJob(db, userId, input),
+    check: (input) => recordCheck(db, userId, input),
+  };
+}
+
+/** The fingerprint most sharing peers in the room hold for `id` (all of them, normally), or null if none shares it. */
+function sharedRef(views: { capabilities: { models: ModelRef[]; sharing: boolean } | null }[], id: string) {
+  const counts = new Map<string, number>();
+  for (const view of views) {
+    if (!view.capabilities?.sharing) continue;
+    for (const model of view.capabilities.models)
+      if (model.id === id) counts.set(model.sha256, (counts.get(model.sha256) ?? 0) + 1);
+  }
+  const [best] = [...counts.entries()].sort((a, b) => b[1] - a[1]);
+  return best ? { id, sha256: best[0] } : null;
+}
+
+/** Text as the peers make it, then `done`. Returning early (the client left) cancels the job within a token. */
+export async function* runMeshChat(
+  gateway: MeshGateway,
+  recorder: JobRecorder,
+  chat: MeshChat,
+  signal: AbortSignal,
+): AsyncGenerator<ChatStreamEvent> {
+  const started = performance.now();
+  const member = await gateway.member(chat.room, chat.userId).catch((error: unknown) => {
+    throw OpenAIError.unavailable(
+      `The server could not join room ${chat.room} to ask its peers: ${error instanceof Error ? error.message : String(error)}`,
+      5,
+    );
+  });
+  const node = member.node;
+  let ref = node && sharedRef(node.list(), chat.entry.id);
+  if (node && !ref) {
+    await settle(member);
+    ref = sharedRef(node.list(), chat.entry.id);
+  }
+  if (!node || !ref) {
+    throw OpenAIError.unavailable(
+      `No peer in room ${chat.room} shares ${chat.entry.id} right now: open it in the app or run \`npm run peer -- --room ${chat.room} --model ${chat.entry.id}\`, then try again`,
+      5,
+    );
+  }
+  const release = gateway.hold(member);
+  // Text arrives by callback; this queue hands it to the generator's reader.
+  const pending: string[] = [];
+  let wake: (() => void) | null = null;
+  let sent = 0;
+  const answer = askMesh({ room: chat.room, node }, recorder, ref, chat.messages, chat.sampling, (text) => {
+    pending.push(text.slice(sent));
+    sent = text.length;
+    wake?.();
+  });
+  const stop = () => answer.stop();
+  signal.addEventListener('abort', stop, { once: true });
+  let settled = false;
+  const result = answer.result.finally(() => {
+    settled = true;
+    wake?.();
+  });
+  result.catch(() => undefined);
+  let firstAt: number | null = null;
+  try {
+    for (;;) {
+      while (pending.length > 0) {
+        firstAt ??= performance.now();
+        yield { type: 'delta', text: pending.shift() as string };
+      }
+      if (settled) break;
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = null;
+    }
+    let outcome;
+    try {
+      outcome = await result;
+    } catch (error) {
+      if (error instanceof MeshJobError && (error.code === 'NO_PEER' || error.code === 'DEADLINE'))
+        throw OpenAIError.unavailable(error.message, 5);
+      throw error;
+    }
+    if (!outcome) throw OpenAIError.unavailable('The job was stopped before any peer answered', 5);
+    const totalMs = performance.now() - started;
+    yield {
+      type: 'done',
+      finishReason: outcome.reason === 'length' ? 'length' : 'stop',
+      model: chat.entry.id,
+      usage: { promptTokens: outcome.tokensIn, completionTokens: outcome.tokenIds.length },
+      timings: {
+        ttftMs: firstAt === null ? null : Math.round(firstAt - started),
+        totalMs: Math.round(totalMs),
+        tokensPerSecond: outcome.tokensPerSecond || null,
+      },
+    };
+  } finally {
+    // Stopped early (the client left) or done: a running job is cancelled within one token on its peer.
+    signal.removeEventListener('abort', stop);
+    if (!settled) answer.stop();
+    release();
+  }
+}

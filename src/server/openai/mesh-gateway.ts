@@ -1,0 +1,167 @@
+// The server as a member of its own rooms, for the OpenAI-compatible API: a requester-only headless peer per room
+// (src/peer/headless-peer.ts: the same MeshNode, JobRequester and werift data channels as any Node peer) that joins
+// through the server's own signaling over loopback, and the peers the server itself serves with (SERVE_MODELS).
+// A /v1 job then runs through the one requester there is (askMesh): streaming, failover with an identical
+// continuation, cancel, deadlines, spot checks and the job record, as from a browser.
+//
+// Each (room, account) has its own member, signed in as the key's account (a session made for it here): the signaling
+// layer lets only an account that belongs to a room join it, serving peers cap each requesting peer on its own, and
+// the job records and spot-check trust are the account's, as from its own browser.
+import path from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import { HeadlessPeer } from '../../peer/headless-peer.ts';
+import type { PrismaClient } from '../db/client.ts';
+import { GLOBAL_ROOM } from '../services/room.ts';
+import { type SessionPolicy, createSession } from '../services/session.ts';
+
+/** Requester members kept at once (each holds a socket and a data channel per room member); the oldest idle goes. */
+export const MESH_API_MEMBERS = 32;
+/** How long a room's requester member waits for its first data channels after joining. */
+const SETTLE_MS = 5_000;
+
+export interface MeshGatewayOptions {
+  /** The server's own origin once it listens (null before: the mesh is out of reach). */
+  origin: () => string | null;
+  db: PrismaClient;
+  sessionPolicy: SessionPolicy;
+  cacheDir: string;
+  log: FastifyBaseLogger;
+}
+
+interface Member {
+  peer: HeadlessPeer;
+  ready: Promise<HeadlessPeer>;
+  usedAt: number;
+  running: number;
+}
+
+export class MeshGateway {
+  private readonly members = new Map<string, Member>();
+  private readonly serving: HeadlessPeer[] = [];
+  private closed = false;
+
+  constructor(private readonly options: MeshGatewayOptions) {}
+
+  /** The requester member of `room` asking for `userId` (started on first use, and again if it failed). */
+  async member(room: string, userId: string): Promise<HeadlessPeer> {
+    const origin = this.options.origin();
+    if (!origin || this.closed) throw new Error('This server is not listening, so it cannot reach its rooms');
+    const key = memberKey(room, userId);
+    let member = this.members.get(key);
+    if (!member) {
+      this.evict();
+      const token =
+        room === GLOBAL_ROOM
+          ? undefined
+          : (await createSession(this.options.db, userId, this.options.sessionPolicy)).token;
+      const peer = new HeadlessPeer({
+        server: origin,
+        room,
+        name: 'API (this server)',
+        token,
+        cacheDir: this.options.cacheDir,
+        log: (line) => this.options.log.debug({ room }, line),
+        onEnded: () => this.drop(key),
+      });
+      const ready = peer.start().then(
+        async () => {
+          await settle(peer);
+          return peer;
+        },
+        async (error: unknown) => {
+          this.drop(key);
+          throw error;
+        },
+      );
+      member = { peer, ready, usedAt: Date.now(), running: 0 };
+      this.members.set(key, member);
+    }
+    member.usedAt = Date.now();
+    return member.ready;
+  }
+
+  /** Counts a job running through a member, so eviction leaves it alone; returns the release. */
+  hold(peer: HeadlessPeer): () => void {
+    const member = [...this.members.values()].find((candidate) => candidate.peer === peer);
+    if (!member) return () => {};
+    member.running++;
+    return () => {
+      member.running--;
+      member.usedAt = Date.now();
+    };
+  }
+
+  /** SERVE_MODELS: load each model here and share it into the global room, as `npm run peer` would. */
+  async serve(models: readonly string[]): Promise<void> {
+    const origin = this.options.origin();
+    if (!origin) throw new Error('SERVE_MODELS needs the server to listen first');
+    for (const model of models) {
+      const peer = new HeadlessPeer({
+        server: origin,
+        room: GLOBAL_ROOM,
+        model,
+        name: `${model} (this server)`,
+        cacheDir: this.options.cacheDir,
+        log: (line) => this.options.log.info({ model }, line),
+      });
+      this.serving.push(peer);
+      await peer.start();
+    }
+  }
+
+  /** Models this server loaded itself (SERVE_MODELS), once they are shared. */
+  ownModels(): string[] {
+    return this.serving.flatMap((peer) => peer.node?.capabilities().models.map((model) => model.id) ?? []);
+  }
+
+  private drop(key: string): void {
+    const member = this.members.get(key);
+    if (!member) return;
+    this.members.delete(key);
+    void member.peer.stop().catch(() => undefined);
+  }
+
+  private evict(): void {
+    if (this.members.size < MESH_API_MEMBERS) return;
+    const idle = [...this.members.entries()]
+      .filter(([, member]) => member.running === 0)
+      .sort(([, a], [, b]) => a.usedAt - b.usedAt)[0];
+    if (idle) this.drop(idle[0]);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const peers = [...[...this.members.values()].map((member) => member.peer), ...this.serving];
+    this.members.clear();
+    this.serving.length = 0;
+    await Promise.all(peers.map((peer) => peer.stop().catch(() => undefined)));
+  }
+}
+
+/**
+ * Waits until the member has a data channel and a hello from every member of the room that signaling told it of
+ * (one who just joined may still be connecting), or a moment passes.
+ */
+export async function settle(peer: HeadlessPeer): Promise<void> {
+  const node = peer.node;
+  if (!node) return;
+  const settled = () => node.list().filter((member) => member.capabilities !== null).length >= peer.roomSize();
+  if (settled()) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, SETTLE_MS);
+    const unsubscribe = node.subscribe(() => {
+      if (settled()) done();
+    });
+    function done() {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve();
+    }
+  });
+}
+
+const memberKey = (room: string, userId: string) => `${room}\u0000${userId}`;
+
+export function gatewayCacheDir(dataDir: string): string {
+  return path.join(dataDir, 'serve-cache');
+}

@@ -1,0 +1,36 @@
+// What GET /v1/models lists from the mesh: the catalogue models that peers share now in the rooms a key's account
+// can ask (the global room and the rooms it has joined), read from the signaling layer's presence (every node's
+// sockets, through the Socket.IO adapter), so listing joins no room.
+import type { PrismaClient } from '../db/client.ts';
+import { type MeshNamespace, roomKey } from '../socket/mesh.handlers.ts';
+import { GLOBAL_ROOM } from '../services/room.ts';
+
+/** Rooms a key's account may name in X-Mesh-Room: the global room and the ones it joined (at most `limit`). */
+export async function roomsOf(db: PrismaClient, userId: string, limit: number): Promise<string[]> {
+  const joined = await db.roomMember.findMany({
+    where: { userId },
+    select: { room: { select: { slug: true } } },
+    orderBy: { joinedAt: 'desc' },
+    take: limit,
+  });
+  return [GLOBAL_ROOM, ...joined.map((member) => member.room.slug).filter((slug) => slug !== GLOBAL_ROOM)];
+}
+
+/** Model ids shared (sharing on) in any of `rooms` now, each with the rooms it is shared in. */
+export async function sharedModels(mesh: MeshNamespace, rooms: readonly string[]): Promise<Map<string, string[]>> {
+  const shared = new Map<string, string[]>();
+  if (rooms.length === 0) return shared;
+  const sockets = await mesh.in(rooms.map(roomKey)).fetchSockets();
+  for (const socket of sockets) {
+    for (const room of rooms) {
+      const capabilities = socket.data.capabilities[room];
+      if (!capabilities?.sharing || !socket.rooms.has(roomKey(room))) continue;
+      for (const model of capabilities.models) {
+        const where = shared.get(model.id) ?? [];
+        if (!where.includes(room)) where.push(room);
+        shared.set(model.id, where);
+      }
+    }
+  }
+  return shared;
+}
