@@ -3,6 +3,7 @@
 import type { EngineMessage } from '../../../../shared/engine-protocol.ts';
 import type { ChatProviderId, ChatSampling } from '../../../../shared/schemas/chat.ts';
 import { trpc } from '../../../lib/trpc.ts';
+import { ensureSession } from '../../../lib/session.ts';
 import { formatReadout } from '../readout.ts';
 import { type Answer, type AnswerResult, streamedAnswer } from './answer.ts';
 
@@ -26,7 +27,7 @@ export function cloudAnswer(target: CloudTarget, prompt: EngineMessage[], sampli
       readout: formatReadout({ route: 'cloud-stopped', label }),
     });
     const result = (async () => {
-      if (!(await trpc.auth.me.query())) await trpc.auth.guest.mutate({});
+      await ensureSession();
       if (stopped) return stoppedResult();
       return new Promise<AnswerResult>((resolve, reject) => {
         finish = resolve;
