@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, freePort } from '../tests/support/server-process.ts';
 import { drive, joinedGuestSockets, quantile, relayThroughMesh } from './relay-load.ts';
-import { weriftJoinRound } from './werift-joins.ts';
+import { PHASES, type Phases, weriftJoinRound } from './werift-joins.ts';
 
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
@@ -109,8 +109,13 @@ async function measure(label: string, command: string[], dataDir: string) {
     });
     sockets.forEach((socket) => socket.disconnect());
     const joins: Record<number, number[]> = { 2: [], 8: [] };
+    const phases = Object.fromEntries(PHASES.map((phase) => [phase, [] as number[]])) as Phases;
     for (let round = 0; round < ROUNDS; round++)
-      for (const count of [2, 8]) joins[count]!.push(...(await weriftJoinRound(url, count)));
+      for (const count of [2, 8]) {
+        const result = await weriftJoinRound(url, count);
+        joins[count]!.push(...result.durations);
+        if (count === 8) for (const phase of PHASES) phases[phase].push(...result.phases[phase]);
+      }
     const afterJoins = mib(await tree(child.pid!));
     console.log(`\n${label} (${command.join(' ')})`);
     console.log(`  start to healthy: ${startSeconds.toFixed(2)} s`);
@@ -126,6 +131,11 @@ async function measure(label: string, command: string[], dataDir: string) {
         `  ${count} werift peers joining at once, join ack to all channels open (${samples.length} samples, ${samples.filter((ms) => !Number.isFinite(ms)).length} not all open after 30 s): p50 ${format(quantile(samples, 0.5))}, p95 ${format(quantile(samples, 0.95))}`,
       );
     }
+    console.log(`  phases of the 8-peer joins' links (${phases['making the offer'].length} links), p50 / p95:`);
+    for (const phase of PHASES)
+      console.log(
+        `    ${phase.padEnd(38)} ${quantile(phases[phase], 0.5).toFixed(0).padStart(5)} / ${quantile(phases[phase], 0.95).toFixed(0).padStart(5)} ms`,
+      );
     console.log(`  after the joins: ${afterJoins.toFixed(0)} MiB`);
   } finally {
     if (child.exitCode === null) {

@@ -5,7 +5,7 @@
 import { RTCPeerConnection } from 'werift';
 import { io } from 'socket.io-client';
 import { type MeshSocket, MeshRoom, type RoomMesh } from '../src/shared/rtc/mesh-room.ts';
-import type { PeerConnectionLike } from '../src/shared/rtc/peer-link.ts';
+import type { LinkTimeline, PeerConnectionLike } from '../src/shared/rtc/peer-link.ts';
 import { MESH_NAMESPACE } from '../src/shared/socket-contract.ts';
 import { guestCookie } from '../tests/support/server-process.ts';
 
@@ -19,11 +19,49 @@ const stubMesh = (): RoomMesh => ({
 
 const GIVE_UP_MS = 30_000;
 
+/** A link's phases, in ms, from the side that offers (the impolite one) and, for the answer, the other side. */
+export const PHASES = [
+  'join ack to link made',
+  'making the offer',
+  'offer sent to answer back',
+  '  of which the other side answering',
+  'answer to channel open (ICE, DTLS, SCTP)',
+] as const;
+export type Phases = Record<(typeof PHASES)[number], number[]>;
+
+function phasesOf(rooms: { room: MeshRoom; joinedAt: number }[]): Phases {
+  const phases = Object.fromEntries(PHASES.map((phase) => [phase, [] as number[]])) as Phases;
+  const polite = new Map<string, LinkTimeline>();
+  for (const { room } of rooms) {
+    const self = room.getSnapshot().self?.peerId ?? '';
+    for (const link of room.timelines()) if (link.polite) polite.set(`${link.peerId}>${self}`, link.timeline);
+  }
+  for (const { room, joinedAt } of rooms) {
+    const self = room.getSnapshot().self?.peerId ?? '';
+    for (const { peerId, polite: isPolite, timeline: t } of room.timelines()) {
+      if (isPolite || t.offerSent === undefined || t.answerReceived === undefined) continue;
+      const other = polite.get(`${self}>${peerId}`);
+      phases['join ack to link made'].push(t.created - joinedAt);
+      phases['making the offer'].push(t.offerSent - t.created);
+      phases['offer sent to answer back'].push(t.answerReceived - t.offerSent);
+      if (other?.answerSent !== undefined && other.offerReceived !== undefined)
+        phases['  of which the other side answering'].push(other.answerSent - other.offerReceived);
+      // Not via `connected`: werift may report the connection connected after the channel opened.
+      if (t.open !== undefined) phases['answer to channel open (ICE, DTLS, SCTP)'].push(t.open - t.answerReceived);
+    }
+  }
+  return phases;
+}
+
 /**
  * One round: `count` werift peers join `room` together; resolves with each one's join-ack-to-all-open time (ms),
- * Infinity for a peer still missing a channel after 30 s.
+ * Infinity for a peer still missing a channel after 30 s, and every link's phases.
  */
-export async function weriftJoinRound(url: string, count: number, room = 'global'): Promise<number[]> {
+export async function weriftJoinRound(
+  url: string,
+  count: number,
+  room = 'global',
+): Promise<{ durations: number[]; phases: Phases }> {
   const sockets = await Promise.all(
     Array.from({ length: count }, async () => {
       const socket: MeshSocket = io(`${url}${MESH_NAMESPACE}`, {
@@ -39,25 +77,26 @@ export async function weriftJoinRound(url: string, count: number, room = 'global
   );
   const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
     new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
-  const rooms: MeshRoom[] = [];
+  const rooms: { room: MeshRoom; joinedAt: number }[] = [];
   try {
-    return await Promise.all(
+    const durations = await Promise.all(
       sockets.map(
         (socket) =>
           new Promise<number>((resolve, reject) => {
-            let joinedAt = 0;
+            const entry = { room: null as unknown as MeshRoom, joinedAt: 0 };
             const meshRoom = new MeshRoom(socket, room, [], createPeerConnection, stubMesh(), {
-              joined: () => (joinedAt = performance.now()),
+              joined: () => (entry.joinedAt = performance.now()),
             });
-            rooms.push(meshRoom);
+            entry.room = meshRoom;
+            rooms.push(entry);
             // A peer whose channels are not all open by then counts as never (Infinity): the figures say how many.
             const timer = setTimeout(() => resolve(Infinity), GIVE_UP_MS);
             const check = () => {
               const open = meshRoom.getSnapshot().peers.filter((peer) => peer.link.channel === 'open').length;
-              if (joinedAt > 0 && open >= count - 1) {
+              if (entry.joinedAt > 0 && open >= count - 1) {
                 clearTimeout(timer);
                 unsubscribe();
-                resolve(performance.now() - joinedAt);
+                resolve(performance.now() - entry.joinedAt);
               }
             };
             const unsubscribe = meshRoom.subscribe(check);
@@ -65,8 +104,9 @@ export async function weriftJoinRound(url: string, count: number, room = 'global
           }),
       ),
     );
+    return { durations, phases: phasesOf(rooms) };
   } finally {
-    await Promise.all(rooms.map((meshRoom) => meshRoom.leave().catch(() => undefined)));
+    await Promise.all(rooms.map(({ room: meshRoom }) => meshRoom.leave().catch(() => undefined)));
     sockets.forEach((socket) => socket.disconnect());
   }
 }

@@ -11,7 +11,14 @@ import {
   type PeerInfo,
   type ServerToClientEvents,
 } from '../socket-contract.ts';
-import { type IceServer, type LinkSignal, type LinkState, type PeerConnectionFactory, PeerLink } from './peer-link.ts';
+import {
+  type IceServer,
+  type LinkSignal,
+  type LinkState,
+  type LinkTimeline,
+  type PeerConnectionFactory,
+  PeerLink,
+} from './peer-link.ts';
 import { PresencePublisher } from './presence.ts';
 import { SignalOutbox } from './signal-outbox.ts';
 
@@ -124,6 +131,15 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
   };
 
   getSnapshot = () => this.snapshot;
+
+  /** Each link's timeline of its first connection (benchmarks: where a join's time goes). */
+  timelines(): { peerId: string; polite: boolean; timeline: LinkTimeline }[] {
+    return [...this.links.values()].map((link) => ({
+      peerId: link.peerId,
+      polite: link.polite,
+      timeline: link.timeline,
+    }));
+  }
 
   private changed(): void {
     this.snapshot = {

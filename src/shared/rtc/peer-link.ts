@@ -51,14 +51,37 @@ export interface LinkState {
   channel: string;
 }
 
+/** The signal schema's cap on candidates in one signal (src/shared/socket-contract.ts). */
+const MAX_CANDIDATES_PER_SIGNAL = 64;
+
 /** A link whose channel is not open by then is renegotiated with fresh ICE credentials; doubled per try. */
 const CONNECT_TIMEOUT_MS = 4000;
 const CONNECT_TIMEOUT_MAX_MS = 30_000;
 
+/**
+ * When each step of a link's first connection happened (performance.now(), ms): where a room join's time goes
+ * (bench/werift-joins.ts prints the phases). The impolite side sends the offer and receives the answer; the polite
+ * side the reverse. `connected` is the connection state's (ICE and DTLS done); `open`, the data channel's (SCTP).
+ */
+export interface LinkTimeline {
+  created: number;
+  offerSent?: number;
+  offerReceived?: number;
+  answerSent?: number;
+  answerReceived?: number;
+  firstCandidateSent?: number;
+  firstCandidateReceived?: number;
+  connected?: number;
+  open?: number;
+}
+
 export class PeerLink {
+  readonly timeline: LinkTimeline = { created: performance.now() };
   readonly pc: PeerConnectionLike;
   private channel: DataChannelLike | null = null;
   private makingOffer = false;
+  /** Local candidates waiting for the description being made to be sent first; null when none is being made. */
+  private heldCandidates: (RTCIceCandidateJson | null)[] | null = null;
   private ignoreOffer = false;
   /** Signals are applied one at a time, in the order they arrived. */
   private inbox: Promise<void> = Promise.resolve();
@@ -75,7 +98,7 @@ export class PeerLink {
   constructor(
     readonly peerId: string,
     /** The polite peer rolls back its own offer on glare; exactly one side of a pair is polite. */
-    private readonly polite: boolean,
+    readonly polite: boolean,
     createPeerConnection: PeerConnectionFactory,
     iceServers: IceServer[],
     private readonly sendSignal: (signal: LinkSignal) => void,
@@ -85,17 +108,20 @@ export class PeerLink {
     this.pc.onnegotiationneeded = async () => {
       try {
         this.makingOffer = true;
-        await this.pc.setLocalDescription();
-        this.sendDescription();
+        await this.describe();
       } catch {
         // A failed offer is retried by the watchdog.
       } finally {
         this.makingOffer = false;
       }
     };
-    this.pc.onicecandidate = ({ candidate }) =>
-      this.sendSignal({ candidates: [candidate ? (candidate.toJSON() as RTCIceCandidateJson) : null] });
+    this.pc.onicecandidate = ({ candidate }) => {
+      const json = candidate ? (candidate.toJSON() as RTCIceCandidateJson) : null;
+      if (this.heldCandidates) this.heldCandidates.push(json);
+      else this.sendCandidates([json]);
+    };
     this.pc.onconnectionstatechange = () => {
+      if (this.pc.connectionState === 'connected') this.mark('connected');
       if (this.pc.connectionState === 'failed') {
         this.recover();
         this.armWatchdog();
@@ -110,10 +136,39 @@ export class PeerLink {
     this.armWatchdog();
   }
 
+  private mark(step: Exclude<keyof LinkTimeline, 'created'>): void {
+    this.timeline[step] ??= performance.now();
+  }
+
+  /**
+   * Sets and sends the local description. Candidates gathered meanwhile wait and follow it: werift gathers during
+   * setLocalDescription, so they went out before the offer, and the other side, with no remote description yet,
+   * could only drop them (bench/README.md, "A lean server": joins).
+   */
+  private async describe(): Promise<void> {
+    this.heldCandidates = [];
+    try {
+      await this.pc.setLocalDescription();
+      this.sendDescription();
+    } finally {
+      const held = this.heldCandidates;
+      this.heldCandidates = null;
+      for (let i = 0; i < held.length; i += MAX_CANDIDATES_PER_SIGNAL)
+        this.sendCandidates(held.slice(i, i + MAX_CANDIDATES_PER_SIGNAL));
+    }
+  }
+
+  private sendCandidates(candidates: (RTCIceCandidateJson | null)[]): void {
+    if (candidates.some((candidate) => candidate)) this.mark('firstCandidateSent');
+    this.sendSignal({ candidates });
+  }
+
   private sendDescription(): void {
     const local = this.pc.localDescription;
-    if (local && (local.type === 'offer' || local.type === 'answer'))
+    if (local && (local.type === 'offer' || local.type === 'answer')) {
+      this.mark(local.type === 'offer' ? 'offerSent' : 'answerSent');
       this.sendSignal({ description: { type: local.type, sdp: local.sdp } });
+    }
   }
 
   /** The negotiated data channel (same id on both sides, so neither waits for `ondatachannel`). */
@@ -121,6 +176,7 @@ export class PeerLink {
     if (this.channel || this.closed) return;
     const channel = this.pc.createDataChannel('mesh', { negotiated: true, id: 0 });
     channel.onopen = () => {
+      this.mark('open');
       this.connectTimeoutMs = CONNECT_TIMEOUT_MS;
       this.onOpen();
       this.onChange();
@@ -164,6 +220,7 @@ export class PeerLink {
     if (this.closed) return;
     if ('description' in signal) {
       const description = signal.description;
+      this.mark(description.type === 'offer' ? 'offerReceived' : 'answerReceived');
       const collision = description.type === 'offer' && (this.makingOffer || this.pc.signalingState !== 'stable');
       this.ignoreOffer = !this.polite && collision;
       if (this.ignoreOffer) return;
@@ -171,11 +228,11 @@ export class PeerLink {
       if (description.type === 'offer') {
         // The offer carries the data channel's section: adding ours now needs no negotiation of its own.
         this.openChannel();
-        await this.pc.setLocalDescription();
-        this.sendDescription();
+        await this.describe();
       }
       return;
     }
+    if (signal.candidates.some((candidate) => candidate)) this.mark('firstCandidateReceived');
     for (const candidate of signal.candidates) {
       try {
         await this.pc.addIceCandidate(candidate ?? undefined);
