@@ -392,7 +392,7 @@ describe('chat input caps', () => {
 });
 
 describe('chat.providers', () => {
-  it('lists every provider with whether it is configured and a default model, never a key or URL', async () => {
+  it('lists every provider with whether it is configured, a default model and its allowed models, never a key or URL', async () => {
     const providers = await chatClient(base, '').chat.providers.query();
     expect(providers.map((p) => [p.id, p.configured])).toEqual([
       ['stub', true],
@@ -406,10 +406,13 @@ describe('chat.providers', () => {
         'defaultModel',
         'id',
         'label',
+        'models',
         'openToGuests',
         'stub',
       ]);
       expect(provider.defaultModel.length).toBeGreaterThan(0);
+      // The allow-list a person may choose from (null: any model the provider has).
+      expect(provider.models === null || provider.models.every((m) => typeof m === 'string')).toBe(true);
     }
     expect(providers.find((p) => p.id === 'stub')).toMatchObject({ stub: true, label: expect.stringMatching(/stub/i) });
     const text = JSON.stringify(providers);

@@ -182,7 +182,8 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
       .toBeGreaterThan(0);
     await page.getByTestId('chat-input').press('Escape');
     await expect.poll(() => page.getByTestId('answer-readout').textContent()).toBe('OpenAI · stopped');
-    expect(await page.getByTestId('chat-stop').isEnabled()).toBe(false);
+    // The readout and the Stop button change in separate renders: wait for the second rather than read it at once.
+    await expect.poll(() => page.getByTestId('chat-stop').isEnabled()).toBe(false);
     openai.reset();
     await page.context().close();
   }, 60_000);
