@@ -2,6 +2,7 @@
 // fast as acks allow (bench/signaling.ts compares it with a bare Socket.IO relay; bench/footprint.ts measures memory
 // under it).
 import { type Socket, io } from 'socket.io-client';
+import { MESH_NAMESPACE } from '../src/shared/socket-contract.ts';
 import { guestCookie } from '../tests/support/server-process.ts';
 
 export const quantile = (values: number[], q: number) =>
@@ -55,10 +56,11 @@ export async function drive(options: {
 }
 
 /** `count` guests' sockets on the server at `url`, each joined to the global room; with their peer ids. */
-export async function joinedGuestSockets(url: string, count: number): Promise<{ sockets: Socket[]; peers: string[] }> {
-  const sockets = await Promise.all(
+/** `count` new guests, each with a socket connected to the server's /mesh namespace (not yet in a room). */
+export function connectedGuestSockets(url: string, count: number): Promise<Socket[]> {
+  return Promise.all(
     Array.from({ length: count }, async () => {
-      const socket = io(`${url}/mesh`, {
+      const socket = io(`${url}${MESH_NAMESPACE}`, {
         transports: ['websocket'],
         extraHeaders: { cookie: await guestCookie(url) },
         forceNew: true,
@@ -69,6 +71,10 @@ export async function joinedGuestSockets(url: string, count: number): Promise<{ 
       return socket;
     }),
   );
+}
+
+export async function joinedGuestSockets(url: string, count: number): Promise<{ sockets: Socket[]; peers: string[] }> {
+  const sockets = await connectedGuestSockets(url, count);
   const peers = await Promise.all(
     sockets.map(
       async (s) =>

@@ -3,11 +3,9 @@
 // every other peer. The rooms and links are the app's own (src/shared/rtc/mesh-room.ts); the mesh on top is a stub
 // that only counts channels.
 import { RTCPeerConnection } from 'werift';
-import { io } from 'socket.io-client';
 import { type MeshSocket, MeshRoom, type RoomMesh } from '../src/shared/rtc/mesh-room.ts';
 import type { LinkTimeline, PeerConnectionLike } from '../src/shared/rtc/peer-link.ts';
-import { MESH_NAMESPACE } from '../src/shared/socket-contract.ts';
-import { guestCookie } from '../tests/support/server-process.ts';
+import { connectedGuestSockets } from './relay-load.ts';
 
 const stubMesh = (): RoomMesh => ({
   capabilities: () => ({ backend: null, adapter: 'cpu', models: [], tokensPerSecond: null, queue: 0, sharing: false }),
@@ -62,19 +60,7 @@ export async function weriftJoinRound(
   count: number,
   room = 'global',
 ): Promise<{ durations: number[]; phases: Phases }> {
-  const sockets = await Promise.all(
-    Array.from({ length: count }, async () => {
-      const socket: MeshSocket = io(`${url}${MESH_NAMESPACE}`, {
-        transports: ['websocket'],
-        extraHeaders: { cookie: await guestCookie(url) },
-        forceNew: true,
-      });
-      await new Promise<void>((resolve, reject) =>
-        socket.once('connect', () => resolve()).once('connect_error', reject),
-      );
-      return socket;
-    }),
-  );
+  const sockets = (await connectedGuestSockets(url, count)) as MeshSocket[];
   const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
     new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
   const rooms: { room: MeshRoom; joinedAt: number }[] = [];
