@@ -18,6 +18,7 @@ import {
   type MeshRequest,
   type PeerView,
 } from './mesh-job.ts';
+import { ChangeListeners } from '../change-listeners.ts';
 
 export type { SpotCheck } from './spot-check.ts';
 export { DEFAULT_REQUESTER_OPTIONS, MeshJobError } from './mesh-job.ts';
@@ -52,7 +53,7 @@ export class JobRequester {
   /** Matching checks per user: a user new here is checked more often (see peer-trust.ts). */
   private readonly trust = new PeerTrust();
   private readonly mismatchListeners = new Set<(event: MismatchEvent) => void>();
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new ChangeListeners();
   private readonly options: JobRequesterOptions;
 
   constructor(
@@ -75,12 +76,11 @@ export class JobRequester {
 
   /** Calls `listener` after what a room's panel shows changes (check rate, answers served, exclusions). */
   subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   private changed(): void {
-    for (const listener of this.listeners) listener();
+    this.listeners.notify();
   }
 
   /** Calls `listener` on every mismatch a spot check catches; returns the unsubscribe. */

@@ -3,6 +3,7 @@
 // queue, per-peer caps on outstanding jobs and on offers per minute, and deadlines.
 import type { JobOffer, JobRejectReason, OutgoingPeerMessage } from '../peer-protocol.ts';
 import type { EngineGate, MeshEngine, RunningGeneration } from './engine-gate.ts';
+import { ChangeListeners } from '../change-listeners.ts';
 
 export interface JobServerOptions {
   /** Jobs accepted and waiting for the engine, from all peers together. */
@@ -46,16 +47,15 @@ export class JobServer {
   private readonly offersByPeer = new Map<string, number[]>();
   /** Jobs finished, for the status line and the room's panel. */
   readonly served: ServedJobStats[] = [];
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new ChangeListeners();
 
   /** Calls `listener` after its queue or its served jobs change; returns the unsubscribe. */
   subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   private changed(): void {
-    for (const listener of this.listeners) listener();
+    this.listeners.notify();
   }
 
   constructor(

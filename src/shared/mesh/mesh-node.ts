@@ -6,6 +6,7 @@ import type { EngineGate, MeshEngine } from './engine-gate.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS, JobServer, type JobServerOptions } from './job-server.ts';
 import { DEFAULT_REQUESTER_OPTIONS, JobRequester, type JobRequesterOptions, type PeerView } from './job-requester.ts';
 import { PeerChannel, type Wire } from './peer-channel.ts';
+import { ChangeListeners } from '../change-listeners.ts';
 
 const PING_MS = 2000;
 const FIRST_PING_MS = 250;
@@ -36,7 +37,7 @@ export class MeshNode {
   private readonly peers = new Map<string, MeshPeer>();
   /** Decode speed measured on the last jobs run here (local or served). */
   private measuredTokensPerSecond: number | null = null;
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new ChangeListeners();
 
   constructor(
     private readonly engine: MeshEngine,
@@ -80,12 +81,11 @@ export class MeshNode {
 
   /** Calls `listener` after any change (capabilities, peers, their hellos and RTTs); returns the unsubscribe. */
   subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    return this.listeners.add(listener);
   }
 
   private changed(): void {
-    for (const listener of this.listeners) listener();
+    this.listeners.notify();
   }
 
   /** Tells every peer this device's capabilities (after a change: model loaded, sharing, queue). */

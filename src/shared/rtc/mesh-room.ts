@@ -19,6 +19,7 @@ import {
   type PeerConnectionFactory,
   PeerLink,
 } from './peer-link.ts';
+import { ChangeListeners } from '../change-listeners.ts';
 import { PresencePublisher } from './presence.ts';
 import { SignalOutbox } from './signal-outbox.ts';
 
@@ -74,7 +75,7 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
   private self: PeerInfo | null = null;
   private error: string | null = null;
   private snapshot: MeshSnapshot;
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new ChangeListeners();
   private readonly detach: (() => void)[] = [];
   /**
    * Signals from a peer this side has not heard of yet: its offer can overtake our join's answer (it heard of us
@@ -125,10 +126,7 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
     };
   }
 
-  subscribe = (listener: () => void) => {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  };
+  subscribe = (listener: () => void) => this.listeners.add(listener);
 
   getSnapshot = () => this.snapshot;
 
@@ -157,7 +155,7 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
         };
       }),
     };
-    this.listeners.forEach((listener) => listener());
+    this.listeners.notify();
   }
 
   private link(peer: PeerInfo): PeerLink {
