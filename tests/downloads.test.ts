@@ -9,6 +9,7 @@ import { FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts
 import { buildApp } from '../src/server/app.ts';
 import type { DownloadStatus } from '../src/server/models/downloader.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
+import { signUpInjected } from './support/accounts.ts';
 import { testEnv } from './support/env.ts';
 
 const MODEL_SIZE = 3 * 1024 * 1024 + 123;
@@ -106,24 +107,13 @@ async function makeApp(overrides: Record<string, string> = {}) {
   });
 }
 
-/** Signs up `username` (an account: downloads need one) and returns its session cookie. */
-async function signUp(target: FastifyInstance, username: string): Promise<string> {
-  const response = await target.inject({
-    method: 'POST',
-    url: '/api/trpc/auth.signup',
-    payload: { username, password: 'download password' },
-  });
-  expect(response.statusCode).toBe(200);
-  return String(response.headers['set-cookie']).split(';')[0] ?? '';
-}
-
 beforeEach(async () => {
   hub.reset();
   cacheDir = await mkdtemp(path.join(dir, 'cache-'));
   db = await openTestDatabase('pglite');
   app = await makeApp();
   await app.ready();
-  cookie = await signUp(app, 'starter');
+  cookie = await signUpInjected(app, 'starter');
 });
 afterEach(async () => {
   await app.close();
@@ -274,7 +264,7 @@ describe('the download proxy', () => {
   it('spends DOWNLOADS_PER_USER_PER_HOUR on each start', async () => {
     await app.close();
     app = await makeApp({ DOWNLOADS_PER_USER_PER_HOUR: '2' });
-    cookie = await signUp(app, 'hurried');
+    cookie = await signUpInjected(app, 'hurried');
     expect((await call(app, 'models.download', { id: 'tiny' })).status).toBe(200);
     expect((await call(app, 'models.download', { id: 'tiny' })).status).toBe(200);
     expect((await call(app, 'models.download', { id: 'tiny' })).body.error?.data.code).toBe('TOO_MANY_REQUESTS');
@@ -434,7 +424,7 @@ describe('the download proxy under faults', () => {
     expect(await readdir(path.join(cacheDir, '.partial', REPO)).catch(() => [])).toEqual([]);
 
     expect((await downloadAndWait('tiny')).phase).toBe('ready');
-    cookie = await signUp(app, 'keeper');
+    cookie = await signUpInjected(app, 'keeper');
     expect((await call(app, 'models.remove', { id: 'tiny' })).body.result?.data).toEqual({ removed: true });
     expect((await app.inject(`/models/${REPO}/resolve/${commit}/config.json`)).statusCode).toBe(404);
     expect(await readdir(path.join(cacheDir, REPO))).toEqual([]);
@@ -460,7 +450,7 @@ describe('the cache', () => {
     await db.cleanup();
     db = await openTestDatabase('pglite');
     app = await makeApp();
-    cookie = await signUp(app, 'starter');
+    cookie = await signUpInjected(app, 'starter');
     hub.reset();
     expect((await downloadAndWait('tiny')).phase).toBe('ready');
     expect(cdnRequests()).toEqual([]); // nothing fetched again
@@ -473,9 +463,9 @@ describe('the cache', () => {
     app = await makeApp({ DOWNLOAD_STALL_TIMEOUT_MS: '60000' });
     hub.injectFault('onnx/model.onnx', { kind: 'stall', atByte: 700_000 });
     expect((await call(app, 'models.download', { id: 'tiny' })).status).toBe(200);
-    cookie = await signUp(app, 'bystander');
+    cookie = await signUpInjected(app, 'bystander');
     expect((await call(app, 'models.cancel', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');
-    cookie = await signUp(app, 'keeper');
+    cookie = await signUpInjected(app, 'keeper');
     expect((await call(app, 'models.cancel', { id: 'tiny' })).body.result?.data).toEqual({ cancelled: true });
   });
 
@@ -491,7 +481,7 @@ describe('the cache', () => {
     expect((await call(app, 'models.remove', { id: 'tiny' })).body.error?.data.code).toBe('FORBIDDEN');
     expect((await app.inject(`/models/${REPO}/resolve/${commit}/config.json`)).statusCode).toBe(200);
 
-    cookie = await signUp(app, 'keeper');
+    cookie = await signUpInjected(app, 'keeper');
     expect((await call(app, 'models.remove', { id: 'tiny' })).body.result?.data).toEqual({ removed: true });
     expect((await app.inject(`/models/${REPO}/resolve/${commit}/config.json`)).statusCode).toBe(404);
   });

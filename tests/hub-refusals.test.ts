@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
 import { buildApp } from '../src/server/app.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
+import { signUpInjected } from './support/accounts.ts';
 import { testEnv } from './support/env.ts';
 
 let dir: string;
@@ -67,12 +68,7 @@ beforeAll(async () => {
     database: db.database,
   });
   await app.ready();
-  const signup = await app.inject({
-    method: 'POST',
-    url: '/api/trpc/auth.signup',
-    payload: { username: 'refused', password: 'download password' },
-  });
-  cookie = String(signup.headers['set-cookie']).split(';')[0] ?? '';
+  cookie = await signUpInjected(app, 'refused');
 });
 
 afterAll(async () => {

@@ -13,6 +13,7 @@ import { buildApp } from '../src/server/app.ts';
 import { DTYPE_SUFFIX } from '../src/server/models/transformers-files.ts';
 import type { Dtype } from '../src/shared/schemas/models.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
+import { signUpInjected } from './support/accounts.ts';
 import { testEnv } from './support/env.ts';
 
 const DTYPES: Dtype[] = ['fp32', 'fp16', 'q8', 'q4', 'q4f16', 'int8', 'uint8', 'bnb4'];
@@ -92,12 +93,7 @@ beforeAll(async () => {
     database: db.database,
   });
   origin = await app.listen({ host: '127.0.0.1', port: 0 });
-  const signup = await app.inject({
-    method: 'POST',
-    url: '/api/trpc/auth.signup',
-    payload: { username: 'tfjs-files', password: 'download password' },
-  });
-  cookie = String(signup.headers['set-cookie']).split(';')[0] ?? '';
+  cookie = await signUpInjected(app, 'tfjs-files');
 });
 
 afterAll(async () => {
