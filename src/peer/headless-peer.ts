@@ -10,15 +10,22 @@ import { io } from 'socket.io-client';
 import { RTCPeerConnection } from 'werift';
 import { EngineClient } from '../shared/engine-client.ts';
 import type { AppRouter } from '../server/trpc/root.ts';
-import type { EngineModel, LoadedInfo } from '../shared/engine-protocol.ts';
+import type { LoadedInfo } from '../shared/engine-protocol.ts';
 import { EngineGate, type MeshEngine } from '../shared/mesh/engine-gate.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS } from '../shared/mesh/job-server.ts';
 import { MeshNode } from '../shared/mesh/mesh-node.ts';
-import { modelFingerprint } from '../shared/schemas/models.ts';
-import type { ModelRef } from '../shared/peer-protocol.ts';
+import {
+  engineModel,
+  enterRoom,
+  pinnedRevision,
+  prepareOnServer,
+  serverApi,
+  sharedModelRef,
+} from '../shared/model-flow.ts';
 import { MeshRoom, type MeshSocket } from '../shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../shared/rtc/peer-link.ts';
 import { reconnectWhenAvailable } from '../shared/rtc/reconnect-when-available.ts';
+import { sessionCookieHeader, sessionFromSetCookie } from '../shared/session-cookie.ts';
 import { MESH_NAMESPACE } from '../shared/socket-contract.ts';
 import { InferenceEngine } from '../worker/engine.ts';
 import { inProcessWorker } from '../worker/in-process.ts';
@@ -55,9 +62,6 @@ export interface PeerStatus {
   tokensPerSecond: number | null;
 }
 
-/** The session cookie's name; behind an https public origin the server names it `__Host-mesh_session`. */
-const SESSION_COOKIE = /^(__Host-)?mesh_session=/;
-
 export class HeadlessPeer {
   private cookie = '';
   private room: MeshRoom<MeshNode> | null = null;
@@ -79,9 +83,8 @@ export class HeadlessPeer {
           headers: () => (this.cookie ? { cookie: this.cookie } : {}),
           fetch: async (input, init) => {
             const response = await fetch(input, init);
-            const set = response.headers.get('set-cookie');
-            const session = set?.split(';')[0];
-            if (session && SESSION_COOKIE.test(session)) this.cookie = session;
+            const session = sessionFromSetCookie(response.headers.get('set-cookie'));
+            if (session) this.cookie = session;
             return response;
           },
         }),
@@ -96,15 +99,13 @@ export class HeadlessPeer {
   /** Signs in, makes sure the server has the model, loads it, joins the room and starts sharing. */
   async start(): Promise<void> {
     const api = this.api();
-    // Under both names: this side cannot know whether the server's public origin is https.
-    if (this.options.token)
-      this.cookie = `mesh_session=${this.options.token}; __Host-mesh_session=${this.options.token}`;
+    if (this.options.token) this.cookie = sessionCookieHeader(this.options.token);
     else await api.auth.guest.mutate(this.options.name ? { displayName: this.options.name } : {});
     const me = await api.auth.me.query();
     if (!me) throw new Error('The server did not accept this session: check --token');
     this.displayName = me.displayName;
 
-    const shared = this.options.model ? await this.load(api, this.options.model, me.kind) : null;
+    const shared = this.options.model ? await this.load(api, this.options.model) : null;
     const engine: MeshEngine = shared?.engine ?? {
       loaded: () => null,
       generate: () => {
@@ -117,13 +118,7 @@ export class HeadlessPeer {
     });
     this.logServed(this.node);
 
-    if (this.options.room !== 'global' && me.kind === 'ACCOUNT') {
-      await api.room.join.mutate({
-        room: this.options.room,
-        ...(this.options.invite ? { inviteCode: this.options.invite } : {}),
-      });
-    }
-    const iceServers = await api.room.iceServers.query();
+    const iceServers = await enterRoom(serverApi(api), this.options.room, me.kind, this.options.invite);
     const socket: MeshSocket = io(`${this.options.server}${MESH_NAMESPACE}`, {
       transports: ['websocket'],
       extraHeaders: { cookie: this.cookie },
@@ -159,40 +154,14 @@ export class HeadlessPeer {
   private async load(
     api: ReturnType<HeadlessPeer['api']>,
     id: string,
-    kind: 'GUEST' | 'ACCOUNT',
   ): Promise<{ engine: MeshEngine; name: string; backend: string }> {
-    let entry = (await api.manifest.list.query()).find((m) => m.id === id);
+    const entry = (await api.manifest.list.query()).find((m) => m.id === id);
     if (!entry) throw new Error(`The server's catalogue has no model ${id}`);
-    let revision = entry.bundled ? entry.revision : entry.cachedRevision;
-    if (!revision) {
-      if (kind !== 'ACCOUNT') {
-        throw new Error(
-          `The server does not have ${entry.name} yet, and asking it to fetch a model needs an account: pass --token=SESSION_TOKEN of an account's session`,
-        );
-      }
-      this.log(`asking the server to fetch ${entry.name}…`);
-      await api.models.download.mutate({ id: entry.id });
-      for (;;) {
-        const status = await api.models.status.query({ id: entry.id });
-        if (!status) throw new Error(`The server has no download of ${entry.id} under way`);
-        if (status.phase === 'ready') break;
-        if (status.phase === 'failed' || status.phase === 'cancelled')
-          throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-      // Listed afresh: a Hub model's files are derived by the server on download and listed once it holds them.
-      entry = (await api.manifest.list.query()).find((m) => m.id === id) ?? entry;
-      revision = entry.cachedRevision;
-      if (!revision) throw new Error(`The server fetched ${entry.id} but lists no revision for it`);
-    }
-    const model: EngineModel = {
-      id: entry.id,
-      repo: entry.repo,
-      revision,
-      dtype: entry.dtype,
-      files: entry.files.map((f) => f.path),
-      contextLength: entry.contextLength,
-    };
+    if (!pinnedRevision(entry)) this.log(`asking the server to fetch ${entry.name}…`);
+    const pinned = await prepareOnServer(serverApi(api), entry, {
+      accountHint: "pass --token=SESSION_TOKEN of an account's session",
+      pollMs: 500,
+    });
     await mkdir(this.options.cacheDir, { recursive: true });
     const engine = new InferenceEngine({
       modelHost: `${this.options.server}/models/`,
@@ -201,8 +170,8 @@ export class HeadlessPeer {
     });
     this.client = new EngineClient(inProcessWorker(engine));
     this.log(`loading ${entry.name}…`);
-    const info: LoadedInfo = await this.client.load(model);
-    const ref: ModelRef = { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) };
+    const info: LoadedInfo = await this.client.load(engineModel(entry, pinned));
+    const ref = await sharedModelRef(entry, pinned.revision, info.dtype);
     const client = this.client;
     return {
       engine: {

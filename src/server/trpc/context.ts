@@ -12,13 +12,13 @@ import type { PeerLookup } from '../services/jobs.ts';
 import type { SessionEvents } from '../services/session-events.ts';
 import { type SessionPolicy, type ValidSession, validateSessionToken } from '../services/session.ts';
 import type { BuildInfo } from '../version.ts';
+import { HOST_SESSION_COOKIE, SESSION_COOKIE } from '../../shared/session-cookie.ts';
 
-export const SESSION_COOKIE = 'mesh_session';
+export { SESSION_COOKIE } from '../../shared/session-cookie.ts';
 
-/** Behind an https public origin the cookie is `__Host-` prefixed: Secure, Path=/ and no Domain, so no sibling
- * subdomain or plain-http page can set or overwrite it (cookie tossing). */
+/** The `__Host-` name behind an https public origin (src/shared/session-cookie.ts says why). */
 export function sessionCookieName(env: Pick<Env, 'PUBLIC_ORIGIN'>): string {
-  return env.PUBLIC_ORIGIN?.startsWith('https:') ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+  return env.PUBLIC_ORIGIN?.startsWith('https:') ? HOST_SESSION_COOKIE : SESSION_COOKIE;
 }
 
 const secureCookie = (ctx: Pick<Context, 'req' | 'env'>) =>

@@ -5,6 +5,7 @@ import { useSyncExternalStore } from 'react';
 import { EngineGate, type MeshEngine } from '../../../shared/mesh/engine-gate.ts';
 import { DEFAULT_REQUESTER_OPTIONS } from '../../../shared/mesh/job-requester.ts';
 import { MeshNode } from '../../../shared/mesh/mesh-node.ts';
+import { enterRoom, serverApi } from '../../../shared/model-flow.ts';
 import { MeshRoom as RtcMeshRoom } from '../../../shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../../../shared/rtc/peer-link.ts';
 import { ensureSession } from '../../lib/session.ts';
@@ -76,9 +77,7 @@ export async function joinMeshRoom(
     await leaveMeshRoom();
     const socket = await meshSocket(options);
     const me = await ensureSession({ guest: false });
-    if (slug !== 'global' && me?.kind === 'ACCOUNT')
-      await trpc.room.join.mutate({ room: slug, ...(invite ? { inviteCode: invite } : {}) });
-    const iceServers = await trpc.room.iceServers.query();
+    const iceServers = await enterRoom(serverApi(trpc), slug, me.kind, invite);
     // Sharing is off in every room until the person turns it on there.
     meshNode.setSharing(false);
     // A User Timing mark when the join is acknowledged: performance tools (and bench/signaling.ts) time the mesh from it.

@@ -2,8 +2,8 @@
 // move a model along: Fetching → Preparing (the server fetches it from the Hub) → Downloading (to this device)
 // → Loading (into the engine) → Ready. Screens read it with useModelState / useLoadedModel.
 import { useSyncExternalStore } from 'react';
-import { BACKEND_LABEL, type EngineModel, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
-import { modelFingerprint } from '../../../shared/schemas/models.ts';
+import { BACKEND_LABEL, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
+import { engineModel, type PinnedModel, pinnedRevision, prepareOnServer, serverApi, sharedModelRef } from '../../../shared/model-flow.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import type { CatalogueEntry } from '../../../shared/schemas/models.ts';
 import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, releaseRuntimeIfUnused, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
@@ -77,65 +77,41 @@ export function keptSignature(): string {
   return `${onDevice.sort().join(',')}|${active?.entry.id ?? ''}:${active?.backend ?? ''}:${active?.offline.state ?? ''}`;
 }
 
-/** The commit the files are pinned to: the bundle's own, or the one the server pinned on download. */
-function pinned(entry: CatalogueEntry): string | null {
-  return entry.bundled ? entry.revision : entry.cachedRevision;
-}
-
 /** A Hub model's files are derived by the server on download; the catalogue lists them once it holds them. */
 function deviceModel(entry: CatalogueEntry, revision: string, files = entry.files.map((f) => f.path)): DeviceModel {
   return { id: entry.id, repo: entry.repo, revision, files };
 }
 
-interface Pinned {
-  revision: string;
-  files: string[];
-  /** Bytes of those files, when the server said (a Hub model's files are known only once the server has them). */
-  bytes: number | null;
-}
-
 export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<void> {
   for (const entry of entries) {
-    const revision = pinned(entry);
+    const revision = pinnedRevision(entry);
     const onDevice = revision !== null && (await filesOnDevice(deviceModel(entry, revision))) === entry.files.length;
     if ((states[entry.id] ?? IDLE).onDevice !== onDevice) update(entry.id, { onDevice });
   }
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const server = serverApi(trpc);
 
-/** Makes sure the server holds the model (it downloads from the Hub once, for everyone); returns the commit. */
-async function prepareOnServer(entry: CatalogueEntry): Promise<Pinned> {
-  const ready = pinned(entry);
-  if (ready) return { revision: ready, files: entry.files.map((f) => f.path), bytes: entry.totalSize };
-  // The server refuses guests too; asking first spares making a guest only to be told so.
-  if ((await trpc.auth.me.query())?.kind !== 'ACCOUNT') {
-    throw new Error('The server has not downloaded this model yet, and asking it to needs an account: sign up on the Account screen');
-  }
-  await trpc.models.download.mutate({ id: entry.id });
-  for (;;) {
-    const status = await trpc.models.status.query({ id: entry.id });
-    if (!status) throw new Error('The server has no download of this model');
-    if (status.phase === 'ready' && status.revision) return { revision: status.revision, files: status.files.map((f) => f.path), bytes: status.bytesTotal };
-    if (status.phase === 'failed' || status.phase === 'cancelled') {
-      throw new Error(status.error ? `The server could not fetch this model: ${status.error.message}` : 'The server download was cancelled');
-    }
-    update(entry.id, {
-      phase: 'Preparing',
-      message: `The server is fetching it from the Hub (${status.phase}): ${formatBytes(status.bytesDone)} of ${formatBytes(status.bytesTotal)}`,
-      loaded: status.bytesDone,
-      total: status.bytesTotal,
-      speed: status.speed,
-      files: Object.fromEntries(status.files.map((f) => [f.path, { loaded: f.bytesDone, total: f.size }])),
-    });
-    await sleep(400);
-  }
+/** Makes sure the server holds the model, showing its progress as Preparing. */
+function prepare(entry: CatalogueEntry): Promise<PinnedModel> {
+  return prepareOnServer(server, entry, {
+    accountHint: 'sign up on the Account screen',
+    onProgress: (status) =>
+      update(entry.id, {
+        phase: 'Preparing',
+        message: `The server is fetching it from the Hub (${status.phase}): ${formatBytes(status.bytesDone)} of ${formatBytes(status.bytesTotal)}`,
+        loaded: status.bytesDone,
+        total: status.bytesTotal,
+        speed: status.speed,
+        files: Object.fromEntries(status.files.map((f) => [f.path, { loaded: f.bytesDone, total: f.size }])),
+      }),
+  });
 }
 
 /** Server, then device: afterwards the model loads with no network. */
-export async function downloadModel(entry: CatalogueEntry): Promise<Pinned> {
+export async function downloadModel(entry: CatalogueEntry): Promise<PinnedModel> {
   update(entry.id, { phase: 'Fetching', phases: [], message: 'Checking the catalogue and the server', error: null, busy: true, loaded: 0, total: 0, files: {} });
-  const { revision, files, bytes } = await prepareOnServer(entry);
+  const { revision, files, bytes } = await prepare(entry);
   const total = bytes ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
   update(entry.id, { phase: 'Preparing', message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model', loaded: total, total });
   await saveToDevice(deviceModel(entry, revision, files), total, (p) =>
@@ -190,10 +166,10 @@ export function loadModel(entry: CatalogueEntry): Promise<void> {
 
 async function loadNow(entry: CatalogueEntry): Promise<void> {
   try {
-    const saved = (states[entry.id] ?? IDLE).onDevice ? pinned(entry) : null;
+    const saved = (states[entry.id] ?? IDLE).onDevice ? pinnedRevision(entry) : null;
     if (saved) update(entry.id, { phases: [], error: null });
     const { revision, files } = saved ? { revision: saved, files: entry.files.map((f) => f.path) } : await downloadModel(entry);
-    const model: EngineModel = { id: entry.id, repo: entry.repo, revision, dtype: entry.dtype, files, contextLength: entry.contextLength };
+    const model = engineModel(entry, { revision, files });
     // The files are on this device now: the engine's own fetching and "downloading" read them from the device
     // cache, so to the person it is all Loading.
     update(entry.id, { phase: 'Loading', message: 'Loading the model', busy: true });
@@ -203,7 +179,7 @@ async function loadNow(entry: CatalogueEntry): Promise<void> {
     active = {
       ...info,
       entry,
-      ref: { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, info.dtype) },
+      ref: await sharedModelRef(entry, revision, info.dtype),
       offline: { state: 'keeping', message: `Keeping ONNX Runtime (${BACKEND_LABEL[info.backend]}) on this device for offline use` },
     };
     rememberLastModel(entry.id);
@@ -222,7 +198,7 @@ export async function load(entry: CatalogueEntry): Promise<void> {
 
 /** Removes the model's files, and ONNX Runtime's when no model is left to run with them. */
 export async function removeFromThisDevice(entry: CatalogueEntry): Promise<void> {
-  const revision = pinned(entry);
+  const revision = pinnedRevision(entry);
   if (revision) await removeFromDevice(deviceModel(entry, revision));
   const runtimeToo = await releaseRuntimeIfUnused();
   // Removed on purpose: not the model to bring back when the app opens.
@@ -233,7 +209,7 @@ export async function removeFromThisDevice(entry: CatalogueEntry): Promise<void>
 /** The device model of each catalogue entry that has a pinned commit (what the storage panel measures). */
 export function deviceModels(entries: CatalogueEntry[]): DeviceModel[] {
   return entries.flatMap((entry) => {
-    const revision = pinned(entry);
+    const revision = pinnedRevision(entry);
     return revision ? [deviceModel(entry, revision)] : [];
   });
 }

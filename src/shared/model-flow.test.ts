@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import { type ServerApi, type ServerDownload, enterRoom, prepareOnServer } from './model-flow.ts';
+import type { CatalogueEntry } from './schemas/models.ts';
+import { sessionCookieHeader, sessionFromSetCookie } from './session-cookie.ts';
+
+const REVISION = 'a'.repeat(40);
+
+const hubEntry = {
+  id: 'smol',
+  name: 'Smol',
+  repo: 'org/smol',
+  revision: 'main',
+  bundled: false,
+  cachedRevision: null,
+  files: [],
+  totalSize: null,
+  dtype: { webgpu: 'q4', wasm: 'q8' },
+  contextLength: 2048,
+} as unknown as CatalogueEntry;
+
+const status = (patch: Partial<ServerDownload>): ServerDownload => ({
+  revision: null,
+  phase: 'downloading',
+  bytesDone: 0,
+  bytesTotal: 100,
+  speed: 0,
+  files: [],
+  error: null,
+  ...patch,
+});
+
+/** A server whose download goes through `statuses`, recording what it was asked. */
+function scriptedServer(kind: 'GUEST' | 'ACCOUNT', statuses: ServerDownload[]) {
+  const asked: string[] = [];
+  const api: ServerApi = {
+    me: async () => ({ kind }),
+    requestDownload: async (id) => void asked.push(`download ${id}`),
+    downloadStatus: async () => statuses.shift() ?? null,
+    joinRoom: async (room, invite) => void asked.push(`join ${room} ${invite ?? '-'}`),
+    iceServers: async () => [],
+  };
+  return { api, asked };
+}
+
+describe('prepareOnServer', () => {
+  it('follows the server download to its pinned files, reporting each status', async () => {
+    const { api, asked } = scriptedServer('ACCOUNT', [
+      status({ bytesDone: 40 }),
+      status({
+        phase: 'ready',
+        revision: REVISION,
+        bytesDone: 100,
+        files: [{ path: 'onnx/model.onnx', size: 100, bytesDone: 100 }],
+      }),
+    ]);
+    const seen: number[] = [];
+    const pinned = await prepareOnServer(api, hubEntry, {
+      accountHint: 'sign up',
+      pollMs: 1,
+      onProgress: (s) => seen.push(s.bytesDone),
+    });
+    expect(pinned).toEqual({ revision: REVISION, files: ['onnx/model.onnx'], bytes: 100 });
+    expect(seen).toEqual([40]);
+    expect(asked).toEqual(['download smol']);
+  });
+
+  it('tells a guest what to do instead of asking the server', async () => {
+    const { api, asked } = scriptedServer('GUEST', []);
+    await expect(prepareOnServer(api, hubEntry, { accountHint: 'pass --token' })).rejects.toThrow(
+      'The server has not downloaded Smol yet, and asking it to needs an account: pass --token',
+    );
+    expect(asked).toEqual([]);
+  });
+
+  it("passes on the server's reason when its download fails", async () => {
+    const { api } = scriptedServer('ACCOUNT', [
+      status({ phase: 'failed', error: { code: 'GATED', message: 'the repo is gated' } }),
+    ]);
+    await expect(prepareOnServer(api, hubEntry, { accountHint: '', pollMs: 1 })).rejects.toThrow(
+      'The server could not fetch Smol: the repo is gated',
+    );
+  });
+
+  it('needs nothing from the server for a model it already holds', async () => {
+    const { api, asked } = scriptedServer('GUEST', []);
+    const held = { ...hubEntry, cachedRevision: REVISION, files: [{ path: 'config.json', size: 9 }], totalSize: 9 };
+    expect(await prepareOnServer(api, held as CatalogueEntry, { accountHint: '' })).toEqual({
+      revision: REVISION,
+      files: ['config.json'],
+      bytes: 9,
+    });
+    expect(asked).toEqual([]);
+  });
+});
+
+describe('enterRoom', () => {
+  it('makes an account a member of a custom room, and nobody a member of global', async () => {
+    const { api, asked } = scriptedServer('ACCOUNT', []);
+    await enterRoom(api, 'global', 'ACCOUNT');
+    await enterRoom(api, 'team', 'GUEST');
+    await enterRoom(api, 'team', 'ACCOUNT', 'INVITE');
+    expect(asked).toEqual(['join team INVITE']);
+  });
+});
+
+describe('session cookie', () => {
+  it('is read from either name the server sets, and nothing else', () => {
+    expect(sessionFromSetCookie('mesh_session=abc; Path=/; HttpOnly')).toBe('mesh_session=abc');
+    expect(sessionFromSetCookie('__Host-mesh_session=abc; Secure')).toBe('__Host-mesh_session=abc');
+    expect(sessionFromSetCookie('other=abc')).toBeNull();
+    expect(sessionFromSetCookie(null)).toBeNull();
+    expect(sessionCookieHeader('t')).toBe('mesh_session=t; __Host-mesh_session=t');
+  });
+});

@@ -1,0 +1,140 @@
+// The steps a browser tab and the headless peer share to bring a model to a room: make sure the server holds it
+// (asking it to fetch the model from the Hub once, then following its status), describe it to the engine,
+// fingerprint it for the mesh, and join a room (membership first for a custom room, then the ICE servers). Each
+// side gives its own API client through `ServerApi` and does its own part: the tab saves the files to the device
+// and shows progress; the peer loads them in Node.
+import type { EngineModel } from './engine-protocol.ts';
+import type { ModelRef } from './peer-protocol.ts';
+import type { IceServer } from './rtc/peer-link.ts';
+import { type CatalogueEntry, type DownloadErrorCode, type DownloadPhase, modelFingerprint } from './schemas/models.ts';
+
+/** The server's view of its download of a model (the `models.status` procedure's answer). */
+export interface ServerDownload {
+  revision: string | null;
+  phase: DownloadPhase;
+  bytesDone: number;
+  bytesTotal: number;
+  speed: number;
+  files: { path: string; size: number; bytesDone: number }[];
+  error: { code: DownloadErrorCode; message: string } | null;
+}
+
+/** What the flow asks of the server; the app's and the peer's tRPC clients both provide it (`serverApi`). */
+export interface ServerApi {
+  me(): Promise<{ kind: 'GUEST' | 'ACCOUNT' } | null>;
+  requestDownload(id: string): Promise<void>;
+  downloadStatus(id: string): Promise<ServerDownload | null>;
+  joinRoom(room: string, inviteCode?: string): Promise<void>;
+  iceServers(): Promise<IceServer[]>;
+}
+
+/** The procedures `ServerApi` is made of, as a tRPC client of the app's router has them. */
+export interface ServerProcedures {
+  auth: { me: { query(): Promise<{ kind: 'GUEST' | 'ACCOUNT' } | null> } };
+  models: {
+    download: { mutate(input: { id: string }): Promise<unknown> };
+    status: { query(input: { id: string }): Promise<ServerDownload | null> };
+  };
+  room: {
+    join: { mutate(input: { room: string; inviteCode?: string }): Promise<unknown> };
+    iceServers: { query(): Promise<IceServer[]> };
+  };
+}
+
+export function serverApi(client: ServerProcedures): ServerApi {
+  return {
+    me: () => client.auth.me.query(),
+    requestDownload: async (id) => void (await client.models.download.mutate({ id })),
+    downloadStatus: (id) => client.models.status.query({ id }),
+    joinRoom: async (room, inviteCode) =>
+      void (await client.room.join.mutate({ room, ...(inviteCode ? { inviteCode } : {}) })),
+    iceServers: () => client.room.iceServers.query(),
+  };
+}
+
+/** A model's files at the commit the server holds them at. */
+export interface PinnedModel {
+  revision: string;
+  files: string[];
+  /** Bytes of those files, when the server said (a Hub model's files are known only once the server has them). */
+  bytes: number | null;
+}
+
+/** The commit the files are pinned to: the bundle's own, or the one the server pinned on download; null before. */
+export function pinnedRevision(entry: CatalogueEntry): string | null {
+  return entry.bundled ? entry.revision : entry.cachedRevision;
+}
+
+export interface PrepareOptions {
+  /** What to tell a guest, who cannot ask the server to fetch a model (e.g. "sign up on the Account screen"). */
+  accountHint: string;
+  /** Each status while the server fetches. */
+  onProgress?: (status: ServerDownload) => void;
+  /** Between status polls (default 400 ms). */
+  pollMs?: number;
+}
+
+/** Makes sure the server holds the model (it downloads from the Hub once, for everyone); returns its files. */
+export async function prepareOnServer(
+  api: ServerApi,
+  entry: CatalogueEntry,
+  options: PrepareOptions,
+): Promise<PinnedModel> {
+  const ready = pinnedRevision(entry);
+  if (ready) return { revision: ready, files: entry.files.map((f) => f.path), bytes: entry.totalSize };
+  // The server refuses guests too; asking first spares making the request only to be told so.
+  if ((await api.me())?.kind !== 'ACCOUNT') {
+    throw new Error(
+      `The server has not downloaded ${entry.name} yet, and asking it to needs an account: ${options.accountHint}`,
+    );
+  }
+  await api.requestDownload(entry.id);
+  for (;;) {
+    const status = await api.downloadStatus(entry.id);
+    if (!status) throw new Error(`The server has no download of ${entry.name} under way`);
+    if (status.phase === 'ready') {
+      if (!status.revision) throw new Error(`The server fetched ${entry.name} but names no revision for it`);
+      return { revision: status.revision, files: status.files.map((f) => f.path), bytes: status.bytesTotal };
+    }
+    if (status.phase === 'failed' || status.phase === 'cancelled') {
+      throw new Error(
+        status.error
+          ? `The server could not fetch ${entry.name}: ${status.error.message}`
+          : `The server's download of ${entry.name} was cancelled`,
+      );
+    }
+    options.onProgress?.(status);
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 400));
+  }
+}
+
+/** What the engine loads: the catalogue entry at the pinned commit with the files the server holds. */
+export function engineModel(entry: CatalogueEntry, pinned: Pick<PinnedModel, 'revision' | 'files'>): EngineModel {
+  return {
+    id: entry.id,
+    repo: entry.repo,
+    revision: pinned.revision,
+    dtype: entry.dtype,
+    files: pinned.files,
+    contextLength: entry.contextLength,
+  };
+}
+
+/** How peers name a loaded model: its id and the fingerprint of its exact weights (what the mesh matches on). */
+export async function sharedModelRef(entry: CatalogueEntry, revision: string, dtype: string): Promise<ModelRef> {
+  return { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, dtype) };
+}
+
+/**
+ * The server's side of joining a room: an account becomes a member of a custom room first (with the invite code of
+ * a private one); `global` and guests need nothing. Returns the ICE servers the room's links use.
+ */
+export async function enterRoom(
+  api: ServerApi,
+  room: string,
+  kind: 'GUEST' | 'ACCOUNT' | undefined,
+  inviteCode?: string,
+): Promise<IceServer[]> {
+  if (room !== 'global' && kind === 'ACCOUNT') await api.joinRoom(room, inviteCode);
+  return api.iceServers();
+}
