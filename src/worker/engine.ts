@@ -1,5 +1,8 @@
 // The inference engine over transformers.js: the same code runs in a browser Web Worker (WebGPU or WASM) and in
 // Node (onnxruntime-node) for the headless peer and the tests. No DOM here.
+// It runs past the 300 lines CONTRIBUTING.md asks for because loading (backend plan, progress, fallback to WASM) and
+// generating (fitting the prompt, sampling, streaming, continuing from a prefix) share one loaded model and its
+// transformers.js objects; what stands alone is in backend.ts, sampling.ts and token-streamer.ts.
 import {
   AutoModelForCausalLM,
   AutoTokenizer,

@@ -1,5 +1,7 @@
 // The one client of OpenAI's `POST /chat/completions` (stream: true) that openai, openrouter and huggingface
 // share: SSE `data:` chunks up to `[DONE]`, error bodies, timeouts, and abort when the client goes away.
+// Past 300 lines because it is one protocol's client: the upstream's schemas, its error statuses, the stream and the
+// models listing belong together and nothing else uses them.
 import { z } from 'zod';
 import type { ChatUsage, FinishReason } from '../../shared/schemas/chat.ts';
 import {

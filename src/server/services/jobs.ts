@@ -3,6 +3,8 @@
 // each checker) is named by the requester as it takes it, checked here to be in the job's room and sharing, and
 // recorded with the user behind it (InferenceJobPeer); finish and check may name only those recorded peers, so a
 // requester cannot pin a job or a mismatch on someone who never took part in it.
+// Just past 300 lines: a job's record from start to verdict, and the stats read from those records, are one table's
+// story.
 import type { z } from 'zod';
 import {
   JOB_LIMITS,

@@ -3,6 +3,9 @@
 // seeded decoding makes the continuation the same). Finished jobs are spot-checked by another peer at a
 // rate (higher for users new here, see peer-trust.ts); a peer whose tokens do not match is excluded from
 // scheduling here. What is kept per peer is dropped when it leaves; what is kept per user is bounded.
+// Past 300 lines because driving a job (attempts, failover, the outcome) and what the requester remembers of each
+// peer (speed, failures, exclusions) read and write the same state; ranking (peer-ranking.ts), one attempt
+// (job-attempt.ts) and the spot check (spot-check.ts) are their own modules with their own tests.
 import { type ModelRef, PEER_PROTOCOL_VERSION, type PeerMessage, PeerMessageSchema } from '../peer-protocol.ts';
 import { BoundedMap } from './bounded-map.ts';
 import type { GeneratedToken } from './engine-gate.ts';

@@ -1,6 +1,8 @@
 // A room's full mesh: a PeerLink to every other member, made as they join and closed as they leave, with SDP
 // and ICE relayed through the server's `/mesh` namespace; each open data channel joins the MeshNode (mesh
 // inference, RTT). The browser's room screen reads it as an external store; the headless peer drives it too.
+// Just past 300 lines: joining, rejoining after a lost socket and the links' lifecycle share the member list; the
+// signal outbox (signal-outbox.ts) and presence publishing (presence.ts) are their own modules.
 import type { Socket } from 'socket.io-client';
 import type { PeerCapabilities } from '../peer-protocol.ts';
 import type { Wire } from '../wire.ts';
