@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,7 +26,8 @@ const TARGETS = {
     build: () => run(path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), ['build', '--logLevel', 'warn']),
   },
   server: {
-    inputs: [...SHARED_INPUTS, 'src/server', 'prisma/schema.prisma'],
+    // The server bundles the headless peer (its /v1 mesh members, SERVE_MODELS) and with it the engine.
+    inputs: [...SHARED_INPUTS, 'src/server', 'src/peer', 'src/worker', 'prisma/schema.prisma'],
     output: SERVER_BUNDLE,
     build: buildServer,
   },
@@ -34,10 +35,16 @@ const TARGETS = {
 
 async function buildServer() {
   const esbuild = await import('esbuild');
+  // Chunks are named by their content's hash: those of an earlier build would pile up.
+  await rm(path.join(path.dirname(SERVER_BUNDLE), 'chunks'), { recursive: true, force: true });
   await esbuild.build({
     absWorkingDir: ROOT,
-    entryPoints: ['src/server/index.ts'],
-    outfile: SERVER_BUNDLE,
+    entryPoints: { index: 'src/server/index.ts' },
+    outdir: path.dirname(SERVER_BUNDLE),
+    // What the server imports only when used (the headless peer with werift and transformers.js, a database
+    // driver) goes into chunks of its own, so a start loads none of it: about a second and 60 MiB less.
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -49,6 +49,8 @@ describe('the compiled server', () => {
       expect(commandLine.slice(1, 3)).toEqual(['scripts/start.mjs', '--no-build']);
       expect(commandLine.join(' ')).not.toMatch(/tsx/);
       expect(await childrenOf(server.child.pid!)).toEqual([]);
+      // The headless peer (werift, transformers.js and ONNX Runtime's native binding) loads only when /v1 needs it.
+      expect(await readFile(`/proc/${server.child.pid}/maps`, 'utf8')).not.toMatch(/onnxruntime/);
       // stdout is a pipe, not a terminal: one JSON object a line (LOG_FORMAT=auto).
       const lines = server.output().trim().split('\n');
       expect(lines.map((line) => (JSON.parse(line) as { level: number }).level)).not.toContain(undefined);
@@ -56,7 +58,8 @@ describe('the compiled server', () => {
       server.child.kill('SIGTERM');
       expect(await server.exited).toBe(0);
     }
-  });
+    // The first start on a fresh DATA_DIR initialises the database: slow on a busy machine.
+  }, 90_000);
 
   it('writes readable lines, not JSON, with LOG_FORMAT=pretty', async () => {
     const server = await startServer(

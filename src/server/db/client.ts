@@ -2,10 +2,8 @@
 // DATA_DIR. At scale: PostgreSQL via DATABASE_URL. Migrations are applied before the client is handed out.
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
-import { PrismaPg } from '@prisma/adapter-pg';
-import pg from 'pg';
-import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { PGlite } from '@electric-sql/pglite';
+import type pg from 'pg';
 import { Dependency } from '../dependencies/dependency.ts';
 import { gatedAdapter } from '../dependencies/database.ts';
 import { PrismaClient } from './generated/client.ts';
@@ -60,6 +58,11 @@ async function openPglite(
 ) {
   const location = dir ?? 'memory://';
   const releaseLock = location.startsWith('memory://') ? async () => {} : await lockDataDir(path.resolve(location));
+  // Each driver is loaded only when used: a server on PostgreSQL never loads PGlite, one on PGlite never pg.
+  const [{ PGlite }, { PrismaPGlite }] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('pglite-prisma-adapter'),
+  ]);
   let client: PGlite | undefined;
   let result: MigrateResult;
   try {
@@ -90,6 +93,7 @@ async function openPglite(
 }
 
 async function openPostgres(url: string, poolSize: number, migrations: Awaited<ReturnType<typeof readMigrations>>) {
+  const [{ default: pg }, { PrismaPg }] = await Promise.all([import('pg'), import('@prisma/adapter-pg')]);
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000 });
   // Probed on a connection of its own: a pool busy with slow queries is not a database that went away.
   const availability = new Dependency('database', {

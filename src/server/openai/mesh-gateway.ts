@@ -9,10 +9,17 @@
 // the job records and spot-check trust are the account's, as from its own browser.
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
-import { HeadlessPeer } from '../../peer/headless-peer.ts';
+import type { HeadlessPeer } from '../../peer/headless-peer.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM } from '../services/room.ts';
 import { type SessionPolicy, createSession } from '../services/session.ts';
+
+/**
+ * The headless peer, loaded on first use: it brings werift, socket.io-client and transformers.js (with ONNX
+ * Runtime), about a second of start-up and 60 MiB that a server nobody asks over /v1 does not need (bench/README.md,
+ * "A lean server").
+ */
+const loadHeadlessPeer = async () => (await import('../../peer/headless-peer.ts')).HeadlessPeer;
 
 /** Requester members kept at once (each holds a socket and a data channel per room member); the oldest idle goes. */
 export const MESH_API_MEMBERS = 32;
@@ -50,6 +57,7 @@ export class MeshGateway {
     let member = this.members.get(key);
     if (!member) {
       this.evict();
+      const HeadlessPeer = await loadHeadlessPeer();
       const token =
         room === GLOBAL_ROOM
           ? undefined
@@ -95,6 +103,7 @@ export class MeshGateway {
   async serve(models: readonly string[]): Promise<void> {
     const origin = this.options.origin();
     if (!origin) throw new Error('SERVE_MODELS needs the server to listen first');
+    const HeadlessPeer = await loadHeadlessPeer();
     for (const model of models) {
       const peer = new HeadlessPeer({
         server: origin,
