@@ -84,11 +84,16 @@ describe.each([
   it('loads through the server with phases in order and streams the reference greedy tokens', async () => {
     const engine = newEngine();
     const phases: string[] = [];
+    const messages: string[] = [];
     let last: LoadProgress | null = null;
     const info = await engine.load(model(), 'auto', (p) => {
       if (phases.at(-1) !== p.phase) phases.push(p.phase);
+      messages.push(p.message);
       last = p;
     });
+    // The first run's costs are paid before Ready, by an answer nobody sees (its KV cache is dropped: the
+    // reference tokens below come from a fresh conversation).
+    expect(messages.at(-2)).toMatch(/^Warming up on /);
     // Per-file bytes: the weights file arrived whole, and the totals add up.
     const weightsFile = (last as LoadProgress | null)?.files['onnx/model.onnx'];
     expect(weightsFile?.total).toBeGreaterThan(0);

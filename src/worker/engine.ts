@@ -55,6 +55,8 @@ export interface EngineOptions {
   gpu?: GpuLike | null;
   /** Node: ONNX Runtime threads per operator (default: its own choice, every core). Several peers on one machine want fewer. */
   threads?: number;
+  /** Run a two-token answer before saying Ready (default true), so the first real answer is not the slow one. */
+  warmUp?: boolean;
 }
 
 export interface LoadProgress {
@@ -218,6 +220,11 @@ export class InferenceEngine {
         loadMs: Math.round(performance.now() - started),
       };
       this.current = { info, model: loadedModel, tokenizer, eos };
+      if (this.options.warmUp !== false) {
+        enter('Loading', `Warming up on ${BACKEND_NAME[plan.backend]}`);
+        await this.warmUp();
+        info.loadMs = Math.round(performance.now() - started);
+      }
       enter('Ready', `Ready on ${BACKEND_NAME[plan.backend]}`);
       return info;
     } catch (error) {
@@ -236,6 +243,17 @@ export class InferenceEngine {
         ? { session_options: { intraOpNumThreads: this.options.threads, interOpNumThreads: 1 } }
         : {}),
     });
+  }
+
+  /**
+   * The first run of a session is slower than the rest: ONNX Runtime sizes its buffers and, on WebGPU, compiles its
+   * shaders then. A two-token answer (a prefill, then one step with the KV cache) pays that here, while the person
+   * already waits for the load, not on their first answer (bench/README.md, "Browser engine speed"). Its cache is
+   * dropped: it is no one's conversation.
+   */
+  private async warmUp(): Promise<void> {
+    await this.generate([{ role: 'user', content: 'Hello' }], { temperature: 0, topP: 1, maxNewTokens: 2 }, () => {});
+    await this.reset();
   }
 
   /** Chat template, then the oldest turns dropped until prompt and answer fit the context. */
