@@ -6,6 +6,13 @@ import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
+/** The trimmed, non-empty items of a comma-separated value. */
+const splitList = (value: string) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
+
 const integer = (min: number, max: number) =>
   z
     .string()
@@ -61,10 +68,7 @@ const trustProxy = z
       ctx.addIssue({ code: 'custom', message: 'expected at most 16 proxy hops' });
       return z.NEVER;
     }
-    const list = value
-      .split(',')
-      .map((item) => item.trim())
-      .filter(Boolean);
+    const list = splitList(value);
     const bad = list.find((item) => !/^(loopback|linklocal|uniquelocal)$/.test(item) && !isAddressOrCidr(item));
     if (list.length === 0 || list.length > 64 || bad !== undefined) {
       ctx.addIssue({
@@ -86,51 +90,31 @@ function isAddressOrCidr(value: string): boolean {
   }
 }
 
+/** At most `max` comma-separated items, each checked by `item` (lower-cased first with `lowerCase`). */
+const commaList = (item: z.ZodString, max: number, { lowerCase = false } = {}) =>
+  z
+    .string()
+    .transform((value) => splitList(lowerCase ? value.toLowerCase() : value))
+    .pipe(z.array(item).max(max));
+
 /** Comma-separated host names (no scheme, no port). */
-const hostList = z
-  .string()
-  .trim()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((item) => item.trim().toLowerCase())
-      .filter(Boolean),
-  )
-  .pipe(
-    z
-      .array(z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'expected host names such as mesh.example.org'))
-      .max(64),
-  );
+const hostList = commaList(
+  z.string().regex(/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/, 'expected host names such as mesh.example.org'),
+  64,
+  { lowerCase: true },
+);
 
 /** Comma-separated catalogue model ids (the server checks them against its catalogue when it starts). */
-const modelIdList = z
-  .string()
-  .trim()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((item) => item.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z
-      .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'expected model ids such as nano-shakespeare'))
-      .max(8),
-  );
+const modelIdList = commaList(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'expected model ids such as nano-shakespeare'),
+  8,
+);
 
 /** Comma-separated usernames, as sign-up stores them (lower-cased). */
-const usernameList = z
-  .string()
-  .trim()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((item) => item.trim().toLowerCase())
-      .filter(Boolean),
-  )
-  .pipe(z.array(z.string().regex(/^[a-z0-9_-]{3,32}$/, 'expected usernames such as ada,grace')).max(256));
+const usernameList = commaList(z.string().regex(/^[a-z0-9_-]{3,32}$/, 'expected usernames such as ada,grace'), 256, {
+  lowerCase: true,
+});
 
-/** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
 /** RTCIceServer[] as JSON, e.g. [{"urls":"stun:stun.example.org:3478"},{"urls":"turn:...","username":"u","credential":"p"}]. */
 const iceServers = z
   .string()
@@ -164,6 +148,7 @@ const iceServers = z
       .max(8),
   );
 
+/** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
 const apiKey = z
   .string()
   .trim()
@@ -172,10 +157,7 @@ const apiKey = z
 
 /** A provider's model allow-list: `*` for any model, else comma-separated names as chat input accepts them. */
 const modelList = z.string().transform((value, ctx): '*' | string[] => {
-  const names = value
-    .split(',')
-    .map((name) => name.trim())
-    .filter(Boolean);
+  const names = splitList(value);
   if (names.length === 1 && names[0] === '*') return '*';
   const bad = names.find((name) => name.length > 128 || !/^[A-Za-z0-9][A-Za-z0-9._:/@-]*$/.test(name));
   if (names.length === 0 || names.length > 256 || bad !== undefined) {

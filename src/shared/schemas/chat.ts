@@ -63,18 +63,21 @@ export const ChatSamplingSchema = z
   .strict();
 export type ChatSampling = z.infer<typeof ChatSamplingSchema>;
 
+/** The messages of one request: at least one, capped in count and in characters altogether. */
+export const ChatMessagesSchema = z
+  .array(ChatMessageSchema)
+  .min(1, 'Send at least one message')
+  .max(CHAT_LIMITS.messages, `At most ${CHAT_LIMITS.messages} messages per request`)
+  .refine(
+    (messages) => messages.reduce((sum, m) => sum + m.content.length, 0) <= CHAT_LIMITS.totalChars,
+    `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`,
+  );
+
 export const ChatInputSchema = z
   .object({
     provider: ChatProviderIdSchema,
     model: ChatModelSchema.optional(),
-    messages: z
-      .array(ChatMessageSchema)
-      .min(1, 'Send at least one message')
-      .max(CHAT_LIMITS.messages, `At most ${CHAT_LIMITS.messages} messages per request`)
-      .refine(
-        (messages) => messages.reduce((sum, m) => sum + m.content.length, 0) <= CHAT_LIMITS.totalChars,
-        `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`,
-      ),
+    messages: ChatMessagesSchema,
     sampling: ChatSamplingSchema.default({}),
   })
   .strict();

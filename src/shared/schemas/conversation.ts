@@ -1,6 +1,6 @@
 // Conversations saved on the server for accounts (guests keep theirs on the device).
 import { z } from 'zod';
-import { CHAT_LIMITS, ChatMessageSchema } from './chat.ts';
+import { CHAT_LIMITS, ChatMessagesSchema } from './chat.ts';
 
 export const ConversationRefSchema = z.object({ id: z.uuid() }).strict();
 
@@ -32,14 +32,7 @@ export const ConversationListSchema = z
 export const ConversationAppendSchema = z
   .object({
     conversationId: z.uuid().optional(),
-    messages: z
-      .array(ChatMessageSchema)
-      .min(1, 'Send at least one message')
-      .max(CHAT_LIMITS.messages, `At most ${CHAT_LIMITS.messages} messages per request`)
-      .refine(
-        (messages) => messages.reduce((sum, m) => sum + m.content.length, 0) <= CHAT_LIMITS.totalChars,
-        `Messages are at most ${CHAT_LIMITS.totalChars} characters in all`,
-      ),
+    messages: ChatMessagesSchema,
     answer: z
       .object({
         content: z
