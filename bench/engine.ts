@@ -6,6 +6,8 @@
 //    its service worker controlling it and on a blank page, vs the engine in Node, same model; the first answer after
 //    load apart from the steady state.
 // 3. Time to first token and load time from cache, for the nano model and the benchmark model.
+// 4. WebGPU on SwiftShader (Chromium's CPU implementation of WebGPU: its speed says nothing about a GPU): the same
+//    greedy answer, checked token for token against the engine in Node, with its load time and tokens/s.
 // Models load through the real server process (the benchmark model downloaded from the fake Hub by the proxy).
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -23,6 +25,8 @@ import { nanoEngineModel, publishModels } from '../tests/support/model-fixtures.
 import { downloadModel, signUpCookie, startServer } from '../tests/support/server-process.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
+/** SwiftShader runs WebGPU on the CPU, slowly: a shorter answer is enough to check the tokens. */
+const WEBGPU_TOKENS = Number(process.env.BENCH_WEBGPU_TOKENS ?? 16);
 /** Answers per loaded model: the first after load is reported apart from the rest (steady state). */
 const RUNS = 5;
 const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
@@ -168,6 +172,7 @@ async function main() {
         tokens: number;
         promptTokens: number;
         first: Answer;
+        tokenIds: number[];
       }
     > = {};
     for (const model of [nano, bench]) {
@@ -196,6 +201,7 @@ async function main() {
         tokensPerSecond: median(steady.map((r) => r.tokensPerSecond)),
         tokens: last?.completionTokens ?? 0,
         promptTokens: last?.promptTokens ?? 0,
+        tokenIds: last?.tokenIds ?? [],
       };
       await engine.unload();
     }
@@ -256,6 +262,32 @@ async function main() {
       await browser.close();
     }
 
+    // WebGPU on SwiftShader: correctness of that path (tokens equal Node's), not speed.
+    const webgpu: Record<string, { loadMs: number; backend: string; tokensPerSecond: number; divergesAt: number }> = {};
+    const gpuBrowser = await launchChromium('webgpu');
+    try {
+      const page = await (await gpuBrowser.newContext()).newPage();
+      await page.goto(`${server.url}/api/health`);
+      for (const model of [nano, bench]) {
+        const session = await workerSession(page, workerPath);
+        const ready = await session.load(model, 'webgpu');
+        if (ready.type !== 'ready') throw new Error(`WebGPU could not load ${model.id}: ${ready.message}`);
+        const done = await session.generate(MESSAGES, { ...GREEDY, maxNewTokens: WEBGPU_TOKENS });
+        if (done.type !== 'complete') throw new Error(`WebGPU failed on ${model.id}: ${done.message}`);
+        const expected = node[model.id]?.tokenIds.slice(0, WEBGPU_TOKENS) ?? [];
+        const divergesAt = done.tokenIds.findIndex((id, i) => id !== expected[i]);
+        webgpu[model.id] = {
+          loadMs: ready.loadMs,
+          backend: ready.backend,
+          tokensPerSecond: done.tokensPerSecond,
+          divergesAt: divergesAt === -1 && done.tokenIds.length !== expected.length ? done.tokenIds.length : divergesAt,
+        };
+        await session.close();
+      }
+    } finally {
+      await gpuBrowser.close();
+    }
+
     const b = node.bench;
     console.log(
       `\nbenchmark model: ${config.num_hidden_layers} layers, width ${config.hidden_size}; ${b?.tokens} greedy tokens after a ${promptIds.length}-token prompt; median of ${RUNS}`,
@@ -282,6 +314,12 @@ async function main() {
       );
     }
     console.log(`   bare loop TTFT (prefill) ${fmt(bare.ttftMs, 0)} ms`);
+    console.log(`4. WebGPU on SwiftShader (CPU-emulated: correctness, not speed), ${WEBGPU_TOKENS} greedy tokens:`);
+    for (const [model, w] of Object.entries(webgpu)) {
+      console.log(
+        `   ${model}: backend ${w.backend}, load ${fmt(w.loadMs, 0)} ms, ${fmt(w.tokensPerSecond)} tok/s, tokens ${w.divergesAt === -1 ? 'equal to Node' : `differ from Node at token ${w.divergesAt}`}`,
+      );
+    }
   } finally {
     server.child.kill('SIGTERM');
     await server.exited;
