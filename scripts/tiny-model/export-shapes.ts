@@ -39,7 +39,7 @@ export const EXPORT_SHAPES = {
   },
   // Weights split in two chunks (`model.onnx_data`, `model.onnx_data_1`), the count given for the file.
   'gqa-chunked': {
-    model: { layers: 3, hidden: 96, heads: 6, kvHeads: 2, seed: 22, vocab: 320 },
+    model: { layers: 2, hidden: 64, heads: 8, kvHeads: 2, seed: 22, vocab: 320 },
     dtype: 'fp32',
     externalData: { chunks: 2, announce: 'per-file' },
   },
