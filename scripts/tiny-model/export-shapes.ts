@@ -23,8 +23,9 @@ export interface ExportShape {
   /** The dtype of the one graph written (`onnx/model.onnx`, `model_fp16.onnx` or `model_q4.onnx`). */
   dtype: WeightFormat;
   /**
-   * External data: `chunks` files, announced in config.json as transformers.js reads it, either `true` for every
-   * file (`all`) or a count per file name (`per-file`). Absent: the weights stay in the graph.
+   * External data: `chunks` files, announced in config.json's `use_external_data_format` as transformers.js reads
+   * it, for every file (`all`) or by file name (`per-file`); `true` for one chunk, the count for more. Absent: the
+   * weights stay in the graph.
    */
   externalData?: { chunks: number; announce: 'all' | 'per-file' };
 }
@@ -145,9 +146,11 @@ export async function writeExportModel(dir: string, shape: ExportShape): Promise
   if (data.some((file) => file.bytes.byteLength === 0)) throw new Error(`${dir}: an external data chunk is empty`);
 
   const external = shape.externalData;
+  // One file is `true` (as onnx-community's Llama 3.2 config says `"model.onnx": true`), more are a count.
+  const chunks = external && external.chunks > 1 ? external.chunks : true;
   const announce = !external
     ? {}
-    : { use_external_data_format: external.announce === 'all' ? true : { [graphName]: external.chunks } };
+    : { use_external_data_format: external.announce === 'all' ? chunks : { [graphName]: chunks } };
   const config = {
     ...modelConfig(weights, tokenizer),
     eos_token_id: eosIds,
