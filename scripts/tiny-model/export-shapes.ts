@@ -4,7 +4,7 @@
 // `model.onnx_data`, or chunks `_data`, `_data_1`), fp16 and q4 (MatMulNBits) files named by dtype,
 // `transformers.js_config` in config.json, a list of EOS ids, and a chat template with a system turn.
 // Every graph also has the `position_ids` input real exports have (onnx-graph.ts).
-//   npx tsx scripts/tiny-model/export-shapes.ts --out DIR [--variant NAME]...
+//   npm run model:export-shapes -- --out DIR [--variant NAME]...
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
