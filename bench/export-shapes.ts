@@ -136,7 +136,7 @@ if (process.env.BENCH_CHILD) {
     cacheDir: string;
   };
   const figures = await child(origin, model, cacheDir);
-  process.send?.(figures, () => process.exit(0));
+  process.send?.(figures, undefined, {}, () => process.exit(0));
 } else {
   await main();
 }
