@@ -21,7 +21,7 @@ export interface GenerateOptions {
 const BASE_VOCAB = 256 + 3;
 
 /** Letter pairs ("ab", "ac", ...) as merges, to grow the vocabulary to `vocab` tokens. */
-function letterPairs(vocab: number): [string, string][] {
+export function letterPairs(vocab: number): [string, string][] {
   const letters = 'abcdefghijklmnopqrstuvwxyz';
   const pairs: [string, string][] = [];
   for (const a of letters) for (const b of letters) pairs.push([a, b]);

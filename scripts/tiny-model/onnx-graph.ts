@@ -2,8 +2,11 @@
 // inputs input_ids, attention_mask, position_ids and past_key_values.{i}.key/value; outputs logits and
 // present.{i}.key/value. transformers.js feeds only the new tokens after the first step, so the KV cache is
 // not optional: without it the model would see one token at a time.
+// `GraphOptions.weights` writes the weights as real exports' other dtypes do (export-shapes.ts); the default is
+// the float32 graph every other model here uses.
 import onnxProto, { type onnx } from 'onnx-proto';
-import { type TinyWeights, ropeTables } from './weights.ts';
+import { Q4_BLOCK, quantizeQ4, toHalf } from './quantize.ts';
+import { type TinyWeights, kvWidth, ropeTables } from './weights.ts';
 
 // onnx-proto is CommonJS: its namespace arrives on the default export.
 const proto = onnxProto.onnx;
@@ -19,20 +22,24 @@ class GraphBuilder {
   readonly initializers: onnx.ITensorProto[] = [];
   private count = 0;
 
-  op(opType: string, inputs: string[], attributes: Attribute[] = [], output?: string): string {
+  op(opType: string, inputs: string[], attributes: Attribute[] = [], output?: string, domain?: string): string {
     const name = output ?? `${opType.toLowerCase()}_${this.count++}`;
-    this.nodes.push({ opType, input: inputs, output: [name], name: `${name}_node`, attribute: attributes });
+    this.nodes.push({ opType, input: inputs, output: [name], name: `${name}_node`, attribute: attributes, domain });
+    return name;
+  }
+
+  tensor(name: string, dataType: number, data: ArrayBufferView, dims: number[]): string {
+    this.initializers.push({
+      name,
+      dims,
+      dataType,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
     return name;
   }
 
   floats(name: string, data: Float32Array, dims: number[]): string {
-    this.initializers.push({
-      name,
-      dims,
-      dataType: DataType.FLOAT,
-      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-    });
-    return name;
+    return this.tensor(name, DataType.FLOAT, data, dims);
   }
 
   int64s(name: string, values: number[]): string {
@@ -55,17 +62,61 @@ function dynamicInput(name: string, elemType: number, dims: string[]): onnx.IVal
   return { name, type: { tensorType: { elemType, shape: { dim: dims.map((dimParam) => ({ dimParam })) } } } };
 }
 
-export function buildGraph(weights: TinyWeights): Uint8Array {
+/**
+ * How the weights are stored, as in real exports' files: `fp32` (model.onnx); `fp16` (model_fp16.onnx: every
+ * weight float16, the KV cache and logits float16; the arithmetic between them stays float32 so the reference
+ * forward pass can apply the same roundings); `q4` (model_q4.onnx: every projection and the LM head through
+ * com.microsoft MatMulNBits, 4 bits in blocks of 32; embeddings and norms float32, the cache float32).
+ */
+export type WeightFormat = 'fp32' | 'fp16' | 'q4';
+
+export interface GraphOptions {
+  weights?: WeightFormat;
+}
+
+/** Weight storage for one format: a float32 tensor name for `weight`, and `x @ W` for `linear`. */
+function weightStore(g: GraphBuilder, format: WeightFormat) {
+  const weight = (name: string, data: Float32Array, dims: number[]) => {
+    if (format !== 'fp16') return g.floats(name, data, dims);
+    const half = g.tensor(name, DataType.FLOAT16, toHalf(data), dims);
+    return g.op('Cast', [half], [int('to', DataType.FLOAT)]);
+  };
+  const linear = (x: string, name: string, data: Float32Array, k: number, n: number, output?: string) => {
+    if (format !== 'q4') return g.op('MatMul', [x, weight(name, data, [k, n])], [], output);
+    const q = quantizeQ4(data, k, n);
+    const packed = g.tensor(`${name}.qweight`, DataType.UINT8, q.packed, [n, q.blocks, Q4_BLOCK / 2]);
+    const scales = g.floats(`${name}.scales`, q.scales, [n * q.blocks]);
+    const attributes = [int('K', k), int('N', n), int('bits', 4), int('block_size', Q4_BLOCK)];
+    return g.op('MatMulNBits', [x, packed, scales], attributes, output, 'com.microsoft');
+  };
+  return { weight, linear };
+}
+
+export function buildGraph(weights: TinyWeights, options: GraphOptions = {}): Uint8Array {
+  return encodeModel(buildModelProto(weights, options));
+}
+
+export function encodeModel(model: onnx.IModelProto): Uint8Array {
+  return proto.ModelProto.encode(model).finish();
+}
+
+export function buildModelProto(weights: TinyWeights, options: GraphOptions = {}): onnx.IModelProto {
+  const format = options.weights ?? 'fp32';
   const { hidden: d, heads, intermediate: f, vocab: v, maxPositions: p, rmsEps } = weights.config;
   const hd = d / heads;
+  const kvHeads = weights.config.kvHeads ?? heads;
+  const kv = kvWidth(weights.config);
+  if (heads % kvHeads !== 0) throw new Error(`${heads} query heads cannot share ${kvHeads} key/value heads evenly`);
+  const cacheType = format === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
   const g = new GraphBuilder();
+  const { weight, linear } = weightStore(g, format);
   const eps = g.scalar('rms_eps', rmsEps);
   const one = g.scalar('one', 1);
   const negInf = g.scalar('mask_value', -1e9);
   const scale = g.scalar('attn_scale', 1 / Math.sqrt(hd));
   const headShape = g.int64s('head_shape', [0, 0, heads, hd]);
+  const kvHeadShape = kvHeads === heads ? headShape : g.int64s('kv_head_shape', [0, 0, kvHeads, hd]);
   const mergedShape = g.int64s('merged_shape', [0, 0, d]);
-
   const rmsNorm = (x: string, weight: string) => {
     const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], [ints('axes', [-1]), int('keepdims', 1)]);
     return g.op('Mul', [g.op('Div', [x, g.op('Sqrt', [g.op('Add', [meanSquare, eps])])]), weight]);
@@ -104,35 +155,57 @@ export function buildGraph(weights: TinyWeights): Uint8Array {
     const rotated = g.op('Concat', [g.op('Neg', [second]), first], [int('axis', 3)]);
     return g.op('Add', [g.op('Mul', [x, cosPos]), g.op('Mul', [rotated, sinPos])]);
   };
-  const splitHeads = (x: string) => g.op('Transpose', [g.op('Reshape', [x, headShape])], [ints('perm', [0, 2, 1, 3])]);
+  const splitHeads = (x: string, shape = headShape) =>
+    g.op('Transpose', [g.op('Reshape', [x, shape])], [ints('perm', [0, 2, 1, 3])]);
+  // Grouped-query attention as exports unroll repeat_kv: [B, kvH, T, hd] -> [B, kvH, rep, T, hd] -> [B, H, T, hd].
+  const groups =
+    kvHeads === heads
+      ? null
+      : {
+          split: g.int64s('kv_group_shape', [0, 0, 1, -1, hd]),
+          expand: g.int64s('kv_expand_shape', [1, 1, heads / kvHeads, 1, 1]),
+          merge: g.int64s('kv_merge_shape', [0, heads, -1, hd]),
+        };
+  const repeatKv = (x: string) => {
+    if (!groups) return x;
+    const expanded = g.op('Expand', [g.op('Reshape', [x, groups.split]), groups.expand]);
+    return g.op('Reshape', [expanded, groups.merge]);
+  };
+  // The cache holds keys and values in its own type (float16 for fp16 files); attention reads them as float32.
+  const toCache = (x: string) => (cacheType === DataType.FLOAT ? x : g.op('Cast', [x], [int('to', cacheType)]));
+  const fromCache = (x: string) => (cacheType === DataType.FLOAT ? x : g.op('Cast', [x], [int('to', DataType.FLOAT)]));
 
-  let x = g.op('Gather', [g.floats('embed_tokens', weights.embed, [v, d]), 'input_ids']);
+  let x = g.op('Gather', [weight('embed_tokens', weights.embed, [v, d]), 'input_ids']);
   weights.layers.forEach((layer, l) => {
-    const w = (name: string, data: Float32Array, dims: number[]) => g.floats(`layers.${l}.${name}`, data, dims);
+    const w = (name: string, data: Float32Array, dims: number[]) => weight(`layers.${l}.${name}`, data, dims);
+    const lin = (input: string, name: string, data: Float32Array, k: number, n: number) =>
+      linear(input, `layers.${l}.${name}`, data, k, n);
     const n = rmsNorm(x, w('input_layernorm', layer.attnNorm, [d]));
-    const q = rope(splitHeads(g.op('MatMul', [n, w('q_proj', layer.wq, [d, d])])));
-    const kNew = rope(splitHeads(g.op('MatMul', [n, w('k_proj', layer.wk, [d, d])])));
-    const vNew = splitHeads(g.op('MatMul', [n, w('v_proj', layer.wv, [d, d])]));
+    const q = rope(splitHeads(lin(n, 'q_proj', layer.wq, d, d)));
+    const kNew = toCache(rope(splitHeads(lin(n, 'k_proj', layer.wk, d, kv), kvHeadShape)));
+    const vNew = toCache(splitHeads(lin(n, 'v_proj', layer.wv, d, kv), kvHeadShape));
     const k = g.op('Concat', [`past_key_values.${l}.key`, kNew], [int('axis', 2)], `present.${l}.key`);
     const vv = g.op('Concat', [`past_key_values.${l}.value`, vNew], [int('axis', 2)], `present.${l}.value`);
+    const keys = repeatKv(fromCache(k));
     const scores = g.op('Add', [
-      g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], [ints('perm', [0, 1, 3, 2])])]), scale]),
+      g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [keys], [ints('perm', [0, 1, 3, 2])])]), scale]),
       mask,
     ]);
     const probs = g.op('Softmax', [scores], [int('axis', -1)]);
     const ctx = g.op('Reshape', [
-      g.op('Transpose', [g.op('MatMul', [probs, vv])], [ints('perm', [0, 2, 1, 3])]),
+      g.op('Transpose', [g.op('MatMul', [probs, repeatKv(fromCache(vv))])], [ints('perm', [0, 2, 1, 3])]),
       mergedShape,
     ]);
-    x = g.op('Add', [x, g.op('MatMul', [ctx, w('o_proj', layer.wo, [d, d])])]);
+    x = g.op('Add', [x, lin(ctx, 'o_proj', layer.wo, d, d)]);
     const m = rmsNorm(x, w('post_attention_layernorm', layer.mlpNorm, [d]));
-    const gate = g.op('MatMul', [m, w('gate_proj', layer.wGate, [d, f])]);
-    const up = g.op('MatMul', [m, w('up_proj', layer.wUp, [d, f])]);
+    const gate = lin(m, 'gate_proj', layer.wGate, d, f);
+    const up = lin(m, 'up_proj', layer.wUp, d, f);
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-    x = g.op('Add', [x, g.op('MatMul', [act, w('down_proj', layer.wDown, [f, d])])]);
+    x = g.op('Add', [x, lin(act, 'down_proj', layer.wDown, f, d)]);
   });
-  const final = rmsNorm(x, g.floats('norm', weights.finalNorm, [d]));
-  g.op('MatMul', [final, g.floats('lm_head', weights.lmHead, [d, v])], [], 'logits');
+  const final = rmsNorm(x, weight('norm', weights.finalNorm, [d]));
+  if (cacheType === DataType.FLOAT) linear(final, 'lm_head', weights.lmHead, d, v, 'logits');
+  else g.op('Cast', [linear(final, 'lm_head', weights.lmHead, d, v)], [int('to', cacheType)], 'logits');
 
   const cacheNames = (prefix: string) =>
     weights.layers.flatMap((_, l) => [`${prefix}.${l}.key`, `${prefix}.${l}.value`]);
@@ -140,15 +213,15 @@ export function buildGraph(weights: TinyWeights): Uint8Array {
     name,
     type: {
       tensorType: {
-        elemType: DataType.FLOAT,
-        shape: { dim: [{ dimParam: 'batch_size' }, { dimValue: heads }, { dimParam: length }, { dimValue: hd }] },
+        elemType: cacheType,
+        shape: { dim: [{ dimParam: 'batch_size' }, { dimValue: kvHeads }, { dimParam: length }, { dimValue: hd }] },
       },
     },
   });
-  const model: onnx.IModelProto = {
+  return {
     irVersion: 8,
     producerName: 'mesh-nanollm tiny-model',
-    opsetImport: [{ domain: '', version: 17 }],
+    opsetImport: [{ domain: '', version: 17 }, ...(format === 'q4' ? [{ domain: 'com.microsoft', version: 1 }] : [])],
     graph: {
       name: 'tiny_llama',
       node: g.nodes,
@@ -160,10 +233,9 @@ export function buildGraph(weights: TinyWeights): Uint8Array {
         ...cacheNames('past_key_values').map((name) => cacheValue(name, 'past_sequence_length')),
       ],
       output: [
-        dynamicInput('logits', DataType.FLOAT, ['batch_size', 'sequence_length', 'vocab_size']),
+        dynamicInput('logits', cacheType, ['batch_size', 'sequence_length', 'vocab_size']),
         ...cacheNames('present').map((name) => cacheValue(name, 'total_sequence_length')),
       ],
     },
   };
-  return proto.ModelProto.encode(model).finish();
 }

@@ -1,4 +1,5 @@
-// Reads a generated model's weights back from its ONNX file and config.json, for the reference forward pass.
+// Reads a generated float32 model's weights back from its ONNX file (weights inside it) and config.json, for the
+// reference forward pass.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import onnxProto from 'onnx-proto';
@@ -12,6 +13,7 @@ export async function readWeights(dir: string): Promise<TinyWeights> {
     layers: config.num_hidden_layers ?? 0,
     hidden: config.hidden_size ?? 0,
     heads: config.num_attention_heads ?? 0,
+    kvHeads: config.num_key_value_heads ?? config.num_attention_heads ?? 0,
     intermediate: config.intermediate_size ?? 0,
     vocab: config.vocab_size ?? 0,
     maxPositions: config.max_position_embeddings ?? 0,

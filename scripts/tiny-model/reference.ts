@@ -1,5 +1,16 @@
 // A plain TypeScript forward pass of the tiny decoder: the oracle the ONNX graph is tested against.
-import { type TinyWeights, ropeTables } from './weights.ts';
+import { roundHalf } from './quantize.ts';
+import { type TinyWeights, kvWidth, ropeTables } from './weights.ts';
+
+/**
+ * What the graph rounds between its float32 steps. `half`: keys and values are stored in a float16 KV cache and
+ * the logits come out float16 (the fp16 files; their weights are rounded already in `weights`, see
+ * export-shapes.ts). Each position's keys and values are rounded once, when made, so recomputing the whole
+ * sequence here gives what the graph gives step by step with its cache.
+ */
+export interface ReferenceOptions {
+  half?: boolean;
+}
 
 function rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array {
   let sum = 0;
@@ -31,25 +42,33 @@ function rotate(x: Float32Array, offset: number, hd: number, pos: number, cos: F
 }
 
 /** Logits of the last position for a whole sequence (no KV cache, like the exported graph). */
-export function lastLogits(weights: TinyWeights, ids: readonly number[]): Float32Array {
+export function lastLogits(weights: TinyWeights, ids: readonly number[], options: ReferenceOptions = {}): Float32Array {
   const { hidden: d, heads, intermediate: f, vocab: v, rmsEps } = weights.config;
   const hd = d / heads;
+  const kvHeads = weights.config.kvHeads ?? heads;
+  const kv = kvWidth(weights.config);
+  // Grouped-query attention: query head h reads key/value head floor(h / group).
+  const group = heads / kvHeads;
+  const store = options.half ? roundHalf : (x: Float32Array) => x;
   const { cos, sin } = ropeTables(weights.config);
   let xs = ids.map((id) => weights.embed.slice(id * d, (id + 1) * d));
   for (const layer of weights.layers) {
     const normed = xs.map((x) => rmsNorm(x, layer.attnNorm, rmsEps));
     const q = normed.map((x) => matVec(x, layer.wq, d));
-    const k = normed.map((x) => matVec(x, layer.wk, d));
-    const vv = normed.map((x) => matVec(x, layer.wv, d));
+    const k = normed.map((x) => matVec(x, layer.wk, kv));
+    const vv = normed.map((x) => store(matVec(x, layer.wv, kv)));
     const qr = q.map((row, pos) => Array.from({ length: heads }, (_, h) => rotate(row, h * hd, hd, pos, cos, sin)));
-    const kr = k.map((row, pos) => Array.from({ length: heads }, (_, h) => rotate(row, h * hd, hd, pos, cos, sin)));
+    const kr = k.map((row, pos) =>
+      Array.from({ length: kvHeads }, (_, h) => store(rotate(row, h * hd, hd, pos, cos, sin))),
+    );
     xs = xs.map((x, t) => {
       const ctx = new Float32Array(d);
       for (let h = 0; h < heads; h++) {
+        const kvh = Math.floor(h / group);
         const scores = new Float64Array(t + 1);
         for (let s = 0; s <= t; s++) {
           let dot = 0;
-          for (let i = 0; i < hd; i++) dot += (qr[t]?.[h]?.[i] ?? 0) * (kr[s]?.[h]?.[i] ?? 0);
+          for (let i = 0; i < hd; i++) dot += (qr[t]?.[h]?.[i] ?? 0) * (kr[s]?.[kvh]?.[i] ?? 0);
           scores[s] = dot / Math.sqrt(hd);
         }
         const max = Math.max(...scores);
@@ -57,7 +76,7 @@ export function lastLogits(weights: TinyWeights, ids: readonly number[]): Float3
         for (let s = 0; s <= t; s++) total += scores[s] = Math.exp((scores[s] ?? 0) - max);
         for (let s = 0; s <= t; s++) {
           const p = (scores[s] ?? 0) / total;
-          for (let i = 0; i < hd; i++) ctx[h * hd + i] = (ctx[h * hd + i] ?? 0) + p * (vv[s]?.[h * hd + i] ?? 0);
+          for (let i = 0; i < hd; i++) ctx[h * hd + i] = (ctx[h * hd + i] ?? 0) + p * (vv[s]?.[kvh * hd + i] ?? 0);
         }
       }
       const attn = matVec(ctx, layer.wo, d);
@@ -71,7 +90,7 @@ export function lastLogits(weights: TinyWeights, ids: readonly number[]): Float3
     });
   }
   const last = rmsNorm(xs[xs.length - 1] ?? new Float32Array(d), weights.finalNorm, rmsEps);
-  return matVec(last, weights.lmHead, v);
+  return store(matVec(last, weights.lmHead, v));
 }
 
 export function argmax(values: Float32Array): number {
@@ -86,11 +105,12 @@ export function greedy(
   prompt: readonly number[],
   maxNewTokens: number,
   eosIds: readonly number[] = [],
+  options: ReferenceOptions = {},
 ): number[] {
   const ids = [...prompt];
   const out: number[] = [];
   for (let step = 0; step < maxNewTokens; step++) {
-    const next = argmax(lastLogits(weights, ids));
+    const next = argmax(lastLogits(weights, ids, options));
     out.push(next);
     if (eosIds.includes(next)) break;
     ids.push(next);

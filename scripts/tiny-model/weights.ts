@@ -5,6 +5,8 @@ export interface TinyConfig {
   layers: number;
   hidden: number;
   heads: number;
+  /** Key/value heads (grouped-query attention, as SmolLM2, Qwen2.5 and Llama 3.2 have); default `heads`. */
+  kvHeads?: number;
   intermediate: number;
   vocab: number;
   maxPositions: number;
@@ -16,7 +18,7 @@ export interface TinyConfig {
 export interface LayerWeights {
   attnNorm: Float32Array; // [hidden]
   wq: Float32Array; // [hidden, hidden]
-  wk: Float32Array;
+  wk: Float32Array; // [hidden, kvHeads * headDim]
   wv: Float32Array;
   wo: Float32Array;
   mlpNorm: Float32Array; // [hidden]
@@ -51,6 +53,7 @@ export function randomWeights(config: TinyConfig): TinyWeights {
   const near = (n: number, center: number, spread: number) =>
     Float32Array.from({ length: n }, () => center + (next() * 2 - 1) * spread);
   const { hidden: d, intermediate: f, vocab: v } = config;
+  const kv = kvWidth(config);
   // Gains above Xavier keep the logits spread out, so greedy choices are far from ties.
   const linear = (fanIn: number, n: number) => uniform(n, 2 / Math.sqrt(fanIn));
   return {
@@ -59,8 +62,8 @@ export function randomWeights(config: TinyConfig): TinyWeights {
     layers: Array.from({ length: config.layers }, () => ({
       attnNorm: near(d, 1, 0.1),
       wq: linear(d, d * d),
-      wk: linear(d, d * d),
-      wv: linear(d, d * d),
+      wk: linear(d, d * kv),
+      wv: linear(d, d * kv),
       wo: linear(d, d * d),
       mlpNorm: near(d, 1, 0.1),
       wGate: linear(d, d * f),
@@ -70,6 +73,11 @@ export function randomWeights(config: TinyConfig): TinyWeights {
     finalNorm: near(d, 1, 0.1),
     lmHead: linear(d, d * v),
   };
+}
+
+/** Width of the key and value projections: kvHeads * headDim. */
+export function kvWidth(config: TinyConfig): number {
+  return (config.kvHeads ?? config.heads) * (config.hidden / config.heads);
 }
 
 /** Rotary tables as Llama computes them: cos/sin of pos * theta^(-2i/hd), the half repeated twice. */

@@ -6,20 +6,18 @@ import { buildGraph } from './onnx-graph.ts';
 import type { TokenizerFiles } from './tokenizer.ts';
 import type { TinyWeights } from './weights.ts';
 
-export async function writeModel(dir: string, weights: TinyWeights, tokenizer: TokenizerFiles): Promise<void> {
+/** config.json of a tiny model (export-shapes.ts adds what real exports add). */
+export function modelConfig(weights: TinyWeights, tokenizer: TokenizerFiles): Record<string, unknown> {
   const c = weights.config;
-  if (tokenizer.vocabSize !== c.vocab) throw new Error(`vocab ${c.vocab} != tokenizer's ${tokenizer.vocabSize}`);
   const eos = tokenizer.specialIds['<|im_end|>'];
   const pad = tokenizer.specialIds['<|endoftext|>'];
-  await mkdir(path.join(dir, 'onnx'), { recursive: true });
-  const json = (name: string, value: unknown) => writeFile(path.join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
-  await json('config.json', {
+  return {
     architectures: ['LlamaForCausalLM'],
     model_type: 'llama',
     hidden_size: c.hidden,
     intermediate_size: c.intermediate,
     num_attention_heads: c.heads,
-    num_key_value_heads: c.heads,
+    num_key_value_heads: c.kvHeads ?? c.heads,
     num_hidden_layers: c.layers,
     head_dim: c.hidden / c.heads,
     vocab_size: c.vocab,
@@ -34,7 +32,17 @@ export async function writeModel(dir: string, weights: TinyWeights, tokenizer: T
     pad_token_id: pad,
     torch_dtype: 'float32',
     tiny_model: { seed: c.seed, generator: 'mesh-nanollm scripts/tiny-model' },
-  });
+  };
+}
+
+export async function writeModel(dir: string, weights: TinyWeights, tokenizer: TokenizerFiles): Promise<void> {
+  const c = weights.config;
+  if (tokenizer.vocabSize !== c.vocab) throw new Error(`vocab ${c.vocab} != tokenizer's ${tokenizer.vocabSize}`);
+  const eos = tokenizer.specialIds['<|im_end|>'];
+  const pad = tokenizer.specialIds['<|endoftext|>'];
+  await mkdir(path.join(dir, 'onnx'), { recursive: true });
+  const json = (name: string, value: unknown) => writeFile(path.join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
+  await json('config.json', modelConfig(weights, tokenizer));
   await json('generation_config.json', { bos_token_id: pad, eos_token_id: eos, pad_token_id: pad, do_sample: false });
   await json('tokenizer.json', tokenizer.tokenizer);
   await json('tokenizer_config.json', tokenizer.tokenizerConfig);
