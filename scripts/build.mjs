@@ -16,12 +16,15 @@ export const SERVER_BUNDLE = path.join(ROOT, 'dist-server', 'index.js');
 const STAMPS = path.join(ROOT, 'dist-server');
 const SHARED_INPUTS = ['src/shared', 'package.json', 'package-lock.json', 'tsconfig.base.json', 'scripts/build.mjs'];
 
+/** What the client's build reads (tests/support/browser.ts keys its cache of test builds on them too). */
+export const CLIENT_INPUTS = [...SHARED_INPUTS, 'src/client', 'src/worker', 'public', 'index.html', 'vite.config.ts'];
+
 /** @typedef {{ inputs: string[], output: string, build: () => Promise<void> }} Target */
 
 /** @type {Record<'client' | 'server', Target>} */
 const TARGETS = {
   client: {
-    inputs: [...SHARED_INPUTS, 'src/client', 'src/worker', 'public', 'index.html', 'vite.config.ts'],
+    inputs: CLIENT_INPUTS,
     output: path.join(ROOT, 'dist', 'index.html'),
     build: () => run(path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), ['build', '--logLevel', 'warn']),
   },

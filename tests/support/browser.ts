@@ -1,6 +1,9 @@
 // Headless Debian Chromium through playwright-core, and a production build of the client for it to load.
 import { execFile } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { type Browser, type BrowserContext, type BrowserContextOptions, type Page, chromium } from 'playwright-core';
@@ -11,6 +14,7 @@ import type {
   EngineReply,
   SamplingInput,
 } from '../../src/shared/engine-protocol.ts';
+import { CLIENT_INPUTS, hashInputs } from '../../scripts/build.mjs';
 import { ROOT } from './server-process.ts';
 
 const BASE_FLAGS = [
@@ -55,10 +59,44 @@ export function launchPersistentChromium(
 }
 
 /**
- * `vite build` of the app into `outDir`, in a child process (an in-process build leaves threads behind that
- * slowed onnxruntime-node in the same process by a third); returns the URL path of the inference worker bundle.
+ * A production build of the app (`vite build`, with `buildId` as its build id) copied into `outDir`; returns the URL
+ * path of the inference worker bundle. Builds are kept in the system's temporary folder under a hash of the client's
+ * sources and the build id, so the browser test files of one run (and of later runs on unchanged sources) build the
+ * client once, not once each: about 15 s a file on two cores. Files building at once may each build; the first to
+ * finish is kept.
  */
 export async function buildClient(outDir: string, buildId = 'test'): Promise<{ workerPath: string }> {
+  const key = createHash('sha256')
+    .update(await hashInputs(CLIENT_INPUTS))
+    .update(`\0${buildId}`)
+    .digest('hex')
+    .slice(0, 24);
+  const kept = path.join(tmpdir(), 'mesh-test-client-builds', key);
+  if (!existsSync(path.join(kept, 'index.html'))) {
+    await mkdir(path.dirname(kept), { recursive: true });
+    const staging = await mkdtemp(`${kept}.building-`);
+    try {
+      await viteBuild(staging, buildId);
+      await rename(staging, kept).catch((error: NodeJS.ErrnoException) => {
+        // Another file's build of the same sources got there first: use that one.
+        if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+      });
+    } finally {
+      await rm(staging, { recursive: true, force: true });
+    }
+  }
+  await rm(outDir, { recursive: true, force: true });
+  await cp(kept, outDir, { recursive: true });
+  const worker = (await readdir(path.join(outDir, 'assets'))).find((file) => /^inference\.worker-.*\.js$/.test(file));
+  if (!worker) throw new Error('the build has no inference worker bundle');
+  return { workerPath: `/assets/${worker}` };
+}
+
+/**
+ * `vite build` in a child process (an in-process build leaves threads behind that slowed onnxruntime-node in the same
+ * process by a third).
+ */
+async function viteBuild(outDir: string, buildId: string): Promise<void> {
   const vite = path.join(ROOT, 'node_modules/vite/bin/vite.js');
   await promisify(execFile)(
     process.execPath,
@@ -69,9 +107,6 @@ export async function buildClient(outDir: string, buildId = 'test'): Promise<{ w
       env: { ...process.env, NODE_ENV: 'production', MESH_BUILD_ID: buildId },
     },
   );
-  const worker = (await readdir(path.join(outDir, 'assets'))).find((file) => /^inference\.worker-.*\.js$/.test(file));
-  if (!worker) throw new Error('the build has no inference worker bundle');
-  return { workerPath: `/assets/${worker}` };
 }
 
 export interface WorkerRun {
