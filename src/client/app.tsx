@@ -16,6 +16,8 @@ import { api } from './lib/trpc.ts';
 // (bench/pwa.ts, goal under 200 KB gzip).
 const ThemeSwitch = lazy(() => import('./components/theme-switch.tsx').then((m) => ({ default: m.ThemeSwitch })));
 const Toaster = lazy(() => import('./components/ui/toast.tsx').then((m) => ({ default: m.Toaster })));
+// At sign-up or login: a guest's conversations on this device offered to move into the account.
+const MoveOffer = lazy(() => import('./features/chat/move-offer.tsx'));
 
 /** Remembers who is signed in whenever the server says, so that offline their conversations wait on this device for them. */
 function useRememberAccount(online: boolean): void {
@@ -95,6 +97,9 @@ export function App() {
       </footer>
       <Suspense>
         <Toaster theme={theme.resolved} />
+      </Suspense>
+      <Suspense>
+        <MoveOffer />
       </Suspense>
     </>
   );
