@@ -1,0 +1,229 @@
+// The chat's data with an account (issue 13), in headless Chromium against the real server process and the fake
+// OpenAI-compatible API: at sign-up a guest's conversations on this device are offered to move into the account
+// (moved, the account holds them and the device no longer does); presets and a conversation's settings are kept
+// with the account and follow it to another device; editing, regenerating and deleting change the account's copy
+// too. On the second device, logging in offers that device's conversations, and "Keep on this device" keeps them
+// there and out of the account.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeOpenAI } from '../../scripts/fake-openai.ts';
+import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
+import { type ServerProcess, startServer } from '../support/server-process.ts';
+
+let dir: string;
+let openai: FakeOpenAI;
+let server: ServerProcess;
+let browser: Browser;
+const viewport = { width: 1280, height: 900 };
+const USERNAME = 'grace-data';
+const PASSWORD = 'correct horse battery';
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-chat-data-'));
+  openai = new FakeOpenAI();
+  await openai.start();
+  await buildClient(path.join(dir, 'dist'));
+  server = await startServer({
+    DATA_DIR: path.join(dir, 'data'),
+    CLIENT_DIST_DIR: path.join(dir, 'dist'),
+    OPENAI_API_KEY: openai.apiKey,
+    OPENAI_BASE_URL: openai.baseUrl,
+    OPENAI_MODELS: 'gpt-test',
+    CHAT_PROVIDERS_FOR_GUESTS: 'true',
+  });
+  browser = await launchChromium('no-gpu');
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.child.kill('SIGTERM');
+  await server?.exited;
+  await openai?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A tRPC query as the signed-in person in `page`, answered by the server. */
+async function query<T>(page: Page, procedure: string, input?: unknown): Promise<T> {
+  return page.evaluate(
+    async ({ procedure, input }) => {
+      const search = input === undefined ? '' : `?input=${encodeURIComponent(JSON.stringify(input))}`;
+      const body = (await (await fetch(`/api/trpc/${procedure}${search}`)).json()) as { result?: { data: unknown } };
+      return body.result?.data;
+    },
+    { procedure, input },
+  ) as Promise<T>;
+}
+
+interface Stored {
+  id: string;
+  title: string;
+  settings: { systemPrompt: string; maxNewTokens: number } | null;
+  messages: { content: string }[];
+}
+const listed = (page: Page) => query<{ id: string; title: string }[]>(page, 'conversation.list');
+async function stored(page: Page, title: string): Promise<Stored | undefined> {
+  const found = (await listed(page)).find((c) => c.title === title);
+  return found && query<Stored>(page, 'conversation.byId', { id: found.id });
+}
+const storedContents = async (page: Page, title: string) => (await stored(page, title))?.messages.map((m) => m.content);
+
+/** Conversations this device keeps in IndexedDB, by title. */
+const onDevice = (page: Page) =>
+  page.evaluate(
+    () =>
+      new Promise<string[]>((resolve, reject) => {
+        const opening = indexedDB.open('mesh-nanollm');
+        opening.onerror = () => reject(opening.error);
+        opening.onsuccess = () => {
+          const all = opening.result.transaction('conversations').objectStore('conversations').getAll();
+          all.onsuccess = () => {
+            resolve((all.result as { title: string }[]).map((c) => c.title));
+            opening.result.close();
+          };
+        };
+      }),
+  );
+
+const nav = (page: Page, screen: 'Chat' | 'Account') =>
+  page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: screen }).click();
+
+async function cloudRoute(page: Page) {
+  await expect.poll(() => page.getByTestId('chat-route').locator('option[value="openai"]').count()).toBe(1);
+  await page.getByTestId('chat-route').selectOption('openai');
+}
+
+async function send(page: Page, text: string): Promise<void> {
+  const before = await page.getByTestId('answer-readout').count();
+  await page.getByTestId('chat-input').fill(text);
+  await page.getByTestId('chat-input').press('Enter');
+  await expect.poll(() => page.getByTestId('answer-readout').count(), { timeout: 30_000 }).toBe(before + 1);
+}
+
+async function guestWithChat(name: string, question: string): Promise<Page> {
+  const page = await guestPage(browser, server.url, name, { viewport });
+  await page.goto(server.url);
+  await cloudRoute(page);
+  await send(page, question);
+  await expect.poll(() => onDevice(page)).toEqual([question]);
+  return page;
+}
+
+async function openConversation(page: Page, title: string) {
+  await nav(page, 'Chat');
+  await page
+    .getByRole('complementary', { name: 'Conversations' })
+    .getByTestId('conversation-item')
+    .getByRole('button', { name: title, exact: true })
+    .click();
+  await expect.poll(() => page.getByTestId('chat-message-user').first().textContent()).toContain(title);
+}
+
+const texts = (page: Page, role: 'user' | 'assistant') =>
+  page.getByTestId(`chat-message-${role}`).locator('p').allTextContents();
+
+describe('chat data with an account', () => {
+  let first: Page;
+
+  it('moves a guest’s conversation into the account at sign-up, then keeps settings, presets, edits and deletes there', async () => {
+    first = await guestWithChat('Grace', 'A guest question');
+
+    await nav(first, 'Account');
+    await first.getByTestId('account-username').fill(USERNAME);
+    await first.getByTestId('account-password').fill(PASSWORD);
+    await first.getByTestId('account-submit').click();
+    const offer = first.getByTestId('move-offer');
+    await offer.waitFor({ timeout: 15_000 });
+    expect(await offer.getByTestId('move-offer-item').allTextContents()).toEqual(['A guest question']);
+    await offer.getByTestId('move-offer-accept').click();
+    await offer.waitFor({ state: 'detached', timeout: 15_000 });
+    expect((await listed(first)).map((c) => c.title)).toEqual(['A guest question']);
+    expect(await storedContents(first, 'A guest question')).toEqual(['A guest question', 'Echo: A guest question']);
+    expect(await onDevice(first)).toEqual([]);
+
+    // Opened as the account's, its settings and a preset are kept with the account.
+    await openConversation(first, 'A guest question');
+    await first.getByTestId('conversations-kept').filter({ hasText: 'Kept with your account.' }).waitFor();
+    await cloudRoute(first);
+    await first.getByTestId('chat-settings').click();
+    await first.getByTestId('chat-presets-where').filter({ hasText: 'with your account' }).waitFor();
+    await first.getByTestId('chat-system-prompt').fill('Answer briefly.');
+    await first.getByTestId('chat-max-tokens').fill('33');
+    await first.getByTestId('chat-preset-name').fill('Brief');
+    await first.getByTestId('chat-preset-save').click();
+    await expect.poll(() => first.getByTestId('chat-preset').count()).toBe(1);
+    await first.keyboard.press('Escape');
+    await expect
+      .poll(async () => (await stored(first, 'A guest question'))?.settings)
+      .toMatchObject({ systemPrompt: 'Answer briefly.', maxNewTokens: 33 });
+    expect(await query<{ name: string }[]>(first, 'preset.list')).toMatchObject([
+      { name: 'Brief', settings: { systemPrompt: 'Answer briefly.', maxNewTokens: 33 } },
+    ]);
+
+    await send(first, 'A second question');
+    expect(openai.requests.at(-1)?.body).toMatchObject({
+      max_tokens: 33,
+      messages: [
+        { role: 'system', content: 'Answer briefly.' },
+        { role: 'user', content: 'A guest question' },
+        { role: 'assistant', content: 'Echo: A guest question' },
+        { role: 'user', content: 'A second question' },
+      ],
+    });
+
+    // Editing the second question replaces it and its answer on the server too.
+    await first.getByTestId('chat-message-user').nth(1).getByTestId('message-edit').click();
+    await first.getByTestId('message-edit-text').fill('The second, edited');
+    await first.getByTestId('message-edit-save').click();
+    await expect.poll(() => texts(first, 'assistant')).toEqual(['Echo: A guest question', 'Echo: The second, edited']);
+    await expect
+      .poll(() => storedContents(first, 'A guest question'))
+      .toEqual(['A guest question', 'Echo: A guest question', 'The second, edited', 'Echo: The second, edited']);
+
+    // Regenerating replaces the last answer there (no second copy of the question); deleting removes a message.
+    const asked = openai.requests.length;
+    await first.getByTestId('chat-regenerate').click();
+    await expect.poll(() => openai.requests.length).toBe(asked + 1);
+    await expect.poll(() => first.getByTestId('chat-regenerate').isEnabled()).toBe(true);
+    await expect.poll(async () => (await storedContents(first, 'A guest question'))?.length).toBe(4);
+    await first.getByTestId('chat-message-assistant').first().getByTestId('message-delete').click();
+    await expect
+      .poll(() => storedContents(first, 'A guest question'))
+      .toEqual(['A guest question', 'The second, edited', 'Echo: The second, edited']);
+  }, 120_000);
+
+  it('on another device, logging in offers its own conversations, keeps them there when asked, and brings the account’s settings and presets', async () => {
+    const second = await guestWithChat('Linus', 'Kept here');
+    await nav(second, 'Account');
+    await second.getByRole('button', { name: 'I have an account: log in' }).click();
+    await second.getByTestId('account-username').fill(USERNAME);
+    await second.getByTestId('account-password').fill(PASSWORD);
+    await second.getByTestId('account-submit').click();
+    const offer = second.getByTestId('move-offer');
+    await offer.waitFor({ timeout: 15_000 });
+    expect(await offer.getByTestId('move-offer-item').allTextContents()).toEqual(['Kept here']);
+    await offer.getByTestId('move-offer-keep').click();
+    await offer.waitFor({ state: 'detached' });
+    expect((await listed(second)).map((c) => c.title)).toEqual(['A guest question']);
+    expect(await onDevice(second)).toEqual(['Kept here']);
+
+    await openConversation(second, 'A guest question');
+    expect(await texts(second, 'user')).toEqual(['A guest question', 'The second, edited']);
+    await second.getByTestId('chat-settings').click();
+    expect(await second.getByTestId('chat-system-prompt').inputValue()).toBe('Answer briefly.');
+    expect(await second.getByTestId('chat-max-tokens').inputValue()).toBe('33');
+    await expect.poll(() => second.getByTestId('chat-preset').allTextContents()).toEqual(['Brief']);
+    await second.keyboard.press('Escape');
+
+    // Deleted here, it is gone from the account, so from the first device's list too.
+    await second.getByRole('button', { name: 'Delete A guest question' }).click();
+    await expect.poll(() => listed(second)).toEqual([]);
+    await nav(first, 'Account');
+    await nav(first, 'Chat');
+    await expect.poll(() => first.getByTestId('conversation-item').count()).toBe(0);
+    await second.context().close();
+    await first.context().close();
+  }, 120_000);
+});
