@@ -3,7 +3,8 @@
 // (moved, the account holds them and the device no longer does); presets and a conversation's settings are kept
 // with the account and follow it to another device; editing, regenerating and deleting change the account's copy
 // too. On the second device, logging in offers that device's conversations, and "Keep on this device" keeps them
-// there and out of the account.
+// there and out of the account. On the device route, the settings change what this browser's engine produces: max
+// new tokens caps the answer, a seed repeats it and another seed changes it, the system prompt goes into the prompt.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -226,4 +227,82 @@ describe('chat data with an account', () => {
     await second.context().close();
     await first.context().close();
   }, 120_000);
+});
+
+interface EngineRecord {
+  requests: { messages: { role: string; content: string }[]; sampling: Record<string, number> }[];
+  completes: { text: string; tokenIds: number[]; completionTokens: number; promptTokens: number; reason: string }[];
+}
+
+describe('chat settings on the device route', () => {
+  it('caps the answer at max new tokens, repeats it with the same seed, changes it with another, and sends the system prompt', async () => {
+    const page = await guestPage(browser, server.url, 'Portia', { viewport });
+    // What the page asks of its engine worker and what the engine answers, as they cross the worker boundary.
+    await page.addInitScript(() => {
+      const record = { requests: [] as unknown[], completes: [] as unknown[] };
+      (globalThis as unknown as { __engine: typeof record }).__engine = record;
+      const post = Worker.prototype.postMessage as (this: Worker, message: unknown) => void;
+      const heard = new WeakSet<Worker>();
+      Worker.prototype.postMessage = function (this: Worker, message: unknown) {
+        if (!heard.has(this)) {
+          heard.add(this);
+          this.addEventListener('message', (event: MessageEvent<{ type?: string }>) => {
+            if (event.data?.type === 'complete') record.completes.push(event.data);
+          });
+        }
+        if ((message as { type?: string } | null)?.type === 'generate') record.requests.push(message);
+        post.call(this, message);
+      };
+    });
+    const engine = () => page.evaluate(() => (globalThis as unknown as { __engine: EngineRecord }).__engine);
+    await page.goto(`${server.url}/models`);
+    const card = page.locator('[data-testid="model-card"][data-model-id="nano-shakespeare"]');
+    await card.getByTestId('model-load').click();
+    await expect.poll(() => card.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+    await nav(page, 'Chat');
+    await page.getByTestId('backend-badge').waitFor();
+
+    async function ask(settings: { maxTokens: string; seed: string; systemPrompt?: string; topP?: string }) {
+      await page.getByTestId('chat-input').press('Control+k');
+      await expect.poll(() => page.getByTestId('chat-message-user').count()).toBe(0);
+      await page.getByTestId('chat-temperature').fill('0.9');
+      await page.getByTestId('chat-seed').fill(settings.seed);
+      await page.getByTestId('chat-settings').click();
+      await page.getByTestId('chat-max-tokens').fill(settings.maxTokens);
+      await page.getByTestId('chat-system-prompt').fill(settings.systemPrompt ?? '');
+      await page.getByTestId('chat-top-p').fill(settings.topP ?? '0.95');
+      await page.keyboard.press('Escape');
+      const before = (await engine()).completes.length;
+      await send(page, 'What say you, my lord?');
+      await expect.poll(async () => (await engine()).completes.length, { timeout: 60_000 }).toBe(before + 1);
+      const { requests, completes } = await engine();
+      const complete = completes.at(-1)!;
+      // The answer shown is the one the engine made.
+      expect((await texts(page, 'assistant')).join('')).toBe(complete.text.trim());
+      return { request: requests.at(-1)!, complete };
+    }
+
+    const short = await ask({ maxTokens: '4', seed: '11' });
+    expect(short.request.sampling).toEqual({ temperature: 0.9, topP: 0.95, maxNewTokens: 4, seed: 11 });
+    expect(short.complete).toMatchObject({ completionTokens: 4, reason: 'length' });
+
+    const long = await ask({ maxTokens: '24', seed: '11' });
+    expect(long.complete.completionTokens).toBeGreaterThan(4);
+    // The same seed draws the same tokens: the capped answer is where the longer one begins.
+    expect(long.complete.tokenIds.slice(0, 4)).toEqual(short.complete.tokenIds);
+    const again = await ask({ maxTokens: '24', seed: '11' });
+    expect(again.complete.tokenIds).toEqual(long.complete.tokenIds);
+    const other = await ask({ maxTokens: '24', seed: '12' });
+    expect(other.complete.tokenIds).not.toEqual(long.complete.tokenIds);
+
+    const prompted = await ask({ maxTokens: '24', seed: '11', systemPrompt: 'Thou art a sonneteer.', topP: '0.5' });
+    expect(prompted.request.messages).toEqual([
+      { role: 'system', content: 'Thou art a sonneteer.' },
+      { role: 'user', content: 'What say you, my lord?' },
+    ]);
+    expect(prompted.request.sampling).toMatchObject({ topP: 0.5, maxNewTokens: 24, seed: 11 });
+    // The engine read it: the prompt it ran is longer by the system prompt's tokens.
+    expect(prompted.complete.promptTokens).toBeGreaterThan(long.complete.promptTokens);
+    await page.context().close();
+  }, 180_000);
 });
