@@ -2,7 +2,7 @@
 // OpenAI-compatible API: at sign-up a guest's conversations on this device are offered to move into the account
 // (moved, the account holds them and the device no longer does); presets and a conversation's settings are kept
 // with the account and follow it to another device; editing, regenerating and deleting change the account's copy
-// too. On the second device, logging in offers that device's conversations, and "Keep on this device" keeps them
+// too, and edits made offline reach it when the network returns. On the second device, logging in offers that device's conversations, and "Keep on this device" keeps them
 // there and out of the account. On the device route, the settings change what this browser's engine produces: max
 // new tokens caps the answer, a seed repeats it and another seed changes it, the system prompt goes into the prompt.
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -119,7 +119,8 @@ async function openConversation(page: Page, title: string) {
     .getByTestId('conversation-item')
     .getByRole('button', { name: title, exact: true })
     .click();
-  await expect.poll(() => page.getByTestId('chat-message-user').first().textContent()).toContain(title);
+  await page.locator('[data-testid="conversation-item"][data-current="true"]').filter({ hasText: title }).waitFor();
+  await page.getByTestId('chat-message-user').first().waitFor();
 }
 
 const texts = (page: Page, role: 'user' | 'assistant') =>
@@ -195,8 +196,30 @@ describe('chat data with an account', () => {
       .toEqual(['A guest question', 'The second, edited', 'Echo: The second, edited']);
   }, 120_000);
 
+  it('applies a delete and a rename made offline to the account’s copy when the network returns', async () => {
+    await first.context().setOffline(true);
+    await first.getByTestId('offline-indicator').filter({ hasText: 'Offline' }).waitFor();
+    await first.getByTestId('chat-message-user').first().getByTestId('message-delete').click();
+    await expect.poll(() => texts(first, 'user')).toEqual(['The second, edited']);
+    // Kept on this device for the account meanwhile, where it can be renamed too.
+    await first.getByTestId('conversations-kept').filter({ hasText: 'Kept on this device while offline' }).waitFor();
+    const item = first.getByRole('complementary', { name: 'Conversations' }).getByTestId('conversation-item');
+    await item.getByRole('button', { name: 'Rename A guest question' }).click();
+    await first.getByTestId('conversation-title').fill('Renamed offline');
+    await first.getByTestId('conversation-title').press('Enter');
+    await item.getByRole('button', { name: 'Renamed offline', exact: true }).waitFor();
+
+    await first.context().setOffline(false);
+    await expect
+      .poll(() => storedContents(first, 'Renamed offline'), { timeout: 30_000 })
+      .toEqual(['The second, edited', 'Echo: The second, edited']);
+    expect((await listed(first)).map((c) => c.title)).toEqual(['Renamed offline']);
+    await expect.poll(() => onDevice(first)).toEqual([]);
+  }, 60_000);
+
   it('on another device, logging in offers its own conversations, keeps them there when asked, and brings the account’s settings and presets', async () => {
     const second = await guestWithChat('Linus', 'Kept here');
+    const title = 'Renamed offline';
     await nav(second, 'Account');
     await second.getByRole('button', { name: 'I have an account: log in' }).click();
     await second.getByTestId('account-username').fill(USERNAME);
@@ -207,11 +230,11 @@ describe('chat data with an account', () => {
     expect(await offer.getByTestId('move-offer-item').allTextContents()).toEqual(['Kept here']);
     await offer.getByTestId('move-offer-keep').click();
     await offer.waitFor({ state: 'detached' });
-    expect((await listed(second)).map((c) => c.title)).toEqual(['A guest question']);
+    expect((await listed(second)).map((c) => c.title)).toEqual([title]);
     expect(await onDevice(second)).toEqual(['Kept here']);
 
-    await openConversation(second, 'A guest question');
-    expect(await texts(second, 'user')).toEqual(['A guest question', 'The second, edited']);
+    await openConversation(second, title);
+    expect(await texts(second, 'user')).toEqual(['The second, edited']);
     await second.getByTestId('chat-settings').click();
     expect(await second.getByTestId('chat-system-prompt').inputValue()).toBe('Answer briefly.');
     expect(await second.getByTestId('chat-max-tokens').inputValue()).toBe('33');
@@ -219,7 +242,7 @@ describe('chat data with an account', () => {
     await second.keyboard.press('Escape');
 
     // Deleted here, it is gone from the account, so from the first device's list too.
-    await second.getByRole('button', { name: 'Delete A guest question' }).click();
+    await second.getByRole('button', { name: `Delete ${title}` }).click();
     await expect.poll(() => listed(second)).toEqual([]);
     await nav(first, 'Account');
     await nav(first, 'Chat');
