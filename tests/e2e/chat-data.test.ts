@@ -1,9 +1,9 @@
-// The chat's data with an account (issue 13), in headless Chromium against the real server process and the fake OpenAI-
-// compatible API: at sign-up a guest's conversations on this device are offered to move into the account (moved, the
-// account holds them and the device no longer does); presets and a conversation's settings are kept with the account
-// and follow it to another device; editing, regenerating and deleting change the account's copy too, and edits made
-// offline reach it when the network returns. On the second device, logging in offers that device's conversations, and
-// "Keep on this device" keeps them there and out of the account. On the device route, the settings change what this
+// The chat's data with an account (issue 13), in headless Chromium against the real server process and the fake
+// OpenAI-compatible API: at sign-up a guest's conversations on this device are offered to move into the account (moved,
+// the account holds them and the device no longer does); presets and a conversation's settings are kept with the
+// account and follow it to another device; editing, regenerating and deleting change the account's copy too, and edits
+// made offline reach it when the network returns. On the second device, logging in offers that device's conversations,
+// and "Keep on this device" keeps them there and out of the account. On the device route, the settings change what this
 // browser's engine produces: max new tokens caps the answer, a seed repeats it and another seed changes it, the system
 // prompt goes into the prompt.
 import { mkdtemp, rm } from 'node:fs/promises';
