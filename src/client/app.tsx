@@ -5,6 +5,7 @@ import { APP_BUILD } from './env.ts';
 import { AccountPage } from './features/account/account-page.tsx';
 import { ChatPage } from './features/chat/chat-page.tsx';
 import { rememberAccount } from './features/chat/conversation-store.ts';
+import { MoveOffer } from './features/chat/move-offer.tsx';
 import { ModelsPage } from './features/models/models-page.tsx';
 import { RoomPage, RoomsPage } from './features/rooms/rooms-page.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
@@ -16,8 +17,6 @@ import { api } from './lib/trpc.ts';
 // (bench/pwa.ts, goal under 200 KB gzip).
 const ThemeSwitch = lazy(() => import('./components/theme-switch.tsx').then((m) => ({ default: m.ThemeSwitch })));
 const Toaster = lazy(() => import('./components/ui/toast.tsx').then((m) => ({ default: m.Toaster })));
-// At sign-up or login: a guest's conversations on this device offered to move into the account.
-const MoveOffer = lazy(() => import('./features/chat/move-offer.tsx'));
 
 /** Remembers who is signed in whenever the server says, so that offline their conversations wait on this device for them. */
 function useRememberAccount(online: boolean): void {
@@ -98,9 +97,8 @@ export function App() {
       <Suspense>
         <Toaster theme={theme.resolved} />
       </Suspense>
-      <Suspense>
-        <MoveOffer />
-      </Suspense>
+      {/* At sign-up or login: a guest's conversations on this device offered to move into the account. */}
+      <MoveOffer />
     </>
   );
 }

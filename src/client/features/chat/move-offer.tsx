@@ -1,21 +1,15 @@
 // At sign-up or login, the conversations a guest kept on this device are offered to move into the account: moved,
 // they are uploaded (conversation.import, checked and capped by the server) and then appear as the account's;
 // kept, they stay on this device, shown when no account is signed in here. Mounted once by the app shell.
-import { useEffect, useRef, useState } from 'react';
-import { Button } from '../../components/ui/button.tsx';
-import {
-  Dialog,
-  DialogContent,
-  DialogDescription,
-  DialogFooter,
-  DialogHeader,
-  DialogTitle,
-} from '../../components/ui/dialog.tsx';
+import { Suspense, lazy, useEffect, useRef, useState } from 'react';
 import { useOnline } from '../../lib/pwa.ts';
 import { api } from '../../lib/trpc.ts';
 import { chatErrorText } from './chat-errors.ts';
 import { guestConversations, moveToAccount } from './conversation-store.ts';
 import type { Conversation } from './conversations.ts';
+
+// Radix's dialog comes only when there is something to offer (bench/pwa.ts: initial JS under 200 KB gzip).
+const MoveOfferDialog = lazy(() => import('./move-offer-dialog.tsx'));
 
 interface Offer {
   accountId: string;
@@ -48,13 +42,12 @@ function useSignInOffer(): [Offer | null, (offer: Offer | null) => void] {
   return [offer, setOffer];
 }
 
-export default function MoveOffer() {
+export function MoveOffer() {
   const [offer, setOffer] = useSignInOffer();
   const [moving, setMoving] = useState(false);
   const [problem, setProblem] = useState<string | null>(null);
   const utils = api.useUtils();
   if (!offer) return null;
-  const count = offer.conversations.length;
   const close = () => {
     setOffer(null);
     setProblem(null);
@@ -75,39 +68,14 @@ export default function MoveOffer() {
       .finally(() => setMoving(false));
   };
   return (
-    <Dialog open onOpenChange={(open) => !open && !moving && close()}>
-      <DialogContent data-testid="move-offer">
-        <DialogHeader>
-          <DialogTitle>
-            Move {count === 1 ? 'the conversation' : `${count} conversations`} on this device into your account?
-          </DialogTitle>
-          <DialogDescription>
-            Moved, {count === 1 ? 'it is' : 'they are'} kept with your account, on every device you sign in on, and no
-            longer on this one. Kept on this device, {count === 1 ? 'it shows' : 'they show'} here when no account is
-            signed in.
-          </DialogDescription>
-        </DialogHeader>
-        <ul className="m-0 flex max-h-40 list-none flex-col gap-1 overflow-y-auto p-0 text-sm">
-          {offer.conversations.map((c) => (
-            <li key={c.id} className="truncate" data-testid="move-offer-item">
-              {c.title}
-            </li>
-          ))}
-        </ul>
-        {problem && (
-          <p className="error m-0 text-sm" role="alert">
-            {problem}
-          </p>
-        )}
-        <DialogFooter>
-          <Button variant="ghost" data-testid="move-offer-keep" disabled={moving} onClick={close}>
-            Keep on this device
-          </Button>
-          <Button variant="default" data-testid="move-offer-accept" disabled={moving} onClick={move}>
-            {moving ? 'Moving…' : 'Move into my account'}
-          </Button>
-        </DialogFooter>
-      </DialogContent>
-    </Dialog>
+    <Suspense>
+      <MoveOfferDialog
+        titles={offer.conversations.map(({ id, title }) => ({ id, title }))}
+        moving={moving}
+        problem={problem}
+        move={move}
+        close={close}
+      />
+    </Suspense>
   );
 }
