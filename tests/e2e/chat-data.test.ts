@@ -197,7 +197,7 @@ describe('chat data with an account', () => {
       .toEqual(['A guest question', 'The second, edited', 'Echo: The second, edited']);
   }, 120_000);
 
-  it('applies a delete and a rename made offline to the account’s copy when the network returns', async () => {
+  it('applies a message deleted, a rename and a conversation deleted offline to the account when the network returns', async () => {
     await first.context().setOffline(true);
     await first.getByTestId('offline-indicator').filter({ hasText: 'Offline' }).waitFor();
     await first.getByTestId('chat-message-user').first().getByTestId('message-delete').click();
@@ -216,7 +216,21 @@ describe('chat data with an account', () => {
       .toEqual(['The second, edited', 'Echo: The second, edited']);
     expect((await listed(first)).map((c) => c.title)).toEqual(['Renamed offline']);
     await expect.poll(() => onDevice(first)).toEqual([]);
-  }, 60_000);
+
+    // A conversation of the account deleted while offline is deleted from the account when the network returns.
+    await first.getByTestId('chat-input').press('Control+k');
+    await send(first, 'To delete offline');
+    await expect.poll(async () => (await listed(first)).map((c) => c.title)).toContain('To delete offline');
+    await first.context().setOffline(true);
+    await first.getByTestId('offline-indicator').filter({ hasText: 'Offline' }).waitFor();
+    await first.getByTestId('chat-message-assistant').first().getByTestId('message-delete').click();
+    await item.getByRole('button', { name: 'Delete To delete offline' }).click();
+    await expect.poll(() => onDevice(first)).toEqual([]);
+    await first.context().setOffline(false);
+    await expect
+      .poll(async () => (await listed(first)).map((c) => c.title), { timeout: 30_000 })
+      .toEqual(['Renamed offline']);
+  }, 90_000);
 
   it('on another device, logging in offers its own conversations, keeps them there when asked, and brings the account’s settings and presets', async () => {
     const second = await guestWithChat('Linus', 'Kept here');
