@@ -5,6 +5,7 @@ import { APP_BUILD } from './env.ts';
 import { AccountPage } from './features/account/account-page.tsx';
 import { ChatPage } from './features/chat/chat-page.tsx';
 import { rememberAccount } from './features/chat/conversation-store.ts';
+import { MoveOffer } from './features/chat/move-offer.tsx';
 import { ModelsPage } from './features/models/models-page.tsx';
 import { RoomPage, RoomsPage } from './features/rooms/rooms-page.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
@@ -96,6 +97,8 @@ export function App() {
       <Suspense>
         <Toaster theme={theme.resolved} />
       </Suspense>
+      {/* At sign-up or login: a guest's conversations on this device offered to move into the account. */}
+      <MoveOffer />
     </>
   );
 }

@@ -6,26 +6,42 @@
 //   (Ann's page sends only five tokens of it: the test holds the rest back at her data channel, then closes her.)
 // - Trust: a headless peer that corrupts its tokens (and lies about its speed) serves Ben; the spot check catches
 //   it, it is excluded, and Ben's answer is corrected to the honest one.
+// - Model choice: with the nano model shared most, a model chosen under chat-model goes to the one peer sharing it.
+// The first prompt to a peer in a room comes after a notice (Bob's, tested below); the other pages accepted it before.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeHub } from '../../scripts/fake-hub.ts';
 import { HeadlessPeer } from '../../src/peer/headless-peer.ts';
 import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
-import { ROOT, type ServerProcess, startServer } from '../support/server-process.ts';
+import { publishModels } from '../support/model-fixtures.ts';
+import { ROOT, type ServerProcess, downloadModel, signUpCookie, startServer } from '../support/server-process.ts';
 
 let dir: string;
 let server: ServerProcess;
 let browser: Browser;
+let hub: FakeHub;
 const headless: HeadlessPeer[] = [];
 // The room and a mesh answer go to docs/screenshots when SCREENSHOTS=1 (README uses them).
 const screenshots = process.env.SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : null;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-mesh-'));
+  // A second model in the catalogue, on a fake Hub, for the model-choice test.
+  hub = new FakeHub();
+  await hub.start();
+  const { manifestPath } = await publishModels(hub, dir, [
+    { id: 'mesh-tiny', options: { layers: 1, hidden: 32, heads: 2, seed: 9, maxPositions: 256 } },
+  ]);
   await buildClient(path.join(dir, 'dist'));
-  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
+  server = await startServer({
+    DATA_DIR: path.join(dir, 'data'),
+    CLIENT_DIST_DIR: path.join(dir, 'dist'),
+    HF_ENDPOINT: hub.origin,
+    MANIFEST_PATH: manifestPath,
+  });
   browser = await launchChromium('no-gpu');
 }, 180_000);
 
@@ -34,12 +50,18 @@ afterAll(async () => {
   await browser?.close();
   server?.child.kill('SIGTERM');
   await server?.exited;
+  await hub?.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
-/** A guest page with a chosen display name, on the Rooms screen. */
-async function guest(name: string): Promise<Page> {
+/**
+ * A guest page with a chosen display name, on the Rooms screen. `peerNotice: 'seen'`: the notice before the first
+ * prompt to a peer in the global room was accepted before (remembered on the device), as for someone back in it.
+ */
+async function guest(name: string, options: { peerNotice?: 'seen' | 'new' } = {}): Promise<Page> {
   const page = await guestPage(browser, server.url, name, { viewport: { width: 1280, height: 900 } });
+  if (options.peerNotice !== 'new')
+    await page.addInitScript(() => localStorage.setItem('mesh:peer-notice:global', 'accepted'));
   await page.goto(`${server.url}/rooms`);
   return page;
 }
@@ -57,6 +79,7 @@ async function ask(
   route: string,
   prompt: string,
   sampled?: { temperature: string; seed: string },
+  options: { notice?: 'accept' } = {},
 ): Promise<{ text: string; readout: string }> {
   await page.getByTestId('chat-route').selectOption(route);
   await page.getByTestId('chat-temperature').fill(sampled?.temperature ?? '0');
@@ -64,6 +87,7 @@ async function ask(
   const before = await page.getByTestId('answer-readout').count();
   await page.getByTestId('chat-input').fill(prompt);
   await page.getByTestId('chat-send').click();
+  if (options.notice === 'accept') await page.getByTestId('mesh-notice-accept').click();
   await expect.poll(() => page.getByTestId('answer-readout').count(), { timeout: 60_000 }).toBe(before + 1);
   return lastAnswer(page);
 }
@@ -94,7 +118,10 @@ async function enterGlobal(page: Page) {
   await expect.poll(() => page.getByTestId('room-self').textContent(), { timeout: 15_000 }).toMatch(/^You are /);
 }
 
-async function startHeadless(name: string, options: { corruptTokens?: boolean } = {}): Promise<HeadlessPeer> {
+async function startHeadless(
+  name: string,
+  options: { corruptTokens?: boolean; model?: string } = {},
+): Promise<HeadlessPeer> {
   const peer = new HeadlessPeer({
     server: server.url,
     room: 'global',
@@ -172,7 +199,7 @@ const LONG_PROMPT = 'What says the king of the crown?';
 describe('mesh inference in the browser', () => {
   it("streams a peer's answer from the page that shares the model, equal to that page's own greedy answer", async () => {
     const ada = await guest('Ada');
-    const bob = await guest('Bob');
+    const bob = await guest('Bob', { peerNotice: 'new' });
 
     // Ada loads the bundled model and shares it in the global room.
     await loadNano(ada);
@@ -193,10 +220,23 @@ describe('mesh inference in the browser', () => {
       .poll(() => peerRow(bob, 'Ada').getByTestId('peer-rtt').textContent(), { timeout: 15_000 })
       .toMatch(/^\d+\.\d ms$/);
 
-    // Bob, without a model, asks on the mesh.
+    // Bob, without a model, asks on the mesh. First, a notice: the peer answering reads the prompt. Cancel sends
+    // nothing and keeps the draft; Continue sends it, and is remembered for the room.
     await open(bob, 'Chat');
     const prompt = 'What says the king of the crown?';
-    const remote = await ask(bob, 'mesh', prompt);
+    await bob.getByTestId('chat-route').selectOption('mesh');
+    await bob.getByTestId('chat-input').fill(prompt);
+    await bob.getByTestId('chat-send').click();
+    const notice = bob.getByTestId('mesh-notice');
+    await notice.waitFor();
+    expect(await notice.textContent()).toMatch(/A peer in global will read this.*receives your prompt/);
+    await bob.getByTestId('mesh-notice-cancel').click();
+    await notice.waitFor({ state: 'detached' });
+    expect(await bob.getByTestId('chat-input').inputValue()).toBe(prompt);
+    expect(await bob.getByTestId('chat-message-user').count()).toBe(0);
+    expect(await ada.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 0 jobs served/);
+    const remote = await ask(bob, 'mesh', prompt, undefined, { notice: 'accept' });
+    expect(await bob.evaluate(() => localStorage.getItem('mesh:peer-notice:global'))).toBe('accepted');
     expect(remote.readout).toMatch(/^on Ada · WASM · \d+\.\d tok\/s · \d+ ms RTT · TTFT \d+ ms$/);
     expect(remote.text.length).toBeGreaterThan(10);
     await enterGlobal(ada);
@@ -212,7 +252,7 @@ describe('mesh inference in the browser', () => {
     expect(local.readout).toMatch(/on this device · WASM/);
     expect(remote.text).toBe(local.text);
 
-    // Auto: Bob's answer starts on Ada, Ada's page closes, nobody else shares: the cloud (the stub) answers instead.
+    // Auto (the notice is remembered for the room, so none comes): Bob's answer starts on Ada, Ada's page closes, nobody else shares: the cloud (the stub) answers instead.
     await open(bob, 'Chat');
     await newChat(bob);
     const closed = await cutAfterTokens(bob, ada, 5);
@@ -303,5 +343,45 @@ describe('mesh inference in the browser', () => {
     await enterGlobal(ben);
     await expect.poll(() => peerRow(ben, 'Eve').getAttribute('data-excluded')).toBe('true');
     await expect.poll(async () => (await jobsOf(ben)).at(-1)?.checkResult).toBe('MISMATCH');
+  }, 240_000);
+
+  it('sends the job for the model chosen under chat-model to a peer sharing it, not to the most shared one', async () => {
+    // Nia and Nox share the nano model (so do the earlier tests' peers still here); Tia alone shares mesh-tiny.
+    await downloadModel(server.url, await signUpCookie(server.url, 'tia-keeper'), 'mesh-tiny');
+    await Promise.all([startHeadless('Nia'), startHeadless('Nox')]);
+    const tia = await startHeadless('Tia', { model: 'mesh-tiny' });
+    const rex = await guest('Rex');
+    await enterGlobal(rex);
+    for (const name of ['Nia', 'Nox', 'Tia']) {
+      await expect
+        .poll(() => peerRow(rex, name).getByTestId('peer-sharing').textContent(), { timeout: 30_000 })
+        .toBe('yes');
+    }
+    await open(rex, 'Chat');
+    const route = rex.getByTestId('chat-route');
+    await route.selectOption('mesh');
+    // "Answer with" names the most shared model; the settings list every shared model with who shares it.
+    expect(await route.locator('option[value="mesh"]').textContent()).toMatch(/^nano-shakespeare on a peer in global/);
+    const choose = async (value: string) => {
+      await rex.getByTestId('chat-settings').click();
+      const select = rex.getByTestId('chat-model');
+      await expect
+        .poll(() => select.locator('option').allTextContents())
+        .toContainEqual(expect.stringMatching(/^mesh-tiny · Tia/));
+      await select.selectOption(value);
+      await rex.keyboard.press('Escape');
+    };
+    await choose('mesh-tiny');
+    const chosen = await ask(rex, 'mesh', 'Good morrow');
+    expect(chosen.readout).toMatch(/^on Tia · /);
+    expect(tia.status().jobsServed).toBe(1);
+
+    // Back to the default: the most shared model, which Tia does not have.
+    await newChat(rex);
+    await choose('');
+    const most = await ask(rex, 'mesh', 'Good morrow');
+    expect(most.readout).not.toMatch(/on Tia/);
+    expect(tia.status().jobsServed).toBe(1);
+    await rex.context().close();
   }, 240_000);
 });

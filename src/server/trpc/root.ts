@@ -4,6 +4,7 @@ import { authRouter } from './routers/auth.ts';
 import { chatRouter } from './routers/chat.ts';
 import { conversationRouter } from './routers/conversation.ts';
 import { jobsRouter } from './routers/jobs.ts';
+import { presetRouter } from './routers/preset.ts';
 import { roomRouter } from './routers/room.ts';
 import { healthQuery } from './routers/health.ts';
 import { manifestRouter, modelRouter } from './routers/model.ts';
@@ -15,6 +16,7 @@ export const appRouter = router({
   models: modelRouter,
   chat: chatRouter,
   conversation: conversationRouter,
+  preset: presetRouter,
   room: roomRouter,
   jobs: jobsRouter,
   apiKey: apiKeyRouter,

@@ -16,6 +16,7 @@ import { ConversationList } from './conversation-list.tsx';
 import { deviceStore, knownAccount, serverStore } from './conversation-store.ts';
 import { MessageList } from './message-list.tsx';
 import { NoModelOffer } from './no-model.tsx';
+import { accountPresets, devicePresets } from './presets.ts';
 import { parseRoute, routeValue } from './route.ts';
 import { sharedModels } from './routes/mesh.ts';
 import { SETTINGS_LIMITS } from './settings.ts';
@@ -25,6 +26,7 @@ import { type ChatState, useChat } from './use-chat.ts';
 // Radix's popover and dialog come after the first paint (bench/pwa.ts: initial JS under 200 KB gzip).
 const ChatSettingsPanel = lazy(() => import('./chat-settings.tsx'));
 const ConversationsDrawer = lazy(() => import('./conversations-drawer.tsx'));
+const PeerNoticeDialog = lazy(() => import('./peer-notice-dialog.tsx'));
 const noSubscribe = () => () => {};
 const noSnapshot = () => null;
 
@@ -189,7 +191,13 @@ export function ChatPage() {
             />
           </label>
           <Suspense fallback={<Button data-testid="chat-settings" aria-label="Chat settings" disabled />}>
-            <ChatSettingsPanel settings={settings} onChange={chat.updateSettings} models={models} disabled={busy} />
+            <ChatSettingsPanel
+              settings={settings}
+              onChange={chat.updateSettings}
+              models={models}
+              disabled={busy}
+              presets={account && online ? accountPresets : devicePresets}
+            />
           </Suspense>
           {!online && (
             <span className="muted" data-testid="providers-offline">
@@ -223,6 +231,11 @@ export function ChatPage() {
           <p className="error" role="alert">
             {chat.error}
           </p>
+        )}
+        {chat.notice && (
+          <Suspense>
+            <PeerNoticeDialog notice={chat.notice} />
+          </Suspense>
         )}
         <Composer
           input={chat.input}

@@ -1,11 +1,12 @@
 // The conversation's settings panel (a popover behind `chat-settings`): system prompt, top-p, max new tokens, the
-// model for cloud and mesh routes, and presets. Loaded lazily (Radix's popover) to keep the first paint small.
+// model for cloud and mesh routes, and presets (with the account, or on the device). Loaded lazily (Radix's popover) to keep the first paint small.
 import { SlidersHorizontalIcon, Trash2Icon } from 'lucide-react';
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { z } from 'zod';
+import { chatErrorText } from './chat-errors.ts';
 import { Button } from '../../components/ui/button.tsx';
 import { Popover, PopoverContent, PopoverTrigger } from '../../components/ui/popover.tsx';
-import { type Preset, deletePreset, loadPresets, savePreset } from './presets.ts';
+import type { Preset, PresetStore } from './presets.ts';
 import { type ChatSettings, SETTINGS_LIMITS } from './settings.ts';
 
 export interface ModelChoice {
@@ -20,16 +21,39 @@ export default function ChatSettingsPanel({
   onChange,
   models,
   disabled,
+  presets: store,
 }: {
   settings: ChatSettings;
   onChange(patch: Partial<ChatSettings>): void;
   /** The route's models (cloud provider's allow-list, models peers share); null: the route has no choice. */
   models: ModelChoice[] | null;
   disabled: boolean;
+  /** Where presets are kept: with the account when signed in, else on this device. */
+  presets: PresetStore;
 }) {
-  const [presets, setPresets] = useState<Preset[]>(loadPresets);
+  const [presets, setPresets] = useState<Preset[]>([]);
   const [name, setName] = useState('');
   const [problem, setProblem] = useState<string | null>(null);
+  useEffect(() => {
+    let current = true;
+    store.list().then(
+      (list) => current && setPresets(list),
+      (cause: unknown) => current && setProblem(`Presets could not be read: ${chatErrorText(cause)}`),
+    );
+    return () => {
+      current = false;
+    };
+  }, [store]);
+  const change = (work: Promise<Preset[]>, then?: () => void) =>
+    work.then(
+      (list) => {
+        setPresets(list);
+        setProblem(null);
+        then?.();
+      },
+      (cause: unknown) =>
+        setProblem(cause instanceof z.ZodError ? (cause.issues[0]?.message ?? 'Not saved') : chatErrorText(cause)),
+    );
   return (
     <Popover>
       <PopoverTrigger asChild>
@@ -99,7 +123,9 @@ export default function ChatSettingsPanel({
           </label>
         )}
         <fieldset className="flex flex-col gap-2 rounded-lg border border-border p-2">
-          <legend className="px-1 text-sm">Presets (kept on this device)</legend>
+          <legend className="px-1 text-sm" data-testid="chat-presets-where">
+            Presets (kept {store.where})
+          </legend>
           <ul className="m-0 flex list-none flex-col gap-1 p-0">
             {presets.map((preset) => (
               <li key={preset.name} className="flex items-center gap-1" data-testid="chat-preset">
@@ -110,7 +136,7 @@ export default function ChatSettingsPanel({
                   variant="ghost"
                   size="icon"
                   aria-label={`Delete preset ${preset.name}`}
-                  onClick={() => setPresets(deletePreset(preset.name))}
+                  onClick={() => void change(store.remove(preset.name))}
                 >
                   <Trash2Icon />
                 </Button>
@@ -121,13 +147,7 @@ export default function ChatSettingsPanel({
             className="flex gap-2"
             onSubmit={(event) => {
               event.preventDefault();
-              try {
-                setPresets(savePreset(name, settings));
-                setName('');
-                setProblem(null);
-              } catch (cause) {
-                setProblem(cause instanceof z.ZodError ? (cause.issues[0]?.message ?? 'Not saved') : String(cause));
-              }
+              void change(store.save(name, settings), () => setName(''));
             }}
           >
             <label className="sr-only" htmlFor="chat-preset-name">

@@ -21,6 +21,8 @@ export interface ChatItem {
   readout?: string;
   /** Of an answer made while offline, kept so the account gets the same record when it syncs. */
   record?: AnswerRecord;
+  /** The server's id of this message, once an account's conversation holds it. */
+  serverId?: string;
 }
 
 export interface Conversation {
@@ -31,8 +33,9 @@ export interface Conversation {
   /** The server's id once an account's conversation is stored there. */
   serverId?: string | null;
   /**
-   * A signed-in person's conversation kept here while offline: which account it goes to when the network returns,
-   * and how many of its messages the account already holds.
+   * A signed-in person's conversation kept here while offline (or a guest's moved into an account): which account it
+   * goes to when the network returns. The messages the account holds carry their `serverId`; `synced` counts them
+   * for copies kept by versions of the app that did not record those ids.
    */
   syncFor?: { accountId: string; synced: number };
   /** Its settings (system prompt, sampling, model); absent: the ones in use when it was opened. */

@@ -17,6 +17,7 @@ import {
 } from './conversation-store.ts';
 import { readConversationFile } from './conversation-file.ts';
 import { useOfflineSync } from './use-offline-sync.ts';
+import { usePeerNotice } from './use-peer-notice.ts';
 import { type ChatItem, type Conversation, saveConversation, titleOf } from './conversations.ts';
 import { type ResolvedRoute, type Route, resolveRoute } from './route.ts';
 import type { Answer, AnswerResult } from './routes/answer.ts';
@@ -46,6 +47,18 @@ const newConversation = (settings: ChatSettings): Conversation => ({
   settings,
 });
 
+/** `current` with the server's ids of `saved` (the same conversation as stored, a moment ago). */
+function withServerIds(current: Conversation, saved: Conversation): Conversation {
+  return {
+    ...current,
+    serverId: saved.serverId ?? null,
+    messages: current.messages.map((m, i) => {
+      const serverId = saved.messages[i]?.serverId;
+      return serverId ? { ...m, serverId } : m;
+    }),
+  };
+}
+
 /** The conversation with these messages, titled and stamped now. */
 function withMessages(conversation: Conversation, messages: ChatItem[]): Conversation {
   return {
@@ -74,27 +87,38 @@ export function useChat(context: ChatContext) {
   );
   useEffect(refreshHistory, [refreshHistory]);
   const syncing = useOfflineSync(accountId, online, setConversation, refreshHistory, setError);
+  const { notice, peerNoticeAccepted } = usePeerNotice();
+
+  // Settings follow the conversation where it is kept (so an account's follow it to another device), half a second
+  // after the last change; a turn sent before then carries them itself.
+  const settingsTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const cancelSettingsSave = () => {
+    if (settingsTimer.current) clearTimeout(settingsTimer.current);
+    settingsTimer.current = null;
+  };
 
   const autoCloud = online ? usableProviders[0] : undefined;
 
+  /**
+   * Signed in but offline: the conversation is kept here for the account, which gets it (and the edits made to it
+   * here) when the network returns. `before`: its messages before this turn.
+   */
+  function keptForAccount(next: Conversation, before: ChatItem[]): Conversation {
+    const waitingFor = store.onServer ? null : (accountId ?? knownAccount());
+    if (!waitingFor || next.syncFor?.accountId === waitingFor) return next;
+    // Counted too for versions of the app that go by the count: everything up to the last answer before this turn.
+    const synced = next.serverId ? before.findLastIndex((m) => m.role === 'assistant') + 1 : 0;
+    return { ...next, syncFor: { accountId: waitingFor, synced } };
+  }
+
   /** Keeps the conversation after an answer (`record`), or after a failed one on the device only. */
   async function persist(base: Conversation, messages: ChatItem[], record?: AnswerRecord) {
-    const next = withMessages(base, messages);
-    // Signed in but offline: kept here for the account, which gets it when the network returns.
-    const waitingFor = store.onServer ? null : (accountId ?? knownAccount());
-    if (waitingFor && next.syncFor?.accountId !== waitingFor) {
-      // A conversation the account holds already: it holds everything up to the last answer before this turn.
-      const before = record ? messages.slice(0, -1) : messages;
-      next.syncFor = {
-        accountId: waitingFor,
-        synced: next.serverId ? before.findLastIndex((m) => m.role === 'assistant') + 1 : 0,
-      };
-    }
+    const next = keptForAccount(withMessages(base, messages), record ? messages.slice(0, -1) : messages);
     setConversation(next);
     if (!record && store.onServer) return;
     try {
-      const id = await store.saveTurn(next, record ?? { route: 'LOCAL' });
-      if (store.onServer) setConversation((c) => ({ ...c, serverId: id }));
+      const saved = await store.saveTurn(next, record ?? { route: 'LOCAL' });
+      if (store.onServer) setConversation((c) => (c.id === saved.id ? withServerIds(c, saved) : c));
     } catch (cause) {
       setError(`The answer is here but could not be saved: ${cause instanceof Error ? cause.message : String(cause)}`);
     }
@@ -124,16 +148,24 @@ export function useChat(context: ChatContext) {
     );
   }
 
-  /** `draft`: the text typed for this answer, put back in the box when a cloud provider could not be reached. */
-  async function answer(base: Conversation, messages: ChatItem[], options: { draft?: string } = {}) {
+  /**
+   * `draft`: the text typed for this answer, put back in the box when a cloud provider could not be reached.
+   * `replacing`: the index of the first message this answer replaces (an edited question, a regenerated answer):
+   * dropped where the conversation is kept once the answer is on its way (not when the peer notice is cancelled).
+   */
+  async function answer(
+    base: Conversation,
+    messages: ChatItem[],
+    options: { draft?: string; replacing?: number } = {},
+  ) {
     let cloudTarget = false;
     let received = false;
+    cancelSettingsSave();
     setError(null);
     setBusy(true);
     setRates([]);
     const show = (content: string) =>
       setConversation({ ...base, messages: [...messages, { role: 'assistant', content }] });
-    show('');
     const stamps: number[] = [];
     const sample = setInterval(() => {
       const now = performance.now();
@@ -163,6 +195,23 @@ export function useChat(context: ChatContext) {
         autoCloud: autoCloud?.id,
       });
       cloudTarget = target.kind === 'cloud';
+      if (target.kind === 'mesh' && meshRoom && !(await peerNoticeAccepted(meshRoom.room))) {
+        // Not sent: the conversation is as it was, and a typed question goes back in the box.
+        setConversation(base);
+        if (options.draft !== undefined) setInput((current) => current || (options.draft ?? ''));
+        return;
+      }
+      if (options.replacing !== undefined) {
+        try {
+          await store.dropFrom(base, options.replacing);
+        } catch (cause) {
+          // Nothing replaced: the conversation stays as it is kept.
+          setConversation(base);
+          setError(chatErrorText(cause));
+          return;
+        }
+      }
+      show('');
       let result: AnswerResult;
       try {
         result = await consume(start(target, prompt));
@@ -210,8 +259,20 @@ export function useChat(context: ChatContext) {
     return `You are offline, and ${label} answers through the server: your message was not sent and is still in the box. Send it when the network is back, or answer with this device or a peer under "Answer with".`;
   }
 
-  /** An account's conversation changed before its last answer is stored anew (the server only appends). */
-  const rewritten = (c: Conversation): Conversation => (store.onServer ? { ...c, serverId: null } : c);
+  /** Runs `change` on the conversation where it is kept, then `then`; a refusal is shown and nothing else runs. */
+  function whereKept(change: Promise<void>, then: () => unknown) {
+    setBusy(true);
+    change.then(
+      () => {
+        setBusy(false);
+        then();
+      },
+      (cause: unknown) => {
+        setBusy(false);
+        setError(chatErrorText(cause));
+      },
+    );
+  }
 
   return {
     conversation,
@@ -224,6 +285,8 @@ export function useChat(context: ChatContext) {
     rates,
     busy,
     syncing,
+    /** The notice before a first prompt goes to a peer in this room, while it waits for an answer. */
+    notice,
     send() {
       const text = input.trim();
       if (!text || busy || syncing) return;
@@ -233,28 +296,41 @@ export function useChat(context: ChatContext) {
       void answer(conversation, [...conversation.messages, { role: 'user', content: text }], { draft: text });
     },
     stop: () => running.current?.stop(),
+    /** Answers the last question again: the answers after it are replaced, on the server too. */
     regenerate() {
       const lastUser = conversation.messages.findLastIndex((m) => m.role === 'user');
       if (lastUser < 0 || busy) return;
-      void answer(conversation, conversation.messages.slice(0, lastUser + 1));
+      void answer(conversation, conversation.messages.slice(0, lastUser + 1), { replacing: lastUser + 1 });
     },
     /** Replaces user message `index` with `text` and answers it again: the messages after it are replaced. */
     edit(index: number, text: string) {
       const content = text.trim();
       if (!content || busy || conversation.messages[index]?.role !== 'user') return;
-      void answer(rewritten(conversation), [...conversation.messages.slice(0, index), { role: 'user', content }]);
+      void answer(conversation, [...conversation.messages.slice(0, index), { role: 'user', content }], {
+        replacing: index,
+      });
     },
-    /** Deletes message `index`. */
+    /** Deletes message `index`, where the conversation is kept too. */
     remove(index: number) {
       if (busy) return;
-      const base = rewritten(conversation);
-      void persist(
-        base,
-        conversation.messages.filter((_, i) => i !== index),
+      const base = conversation;
+      whereKept(store.removeMessage(base, index), () =>
+        persist(
+          base,
+          base.messages.filter((_, i) => i !== index),
+        ),
       );
     },
     updateSettings(patch: Partial<ChatSettings>) {
+      const next = { ...conversation, settings: { ...settings, ...patch } };
       setConversation((c) => ({ ...c, settings: { ...(c.settings ?? DEFAULT_SETTINGS), ...patch } }));
+      cancelSettingsSave();
+      settingsTimer.current = setTimeout(() => {
+        settingsTimer.current = null;
+        store
+          .saveSettings(keptForAccount(next, next.messages))
+          .catch((cause: unknown) => setError(`The settings could not be saved: ${chatErrorText(cause)}`));
+      }, 500);
     },
     startNew() {
       if (busy) return;
