@@ -1,0 +1,127 @@
+// A stage's host: frames arrive from upstream (the requester for the first stage, the previous stage otherwise),
+// run through the stage one at a time in arrival order, and leave downstream: hidden states to the next stage,
+// or from the last stage the sampled token back to the requester (docs/pipeline.md).
+import { BoundedMap } from '../mesh/bounded-map.ts';
+import { type Frame, FrameError, decodeFrame, encodeFrame, frameRows } from './frame.ts';
+import { type FrameWire, sendFrame } from './frame-wire.ts';
+import { type PipelineJob, PipelineJobSchema, pickToken } from './job.ts';
+import { StageError, type StageRunner } from './stage-runner.ts';
+
+export interface StageHostOptions {
+  upstream: FrameWire;
+  downstream: FrameWire;
+  /** Frames waiting for the stage before more are refused (a prompt's chunks, then one per token). */
+  maxQueuedFrames?: number;
+  /** Jobs open at once. */
+  maxJobs?: number;
+}
+
+export interface StageFailure {
+  jobId: string;
+  code: StageError['code'] | 'BAD_FRAME' | 'UNKNOWN_JOB' | 'BUSY' | 'FAILED';
+  message: string;
+}
+
+export class StageHost {
+  private readonly jobs: BoundedMap<string, PipelineJob>;
+  private readonly failureListeners = new Set<(failure: StageFailure) => void>();
+  private readonly unsubscribe: () => void;
+  private work: Promise<void> = Promise.resolve();
+  private queued = 0;
+  /** Frames this stage has run, and the time it spent in its session (the benchmark reads them). */
+  readonly stats = { frames: 0, rows: 0, busyMs: 0 };
+
+  constructor(
+    readonly runner: StageRunner,
+    private readonly options: StageHostOptions,
+  ) {
+    this.jobs = new BoundedMap(options.maxJobs ?? 16);
+    this.unsubscribe = options.upstream.onFrame((bytes) => this.enqueue(bytes));
+  }
+
+  /** Accepts `job` (checked: it may come off a wire); frames of jobs not opened are refused. */
+  open(job: unknown): PipelineJob {
+    const parsed = PipelineJobSchema.parse(job);
+    this.jobs.set(parsed.jobId, parsed);
+    return parsed;
+  }
+
+  close(jobId: string): void {
+    this.jobs.delete(jobId);
+    this.runner.drop(jobId);
+  }
+
+  /** Adds `listener` for jobs this stage failed; returns the unsubscribe. */
+  onFailure(listener: (failure: StageFailure) => void): () => void {
+    this.failureListeners.add(listener);
+    return () => this.failureListeners.delete(listener);
+  }
+
+  /** Resolves when every frame received so far has been handled. */
+  idle(): Promise<void> {
+    return this.work;
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  private enqueue(bytes: Uint8Array): void {
+    if (this.queued >= (this.options.maxQueuedFrames ?? 256)) {
+      // The frame is lost, so its job cannot go on: fail it rather than run later frames out of order.
+      let jobId = '';
+      try {
+        jobId = decodeFrame(bytes).jobId;
+      } catch {
+        // An unreadable frame names no job.
+      }
+      this.fail(jobId, 'BUSY', 'this stage has too many frames waiting');
+      return;
+    }
+    this.queued++;
+    this.work = this.work.then(() => this.handle(bytes)).finally(() => this.queued--);
+  }
+
+  private async handle(bytes: Uint8Array): Promise<void> {
+    let frame: Frame;
+    try {
+      frame = decodeFrame(bytes);
+    } catch (error) {
+      return this.fail('', 'BAD_FRAME', error instanceof FrameError ? error.message : String(error));
+    }
+    const job = this.jobs.get(frame.jobId);
+    if (!job) return this.fail(frame.jobId, 'UNKNOWN_JOB', `job ${frame.jobId} is not open on this stage`);
+    try {
+      const started = performance.now();
+      const out = await this.runner.forward(frame);
+      this.stats.busyMs += performance.now() - started;
+      this.stats.frames++;
+      this.stats.rows += frameRows(frame);
+      const { jobId, position, sample } = frame;
+      if (out.kind === 'hidden') {
+        const next: Frame = { kind: 'hidden', jobId, position, sample, width: out.width, data: out.data };
+        await sendFrame(this.options.downstream, encodeFrame(next));
+      } else if (sample) {
+        const at = position + frameRows(frame);
+        const token = pickToken(out.data, job, at);
+        const next: Frame = {
+          kind: 'sampled',
+          jobId,
+          position: at,
+          sample: false,
+          width: 1,
+          data: Int32Array.of(token),
+        };
+        await sendFrame(this.options.downstream, encodeFrame(next));
+      }
+    } catch (error) {
+      const code = error instanceof StageError ? error.code : 'FAILED';
+      this.fail(frame.jobId, code, error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  private fail(jobId: string, code: StageFailure['code'], message: string): void {
+    if (jobId) this.close(jobId);
+    for (const listener of this.failureListeners) listener({ jobId, code, message });
+  }
+}
