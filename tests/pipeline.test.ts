@@ -7,15 +7,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { RTCPeerConnection } from 'werift';
 import { FakeHub } from '../scripts/fake-hub.ts';
 import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
 import { writeStages } from '../scripts/pipeline/stage-files.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
 import { openOrtStage } from '../src/peer/ort-stage-session.ts';
 import type { EngineMessage, EngineModel, Sampling } from '../src/shared/engine-protocol.ts';
-import { encodeFrame } from '../src/shared/pipeline/frame.ts';
+import { encodeFrame, payloadOffset } from '../src/shared/pipeline/frame.ts';
 import { memoryWirePair } from '../src/shared/pipeline/frame-wire.ts';
-import { inProcessPipeline } from '../src/shared/pipeline/in-process.ts';
+import {
+  type ConnectedPipeline,
+  type CountedWire,
+  connectPipeline,
+  inProcessPipeline,
+} from '../src/shared/pipeline/in-process.ts';
+import { openFrameChannel } from '../src/shared/pipeline/channel-wire.ts';
+import { type LinkSignal, type PeerConnectionLike, PeerLink } from '../src/shared/rtc/peer-link.ts';
 import { PipelineJobError } from '../src/shared/pipeline/pipeline-requester.ts';
 import { StageHost } from '../src/shared/pipeline/stage-host.ts';
 import { StageRunner } from '../src/shared/pipeline/stage-runner.ts';
@@ -94,6 +102,42 @@ async function openStages(count: number): Promise<StageSession[]> {
   return Promise.all((stageFiles.get(count) ?? []).map((file) => openOrtStage(file, { threads: 1 })));
 }
 
+async function expectEngineTokens(pipeline: ConnectedPipeline, chunk: number | undefined) {
+  let n = 0;
+  for (const prompt of PROMPTS)
+    for (const { name, sampling } of SAMPLINGS) {
+      const tokens: number[] = [];
+      const ids = promptIds(prompt);
+      for await (const token of pipeline.generate(
+        { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed ?? 0 },
+        { jobId: `job-${n++}`, prompt: ids, maxNewTokens: sampling.maxNewTokens, eos: new Set([eos]), chunk },
+      ))
+        tokens.push(token);
+      expect(tokens, `${prompt} (${name})`).toEqual(expected.get(`${prompt}|${name}`));
+    }
+}
+
+const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
+  new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
+
+/** Two PeerLinks connected over loopback (signals relayed in order, as the server does), and their frame channels. */
+async function linkedWires(links: PeerLink[]): Promise<[CountedWire, CountedWire]> {
+  const ends: { a?: PeerLink; b?: PeerLink } = {};
+  const relay = (to: 'a' | 'b') => (signal: LinkSignal) => void ends[to]?.signal(signal).catch(() => undefined);
+  await new Promise<void>((resolve) => {
+    let done = false;
+    const onChange = () => {
+      if (done || ends.a?.state().channel !== 'open' || ends.b?.state().channel !== 'open') return;
+      done = true;
+      resolve();
+    };
+    ends.a = new PeerLink('b', false, createPeerConnection, [], relay('b'), onChange);
+    ends.b = new PeerLink('a', true, createPeerConnection, [], relay('a'), onChange);
+  });
+  links.push(ends.a!, ends.b!);
+  return Promise.all([openFrameChannel(ends.a!.pc), openFrameChannel(ends.b!.pc)]);
+}
+
 describe('a pipeline of stage graphs', () => {
   it('the engine answers are real answers: long enough, and seeded ones differ from greedy ones', () => {
     for (const prompt of PROMPTS) {
@@ -109,18 +153,7 @@ describe('a pipeline of stage graphs', () => {
       async ({ chunk }) => {
         const sessions = await openStages(count);
         const pipeline = inProcessPipeline(sessions, { maxPositions: OPTIONS.maxPositions });
-        let n = 0;
-        for (const prompt of PROMPTS)
-          for (const { name, sampling } of SAMPLINGS) {
-            const tokens: number[] = [];
-            const ids = promptIds(prompt);
-            for await (const token of pipeline.generate(
-              { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed ?? 0 },
-              { jobId: `job-${n++}`, prompt: ids, maxNewTokens: sampling.maxNewTokens, eos: new Set([eos]), chunk },
-            ))
-              tokens.push(token);
-            expect(tokens, `${prompt} (${name})`).toEqual(expected.get(`${prompt}|${name}`));
-          }
+        await expectEngineTokens(pipeline, chunk);
         // The prompt went in the frames asked for, and each hop carried one frame per decoded token after it.
         const first = pipeline.hops[0];
         const promptFrames = PROMPTS.map((p) => Math.ceil(promptIds(p).length / (chunk ?? promptIds(p).length)));
@@ -134,6 +167,37 @@ describe('a pipeline of stage graphs', () => {
       },
       120_000,
     );
+  });
+
+  it('splits hidden states into frames that fit a small largest message, with the same tokens', async () => {
+    const sessions = await openStages(3);
+    // 1 KiB frames hold 3 rows of 64 float32: every prompt crosses each stage hop in several frames.
+    const pipeline = inProcessPipeline(sessions, { maxPositions: OPTIONS.maxPositions, maxFrameBytes: 1024 });
+    await expectEngineTokens(pipeline, undefined);
+    const rows = Math.floor((1024 - payloadOffset('job-0')) / (OPTIONS.hidden * 4));
+    expect(rows).toBe(3);
+    const promptFrames = PROMPTS.reduce((sum, p) => sum + Math.ceil(promptIds(p).length / rows), 0) * SAMPLINGS.length;
+    const steps = [...expected.values()].reduce((sum, t) => sum + t.length - 1, 0);
+    expect(pipeline.hops[1]?.frames).toBe(promptFrames + steps);
+    expect(pipeline.hops[2]?.frames).toBe(promptFrames + steps);
+    await pipeline.close();
+    await Promise.all(sessions.map((s) => s.release()));
+  }, 120_000);
+
+  describe.each([2, 3])('over WebRTC data channels (werift, PeerLink), %i stages', (count) => {
+    it('gives the engine tokens, greedy and seeded, the prompt in chunks', async () => {
+      const links: PeerLink[] = [];
+      const hops = await Promise.all(Array.from({ length: count + 1 }, () => linkedWires(links)));
+      const sessions = await openStages(count);
+      const pipeline = connectPipeline(sessions, hops, { maxPositions: OPTIONS.maxPositions });
+      await expectEngineTokens(pipeline, 5);
+      // Every frame crossed every hop: one hidden-state frame per token frame, one sampled token per answer token.
+      for (const hop of pipeline.hops.slice(1, -1)) expect(hop.frames).toBe(pipeline.hops[0]?.frames);
+      expect(pipeline.hops.at(-1)?.frames).toBe([...expected.values()].reduce((sum, t) => sum + t.length, 0));
+      await pipeline.close();
+      for (const link of links) link.close();
+      await Promise.all(sessions.map((s) => s.release()));
+    }, 120_000);
   });
 
   it('ends a job with the failing stage and its reason: a frame out of order, a job no stage opened', async () => {

@@ -1,8 +1,11 @@
 // The binary side of a data channel, as pipeline stages use it: frames out with backpressure (wait while more
 // than a high-water mark is buffered, as PeerChannel does for JSON), frames in through a subscription. A WebRTC
-// data channel (PeerLink) or the in-memory pair below (tests, benchmarks, stages in one process) gives one.
+// data channel (channel-wire.ts) or the in-memory pair below (tests, benchmarks, stages in one process) gives one.
+import { FRAME_LIMITS } from './frame.ts';
 
 export interface FrameWire {
+  /** The largest frame the other side accepts (a data channel's max-message-size); senders split to fit. */
+  readonly maxFrameBytes: number;
   send(frame: Uint8Array): void;
   isOpen(): boolean;
   bufferedAmount(): number;
@@ -26,6 +29,8 @@ export async function sendFrame(wire: FrameWire, frame: Uint8Array, highWater = 
 }
 
 export interface MemoryWireOptions {
+  /** Frames larger than this are refused, as a data channel refuses messages past its max-message-size. */
+  maxFrameBytes?: number;
   /** Delay of each frame, one way (a network's half round trip); 0 still delivers on a later task. */
   latencyMs?: number;
 }
@@ -52,11 +57,14 @@ export function memoryWirePair(
     let buffered = 0;
     const stats: WireStats = { frames: 0, bytes: 0 };
     const end = {
+      maxFrameBytes: options.maxFrameBytes ?? FRAME_LIMITS.bytes,
       stats,
       listeners,
       peer: null as null | { listeners: Set<(frame: Uint8Array) => void> },
       send(frame: Uint8Array) {
         if (!open) throw new Error('the wire is closed');
+        if (frame.byteLength > end.maxFrameBytes)
+          throw new Error(`a frame of ${frame.byteLength} bytes is over this wire's ${end.maxFrameBytes}`);
         const copy = frame.slice();
         buffered += copy.byteLength;
         stats.frames++;

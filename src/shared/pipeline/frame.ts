@@ -44,6 +44,21 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const align4 = (n: number) => (n + 3) & ~3;
 
+/** Where a frame's payload starts: the header and the job id, padded. */
+export function payloadOffset(jobId: string): number {
+  return align4(HEADER_BYTES + encoder.encode(jobId).length);
+}
+
+/** The most rows of `width` values a frame for `jobId` may carry within `maxBytes` (and the row limit). */
+export function rowsPerFrame(jobId: string, width: number, maxBytes: number): number {
+  const rows = Math.min(
+    FRAME_LIMITS.rows,
+    Math.floor((Math.min(maxBytes, FRAME_LIMITS.bytes) - payloadOffset(jobId)) / (width * 4)),
+  );
+  if (rows < 1) throw new FrameError(`a row of ${width} values does not fit in a frame of ${maxBytes} bytes`);
+  return rows;
+}
+
 /** Rows in a frame: the payload's length over its width. */
 export function frameRows(frame: Frame): number {
   return frame.data.length / frame.width;

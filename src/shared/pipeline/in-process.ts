@@ -1,5 +1,6 @@
-// Stages of one process connected by in-memory wires with the data channel's semantics (frames, buffering,
-// backpressure): the same hosts and requester a mesh pipeline uses, for tests and benchmarks (docs/pipeline.md).
+// Stages of one process connected by wires: in-memory pairs with the data channel's semantics (frames, buffering,
+// backpressure, a largest message), or real data channels. The same hosts and requester a mesh pipeline uses, for
+// tests and benchmarks (docs/pipeline.md).
 import { type FrameWire, type MemoryWireOptions, type WireStats, memoryWirePair } from './frame-wire.ts';
 import { type PipelineJob, PipelineJobSchema } from './job.ts';
 import { PipelineJobError, type PipelineRequest, PipelineRequester } from './pipeline-requester.ts';
@@ -7,7 +8,9 @@ import { StageHost } from './stage-host.ts';
 import { StageRunner, type StageRunnerOptions } from './stage-runner.ts';
 import type { StageSession } from './stage-session.ts';
 
-export interface InProcessPipeline {
+export type CountedWire = FrameWire & { stats: WireStats };
+
+export interface ConnectedPipeline {
   hosts: StageHost[];
   /** What crossed each hop: requester to stage 0, stage 0 to 1, ..., last stage to the requester. */
   hops: WireStats[];
@@ -16,22 +19,25 @@ export interface InProcessPipeline {
   close(): Promise<void>;
 }
 
-export function inProcessPipeline(
+/**
+ * Hosts `sessions` (in layer order) as stages joined by `hops`: hop i's first end sends into stage i (hop 0 from
+ * the requester), its second end is where stage i receives; the last hop brings sampled tokens back.
+ */
+export function connectPipeline(
   sessions: StageSession[],
-  options: MemoryWireOptions & StageRunnerOptions = {},
-): InProcessPipeline {
-  const wires = Array.from({ length: sessions.length + 1 }, () => memoryWirePair(options));
+  hops: [CountedWire, CountedWire][],
+  options: StageRunnerOptions = {},
+): ConnectedPipeline {
+  if (hops.length !== sessions.length + 1)
+    throw new Error(`${sessions.length} stages need ${sessions.length + 1} hops`);
   const hosts = sessions.map(
     (session, i) =>
-      new StageHost(new StageRunner(session, options), {
-        upstream: wires[i]![1] as FrameWire,
-        downstream: wires[i + 1]![0] as FrameWire,
-      }),
+      new StageHost(new StageRunner(session, options), { upstream: hops[i]![1], downstream: hops[i + 1]![0] }),
   );
   const runners = hosts.map((h) => h.runner);
   if (!runners[0]?.first || !runners.at(-1)?.last || runners.some((r, i) => i > 0 && r.first))
     throw new Error('the stages must run from the embeddings (first) to the LM head (last), in order');
-  const requester = new PipelineRequester(wires[0]![0], wires.at(-1)![1]);
+  const requester = new PipelineRequester(hops[0]![0], hops.at(-1)![1]);
   for (const host of hosts)
     host.onFailure((failure) =>
       requester.fail(
@@ -41,7 +47,7 @@ export function inProcessPipeline(
     );
   return {
     hosts,
-    hops: wires.map(([sender]) => sender.stats),
+    hops: hops.map(([sender]) => sender.stats),
     async *generate(job, request) {
       const opened = PipelineJobSchema.parse({ ...job, jobId: request.jobId });
       for (const host of hosts) host.open(opened);
@@ -55,7 +61,16 @@ export function inProcessPipeline(
       requester.stop();
       for (const host of hosts) host.stop();
       await Promise.all(hosts.map((h) => h.idle()));
-      for (const [a] of wires) a.close();
+      for (const [a] of hops) a.close();
     },
   };
+}
+
+/** Stages of one process over in-memory wires. */
+export function inProcessPipeline(
+  sessions: StageSession[],
+  options: MemoryWireOptions & StageRunnerOptions = {},
+): ConnectedPipeline {
+  const hops = Array.from({ length: sessions.length + 1 }, () => memoryWirePair(options));
+  return connectPipeline(sessions, hops, options);
 }

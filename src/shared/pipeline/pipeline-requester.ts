@@ -1,7 +1,7 @@
 // The requester's side of a pipeline job: the prompt goes to the first stage in chunks (each stage starts on a
 // chunk as soon as the previous stage hands it on, so stages work at once on a long prefill), the last stage sends
 // back the sampled token, and each token goes round again as the next step's input (docs/pipeline.md).
-import { type Frame, FrameError, decodeFrame, encodeFrame } from './frame.ts';
+import { type Frame, FrameError, decodeFrame, encodeFrame, rowsPerFrame } from './frame.ts';
 import { type FrameWire, sendFrame } from './frame-wire.ts';
 
 export interface PipelineRequest {
@@ -60,7 +60,8 @@ export class PipelineRequester {
     const { jobId, prompt } = request;
     if (prompt.length === 0) throw new PipelineJobError('INVALID_REQUEST', 'the prompt is empty');
     if (this.waiters.has(jobId)) throw new PipelineJobError('INVALID_REQUEST', `job ${jobId} is already running`);
-    const chunk = Math.max(1, request.chunk ?? prompt.length);
+    const fits = rowsPerFrame(jobId, 1, this.toFirst.maxFrameBytes);
+    const chunk = Math.min(fits, Math.max(1, request.chunk ?? prompt.length));
     try {
       yield* this.run(request, chunk);
     } finally {

@@ -2,7 +2,7 @@
 // run through the stage one at a time in arrival order, and leave downstream: hidden states to the next stage,
 // or from the last stage the sampled token back to the requester (docs/pipeline.md).
 import { BoundedMap } from '../mesh/bounded-map.ts';
-import { type Frame, FrameError, decodeFrame, encodeFrame, frameRows } from './frame.ts';
+import { type Frame, FrameError, decodeFrame, encodeFrame, frameRows, rowsPerFrame } from './frame.ts';
 import { type FrameWire, sendFrame } from './frame-wire.ts';
 import { type PipelineJob, PipelineJobSchema, pickToken } from './job.ts';
 import { StageError, type StageRunner } from './stage-runner.ts';
@@ -99,8 +99,23 @@ export class StageHost {
       this.stats.rows += frameRows(frame);
       const { jobId, position, sample } = frame;
       if (out.kind === 'hidden') {
-        const next: Frame = { kind: 'hidden', jobId, position, sample, width: out.width, data: out.data };
-        await sendFrame(this.options.downstream, encodeFrame(next));
+        // Split to fit the wire's largest message: the next stage runs each piece at its own position.
+        const { width, data } = out;
+        const rows = data.length / width;
+        const step = rowsPerFrame(jobId, width, this.options.downstream.maxFrameBytes);
+        for (let at = 0; at < rows; at += step) {
+          const piece = data.subarray(at * width, Math.min(rows, at + step) * width);
+          const last = at + step >= rows;
+          const next: Frame = {
+            kind: 'hidden',
+            jobId,
+            position: position + at,
+            sample: sample && last,
+            width,
+            data: piece,
+          };
+          await sendFrame(this.options.downstream, encodeFrame(next));
+        }
       } else if (sample) {
         const at = position + frameRows(frame);
         const token = pickToken(out.data, job, at);
