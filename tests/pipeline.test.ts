@@ -200,20 +200,38 @@ describe('a pipeline of stage graphs', () => {
     }, 120_000);
   });
 
-  it('ends a job with the failing stage and its reason: a frame out of order, a job no stage opened', async () => {
+  it('ends a job with the failing stage and its reason (context overflow, a frame out of order, a job no stage opened, a bad frame) or when stopped', async () => {
     const sessions = await openStages(2);
     const pipeline = inProcessPipeline(sessions, { maxPositions: OPTIONS.maxPositions });
     const job = { temperature: 0, topP: 1, seed: 0 };
     const ids = promptIds(PROMPTS[0] ?? '');
     // Too long for the model's context: the stage refuses at the position past it.
     const tooLong = Array.from({ length: OPTIONS.maxPositions + 1 }, (_, i) => ids[i % ids.length] ?? 0);
-    const run = async (prompt: number[]) => {
-      for await (const token of pipeline.generate(job, { jobId: 'x', prompt, maxNewTokens: 4, eos: new Set() }))
-        expect(token).toBeGreaterThanOrEqual(0);
+    const run = async (prompt: number[], chunk?: number, signal?: AbortSignal) => {
+      const tokens: number[] = [];
+      for await (const token of pipeline.generate(job, {
+        jobId: `x-${chunk}`,
+        prompt,
+        maxNewTokens: 8,
+        eos: new Set(),
+        chunk,
+        signal,
+      })) {
+        tokens.push(token);
+        if (tokens.length === 2) controller.abort();
+      }
+      return tokens;
     };
-    const overflow = await run(tooLong).catch((error: unknown) => error);
-    expect(overflow).toBeInstanceOf(PipelineJobError);
-    expect(overflow).toMatchObject({ code: 'CONTEXT_OVERFLOW', message: expect.stringMatching(/^stage 0: .*160/) });
+    const controller = new AbortController();
+    // In one frame, and in chunks where the failure comes while later chunks are still being sent.
+    for (const chunk of [undefined, 40]) {
+      const overflow = await run(tooLong, chunk).catch((error: unknown) => error);
+      expect(overflow).toBeInstanceOf(PipelineJobError);
+      expect(overflow).toMatchObject({ code: 'CONTEXT_OVERFLOW', message: expect.stringMatching(/^stage 0: .*160/) });
+    }
+    // Stopped by its requester after two tokens.
+    const stopped = await run(ids, undefined, controller.signal).catch((error: unknown) => error);
+    expect(stopped).toMatchObject({ code: 'ABORTED' });
 
     // A frame for a job the stage was never given is refused, and names that job.
     const [sender, receiver] = memoryWirePair();

@@ -20,7 +20,7 @@ export interface StageGraph {
 export interface SplitOptions {
   /** Layer indexes where a new stage begins, ascending, each in 1..layers-1: `[2]` cuts 4 layers into 2 + 2. */
   boundaries: readonly number[];
-  /** The residual-stream tensor entering layer N, where the automatic search (residualCut) would not find it. */
+  /** The residual-stream tensor entering layer N, where the search (residualCut, below) would not find it. */
   cuts?: Readonly<Record<number, string>>;
 }
 
@@ -82,7 +82,7 @@ class GraphIndex {
  * reads the layer's `input_layernorm` weight, nearest tensor first. Graphs whose residual Add is fused into the
  * normalization (ONNX Runtime's SkipSimplifiedLayerNormalization) have no such tensor: pass `cuts` for them.
  */
-export function residualCut(index: GraphIndex, layer: number): string {
+function residualCut(index: GraphIndex, layer: number): string {
   const weight = [...index.initializers].find((name) => layerOf(name) === layer && /input_layernorm/.test(name));
   if (!weight) throw new Error(`no input_layernorm weight for layer ${layer}: name the cut in \`cuts\``);
   const normNode = index.consumers.get(weight)?.[0];

@@ -62,9 +62,12 @@ export class PipelineRequester {
     if (this.waiters.has(jobId)) throw new PipelineJobError('INVALID_REQUEST', `job ${jobId} is already running`);
     const fits = rowsPerFrame(jobId, 1, this.toFirst.maxFrameBytes);
     const chunk = Math.min(fits, Math.max(1, request.chunk ?? prompt.length));
+    const abort = () => this.fail(jobId, new PipelineJobError('ABORTED', 'the job was stopped'));
+    request.signal?.addEventListener('abort', abort, { once: true });
     try {
       yield* this.run(request, chunk);
     } finally {
+      request.signal?.removeEventListener('abort', abort);
       this.waiters.delete(jobId);
     }
   }
@@ -100,7 +103,11 @@ export class PipelineRequester {
   }
 
   private expect(jobId: string): Promise<Frame> {
-    return new Promise<Frame>((resolve, reject) => this.waiters.set(jobId, { resolve, reject }));
+    const next = new Promise<Frame>((resolve, reject) => this.waiters.set(jobId, { resolve, reject }));
+    // A stage may fail the job while its prompt is still being sent, before anyone awaits this: the failure is
+    // thrown when it is awaited, not reported as unhandled meanwhile.
+    next.catch(() => undefined);
+    return next;
   }
 
   private receive(bytes: Uint8Array): void {
