@@ -166,6 +166,50 @@ describe('the graph splitter', () => {
     120_000,
   );
 
+  it("cuts an export named as Optimum names Llama's (anonymous MatMul weights, model.layers.N norms)", async () => {
+    const modelDir = path.join(dir, 'optimum-names');
+    await generateRandomModel(modelDir, CONFIG);
+    const file = path.join(modelDir, 'onnx', 'model.onnx');
+    const model = await readOnnx(file);
+    // Optimum's exports name the norms' weights after the module and leave the projections' weights anonymous.
+    let anonymous = 1000;
+    const names = new Map<string, string>();
+    for (const tensor of model.graph?.initializer ?? []) {
+      const name = tensor.name ?? '';
+      const norm = /^layers\.(\d+)\.(input_layernorm|post_attention_layernorm)$/.exec(name);
+      const renamed = norm
+        ? `model.layers.${norm[1]}.${norm[2]}.weight`
+        : name === 'embed_tokens'
+          ? 'model.embed_tokens.weight'
+          : name === 'norm'
+            ? 'model.norm.weight'
+            : /_proj$|^lm_head$/.test(name)
+              ? `onnx::MatMul_${anonymous++}`
+              : name;
+      names.set(name, renamed);
+      tensor.name = renamed;
+    }
+    for (const node of model.graph?.node ?? []) node.input = (node.input ?? []).map((i) => names.get(i) ?? i);
+    await writeOnnx(file, model, { externalData: 'model.onnx_data' });
+    const renamed = await readOnnx(file);
+    expect(countLayers(renamed.graph ?? {})).toBe(CONFIG.layers);
+    const whole = await openOrtStage(file);
+    for (const count of [2, 3]) {
+      const out = path.join(modelDir, `stages-${count}`);
+      const manifest = await writeStages(
+        out,
+        splitModel(renamed, { boundaries: evenBoundaries(CONFIG.layers, count) }),
+        {
+          externalData: true,
+        },
+      );
+      const stages = await Promise.all(manifest.stages.map((s) => openOrtStage(path.join(out, s.file))));
+      await expectChainEqualsWhole(whole, stages);
+      await Promise.all(stages.map((s) => s.release()));
+    }
+    await whole.release();
+  }, 120_000);
+
   it('refuses boundaries outside the layers and cuts that are not the residual stream', async () => {
     const modelDir = path.join(dir, 'refusals');
     await generateRandomModel(modelDir, CONFIG);
