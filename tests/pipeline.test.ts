@@ -184,6 +184,41 @@ describe('a pipeline of stage graphs', () => {
     await Promise.all(sessions.map((s) => s.release()));
   }, 120_000);
 
+  it.each([0, 1, 2])(
+    'continues identically when stage %i of 3 is lost mid-answer and another takes over its layers',
+    async (lost) => {
+      const sessions = await openStages(3);
+      const pipeline = inProcessPipeline(sessions, { maxPositions: OPTIONS.maxPositions });
+      const spare: StageSession[] = [];
+      let n = 0;
+      for (const prompt of PROMPTS)
+        for (const { name, sampling } of SAMPLINGS) {
+          const tokens: number[] = [];
+          let replaced: Promise<void> | null = null;
+          for await (const token of pipeline.generate(
+            { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed ?? 0 },
+            { jobId: `fail-${n++}`, prompt: promptIds(prompt), maxNewTokens: 24, eos: new Set([eos]), chunk: 5 },
+          )) {
+            tokens.push(token);
+            // Lost while the next token's frames are on their way: the generator sends it as soon as this returns.
+            if (tokens.length === 4)
+              replaced = new Promise((resolve) => setTimeout(resolve, 0)).then(async () => {
+                const session = await openOrtStage(stageFiles.get(3)![lost]!, { threads: 1 });
+                spare.push(session);
+                await pipeline.replaceStage(lost, session, [memoryWirePair(), memoryWirePair()]);
+              });
+          }
+          await replaced;
+          expect(tokens, `${prompt} (${name})`).toEqual(expected.get(`${prompt}|${name}`));
+          // The replacement ran the prompt and the tokens before the loss (rebuilding its cache), then the rest.
+          expect(pipeline.hosts[lost]?.stats.rows).toBe(promptIds(prompt).length + tokens.length - 1);
+        }
+      await pipeline.close();
+      await Promise.all([...sessions, ...spare].map((s) => s.release()));
+    },
+    120_000,
+  );
+
   describe.each([2, 3])('over WebRTC data channels (werift, PeerLink), %i stages', (count) => {
     it('gives the engine tokens, greedy and seeded, the prompt in chunks', async () => {
       const links: PeerLink[] = [];

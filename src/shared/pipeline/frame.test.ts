@@ -58,6 +58,7 @@ describe('pipeline frames', () => {
     expect(() => decodeFrame(broken(1, 9))).toThrow(/unknown frame kind/);
     expect(() => decodeFrame(broken(2, 2))).toThrow(/carries float32/);
     expect(() => decodeFrame(broken(3, 4))).toThrow(/flags/);
+    expect(decodeFrame(broken(3, 3))).toMatchObject({ sample: true, rebuild: true });
     expect(() => decodeFrame(good.subarray(0, good.length - 4))).toThrow(/must be/);
     // A row count claiming more than the limit is refused from the header alone.
     const huge = good.slice();

@@ -5,7 +5,7 @@
 //   0  u8  version (1)          4  u32 position of the first row      16  u8 job id length (1..64)
 //   1  u8  kind                 8  u32 rows (sequence length)         17  job id (UTF-8), zero-padded to 4 bytes
 //   2  u8  dtype               12  u32 row width (hidden size; 1)     ..  payload: rows x width values
-//   3  u8  flags (bit 0: sample after this frame)
+//   3  u8  flags (bit 0: sample after this frame; bit 1: rebuild a replacement's cache, do not pass on)
 
 export const FRAME_VERSION = 1;
 const HEADER_BYTES = 17;
@@ -17,6 +17,7 @@ export type FrameDtype = keyof typeof FRAME_DTYPES;
 /** Each kind's payload type: ids are int32, hidden states float32 (float16 would be a new dtype). */
 const KIND_DTYPE: Record<FrameKind, FrameDtype> = { tokens: 'int32', hidden: 'float32', sampled: 'int32' };
 const FLAG_SAMPLE = 1;
+const FLAG_REBUILD = 2;
 
 /** Limits a receiver enforces before it allocates anything (docs/SECURITY.md spirit: every size is capped). */
 export const FRAME_LIMITS = {
@@ -27,8 +28,24 @@ export const FRAME_LIMITS = {
 } as const;
 
 export type Frame =
-  | { kind: 'tokens' | 'sampled'; jobId: string; position: number; sample: boolean; width: 1; data: Int32Array }
-  | { kind: 'hidden'; jobId: string; position: number; sample: boolean; width: number; data: Float32Array };
+  | {
+      kind: 'tokens' | 'sampled';
+      jobId: string;
+      position: number;
+      sample: boolean;
+      rebuild?: boolean;
+      width: 1;
+      data: Int32Array;
+    }
+  | {
+      kind: 'hidden';
+      jobId: string;
+      position: number;
+      sample: boolean;
+      rebuild?: boolean;
+      width: number;
+      data: Float32Array;
+    };
 
 export class FrameError extends Error {
   constructor(message: string) {
@@ -84,7 +101,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
   view.setUint8(0, FRAME_VERSION);
   view.setUint8(1, FRAME_KINDS[frame.kind]);
   view.setUint8(2, FRAME_DTYPES[KIND_DTYPE[frame.kind]]);
-  view.setUint8(3, frame.sample ? FLAG_SAMPLE : 0);
+  view.setUint8(3, (frame.sample ? FLAG_SAMPLE : 0) | (frame.rebuild ? FLAG_REBUILD : 0));
   view.setUint32(4, frame.position, true);
   view.setUint32(8, rows, true);
   view.setUint32(12, frame.width, true);
@@ -106,7 +123,7 @@ export function decodeFrame(input: Uint8Array): Frame {
   if (view.getUint8(2) !== FRAME_DTYPES[KIND_DTYPE[kind]])
     throw new FrameError(`a ${kind} frame carries ${KIND_DTYPE[kind]}, not dtype ${view.getUint8(2)}`);
   const flags = view.getUint8(3);
-  if (flags & ~FLAG_SAMPLE) throw new FrameError(`unknown frame flags ${flags}`);
+  if (flags & ~(FLAG_SAMPLE | FLAG_REBUILD)) throw new FrameError(`unknown frame flags ${flags}`);
   const position = view.getUint32(4, true);
   const rows = view.getUint32(8, true);
   const width = view.getUint32(12, true);
@@ -131,7 +148,8 @@ export function decodeFrame(input: Uint8Array): Frame {
   const buffer = aligned ? input.buffer : input.slice(offset).buffer;
   const at = aligned ? input.byteOffset + offset : 0;
   const sample = (flags & FLAG_SAMPLE) !== 0;
+  const rebuild = (flags & FLAG_REBUILD) !== 0;
   if (kind === 'hidden')
-    return { kind, jobId, position, sample, width, data: new Float32Array(buffer, at, rows * width) };
-  return { kind, jobId, position, sample, width: 1, data: new Int32Array(buffer, at, rows) };
+    return { kind, jobId, position, sample, rebuild, width, data: new Float32Array(buffer, at, rows * width) };
+  return { kind, jobId, position, sample, rebuild, width: 1, data: new Int32Array(buffer, at, rows) };
 }

@@ -4,6 +4,7 @@
 import { type FrameWire, type MemoryWireOptions, type WireStats, memoryWirePair } from './frame-wire.ts';
 import { type PipelineJob, PipelineJobSchema } from './job.ts';
 import { PipelineJobError, type PipelineRequest, PipelineRequester } from './pipeline-requester.ts';
+import { FrameLog } from './frame-log.ts';
 import { StageHost } from './stage-host.ts';
 import { StageRunner, type StageRunnerOptions } from './stage-runner.ts';
 import type { StageSession } from './stage-session.ts';
@@ -16,6 +17,15 @@ export interface ConnectedPipeline {
   hops: WireStats[];
   /** Opens `job` on every stage, then yields its tokens. */
   generate(job: Omit<PipelineJob, 'jobId'>, request: PipelineRequest): AsyncGenerator<number>;
+  /**
+   * Stage `index` is gone (its wires closed, frames on them lost): `session` takes over its layers, rebuilds the
+   * open jobs' KV cache from what the stage before it (or the requester) kept, and the answers go on.
+   */
+  replaceStage(
+    index: number,
+    session: StageSession,
+    hops: [[CountedWire, CountedWire], [CountedWire, CountedWire]],
+  ): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -30,24 +40,26 @@ export function connectPipeline(
 ): ConnectedPipeline {
   if (hops.length !== sessions.length + 1)
     throw new Error(`${sessions.length} stages need ${sessions.length + 1} hops`);
-  const hosts = sessions.map(
-    (session, i) =>
-      new StageHost(new StageRunner(session, options), { upstream: hops[i]![1], downstream: hops[i + 1]![0] }),
-  );
+  const host = (session: StageSession, upstream: FrameWire, downstream: FrameWire) =>
+    new StageHost(new StageRunner(session, options), { upstream, downstream, log: new FrameLog() });
+  const hosts = sessions.map((session, i) => host(session, hops[i]![1], hops[i + 1]![0]));
   const runners = hosts.map((h) => h.runner);
   if (!runners[0]?.first || !runners.at(-1)?.last || runners.some((r, i) => i > 0 && r.first))
     throw new Error('the stages must run from the embeddings (first) to the LM head (last), in order');
   const requester = new PipelineRequester(hops[0]![0], hops.at(-1)![1]);
-  for (const host of hosts)
-    host.onFailure((failure) =>
+  const report = (stage: StageHost) =>
+    stage.onFailure((failure) =>
       requester.fail(
         failure.jobId,
-        new PipelineJobError(failure.code, `stage ${hosts.indexOf(host)}: ${failure.message}`),
+        new PipelineJobError(failure.code, `stage ${hosts.indexOf(stage)}: ${failure.message}`),
       ),
     );
+  const reporting = hosts.map(report);
   return {
     hosts,
-    hops: hops.map(([sender]) => sender.stats),
+    get hops() {
+      return hops.map(([sender]) => sender.stats);
+    },
     async *generate(job, request) {
       const opened = PipelineJobSchema.parse({ ...job, jobId: request.jobId });
       for (const host of hosts) host.open(opened);
@@ -56,6 +68,33 @@ export function connectPipeline(
       } finally {
         for (const host of hosts) host.close(request.jobId);
       }
+    },
+    async replaceStage(index, session, [into, out]) {
+      const old = hosts[index];
+      if (!old) throw new Error(`there is no stage ${index}`);
+      old.stop();
+      reporting[index]?.();
+      hops[index]?.[0].close();
+      hops[index + 1]?.[0].close();
+      const replacement = host(session, into[1], out[0]);
+      if (replacement.runner.first !== old.runner.first || replacement.runner.last !== old.runner.last)
+        throw new Error(`the replacement does not hold stage ${index}'s part of the model`);
+      for (const job of old.openJobs()) replacement.open(job);
+      hosts[index] = replacement;
+      reporting[index] = report(replacement);
+      hops[index] = into;
+      hops[index + 1] = out;
+      const after = hosts[index + 1];
+      if (after) after.setUpstream(out[1]);
+      else requester.setFromLast(out[1]);
+      // How far the stage after the replaced one got: the replacement rebuilds that far and computes the rest.
+      const upTo = async (jobId: string) => {
+        if (!after) return requester.sampledPosition(jobId);
+        await after.idle();
+        return after.runner.cached(jobId);
+      };
+      const before = hosts[index - 1];
+      await (before ? before.redirect(into[0], upTo) : requester.redirect(into[0], upTo));
     },
     async close() {
       requester.stop();

@@ -2,6 +2,7 @@
 // chunk as soon as the previous stage hands it on, so stages work at once on a long prefill), the last stage sends
 // back the sampled token, and each token goes round again as the next step's input (docs/pipeline.md).
 import { type Frame, FrameError, decodeFrame, encodeFrame, rowsPerFrame } from './frame.ts';
+import { FrameLog } from './frame-log.ts';
 import { type FrameWire, sendFrame } from './frame-wire.ts';
 
 export interface PipelineRequest {
@@ -33,13 +34,39 @@ interface Waiter {
 
 export class PipelineRequester {
   private readonly waiters = new Map<string, Waiter>();
-  private readonly unsubscribe: () => void;
+  private unsubscribe: () => void;
+  /** What went to the first stage, for its replacement; and the position of the last token each job received. */
+  private readonly log = new FrameLog();
+  private readonly sampled = new Map<string, number>();
+  private outgoing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly toFirst: FrameWire,
+    private toFirst: FrameWire,
     fromLast: FrameWire,
   ) {
     this.unsubscribe = fromLast.onFrame((bytes) => this.receive(bytes));
+  }
+
+  /** Takes sampled tokens from `wire` from now on (the last stage was replaced). */
+  setFromLast(wire: FrameWire): void {
+    this.unsubscribe();
+    this.unsubscribe = wire.onFrame((bytes) => this.receive(bytes));
+  }
+
+  /** Positions the last stage had covered for `jobId`, as the tokens that came back show (0 before the first). */
+  sampledPosition(jobId: string): number {
+    return this.sampled.get(jobId) ?? 0;
+  }
+
+  /** Sends to `wire` from now on (the first stage was replaced), replaying each running job first (StageHost.redirect). */
+  redirect(wire: FrameWire, upTo: (jobId: string) => Promise<number>): Promise<void> {
+    const done = this.outgoing.then(async () => {
+      this.toFirst = wire;
+      for (const jobId of this.log.jobIds())
+        if (this.waiters.has(jobId)) await this.log.replay(jobId, wire, await upTo(jobId));
+    });
+    this.outgoing = done.catch(() => undefined);
+    return done;
   }
 
   /** Ends `jobId` with `error` (a stage reported a failure, or its peer left). */
@@ -69,6 +96,8 @@ export class PipelineRequester {
     } finally {
       request.signal?.removeEventListener('abort', abort);
       this.waiters.delete(jobId);
+      this.log.drop(jobId);
+      this.sampled.delete(jobId);
     }
   }
 
@@ -98,8 +127,20 @@ export class PipelineRequester {
     }
   }
 
+  /** Sends after whatever is being sent (a replay included), to whichever first stage is current then. */
   private send(frame: Frame): Promise<void> {
-    return sendFrame(this.toFirst, encodeFrame(frame));
+    this.log.record(frame);
+    const sent = this.outgoing.then(async () => {
+      const wire = this.toFirst;
+      try {
+        await sendFrame(wire, encodeFrame(frame));
+      } catch (error) {
+        // The first stage is gone: its replacement gets this frame from the log (redirect).
+        if (wire.isOpen()) throw error;
+      }
+    });
+    this.outgoing = sent.catch(() => undefined);
+    return sent;
   }
 
   private expect(jobId: string): Promise<Frame> {
@@ -119,6 +160,7 @@ export class PipelineRequester {
       throw error;
     }
     if (frame.kind !== 'sampled') return;
+    if (this.waiters.has(frame.jobId)) this.sampled.set(frame.jobId, frame.position);
     const waiter = this.waiters.get(frame.jobId);
     waiter?.resolve(frame);
   }

@@ -4,6 +4,7 @@
 import { BoundedMap } from '../mesh/bounded-map.ts';
 import { type Frame, FrameError, decodeFrame, encodeFrame, frameRows, rowsPerFrame } from './frame.ts';
 import { type FrameWire, sendFrame } from './frame-wire.ts';
+import type { FrameLog } from './frame-log.ts';
 import { type PipelineJob, PipelineJobSchema, pickToken } from './job.ts';
 import { StageError, type StageRunner } from './stage-runner.ts';
 
@@ -14,6 +15,8 @@ export interface StageHostOptions {
   maxQueuedFrames?: number;
   /** Jobs open at once. */
   maxJobs?: number;
+  /** Keep what this stage sends, so a replacement for the next stage can be rebuilt (see `redirect`). */
+  log?: FrameLog;
 }
 
 export interface StageFailure {
@@ -25,7 +28,9 @@ export interface StageFailure {
 export class StageHost {
   private readonly jobs: BoundedMap<string, PipelineJob>;
   private readonly failureListeners = new Set<(failure: StageFailure) => void>();
-  private readonly unsubscribe: () => void;
+  private unsubscribe: () => void;
+  private downstream: FrameWire;
+  private stopped = false;
   private work: Promise<void> = Promise.resolve();
   private queued = 0;
   /** Frames this stage has run, and the time it spent in its session (the benchmark reads them). */
@@ -36,7 +41,35 @@ export class StageHost {
     private readonly options: StageHostOptions,
   ) {
     this.jobs = new BoundedMap(options.maxJobs ?? 16);
+    this.downstream = options.downstream;
     this.unsubscribe = options.upstream.onFrame((bytes) => this.enqueue(bytes));
+  }
+
+  /** Jobs open on this stage (a replacement opens the same). */
+  openJobs(): PipelineJob[] {
+    return [...this.jobs.values()];
+  }
+
+  /** Takes frames from `wire` from now on (the previous stage was replaced). */
+  setUpstream(wire: FrameWire): void {
+    this.unsubscribe();
+    this.unsubscribe = wire.onFrame((bytes) => this.enqueue(bytes));
+  }
+
+  /**
+   * Sends to `wire` from now on (the next stage was replaced), after every frame already received, and first
+   * replays each open job's frames into it: rebuild-only up to `upTo(jobId)`, the positions the stage after the
+   * replaced one already holds, as sent after that.
+   */
+  redirect(wire: FrameWire, upTo: (jobId: string) => Promise<number>): Promise<void> {
+    const log = this.options.log;
+    if (!log) throw new Error('this stage keeps no log of what it sent: the next stage cannot be rebuilt');
+    const done = this.work.then(async () => {
+      this.downstream = wire;
+      for (const jobId of log.jobIds()) if (this.jobs.has(jobId)) await log.replay(jobId, wire, await upTo(jobId));
+    });
+    this.work = done.catch(() => undefined);
+    return done;
   }
 
   /** Accepts `job` (checked: it may come off a wire); frames of jobs not opened are refused. */
@@ -49,6 +82,7 @@ export class StageHost {
   close(jobId: string): void {
     this.jobs.delete(jobId);
     this.runner.drop(jobId);
+    this.options.log?.drop(jobId);
   }
 
   /** Adds `listener` for jobs this stage failed; returns the unsubscribe. */
@@ -62,7 +96,9 @@ export class StageHost {
     return this.work;
   }
 
+  /** Takes no more frames and sends nothing more (the stage's peer is gone). */
   stop(): void {
+    this.stopped = true;
     this.unsubscribe();
   }
 
@@ -98,6 +134,8 @@ export class StageHost {
       this.stats.frames++;
       this.stats.rows += frameRows(frame);
       const { jobId, position, sample } = frame;
+      // A replacement rebuilding its cache: what it computes was already passed on by the stage it replaces.
+      if (frame.rebuild || this.stopped) return;
       if (out.kind === 'hidden') {
         // Split to fit the wire's largest message: the next stage runs each piece at its own position.
         const { width, data } = out;
@@ -114,7 +152,7 @@ export class StageHost {
             width,
             data: piece,
           };
-          await sendFrame(this.options.downstream, encodeFrame(next));
+          await this.pass(next);
         }
       } else if (sample) {
         const at = position + frameRows(frame);
@@ -127,11 +165,23 @@ export class StageHost {
           width: 1,
           data: Int32Array.of(token),
         };
-        await sendFrame(this.options.downstream, encodeFrame(next));
+        await this.pass(next);
       }
     } catch (error) {
       const code = error instanceof StageError ? error.code : 'FAILED';
       this.fail(frame.jobId, code, error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  private async pass(frame: Frame): Promise<void> {
+    const log = frame.kind === 'hidden' ? this.options.log : undefined;
+    log?.record(frame);
+    const wire = this.downstream;
+    try {
+      await sendFrame(wire, encodeFrame(frame));
+    } catch (error) {
+      // The next stage is gone: with a log its replacement gets this frame when it takes over (redirect).
+      if (!log || wire.isOpen()) throw error;
     }
   }
 
