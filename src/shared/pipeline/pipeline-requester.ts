@@ -62,8 +62,17 @@ export class PipelineRequester {
   redirect(wire: FrameWire, upTo: (jobId: string) => Promise<number>): Promise<void> {
     const done = this.outgoing.then(async () => {
       this.toFirst = wire;
-      for (const jobId of this.log.jobIds())
-        if (this.waiters.has(jobId)) await this.log.replay(jobId, wire, await upTo(jobId));
+      for (const jobId of this.log.jobIds()) {
+        if (!this.waiters.has(jobId)) continue;
+        try {
+          await this.log.replay(jobId, wire, await upTo(jobId));
+        } catch (error) {
+          this.fail(
+            jobId,
+            new PipelineJobError('REBUILD_FAILED', error instanceof Error ? error.message : String(error)),
+          );
+        }
+      }
     });
     this.outgoing = done.catch(() => undefined);
     return done;

@@ -66,7 +66,14 @@ export class StageHost {
     if (!log) throw new Error('this stage keeps no log of what it sent: the next stage cannot be rebuilt');
     const done = this.work.then(async () => {
       this.downstream = wire;
-      for (const jobId of log.jobIds()) if (this.jobs.has(jobId)) await log.replay(jobId, wire, await upTo(jobId));
+      for (const jobId of log.jobIds()) {
+        if (!this.jobs.has(jobId)) continue;
+        try {
+          await log.replay(jobId, wire, await upTo(jobId));
+        } catch (error) {
+          this.fail(jobId, 'FAILED', error instanceof Error ? error.message : String(error));
+        }
+      }
     });
     this.work = done.catch(() => undefined);
     return done;
