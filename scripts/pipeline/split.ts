@@ -1,0 +1,40 @@
+// npx tsx scripts/pipeline/split.ts --model DIR/onnx/model.onnx (--stages N | --boundaries 2,4)
+//                                   [--out DIR/onnx] [--external-data] [--cut LAYER=TENSOR ...]
+// Cuts a whole-model ONNX export (weights inline or external) at the residual stream between layers into stage
+// graphs with their own weights, and writes them with a stages.json manifest (docs/pipeline.md).
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { readOnnx } from './onnx-file.ts';
+import { countLayers, evenBoundaries, splitModel } from './split-graph.ts';
+import { writeStages } from './stage-files.ts';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string' },
+    stages: { type: 'string' },
+    boundaries: { type: 'string' },
+    out: { type: 'string' },
+    'external-data': { type: 'boolean', default: false },
+    cut: { type: 'string', multiple: true, default: [] },
+  },
+});
+if (!values.model || (!values.stages && !values.boundaries)) {
+  console.error('Usage: tsx scripts/pipeline/split.ts --model FILE.onnx (--stages N | --boundaries 2,4) [--out DIR]');
+  process.exit(2);
+}
+const model = await readOnnx(values.model);
+const layers = countLayers(model.graph ?? {});
+const boundaries = values.boundaries
+  ? values.boundaries.split(',').map(Number)
+  : evenBoundaries(layers, Number(values.stages));
+const cuts = Object.fromEntries(
+  values.cut.map((spec) => {
+    const [layer, tensor] = spec.split('=');
+    return [Number(layer), tensor ?? ''];
+  }),
+);
+const stages = splitModel(model, { boundaries, cuts });
+const out = values.out ?? path.dirname(values.model);
+const manifest = await writeStages(out, stages, { externalData: values['external-data'] });
+for (const stage of manifest.stages)
+  console.log(`${path.join(out, stage.file)}: layers ${stage.layers[0]}..${stage.layers[1] - 1}`);
