@@ -184,7 +184,10 @@ async function registerAll(
     sessionPolicy: services.sessionPolicy,
     cacheDir: gatewayCacheDir(resolveDataDir(env)),
     log: app.log,
+    streamsPerUser: env.MESH_API_STREAMS_PER_USER,
+    waitMs: env.MESH_API_WAIT_MS,
   });
+  app.decorate('meshGateway', gateway);
   app.addHook('preClose', async () => gateway.close());
   await app.register(openAIRoutes, { prefix: '/v1', services, gateway, mesh: () => app.mesh });
   const unknown = env.SERVE_MODELS.filter((id) => !manifest.some((entry) => entry.id === id));

@@ -3,8 +3,8 @@
 // comes back as the same events a provider's chat yields, so the route writes both the same way.
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
-import { type JobRecorder, askMesh } from '../../shared/mesh/mesh-answer.ts';
-import { MeshJobError } from '../../shared/mesh/job-requester.ts';
+import { type JobRecorder, type MeshAnswer, askMesh } from '../../shared/mesh/mesh-answer.ts';
+import { MeshJobError, type MeshOutcome } from '../../shared/mesh/job-requester.ts';
 import type { JobSampling, ModelRef } from '../../shared/peer-protocol.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { randomInt } from 'node:crypto';
@@ -15,6 +15,10 @@ import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
 import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from '../services/jobs.ts';
 import { OpenAIError } from './errors.ts';
 import { type MeshGateway, settle } from './mesh-gateway.ts';
+import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
+
+/** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
+const BUSY_BACKOFF_MS = 1000;
 
 export interface MeshChat {
   entry: ManifestEntry;
@@ -22,6 +26,8 @@ export interface MeshChat {
   userId: string;
   messages: ChatMessage[];
   sampling: JobSampling;
+  /** Releases the stream's place in the account's cap (MeshGateway.admit): called once the chat ends, however. */
+  admitted: () => void;
 }
 
 /** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
@@ -94,6 +100,19 @@ export async function* runMeshChat(
   chat: MeshChat,
   signal: AbortSignal,
 ): AsyncGenerator<ChatStreamEvent> {
+  try {
+    yield* answerOnMesh(gateway, recorder, chat, signal);
+  } finally {
+    chat.admitted();
+  }
+}
+
+async function* answerOnMesh(
+  gateway: MeshGateway,
+  recorder: JobRecorder,
+  chat: MeshChat,
+  signal: AbortSignal,
+): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
   const member = await gateway.member(chat.room, chat.userId).catch((error: unknown) => {
     throw OpenAIError.unavailable(
@@ -114,25 +133,64 @@ export async function* runMeshChat(
     );
   }
   const release = gateway.hold(member);
+  const queue = gateway.queue(member, ref);
+  const waitUntil = performance.now() + gateway.waitMs;
+  const busy = (waited: string) =>
+    OpenAIError.unavailable(
+      `Every peer in room ${chat.room} that shares ${chat.entry.id} is busy${waited}: try again shortly`,
+      5,
+    );
   // Text arrives by callback; this queue hands it to the generator's reader.
   const pending: string[] = [];
   let wake: (() => void) | null = null;
   let sent = 0;
-  const answer = askMesh({ room: chat.room, node }, recorder, ref, chat.messages, chat.sampling, (text) => {
-    pending.push(text.slice(sent));
-    sent = text.length;
-    wake?.();
-  });
-  const stop = () => answer.stop();
-  signal.addEventListener('abort', stop, { once: true });
+  let answer: MeshAnswer | null = null;
+  let slot: SlotRelease | null = null;
   let settled = false;
-  const result = answer.result.finally(() => {
-    settled = true;
-    wake?.();
-  });
-  result.catch(() => undefined);
+  const stop = () => answer?.stop();
+  signal.addEventListener('abort', stop, { once: true });
   let firstAt: number | null = null;
   try {
+    let result: Promise<MeshOutcome | null>;
+    for (let retry = false; ; retry = true) {
+      const left = Math.max(0, waitUntil - performance.now());
+      slot = await queue.acquire({ waitMs: left, signal, first: retry }).catch((error: unknown) => {
+        throw error instanceof SlotWaitTimeout ? busy(` (waited ${Math.round(gateway.waitMs / 1000)} s)`) : error;
+      });
+      let texted: () => void = () => {};
+      const textCame = new Promise<boolean>((resolve) => (texted = () => resolve(false)));
+      const asked = askMesh({ room: chat.room, node }, recorder, ref, chat.messages, chat.sampling, (text) => {
+        pending.push(text.slice(sent));
+        sent = text.length;
+        texted();
+        wake?.();
+      });
+      answer = asked;
+      if (signal.aborted) asked.stop();
+      // Peers busy with other jobs refuse at once, before any text: the job then waits for a slot again, first in line
+      // (the peers' load from other requesters is not known here, so a slot can turn out to be taken).
+      const refusedBusy = await Promise.race([
+        textCame,
+        asked.result.then(
+          () => false,
+          (error: unknown) => error instanceof MeshJobError && error.code === 'BUSY',
+        ),
+      ]);
+      if (!refusedBusy) {
+        result = asked.result;
+        break;
+      }
+      slot(BUSY_BACKOFF_MS);
+      slot = null;
+    }
+    result = result.finally(() => {
+      settled = true;
+      // The peer is done with it: its place goes to the next job waiting.
+      slot?.();
+      slot = null;
+      wake?.();
+    });
+    result.catch(() => undefined);
     for (;;) {
       while (pending.length > 0) {
         firstAt ??= performance.now();
@@ -146,7 +204,10 @@ export async function* runMeshChat(
     try {
       outcome = await result;
     } catch (error) {
-      if (error instanceof MeshJobError && (error.code === 'NO_PEER' || error.code === 'DEADLINE'))
+      if (
+        error instanceof MeshJobError &&
+        (error.code === 'NO_PEER' || error.code === 'BUSY' || error.code === 'DEADLINE')
+      )
         throw OpenAIError.unavailable(error.message, 5);
       throw error;
     }
@@ -166,7 +227,8 @@ export async function* runMeshChat(
   } finally {
     // Stopped early (the client left) or done: a running job is cancelled within one token on its peer.
     signal.removeEventListener('abort', stop);
-    if (!settled) answer.stop();
+    if (!settled) answer?.stop();
+    slot?.();
     release();
   }
 }

@@ -150,10 +150,6 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     const body = parsed.data;
     const target: ModelTarget = routeModel(body.model, { providers, manifest: app.models.manifest });
     const room = target.kind === 'mesh' ? await meshRoom(request, who.userId) : null;
-    await spend(request, 'chat', who.userId);
-    // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
-    const ended = new AbortController();
-    reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     const sampling = {
       temperature: body.temperature,
       topP: body.top_p,
@@ -161,6 +157,18 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
       seed: body.seed,
       stop: body.stop,
     };
+    const jobSampling = target.kind === 'mesh' ? meshSampling(sampling) : null;
+    // The account's cap on open mesh streams refuses before any budget is spent; the stream's end releases it.
+    const admitted = target.kind === 'mesh' ? gateway.admit(who.userId) : null;
+    try {
+      await spend(request, 'chat', who.userId);
+    } catch (error) {
+      admitted?.();
+      throw error;
+    }
+    // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
+    const ended = new AbortController();
+    reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     let events: AsyncGenerator<ChatStreamEvent>;
     switch (target.kind) {
       case 'provider': {
@@ -182,7 +190,8 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             room: room ?? GLOBAL_ROOM,
             userId: who.userId,
             messages: body.messages,
-            sampling: meshSampling(sampling),
+            sampling: jobSampling ?? meshSampling(sampling),
+            admitted: admitted ?? (() => {}),
           },
           ended.signal,
         );
