@@ -17,6 +17,8 @@ import { OpenAIError } from './errors.ts';
 import { type MeshGateway, settle } from './mesh-gateway.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
 
+/** A job's record is written at its first token, or this long after a peer accepted it if no token came by then. */
+const RECORD_DELAY_MS = 1000;
 /** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
 const BUSY_BACKOFF_MS = 1000;
 
@@ -28,6 +30,8 @@ export interface MeshChat {
   sampling: JobSampling;
   /** Releases the stream's place in the account's cap (MeshGateway.admit): called once the chat ends, however. */
   admitted: () => void;
+  /** Marks the end of a phase before the first token (the route's Server-Timing): member, slot, offer, token. */
+  phase?: (name: string) => void;
 }
 
 /** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
@@ -114,6 +118,7 @@ async function* answerOnMesh(
   signal: AbortSignal,
 ): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
+  const phase = chat.phase ?? (() => {});
   const member = await gateway.member(chat.room, chat.userId).catch((error: unknown) => {
     throw OpenAIError.unavailable(
       `The server could not join room ${chat.room} to ask its peers: ${error instanceof Error ? error.message : String(error)}`,
@@ -132,6 +137,7 @@ async function* answerOnMesh(
       5,
     );
   }
+  phase('member');
   const release = gateway.hold(member);
   const queue = gateway.queue(member, ref);
   const waitUntil = performance.now() + gateway.waitMs;
@@ -157,9 +163,24 @@ async function* answerOnMesh(
       slot = await queue.acquire({ waitMs: left, signal, first: retry }).catch((error: unknown) => {
         throw error instanceof SlotWaitTimeout ? busy(` (waited ${Math.round(gateway.waitMs / 1000)} s)`) : error;
       });
+      phase('slot');
       let texted: () => void = () => {};
       const textCame = new Promise<boolean>((resolve) => (texted = () => resolve(false)));
-      const asked = askMesh({ room: chat.room, node }, recorder, ref, chat.messages, chat.sampling, (text) => {
+      // The job's record starts when the first peer accepts it (the offer's round trip ends there), but is written
+      // once the first token is here: the embedded database runs its queries on this thread, and the five of a
+      // record's start held back the peer's first token by about 200 ms under load (bench/README.md).
+      const marked: JobRecorder = {
+        ...recorder,
+        start: async (input) => {
+          phase('offer');
+          await Promise.race([textCame, new Promise((resolve) => setTimeout(resolve, RECORD_DELAY_MS))]);
+          // After the first token's chunk has gone out.
+          await new Promise((resolve) => setImmediate(resolve));
+          return recorder.start(input);
+        },
+      };
+      const asked = askMesh({ room: chat.room, node }, marked, ref, chat.messages, chat.sampling, (text) => {
+        if (sent === 0) phase('token');
         pending.push(text.slice(sent));
         sent = text.length;
         texted();
