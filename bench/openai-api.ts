@@ -4,9 +4,15 @@
 //    greedy job is asked RUNS times over /v1 streaming (the server's own requester member) and over the requester a
 //    browser runs (a requester-only headless peer in this process, as the tRPC/browser route does). Client-side
 //    decode tok/s ratio (/v1 ÷ browser route) and added time to first token (/v1 − browser route), medians.
-// 2. 16 concurrent /v1 streams through the one server (REQUESTS_IN_FLIGHT_PER_IP=32: they come from one address): wall time, tokens/s received, and the server process's CPU
-//    seconds and RSS (from /proc).
-// 3. What SERVE_MODELS costs: the idle RSS of a server with and without SERVE_MODELS=nano-shakespeare.
+//    Where /v1's time to first token goes: the server's Server-Timing header on each /v1 stream, phase by phase
+//    (medians): pre (Fastify's hooks), budget, key, route, chat-budget, member, slot, offer (to the peer's accept),
+//    token (accept to the first token), and what the client saw beyond their sum (HTTP and SSE both ways).
+// 2. 16 concurrent /v1 streams from one key through the one server and its one peer (REQUESTS_IN_FLIGHT_PER_IP=32:
+//    they come from one address; MESH_API_WAIT_MS=110000 and CONNECTION_TIMEOUT_MS=120000, since they queue for
+//    the peer's two places; BENCH_CONCURRENT_TOKENS each, 64 unless set): answered and refused, wall time, tokens/s
+//    received, the server process's CPU seconds and RSS (from /proc, RSS sampled every 100 ms for its peak).
+// 3. What SERVE_MODELS costs: the idle RSS of a server with and without SERVE_MODELS=nano-shakespeare
+//    (BENCH_IDLE=0 skips it).
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +26,8 @@ const MODEL = 'nano-shakespeare';
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const STREAMS = 16;
+const CONCURRENT_TOKENS = Number(process.env.BENCH_CONCURRENT_TOKENS ?? 64);
+const IDLE = process.env.BENCH_IDLE !== '0';
 const messages = [{ role: 'user' as const, content: 'ROMEO:' }];
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
@@ -47,18 +55,23 @@ function timing(started: number, stamps: number[]) {
   return { ttftMs: first - started, tokensPerSecond: last > first ? ((stamps.length - 1) * 1000) / (last - first) : 0 };
 }
 
-async function overV1(client: OpenAI, model = MODEL) {
+/** Server-Timing's phases, in milliseconds. */
+function serverTiming(header: string | null): Record<string, number> {
+  const phases: Record<string, number> = {};
+  for (const part of (header ?? '').split(',')) {
+    const match = /^\s*([\w-]+);dur=([\d.]+)/.exec(part);
+    if (match?.[1]) phases[match[1]] = (phases[match[1]] ?? 0) + Number(match[2]);
+  }
+  return phases;
+}
+
+async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
   const started = performance.now();
   const stamps: number[] = [];
   let text = '';
-  const stream = await client.chat.completions.create({
-    model,
-    messages,
-    temperature: 0,
-    seed: 1,
-    max_tokens: TOKENS,
-    stream: true,
-  });
+  const { data: stream, response } = await client.chat.completions
+    .create({ model, messages, temperature: 0, seed: 1, max_tokens: tokens, stream: true })
+    .withResponse();
   for await (const chunk of stream) {
     const delta = chunk.choices[0]?.delta.content;
     if (delta) {
@@ -66,7 +79,12 @@ async function overV1(client: OpenAI, model = MODEL) {
       text += delta;
     }
   }
-  return { ...timing(started, stamps), text, tokens: stamps.length };
+  return {
+    ...timing(started, stamps),
+    text,
+    tokens: stamps.length,
+    phases: serverTiming(response.headers.get('server-timing')),
+  };
 }
 
 async function overRequester(asker: HeadlessPeer) {
@@ -90,7 +108,13 @@ async function overRequester(asker: HeadlessPeer) {
 async function main() {
   const dir = await mkdtemp(path.join(tmpdir(), 'bench-openai-'));
   const env = { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none') };
-  const server = await startServer({ ...env, CHATS_PER_USER_PER_MINUTE: '100000', REQUESTS_IN_FLIGHT_PER_IP: '32' });
+  const server = await startServer({
+    ...env,
+    CHATS_PER_USER_PER_MINUTE: '100000',
+    REQUESTS_IN_FLIGHT_PER_IP: '32',
+    MESH_API_WAIT_MS: '110000',
+    CONNECTION_TIMEOUT_MS: '120000',
+  });
   const peer = spawn(
     process.execPath,
     [
@@ -131,11 +155,24 @@ async function main() {
   );
   console.log(`  /v1 on the stub: TTFT ${median(stub).toFixed(1)} ms (key lookup, budgets, routing; no mesh)`);
   console.log(`  ratio ${ratio.toFixed(3)} (goal >= 0.95), added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`);
+  const names = [...new Set(v1.flatMap((r) => Object.keys(r.phases)))];
+  const medians = Object.fromEntries(names.map((name) => [name, median(v1.map((r) => r.phases[name] ?? 0))]));
+  const inServer = Object.values(medians).reduce((sum, ms) => sum + ms, 0);
+  console.log(
+    `  /v1 TTFT by phase (server, medians): ${names.map((name) => `${name} ${medians[name]?.toFixed(1)}`).join(', ')} = ${inServer.toFixed(1)} ms; client-side rest ${(median(v1.map((r) => r.ttftMs)) - inServer).toFixed(1)} ms`,
+  );
 
   const before = await procStats(server.child.pid ?? 0);
+  let peakRss = before.rssMiB;
+  const sampler = setInterval(() => {
+    void procStats(server.child.pid ?? 0).then((stats) => (peakRss = Math.max(peakRss, stats.rssMiB)));
+  }, 100);
   const t0 = performance.now();
-  const results = await Promise.allSettled(Array.from({ length: STREAMS }, () => overV1(client)));
+  const results = await Promise.allSettled(
+    Array.from({ length: STREAMS }, () => overV1(client, MODEL, CONCURRENT_TOKENS)),
+  );
   const wall = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
   const after = await procStats(server.child.pid ?? 0);
   const ok = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const refused = results
@@ -143,11 +180,11 @@ async function main() {
     .map((r) => String((r as PromiseRejectedResult).reason));
   const tokens = ok.reduce((sum, r) => sum + r.tokens, 0);
   console.log(
-    `${STREAMS} concurrent /v1 streams: ${ok.length} answered, ${refused.length} refused ${refused.slice(0, 1).join('')}`,
+    `${STREAMS} concurrent /v1 streams of ${CONCURRENT_TOKENS} tokens: ${ok.length} answered (${ok.filter((r) => r.text === ok[0]?.text).length} identical), ${refused.length} refused ${refused.slice(0, 1).join('')}`,
   );
   console.log(`  ${wall.toFixed(1)} s wall, ${(tokens / wall).toFixed(1)} tok/s received in all`);
   console.log(
-    `  server CPU ${(after.cpuS - before.cpuS).toFixed(2)} s (${((100 * (after.cpuS - before.cpuS)) / wall).toFixed(0)}% of a core), RSS ${before.rssMiB.toFixed(0)} -> ${after.rssMiB.toFixed(0)} MiB`,
+    `  server CPU ${(after.cpuS - before.cpuS).toFixed(2)} s (${((100 * (after.cpuS - before.cpuS)) / wall).toFixed(0)}% of a core), RSS ${before.rssMiB.toFixed(0)} -> ${after.rssMiB.toFixed(0)} MiB (peak ${peakRss.toFixed(0)})`,
   );
 
   await asker.stop();
@@ -155,7 +192,7 @@ async function main() {
   server.child.kill('SIGTERM');
   await server.exited;
 
-  for (const serve of ['', MODEL]) {
+  for (const serve of IDLE ? ['', MODEL] : []) {
     const idle = await startServer({
       ...env,
       DATA_DIR: path.join(dir, `idle-${serve || 'none'}`),

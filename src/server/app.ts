@@ -2,6 +2,8 @@
 import cookie from '@fastify/cookie';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import path from 'node:path';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { type Database, openDatabase } from './db/client.ts';
 import { type Env, parseEnv, resolveDataDir } from './env.ts';
 import { clientPlugin } from './plugins/client.ts';
@@ -123,9 +125,25 @@ async function registerAll(
   // Drain: Node closes the connections that are idle when close() starts, but a kept-alive connection whose
   // response finishes afterwards stays open until the client hangs up, holding shutdown hostage. Keep
   // closing newly idle ones until the server is closed.
+  //
+  // Node counts a connection as idle only after a request on it: one that never carried a request (a client's pool
+  // connecting again after an aborted stream, or ahead of a request it then dropped) is left to the connection
+  // timeout, CONNECTION_TIMEOUT_MS (60 s), and close() waited that long for it. Those that have received no byte
+  // at all are closed too: nothing is in progress on them.
+  const unused = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    unused.add(socket);
+    socket.once('close', () => unused.delete(socket));
+  });
+  const used = (request: IncomingMessage) => unused.delete(request.socket);
+  app.server.on('request', used);
+  app.server.on('upgrade', used);
   let drainTimer: NodeJS.Timeout | undefined;
   app.addHook('preClose', async () => {
-    drainTimer = setInterval(() => app.server.closeIdleConnections(), 50);
+    drainTimer = setInterval(() => {
+      app.server.closeIdleConnections();
+      for (const socket of unused) if (socket.bytesRead === 0) socket.destroy();
+    }, 50);
     drainTimer.unref();
   });
   app.addHook('onClose', async () => clearInterval(drainTimer));
@@ -184,7 +202,10 @@ async function registerAll(
     sessionPolicy: services.sessionPolicy,
     cacheDir: gatewayCacheDir(resolveDataDir(env)),
     log: app.log,
+    streamsPerUser: env.MESH_API_STREAMS_PER_USER,
+    waitMs: env.MESH_API_WAIT_MS,
   });
+  app.decorate('meshGateway', gateway);
   app.addHook('preClose', async () => gateway.close());
   await app.register(openAIRoutes, { prefix: '/v1', services, gateway, mesh: () => app.mesh });
   const unknown = env.SERVE_MODELS.filter((id) => !manifest.some((entry) => entry.id === id));

@@ -262,6 +262,10 @@ export const EnvSchema = z.object({
   CHAT_PROVIDERS_FOR_GUESTS: boolean.default(false),
   /** Catalogue models this server loads itself (onnxruntime-node) and shares into the global room, so /v1 answers on them with no browser open. */
   SERVE_MODELS: modelIdList.default([]),
+  /** /v1 mesh streams one account may have open through this server, running or waiting for a peer; more get 429. */
+  MESH_API_STREAMS_PER_USER: integer(1, 256).default(16),
+  /** How long a /v1 mesh job waits for a free place at the room's peers before 503 (every peer busy). */
+  MESH_API_WAIT_MS: integer(0, 600_000).default(30_000),
   /** Provider tokens one person may spend per UTC day; then USER_BUDGET_SPENT until 00:00 UTC. */
   CHAT_DAILY_TOKENS_PER_USER: integer(0, 2_000_000_000).default(100_000),
   /** Provider tokens the whole server (all nodes sharing the database) may spend per UTC day; then SERVER_BUDGET_SPENT. */
@@ -325,6 +329,10 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
   const env = result.data;
   if (env.SESSION_MAX_DAYS < env.SESSION_IDLE_DAYS) {
     throw new EnvError('Invalid environment variable SESSION_MAX_DAYS: must be at least SESSION_IDLE_DAYS');
+  }
+  // A /v1 request waiting for a peer sends nothing: the connection's idle timeout would end it first.
+  if (env.MESH_API_WAIT_MS >= env.CONNECTION_TIMEOUT_MS) {
+    throw new EnvError('Invalid environment variable MESH_API_WAIT_MS: must be less than CONNECTION_TIMEOUT_MS');
   }
   return env;
 }

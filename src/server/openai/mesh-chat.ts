@@ -3,8 +3,8 @@
 // comes back as the same events a provider's chat yields, so the route writes both the same way.
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
-import { type JobRecorder, askMesh } from '../../shared/mesh/mesh-answer.ts';
-import { MeshJobError } from '../../shared/mesh/job-requester.ts';
+import { type JobRecorder, type MeshAnswer, askMesh } from '../../shared/mesh/mesh-answer.ts';
+import { MeshJobError, type MeshOutcome } from '../../shared/mesh/job-requester.ts';
 import type { JobSampling, ModelRef } from '../../shared/peer-protocol.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { randomInt } from 'node:crypto';
@@ -15,6 +15,12 @@ import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
 import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from '../services/jobs.ts';
 import { OpenAIError } from './errors.ts';
 import { type MeshGateway, settle } from './mesh-gateway.ts';
+import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
+
+/** A job's record is written at its first token, or this long after a peer accepted it if no token came by then. */
+const RECORD_DELAY_MS = 1000;
+/** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
+const BUSY_BACKOFF_MS = 1000;
 
 export interface MeshChat {
   entry: ManifestEntry;
@@ -22,6 +28,10 @@ export interface MeshChat {
   userId: string;
   messages: ChatMessage[];
   sampling: JobSampling;
+  /** Releases the stream's place in the account's cap (MeshGateway.admit): called once the chat ends, however. */
+  admitted: () => void;
+  /** Marks the end of a phase before the first token (the route's Server-Timing): member, slot, offer, token. */
+  phase?: (name: string) => void;
 }
 
 /** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
@@ -94,7 +104,21 @@ export async function* runMeshChat(
   chat: MeshChat,
   signal: AbortSignal,
 ): AsyncGenerator<ChatStreamEvent> {
+  try {
+    yield* answerOnMesh(gateway, recorder, chat, signal);
+  } finally {
+    chat.admitted();
+  }
+}
+
+async function* answerOnMesh(
+  gateway: MeshGateway,
+  recorder: JobRecorder,
+  chat: MeshChat,
+  signal: AbortSignal,
+): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
+  const phase = chat.phase ?? (() => {});
   const member = await gateway.member(chat.room, chat.userId).catch((error: unknown) => {
     throw OpenAIError.unavailable(
       `The server could not join room ${chat.room} to ask its peers: ${error instanceof Error ? error.message : String(error)}`,
@@ -113,26 +137,81 @@ export async function* runMeshChat(
       5,
     );
   }
+  phase('member');
   const release = gateway.hold(member);
+  const queue = gateway.queue(member, ref);
+  const waitUntil = performance.now() + gateway.waitMs;
+  const busy = (waited: string) =>
+    OpenAIError.unavailable(
+      `Every peer in room ${chat.room} that shares ${chat.entry.id} is busy${waited}: try again shortly`,
+      5,
+    );
   // Text arrives by callback; this queue hands it to the generator's reader.
   const pending: string[] = [];
   let wake: (() => void) | null = null;
   let sent = 0;
-  const answer = askMesh({ room: chat.room, node }, recorder, ref, chat.messages, chat.sampling, (text) => {
-    pending.push(text.slice(sent));
-    sent = text.length;
-    wake?.();
-  });
-  const stop = () => answer.stop();
-  signal.addEventListener('abort', stop, { once: true });
+  let answer: MeshAnswer | null = null;
+  let slot: SlotRelease | null = null;
   let settled = false;
-  const result = answer.result.finally(() => {
-    settled = true;
-    wake?.();
-  });
-  result.catch(() => undefined);
+  const stop = () => answer?.stop();
+  signal.addEventListener('abort', stop, { once: true });
   let firstAt: number | null = null;
   try {
+    let result: Promise<MeshOutcome | null>;
+    for (let retry = false; ; retry = true) {
+      const left = Math.max(0, waitUntil - performance.now());
+      slot = await queue.acquire({ waitMs: left, signal, first: retry }).catch((error: unknown) => {
+        throw error instanceof SlotWaitTimeout ? busy(` (waited ${Math.round(gateway.waitMs / 1000)} s)`) : error;
+      });
+      phase('slot');
+      let texted: () => void = () => {};
+      const textCame = new Promise<boolean>((resolve) => (texted = () => resolve(false)));
+      // The job's record starts when the first peer accepts it (the offer's round trip ends there), but is written
+      // once the first token is here: the embedded database runs its queries on this thread, and the five of a
+      // record's start held back the peer's first token by about 200 ms under load (bench/README.md).
+      const marked: JobRecorder = {
+        ...recorder,
+        start: async (input) => {
+          phase('offer');
+          await Promise.race([textCame, new Promise((resolve) => setTimeout(resolve, RECORD_DELAY_MS))]);
+          // After the first token's chunk has gone out.
+          await new Promise((resolve) => setImmediate(resolve));
+          return recorder.start(input);
+        },
+      };
+      const asked = askMesh({ room: chat.room, node }, marked, ref, chat.messages, chat.sampling, (text) => {
+        if (sent === 0) phase('token');
+        pending.push(text.slice(sent));
+        sent = text.length;
+        texted();
+        wake?.();
+      });
+      answer = asked;
+      if (signal.aborted) asked.stop();
+      // Peers busy with other jobs refuse at once, before any text: the job then waits for a slot again, first in line
+      // (the peers' load from other requesters is not known here, so a slot can turn out to be taken).
+      const refusedBusy = await Promise.race([
+        textCame,
+        asked.result.then(
+          () => false,
+          (error: unknown) => error instanceof MeshJobError && error.code === 'BUSY',
+        ),
+      ]);
+      if (!refusedBusy) {
+        result = asked.result;
+        break;
+      }
+      slot(BUSY_BACKOFF_MS);
+      slot = null;
+    }
+    result = result.finally(() => {
+      settled = true;
+      // The peer is done with it: its place goes to the next job waiting.
+      slot?.();
+      slot = null;
+      wake?.();
+    });
+    result.catch(() => undefined);
     for (;;) {
       while (pending.length > 0) {
         firstAt ??= performance.now();
@@ -146,7 +225,10 @@ export async function* runMeshChat(
     try {
       outcome = await result;
     } catch (error) {
-      if (error instanceof MeshJobError && (error.code === 'NO_PEER' || error.code === 'DEADLINE'))
+      if (
+        error instanceof MeshJobError &&
+        (error.code === 'NO_PEER' || error.code === 'BUSY' || error.code === 'DEADLINE')
+      )
         throw OpenAIError.unavailable(error.message, 5);
       throw error;
     }
@@ -166,7 +248,8 @@ export async function* runMeshChat(
   } finally {
     // Stopped early (the client left) or done: a running job is cancelled within one token on its peer.
     signal.removeEventListener('abort', stop);
-    if (!settled) answer.stop();
+    if (!settled) answer?.stop();
+    slot?.();
     release();
   }
 }

@@ -4,6 +4,11 @@
 // A /v1 job then runs through the one requester there is (askMesh): streaming, failover with an identical
 // continuation, cancel, deadlines, spot checks and the job record, as from a browser.
 //
+// Each member's jobs wait their turn for a place at the room's peers (slot-queue.ts): every serving peer takes a
+// couple of jobs at once from one requesting peer, so a burst of streams from one key queues here, in order, up to
+// MESH_API_WAIT_MS, instead of being refused while the peers are busy. MESH_API_STREAMS_PER_USER caps an account's
+// streams (running or waiting) through this server.
+//
 // Each (room, account) has its own member, signed in as the key's account (a session made for it here): the signaling
 // layer lets only an account that belongs to a room join it, serving peers cap each requesting peer on its own, and
 // the job records and spot-check trust are the account's, as from its own browser.
@@ -13,6 +18,17 @@ import type { HeadlessPeer } from '../../peer/headless-peer.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM } from '../services/room.ts';
 import { type SessionPolicy, createSession } from '../services/session.ts';
+import { DEFAULT_JOB_SERVER_OPTIONS } from '../../shared/mesh/job-server.ts';
+import type { ModelRef } from '../../shared/peer-protocol.ts';
+import { OpenAIError } from './errors.ts';
+import { SlotQueue } from './slot-queue.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The server's members of its rooms for /v1 (what the tests watch: streams open per account). */
+    meshGateway: MeshGateway;
+  }
+}
 
 /**
  * The headless peer, loaded on first use: it brings werift, socket.io-client and transformers.js (with ONNX
@@ -33,6 +49,10 @@ export interface MeshGatewayOptions {
   sessionPolicy: SessionPolicy;
   cacheDir: string;
   log: FastifyBaseLogger;
+  /** Streams one account may have open (running or waiting): MESH_API_STREAMS_PER_USER. */
+  streamsPerUser: number;
+  /** How long a job waits for a place at the room's peers: MESH_API_WAIT_MS. */
+  waitMs: number;
 }
 
 interface Member {
@@ -40,14 +60,65 @@ interface Member {
   ready: Promise<HeadlessPeer>;
   usedAt: number;
   running: number;
+  /** Jobs waiting for or holding a place at the peers, per model file. */
+  queues: Map<string, SlotQueue>;
+  unsubscribe: () => void;
 }
 
 export class MeshGateway {
   private readonly members = new Map<string, Member>();
   private readonly serving: HeadlessPeer[] = [];
+  /** Open streams per account. */
+  private readonly streams = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly options: MeshGatewayOptions) {}
+
+  get waitMs(): number {
+    return this.options.waitMs;
+  }
+
+  /** Streams `userId` has open through this server (running or waiting). */
+  openStreams(userId: string): number {
+    return this.streams.get(userId) ?? 0;
+  }
+
+  /** Counts one more stream for `userId`, or refuses it (429) at MESH_API_STREAMS_PER_USER; returns the release. */
+  admit(userId: string): () => void {
+    const open = this.streams.get(userId) ?? 0;
+    if (open >= this.options.streamsPerUser) {
+      throw OpenAIError.rateLimited(
+        `At most ${this.options.streamsPerUser} mesh streams at once per account (running or waiting for a peer): wait for one to end`,
+        1,
+      );
+    }
+    this.streams.set(userId, open + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.streams.get(userId) ?? 1) - 1;
+      if (left > 0) this.streams.set(userId, left);
+      else this.streams.delete(userId);
+    };
+  }
+
+  /**
+   * Where `peer`'s jobs on `model` wait their turn: as many run at once as the room's peers that share it take from
+   * one requester (each peer's own cap, DEFAULT_JOB_SERVER_OPTIONS), the rest wait in order.
+   */
+  queue(peer: HeadlessPeer, model: ModelRef): SlotQueue {
+    const member = [...this.members.values()].find((candidate) => candidate.peer === peer);
+    const node = peer.node;
+    const capacity = () => (node?.requester.rank(model).length ?? 0) * DEFAULT_JOB_SERVER_OPTIONS.perPeerOutstanding;
+    if (!member) return new SlotQueue(capacity);
+    let queue = member.queues.get(model.sha256);
+    if (!queue) {
+      queue = new SlotQueue(capacity);
+      member.queues.set(model.sha256, queue);
+    }
+    return queue;
+  }
 
   /** The requester member of `room` asking for `userId` (started on first use, and again if it failed). */
   async member(room: string, userId: string): Promise<HeadlessPeer> {
@@ -74,6 +145,11 @@ export class MeshGateway {
       const ready = peer.start().then(
         async () => {
           await settle(peer);
+          // A peer that comes, or says its queue moved, may have room for the jobs waiting here.
+          const unsubscribe = peer.node?.subscribe(() => {
+            for (const queue of entry.queues.values()) queue.pump();
+          });
+          if (unsubscribe) entry.unsubscribe = unsubscribe;
           return peer;
         },
         async (error: unknown) => {
@@ -81,7 +157,8 @@ export class MeshGateway {
           throw error;
         },
       );
-      member = { peer, ready, usedAt: Date.now(), running: 0 };
+      const entry: Member = { peer, ready, usedAt: Date.now(), running: 0, queues: new Map(), unsubscribe: () => {} };
+      member = entry;
       this.members.set(key, member);
     }
     member.usedAt = Date.now();
@@ -127,6 +204,8 @@ export class MeshGateway {
     const member = this.members.get(key);
     if (!member) return;
     this.members.delete(key);
+    member.unsubscribe();
+    for (const queue of member.queues.values()) queue.close(OpenAIError.unavailable('The server left this room', 5));
     void member.peer.stop().catch(() => undefined);
   }
 
@@ -141,6 +220,11 @@ export class MeshGateway {
   async close(): Promise<void> {
     this.closed = true;
     const peers = [...[...this.members.values()].map((member) => member.peer), ...this.serving];
+    for (const member of this.members.values()) {
+      member.unsubscribe();
+      for (const queue of member.queues.values())
+        queue.close(OpenAIError.unavailable('The server is shutting down', 5));
+    }
     this.members.clear();
     this.serving.length = 0;
     await Promise.all(peers.map((peer) => peer.stop().catch(() => undefined)));

@@ -16,6 +16,7 @@ import { meshRoomOf, meshSampling, runMeshChat, serviceRecorder } from '../opena
 import type { MeshGateway } from '../openai/mesh-gateway.ts';
 import { roomsOf, sharedModels } from '../openai/room-models.ts';
 import type { MeshNamespace } from '../socket/mesh.handlers.ts';
+import { Phases } from '../openai/phases.ts';
 
 /** Rooms of an account GET /v1/models looks into (the global room and its most recently joined ones). */
 const LISTED_ROOMS = 64;
@@ -57,8 +58,9 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
   }
 
   /** The key's account, after the per-address call budget (so guessing keys costs budget, not database time). */
-  async function caller(request: FastifyRequest): Promise<ChatCaller> {
+  async function caller(request: FastifyRequest, phases?: Phases): Promise<ChatCaller> {
     await spend(request, 'call');
+    phases?.mark('budget');
     const match = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '');
     if (!match?.[1]) {
       throw OpenAIError.invalidKey(
@@ -66,6 +68,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
       );
     }
     const holder = await authenticateApiKey(database.prisma, match[1]);
+    phases?.mark('key');
     // The key is never echoed: this message reaches logs and screens.
     if (!holder)
       throw OpenAIError.invalidKey(
@@ -144,16 +147,14 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
   });
 
   app.post('/chat/completions', async (request, reply) => {
-    const who = await caller(request);
+    // Where a mesh answer's time to first token goes, sent back as Server-Timing (bench/openai-api.ts reads it).
+    const phases = new Phases(reply.elapsedTime);
+    const who = await caller(request, phases);
     const parsed = OpenAIChatRequestSchema.safeParse(request.body);
     if (!parsed.success) throw invalidBody(parsed.error.issues);
     const body = parsed.data;
     const target: ModelTarget = routeModel(body.model, { providers, manifest: app.models.manifest });
     const room = target.kind === 'mesh' ? await meshRoom(request, who.userId) : null;
-    await spend(request, 'chat', who.userId);
-    // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
-    const ended = new AbortController();
-    reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     const sampling = {
       temperature: body.temperature,
       topP: body.top_p,
@@ -161,6 +162,20 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
       seed: body.seed,
       stop: body.stop,
     };
+    const jobSampling = target.kind === 'mesh' ? meshSampling(sampling) : null;
+    // The account's cap on open mesh streams refuses before any budget is spent; the stream's end releases it.
+    phases.mark('route');
+    const admitted = target.kind === 'mesh' ? gateway.admit(who.userId) : null;
+    try {
+      await spend(request, 'chat', who.userId);
+    } catch (error) {
+      admitted?.();
+      throw error;
+    }
+    phases.mark('chat-budget');
+    // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
+    const ended = new AbortController();
+    reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     let events: AsyncGenerator<ChatStreamEvent>;
     switch (target.kind) {
       case 'provider': {
@@ -182,7 +197,9 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             room: room ?? GLOBAL_ROOM,
             userId: who.userId,
             messages: body.messages,
-            sampling: meshSampling(sampling),
+            sampling: jobSampling ?? meshSampling(sampling),
+            admitted: admitted ?? (() => {}),
+            phase: (name) => phases.mark(name),
           },
           ended.signal,
         );
@@ -223,6 +240,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
       throw new Error('The chat ended without its done event');
     }
 
+    if (target.kind === 'mesh') void reply.header('server-timing', phases.header());
     const writer = new ChunkWriter(meta, body.stream_options?.include_usage === true);
     async function* sse(): AsyncGenerator<string> {
       yield writer.role();

@@ -1,7 +1,7 @@
 // One peer's go at a mesh job, as an explicit state machine: offered -> accepted -> settled (or offered ->
 // settled). It continues after the tokens it is given, ends when the peer finishes, refuses, fails, stalls,
 // leaves or runs past the job's deadline, and cancels the peer's work whenever it gives up on a job it accepted.
-import type { JobSampling, ModelRef, OutgoingPeerMessage, PeerMessage } from '../peer-protocol.ts';
+import type { JobRejectReason, JobSampling, ModelRef, OutgoingPeerMessage, PeerMessage } from '../peer-protocol.ts';
 import type { EngineMessage } from '../engine-protocol.ts';
 import type { GeneratedToken } from './engine-gate.ts';
 import { measuredSpeed } from './peer-ranking.ts';
@@ -11,7 +11,8 @@ const MAX_QUEUE_GRACE = 4;
 
 export type AttemptResult =
   | { kind: 'done'; done: Extract<PeerMessage, { type: 'job:done' }> }
-  | { kind: 'failed'; reason: string; accepted: boolean }
+  /** `refusal`: the peer refused the offer, and why (a busy peer is not a faulty one). */
+  | { kind: 'failed'; reason: string; accepted: boolean; refusal?: JobRejectReason }
   | { kind: 'cancelled' };
 
 export type AttemptState = 'offered' | 'accepted' | 'settled';
@@ -98,7 +99,7 @@ export class JobAttempt {
         );
         return;
       case 'job:reject':
-        return this.#fail(`refused (${message.reason}: ${message.message})`);
+        return this.#fail(`refused (${message.reason}: ${message.message})`, message.reason);
       case 'job:token': {
         if (this.#state !== 'accepted') return this.#fail('sent tokens for a job it had not accepted');
         const { tokens } = this.options;
@@ -138,11 +139,11 @@ export class JobAttempt {
     this.#settle({ kind: 'cancelled' });
   }
 
-  #fail(reason: string): void {
+  #fail(reason: string, refusal?: JobRejectReason): void {
     if (this.#state === 'settled') return;
     const accepted = this.#state === 'accepted';
     if (accepted) void this.options.send({ type: 'job:cancel', jobId: this.options.attemptId });
-    this.#settle({ kind: 'failed', reason, accepted });
+    this.#settle({ kind: 'failed', reason, accepted, ...(refusal && !accepted ? { refusal } : {}) });
   }
 
   #arm(ms: number, reason: string): void {

@@ -2,12 +2,19 @@
 // newcomers checked more, and nothing kept about peers that left.
 import { describe, expect, it } from 'vitest';
 import {
+  type JobRejectReason,
   type OutgoingPeerMessage,
   type PeerCapabilities,
   type PeerMessage,
   PEER_PROTOCOL_VERSION,
 } from '../peer-protocol.ts';
-import { DEFAULT_REQUESTER_OPTIONS, JobRequester, type JobRequesterOptions, type PeerView } from './job-requester.ts';
+import {
+  DEFAULT_REQUESTER_OPTIONS,
+  JobRequester,
+  type JobRequesterOptions,
+  MeshJobError,
+  type PeerView,
+} from './job-requester.ts';
 import { TRUST_RECORDS } from './peer-trust.ts';
 
 const MODEL = { id: 'nano-shakespeare', sha256: 'a'.repeat(64) };
@@ -22,6 +29,8 @@ interface Script {
   tokenDelayMs?: number;
   /** Refuses answers, checks, or both. */
   refuses?: 'answer' | 'check' | 'all';
+  /** Why it refuses (QUEUE_FULL unless said). */
+  refusal?: JobRejectReason;
   answer?: number[];
 }
 
@@ -43,7 +52,7 @@ function scripted(requester: () => JobRequester, peerId: string, userId: string,
     const { jobId } = offer;
     await pause(0);
     if (script.refuses === 'all' || script.refuses === offer.purpose)
-      return reply({ type: 'job:reject', jobId, reason: 'QUEUE_FULL', message: 'busy' });
+      return reply({ type: 'job:reject', jobId, reason: script.refusal ?? 'QUEUE_FULL', message: 'busy' });
     reply({ type: 'job:accept', jobId, position: 0 });
     const answer = script.answer ?? ANSWER;
     for (let index = offer.prefix.length; index < answer.length; index++) {
@@ -169,6 +178,28 @@ describe('JobRequester', () => {
     expect(mesh.requester.measuredTokensPerSecond('liar')).toBeLessThan(100);
     expect(mesh.requester.rank(MODEL).map((p) => p.peerId)).toEqual(['honest', 'liar']);
     expect((await mesh.ask()).servedBy.map((p) => p.peerId)).toEqual(['honest']);
+  });
+
+  it('takes a busy peer’s refusal as no fault, and fails a job only busy peers refused as BUSY, not NO_PEER', async () => {
+    const mesh = room();
+    // Barely faster than the other: one failure against it (its score halved) would rank it below.
+    const script: Script = { claims: 1.5, refuses: 'all', refusal: 'TOO_MANY_JOBS' };
+    mesh.join('quick', 'user-quick', script);
+    const busy = await mesh.ask().catch((error: unknown) => error);
+    expect(busy).toBeInstanceOf(MeshJobError);
+    expect(busy).toMatchObject({ code: 'BUSY', message: expect.stringMatching(/quick: refused \(TOO_MANY_JOBS/) });
+
+    // Another peer comes; the busy one is still ranked first (being busy cost it nothing), and asked first once free.
+    mesh.join('slow', 'user-slow', { claims: 1 });
+    expect(mesh.requester.rank(MODEL).map((p) => p.peerId)).toEqual(['quick', 'slow']);
+    delete script.refuses;
+    expect((await mesh.ask()).servedBy.map((p) => p.peerId)).toEqual(['quick']);
+
+    // A peer that cannot run the job at all is no busy peer: with it among the refusals, the job has NO_PEER.
+    script.refuses = 'all';
+    mesh.join('empty', 'user-empty', { claims: 1, refuses: 'all', refusal: 'MODEL_NOT_LOADED' });
+    mesh.leave('slow');
+    expect(await mesh.ask().catch((error: unknown) => error)).toMatchObject({ code: 'NO_PEER' });
   });
 
   it('checks every answer from a user new here until three checks of its answers held up, and a new identity starts over', async () => {

@@ -6,7 +6,13 @@
 // Past 300 lines because driving a job (attempts, failover, the outcome) and what the requester remembers of each
 // peer (speed, failures, exclusions) read and write the same state; ranking (peer-ranking.ts), one attempt
 // (job-attempt.ts) and the spot check (spot-check.ts) are their own modules with their own tests.
-import { type ModelRef, PEER_PROTOCOL_VERSION, type PeerMessage, PeerMessageSchema } from '../peer-protocol.ts';
+import {
+  type JobRejectReason,
+  type ModelRef,
+  PEER_PROTOCOL_VERSION,
+  type PeerMessage,
+  PeerMessageSchema,
+} from '../peer-protocol.ts';
 import { BoundedMap } from './bounded-map.ts';
 import type { GeneratedToken } from './engine-gate.ts';
 import { type AttemptResult, JobAttempt } from './job-attempt.ts';
@@ -35,6 +41,13 @@ const SPEED_GAIN = 0.5;
 const FAILURE_MEMORY_MS = 5 * 60_000;
 /** Each failure halves a peer's score: past this many, one more changes nothing worth keeping a timestamp for. */
 const FAILURES_KEPT = 16;
+
+/**
+ * Refusals that say a peer is busy now (its queue, its cap on one requester's jobs or offers), not that anything is
+ * wrong with it: they leave no failure against it, and a job that meets only these fails as BUSY, which its asker
+ * may take as "wait for a slot and ask again" (the server's /v1 does).
+ */
+const BUSY_REFUSALS: ReadonlySet<JobRejectReason> = new Set(['QUEUE_FULL', 'TOO_MANY_JOBS', 'RATE_LIMITED']);
 
 /** A mismatch a spot check caught: the peer that disagreed with the majority (or, with no majority, the served one). */
 export interface MismatchEvent {
@@ -225,6 +238,7 @@ export class JobRequester {
     let failovers = 0;
     let firstTokenAt = 0;
     const reasons: string[] = [];
+    let onlyBusy = true;
     const outcome = (done: Extract<AttemptResult, { kind: 'done' }>['done'] | null): MeshOutcome => ({
       jobId,
       text: tokens.map((t) => t.text).join(''),
@@ -246,6 +260,8 @@ export class JobRequester {
       const [peer] = this.rank(request.model, tried);
       if (!peer) {
         const why = reasons.length ? ` (${reasons.join('; ')})` : '';
+        if (reasons.length > 0 && onlyBusy)
+          throw new MeshJobError('BUSY', `Every peer in this room that shares ${request.model.id} is busy${why}`);
         throw new MeshJobError(
           'NO_PEER',
           `No peer in this room shares ${request.model.id}${tokens.length ? ' to finish this answer' : ''}${why}`,
@@ -280,6 +296,12 @@ export class JobRequester {
           if (tokens.length === 0) throw new MeshJobError('CANCELLED', 'Stopped before any peer answered');
           return outcome(null);
         case 'failed':
+          if (attempt.refusal && BUSY_REFUSALS.has(attempt.refusal)) {
+            // Busy is no fault: its ranking stays, and the next peer is just the next choice.
+            reasons.push(`${peer.name}: ${attempt.reason}`);
+            break;
+          }
+          onlyBusy = false;
           this.failed(peer.peerId);
           reasons.push(`${peer.name}: ${attempt.reason}`);
           // Moving on from a peer that had taken the job is a failover; one that refused it is just the next choice.

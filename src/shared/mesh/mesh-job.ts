@@ -69,7 +69,8 @@ export interface MeshOutcome {
 
 export class MeshJobError extends Error {
   constructor(
-    readonly code: 'NO_PEER' | 'DEADLINE' | 'CANCELLED' | 'INVALID',
+    /** BUSY: every peer that could run it refused it for now (queue full, its per-requester cap): try again soon. */
+    readonly code: 'NO_PEER' | 'BUSY' | 'DEADLINE' | 'CANCELLED' | 'INVALID',
     message: string,
   ) {
     super(message);
