@@ -14,7 +14,7 @@ import type { Database, PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
 import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from '../services/jobs.ts';
 import { OpenAIError } from './errors.ts';
-import { type MeshGateway, settle } from './mesh-gateway.ts';
+import { CONNECTING_WAIT_MS, type MeshGateway, settle } from './mesh-gateway.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
 
 /** A job's record is written at its first token, or this long after a peer accepted it if no token came by then. */
@@ -128,7 +128,7 @@ async function* answerOnMesh(
   const node = member.node;
   let ref = node && sharedRef(node.list(), chat.entry.id);
   if (node && !ref) {
-    await settle(member);
+    await settle(member, () => sharedRef(node.list(), chat.entry.id) !== null, CONNECTING_WAIT_MS);
     ref = sharedRef(node.list(), chat.entry.id);
   }
   if (!node || !ref) {

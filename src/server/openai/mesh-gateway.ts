@@ -41,6 +41,11 @@ const loadHeadlessPeer = async () => (await import('../../peer/headless-peer.ts'
 export const MESH_API_MEMBERS = 32;
 /** How long a room's requester member waits for its first data channels after joining. */
 const SETTLE_MS = 5_000;
+/**
+ * How long a job waits for a peer sharing its model while room members are still connecting (on a busy two-core
+ * machine a WebRTC link can take several seconds); a room whose members are all connected answers at once.
+ */
+export const CONNECTING_WAIT_MS = 15_000;
 
 export interface MeshGatewayOptions {
   /** The server's own origin once it listens (null before: the mesh is out of reach). */
@@ -233,15 +238,17 @@ export class MeshGateway {
 
 /**
  * Waits until the member has a data channel and a hello from every member of the room that signaling told it of
- * (one who just joined may still be connecting), or a moment passes.
+ * (one who just joined may still be connecting), or `enough` holds (say, a peer sharing the model said hello), or
+ * `timeoutMs` passes. A room whose members are all connected answers at once.
  */
-export async function settle(peer: HeadlessPeer): Promise<void> {
+export async function settle(peer: HeadlessPeer, enough = () => false, timeoutMs = SETTLE_MS): Promise<void> {
   const node = peer.node;
   if (!node) return;
-  const settled = () => node.list().filter((member) => member.capabilities !== null).length >= peer.roomSize();
+  const settled = () =>
+    enough() || node.list().filter((member) => member.capabilities !== null).length >= peer.roomSize();
   if (settled()) return;
   await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, SETTLE_MS);
+    const timer = setTimeout(done, timeoutMs);
     const unsubscribe = node.subscribe(() => {
       if (settled()) done();
     });
