@@ -148,6 +148,17 @@ const iceServers = z
       .max(8),
   );
 
+/**
+ * Public STUN servers: they tell each browser its public address, so peers behind ordinary home NATs on different
+ * networks find a direct route. They relay nothing (a strict NAT on both sides needs a TURN server, which has to be
+ * configured). Two operators, so one being down does not stop links; unreachable ones (an offline LAN) cost a link
+ * nothing, since host candidates are tried at once (README, "Configuration").
+ */
+export const DEFAULT_ICE_SERVERS = [
+  { urls: ['stun:stun.l.google.com:19302', 'stun:stun1.l.google.com:19302'] },
+  { urls: 'stun:stun.cloudflare.com:3478' },
+];
+
 /** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
 const apiKey = z
   .string()
@@ -286,8 +297,8 @@ export const EnvSchema = z.object({
   SOCKET_SESSION_CHECK_SECONDS: integer(1, 86_400).default(300),
   /** Mesh job records (jobs.start, attempt, finish, check together) one user may write per minute; more get TOO_MANY_REQUESTS. */
   JOB_RECORDS_PER_MINUTE: integer(1, 1_000_000).default(120),
-  /** STUN/TURN servers handed to browsers; none by default, which is right on a LAN and on loopback. */
-  ICE_SERVERS: iceServers.default([]),
+  /** STUN/TURN servers handed to browsers and headless peers: public STUN servers by default; `[]` for none. */
+  ICE_SERVERS: iceServers.default(DEFAULT_ICE_SERVERS),
   /** /api/health names the running commit only when this is true (deploy details are not for strangers). */
   HEALTH_SHOW_COMMIT: boolean.default(false),
   GIT_COMMIT: z

@@ -49,6 +49,12 @@ type RTCIceCandidateJson = Extract<LinkSignal, { candidates: unknown }>['candida
 export interface LinkState {
   connection: string;
   channel: string;
+  /**
+   * ICE found no pair of addresses that reach each other (the connection went `failed`) and the channel has not
+   * opened since: the two are on networks with no direct route (symmetric NATs, firewalls), and only a TURN relay
+   * (ICE_SERVERS) would carry the link. The link keeps retrying meanwhile.
+   */
+  noRoute?: boolean;
 }
 
 /** The signal schema's cap on candidates in one signal (src/shared/socket-contract.ts). */
@@ -90,6 +96,8 @@ export class PeerLink {
   private closed = false;
   /** Renegotiations after the first offer (ICE restarts), for tests and the room view. */
   restarts = 0;
+  /** ICE failed since the channel was last open (LinkState.noRoute). */
+  private iceFailed = false;
   /** What arrives on the data channel (the mesh inference protocol). */
   onMessage: (data: unknown) => void = () => {};
   /** The data channel opened (again). */
@@ -123,6 +131,7 @@ export class PeerLink {
     this.pc.onconnectionstatechange = () => {
       if (this.pc.connectionState === 'connected') this.mark('connected');
       if (this.pc.connectionState === 'failed') {
+        this.iceFailed = true;
         this.recover();
         this.armWatchdog();
       }
@@ -177,6 +186,7 @@ export class PeerLink {
     const channel = this.pc.createDataChannel('mesh', { negotiated: true, id: 0 });
     channel.onopen = () => {
       this.mark('open');
+      this.iceFailed = false;
       this.connectTimeoutMs = CONNECT_TIMEOUT_MS;
       this.onOpen();
       this.onChange();
@@ -272,7 +282,12 @@ export class PeerLink {
   }
 
   state(): LinkState {
-    return { connection: this.pc.connectionState, channel: this.channel?.readyState ?? 'none' };
+    const channel = this.channel?.readyState ?? 'none';
+    return {
+      connection: this.pc.connectionState,
+      channel,
+      ...(this.iceFailed && channel !== 'open' ? { noRoute: true } : {}),
+    };
   }
 
   close(): void {
