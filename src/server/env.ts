@@ -5,6 +5,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { DEFAULT_ICE_SERVERS } from '../shared/rtc/default-ice-servers.ts';
 
 /** The trimmed, non-empty items of a comma-separated value. */
 const splitList = (value: string) =>
@@ -147,17 +148,6 @@ const iceServers = z
       )
       .max(8),
   );
-
-/**
- * Public STUN servers: they tell each browser its public address, so peers behind ordinary home NATs on different
- * networks find a direct route. They relay nothing (a strict NAT on both sides needs a TURN server, which has to be
- * configured). Two operators, so one being down does not stop links; unreachable ones (an offline LAN) cost a link
- * nothing, since host candidates are tried at once (README, "Configuration").
- */
-export const DEFAULT_ICE_SERVERS = [
-  { urls: ['stun:stun.l.google.com:19302', 'stun:stun1.l.google.com:19302'] },
-  { urls: 'stun:stun.cloudflare.com:3478' },
-];
 
 /** Goes into an Authorization header: printable ASCII only, so a stray newline cannot forge headers. */
 const apiKey = z

@@ -131,9 +131,14 @@ export class PeerLink {
     this.pc.onconnectionstatechange = () => {
       if (this.pc.connectionState === 'connected') this.mark('connected');
       if (this.pc.connectionState === 'failed') {
+        // The first failure renegotiates at once; while it keeps failing the watchdog retries, each time later. Where
+        // no address pair works at all, failures come within milliseconds, and retrying on each would renegotiate
+        // in a tight loop through the signaling server.
+        if (!this.iceFailed) {
+          this.recover();
+          this.armWatchdog();
+        }
         this.iceFailed = true;
-        this.recover();
-        this.armWatchdog();
       }
       this.onChange();
     };
