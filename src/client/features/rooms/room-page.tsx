@@ -150,7 +150,12 @@ function RoomMembers({ room }: { room: MeshRoom }) {
       )}
       {snapshot.peers.length > 0 && <MeshGraph self={snapshot.self?.displayName ?? 'You'} peers={snapshot.peers} />}
       {/* On a phone the table scrolls within its box; the page itself never scrolls sideways. */}
-      <div className="max-w-full overflow-x-auto rounded-xl border border-border" tabIndex={0} aria-label="Peers">
+      <div
+        className="max-w-full overflow-x-auto rounded-xl border border-border"
+        role="region"
+        tabIndex={0}
+        aria-label="Peers"
+      >
         <table className="w-full border-collapse text-sm">
           <thead>
             <tr className="border-b border-border text-left">
