@@ -296,6 +296,7 @@ describe('mesh inference in the browser', () => {
       // The same two screens on a phone (390x844), then back to the desktop size the test goes on with.
       const desktop = ben.viewportSize();
       await ben.setViewportSize(PHONE);
+      await ben.evaluate(() => window.scrollTo(0, 0));
       await ben.screenshot({ path: path.join(screenshots, 'room-phone.png') });
       await open(ben, 'Chat');
       await ben.screenshot({ path: path.join(screenshots, 'mesh-chat-phone.png') });

@@ -58,6 +58,7 @@ async function phoneScreenshot(p: Page, file: string): Promise<void> {
   if (!screenshots) return;
   const desktop = p.viewportSize();
   await p.setViewportSize({ width: 390, height: 844 });
+  await p.evaluate(() => window.scrollTo(0, 0));
   await p.screenshot({ path: path.join(screenshots, file) });
   if (desktop) await p.setViewportSize(desktop);
 }
