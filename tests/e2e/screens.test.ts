@@ -36,12 +36,15 @@ beforeAll(async () => {
     SIZES.map(({ name }) => ({ id: `held-${name}`, options: { layers: 1, hidden: 32, heads: 2, seed: 3 } })),
   );
   await buildClient(path.join(dir, 'dist'));
-  server = await startServer({
-    DATA_DIR: path.join(dir, 'data'),
-    CLIENT_DIST_DIR: path.join(dir, 'dist'),
-    HF_ENDPOINT: hub.origin,
-    MANIFEST_PATH: manifestPath,
-  });
+  server = await startServer(
+    {
+      DATA_DIR: path.join(dir, 'data'),
+      CLIENT_DIST_DIR: path.join(dir, 'dist'),
+      HF_ENDPOINT: hub.origin,
+      MANIFEST_PATH: manifestPath,
+    },
+    120_000,
+  );
   browser = await launchChromium('no-gpu');
 }, 240_000);
 

@@ -1,4 +1,4 @@
-// The Rooms screens: the list (create, join by invite link) and a live room (room-page.tsx).
+// The Rooms screen: the list of rooms, creating one (accounts), joining by invite link; a live room is room-page.tsx.
 import { useEffect, useId, useState } from 'react';
 import { Link, useLocation } from 'wouter';
 import { ROOM_LIMITS } from '../../../shared/schemas/room.ts';
@@ -8,8 +8,6 @@ import { Field, Input } from '../../components/ui/input.tsx';
 import { Switch } from '../../components/ui/switch.tsx';
 import { ensureSession } from '../../lib/session.ts';
 import { api } from '../../lib/trpc.ts';
-
-export { RoomPage } from './room-page.tsx';
 
 export function RoomsPage() {
   const me = api.auth.me.useQuery();
