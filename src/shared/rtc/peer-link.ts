@@ -1,7 +1,8 @@
 // One WebRTC connection to one peer, with the perfect-negotiation pattern (either side may offer; the polite
 // side yields on glare), trickle ICE, and recovery when the connection fails or never comes up. The same class
 // runs on the browser's RTCPeerConnection and on werift's in Node (the headless peer): it uses only the part of
-// the standard API both have, described below.
+// the standard API both have, described below. One file past 300 lines because negotiation, candidates, the
+// watchdog and the link's state share one connection's private state; the room batches its signals (signal-outbox.ts).
 import type { Wire } from '../wire.ts';
 import type { LinkSignal } from '../socket-contract.ts';
 

@@ -1,6 +1,9 @@
 // What the app knows about each model on this device and the one loaded in the engine, with the actions that
 // move a model along: Fetching → Preparing (the server fetches it from the Hub) → Downloading (to this device)
-// → Loading (into the engine) → Ready. Screens read it with useModelState / useLoadedModel.
+// → Loading (into the engine) → Ready, and back (cancel, unload, remove). Screens read it with useModelState /
+// useLoadedModel. One file because every action writes the same two pieces of state (each model's, and the loaded
+// one) and in the same order of loads; the server steps live in src/shared/model-flow.ts, the device's files in
+// lib/device-cache.ts, the last model in last-model.ts.
 import { useSyncExternalStore } from 'react';
 import { BACKEND_LABEL, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
 import { engineModel, type PinnedModel, pinnedRevision, prepareOnServer, serverApi, sharedModelRef } from '../../../shared/model-flow.ts';
