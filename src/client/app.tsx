@@ -2,12 +2,9 @@
 import { Suspense, lazy, useLayoutEffect } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { APP_BUILD } from './env.ts';
-import { AccountPage } from './features/account/account-page.tsx';
 import { ChatPage } from './features/chat/chat-page.tsx';
 import { rememberAccount } from './features/chat/conversation-store.ts';
 import { MoveOffer } from './features/chat/move-offer.tsx';
-import { ModelsPage } from './features/models/models-page.tsx';
-import { RoomPage, RoomsPage } from './features/rooms/rooms-page.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
 import { Button } from './components/ui/button.tsx';
 import { useTheme } from './lib/theme.ts';
@@ -17,6 +14,12 @@ import { api } from './lib/trpc.ts';
 // (bench/pwa.ts, goal under 200 KB gzip).
 const ThemeSwitch = lazy(() => import('./components/theme-switch.tsx').then((m) => ({ default: m.ThemeSwitch })));
 const Toaster = lazy(() => import('./components/ui/toast.tsx').then((m) => ({ default: m.Toaster })));
+// The screens other than Chat, each in its own chunk, loaded when first opened (the service worker precaches them all,
+// so they open offline too).
+const ModelsPage = lazy(() => import('./features/models/models-page.tsx').then((m) => ({ default: m.ModelsPage })));
+const RoomsPage = lazy(() => import('./features/rooms/rooms-page.tsx').then((m) => ({ default: m.RoomsPage })));
+const RoomPage = lazy(() => import('./features/rooms/room-page.tsx').then((m) => ({ default: m.RoomPage })));
+const AccountPage = lazy(() => import('./features/account/account-page.tsx').then((m) => ({ default: m.AccountPage })));
 
 /** Remembers who is signed in whenever the server says, so that offline their conversations wait on this device for them. */
 function useRememberAccount(online: boolean): void {
@@ -78,18 +81,20 @@ export function App() {
         </div>
       )}
       <main className="shell">
-        <Switch>
-          <Route path="/models" component={ModelsPage} />
-          <Route path="/rooms" component={RoomsPage} />
-          <Route path="/account" component={AccountPage} />
-          <Route path="/rooms/:slug" component={RoomPage} />
-          <Route path="/" component={ChatPage} />
-          <Route>
-            <p>
-              Nothing here. <Link href="/">Back to the chat</Link>
-            </p>
-          </Route>
-        </Switch>
+        <Suspense fallback={<p className="muted">Opening…</p>}>
+          <Switch>
+            <Route path="/models" component={ModelsPage} />
+            <Route path="/rooms" component={RoomsPage} />
+            <Route path="/account" component={AccountPage} />
+            <Route path="/rooms/:slug" component={RoomPage} />
+            <Route path="/" component={ChatPage} />
+            <Route>
+              <p>
+                Nothing here. <Link href="/">Back to the chat</Link>
+              </p>
+            </Route>
+          </Switch>
+        </Suspense>
       </main>
       <footer className="shell muted small" data-testid="app-build">
         Mesh NanoLLM · build {APP_BUILD}

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { DEFAULT_ICE_SERVERS } from '../shared/rtc/default-ice-servers.ts';
 
 /** The trimmed, non-empty items of a comma-separated value. */
 const splitList = (value: string) =>
@@ -290,8 +291,8 @@ export const EnvSchema = z.object({
   SOCKET_SESSION_CHECK_SECONDS: integer(1, 86_400).default(300),
   /** Mesh job records (jobs.start, attempt, finish, check together) one user may write per minute; more get TOO_MANY_REQUESTS. */
   JOB_RECORDS_PER_MINUTE: integer(1, 1_000_000).default(120),
-  /** STUN/TURN servers handed to browsers; none by default, which is right on a LAN and on loopback. */
-  ICE_SERVERS: iceServers.default([]),
+  /** STUN/TURN servers handed to browsers and headless peers: public STUN servers by default; `[]` for none. */
+  ICE_SERVERS: iceServers.default(DEFAULT_ICE_SERVERS),
   /** /api/health names the running commit only when this is true (deploy details are not for strangers). */
   HEALTH_SHOW_COMMIT: boolean.default(false),
   GIT_COMMIT: z

@@ -43,6 +43,28 @@ function scriptedServer(kind: 'GUEST' | 'ACCOUNT', statuses: ServerDownload[]) {
 }
 
 describe('prepareOnServer', () => {
+  it('stops waiting for the server as soon as its signal aborts, with the reason given', async () => {
+    const { api } = scriptedServer(
+      'ACCOUNT',
+      Array.from({ length: 1000 }, () => status({ bytesDone: 10 })),
+    );
+    const controller = new AbortController();
+    let polls = 0;
+    const waiting = prepareOnServer(api, hubEntry, {
+      accountHint: 'sign up',
+      pollMs: 60_000,
+      signal: controller.signal,
+      onProgress: () => polls++,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const started = Date.now();
+    controller.abort(new Error('cancelled by the person'));
+    await expect(waiting).rejects.toThrow('cancelled by the person');
+    // Not after the next poll, a minute later: at once.
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(polls).toBe(1);
+  });
+
   it('follows the server download to its pinned files, reporting each status', async () => {
     const { api, asked } = scriptedServer('ACCOUNT', [
       status({ bytesDone: 40 }),

@@ -72,6 +72,23 @@ export interface PrepareOptions {
   onProgress?: (status: ServerDownload) => void;
   /** Between status polls (default 400 ms). */
   pollMs?: number;
+  /** Stops waiting for the server (a person cancelled): rejects with the signal's reason at once. */
+  signal?: AbortSignal;
+}
+
+/** Waits `ms`, or rejects with `signal`'s reason as soon as it aborts. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason as Error);
+      },
+      { once: true },
+    );
+  });
 }
 
 /** Makes sure the server holds the model (it downloads from the Hub once, for everyone); returns its files. */
@@ -90,7 +107,9 @@ export async function prepareOnServer(
   }
   await api.requestDownload(entry.id);
   for (;;) {
+    options.signal?.throwIfAborted();
     const status = await api.downloadStatus(entry.id);
+    options.signal?.throwIfAborted();
     if (!status) throw new Error(`The server has no download of ${entry.name} under way`);
     if (status.phase === 'ready') {
       if (!status.revision) throw new Error(`The server fetched ${entry.name} but names no revision for it`);
@@ -104,7 +123,7 @@ export async function prepareOnServer(
       );
     }
     options.onProgress?.(status);
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 400));
+    await pause(options.pollMs ?? 400, options.signal);
   }
 }
 

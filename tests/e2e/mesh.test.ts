@@ -24,8 +24,9 @@ let server: ServerProcess;
 let browser: Browser;
 let hub: FakeHub;
 const headless: HeadlessPeer[] = [];
-// The room and a mesh answer go to docs/screenshots when SCREENSHOTS=1 (README uses them).
+// The room and a mesh answer go to docs/screenshots when SCREENSHOTS=1, at desktop and phone size (README uses them).
 const screenshots = process.env.SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : null;
+const PHONE = { width: 390, height: 844 };
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-mesh-'));
@@ -292,7 +293,14 @@ describe('mesh inference in the browser', () => {
       await ben.screenshot({ path: path.join(screenshots, 'mesh-chat.png') });
       await enterGlobal(ben);
       await ben.screenshot({ path: path.join(screenshots, 'room.png'), fullPage: true });
+      // The same two screens on a phone (390x844), then back to the desktop size the test goes on with.
+      const desktop = ben.viewportSize();
+      await ben.setViewportSize(PHONE);
+      await ben.evaluate(() => window.scrollTo(0, 0));
+      await ben.screenshot({ path: path.join(screenshots, 'room-phone.png') });
       await open(ben, 'Chat');
+      await ben.screenshot({ path: path.join(screenshots, 'mesh-chat-phone.png') });
+      if (desktop) await ben.setViewportSize(desktop);
     }
     expect(cy.status().jobsServed).toBe(1);
 

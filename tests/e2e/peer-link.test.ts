@@ -1,11 +1,13 @@
 // The app's PeerLink in headless Chromium: two links in one page, their signals carried by the test (so it can
 // lose some): the channel opens both ways without glare, and a link whose first offer was lost recovers by
-// itself. The rooms test covers the same class over the real server.
+// itself; it opens with the default public STUN servers configured (reachable or not), and says there is no route
+// when ICE can find none. The rooms test covers the same class over the real server.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { transformWithOxc } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_ICE_SERVERS } from '../../src/shared/rtc/default-ice-servers.ts';
 import { launchChromium } from '../support/browser.ts';
 import { ROOT } from '../support/server-process.ts';
 
@@ -123,4 +125,98 @@ describe('PeerLink in Chromium', () => {
     },
     60_000,
   );
+});
+
+interface RouteResult {
+  openMs: number | null;
+  noRouteMs: number | null;
+  restarts: number;
+}
+
+/**
+ * Two links in the page with `iceServers`; with `unreachable`, every candidate's address is replaced on the way by
+ * one in TEST-NET-1 (RFC 5737), which nothing routes, so ICE can find no working pair, as between two strict NATs.
+ */
+function routePair(options: { iceServers: unknown[]; unreachable: boolean; limitMs: number }): Promise<RouteResult> {
+  return page.evaluate(async ({ iceServers, unreachable, limitMs }) => {
+    type Signal = { description: { type: string; sdp: string } } | { candidates: ({ candidate?: string } | null)[] };
+    interface Link {
+      signal(signal: Signal): Promise<void>;
+      state(): { channel: string; noRoute?: boolean };
+      restarts: number;
+      close(): void;
+    }
+    type Factory = (config: { iceServers: unknown[] }) => unknown;
+    const LinkClass = (
+      window as unknown as {
+        PeerLink: new (
+          id: string,
+          polite: boolean,
+          make: Factory,
+          ice: unknown[],
+          send: (s: Signal) => void,
+          changed: () => void,
+        ) => Link;
+      }
+    ).PeerLink;
+    const make: Factory = (config) => new RTCPeerConnection(config as RTCConfiguration);
+    const mangle = (signal: Signal): Signal => {
+      if (!unreachable) return signal;
+      if ('description' in signal)
+        return {
+          description: { ...signal.description, sdp: signal.description.sdp.replace(/^a=candidate:.*\r\n/gm, '') },
+        };
+      return {
+        candidates: signal.candidates.map((c) =>
+          c?.candidate ? { ...c, candidate: c.candidate.replace(/^((?:\S+ ){4})\S+/, '$1192.0.2.1') } : c,
+        ),
+      };
+    };
+    const links: Link[] = [];
+    const deliver = (to: number) => (signal: Signal) =>
+      setTimeout(() => void links[to]?.signal(mangle(signal)).catch(() => undefined), 5);
+    const started = performance.now();
+    links.push(new LinkClass('b', false, make, iceServers, deliver(1), () => {}));
+    links.push(new LinkClass('a', true, make, iceServers, deliver(0), () => {}));
+    const result: RouteResult = { openMs: null, noRouteMs: null, restarts: 0 };
+    while (performance.now() - started < limitMs) {
+      if (links.every((link) => link.state().channel === 'open')) {
+        result.openMs = performance.now() - started;
+        break;
+      }
+      if (links.every((link) => link.state().noRoute)) {
+        result.noRouteMs = performance.now() - started;
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    result.restarts = links[0]?.restarts ?? 0;
+    links.forEach((link) => link.close());
+    return result;
+  }, options);
+}
+
+describe('PeerLink in Chromium, with STUN servers and without a route', () => {
+  it('opens with the default public STUN servers configured, whether they answer or cannot be reached', async () => {
+    const result = await routePair({ iceServers: DEFAULT_ICE_SERVERS, unreachable: false, limitMs: 20_000 });
+    expect(result.noRouteMs).toBeNull();
+    expect(result.openMs).not.toBeNull();
+  }, 30_000);
+
+  it('opens at once on local addresses with a STUN server that never answers', async () => {
+    // TEST-NET-1 (RFC 5737): the address resolves (it is one) but nothing there answers, as behind a firewall.
+    const result = await routePair({
+      iceServers: [{ urls: 'stun:192.0.2.1:3478' }],
+      unreachable: false,
+      limitMs: 20_000,
+    });
+    expect(result.openMs).not.toBeNull();
+    expect(result.openMs).toBeLessThan(5000);
+  }, 30_000);
+
+  it('says there is no route on both sides when no candidate pair can work', async () => {
+    const result = await routePair({ iceServers: [], unreachable: true, limitMs: 60_000 });
+    expect(result.openMs).toBeNull();
+    expect(result.noRouteMs).not.toBeNull();
+  }, 90_000);
 });

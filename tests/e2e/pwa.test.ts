@@ -1,7 +1,8 @@
 // The PWA in headless Chromium (no GPU, so WASM), against the real server process and a fake Hub: first visit
 // and chat with the bundled model, a model downloaded through the proxy with its phases in order, offline reload,
 // an update to a new build that keeps the models, a tiny storage quota, and cloud chat over SSE.
-// Screenshots of the Models and Chat screens go to docs/screenshots when SCREENSHOTS=1 (README uses them).
+// Screenshots of the Models and Chat screens go to docs/screenshots when SCREENSHOTS=1, at desktop and phone size
+// (README uses them).
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +52,16 @@ afterAll(async () => {
   await hub?.stop();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** The screen as a phone shows it (390x844), then back to the desktop size the tests go on with. */
+async function phoneScreenshot(p: Page, file: string): Promise<void> {
+  if (!screenshots) return;
+  const desktop = p.viewportSize();
+  await p.setViewportSize({ width: 390, height: 844 });
+  await p.evaluate(() => window.scrollTo(0, 0));
+  await p.screenshot({ path: path.join(screenshots, file) });
+  if (desktop) await p.setViewportSize(desktop);
+}
 
 const card = (p: Page, id: string) => p.locator(`[data-testid="model-card"][data-model-id="${id}"]`);
 
@@ -111,7 +122,10 @@ describe('the PWA', () => {
     expect(await page.getByTestId('offline-indicator').textContent()).toBe('Online');
     // Cross-origin isolated (COOP + COEP credentialless), so ONNX Runtime Web may use threads where there are cores.
     expect(await page.evaluate(() => globalThis.crossOriginIsolated)).toBe(true);
-    if (screenshots) await page.screenshot({ path: path.join(screenshots, 'chat.png') });
+    if (screenshots) {
+      await page.screenshot({ path: path.join(screenshots, 'chat.png') });
+      await phoneScreenshot(page, 'chat-phone.png');
+    }
   }, 120_000);
 
   it('downloads a generated model through the proxy with its phases in order, then chats with it', async () => {
@@ -142,7 +156,10 @@ describe('the PWA', () => {
     ]);
     // The server fetched it from the fake Hub once, through its CDN redirect.
     expect(hub.requests.filter((r) => r.path.startsWith('/cdn/')).length).toBeGreaterThan(0);
-    if (screenshots) await page.screenshot({ path: path.join(screenshots, 'models.png'), fullPage: true });
+    if (screenshots) {
+      await page.screenshot({ path: path.join(screenshots, 'models.png'), fullPage: true });
+      await phoneScreenshot(page, 'models-phone.png');
+    }
 
     const { readout } = await chat(page, 'hello');
     expect(readout).toMatch(/^Generated pwa-tiny on this device · WASM/);

@@ -15,6 +15,8 @@ const TEST_DEFAULTS: Record<string, string> = {
   // Budgets are not smoothed over their window unless a test asks (tests/abuse-http.test.ts covers smoothing).
   RATE_LIMIT_BURST_SECONDS: '3600',
   HOUSEKEEPING_INTERVAL_MS: '0',
+  // Tests run offline: no public STUN servers (the default) to ask; tests of the default set it themselves.
+  ICE_SERVERS: '[]',
 };
 
 /** Embedded defaults, quiet logs, test mode; overrides as raw env strings, exactly as a shell would give them. */

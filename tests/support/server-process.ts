@@ -38,6 +38,8 @@ export function spawnServer(
       HOST: '127.0.0.1',
       PORT: '0',
       RATE_LIMIT_BURST_SECONDS: '3600',
+      // Tests and benchmarks run offline: no public STUN servers (the default) for browsers and peers to ask.
+      ICE_SERVERS: '[]',
       ...env,
     },
   });

@@ -55,6 +55,12 @@ export async function removeFromDevice(model: DeviceModel): Promise<void> {
   await Promise.all(model.files.map((file) => cache.delete(modelFileUrl(model, file))));
 }
 
+/** Removes every model file this device keeps, whichever model it belongs to. */
+export async function removeAllModelFiles(): Promise<void> {
+  if (!cachesAvailable()) return;
+  await caches.delete(MODEL_CACHE);
+}
+
 export interface StorageInfo {
   usage: number;
   quota: number;

@@ -9,3 +9,9 @@ export function inferenceEngine(): EngineClient {
   );
   return client;
 }
+
+/** Ends the worker and everything it holds (the loaded model's memory); the next inferenceEngine() starts afresh. */
+export function closeInferenceEngine(): void {
+  client?.terminate();
+  client = null;
+}

@@ -2,8 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { EnvError, parseEnv } from '../env.ts';
 
 describe('ICE_SERVERS', () => {
-  it('is empty by default and takes a JSON list of STUN/TURN servers', () => {
-    expect(parseEnv({}).ICE_SERVERS).toEqual([]);
+  it('defaults to public STUN servers of two operators, which ICE_SERVERS=[] empties', () => {
+    const servers = parseEnv({}).ICE_SERVERS;
+    const urls = servers.flatMap((server) => server.urls);
+    expect(urls).toContain('stun:stun.l.google.com:19302');
+    expect(urls).toContain('stun:stun.cloudflare.com:3478');
+    // STUN only: a default TURN server would relay everyone's traffic through a third party.
+    expect(urls.every((url) => url.startsWith('stun:'))).toBe(true);
+    expect(servers.every((server) => server.username === undefined && server.credential === undefined)).toBe(true);
+    expect(parseEnv({ ICE_SERVERS: '[]' }).ICE_SERVERS).toEqual([]);
+  });
+
+  it('takes a JSON list of STUN/TURN servers', () => {
     const servers = [
       { urls: 'stun:stun.example.org:3478' },
       { urls: ['turn:turn.example.org'], username: 'u', credential: 'secret-pass' },

@@ -1,6 +1,7 @@
 import { RTCPeerConnection } from 'werift';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type LinkSignal, type LinkTimeline, type PeerConnectionLike, PeerLink } from './peer-link.ts';
+import { DEFAULT_ICE_SERVERS } from './default-ice-servers.ts';
+import { type IceServer, type LinkSignal, type LinkTimeline, type PeerConnectionLike, PeerLink } from './peer-link.ts';
 
 const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
   new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
@@ -40,4 +41,54 @@ describe('PeerLink timeline', () => {
     expect(offering.firstCandidateSent).toBeDefined();
     expect(answering.firstCandidateReceived).toBeDefined();
   });
+});
+
+/** Two linked ends; `mangle` rewrites each signal on its way (a network that loses or changes what it carries). */
+function pairOf(iceServers: IceServer[], mangle: (signal: LinkSignal) => LinkSignal = (signal) => signal) {
+  const ends: Record<'a' | 'b', PeerLink | null> = { a: null, b: null };
+  const relay = (to: 'a' | 'b') => (signal: LinkSignal) => void ends[to]?.signal(mangle(signal)).catch(() => undefined);
+  ends.a = new PeerLink('b', false, createPeerConnection, iceServers, relay('b'), () => {});
+  ends.b = new PeerLink('a', true, createPeerConnection, iceServers, relay('a'), () => {});
+  links.push(ends.a, ends.b);
+  return [ends.a, ends.b] as const;
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline;) {
+    if (check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return check();
+}
+
+/** Every candidate's address replaced by one in TEST-NET-1 (RFC 5737), which nothing routes: no pair can work. */
+function unreachableCandidates(signal: LinkSignal): LinkSignal {
+  if ('description' in signal)
+    return { description: { ...signal.description, sdp: signal.description.sdp.replace(/^a=candidate:.*\r\n/gm, '') } };
+  return {
+    candidates: signal.candidates.map((candidate) =>
+      candidate?.candidate
+        ? { ...candidate, candidate: candidate.candidate.replace(/^((?:\S+ ){4})\S+/, '$1192.0.2.1') }
+        : candidate,
+    ),
+  };
+}
+
+describe('PeerLink without a route', () => {
+  it('opens with the default STUN servers configured, whether they answer or cannot be reached', async () => {
+    const [a, b] = pairOf(DEFAULT_ICE_SERVERS);
+    expect(await until(() => a.state().channel === 'open' && b.state().channel === 'open', 20_000)).toBe(true);
+    expect(a.state().noRoute).toBeUndefined();
+  }, 30_000);
+
+  it('says there is no route when ICE fails, and renegotiates only as often as its watchdog allows', async () => {
+    const [a, b] = pairOf([], unreachableCandidates);
+    expect(await until(() => Boolean(a.state().noRoute && b.state().noRoute), 15_000)).toBe(true);
+    const restarts = a.restarts;
+    // Failures here come within milliseconds; each one restarting ICE would renegotiate hundreds of times a second.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(a.restarts - restarts).toBeLessThanOrEqual(1);
+    expect(a.state()).toMatchObject({ channel: 'connecting', noRoute: true });
+    expect(b.state().channel).not.toBe('open');
+  }, 30_000);
 });

@@ -1,7 +1,8 @@
 // One WebRTC connection to one peer, with the perfect-negotiation pattern (either side may offer; the polite
 // side yields on glare), trickle ICE, and recovery when the connection fails or never comes up. The same class
 // runs on the browser's RTCPeerConnection and on werift's in Node (the headless peer): it uses only the part of
-// the standard API both have, described below.
+// the standard API both have, described below. One file past 300 lines because negotiation, candidates, the
+// watchdog and the link's state share one connection's private state; the room batches its signals (signal-outbox.ts).
 import type { Wire } from '../wire.ts';
 import type { LinkSignal } from '../socket-contract.ts';
 
@@ -49,6 +50,12 @@ type RTCIceCandidateJson = Extract<LinkSignal, { candidates: unknown }>['candida
 export interface LinkState {
   connection: string;
   channel: string;
+  /**
+   * ICE found no pair of addresses that reach each other (the connection went `failed`) and the channel has not
+   * opened since: the two are on networks with no direct route (symmetric NATs, firewalls), and only a TURN relay
+   * (ICE_SERVERS) would carry the link. The link keeps retrying meanwhile.
+   */
+  noRoute?: boolean;
 }
 
 /** The signal schema's cap on candidates in one signal (src/shared/socket-contract.ts). */
@@ -90,6 +97,8 @@ export class PeerLink {
   private closed = false;
   /** Renegotiations after the first offer (ICE restarts), for tests and the room view. */
   restarts = 0;
+  /** ICE failed since the channel was last open (LinkState.noRoute). */
+  private iceFailed = false;
   /** What arrives on the data channel (the mesh inference protocol). */
   onMessage: (data: unknown) => void = () => {};
   /** The data channel opened (again). */
@@ -123,8 +132,14 @@ export class PeerLink {
     this.pc.onconnectionstatechange = () => {
       if (this.pc.connectionState === 'connected') this.mark('connected');
       if (this.pc.connectionState === 'failed') {
-        this.recover();
-        this.armWatchdog();
+        // The first failure renegotiates at once; while it keeps failing the watchdog retries, each time later. Where
+        // no address pair works at all, failures come within milliseconds, and retrying on each would renegotiate
+        // in a tight loop through the signaling server.
+        if (!this.iceFailed) {
+          this.recover();
+          this.armWatchdog();
+        }
+        this.iceFailed = true;
       }
       this.onChange();
     };
@@ -177,6 +192,7 @@ export class PeerLink {
     const channel = this.pc.createDataChannel('mesh', { negotiated: true, id: 0 });
     channel.onopen = () => {
       this.mark('open');
+      this.iceFailed = false;
       this.connectTimeoutMs = CONNECT_TIMEOUT_MS;
       this.onOpen();
       this.onChange();
@@ -272,7 +288,12 @@ export class PeerLink {
   }
 
   state(): LinkState {
-    return { connection: this.pc.connectionState, channel: this.channel?.readyState ?? 'none' };
+    const channel = this.channel?.readyState ?? 'none';
+    return {
+      connection: this.pc.connectionState,
+      channel,
+      ...(this.iceFailed && channel !== 'open' ? { noRoute: true } : {}),
+    };
   }
 
   close(): void {

@@ -1,14 +1,17 @@
 // What the app knows about each model on this device and the one loaded in the engine, with the actions that
 // move a model along: Fetching → Preparing (the server fetches it from the Hub) → Downloading (to this device)
-// → Loading (into the engine) → Ready. Screens read it with useModelState / useLoadedModel.
+// → Loading (into the engine) → Ready, and back (cancel, unload, remove). Screens read it with useModelState /
+// useLoadedModel. One file because every action writes the same two pieces of state (each model's, and the loaded
+// one) and in the same order of loads; the server steps live in src/shared/model-flow.ts, the device's files in
+// lib/device-cache.ts, the last model in last-model.ts.
 import { useSyncExternalStore } from 'react';
 import { BACKEND_LABEL, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
 import { engineModel, type PinnedModel, pinnedRevision, prepareOnServer, serverApi, sharedModelRef } from '../../../shared/model-flow.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import type { CatalogueEntry } from '../../../shared/schemas/models.ts';
-import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, releaseRuntimeIfUnused, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
+import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, releaseRuntimeIfUnused, removeAllModelFiles, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
 import { trpc } from '../../lib/trpc.ts';
-import { inferenceEngine } from '../../workers/inference.ts';
+import { closeInferenceEngine, inferenceEngine } from '../../workers/inference.ts';
 import { lastModelId, rememberLastModel } from './last-model.ts';
 
 export type { CatalogueEntry };
@@ -92,10 +95,21 @@ export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<vo
 
 const server = serverApi(trpc);
 
-/** Makes sure the server holds the model, showing its progress as Preparing. */
-function prepare(entry: CatalogueEntry): Promise<PinnedModel> {
+/** Each download in progress, so that Cancel can stop it wherever it is (the server's fetch, the save to this device). */
+const downloads = new Map<string, AbortController>();
+
+class Cancelled extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'Cancelled';
+  }
+}
+
+/** Makes sure the server holds the model, showing its progress as Preparing; stops waiting when `signal` aborts. */
+function prepare(entry: CatalogueEntry, signal: AbortSignal): Promise<PinnedModel> {
   return prepareOnServer(server, entry, {
     accountHint: 'sign up on the Account screen',
+    signal,
     onProgress: (status) =>
       update(entry.id, {
         phase: 'Preparing',
@@ -110,15 +124,52 @@ function prepare(entry: CatalogueEntry): Promise<PinnedModel> {
 
 /** Server, then device: afterwards the model loads with no network. */
 export async function downloadModel(entry: CatalogueEntry): Promise<PinnedModel> {
-  update(entry.id, { phase: 'Fetching', phases: [], message: 'Checking the catalogue and the server', error: null, busy: true, loaded: 0, total: 0, files: {} });
-  const { revision, files, bytes } = await prepare(entry);
-  const total = bytes ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
-  update(entry.id, { phase: 'Preparing', message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model', loaded: total, total });
-  await saveToDevice(deviceModel(entry, revision, files), total, (p) =>
-    update(entry.id, { phase: 'Downloading', message: `Saving ${p.file} to this device`, loaded: p.loaded, total: p.total, speed: p.speed, files: p.files }),
-  );
-  update(entry.id, { onDevice: true });
-  return { revision, files, bytes: total };
+  const controller = new AbortController();
+  downloads.get(entry.id)?.abort(new Cancelled('Replaced by a new download'));
+  downloads.set(entry.id, controller);
+  const { signal } = controller;
+  try {
+    update(entry.id, { phase: 'Fetching', phases: [], message: 'Checking the catalogue and the server', error: null, busy: true, loaded: 0, total: 0, files: {} });
+    const { revision, files, bytes } = await prepare(entry, signal);
+    const total = bytes ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
+    update(entry.id, { phase: 'Preparing', message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model', loaded: total, total });
+    await saveToDevice(deviceModel(entry, revision, files), total, (p) =>
+      update(entry.id, { phase: 'Downloading', message: `Saving ${p.file} to this device`, loaded: p.loaded, total: p.total, speed: p.speed, files: p.files }),
+      signal,
+    );
+    update(entry.id, { onDevice: true });
+    return { revision, files, bytes: total };
+  } catch (error) {
+    // A save stopped part-way leaves nothing behind (saveToDevice removes what it wrote); the abort's reason says why.
+    throw signal.aborted ? (signal.reason as Error) : error;
+  } finally {
+    if (downloads.get(entry.id) === controller) downloads.delete(entry.id);
+  }
+}
+
+/** Whether a download of `id` is in progress here (the card offers Cancel while it is). */
+export function downloading(id: string): boolean {
+  return downloads.has(id);
+}
+
+/**
+ * Cancels the download of `entry`: the server's fetch from the Hub when it is at that step (models.cancel; only the
+ * person who started it, or an operator, may), and this device's save. The card says what happened.
+ */
+export async function cancelDownload(entry: CatalogueEntry): Promise<void> {
+  const controller = downloads.get(entry.id);
+  if (!controller) return;
+  const atServer = (states[entry.id] ?? IDLE).phase === 'Preparing' && !pinnedRevision(entry);
+  let message = atServer ? 'Download cancelled: the server stopped fetching it' : 'Download cancelled: nothing was kept on this device';
+  if (atServer) {
+    try {
+      const { cancelled } = await trpc.models.cancel.mutate({ id: entry.id });
+      if (!cancelled) message = 'Stopped waiting: the server had already finished or stopped this download';
+    } catch (error) {
+      message = `Stopped waiting here, but the server goes on: ${describe(error)}`;
+    }
+  }
+  controller.abort(new Cancelled(message));
 }
 
 function describe(error: unknown): string {
@@ -130,7 +181,8 @@ export async function download(entry: CatalogueEntry): Promise<void> {
     await downloadModel(entry);
     update(entry.id, { phase: 'Idle', message: 'Saved on this device', busy: false });
   } catch (error) {
-    update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
+    if (error instanceof Cancelled) update(entry.id, { phase: 'Idle', phases: [], message: error.message, busy: false, loaded: 0, total: 0, files: {} });
+    else update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
   }
 }
 
@@ -186,9 +238,26 @@ async function loadNow(entry: CatalogueEntry): Promise<void> {
     update(entry.id, { phase: 'Ready', message: info.reason, busy: false, error: null });
     await keepForOffline(info.backend, entry);
   } catch (error) {
-    update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
+    if (error instanceof Cancelled) update(entry.id, { phase: 'Idle', phases: [], message: error.message, busy: false, loaded: 0, total: 0, files: {} });
+    else update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
     throw error;
   }
+}
+
+/**
+ * Unloads the model: the inference worker is ended, the only way to hand its memory back (a WebAssembly heap
+ * never shrinks, and a WebGPU device's buffers go with its worker); the next load starts a fresh one. An answer
+ * being generated on it ends as interrupted. Unloaded on purpose: not brought back when the app opens.
+ */
+export async function unload(): Promise<void> {
+  const current = active;
+  if (!current) return;
+  // After any load under way, so that it does not land in the engine just ended.
+  await loads;
+  closeInferenceEngine();
+  active = null;
+  if (lastModelId() === current.entry.id) rememberLastModel(null);
+  update(current.entry.id, { phase: 'Idle', phases: [], message: 'Unloaded: its memory is free again', busy: false });
 }
 
 export async function load(entry: CatalogueEntry): Promise<void> {
@@ -204,6 +273,22 @@ export async function removeFromThisDevice(entry: CatalogueEntry): Promise<void>
   // Removed on purpose: not the model to bring back when the app opens.
   if (lastModelId() === entry.id) rememberLastModel(null);
   update(entry.id, { onDevice: false, phase: 'Idle', phases: [], message: runtimeToo ? 'Removed from this device, with ONNX Runtime (no model left uses it)' : 'Removed from this device' });
+}
+
+/**
+ * Removes every model's files from this device (the catalogue's and any it no longer lists) and ONNX Runtime's with
+ * them. A model loaded now stays loaded until it is unloaded or the app closes; it is not brought back when the app
+ * opens.
+ */
+export async function removeAllFromThisDevice(entries: CatalogueEntry[]): Promise<void> {
+  await removeAllModelFiles();
+  const runtimeToo = await releaseRuntimeIfUnused();
+  rememberLastModel(null);
+  const message = runtimeToo ? 'Removed from this device, with ONNX Runtime' : 'Removed from this device';
+  for (const entry of entries) {
+    const state = states[entry.id] ?? IDLE;
+    if (state.onDevice) update(entry.id, { onDevice: false, phase: state.busy ? state.phase : 'Idle', phases: state.busy ? state.phases : [], message });
+  }
 }
 
 /** The device model of each catalogue entry that has a pinned commit (what the storage panel measures). */

@@ -1,147 +1,86 @@
 // The Models screen: the catalogue (the server's, or offline the copy this device kept, with its date) with where
-// each model is (bundled, on the server, on this device), Download, Load, Remove from device and Get Random Model,
-// the load phases in words and bars, and what the device keeps for offline use.
-import { useEffect } from 'react';
-import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
-import { ProgressBar } from '../../components/progress-bar.tsx';
-import { formatBytes } from '../../lib/device-cache.ts';
-import { catalogueDate, useCatalogue, useRefreshCatalogue } from './catalogue.ts';
-import { type CatalogueEntry, download, load, pickRandomModel, refreshDeviceStatus, removeFromThisDevice, useLoadedModel, useModelState } from './model-store.ts';
+// each model is (bundled, on the server, on this device, with its bytes here), the actions on each model, Get Random
+// Model, Remove all from device, and what the device keeps for offline use.
+import { Suspense, lazy, useEffect } from 'react';
+import { Button } from '../../components/ui/button.tsx';
+import { catalogueDate, useCatalogue } from './catalogue.ts';
+import { ModelCard } from './model-card.tsx';
+import {
+  type CatalogueEntry,
+  load,
+  pickRandomModel,
+  refreshDeviceStatus,
+  removeAllFromThisDevice,
+  useLoadedModel,
+} from './model-store.ts';
 import { StoragePanel } from './storage-panel.tsx';
+import { useKeptForOffline } from './use-kept.ts';
 
+// Radix's dialog comes after the first paint (bench/pwa.ts: initial JS under 200 KB gzip).
+const RemoveAllDialog = lazy(() => import('./remove-all-dialog.tsx'));
 const NO_ENTRIES: CatalogueEntry[] = [];
-const PHASES = ['Fetching', 'Preparing', 'Downloading', 'Loading', 'Ready'] as const;
-
-function where(entry: CatalogueEntry, onDevice: boolean): string {
-  const parts = [entry.bundled ? 'bundled with the app' : entry.serverStatus === 'cached' ? 'cached on the server' : 'on the Hub'];
-  if (onDevice) parts.push('on this device');
-  return parts.join(' · ');
-}
-
-function ModelCard({ entry }: { entry: CatalogueEntry }) {
-  const state = useModelState(entry.id);
-  // After a download the server holds the model pinned to a commit: read the catalogue again.
-  const refresh = useRefreshCatalogue();
-  const loaded = useLoadedModel();
-  const isLoaded = loaded?.entry.id === entry.id;
-  const size = entry.totalSize ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
-  return (
-    <article className="card" data-testid="model-card" data-model-id={entry.id} aria-labelledby={`model-${entry.id}`}>
-      <header className="card-header">
-        <h2 id={`model-${entry.id}`}>{entry.name}</h2>
-        {entry.demo && <span className="badge">demo</span>}
-        {isLoaded && (
-          <span className="badge badge-accent" data-testid="backend-badge">
-            {BACKEND_LABEL[loaded.backend]}
-          </span>
-        )}
-      </header>
-      <p className="muted">{entry.description}</p>
-      <dl className="facts">
-        <dt>Size</dt>
-        <dd>{size ? formatBytes(size) : 'unknown until fetched'}</dd>
-        <dt>Context</dt>
-        <dd>{entry.contextLength.toLocaleString()} tokens</dd>
-        <dt>Backends</dt>
-        <dd>
-          WebGPU ({entry.dtype.webgpu}) · WASM ({entry.dtype.wasm})
-        </dd>
-        <dt>License</dt>
-        <dd>{entry.license}</dd>
-        <dt>Where</dt>
-        <dd data-testid="model-where">{where(entry, state.onDevice)}</dd>
-      </dl>
-      <div className="actions">
-        {!entry.bundled && !state.onDevice && (
-          <button type="button" data-testid="model-download" disabled={state.busy} onClick={() => void download(entry).then(refresh)}>
-            Download
-          </button>
-        )}
-        <button type="button" className="primary" data-testid="model-load" disabled={state.busy || isLoaded} onClick={() => void load(entry).then(refresh)}>
-          {isLoaded ? 'Loaded' : 'Load'}
-        </button>
-        {state.onDevice && (
-          <button type="button" data-testid="model-remove" disabled={state.busy} onClick={() => void removeFromThisDevice(entry)}>
-            Remove from device
-          </button>
-        )}
-      </div>
-      <div className="status" data-testid="model-status" role="status" aria-live="polite" data-phase={state.phase}>
-        {state.phase === 'Failed' ? (
-          <p className="error" role="alert">
-            {state.error}
-          </p>
-        ) : state.phase !== 'Idle' || state.message ? (
-          <>
-            <ol className="phases" data-testid="model-phases" aria-label="Progress">
-              {PHASES.map((phase) => (
-                <li key={phase} data-done={state.phases.includes(phase)} data-current={state.phase === phase}>
-                  {phase}
-                </li>
-              ))}
-            </ol>
-            <p>{state.message}</p>
-            {(state.phase === 'Preparing' || state.phase === 'Downloading') && state.total > 0 && (
-              <>
-                <ProgressBar value={state.loaded} max={state.total} label={`${state.phase} ${entry.name}`} />
-                <p className="muted">
-                  {formatBytes(state.loaded)} of {formatBytes(state.total)}
-                  {state.speed > 0 && ` · ${formatBytes(state.speed)}/s`}
-                </p>
-                <ul className="files">
-                  {Object.entries(state.files).map(([file, f]) => (
-                    <li key={file}>
-                      {file}: {f.total ? `${Math.round((100 * f.loaded) / f.total)}%` : formatBytes(f.loaded)}
-                    </li>
-                  ))}
-                </ul>
-              </>
-            )}
-          </>
-        ) : null}
-      </div>
-    </article>
-  );
-}
 
 export function ModelsPage() {
   const catalogue = useCatalogue();
-  const entries = catalogue.data?.entries;
+  const entries = catalogue.data?.entries ?? NO_ENTRIES;
   const loaded = useLoadedModel();
+  const kept = useKeptForOffline(entries);
+  const models = kept?.filter((item) => item.kind === 'model') ?? [];
+  const bytesOf = (id: string) => (kept ? (models.find((item) => item.id === id)?.bytes ?? 0) : null);
 
   useEffect(() => {
-    if (entries) void refreshDeviceStatus(entries);
+    if (entries.length) void refreshDeviceStatus(entries);
   }, [entries, loaded]);
 
   return (
-    <section aria-labelledby="models-title">
-      <div className="page-header">
-        <h1 id="models-title">Models</h1>
-        <button
-          type="button"
-          data-testid="model-random"
-          disabled={!entries?.length}
-          onClick={() => {
-            const pick = entries && pickRandomModel(entries);
-            if (pick) void load(pick);
-          }}
-        >
-          Get Random Model
-        </button>
-      </div>
+    <section aria-labelledby="models-title" className="flex min-w-0 flex-col gap-4">
+      <header className="flex flex-wrap items-center justify-between gap-2">
+        <h1 id="models-title" className="m-0 text-2xl font-semibold">
+          Models
+        </h1>
+        <div className="flex flex-wrap gap-2">
+          <Button
+            data-testid="model-random"
+            disabled={!entries.length}
+            onClick={() => {
+              const pick = pickRandomModel(entries);
+              if (pick) void load(pick);
+            }}
+          >
+            Get Random Model
+          </Button>
+          <Suspense fallback={<Button disabled>Remove all from device</Button>}>
+            <RemoveAllDialog
+              models={models.length}
+              bytes={models.reduce((n, item) => n + item.bytes, 0)}
+              onConfirm={() => removeAllFromThisDevice(entries)}
+            />
+          </Suspense>
+        </div>
+      </header>
       {catalogue.data?.unreachable && (
-        <p className="muted" role="status" data-testid="catalogue-kept" data-fetched-at={catalogue.data.fetchedAt}>
-          The server cannot be reached ({catalogue.data.unreachable}): catalogue from {catalogueDate(catalogue.data.fetchedAt)}, kept on this device.
+        <p
+          className="m-0 text-muted"
+          role="status"
+          data-testid="catalogue-kept"
+          data-fetched-at={catalogue.data.fetchedAt}
+        >
+          The server cannot be reached ({catalogue.data.unreachable}): catalogue from{' '}
+          {catalogueDate(catalogue.data.fetchedAt)}, kept on this device.
         </p>
       )}
-      {catalogue.error && <p role="alert">{catalogue.error.message}</p>}
-      {!catalogue.data && !catalogue.error && <p>Reading the catalogue…</p>}
-      <div className="grid">
-        {entries?.map((entry) => (
-          <ModelCard key={entry.id} entry={entry} />
+      {catalogue.error && (
+        <p className="m-0 text-destructive" role="alert">
+          {catalogue.error.message}
+        </p>
+      )}
+      {!catalogue.data && !catalogue.error && <p className="m-0">Reading the catalogue…</p>}
+      <div className="grid grid-cols-[repeat(auto-fill,minmax(min(20rem,100%),1fr))] gap-4">
+        {entries.map((entry) => (
+          <ModelCard key={entry.id} entry={entry} deviceBytes={bytesOf(entry.id)} />
         ))}
       </div>
-      <StoragePanel entries={entries ?? NO_ENTRIES} />
+      <StoragePanel entries={entries} kept={kept} />
     </section>
   );
 }

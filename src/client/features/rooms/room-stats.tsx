@@ -12,16 +12,16 @@ export function RoomStats({ room }: { room: string }) {
   const { jobs, tokensOut, failovers, mismatches, servers } = stats.data;
   const completed = jobs.COMPLETED ?? 0;
   return (
-    <div className="room-stats">
-      <p className="muted small" data-testid="room-stats">
+    <div className="flex flex-col gap-1">
+      <p className="m-0 text-sm text-muted" data-testid="room-stats">
         {plural(completed, 'answer')} served in this room · {plural(tokensOut, 'token')} ·{' '}
         {plural(failovers, 'failover')} · {plural(mismatches, 'failed spot check')}
         {servers.length > 0 && ` · most by ${servers.map((s) => `${s.name} (${s.jobs})`).join(', ')}`}
       </p>
       {recent.length > 0 && (
         <details>
-          <summary>Your latest mesh jobs here</summary>
-          <ul className="small" data-testid="my-jobs">
+          <summary className="cursor-pointer text-sm">Your latest mesh jobs here</summary>
+          <ul className="m-0 mt-1 pl-5 text-sm" data-testid="my-jobs">
             {recent.map((job) => (
               <li key={job.id}>
                 {job.outcome.toLowerCase()} · {job.modelId} · {job.server?.displayName ?? 'a peer that left'} ·{' '}
