@@ -3,7 +3,8 @@
 // → Loading (into the engine) → Ready. Screens read it with useModelState / useLoadedModel.
 import { useSyncExternalStore } from 'react';
 import { BACKEND_LABEL, type EngineModel, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
-import { modelFingerprint } from '../../../shared/schemas/models.ts';
+import { type DeviceGpu, deviceDtype } from '../../../shared/device-dtype.ts';
+import { type Dtype, modelFingerprint } from '../../../shared/schemas/models.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import type { CatalogueEntry } from '../../../shared/schemas/models.ts';
 import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, releaseRuntimeIfUnused, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
@@ -77,14 +78,28 @@ export function keptSignature(): string {
   return `${onDevice.sort().join(',')}|${active?.entry.id ?? ''}:${active?.backend ?? ''}:${active?.offline.state ?? ''}`;
 }
 
-/** The commit the files are pinned to: the bundle's own, or the one the server pinned on download. */
-function pinned(entry: CatalogueEntry): string | null {
-  return entry.bundled ? entry.revision : entry.cachedRevision;
+/** This device's GPU as the engine will find it, probed once (the worker asks the same navigator.gpu). */
+let device: DeviceGpu | null = null;
+let probing: Promise<DeviceGpu> | null = null;
+
+interface AdapterLike {
+  features: { has(feature: string): boolean };
 }
 
-/** A Hub model's files are derived by the server on download; the catalogue lists them once it holds them. */
-function deviceModel(entry: CatalogueEntry, revision: string, files = entry.files.map((f) => f.path)): DeviceModel {
-  return { id: entry.id, repo: entry.repo, revision, files };
+function probeDevice(): Promise<DeviceGpu> {
+  probing ??= (async () => {
+    const gpu = (navigator as Navigator & { gpu?: { requestAdapter(o?: object): Promise<AdapterLike | null> } }).gpu;
+    const adapter = await gpu?.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+    device = { webgpu: !!adapter, f16: adapter?.features.has('shader-f16') ?? false };
+    return device;
+  })();
+  return probing;
+}
+
+/** The dtype this device runs of `entry`: only its files are fetched, to the server and to the device. */
+function dtypeOn(entry: CatalogueEntry, gpu: DeviceGpu): Dtype {
+  const has = (dtype: Dtype) => !!entry.sizes?.some((s) => s.dtype === dtype) || entry.downloads.some((d) => d.dtype === dtype);
+  return deviceDtype(entry.dtype, gpu, has);
 }
 
 interface Pinned {
@@ -94,27 +109,53 @@ interface Pinned {
   bytes: number | null;
 }
 
+/**
+ * What the server holds of `entry` for this device: the bundle, its download of the device's dtype (or of every
+ * dtype), or, from a server that lists no downloads per dtype, the one it pinned.
+ */
+function serverCopy(entry: CatalogueEntry, gpu: DeviceGpu | null): Pinned | null {
+  const files = (list: { path: string }[]) => list.map((f) => f.path);
+  if (entry.bundled) return { revision: entry.revision, files: files(entry.files), bytes: entry.totalSize };
+  const dtype = gpu ? dtypeOn(entry, gpu) : null;
+  const download = entry.downloads.find((d) => d.dtype === dtype) ?? entry.downloads.find((d) => d.dtype === '*');
+  if (download) return { revision: download.revision, files: files(download.files), bytes: download.totalSize };
+  if (entry.downloads.length === 0 && entry.cachedRevision) {
+    return { revision: entry.cachedRevision, files: files(entry.files), bytes: entry.totalSize };
+  }
+  return null;
+}
+
+function deviceModel(entry: CatalogueEntry, copy: Pinned): DeviceModel {
+  return { id: entry.id, repo: entry.repo, revision: copy.revision, files: copy.files };
+}
+
 export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<void> {
+  const gpu = await probeDevice();
   for (const entry of entries) {
-    const revision = pinned(entry);
-    const onDevice = revision !== null && (await filesOnDevice(deviceModel(entry, revision))) === entry.files.length;
+    const copy = serverCopy(entry, gpu);
+    const onDevice = copy !== null && copy.files.length > 0 && (await filesOnDevice(deviceModel(entry, copy))) === copy.files.length;
     if ((states[entry.id] ?? IDLE).onDevice !== onDevice) update(entry.id, { onDevice });
   }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Makes sure the server holds the model (it downloads from the Hub once, for everyone); returns the commit. */
+/**
+ * Makes sure the server holds the dtype of the model this device runs (it downloads from the Hub once, for
+ * everyone; other dtypes only when a device asks for them); returns the commit and the files.
+ */
 async function prepareOnServer(entry: CatalogueEntry): Promise<Pinned> {
-  const ready = pinned(entry);
-  if (ready) return { revision: ready, files: entry.files.map((f) => f.path), bytes: entry.totalSize };
+  const gpu = await probeDevice();
+  const ready = serverCopy(entry, gpu);
+  if (ready) return ready;
   // The server refuses guests too; asking first spares making a guest only to be told so.
   if ((await trpc.auth.me.query())?.kind !== 'ACCOUNT') {
     throw new Error('The server has not downloaded this model yet, and asking it to needs an account: sign up on the Account screen');
   }
-  await trpc.models.download.mutate({ id: entry.id });
+  const dtype = dtypeOn(entry, gpu);
+  await trpc.models.download.mutate({ id: entry.id, dtype });
   for (;;) {
-    const status = await trpc.models.status.query({ id: entry.id });
+    const status = await trpc.models.status.query({ id: entry.id, dtype });
     if (!status) throw new Error('The server has no download of this model');
     if (status.phase === 'ready' && status.revision) return { revision: status.revision, files: status.files.map((f) => f.path), bytes: status.bytesTotal };
     if (status.phase === 'failed' || status.phase === 'cancelled') {
@@ -138,7 +179,7 @@ export async function downloadModel(entry: CatalogueEntry): Promise<Pinned> {
   const { revision, files, bytes } = await prepareOnServer(entry);
   const total = bytes ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
   update(entry.id, { phase: 'Preparing', message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model', loaded: total, total });
-  await saveToDevice(deviceModel(entry, revision, files), total, (p) =>
+  await saveToDevice(deviceModel(entry, { revision, files, bytes }), total, (p) =>
     update(entry.id, { phase: 'Downloading', message: `Saving ${p.file} to this device`, loaded: p.loaded, total: p.total, speed: p.speed, files: p.files }),
   );
   update(entry.id, { onDevice: true });
@@ -190,9 +231,9 @@ export function loadModel(entry: CatalogueEntry): Promise<void> {
 
 async function loadNow(entry: CatalogueEntry): Promise<void> {
   try {
-    const saved = (states[entry.id] ?? IDLE).onDevice ? pinned(entry) : null;
+    const saved = (states[entry.id] ?? IDLE).onDevice ? serverCopy(entry, await probeDevice()) : null;
     if (saved) update(entry.id, { phases: [], error: null });
-    const { revision, files } = saved ? { revision: saved, files: entry.files.map((f) => f.path) } : await downloadModel(entry);
+    const { revision, files } = saved ?? (await downloadModel(entry));
     const model: EngineModel = { id: entry.id, repo: entry.repo, revision, dtype: entry.dtype, files, contextLength: entry.contextLength };
     // The files are on this device now: the engine's own fetching and "downloading" read them from the device
     // cache, so to the person it is all Loading.
@@ -222,8 +263,8 @@ export async function load(entry: CatalogueEntry): Promise<void> {
 
 /** Removes the model's files, and ONNX Runtime's when no model is left to run with them. */
 export async function removeFromThisDevice(entry: CatalogueEntry): Promise<void> {
-  const revision = pinned(entry);
-  if (revision) await removeFromDevice(deviceModel(entry, revision));
+  const copy = serverCopy(entry, await probeDevice());
+  if (copy) await removeFromDevice(deviceModel(entry, copy));
   const runtimeToo = await releaseRuntimeIfUnused();
   // Removed on purpose: not the model to bring back when the app opens.
   if (lastModelId() === entry.id) rememberLastModel(null);
@@ -233,8 +274,8 @@ export async function removeFromThisDevice(entry: CatalogueEntry): Promise<void>
 /** The device model of each catalogue entry that has a pinned commit (what the storage panel measures). */
 export function deviceModels(entries: CatalogueEntry[]): DeviceModel[] {
   return entries.flatMap((entry) => {
-    const revision = pinned(entry);
-    return revision ? [deviceModel(entry, revision)] : [];
+    const copy = serverCopy(entry, device);
+    return copy ? [deviceModel(entry, copy)] : [];
   });
 }
 

@@ -8,6 +8,7 @@ import { formatBytes } from '../../lib/device-cache.ts';
 import { catalogueDate, useCatalogue, useRefreshCatalogue } from './catalogue.ts';
 import { type CatalogueEntry, download, load, pickRandomModel, refreshDeviceStatus, removeFromThisDevice, useLoadedModel, useModelState } from './model-store.ts';
 import { StoragePanel } from './storage-panel.tsx';
+import { AddModelForm } from './add-model-form.tsx';
 
 const NO_ENTRIES: CatalogueEntry[] = [];
 const PHASES = ['Fetching', 'Preparing', 'Downloading', 'Loading', 'Ready'] as const;
@@ -141,6 +142,7 @@ export function ModelsPage() {
           <ModelCard key={entry.id} entry={entry} />
         ))}
       </div>
+      <AddModelForm />
       <StoragePanel entries={entries ?? NO_ENTRIES} />
     </section>
   );
