@@ -161,9 +161,17 @@ export class HeadlessPeer {
     id: string,
     kind: 'GUEST' | 'ACCOUNT',
   ): Promise<{ engine: MeshEngine; name: string; backend: string }> {
-    let entry = (await api.manifest.list.query()).find((m) => m.id === id);
+    const entry = (await api.manifest.list.query()).find((m) => m.id === id);
     if (!entry) throw new Error(`The server's catalogue has no model ${id}`);
-    let revision = entry.bundled ? entry.revision : entry.cachedRevision;
+    // Node runs the WASM dtype (onnxruntime-node on the CPU): only that dtype's download is needed.
+    const held =
+      entry.downloads.find((d) => d.dtype === entry.dtype.wasm) ??
+      entry.downloads.find((d) => d.dtype === '*') ??
+      (entry.downloads.length === 0 && entry.cachedRevision
+        ? { revision: entry.cachedRevision, files: entry.files }
+        : null);
+    let revision = entry.bundled ? entry.revision : (held?.revision ?? null);
+    let files = (entry.bundled ? entry.files : (held?.files ?? [])).map((f) => f.path);
     if (!revision) {
       if (kind !== 'ACCOUNT') {
         throw new Error(
@@ -171,18 +179,20 @@ export class HeadlessPeer {
         );
       }
       this.log(`asking the server to fetch ${entry.name}…`);
-      await api.models.download.mutate({ id: entry.id });
+      await api.models.download.mutate({ id: entry.id, backend: 'wasm' });
       for (;;) {
-        const status = await api.models.status.query({ id: entry.id });
+        const status = await api.models.status.query({ id: entry.id, backend: 'wasm' });
         if (!status) throw new Error(`The server has no download of ${entry.id} under way`);
-        if (status.phase === 'ready') break;
+        if (status.phase === 'ready') {
+          // A Hub model's files are derived by the server on download: its status names them.
+          revision = status.revision;
+          files = status.files.map((f) => f.path);
+          break;
+        }
         if (status.phase === 'failed' || status.phase === 'cancelled')
           throw new Error(`The server could not fetch ${entry.id}: ${status.error?.message ?? status.phase}`);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
-      // Listed afresh: a Hub model's files are derived by the server on download and listed once it holds them.
-      entry = (await api.manifest.list.query()).find((m) => m.id === id) ?? entry;
-      revision = entry.cachedRevision;
       if (!revision) throw new Error(`The server fetched ${entry.id} but lists no revision for it`);
     }
     const model: EngineModel = {
@@ -190,7 +200,7 @@ export class HeadlessPeer {
       repo: entry.repo,
       revision,
       dtype: entry.dtype,
-      files: entry.files.map((f) => f.path),
+      files,
       contextLength: entry.contextLength,
     };
     await mkdir(this.options.cacheDir, { recursive: true });
