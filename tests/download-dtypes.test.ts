@@ -39,6 +39,7 @@ beforeAll(async () => {
     files[`onnx/model${suffix}.onnx_data`] = generatedContent(64 * 1024 + i, i + 11);
   }
   await hub.addRepo(REPO, files);
+  await hub.addRepo(`${REPO}-at-once`, files);
   await writeFile(
     path.join(dir, 'manifest.json'),
     JSON.stringify({
@@ -48,6 +49,16 @@ beforeAll(async () => {
           id: 'two',
           name: 'Two backends',
           repo: REPO,
+          revision: 'main',
+          task: 'text-generation',
+          dtype: { webgpu: 'q4f16', wasm: 'q8' },
+          contextLength: 256,
+          license: 'mit',
+        },
+        {
+          id: 'at-once',
+          name: 'Both at once',
+          repo: `${REPO}-at-once`,
           revision: 'main',
           task: 'text-generation',
           dtype: { webgpu: 'q4f16', wasm: 'q8' },
@@ -79,8 +90,8 @@ afterAll(async () => {
 });
 
 /** The repo files the fake Hub was asked for (resolve requests; their CDN redirects are the same files). */
-function filesFetched(): string[] {
-  const prefix = `/${REPO}/resolve/`;
+function filesFetched(repo = REPO): string[] {
+  const prefix = `/${repo}/resolve/`;
   return hub.requests
     .filter((r) => r.path.startsWith(prefix))
     .map((r) => r.path.slice(prefix.length).replace(/^[^/]+\//, ''))
@@ -157,6 +168,32 @@ describe('one dtype per device', () => {
     hub.reset();
     await download({ id: 'two', dtype: 'q8' });
     expect(filesFetched()).toEqual([]);
+  });
+
+  it('two devices asking at once fetch each shared file once, and both downloads finish', async () => {
+    hub.reset();
+    const ask = (backend: string) =>
+      app.inject({
+        method: 'POST',
+        url: '/api/trpc/models.download',
+        payload: { id: 'at-once', backend },
+        headers: { cookie },
+      });
+    const answers = await Promise.all([ask('wasm'), ask('webgpu')]);
+    expect(answers.map((a) => a.statusCode)).toEqual([200, 200]);
+    await app.models.downloader.settled('at-once');
+    expect(await status({ id: 'at-once', backend: 'wasm' })).toMatchObject({ phase: 'ready' });
+    expect(await status({ id: 'at-once', backend: 'webgpu' })).toMatchObject({ phase: 'ready' });
+    expect(filesFetched(`${REPO}-at-once`)).toEqual([
+      'config.json',
+      'generation_config.json',
+      'onnx/model_q4f16.onnx',
+      'onnx/model_q4f16.onnx_data',
+      'onnx/model_quantized.onnx',
+      'onnx/model_quantized.onnx_data',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
   });
 
   it('refuses a dtype the entry does not run', async () => {

@@ -55,6 +55,8 @@ export class ModelDownloader {
   private readonly starting = new Map<string, Promise<DownloadStatus>>();
   /** Files being fetched, by repo, commit and path: two dtypes' downloads share config and tokenizer files. */
   private readonly fileFetches = new Map<string, Promise<void>>();
+  /** The last plan of each repo under way (see onePlanAtATime). */
+  private readonly plans = new Map<string, Promise<void>>();
   private readonly slots: SlotQueue;
   /** Aborted at shutdown: state writes waiting for the database give up (the next start resumes from what was written). */
   private readonly closing = new AbortController();
@@ -206,7 +208,9 @@ export class ModelDownloader {
       slot = true;
       status.phase = 'fetching';
       await this.rows.record(() => this.rows.fetching(key), stopped);
-      const { commit, files } = await planDownload({ hub: this.hub, cache: this.cache, entry, dtype: key.dtype, signal });
+      const { commit, files } = await this.onePlanAtATime(entry.repo, () =>
+        planDownload({ hub: this.hub, cache: this.cache, entry, dtype: key.dtype, signal }),
+      );
       status.revision = commit;
       status.files = files;
       status.bytesTotal = files.reduce((sum, f) => sum + f.size, 0);
@@ -262,20 +266,43 @@ export class ModelDownloader {
   }
 
   /**
+   * Plans of one repo run one after another: a second dtype's plan then finds config.json verified in the cache
+   * instead of asking the Hub for it again.
+   */
+  private async onePlanAtATime<T>(repo: string, plan: () => Promise<T>): Promise<T> {
+    const before = this.plans.get(repo) ?? Promise.resolve();
+    const mine = before.then(plan, plan);
+    const settled = mine.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.plans.set(repo, settled);
+    try {
+      return await mine;
+    } finally {
+      if (this.plans.get(repo) === settled) this.plans.delete(repo);
+    }
+  }
+
+  /**
    * Fetches a file unless another download (another dtype of the model) is fetching it: then waits for that one and
    * takes its verified copy. One writer per part file.
    */
   private async fetchShared(entry: ManifestEntry, commit: string, file: PlannedFile, active: ActiveDownload) {
     const fileKey = [entry.repo, commit, file.path].join('\0');
+    const takeCached = async () => {
+      const sha256 = await this.cache.verifyCached(entry.repo, commit, file);
+      if (!sha256) return false;
+      active.status.bytesDone += file.size - file.bytesDone;
+      Object.assign(file, { bytesDone: file.size, sha256, phase: 'ready' });
+      return true;
+    };
+    // Another download may have finished the file since this one was planned.
+    if (!this.fileFetches.has(fileKey) && (await takeCached())) return;
     for (let other = this.fileFetches.get(fileKey); other; other = this.fileFetches.get(fileKey)) {
       await other.catch(() => undefined);
       active.controller.signal.throwIfAborted();
-      const sha256 = await this.cache.verifyCached(entry.repo, commit, file);
-      if (sha256) {
-        active.status.bytesDone += file.size - file.bytesDone;
-        Object.assign(file, { bytesDone: file.size, sha256, phase: 'ready' });
-        return;
-      }
+      if (await takeCached()) return;
     }
     const mine = this.fetchFile(entry, commit, file, active);
     this.fileFetches.set(fileKey, mine);

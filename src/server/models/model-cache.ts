@@ -1,6 +1,7 @@
 // The verified model cache on disk: where a file of a repo at a commit lives (and its part file while it
 // downloads), whether a model's files are all there, what disk a download still needs, and the re-check of a
 // file already cached. Every path is inside the cache directory by construction (docs/SECURITY.md).
+import { randomUUID } from 'node:crypto';
 import { mkdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DownloadError, type PlannedFile } from './download-types.ts';
@@ -68,7 +69,8 @@ export class ModelCache {
     digest.update(bytes);
     const sha256 = bytes.length === file.size ? digest.verify() : null;
     if (!sha256) return null;
-    const partPath = this.partPath(repo, commit, file.path);
+    // A name of its own: two dtypes' downloads of one model may keep the same file at once.
+    const partPath = `${this.partPath(repo, commit, file.path)}.${randomUUID()}`;
     await mkdir(path.dirname(partPath), { recursive: true });
     await writeFile(partPath, bytes);
     const finalPath = this.filePath(repo, commit, file.path);
