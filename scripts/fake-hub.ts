@@ -1,7 +1,8 @@
 // A fake Hugging Face Hub: a real HTTP server with the Hub's URL layout and headers, serving repos the
 // project generates, with faults injected on demand. Used by the tests and the benchmarks; never by the app.
 // Over 300 lines: one server speaking one protocol (its content generators live in fake-hub-content.ts).
-//   /api/models/{repo}                         model info (sha, siblings)
+//   /api/models/{repo}                         model info (sha, siblings; cardData and license tag from README.md's
+//                                              front matter, as the Hub derives them)
 //   /api/models/{repo}/revision/{rev}          same, at a revision
 //   /api/models/{repo}/tree/{rev}?recursive=1  files with size, oid and lfs {oid, size}
 //   /{repo}/resolve/{rev}/{file}               small files: 200 with ETag = git blob oid
@@ -48,6 +49,8 @@ interface HubFile {
 interface HubRepo {
   commit: string;
   files: Map<string, HubFile>;
+  /** The model card's front matter fields the Hub reports as `cardData` (only `license` and `license_name` here). */
+  card: Record<string, string>;
   /** Gated: only these bearer tokens may read it (the Hub's "accept the conditions" granted to their accounts). */
   granted?: Set<string>;
 }
@@ -66,6 +69,23 @@ async function digest(content: Content, algorithm: 'sha256' | 'sha1', prefix?: s
   if (prefix) hash.update(prefix);
   for await (const chunk of content.read(0, content.size)) hash.update(chunk);
   return hash.digest('hex');
+}
+
+async function text(content: Content): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of content.read(0, content.size)) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `license` and `license_name` of a model card's YAML front matter (the Hub's cardData), read as plain lines. */
+function frontMatter(card: string): Record<string, string> {
+  const yaml = /^---\n([\s\S]*?)\n---/.exec(card)?.[1] ?? '';
+  const fields: Record<string, string> = {};
+  for (const line of yaml.split('\n')) {
+    const match = /^(license|license_name):\s*(.+)$/.exec(line.trim());
+    if (match?.[1] && match[2]) fields[match[1]] = match[2].trim();
+  }
+  return fields;
 }
 
 const LFS_PATTERN = /\.(onnx|onnx_data|bin|safetensors|gguf)$/;
@@ -108,7 +128,9 @@ export class FakeHub {
     const commit = createHash('sha1')
       .update(repo + entries.map((f) => `${f.path}:${f.sha256}`).join(','))
       .digest('hex');
-    this.repos.set(repo, { commit, files: new Map(entries.map((f) => [f.path, f])) });
+    const readme = entries.find((f) => f.path === 'README.md');
+    const card = readme ? frontMatter(await text(readme.content)) : {};
+    this.repos.set(repo, { commit, files: new Map(entries.map((f) => [f.path, f])), card });
     return { commit, files: entries };
   }
 
@@ -227,6 +249,8 @@ export class FakeHub {
       id: name,
       modelId: name,
       sha: repo.commit,
+      ...(Object.keys(repo.card).length ? { cardData: repo.card } : {}),
+      tags: repo.card.license ? [`license:${repo.card.license}`] : [],
       siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })),
     });
   }

@@ -395,9 +395,10 @@ describe('the download proxy under faults', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await app.close(); // shutdown keeps the partial file and the record's phase
-    expect((await db.database.prisma.modelDownload.findUnique({ where: { modelId: 'tiny' } }))?.phase).toBe(
-      'DOWNLOADING',
-    );
+    expect(
+      (await db.database.prisma.modelDownload.findUnique({ where: { modelId_dtype: { modelId: 'tiny', dtype: '*' } } }))
+        ?.phase,
+    ).toBe('DOWNLOADING');
 
     app = await makeApp();
     await app.ready(); // queues the interrupted download again

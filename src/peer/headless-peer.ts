@@ -17,9 +17,9 @@ import { MeshNode } from '../shared/mesh/mesh-node.ts';
 import {
   engineModel,
   enterRoom,
-  pinnedRevision,
   prepareOnServer,
   serverApi,
+  serverCopy,
   sharedModelRef,
 } from '../shared/model-flow.ts';
 import { MeshRoom, type MeshSocket } from '../shared/rtc/mesh-room.ts';
@@ -157,8 +157,11 @@ export class HeadlessPeer {
   ): Promise<{ engine: MeshEngine; name: string; backend: string }> {
     const entry = (await api.manifest.list.query()).find((m) => m.id === id);
     if (!entry) throw new Error(`The server's catalogue has no model ${id}`);
-    if (!pinnedRevision(entry)) this.log(`asking the server to fetch ${entry.name}…`);
+    // Node runs the WASM dtype (onnxruntime-node on the CPU): only that dtype's download is needed.
+    const dtype = entry.dtype.wasm;
+    if (!serverCopy(entry, dtype)) this.log(`asking the server to fetch ${entry.name}…`);
     const pinned = await prepareOnServer(serverApi(api), entry, {
+      dtype,
       accountHint: "pass --token=SESSION_TOKEN of an account's session",
       pollMs: 500,
     });

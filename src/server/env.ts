@@ -217,6 +217,8 @@ export const EnvSchema = z.object({
   AUTH_ATTEMPTS_PER_IP_PER_MINUTE: integer(1, 1_000_000).default(20),
   ROOM_CREATIONS_PER_USER_PER_HOUR: integer(1, 1_000_000).default(10),
   DOWNLOADS_PER_USER_PER_HOUR: integer(1, 1_000_000).default(10),
+  /** models.add calls (each asks the Hub several questions) per account. */
+  MODEL_ADDS_PER_USER_PER_HOUR: integer(1, 1_000_000).default(10),
   CHATS_PER_USER_PER_MINUTE: integer(1, 1_000_000).default(20),
   COSTLY_IP_FACTOR: integer(1, 1000).default(4),
   REQUEST_TIMEOUT_MS: integer(1000, 3_600_000).default(30_000),
@@ -243,6 +245,22 @@ export const EnvSchema = z.object({
   HF_TOKEN: apiKey.optional(),
   MODEL_CACHE_DIR: z.string().trim().min(1).optional(),
   MANIFEST_PATH: z.string().trim().min(1).optional(),
+  /** Models one account may add to its catalogue by repo id (models.add). */
+  MODELS_ADDED_PER_ACCOUNT: integer(0, 10_000).default(20),
+  /** Repos models.add accepts, as a regular expression on `owner/name` (e.g. `^onnx-community/`); unset: any. */
+  MODEL_ADD_REPO_PATTERN: z
+    .string()
+    .trim()
+    .max(256)
+    .refine((pattern) => {
+      try {
+        new RegExp(pattern);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected a regular expression')
+    .optional(),
   DOWNLOAD_CONCURRENCY: integer(1, 16).default(2),
   DOWNLOAD_STALL_TIMEOUT_MS: integer(1000, 600_000).default(30_000),
   DOWNLOAD_MAX_REDIRECTS: integer(0, 10).default(5),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ServerApi, type ServerDownload, enterRoom, prepareOnServer } from './model-flow.ts';
+import { type ServerApi, type ServerDownload, enterRoom, prepareOnServer, serverCopy } from './model-flow.ts';
 import type { CatalogueEntry } from './schemas/models.ts';
 import { sessionCookieHeader, sessionFromSetCookie } from './session-cookie.ts';
 
@@ -13,6 +13,7 @@ const hubEntry = {
   bundled: false,
   cachedRevision: null,
   files: [],
+  downloads: [],
   totalSize: null,
   dtype: { webgpu: 'q4', wasm: 'q8' },
   contextLength: 2048,
@@ -34,7 +35,7 @@ function scriptedServer(kind: 'GUEST' | 'ACCOUNT', statuses: ServerDownload[]) {
   const asked: string[] = [];
   const api: ServerApi = {
     me: async () => ({ kind }),
-    requestDownload: async (id) => void asked.push(`download ${id}`),
+    requestDownload: async (id, dtype) => void asked.push(`download ${id} ${dtype ?? '*'}`),
     downloadStatus: async () => statuses.shift() ?? null,
     joinRoom: async (room, invite) => void asked.push(`join ${room} ${invite ?? '-'}`),
     iceServers: async () => [],
@@ -51,6 +52,7 @@ describe('prepareOnServer', () => {
     const controller = new AbortController();
     let polls = 0;
     const waiting = prepareOnServer(api, hubEntry, {
+      dtype: 'q8',
       accountHint: 'sign up',
       pollMs: 60_000,
       signal: controller.signal,
@@ -77,18 +79,19 @@ describe('prepareOnServer', () => {
     ]);
     const seen: number[] = [];
     const pinned = await prepareOnServer(api, hubEntry, {
+      dtype: 'q8',
       accountHint: 'sign up',
       pollMs: 1,
       onProgress: (s) => seen.push(s.bytesDone),
     });
     expect(pinned).toEqual({ revision: REVISION, files: ['onnx/model.onnx'], bytes: 100 });
     expect(seen).toEqual([40]);
-    expect(asked).toEqual(['download smol']);
+    expect(asked).toEqual(['download smol q8']);
   });
 
   it('tells a guest what to do instead of asking the server', async () => {
     const { api, asked } = scriptedServer('GUEST', []);
-    await expect(prepareOnServer(api, hubEntry, { accountHint: 'pass --token' })).rejects.toThrow(
+    await expect(prepareOnServer(api, hubEntry, { dtype: 'q8', accountHint: 'pass --token' })).rejects.toThrow(
       'The server has not downloaded Smol yet, and asking it to needs an account: pass --token',
     );
     expect(asked).toEqual([]);
@@ -98,7 +101,7 @@ describe('prepareOnServer', () => {
     const { api } = scriptedServer('ACCOUNT', [
       status({ phase: 'failed', error: { code: 'GATED', message: 'the repo is gated' } }),
     ]);
-    await expect(prepareOnServer(api, hubEntry, { accountHint: '', pollMs: 1 })).rejects.toThrow(
+    await expect(prepareOnServer(api, hubEntry, { dtype: 'q8', accountHint: '', pollMs: 1 })).rejects.toThrow(
       'The server could not fetch Smol: the repo is gated',
     );
   });
@@ -106,12 +109,30 @@ describe('prepareOnServer', () => {
   it('needs nothing from the server for a model it already holds', async () => {
     const { api, asked } = scriptedServer('GUEST', []);
     const held = { ...hubEntry, cachedRevision: REVISION, files: [{ path: 'config.json', size: 9 }], totalSize: 9 };
-    expect(await prepareOnServer(api, held as CatalogueEntry, { accountHint: '' })).toEqual({
+    expect(await prepareOnServer(api, held as CatalogueEntry, { dtype: 'q8', accountHint: '' })).toEqual({
       revision: REVISION,
       files: ['config.json'],
       bytes: 9,
     });
     expect(asked).toEqual([]);
+  });
+});
+
+describe('serverCopy', () => {
+  const download = (dtype: string, path: string) => ({
+    dtype,
+    revision: REVISION,
+    files: [{ path, size: 5 }],
+    totalSize: 5,
+  });
+
+  it("is the server's download of the device's dtype, or of every dtype, and nothing of another dtype", () => {
+    const q8 = { ...hubEntry, downloads: [download('q8', 'onnx/model_quantized.onnx')] } as unknown as CatalogueEntry;
+    expect(serverCopy(q8, 'q8')).toEqual({ revision: REVISION, files: ['onnx/model_quantized.onnx'], bytes: 5 });
+    expect(serverCopy(q8, 'q4')).toBeNull();
+    const every = { ...hubEntry, downloads: [download('*', 'onnx/model.onnx')] } as unknown as CatalogueEntry;
+    expect(serverCopy(every, 'q4')?.files).toEqual(['onnx/model.onnx']);
+    expect(serverCopy(hubEntry, 'q8')).toBeNull();
   });
 });
 

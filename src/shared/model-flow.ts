@@ -6,7 +6,13 @@
 import type { EngineModel } from './engine-protocol.ts';
 import type { ModelRef } from './peer-protocol.ts';
 import type { IceServer } from './rtc/peer-link.ts';
-import { type CatalogueEntry, type DownloadErrorCode, type DownloadPhase, modelFingerprint } from './schemas/models.ts';
+import {
+  type CatalogueEntry,
+  type DownloadErrorCode,
+  type DownloadPhase,
+  type Dtype,
+  modelFingerprint,
+} from './schemas/models.ts';
 
 /** The server's view of its download of a model (the `models.status` procedure's answer). */
 export interface ServerDownload {
@@ -22,8 +28,9 @@ export interface ServerDownload {
 /** What the flow asks of the server; the app's and the peer's tRPC clients both provide it (`serverApi`). */
 export interface ServerApi {
   me(): Promise<{ kind: 'GUEST' | 'ACCOUNT' } | null>;
-  requestDownload(id: string): Promise<void>;
-  downloadStatus(id: string): Promise<ServerDownload | null>;
+  /** Asks the server to fetch `dtype` of the model (every dtype its entry names without one). */
+  requestDownload(id: string, dtype?: Dtype): Promise<void>;
+  downloadStatus(id: string, dtype?: Dtype): Promise<ServerDownload | null>;
   joinRoom(room: string, inviteCode?: string): Promise<void>;
   iceServers(): Promise<IceServer[]>;
 }
@@ -32,8 +39,8 @@ export interface ServerApi {
 export interface ServerProcedures {
   auth: { me: { query(): Promise<{ kind: 'GUEST' | 'ACCOUNT' } | null> } };
   models: {
-    download: { mutate(input: { id: string }): Promise<unknown> };
-    status: { query(input: { id: string }): Promise<ServerDownload | null> };
+    download: { mutate(input: { id: string; dtype?: Dtype }): Promise<unknown> };
+    status: { query(input: { id: string; dtype?: Dtype }): Promise<ServerDownload | null> };
   };
   room: {
     join: { mutate(input: { room: string; inviteCode?: string }): Promise<unknown> };
@@ -44,8 +51,9 @@ export interface ServerProcedures {
 export function serverApi(client: ServerProcedures): ServerApi {
   return {
     me: () => client.auth.me.query(),
-    requestDownload: async (id) => void (await client.models.download.mutate({ id })),
-    downloadStatus: (id) => client.models.status.query({ id }),
+    requestDownload: async (id, dtype) =>
+      void (await client.models.download.mutate({ id, ...(dtype ? { dtype } : {}) })),
+    downloadStatus: (id, dtype) => client.models.status.query({ id, ...(dtype ? { dtype } : {}) }),
     joinRoom: async (room, inviteCode) =>
       void (await client.room.join.mutate({ room, ...(inviteCode ? { inviteCode } : {}) })),
     iceServers: () => client.room.iceServers.query(),
@@ -60,12 +68,24 @@ export interface PinnedModel {
   bytes: number | null;
 }
 
-/** The commit the files are pinned to: the bundle's own, or the one the server pinned on download; null before. */
-export function pinnedRevision(entry: CatalogueEntry): string | null {
-  return entry.bundled ? entry.revision : entry.cachedRevision;
+/**
+ * What the server holds of `entry` for a device that runs `dtype`: the bundle; its download of that dtype (or of
+ * every dtype); or, from a server that lists no downloads per dtype, the one it pinned. Null when it holds none yet.
+ */
+export function serverCopy(entry: CatalogueEntry, dtype: Dtype | null): PinnedModel | null {
+  const paths = (files: { path: string }[]) => files.map((f) => f.path);
+  if (entry.bundled) return { revision: entry.revision, files: paths(entry.files), bytes: entry.totalSize };
+  const download =
+    (dtype && entry.downloads.find((d) => d.dtype === dtype)) ?? entry.downloads.find((d) => d.dtype === '*');
+  if (download) return { revision: download.revision, files: paths(download.files), bytes: download.totalSize };
+  if (entry.downloads.length === 0 && entry.cachedRevision)
+    return { revision: entry.cachedRevision, files: paths(entry.files), bytes: entry.totalSize };
+  return null;
 }
 
 export interface PrepareOptions {
+  /** The dtype the device will run: only its files are fetched (the server fetches other dtypes when asked). */
+  dtype: Dtype;
   /** What to tell a guest, who cannot ask the server to fetch a model (e.g. "sign up on the Account screen"). */
   accountHint: string;
   /** Each status while the server fetches. */
@@ -97,18 +117,18 @@ export async function prepareOnServer(
   entry: CatalogueEntry,
   options: PrepareOptions,
 ): Promise<PinnedModel> {
-  const ready = pinnedRevision(entry);
-  if (ready) return { revision: ready, files: entry.files.map((f) => f.path), bytes: entry.totalSize };
+  const ready = serverCopy(entry, options.dtype);
+  if (ready) return ready;
   // The server refuses guests too; asking first spares making the request only to be told so.
   if ((await api.me())?.kind !== 'ACCOUNT') {
     throw new Error(
       `The server has not downloaded ${entry.name} yet, and asking it to needs an account: ${options.accountHint}`,
     );
   }
-  await api.requestDownload(entry.id);
+  await api.requestDownload(entry.id, options.dtype);
   for (;;) {
     options.signal?.throwIfAborted();
-    const status = await api.downloadStatus(entry.id);
+    const status = await api.downloadStatus(entry.id, options.dtype);
     options.signal?.throwIfAborted();
     if (!status) throw new Error(`The server has no download of ${entry.name} under way`);
     if (status.phase === 'ready') {

@@ -2,6 +2,7 @@
 // adapter has shader-f16), else WASM; onnxruntime-node on the CPU in Node. Runs in the worker: no DOM.
 import type { Dtype } from '../shared/schemas/models.ts';
 import type { Backend, BackendPreference, EngineModel } from '../shared/engine-protocol.ts';
+import { WITHOUT_F16 } from '../shared/device-dtype.ts';
 
 /** The slice of WebGPU the planner reads (kept structural so the engine also compiles for Node). */
 export interface GpuAdapterLike {
@@ -33,9 +34,6 @@ const DTYPE_SUFFIX: Record<Dtype, string> = {
 export function onnxFile(dtype: Dtype, name = 'model'): string {
   return `onnx/${name}${DTYPE_SUFFIX[dtype]}.onnx`;
 }
-
-/** The f16-free variant a WebGPU adapter without shader-f16 can run instead. */
-const WITHOUT_F16: Partial<Record<Dtype, Dtype>> = { q4f16: 'q4', fp16: 'fp32' };
 
 export function isNode(): boolean {
   const process = (globalThis as { process?: { versions?: { node?: string } } }).process;

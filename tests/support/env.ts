@@ -9,6 +9,7 @@ const TEST_DEFAULTS: Record<string, string> = {
   AUTH_ATTEMPTS_PER_IP_PER_MINUTE: '100000',
   ROOM_CREATIONS_PER_USER_PER_HOUR: '100000',
   DOWNLOADS_PER_USER_PER_HOUR: '100000',
+  MODEL_ADDS_PER_USER_PER_HOUR: '100000',
   CHATS_PER_USER_PER_MINUTE: '100000',
   // Refusals are answered at once, so tests of a limit need not wait; tests/abuse-http.test.ts covers the delay.
   RATE_LIMIT_DELAY_MS: '0',

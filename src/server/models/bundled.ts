@@ -8,7 +8,13 @@ import type { ManifestEntry } from '../../shared/schemas/models.ts';
 
 export const NANO_MODEL_DIR = projectPath('models', 'nano');
 export const NANO_REPO = 'mesh-nanollm/nano-shakespeare';
-const NANO_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'onnx/model.onnx'];
+const NANO_FILES = [
+  'config.json',
+  'generation_config.json',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'onnx/model.onnx',
+];
 
 export interface BundledModel {
   entry: ManifestEntry;
@@ -26,7 +32,9 @@ export async function loadNanoModel(dir = NANO_MODEL_DIR): Promise<BundledModel 
   const revision = createHash('sha1')
     .update(files.map((f) => `${f.path}:${f.sha256}`).join('\n'))
     .digest('hex');
-  const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as { max_position_embeddings: number };
+  const config = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')) as {
+    max_position_embeddings: number;
+  };
   return {
     dir,
     entry: {

@@ -87,8 +87,12 @@ describe('FileDigest', () => {
 describe('ModelCache', () => {
   it('keeps every path inside the cache directory', () => {
     const cache = new ModelCache(path.join(dir, 'cache'), 0);
-    expect(cache.filePath('o/r', COMMIT, 'onnx/model.onnx')).toBe(path.join(dir, 'cache', 'o/r', COMMIT, 'onnx/model.onnx'));
-    expect(cache.partPath('o/r', COMMIT, 'a.json')).toBe(path.join(dir, 'cache', '.partial', 'o/r', COMMIT, 'a.json.part'));
+    expect(cache.filePath('o/r', COMMIT, 'onnx/model.onnx')).toBe(
+      path.join(dir, 'cache', 'o/r', COMMIT, 'onnx/model.onnx'),
+    );
+    expect(cache.partPath('o/r', COMMIT, 'a.json')).toBe(
+      path.join(dir, 'cache', '.partial', 'o/r', COMMIT, 'a.json.part'),
+    );
     expect(() => cache.filePath('o/r', COMMIT, '../../../../etc/passwd')).toThrow(/escapes the model cache/);
   });
 
@@ -110,7 +114,9 @@ describe('ModelCache', () => {
     const cache = new ModelCache(path.join(dir, 'disk'), Number.MAX_SAFE_INTEGER / 2);
     const error = await cache.checkDisk('o/r', COMMIT, [planned(Buffer.alloc(10))]).catch((caught: unknown) => caught);
     expect((error as DownloadError).code).toBe('DISK_FULL');
-    await expect(new ModelCache(path.join(dir, 'disk'), 0).checkDisk('o/r', COMMIT, [planned(Buffer.alloc(10))])).resolves.toBeUndefined();
+    await expect(
+      new ModelCache(path.join(dir, 'disk'), 0).checkDisk('o/r', COMMIT, [planned(Buffer.alloc(10))]),
+    ).resolves.toBeUndefined();
   });
 });
 
@@ -140,7 +146,11 @@ describe('writePart', () => {
   it('writes the body after the offset, counting each byte once', async () => {
     const bytes = Buffer.from('0123456789abcdef');
     const file = planned(bytes);
-    const { result, partPath, counted } = await write([bytes.subarray(0, 6), bytes.subarray(6, 11), bytes.subarray(11)], file, 6);
+    const { result, partPath, counted } = await write(
+      [bytes.subarray(0, 6), bytes.subarray(6, 11), bytes.subarray(11)],
+      file,
+      6,
+    );
     expect(result).toBeNull();
     expect(await readFile(partPath)).toEqual(bytes);
     expect(counted).toBe(10);
@@ -208,12 +218,21 @@ describe('HubClient', () => {
     const signal = new AbortController().signal;
     expect(await client.commit('o/r', 'main', signal)).toBe(commit);
     hub.treePageSize = 1;
-    expect((await client.tree('o/r', commit, signal)).map((f) => f.path).sort()).toEqual(['config.json', 'onnx/model.onnx']);
+    expect((await client.tree('o/r', commit, signal)).map((f) => f.path).sort()).toEqual([
+      'config.json',
+      'onnx/model.onnx',
+    ]);
     hub.reset();
   });
 
   it('fetches a file from an offset through the CDN redirect, with the Range honoured', async () => {
-    const { body, resumed } = await client.file('o/r', commit, { path: 'onnx/model.onnx', size: weights.size }, 100, new AbortController().signal);
+    const { body, resumed } = await client.file(
+      'o/r',
+      commit,
+      { path: 'onnx/model.onnx', size: weights.size },
+      100,
+      new AbortController().signal,
+    );
     let bytes = 0;
     for await (const chunk of body) bytes += (chunk as Buffer).length;
     expect(resumed).toBe(true);

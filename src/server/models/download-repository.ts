@@ -9,12 +9,14 @@ import {
 } from '../../shared/schemas/models.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { type Dependency, unavailability } from '../dependencies/dependency.ts';
-import type { DownloadError, DownloadStatus, PlannedFile } from './download-types.ts';
+import type { DownloadError, DownloadKey, DownloadStatus, PlannedFile } from './download-types.ts';
 
 /** Between two tries of a state write that failed for want of the database (it may be back by the probe, not yet for the pool). */
 const RECORD_RETRY_MS = 250;
 const MAX_ERROR_MESSAGE = 1024;
 const UNFINISHED = ['QUEUED', 'FETCHING', 'DOWNLOADING', 'VERIFYING'] as const;
+
+const where = (key: DownloadKey) => ({ modelId_dtype: { modelId: key.modelId, dtype: key.dtype } });
 
 export const toDbPhase = (phase: DownloadPhase) => phase.toUpperCase() as Uppercase<DownloadPhase>;
 const fromDbPhase = (phase: string) => phase.toLowerCase() as DownloadPhase;
@@ -43,42 +45,54 @@ export class DownloadRepository {
   }
 
   /** The model's download when it finished, with its files' recorded sizes; null otherwise. */
-  async ready(id: string): Promise<{ repo: string; revision: string; files: { path: string; size: number }[] } | null> {
+  async ready(
+    key: DownloadKey,
+  ): Promise<{ repo: string; revision: string; files: { path: string; size: number }[] } | null> {
     const row = await this.db.modelDownload.findUnique({
-      where: { modelId: id },
+      where: where(key),
       select: { phase: true, repo: true, revision: true, files: { select: { path: true, size: true } } },
     });
     if (row?.phase !== 'READY') return null;
-    return { repo: row.repo, revision: row.revision, files: row.files.map((f) => ({ path: f.path, size: Number(f.size) })) };
+    return {
+      repo: row.repo,
+      revision: row.revision,
+      files: row.files.map((f) => ({ path: f.path, size: Number(f.size) })),
+    };
   }
 
   /** Queues a download of `entry` (a new row, or the old one reset). */
-  async queue(entry: ManifestEntry, requestedById: string | null): Promise<void> {
+  async queue(entry: ManifestEntry, key: DownloadKey, requestedById: string | null): Promise<void> {
     await this.db.modelDownload.upsert({
-      where: { modelId: entry.id },
-      create: { modelId: entry.id, repo: entry.repo, revision: entry.revision, phase: 'QUEUED', requestedById },
+      where: where(key),
+      create: { ...key, repo: entry.repo, revision: entry.revision, phase: 'QUEUED', requestedById },
       update: { phase: 'QUEUED', errorCode: null, errorMessage: null, finishedAt: null },
     });
   }
 
-  async fetching(id: string): Promise<void> {
-    await this.db.modelDownload.update({ where: { modelId: id }, data: { phase: 'FETCHING', startedAt: new Date() } });
+  async fetching(key: DownloadKey): Promise<void> {
+    await this.db.modelDownload.update({ where: where(key), data: { phase: 'FETCHING', startedAt: new Date() } });
   }
 
-  async downloading(id: string): Promise<void> {
-    await this.db.modelDownload.update({ where: { modelId: id }, data: { phase: 'DOWNLOADING' } });
+  async downloading(key: DownloadKey): Promise<void> {
+    await this.db.modelDownload.update({ where: where(key), data: { phase: 'DOWNLOADING' } });
   }
 
-  async finished(id: string, bytesDone: number): Promise<void> {
+  async finished(key: DownloadKey, bytesDone: number): Promise<void> {
     await this.db.modelDownload.update({
-      where: { modelId: id },
-      data: { phase: 'READY', bytesDone: BigInt(bytesDone), finishedAt: new Date(), errorCode: null, errorMessage: null },
+      where: where(key),
+      data: {
+        phase: 'READY',
+        bytesDone: BigInt(bytesDone),
+        finishedAt: new Date(),
+        errorCode: null,
+        errorMessage: null,
+      },
     });
   }
 
-  async failed(id: string, phase: DownloadPhase, error: DownloadError): Promise<void> {
+  async failed(key: DownloadKey, phase: DownloadPhase, error: DownloadError): Promise<void> {
     await this.db.modelDownload.updateMany({
-      where: { modelId: id },
+      where: { modelId: key.modelId, dtype: key.dtype },
       data: {
         phase: toDbPhase(phase),
         errorCode: error.code,
@@ -89,14 +103,16 @@ export class DownloadRepository {
   }
 
   /** The pinned commit and the planned files, replacing the files of an earlier plan. */
-  async saveFiles(id: string, commit: string, status: DownloadStatus, files: PlannedFile[]): Promise<void> {
+  async saveFiles(key: DownloadKey, commit: string, status: DownloadStatus, files: PlannedFile[]): Promise<void> {
     await this.db.$transaction(async (tx) => {
       const download = await tx.modelDownload.update({
-        where: { modelId: id },
+        where: where(key),
         data: { revision: commit, bytesTotal: BigInt(status.bytesTotal), bytesDone: BigInt(status.bytesDone) },
         select: { id: true },
       });
-      await tx.modelDownloadFile.deleteMany({ where: { downloadId: download.id, path: { notIn: files.map((f) => f.path) } } });
+      await tx.modelDownloadFile.deleteMany({
+        where: { downloadId: download.id, path: { notIn: files.map((f) => f.path) } },
+      });
       for (const file of files) {
         const data = {
           size: BigInt(file.size),
@@ -113,9 +129,9 @@ export class DownloadRepository {
     });
   }
 
-  async saveProgress(id: string, status: DownloadStatus, file: PlannedFile): Promise<void> {
+  async saveProgress(key: DownloadKey, status: DownloadStatus, file: PlannedFile): Promise<void> {
     await this.db.modelDownload.update({
-      where: { modelId: id },
+      where: where(key),
       data: {
         bytesDone: BigInt(status.bytesDone),
         files: {
@@ -133,9 +149,9 @@ export class DownloadRepository {
   }
 
   /** The last recorded state of a download (no speed: that lives only in memory). */
-  async status(id: string): Promise<DownloadStatus | null> {
+  async status(key: DownloadKey): Promise<DownloadStatus | null> {
     const row = await this.db.modelDownload.findUnique({
-      where: { modelId: id },
+      where: where(key),
       select: {
         repo: true,
         revision: true,
@@ -149,7 +165,8 @@ export class DownloadRepository {
     });
     if (!row) return null;
     return {
-      id,
+      id: key.modelId,
+      dtype: key.dtype,
       repo: row.repo,
       revision: isCommitSha(row.revision) ? row.revision : null,
       phase: fromDbPhase(row.phase),
@@ -166,22 +183,36 @@ export class DownloadRepository {
     };
   }
 
-  /** Where a download's files are (the commit, once pinned); null when there is no such download. */
-  async location(id: string): Promise<{ repo: string; commit: string | null } | null> {
-    const row = await this.db.modelDownload.findUnique({ where: { modelId: id }, select: { repo: true, revision: true } });
-    return row ? { repo: row.repo, commit: isCommitSha(row.revision) ? row.revision : null } : null;
+  /** Where each download of a model (one per dtype) keeps its files: the commit, once pinned. */
+  async locations(id: string): Promise<{ dtype: string; repo: string; commit: string | null }[]> {
+    const rows = await this.db.modelDownload.findMany({
+      where: { modelId: id },
+      select: { dtype: true, repo: true, revision: true },
+    });
+    return rows.map((row) => ({
+      dtype: row.dtype,
+      repo: row.repo,
+      commit: isCommitSha(row.revision) ? row.revision : null,
+    }));
   }
 
-  async delete(id: string): Promise<void> {
-    await this.db.modelDownload.delete({ where: { modelId: id } });
+  /** Deletes every download record of a model, all its dtypes. */
+  async deleteAll(id: string): Promise<void> {
+    await this.db.modelDownload.deleteMany({ where: { modelId: id } });
   }
 
   /** Downloads a previous process left unfinished. */
-  async unfinished(): Promise<{ modelId: string; requestedById: string | null }[]> {
+  async unfinished(): Promise<{ modelId: string; dtype: string; requestedById: string | null }[]> {
     return this.db.modelDownload.findMany({
       where: { phase: { in: [...UNFINISHED] } },
-      select: { modelId: true, requestedById: true },
+      select: { modelId: true, dtype: true, requestedById: true },
     });
+  }
+
+  /** Who started a model's download of `dtype`, if anyone is recorded. */
+  async requester(key: DownloadKey): Promise<string | null> {
+    const row = await this.db.modelDownload.findUnique({ where: where(key), select: { requestedById: true } });
+    return row?.requestedById ?? null;
   }
 
   /** A verified file of `repo`: at `revision` when it is a commit, else of its latest ready download. */

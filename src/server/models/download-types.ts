@@ -1,5 +1,13 @@
 // What the download pieces share: the domain error (routers map its code) and the status shapes.
-import type { DownloadErrorCode, DownloadPhase } from '../../shared/schemas/models.ts';
+import type { DownloadDtype, DownloadErrorCode, DownloadPhase } from '../../shared/schemas/models.ts';
+
+/** A download is of one model's dtype (or `*`, every dtype the entry names): its cache and status are its own. */
+export interface DownloadKey {
+  modelId: string;
+  dtype: DownloadDtype;
+}
+
+export const keyString = (key: DownloadKey): string => `${key.modelId}:${key.dtype}`;
 
 export class DownloadError extends Error {
   override name = 'DownloadError';
@@ -24,6 +32,8 @@ export interface FileStatus {
 
 export interface DownloadStatus {
   id: string;
+  /** The dtype whose files this download fetches, or `*`. */
+  dtype: DownloadDtype;
   repo: string;
   /** The pinned commit, once resolved. */
   revision: string | null;

@@ -27,6 +27,23 @@ const TreeEntrySchema = z.object({
 export type HubTreeEntry = z.infer<typeof TreeEntrySchema>;
 const TreeSchema = z.array(TreeEntrySchema);
 const RevisionInfoSchema = z.object({ sha: CommitShaSchema });
+/** The Hub's model info: the commit, and the license as the model card's front matter (cardData) and tags give it. */
+const ModelInfoSchema = z.object({
+  sha: CommitShaSchema,
+  cardData: z
+    .object({
+      license: z.union([z.string().max(64), z.array(z.string().max(64)).max(8)]).optional(),
+      license_name: z.string().max(64).optional(),
+    })
+    .loose()
+    .nullish(),
+  tags: z.array(z.string().max(256)).max(1000).optional(),
+});
+export interface HubModelInfo {
+  commit: string;
+  /** The model card's license (`license_name` for `other`), else a `license:` tag; null when neither names one. */
+  license: string | null;
+}
 
 /** The Hub pages file lists by the thousand; a repo with more pages than this is not a model this server fetches. */
 const MAX_TREE_PAGES = 100;
@@ -50,6 +67,19 @@ export class HubClient {
     const info = RevisionInfoSchema.safeParse(answer);
     if (!info.success) throw new DownloadError('HUB_ERROR', `The Hub gave no commit for ${repo}@${revision}`);
     return info.data.sha;
+  }
+
+  /** The commit `revision` points at, and the license its model card names. */
+  async info(repo: string, revision: string, signal: AbortSignal): Promise<HubModelInfo> {
+    const answer = await this.json(`/api/models/${repo}/revision/${revision}`, { repo, revision }, signal);
+    const info = ModelInfoSchema.safeParse(answer);
+    if (!info.success) throw new DownloadError('HUB_ERROR', `The Hub gave no commit for ${repo}@${revision}`);
+    const card = info.data.cardData;
+    const cardLicense = [card?.license ?? []].flat()[0];
+    const tagLicense = info.data.tags?.find((tag) => tag.startsWith('license:'))?.slice('license:'.length);
+    let license = cardLicense ?? tagLicense ?? null;
+    if (license === 'other' && card?.license_name) license = card.license_name;
+    return { commit: info.data.sha, license: license?.trim().slice(0, 64) || null };
   }
 
   /** Every file of a commit: the Hub pages long file lists (`Link: <...>; rel="next"`). */
@@ -90,21 +120,31 @@ export class HubClient {
     const linked = response.hops.find((h) => h['x-linked-size'])?.['x-linked-size'];
     if (linked !== undefined && Number(linked) !== file.size) {
       response.body.destroy();
-      throw new DownloadError('SIZE_MISMATCH', `${file.path}: the Hub announces ${linked} bytes, its tree ${file.size}`);
+      throw new DownloadError(
+        'SIZE_MISMATCH',
+        `${file.path}: the Hub announces ${linked} bytes, its tree ${file.size}`,
+      );
     }
     return { body: response.body, resumed };
   }
 
-  /** A small JSON file of the repo (config.json), parsed; refused when over `maxBytes` or not JSON. */
-  async repoJson(repo: string, commit: string, file: { path: string; size: number }, signal: AbortSignal) {
+  /** A small text file of the repo (config.json); refused when over MAX_JSON_BYTES. */
+  async repoText(repo: string, commit: string, file: { path: string; size: number }, signal: AbortSignal) {
     if (file.size > MAX_JSON_BYTES) {
       throw new DownloadError('HUB_ERROR', `${file.path} is ${file.size} bytes; more than a config file should be`);
     }
     const { body } = await this.file(repo, commit, file, 0, signal);
+    return readBody(body, MAX_JSON_BYTES);
+  }
+
+  /** A small JSON file of the repo (config.json), parsed; refused when over MAX_JSON_BYTES or not JSON. */
+  async repoJson(repo: string, commit: string, file: { path: string; size: number }, signal: AbortSignal) {
+    const text = await this.repoText(repo, commit, file, signal);
     try {
-      return JSON.parse(await readBody(body, MAX_JSON_BYTES)) as unknown;
+      return JSON.parse(text) as unknown;
     } catch (error) {
-      if (error instanceof SyntaxError) throw new DownloadError('HUB_ERROR', `${file.path} of ${repo} is not valid JSON`);
+      if (error instanceof SyntaxError)
+        throw new DownloadError('HUB_ERROR', `${file.path} of ${repo} is not valid JSON`);
       throw error;
     }
   }

@@ -46,14 +46,17 @@ export function hubRefusal(status: number, headers: IncomingHttpHeaders, request
         : `${repo} is gated: accept the model's conditions on its Hub page, then give this server that account's token as HF_TOKEN`,
     );
   }
-  if (code === 'RevisionNotFound') return new DownloadError('NOT_FOUND', `${repo} has no revision ${revision ?? ''}`.trim());
+  if (code === 'RevisionNotFound')
+    return new DownloadError('NOT_FOUND', `${repo} has no revision ${revision ?? ''}`.trim());
   if (code === 'EntryNotFound' || (file && status === 404)) {
     return new DownloadError('NOT_FOUND', `${file ?? 'A file'} is not in ${repo}${at}`);
   }
   if (code === 'RepoNotFound' || status === 401 || status === 404) {
     return new DownloadError(
       'NOT_FOUND',
-      withToken ? `The Hub has no repo ${repo} that HF_TOKEN can see` : `The Hub has no repo ${repo} (or it is private: set HF_TOKEN)`,
+      withToken
+        ? `The Hub has no repo ${repo} that HF_TOKEN can see`
+        : `The Hub has no repo ${repo} (or it is private: set HF_TOKEN)`,
     );
   }
   if (status >= 500) return new DownloadError('HUB_UNREACHABLE', `The Hub answered ${status}`);

@@ -48,16 +48,18 @@ describe('the model catalogue', () => {
 
   it('refuses a bad file with a clear message naming the field', async () => {
     await expect(loadManifest(await manifestFile('{ not json'))).rejects.toThrowError(ManifestError);
-    await expect(loadManifest(path.join(dir, 'absent.json'))).rejects.toThrowError(/Invalid MANIFEST_PATH .*absent\.json: ENOENT/);
-    await expect(loadManifest(await manifestFile({ models: [{ ...model, files: [{ path: '../etc/passwd' }] }] }))).rejects.toThrowError(
-      /models\.0\.files\.0\.path/,
+    await expect(loadManifest(path.join(dir, 'absent.json'))).rejects.toThrowError(
+      /Invalid MANIFEST_PATH .*absent\.json: ENOENT/,
     );
-    await expect(loadManifest(await manifestFile({ models: [{ ...model, repo: 'http://evil.example/x' }] }))).rejects.toThrowError(
-      /models\.0\.repo/,
-    );
+    await expect(
+      loadManifest(await manifestFile({ models: [{ ...model, files: [{ path: '../etc/passwd' }] }] })),
+    ).rejects.toThrowError(/models\.0\.files\.0\.path/);
+    await expect(
+      loadManifest(await manifestFile({ models: [{ ...model, repo: 'http://evil.example/x' }] })),
+    ).rejects.toThrowError(/models\.0\.repo/);
     await expect(loadManifest(await manifestFile({ models: [model, model] }))).rejects.toThrowError(/unique/);
-    await expect(loadManifest(await manifestFile({ models: [model, { ...model, id: 'my-model-fp16' }] }))).rejects.toThrowError(
-      /my-model and my-model-fp16 share the repo me\/my-model/,
-    );
+    await expect(
+      loadManifest(await manifestFile({ models: [model, { ...model, id: 'my-model-fp16' }] })),
+    ).rejects.toThrowError(/my-model and my-model-fp16 share the repo me\/my-model/);
   });
 });

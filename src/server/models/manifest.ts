@@ -9,7 +9,9 @@ export class ManifestError extends ConfigError {
   override name = 'ManifestError';
 }
 
-function hubModel(entry: Omit<ManifestEntry, 'files' | 'task' | 'bundled' | 'demo' | 'description'> & { description: string }) {
+function hubModel(
+  entry: Omit<ManifestEntry, 'files' | 'task' | 'bundled' | 'demo' | 'description'> & { description: string },
+) {
   return ManifestEntrySchema.parse({
     ...entry,
     task: 'text-generation',
@@ -84,7 +86,9 @@ export async function loadManifest(path: string | undefined, builtin = BUILTIN_M
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? issue.path.join('.') : 'file';
-    throw new ManifestError(`Invalid MANIFEST_PATH ${path}: ${where}: ${issue?.message ?? z.prettifyError(parsed.error)}`);
+    throw new ManifestError(
+      `Invalid MANIFEST_PATH ${path}: ${where}: ${issue?.message ?? z.prettifyError(parsed.error)}`,
+    );
   }
   let models = parsed.data.models;
   if (parsed.data.mode !== 'replace') {
@@ -96,7 +100,10 @@ export async function loadManifest(path: string | undefined, builtin = BUILTIN_M
   const repos = new Map<string, string>();
   for (const entry of models) {
     const other = repos.get(entry.repo.toLowerCase());
-    if (other) throw new ManifestError(`Invalid MANIFEST_PATH ${path}: models ${other} and ${entry.id} share the repo ${entry.repo}; list each repo once`);
+    if (other)
+      throw new ManifestError(
+        `Invalid MANIFEST_PATH ${path}: models ${other} and ${entry.id} share the repo ${entry.repo}; list each repo once`,
+      );
     repos.set(entry.repo.toLowerCase(), entry.id);
   }
   return models;

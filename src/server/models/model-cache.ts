@@ -1,7 +1,8 @@
 // The verified model cache on disk: where a file of a repo at a commit lives (and its part file while it
 // downloads), whether a model's files are all there, what disk a download still needs, and the re-check of a
 // file already cached. Every path is inside the cache directory by construction (docs/SECURITY.md).
-import { mkdir, rm, stat, statfs } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DownloadError, type PlannedFile } from './download-types.ts';
 import { FileDigest, hashExisting } from './file-digest.ts';
@@ -23,9 +24,10 @@ export class ModelCache {
     return this.inside(path.join(this.root, '.partial', repo, commit, `${file}.part`));
   }
 
-  /** Deletes the part files of `repo` at `commit`. */
-  async removeParts(repo: string, commit: string): Promise<void> {
-    await rm(path.dirname(this.partPath(repo, commit, 'x')), { recursive: true, force: true });
+  /** Deletes the part files of `repo` at `commit`: those of `files`, or all of them. */
+  async removeParts(repo: string, commit: string, files?: string[]): Promise<void> {
+    if (!files) return rm(path.dirname(this.partPath(repo, commit, 'x')), { recursive: true, force: true });
+    for (const file of files) await rm(this.partPath(repo, commit, file), { force: true });
   }
 
   /** Deletes every file of `repo` at `commit`, verified or partial. */
@@ -58,6 +60,25 @@ export class ModelCache {
     return sha256;
   }
 
+  /**
+   * Keeps `bytes` as the cached copy of `file` when they match what the Hub announced (written aside, then renamed);
+   * returns its sha256, or null (nothing kept) when they do not.
+   */
+  async keepVerified(repo: string, commit: string, file: PlannedFile, bytes: Buffer): Promise<string | null> {
+    const digest = new FileDigest(file);
+    digest.update(bytes);
+    const sha256 = bytes.length === file.size ? digest.verify() : null;
+    if (!sha256) return null;
+    // A name of its own: two dtypes' downloads of one model may keep the same file at once.
+    const partPath = `${this.partPath(repo, commit, file.path)}.${randomUUID()}`;
+    await mkdir(path.dirname(partPath), { recursive: true });
+    await writeFile(partPath, bytes);
+    const finalPath = this.filePath(repo, commit, file.path);
+    await mkdir(path.dirname(finalPath), { recursive: true });
+    await rename(partPath, finalPath);
+    return sha256;
+  }
+
   /** Bytes of a part file already on disk (0 when there is none). */
   async partSize(repo: string, commit: string, file: string): Promise<number> {
     return (await stat(this.partPath(repo, commit, file)).catch(() => null))?.size ?? 0;
@@ -75,7 +96,10 @@ export class ModelCache {
     const free = disk.bavail * disk.bsize;
     if (free < needed + this.diskMarginBytes) {
       const mb = (n: number) => `${Math.ceil(n / 1048576)} MB`;
-      throw new DownloadError('DISK_FULL', `Needs ${mb(needed)} plus ${mb(this.diskMarginBytes)} spare; ${mb(free)} free`);
+      throw new DownloadError(
+        'DISK_FULL',
+        `Needs ${mb(needed)} plus ${mb(this.diskMarginBytes)} spare; ${mb(free)} free`,
+      );
     }
   }
 

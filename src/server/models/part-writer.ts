@@ -65,7 +65,10 @@ export async function writePart(options: PartWrite): Promise<void> {
         body.destroy();
         await handle.close();
         await rm(partPath, { force: true });
-        throw new DownloadError('SIZE_MISMATCH', `${file.path}: the Hub sent more than the ${file.size} bytes it announced`);
+        throw new DownloadError(
+          'SIZE_MISMATCH',
+          `${file.path}: the Hub sent more than the ${file.size} bytes it announced`,
+        );
       }
       digest.update(chunk);
       pending.push(chunk);
@@ -80,7 +83,10 @@ export async function writePart(options: PartWrite): Promise<void> {
     }
     await flush();
     if (written < file.size) {
-      throw new DownloadError('HUB_UNREACHABLE', `${file.path}: the connection closed at byte ${written} of ${file.size}`);
+      throw new DownloadError(
+        'HUB_UNREACHABLE',
+        `${file.path}: the connection closed at byte ${written} of ${file.size}`,
+      );
     }
     await handle.sync().catch(cannotWrite);
   } catch (error) {
@@ -100,9 +106,13 @@ export async function writePart(options: PartWrite): Promise<void> {
 export function writeFailure(file: Pick<PlannedFile, 'path'>, error: unknown): DownloadError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new DownloadError('DISK_FULL', `The disk filled up while saving ${file.path}; free some space and download again`, {
-      cause: error,
-    });
+    return new DownloadError(
+      'DISK_FULL',
+      `The disk filled up while saving ${file.path}; free some space and download again`,
+      {
+        cause: error,
+      },
+    );
   }
   return new DownloadError('INTERNAL', `Could not save ${file.path}: ${(error as Error).message}`, { cause: error });
 }

@@ -37,10 +37,13 @@ function guardedLookup(allowPrivate: boolean): net.LookupFunction {
       const list = addresses as dns.LookupAddress[];
       const refused = allowPrivate ? undefined : list.find((entry) => !isPublicAddress(entry.address));
       if (refused || list.length === 0) {
-        const reason = refused ? `${hostname} resolves to a non-public address (${refused.address})` : `${hostname} has no address`;
+        const reason = refused
+          ? `${hostname} resolves to a non-public address (${refused.address})`
+          : `${hostname} has no address`;
         return callback(new FetchError('FORBIDDEN_REDIRECT', reason), '', 0);
       }
-      if ((options as dns.LookupOptions).all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);
+      if ((options as dns.LookupOptions).all)
+        return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, list);
       const first = list[0] as dns.LookupAddress;
       callback(null, first.address, first.family);
     });
@@ -71,7 +74,8 @@ export interface SafeResponse {
 /** Checks a URL before any connection is made; returns whether private addresses may be used for it. */
 export function checkTarget(target: URL, trustedOrigin: string): { allowPrivate: boolean } {
   if (target.origin === trustedOrigin) return { allowPrivate: true };
-  if (target.protocol !== 'https:') throw new FetchError('FORBIDDEN_REDIRECT', `Refused a non-https URL: ${target.origin}`);
+  if (target.protocol !== 'https:')
+    throw new FetchError('FORBIDDEN_REDIRECT', `Refused a non-https URL: ${target.origin}`);
   if (target.username || target.password) throw new FetchError('FORBIDDEN_REDIRECT', 'Refused a URL with credentials');
   const host = target.hostname.replace(/^\[|\]$/g, '');
   if (net.isIP(host) && !isPublicAddress(host)) {
@@ -91,7 +95,9 @@ function requestOnce(target: URL, allowPrivate: boolean, headers: Record<string,
       agent: false,
     });
     request.setTimeout(options.timeoutMs ?? 30_000, () => {
-      request.destroy(new FetchError('STALLED', `No answer from ${target.origin} within ${options.timeoutMs ?? 30_000} ms`));
+      request.destroy(
+        new FetchError('STALLED', `No answer from ${target.origin} within ${options.timeoutMs ?? 30_000} ms`),
+      );
     });
     // The same idle timeout then guards the body: a response that stops sending is destroyed.
     request.once('response', resolve);
@@ -116,7 +122,8 @@ export async function safeFetch(url: string, options: SafeFetchOptions): Promise
     const status = response.statusCode ?? 0;
     if (status >= 300 && status < 400 && response.headers.location) {
       response.resume();
-      if (hop >= maxRedirects) throw new FetchError('TOO_MANY_REDIRECTS', `More than ${maxRedirects} redirects from ${url}`);
+      if (hop >= maxRedirects)
+        throw new FetchError('TOO_MANY_REDIRECTS', `More than ${maxRedirects} redirects from ${url}`);
       target = new URL(response.headers.location, target);
       continue;
     }

@@ -35,7 +35,9 @@ const TransformersJsConfigSchema = z
   .object({
     use_external_data_format: ExternalDataFormatSchema,
     kv_cache_dtype: z.union([z.string(), z.record(z.string(), z.string())]).nullish(),
-    device_config: z.record(z.string(), z.object({ use_external_data_format: ExternalDataFormatSchema }).loose()).nullish(),
+    device_config: z
+      .record(z.string(), z.object({ use_external_data_format: ExternalDataFormatSchema }).loose())
+      .nullish(),
   })
   .loose();
 /** The parts of a model's config.json that decide its files (the rest passes through unread). */
@@ -49,7 +51,11 @@ export const ModelConfigSchema = z
 export type ModelConfig = z.infer<typeof ModelConfigSchema>;
 
 /** utils/model-loader.js resolveExternalDataFormat: a per-file map (by full then base name), or one value for all. */
-export function externalDataChunks(format: z.infer<typeof ExternalDataFormatSchema>, fullName: string, fileName: string) {
+export function externalDataChunks(
+  format: z.infer<typeof ExternalDataFormatSchema>,
+  fullName: string,
+  fileName: string,
+) {
   if (!format) return 0;
   if (typeof format === 'object') {
     if (Object.hasOwn(format, fullName)) return Number(format[fullName]);
@@ -69,7 +75,8 @@ export function weightFiles(config: ModelConfig, device: Device, dtype: Dtype): 
   const custom = config['transformers.js_config'] ?? {};
   // session.js overlays the selected device's settings on the model's.
   const overlay = custom.device_config?.[device] ?? {};
-  const format = 'use_external_data_format' in overlay ? overlay.use_external_data_format : custom.use_external_data_format;
+  const format =
+    'use_external_data_format' in overlay ? overlay.use_external_data_format : custom.use_external_data_format;
   const fullName = `${SESSION}${DTYPE_SUFFIX[dtype]}.onnx`;
   const chunks = externalDataChunks(format, fullName, SESSION);
   if (!Number.isInteger(chunks) || chunks < 0 || chunks > MAX_EXTERNAL_DATA_CHUNKS) {
@@ -91,7 +98,9 @@ export interface FileChoice {
 
 /** The dtypes whose graph the repo has, for a clear refusal. */
 export function availableDtypes(tree: ReadonlySet<string>): Dtype[] {
-  return (Object.keys(DTYPE_SUFFIX) as Dtype[]).filter((dtype) => tree.has(`${SUBFOLDER}/${SESSION}${DTYPE_SUFFIX[dtype]}.onnx`));
+  return (Object.keys(DTYPE_SUFFIX) as Dtype[]).filter((dtype) =>
+    tree.has(`${SUBFOLDER}/${SESSION}${DTYPE_SUFFIX[dtype]}.onnx`),
+  );
 }
 
 /**

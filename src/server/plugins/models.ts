@@ -6,12 +6,16 @@ import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { type Env, resolveModelCacheDir } from '../env.ts';
 import { type BundledModel, bundledFile } from '../models/bundled.ts';
 import { ModelDownloader } from '../models/downloader.ts';
+import { HubClient } from '../models/hub-client.ts';
+import { anyAddedModel } from '../services/user-models.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
     models: {
       manifest: ManifestEntry[];
       downloader: ModelDownloader;
+      /** The Hub's API, for the checks of models added by repo id (models.add). */
+      hub: HubClient;
       /** A verified file of a bundled or downloaded model, for the /models route. */
       file(
         repo: string,
@@ -42,15 +46,24 @@ export const modelsPlugin = fp<ModelsPluginOptions>(
       maxRedirects: env.DOWNLOAD_MAX_REDIRECTS,
       diskMarginBytes: env.DOWNLOAD_DISK_MARGIN_BYTES,
     });
+    const hub = new HubClient({
+      origin: env.HF_ENDPOINT,
+      token: env.HF_TOKEN,
+      maxRedirects: env.DOWNLOAD_MAX_REDIRECTS,
+      timeoutMs: env.DOWNLOAD_STALL_TIMEOUT_MS,
+    });
     app.decorate('models', {
       manifest,
       downloader,
+      hub,
       file: async (repo: string, revision: string, file: string) =>
         (await bundledFile(bundled, repo, revision, file)) ?? downloader.cachedFile(repo, revision, file),
     });
     // Resuming must not hold up (or fail) start-up: it only queues downloads.
     app.addHook('onReady', async () => {
-      downloader.resumeInterrupted(manifest).then(
+      const entryOf = async (id: string) =>
+        manifest.find((m) => m.id === id) ?? (await anyAddedModel(app.database.prisma, id));
+      downloader.resumeInterrupted(entryOf).then(
         (resumed) => resumed.length > 0 && app.log.info({ resumed }, 'resuming interrupted model downloads'),
         (error: unknown) => app.log.error({ err: error }, 'could not resume interrupted model downloads'),
       );

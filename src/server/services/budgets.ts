@@ -4,7 +4,7 @@
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Env } from '../env.ts';
 
-export type BudgetName = 'call' | 'guest' | 'auth' | 'roomCreate' | 'download' | 'chat' | 'jobRecord';
+export type BudgetName = 'call' | 'guest' | 'auth' | 'roomCreate' | 'download' | 'modelAdd' | 'chat' | 'jobRecord';
 
 interface Rule {
   /** Points per user (or per IP for `call`, `guest` and `auth`, which have no user yet or guard the IP's work). */
@@ -29,6 +29,7 @@ export type BudgetEnv = Pick<
   | 'AUTH_ATTEMPTS_PER_IP_PER_MINUTE'
   | 'ROOM_CREATIONS_PER_USER_PER_HOUR'
   | 'DOWNLOADS_PER_USER_PER_HOUR'
+  | 'MODEL_ADDS_PER_USER_PER_HOUR'
   | 'CHATS_PER_USER_PER_MINUTE'
   | 'COSTLY_IP_FACTOR'
   | 'RATE_LIMIT_BURST_SECONDS'
@@ -75,6 +76,12 @@ function rules(env: BudgetEnv): Record<BudgetName, Rule> {
     },
     roomCreate: { points: env.ROOM_CREATIONS_PER_USER_PER_HOUR, seconds: 3600, what: 'new rooms', smooth: true },
     download: { points: env.DOWNLOADS_PER_USER_PER_HOUR, seconds: 3600, what: 'model downloads', smooth: true },
+    modelAdd: {
+      points: env.MODEL_ADDS_PER_USER_PER_HOUR,
+      seconds: 3600,
+      what: 'models added by repo id',
+      smooth: true,
+    },
     chat: { points: env.CHATS_PER_USER_PER_MINUTE, seconds: 60, what: 'chats', smooth: true },
     // A job ends with its finish and check at once, and the next may start right after.
     jobRecord: { points: env.JOB_RECORDS_PER_MINUTE, seconds: 60, what: 'job records', smooth: true, minBurst: 4 },

@@ -20,6 +20,8 @@ export class ServiceError extends Error {
   constructor(
     readonly kind: RefusalKind,
     message: string,
+    /** Which check of several refused (models.add names it, so a person knows what to change). */
+    readonly check?: string,
   ) {
     super(message);
   }

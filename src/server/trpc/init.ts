@@ -29,6 +29,8 @@ const t = initTRPC.context<Context>().create({
         providerError: error.cause instanceof ProviderError ? error.cause.toData() : null,
         // SERVICE_UNAVAILABLE: which dependency is down and when to try again (also the response's Retry-After).
         unavailable: unavailableData(error),
+        // A refusal that names the check that failed (models.add).
+        check: error.cause instanceof ServiceError ? (error.cause.check ?? null) : null,
       },
     };
   },

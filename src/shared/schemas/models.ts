@@ -81,12 +81,39 @@ export const ManifestEntrySchema = z
   .strict();
 export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
 
+/** What a download fetches: one dtype's files (what one kind of device runs), or `*` every dtype the entry names. */
+export const DownloadDtypeSchema = z.union([DtypeSchema, z.literal('*')]);
+export type DownloadDtype = z.infer<typeof DownloadDtypeSchema>;
+
+const CachedFileSchema = z.object({ path: RepoFilePathSchema, size: z.number().int().nonnegative() }).strict();
+
+/** A finished server download of one dtype (or `*`): the commit it is pinned to and its files. */
+export const CachedDownloadSchema = z
+  .object({
+    dtype: DownloadDtypeSchema,
+    revision: RevisionSchema,
+    files: z.array(CachedFileSchema).max(64),
+    totalSize: z.number().int().nonnegative(),
+  })
+  .strict();
+export type CachedDownload = z.infer<typeof CachedDownloadSchema>;
+
+/** Bytes a device fetches for one dtype of a repo (its graph and external data, with config and tokenizer). */
+export const DtypeSizeSchema = z.object({ dtype: DtypeSchema, bytes: z.number().int().nonnegative() }).strict();
+export type DtypeSize = z.infer<typeof DtypeSizeSchema>;
+
 /** One model as `manifest.list` answers it: the manifest entry and where this server holds it. */
 export const CatalogueEntrySchema = ManifestEntrySchema.extend({
   totalSize: z.number().int().nonnegative().nullable(),
   /** The commit the server pinned the model to when it downloaded it. */
   cachedRevision: RevisionSchema.nullable(),
   serverStatus: z.string().max(32),
+  /** The server's finished downloads of this model, one per dtype: a device uses the one of its own dtype. */
+  downloads: z.array(CachedDownloadSchema).max(16).default([]),
+  /** A model added by repo id (models.add): by this person, or by an operator for everyone. */
+  addedBy: z.enum(['you', 'operator']).optional(),
+  /** The dtypes the repo has and what each costs a device, when the server knows (models added by repo id). */
+  sizes: z.array(DtypeSizeSchema).max(8).optional(),
 }).strict();
 export type CatalogueEntry = z.infer<typeof CatalogueEntrySchema>;
 
@@ -130,6 +157,85 @@ export const DownloadErrorCodeSchema = z.enum([
 export type DownloadErrorCode = z.infer<typeof DownloadErrorCodeSchema>;
 
 export const ModelRefInputSchema = z.object({ id: ModelIdSchema }).strict();
+
+/**
+ * A download (or its status, or its cancel): of the dtype this device runs, named outright or by its backend (the
+ * catalogue's dtype for it). Neither: every dtype the entry names, as before dtypes were fetched one by one.
+ */
+export const ModelDownloadInputSchema = z
+  .object({
+    id: ModelIdSchema,
+    dtype: DtypeSchema.optional(),
+    backend: z.enum(['webgpu', 'wasm']).optional(),
+  })
+  .strict();
+export type ModelDownloadInput = z.infer<typeof ModelDownloadInputSchema>;
+
+/** The longest text models.add takes: a repo id, or a Hub URL of one (with a revision and path after it). */
+const MAX_REPO_INPUT = 300;
+
+/**
+ * A Hub repo as a person pastes it: `owner/name`, or `https://huggingface.co/owner/name[/tree|blob|resolve/<rev>/...]`.
+ * Gives the repo and the revision the URL names, if any.
+ */
+export function parseRepoInput(input: string): { repo: string; revision: string | null } | null {
+  const trimmed = input.trim();
+  // A URL pasted without its scheme.
+  const text = /^(www\.)?(huggingface\.co|hf\.co)\//i.test(trimmed) ? `https://${trimmed}` : trimmed;
+  let path = text;
+  if (/^https?:\/\//i.test(text)) {
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      return null;
+    }
+    if (!/^(www\.)?(huggingface\.co|hf\.co)$/i.test(url.hostname)) return null;
+    path = url.pathname.replace(/^\/+|\/+$/g, '');
+    if (path.startsWith('models/')) path = path.slice('models/'.length);
+  }
+  const [owner, name, kind, revision] = path.split('/');
+  const repo = RepoSchema.safeParse(`${owner ?? ''}/${name ?? ''}`);
+  if (!repo.success) return null;
+  if (path !== text && kind && ['tree', 'blob', 'resolve', 'commit'].includes(kind) && revision) {
+    const rev = RevisionSchema.safeParse(decodeURIComponent(revision));
+    return rev.success ? { repo: repo.data, revision: rev.data } : null;
+  }
+  // A bare id has exactly one slash; a URL may go on (/discussions, ...) but names no revision then.
+  if (path === text && path.split('/').length !== 2) return null;
+  return { repo: repo.data, revision: null };
+}
+
+export const ModelAddInputSchema = z
+  .object({
+    repo: z
+      .string()
+      .min(3)
+      .max(MAX_REPO_INPUT)
+      .refine((text) => parseRepoInput(text) !== null, 'Expected a Hub repo id (owner/name) or its huggingface.co URL'),
+    revision: RevisionSchema.optional(),
+    /** An operator's addition for every person of this server. */
+    forEveryone: z.boolean().optional(),
+  })
+  .strict();
+export type ModelAddInput = z.infer<typeof ModelAddInputSchema>;
+
+/** Which check refused a model added by repo id (models.add), so the person knows what to change. */
+export const ModelAddCheckSchema = z.enum([
+  'input',
+  'pattern',
+  'limit',
+  'duplicate',
+  'repo',
+  'access',
+  'rate',
+  'architecture',
+  'tokenizer',
+  'onnx',
+  'license',
+  'hub',
+]);
+export type ModelAddCheck = z.infer<typeof ModelAddCheckSchema>;
 
 /** The identity of a model's exact weights: the commit pins every file's bytes and the dtype picks the weights file. */
 export async function modelFingerprint(repo: string, revision: string, dtype: string): Promise<string> {

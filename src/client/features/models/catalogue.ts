@@ -53,13 +53,18 @@ export async function fetchCatalogue(): Promise<Catalogue> {
   try {
     const entries = await trpc.manifest.list.query(undefined, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
     const fetchedAt = Date.now();
-    await keep(entries, fetchedAt).catch((error: unknown) => console.warn(`Could not keep the catalogue for offline use: ${describe(error)}`));
+    await keep(entries, fetchedAt).catch((error: unknown) =>
+      console.warn(`Could not keep the catalogue for offline use: ${describe(error)}`),
+    );
     return { entries, fetchedAt, unreachable: null };
   } catch (error) {
     reason = describe(error);
   }
   const kept = await keptCatalogue().catch(() => null);
-  if (!kept) throw new Error(`Could not read the catalogue: ${reason}. This device has no copy of it yet: connect once to fetch it.`);
+  if (!kept)
+    throw new Error(
+      `Could not read the catalogue: ${reason}. This device has no copy of it yet: connect once to fetch it.`,
+    );
   return { ...kept, unreachable: reason };
 }
 

@@ -6,10 +6,28 @@
 // lib/device-cache.ts, the last model in last-model.ts.
 import { useSyncExternalStore } from 'react';
 import { BACKEND_LABEL, type LoadPhase, type LoadedInfo } from '../../../shared/engine-protocol.ts';
-import { engineModel, type PinnedModel, pinnedRevision, prepareOnServer, serverApi, sharedModelRef } from '../../../shared/model-flow.ts';
+import { type DeviceGpu, deviceDtype } from '../../../shared/device-dtype.ts';
+import {
+  engineModel,
+  type PinnedModel,
+  prepareOnServer,
+  serverApi,
+  serverCopy,
+  sharedModelRef,
+} from '../../../shared/model-flow.ts';
+import type { Dtype } from '../../../shared/schemas/models.ts';
 import type { ModelRef } from '../../../shared/peer-protocol.ts';
 import type { CatalogueEntry } from '../../../shared/schemas/models.ts';
-import { type DeviceModel, filesOnDevice, formatBytes, keepRuntimeFiles, releaseRuntimeIfUnused, removeAllModelFiles, removeFromDevice, saveToDevice } from '../../lib/device-cache.ts';
+import {
+  type DeviceModel,
+  filesOnDevice,
+  formatBytes,
+  keepRuntimeFiles,
+  releaseRuntimeIfUnused,
+  removeAllModelFiles,
+  removeFromDevice,
+  saveToDevice,
+} from '../../lib/device-cache.ts';
 import { trpc } from '../../lib/trpc.ts';
 import { closeInferenceEngine, inferenceEngine } from '../../workers/inference.ts';
 import { lastModelId, rememberLastModel } from './last-model.ts';
@@ -31,7 +49,18 @@ export interface ModelState {
   busy: boolean;
 }
 
-const IDLE: ModelState = { phase: 'Idle', phases: [], message: '', loaded: 0, total: 0, speed: 0, files: {}, error: null, onDevice: false, busy: false };
+const IDLE: ModelState = {
+  phase: 'Idle',
+  phases: [],
+  message: '',
+  loaded: 0,
+  total: 0,
+  speed: 0,
+  files: {},
+  error: null,
+  onDevice: false,
+  busy: false,
+};
 
 let states: Record<string, ModelState> = {};
 /** Whether everything the loaded model needs to load again with no network is on this device. */
@@ -80,15 +109,47 @@ export function keptSignature(): string {
   return `${onDevice.sort().join(',')}|${active?.entry.id ?? ''}:${active?.backend ?? ''}:${active?.offline.state ?? ''}`;
 }
 
+/** This device's GPU as the engine will find it, probed once (the worker asks the same navigator.gpu). */
+let device: DeviceGpu | null = null;
+let probing: Promise<DeviceGpu> | null = null;
+
+interface AdapterLike {
+  features: { has(feature: string): boolean };
+}
+
+function probeDevice(): Promise<DeviceGpu> {
+  probing ??= (async () => {
+    const gpu = (navigator as Navigator & { gpu?: { requestAdapter(o?: object): Promise<AdapterLike | null> } }).gpu;
+    const adapter = await gpu?.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+    device = { webgpu: !!adapter, f16: adapter?.features.has('shader-f16') ?? false };
+    return device;
+  })();
+  return probing;
+}
+
+/** The dtype this device runs of `entry`: only its files are fetched, to the server and to the device. */
+function dtypeOn(entry: CatalogueEntry, gpu: DeviceGpu): Dtype {
+  const has = (dtype: Dtype) =>
+    !!entry.sizes?.some((s) => s.dtype === dtype) || entry.downloads.some((d) => d.dtype === dtype);
+  return deviceDtype(entry.dtype, gpu, has);
+}
+
+/** What the server holds of `entry` for this device (src/shared/model-flow.ts), before the GPU is probed: any dtype's. */
+function copyFor(entry: CatalogueEntry, gpu: DeviceGpu | null): PinnedModel | null {
+  return serverCopy(entry, gpu ? dtypeOn(entry, gpu) : null);
+}
+
 /** A Hub model's files are derived by the server on download; the catalogue lists them once it holds them. */
-function deviceModel(entry: CatalogueEntry, revision: string, files = entry.files.map((f) => f.path)): DeviceModel {
-  return { id: entry.id, repo: entry.repo, revision, files };
+function deviceModel(entry: CatalogueEntry, copy: Pick<PinnedModel, 'revision' | 'files'>): DeviceModel {
+  return { id: entry.id, repo: entry.repo, revision: copy.revision, files: copy.files };
 }
 
 export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<void> {
+  const gpu = await probeDevice();
   for (const entry of entries) {
-    const revision = pinnedRevision(entry);
-    const onDevice = revision !== null && (await filesOnDevice(deviceModel(entry, revision))) === entry.files.length;
+    const copy = copyFor(entry, gpu);
+    const onDevice =
+      copy !== null && copy.files.length > 0 && (await filesOnDevice(deviceModel(entry, copy))) === copy.files.length;
     if ((states[entry.id] ?? IDLE).onDevice !== onDevice) update(entry.id, { onDevice });
   }
 }
@@ -106,8 +167,9 @@ class Cancelled extends Error {
 }
 
 /** Makes sure the server holds the model, showing its progress as Preparing; stops waiting when `signal` aborts. */
-function prepare(entry: CatalogueEntry, signal: AbortSignal): Promise<PinnedModel> {
+async function prepare(entry: CatalogueEntry, signal: AbortSignal): Promise<PinnedModel> {
   return prepareOnServer(server, entry, {
+    dtype: dtypeOn(entry, await probeDevice()),
     accountHint: 'sign up on the Account screen',
     signal,
     onProgress: (status) =>
@@ -129,12 +191,36 @@ export async function downloadModel(entry: CatalogueEntry): Promise<PinnedModel>
   downloads.set(entry.id, controller);
   const { signal } = controller;
   try {
-    update(entry.id, { phase: 'Fetching', phases: [], message: 'Checking the catalogue and the server', error: null, busy: true, loaded: 0, total: 0, files: {} });
+    update(entry.id, {
+      phase: 'Fetching',
+      phases: [],
+      message: 'Checking the catalogue and the server',
+      error: null,
+      busy: true,
+      loaded: 0,
+      total: 0,
+      files: {},
+    });
     const { revision, files, bytes } = await prepare(entry, signal);
     const total = bytes ?? entry.files.reduce((n, f) => n + (f.size ?? 0), 0);
-    update(entry.id, { phase: 'Preparing', message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model', loaded: total, total });
-    await saveToDevice(deviceModel(entry, revision, files), total, (p) =>
-      update(entry.id, { phase: 'Downloading', message: `Saving ${p.file} to this device`, loaded: p.loaded, total: p.total, speed: p.speed, files: p.files }),
+    update(entry.id, {
+      phase: 'Preparing',
+      message: entry.bundled ? 'Bundled with the app: nothing to fetch from the Hub' : 'The server has the model',
+      loaded: total,
+      total,
+    });
+    await saveToDevice(
+      deviceModel(entry, { revision, files }),
+      total,
+      (p) =>
+        update(entry.id, {
+          phase: 'Downloading',
+          message: `Saving ${p.file} to this device`,
+          loaded: p.loaded,
+          total: p.total,
+          speed: p.speed,
+          files: p.files,
+        }),
       signal,
     );
     update(entry.id, { onDevice: true });
@@ -159,11 +245,14 @@ export function downloading(id: string): boolean {
 export async function cancelDownload(entry: CatalogueEntry): Promise<void> {
   const controller = downloads.get(entry.id);
   if (!controller) return;
-  const atServer = (states[entry.id] ?? IDLE).phase === 'Preparing' && !pinnedRevision(entry);
-  let message = atServer ? 'Download cancelled: the server stopped fetching it' : 'Download cancelled: nothing was kept on this device';
+  const dtype = dtypeOn(entry, await probeDevice());
+  const atServer = (states[entry.id] ?? IDLE).phase === 'Preparing' && !serverCopy(entry, dtype);
+  let message = atServer
+    ? 'Download cancelled: the server stopped fetching it'
+    : 'Download cancelled: nothing was kept on this device';
   if (atServer) {
     try {
-      const { cancelled } = await trpc.models.cancel.mutate({ id: entry.id });
+      const { cancelled } = await trpc.models.cancel.mutate({ id: entry.id, dtype });
       if (!cancelled) message = 'Stopped waiting: the server had already finished or stopped this download';
     } catch (error) {
       message = `Stopped waiting here, but the server goes on: ${describe(error)}`;
@@ -181,7 +270,16 @@ export async function download(entry: CatalogueEntry): Promise<void> {
     await downloadModel(entry);
     update(entry.id, { phase: 'Idle', message: 'Saved on this device', busy: false });
   } catch (error) {
-    if (error instanceof Cancelled) update(entry.id, { phase: 'Idle', phases: [], message: error.message, busy: false, loaded: 0, total: 0, files: {} });
+    if (error instanceof Cancelled)
+      update(entry.id, {
+        phase: 'Idle',
+        phases: [],
+        message: error.message,
+        busy: false,
+        loaded: 0,
+        total: 0,
+        files: {},
+      });
     else update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
   }
 }
@@ -196,7 +294,10 @@ async function keepForOffline(backend: LoadedInfo['backend'], entry: CatalogueEn
   if (backend === 'cpu') return setOffline({ state: 'failed', message: 'Only browsers keep models for offline use' });
   try {
     await keepRuntimeFiles(backend);
-    setOffline({ state: 'kept', message: `${entry.name} and ONNX Runtime (${BACKEND_LABEL[backend]}) are kept on this device: it loads with no network` });
+    setOffline({
+      state: 'kept',
+      message: `${entry.name} and ONNX Runtime (${BACKEND_LABEL[backend]}) are kept on this device: it loads with no network`,
+    });
   } catch (error) {
     setOffline({ state: 'failed', message: `${entry.name} may not load offline: ${describe(error)}` });
   }
@@ -218,27 +319,46 @@ export function loadModel(entry: CatalogueEntry): Promise<void> {
 
 async function loadNow(entry: CatalogueEntry): Promise<void> {
   try {
-    const saved = (states[entry.id] ?? IDLE).onDevice ? pinnedRevision(entry) : null;
+    const saved = (states[entry.id] ?? IDLE).onDevice ? copyFor(entry, await probeDevice()) : null;
     if (saved) update(entry.id, { phases: [], error: null });
-    const { revision, files } = saved ? { revision: saved, files: entry.files.map((f) => f.path) } : await downloadModel(entry);
+    const { revision, files } = saved ?? (await downloadModel(entry));
     const model = engineModel(entry, { revision, files });
     // The files are on this device now: the engine's own fetching and "downloading" read them from the device
     // cache, so to the person it is all Loading.
     update(entry.id, { phase: 'Loading', message: 'Loading the model', busy: true });
     const info = await inferenceEngine().load(model, {
-      onProgress: (p) => update(entry.id, { phase: p.phase === 'Ready' ? 'Ready' : 'Loading', message: p.message, loaded: p.loaded, total: p.total, files: p.files }),
+      onProgress: (p) =>
+        update(entry.id, {
+          phase: p.phase === 'Ready' ? 'Ready' : 'Loading',
+          message: p.message,
+          loaded: p.loaded,
+          total: p.total,
+          files: p.files,
+        }),
     });
     active = {
       ...info,
       entry,
       ref: await sharedModelRef(entry, revision, info.dtype),
-      offline: { state: 'keeping', message: `Keeping ONNX Runtime (${BACKEND_LABEL[info.backend]}) on this device for offline use` },
+      offline: {
+        state: 'keeping',
+        message: `Keeping ONNX Runtime (${BACKEND_LABEL[info.backend]}) on this device for offline use`,
+      },
     };
     rememberLastModel(entry.id);
     update(entry.id, { phase: 'Ready', message: info.reason, busy: false, error: null });
     await keepForOffline(info.backend, entry);
   } catch (error) {
-    if (error instanceof Cancelled) update(entry.id, { phase: 'Idle', phases: [], message: error.message, busy: false, loaded: 0, total: 0, files: {} });
+    if (error instanceof Cancelled)
+      update(entry.id, {
+        phase: 'Idle',
+        phases: [],
+        message: error.message,
+        busy: false,
+        loaded: 0,
+        total: 0,
+        files: {},
+      });
     else update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
     throw error;
   }
@@ -267,12 +387,19 @@ export async function load(entry: CatalogueEntry): Promise<void> {
 
 /** Removes the model's files, and ONNX Runtime's when no model is left to run with them. */
 export async function removeFromThisDevice(entry: CatalogueEntry): Promise<void> {
-  const revision = pinnedRevision(entry);
-  if (revision) await removeFromDevice(deviceModel(entry, revision));
+  const copy = copyFor(entry, await probeDevice());
+  if (copy) await removeFromDevice(deviceModel(entry, copy));
   const runtimeToo = await releaseRuntimeIfUnused();
   // Removed on purpose: not the model to bring back when the app opens.
   if (lastModelId() === entry.id) rememberLastModel(null);
-  update(entry.id, { onDevice: false, phase: 'Idle', phases: [], message: runtimeToo ? 'Removed from this device, with ONNX Runtime (no model left uses it)' : 'Removed from this device' });
+  update(entry.id, {
+    onDevice: false,
+    phase: 'Idle',
+    phases: [],
+    message: runtimeToo
+      ? 'Removed from this device, with ONNX Runtime (no model left uses it)'
+      : 'Removed from this device',
+  });
 }
 
 /**
@@ -287,15 +414,21 @@ export async function removeAllFromThisDevice(entries: CatalogueEntry[]): Promis
   const message = runtimeToo ? 'Removed from this device, with ONNX Runtime' : 'Removed from this device';
   for (const entry of entries) {
     const state = states[entry.id] ?? IDLE;
-    if (state.onDevice) update(entry.id, { onDevice: false, phase: state.busy ? state.phase : 'Idle', phases: state.busy ? state.phases : [], message });
+    if (state.onDevice)
+      update(entry.id, {
+        onDevice: false,
+        phase: state.busy ? state.phase : 'Idle',
+        phases: state.busy ? state.phases : [],
+        message,
+      });
   }
 }
 
 /** The device model of each catalogue entry that has a pinned commit (what the storage panel measures). */
 export function deviceModels(entries: CatalogueEntry[]): DeviceModel[] {
   return entries.flatMap((entry) => {
-    const revision = pinnedRevision(entry);
-    return revision ? [deviceModel(entry, revision)] : [];
+    const copy = copyFor(entry, device);
+    return copy ? [deviceModel(entry, copy)] : [];
   });
 }
 
@@ -309,7 +442,9 @@ function memoryBudget(): number {
 export function doesNotFit(entry: CatalogueEntry): string | null {
   const size = entry.totalSize ?? 0;
   const budget = memoryBudget();
-  return size > budget ? `${entry.name} (${formatBytes(size)}) is larger than this device runs comfortably (${formatBytes(budget)}, a quarter of its memory)` : null;
+  return size > budget
+    ? `${entry.name} (${formatBytes(size)}) is larger than this device runs comfortably (${formatBytes(budget)}, a quarter of its memory)`
+    : null;
 }
 
 /** A model this device can run comfortably: small enough for its memory, then one at random. */

@@ -14,6 +14,7 @@ import {
   useLoadedModel,
 } from './model-store.ts';
 import { StoragePanel } from './storage-panel.tsx';
+import { AddModelForm } from './add-model-form.tsx';
 import { useKeptForOffline } from './use-kept.ts';
 
 // Radix's dialog comes after the first paint (bench/pwa.ts: initial JS under 200 KB gzip).
@@ -80,6 +81,7 @@ export function ModelsPage() {
           <ModelCard key={entry.id} entry={entry} deviceBytes={bytesOf(entry.id)} />
         ))}
       </div>
+      <AddModelForm />
       <StoragePanel entries={entries} kept={kept} />
     </section>
   );

@@ -56,7 +56,10 @@ export async function restoreLastModel(): Promise<void> {
   if (tooLarge) return fail(entry.name, tooLarge);
   await refreshDeviceStatus([entry]).catch(() => undefined);
   if (!modelOnDevice(entry.id) && !navigator.onLine) {
-    return fail(entry.name, `${entry.name} is no longer on this device (the browser may have cleared its storage for room), and there is no network to fetch it again`);
+    return fail(
+      entry.name,
+      `${entry.name} is no longer on this device (the browser may have cleared its storage for room), and there is no network to fetch it again`,
+    );
   }
   set({ state: 'restoring', entry });
   try {
