@@ -419,7 +419,11 @@ describe('the download proxy under faults', () => {
     app = await makeApp({ DOWNLOAD_STALL_TIMEOUT_MS: '60000' });
     hub.injectFault('onnx/model.onnx', { kind: 'stall', atByte: 700_000 });
     await call(app, 'models.download', { id: 'tiny' });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Cancelled once the weights' request has met the stall (the fault is used up then): cancelled earlier, the
+    // stall would be waiting for the download below instead.
+    await expect
+      .poll(() => cdnRequests().some((r) => r.path.endsWith('onnx/model.onnx')), { timeout: 20_000 })
+      .toBe(true);
     expect((await call(app, 'models.cancel', { id: 'tiny' })).body.result?.data).toEqual({ cancelled: true });
     expect((await app.models.downloader.status('tiny'))?.phase).toBe('cancelled');
     expect(await readdir(path.join(cacheDir, '.partial', REPO)).catch(() => [])).toEqual([]);

@@ -81,6 +81,8 @@ export function App() {
         </div>
       )}
       <main className="shell">
+        {/* At sign-up or login: a guest's conversations on this device offered to move into the account. */}
+        <MoveOffer />
         <Suspense fallback={<p className="muted">Opening…</p>}>
           <Switch>
             <Route path="/models" component={ModelsPage} />
@@ -102,8 +104,6 @@ export function App() {
       <Suspense>
         <Toaster theme={theme.resolved} />
       </Suspense>
-      {/* At sign-up or login: a guest's conversations on this device offered to move into the account. */}
-      <MoveOffer />
     </>
   );
 }

@@ -1,15 +1,15 @@
 // At sign-up or login, the conversations a guest kept on this device are offered to move into the account: moved,
 // they are uploaded (conversation.import, checked and capped by the server) and then appear as the account's;
-// kept, they stay on this device, shown when no account is signed in here. Mounted once by the app shell.
-import { Suspense, lazy, useEffect, useRef, useState } from 'react';
+// kept, they stay on this device, shown when no account is signed in here. Mounted once by the app shell, above
+// every screen. A panel in the page's flow, not a modal: it covers nothing, so whatever the person came to do after
+// signing in (download a model, open a room) goes on, and the offer waits for an answer.
+import { useEffect, useRef, useState } from 'react';
+import { Button } from '../../components/ui/button.tsx';
 import { useOnline } from '../../lib/pwa.ts';
 import { api } from '../../lib/trpc.ts';
 import { chatErrorText } from './chat-errors.ts';
 import { guestConversations, moveToAccount } from './conversation-store.ts';
 import type { Conversation } from './conversations.ts';
-
-// Radix's dialog comes only when there is something to offer (bench/pwa.ts: initial JS under 200 KB gzip).
-const MoveOfferDialog = lazy(() => import('./move-offer-dialog.tsx'));
 
 interface Offer {
   accountId: string;
@@ -67,15 +67,41 @@ export function MoveOffer() {
       )
       .finally(() => setMoving(false));
   };
+  const count = offer.conversations.length;
   return (
-    <Suspense>
-      <MoveOfferDialog
-        titles={offer.conversations.map(({ id, title }) => ({ id, title }))}
-        moving={moving}
-        problem={problem}
-        move={move}
-        close={close}
-      />
-    </Suspense>
+    <section
+      className="mb-4 flex flex-col gap-2 rounded-xl border border-primary bg-surface p-4"
+      data-testid="move-offer"
+      aria-labelledby="move-offer-title"
+    >
+      <h2 id="move-offer-title" className="m-0 text-base font-semibold">
+        Move {count === 1 ? 'the conversation' : `${count} conversations`} on this device into your account?
+      </h2>
+      <p className="m-0 text-sm text-muted">
+        Moved, {count === 1 ? 'it is' : 'they are'} kept with your account, on every device you sign in on, and no
+        longer on this one. Kept on this device, {count === 1 ? 'it shows' : 'they show'} here when no account is signed
+        in.
+      </p>
+      <ul className="m-0 flex max-h-40 list-none flex-col gap-1 overflow-y-auto p-0 text-sm">
+        {offer.conversations.map((c) => (
+          <li key={c.id} className="truncate" data-testid="move-offer-item">
+            {c.title}
+          </li>
+        ))}
+      </ul>
+      {problem && (
+        <p className="error m-0 text-sm" role="alert">
+          {problem}
+        </p>
+      )}
+      <div className="flex flex-wrap justify-end gap-2">
+        <Button variant="ghost" data-testid="move-offer-keep" disabled={moving} onClick={close}>
+          Keep on this device
+        </Button>
+        <Button variant="default" data-testid="move-offer-accept" disabled={moving} onClick={move}>
+          {moving ? 'Moving…' : 'Move into my account'}
+        </Button>
+      </div>
+    </section>
   );
 }

@@ -265,22 +265,27 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** A cancelled download leaves the card idle, saying what happened; anything else is a failure with its reason. */
+function failed(entry: CatalogueEntry, error: unknown): void {
+  if (error instanceof Cancelled)
+    update(entry.id, {
+      phase: 'Idle',
+      phases: [],
+      message: error.message,
+      busy: false,
+      loaded: 0,
+      total: 0,
+      files: {},
+    });
+  else update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
+}
+
 export async function download(entry: CatalogueEntry): Promise<void> {
   try {
     await downloadModel(entry);
     update(entry.id, { phase: 'Idle', message: 'Saved on this device', busy: false });
   } catch (error) {
-    if (error instanceof Cancelled)
-      update(entry.id, {
-        phase: 'Idle',
-        phases: [],
-        message: error.message,
-        busy: false,
-        loaded: 0,
-        total: 0,
-        files: {},
-      });
-    else update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
+    failed(entry, error);
   }
 }
 
@@ -349,17 +354,7 @@ async function loadNow(entry: CatalogueEntry): Promise<void> {
     update(entry.id, { phase: 'Ready', message: info.reason, busy: false, error: null });
     await keepForOffline(info.backend, entry);
   } catch (error) {
-    if (error instanceof Cancelled)
-      update(entry.id, {
-        phase: 'Idle',
-        phases: [],
-        message: error.message,
-        busy: false,
-        loaded: 0,
-        total: 0,
-        files: {},
-      });
-    else update(entry.id, { phase: 'Failed', error: describe(error), busy: false });
+    failed(entry, error);
     throw error;
   }
 }
