@@ -324,8 +324,14 @@ export function loadModel(entry: CatalogueEntry): Promise<void> {
 
 async function loadNow(entry: CatalogueEntry): Promise<void> {
   try {
-    const saved = (states[entry.id] ?? IDLE).onDevice ? copyFor(entry, await probeDevice()) : null;
-    if (saved) update(entry.id, { phases: [], error: null });
+    // Asked of the device itself, not of the card's state: when the app opens and brings the last model back, the
+    // device status may not be read yet, and saving the files again would race a removal that follows.
+    const copy = copyFor(entry, await probeDevice());
+    const saved =
+      copy && copy.files.length > 0 && (await filesOnDevice(deviceModel(entry, copy))) === copy.files.length
+        ? copy
+        : null;
+    if (saved) update(entry.id, { phases: [], error: null, onDevice: true });
     const { revision, files } = saved ?? (await downloadModel(entry));
     const model = engineModel(entry, { revision, files });
     // The files are on this device now: the engine's own fetching and "downloading" read them from the device
