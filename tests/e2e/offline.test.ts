@@ -47,7 +47,9 @@ async function chat(page: Page, prompt: string, timeout = LOAD_TIMEOUT): Promise
   const readouts = page.getByTestId('answer-readout');
   const before = await readouts.count();
   await page.getByTestId('chat-input').fill(prompt);
-  await page.getByTestId('chat-send').click();
+  // The click as a DOM event: Playwright's click waits for the button to be stable over animation frames, and a tab
+  // that was just brought back in front (the hard-reload tab, after the ordinary one) may draw none for a while.
+  await page.getByTestId('chat-send').dispatchEvent('click');
   await readouts.nth(before).waitFor({ timeout });
   return (await readouts.nth(before).textContent()) ?? '';
 }
