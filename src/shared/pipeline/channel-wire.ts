@@ -1,6 +1,7 @@
 // A FrameWire over a WebRTC data channel, the browser's RTCDataChannel or werift's in Node: binary messages, the
 // channel's own buffered amount for backpressure (docs/pipeline.md). The channel carries frames only; the job's
 // control messages travel on the peer protocol's JSON channel.
+import { onceBufferedBelow } from '../wire.ts';
 import type { FrameWire, WireStats } from './frame-wire.ts';
 
 export interface BinaryChannelLike {
@@ -46,17 +47,7 @@ export function channelFrameWire(
     },
     isOpen: () => channel.readyState === 'open',
     bufferedAmount: () => channel.bufferedAmount,
-    onceBelow(threshold, listener) {
-      if (channel.readyState !== 'open' || channel.bufferedAmount <= threshold) return listener();
-      channel.bufferedAmountLowThreshold = threshold;
-      const once = () => {
-        channel.removeEventListener('bufferedamountlow', once);
-        channel.removeEventListener('close', once);
-        listener();
-      };
-      channel.addEventListener('bufferedamountlow', once);
-      channel.addEventListener('close', once);
-    },
+    onceBelow: (threshold, listener) => onceBufferedBelow(channel, threshold, listener),
     onFrame(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

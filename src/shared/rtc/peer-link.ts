@@ -3,7 +3,7 @@
 // runs on the browser's RTCPeerConnection and on werift's in Node (the headless peer): it uses only the part of
 // the standard API both have, described below. One file past 300 lines because negotiation, candidates, the
 // watchdog and the link's state share one connection's private state; the room batches its signals (signal-outbox.ts).
-import type { Wire } from '../wire.ts';
+import { onceBufferedBelow, type Wire } from '../wire.ts';
 import type { LinkSignal } from '../socket-contract.ts';
 
 export type { LinkSignal };
@@ -265,18 +265,8 @@ export class PeerLink {
       send: (text) => this.channel?.send(text),
       isOpen: () => this.channel?.readyState === 'open',
       bufferedAmount: () => this.channel?.bufferedAmount ?? 0,
-      onceBelow: (threshold, listener) => {
-        const channel = this.channel;
-        if (!channel || channel.readyState !== 'open') return listener();
-        channel.bufferedAmountLowThreshold = threshold;
-        const once = () => {
-          channel.removeEventListener('bufferedamountlow', once);
-          channel.removeEventListener('close', once);
-          listener();
-        };
-        channel.addEventListener('bufferedamountlow', once);
-        channel.addEventListener('close', once);
-      },
+      onceBelow: (threshold, listener) =>
+        this.channel ? onceBufferedBelow(this.channel, threshold, listener) : listener(),
     };
   }
 
