@@ -2,10 +2,8 @@
 // lose some): the channel opens both ways without glare, and a link whose first offer was lost recovers by
 // itself; it opens with the default public STUN servers configured (reachable or not), and says there is no route
 // when ICE can find none. The rooms test covers the same class over the real server.
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
+import { build } from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
-import { transformWithOxc } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_ICE_SERVERS } from '../../src/shared/rtc/default-ice-servers.ts';
 import { launchChromium } from '../support/browser.ts';
@@ -17,10 +15,18 @@ let page: Page;
 beforeAll(async () => {
   browser = await launchChromium('no-gpu');
   page = await browser.newPage();
-  // peer-link.ts imports types only, so one file transformed from TypeScript is the whole module.
-  const source = await readFile(path.join(ROOT, 'src/shared/rtc/peer-link.ts'), 'utf8');
-  const { code } = await transformWithOxc(source, 'peer-link.ts', { lang: 'ts' });
-  await page.addScriptTag({ type: 'module', content: `${code}\nwindow.PeerLink = PeerLink;` });
+  // peer-link.ts and what it imports, bundled into one script that puts the class on window.
+  const bundle = await build({
+    stdin: {
+      contents: "import { PeerLink } from './src/shared/rtc/peer-link.ts'; window.PeerLink = PeerLink;",
+      resolveDir: ROOT,
+      loader: 'ts',
+    },
+    bundle: true,
+    format: 'esm',
+    write: false,
+  });
+  await page.addScriptTag({ type: 'module', content: bundle.outputFiles[0]!.text });
   await page.waitForFunction(() => 'PeerLink' in window);
 }, 60_000);
 
