@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { HeadlessPeer, type PeerStatus } from './headless-peer.ts';
 
 const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID [--name NAME] [--token=SESSION_TOKEN] [--invite CODE] [--cache-dir DIR]
+                   [--stage FROM-TO|auto --stage-dir DIR [--stage-memory MIB]]
 
   --server     the Mesh NanoLLM server, e.g. http://127.0.0.1:8787
   --room       a room slug (global, or a custom room: that needs --token of an account that may join it)
@@ -15,7 +16,12 @@ const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID 
                (a token may start with "-", which would otherwise read as another option)
   --invite     invite code of a private room
   --cache-dir  where model files are kept between runs (default ./data/peer-cache)
-  --threads    ONNX Runtime threads (default: every core; give each of several peers on one machine fewer)`;
+  --threads    ONNX Runtime threads (default: every core; give each of several peers on one machine fewer)
+  --stage      host a pipeline stage of the model instead of the whole model: layers FROM (included) to TO
+               (excluded), e.g. 0-2, loaded now; or auto, the layers a requester's plan gives it, loaded when asked
+  --stage-dir  the model directory its stages come from: stages.json manifests (scripts/tiny-model/stages.ts,
+               scripts/pipeline/split.ts) and/or the whole onnx/model.onnx, which any range is cut from
+  --stage-memory  at most this many MiB offered to stages (planning reads it; default: the machine's free memory)`;
 
 function fail(message: string): never {
   process.stderr.write(`${message}\n\n${USAGE}\n`);
@@ -34,6 +40,9 @@ try {
       invite: { type: 'string' },
       'cache-dir': { type: 'string' },
       threads: { type: 'string' },
+      stage: { type: 'string' },
+      'stage-dir': { type: 'string' },
+      'stage-memory': { type: 'string' },
       // Test only: a dishonest peer whose tokens the spot checks must catch.
       'corrupt-tokens': { type: 'boolean' },
       help: { type: 'boolean' },
@@ -52,6 +61,23 @@ if (!server || !room || !model) fail('--server, --room and --model are required'
 const threads = parsed.threads === undefined ? undefined : Number(parsed.threads);
 if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256))
   fail(`--threads must be a whole number from 1 to 256, not ${parsed.threads}`);
+const stageMatch = parsed.stage === undefined ? null : /^(\d{1,4})-(\d{1,4})$/.exec(parsed.stage);
+if (
+  parsed.stage !== undefined &&
+  parsed.stage !== 'auto' &&
+  !(stageMatch && Number(stageMatch[1]) < Number(stageMatch[2]))
+)
+  fail(`--stage must be FROM-TO (layers, FROM below TO, e.g. 0-2) or auto, not ${parsed.stage}`);
+const stage =
+  parsed.stage === 'auto'
+    ? ('auto' as const)
+    : stageMatch
+      ? ([Number(stageMatch[1]), Number(stageMatch[2])] as [number, number])
+      : undefined;
+if (stage && !parsed['stage-dir']) fail('--stage needs --stage-dir (the directory of its stage files)');
+const stageMemory = parsed['stage-memory'] === undefined ? undefined : Number(parsed['stage-memory']);
+if (stageMemory !== undefined && !(Number.isInteger(stageMemory) && stageMemory >= 1))
+  fail(`--stage-memory must be a whole number of MiB, not ${parsed['stage-memory']}`);
 if (!URL.canParse(server) || !/^https?:$/.test(new URL(server).protocol))
   fail(`--server must be an http(s) URL, not ${server}`);
 
@@ -69,6 +95,8 @@ const peer = new HeadlessPeer({
   ...(parsed.invite ? { invite: parsed.invite } : {}),
   cacheDir: parsed['cache-dir'] ?? path.join('data', 'peer-cache'),
   ...(threads ? { threads } : {}),
+  ...(stage ? { stage, stageDir: parsed['stage-dir'] } : {}),
+  ...(stageMemory ? { stageMemoryMb: stageMemory } : {}),
   corruptTokens: parsed['corrupt-tokens'] ?? false,
   log: (line) => process.stdout.write(`${line}\n`),
   onEnded: (reason) => {

@@ -29,6 +29,8 @@ import { sessionCookieHeader, sessionFromSetCookie } from '../shared/session-coo
 import { MESH_NAMESPACE } from '../shared/socket-contract.ts';
 import { InferenceEngine } from '../worker/engine.ts';
 import { inProcessWorker } from '../worker/in-process.ts';
+import type { LayerRange } from '../shared/pipeline/pipe-protocol.ts';
+import { FileStageSource } from './stage-source.ts';
 
 export interface HeadlessPeerOptions {
   /** The server's origin, e.g. http://127.0.0.1:8787. */
@@ -46,6 +48,15 @@ export interface HeadlessPeerOptions {
   invite?: string;
   /** ONNX Runtime threads per operator (default: every core). */
   threads?: number;
+  /**
+   * Host a pipeline stage of `model` instead of the whole model (docs/pipeline.md): these layers, loaded at start,
+   * or `auto`, whatever layers a requester's plan gives it (loaded when asked). Needs `stageDir`.
+   */
+  stage?: LayerRange | 'auto';
+  /** The model directory the stages come from: stage manifests (stages.json) and/or the whole onnx/model.onnx. */
+  stageDir?: string;
+  /** At most this much memory (MiB) offered to stages (planning reads it). */
+  stageMemoryMb?: number;
   /** Test only: report wrong tokens (for the spot-check tests). */
   corruptTokens?: boolean;
   log?: (line: string) => void;
@@ -105,7 +116,8 @@ export class HeadlessPeer {
     if (!me) throw new Error('The server did not accept this session: check --token');
     this.displayName = me.displayName;
 
-    const shared = this.options.model ? await this.load(api, this.options.model) : null;
+    const stages = this.options.stage ? await this.loadStage() : null;
+    const shared = this.options.model && !stages ? await this.load(api, this.options.model) : null;
     const engine: MeshEngine = shared?.engine ?? {
       loaded: () => null,
       generate: () => {
@@ -115,6 +127,7 @@ export class HeadlessPeer {
     this.node = new MeshNode(engine, new EngineGate(), {
       adapter: 'cpu',
       serving: { ...DEFAULT_JOB_SERVER_OPTIONS, corruptTokens: this.options.corruptTokens ?? false },
+      stages,
     });
     this.logServed(this.node);
 
@@ -138,16 +151,47 @@ export class HeadlessPeer {
     // gathers host candidates only (werift's own default would ask a public STUN server).
     const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
       new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
-    this.room = new MeshRoom(socket, this.options.room, iceServers, createPeerConnection, this.node);
+    this.room = new MeshRoom(socket, this.options.room, iceServers, createPeerConnection, this.node, {
+      frameChannels: true,
+    });
     await this.room.join();
     const error = this.room.getSnapshot().error;
     if (error) throw new Error(`Could not join room ${this.options.room}: ${error}`);
+    if (stages) {
+      this.node.setSharing(true);
+      const held = stages.describe().holds.map(([from, to]) => `layers ${from}-${to}`);
+      this.log(
+        `${this.displayName} hosts ${held.length ? held.join(', ') : 'any layers'} of ${stages.model} (${stages.layers} layers) in room ${this.options.room}`,
+      );
+      return;
+    }
     if (!shared) {
       this.log(`${this.displayName} asks peers in room ${this.options.room}`);
       return;
     }
     this.node.setSharing(true);
     this.log(`${this.displayName} shares ${shared.name} (${shared.backend}) in room ${this.options.room}`);
+  }
+
+  /** The stage source for `--stage`, with an explicit layer range loaded now. */
+  private async loadStage(): Promise<FileStageSource> {
+    const { model, stage, stageDir } = this.options;
+    if (!model || !stageDir)
+      throw new Error('A stage needs --model and --stage-dir (the directory of its stage files)');
+    const source = await FileStageSource.create({
+      model,
+      dir: stageDir,
+      cacheDir: path.resolve(this.options.cacheDir),
+      ...(this.options.threads ? { threads: this.options.threads } : {}),
+      ...(this.options.stageMemoryMb ? { memoryMb: this.options.stageMemoryMb } : {}),
+    });
+    if (stage && stage !== 'auto') {
+      if (stage[1] > source.layers)
+        throw new Error(`${model} has ${source.layers} layers: no layers ${stage.join('-')}`);
+      this.log(`loading layers ${stage.join('-')} of ${model}…`);
+      await source.open(stage);
+    }
+    return source;
   }
 
   /** Makes sure the server has the model, and loads it into an engine of this process. */
@@ -212,7 +256,7 @@ export class HeadlessPeer {
       name: this.displayName,
       peers: this.node?.list().length ?? 0,
       jobsServed: served.filter((job) => job.outcome === 'done').length,
-      running: this.node?.server.outstanding() ?? 0,
+      running: (this.node?.server.outstanding() ?? 0) + (this.node?.stages.outstanding() ?? 0),
       tokensPerSecond: last?.tokensPerSecond ?? null,
     };
   }

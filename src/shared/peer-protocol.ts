@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { BackendSchema, ENGINE_LIMITS, EngineMessageSchema, SamplingSchema } from './engine-protocol.ts';
 import { ModelIdSchema } from './schemas/models.ts';
+import { PipelineCapabilitySchema, pipeMessageSchemas } from './pipeline/pipe-protocol.ts';
 
 export const PEER_PROTOCOL_VERSION = 1;
 
@@ -43,6 +44,8 @@ export const PeerCapabilitiesSchema = z
     tokensPerSecond: z.number().nonnegative().max(100_000).nullable(),
     queue: z.number().int().nonnegative().max(PEER_LIMITS.reportedQueue),
     sharing: z.boolean(),
+    /** The pipeline stages this peer holds or can load (docs/pipeline.md); absent on peers that host none. */
+    pipeline: PipelineCapabilitySchema.optional(),
   })
   .strict();
 export type PeerCapabilities = z.infer<typeof PeerCapabilitiesSchema>;
@@ -142,6 +145,7 @@ export const PeerMessageSchema = z.discriminatedUnion('type', [
   z.object({ v, type: z.literal('job:cancel'), jobId: JobIdSchema }).strict(),
   z.object({ v, type: z.literal('ping'), t: z.number() }).strict(),
   z.object({ v, type: z.literal('pong'), t: z.number() }).strict(),
+  ...pipeMessageSchemas(v),
 ]);
 export type PeerMessage = z.infer<typeof PeerMessageSchema>;
 /** A message as written by the sender: the version is filled in on the way out. */

@@ -7,6 +7,9 @@ import { DEFAULT_JOB_SERVER_OPTIONS, JobServer, type JobServerOptions } from './
 import { DEFAULT_REQUESTER_OPTIONS, JobRequester, type JobRequesterOptions, type PeerView } from './job-requester.ts';
 import { PeerChannel, type Wire } from './peer-channel.ts';
 import { ChangeListeners } from '../change-listeners.ts';
+import type { FrameWire } from '../pipeline/frame-wire.ts';
+import { RoomPipeline } from '../pipeline/room-pipeline.ts';
+import { StageServer, type StageSource } from '../pipeline/stage-server.ts';
 
 const PING_MS = 2000;
 const FIRST_PING_MS = 250;
@@ -29,11 +32,16 @@ export interface MeshNodeOptions {
   adapter: PeerCapabilities['adapter'];
   serving?: JobServerOptions;
   requesting?: JobRequesterOptions;
+  /** The pipeline stages this device hosts (docs/pipeline.md); none without it. */
+  stages?: StageSource | null;
 }
 
 export class MeshNode {
   readonly server: JobServer;
   readonly requester: JobRequester;
+  /** Pipeline stages hosted here for the room's requesters, and this device's pipeline jobs (docs/pipeline.md). */
+  readonly stages: StageServer;
+  readonly pipelines: RoomPipeline;
   private readonly peers = new Map<string, MeshPeer>();
   /** Decode speed measured on the last jobs run here (local or served). */
   private measuredTokensPerSecond: number | null = null;
@@ -52,6 +60,18 @@ export class MeshNode {
       this.announce();
     });
     this.requester.subscribe(() => this.changed());
+    this.stages = new StageServer(options.stages ?? null);
+    this.stages.subscribe(() => this.announce());
+    this.pipelines = new RoomPipeline(
+      () => this.views(),
+      (peerId) => this.stages.wire(peerId),
+    );
+  }
+
+  /** The frame channel to `peerId` opened (MeshRoom opens one beside each peer channel when asked to). */
+  addFrameWire(peerId: string, wire: FrameWire): void {
+    this.stages.addWire(peerId, wire);
+    this.changed();
   }
 
   /** Records a decode speed measured here (local chat), so peers can rank this one. */
@@ -63,6 +83,7 @@ export class MeshNode {
 
   capabilities(): PeerCapabilities {
     const loaded = this.engine.loaded();
+    const pipeline = this.stages.capability();
     return {
       backend: loaded?.backend ?? null,
       adapter: this.options.adapter,
@@ -71,6 +92,7 @@ export class MeshNode {
       tokensPerSecond: this.options.serving?.corruptTokens ? 10_000 : this.measuredTokensPerSecond,
       queue: Math.min(this.gate.queued('mesh'), PEER_LIMITS.reportedQueue),
       sharing: this.server.sharing,
+      ...(pipeline ? { pipeline } : {}),
     };
   }
 
@@ -127,6 +149,8 @@ export class MeshNode {
     this.peers.delete(peerId);
     this.server.peerLeft(peerId);
     this.requester.peerLeft(peerId);
+    this.stages.peerLeft(peerId);
+    this.pipelines.peerLeft(peerId);
     this.changed();
   }
 
@@ -187,6 +211,18 @@ export class MeshNode {
       case 'job:error':
         this.requester.receive(peer.peerId, message);
         return;
+      case 'pipe:open':
+      case 'pipe:close':
+      case 'pipe:upstream':
+      case 'pipe:redirect':
+        this.stages.receive(peer.peerId, message, send);
+        return;
+      case 'pipe:opened':
+      case 'pipe:failed':
+      case 'pipe:position':
+      case 'pipe:redirected':
+        this.pipelines.receive(peer.peerId, message);
+        return;
       default: {
         const unreachable: never = message;
         throw new Error(`Unhandled peer message ${JSON.stringify(unreachable)}`);
@@ -195,6 +231,7 @@ export class MeshNode {
   }
 
   close(): void {
+    this.stages.stop();
     for (const peerId of [...this.peers.keys()]) this.removePeer(peerId);
   }
 }

@@ -1,7 +1,8 @@
 // A room's full mesh: a PeerLink to every other member, made as they join and closed as they leave, with SDP
 // and ICE relayed through the server's `/mesh` namespace; each open data channel joins the MeshNode (mesh
 // inference, RTT). The browser's room screen reads it as an external store; the headless peer drives it too.
-// Just past 300 lines: joining, rejoining after a lost socket and the links' lifecycle share the member list; the
+// Past 300 lines: joining, rejoining after a lost socket and the links' lifecycle (with the pipeline frame channel
+// beside each peer channel) share the member list; the
 // signal outbox (signal-outbox.ts) and presence publishing (presence.ts) are their own modules.
 import type { Socket } from 'socket.io-client';
 import type { PeerCapabilities } from '../peer-protocol.ts';
@@ -24,6 +25,8 @@ import {
 import { ChangeListeners } from '../change-listeners.ts';
 import { PresencePublisher } from './presence.ts';
 import { SignalOutbox } from './signal-outbox.ts';
+import type { FrameWire } from '../pipeline/frame-wire.ts';
+import { openFrameChannel } from '../pipeline/channel-wire.ts';
 
 export type MeshSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -64,11 +67,15 @@ export interface RoomMesh {
     peerId: string,
   ): { rttMs: number | null; capabilities: PeerCapabilities | null; channel: RoomChannel } | undefined;
   subscribe(listener: () => void): () => void;
+  /** The pipeline frame channel to `peerId` opened (only with MeshRoomHooks.frameChannels). */
+  addFrameWire?(peerId: string, wire: FrameWire): void;
 }
 
 export interface MeshRoomHooks {
   /** The server acknowledged the join (benchmarks time from here to every channel open). */
   joined?: () => void;
+  /** Open the pipeline's frame channel beside each peer channel (docs/pipeline.md): peers hosting stages. */
+  frameChannels?: boolean;
 }
 
 export class MeshRoom<N extends RoomMesh = RoomMesh> {
@@ -125,6 +132,7 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
       tokensPerSecond: own.tokensPerSecond,
       sharing: own.sharing,
       queue: own.queue,
+      ...(own.pipeline ? { pipeline: own.pipeline } : {}),
     };
   }
 
@@ -175,11 +183,18 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
           this.changed();
         },
       );
+      let frames: Promise<FrameWire | null> | null = null;
       made.onOpen = () => {
         const info = this.infos.get(peer.peerId) ?? peer;
         const opened = this.node.addPeer(peer.peerId, info.displayName, made.wire(), info.userId);
         channel = opened;
         made.onMessage = (data) => opened.receive(data);
+        if (!this.hooks.frameChannels || !this.node.addFrameWire) return;
+        // One frame channel per connection (negotiated, both sides open it), handed to the node after each open.
+        frames ??= openFrameChannel(made.pc).catch(() => null);
+        void frames.then((wire) => {
+          if (wire && channel === opened) this.node.addFrameWire?.(peer.peerId, wire);
+        });
       };
       link = made;
       this.links.set(peer.peerId, link);

@@ -1,0 +1,149 @@
+// Where the headless peer's pipeline stages come from: a model directory on disk (docs/pipeline.md, "Stages
+// hosted by peers in a room"). Stage files listed by `stages.json` manifests (the generator's or the splitter's,
+// in the directory, its `onnx/` or one level of subdirectories) load as they are; with the whole model's graph
+// (`onnx/model.onnx`) any other layer range is cut by the splitter on demand and kept in the cache directory.
+import { access, mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { freemem } from 'node:os';
+import path from 'node:path';
+import { countLayers, splitModel } from '../../scripts/pipeline/split-graph.ts';
+import { readOnnx } from '../../scripts/pipeline/onnx-file.ts';
+import { STAGE_MANIFEST, type StageManifest, writeStages } from '../../scripts/pipeline/stage-files.ts';
+import type { LayerRange } from '../shared/pipeline/pipe-protocol.ts';
+import type { StageSource } from '../shared/pipeline/stage-server.ts';
+import { StageRunner } from '../shared/pipeline/stage-runner.ts';
+import { openOrtStage } from './ort-stage-session.ts';
+
+const MIB = 1024 * 1024;
+
+export interface FileStageSourceOptions {
+  model: string;
+  /** The model directory: stage manifests and/or the whole graph. */
+  dir: string;
+  /** Where stages cut on demand are written. */
+  cacheDir: string;
+  threads?: number;
+  /** At most this much memory (MiB) is offered to stages, whatever the machine has free. */
+  memoryMb?: number;
+}
+
+const key = ([from, to]: LayerRange) => `${from}-${to}`;
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+export class FileStageSource implements StageSource {
+  private readonly loaded = new Map<string, Promise<StageRunner>>();
+  private readonly held = new Set<string>();
+
+  private constructor(
+    private readonly options: FileStageSourceOptions,
+    readonly layers: number,
+    private readonly files: Map<string, string>,
+    private readonly whole: string | null,
+    private readonly layerMb: number,
+    private readonly maxPositions: number,
+  ) {}
+
+  get model(): string {
+    return this.options.model;
+  }
+
+  static async create(options: FileStageSourceOptions): Promise<FileStageSource> {
+    const dirs = [options.dir, path.join(options.dir, 'onnx')];
+    for (const entry of await readdir(options.dir, { withFileTypes: true }).catch(() => []))
+      if (entry.isDirectory())
+        dirs.push(path.join(options.dir, entry.name), path.join(options.dir, entry.name, 'onnx'));
+    const files = new Map<string, string>();
+    let layers = 0;
+    let bytes = 0;
+    for (const dir of dirs) {
+      const text = await readFile(path.join(dir, STAGE_MANIFEST), 'utf8').catch(() => null);
+      if (!text) continue;
+      const manifest = JSON.parse(text) as StageManifest;
+      if (manifest.format !== 'mesh-nanollm-stages') continue;
+      layers ||= manifest.layers;
+      if (manifest.layers !== layers)
+        throw new Error(`${dir}: a stage manifest of another model (${manifest.layers} layers)`);
+      for (const stage of manifest.stages) {
+        const file = path.join(dir, stage.file);
+        files.set(key(stage.layers), file);
+        bytes = Math.max(
+          bytes,
+          ((await stat(file)).size + (stage.data ? (await stat(`${file}_data`)).size : 0)) /
+            (stage.layers[1] - stage.layers[0]),
+        );
+      }
+    }
+    let whole: string | null = null;
+    for (const candidate of [path.join(options.dir, 'onnx', 'model.onnx'), path.join(options.dir, 'model.onnx')])
+      if (!whole && (await exists(candidate))) whole = candidate;
+    if (whole && !layers) {
+      layers = countLayers((await readOnnx(whole)).graph ?? {});
+      bytes = (await stat(whole)).size / Math.max(1, layers);
+    }
+    if (!layers) throw new Error(`${options.dir} has no stage manifest (${STAGE_MANIFEST}) and no onnx/model.onnx`);
+    const config = await readFile(path.join(options.dir, 'config.json'), 'utf8')
+      .then((text) => JSON.parse(text) as { max_position_embeddings?: number })
+      .catch(() => ({}) as { max_position_embeddings?: number });
+    return new FileStageSource(options, layers, files, whole, bytes / MIB, config.max_position_embeddings ?? Infinity);
+  }
+
+  describe() {
+    const free = Math.floor(freemem() / MIB);
+    return {
+      model: this.model,
+      layers: this.layers,
+      holds: [...this.held].slice(0, 16).map((k) => k.split('-').map(Number) as LayerRange),
+      loadable: [...this.files.keys()].slice(0, 64).map((k) => k.split('-').map(Number) as LayerRange),
+      anyRange: this.whole !== null,
+      layerMb: this.layerMb,
+      freeMemoryMb: Math.min(free, this.options.memoryMb ?? free),
+    };
+  }
+
+  /** True when `layers` can be loaded here. */
+  can(layers: LayerRange): boolean {
+    return this.files.has(key(layers)) || (this.whole !== null && layers[1] <= this.layers);
+  }
+
+  open(layers: LayerRange): Promise<StageRunner> {
+    const k = key(layers);
+    let runner = this.loaded.get(k);
+    if (!runner) {
+      runner = this.load(layers).then((loaded) => {
+        this.held.add(k);
+        return loaded;
+      });
+      this.loaded.set(k, runner);
+      runner.catch(() => this.loaded.delete(k));
+    }
+    return runner;
+  }
+
+  private async load(layers: LayerRange): Promise<StageRunner> {
+    if (!this.can(layers)) throw new Error(`This peer cannot load layers ${key(layers)} of ${this.model} (no stage)`);
+    const file = this.files.get(key(layers)) ?? (await this.cut(layers));
+    const session = await openOrtStage(file, this.options.threads ? { threads: this.options.threads } : {});
+    return new StageRunner(session, { maxPositions: this.maxPositions });
+  }
+
+  /** Cuts `layers` out of the whole graph with the splitter, into the cache (reused on later runs). */
+  private async cut(layers: LayerRange): Promise<string> {
+    const out = path.join(this.options.cacheDir, 'stages', this.model, key(layers));
+    const cached = await readFile(path.join(out, STAGE_MANIFEST), 'utf8')
+      .then((text) => JSON.parse(text) as StageManifest)
+      .catch(() => null);
+    if (cached?.stages[0]) return path.join(out, cached.stages[0].file);
+    const boundaries = layers.filter((b) => b > 0 && b < this.layers);
+    const stages = splitModel(await readOnnx(this.whole!), { boundaries });
+    const stage = stages.find((s) => s.layers[0] === layers[0] && s.layers[1] === layers[1]);
+    if (!stage) throw new Error(`The splitter gave no stage of layers ${key(layers)}`);
+    await mkdir(out, { recursive: true });
+    const manifest = await writeStages(out, [{ ...stage, index: 0 }]);
+    return path.join(out, manifest.stages[0]!.file);
+  }
+}

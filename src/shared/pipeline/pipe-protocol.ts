@@ -1,0 +1,122 @@
+// The control messages of a pipeline job between peers of a room, on the peer protocol's JSON channel (the hidden
+// states travel as binary frames on the frame channel beside it), and what a peer says of the stages it holds in
+// its capabilities (docs/pipeline.md, "Stages hosted by peers in a room"). Part of the peer protocol's union
+// (peer-protocol.ts); every message is schema-checked on arrival like the others.
+import { z } from 'zod';
+import { ModelIdSchema } from '../schemas/models.ts';
+import { PipelineJobSchema } from './job.ts';
+
+export const PIPE_LIMITS = {
+  /** Layers of a model a pipeline runs. */
+  layers: 1024,
+  /** Layer ranges one peer says it holds. */
+  stagesHeld: 16,
+  stagesLoadable: 64,
+} as const;
+
+const PeerIdSchema = z.uuid();
+const PipeJobIdSchema = z.uuid();
+const LayerSchema = z.number().int().min(0).max(PIPE_LIMITS.layers);
+
+/** Layers [from, to) of a model: a stage. */
+export const LayerRangeSchema = z
+  .tuple([LayerSchema, LayerSchema])
+  .refine(([from, to]) => from < to, { message: 'A stage holds at least one layer (from < to)' });
+export type LayerRange = z.infer<typeof LayerRangeSchema>;
+
+/** What a peer says of its pipeline stages (in `hello` and its presence). */
+export const PipelineCapabilitySchema = z
+  .object({
+    model: ModelIdSchema,
+    /** The whole model's layer count. */
+    layers: LayerSchema.min(1),
+    /** Stages loaded here now. */
+    holds: z.array(LayerRangeSchema).max(PIPE_LIMITS.stagesHeld),
+    /** Stages it can load when asked (stage files it has). */
+    loadable: z.array(LayerRangeSchema).max(PIPE_LIMITS.stagesLoadable),
+    /** It can cut any layer range from the whole model's graph when asked (planning may then give it any). */
+    anyRange: z.boolean(),
+    /** Memory one layer takes here (weights and cache), and memory it can give to stages, in MiB. */
+    layerMb: z
+      .number()
+      .min(0)
+      .max(1 << 20),
+    freeMemoryMb: z
+      .number()
+      .int()
+      .min(0)
+      .max(1 << 30),
+    /** Measured speed: rows through one layer per second (null before it ran any). */
+    speed: z.number().min(0).max(1e9).nullable(),
+  })
+  .strict();
+export type PipelineCapability = z.infer<typeof PipelineCapabilitySchema>;
+
+/** Why a stage failed a job: the stage host's codes, and those of hosting it on a peer. */
+export const PipeFailureCodeSchema = z.enum([
+  'OUT_OF_ORDER',
+  'WRONG_INPUT',
+  'CONTEXT_OVERFLOW',
+  'BAD_GRAPH',
+  'BAD_FRAME',
+  'UNKNOWN_JOB',
+  'BUSY',
+  'FAILED',
+  /** This peer does not hold and cannot load the stage asked for. */
+  'NO_STAGE',
+  /** The stage file would not load. */
+  'LOAD_FAILED',
+  /** A peer named as upstream or downstream has no frame channel open with this one. */
+  'NO_CHANNEL',
+  'INVALID',
+]);
+export type PipeFailureCode = z.infer<typeof PipeFailureCodeSchema>;
+
+export function pipeMessageSchemas<V extends z.ZodType>(v: V) {
+  return [
+    z
+      .object({
+        v,
+        type: z.literal('pipe:open'),
+        jobId: PipeJobIdSchema,
+        job: PipelineJobSchema.omit({ jobId: true }),
+        model: ModelIdSchema,
+        layers: LayerRangeSchema,
+        /** Where this stage's input comes from and where its output goes: a peer, or null for the requester. */
+        from: PeerIdSchema.nullable(),
+        to: PeerIdSchema.nullable(),
+      })
+      .strict(),
+    z.object({ v, type: z.literal('pipe:opened'), jobId: PipeJobIdSchema }).strict(),
+    z
+      .object({
+        v,
+        type: z.literal('pipe:failed'),
+        jobId: PipeJobIdSchema,
+        code: PipeFailureCodeSchema,
+        message: z.string().max(500),
+      })
+      .strict(),
+    z.object({ v, type: z.literal('pipe:close'), jobId: PipeJobIdSchema }).strict(),
+    /** Failover: take input from `from` now (the stage before was replaced); answered with `pipe:position`. */
+    z.object({ v, type: z.literal('pipe:upstream'), jobId: PipeJobIdSchema, from: PeerIdSchema.nullable() }).strict(),
+    /** How far this stage's cache goes for the job, once it has run every frame it received. */
+    z
+      .object({ v, type: z.literal('pipe:position'), jobId: PipeJobIdSchema, position: z.number().int().min(0) })
+      .strict(),
+    /**
+     * Failover: send to `to` from now on (the next stage was replaced), replaying what was kept, rebuild-only up to
+     * `upTo`; answered with `pipe:redirected`.
+     */
+    z
+      .object({
+        v,
+        type: z.literal('pipe:redirect'),
+        jobId: PipeJobIdSchema,
+        to: PeerIdSchema.nullable(),
+        upTo: z.number().int().min(0),
+      })
+      .strict(),
+    z.object({ v, type: z.literal('pipe:redirected'), jobId: PipeJobIdSchema }).strict(),
+  ] as const;
+}

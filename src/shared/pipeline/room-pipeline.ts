@@ -1,0 +1,307 @@
+// The requester of pipeline jobs in a room, the same in a browser and in the headless peer: it finds a chain of
+// peers whose stages cover the model (or plans one over peers that can load any range), opens the job on each
+// (`pipe:open`), streams the tokens over the frame channels, and when a stage's peer leaves, has another peer
+// take its layers with the replacement protocol (docs/pipeline.md#failover), so the answer goes on identically.
+import type { OutgoingPeerMessage, PeerMessage } from '../peer-protocol.ts';
+import type { PeerView } from '../mesh/mesh-job.ts';
+import type { FrameWire } from './frame-wire.ts';
+import type { PipelineJob } from './job.ts';
+import { jobFrameWire } from './job-wire.ts';
+import type { LayerRange, PipelineCapability } from './pipe-protocol.ts';
+import { planStages } from './plan.ts';
+import { PipelineJobError, type PipelineRequest, PipelineRequester } from './pipeline-requester.ts';
+
+export interface StagePlacement {
+  peerId: string;
+  layers: LayerRange;
+}
+
+export interface PipelineReadout {
+  jobId: string;
+  model: string;
+  /** Each stage's peer, in layer order, as they ended the job. */
+  stages: (StagePlacement & { name: string })[];
+  /** Stages taken over by another peer during the job. */
+  failovers: { layers: LayerRange; from: string; to: string }[];
+  tokensIn: number;
+  tokensOut: number;
+  ttftMs: number;
+  tokensPerSecond: number;
+}
+
+export interface RoomPipelineRequest extends Omit<PipelineRequest, 'jobId'> {
+  model: string;
+  job: Omit<PipelineJob, 'jobId'>;
+  /** The stages to use; without them the room's chain (or a plan). */
+  stages?: StagePlacement[];
+  onReadout?: (readout: PipelineReadout) => void;
+}
+
+type PipeReply = Extract<PeerMessage, { type: 'pipe:opened' | 'pipe:failed' | 'pipe:position' | 'pipe:redirected' }>;
+
+interface Running {
+  jobId: string;
+  model: string;
+  job: Omit<PipelineJob, 'jobId'>;
+  stages: (StagePlacement & { name: string })[];
+  requester: PipelineRequester;
+  failovers: PipelineReadout['failovers'];
+  replacing: Promise<void>;
+}
+
+const sameRange = (a: LayerRange, b: LayerRange) => a[0] === b[0] && a[1] === b[1];
+
+export class RoomPipeline {
+  private readonly running = new Map<string, Running>();
+  private readonly waiting = new Map<string, (reply: PipeReply) => void>();
+
+  constructor(
+    private readonly views: () => PeerView[],
+    private readonly wire: (peerId: string) => FrameWire | undefined,
+    private readonly replyTimeoutMs = 15_000,
+  ) {}
+
+  /** Peers hosting stages of `model` with a frame channel to this one, and what they say of their stages. */
+  private hosts(model: string): (PeerView & { pipeline: PipelineCapability })[] {
+    return this.views().flatMap((view) => {
+      const pipeline = view.capabilities.pipeline;
+      return pipeline?.model === model && this.wire(view.peerId) ? [{ ...view, pipeline }] : [];
+    });
+  }
+
+  /**
+   * A chain of distinct peers covering every layer of `model`: stages held now first (longest stages first: every
+   * hop adds a round trip per token), then stages peers can load, then a plan over peers that can cut any range.
+   */
+  chain(model: string): StagePlacement[] | null {
+    const hosts = this.hosts(model);
+    const layers = hosts[0]?.pipeline.layers;
+    if (!layers) return null;
+    const search = (ranges: (h: (typeof hosts)[number]) => LayerRange[]) => {
+      const walk = (at: number, used: Set<string>): StagePlacement[] | null => {
+        if (at === layers) return [];
+        const options = hosts
+          .filter((h) => !used.has(h.peerId) && h.pipeline.layers === layers)
+          .flatMap((h) => ranges(h).map((r) => ({ h, r })))
+          .filter(({ r }) => r[0] === at)
+          .sort((a, b) => b.r[1] - a.r[1] || (a.h.rttMs ?? Infinity) - (b.h.rttMs ?? Infinity));
+        for (const { h, r } of options) {
+          const rest = walk(r[1], new Set([...used, h.peerId]));
+          if (rest) return [{ peerId: h.peerId, layers: r }, ...rest];
+        }
+        return null;
+      };
+      return walk(0, new Set());
+    };
+    const held = search((h) => h.pipeline.holds);
+    if (held) return held;
+    const loadable = search((h) => [...h.pipeline.holds, ...h.pipeline.loadable]);
+    if (loadable) return loadable;
+    const cutters = hosts.filter((h) => h.pipeline.anyRange && h.pipeline.layers === layers);
+    const plan = planStages(
+      layers,
+      cutters.map((h) => ({ peerId: h.peerId, freeMemoryMb: h.pipeline.freeMemoryMb, speed: h.pipeline.speed })),
+      { layerMb: Math.max(1e-6, ...cutters.map((h) => h.pipeline.layerMb)) },
+    );
+    return plan?.map((s) => ({ peerId: s.peerId, layers: s.layers })) ?? null;
+  }
+
+  /** Runs a job on the room's stages, yielding each token; a stage's peer leaving is taken over by another. */
+  async *generate(request: RoomPipelineRequest): AsyncGenerator<number> {
+    const placement = request.stages ?? this.chain(request.model);
+    if (!placement?.length)
+      throw new PipelineJobError('NO_PEER', `No chain of peers in this room holds every layer of ${request.model}`);
+    const jobId = globalThis.crypto.randomUUID();
+    const names = new Map(this.views().map((v) => [v.peerId, v.name] as const));
+    const stages = placement.map((s) => ({ ...s, name: names.get(s.peerId) ?? s.peerId }));
+    const started = performance.now();
+    const opened = await Promise.allSettled(
+      stages.map((s, i) =>
+        this.openStage(jobId, request, s, stages[i - 1]?.peerId ?? null, stages[i + 1]?.peerId ?? null),
+      ),
+    );
+    const refused = opened.findIndex((o) => o.status === 'rejected');
+    const first = this.wire(stages[0]!.peerId);
+    const last = this.wire(stages.at(-1)!.peerId);
+    if (refused >= 0 || !first || !last) {
+      for (const s of stages) void this.send(s.peerId, { type: 'pipe:close', jobId });
+      const reason = opened[refused];
+      throw reason?.status === 'rejected'
+        ? reason.reason
+        : new PipelineJobError('NO_CHANNEL', 'A stage peer has no frame channel');
+    }
+    const requester = new PipelineRequester(first, jobFrameWire(last, jobId));
+    const run: Running = {
+      jobId,
+      model: request.model,
+      job: request.job,
+      stages,
+      requester,
+      failovers: [],
+      replacing: Promise.resolve(),
+    };
+    this.running.set(jobId, run);
+    let tokensOut = 0;
+    let firstAt = 0;
+    try {
+      for await (const token of requester.generate({ ...request, jobId })) {
+        if (tokensOut++ === 0) firstAt = performance.now();
+        yield token;
+      }
+      const seconds = (performance.now() - firstAt) / 1000;
+      request.onReadout?.({
+        jobId,
+        model: request.model,
+        stages: run.stages.map((s) => ({ ...s })),
+        failovers: run.failovers,
+        tokensIn: request.prompt.length,
+        tokensOut,
+        ttftMs: firstAt - started,
+        tokensPerSecond: tokensOut > 1 && seconds > 0 ? (tokensOut - 1) / seconds : 0,
+      });
+    } finally {
+      this.running.delete(jobId);
+      requester.stop();
+      for (const s of run.stages) void this.send(s.peerId, { type: 'pipe:close', jobId });
+    }
+  }
+
+  /** A pipeline message from `peerId` for this side (replies, and stages' failures). */
+  receive(peerId: string, message: PipeReply): void {
+    const key = `${message.jobId}|${peerId}`;
+    const waiter = this.waiting.get(key);
+    if (waiter) {
+      this.waiting.delete(key);
+      waiter(message);
+      return;
+    }
+    if (message.type !== 'pipe:failed') return;
+    const run = this.running.get(message.jobId);
+    const index = run?.stages.findIndex((s) => s.peerId === peerId) ?? -1;
+    if (!run || index < 0) return;
+    run.requester.fail(
+      run.jobId,
+      new PipelineJobError(message.code, `stage ${index} (${run.stages[index]?.name}): ${message.message}`),
+    );
+  }
+
+  /** A peer left the room: each running job that had a stage on it gets another peer for that stage. */
+  peerLeft(peerId: string): void {
+    for (const run of this.running.values()) {
+      if (!run.stages.some((s) => s.peerId === peerId)) continue;
+      run.replacing = run.replacing
+        .then(() => this.replace(run, peerId))
+        .catch((error: unknown) =>
+          run.requester.fail(
+            run.jobId,
+            error instanceof PipelineJobError
+              ? error
+              : new PipelineJobError('FAILOVER_FAILED', error instanceof Error ? error.message : String(error)),
+          ),
+        );
+    }
+  }
+
+  private async replace(run: Running, lostPeer: string): Promise<void> {
+    const k = run.stages.findIndex((s) => s.peerId === lostPeer);
+    const lost = run.stages[k];
+    if (!lost || !this.running.has(run.jobId)) return;
+    const used = new Set(run.stages.map((s) => s.peerId));
+    const before = run.stages[k - 1];
+    const after = run.stages[k + 1];
+    const holds = (p: PipelineCapability) => p.holds.some((r) => sameRange(r, lost.layers));
+    const candidates = this.hosts(run.model)
+      .filter((h) => !used.has(h.peerId))
+      .filter(
+        (h) => holds(h.pipeline) || h.pipeline.anyRange || h.pipeline.loadable.some((r) => sameRange(r, lost.layers)),
+      )
+      .sort((a, b) => Number(holds(b.pipeline)) - Number(holds(a.pipeline)) || (a.rttMs ?? 1e9) - (b.rttMs ?? 1e9));
+    let chosen: (typeof candidates)[number] | undefined;
+    for (const candidate of candidates) {
+      const placement = { peerId: candidate.peerId, layers: lost.layers };
+      const opened = await this.openStage(run.jobId, run, placement, before?.peerId ?? null, after?.peerId ?? null)
+        .then(() => true)
+        .catch(() => false);
+      if (opened) {
+        chosen = candidate;
+        break;
+      }
+    }
+    if (!chosen)
+      throw new PipelineJobError('NO_REPLACEMENT', `No peer in the room could take layers ${lost.layers.join('-')}`);
+    const into = this.wire(chosen.peerId);
+    if (!into) throw new PipelineJobError('NO_CHANNEL', `No frame channel to ${chosen.name}`);
+    run.stages[k] = { peerId: chosen.peerId, layers: lost.layers, name: chosen.name };
+    run.failovers.push({ layers: lost.layers, from: lost.peerId, to: chosen.peerId });
+    // The stage after the lost one takes the replacement's output and says how far it got; the one before replays
+    // into the replacement, rebuild-only up to there (docs/pipeline.md#failover).
+    let upTo: number;
+    if (!after) {
+      run.requester.setFromLast(jobFrameWire(into, run.jobId));
+      upTo = run.requester.sampledPosition(run.jobId);
+    } else {
+      const reply = await this.ask(after.peerId, { type: 'pipe:upstream', jobId: run.jobId, from: chosen.peerId });
+      if (reply.type !== 'pipe:position') throw this.failure(reply, k + 1, after.name);
+      upTo = reply.position;
+    }
+    if (!before) await run.requester.redirect(into, () => Promise.resolve(upTo));
+    else {
+      const reply = await this.ask(before.peerId, { type: 'pipe:redirect', jobId: run.jobId, to: chosen.peerId, upTo });
+      if (reply.type !== 'pipe:redirected') throw this.failure(reply, k - 1, before.name);
+    }
+  }
+
+  private failure(reply: PipeReply, index: number, name: string): PipelineJobError {
+    return reply.type === 'pipe:failed'
+      ? new PipelineJobError(reply.code, `stage ${index} (${name}): ${reply.message}`)
+      : new PipelineJobError('FAILOVER_FAILED', `stage ${index} (${name}) answered ${reply.type}`);
+  }
+
+  private async openStage(
+    jobId: string,
+    request: Pick<RoomPipelineRequest, 'model' | 'job'>,
+    stage: StagePlacement,
+    from: string | null,
+    to: string | null,
+  ): Promise<void> {
+    const reply = await this.ask(stage.peerId, {
+      type: 'pipe:open',
+      jobId,
+      job: request.job,
+      model: request.model,
+      layers: stage.layers,
+      from,
+      to,
+    });
+    if (reply.type !== 'pipe:opened')
+      throw reply.type === 'pipe:failed'
+        ? new PipelineJobError(reply.code, `layers ${stage.layers.join('-')}: ${reply.message}`)
+        : new PipelineJobError('FAILED', `the stage answered ${reply.type}`);
+  }
+
+  /** Sends `message` (about one job) to `peerId` and waits for its reply. */
+  private ask(peerId: string, message: OutgoingPeerMessage & { jobId: string }): Promise<PipeReply> {
+    const key = `${message.jobId}|${peerId}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new PipelineJobError('TIMEOUT', `no answer to ${message.type} within ${this.replyTimeoutMs} ms`));
+      }, this.replyTimeoutMs);
+      this.waiting.set(key, (reply) => {
+        clearTimeout(timer);
+        resolve(reply);
+      });
+      void this.send(peerId, message).then((sent) => {
+        if (sent) return;
+        clearTimeout(timer);
+        this.waiting.delete(key);
+        reject(new PipelineJobError('NO_CHANNEL', 'the peer is gone'));
+      });
+    });
+  }
+
+  private send(peerId: string, message: OutgoingPeerMessage): Promise<boolean> {
+    const view = this.views().find((v) => v.peerId === peerId);
+    return view ? view.send(message) : Promise.resolve(false);
+  }
+}
