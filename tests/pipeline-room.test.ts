@@ -1,0 +1,240 @@
+// A pipeline across headless peers in a room: a real server process (signaling over Socket.IO), HeadlessPeers each
+// hosting a stage of a generated 4-layer model (`stage` / `stageDir`, as `npm run peer -- --stage` gives them,
+// onnxruntime-node), werift data channels between them (the peer protocol's JSON channel for the job's control
+// messages, the frame channel beside it for hidden states), and a requester peer that finds the chain in the room.
+// 2- and 3-stage answers equal the inference engine's on the whole model (greedy and seeded); a stage's peer that
+// leaves mid-answer is replaced by another peer (which cuts the layers from the whole model) and the answer
+// completes identically; `auto` peers get their layers from the plan.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FakeHub } from '../scripts/fake-hub.ts';
+import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
+import { writeStages } from '../scripts/pipeline/stage-files.ts';
+import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
+import { HeadlessPeer } from '../src/peer/headless-peer.ts';
+import type { EngineMessage, Sampling } from '../src/shared/engine-protocol.ts';
+import type { LayerRange } from '../src/shared/pipeline/pipe-protocol.ts';
+import type { PipelineReadout } from '../src/shared/pipeline/room-pipeline.ts';
+import { InferenceEngine } from '../src/worker/engine.ts';
+import { publishModels } from './support/model-fixtures.ts';
+import { type ServerProcess, startServer } from './support/server-process.ts';
+
+const MODEL = 'pipeline-tiny';
+const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };
+const PROMPT = 'Tell me a long story about the sea and the ships upon it.';
+const SAMPLINGS: { name: string; sampling: Sampling }[] = [
+  { name: 'greedy', sampling: { temperature: 0, topP: 1, maxNewTokens: 20 } },
+  { name: 'seeded', sampling: { temperature: 0.9, topP: 0.95, maxNewTokens: 20, seed: 4242 } },
+];
+
+let dir: string;
+let modelDir: string;
+let hub: FakeHub;
+let server: ServerProcess;
+let tokenizer: PreTrainedTokenizer;
+let eos: number;
+let prompt: number[];
+const expected = new Map<string, number[]>();
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'mesh-pipeline-room-'));
+  // Started first, while the model is generated and the engine answers: a loaded machine starts it slowly.
+  const starting = startServer(
+    {
+      DATA_DIR: path.join(dir, 'server'),
+      CLIENT_DIST_DIR: path.join(dir, 'none'),
+      GUEST_CREATIONS_PER_IP_PER_HOUR: '1000',
+    },
+    240_000,
+  );
+  starting.catch(() => undefined);
+  hub = new FakeHub();
+  await hub.start();
+  const { published } = await publishModels(hub, dir, [{ id: MODEL, options: OPTIONS }]);
+  const entry = published[MODEL];
+  if (!entry?.weights) throw new Error('the generated model is missing');
+  modelDir = entry.dir;
+  // Stage files as the generator emits them: a 2-stage and a 3-stage cut, each with its manifest.
+  for (const count of [2, 3])
+    await writeStages(
+      path.join(modelDir, `stages-${count}`),
+      buildStageGraphs(entry.weights, evenBoundaries(OPTIONS.layers, count)),
+    );
+  const engine = new InferenceEngine({ modelHost: `${hub.origin}/`, cacheDir: path.join(dir, 'cache') });
+  await engine.load(entry.model, 'auto', () => {});
+  tokenizer = await AutoTokenizer.from_pretrained(entry.model.repo, { revision: entry.model.revision });
+  eos = tokenizer.convert_tokens_to_ids('<|im_end|>') as number;
+  const messages: EngineMessage[] = [{ role: 'user', content: PROMPT }];
+  prompt = (
+    tokenizer.apply_chat_template(messages, {
+      add_generation_prompt: true,
+      tokenize: true,
+      return_tensor: false,
+      return_dict: true,
+    }) as unknown as { input_ids: number[] }
+  ).input_ids;
+  for (const { name, sampling } of SAMPLINGS) {
+    const result = await engine.generate(messages, sampling, () => {});
+    await engine.reset();
+    expected.set(name, result.tokenIds);
+  }
+  await engine.unload();
+  server = await starting;
+}, 300_000);
+
+afterAll(async () => {
+  server?.child.kill('SIGTERM');
+  await server?.exited;
+  await hub?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+const started: HeadlessPeer[] = [];
+
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((p) => p.stop().catch(() => undefined)));
+});
+
+// Guests join the global room only: each test's peers leave it (afterEach) before the next one's come.
+const ROOM = 'global';
+
+async function peer(room: string, name: string, stage?: LayerRange | 'auto', stageMemoryMb?: number) {
+  const made = new HeadlessPeer({
+    server: server.url,
+    room,
+    name,
+    cacheDir: path.join(dir, `peer-${name}`),
+    threads: 1,
+    ...(stage ? { model: MODEL, stage, stageDir: modelDir } : {}),
+    ...(stageMemoryMb ? { stageMemoryMb } : {}),
+  });
+  started.push(made);
+  await made.start();
+  return made;
+}
+
+/** Until the requester sees a chain of `count` stages in the room (every peer's hello and frame channel in). */
+async function chainOf(requester: HeadlessPeer, count: number, peers: number) {
+  await expect
+    .poll(
+      () => {
+        const node = requester.node;
+        const ready = node?.list().filter((p) => p.capabilities?.pipeline && node.stages.wire(p.peerId)).length;
+        return ready === peers ? node?.pipelines.chain(MODEL)?.length : -1;
+      },
+      { timeout: 60_000, interval: 200 },
+    )
+    .toBe(count);
+}
+
+async function ask(
+  requester: HeadlessPeer,
+  sampling: Sampling,
+  onToken: (count: number) => void = () => {},
+): Promise<{ tokens: number[]; readout: PipelineReadout | null }> {
+  const tokens: number[] = [];
+  let readout: PipelineReadout | null = null;
+  for await (const token of requester.node!.pipelines.generate({
+    model: MODEL,
+    job: { temperature: sampling.temperature ?? 0, topP: sampling.topP ?? 1, seed: sampling.seed ?? 0 },
+    prompt,
+    maxNewTokens: sampling.maxNewTokens ?? 20,
+    eos: new Set([eos]),
+    chunk: 5,
+    onReadout: (r) => (readout = r),
+  })) {
+    tokens.push(token);
+    onToken(tokens.length);
+  }
+  return { tokens, readout };
+}
+
+describe('a pipeline across headless peers in a room', () => {
+  it('the engine answers are real answers: long enough, and the seeded one differs from the greedy one', () => {
+    expect(expected.get('greedy')?.length).toBeGreaterThan(4);
+    expect(expected.get('seeded')).not.toEqual(expected.get('greedy'));
+  });
+
+  it.each([
+    {
+      count: 2,
+      ranges: [
+        [0, 2],
+        [2, 4],
+      ] as LayerRange[],
+    },
+    {
+      count: 3,
+      ranges: [
+        [0, 2],
+        [2, 3],
+        [3, 4],
+      ] as LayerRange[],
+    },
+  ])(
+    'gives the engine tokens with $count stages, each on its own peer, greedy and seeded',
+    async ({ count, ranges }) => {
+      const room = ROOM;
+      await Promise.all(ranges.map((r, i) => peer(room, `Stage${count}x${i}`, r)));
+      const requester = await peer(room, `Asker${count}`);
+      await chainOf(requester, count, count);
+      for (const { name, sampling } of SAMPLINGS) {
+        const { tokens, readout } = await ask(requester, sampling);
+        expect(tokens, name).toEqual(expected.get(name));
+        // The readout names each stage's peer, in layer order.
+        expect(readout?.stages.map((s) => [s.name, s.layers])).toEqual(ranges.map((r, i) => [`Stage${count}x${i}`, r]));
+        expect(readout?.failovers).toEqual([]);
+        expect(readout?.tokensOut).toBe(tokens.length);
+      }
+    },
+    180_000,
+  );
+
+  it.each([0, 1, 2])(
+    'completes the answer identically when stage %i of 3 leaves mid-answer and a spare peer takes its layers',
+    async (lost) => {
+      const room = ROOM;
+      const ranges: LayerRange[] = [
+        [0, 2],
+        [2, 3],
+        [3, 4],
+      ];
+      const stages = await Promise.all(ranges.map((r, i) => peer(room, `Lose${lost}x${i}`, r)));
+      // The spare holds no stage: it cuts whichever layers it is asked for from the whole model.
+      await peer(room, `Spare${lost}`, 'auto');
+      const requester = await peer(room, `LoseAsker${lost}`);
+      await chainOf(requester, 3, 4);
+      // One answer per chain (the spare takes the lost stage): greedy, and seeded for the middle stage.
+      const { name, sampling } = SAMPLINGS[lost === 1 ? 1 : 0]!;
+      {
+        let leaving: Promise<void> | null = null;
+        const { tokens, readout } = await ask(requester, sampling, (count) => {
+          if (count === 4) leaving = stages[lost]!.stop();
+        });
+        await leaving;
+        expect(tokens, name).toEqual(expected.get(name));
+        expect(readout?.failovers).toHaveLength(1);
+        expect(readout?.failovers[0]?.layers).toEqual(ranges[lost]);
+        expect(readout?.stages[lost]?.name).toBe(`Spare${lost}`);
+      }
+    },
+    180_000,
+  );
+
+  it('plans the stages over peers started with --stage auto from their memory', async () => {
+    const room = ROOM;
+    // The 4-layer model takes a little under 1 MiB a layer here: two layers fit in 2 MiB, not four.
+    await Promise.all([peer(room, 'AutoA', 'auto', 2), peer(room, 'AutoB', 'auto', 2)]);
+    const requester = await peer(room, 'AutoAsker');
+    await chainOf(requester, 2, 2);
+    const { tokens, readout } = await ask(requester, SAMPLINGS[1]!.sampling);
+    expect(tokens).toEqual(expected.get('seeded'));
+    expect(readout?.stages.map((s) => s.layers)).toEqual([
+      [0, 2],
+      [2, 4],
+    ]);
+  }, 180_000);
+});
