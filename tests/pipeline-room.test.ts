@@ -226,8 +226,8 @@ describe('a pipeline across headless peers in a room', () => {
 
   it('plans the stages over peers started with --stage auto from their memory', async () => {
     const room = ROOM;
-    // The 4-layer model takes a little under 1 MiB a layer here: two layers fit in 2 MiB, not four.
-    await Promise.all([peer(room, 'AutoA', 'auto', 2), peer(room, 'AutoB', 'auto', 2)]);
+    // A layer of this model takes about 0.36 MiB (its stage files' size): 1 MiB holds 2 of the 4 layers, 2 MiB all.
+    const autos = await Promise.all([peer(room, 'AutoA', 'auto', 1), peer(room, 'AutoB', 'auto', 1)]);
     const requester = await peer(room, 'AutoAsker');
     await chainOf(requester, 2, 2);
     const { tokens, readout } = await ask(requester, SAMPLINGS[1]!.sampling);
@@ -236,5 +236,16 @@ describe('a pipeline across headless peers in a room', () => {
       [0, 2],
       [2, 4],
     ]);
+    expect(readout?.stages.map((s) => s.name).sort()).toEqual(['AutoA', 'AutoB']);
+    // With room for the whole model, one auto peer holds all of it (no hop at all). The first two leave: they
+    // hold their stages now, and a chain of held stages goes before a plan.
+    await Promise.all(autos.map((a) => a.stop()));
+    await peer(room, 'AutoSmall', 'auto', 1);
+    const roomy = await peer(room, 'AutoRoomy', 'auto', 2);
+    await expect.poll(() => requester.node?.pipelines.chain(MODEL)?.length, { timeout: 60_000 }).toBe(1);
+    const alone = await ask(requester, SAMPLINGS[0]!.sampling);
+    expect(alone.tokens).toEqual(expected.get('greedy'));
+    expect(alone.readout?.stages).toEqual([{ peerId: expect.any(String), name: 'AutoRoomy', layers: [0, 4] }]);
+    expect(roomy.node?.capabilities().pipeline?.holds).toEqual([[0, 4]]);
   }, 180_000);
 });

@@ -70,8 +70,9 @@ export class RoomPipeline {
   }
 
   /**
-   * A chain of distinct peers covering every layer of `model`: stages held now first (longest stages first: every
-   * hop adds a round trip per token), then stages peers can load, then a plan over peers that can cut any range.
+   * A chain of distinct peers covering every layer of `model`: stages held now (longest stages first: every hop
+   * adds a round trip per token); else a plan (planStages: memory and speed) over peers that can cut any range
+   * (`--stage auto` with the whole model); else stage files peers can load.
    */
   chain(model: string): StagePlacement[] | null {
     const hosts = this.hosts(model);
@@ -95,15 +96,14 @@ export class RoomPipeline {
     };
     const held = search((h) => h.pipeline.holds);
     if (held) return held;
-    const loadable = search((h) => [...h.pipeline.holds, ...h.pipeline.loadable]);
-    if (loadable) return loadable;
     const cutters = hosts.filter((h) => h.pipeline.anyRange && h.pipeline.layers === layers);
     const plan = planStages(
       layers,
       cutters.map((h) => ({ peerId: h.peerId, freeMemoryMb: h.pipeline.freeMemoryMb, speed: h.pipeline.speed })),
       { layerMb: Math.max(1e-6, ...cutters.map((h) => h.pipeline.layerMb)) },
     );
-    return plan?.map((s) => ({ peerId: s.peerId, layers: s.layers })) ?? null;
+    if (plan) return plan.map((s) => ({ peerId: s.peerId, layers: s.layers }));
+    return search((h) => [...h.pipeline.holds, ...h.pipeline.loadable]);
   }
 
   /** Runs a job on the room's stages, yielding each token; a stage's peer leaving is taken over by another. */
