@@ -5,6 +5,7 @@
 // 2- and 3-stage answers equal the inference engine's on the whole model (greedy and seeded); a stage's peer that
 // leaves mid-answer is replaced by another peer (which cuts the layers from the whole model) and the answer
 // completes identically; `auto` peers get their layers from the plan.
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -20,7 +21,7 @@ import type { LayerRange } from '../src/shared/pipeline/pipe-protocol.ts';
 import type { PipelineReadout } from '../src/shared/pipeline/room-pipeline.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { publishModels } from './support/model-fixtures.ts';
-import { type ServerProcess, startServer } from './support/server-process.ts';
+import { ROOT, type ServerProcess, startServer } from './support/server-process.ts';
 
 const MODEL = 'pipeline-tiny';
 const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };
@@ -133,7 +134,8 @@ async function chainOf(requester: HeadlessPeer, count: number, peers: number) {
 async function ask(
   requester: HeadlessPeer,
   sampling: Sampling,
-  onToken: (count: number) => void = () => {},
+  /** Called after each token, before the next is asked for (the generator sends the next step when resumed). */
+  onToken: (count: number) => void | Promise<unknown> = () => {},
 ): Promise<{ tokens: number[]; readout: PipelineReadout | null }> {
   const tokens: number[] = [];
   let readout: PipelineReadout | null = null;
@@ -147,7 +149,7 @@ async function ask(
     onReadout: (r) => (readout = r),
   })) {
     tokens.push(token);
-    onToken(tokens.length);
+    await onToken(tokens.length);
   }
   return { tokens, readout };
 }
@@ -223,6 +225,49 @@ describe('a pipeline across headless peers in a room', () => {
     },
     180_000,
   );
+
+  it('completes the answer identically when the process of a stage peer (npm run peer -- --stage) is killed mid-answer', async () => {
+    const room = ROOM;
+    const child = spawn(
+      process.execPath,
+      [
+        // `npm run peer` runs tsx's CLI, which runs the peer in a child process: the peer's own process is killed here.
+        '--import',
+        'tsx',
+        path.join(ROOT, 'src/peer/cli.ts'),
+        ...['--server', server.url, '--room', room, '--model', MODEL, '--name', 'Doomed', '--threads', '1'],
+        ...['--stage', '2-3', '--stage-dir', modelDir, '--cache-dir', path.join(dir, 'peer-doomed')],
+      ],
+      { cwd: ROOT },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      await expect
+        .poll(() => out, { timeout: 120_000, interval: 250 })
+        .toMatch(/Doomed hosts layers 2-3 of pipeline-tiny \(4 layers\) in room global/);
+      await Promise.all([peer(room, 'KillA', [0, 2]), peer(room, 'KillC', [3, 4]), peer(room, 'KillSpare', 'auto')]);
+      const requester = await peer(room, 'KillAsker');
+      await chainOf(requester, 3, 4);
+      const doomed = requester.node?.list().find((p) => p.name === 'Doomed')?.peerId;
+      expect(requester.node?.pipelines.chain(MODEL)?.[1]?.peerId).toBe(doomed);
+      // Killed after the fourth token, and the fifth step sent once the process is gone: its frames are lost on the
+      // way (the room hears of the departure later, from the server), and the replacement recomputes them.
+      const { tokens, readout } = await ask(requester, SAMPLINGS[1]!.sampling, (count) => {
+        if (count !== 4) return;
+        child.kill('SIGKILL');
+        return exited;
+      });
+      expect(tokens).toEqual(expected.get('seeded'));
+      expect(readout?.failovers).toEqual([{ layers: [2, 3], from: doomed, to: expect.any(String) }]);
+      expect(readout?.stages.map((s) => s.name)).toEqual(['KillA', 'KillSpare', 'KillC']);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }, 240_000);
 
   it('plans the stages over peers started with --stage auto from their memory', async () => {
     const room = ROOM;
