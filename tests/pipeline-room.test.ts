@@ -117,16 +117,24 @@ async function peer(room: string, name: string, stage?: LayerRange | 'auto', sta
   return made;
 }
 
-/** Until the requester sees a chain of `count` stages in the room (every peer's hello and frame channel in). */
+/**
+ * Until the requester sees a chain of `count` stages among `peers` stage peers (every hello and frame channel in),
+ * and every peer of this process has its frame channels to the others open (the stages' own hops).
+ */
 async function chainOf(requester: HeadlessPeer, count: number, peers: number) {
   await expect
     .poll(
       () => {
         const node = requester.node;
         const ready = node?.list().filter((p) => p.capabilities?.pipeline && node.stages.wire(p.peerId)).length;
-        return ready === peers ? node?.pipelines.chain(MODEL)?.length : -1;
+        // Every member but itself: the `peers` stage peers and the requester.
+        const linked = started.every((s) => {
+          const list = s.node?.list() ?? [];
+          return list.length === peers && list.every((p) => s.node?.stages.wire(p.peerId));
+        });
+        return ready === peers && linked ? node?.pipelines.chain(MODEL)?.length : -1;
       },
-      { timeout: 60_000, interval: 200 },
+      { timeout: 90_000, interval: 200 },
     )
     .toBe(count);
 }
@@ -263,6 +271,46 @@ describe('a pipeline across headless peers in a room', () => {
       expect(tokens).toEqual(expected.get('seeded'));
       expect(readout?.failovers).toEqual([{ layers: [2, 3], from: doomed, to: expect.any(String) }]);
       expect(readout?.stages.map((s) => s.name)).toEqual(['KillA', 'KillSpare', 'KillC']);
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }, 240_000);
+
+  it('replaces a stage peer that stalls mid-answer (its process stopped, still in the room) and completes identically', async () => {
+    const room = ROOM;
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'src/peer/cli.ts'),
+        ...['--server', server.url, '--room', room, '--model', MODEL, '--name', 'Frozen', '--threads', '1'],
+        ...['--stage', '2-3', '--stage-dir', modelDir, '--cache-dir', path.join(dir, 'peer-frozen')],
+      ],
+      { cwd: ROOT },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      await expect
+        .poll(() => out, { timeout: 120_000, interval: 250 })
+        .toMatch(/Frozen hosts layers 2-3 of pipeline-tiny/);
+      await Promise.all([peer(room, 'IceA', [0, 2]), peer(room, 'IceC', [3, 4]), peer(room, 'IceSpare', 'auto')]);
+      const requester = await peer(room, 'IceAsker');
+      await chainOf(requester, 3, 4);
+      const frozen = requester.node?.list().find((p) => p.name === 'Frozen')?.peerId;
+      requester.node!.pipelines.timing.stallMs = 3000;
+      const { tokens, readout } = await ask(requester, SAMPLINGS[0]!.sampling, (count) => {
+        if (count === 4) child.kill('SIGSTOP');
+      });
+      expect(tokens).toEqual(expected.get('greedy'));
+      expect(readout?.failovers).toEqual([{ layers: [2, 3], from: frozen, to: expect.any(String) }]);
+      expect(readout?.stages.map((s) => s.name)).toEqual(['IceA', 'IceSpare', 'IceC']);
+      // It never left: the stall was noticed, not a departure.
+      expect(requester.node?.list().some((p) => p.peerId === frozen)).toBe(true);
     } finally {
       child.kill('SIGKILL');
       await exited;

@@ -215,6 +215,7 @@ export class MeshNode {
       case 'pipe:close':
       case 'pipe:upstream':
       case 'pipe:redirect':
+      case 'pipe:status':
         this.stages.receive(peer.peerId, message, send);
         return;
       case 'pipe:opened':

@@ -100,7 +100,9 @@ export function pipeMessageSchemas<V extends z.ZodType>(v: V) {
     z.object({ v, type: z.literal('pipe:close'), jobId: PipeJobIdSchema }).strict(),
     /** Failover: take input from `from` now (the stage before was replaced); answered with `pipe:position`. */
     z.object({ v, type: z.literal('pipe:upstream'), jobId: PipeJobIdSchema, from: PeerIdSchema.nullable() }).strict(),
-    /** How far this stage's cache goes for the job, once it has run every frame it received. */
+    /** Stall detection: how far this stage's cache goes for the job now; answered with `pipe:position`. */
+    z.object({ v, type: z.literal('pipe:status'), jobId: PipeJobIdSchema }).strict(),
+    /** How far this stage's cache goes for the job (after `pipe:upstream`, once it ran every frame it received). */
     z
       .object({ v, type: z.literal('pipe:position'), jobId: PipeJobIdSchema, position: z.number().int().min(0) })
       .strict(),

@@ -2,6 +2,8 @@
 // peers whose stages cover the model (or plans one over peers that can load any range), opens the job on each
 // (`pipe:open`), streams the tokens over the frame channels, and when a stage's peer leaves, has another peer
 // take its layers with the replacement protocol (docs/pipeline.md#failover), so the answer goes on identically.
+// Past 300 lines: finding the chain, running the job, noticing a departed or stalled stage and replacing it share
+// each running job's state (its stages, its requester, its failovers); the plan (plan.ts) is its own module.
 import type { OutgoingPeerMessage, PeerMessage } from '../peer-protocol.ts';
 import type { PeerView } from '../mesh/mesh-job.ts';
 import type { FrameWire } from './frame-wire.ts';
@@ -47,6 +49,20 @@ interface Running {
   requester: PipelineRequester;
   failovers: PipelineReadout['failovers'];
   replacing: Promise<void>;
+  /** Replacements under way, and a stall probe under way (neither starts a probe meanwhile). */
+  replacements: number;
+  probing: boolean;
+  /** When the job last moved: a token, or a replacement done. */
+  movedAt: number;
+}
+
+export interface RoomPipelineTiming {
+  /** No answer to a control message within this: the peer is taken as gone. */
+  replyMs: number;
+  /** No token for this long: each stage is asked how far it got, and the one that stalled is replaced. */
+  stallMs: number;
+  /** A stage that does not answer that question within this has stalled. */
+  probeMs: number;
 }
 
 const sameRange = (a: LayerRange, b: LayerRange) => a[0] === b[0] && a[1] === b[1];
@@ -55,10 +71,12 @@ export class RoomPipeline {
   private readonly running = new Map<string, Running>();
   private readonly waiting = new Map<string, (reply: PipeReply) => void>();
 
+  /** Tests shorten them. */
+  readonly timing: RoomPipelineTiming = { replyMs: 15_000, stallMs: 10_000, probeMs: 2000 };
+
   constructor(
     private readonly views: () => PeerView[],
     private readonly wire: (peerId: string) => FrameWire | undefined,
-    private readonly replyTimeoutMs = 15_000,
   ) {}
 
   /** Peers hosting stages of `model` with a frame channel to this one, and what they say of their stages. */
@@ -139,14 +157,21 @@ export class RoomPipeline {
       requester,
       failovers: [],
       replacing: Promise.resolve(),
+      replacements: 0,
+      probing: false,
+      movedAt: performance.now(),
     };
     this.running.set(jobId, run);
     let tokensOut = 0;
     let firstAt = 0;
+    const watchdog = setInterval(() => this.watch(run), Math.max(50, this.timing.stallMs / 4));
     try {
       for await (const token of requester.generate({ ...request, jobId })) {
+        run.movedAt = performance.now();
         if (tokensOut++ === 0) firstAt = performance.now();
         yield token;
+        // The time the caller takes with a token is not the stages' time.
+        run.movedAt = performance.now();
       }
       const seconds = (performance.now() - firstAt) / 1000;
       request.onReadout?.({
@@ -160,6 +185,7 @@ export class RoomPipeline {
         tokensPerSecond: tokensOut > 1 && seconds > 0 ? (tokensOut - 1) / seconds : 0,
       });
     } finally {
+      clearInterval(watchdog);
       this.running.delete(jobId);
       requester.stop();
       for (const s of run.stages) void this.send(s.peerId, { type: 'pipe:close', jobId });
@@ -187,19 +213,52 @@ export class RoomPipeline {
 
   /** A peer left the room: each running job that had a stage on it gets another peer for that stage. */
   peerLeft(peerId: string): void {
-    for (const run of this.running.values()) {
-      if (!run.stages.some((s) => s.peerId === peerId)) continue;
-      run.replacing = run.replacing
-        .then(() => this.replace(run, peerId))
-        .catch((error: unknown) =>
-          run.requester.fail(
-            run.jobId,
-            error instanceof PipelineJobError
-              ? error
-              : new PipelineJobError('FAILOVER_FAILED', error instanceof Error ? error.message : String(error)),
-          ),
-        );
-    }
+    for (const run of this.running.values())
+      if (run.stages.some((s) => s.peerId === peerId)) this.replaceLater(run, peerId);
+  }
+
+  private replaceLater(run: Running, peerId: string): void {
+    run.replacements++;
+    run.replacing = run.replacing
+      .then(() => this.replace(run, peerId))
+      .catch((error: unknown) =>
+        run.requester.fail(
+          run.jobId,
+          error instanceof PipelineJobError
+            ? error
+            : new PipelineJobError('FAILOVER_FAILED', error instanceof Error ? error.message : String(error)),
+        ),
+      )
+      .finally(() => {
+        run.replacements--;
+        run.movedAt = performance.now();
+      });
+  }
+
+  /**
+   * No token for `stallMs`: each stage says how far its cache goes. One that does not answer within `probeMs`, or
+   * the first that is behind the stage before it, has stalled: it is replaced as if it had left, and told to close.
+   * (A first stage that answers but computes nothing is not told apart from a slow one.)
+   */
+  private watch(run: Running): void {
+    if (run.replacements > 0 || run.probing || performance.now() - run.movedAt < this.timing.stallMs) return;
+    run.probing = true;
+    void Promise.all(
+      run.stages.map((s) =>
+        this.ask(s.peerId, { type: 'pipe:status', jobId: run.jobId }, this.timing.probeMs)
+          .then((reply) => (reply.type === 'pipe:position' ? reply.position : null))
+          .catch(() => null),
+      ),
+    ).then((positions) => {
+      run.probing = false;
+      run.movedAt = performance.now();
+      if (!this.running.has(run.jobId)) return;
+      const stalled = positions.findIndex((p, i) => p === null || (i > 0 && p < (positions[i - 1] ?? 0)));
+      const peer = run.stages[stalled]?.peerId;
+      if (!peer) return;
+      this.replaceLater(run, peer);
+      void this.send(peer, { type: 'pipe:close', jobId: run.jobId });
+    });
   }
 
   private async replace(run: Running, lostPeer: string): Promise<void> {
@@ -280,13 +339,17 @@ export class RoomPipeline {
   }
 
   /** Sends `message` (about one job) to `peerId` and waits for its reply. */
-  private ask(peerId: string, message: OutgoingPeerMessage & { jobId: string }): Promise<PipeReply> {
+  private ask(
+    peerId: string,
+    message: OutgoingPeerMessage & { jobId: string },
+    timeoutMs = this.timing.replyMs,
+  ): Promise<PipeReply> {
     const key = `${message.jobId}|${peerId}`;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(key);
-        reject(new PipelineJobError('TIMEOUT', `no answer to ${message.type} within ${this.replyTimeoutMs} ms`));
-      }, this.replyTimeoutMs);
+        reject(new PipelineJobError('TIMEOUT', `no answer to ${message.type} within ${timeoutMs} ms`));
+      }, timeoutMs);
       this.waiting.set(key, (reply) => {
         clearTimeout(timer);
         resolve(reply);

@@ -35,8 +35,11 @@ interface ServedJob {
 
 /** Jobs open on this peer at once, from all requesters together. */
 const MAX_JOBS = 16;
-/** How long a job's open waits for the frame channel to a peer it names (it opens just after the link). */
-const CHANNEL_WAIT_MS = 5000;
+/**
+ * How long a job's open waits for the frame channel to a peer it names: it opens just after the link, and a link
+ * between two peers that just joined can take seconds on a loaded machine.
+ */
+const CHANNEL_WAIT_MS = 20_000;
 
 export class StageServer {
   private readonly jobs = new Map<string, ServedJob>();
@@ -105,6 +108,13 @@ export class StageServer {
       case 'pipe:upstream':
         void this.upstream(peerId, message);
         return;
+      case 'pipe:status': {
+        const job = this.jobs.get(message.jobId);
+        if (job?.requester !== peerId) return;
+        const position = job.host.runner.cached(message.jobId);
+        void job.send({ type: 'pipe:position', jobId: message.jobId, position });
+        return;
+      }
       case 'pipe:redirect':
         void this.redirect(peerId, message);
         return;
