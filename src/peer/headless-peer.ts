@@ -30,7 +30,7 @@ import { MESH_NAMESPACE } from '../shared/socket-contract.ts';
 import { InferenceEngine } from '../worker/engine.ts';
 import { inProcessWorker } from '../worker/in-process.ts';
 import type { LayerRange } from '../shared/pipeline/pipe-protocol.ts';
-import { FileStageSource } from './stage-source.ts';
+import type { FileStageSource } from './stage-source.ts';
 
 export interface HeadlessPeerOptions {
   /** The server's origin, e.g. http://127.0.0.1:8787. */
@@ -178,6 +178,8 @@ export class HeadlessPeer {
     const { model, stage, stageDir } = this.options;
     if (!model || !stageDir)
       throw new Error('A stage needs --model and --stage-dir (the directory of its stage files)');
+    // Loaded only for a stage peer: the splitter and onnx-proto are no part of a whole-model peer's start.
+    const { FileStageSource } = await import('./stage-source.ts');
     const source = await FileStageSource.create({
       model,
       dir: stageDir,
