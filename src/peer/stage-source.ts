@@ -8,7 +8,7 @@ import path from 'node:path';
 import { countLayers, splitModel } from '../../scripts/pipeline/split-graph.ts';
 import { readOnnx } from '../../scripts/pipeline/onnx-file.ts';
 import { STAGE_MANIFEST, type StageManifest, writeStages } from '../../scripts/pipeline/stage-files.ts';
-import type { LayerRange } from '../shared/pipeline/pipe-protocol.ts';
+import { type LayerRange, PIPE_LIMITS } from '../shared/pipeline/pipe-protocol.ts';
 import type { StageSource } from '../shared/pipeline/stage-server.ts';
 import { StageRunner } from '../shared/pipeline/stage-runner.ts';
 import { openOrtStage } from './ort-stage-session.ts';
@@ -97,8 +97,10 @@ export class FileStageSource implements StageSource {
     return {
       model: this.model,
       layers: this.layers,
-      holds: [...this.held].slice(0, 16).map((k) => k.split('-').map(Number) as LayerRange),
-      loadable: [...this.files.keys()].slice(0, 64).map((k) => k.split('-').map(Number) as LayerRange),
+      holds: [...this.held].slice(0, PIPE_LIMITS.stagesHeld).map((k) => k.split('-').map(Number) as LayerRange),
+      loadable: [...this.files.keys()]
+        .slice(0, PIPE_LIMITS.stagesLoadable)
+        .map((k) => k.split('-').map(Number) as LayerRange),
       anyRange: this.whole !== null,
       layerMb: this.layerMb,
       freeMemoryMb: Math.min(free, this.options.memoryMb ?? free),
@@ -114,6 +116,9 @@ export class FileStageSource implements StageSource {
     const k = key(layers);
     let runner = this.loaded.get(k);
     if (!runner) {
+      // Each stage loaded stays in memory for later jobs: a requester asking for range after range cannot fill it.
+      if (this.loaded.size >= PIPE_LIMITS.stagesHeld)
+        return Promise.reject(new Error(`This peer cannot load more stages (no stage: it holds ${this.loaded.size})`));
       runner = this.load(layers).then((loaded) => {
         this.held.add(k);
         return loaded;

@@ -72,7 +72,8 @@ export class RoomPipeline {
   private readonly waiting = new Map<string, (reply: PipeReply) => void>();
 
   /** Tests shorten them. */
-  readonly timing: RoomPipelineTiming = { replyMs: 15_000, stallMs: 10_000, probeMs: 2000 };
+  // A stage's open may wait 20 s for its frame channels (stage-server.ts) and then load its layers.
+  readonly timing: RoomPipelineTiming = { replyMs: 30_000, stallMs: 10_000, probeMs: 2000 };
 
   constructor(
     private readonly views: () => PeerView[],

@@ -35,6 +35,8 @@ interface ServedJob {
 
 /** Jobs open on this peer at once, from all requesters together. */
 const MAX_JOBS = 16;
+/** Jobs one requester may have open here at once (the rest stay for the room's other requesters). */
+const MAX_JOBS_PER_REQUESTER = 4;
 /**
  * How long a job's open waits for the frame channel to a peer it names: it opens just after the link, and a link
  * between two peers that just joined can take seconds on a loaded machine.
@@ -137,6 +139,9 @@ export class StageServer {
     const { jobId, layers } = message;
     if (this.jobs.has(jobId)) return this.fail(send, jobId, 'INVALID', 'This job id is already open here');
     if (this.jobs.size >= MAX_JOBS) return this.fail(send, jobId, 'BUSY', `${MAX_JOBS} jobs are open here already`);
+    const mine = [...this.jobs.values()].filter((job) => job.requester === peerId).length;
+    if (mine >= MAX_JOBS_PER_REQUESTER)
+      return this.fail(send, jobId, 'BUSY', `At most ${MAX_JOBS_PER_REQUESTER} jobs at once from one peer`);
     if (!this.source || this.source.model !== message.model)
       return this.fail(send, jobId, 'NO_STAGE', `This peer hosts no stage of ${message.model}`);
     let runner: StageRunner;
