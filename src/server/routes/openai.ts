@@ -4,6 +4,7 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { OpenAIChatRequestSchema } from '../../shared/schemas/openai.ts';
+import { ModelIdSchema } from '../../shared/schemas/models.ts';
 import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
 import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
 import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
@@ -15,6 +16,7 @@ import type { AppServices } from '../trpc/context.ts';
 import { meshRoomOf, meshSampling, runMeshChat, serviceRecorder } from '../openai/mesh-chat.ts';
 import type { MeshGateway } from '../openai/mesh-gateway.ts';
 import { roomsOf, sharedModels } from '../openai/room-models.ts';
+import { addedModelFor, addedModelIds } from '../openai/added-models.ts';
 import type { MeshNamespace } from '../socket/mesh.handlers.ts';
 import { Phases } from '../openai/phases.ts';
 
@@ -125,21 +127,53 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
   const meshRoom = (request: FastifyRequest, userId: string) =>
     meshRoomOf(database, request.headers['x-mesh-room'], userId);
 
+  /**
+   * The request's target and, for a mesh model, its room: a built-in catalogue id or a provider's model first
+   * (routing.ts), else a model added by repo id that this account may ask in that room (openai/added-models.ts);
+   * anything else is the 404 routing.ts gives.
+   */
+  async function routeRequest(
+    request: FastifyRequest,
+    name: string,
+    userId: string,
+  ): Promise<{ target: ModelTarget; room: string | null }> {
+    let routed: ModelTarget;
+    try {
+      routed = routeModel(name, { providers, manifest: app.models.manifest });
+    } catch (error) {
+      // A provider's name (with its `/`) is never an added model's id.
+      if (!(error instanceof OpenAIError) || error.status !== 404 || !ModelIdSchema.safeParse(name).success)
+        throw error;
+      const room = await meshRoom(request, userId);
+      const entry = await addedModelFor(database.prisma, mesh(), { id: name, userId, room });
+      if (!entry) throw error;
+      return { target: { kind: 'mesh', entry }, room };
+    }
+    return { target: routed, room: routed.kind === 'mesh' ? await meshRoom(request, userId) : null };
+  }
+
   app.get('/models', async (request) => {
     const who = await caller(request);
     const shared = await sharedModels(mesh(), await roomsOf(database.prisma, who.userId, LISTED_ROOMS));
     const own = new Set(gateway.ownModels());
-    const catalogue = app.models.manifest.filter((entry) => shared.has(entry.id) || own.has(entry.id));
+    const builtin = app.models.manifest.filter((entry) => shared.has(entry.id) || own.has(entry.id)).map((e) => e.id);
+    // Models added by repo id, where a peer shares them in one of the key's rooms: there they answer any member
+    // (openai/added-models.ts). Ids no catalogue knows, a peer's own claim, are not listed.
+    const listedIds = new Set(builtin);
+    const added = await addedModelIds(
+      database.prisma,
+      [...shared.keys()].filter((id) => !listedIds.has(id)),
+    );
     return {
       object: 'list',
       data: [
-        ...catalogue.map((entry) => ({
-          id: entry.id,
+        ...[...builtin, ...added].map((id) => ({
+          id,
           object: 'model' as const,
           created: started,
           // The server's own (SERVE_MODELS) or the mesh's; `rooms` says where to send X-Mesh-Room.
-          owned_by: own.has(entry.id) ? 'server' : 'mesh',
-          rooms: shared.get(entry.id) ?? [GLOBAL_ROOM],
+          owned_by: own.has(id) ? 'server' : 'mesh',
+          rooms: shared.get(id) ?? [GLOBAL_ROOM],
         })),
         ...listModels({ providers }, started),
       ],
@@ -153,8 +187,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     const parsed = OpenAIChatRequestSchema.safeParse(request.body);
     if (!parsed.success) throw invalidBody(parsed.error.issues);
     const body = parsed.data;
-    const target: ModelTarget = routeModel(body.model, { providers, manifest: app.models.manifest });
-    const room = target.kind === 'mesh' ? await meshRoom(request, who.userId) : null;
+    const { target, room } = await routeRequest(request, body.model, who.userId);
     const sampling = {
       temperature: body.temperature,
       topP: body.top_p,
