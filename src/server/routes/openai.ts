@@ -7,7 +7,7 @@ import { OpenAIChatRequestSchema } from '../../shared/schemas/openai.ts';
 import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
 import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
 import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
-import { authenticateApiKey } from '../services/api-keys.ts';
+import { authenticateApiKey, trustVerifiedApiKeys } from '../services/api-keys.ts';
 import type { BudgetName } from '../services/budgets.ts';
 import { type ChatCaller, type ChatRequest, runChat } from '../services/chat.ts';
 import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
@@ -50,6 +50,9 @@ function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: s
 export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { services, gateway, mesh }) => {
   const { env, database, budgets, chat: runtime } = services;
   const { providers } = runtime;
+  // The embedded database is this process's alone, so every revocation passes through it and a verified key can be
+  // trusted for a minute without a query (src/server/services/api-keys.ts); a shared PostgreSQL is asked every time.
+  if (database.kind === 'pglite') trustVerifiedApiKeys(database.prisma);
   const started = Math.floor(Date.now() / 1000);
 
   async function spend(request: FastifyRequest, name: BudgetName, userId?: string): Promise<void> {
