@@ -8,7 +8,7 @@ import { ModelIdSchema } from '../../shared/schemas/models.ts';
 import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
 import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
 import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
-import { authenticateApiKey } from '../services/api-keys.ts';
+import { authenticateApiKey, trustVerifiedApiKeys } from '../services/api-keys.ts';
 import type { BudgetName } from '../services/budgets.ts';
 import { type ChatCaller, type ChatRequest, runChat } from '../services/chat.ts';
 import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
@@ -52,6 +52,9 @@ function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: s
 export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { services, gateway, mesh }) => {
   const { env, database, budgets, chat: runtime } = services;
   const { providers } = runtime;
+  // The embedded database is this process's alone, so every revocation passes through it and a verified key can be
+  // trusted for a minute without a query (src/server/services/api-keys.ts); a shared PostgreSQL is asked every time.
+  if (database.kind === 'pglite') trustVerifiedApiKeys(database.prisma);
   const started = Math.floor(Date.now() / 1000);
 
   async function spend(request: FastifyRequest, name: BudgetName, userId?: string): Promise<void> {
@@ -208,6 +211,9 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     phases.mark('chat-budget');
     // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
     const ended = new AbortController();
+    // The mesh job's record waits for the first text chunk to be handed to the socket (src/server/openai/mesh-chat.ts).
+    let chunkOut: () => void = () => {};
+    const firstChunkOut = new Promise<void>((resolve) => (chunkOut = resolve));
     reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     let events: AsyncGenerator<ChatStreamEvent>;
     switch (target.kind) {
@@ -233,6 +239,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             sampling: jobSampling ?? meshSampling(sampling),
             admitted: admitted ?? (() => {}),
             phase: (name) => phases.mark(name),
+            firstChunkOut,
           },
           ended.signal,
         );
@@ -255,6 +262,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     const promptChars = body.messages.reduce((sum, message) => sum + message.content.length, 0);
 
     if (!body.stream) {
+      chunkOut();
       let text = '';
       try {
         for (let next = first; !next.done; next = await events.next()) {
@@ -276,28 +284,35 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     if (target.kind === 'mesh') void reply.header('server-timing', phases.header());
     const writer = new ChunkWriter(meta, body.stream_options?.include_usage === true);
     async function* sse(): AsyncGenerator<string> {
-      yield writer.role();
+      // The role's chunk goes out in one write with the first text's: as two, the second waited a turn or more of a
+      // busy event loop (bench/README.md, issue 14).
+      let role = writer.role();
       let text = '';
       try {
         for (let next = first; !next.done; next = await events.next()) {
           const event = next.value;
           if (event.type === 'delta') {
             text += event.text;
-            yield writer.delta(event.text);
+            yield role + writer.delta(event.text);
+            role = '';
+            // Asked for the next chunk: the stream has pushed this one, so it is written.
+            chunkOut();
           } else {
-            yield writer.end(event.finishReason, openAIUsage(event.usage, promptChars, text.length));
+            yield role + writer.end(event.finishReason, openAIUsage(event.usage, promptChars, text.length));
             return;
           }
         }
+        if (role) yield role;
       } catch (error) {
         if (ended.signal.aborted) return;
-        if (error instanceof ProviderError) yield writer.error(fromProviderError(error).body());
-        else if (error instanceof OpenAIError) yield writer.error(error.body());
+        if (error instanceof ProviderError) yield role + writer.error(fromProviderError(error).body());
+        else if (error instanceof OpenAIError) yield role + writer.error(error.body());
         else {
           request.log.error({ err: error }, 'chat completion stream failed');
-          yield writer.error(new OpenAIError(500, 'api_error', null, 'Internal server error').body());
+          yield role + writer.error(new OpenAIError(500, 'api_error', null, 'Internal server error').body());
         }
       } finally {
+        chunkOut();
         // Done, or stopped early (the client left): end the chat, which releases its slot, stops the provider and
         // charges what it spent.
         await events.return(undefined);
