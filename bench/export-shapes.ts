@@ -1,5 +1,5 @@
 // Export-shaped tiny models (issue 17; scripts/tiny-model/export-shapes.ts), per variant:
-//   npx tsx bench/export-shapes.ts            (BENCH_BROWSER=0 skips Chromium)
+//   npx tsx bench/export-shapes.ts            (BENCH_BROWSER=0 skips Chromium; BENCH_VARIANTS=q4f16,q4 picks variants)
 // generation time; download through the real server process from the fake Hub (files derived as transformers.js
 // picks them); in Node, the engine's load time, time to first token and the memory of a fresh process that only
 // loads the model and answers (RSS before loading, after the answer, and its peak); in headless Chromium, the
@@ -13,7 +13,16 @@ import { EXPORT_SHAPES, type ExportShapeName, writeExportModel } from '../script
 import type { EngineMessage, EngineModel } from '../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { buildClient, launchChromium, runWorker } from '../tests/support/browser.ts';
-import { EXPORT_SHAPE_NAMES, engineModelFromServer, publishExportShapes } from '../tests/support/export-fixtures.ts';
+import {
+  ALL_EXPORT_SHAPE_NAMES,
+  engineModelFromServer,
+  publishExportShapes,
+} from '../tests/support/export-fixtures.ts';
+
+/** Every variant, or those BENCH_VARIANTS names. */
+const EXPORT_SHAPE_NAMES = process.env.BENCH_VARIANTS
+  ? ALL_EXPORT_SHAPE_NAMES.filter((name) => process.env.BENCH_VARIANTS?.split(',').includes(name))
+  : ALL_EXPORT_SHAPE_NAMES;
 import { downloadModel, signUpCookie, startServer } from '../tests/support/server-process.ts';
 
 const MESSAGES: EngineMessage[] = [
@@ -70,7 +79,7 @@ async function main() {
     await writeExportModel(path.join(dir, 'scratch', name), EXPORT_SHAPES[name as ExportShapeName]);
     generation[name] = performance.now() - started;
   }
-  const { manifestPath, published } = await publishExportShapes(hub, path.join(dir, 'models'));
+  const { manifestPath, published } = await publishExportShapes(hub, path.join(dir, 'models'), EXPORT_SHAPE_NAMES);
   const browserWanted = process.env.BENCH_BROWSER !== '0';
   const built = browserWanted ? await buildClient(path.join(dir, 'dist')) : null;
   const server = await startServer({

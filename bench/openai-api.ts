@@ -72,6 +72,8 @@ async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
   const { data: stream, response } = await client.chat.completions
     .create({ model, messages, temperature: 0, seed: 1, max_tokens: tokens, stream: true })
     .withResponse();
+  // The response's head leaves the server with its first chunk (the role), once the first token is there.
+  const headersMs = performance.now() - started;
   for await (const chunk of stream) {
     const delta = chunk.choices[0]?.delta.content;
     if (delta) {
@@ -81,6 +83,7 @@ async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
   }
   return {
     ...timing(started, stamps),
+    headersMs,
     text,
     tokens: stamps.length,
     phases: serverTiming(response.headers.get('server-timing')),
@@ -160,6 +163,13 @@ async function main() {
   const inServer = Object.values(medians).reduce((sum, ms) => sum + ms, 0);
   console.log(
     `  /v1 TTFT by phase (server, medians): ${names.map((name) => `${name} ${medians[name]?.toFixed(1)}`).join(', ')} = ${inServer.toFixed(1)} ms; client-side rest ${(median(v1.map((r) => r.ttftMs)) - inServer).toFixed(1)} ms`,
+  );
+  // The rest, split: request out and the head back (the client's send, the server's accept and parse before its
+  // handler's clock starts, the head's way back and its parse) against the first text chunk after the head.
+  const toHead = median(v1.map((r) => r.headersMs - Object.values(r.phases).reduce((sum, ms) => sum + ms, 0)));
+  const headToText = median(v1.map((r) => r.ttftMs - r.headersMs));
+  console.log(
+    `  client-side rest, split (medians): to the response head beyond the server's phases ${toHead.toFixed(1)} ms, head to the first text chunk ${headToText.toFixed(1)} ms`,
   );
 
   const before = await procStats(server.child.pid ?? 0);

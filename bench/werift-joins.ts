@@ -24,8 +24,14 @@ export const PHASES = [
   'offer sent to answer back',
   '  of which the other side answering',
   'answer to channel open (ICE, DTLS, SCTP)',
+  '  of which answer to ICE connected',
+  '  of which ICE connected to channel open (DTLS, SCTP)',
 ] as const;
 export type Phases = Record<(typeof PHASES)[number], number[]>;
+
+/** ICE restarts and re-sent offers the links' watchdogs made (PeerLink.restarts), all links of a round together. */
+const restartsOf = (rooms: { room: MeshRoom }[]) =>
+  rooms.reduce((sum, { room }) => sum + room.timelines().reduce((n, link) => n + link.restarts, 0), 0);
 
 function phasesOf(rooms: { room: MeshRoom; joinedAt: number }[]): Phases {
   const phases = Object.fromEntries(PHASES.map((phase) => [phase, [] as number[]])) as Phases;
@@ -46,6 +52,11 @@ function phasesOf(rooms: { room: MeshRoom; joinedAt: number }[]): Phases {
         phases['  of which the other side answering'].push(other.answerSent - other.offerReceived);
       // Not via `connected`: werift may report the connection connected after the channel opened.
       if (t.open !== undefined) phases['answer to channel open (ICE, DTLS, SCTP)'].push(t.open - t.answerReceived);
+      if (t.iceConnected !== undefined) {
+        phases['  of which answer to ICE connected'].push(t.iceConnected - t.answerReceived);
+        if (t.open !== undefined)
+          phases['  of which ICE connected to channel open (DTLS, SCTP)'].push(t.open - t.iceConnected);
+      }
     }
   }
   return phases;
@@ -59,7 +70,7 @@ export async function weriftJoinRound(
   url: string,
   count: number,
   room = 'global',
-): Promise<{ durations: number[]; phases: Phases }> {
+): Promise<{ durations: number[]; phases: Phases; restarts: number }> {
   const sockets = (await connectedGuestSockets(url, count)) as MeshSocket[];
   const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
     new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
@@ -90,7 +101,7 @@ export async function weriftJoinRound(
           }),
       ),
     );
-    return { durations, phases: phasesOf(rooms) };
+    return { durations, phases: phasesOf(rooms), restarts: restartsOf(rooms) };
   } finally {
     await Promise.all(rooms.map(({ room: meshRoom }) => meshRoom.leave().catch(() => undefined)));
     sockets.forEach((socket) => socket.disconnect());

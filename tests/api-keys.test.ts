@@ -4,7 +4,7 @@ import type { AppRouter } from '../src/server/trpc/root.ts';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
-import { authenticateApiKey, hashApiKey } from '../src/server/services/api-keys.ts';
+import { VERIFIED_KEY_TTL_MS, authenticateApiKey, createApiKey, hashApiKey } from '../src/server/services/api-keys.ts';
 import { createSession, sessionPolicy } from '../src/server/services/session.ts';
 import { API_KEY_LIMITS } from '../src/shared/schemas/api-key.ts';
 import { type ChatClient, chatClient } from './support/chat-client.ts';
@@ -170,5 +170,48 @@ describe('API keys', () => {
     expect(await db.database.prisma.apiKey.count({ where: { userId, revokedAt: null } })).toBe(
       API_KEY_LIMITS.activePerAccount,
     );
+  });
+
+  it('trusts a key verified in the last minute on the embedded database, and still stops it at once when revoked', async () => {
+    const { client, userId } = await account('cached');
+    const { key, info } = await client.apiKey.create.mutate({ name: 'cached' });
+    const holder = { keyId: info.id, userId };
+    expect(await authenticateApiKey(db.database.prisma, key)).toEqual(holder);
+
+    // A write that bypasses revokeApiKey (none does in the server) is not seen within the minute: the answer came
+    // from the verified keys, not a query; once the minute is over the key is looked up again.
+    await db.database.prisma.apiKey.update({ where: { id: info.id }, data: { revokedAt: new Date() } });
+    expect(await authenticateApiKey(db.database.prisma, key)).toEqual(holder);
+    expect(
+      await authenticateApiKey(db.database.prisma, key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1)),
+    ).toBeNull();
+
+    // Through apiKey.revoke, the verified key is forgotten at once, also when a lookup was under way meanwhile.
+    const other = await client.apiKey.create.mutate({ name: 'revoked while in use' });
+    expect(await authenticateApiKey(db.database.prisma, other.key)).toEqual({ keyId: other.info.id, userId });
+    const during = authenticateApiKey(db.database.prisma, other.key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1));
+    await client.apiKey.revoke.mutate({ id: other.info.id });
+    await during;
+    expect(await authenticateApiKey(db.database.prisma, other.key)).toBeNull();
+    expect(
+      await authenticateApiKey(db.database.prisma, other.key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1)),
+    ).toBeNull();
+  });
+
+  it('asks the database every time where the server did not turn the verified keys on', async () => {
+    const plain = await openTestDatabase('pglite');
+    try {
+      const prisma = plain.database.prisma;
+      const user = await prisma.user.create({
+        data: { kind: 'ACCOUNT', username: 'uncached', displayName: 'uncached' },
+        select: { id: true },
+      });
+      const { key, info } = await createApiKey(prisma, user.id, 'uncached');
+      expect(await authenticateApiKey(prisma, key)).toEqual({ keyId: info.id, userId: user.id });
+      await prisma.apiKey.update({ where: { id: info.id }, data: { revokedAt: new Date() } });
+      expect(await authenticateApiKey(prisma, key)).toBeNull();
+    } finally {
+      await plain.cleanup();
+    }
   });
 });

@@ -1,5 +1,5 @@
 // Tiny models shaped like real decoder exports (grouped-query attention, external data in one file or in chunks,
-// fp16 with a float16 cache, q4 through MatMulNBits, transformers.js_config, a list of EOS ids, a system turn in
+// fp16 with a float16 cache, q4 through MatMulNBits, q4f16 (MatMulNBits in float16), transformers.js_config, a list of EOS ids, a system turn in
 // the chat template; scripts/tiny-model/export-shapes.ts) download through the server, which derives their files
 // from the repo as transformers.js picks them, and load in the engine in Node (onnxruntime-node) with the greedy
 // tokens of the reference forward pass. The same models in Chromium: tests/e2e/export-shapes.test.ts.
@@ -16,7 +16,7 @@ import { signUpInjected } from './support/accounts.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
 import {
-  EXPORT_SHAPE_NAMES,
+  ALL_EXPORT_SHAPE_NAMES,
   type PublishedExport,
   engineModelFromServer,
   publishExportShapes,
@@ -69,7 +69,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-export-shapes-'));
   hub = new FakeHub();
   await hub.start();
-  const { manifestPath, ...rest } = await publishExportShapes(hub, path.join(dir, 'models'));
+  const { manifestPath, ...rest } = await publishExportShapes(hub, path.join(dir, 'models'), ALL_EXPORT_SHAPE_NAMES);
   published = rest.published;
   await publishEosList(manifestPath);
   db = await openTestDatabase('pglite');
@@ -84,7 +84,7 @@ beforeAll(async () => {
   });
   origin = await app.listen({ host: '127.0.0.1', port: 0 });
   const cookie = await signUpInjected(app, 'export-shapes');
-  for (const id of [...EXPORT_SHAPE_NAMES, EOS_LIST]) {
+  for (const id of [...ALL_EXPORT_SHAPE_NAMES, EOS_LIST]) {
     const started = await app.inject({
       method: 'POST',
       url: '/api/trpc/models.download',
@@ -93,7 +93,7 @@ beforeAll(async () => {
     });
     expect(started.statusCode).toBe(200);
   }
-  for (const id of [...EXPORT_SHAPE_NAMES, EOS_LIST]) await app.models.downloader.settled(id);
+  for (const id of [...ALL_EXPORT_SHAPE_NAMES, EOS_LIST]) await app.models.downloader.settled(id);
 }, 120_000);
 
 afterAll(async () => {
@@ -103,7 +103,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-describe.each(EXPORT_SHAPE_NAMES)('the export-shaped model %s', (name) => {
+describe.each(ALL_EXPORT_SHAPE_NAMES)('the export-shaped model %s', (name) => {
   it('is fetched whole by the server, weights as transformers.js names them for its dtype', async () => {
     const model = published[name];
     if (!model) throw new Error(`${name} was not published`);

@@ -1,6 +1,7 @@
 // The OpenAI-compatible API (/v1) driven by the official `openai` client against a listening server: models,
 // chat completions whole and streamed on the stub and on a fake OpenAI upstream (a real HTTP server), and every
 // refusal in OpenAI's error shape, as the client's own error classes see it.
+import { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -136,6 +137,38 @@ describe('POST /v1/chat/completions on the stub', () => {
         .filter(Boolean)
         .every((event) => event.startsWith('data: ')),
     ).toBe(true);
+  });
+
+  it('sends the role and the first text in one write, so the first token leaves with the response head', async () => {
+    // Written apart, the text waited for the event loop's next turns, behind whatever else the server had to do.
+    const original = ServerResponse.prototype.write as (this: ServerResponse, ...args: unknown[]) => boolean;
+    const writes: string[] = [];
+    const spy = vi.spyOn(ServerResponse.prototype, 'write').mockImplementation(function (
+      this: ServerResponse,
+      ...args: unknown[]
+    ) {
+      const chunk = args[0];
+      const text = typeof chunk === 'string' ? chunk : Buffer.isBuffer(chunk) ? chunk.toString() : '';
+      if (text.includes('chat.completion.chunk')) writes.push(text);
+      return original.apply(this, args);
+    } as ServerResponse['write']);
+    try {
+      const stream = await client.chat.completions.create({ model: 'stub', messages, seed: 5, stream: true });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+      expect(text).toBe(expected);
+    } finally {
+      spy.mockRestore();
+    }
+    const events = (writes[0] ?? '')
+      .split('\n\n')
+      .filter(Boolean)
+      .map((event) => JSON.parse(event.slice('data: '.length)) as OpenAI.ChatCompletionChunk);
+    expect(events.map((event) => event.choices[0]?.delta)).toEqual([
+      { role: 'assistant', content: '' },
+      { content: expect.stringMatching(/.+/) as unknown },
+    ]);
+    expect(expected.startsWith(events[1]?.choices[0]?.delta.content ?? '-')).toBe(true);
   });
 
   it('puts usage on a last chunk with no choices when stream_options.include_usage', async () => {

@@ -85,7 +85,10 @@ class GraphIndex {
 function residualCut(index: GraphIndex, layer: number): string {
   const weight = [...index.initializers].find((name) => layerOf(name) === layer && /input_layernorm/.test(name));
   if (!weight) throw new Error(`no input_layernorm weight for layer ${layer}: name the cut in \`cuts\``);
-  const normNode = index.consumers.get(weight)?.[0];
+  let normNode = index.consumers.get(weight)?.[0];
+  // Float16 exports keep the weight in float16 and Cast it first: the normalization reads the Cast's output.
+  while (normNode?.opType === 'Cast' && normNode.input?.length === 1)
+    normNode = index.consumers.get(normNode.output?.[0] ?? '')?.[0];
   if (!normNode) throw new Error(`the input_layernorm weight of layer ${layer} is not used`);
   // The normalization's own nodes: everything within a few steps upstream of the weight's node.
   const near = new Set<onnx.INodeProto>([normNode]);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { withExternalData } from './external-data.ts';
 import { type GenerateOptions, letterPairs, tinyConfig } from './generate.ts';
-import { type WeightFormat, buildModelProto, encodeModel } from './onnx-graph.ts';
+import { HALF_FORMATS, type WeightFormat, buildModelProto, encodeModel } from './onnx-graph.ts';
 import { Q4_BLOCK, dequantizeQ4, quantizeQ4, roundHalf } from './quantize.ts';
 import type { ReferenceOptions } from './reference.ts';
 import { type TokenizerFiles, buildTokenizer } from './tokenizer.ts';
@@ -20,7 +20,7 @@ import { modelConfig } from './write-model.ts';
 export interface ExportShape {
   /** Sizes and seed, as for generate.ts; `kvHeads` below `heads` makes grouped-query attention. */
   model: GenerateOptions & { kvHeads: number };
-  /** The dtype of the one graph written (`onnx/model.onnx`, `model_fp16.onnx` or `model_q4.onnx`). */
+  /** The dtype of the one graph written (`onnx/model.onnx`, `model_fp16.onnx`, `model_q4.onnx` or `model_q4f16.onnx`). */
   dtype: WeightFormat;
   /**
    * External data: `chunks` files, announced in config.json's `use_external_data_format` as transformers.js reads
@@ -55,11 +55,17 @@ export const EXPORT_SHAPES = {
     model: { layers: 2, hidden: 64, heads: 4, kvHeads: 1, seed: 24, vocab: 300 },
     dtype: 'q4',
   },
+  // model_q4f16.onnx, what WebGPU devices with shader-f16 fetch of SmolLM2, Qwen2.5 and Llama 3.2: MatMulNBits in
+  // float16 with float16 scales, other weights float16, a float16 cache and logits (docs/CATALOGUE.md).
+  q4f16: {
+    model: { layers: 2, hidden: 64, heads: 4, kvHeads: 2, seed: 25, vocab: 300 },
+    dtype: 'q4f16',
+  },
 } satisfies Record<string, ExportShape>;
 export type ExportShapeName = keyof typeof EXPORT_SHAPES;
 
 /** The file suffix transformers.js gives each dtype (utils/dtypes.js DEFAULT_DTYPE_SUFFIX_MAPPING). */
-const SUFFIX: Record<WeightFormat, string> = { fp32: '', fp16: '_fp16', q4: '_q4' };
+const SUFFIX: Record<WeightFormat, string> = { fp32: '', fp16: '_fp16', q4: '_q4', q4f16: '_q4f16' };
 
 /** A chat template with a system turn, and a default one when the conversation has none (as Qwen2.5's). */
 export const SYSTEM_CHAT_TEMPLATE =
@@ -69,11 +75,35 @@ export const SYSTEM_CHAT_TEMPLATE =
   '{% endfor %}' +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-/** The weights the graph computes with: float16-rounded for fp16, dequantised projections for q4. */
+/**
+ * The weights the graph computes with: float16-rounded for fp16, dequantised projections for q4, and for q4f16
+ * projections dequantised with float16 scales, the rest float16-rounded.
+ */
 export function storedWeights(weights: TinyWeights, dtype: WeightFormat): TinyWeights {
   const { hidden: d, intermediate: f, vocab: v } = weights.config;
   const kv = kvWidth(weights.config);
   if (dtype === 'fp32') return weights;
+  if (dtype === 'q4f16') {
+    const halved = storedWeights(weights, 'fp16');
+    const q4 = (w: Float32Array, k: number, n: number) => {
+      const q = quantizeQ4(w, k, n, Q4_BLOCK);
+      return dequantizeQ4({ ...q, scales: roundHalf(q.scales) }, k, n, Q4_BLOCK);
+    };
+    return {
+      ...halved,
+      layers: weights.layers.map((layer, l) => ({
+        ...(halved.layers[l] ?? layer),
+        wq: q4(layer.wq, d, d),
+        wk: q4(layer.wk, d, kv),
+        wv: q4(layer.wv, d, kv),
+        wo: q4(layer.wo, d, d),
+        wGate: q4(layer.wGate, d, f),
+        wUp: q4(layer.wUp, d, f),
+        wDown: q4(layer.wDown, f, d),
+      })),
+      lmHead: q4(weights.lmHead, d, v),
+    };
+  }
   if (dtype === 'fp16') {
     return {
       config: weights.config,
@@ -112,7 +142,7 @@ export function storedWeights(weights: TinyWeights, dtype: WeightFormat): TinyWe
 
 /** With storedWeights, what the reference forward pass needs to give the graph's tokens. */
 export function referenceOptions(dtype: WeightFormat): ReferenceOptions {
-  return { half: dtype === 'fp16' };
+  return { half: HALF_FORMATS.includes(dtype), halfLinear: dtype === 'q4f16' };
 }
 
 export interface ExportModel {
@@ -154,7 +184,7 @@ export async function writeExportModel(dir: string, shape: ExportShape): Promise
   const config = {
     ...modelConfig(weights, tokenizer),
     eos_token_id: eosIds,
-    torch_dtype: shape.dtype === 'fp16' ? 'float16' : 'float32',
+    torch_dtype: HALF_FORMATS.includes(shape.dtype) ? 'float16' : 'float32',
     // As SmolLM2's and Qwen2.5's configs say it: the float16 files keep a float16 cache.
     'transformers.js_config': { kv_cache_dtype: { q4f16: 'float16', fp16: 'float16' }, ...announce },
   };

@@ -66,9 +66,16 @@ function dynamicInput(name: string, elemType: number, dims: string[]): onnx.IVal
  * How the weights are stored, as in real exports' files: `fp32` (model.onnx); `fp16` (model_fp16.onnx: every
  * weight float16, the KV cache and logits float16; the arithmetic between them stays float32 so the reference
  * forward pass can apply the same roundings); `q4` (model_q4.onnx: every projection and the LM head through
- * com.microsoft MatMulNBits, 4 bits in blocks of 32; embeddings and norms float32, the cache float32).
+ * com.microsoft MatMulNBits, 4 bits in blocks of 32; embeddings and norms float32, the cache float32); `q4f16`
+ * (model_q4f16.onnx: the projections through MatMulNBits in float16, its input, float16 scales and output; the
+ * other weights float16, the KV cache and logits float16, as q4 files converted to float16 are).
  */
-export type WeightFormat = 'fp32' | 'fp16' | 'q4';
+export type WeightFormat = 'fp32' | 'fp16' | 'q4' | 'q4f16';
+
+/** Formats whose KV cache and logits are float16. */
+export const HALF_FORMATS: readonly WeightFormat[] = ['fp16', 'q4f16'];
+/** Formats whose projections go through com.microsoft MatMulNBits. */
+const NBITS_FORMATS: readonly WeightFormat[] = ['q4', 'q4f16'];
 
 export interface GraphOptions {
   weights?: WeightFormat;
@@ -77,17 +84,24 @@ export interface GraphOptions {
 /** Weight storage for one format: a float32 tensor name for `weight`, and `x @ W` for `linear`. */
 function weightStore(g: GraphBuilder, format: WeightFormat) {
   const weight = (name: string, data: Float32Array, dims: number[]) => {
-    if (format !== 'fp16') return g.floats(name, data, dims);
+    if (!HALF_FORMATS.includes(format)) return g.floats(name, data, dims);
     const half = g.tensor(name, DataType.FLOAT16, toHalf(data), dims);
     return g.op('Cast', [half], [int('to', DataType.FLOAT)]);
   };
   const linear = (x: string, name: string, data: Float32Array, k: number, n: number, output?: string) => {
-    if (format !== 'q4') return g.op('MatMul', [x, weight(name, data, [k, n])], [], output);
+    if (!NBITS_FORMATS.includes(format)) return g.op('MatMul', [x, weight(name, data, [k, n])], [], output);
     const q = quantizeQ4(data, k, n);
     const packed = g.tensor(`${name}.qweight`, DataType.UINT8, q.packed, [n, q.blocks, Q4_BLOCK / 2]);
-    const scales = g.floats(`${name}.scales`, q.scales, [n * q.blocks]);
     const attributes = [int('K', k), int('N', n), int('bits', 4), int('block_size', Q4_BLOCK)];
-    return g.op('MatMulNBits', [x, packed, scales], attributes, output, 'com.microsoft');
+    if (format === 'q4') {
+      const scales = g.floats(`${name}.scales`, q.scales, [n * q.blocks]);
+      return g.op('MatMulNBits', [x, packed, scales], attributes, output, 'com.microsoft');
+    }
+    // q4f16: MatMulNBits in float16 (its T), between casts from and back to the float32 the rest computes in.
+    const scales = g.tensor(`${name}.scales`, DataType.FLOAT16, toHalf(q.scales), [n * q.blocks]);
+    const half = g.op('Cast', [x], [int('to', DataType.FLOAT16)]);
+    const product = g.op('MatMulNBits', [half, packed, scales], attributes, undefined, 'com.microsoft');
+    return g.op('Cast', [product], [int('to', DataType.FLOAT)], output);
   };
   return { weight, linear };
 }
@@ -107,7 +121,7 @@ export function buildModelProto(weights: TinyWeights, options: GraphOptions = {}
   const kvHeads = weights.config.kvHeads ?? heads;
   const kv = kvWidth(weights.config);
   if (heads % kvHeads !== 0) throw new Error(`${heads} query heads cannot share ${kvHeads} key/value heads evenly`);
-  const cacheType = format === 'fp16' ? DataType.FLOAT16 : DataType.FLOAT;
+  const cacheType = HALF_FORMATS.includes(format) ? DataType.FLOAT16 : DataType.FLOAT;
   const g = new GraphBuilder();
   const { weight, linear } = weightStore(g, format);
   const eps = g.scalar('rms_eps', rmsEps);
@@ -221,7 +235,10 @@ export function buildModelProto(weights: TinyWeights, options: GraphOptions = {}
   return {
     irVersion: 8,
     producerName: 'mesh-nanollm tiny-model',
-    opsetImport: [{ domain: '', version: 17 }, ...(format === 'q4' ? [{ domain: 'com.microsoft', version: 1 }] : [])],
+    opsetImport: [
+      { domain: '', version: 17 },
+      ...(NBITS_FORMATS.includes(format) ? [{ domain: 'com.microsoft', version: 1 }] : []),
+    ],
     graph: {
       name: 'tiny_llama',
       node: g.nodes,

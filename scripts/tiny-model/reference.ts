@@ -6,10 +6,13 @@ import { type TinyWeights, kvWidth, ropeTables } from './weights.ts';
  * What the graph rounds between its float32 steps. `half`: keys and values are stored in a float16 KV cache and
  * the logits come out float16 (the fp16 files; their weights are rounded already in `weights`, see
  * export-shapes.ts). Each position's keys and values are rounded once, when made, so recomputing the whole
- * sequence here gives what the graph gives step by step with its cache.
+ * sequence here gives what the graph gives step by step with its cache. `halfLinear`: every projection takes its
+ * input rounded to float16 and gives its output rounded to float16 (MatMulNBits in float16, the q4f16 files; its
+ * sums are float32, as ONNX Runtime's CPU kernel makes them).
  */
 export interface ReferenceOptions {
   half?: boolean;
+  halfLinear?: boolean;
 }
 
 function rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array {
@@ -50,13 +53,16 @@ export function lastLogits(weights: TinyWeights, ids: readonly number[], options
   // Grouped-query attention: query head h reads key/value head floor(h / group).
   const group = heads / kvHeads;
   const store = options.half ? roundHalf : (x: Float32Array) => x;
+  const lin = options.halfLinear
+    ? (x: Float32Array, w: Float32Array, cols: number) => roundHalf(matVec(roundHalf(x), w, cols))
+    : matVec;
   const { cos, sin } = ropeTables(weights.config);
   let xs = ids.map((id) => weights.embed.slice(id * d, (id + 1) * d));
   for (const layer of weights.layers) {
     const normed = xs.map((x) => rmsNorm(x, layer.attnNorm, rmsEps));
-    const q = normed.map((x) => matVec(x, layer.wq, d));
-    const k = normed.map((x) => matVec(x, layer.wk, kv));
-    const vv = normed.map((x) => store(matVec(x, layer.wv, kv)));
+    const q = normed.map((x) => lin(x, layer.wq, d));
+    const k = normed.map((x) => lin(x, layer.wk, kv));
+    const vv = normed.map((x) => store(lin(x, layer.wv, kv)));
     const qr = q.map((row, pos) => Array.from({ length: heads }, (_, h) => rotate(row, h * hd, hd, pos, cos, sin)));
     const kr = k.map((row, pos) =>
       Array.from({ length: kvHeads }, (_, h) => store(rotate(row, h * hd, hd, pos, cos, sin))),
@@ -79,18 +85,18 @@ export function lastLogits(weights: TinyWeights, ids: readonly number[], options
           for (let i = 0; i < hd; i++) ctx[h * hd + i] = (ctx[h * hd + i] ?? 0) + p * (vv[s]?.[kvh * hd + i] ?? 0);
         }
       }
-      const attn = matVec(ctx, layer.wo, d);
+      const attn = lin(ctx, layer.wo, d);
       const after = x.map((value, i) => value + (attn[i] ?? 0));
       const m = rmsNorm(after, layer.mlpNorm, rmsEps);
-      const gate = matVec(m, layer.wGate, f);
-      const up = matVec(m, layer.wUp, f);
+      const gate = lin(m, layer.wGate, f);
+      const up = lin(m, layer.wUp, f);
       const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * (up[i] ?? 0));
-      const down = matVec(act, layer.wDown, d);
+      const down = lin(act, layer.wDown, d);
       return after.map((value, i) => value + (down[i] ?? 0));
     });
   }
   const last = rmsNorm(xs[xs.length - 1] ?? new Float32Array(d), weights.finalNorm, rmsEps);
-  return store(matVec(last, weights.lmHead, v));
+  return store(lin(last, weights.lmHead, v));
 }
 
 export function argmax(values: Float32Array): number {

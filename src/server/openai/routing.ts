@@ -1,4 +1,5 @@
-// Which model answers an OpenAI-compatible request: the one place that reads a model name. A target is a
+// Which model answers an OpenAI-compatible request: the one place that reads a model name (models added by repo
+// id, which need the database and the room, are asked after it: added-models.ts). A target is a
 // discriminated union so that serving on the mesh (catalogue ids, in the room named by X-Mesh-Room) and on the
 // server's own models can be added as kinds of their own.
 import { ChatModelSchema, type ChatProviderId } from '../../shared/schemas/chat.ts';

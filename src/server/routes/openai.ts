@@ -4,10 +4,11 @@
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { OpenAIChatRequestSchema } from '../../shared/schemas/openai.ts';
+import { ModelIdSchema } from '../../shared/schemas/models.ts';
 import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
 import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
 import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
-import { authenticateApiKey } from '../services/api-keys.ts';
+import { authenticateApiKey, trustVerifiedApiKeys } from '../services/api-keys.ts';
 import type { BudgetName } from '../services/budgets.ts';
 import { type ChatCaller, type ChatRequest, runChat } from '../services/chat.ts';
 import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
@@ -15,6 +16,7 @@ import type { AppServices } from '../trpc/context.ts';
 import { meshRoomOf, meshSampling, runMeshChat, serviceRecorder } from '../openai/mesh-chat.ts';
 import type { MeshGateway } from '../openai/mesh-gateway.ts';
 import { roomsOf, sharedModels } from '../openai/room-models.ts';
+import { addedModelFor, addedModelIds } from '../openai/added-models.ts';
 import type { MeshNamespace } from '../socket/mesh.handlers.ts';
 import { Phases } from '../openai/phases.ts';
 
@@ -50,6 +52,9 @@ function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: s
 export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { services, gateway, mesh }) => {
   const { env, database, budgets, chat: runtime } = services;
   const { providers } = runtime;
+  // The embedded database is this process's alone, so every revocation passes through it and a verified key can be
+  // trusted for a minute without a query (src/server/services/api-keys.ts); a shared PostgreSQL is asked every time.
+  if (database.kind === 'pglite') trustVerifiedApiKeys(database.prisma);
   const started = Math.floor(Date.now() / 1000);
 
   async function spend(request: FastifyRequest, name: BudgetName, userId?: string): Promise<void> {
@@ -125,21 +130,53 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
   const meshRoom = (request: FastifyRequest, userId: string) =>
     meshRoomOf(database, request.headers['x-mesh-room'], userId);
 
+  /**
+   * The request's target and, for a mesh model, its room: a built-in catalogue id or a provider's model first
+   * (routing.ts), else a model added by repo id that this account may ask in that room (openai/added-models.ts);
+   * anything else is the 404 routing.ts gives.
+   */
+  async function routeRequest(
+    request: FastifyRequest,
+    name: string,
+    userId: string,
+  ): Promise<{ target: ModelTarget; room: string | null }> {
+    let routed: ModelTarget;
+    try {
+      routed = routeModel(name, { providers, manifest: app.models.manifest });
+    } catch (error) {
+      // A provider's name (with its `/`) is never an added model's id.
+      if (!(error instanceof OpenAIError) || error.status !== 404 || !ModelIdSchema.safeParse(name).success)
+        throw error;
+      const room = await meshRoom(request, userId);
+      const entry = await addedModelFor(database.prisma, mesh(), { id: name, userId, room });
+      if (!entry) throw error;
+      return { target: { kind: 'mesh', entry }, room };
+    }
+    return { target: routed, room: routed.kind === 'mesh' ? await meshRoom(request, userId) : null };
+  }
+
   app.get('/models', async (request) => {
     const who = await caller(request);
     const shared = await sharedModels(mesh(), await roomsOf(database.prisma, who.userId, LISTED_ROOMS));
     const own = new Set(gateway.ownModels());
-    const catalogue = app.models.manifest.filter((entry) => shared.has(entry.id) || own.has(entry.id));
+    const builtin = app.models.manifest.filter((entry) => shared.has(entry.id) || own.has(entry.id)).map((e) => e.id);
+    // Models added by repo id, where a peer shares them in one of the key's rooms: there they answer any member
+    // (openai/added-models.ts). Ids no catalogue knows, a peer's own claim, are not listed.
+    const listedIds = new Set(builtin);
+    const added = await addedModelIds(
+      database.prisma,
+      [...shared.keys()].filter((id) => !listedIds.has(id)),
+    );
     return {
       object: 'list',
       data: [
-        ...catalogue.map((entry) => ({
-          id: entry.id,
+        ...[...builtin, ...added].map((id) => ({
+          id,
           object: 'model' as const,
           created: started,
           // The server's own (SERVE_MODELS) or the mesh's; `rooms` says where to send X-Mesh-Room.
-          owned_by: own.has(entry.id) ? 'server' : 'mesh',
-          rooms: shared.get(entry.id) ?? [GLOBAL_ROOM],
+          owned_by: own.has(id) ? 'server' : 'mesh',
+          rooms: shared.get(id) ?? [GLOBAL_ROOM],
         })),
         ...listModels({ providers }, started),
       ],
@@ -153,8 +190,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     const parsed = OpenAIChatRequestSchema.safeParse(request.body);
     if (!parsed.success) throw invalidBody(parsed.error.issues);
     const body = parsed.data;
-    const target: ModelTarget = routeModel(body.model, { providers, manifest: app.models.manifest });
-    const room = target.kind === 'mesh' ? await meshRoom(request, who.userId) : null;
+    const { target, room } = await routeRequest(request, body.model, who.userId);
     const sampling = {
       temperature: body.temperature,
       topP: body.top_p,
@@ -175,6 +211,9 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     phases.mark('chat-budget');
     // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
     const ended = new AbortController();
+    // The mesh job's record waits for the first text chunk to be handed to the socket (src/server/openai/mesh-chat.ts).
+    let chunkOut: () => void = () => {};
+    const firstChunkOut = new Promise<void>((resolve) => (chunkOut = resolve));
     reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     let events: AsyncGenerator<ChatStreamEvent>;
     switch (target.kind) {
@@ -200,6 +239,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             sampling: jobSampling ?? meshSampling(sampling),
             admitted: admitted ?? (() => {}),
             phase: (name) => phases.mark(name),
+            firstChunkOut,
           },
           ended.signal,
         );
@@ -222,6 +262,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     const promptChars = body.messages.reduce((sum, message) => sum + message.content.length, 0);
 
     if (!body.stream) {
+      chunkOut();
       let text = '';
       try {
         for (let next = first; !next.done; next = await events.next()) {
@@ -243,28 +284,35 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     if (target.kind === 'mesh') void reply.header('server-timing', phases.header());
     const writer = new ChunkWriter(meta, body.stream_options?.include_usage === true);
     async function* sse(): AsyncGenerator<string> {
-      yield writer.role();
+      // The role's chunk goes out in one write with the first text's: as two, the second waited a turn or more of a
+      // busy event loop (bench/README.md, issue 14).
+      let role = writer.role();
       let text = '';
       try {
         for (let next = first; !next.done; next = await events.next()) {
           const event = next.value;
           if (event.type === 'delta') {
             text += event.text;
-            yield writer.delta(event.text);
+            yield role + writer.delta(event.text);
+            role = '';
+            // Asked for the next chunk: the stream has pushed this one, so it is written.
+            chunkOut();
           } else {
-            yield writer.end(event.finishReason, openAIUsage(event.usage, promptChars, text.length));
+            yield role + writer.end(event.finishReason, openAIUsage(event.usage, promptChars, text.length));
             return;
           }
         }
+        if (role) yield role;
       } catch (error) {
         if (ended.signal.aborted) return;
-        if (error instanceof ProviderError) yield writer.error(fromProviderError(error).body());
-        else if (error instanceof OpenAIError) yield writer.error(error.body());
+        if (error instanceof ProviderError) yield role + writer.error(fromProviderError(error).body());
+        else if (error instanceof OpenAIError) yield role + writer.error(error.body());
         else {
           request.log.error({ err: error }, 'chat completion stream failed');
-          yield writer.error(new OpenAIError(500, 'api_error', null, 'Internal server error').body());
+          yield role + writer.error(new OpenAIError(500, 'api_error', null, 'Internal server error').body());
         }
       } finally {
+        chunkOut();
         // Done, or stopped early (the client left): end the chat, which releases its slot, stops the provider and
         // charges what it spent.
         await events.return(undefined);

@@ -88,7 +88,9 @@ export async function revokeApiKey(
   id: string,
   now = new Date(),
 ): Promise<ApiKeyInfo> {
+  verifiedKeys.get(db)?.forget(id);
   await db.apiKey.updateMany({ where: { id, userId, revokedAt: null }, data: { revokedAt: now } });
+  verifiedKeys.get(db)?.forget(id);
   const key = await db.apiKey.findFirst({ where: { id, userId }, select: infoSelect });
   if (!key) throw new ServiceError('NOT_FOUND', 'No such key among yours');
   return key;
@@ -99,10 +101,65 @@ export interface KeyHolder {
   userId: string;
 }
 
+/** How long a verified key is trusted without a lookup, where that is on (trustVerifiedApiKeys). */
+export const VERIFIED_KEY_TTL_MS = 60_000;
+/** Verified keys kept at most, per database (an account holds at most 20 unrevoked keys; only valid ones are kept). */
+const VERIFIED_KEYS_MAX = 10_000;
+
+/**
+ * Keys that passed the lookup in the last VERIFIED_KEY_TTL_MS, by sha256. Only for a database that this process
+ * alone writes (the embedded PGlite): every revocation then passes through revokeApiKey here, which forgets the key
+ * before and after its write, so revoking still stops the key at once. A lookup that began before a revocation
+ * cannot store its stale answer after it: `forget` moves the epoch on, and an answer from an older epoch is not kept.
+ */
+class VerifiedKeys {
+  readonly #entries = new Map<string, { holder: KeyHolder; until: number; lastUsedAt: number }>();
+  #epoch = 0;
+
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  get(hash: string, now: number): { holder: KeyHolder; lastUsedAt: number } | undefined {
+    const entry = this.#entries.get(hash);
+    if (entry && entry.until <= now) this.#entries.delete(hash);
+    return entry && entry.until > now ? entry : undefined;
+  }
+
+  keep(hash: string, holder: KeyHolder, lastUsedAt: number, epoch: number, now: number): void {
+    if (epoch !== this.#epoch) return;
+    this.#entries.delete(hash);
+    if (this.#entries.size >= VERIFIED_KEYS_MAX) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(hash, { holder, until: now + VERIFIED_KEY_TTL_MS, lastUsedAt });
+  }
+
+  used(hash: string, at: number): void {
+    const entry = this.#entries.get(hash);
+    if (entry) entry.lastUsedAt = at;
+  }
+
+  forget(keyId: string): void {
+    this.#epoch++;
+    for (const [hash, entry] of this.#entries) if (entry.holder.keyId === keyId) this.#entries.delete(hash);
+  }
+}
+
+const verifiedKeys = new WeakMap<PrismaClient, VerifiedKeys>();
+
+/**
+ * Lets authenticateApiKey answer from keys it verified in the last minute instead of a query each time: on the
+ * embedded PGlite the lookup runs on the server's own thread and took 8 to 32 ms of a /v1 stream's time to first token
+ * (bench/README.md, issue 14). Call it only for a database no other process writes (see VerifiedKeys).
+ */
+export function trustVerifiedApiKeys(db: PrismaClient): void {
+  if (!verifiedKeys.has(db)) verifiedKeys.set(db, new VerifiedKeys());
+}
+
 /**
  * The account a presented key belongs to, or null when it is malformed, unknown, revoked, or its account is not an
  * account. The lookup is by sha256 of the whole key: an attacker cannot steer the digest byte by byte, so timing
- * reveals nothing about stored keys; the digests are compared again in constant time all the same.
+ * reveals nothing about stored keys; the digests are compared again in constant time all the same. Where
+ * trustVerifiedApiKeys is on, a key verified in the last minute and not revoked since is answered without a query.
  */
 export async function authenticateApiKey(
   db: PrismaClient,
@@ -111,14 +168,31 @@ export async function authenticateApiKey(
 ): Promise<KeyHolder | null> {
   if (!API_KEY_PATTERN.test(presented)) return null;
   const hash = hashApiKey(presented);
+  const cache = verifiedKeys.get(db);
+  const cached = cache?.get(hash, now.getTime());
+  if (cached) {
+    if (now.getTime() - cached.lastUsedAt >= LAST_USED_RESOLUTION_MS) {
+      cache!.used(hash, now.getTime());
+      // Not awaited: a usage time is no reason to hold the request (it is written at most once a minute anyway).
+      void db.apiKey
+        .updateMany({ where: { id: cached.holder.keyId, revokedAt: null }, data: { lastUsedAt: now } })
+        .catch(() => undefined);
+    }
+    return cached.holder;
+  }
+  const epoch = cache?.epoch ?? 0;
   const row = await db.apiKey.findUnique({
     where: { hash },
     select: { id: true, userId: true, hash: true, revokedAt: true, lastUsedAt: true, user: { select: { kind: true } } },
   });
   if (!row || !timingSafeEqual(Buffer.from(row.hash), Buffer.from(hash))) return null;
   if (row.revokedAt !== null || row.user.kind !== 'ACCOUNT') return null;
-  if (row.lastUsedAt === null || now.getTime() - row.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) {
+  let lastUsedAt = row.lastUsedAt?.getTime() ?? -Infinity;
+  if (now.getTime() - lastUsedAt >= LAST_USED_RESOLUTION_MS) {
     await db.apiKey.updateMany({ where: { id: row.id, revokedAt: null }, data: { lastUsedAt: now } });
+    lastUsedAt = now.getTime();
   }
-  return { keyId: row.id, userId: row.userId };
+  const holder = { keyId: row.id, userId: row.userId };
+  cache?.keep(hash, holder, lastUsedAt, epoch, now.getTime());
+  return holder;
 }

@@ -141,11 +141,12 @@ export class MeshRoom<N extends RoomMesh = RoomMesh> {
   getSnapshot = () => this.snapshot;
 
   /** Each link's timeline of its first connection (benchmarks: where a join's time goes). */
-  timelines(): { peerId: string; polite: boolean; timeline: LinkTimeline }[] {
+  timelines(): { peerId: string; polite: boolean; timeline: LinkTimeline; restarts: number }[] {
     return [...this.links.values()].map((link) => ({
       peerId: link.peerId,
       polite: link.polite,
       timeline: link.timeline,
+      restarts: link.restarts,
     }));
   }
 

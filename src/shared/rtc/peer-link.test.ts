@@ -92,3 +92,26 @@ describe('PeerLink without a route', () => {
     expect(b.state().channel).not.toBe('open');
   }, 30_000);
 });
+
+describe('PeerLink watchdog', () => {
+  it('does not restart ICE while ICE is connected and the DTLS handshake is still under way', async () => {
+    // The answer claims the answering side is DTLS-passive while it acts as the client: both sides wait for the other's
+    // ClientHello, so ICE connects and the handshake goes on (retransmitting) far past the 4 s watchdog.
+    const [a] = pairOf([], (signal) =>
+      'description' in signal && signal.description.type === 'answer'
+        ? {
+            description: {
+              ...signal.description,
+              sdp: signal.description.sdp.replace(/a=setup:active/g, 'a=setup:passive'),
+            },
+          }
+        : signal,
+    );
+    expect(await until(() => a.pc.iceConnectionState === 'connected', 10_000)).toBe(true);
+    // Past the first watchdog (4 s after the link was made) with the channel still not open.
+    await new Promise((resolve) => setTimeout(resolve, 4500));
+    expect(a.state().channel).not.toBe('open');
+    expect(a.pc.iceConnectionState).toBe('connected');
+    expect(a.restarts).toBe(0);
+  }, 20_000);
+});

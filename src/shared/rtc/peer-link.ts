@@ -29,11 +29,13 @@ export interface DataChannelLike {
 
 export interface PeerConnectionLike {
   readonly connectionState: string;
+  readonly iceConnectionState?: string;
   readonly signalingState: string;
   readonly localDescription: { type: string; sdp: string } | null;
   onnegotiationneeded: (() => void) | null;
   onicecandidate: ((event: { candidate?: { toJSON(): object } | null }) => void) | null;
   onconnectionstatechange: (() => void) | null;
+  oniceconnectionstatechange?: (() => void) | null;
   createDataChannel(label: string, options: { negotiated: true; id: number }): DataChannelLike;
   setLocalDescription(): Promise<unknown>;
   setRemoteDescription(description: { type: 'offer' | 'answer'; sdp: string }): Promise<unknown>;
@@ -78,6 +80,8 @@ export interface LinkTimeline {
   answerReceived?: number;
   firstCandidateSent?: number;
   firstCandidateReceived?: number;
+  /** ICE found a working pair (`iceConnectionState` connected); DTLS follows. */
+  iceConnected?: number;
   connected?: number;
   open?: number;
 }
@@ -128,6 +132,9 @@ export class PeerLink {
       const json = candidate ? (candidate.toJSON() as RTCIceCandidateJson) : null;
       if (this.heldCandidates) this.heldCandidates.push(json);
       else this.sendCandidates([json]);
+    };
+    this.pc.oniceconnectionstatechange = () => {
+      if (this.pc.iceConnectionState === 'connected') this.mark('iceConnected');
     };
     this.pc.onconnectionstatechange = () => {
       if (this.pc.connectionState === 'connected') this.mark('connected');
@@ -218,11 +225,26 @@ export class PeerLink {
    */
   private recover(): void {
     if (this.closed || this.polite) return;
-    this.restarts++;
     this.inbox = this.inbox.then(() => {
-      if (this.pc.signalingState === 'have-local-offer') this.sendDescription();
-      else this.pc.restartIce();
+      if (this.pc.signalingState === 'have-local-offer') {
+        this.restarts++;
+        this.sendDescription();
+      } else if (!this.handshaking()) {
+        this.restarts++;
+        this.pc.restartIce();
+      }
     });
+  }
+
+  /**
+   * ICE has a working pair and DTLS or SCTP is still under way. Restarting ICE then helps nothing (the handshake
+   * goes on over the same pair, and a handshake that gives up turns the connection `failed`, which recovers) and
+   * set werift back to the start: on two busy cores, eight werift peers' handshakes outlasted the 4 s watchdog, were
+   * restarted, and some pairs never opened (bench/README.md, "A lean server": joins).
+   */
+  private handshaking(): boolean {
+    const ice = this.pc.iceConnectionState;
+    return (ice === 'connected' || ice === 'completed') && this.pc.connectionState !== 'failed';
   }
 
   /** Applies a signal from the other side, after every earlier one. */

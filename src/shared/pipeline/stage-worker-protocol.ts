@@ -1,0 +1,98 @@
+// The messages that open and run stages in the inference worker (browser stages, docs/pipeline.md), beside the
+// engine protocol on the same worker: requests are `stage-*`, replies too, every one with a `requestId`.
+// Tensors travel as typed arrays (structured clone). Checked with zod on arrival in the worker.
+import { z } from 'zod';
+import { RepoFilePathSchema, RepoSchema, RevisionSchema } from '../schemas/models.ts';
+import { DEFAULT_STAGE_MANIFEST, STAGE_LIMITS } from './stage-manifest.ts';
+import type { StageTensor, StageValueInfo } from './stage-session.ts';
+
+export const STAGE_WORKER_LIMITS = {
+  /** Stages one worker holds at once. */
+  stages: 8,
+  feeds: 2 * STAGE_LIMITS.layers + 8,
+  /** Values in one run's feeds together (float32 or int64): 64M, 256 to 512 MiB. */
+  values: 64 * 1024 * 1024,
+  dims: 8,
+} as const;
+
+const RequestId = z.string().min(1).max(64);
+const StageId = z.string().min(1).max(64);
+
+const TensorSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('float32'), data: z.instanceof(Float32Array), dims: z.array(z.number()) }).strict(),
+    z.object({ type: z.literal('int64'), data: z.instanceof(BigInt64Array), dims: z.array(z.number()) }).strict(),
+  ])
+  .superRefine((tensor, ctx) => {
+    const { dims } = tensor;
+    if (dims.length > STAGE_WORKER_LIMITS.dims || dims.some((d) => !Number.isInteger(d) || d < 0))
+      ctx.addIssue({ code: 'custom', message: `dims must be at most ${STAGE_WORKER_LIMITS.dims} whole numbers` });
+    else if (dims.reduce((n, d) => n * d, 1) !== tensor.data.length)
+      ctx.addIssue({ code: 'custom', message: `dims ${dims.join('x')} do not match ${tensor.data.length} values` });
+  });
+
+export const StageWorkerRequestSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      type: z.literal('stage-open'),
+      requestId: RequestId,
+      /** The caller's name for this stage in later requests. */
+      stageId: StageId,
+      model: z.object({ repo: RepoSchema, revision: RevisionSchema }).strict(),
+      /** The model's stage manifest (`stages.json`); its files are beside it. */
+      manifest: RepoFilePathSchema.default(DEFAULT_STAGE_MANIFEST),
+      index: z
+        .number()
+        .int()
+        .min(0)
+        .max(STAGE_LIMITS.stages - 1),
+      backend: z.enum(['auto', 'webgpu', 'wasm']).default('auto'),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('stage-run'),
+      requestId: RequestId,
+      stageId: StageId,
+      feeds: z
+        .record(z.string().min(1).max(128), TensorSchema)
+        .refine((feeds) => Object.keys(feeds).length <= STAGE_WORKER_LIMITS.feeds, 'too many feeds')
+        .refine(
+          (feeds) => Object.values(feeds).reduce((n, t) => n + t.data.length, 0) <= STAGE_WORKER_LIMITS.values,
+          `a run's feeds hold at most ${STAGE_WORKER_LIMITS.values} values`,
+        ),
+    })
+    .strict(),
+  z.object({ type: z.literal('stage-release'), requestId: RequestId, stageId: StageId }).strict(),
+]);
+type ParsedInput = z.input<typeof StageWorkerRequestSchema>;
+/** A request as sent (a run's feeds as the stage runner makes them; the schema checks them on arrival). */
+export type StageWorkerRequest =
+  | Exclude<ParsedInput, { type: 'stage-run' }>
+  | { type: 'stage-run'; requestId: string; stageId: string; feeds: Record<string, StageTensor> };
+
+export const STAGE_REQUEST_TYPES: ReadonlySet<string> = new Set(['stage-open', 'stage-run', 'stage-release']);
+
+export type StageWorkerErrorCode =
+  'INVALID_REQUEST' | 'TOO_MANY_STAGES' | 'UNKNOWN_STAGE' | 'LOAD_FAILED' | 'RUN_FAILED';
+
+/** Where a stage file came from: this device's model cache, or the server's /models/ route. */
+export type StageFileSource = 'device' | 'server';
+
+export interface StageOpened {
+  stageId: string;
+  layers: [number, number];
+  backend: 'webgpu' | 'wasm';
+  /** Why this backend, in words. */
+  reason: string;
+  inputs: StageValueInfo[];
+  outputs: StageValueInfo[];
+  files: Record<string, StageFileSource>;
+  loadMs: number;
+}
+
+export type StageWorkerReply =
+  | ({ type: 'stage-ready'; requestId: string } & StageOpened)
+  | { type: 'stage-result'; requestId: string; outputs: Record<string, StageTensor> }
+  | { type: 'stage-released'; requestId: string }
+  | { type: 'stage-error'; requestId: string; code: StageWorkerErrorCode; message: string };

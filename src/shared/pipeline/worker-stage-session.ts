@@ -1,0 +1,82 @@
+// A browser stage as the stage hosts see it: a StageSession whose graph runs in the inference worker (the
+// `stage-*` messages of stage-worker-protocol.ts), while the hosts, their wires and data channels stay on the page.
+// Each run takes the engine gate as mesh work, so this device's own chat goes first (docs/pipeline.md).
+import type { EngineGate } from '../mesh/engine-gate.ts';
+import type { StageSession } from './stage-session.ts';
+import type { StageOpened, StageWorkerReply, StageWorkerRequest } from './stage-worker-protocol.ts';
+
+/** The part of `Worker` a browser stage uses. */
+export interface StageWorkerPort {
+  postMessage(message: StageWorkerRequest): void;
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
+  removeEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
+}
+
+export class StageWorkerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StageWorkerError';
+  }
+}
+
+let sequence = 0;
+
+function request<T extends StageWorkerReply['type']>(
+  port: StageWorkerPort,
+  message: StageWorkerRequest,
+  until: T,
+): Promise<Extract<StageWorkerReply, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const listener = (event: { data: unknown }) => {
+      const reply = event.data as StageWorkerReply | null;
+      if (reply?.requestId !== message.requestId) return;
+      if (reply.type !== until && reply.type !== 'stage-error') return;
+      port.removeEventListener('message', listener);
+      if (reply.type === 'stage-error') reject(new StageWorkerError(reply.code, reply.message));
+      else resolve(reply as Extract<StageWorkerReply, { type: T }>);
+    };
+    port.addEventListener('message', listener);
+    port.postMessage(message);
+  });
+}
+
+export type WorkerStage = StageSession & { opened: StageOpened };
+
+/**
+ * Opens stage `index` of `model`'s stage manifest in the worker behind `port`; with `gate`, every run of it waits
+ * for the engine as mesh work.
+ */
+export async function openWorkerStage(
+  port: StageWorkerPort,
+  open: Omit<Extract<StageWorkerRequest, { type: 'stage-open' }>, 'type' | 'requestId' | 'stageId'>,
+  gate?: EngineGate,
+): Promise<WorkerStage> {
+  const stageId = `stage-${++sequence}-${open.index}`;
+  const id = (kind: string) => `${kind}-${++sequence}`;
+  const {
+    type: _type,
+    requestId: _id,
+    ...opened
+  } = await request(port, { type: 'stage-open', requestId: id('open'), stageId, ...open }, 'stage-ready');
+  return {
+    opened,
+    inputs: opened.inputs,
+    outputs: opened.outputs,
+    async run(feeds) {
+      // A frame's run is short: local work arriving meanwhile waits for it rather than stopping it.
+      const release = gate ? await gate.acquire('mesh') : () => {};
+      try {
+        const reply = await request(port, { type: 'stage-run', requestId: id('run'), stageId, feeds }, 'stage-result');
+        return reply.outputs;
+      } finally {
+        release();
+      }
+    },
+    async release() {
+      await request(port, { type: 'stage-release', requestId: id('release'), stageId }, 'stage-released');
+    },
+  };
+}
