@@ -3,15 +3,12 @@
 // models (after a confirmation); a room that names a peer it has no direct route to; and axe-core on every screen,
 // in both themes and both sizes, with no serious or critical violation. Pages never scroll sideways.
 import { createRequire } from 'node:module';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { FakeHub } from '../../scripts/fake-hub.ts';
-import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
+import { useAppServer } from '../support/app-server.ts';
+import { scrollsSideways } from '../support/browser.ts';
 import { publishModels } from '../support/model-fixtures.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 const AXE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const NANO = 'nano-shakespeare';
@@ -20,77 +17,43 @@ const SIZES = [
   { name: 'phone', viewport: { width: 390, height: 844 } },
 ] as const;
 
-let dir: string;
-let hub: FakeHub;
-let server: ServerProcess;
-let browser: Browser;
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-screens-'));
-  hub = new FakeHub();
-  await hub.start();
-  // One model per size whose server download the test holds part-way, so that it can be cancelled.
-  const { manifestPath } = await publishModels(
-    hub,
-    dir,
-    SIZES.map(({ name }) => ({ id: `held-${name}`, options: { layers: 1, hidden: 32, heads: 2, seed: 3 } })),
-  );
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer(
-    {
-      DATA_DIR: path.join(dir, 'data'),
-      CLIENT_DIST_DIR: path.join(dir, 'dist'),
-      HF_ENDPOINT: hub.origin,
-      MANIFEST_PATH: manifestPath,
-    },
-    120_000,
-  );
-  browser = await launchChromium('no-gpu');
-}, 240_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
+const hub = new FakeHub();
+const app = useAppServer({
+  name: 'screens',
+  services: [hub],
+  async env(dir) {
+    // One model per size whose server download the test holds part-way, so that it can be cancelled.
+    const { manifestPath } = await publishModels(
+      hub,
+      dir,
+      SIZES.map(({ name }) => ({
+        id: `held-${name}`,
+        options: { layers: 1, hidden: 32, heads: 2, seed: 3 },
+      })),
+    );
+    return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath };
+  },
 });
-
-/** A new context signed up as `username` (server downloads need an account), on the origin's health page. */
-async function accountPage(username: string, options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
-  const page = await (await browser.newContext(options)).newPage();
-  await page.goto(`${server.url}/api/health`);
-  const status = await page.evaluate(async (name) => {
-    const response = await fetch('/api/trpc/auth.signup', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: name, password: 'correct horse battery' }),
-    });
-    return response.status;
-  }, username);
-  if (status !== 200) throw new Error(`sign-up as ${username} answered ${status}`);
-  return page;
-}
 
 const card = (page: Page, id: string) => page.locator(`[data-testid="model-card"][data-model-id="${id}"]`);
 
-/** The document is no wider than the viewport: nothing makes the page scroll sideways. */
-const scrollsSideways = (page: Page) =>
-  page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
-
 async function serverDownloadPhase(id: string): Promise<string | undefined> {
   const input = encodeURIComponent(JSON.stringify({ id }));
-  const response = await fetch(`${server.url}/api/trpc/models.status?input=${input}`);
+  const response = await fetch(`${app.url}/api/trpc/models.status?input=${input}`);
   return ((await response.json()) as { result: { data: { phase: string } | null } }).result.data?.phase;
 }
 
 describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => {
   it("shows each model's bytes on this device, unloads the loaded model and loads it again", async () => {
-    const page = await accountPage(`models-${name}`, { viewport });
-    await page.goto(`${server.url}/models`);
+    const page = await app.account(`models-${name}`, { viewport });
+    await page.goto(`${app.url}/models`);
     const nano = card(page, NANO);
     await nano.getByTestId('model-load').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+    await expect
+      .poll(() => nano.getByTestId('backend-badge').textContent(), {
+        timeout: 60_000,
+      })
+      .toBe('WASM');
 
     // The card's bytes are what the storage panel measured for the model's files.
     const row = page.locator(`[data-testid="storage-row"][data-kind="model"][data-id="${NANO}"]`);
@@ -104,7 +67,11 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     expect(await scrollsSideways(page)).toBe(false);
 
     await nano.getByTestId('model-unload').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').count(), { timeout: 15_000 }).toBe(0);
+    await expect
+      .poll(() => nano.getByTestId('backend-badge').count(), {
+        timeout: 15_000,
+      })
+      .toBe(0);
     expect(await nano.getByTestId('model-status').textContent()).toMatch(/Unloaded/);
     expect(await nano.getByTestId('model-load').textContent()).toBe('Load');
     expect(await nano.getByTestId('model-unload').count()).toBe(0);
@@ -116,19 +83,23 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     // A new worker takes the next load (the old one was ended to free its memory).
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).click();
     await nano.getByTestId('model-load').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+    await expect
+      .poll(() => nano.getByTestId('backend-badge').textContent(), {
+        timeout: 60_000,
+      })
+      .toBe('WASM');
     await page.context().close();
   }, 180_000);
 
   it('cancels a server download part-way, then removes every model from the device after a confirmation', async () => {
-    const page = await accountPage(`cancel-${name}`, { viewport });
+    const page = await app.account(`cancel-${name}`, { viewport });
     const id = `held-${name}`;
     let release = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     // The server's fetch of the weights stops after 1 KB until the test lets it go on.
     hub.injectFault('onnx/model.onnx', { kind: 'hold', atByte: 1024, until: held }, 4);
     try {
-      await page.goto(`${server.url}/models`);
+      await page.goto(`${app.url}/models`);
       const model = card(page, id);
       await model.getByTestId('model-download').click();
       await expect
@@ -136,7 +107,9 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
         .toBe('Preparing');
       await model.getByTestId('model-cancel').click();
       await expect
-        .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
+        .poll(() => model.getByTestId('model-status').textContent(), {
+          timeout: 15_000,
+        })
         .toMatch(/Download cancelled: the server stopped fetching it/);
       expect(await model.getByTestId('model-cancel').count()).toBe(0);
       expect(await model.getByTestId('model-download').isEnabled()).toBe(true);
@@ -150,7 +123,11 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     // Something to remove: the nano model saved on this device by loading it.
     const nano = card(page, NANO);
     await nano.getByTestId('model-load').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+    await expect
+      .poll(() => nano.getByTestId('backend-badge').textContent(), {
+        timeout: 60_000,
+      })
+      .toBe('WASM');
     await nano.getByTestId('model-device-bytes').waitFor({ timeout: 15_000 });
     await page.getByTestId('models-remove-all').click();
     const dialog = page.getByTestId('models-remove-all-dialog');
@@ -196,11 +173,11 @@ const NO_ROUTE_SCRIPT = `
 
 describe('the room screen', () => {
   it('names a peer it has no direct route to, at desktop and phone size', async () => {
-    const ada = await guestPage(browser, server.url, 'Ada', { viewport: SIZES[0].viewport });
-    const bob = await guestPage(browser, server.url, 'Bob', { viewport: SIZES[1].viewport });
+    const ada = await app.guest('Ada', { viewport: SIZES[0].viewport });
+    const bob = await app.guest('Bob', { viewport: SIZES[1].viewport });
     await ada.context().addInitScript({ content: NO_ROUTE_SCRIPT });
     await bob.context().addInitScript({ content: NO_ROUTE_SCRIPT });
-    await Promise.all([ada.goto(`${server.url}/rooms/global`), bob.goto(`${server.url}/rooms/global`)]);
+    await Promise.all([ada.goto(`${app.url}/rooms/global`), bob.goto(`${app.url}/rooms/global`)]);
     for (const [page, other] of [
       [ada, 'Bob'],
       [bob, 'Ada'],
@@ -231,7 +208,9 @@ async function axeViolations(page: Page): Promise<{ serious: string[]; passed: n
   const results = await page.evaluate(async () => {
     const axe = (
       window as unknown as {
-        axe: { run(context: Document): Promise<{ violations: Violation[]; passes: unknown[] }> };
+        axe: {
+          run(context: Document): Promise<{ violations: Violation[]; passes: unknown[] }>;
+        };
       }
     ).axe;
     const { violations, passes } = await axe.run(document);
@@ -252,7 +231,10 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
     'finds no serious or critical violation on any screen in the %s theme',
     async (theme) => {
       // The app's CSP allows no inline script, and axe-core is injected as one: the test's own script, not the app's.
-      const context: BrowserContext = await browser.newContext({ viewport, bypassCSP: true });
+      const context = await app.browser.newContext({
+        viewport,
+        bypassCSP: true,
+      });
       await context.addInitScript((choice) => localStorage.setItem('theme', choice), theme);
       const page = await context.newPage();
       const found: Record<string, string[]> = {};
@@ -267,20 +249,20 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
         expect(await scrollsSideways(page), `${screen} scrolls sideways`).toBe(false);
       };
 
-      await page.goto(`${server.url}/`);
+      await page.goto(`${app.url}/`);
       await check('Chat', () => page.getByTestId('chat-input').waitFor());
       await page.getByTestId('chat-settings').click();
       await check('Chat settings', () => page.getByTestId('chat-system-prompt').waitFor());
       await page.keyboard.press('Escape');
-      await page.goto(`${server.url}/models`);
+      await page.goto(`${app.url}/models`);
       await check('Models', () =>
         page.getByTestId('storage-panel').and(page.locator('[data-measured="true"]')).waitFor(),
       );
-      await page.goto(`${server.url}/rooms/global`);
+      await page.goto(`${app.url}/rooms/global`);
       await check('Room', () => page.getByTestId('room-self').filter({ hasText: 'You are' }).waitFor());
-      await page.goto(`${server.url}/rooms`);
+      await page.goto(`${app.url}/rooms`);
       await check('Rooms', () => page.getByTestId('room-link').first().waitFor());
-      await page.goto(`${server.url}/account`);
+      await page.goto(`${app.url}/account`);
       await check('Account, signed out', () => page.getByTestId('account-submit').waitFor());
       await page.getByTestId('account-username').fill(`axe-${name}-${theme}`);
       await page.getByTestId('account-password').fill('correct horse battery');
@@ -289,7 +271,7 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
       await page.getByTestId('api-key-name').fill('axe');
       await page.getByTestId('api-key-create').click();
       await check('Account, a new API key', () => page.getByTestId('api-key-secret').waitFor({ timeout: 15_000 }));
-      await page.goto(`${server.url}/rooms`);
+      await page.goto(`${app.url}/rooms`);
       await check('Rooms, signed in', () => page.getByTestId('room-create').waitFor());
       await context.close();
       expect(found).toEqual(Object.fromEntries(Object.keys(found).map((screen) => [screen, []])));
