@@ -1,11 +1,13 @@
 // The chat people expect (issue 13), in headless Chromium at desktop and phone size, against the real server process
 // with the fake OpenAI-compatible API as the cloud provider: the UI kit's themes, chat settings applied on the cloud
-// route (asserted on what the provider received), and the chat's controls where a thumb reaches them.
+// route (asserted on what the provider received), and the chat's controls where a thumb reaches them; each item at both
+// sizes, and no page scrolls sideways at any step.
 import { readFile } from 'node:fs/promises';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { FakeOpenAI } from '../../scripts/fake-openai.ts';
 import { cloudProviderEnv, useAppServer } from '../support/app-server.ts';
+import { scrollsSideways } from '../support/browser.ts';
 
 const SIZES = [
   { name: 'desktop', viewport: { width: 1280, height: 900 } },
@@ -107,6 +109,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     await send(page, 'first question');
     await send(page, 'second question');
     expect(await texts(page, 'user')).toEqual(['first question', 'second question']);
+    expect(await scrollsSideways(page)).toBe(false);
 
     await page.getByTestId('chat-message-user').first().getByTestId('message-copy').click();
     await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('first question');
@@ -114,6 +117,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     // Editing the first question replaces everything after it.
     await page.getByTestId('chat-message-user').first().getByTestId('message-edit').click();
     await page.getByTestId('message-edit-text').fill('edited question');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.getByTestId('message-edit-save').click();
     await expect.poll(() => texts(page, 'user')).toEqual(['edited question']);
     await expect.poll(() => texts(page, 'assistant')).toEqual(['Echo: edited question']);
@@ -129,16 +133,20 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     // Up in the empty box edits the last question.
     await page.getByTestId('chat-input').press('ArrowUp');
     await expect.poll(() => page.getByTestId('message-edit-text').inputValue()).toBe('edited question');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.getByTestId('message-edit-text').press('Escape');
 
     await page.getByTestId('chat-message-assistant').first().getByTestId('message-delete').click();
     await expect.poll(() => page.getByTestId('chat-message-assistant').count()).toBe(0);
     expect(await texts(page, 'user')).toEqual(['edited question']);
 
-    openai.reply = () => 'Here:\n\n```js\nconst answer = 42;\n```\n';
+    // A line of code wider than a phone scrolls inside its block, not the page.
+    const code = `const answer = 42; // ${'forty-two '.repeat(12).trim()}`;
+    openai.reply = () => `Here:\n\n\`\`\`js\n${code}\n\`\`\`\n`;
     await send(page, 'some code please');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.getByTestId('code-copy').click();
-    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('const answer = 42;');
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(code);
     openai.reset();
     await page.context().close();
   }, 60_000);
@@ -149,6 +157,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     await page.getByTestId('chat-input').press('Shift+Enter');
     await page.getByTestId('chat-input').pressSequentially('line two');
     expect(await page.getByTestId('chat-input').inputValue()).toBe('line one\nline two');
+    expect(await scrollsSideways(page)).toBe(false);
     openai.fault = { kind: 'slow', delayMs: 300 };
     await page.getByTestId('chat-input').press('Enter');
     await expect.poll(() => page.getByTestId('chat-stop').isEnabled()).toBe(true);
@@ -159,6 +168,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     await expect.poll(() => page.getByTestId('answer-readout').textContent()).toBe('OpenAI · stopped');
     // The readout and the Stop button change in separate renders: wait for the second rather than read it at once.
     await expect.poll(() => page.getByTestId('chat-stop').isEnabled()).toBe(false);
+    expect(await scrollsSideways(page)).toBe(false);
     openai.reset();
     await page.context().close();
   }, 60_000);
@@ -183,6 +193,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
 
     await list.getByTestId('conversation-search').fill('PEARS');
     await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toEqual(['apples and pears']);
+    expect(await scrollsSideways(page)).toBe(false);
     // Text of the answers too, not only titles.
     await list.getByTestId('conversation-search').fill('echo: banan');
     await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toEqual(['bananas']);
@@ -195,6 +206,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
       .getByTestId('conversation-rename')
       .click();
     await list.getByTestId('conversation-title').fill('Fruit talk');
+    expect(await scrollsSideways(page)).toBe(false);
     await list.getByTestId('conversation-title').press('Enter');
     await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toContain('Fruit talk');
 
@@ -233,6 +245,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
     await expect
       .poll(() => page.getByRole('alert').textContent())
       .toMatch(/^bad\.json was not imported: .*\(at messages\.0\.role\)/);
+    expect(await scrollsSideways(page)).toBe(false);
     list = await conversations(page, phone);
     expect(await list.getByTestId('conversation-item').count()).toBe(2);
     await list.getByTestId('conversation-import').setInputFiles({
@@ -262,6 +275,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
     await list.getByRole('button', { name: 'Delete Fruit talk' }).click();
     await expect.poll(() => list.getByTestId('conversation-item').count()).toBe(2);
     expect(await list.getByTestId('conversation-item').allTextContents()).not.toContain('Fruit talk');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.context().close();
   }, 90_000);
 });
@@ -272,6 +286,7 @@ describe('on a phone (390x844)', () => {
     await send(page, 'A long question '.repeat(20));
     const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: window.innerWidth }));
     expect(widths.doc).toBe(widths.view);
+    expect(await scrollsSideways(page)).toBe(false);
     for (const id of ['chat-send', 'chat-stop', 'chat-regenerate', 'chat-settings', 'conversations-drawer']) {
       const box = await page.getByTestId(id).boundingBox();
       expect(box, id).not.toBeNull();

@@ -1,14 +1,16 @@
 // The Models, Rooms and Account screens on the UI kit, in headless Chromium at desktop and phone size, against the
-// real server process and a fake Hub: a model's bytes on this device, Unload, Cancel of a server download, Remove all
-// models (after a confirmation); a room that names a peer it has no direct route to; and axe-core on every screen,
-// in both themes and both sizes, with no serious or critical violation. Pages never scroll sideways.
+// real server process and a fake Hub: a model's bytes on this device, Unload, Cancel of a server download, Cancel of a
+// save to this device (nothing left half-saved, the card as before), Remove all models (after a confirmation); a room
+// that names a peer it has no direct route to; and axe-core on every screen, in both themes and both sizes, with no
+// serious or critical violation and a level-one heading. Pages never scroll sideways.
 import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../../scripts/fake-hub.ts';
 import { useAppServer } from '../support/app-server.ts';
 import { scrollsSideways } from '../support/browser.ts';
 import { publishModels } from '../support/model-fixtures.ts';
+import { downloadModel, signUpCookie } from '../support/server-process.ts';
 
 const AXE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const NANO = 'nano-shakespeare';
@@ -22,18 +24,24 @@ const app = useAppServer({
   name: 'screens',
   services: [hub],
   async env(dir) {
-    // One model per size whose server download the test holds part-way, so that it can be cancelled.
+    // Per size, a model whose server download the test holds part-way, so that it can be cancelled, and one the
+    // server holds whose save to the device the test holds part-way.
     const { manifestPath } = await publishModels(
       hub,
       dir,
-      SIZES.map(({ name }) => ({
-        id: `held-${name}`,
-        options: { layers: 1, hidden: 32, heads: 2, seed: 3 },
-      })),
+      SIZES.flatMap(({ name }) => [
+        { id: `held-${name}`, options: { layers: 1, hidden: 32, heads: 2, seed: 3 } },
+        { id: `saved-${name}`, options: { layers: 1, hidden: 32, heads: 2, seed: 4 } },
+      ]),
     );
     return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath };
   },
 });
+
+beforeAll(async () => {
+  const cookie = await signUpCookie(app.url, 'saved-keeper');
+  for (const { name } of SIZES) await downloadModel(app.url, cookie, `saved-${name}`);
+}, 120_000);
 
 const card = (page: Page, id: string) => page.locator(`[data-testid="model-card"][data-model-id="${id}"]`);
 
@@ -49,11 +57,7 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     await page.goto(`${app.url}/models`);
     const nano = card(page, NANO);
     await nano.getByTestId('model-load').click();
-    await expect
-      .poll(() => nano.getByTestId('backend-badge').textContent(), {
-        timeout: 60_000,
-      })
-      .toBe('WASM');
+    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
 
     // The card's bytes are what the storage panel measured for the model's files.
     const row = page.locator(`[data-testid="storage-row"][data-kind="model"][data-id="${NANO}"]`);
@@ -67,11 +71,7 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     expect(await scrollsSideways(page)).toBe(false);
 
     await nano.getByTestId('model-unload').click();
-    await expect
-      .poll(() => nano.getByTestId('backend-badge').count(), {
-        timeout: 15_000,
-      })
-      .toBe(0);
+    await expect.poll(() => nano.getByTestId('backend-badge').count(), { timeout: 15_000 }).toBe(0);
     expect(await nano.getByTestId('model-status').textContent()).toMatch(/Unloaded/);
     expect(await nano.getByTestId('model-load').textContent()).toBe('Load');
     expect(await nano.getByTestId('model-unload').count()).toBe(0);
@@ -83,11 +83,7 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     // A new worker takes the next load (the old one was ended to free its memory).
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).click();
     await nano.getByTestId('model-load').click();
-    await expect
-      .poll(() => nano.getByTestId('backend-badge').textContent(), {
-        timeout: 60_000,
-      })
-      .toBe('WASM');
+    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
     await page.context().close();
   }, 180_000);
 
@@ -107,9 +103,7 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
         .toBe('Preparing');
       await model.getByTestId('model-cancel').click();
       await expect
-        .poll(() => model.getByTestId('model-status').textContent(), {
-          timeout: 15_000,
-        })
+        .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
         .toMatch(/Download cancelled: the server stopped fetching it/);
       expect(await model.getByTestId('model-cancel').count()).toBe(0);
       expect(await model.getByTestId('model-download').isEnabled()).toBe(true);
@@ -123,11 +117,7 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     // Something to remove: the nano model saved on this device by loading it.
     const nano = card(page, NANO);
     await nano.getByTestId('model-load').click();
-    await expect
-      .poll(() => nano.getByTestId('backend-badge').textContent(), {
-        timeout: 60_000,
-      })
-      .toBe('WASM');
+    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
     await nano.getByTestId('model-device-bytes').waitFor({ timeout: 15_000 });
     await page.getByTestId('models-remove-all').click();
     const dialog = page.getByTestId('models-remove-all-dialog');
@@ -147,6 +137,76 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
     await expect.poll(() => nano.getByTestId('model-where').textContent()).toBe('bundled with the app');
     // No model file is left in the device cache, whichever model it belonged to.
     expect(await page.evaluate(async () => (await (await caches.open('mesh-models')).keys()).length)).toBe(0);
+    await page.context().close();
+  }, 180_000);
+});
+
+describe.each(SIZES)('Cancel during the save to this device at $name size', ({ name, viewport }) => {
+  it('leaves no file of the model half-saved, and the card as it was before', async () => {
+    // No service worker: the page's own fetches of the model files are the ones the test holds.
+    const page = await app.account(`saver-${name}`, { viewport, serviceWorkers: 'block' });
+    const id = `saved-${name}`;
+    const repoFiles = () =>
+      page.evaluate(
+        async (repo) =>
+          (await (await caches.open('mesh-models')).keys()).map((r) => r.url).filter((url) => url.includes(repo)),
+        `/models/mesh/${id}/`,
+      );
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached = () => {};
+    const graphAsked = new Promise<void>((resolve) => (reached = resolve));
+    // The files are saved one after another, the graph last: it is held until the test lets it go.
+    await page.route(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`, async (route) => {
+      reached();
+      await held;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await page.goto(`${app.url}/models`);
+      const model = card(page, id);
+      await expect.poll(() => model.getByTestId('model-where').textContent(), { timeout: 15_000 }).toMatch(/server/);
+      const before = {
+        where: await model.getByTestId('model-where').textContent(),
+        phase: await model.getByTestId('model-status').getAttribute('data-phase'),
+        downloadEnabled: await model.getByTestId('model-download').isEnabled(),
+        deviceBytes: await model.getByTestId('model-device-bytes').count(),
+      };
+      expect(before.deviceBytes).toBe(0);
+      expect(await repoFiles()).toEqual([]);
+
+      await model.getByTestId('model-download').click();
+      await graphAsked;
+      await expect
+        .poll(() => model.getByTestId('model-status').getAttribute('data-phase'), { timeout: 15_000 })
+        .toBe('Downloading');
+      // Part-way: the files before the graph are in the device's cache.
+      expect((await repoFiles()).length).toBeGreaterThan(0);
+      expect(await scrollsSideways(page)).toBe(false);
+      await model.getByTestId('model-cancel').click();
+
+      await expect
+        .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
+        .toMatch(/Download cancelled: nothing was kept on this device/);
+      await expect.poll(() => repoFiles(), { timeout: 15_000 }).toEqual([]);
+      expect({
+        where: await model.getByTestId('model-where').textContent(),
+        phase: await model.getByTestId('model-status').getAttribute('data-phase'),
+        downloadEnabled: await model.getByTestId('model-download').isEnabled(),
+        deviceBytes: await model.getByTestId('model-device-bytes').count(),
+      }).toEqual(before);
+      expect(await model.getByTestId('model-cancel').count()).toBe(0);
+      expect(await scrollsSideways(page)).toBe(false);
+    } finally {
+      release();
+    }
+    // Nothing was left behind to get in the way: the same save, let through, completes.
+    await page.unroute(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`);
+    await card(page, id).getByTestId('model-download').click();
+    await expect
+      .poll(() => card(page, id).getByTestId('model-status').textContent(), { timeout: 60_000 })
+      .toMatch(/Saved on this device/);
+    expect(await repoFiles()).toHaveLength(5);
     await page.context().close();
   }, 180_000);
 });
@@ -208,9 +268,7 @@ async function axeViolations(page: Page): Promise<{ serious: string[]; passed: n
   const results = await page.evaluate(async () => {
     const axe = (
       window as unknown as {
-        axe: {
-          run(context: Document): Promise<{ violations: Violation[]; passes: unknown[] }>;
-        };
+        axe: { run(context: Document): Promise<{ violations: Violation[]; passes: unknown[] }> };
       }
     ).axe;
     const { violations, passes } = await axe.run(document);
@@ -231,10 +289,7 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
     'finds no serious or critical violation on any screen in the %s theme',
     async (theme) => {
       // The app's CSP allows no inline script, and axe-core is injected as one: the test's own script, not the app's.
-      const context = await app.browser.newContext({
-        viewport,
-        bypassCSP: true,
-      });
+      const context = await app.browser.newContext({ viewport, bypassCSP: true });
       await context.addInitScript((choice) => localStorage.setItem('theme', choice), theme);
       const page = await context.newPage();
       const found: Record<string, string[]> = {};
@@ -245,6 +300,11 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
         found[screen] = result.serious;
         // axe really looked: a screen of this app passes dozens of its rules.
         expect(result.passed, screen).toBeGreaterThan(10);
+        // Every screen has its level-one heading (the Chat screen's is for screen readers only).
+        expect(
+          result.minor.filter((v) => v.startsWith('page-has-heading-one')),
+          screen,
+        ).toEqual([]);
         if (result.minor.length) console.warn(`axe, ${screen} (${name}, ${theme}), minor or moderate:`, result.minor);
         expect(await scrollsSideways(page), `${screen} scrolls sideways`).toBe(false);
       };
