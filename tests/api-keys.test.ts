@@ -1,39 +1,16 @@
 // apiKey.create, list and revoke: accounts only, the key shown once and stored as a hash, each account's keys its own.
 import { TRPCClientError } from '@trpc/client';
+import type { PrismaClient } from '../src/server/db/client.ts';
 import type { AppRouter } from '../src/server/trpc/root.ts';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp } from '../src/server/app.ts';
+import { describe, expect, it } from 'vitest';
 import { VERIFIED_KEY_TTL_MS, authenticateApiKey, createApiKey, hashApiKey } from '../src/server/services/api-keys.ts';
-import { createSession, sessionPolicy } from '../src/server/services/session.ts';
 import { API_KEY_LIMITS } from '../src/shared/schemas/api-key.ts';
-import { type ChatClient, chatClient } from './support/chat-client.ts';
-import { type TestDatabase, openTestDatabase } from './support/database.ts';
-import { testEnv } from './support/env.ts';
+import { chatClient } from './support/chat-client.ts';
+import { useListeningApp } from './support/listening-app.ts';
 import { guestCookie } from './support/server-process.ts';
 
-let db: TestDatabase;
-let app: FastifyInstance;
-let base: string;
-
-beforeAll(async () => {
-  db = await openTestDatabase('pglite');
-  app = await buildApp({ env: testEnv(), database: db.database });
-  base = await app.listen({ host: '127.0.0.1', port: 0 });
-});
-afterAll(async () => {
-  await app?.close();
-  await db?.cleanup();
-});
-
-async function account(username: string): Promise<{ client: ChatClient; userId: string; cookie: string }> {
-  const user = await db.database.prisma.user.create({
-    data: { kind: 'ACCOUNT', username, displayName: username },
-    select: { id: true },
-  });
-  const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
-  return { client: chatClient(base, `mesh_session=${token}`), userId: user.id, cookie: `mesh_session=${token}` };
-}
+const fixture = useListeningApp();
+const account = (username: string) => fixture.account(username);
 
 function refusal(error: unknown): { code: string | undefined; message: string } {
   expect(error).toBeInstanceOf(TRPCClientError);
@@ -47,7 +24,7 @@ describe('API keys', () => {
     expect(key).toMatch(/^mnl_[0-9A-Za-z]{43}$/);
     expect(info).toMatchObject({ name: 'laptop editor', prefix: key.slice(0, 12), revokedAt: null, lastUsedAt: null });
 
-    const rows = await db.database.prisma.apiKey.findMany({ where: { userId } });
+    const rows = await fixture.db.database.prisma.apiKey.findMany({ where: { userId } });
     expect(rows).toHaveLength(1);
     expect(rows[0]?.hash).toBe(hashApiKey(key));
     expect(JSON.stringify(rows)).not.toContain(key.slice(12));
@@ -67,25 +44,25 @@ describe('API keys', () => {
     // Two keys are never the same.
     const second = await client.apiKey.create.mutate({ name: 'second' });
     expect(second.key).not.toBe(key);
-    expect(await authenticateApiKey(db.database.prisma, key)).toEqual({ keyId: info.id, userId });
+    expect(await authenticateApiKey(fixture.db.database.prisma, key)).toEqual({ keyId: info.id, userId });
     // Use is recorded (at most once a minute), and shown in the list.
     const used = (await client.apiKey.list.query()).find((k) => k.id === info.id);
     expect(used?.lastUsedAt).not.toBeNull();
   });
 
   it('refuses guests and callers with no session', async () => {
-    const guest = chatClient(base, await guestCookie(base));
+    const guest = chatClient(fixture.base, await guestCookie(fixture.base));
     const refused = refusal(await guest.apiKey.create.mutate({ name: 'mine' }).catch((e: unknown) => e));
     expect(refused).toEqual({ code: 'FORBIDDEN', message: 'API keys need an account: sign up to make one' });
     expect(refusal(await guest.apiKey.list.query().catch((e: unknown) => e)).code).toBe('FORBIDDEN');
     expect(
       refusal(
-        await chatClient(base, '')
+        await chatClient(fixture.base, '')
           .apiKey.list.query()
           .catch((e: unknown) => e),
       ).code,
     ).toBe('UNAUTHORIZED');
-    expect(await db.database.prisma.apiKey.count({ where: { name: 'mine' } })).toBe(0);
+    expect(await fixture.db.database.prisma.apiKey.count({ where: { name: 'mine' } })).toBe(0);
   });
 
   it('refuses malformed input with the zod message', async () => {
@@ -118,16 +95,16 @@ describe('API keys', () => {
       code: 'NOT_FOUND',
       message: 'No such key among yours',
     });
-    expect(await authenticateApiKey(db.database.prisma, adaKey.key)).not.toBeNull();
+    expect(await authenticateApiKey(fixture.db.database.prisma, adaKey.key)).not.toBeNull();
 
     const revoked = await ada.client.apiKey.revoke.mutate({ id: adaKey.info.id });
     expect(revoked.revokedAt).not.toBeNull();
-    expect(await authenticateApiKey(db.database.prisma, adaKey.key)).toBeNull();
-    expect(await authenticateApiKey(db.database.prisma, adaOther.key)).toEqual({
+    expect(await authenticateApiKey(fixture.db.database.prisma, adaKey.key)).toBeNull();
+    expect(await authenticateApiKey(fixture.db.database.prisma, adaOther.key)).toEqual({
       keyId: adaOther.info.id,
       userId: ada.userId,
     });
-    expect(await authenticateApiKey(db.database.prisma, bobKey.key)).toEqual({
+    expect(await authenticateApiKey(fixture.db.database.prisma, bobKey.key)).toEqual({
       keyId: bobKey.info.id,
       userId: bob.userId,
     });
@@ -145,15 +122,15 @@ describe('API keys', () => {
     const { client } = await account('typo');
     const { key } = await client.apiKey.create.mutate({ name: 'typo' });
     const last = key.at(-1) === 'a' ? 'b' : 'a';
-    expect(await authenticateApiKey(db.database.prisma, key.slice(0, -1) + last)).toBeNull();
-    expect(await authenticateApiKey(db.database.prisma, `${key}x`)).toBeNull();
-    expect(await authenticateApiKey(db.database.prisma, key.replace('mnl_', 'sk-_'))).toBeNull();
+    expect(await authenticateApiKey(fixture.db.database.prisma, key.slice(0, -1) + last)).toBeNull();
+    expect(await authenticateApiKey(fixture.db.database.prisma, `${key}x`)).toBeNull();
+    expect(await authenticateApiKey(fixture.db.database.prisma, key.replace('mnl_', 'sk-_'))).toBeNull();
   });
 
   it(`holds an account to ${API_KEY_LIMITS.activePerAccount} unrevoked keys, even when they are asked for at once`, async () => {
     const { client, userId, cookie } = await account('hoarder');
     // Three clients, so three concurrent requests (one batch holds at most TRPC_MAX_BATCH_SIZE calls).
-    const clients = [client, chatClient(base, cookie), chatClient(base, cookie)];
+    const clients = [client, chatClient(fixture.base, cookie), chatClient(fixture.base, cookie)];
     const results = await Promise.allSettled(
       Array.from({ length: 24 }, (_, i) => clients[i % 3]?.apiKey.create.mutate({ name: `key ${i}` })),
     );
@@ -167,7 +144,7 @@ describe('API keys', () => {
     const [first] = await client.apiKey.list.query();
     await client.apiKey.revoke.mutate({ id: first?.id ?? '' });
     await client.apiKey.create.mutate({ name: 'replacement' });
-    expect(await db.database.prisma.apiKey.count({ where: { userId, revokedAt: null } })).toBe(
+    expect(await fixture.db.database.prisma.apiKey.count({ where: { userId, revokedAt: null } })).toBe(
       API_KEY_LIMITS.activePerAccount,
     );
   });
@@ -176,42 +153,43 @@ describe('API keys', () => {
     const { client, userId } = await account('cached');
     const { key, info } = await client.apiKey.create.mutate({ name: 'cached' });
     const holder = { keyId: info.id, userId };
-    expect(await authenticateApiKey(db.database.prisma, key)).toEqual(holder);
+    expect(await authenticateApiKey(fixture.db.database.prisma, key)).toEqual(holder);
 
     // A write that bypasses revokeApiKey (none does in the server) is not seen within the minute: the answer came
     // from the verified keys, not a query; once the minute is over the key is looked up again.
-    await db.database.prisma.apiKey.update({ where: { id: info.id }, data: { revokedAt: new Date() } });
-    expect(await authenticateApiKey(db.database.prisma, key)).toEqual(holder);
+    await fixture.db.database.prisma.apiKey.update({ where: { id: info.id }, data: { revokedAt: new Date() } });
+    expect(await authenticateApiKey(fixture.db.database.prisma, key)).toEqual(holder);
     expect(
-      await authenticateApiKey(db.database.prisma, key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1)),
+      await authenticateApiKey(fixture.db.database.prisma, key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1)),
     ).toBeNull();
 
     // Through apiKey.revoke, the verified key is forgotten at once, also when a lookup was under way meanwhile.
     const other = await client.apiKey.create.mutate({ name: 'revoked while in use' });
-    expect(await authenticateApiKey(db.database.prisma, other.key)).toEqual({ keyId: other.info.id, userId });
-    const during = authenticateApiKey(db.database.prisma, other.key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1));
+    expect(await authenticateApiKey(fixture.db.database.prisma, other.key)).toEqual({ keyId: other.info.id, userId });
+    const during = authenticateApiKey(
+      fixture.db.database.prisma,
+      other.key,
+      new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1),
+    );
     await client.apiKey.revoke.mutate({ id: other.info.id });
     await during;
-    expect(await authenticateApiKey(db.database.prisma, other.key)).toBeNull();
+    expect(await authenticateApiKey(fixture.db.database.prisma, other.key)).toBeNull();
     expect(
-      await authenticateApiKey(db.database.prisma, other.key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1)),
+      await authenticateApiKey(fixture.db.database.prisma, other.key, new Date(Date.now() + VERIFIED_KEY_TTL_MS + 1)),
     ).toBeNull();
   });
 
   it('asks the database every time where the server did not turn the verified keys on', async () => {
-    const plain = await openTestDatabase('pglite');
-    try {
-      const prisma = plain.database.prisma;
-      const user = await prisma.user.create({
-        data: { kind: 'ACCOUNT', username: 'uncached', displayName: 'uncached' },
-        select: { id: true },
-      });
-      const { key, info } = await createApiKey(prisma, user.id, 'uncached');
-      expect(await authenticateApiKey(prisma, key)).toEqual({ keyId: info.id, userId: user.id });
-      await prisma.apiKey.update({ where: { id: info.id }, data: { revokedAt: new Date() } });
-      expect(await authenticateApiKey(prisma, key)).toBeNull();
-    } finally {
-      await plain.cleanup();
-    }
+    // The same database through a client object of its own: the server turned the verified keys on for its client
+    // only (they are kept per client), so this one must look the key up each time.
+    const prisma = fixture.db.database.prisma.$extends({}) as unknown as PrismaClient;
+    const user = await prisma.user.create({
+      data: { kind: 'ACCOUNT', username: 'uncached', displayName: 'uncached' },
+      select: { id: true },
+    });
+    const { key, info } = await createApiKey(prisma, user.id, 'uncached');
+    expect(await authenticateApiKey(prisma, key)).toEqual({ keyId: info.id, userId: user.id });
+    await prisma.apiKey.update({ where: { id: info.id }, data: { revokedAt: new Date() } });
+    expect(await authenticateApiKey(prisma, key)).toBeNull();
   });
 });

@@ -3,14 +3,13 @@
 // remove) and conversations moved in from a device (conversation.import). Only the owner reaches any of it;
 // guests keep theirs on the device and are refused.
 import { TRPCClientError } from '@trpc/client';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
-import { createSession, sessionPolicy } from '../src/server/services/session.ts';
 import type { ChatSettings } from '../src/shared/schemas/chat-settings.ts';
 import { type ChatClient, chatClient } from './support/chat-client.ts';
-import { type TestDatabase, databaseKinds, openTestDatabase } from './support/database.ts';
+import { databaseKinds } from './support/database.ts';
 import { testEnv } from './support/env.ts';
+import { useListeningApp } from './support/listening-app.ts';
 import { guestCookie } from './support/server-process.ts';
 
 const codeOf = (error: unknown) =>
@@ -28,28 +27,8 @@ const settings = (patch: Partial<ChatSettings> = {}): ChatSettings => ({
 });
 
 describe.each(databaseKinds())('chat data on %s', (kind) => {
-  let db: TestDatabase;
-  let app: FastifyInstance;
-  let base: string;
-
-  beforeAll(async () => {
-    db = await openTestDatabase(kind);
-    app = await buildApp({ env: testEnv(), database: db.database });
-    base = await app.listen({ host: '127.0.0.1', port: 0 });
-  });
-  afterAll(async () => {
-    await app?.close();
-    await db?.cleanup();
-  });
-
-  async function account(username: string, url = base): Promise<ChatClient> {
-    const user = await db.database.prisma.user.create({
-      data: { kind: 'ACCOUNT', username, displayName: username },
-      select: { id: true },
-    });
-    const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
-    return chatClient(url, `mesh_session=${token}`);
-  }
+  const fixture = useListeningApp({ kind });
+  const account = async (username: string, url?: string) => (await fixture.account(username, url)).client;
 
   describe('presets', () => {
     it('saves, replaces by name, lists in saving order and deletes an account’s presets', async () => {
@@ -68,7 +47,7 @@ describe.each(databaseKinds())('chat data on %s', (kind) => {
     });
 
     it('refuses guests, keeps each account’s presets its own, and refuses bad settings and names', async () => {
-      const guest = chatClient(base, await guestCookie(base));
+      const guest = chatClient(fixture.base, await guestCookie(fixture.base));
       expect(await refusal(guest.preset.list.query())).toBe('FORBIDDEN');
       expect(await refusal(guest.preset.save.mutate({ name: 'x', settings: settings() }))).toBe('FORBIDDEN');
 
@@ -218,7 +197,7 @@ describe.each(databaseKinds())('chat data on %s', (kind) => {
       expect(await contents(owner, mine.id)).toEqual(['One?', 'One.', 'Two?', 'Two.']);
       expect(await contents(other, theirs.id)).toEqual(['One?', 'One.', 'Two?', 'Two.']);
 
-      const guest = chatClient(base, await guestCookie(base));
+      const guest = chatClient(fixture.base, await guestCookie(fixture.base));
       expect(await refusal(guest.conversation.truncate.mutate({ id: mine.id, messageId: mine.ids[0]! }))).toBe(
         'FORBIDDEN',
       );
@@ -265,7 +244,7 @@ describe.each(databaseKinds())('chat data on %s', (kind) => {
     });
 
     it('refuses guests, others’ conversations, oversized parts and a move past the account’s cap', async () => {
-      const guest = chatClient(base, await guestCookie(base));
+      const guest = chatClient(fixture.base, await guestCookie(fixture.base));
       const one = [{ role: 'user' as const, content: 'hi' }];
       expect(await refusal(guest.conversation.import.mutate({ messages: one }))).toBe('FORBIDDEN');
       const owner = await account('import-a');
@@ -280,7 +259,7 @@ describe.each(databaseKinds())('chat data on %s', (kind) => {
 
       const capped = await buildApp({
         env: testEnv({ CONVERSATION_MAX_BYTES_PER_USER: '1000' }),
-        database: db.database,
+        database: fixture.db.database,
       });
       try {
         const small = await account('import-capped', await capped.listen({ host: '127.0.0.1', port: 0 }));

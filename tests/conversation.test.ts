@@ -2,37 +2,15 @@
 // the client with conversation.append, whichever route answered (chat.stream saves nothing); guests, other
 // accounts and turns past CONVERSATION_MAX_BYTES_PER_USER are refused.
 import { TRPCClientError } from '@trpc/client';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.ts';
-import { createSession, sessionPolicy } from '../src/server/services/session.ts';
-import { type ChatClient, chatClient } from './support/chat-client.ts';
-import { type TestDatabase, openTestDatabase } from './support/database.ts';
+import { chatClient } from './support/chat-client.ts';
 import { testEnv } from './support/env.ts';
+import { useListeningApp } from './support/listening-app.ts';
 import { guestCookie } from './support/server-process.ts';
 
-let db: TestDatabase;
-let app: FastifyInstance;
-let base: string;
-
-beforeAll(async () => {
-  db = await openTestDatabase('pglite');
-  app = await buildApp({ env: testEnv(), database: db.database });
-  base = await app.listen({ host: '127.0.0.1', port: 0 });
-});
-afterAll(async () => {
-  await app?.close();
-  await db?.cleanup();
-});
-
-async function account(username: string, url = base): Promise<ChatClient> {
-  const user = await db.database.prisma.user.create({
-    data: { kind: 'ACCOUNT', username, displayName: username },
-    select: { id: true },
-  });
-  const { token } = await createSession(db.database.prisma, user.id, sessionPolicy(14, 90));
-  return chatClient(url, `mesh_session=${token}`);
-}
+const fixture = useListeningApp();
+const account = async (username: string, url?: string) => (await fixture.account(username, url)).client;
 
 const codeOf = (error: unknown) =>
   error instanceof TRPCClientError ? (error.data as { code?: string } | undefined)?.code : String(error);
@@ -130,7 +108,7 @@ describe('conversations on the server', () => {
   });
 
   it('refuses guests, other accounts’ conversations, and oversized turns', async () => {
-    const guest = chatClient(base, await guestCookie(base));
+    const guest = chatClient(fixture.base, await guestCookie(fixture.base));
     expect(codeOf(await guest.conversation.list.query().catch((e: unknown) => e))).toBe('FORBIDDEN');
     const owner = await account('hopper');
     const { id } = await owner.conversation.append.mutate({
@@ -152,11 +130,14 @@ describe('conversations on the server', () => {
       .mutate({ messages: [{ role: 'user', content: 'y'.repeat(40_000) }], answer: { content: '', route: 'LOCAL' } })
       .catch((e: unknown) => e);
     expect(codeOf(tooLong)).toBe('BAD_REQUEST');
-    expect(await db.database.prisma.message.count({ where: { conversationId: id } })).toBe(2);
+    expect(await fixture.db.database.prisma.message.count({ where: { conversationId: id } })).toBe(2);
   });
 
   it('refuses a turn that would take an account past CONVERSATION_MAX_BYTES_PER_USER, writing nothing', async () => {
-    const capped = await buildApp({ env: testEnv({ CONVERSATION_MAX_BYTES_PER_USER: '1000' }), database: db.database });
+    const capped = await buildApp({
+      env: testEnv({ CONVERSATION_MAX_BYTES_PER_USER: '1000' }),
+      database: fixture.db.database,
+    });
     try {
       const owner = await account('babbage', await capped.listen({ host: '127.0.0.1', port: 0 }));
       // 'é' is two bytes in UTF-8: the cap counts bytes, not characters.
@@ -165,9 +146,9 @@ describe('conversations on the server', () => {
         answer: { content: 'x'.repeat(500), route: 'LOCAL' },
       });
       const userId = (
-        await db.database.prisma.conversation.findUniqueOrThrow({ where: { id }, select: { userId: true } })
+        await fixture.db.database.prisma.conversation.findUniqueOrThrow({ where: { id }, select: { userId: true } })
       ).userId;
-      const before = await db.database.prisma.message.count({ where: { conversation: { userId } } });
+      const before = await fixture.db.database.prisma.message.count({ where: { conversation: { userId } } });
 
       const over = [
         owner.conversation.append.mutate({
@@ -190,8 +171,8 @@ describe('conversations on the server', () => {
           /^Saved conversations are limited to 1000 bytes per account; you keep 900 bytes and this turn adds \d+ bytes\. Delete some conversations to save more\.$/,
         );
       }
-      expect(await db.database.prisma.conversation.count({ where: { userId } })).toBe(1);
-      expect(await db.database.prisma.message.count({ where: { conversation: { userId } } })).toBe(before);
+      expect(await fixture.db.database.prisma.conversation.count({ where: { userId } })).toBe(1);
+      expect(await fixture.db.database.prisma.message.count({ where: { conversation: { userId } } })).toBe(before);
 
       // Exactly up to the cap is fine; deleting makes room again.
       await owner.conversation.append.mutate({

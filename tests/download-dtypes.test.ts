@@ -1,29 +1,15 @@
 // Only the dtype a device runs is fetched (README, the download proxy): a WASM device's download takes the WASM
 // dtype's graph and external data with the config and tokenizer files, nothing of the WebGPU dtype; a later WebGPU
 // download of the same model fetches only what is still missing. Each has its own status, and the catalogue lists both.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
-import { buildApp } from '../src/server/app.ts';
+import { describe, expect, it } from 'vitest';
+import { type FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
 import type { CatalogueEntry } from '../src/shared/schemas/models.ts';
-import { signUpInjected } from './support/accounts.ts';
-import { type TestDatabase, openTestDatabase } from './support/database.ts';
-import { testEnv } from './support/env.ts';
+import { useHubApp, writeCatalogue } from './support/hub-app.ts';
 
 const REPO = 'mesh/two-backends';
-let dir: string;
-let hub: FakeHub;
-let db: TestDatabase;
-let app: FastifyInstance;
-let cookie: string;
+const fixture = useHubApp({ name: 'dtypes', username: 'dtypes', publish });
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-dtypes-'));
-  hub = new FakeHub();
-  await hub.start();
+async function publish(hub: FakeHub, dir: string): Promise<string> {
   const files: Record<string, ReturnType<typeof bufferContent>> = {
     'config.json': bufferContent(
       JSON.stringify({ model_type: 'llama', 'transformers.js_config': { use_external_data_format: true } }),
@@ -40,90 +26,56 @@ beforeAll(async () => {
   }
   await hub.addRepo(REPO, files);
   await hub.addRepo(`${REPO}-at-once`, files);
-  await writeFile(
-    path.join(dir, 'manifest.json'),
-    JSON.stringify({
-      mode: 'replace',
-      models: [
-        {
-          id: 'two',
-          name: 'Two backends',
-          repo: REPO,
-          revision: 'main',
-          task: 'text-generation',
-          dtype: { webgpu: 'q4f16', wasm: 'q8' },
-          contextLength: 256,
-          license: 'mit',
-        },
-        {
-          id: 'at-once',
-          name: 'Both at once',
-          repo: `${REPO}-at-once`,
-          revision: 'main',
-          task: 'text-generation',
-          dtype: { webgpu: 'q4f16', wasm: 'q8' },
-          contextLength: 256,
-          license: 'mit',
-        },
-      ],
-    }),
-  );
-  db = await openTestDatabase('pglite');
-  app = await buildApp({
-    env: testEnv({
-      HF_ENDPOINT: hub.origin,
-      MANIFEST_PATH: path.join(dir, 'manifest.json'),
-      MODEL_CACHE_DIR: path.join(dir, 'cache'),
-      DOWNLOAD_DISK_MARGIN_BYTES: '0',
-    }),
-    database: db.database,
-  });
-  await app.ready();
-  cookie = await signUpInjected(app, 'dtypes');
-});
-
-afterAll(async () => {
-  await app?.close();
-  await db?.cleanup();
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+  return writeCatalogue(dir, [
+    {
+      id: 'two',
+      name: 'Two backends',
+      repo: REPO,
+      revision: 'main',
+      task: 'text-generation',
+      dtype: { webgpu: 'q4f16', wasm: 'q8' },
+      contextLength: 256,
+      license: 'mit',
+    },
+    {
+      id: 'at-once',
+      name: 'Both at once',
+      repo: `${REPO}-at-once`,
+      revision: 'main',
+      task: 'text-generation',
+      dtype: { webgpu: 'q4f16', wasm: 'q8' },
+      contextLength: 256,
+      license: 'mit',
+    },
+  ]);
+}
 
 /** The repo files the fake Hub was asked for (resolve requests; their CDN redirects are the same files). */
 function filesFetched(repo = REPO): string[] {
   const prefix = `/${repo}/resolve/`;
-  return hub.requests
+  return fixture.hub.requests
     .filter((r) => r.path.startsWith(prefix))
     .map((r) => r.path.slice(prefix.length).replace(/^[^/]+\//, ''))
     .sort();
 }
 
-async function download(input: Record<string, string>) {
-  const response = await app.inject({
-    method: 'POST',
-    url: '/api/trpc/models.download',
-    payload: input,
-    headers: { cookie },
-  });
-  expect(response.statusCode).toBe(200);
-  await app.models.downloader.settled('two');
-}
-
 async function status(input: Record<string, string>) {
-  const response = await app.inject(`/api/trpc/models.status?input=${encodeURIComponent(JSON.stringify(input))}`);
+  const response = await fixture.app.inject(
+    `/api/trpc/models.status?input=${encodeURIComponent(JSON.stringify(input))}`,
+  );
   return (response.json() as { result: { data: { phase: string; dtype: string; files: { path: string }[] } | null } })
     .result.data;
 }
 
 async function catalogue(): Promise<CatalogueEntry[]> {
-  const response = await app.inject({ url: '/api/trpc/manifest.list', headers: { cookie } });
+  const response = await fixture.app.inject({ url: '/api/trpc/manifest.list', headers: { cookie: fixture.cookie } });
   return (response.json() as { result: { data: CatalogueEntry[] } }).result.data;
 }
 
 describe('one dtype per device', () => {
   it("a WASM device's download fetches only the WASM dtype's files", async () => {
-    hub.reset();
-    await download({ id: 'two', backend: 'wasm' });
+    fixture.hub.reset();
+    await fixture.download({ id: 'two', backend: 'wasm' });
     expect(filesFetched()).toEqual([
       'config.json',
       'generation_config.json',
@@ -142,8 +94,8 @@ describe('one dtype per device', () => {
   });
 
   it('a later WebGPU download of the same model fetches only the rest', async () => {
-    hub.reset();
-    await download({ id: 'two', backend: 'webgpu' });
+    fixture.hub.reset();
+    await fixture.download({ id: 'two', backend: 'webgpu' });
     // config.json comes from the cache (verified), the tokenizer files too: only the WebGPU weights are new.
     expect(filesFetched()).toEqual(['onnx/model_q4f16.onnx', 'onnx/model_q4f16.onnx_data']);
     const webgpu = await status({ id: 'two', backend: 'webgpu' });
@@ -160,28 +112,22 @@ describe('one dtype per device', () => {
     expect(entry?.downloads.map((d) => d.dtype).sort()).toEqual(['q4f16', 'q8']);
     // Both are served from the cache.
     for (const file of ['onnx/model_q4f16.onnx', 'onnx/model_quantized.onnx_data']) {
-      expect((await app.inject(`/models/${REPO}/resolve/main/${file}`)).statusCode).toBe(200);
+      expect((await fixture.app.inject(`/models/${REPO}/resolve/main/${file}`)).statusCode).toBe(200);
     }
   });
 
   it('asking again for a dtype the server holds fetches nothing', async () => {
-    hub.reset();
-    await download({ id: 'two', dtype: 'q8' });
+    fixture.hub.reset();
+    await fixture.download({ id: 'two', dtype: 'q8' });
     expect(filesFetched()).toEqual([]);
   });
 
   it('two devices asking at once fetch each shared file once, and both downloads finish', async () => {
-    hub.reset();
-    const ask = (backend: string) =>
-      app.inject({
-        method: 'POST',
-        url: '/api/trpc/models.download',
-        payload: { id: 'at-once', backend },
-        headers: { cookie },
-      });
+    fixture.hub.reset();
+    const ask = (backend: string) => fixture.askDownload({ id: 'at-once', backend });
     const answers = await Promise.all([ask('wasm'), ask('webgpu')]);
     expect(answers.map((a) => a.statusCode)).toEqual([200, 200]);
-    await app.models.downloader.settled('at-once');
+    await fixture.app.models.downloader.settled('at-once');
     expect(await status({ id: 'at-once', backend: 'wasm' })).toMatchObject({ phase: 'ready' });
     expect(await status({ id: 'at-once', backend: 'webgpu' })).toMatchObject({ phase: 'ready' });
     expect(filesFetched(`${REPO}-at-once`)).toEqual([
@@ -197,12 +143,7 @@ describe('one dtype per device', () => {
   });
 
   it('refuses a dtype the entry does not run', async () => {
-    const response = await app.inject({
-      method: 'POST',
-      url: '/api/trpc/models.download',
-      payload: { id: 'two', dtype: 'int8' },
-      headers: { cookie },
-    });
+    const response = await fixture.askDownload({ id: 'two', dtype: 'int8' });
     expect(response.statusCode).toBe(400);
     expect((response.json() as { error: { message: string } }).error.message).toBe(
       'Two backends runs q4f16, q8, q4, not int8',

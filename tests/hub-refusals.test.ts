@@ -1,21 +1,10 @@
 // The Hub's refusals reach the person as clear messages through models.status (docs/SECURITY.md, the download
 // proxy): a gated repo, a missing repo, revision or file, and a rate limit with a long Retry-After.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
-import { buildApp } from '../src/server/app.ts';
-import { type TestDatabase, openTestDatabase } from './support/database.ts';
-import { signUpInjected } from './support/accounts.ts';
-import { testEnv } from './support/env.ts';
+import { describe, expect, it } from 'vitest';
+import { type FakeHub, bufferContent } from '../scripts/fake-hub.ts';
+import { useHubApp, writeCatalogue } from './support/hub-app.ts';
 
-let dir: string;
-let hub: FakeHub;
-let db: TestDatabase;
-let app: FastifyInstance;
-let cookie: string;
+const fixture = useHubApp({ name: 'hub-refusals', username: 'refused', publish });
 
 const entry = (id: string, repo: string, revision = 'main', files = [{ path: 'config.json' }]) => ({
   id,
@@ -29,10 +18,7 @@ const entry = (id: string, repo: string, revision = 'main', files = [{ path: 'co
   files,
 });
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-hub-refusals-'));
-  hub = new FakeHub();
-  await hub.start();
+async function publish(hub: FakeHub, dir: string): Promise<string> {
   await hub.addRepo('mesh/gated', { 'config.json': bufferContent('{}') });
   hub.gate('mesh/gated', ['someone-else']);
   // The catalogue lists each repo once: one open repo per case.
@@ -42,52 +28,22 @@ beforeAll(async () => {
       'tokenizer.json': bufferContent('{}'),
     });
   }
-  await writeFile(
-    path.join(dir, 'manifest.json'),
-    JSON.stringify({
-      mode: 'replace',
-      models: [
-        entry('gated', 'mesh/gated'),
-        entry('no-repo', 'mesh/nowhere'),
-        entry('no-revision', 'mesh/open-revision', 'v2'),
-        entry('no-file', 'mesh/open-file', 'main', [{ path: 'tokenizer.json' }, { path: 'onnx/model_q4.onnx' }]),
-        // Lists no files: derived as transformers.js picks them, and the repo has no q4 graph.
-        { ...entry('no-dtype', 'mesh/open-dtype'), files: [] },
-        entry('limited', 'mesh/open-limited'),
-      ],
-    }),
-  );
-  db = await openTestDatabase('pglite');
-  app = await buildApp({
-    env: testEnv({
-      HF_ENDPOINT: hub.origin,
-      MANIFEST_PATH: path.join(dir, 'manifest.json'),
-      MODEL_CACHE_DIR: path.join(dir, 'cache'),
-      DOWNLOAD_DISK_MARGIN_BYTES: '0',
-    }),
-    database: db.database,
-  });
-  await app.ready();
-  cookie = await signUpInjected(app, 'refused');
-});
-
-afterAll(async () => {
-  await app?.close();
-  await db?.cleanup();
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+  return writeCatalogue(dir, [
+    entry('gated', 'mesh/gated'),
+    entry('no-repo', 'mesh/nowhere'),
+    entry('no-revision', 'mesh/open-revision', 'v2'),
+    entry('no-file', 'mesh/open-file', 'main', [{ path: 'tokenizer.json' }, { path: 'onnx/model_q4.onnx' }]),
+    // Lists no files: derived as transformers.js picks them, and the repo has no q4 graph.
+    { ...entry('no-dtype', 'mesh/open-dtype'), files: [] },
+    entry('limited', 'mesh/open-limited'),
+  ]);
+}
 
 async function failure(id: string) {
-  const started = await app.inject({
-    method: 'POST',
-    url: '/api/trpc/models.download',
-    payload: { id },
-    headers: { cookie },
-  });
-  expect(started.statusCode).toBe(200);
-  await app.models.downloader.settled(id);
-  const status = await app.inject(`/api/trpc/models.status?input=${encodeURIComponent(JSON.stringify({ id }))}`);
+  await fixture.download({ id });
+  const status = await fixture.app.inject(
+    `/api/trpc/models.status?input=${encodeURIComponent(JSON.stringify({ id }))}`,
+  );
   const body = status.json() as {
     result: { data: { phase: string; error: { code: string; message: string } | null } };
   };
@@ -123,7 +79,7 @@ describe("the Hub's refusals, as the person reads them", () => {
   });
 
   it('a rate limit says when to try again', async () => {
-    hub.rateLimit(3600);
+    fixture.hub.rateLimit(3600);
     expect(await failure('limited')).toEqual({
       code: 'RATE_LIMITED',
       message: 'The Hub is rate-limiting this server; try again in 3600 s',

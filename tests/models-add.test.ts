@@ -1,44 +1,41 @@
 // Models added by repo id (models.add; README "Add a model by its repo id"), against the fake Hub: each refusal names
 // the check that failed; an added model shows its size per dtype, is seen by the account that added it (or by
 // everyone when an operator added it for everyone), and downloads and loads like a built-in one.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Content, FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
-import { buildApp } from '../src/server/app.ts';
 import type { CatalogueEntry } from '../src/shared/schemas/models.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { signUpInjected } from './support/accounts.ts';
-import { type TestDatabase, openTestDatabase } from './support/database.ts';
-import { testEnv } from './support/env.ts';
+import { useHubApp } from './support/hub-app.ts';
 
-let dir: string;
-let hub: FakeHub;
-let db: TestDatabase;
-let app: FastifyInstance;
-let origin: string;
+const fixture = useHubApp(
+  {
+    name: 'models-add',
+    publish,
+    env: { OPERATORS: 'keeper', MODELS_ADDED_PER_ACCOUNT: '2', MODEL_ADD_REPO_PATTERN: '^mesh/' },
+    listen: true,
+    username: 'ann',
+  },
+  180_000,
+);
 let ann: string;
 let bob: string;
 let keeper: string;
-let generated: Record<string, Content>;
 
 const card = (license: string | null) =>
   bufferContent(license ? `---\nlicense: ${license}\n---\n# A model\n` : '# No front matter\n');
 const tokenizer = { 'tokenizer.json': bufferContent('{}'), 'tokenizer_config.json': bufferContent('{}') };
 const llama = bufferContent(JSON.stringify({ model_type: 'llama', max_position_embeddings: 4096 }));
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-models-add-'));
-  hub = new FakeHub();
-  await hub.start();
+async function publish(hub: FakeHub, dir: string): Promise<void> {
   // A real (tiny) Llama model: it must load and answer once added and downloaded.
   const local = path.join(dir, 'tiny');
   await generateRandomModel(local, { layers: 1, hidden: 16, heads: 2, seed: 9 });
   const read = async (name: string) => bufferContent(await readFile(path.join(local, name)));
-  generated = {
+  const generated = {
     'config.json': await read('config.json'),
     'generation_config.json': await read('generation_config.json'),
     'tokenizer.json': await read('tokenizer.json'),
@@ -106,29 +103,12 @@ beforeAll(async () => {
       'README.md': card('mit'),
     });
   }
-  db = await openTestDatabase('pglite');
-  app = await buildApp({
-    env: testEnv({
-      HF_ENDPOINT: hub.origin,
-      MODEL_CACHE_DIR: path.join(dir, 'cache'),
-      DOWNLOAD_DISK_MARGIN_BYTES: '0',
-      OPERATORS: 'keeper',
-      MODELS_ADDED_PER_ACCOUNT: '2',
-      MODEL_ADD_REPO_PATTERN: '^mesh/',
-    }),
-    database: db.database,
-  });
-  origin = await app.listen({ host: '127.0.0.1', port: 0 });
-  ann = await signUpInjected(app, 'ann');
-  bob = await signUpInjected(app, 'bob');
-  keeper = await signUpInjected(app, 'keeper');
-}, 180_000);
+}
 
-afterAll(async () => {
-  await app?.close();
-  await db?.cleanup();
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
+beforeAll(async () => {
+  ann = fixture.cookie;
+  bob = await signUpInjected(fixture.app, 'bob');
+  keeper = await signUpInjected(fixture.app, 'keeper');
 });
 
 interface Answer {
@@ -138,7 +118,7 @@ interface Answer {
 }
 
 async function add(cookie: string, input: Record<string, unknown>): Promise<Answer> {
-  const response = await app.inject({
+  const response = await fixture.app.inject({
     method: 'POST',
     url: '/api/trpc/models.add',
     payload: input,
@@ -155,7 +135,7 @@ async function refusal(cookie: string, repo: string) {
 }
 
 async function catalogue(cookie?: string): Promise<CatalogueEntry[]> {
-  const response = await app.inject({ url: '/api/trpc/manifest.list', headers: cookie ? { cookie } : {} });
+  const response = await fixture.app.inject({ url: '/api/trpc/manifest.list', headers: cookie ? { cookie } : {} });
   return (response.json() as { result: { data: CatalogueEntry[] } }).result.data;
 }
 
@@ -218,7 +198,7 @@ describe('models.add refuses, naming the check', () => {
   });
 
   it('the Hub rate-limiting this server', async () => {
-    hub.rateLimit(120);
+    fixture.hub.rateLimit(120);
     expect(await refusal(ann, 'mesh/many-dtypes')).toEqual({
       status: 400,
       check: 'rate',
@@ -227,7 +207,7 @@ describe('models.add refuses, naming the check', () => {
   });
 
   it('a guest, and an account asking for everyone without being an operator', async () => {
-    const guest = await app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
+    const guest = await fixture.app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
     const guestCookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
     expect((await add(guestCookie, { repo: 'mesh/tiny-chat' })).status).toBe(403);
     const answer = await add(bob, { repo: 'mesh/tiny-chat', forEveryone: true });
@@ -265,13 +245,7 @@ describe('an added model', () => {
     });
     expect((await catalogue(bob)).find((e) => e.id === 'mesh--many-dtypes')).toBeUndefined();
     expect((await catalogue()).find((e) => e.id === 'mesh--many-dtypes')).toBeUndefined();
-    const bobsDownload = await app.inject({
-      method: 'POST',
-      url: '/api/trpc/models.download',
-      payload: { id: 'mesh--many-dtypes' },
-      headers: { cookie: bob },
-    });
-    expect(bobsDownload.statusCode).toBe(404);
+    expect((await fixture.askDownload({ id: 'mesh--many-dtypes' }, bob)).statusCode).toBe(404);
   });
 
   it('is not added twice, and an account holds at most MODELS_ADDED_PER_ACCOUNT', async () => {
@@ -282,7 +256,7 @@ describe('an added model', () => {
       check: 'limit',
       message: 'An account adds at most 2 models (MODELS_ADDED_PER_ACCOUNT); remove one first',
     });
-    const forgot = await app.inject({
+    const forgot = await fixture.app.inject({
       method: 'POST',
       url: '/api/trpc/models.forget',
       payload: { id: 'mesh--cap-a' },
@@ -302,20 +276,16 @@ describe('an added model', () => {
     const added = await add(bob, { repo: 'mesh/tiny-chat' });
     expect(added.data?.entry.dtype).toEqual({ webgpu: 'fp32', wasm: 'fp32' });
     const id = added.data?.entry.id ?? '';
-    const started = await app.inject({
-      method: 'POST',
-      url: '/api/trpc/models.download',
-      payload: { id, backend: 'wasm' },
-      headers: { cookie: bob },
-    });
-    expect(started.statusCode).toBe(200);
-    await app.models.downloader.settled(id);
-    const status = await app.models.downloader.status(id, 'fp32');
+    await fixture.download({ id, backend: 'wasm' }, bob);
+    const status = await fixture.app.models.downloader.status(id, 'fp32');
     expect(status).toMatchObject({ phase: 'ready', error: null });
     const entry = (await catalogue(bob)).find((e) => e.id === id);
     expect(entry?.downloads).toHaveLength(1);
     const download = entry?.downloads[0];
-    const engine = new InferenceEngine({ modelHost: `${origin}/models/`, cacheDir: path.join(dir, 'engine-cache') });
+    const engine = new InferenceEngine({
+      modelHost: `${fixture.origin}/models/`,
+      cacheDir: path.join(fixture.dir, 'engine-cache'),
+    });
     const info = await engine.load(
       {
         id,

@@ -7,7 +7,7 @@ import { buildApp } from '../src/server/app.ts';
 import { chatClient } from './support/chat-client.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
-import { accountCookie } from './support/mesh-socket.ts';
+import { accountCookie } from './support/accounts.ts';
 
 let db: TestDatabase;
 let app: FastifyInstance;

@@ -9,7 +9,8 @@ import { createSession, sessionPolicy } from '../src/server/services/session.ts'
 import type { Ack, PeerInfo, ServerToClientEvents } from '../src/shared/socket-contract.ts';
 import { type TestDatabase, databaseKinds, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
-import { type MeshClient, accountCookie, connectMesh, nextEvent } from './support/mesh-socket.ts';
+import { accountCookie } from './support/accounts.ts';
+import { type MeshClient, connectMesh, nextEvent } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
 
 type Client = MeshClient;

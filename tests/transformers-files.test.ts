@@ -1,20 +1,15 @@
 // The files the server fetches for a Hub model that lists none are exactly the files transformers.js then
 // requests through the server's /models route (none missing, none extra), for each dtype, with and without
 // external data: the rules in src/server/models/transformers-files.ts held against transformers.js itself.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, env } from '@huggingface/transformers';
-import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Content, FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
+import { describe, expect, it } from 'vitest';
+import { type Content, type FakeHub, bufferContent, generatedContent } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
-import { buildApp } from '../src/server/app.ts';
 import { DTYPE_SUFFIX } from '../src/server/models/transformers-files.ts';
 import type { Dtype } from '../src/shared/schemas/models.ts';
-import { type TestDatabase, openTestDatabase } from './support/database.ts';
-import { signUpInjected } from './support/accounts.ts';
-import { testEnv } from './support/env.ts';
+import { useHubApp, writeCatalogue } from './support/hub-app.ts';
 
 const DTYPES: Dtype[] = ['fp32', 'fp16', 'q8', 'q4', 'q4f16', 'int8', 'uint8', 'bnb4'];
 type External = 'none' | 'all' | 'per-file';
@@ -25,16 +20,10 @@ const CASES = DTYPES.flatMap((dtype, i) => [
 ]);
 const idOf = (c: (typeof CASES)[number]) => `m-${c.dtype}-${c.external}`;
 
-let dir: string;
-let hub: FakeHub;
-let db: TestDatabase;
-let app: FastifyInstance;
-let origin: string;
-let cookie: string;
 const commits = new Map<string, string>();
+const fixture = useHubApp({ name: 'tfjs-files', username: 'tfjs-files', listen: true, publish });
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-tfjs-files-'));
+async function publish(hub: FakeHub, dir: string): Promise<string> {
   const local = path.join(dir, 'model');
   await generateRandomModel(local, { layers: 1, hidden: 16, heads: 2, seed: 5 });
   const read = async (name: string) => bufferContent(await readFile(path.join(local, name)));
@@ -46,8 +35,6 @@ beforeAll(async () => {
     'tokenizer_config.json': await read('tokenizer_config.json'),
     'README.md': bufferContent('# a model card the loader never reads'),
   };
-  hub = new FakeHub();
-  await hub.start();
   for (const c of CASES) {
     const files: Record<string, Content> = { ...common };
     // Every dtype's graph (and external data, three chunks of it) is in the repo: only the one asked for may be fetched.
@@ -66,47 +53,25 @@ beforeAll(async () => {
     files['config.json'] = bufferContent(JSON.stringify({ ...config, 'transformers.js_config': jsConfig }));
     commits.set(idOf(c), (await hub.addRepo(`mesh/${idOf(c)}`, files)).commit);
   }
-  await writeFile(
-    path.join(dir, 'manifest.json'),
-    JSON.stringify({
-      mode: 'replace',
-      models: CASES.map((c) => ({
-        id: idOf(c),
-        name: idOf(c),
-        repo: `mesh/${idOf(c)}`,
-        revision: 'main',
-        task: 'text-generation',
-        dtype: { webgpu: c.dtype, wasm: c.dtype },
-        contextLength: 256,
-        license: 'mit',
-      })),
-    }),
+  return writeCatalogue(
+    dir,
+    CASES.map((c) => ({
+      id: idOf(c),
+      name: idOf(c),
+      repo: `mesh/${idOf(c)}`,
+      revision: 'main',
+      task: 'text-generation',
+      dtype: { webgpu: c.dtype, wasm: c.dtype },
+      contextLength: 256,
+      license: 'mit',
+    })),
   );
-  db = await openTestDatabase('pglite');
-  app = await buildApp({
-    env: testEnv({
-      HF_ENDPOINT: hub.origin,
-      MANIFEST_PATH: path.join(dir, 'manifest.json'),
-      MODEL_CACHE_DIR: path.join(dir, 'cache'),
-      DOWNLOAD_DISK_MARGIN_BYTES: '0',
-    }),
-    database: db.database,
-  });
-  origin = await app.listen({ host: '127.0.0.1', port: 0 });
-  cookie = await signUpInjected(app, 'tfjs-files');
-});
-
-afterAll(async () => {
-  await app?.close();
-  await db?.cleanup();
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+}
 
 /** The repo files transformers.js asks the server for (any method, whatever the answer). */
 async function requestedBy(repo: string, load: () => Promise<void>): Promise<string[]> {
   const requested = new Set<string>();
-  const prefix = `${origin}/models/${repo}/resolve/`;
+  const prefix = `${fixture.origin}/models/${repo}/resolve/`;
   const original = env.fetch;
   env.fetch = (input, init) => {
     const url = String(input);
@@ -126,25 +91,18 @@ describe('files as transformers.js picks them', () => {
     'fetches exactly what transformers.js requests for $dtype (external data: $external)',
     async (c) => {
       const id = idOf(c);
-      const started = await app.inject({
-        method: 'POST',
-        url: '/api/trpc/models.download',
-        payload: { id },
-        headers: { cookie },
-      });
-      expect(started.statusCode).toBe(200);
-      await app.models.downloader.settled(id);
-      const status = await app.models.downloader.status(id);
+      await fixture.download({ id });
+      const status = await fixture.app.models.downloader.status(id);
       expect(status?.error).toBeNull();
       expect(status?.phase).toBe('ready');
       const fetched = (status?.files ?? []).map((f) => f.path).sort();
 
       env.allowLocalModels = false;
       env.allowRemoteModels = true;
-      env.remoteHost = `${origin}/models/`;
+      env.remoteHost = `${fixture.origin}/models/`;
       env.remotePathTemplate = '{model}/resolve/{revision}/';
       env.useFSCache = true;
-      env.cacheDir = path.join(dir, 'tfjs-cache', id);
+      env.cacheDir = path.join(fixture.dir, 'tfjs-cache', id);
       const revision = commits.get(id) ?? '';
       const requested = await requestedBy(`mesh/${id}`, async () => {
         await AutoTokenizer.from_pretrained(`mesh/${id}`, { revision });

@@ -1,37 +1,16 @@
 // API keys on the Account screen in headless Chromium: an account makes a key, sees it once, uses it against /v1,
 // and revokes it.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildClient, launchChromium } from '../support/browser.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { describe, expect, it } from 'vitest';
+import { useAppServer } from '../support/app-server.ts';
 
-let dir: string;
-let server: ServerProcess;
-let browser: Browser;
+const app = useAppServer({ name: 'keys' });
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-keys-'));
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
-  browser = await launchChromium('no-gpu');
-}, 180_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await rm(dir, { recursive: true, force: true });
-});
-
-const models = (key: string) => fetch(`${server.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
+const models = (key: string) => fetch(`${app.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
 
 describe('API keys on the Account screen', () => {
   it('creates a key shown once, which then works against /v1, lists it, and revokes it', async () => {
-    const page = await (await browser.newContext()).newPage();
-    await page.goto(`${server.url}/account`);
+    const page = await app.newPage();
+    await page.goto(`${app.url}/account`);
     await page.getByTestId('account-username').fill('keyholder');
     await page.getByTestId('account-password').fill('correct horse battery');
     await page.getByTestId('account-submit').click();

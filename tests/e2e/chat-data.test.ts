@@ -6,46 +6,16 @@
 // and "Keep on this device" keeps them there and out of the account. On the device route, the settings change what this
 // browser's engine produces: max new tokens caps the answer, a seed repeats it and another seed changes it, the system
 // prompt goes into the prompt.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { FakeOpenAI } from '../../scripts/fake-openai.ts';
-import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { cloudProviderEnv, useAppServer } from '../support/app-server.ts';
 
-let dir: string;
-let openai: FakeOpenAI;
-let server: ServerProcess;
-let browser: Browser;
+const openai = new FakeOpenAI();
+const app = useAppServer({ name: 'chat-data', services: [openai], env: () => cloudProviderEnv(openai, 'gpt-test') });
 const viewport = { width: 1280, height: 900 };
 const USERNAME = 'grace-data';
 const PASSWORD = 'correct horse battery';
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-chat-data-'));
-  openai = new FakeOpenAI();
-  await openai.start();
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer({
-    DATA_DIR: path.join(dir, 'data'),
-    CLIENT_DIST_DIR: path.join(dir, 'dist'),
-    OPENAI_API_KEY: openai.apiKey,
-    OPENAI_BASE_URL: openai.baseUrl,
-    OPENAI_MODELS: 'gpt-test',
-    CHAT_PROVIDERS_FOR_GUESTS: 'true',
-  });
-  browser = await launchChromium('no-gpu');
-}, 180_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await openai?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
 
 /** A tRPC query as the signed-in person in `page`, answered by the server. */
 async function query<T>(page: Page, procedure: string, input?: unknown): Promise<T> {
@@ -105,8 +75,8 @@ async function send(page: Page, text: string): Promise<void> {
 }
 
 async function guestWithChat(name: string, question: string): Promise<Page> {
-  const page = await guestPage(browser, server.url, name, { viewport });
-  await page.goto(server.url);
+  const page = await app.guest(name, { viewport });
+  await page.goto(app.url);
   await cloudRoute(page);
   await send(page, question);
   await expect.poll(() => onDevice(page)).toEqual([question]);
@@ -274,7 +244,7 @@ interface EngineRecord {
 
 describe('chat settings on the device route', () => {
   it('caps the answer at max new tokens, repeats it with the same seed, changes it with another, and sends the system prompt', async () => {
-    const page = await guestPage(browser, server.url, 'Portia', { viewport });
+    const page = await app.guest('Portia', { viewport });
     // What the page asks of its engine worker and what the engine answers, as they cross the worker boundary.
     await page.addInitScript(() => {
       const record = { requests: [] as unknown[], completes: [] as unknown[] };
@@ -293,7 +263,7 @@ describe('chat settings on the device route', () => {
       };
     });
     const engine = () => page.evaluate(() => (globalThis as unknown as { __engine: EngineRecord }).__engine);
-    await page.goto(`${server.url}/models`);
+    await page.goto(`${app.url}/models`);
     const card = page.locator('[data-testid="model-card"][data-model-id="nano-shakespeare"]');
     await card.getByTestId('model-load').click();
     await expect.poll(() => card.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');

@@ -1,47 +1,24 @@
 // The chat people expect (issue 13), in headless Chromium at desktop and phone size, against the real server process
 // with the fake OpenAI-compatible API as the cloud provider: the UI kit's themes, chat settings applied on the cloud
-// route (asserted on what the provider received), and the chat's controls where a thumb reaches them.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// route (asserted on what the provider received), and the chat's controls where a thumb reaches them; each item at both
+// sizes, and no page scrolls sideways at any step.
+import { readFile } from 'node:fs/promises';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { FakeOpenAI } from '../../scripts/fake-openai.ts';
-import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
-
-let dir: string;
-let openai: FakeOpenAI;
-let server: ServerProcess;
-let browser: Browser;
+import { cloudProviderEnv, useAppServer } from '../support/app-server.ts';
+import { scrollsSideways } from '../support/browser.ts';
 
 const SIZES = [
   { name: 'desktop', viewport: { width: 1280, height: 900 } },
   { name: 'phone', viewport: { width: 390, height: 844 } },
 ] as const;
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-chat-ui-'));
-  openai = new FakeOpenAI();
-  await openai.start();
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer({
-    DATA_DIR: path.join(dir, 'data'),
-    CLIENT_DIST_DIR: path.join(dir, 'dist'),
-    OPENAI_API_KEY: openai.apiKey,
-    OPENAI_BASE_URL: openai.baseUrl,
-    OPENAI_MODELS: 'gpt-test,openai/gpt-test',
-    CHAT_PROVIDERS_FOR_GUESTS: 'true',
-  });
-  browser = await launchChromium('no-gpu');
-}, 180_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await openai?.stop();
-  await rm(dir, { recursive: true, force: true });
+const openai = new FakeOpenAI();
+const app = useAppServer({
+  name: 'chat-ui',
+  services: [openai],
+  env: () => cloudProviderEnv(openai, 'gpt-test,openai/gpt-test'),
 });
 
 /** The body of the fake provider's last chat request. */
@@ -57,9 +34,9 @@ async function send(page: Page, text: string): Promise<void> {
 }
 
 async function cloudPage(name: string, viewport: { width: number; height: number }): Promise<Page> {
-  const page = await guestPage(browser, server.url, name, { viewport });
-  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
-  await page.goto(server.url);
+  const page = await app.guest(name, { viewport });
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: app.url });
+  await page.goto(app.url);
   await expect.poll(() => page.getByTestId('chat-route').locator('option[value="openai"]').count()).toBe(1);
   await page.getByTestId('chat-route').selectOption('openai');
   return page;
@@ -72,8 +49,8 @@ const theme = (page: Page) => page.evaluate(() => document.documentElement.datas
 
 describe.each(SIZES)('at $name size', ({ name, viewport }) => {
   it('switches between dark, light and the system theme, and keeps the choice', async () => {
-    const page = await guestPage(browser, server.url, `Theme ${name}`, { viewport, colorScheme: 'light' });
-    await page.goto(server.url);
+    const page = await app.guest(`Theme ${name}`, { viewport, colorScheme: 'light' });
+    await page.goto(app.url);
     await expect.poll(() => theme(page)).toBe('dark');
     await page.getByTestId('theme-switch').click();
     await page.getByTestId('theme-system').click();
@@ -132,6 +109,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     await send(page, 'first question');
     await send(page, 'second question');
     expect(await texts(page, 'user')).toEqual(['first question', 'second question']);
+    expect(await scrollsSideways(page)).toBe(false);
 
     await page.getByTestId('chat-message-user').first().getByTestId('message-copy').click();
     await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('first question');
@@ -139,6 +117,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     // Editing the first question replaces everything after it.
     await page.getByTestId('chat-message-user').first().getByTestId('message-edit').click();
     await page.getByTestId('message-edit-text').fill('edited question');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.getByTestId('message-edit-save').click();
     await expect.poll(() => texts(page, 'user')).toEqual(['edited question']);
     await expect.poll(() => texts(page, 'assistant')).toEqual(['Echo: edited question']);
@@ -154,16 +133,20 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     // Up in the empty box edits the last question.
     await page.getByTestId('chat-input').press('ArrowUp');
     await expect.poll(() => page.getByTestId('message-edit-text').inputValue()).toBe('edited question');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.getByTestId('message-edit-text').press('Escape');
 
     await page.getByTestId('chat-message-assistant').first().getByTestId('message-delete').click();
     await expect.poll(() => page.getByTestId('chat-message-assistant').count()).toBe(0);
     expect(await texts(page, 'user')).toEqual(['edited question']);
 
-    openai.reply = () => 'Here:\n\n```js\nconst answer = 42;\n```\n';
+    // A line of code wider than a phone scrolls inside its block, not the page.
+    const code = `const answer = 42; // ${'forty-two '.repeat(12).trim()}`;
+    openai.reply = () => `Here:\n\n\`\`\`js\n${code}\n\`\`\`\n`;
     await send(page, 'some code please');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.getByTestId('code-copy').click();
-    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe('const answer = 42;');
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(code);
     openai.reset();
     await page.context().close();
   }, 60_000);
@@ -174,6 +157,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     await page.getByTestId('chat-input').press('Shift+Enter');
     await page.getByTestId('chat-input').pressSequentially('line two');
     expect(await page.getByTestId('chat-input').inputValue()).toBe('line one\nline two');
+    expect(await scrollsSideways(page)).toBe(false);
     openai.fault = { kind: 'slow', delayMs: 300 };
     await page.getByTestId('chat-input').press('Enter');
     await expect.poll(() => page.getByTestId('chat-stop').isEnabled()).toBe(true);
@@ -184,6 +168,7 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     await expect.poll(() => page.getByTestId('answer-readout').textContent()).toBe('OpenAI · stopped');
     // The readout and the Stop button change in separate renders: wait for the second rather than read it at once.
     await expect.poll(() => page.getByTestId('chat-stop').isEnabled()).toBe(false);
+    expect(await scrollsSideways(page)).toBe(false);
     openai.reset();
     await page.context().close();
   }, 60_000);
@@ -208,6 +193,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
 
     await list.getByTestId('conversation-search').fill('PEARS');
     await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toEqual(['apples and pears']);
+    expect(await scrollsSideways(page)).toBe(false);
     // Text of the answers too, not only titles.
     await list.getByTestId('conversation-search').fill('echo: banan');
     await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toEqual(['bananas']);
@@ -220,6 +206,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
       .getByTestId('conversation-rename')
       .click();
     await list.getByTestId('conversation-title').fill('Fruit talk');
+    expect(await scrollsSideways(page)).toBe(false);
     await list.getByTestId('conversation-title').press('Enter');
     await expect.poll(() => list.getByTestId('conversation-item').allTextContents()).toContain('Fruit talk');
 
@@ -258,6 +245,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
     await expect
       .poll(() => page.getByRole('alert').textContent())
       .toMatch(/^bad\.json was not imported: .*\(at messages\.0\.role\)/);
+    expect(await scrollsSideways(page)).toBe(false);
     list = await conversations(page, phone);
     expect(await list.getByTestId('conversation-item').count()).toBe(2);
     await list.getByTestId('conversation-import').setInputFiles({
@@ -287,6 +275,7 @@ describe.each(SIZES)('conversations at $name size', ({ name, viewport }) => {
     await list.getByRole('button', { name: 'Delete Fruit talk' }).click();
     await expect.poll(() => list.getByTestId('conversation-item').count()).toBe(2);
     expect(await list.getByTestId('conversation-item').allTextContents()).not.toContain('Fruit talk');
+    expect(await scrollsSideways(page)).toBe(false);
     await page.context().close();
   }, 90_000);
 });
@@ -297,6 +286,7 @@ describe('on a phone (390x844)', () => {
     await send(page, 'A long question '.repeat(20));
     const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: window.innerWidth }));
     expect(widths.doc).toBe(widths.view);
+    expect(await scrollsSideways(page)).toBe(false);
     for (const id of ['chat-send', 'chat-stop', 'chat-regenerate', 'chat-settings', 'conversations-drawer']) {
       const box = await page.getByTestId(id).boundingBox();
       expect(box, id).not.toBeNull();

@@ -1,45 +1,34 @@
 // The inference worker in headless Chromium, loading the bundled nano model from the server's /models route and
 // ONNX Runtime from the app's own files: WASM and WebGPU (SwiftShader) give the greedy tokens the engine gives in
 // Node, and a WebGPU load that fails falls back to WASM. (The app around it: tests/e2e/pwa.test.ts.)
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineMessage, EngineModel } from '../../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../../src/worker/engine.ts';
-import { buildClient, launchChromium, runWorker } from '../support/browser.ts';
+import { useAppServer } from '../support/app-server.ts';
+import { launchChromium, runWorker } from '../support/browser.ts';
 import { nanoEngineModel } from '../support/model-fixtures.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
 
 const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Now is the winter of our discontent' }];
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 24 };
 
-let dir: string;
-let server: ServerProcess;
-let workerPath: string;
+const app = useAppServer({ name: 'engine', browser: 'none' });
 let nano: EngineModel;
 let nodeTokens: number[];
 const browsers: Browser[] = [];
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-engine-'));
-  ({ workerPath } = await buildClient(path.join(dir, 'dist')));
-  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
   nano = await nanoEngineModel();
   // The same engine in Node, through the same server: the browser must agree with it token for token.
-  const engine = new InferenceEngine({ modelHost: `${server.url}/models/`, cacheDir: path.join(dir, 'node-cache') });
+  const engine = new InferenceEngine({ modelHost: `${app.url}/models/`, cacheDir: path.join(app.dir, 'node-cache') });
   await engine.load(nano, 'auto', () => {});
   nodeTokens = (await engine.generate(MESSAGES, GREEDY, () => {})).tokenIds;
   await engine.unload();
 }, 180_000);
 
-afterAll(async () => {
-  await Promise.all(browsers.map((b) => b.close()));
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await rm(dir, { recursive: true, force: true });
-});
+// Registered after the app server's, so run before it closes (vitest runs after-hooks as a stack).
+afterAll(() => Promise.all(browsers.map((b) => b.close())));
 
 async function openPage(mode: 'webgpu' | 'no-gpu'): Promise<{ page: Page; offOrigin: string[] }> {
   const browser = await launchChromium(mode);
@@ -47,21 +36,17 @@ async function openPage(mode: 'webgpu' | 'no-gpu'): Promise<{ page: Page; offOri
   const page = await browser.newPage();
   const offOrigin: string[] = [];
   page.on('request', (request) => {
-    if (
-      !request.url().startsWith(server.url) &&
-      !request.url().startsWith('data:') &&
-      !request.url().startsWith('blob:')
-    )
+    if (!request.url().startsWith(app.url) && !request.url().startsWith('data:') && !request.url().startsWith('blob:'))
       offOrigin.push(request.url());
   });
-  await page.goto(server.url);
+  await page.goto(app.url);
   return { page, offOrigin };
 }
 
 describe('the inference worker in Chromium', () => {
   it('on WASM gives the same greedy tokens as Node, loading nothing from off the origin', async () => {
     const { page, offOrigin } = await openPage('webgpu');
-    const run = await runWorker(page, workerPath, nano, 'wasm', MESSAGES, GREEDY);
+    const run = await runWorker(page, app.workerPath, nano, 'wasm', MESSAGES, GREEDY);
     expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', dtype: 'fp32' });
     expect(run.phases).toEqual(['Fetching', 'Preparing', 'Downloading', 'Loading', 'Ready']);
     expect(run.complete).toMatchObject({ type: 'complete', tokenIds: nodeTokens });
@@ -71,7 +56,7 @@ describe('the inference worker in Chromium', () => {
 
   it('on WebGPU (SwiftShader) gives the same greedy tokens as Node', async () => {
     const { page } = await openPage('webgpu');
-    const run = await runWorker(page, workerPath, nano, 'auto', MESSAGES, GREEDY);
+    const run = await runWorker(page, app.workerPath, nano, 'auto', MESSAGES, GREEDY);
     expect(run.ready).toMatchObject({
       type: 'ready',
       backend: 'webgpu',
@@ -86,7 +71,7 @@ describe('the inference worker in Chromium', () => {
     // No q4 weights exist for the nano model: the WebGPU load fails on a 404 and the fp32 WASM load takes over.
     const run = await runWorker(
       page,
-      workerPath,
+      app.workerPath,
       { ...nano, dtype: { webgpu: 'q4', wasm: 'fp32' } },
       'auto',
       MESSAGES,
@@ -102,7 +87,7 @@ describe('the inference worker in Chromium', () => {
 
   it('uses WASM, saying why, in a browser without a WebGPU adapter', async () => {
     const { page } = await openPage('no-gpu');
-    const run = await runWorker(page, workerPath, nano, 'auto', MESSAGES, GREEDY);
+    const run = await runWorker(page, app.workerPath, nano, 'auto', MESSAGES, GREEDY);
     expect(run.ready).toMatchObject({ type: 'ready', backend: 'wasm', reason: expect.stringMatching(/WebGPU/) });
     expect(run.tokens).toEqual(nodeTokens);
   }, 120_000);

@@ -3,14 +3,13 @@
 // the real inference worker in headless Chromium, downloaded through the server's proxy: on WASM and on WebGPU
 // (SwiftShader) each gives the greedy tokens of the reference forward pass. The same models in Node:
 // tests/export-shapes.test.ts. Runs on its own: `npx vitest run tests/e2e/export-shapes.test.ts`.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../../scripts/fake-hub.ts';
 import type { EngineMessage, EngineModel } from '../../src/shared/engine-protocol.ts';
-import { buildClient, launchChromium, workerSession } from '../support/browser.ts';
+import { useAppServer } from '../support/app-server.ts';
+import { workerSession } from '../support/browser.ts';
 import {
   EXPORT_SHAPE_NAMES,
   type PublishedExport,
@@ -18,7 +17,7 @@ import {
   publishExportShapes,
   referenceTokens,
 } from '../support/export-fixtures.ts';
-import { type ServerProcess, downloadModel, signUpCookie, startServer } from '../support/server-process.ts';
+import { downloadModel, signUpCookie } from '../support/server-process.ts';
 
 const MESSAGES: EngineMessage[] = [
   { role: 'system', content: 'You answer in riddles.' },
@@ -26,39 +25,31 @@ const MESSAGES: EngineMessage[] = [
 ];
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 8 };
 
-let dir: string;
-let hub: FakeHub;
-let server: ServerProcess;
-let workerPath: string;
-let browser: Browser;
+const hub = new FakeHub();
+let published: Record<string, PublishedExport>;
+const app = useAppServer({
+  name: 'export-shapes',
+  services: [hub],
+  browser: 'webgpu',
+  async env(dir) {
+    const exported = await publishExportShapes(hub, path.join(dir, 'models'));
+    published = exported.published;
+    return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: exported.manifestPath };
+  },
+});
 /** Whether SwiftShader's adapter offers shader-f16, which transformers.js needs for fp16 on WebGPU. */
 let shaderF16: boolean;
 const models = new Map<string, { engine: EngineModel; published: PublishedExport; reference: number[] }>();
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-export-shapes-'));
-  hub = new FakeHub();
-  await hub.start();
-  const [{ workerPath: built }, { manifestPath, published }] = await Promise.all([
-    buildClient(path.join(dir, 'dist')),
-    publishExportShapes(hub, path.join(dir, 'models')),
-  ]);
-  workerPath = built;
-  server = await startServer({
-    DATA_DIR: path.join(dir, 'data'),
-    CLIENT_DIST_DIR: path.join(dir, 'dist'),
-    HF_ENDPOINT: hub.origin,
-    MANIFEST_PATH: manifestPath,
-  });
-  const cookie = await signUpCookie(server.url, 'export-shapes-e2e');
-  await Promise.all(EXPORT_SHAPE_NAMES.map((id) => downloadModel(server.url, cookie, id)));
+  const cookie = await signUpCookie(app.url, 'export-shapes-e2e');
+  await Promise.all(EXPORT_SHAPE_NAMES.map((id) => downloadModel(app.url, cookie, id)));
   for (const [name, model] of Object.entries(published)) {
-    const { tokens } = await referenceTokens(path.join(dir, 'models'), model, MESSAGES, GREEDY.maxNewTokens);
-    models.set(name, { engine: await engineModelFromServer(server.url, name), published: model, reference: tokens });
+    const { tokens } = await referenceTokens(path.join(app.dir, 'models'), model, MESSAGES, GREEDY.maxNewTokens);
+    models.set(name, { engine: await engineModelFromServer(app.url, name), published: model, reference: tokens });
   }
-  browser = await launchChromium('webgpu');
-  const page = await browser.newPage();
-  await page.goto(server.url);
+  const page = await app.browser.newPage();
+  await page.goto(app.url);
   shaderF16 = await page.evaluate(async () => {
     const gpu = (globalThis as unknown as { navigator: { gpu?: { requestAdapter(): Promise<unknown> } } }).navigator
       .gpu;
@@ -67,14 +58,6 @@ beforeAll(async () => {
   });
   await page.close();
 }, 240_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
 
 function variant(name: string) {
   const found = models.get(name);
@@ -91,9 +74,9 @@ describe.each([
   let page: Page;
   let session: Awaited<ReturnType<typeof workerSession>>;
   beforeAll(async () => {
-    page = await browser.newPage();
-    await page.goto(server.url);
-    session = await workerSession(page, workerPath);
+    page = await app.browser.newPage();
+    await page.goto(app.url);
+    session = await workerSession(page, app.workerPath);
   });
   afterAll(async () => {
     await session?.close();

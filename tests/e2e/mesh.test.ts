@@ -8,62 +8,44 @@
 //   it, it is excluded, and Ben's answer is corrected to the honest one.
 // - Model choice: with the nano model shared most, a model chosen under chat-model goes to the one peer sharing it.
 // The first prompt to a peer in a room comes after a notice (Bob's, tested below); the other pages accepted it before.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { afterAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../../scripts/fake-hub.ts';
 import { HeadlessPeer } from '../../src/peer/headless-peer.ts';
-import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
+import { useAppServer } from '../support/app-server.ts';
 import { publishModels } from '../support/model-fixtures.ts';
-import { ROOT, type ServerProcess, downloadModel, signUpCookie, startServer } from '../support/server-process.ts';
+import { ROOT, downloadModel, signUpCookie } from '../support/server-process.ts';
 
-let dir: string;
-let server: ServerProcess;
-let browser: Browser;
-let hub: FakeHub;
+// A second model in the catalogue, on a fake Hub, for the model-choice test.
+const hub = new FakeHub();
+const app = useAppServer({
+  name: 'mesh',
+  services: [hub],
+  async env(dir) {
+    const { manifestPath } = await publishModels(hub, dir, [
+      { id: 'mesh-tiny', options: { layers: 1, hidden: 32, heads: 2, seed: 9, maxPositions: 256 } },
+    ]);
+    return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath };
+  },
+});
 const headless: HeadlessPeer[] = [];
+// Registered after the app server's, so run before it closes (vitest runs after-hooks as a stack).
+afterAll(() => Promise.all(headless.map((peer) => peer.stop())));
 // The room and a mesh answer go to docs/screenshots when SCREENSHOTS=1, at desktop and phone size (README uses them).
 const screenshots = process.env.SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : null;
 const PHONE = { width: 390, height: 844 };
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-mesh-'));
-  // A second model in the catalogue, on a fake Hub, for the model-choice test.
-  hub = new FakeHub();
-  await hub.start();
-  const { manifestPath } = await publishModels(hub, dir, [
-    { id: 'mesh-tiny', options: { layers: 1, hidden: 32, heads: 2, seed: 9, maxPositions: 256 } },
-  ]);
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer({
-    DATA_DIR: path.join(dir, 'data'),
-    CLIENT_DIST_DIR: path.join(dir, 'dist'),
-    HF_ENDPOINT: hub.origin,
-    MANIFEST_PATH: manifestPath,
-  });
-  browser = await launchChromium('no-gpu');
-}, 180_000);
-
-afterAll(async () => {
-  await Promise.all(headless.map((peer) => peer.stop()));
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
 
 /**
  * A guest page with a chosen display name, on the Rooms screen. `peerNotice: 'seen'`: the notice before the first
  * prompt to a peer in the global room was accepted before (remembered on the device), as for someone back in it.
  */
 async function guest(name: string, options: { peerNotice?: 'seen' | 'new' } = {}): Promise<Page> {
-  const page = await guestPage(browser, server.url, name, { viewport: { width: 1280, height: 900 } });
+  const page = await app.guest(name, { viewport: { width: 1280, height: 900 } });
   if (options.peerNotice !== 'new')
     await page.addInitScript(() => localStorage.setItem('mesh:peer-notice:global', 'accepted'));
-  await page.goto(`${server.url}/rooms`);
+  await page.goto(`${app.url}/rooms`);
   return page;
 }
 
@@ -124,11 +106,11 @@ async function startHeadless(
   options: { corruptTokens?: boolean; model?: string } = {},
 ): Promise<HeadlessPeer> {
   const peer = new HeadlessPeer({
-    server: server.url,
+    server: app.url,
     room: 'global',
     model: 'nano-shakespeare',
     name,
-    cacheDir: path.join(dir, 'peer-cache'),
+    cacheDir: path.join(app.dir, 'peer-cache'),
     ...options,
   });
   headless.push(peer);
@@ -355,7 +337,7 @@ describe('mesh inference in the browser', () => {
 
   it('sends the job for the model chosen under chat-model to a peer sharing it, not to the most shared one', async () => {
     // Nia and Nox share the nano model (so do the earlier tests' peers still here); Tia alone shares mesh-tiny.
-    await downloadModel(server.url, await signUpCookie(server.url, 'tia-keeper'), 'mesh-tiny');
+    await downloadModel(app.url, await signUpCookie(app.url, 'tia-keeper'), 'mesh-tiny');
     await Promise.all([startHeadless('Nia'), startHeadless('Nox')]);
     const tia = await startHeadless('Tia', { model: 'mesh-tiny' });
     const rex = await guest('Rex');

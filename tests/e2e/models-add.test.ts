@@ -1,67 +1,51 @@
 // The Models screen's "Add a model by its repo id" field in headless Chromium (WASM, no GPU), against the fake Hub:
 // a refused repo says which check failed; an accepted one shows its size per dtype, joins the catalogue, downloads
 // only the dtype this device runs (the fake Hub is asked for no other graph), loads and answers.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub, bufferContent } from '../../scripts/fake-hub.ts';
 import { generateRandomModel } from '../../scripts/tiny-model/generate.ts';
-import { buildClient, launchChromium } from '../support/browser.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { useAppServer } from '../support/app-server.ts';
 
-let dir: string;
-let hub: FakeHub;
-let server: ServerProcess;
-let browser: Browser;
+const hub = new FakeHub();
+const app = useAppServer({
+  name: 'models-add',
+  services: [hub],
+  async env(dir) {
+    const local = path.join(dir, 'model');
+    await generateRandomModel(local, { layers: 1, hidden: 32, heads: 2, seed: 3, maxPositions: 256 });
+    const read = async (name: string) => bufferContent(await readFile(path.join(local, name)));
+    const graph = await read('onnx/model.onnx');
+    await hub.addRepo('mesh/added-chat', {
+      'config.json': await read('config.json'),
+      'generation_config.json': await read('generation_config.json'),
+      'tokenizer.json': await read('tokenizer.json'),
+      'tokenizer_config.json': await read('tokenizer_config.json'),
+      'README.md': bufferContent('---\nlicense: apache-2.0\n---\n# Added chat\n'),
+      // Two dtypes (the same float graph under both names: only which file is fetched matters here). WASM runs q4.
+      'onnx/model.onnx': graph,
+      'onnx/model_q4.onnx': graph,
+    });
+    await hub.addRepo('mesh/an-encoder', {
+      'config.json': bufferContent('{"model_type":"bert"}'),
+      'README.md': bufferContent('---\nlicense: mit\n---\n'),
+    });
+    return { HF_ENDPOINT: hub.origin };
+  },
+});
 let page: Page;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-models-add-'));
-  hub = new FakeHub();
-  await hub.start();
-  const local = path.join(dir, 'model');
-  await generateRandomModel(local, { layers: 1, hidden: 32, heads: 2, seed: 3, maxPositions: 256 });
-  const read = async (name: string) => bufferContent(await readFile(path.join(local, name)));
-  const graph = await read('onnx/model.onnx');
-  await hub.addRepo('mesh/added-chat', {
-    'config.json': await read('config.json'),
-    'generation_config.json': await read('generation_config.json'),
-    'tokenizer.json': await read('tokenizer.json'),
-    'tokenizer_config.json': await read('tokenizer_config.json'),
-    'README.md': bufferContent('---\nlicense: apache-2.0\n---\n# Added chat\n'),
-    // Two dtypes (the same float graph under both names: only which file is fetched matters here). WASM runs q4.
-    'onnx/model.onnx': graph,
-    'onnx/model_q4.onnx': graph,
-  });
-  await hub.addRepo('mesh/an-encoder', {
-    'config.json': bufferContent('{"model_type":"bert"}'),
-    'README.md': bufferContent('---\nlicense: mit\n---\n'),
-  });
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer({
-    DATA_DIR: path.join(dir, 'data'),
-    CLIENT_DIST_DIR: path.join(dir, 'dist'),
-    HF_ENDPOINT: hub.origin,
-  });
-  browser = await launchChromium('no-gpu');
-  page = await (await browser.newContext()).newPage();
-}, 240_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
+  page = await app.newPage();
 });
 
 const card = (id: string) => page.locator(`[data-testid="model-card"][data-model-id="${id}"]`);
 
 describe('adding a model by its repo id on the Models screen', () => {
   it('refuses naming the check, then adds, downloads only its WASM dtype, and loads it', async () => {
-    await page.goto(`${server.url}/account`);
+    await page.goto(`${app.url}/account`);
     await page.getByTestId('account-username').fill('adder');
     await page.getByTestId('account-password').fill('correct horse battery');
     await page.getByTestId('account-submit').click();

@@ -3,54 +3,38 @@
 // an update to a new build that keeps the models, a tiny storage quota, and cloud chat over SSE.
 // Screenshots of the Models and Chat screens go to docs/screenshots when SCREENSHOTS=1, at desktop and phone size
 // (README uses them).
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BrowserContext, Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../../scripts/fake-hub.ts';
-import { buildClient, launchChromium } from '../support/browser.ts';
+import { useAppServer } from '../support/app-server.ts';
 import { publishModels } from '../support/model-fixtures.ts';
-import { ROOT, type ServerProcess, freePort, startServer } from '../support/server-process.ts';
+import { ROOT } from '../support/server-process.ts';
 
-let dir: string;
-let hub: FakeHub;
-let server: ServerProcess;
-let serverEnv: Record<string, string>;
-let browser: Browser;
+const hub = new FakeHub();
+const app = useAppServer({
+  name: 'pwa',
+  services: [hub],
+  buildId: 'one',
+  // A fixed port: the update test restarts the server on the same origin with a new build.
+  fixedPort: true,
+  async env(dir) {
+    const { manifestPath } = await publishModels(hub, dir, [
+      // Listed without files, like the built-in Hub models: the server derives them as transformers.js picks them.
+      { id: 'pwa-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 5, maxPositions: 256 }, derived: true },
+    ]);
+    return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath };
+  },
+});
 let context: BrowserContext;
 let page: Page;
 const screenshots = process.env.SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : null;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-pwa-'));
-  hub = new FakeHub();
-  await hub.start();
-  const { manifestPath } = await publishModels(hub, dir, [
-    // Listed without files, like the built-in Hub models: the server derives them as transformers.js picks them.
-    { id: 'pwa-tiny', options: { layers: 2, hidden: 64, heads: 4, seed: 5, maxPositions: 256 }, derived: true },
-  ]);
-  await buildClient(path.join(dir, 'dist-1'), 'one');
-  // A fixed port: the update test restarts the server on the same origin with a new build.
-  serverEnv = {
-    DATA_DIR: path.join(dir, 'data'),
-    HF_ENDPOINT: hub.origin,
-    MANIFEST_PATH: manifestPath,
-    PORT: String(await freePort()),
-  };
-  server = await startServer({ ...serverEnv, CLIENT_DIST_DIR: path.join(dir, 'dist-1') });
-  browser = await launchChromium('no-gpu');
-  context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  context = await app.browser.newContext({ viewport: { width: 1280, height: 900 } });
   page = await context.newPage();
   if (screenshots) await mkdir(screenshots, { recursive: true });
-}, 180_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** The screen as a phone shows it (390x844), then back to the desktop size the tests go on with. */
@@ -105,7 +89,7 @@ async function chat(p: Page, prompt: string): Promise<{ readout: string; growth:
 
 describe('the PWA', () => {
   it('on a first visit lists the nano model, loads it on WASM and streams an answer with its readout', async () => {
-    await page.goto(`${server.url}/models`);
+    await page.goto(`${app.url}/models`);
     await expect.poll(() => card(page, 'nano-shakespeare').count(), { timeout: 30_000 }).toBe(1);
     await expect.poll(() => page.getByTestId('device-storage').textContent()).toMatch(/used of .* available/);
     await card(page, 'nano-shakespeare').getByTestId('model-load').click();
@@ -169,7 +153,7 @@ describe('the PWA', () => {
   }, 120_000);
 
   it('offline: reloads from the service worker, loads the model from the device and chats; cloud is marked unavailable', async () => {
-    await page.goto(`${server.url}/models`);
+    await page.goto(`${app.url}/models`);
     await page.evaluate(() => navigator.serviceWorker.ready);
     await context.setOffline(true);
     try {
@@ -190,11 +174,8 @@ describe('the PWA', () => {
 
   it('offers an update when a new build is served, and the models on the device survive it', async () => {
     expect(await page.getByTestId('app-build').textContent()).toContain('build one');
-    server.child.kill('SIGTERM');
-    await server.exited;
-    await buildClient(path.join(dir, 'dist-2'), 'two');
-    server = await startServer({ ...serverEnv, CLIENT_DIST_DIR: path.join(dir, 'dist-2') });
-    await page.goto(`${server.url}/models`);
+    await app.restart('two');
+    await page.goto(`${app.url}/models`);
     await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r?.update()));
     await expect.poll(() => page.getByTestId('update-prompt').count(), { timeout: 30_000 }).toBe(1);
     await page.getByTestId('update-reload').click();
@@ -206,12 +187,12 @@ describe('the PWA', () => {
   }, 180_000);
 
   it('with a tiny storage quota, saving a model fails with a clear message and leaves nothing half-saved', async () => {
-    const small = await browser.newContext();
+    const small = await app.browser.newContext();
     try {
       const p = await small.newPage();
       const cdp = await small.newCDPSession(p);
-      await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 64 * 1024 });
-      await p.goto(`${server.url}/models`);
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin: app.url, quotaSize: 64 * 1024 });
+      await p.goto(`${app.url}/models`);
       await card(p, 'pwa-tiny').getByTestId('model-download').click();
       await expect
         .poll(() => card(p, 'pwa-tiny').getByRole('alert').textContent(), { timeout: 30_000 })
@@ -230,13 +211,13 @@ describe('the PWA', () => {
   }, 60_000);
 
   it('streams a cloud answer (the stub provider) over SSE as a new guest; an image in it loads nothing', async () => {
-    await page.goto(`${server.url}/`);
+    await page.goto(`${app.url}/`);
     await expect
       .poll(() => page.getByTestId('chat-route').locator('option').allTextContents())
       .toContain('Stub (canned replies, no model)');
     await page.getByTestId('chat-route').selectOption({ label: 'Stub (canned replies, no model)' });
     // The stub quotes the prompt, so its markdown answer holds this image: on this origin, which the CSP allows.
-    const probe = `${server.url}/probe-image.png`;
+    const probe = `${app.url}/probe-image.png`;
     const probed: string[] = [];
     page.on('request', (request) => {
       if (request.url().startsWith(probe)) probed.push(request.url());

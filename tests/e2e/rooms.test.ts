@@ -2,33 +2,13 @@
 // round-trip time; a third browser, signed up and in a room of its own, sees neither and is not seen; a guest who
 // signs up while in the room comes back into it on the new session; when one closes its page, the other shows
 // it gone.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { useAppServer } from '../support/app-server.ts';
 
-let dir: string;
-let server: ServerProcess;
-let browser: Browser;
+const app = useAppServer({ name: 'rooms' });
 
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-rooms-'));
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
-  browser = await launchChromium('no-gpu');
-}, 180_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await rm(dir, { recursive: true, force: true });
-});
-
-const guest = (name: string) => guestPage(browser, server.url, name);
+const guest = (name: string) => app.guest(name);
 
 const peerRow = (page: Page, name: string) => page.locator(`[data-testid="room-peer"][data-peer-name="${name}"]`);
 
@@ -37,7 +17,7 @@ describe('rooms in the browser', () => {
     const ada = await guest('Ada');
     const bob = await guest('Bob');
     // At the same moment: each must hear of the other even when their joins interleave.
-    await Promise.all([ada.goto(`${server.url}/rooms/global`), bob.goto(`${server.url}/rooms/global`)]);
+    await Promise.all([ada.goto(`${app.url}/rooms/global`), bob.goto(`${app.url}/rooms/global`)]);
     for (const [page, other] of [
       [ada, 'Bob'],
       [bob, 'Ada'],
@@ -51,8 +31,8 @@ describe('rooms in the browser', () => {
     }
 
     // A third browser signs up on the Account screen, creates its own room on the Rooms screen and is taken there.
-    const cy = await (await browser.newContext()).newPage();
-    await cy.goto(`${server.url}/account`);
+    const cy = await app.newPage();
+    await cy.goto(`${app.url}/account`);
     await cy.getByTestId('account-username').fill('cyrus');
     await cy.getByTestId('account-password').fill('correct horse battery');
     await cy.getByTestId('account-submit').click();

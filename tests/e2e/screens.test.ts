@@ -1,17 +1,16 @@
 // The Models, Rooms and Account screens on the UI kit, in headless Chromium at desktop and phone size, against the
-// real server process and a fake Hub: a model's bytes on this device, Unload, Cancel of a server download, Remove all
-// models (after a confirmation); a room that names a peer it has no direct route to; and axe-core on every screen,
-// in both themes and both sizes, with no serious or critical violation. Pages never scroll sideways.
+// real server process and a fake Hub: a model's bytes on this device, Unload, Cancel of a server download, Cancel of a
+// save to this device (nothing left half-saved, the card as before), Remove all models (after a confirmation); a room
+// that names a peer it has no direct route to; and axe-core on every screen, in both themes and both sizes, with no
+// serious or critical violation and a level-one heading. Pages never scroll sideways.
 import { createRequire } from 'node:module';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../../scripts/fake-hub.ts';
-import { buildClient, guestPage, launchChromium } from '../support/browser.ts';
+import { useAppServer } from '../support/app-server.ts';
+import { scrollsSideways } from '../support/browser.ts';
 import { publishModels } from '../support/model-fixtures.ts';
-import { type ServerProcess, startServer } from '../support/server-process.ts';
+import { downloadModel, signUpCookie } from '../support/server-process.ts';
 
 const AXE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const NANO = 'nano-shakespeare';
@@ -20,74 +19,42 @@ const SIZES = [
   { name: 'phone', viewport: { width: 390, height: 844 } },
 ] as const;
 
-let dir: string;
-let hub: FakeHub;
-let server: ServerProcess;
-let browser: Browser;
-
-beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'mesh-e2e-screens-'));
-  hub = new FakeHub();
-  await hub.start();
-  // One model per size whose server download the test holds part-way, so that it can be cancelled.
-  const { manifestPath } = await publishModels(
-    hub,
-    dir,
-    SIZES.map(({ name }) => ({ id: `held-${name}`, options: { layers: 1, hidden: 32, heads: 2, seed: 3 } })),
-  );
-  await buildClient(path.join(dir, 'dist'));
-  server = await startServer(
-    {
-      DATA_DIR: path.join(dir, 'data'),
-      CLIENT_DIST_DIR: path.join(dir, 'dist'),
-      HF_ENDPOINT: hub.origin,
-      MANIFEST_PATH: manifestPath,
-    },
-    120_000,
-  );
-  browser = await launchChromium('no-gpu');
-}, 240_000);
-
-afterAll(async () => {
-  await browser?.close();
-  server?.child.kill('SIGTERM');
-  await server?.exited;
-  await hub?.stop();
-  await rm(dir, { recursive: true, force: true });
+const hub = new FakeHub();
+const app = useAppServer({
+  name: 'screens',
+  services: [hub],
+  async env(dir) {
+    // Per size, a model whose server download the test holds part-way, so that it can be cancelled, and one the
+    // server holds whose save to the device the test holds part-way.
+    const { manifestPath } = await publishModels(
+      hub,
+      dir,
+      SIZES.flatMap(({ name }) => [
+        { id: `held-${name}`, options: { layers: 1, hidden: 32, heads: 2, seed: 3 } },
+        { id: `saved-${name}`, options: { layers: 1, hidden: 32, heads: 2, seed: 4 } },
+      ]),
+    );
+    return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath };
+  },
 });
 
-/** A new context signed up as `username` (server downloads need an account), on the origin's health page. */
-async function accountPage(username: string, options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
-  const page = await (await browser.newContext(options)).newPage();
-  await page.goto(`${server.url}/api/health`);
-  const status = await page.evaluate(async (name) => {
-    const response = await fetch('/api/trpc/auth.signup', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: name, password: 'correct horse battery' }),
-    });
-    return response.status;
-  }, username);
-  if (status !== 200) throw new Error(`sign-up as ${username} answered ${status}`);
-  return page;
-}
+beforeAll(async () => {
+  const cookie = await signUpCookie(app.url, 'saved-keeper');
+  for (const { name } of SIZES) await downloadModel(app.url, cookie, `saved-${name}`);
+}, 120_000);
 
 const card = (page: Page, id: string) => page.locator(`[data-testid="model-card"][data-model-id="${id}"]`);
 
-/** The document is no wider than the viewport: nothing makes the page scroll sideways. */
-const scrollsSideways = (page: Page) =>
-  page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
-
 async function serverDownloadPhase(id: string): Promise<string | undefined> {
   const input = encodeURIComponent(JSON.stringify({ id }));
-  const response = await fetch(`${server.url}/api/trpc/models.status?input=${input}`);
+  const response = await fetch(`${app.url}/api/trpc/models.status?input=${input}`);
   return ((await response.json()) as { result: { data: { phase: string } | null } }).result.data?.phase;
 }
 
 describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => {
   it("shows each model's bytes on this device, unloads the loaded model and loads it again", async () => {
-    const page = await accountPage(`models-${name}`, { viewport });
-    await page.goto(`${server.url}/models`);
+    const page = await app.account(`models-${name}`, { viewport });
+    await page.goto(`${app.url}/models`);
     const nano = card(page, NANO);
     await nano.getByTestId('model-load').click();
     await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
@@ -121,14 +88,14 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
   }, 180_000);
 
   it('cancels a server download part-way, then removes every model from the device after a confirmation', async () => {
-    const page = await accountPage(`cancel-${name}`, { viewport });
+    const page = await app.account(`cancel-${name}`, { viewport });
     const id = `held-${name}`;
     let release = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     // The server's fetch of the weights stops after 1 KB until the test lets it go on.
     hub.injectFault('onnx/model.onnx', { kind: 'hold', atByte: 1024, until: held }, 4);
     try {
-      await page.goto(`${server.url}/models`);
+      await page.goto(`${app.url}/models`);
       const model = card(page, id);
       await model.getByTestId('model-download').click();
       await expect
@@ -174,6 +141,76 @@ describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => 
   }, 180_000);
 });
 
+describe.each(SIZES)('Cancel during the save to this device at $name size', ({ name, viewport }) => {
+  it('leaves no file of the model half-saved, and the card as it was before', async () => {
+    // No service worker: the page's own fetches of the model files are the ones the test holds.
+    const page = await app.account(`saver-${name}`, { viewport, serviceWorkers: 'block' });
+    const id = `saved-${name}`;
+    const repoFiles = () =>
+      page.evaluate(
+        async (repo) =>
+          (await (await caches.open('mesh-models')).keys()).map((r) => r.url).filter((url) => url.includes(repo)),
+        `/models/mesh/${id}/`,
+      );
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached = () => {};
+    const graphAsked = new Promise<void>((resolve) => (reached = resolve));
+    // The files are saved one after another, the graph last: it is held until the test lets it go.
+    await page.route(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`, async (route) => {
+      reached();
+      await held;
+      await route.continue().catch(() => undefined);
+    });
+    try {
+      await page.goto(`${app.url}/models`);
+      const model = card(page, id);
+      await expect.poll(() => model.getByTestId('model-where').textContent(), { timeout: 15_000 }).toMatch(/server/);
+      const before = {
+        where: await model.getByTestId('model-where').textContent(),
+        phase: await model.getByTestId('model-status').getAttribute('data-phase'),
+        downloadEnabled: await model.getByTestId('model-download').isEnabled(),
+        deviceBytes: await model.getByTestId('model-device-bytes').count(),
+      };
+      expect(before.deviceBytes).toBe(0);
+      expect(await repoFiles()).toEqual([]);
+
+      await model.getByTestId('model-download').click();
+      await graphAsked;
+      await expect
+        .poll(() => model.getByTestId('model-status').getAttribute('data-phase'), { timeout: 15_000 })
+        .toBe('Downloading');
+      // Part-way: the files before the graph are in the device's cache.
+      expect((await repoFiles()).length).toBeGreaterThan(0);
+      expect(await scrollsSideways(page)).toBe(false);
+      await model.getByTestId('model-cancel').click();
+
+      await expect
+        .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
+        .toMatch(/Download cancelled: nothing was kept on this device/);
+      await expect.poll(() => repoFiles(), { timeout: 15_000 }).toEqual([]);
+      expect({
+        where: await model.getByTestId('model-where').textContent(),
+        phase: await model.getByTestId('model-status').getAttribute('data-phase'),
+        downloadEnabled: await model.getByTestId('model-download').isEnabled(),
+        deviceBytes: await model.getByTestId('model-device-bytes').count(),
+      }).toEqual(before);
+      expect(await model.getByTestId('model-cancel').count()).toBe(0);
+      expect(await scrollsSideways(page)).toBe(false);
+    } finally {
+      release();
+    }
+    // Nothing was left behind to get in the way: the same save, let through, completes.
+    await page.unroute(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`);
+    await card(page, id).getByTestId('model-download').click();
+    await expect
+      .poll(() => card(page, id).getByTestId('model-status').textContent(), { timeout: 60_000 })
+      .toMatch(/Saved on this device/);
+    expect(await repoFiles()).toHaveLength(5);
+    await page.context().close();
+  }, 180_000);
+});
+
 /**
  * Every ICE candidate this page receives gets an address in TEST-NET-1 (RFC 5737), which nothing routes: with both
  * pages so, ICE finds no pair that works, as between two strict NATs with no TURN server.
@@ -196,11 +233,11 @@ const NO_ROUTE_SCRIPT = `
 
 describe('the room screen', () => {
   it('names a peer it has no direct route to, at desktop and phone size', async () => {
-    const ada = await guestPage(browser, server.url, 'Ada', { viewport: SIZES[0].viewport });
-    const bob = await guestPage(browser, server.url, 'Bob', { viewport: SIZES[1].viewport });
+    const ada = await app.guest('Ada', { viewport: SIZES[0].viewport });
+    const bob = await app.guest('Bob', { viewport: SIZES[1].viewport });
     await ada.context().addInitScript({ content: NO_ROUTE_SCRIPT });
     await bob.context().addInitScript({ content: NO_ROUTE_SCRIPT });
-    await Promise.all([ada.goto(`${server.url}/rooms/global`), bob.goto(`${server.url}/rooms/global`)]);
+    await Promise.all([ada.goto(`${app.url}/rooms/global`), bob.goto(`${app.url}/rooms/global`)]);
     for (const [page, other] of [
       [ada, 'Bob'],
       [bob, 'Ada'],
@@ -252,7 +289,7 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
     'finds no serious or critical violation on any screen in the %s theme',
     async (theme) => {
       // The app's CSP allows no inline script, and axe-core is injected as one: the test's own script, not the app's.
-      const context: BrowserContext = await browser.newContext({ viewport, bypassCSP: true });
+      const context = await app.browser.newContext({ viewport, bypassCSP: true });
       await context.addInitScript((choice) => localStorage.setItem('theme', choice), theme);
       const page = await context.newPage();
       const found: Record<string, string[]> = {};
@@ -263,24 +300,29 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
         found[screen] = result.serious;
         // axe really looked: a screen of this app passes dozens of its rules.
         expect(result.passed, screen).toBeGreaterThan(10);
+        // Every screen has its level-one heading (the Chat screen's is for screen readers only).
+        expect(
+          result.minor.filter((v) => v.startsWith('page-has-heading-one')),
+          screen,
+        ).toEqual([]);
         if (result.minor.length) console.warn(`axe, ${screen} (${name}, ${theme}), minor or moderate:`, result.minor);
         expect(await scrollsSideways(page), `${screen} scrolls sideways`).toBe(false);
       };
 
-      await page.goto(`${server.url}/`);
+      await page.goto(`${app.url}/`);
       await check('Chat', () => page.getByTestId('chat-input').waitFor());
       await page.getByTestId('chat-settings').click();
       await check('Chat settings', () => page.getByTestId('chat-system-prompt').waitFor());
       await page.keyboard.press('Escape');
-      await page.goto(`${server.url}/models`);
+      await page.goto(`${app.url}/models`);
       await check('Models', () =>
         page.getByTestId('storage-panel').and(page.locator('[data-measured="true"]')).waitFor(),
       );
-      await page.goto(`${server.url}/rooms/global`);
+      await page.goto(`${app.url}/rooms/global`);
       await check('Room', () => page.getByTestId('room-self').filter({ hasText: 'You are' }).waitFor());
-      await page.goto(`${server.url}/rooms`);
+      await page.goto(`${app.url}/rooms`);
       await check('Rooms', () => page.getByTestId('room-link').first().waitFor());
-      await page.goto(`${server.url}/account`);
+      await page.goto(`${app.url}/account`);
       await check('Account, signed out', () => page.getByTestId('account-submit').waitFor());
       await page.getByTestId('account-username').fill(`axe-${name}-${theme}`);
       await page.getByTestId('account-password').fill('correct horse battery');
@@ -289,7 +331,7 @@ describe.each(SIZES)('accessibility (axe-core) at $name size', ({ name, viewport
       await page.getByTestId('api-key-name').fill('axe');
       await page.getByTestId('api-key-create').click();
       await check('Account, a new API key', () => page.getByTestId('api-key-secret').waitFor({ timeout: 15_000 }));
-      await page.goto(`${server.url}/rooms`);
+      await page.goto(`${app.url}/rooms`);
       await check('Rooms, signed in', () => page.getByTestId('room-create').waitFor());
       await context.close();
       expect(found).toEqual(Object.fromEntries(Object.keys(found).map((screen) => [screen, []])));

@@ -220,22 +220,60 @@ export async function workerSession(page: Page, workerPath: string) {
  * A new browser context signed in as a guest named `displayName` (the app would otherwise pick "Guest 1234"). The
  * guest is made on a page of the origin that is not the app (`/api/health`), so the app cannot make its own meanwhile.
  */
-export async function guestPage(
+export function guestPage(
   browser: Browser,
   origin: string,
   displayName: string,
   options: BrowserContextOptions = {},
 ): Promise<Page> {
+  return signedInPage(browser, origin, 'auth.guest', { displayName }, options);
+}
+
+/**
+ * A new browser context signed up as the new account `username` (server downloads and other account-only screens
+ * need one), on the origin's health page, as `guestPage` signs in a guest.
+ */
+export function accountPage(
+  browser: Browser,
+  origin: string,
+  username: string,
+  options: BrowserContextOptions = {},
+): Promise<Page> {
+  return signedInPage(browser, origin, 'auth.signup', { username, password: 'correct horse battery' }, options);
+}
+
+/** A new context's page on `/api/health` that has called `procedure` with `input` from the page (its cookie kept). */
+async function signedInPage(
+  browser: Browser,
+  origin: string,
+  procedure: 'auth.guest' | 'auth.signup',
+  input: Record<string, string>,
+  options: BrowserContextOptions,
+): Promise<Page> {
   const page = await (await browser.newContext(options)).newPage();
   await page.goto(`${origin}/api/health`);
-  const status = await page.evaluate(async (name) => {
-    const response = await fetch('/api/trpc/auth.guest', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ displayName: name }),
-    });
-    return response.status;
-  }, displayName);
-  if (status !== 200) throw new Error(`guest sign-in as ${displayName} answered ${status}`);
+  const status = await page.evaluate(
+    async ({ procedure, input }) => {
+      const response = await fetch(`/api/trpc/${procedure}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(input),
+      });
+      return response.status;
+    },
+    { procedure, input },
+  );
+  if (status !== 200) throw new Error(`${procedure} as ${JSON.stringify(Object.values(input)[0])} answered ${status}`);
   return page;
+}
+
+/** Whether the document is wider than the viewport: the page scrolls sideways (a phone layout must never). */
+export function scrollsSideways(page: Page): Promise<boolean> {
+  return page.evaluate(() => {
+    // Runs in the page (the Node tests' tsconfig has no DOM types).
+    const root = (
+      globalThis as unknown as { document: { documentElement: { scrollWidth: number; clientWidth: number } } }
+    ).document.documentElement;
+    return root.scrollWidth > root.clientWidth;
+  });
 }

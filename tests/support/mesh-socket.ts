@@ -1,7 +1,5 @@
 // socket.io-client connections to the `/mesh` namespace for the socket tests, and accounts to connect as.
 import { type ManagerOptions, type Socket, type SocketOptions, io } from 'socket.io-client';
-import type { PrismaClient } from '../../src/server/db/client.ts';
-import { createSession, sessionPolicy } from '../../src/server/services/session.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../src/shared/socket-contract.ts';
 
 export type MeshClient = Socket<ServerToClientEvents, ClientToServerEvents>;
@@ -31,19 +29,6 @@ export function connectMesh(
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', reject);
   });
-}
-
-/** A new account with a session, as the cookie a client would send. */
-export async function accountCookie(
-  prisma: PrismaClient,
-  username: string,
-): Promise<{ cookie: string; userId: string }> {
-  const user = await prisma.user.create({
-    data: { kind: 'ACCOUNT', username, displayName: username },
-    select: { id: true },
-  });
-  const { token } = await createSession(prisma, user.id, sessionPolicy(14, 90));
-  return { cookie: `mesh_session=${token}`, userId: user.id };
 }
 
 /** The next `event` on `socket` (the next one `match` accepts, when given), or an error after `timeoutMs`. */

@@ -122,6 +122,11 @@ export function ChatPage() {
         <ConversationList {...list} />
       </aside>
       <section className="chat flex min-w-0 flex-col" aria-label="Chat">
+        {/* The screen's one level-one heading, named after the open conversation, for screen readers and the outline
+            (axe: page-has-heading-one); on screen the conversation list and the messages already say it. */}
+        <h1 className="sr-only" data-testid="chat-title">
+          Chat: {conversation.title}
+        </h1>
         <div className="chat-toolbar min-w-0">
           <span className="md:hidden">
             <Suspense fallback={<Button size="icon" aria-label="Conversations" disabled />}>

@@ -158,6 +158,11 @@ const server = serverApi(trpc);
 
 /** Each download in progress, so that Cancel can stop it wherever it is (the server's fetch, the save to this device). */
 const downloads = new Map<string, AbortController>();
+/**
+ * Each Cancel under way: it aborts once the server has answered models.cancel, and a poll that meanwhile reads the
+ * server's download as cancelled must end as that Cancel says, not as a failure.
+ */
+const cancelling = new Map<string, Promise<void>>();
 
 class Cancelled extends Error {
   constructor(message: string) {
@@ -226,6 +231,7 @@ export async function downloadModel(entry: CatalogueEntry): Promise<PinnedModel>
     update(entry.id, { onDevice: true });
     return { revision, files, bytes: total };
   } catch (error) {
+    if (!signal.aborted) await cancelling.get(entry.id);
     // A save stopped part-way leaves nothing behind (saveToDevice removes what it wrote); the abort's reason says why.
     throw signal.aborted ? (signal.reason as Error) : error;
   } finally {
@@ -244,7 +250,17 @@ export function downloading(id: string): boolean {
  */
 export async function cancelDownload(entry: CatalogueEntry): Promise<void> {
   const controller = downloads.get(entry.id);
-  if (!controller) return;
+  if (!controller || cancelling.has(entry.id)) return;
+  const done = cancelNow(entry, controller);
+  cancelling.set(entry.id, done);
+  try {
+    await done;
+  } finally {
+    cancelling.delete(entry.id);
+  }
+}
+
+async function cancelNow(entry: CatalogueEntry, controller: AbortController): Promise<void> {
   const dtype = dtypeOn(entry, await probeDevice());
   const atServer = (states[entry.id] ?? IDLE).phase === 'Preparing' && !serverCopy(entry, dtype);
   let message = atServer
