@@ -94,6 +94,8 @@ describe.each([
     // The first run's costs are paid before Ready, by an answer nobody sees (its KV cache is dropped: the
     // reference tokens below come from a fresh conversation).
     expect(messages.at(-2)).toMatch(/^Warming up on /);
+    expect(info.warmUpMs).toBeGreaterThan(0);
+    expect(info.warmUpMs).toBeLessThanOrEqual(info.loadMs);
     // Per-file bytes: the weights file arrived whole, and the totals add up.
     const weightsFile = (last as LoadProgress | null)?.files['onnx/model.onnx'];
     expect(weightsFile?.total).toBeGreaterThan(0);

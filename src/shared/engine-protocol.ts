@@ -104,7 +104,10 @@ export interface LoadedInfo {
   /** Why this backend and dtype, in words (e.g. "WebGPU adapter without shader-f16: q4 instead of q4f16"). */
   reason: string;
   contextLength: number;
+  /** From the load's start to Ready, the warm-up included. */
   loadMs: number;
+  /** Of loadMs, the warm-up run's share (0 without one): what the first answer no longer pays. */
+  warmUpMs: number;
 }
 
 export interface GenerationStats {

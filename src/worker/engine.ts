@@ -218,11 +218,14 @@ export class InferenceEngine {
         reason: plan.reason,
         contextLength: Math.min(model.contextLength, config.max_position_embeddings ?? Infinity),
         loadMs: Math.round(performance.now() - started),
+        warmUpMs: 0,
       };
       this.current = { info, model: loadedModel, tokenizer, eos };
       if (this.options.warmUp !== false) {
         enter('Loading', `Warming up on ${BACKEND_NAME[plan.backend]}`);
+        const warming = performance.now();
         await this.warmUp();
+        info.warmUpMs = Math.round((performance.now() - warming) * 10) / 10;
         info.loadMs = Math.round(performance.now() - started);
       }
       enter('Ready', `Ready on ${BACKEND_NAME[plan.backend]}`);
