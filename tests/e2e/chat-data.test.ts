@@ -63,7 +63,9 @@ const nav = (page: Page, screen: 'Chat' | 'Account') =>
   page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: screen }).click();
 
 async function cloudRoute(page: Page) {
-  await expect.poll(() => page.getByTestId('chat-route').locator('option[value="openai"]').count()).toBe(1);
+  await expect
+    .poll(() => page.getByTestId('chat-route').locator('option[value="openai"]').count(), { timeout: 30_000 })
+    .toBe(1);
   await page.getByTestId('chat-route').selectOption('openai');
 }
 
