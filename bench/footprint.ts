@@ -12,19 +12,12 @@ import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, freePort } from '../tests/support/server-process.ts';
-import { drive, joinedGuestSockets, quantile, relayThroughMesh } from './relay-load.ts';
+import { RELAY_LOAD_LIMITS, drive, joinedGuestSockets, quantile, relayThroughMesh } from './relay-load.ts';
 import { PHASES, type Phases, weriftJoinRound } from './werift-joins.ts';
 
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const LIMITS = {
-  GUEST_CREATIONS_PER_IP_PER_HOUR: '100000',
-  SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '100000',
-  SOCKETS_PER_IP: '1000',
-  SOCKET_EVENTS_PER_SECOND: '10000',
-  RATE_LIMIT_MAX: '100000',
-};
 
 interface Proc {
   pid: number;
@@ -85,7 +78,13 @@ async function measure(label: string, command: string[], dataDir: string) {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'ignore', 'inherit'],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, DATA_DIR: dataDir, PORT: String(port), ...LIMITS },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      ...RELAY_LOAD_LIMITS,
+    },
   });
   try {
     await waitHealthy(url, child);

@@ -7,21 +7,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { startServer } from '../tests/support/server-process.ts';
-import { quantile } from './relay-load.ts';
+import { RELAY_LOAD_LIMITS, quantile } from './relay-load.ts';
 import { PHASES, type Phases, weriftJoinRound } from './werift-joins.ts';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const PEERS = Number(process.env.BENCH_PEERS ?? 8);
-const LIMITS = {
-  GUEST_CREATIONS_PER_IP_PER_HOUR: '100000',
-  SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '100000',
-  SOCKETS_PER_IP: '1000',
-  SOCKET_EVENTS_PER_SECOND: '10000',
-  RATE_LIMIT_MAX: '100000',
-};
 
 const dataDir = await mkdtemp(path.join(tmpdir(), 'mesh-joins-'));
-const server = await startServer({ DATA_DIR: dataDir, ...LIMITS }, 120_000, {
+const server = await startServer({ DATA_DIR: dataDir, ...RELAY_LOAD_LIMITS }, 120_000, {
   compiled: process.env.BENCH_COMPILED === '1',
 });
 try {

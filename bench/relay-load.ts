@@ -5,6 +5,15 @@ import { type Socket, io } from 'socket.io-client';
 import { MESH_NAMESPACE } from '../src/shared/socket-contract.ts';
 import { guestCookie } from '../tests/support/server-process.ts';
 
+/** The server's per-address limits raised so that one machine can play the many guests and peers of a benchmark. */
+export const RELAY_LOAD_LIMITS = {
+  GUEST_CREATIONS_PER_IP_PER_HOUR: '100000',
+  SOCKET_HANDSHAKES_PER_IP_PER_MINUTE: '100000',
+  SOCKETS_PER_IP: '1000',
+  SOCKET_EVENTS_PER_SECOND: '10000',
+  RATE_LIMIT_MAX: '100000',
+};
+
 export const quantile = (values: number[], q: number) =>
   [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0;
 
