@@ -8,7 +8,7 @@ import { MoveOffer } from './features/chat/move-offer.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
 import { Button } from './components/ui/button.tsx';
 import { useTheme } from './lib/theme.ts';
-import { api } from './lib/trpc.ts';
+import { api, retryTransient } from './lib/trpc.ts';
 
 // Menus and toasts (Radix, sonner) come in their own chunk after the first paint: the initial JS stays small
 // (bench/pwa.ts, goal under 200 KB gzip).
@@ -23,7 +23,7 @@ const AccountPage = lazy(() => import('./features/account/account-page.tsx').the
 
 /** Remembers who is signed in whenever the server says, so that offline their conversations wait on this device for them. */
 function useRememberAccount(online: boolean): void {
-  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
+  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: retryTransient });
   // Layout effect: remembered in the same commit that shows who is signed in, so a tab closed right after knows.
   useLayoutEffect(() => {
     if (online && me.isSuccess) rememberAccount(me.data?.kind === 'ACCOUNT' ? me.data.id : null);

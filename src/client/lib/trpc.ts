@@ -1,7 +1,7 @@
 // The app's tRPC clients: React hooks (`api`, with TanStack Query) for screens, and a plain client (`trpc`) for
 // imperative flows. Subscriptions (chat.stream) go over SSE with the browser's EventSource, the rest batched;
 // same origin, so the session cookie rides along and no CORS is involved.
-import { createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } from '@trpc/client';
+import { TRPCClientError, createTRPCClient, httpBatchLink, httpSubscriptionLink, splitLink } from '@trpc/client';
 import { createTRPCReact } from '@trpc/react-query';
 import type { AppRouter } from '../../server/trpc/root.ts';
 import { refusalLinks } from '../../shared/trpc-links.ts';
@@ -22,3 +22,14 @@ export function appLinks(url = '/api/trpc') {
 export const trpc = createTRPCClient<AppRouter>({ links: appLinks() });
 export const api = createTRPCReact<AppRouter>();
 export const apiClient = api.createClient({ links: appLinks() });
+
+/**
+ * TanStack Query's `retry` for what a screen needs from the server (the providers, who is signed in): a dropped
+ * connection or a busy server (429, 5xx) is asked again, twice, with its backoff; a refusal (any other 4xx) is final.
+ */
+export function retryTransient(failures: number, error: unknown): boolean {
+  const status =
+    error instanceof TRPCClientError ? (error.data as { httpStatus?: number } | undefined)?.httpStatus : undefined;
+  const refused = status !== undefined && status >= 400 && status < 500 && status !== 429;
+  return failures < 2 && !refused;
+}

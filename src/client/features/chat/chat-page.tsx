@@ -6,7 +6,7 @@ import { Link } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import { Button } from '../../components/ui/button.tsx';
 import { useOnline } from '../../lib/pwa.ts';
-import { api } from '../../lib/trpc.ts';
+import { api, retryTransient } from '../../lib/trpc.ts';
 import { useMeshRoom } from '../mesh/mesh-store.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import type { ModelChoice } from './chat-settings.tsx';
@@ -51,8 +51,8 @@ export function ChatPage() {
   useSyncExternalStore(meshRoom?.subscribe ?? noSubscribe, meshRoom?.getSnapshot ?? noSnapshot);
   const shared = sharedModels(meshRoom);
   const online = useOnline();
-  const providers = api.chat.providers.useQuery(undefined, { enabled: online, retry: false });
-  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
+  const providers = api.chat.providers.useQuery(undefined, { enabled: online, retry: retryTransient });
+  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: retryTransient });
   const account = me.data?.kind === 'ACCOUNT';
   // Accounts keep their conversations on the server; guests (and anyone offline) on this device.
   const store = account && online ? serverStore : deviceStore;

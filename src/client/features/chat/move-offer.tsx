@@ -6,7 +6,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { Button } from '../../components/ui/button.tsx';
 import { useOnline } from '../../lib/pwa.ts';
-import { api } from '../../lib/trpc.ts';
+import { api, retryTransient } from '../../lib/trpc.ts';
 import { chatErrorText } from './chat-errors.ts';
 import { guestConversations, moveToAccount } from './conversation-store.ts';
 import type { Conversation } from './conversations.ts';
@@ -19,7 +19,7 @@ interface Offer {
 /** The offer once the signed-in user becomes an account in this tab (a guest signed up, or someone logged in). */
 function useSignInOffer(): [Offer | null, (offer: Offer | null) => void] {
   const online = useOnline();
-  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: false });
+  const me = api.auth.me.useQuery(undefined, { enabled: online, retry: retryTransient });
   const [offer, setOffer] = useState<Offer | null>(null);
   /** What `me` was before: undefined until the server first answered in this tab. */
   const before = useRef<'ACCOUNT' | 'GUEST' | null | undefined>(undefined);

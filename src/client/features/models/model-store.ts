@@ -75,7 +75,11 @@ const subscribe = (listener: () => void) => {
   return () => listeners.delete(listener);
 };
 
+/** How many times each model's `onDevice` was written: a device check begun before a write leaves it alone. */
+const onDeviceWrites = new Map<string, number>();
+
 function update(id: string, patch: Partial<ModelState>): void {
+  if (patch.onDevice !== undefined) onDeviceWrites.set(id, (onDeviceWrites.get(id) ?? 0) + 1);
   const current = states[id] ?? IDLE;
   const base = patch.phases ?? current.phases;
   const phases = patch.phase && patch.phase !== base.at(-1) ? [...base, patch.phase] : base;
@@ -148,8 +152,12 @@ export async function refreshDeviceStatus(entries: CatalogueEntry[]): Promise<vo
   const gpu = await probeDevice();
   for (const entry of entries) {
     const copy = copyFor(entry, gpu);
+    const writes = onDeviceWrites.get(entry.id) ?? 0;
     const onDevice =
       copy !== null && copy.files.length > 0 && (await filesOnDevice(deviceModel(entry, copy))) === copy.files.length;
+    // Two checks can run at once (the app's restore and the Models screen), and a save or removal can finish during
+    // one: whatever was written while this check read the device is newer than what it read.
+    if ((onDeviceWrites.get(entry.id) ?? 0) !== writes) continue;
     if ((states[entry.id] ?? IDLE).onDevice !== onDevice) update(entry.id, { onDevice });
   }
 }
