@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './tests/support/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -6,6 +7,8 @@ export default defineConfig({
     // Each file opens its own databases and servers; two cores, so two files at a time.
     pool: 'forks',
     maxWorkers: 2,
+    // The longest files first (tests/support/sequencer.ts), so that the two end close together.
+    sequence: { sequencer: LongestFirstSequencer },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // A poll waits for a condition (a page's state, a server's record): on two busy cores 1 s (Vitest's default) is

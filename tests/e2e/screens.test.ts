@@ -51,166 +51,6 @@ async function serverDownloadPhase(id: string): Promise<string | undefined> {
   return ((await response.json()) as { result: { data: { phase: string } | null } }).result.data?.phase;
 }
 
-describe.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => {
-  it("shows each model's bytes on this device, unloads the loaded model and loads it again", async () => {
-    const page = await app.account(`models-${name}`, { viewport });
-    await page.goto(`${app.url}/models`);
-    const nano = card(page, NANO);
-    await nano.getByTestId('model-load').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
-
-    // The card's bytes are what the storage panel measured for the model's files.
-    const row = page.locator(`[data-testid="storage-row"][data-kind="model"][data-id="${NANO}"]`);
-    await row.waitFor({ timeout: 15_000 });
-    const rowBytes = Number(await row.getAttribute('data-bytes'));
-    expect(rowBytes).toBeGreaterThan(0);
-    await expect
-      .poll(() => nano.getByTestId('model-device-bytes').getAttribute('data-bytes'), { timeout: 15_000 })
-      .toBe(String(rowBytes));
-    expect(await nano.getByTestId('model-device-bytes').textContent()).toMatch(/^[\d.]+ (KB|MB|GB)$/);
-    expect(await scrollsSideways(page)).toBe(false);
-
-    await nano.getByTestId('model-unload').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').count(), { timeout: 15_000 }).toBe(0);
-    expect(await nano.getByTestId('model-status').textContent()).toMatch(/Unloaded/);
-    expect(await nano.getByTestId('model-load').textContent()).toBe('Load');
-    expect(await nano.getByTestId('model-unload').count()).toBe(0);
-    // The chat knows: nothing is loaded on this device any more.
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat' }).click();
-    await expect
-      .poll(() => page.getByTestId('chat-route').locator('option[value="device"]').textContent())
-      .toBe('this device (no model loaded)');
-    // A new worker takes the next load (the old one was ended to free its memory).
-    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).click();
-    await nano.getByTestId('model-load').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
-    await page.context().close();
-  }, 180_000);
-
-  it('cancels a server download part-way, then removes every model from the device after a confirmation', async () => {
-    const page = await app.account(`cancel-${name}`, { viewport });
-    const id = `held-${name}`;
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    // The server's fetch of the weights stops after 1 KB until the test lets it go on.
-    hub.injectFault('onnx/model.onnx', { kind: 'hold', atByte: 1024, until: held }, 4);
-    try {
-      await page.goto(`${app.url}/models`);
-      const model = card(page, id);
-      await model.getByTestId('model-download').click();
-      await expect
-        .poll(() => model.getByTestId('model-status').getAttribute('data-phase'), { timeout: 30_000 })
-        .toBe('Preparing');
-      await model.getByTestId('model-cancel').click();
-      await expect
-        .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
-        .toMatch(/Download cancelled: the server stopped fetching it/);
-      expect(await model.getByTestId('model-cancel').count()).toBe(0);
-      expect(await model.getByTestId('model-download').isEnabled()).toBe(true);
-      expect(await serverDownloadPhase(id)).toBe('cancelled');
-      expect(await model.getByTestId('model-where').textContent()).toBe('on the Hub');
-    } finally {
-      release();
-      hub.reset();
-    }
-
-    // Something to remove: the nano model saved on this device by loading it.
-    const nano = card(page, NANO);
-    await nano.getByTestId('model-load').click();
-    await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
-    await nano.getByTestId('model-device-bytes').waitFor({ timeout: 15_000 });
-    await page.getByTestId('models-remove-all').click();
-    const dialog = page.getByTestId('models-remove-all-dialog');
-    await dialog.waitFor();
-    expect(await dialog.textContent()).toMatch(/Remove all models from this device\?/);
-    expect(await scrollsSideways(page)).toBe(false);
-    // Keeping them changes nothing.
-    await dialog.getByRole('button', { name: 'Keep them' }).click();
-    await dialog.waitFor({ state: 'detached' });
-    expect(await nano.getByTestId('model-device-bytes').count()).toBe(1);
-    await page.getByTestId('models-remove-all').click();
-    await page.getByTestId('models-remove-all-confirm').click();
-    const panel = page.getByTestId('storage-panel');
-    await panel.locator('[data-testid="storage-row"][data-kind="model"]').first().waitFor({ state: 'detached' });
-    expect(await panel.locator('[data-testid="storage-row"][data-kind="runtime"]').count()).toBe(0);
-    expect(await page.getByTestId('model-device-bytes').count()).toBe(0);
-    await expect.poll(() => nano.getByTestId('model-where').textContent()).toBe('bundled with the app');
-    // No model file is left in the device cache, whichever model it belonged to.
-    expect(await page.evaluate(async () => (await (await caches.open('mesh-models')).keys()).length)).toBe(0);
-    await page.context().close();
-  }, 180_000);
-});
-
-describe.each(SIZES)('Cancel during the save to this device at $name size', ({ name, viewport }) => {
-  it('leaves no file of the model half-saved, and the card as it was before', async () => {
-    // No service worker: the page's own fetches of the model files are the ones the test holds.
-    const page = await app.account(`saver-${name}`, { viewport, serviceWorkers: 'block' });
-    const id = `saved-${name}`;
-    const repoFiles = () =>
-      page.evaluate(
-        async (repo) =>
-          (await (await caches.open('mesh-models')).keys()).map((r) => r.url).filter((url) => url.includes(repo)),
-        `/models/mesh/${id}/`,
-      );
-    let release = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let reached = () => {};
-    const graphAsked = new Promise<void>((resolve) => (reached = resolve));
-    // The files are saved one after another, the graph last: it is held until the test lets it go.
-    await page.route(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`, async (route) => {
-      reached();
-      await held;
-      await route.continue().catch(() => undefined);
-    });
-    try {
-      await page.goto(`${app.url}/models`);
-      const model = card(page, id);
-      await expect.poll(() => model.getByTestId('model-where').textContent(), { timeout: 15_000 }).toMatch(/server/);
-      const before = {
-        where: await model.getByTestId('model-where').textContent(),
-        phase: await model.getByTestId('model-status').getAttribute('data-phase'),
-        downloadEnabled: await model.getByTestId('model-download').isEnabled(),
-        deviceBytes: await model.getByTestId('model-device-bytes').count(),
-      };
-      expect(before.deviceBytes).toBe(0);
-      expect(await repoFiles()).toEqual([]);
-
-      await model.getByTestId('model-download').click();
-      await graphAsked;
-      await expect
-        .poll(() => model.getByTestId('model-status').getAttribute('data-phase'), { timeout: 15_000 })
-        .toBe('Downloading');
-      // Part-way: the files before the graph are in the device's cache.
-      expect((await repoFiles()).length).toBeGreaterThan(0);
-      expect(await scrollsSideways(page)).toBe(false);
-      await model.getByTestId('model-cancel').click();
-
-      await expect
-        .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
-        .toMatch(/Download cancelled: nothing was kept on this device/);
-      await expect.poll(() => repoFiles(), { timeout: 15_000 }).toEqual([]);
-      expect({
-        where: await model.getByTestId('model-where').textContent(),
-        phase: await model.getByTestId('model-status').getAttribute('data-phase'),
-        downloadEnabled: await model.getByTestId('model-download').isEnabled(),
-        deviceBytes: await model.getByTestId('model-device-bytes').count(),
-      }).toEqual(before);
-      expect(await model.getByTestId('model-cancel').count()).toBe(0);
-      expect(await scrollsSideways(page)).toBe(false);
-    } finally {
-      release();
-    }
-    // Nothing was left behind to get in the way: the same save, let through, completes.
-    await page.unroute(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`);
-    await card(page, id).getByTestId('model-download').click();
-    await expect
-      .poll(() => card(page, id).getByTestId('model-status').textContent(), { timeout: 60_000 })
-      .toMatch(/Saved on this device/);
-    expect(await repoFiles()).toHaveLength(5);
-    await page.context().close();
-  }, 180_000);
-});
-
 /**
  * Every ICE candidate this page receives gets an address in TEST-NET-1 (RFC 5737), which nothing routes: with both
  * pages so, ICE finds no pair that works, as between two strict NATs with no TURN server.
@@ -231,8 +71,10 @@ const NO_ROUTE_SCRIPT = `
   };
 `;
 
-describe('the room screen', () => {
-  it('names a peer it has no direct route to, at desktop and phone size', async () => {
+// Concurrent with the Models and Cancel tests below: this one spends most of its time waiting for Chromium to give up on
+// ICE (about 30 s), and the two share nothing but the server and the browser (contexts of their own, other accounts).
+describe.concurrent('the room screen', () => {
+  it('names a peer it has no direct route to, at desktop and phone size', async ({ expect }) => {
     const ada = await app.guest('Ada', { viewport: SIZES[0].viewport });
     const bob = await app.guest('Bob', { viewport: SIZES[1].viewport });
     await ada.context().addInitScript({ content: NO_ROUTE_SCRIPT });
@@ -253,6 +95,172 @@ describe('the room screen', () => {
     await ada.context().close();
     await bob.context().close();
   }, 150_000);
+});
+
+// One after another, as written, while the room test above runs beside them. Each test asserts with its own `expect`
+// (a test run beside another must: the global one cannot tell which test is running).
+describe.concurrent('the Models screen, beside the room test', () => {
+  describe.sequential.each(SIZES)('the Models screen at $name size', ({ name, viewport }) => {
+    it("shows each model's bytes on this device, unloads the loaded model and loads it again", async ({ expect }) => {
+      const page = await app.account(`models-${name}`, { viewport });
+      await page.goto(`${app.url}/models`);
+      const nano = card(page, NANO);
+      await nano.getByTestId('model-load').click();
+      await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+
+      // The card's bytes are what the storage panel measured for the model's files.
+      const row = page.locator(`[data-testid="storage-row"][data-kind="model"][data-id="${NANO}"]`);
+      await row.waitFor({ timeout: 15_000 });
+      const rowBytes = Number(await row.getAttribute('data-bytes'));
+      expect(rowBytes).toBeGreaterThan(0);
+      await expect
+        .poll(() => nano.getByTestId('model-device-bytes').getAttribute('data-bytes'), { timeout: 15_000 })
+        .toBe(String(rowBytes));
+      expect(await nano.getByTestId('model-device-bytes').textContent()).toMatch(/^[\d.]+ (KB|MB|GB)$/);
+      expect(await scrollsSideways(page)).toBe(false);
+
+      await nano.getByTestId('model-unload').click();
+      await expect.poll(() => nano.getByTestId('backend-badge').count(), { timeout: 15_000 }).toBe(0);
+      expect(await nano.getByTestId('model-status').textContent()).toMatch(/Unloaded/);
+      expect(await nano.getByTestId('model-load').textContent()).toBe('Load');
+      expect(await nano.getByTestId('model-unload').count()).toBe(0);
+      // The chat knows: nothing is loaded on this device any more.
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Chat' }).click();
+      await expect
+        .poll(() => page.getByTestId('chat-route').locator('option[value="device"]').textContent())
+        .toBe('this device (no model loaded)');
+      // A new worker takes the next load (the old one was ended to free its memory).
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Models' }).click();
+      await nano.getByTestId('model-load').click();
+      await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+      await page.context().close();
+    }, 180_000);
+
+    it('cancels a server download part-way, then removes every model from the device after a confirmation', async ({
+      expect,
+    }) => {
+      const page = await app.account(`cancel-${name}`, { viewport });
+      const id = `held-${name}`;
+      let release = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      // The server's fetch of the weights stops after 1 KB until the test lets it go on.
+      hub.injectFault('onnx/model.onnx', { kind: 'hold', atByte: 1024, until: held }, 4);
+      try {
+        await page.goto(`${app.url}/models`);
+        const model = card(page, id);
+        await model.getByTestId('model-download').click();
+        await expect
+          .poll(() => model.getByTestId('model-status').getAttribute('data-phase'), { timeout: 30_000 })
+          .toBe('Preparing');
+        await model.getByTestId('model-cancel').click();
+        await expect
+          .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
+          .toMatch(/Download cancelled: the server stopped fetching it/);
+        expect(await model.getByTestId('model-cancel').count()).toBe(0);
+        expect(await model.getByTestId('model-download').isEnabled()).toBe(true);
+        expect(await serverDownloadPhase(id)).toBe('cancelled');
+        expect(await model.getByTestId('model-where').textContent()).toBe('on the Hub');
+      } finally {
+        release();
+        hub.reset();
+      }
+
+      // Something to remove: the nano model saved on this device by loading it.
+      const nano = card(page, NANO);
+      await nano.getByTestId('model-load').click();
+      await expect.poll(() => nano.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
+      await nano.getByTestId('model-device-bytes').waitFor({ timeout: 15_000 });
+      await page.getByTestId('models-remove-all').click();
+      const dialog = page.getByTestId('models-remove-all-dialog');
+      await dialog.waitFor();
+      expect(await dialog.textContent()).toMatch(/Remove all models from this device\?/);
+      expect(await scrollsSideways(page)).toBe(false);
+      // Keeping them changes nothing.
+      await dialog.getByRole('button', { name: 'Keep them' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      expect(await nano.getByTestId('model-device-bytes').count()).toBe(1);
+      await page.getByTestId('models-remove-all').click();
+      await page.getByTestId('models-remove-all-confirm').click();
+      const panel = page.getByTestId('storage-panel');
+      await panel.locator('[data-testid="storage-row"][data-kind="model"]').first().waitFor({ state: 'detached' });
+      expect(await panel.locator('[data-testid="storage-row"][data-kind="runtime"]').count()).toBe(0);
+      expect(await page.getByTestId('model-device-bytes').count()).toBe(0);
+      await expect.poll(() => nano.getByTestId('model-where').textContent()).toBe('bundled with the app');
+      // No model file is left in the device cache, whichever model it belonged to.
+      expect(await page.evaluate(async () => (await (await caches.open('mesh-models')).keys()).length)).toBe(0);
+      await page.context().close();
+    }, 180_000);
+  });
+
+  describe.sequential.each(SIZES)('Cancel during the save to this device at $name size', ({ name, viewport }) => {
+    it('leaves no file of the model half-saved, and the card as it was before', async ({ expect }) => {
+      // No service worker: the page's own fetches of the model files are the ones the test holds.
+      const page = await app.account(`saver-${name}`, { viewport, serviceWorkers: 'block' });
+      const id = `saved-${name}`;
+      const repoFiles = () =>
+        page.evaluate(
+          async (repo) =>
+            (await (await caches.open('mesh-models')).keys()).map((r) => r.url).filter((url) => url.includes(repo)),
+          `/models/mesh/${id}/`,
+        );
+      let release = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let reached = () => {};
+      const graphAsked = new Promise<void>((resolve) => (reached = resolve));
+      // The files are saved one after another, the graph last: it is held until the test lets it go.
+      await page.route(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`, async (route) => {
+        reached();
+        await held;
+        await route.continue().catch(() => undefined);
+      });
+      try {
+        await page.goto(`${app.url}/models`);
+        const model = card(page, id);
+        await expect.poll(() => model.getByTestId('model-where').textContent(), { timeout: 15_000 }).toMatch(/server/);
+        const before = {
+          where: await model.getByTestId('model-where').textContent(),
+          phase: await model.getByTestId('model-status').getAttribute('data-phase'),
+          downloadEnabled: await model.getByTestId('model-download').isEnabled(),
+          deviceBytes: await model.getByTestId('model-device-bytes').count(),
+        };
+        expect(before.deviceBytes).toBe(0);
+        expect(await repoFiles()).toEqual([]);
+
+        await model.getByTestId('model-download').click();
+        await graphAsked;
+        await expect
+          .poll(() => model.getByTestId('model-status').getAttribute('data-phase'), { timeout: 15_000 })
+          .toBe('Downloading');
+        // Part-way: the files before the graph are in the device's cache.
+        expect((await repoFiles()).length).toBeGreaterThan(0);
+        expect(await scrollsSideways(page)).toBe(false);
+        await model.getByTestId('model-cancel').click();
+
+        await expect
+          .poll(() => model.getByTestId('model-status').textContent(), { timeout: 15_000 })
+          .toMatch(/Download cancelled: nothing was kept on this device/);
+        await expect.poll(() => repoFiles(), { timeout: 15_000 }).toEqual([]);
+        expect({
+          where: await model.getByTestId('model-where').textContent(),
+          phase: await model.getByTestId('model-status').getAttribute('data-phase'),
+          downloadEnabled: await model.getByTestId('model-download').isEnabled(),
+          deviceBytes: await model.getByTestId('model-device-bytes').count(),
+        }).toEqual(before);
+        expect(await model.getByTestId('model-cancel').count()).toBe(0);
+        expect(await scrollsSideways(page)).toBe(false);
+      } finally {
+        release();
+      }
+      // Nothing was left behind to get in the way: the same save, let through, completes.
+      await page.unroute(`**/models/mesh/${id}/resolve/**/onnx/model.onnx`);
+      await card(page, id).getByTestId('model-download').click();
+      await expect
+        .poll(() => card(page, id).getByTestId('model-status').textContent(), { timeout: 60_000 })
+        .toMatch(/Saved on this device/);
+      expect(await repoFiles()).toHaveLength(5);
+      await page.context().close();
+    }, 180_000);
+  });
 });
 
 interface Violation {

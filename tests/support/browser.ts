@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -62,27 +62,40 @@ export function launchPersistentChromium(
  * A production build of the app (`vite build`, with `buildId` as its build id) copied into `outDir`; returns the URL
  * path of the inference worker bundle. Builds are kept in the system's temporary folder under a hash of the client's
  * sources and the build id, so the browser test files of one run (and of later runs on unchanged sources) build the
- * client once, not once each: about 15 s a file on two cores. Files building at once may each build; the first to
- * finish is kept.
+ * client once, not once each: about 15 s a file on two cores. A file that asks while another builds the same one
+ * waits for that build rather than making its own. The default build id is the one the update tests
+ * (tests/e2e/offline.test.ts, tests/e2e/pwa.test.ts) first visit, so that a run builds the app twice in all: that
+ * one, and the newer build (`two`) they publish while it is open.
  */
-export async function buildClient(outDir: string, buildId = 'test'): Promise<{ workerPath: string }> {
+export async function buildClient(outDir: string, buildId = 'one'): Promise<{ workerPath: string }> {
   const key = createHash('sha256')
     .update(await hashInputs(CLIENT_INPUTS))
     .update(`\0${buildId}`)
     .digest('hex')
     .slice(0, 24);
   const kept = path.join(tmpdir(), 'mesh-test-client-builds', key);
-  if (!existsSync(path.join(kept, 'index.html'))) {
-    await mkdir(path.dirname(kept), { recursive: true });
-    const staging = await mkdtemp(`${kept}.building-`);
+  await mkdir(path.dirname(kept), { recursive: true });
+  while (!existsSync(path.join(kept, 'index.html'))) {
+    const release = await buildLock(`${kept}.lock`);
+    if (!release) {
+      // Another file builds this one now: wait for it to finish (or give up, when it fails or its process died).
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      continue;
+    }
     try {
-      await viteBuild(staging, buildId);
-      await rename(staging, kept).catch((error: NodeJS.ErrnoException) => {
-        // Another file's build of the same sources got there first: use that one.
-        if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
-      });
+      if (existsSync(path.join(kept, 'index.html'))) break;
+      const staging = await mkdtemp(`${kept}.building-`);
+      try {
+        await viteBuild(staging, buildId);
+        await rename(staging, kept).catch((error: NodeJS.ErrnoException) => {
+          // A build of the same sources got there first (one begun before this lock existed): use that one.
+          if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+        });
+      } finally {
+        await rm(staging, { recursive: true, force: true });
+      }
     } finally {
-      await rm(staging, { recursive: true, force: true });
+      await release();
     }
   }
   await rm(outDir, { recursive: true, force: true });
@@ -90,6 +103,42 @@ export async function buildClient(outDir: string, buildId = 'test'): Promise<{ w
   const worker = (await readdir(path.join(outDir, 'assets'))).find((file) => /^inference\.worker-.*\.js$/.test(file));
   if (!worker) throw new Error('the build has no inference worker bundle');
   return { workerPath: `/assets/${worker}` };
+}
+
+/**
+ * Takes the lock file `file` (holding this process's id) and returns its release, or null while another live
+ * process holds it. A lock left by a process that has gone is taken over.
+ */
+async function buildLock(file: string): Promise<(() => Promise<void>) | null> {
+  try {
+    await writeFile(file, String(process.pid), { flag: 'wx' });
+    return () => rm(file, { force: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  const holder = Number(await readFile(file, 'utf8').catch(() => ''));
+  if (holder ? processAlive(holder) : await youngerThan(file, 10_000)) return null;
+  // Its process has gone (or it never wrote its id): the next try takes the lock.
+  await rm(file, { force: true });
+  return null;
+}
+
+/** Whether `file` was last written less than `ms` ago (a file just made, its content not written yet). */
+async function youngerThan(file: string, ms: number): Promise<boolean> {
+  const modified = await stat(file).then(
+    (stats) => stats.mtimeMs,
+    () => 0,
+  );
+  return Date.now() - modified < ms;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

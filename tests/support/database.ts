@@ -1,5 +1,6 @@
 import { inject } from 'vitest';
 import { type Database, openDatabase } from '../../src/server/db/client.ts';
+import { migratedPgliteDump } from './pglite-dump.ts';
 import { createPostgresDatabase } from './postgres.ts';
 
 export type DatabaseKind = 'pglite' | 'postgres';
@@ -16,10 +17,13 @@ export interface TestDatabase {
   cleanup(): Promise<void>;
 }
 
-/** A fresh, migrated database: in-memory PGlite, or a new PostgreSQL database dropped on cleanup. */
+/**
+ * A fresh, migrated database: in-memory PGlite (started from a migrated copy, `migratedPgliteDump`), or a new
+ * PostgreSQL database dropped on cleanup.
+ */
 export async function openTestDatabase(kind: DatabaseKind): Promise<TestDatabase> {
   if (kind === 'pglite') {
-    const database = await openDatabase({ pgliteDir: 'memory://' });
+    const database = await openDatabase({ pgliteDir: 'memory://', pgliteLoadDataDir: await migratedPgliteDump() });
     return { database, cleanup: () => database.close() };
   }
   const created = await createPostgresDatabase();

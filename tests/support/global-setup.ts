@@ -1,4 +1,5 @@
 import type { TestProject } from 'vitest/node';
+import { migratedPgliteDump } from './pglite-dump.ts';
 import { POSTGRES_ADMIN_URL, dropStaleDatabases, postgresReachable } from './postgres.ts';
 
 declare module 'vitest' {
@@ -7,9 +8,12 @@ declare module 'vitest' {
   }
 }
 
-/** Decides once per run whether the PostgreSQL variants run; CI sets REQUIRE_POSTGRES=1 so they cannot skip. */
+/**
+ * Decides once per run whether the PostgreSQL variants run; CI sets REQUIRE_POSTGRES=1 so they cannot skip. Makes the
+ * migrated PGlite database the tests' in-memory databases start from, once, before any file starts.
+ */
 export default async function setup(project: TestProject) {
-  const reachable = await postgresReachable();
+  const [reachable] = await Promise.all([postgresReachable(), migratedPgliteDump()]);
   if (!reachable && process.env.REQUIRE_POSTGRES === '1') {
     throw new Error(`REQUIRE_POSTGRES=1 but PostgreSQL at ${POSTGRES_ADMIN_URL} is not reachable`);
   }

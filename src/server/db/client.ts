@@ -22,6 +22,12 @@ export interface DatabaseOptions {
   pgliteDir?: string;
   /** PGlite's `-c name=value` settings; default PGLITE_SETTINGS (bench/pglite.ts compares others). */
   pgliteSettings?: string[];
+  /**
+   * A new PGlite database (in memory, or a directory not made yet) starts as a copy of this dump of another's data
+   * directory (PGlite's `dumpDataDir`) rather than empty; migrations then apply only what the copy lacks. Starting
+   * from a dump skips initdb: the tests start each fresh in-memory database from one already migrated.
+   */
+  pgliteLoadDataDir?: Blob;
   poolSize?: number;
 }
 
@@ -38,7 +44,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   const migrations = await readMigrations();
   return options.url
     ? openPostgres(options.url, options.poolSize ?? 10, migrations)
-    : openPglite(options.pgliteDir, options.pgliteSettings ?? PGLITE_SETTINGS, migrations);
+    : openPglite(options.pgliteDir, options.pgliteSettings ?? PGLITE_SETTINGS, migrations, options.pgliteLoadDataDir);
 }
 
 /**
@@ -55,6 +61,7 @@ async function openPglite(
   dir: string | undefined,
   settings: string[],
   migrations: Awaited<ReturnType<typeof readMigrations>>,
+  loadDataDir?: Blob,
 ) {
   const location = dir ?? 'memory://';
   const releaseLock = location.startsWith('memory://') ? async () => {} : await lockDataDir(path.resolve(location));
@@ -68,6 +75,7 @@ async function openPglite(
   try {
     client = await PGlite.create(location, {
       startParams: [...PGlite.defaultStartParams, ...settings.flatMap((setting) => ['-c', setting])],
+      ...(loadDataDir ? { loadDataDir } : {}),
     });
     result = await migrate(pgliteSession(client), migrations);
   } catch (error) {
