@@ -203,6 +203,8 @@ async function* answerOnMesh(
         wake?.();
       });
       answer = asked;
+      // A busy refusal is read from `ended` below, and the next ask replaces this one.
+      asked.result.catch(() => undefined);
       if (signal.aborted) asked.stop();
       // Peers busy with other jobs refuse at once, before any text: the job then waits for a slot again, first in line
       // (the peers' load from other requesters is not known here, so a slot can turn out to be taken).
