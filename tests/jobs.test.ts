@@ -14,6 +14,7 @@ import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
 import { type MeshClient, connectMesh, nextEvent } from './support/mesh-socket.ts';
 import { guestCookie } from './support/server-process.ts';
+import { accountCookie } from './support/accounts.ts';
 
 type Client = MeshClient;
 
@@ -169,7 +170,7 @@ describe('mesh job records', () => {
           .catch((e: unknown) => e),
       ),
     ).toBe('BAD_REQUEST');
-    const started = [];
+    const started: { id: string }[] = [];
     for (let i = 0; i < 16; i++)
       started.push(await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }));
     expect(
@@ -195,10 +196,18 @@ describe('mesh job records', () => {
     await expect(bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model })).resolves.toMatchObject(
       { id: expect.any(String) },
     );
-    expect(await db.database.prisma.inferenceJob.findUnique({ where: { id: started[1]?.id ?? '' } })).toMatchObject({
-      outcome: 'FAILED',
-      errorCode: 'ABANDONED',
-    });
+    // The place was free without marking it; the list marks it before showing it.
+    const abandoned = () => db.database.prisma.inferenceJob.findUnique({ where: { id: started[1]?.id ?? '' } });
+    expect(await abandoned()).toMatchObject({ outcome: 'RUNNING' });
+    const listed = await bob.api.jobs.list.query();
+    expect(listed.find((job) => job.id === started[1]?.id)).toMatchObject({ outcome: 'FAILED' });
+    expect(await abandoned()).toMatchObject({ outcome: 'FAILED', errorCode: 'ABANDONED' });
+    // Still at the limit with it gone: 16 running.
+    expect(
+      codeOf(
+        await bob.api.jobs.start.mutate({ room: 'global', serverPeerId: ada.peerId, model }).catch((e: unknown) => e),
+      ),
+    ).toBe('TOO_MANY_REQUESTS');
     // A peer that left the room cannot be named any more.
     const left = nextEvent(bob.socket, 'peer:left', 10_000);
     ada.socket.disconnect();
@@ -268,6 +277,46 @@ describe('mesh job records', () => {
         select: { peerUserId: true, peerName: true },
       }),
     ).toEqual([{ peerUserId: ada.userId, peerName: 'Ada3' }]);
+  });
+
+  it('starts a job only in a room its requester may use: a private room for its members, a public one for anyone', async () => {
+    const account = async (name: string) => {
+      const { cookie, userId } = await accountCookie(db.database.prisma, name);
+      return { api: chatClient(base, cookie), cookie, userId };
+    };
+    const owner = await account('jobs-owner');
+    const friend = await account('jobs-friend');
+    const outsider = await account('jobs-outsider');
+    const hideout = await owner.api.room.create.mutate({ name: 'Hideout', visibility: 'PRIVATE' });
+    const hall = await owner.api.room.create.mutate({ name: 'Hall', visibility: 'PUBLIC' });
+    await friend.api.room.join.mutate({ room: hideout.slug, inviteCode: hideout.inviteCode ?? '' });
+    const capabilities = { backend: 'wasm' as const, models: [], tokensPerSecond: null, sharing: true, queue: 0 };
+    const server = await connectMesh(base, sockets, { cookie: owner.cookie });
+    const serving: Record<string, string> = {};
+    for (const room of [hideout.slug, hall.slug]) {
+      const joined = (await server.emitWithAck('room:join', { room, capabilities })) as Ack<{ self: PeerInfo }>;
+      if (!joined.ok) throw new Error(joined.message);
+      serving[room] = joined.data.self.peerId;
+    }
+    const start = (who: typeof owner, room: string, serverPeerId = serving[room] ?? '') =>
+      who.api.jobs.start.mutate({ room, serverPeerId, model }).catch((e: unknown) => e);
+
+    expect(await start(friend, hideout.slug)).toMatchObject({ id: expect.any(String) });
+    // A room the requester may not use is refused as such, whoever is in it and whatever peer is named.
+    for (const peerId of [serving[hideout.slug], '00000000-0000-4000-8000-000000000000']) {
+      const refused = await start(outsider, hideout.slug, peerId);
+      expect(codeOf(refused)).toBe('NOT_FOUND');
+      expect((refused as Error).message).toBe(`No room ${hideout.slug} among those you can use`);
+    }
+    expect(await start(outsider, hall.slug)).toMatchObject({ id: expect.any(String) });
+    const rows = await db.database.prisma.inferenceJob.findMany({
+      where: { requesterId: { in: [friend.userId, outsider.userId] } },
+      select: { room: { select: { slug: true } }, serverId: true, outcome: true, peers: { select: { role: true } } },
+    });
+    expect(rows).toHaveLength(2);
+    for (const row of rows)
+      expect(row).toMatchObject({ serverId: owner.userId, outcome: 'RUNNING', peers: [{ role: 'SERVER' }] });
+    expect(rows.map((row) => row.room?.slug).sort()).toEqual([hideout.slug, hall.slug].sort());
   });
 
   it('refuses job records past JOB_RECORDS_PER_MINUTE for one user, and not for another', async () => {

@@ -116,14 +116,33 @@ describe('a catalogue model over /v1', () => {
       stream: true,
       stream_options: { include_usage: true },
     });
+    // The job's record is written once the answer is out, not beside it (the embedded database runs on the server's
+    // thread), and keeps the time the peer took the job.
+    const records = () => db.database.prisma.inferenceJob.count();
+    const before = await records();
     let streamed = '';
     let usage = null;
+    let firstChunkAt = 0;
+    let duringAnswer = -1;
+    let deltas = 0;
     for await (const chunk of stream) {
-      streamed += chunk.choices[0]?.delta.content ?? '';
+      const delta = chunk.choices[0]?.delta.content ?? '';
+      if (delta && !firstChunkAt) firstChunkAt = Date.now();
+      streamed += delta;
       usage = chunk.usage ?? usage;
+      // Through the first half of the answer's 40 tokens (after the last, the record may already be written).
+      if (delta && ++deltas <= 20) duringAnswer = Math.max(duringAnswer, await records());
     }
     expect(streamed).toBe(text);
     expect(usage).toMatchObject({ completion_tokens: 40 });
+    expect(duringAnswer).toBe(before);
+    const record = await db.database.prisma.inferenceJob.findFirstOrThrow({
+      orderBy: { createdAt: 'desc' },
+      select: { outcome: true, tokensOut: true, createdAt: true, peers: { select: { role: true } } },
+    });
+    expect(await records()).toBe(before + 1);
+    expect(record).toMatchObject({ outcome: 'COMPLETED', tokensOut: 40, peers: [{ role: 'SERVER' }] });
+    expect(record.createdAt.getTime()).toBeLessThanOrEqual(firstChunkAt);
 
     // The same job from a requester-only Node member (the JobRequester a browser tab runs).
     const asker = await startPeer('Asker');
@@ -195,6 +214,19 @@ describe('a peer of the room going away mid-answer, or the client leaving', () =
     const made = Number(/after (\d+) tokens/.exec(lines.find((line) => line.includes('cancelled')) ?? '')?.[1]);
     expect(made).toBeLessThan(400);
     expect(serving.status().running).toBe(0);
+    // Its record is written all the same, once the job is over.
+    await expect
+      .poll(
+        async () =>
+          (
+            await db.database.prisma.inferenceJob.findFirst({
+              orderBy: { createdAt: 'desc' },
+              select: { outcome: true },
+            })
+          )?.outcome,
+        { timeout: 10_000 },
+      )
+      .toBe('CANCELLED');
   }, 60_000);
 });
 

@@ -17,8 +17,6 @@ import { OpenAIError } from './errors.ts';
 import { CONNECTING_WAIT_MS, type MeshGateway, settle } from './mesh-gateway.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
 
-/** A job's record is written at its first token, or this long after a peer accepted it if no token came by then. */
-const RECORD_DELAY_MS = 1000;
 /** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
 const BUSY_BACKOFF_MS = 1000;
 
@@ -32,12 +30,10 @@ export interface MeshChat {
   admitted: () => void;
   /** Marks the end of a phase before the first token (the route's Server-Timing): member, slot, offer, token. */
   phase?: (name: string) => void;
-  /**
-   * Settles once the first token's chunk is on its way to the client (the route's stream has handed it to the
-   * socket): the job's record, whose queries hold this thread on the embedded database, waits for it.
-   */
-  firstChunkOut?: Promise<void>;
 }
+
+/** One ask's job records, written once `ready` settles (serviceRecorder). */
+export type RecorderFor = (ready: Promise<void>) => JobRecorder;
 
 /** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
 export async function meshRoomOf(database: Database, header: unknown, userId: string): Promise<string> {
@@ -80,14 +76,26 @@ export function meshSampling(sampling: {
   };
 }
 
-/** Job records as the key's account, through the same service tRPC's jobs.* use. */
-export function serviceRecorder(db: PrismaClient, peers: PeerLookup, userId: string): JobRecorder {
-  return {
-    start: (input) => startJob(db, peers, userId, input),
+/**
+ * Job records as the key's account, through the same service tRPC's jobs.* use, written once the answer's text has
+ * gone to the route (`ready`): the embedded database runs its queries on this thread, and a record's start written
+ * beside the answer held its tokens back by 55 to 130 ms under load (bench/README.md, issue 14). The serving peer is
+ * looked up as it takes the job (it may have left by the time the row is written), and the record keeps that time.
+ * Attempts, finish and check wait for the start, as before (src/shared/mesh/mesh-answer.ts).
+ */
+export function serviceRecorder(db: PrismaClient, peers: PeerLookup, userId: string): RecorderFor {
+  return (ready) => ({
+    start: async (input) => {
+      const takenAt = new Date();
+      const peer = peers(input.room, input.serverPeerId);
+      peer.catch(() => undefined);
+      await ready;
+      return startJob(db, () => peer, userId, input, takenAt);
+    },
     attempt: (input) => recordAttempt(db, peers, userId, input),
     finish: (input) => finishJob(db, userId, input),
     check: (input) => recordCheck(db, userId, input),
-  };
+  });
 }
 
 /** The fingerprint most sharing peers in the room hold for `id` (all of them, normally), or null if none shares it. */
@@ -105,7 +113,7 @@ function sharedRef(views: { capabilities: { models: ModelRef[]; sharing: boolean
 /** Text as the peers make it, then `done`. Returning early (the client left) cancels the job within a token. */
 export async function* runMeshChat(
   gateway: MeshGateway,
-  recorder: JobRecorder,
+  recorder: RecorderFor,
   chat: MeshChat,
   signal: AbortSignal,
 ): AsyncGenerator<ChatStreamEvent> {
@@ -118,7 +126,7 @@ export async function* runMeshChat(
 
 async function* answerOnMesh(
   gateway: MeshGateway,
-  recorder: JobRecorder,
+  recorder: RecorderFor,
   chat: MeshChat,
   signal: AbortSignal,
 ): AsyncGenerator<ChatStreamEvent> {
@@ -158,6 +166,9 @@ async function* answerOnMesh(
   let answer: MeshAnswer | null = null;
   let slot: SlotRelease | null = null;
   let settled = false;
+  // The job is over (before its records): once its last text has gone to the route, its records may be written.
+  let over = false;
+  let writeRecords = () => {};
   const stop = () => answer?.stop();
   signal.addEventListener('abort', stop, { once: true });
   let firstAt: number | null = null;
@@ -171,20 +182,17 @@ async function* answerOnMesh(
       phase('slot');
       let texted: () => void = () => {};
       const textCame = new Promise<boolean>((resolve) => (texted = () => resolve(false)));
-      // The job's record starts when the first peer accepts it (the offer's round trip ends there), but is written
-      // once the first token is here: the embedded database runs its queries on this thread, and the five of a
-      // record's start held back the peer's first token by about 200 ms under load (bench/README.md).
+      let open: () => void = () => {};
+      const ready = new Promise<void>((resolve) => (open = resolve));
+      // A turn of the event loop first, for the route's stream to write what it was handed.
+      writeRecords = () => setImmediate(open);
+      const records = recorder(ready);
+      // The job's record starts when the first peer accepts it (the offer's round trip ends there).
       const marked: JobRecorder = {
-        ...recorder,
-        start: async (input) => {
+        ...records,
+        start: (input) => {
           phase('offer');
-          const delay = new Promise((resolve) => setTimeout(resolve, RECORD_DELAY_MS));
-          await Promise.race([textCame, delay]);
-          // After the first token's chunk has gone out: the route's stream may take a few turns of the event loop to
-          // write it, and queries started before then held it back (bench/README.md, issue 14).
-          if (chat.firstChunkOut) await Promise.race([chat.firstChunkOut, delay]);
-          await new Promise((resolve) => setImmediate(resolve));
-          return recorder.start(input);
+          return records.start(input);
         },
       };
       const asked = askMesh({ room: chat.room, node }, marked, ref, chat.messages, chat.sampling, (text) => {
@@ -195,20 +203,28 @@ async function* answerOnMesh(
         wake?.();
       });
       answer = asked;
+      // A busy refusal is read from `ended` below, and the next ask replaces this one.
+      asked.result.catch(() => undefined);
       if (signal.aborted) asked.stop();
       // Peers busy with other jobs refuse at once, before any text: the job then waits for a slot again, first in line
       // (the peers' load from other requesters is not known here, so a slot can turn out to be taken).
       const refusedBusy = await Promise.race([
         textCame,
-        asked.result.then(
+        asked.ended.then(
           () => false,
           (error: unknown) => error instanceof MeshJobError && error.code === 'BUSY',
         ),
       ]);
       if (!refusedBusy) {
         result = asked.result;
+        const end = () => {
+          over = true;
+          wake?.();
+        };
+        asked.ended.then(end, end);
         break;
       }
+      writeRecords();
       slot(BUSY_BACKOFF_MS);
       slot = null;
     }
@@ -225,6 +241,8 @@ async function* answerOnMesh(
         firstAt ??= performance.now();
         yield { type: 'delta', text: pending.shift() as string };
       }
+      // Every text is with the route (it asked for the next event), and no more will come.
+      if (over) writeRecords();
       if (settled) break;
       await new Promise<void>((resolve) => (wake = resolve));
       wake = null;
@@ -257,6 +275,8 @@ async function* answerOnMesh(
     // Stopped early (the client left) or done: a running job is cancelled within one token on its peer.
     signal.removeEventListener('abort', stop);
     if (!settled) answer?.stop();
+    // Stopped early or failed: the records still go in (a cancelled or failed job's finish).
+    writeRecords();
     slot?.();
     release();
   }

@@ -1,11 +1,12 @@
 // The OpenAI-compatible API (README, "OpenAI-compatible API"): GET /v1/models and POST /v1/chat/completions, in
 // OpenAI's wire format, for any tool that speaks to OpenAI. Callers are accounts, by API key (Authorization: Bearer
 // mnl_...); cookies are ignored here, so no page can spend a visitor's budget through this API (docs/SECURITY.md).
-import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { OpenAIChatRequestSchema } from '../../shared/schemas/openai.ts';
 import { ModelIdSchema } from '../../shared/schemas/models.ts';
-import { OpenAIError, ProviderError, fromPluginReply, fromProviderError } from '../openai/errors.ts';
+import { OpenAIError, ProviderError, fromProviderError } from '../openai/errors.ts';
+import { answerInOpenAIShape, invalidBody } from '../openai/error-replies.ts';
 import { type ModelTarget, listModels, routeModel } from '../openai/routing.ts';
 import { ChunkWriter, completion, completionMeta, openAIUsage } from '../openai/wire.ts';
 import { authenticateApiKey, trustVerifiedApiKeys } from '../services/api-keys.ts';
@@ -20,9 +21,10 @@ import { addedModelFor, addedModelIds } from '../openai/added-models.ts';
 import type { MeshNamespace } from '../socket/mesh.handlers.ts';
 import { Phases } from '../openai/phases.ts';
 
+import { GLOBAL_ROOM } from '../services/room.ts';
+
 /** Rooms of an account GET /v1/models looks into (the global room and its most recently joined ones). */
 const LISTED_ROOMS = 64;
-import { GLOBAL_ROOM } from '../services/room.ts';
 
 export interface OpenAIRoutesOptions {
   /** The app's services, the same the tRPC procedures get (src/server/app.ts). */
@@ -31,22 +33,6 @@ export interface OpenAIRoutesOptions {
   gateway: MeshGateway;
   /** The signaling layer's rooms (presence: who shares what), asked at request time. */
   mesh: () => MeshNamespace;
-}
-
-function send(reply: FastifyReply, error: OpenAIError): FastifyReply {
-  const wait = error.options.retryAfterSeconds;
-  if (wait !== null && wait !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(wait))));
-  return reply.code(error.status).send(error.body());
-}
-
-/** The zod issue as OpenAI words a bad parameter: its message, and `param` the field's path. */
-function invalidBody(issues: readonly { path: readonly PropertyKey[]; message: string }[]): OpenAIError {
-  const issue = issues[0];
-  const param = issue && issue.path.length > 0 ? issue.path.map(String).join('.') : null;
-  return OpenAIError.invalidRequest(
-    param ? `Invalid '${param}': ${issue?.message}` : (issue?.message ?? 'Invalid request body'),
-    param,
-  );
 }
 
 export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app, { services, gateway, mesh }) => {
@@ -82,50 +68,8 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     return { userId: holder.userId, account: true };
   }
 
-  // Everything in this scope answers in OpenAI's shape, the plugins' early refusals (rate limits, the Host and
-  // cross-site guards, body limits) included.
-  app.setErrorHandler((error: FastifyError | OpenAIError, request, reply) => {
-    if (error instanceof OpenAIError) return send(reply, error);
-    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) {
-      request.log.error({ err: error }, 'request failed');
-      return send(reply, new OpenAIError(500, 'api_error', null, 'Internal server error'));
-    }
-    const wait = Number(reply.getHeader('retry-after'));
-    if (status === 429) return send(reply, OpenAIError.rateLimited(error.message, Number.isFinite(wait) ? wait : 1));
-    return send(
-      reply,
-      new OpenAIError(
-        status,
-        status === 404 ? 'not_found_error' : 'invalid_request_error',
-        error.code?.toLowerCase() ?? null,
-        error.message,
-      ),
-    );
-  });
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (reply.statusCode < 400 || typeof payload !== 'string') return payload;
-    try {
-      const body = JSON.parse(payload) as { error?: unknown; message?: unknown };
-      if (typeof body.error === 'string')
-        return JSON.stringify(fromPluginReply(reply.statusCode, { error: body.error, message: body.message }));
-    } catch {
-      // Not JSON: leave it.
-    }
-    return payload;
-  });
-  app.setNotFoundHandler({ preHandler: app.rateLimit() }, async (request, reply) => {
-    const path = request.url.split('?')[0] ?? '';
-    return send(
-      reply,
-      new OpenAIError(
-        404,
-        'invalid_request_error',
-        'unknown_url',
-        `Unknown request URL: ${request.method} ${path}. This server offers GET /v1/models and POST /v1/chat/completions`,
-      ),
-    );
-  });
+  // Everything in this scope answers in OpenAI's shape, the plugins' early refusals included.
+  answerInOpenAIShape(app);
 
   const meshRoom = (request: FastifyRequest, userId: string) =>
     meshRoomOf(database, request.headers['x-mesh-room'], userId);
@@ -211,9 +155,6 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     phases.mark('chat-budget');
     // The client hanging up (or the response ending) aborts the provider's request, or cancels the mesh job.
     const ended = new AbortController();
-    // The mesh job's record waits for the first text chunk to be handed to the socket (src/server/openai/mesh-chat.ts).
-    let chunkOut: () => void = () => {};
-    const firstChunkOut = new Promise<void>((resolve) => (chunkOut = resolve));
     reply.raw.once('close', () => ended.abort(new Error('The client went away or the response ended')));
     let events: AsyncGenerator<ChatStreamEvent>;
     switch (target.kind) {
@@ -239,7 +180,6 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             sampling: jobSampling ?? meshSampling(sampling),
             admitted: admitted ?? (() => {}),
             phase: (name) => phases.mark(name),
-            firstChunkOut,
           },
           ended.signal,
         );
@@ -262,7 +202,6 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
     const promptChars = body.messages.reduce((sum, message) => sum + message.content.length, 0);
 
     if (!body.stream) {
-      chunkOut();
       let text = '';
       try {
         for (let next = first; !next.done; next = await events.next()) {
@@ -295,8 +234,6 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             text += event.text;
             yield role + writer.delta(event.text);
             role = '';
-            // Asked for the next chunk: the stream has pushed this one, so it is written.
-            chunkOut();
           } else {
             yield role + writer.end(event.finishReason, openAIUsage(event.usage, promptChars, text.length));
             return;
@@ -312,7 +249,6 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
           yield role + writer.error(new OpenAIError(500, 'api_error', null, 'Internal server error').body());
         }
       } finally {
-        chunkOut();
         // Done, or stopped early (the client left): end the chat, which releases its slot, stops the provider and
         // charges what it spent.
         await events.return(undefined);

@@ -3,8 +3,7 @@
 // each checker) is named by the requester as it takes it, checked here to be in the job's room and sharing, and
 // recorded with the user behind it (InferenceJobPeer); finish and check may name only those recorded peers, so a
 // requester cannot pin a job or a mismatch on someone who never took part in it.
-// Just past 300 lines: a job's record from start to verdict, and the stats read from those records, are one table's
-// story.
+// Reading the records (a user's list, a room's stats) is job-views.ts.
 import type { z } from 'zod';
 import {
   JOB_LIMITS,
@@ -14,6 +13,7 @@ import {
   type JobStartSchema,
 } from '../../shared/schemas/jobs.ts';
 import type { PrismaClient } from '../db/client.ts';
+import { Prisma } from '../db/generated/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from './room.ts';
 import { ServiceError } from './errors.ts';
 
@@ -24,10 +24,10 @@ export type PeerLookup = (
 ) => Promise<{ userId: string; displayName: string; sharing: boolean } | null>;
 
 /** Past any job's deadline (15 minutes at most): a job still RUNNING this long was abandoned (its tab closed). */
-const ABANDONED_AFTER_MS = 20 * 60_000;
+export const ABANDONED_AFTER_MS = 20 * 60_000;
 
 /** The room, if this user may use it: everyone the global room, members (or anyone, if public) the others. */
-async function usableRoom(db: PrismaClient, userId: string, slug: string) {
+export async function usableRoom(db: PrismaClient, userId: string, slug: string) {
   const room = await roomBySlug(db, slug);
   if (!room || (slug !== GLOBAL_ROOM && room.visibility === 'PRIVATE' && !(await isMember(db, room.id, userId)))) {
     throw new ServiceError('NOT_FOUND', `No room ${slug} among those you can use`);
@@ -44,39 +44,59 @@ async function takingPeer(peers: PeerLookup, slug: string, peerId: string) {
   return peer;
 }
 
+/** A time as the DateTime columns hold it (UTC, as Prisma writes them), for raw SQL. */
+const utc = (at: Date) => Prisma.sql`(${at.toISOString()}::timestamptz AT TIME ZONE 'UTC')`;
+
+/**
+ * Starts a job's record, naming its first server. `startedAt` is when that peer took it, for a record written later
+ * (src/server/openai/mesh-chat.ts writes it once the answer is out).
+ *
+ * One statement: it runs on every mesh job, and the embedded database runs its queries on the server's own thread
+ * (bench/README.md, issue 14). It checks the room (global, public, or one the user belongs to) and the user's running
+ * jobs, and inserts the job and its server only when both allow it. Jobs running past any deadline were abandoned
+ * and do not count; listJobs and roomStats mark them (job-views.ts).
+ */
 export async function startJob(
   db: PrismaClient,
   peers: PeerLookup,
   userId: string,
   input: z.infer<typeof JobStartSchema>,
+  startedAt = new Date(),
 ) {
-  const room = await usableRoom(db, userId, input.room);
-  const server = await takingPeer(peers, input.room, input.serverPeerId);
-  await db.inferenceJob.updateMany({
-    where: { requesterId: userId, outcome: 'RUNNING', createdAt: { lt: new Date(Date.now() - ABANDONED_AFTER_MS) } },
-    data: { outcome: 'FAILED', errorCode: 'ABANDONED', finishedAt: new Date() },
-  });
-  const running = await db.inferenceJob.count({ where: { requesterId: userId, outcome: 'RUNNING' } });
-  if (running >= JOB_LIMITS.runningPerUser) {
+  const peer = await peers(input.room, input.serverPeerId);
+  // A room the user cannot use is refused as such first, whatever is in it.
+  if (!peer?.sharing) await usableRoom(db, userId, input.room);
+  const server = await takingPeer(async () => peer, input.room, input.serverPeerId);
+  const now = new Date();
+  const [row] = await db.$queryRaw<{ room: string | null; id: string | null }[]>`
+    WITH room AS (
+      SELECT r.id FROM "Room" r
+      WHERE r.slug = ${input.room}
+        AND (r.slug = ${GLOBAL_ROOM} OR r.visibility <> 'PRIVATE'
+          OR EXISTS (SELECT 1 FROM "RoomMember" m WHERE m."roomId" = r.id AND m."userId" = ${userId}::uuid))
+    ), running AS (
+      SELECT count(*) AS n FROM "InferenceJob"
+      WHERE "requesterId" = ${userId}::uuid AND outcome = 'RUNNING'
+        AND "createdAt" >= ${utc(new Date(now.getTime() - ABANDONED_AFTER_MS))}
+    ), job AS (
+      INSERT INTO "InferenceJob" (id, "roomId", "requesterId", "serverId", route, "modelId", "modelSha256", "createdAt", "updatedAt")
+      SELECT gen_random_uuid(), room.id, ${userId}::uuid, ${server.userId}::uuid, 'MESH'::"JobRoute", ${input.model.id},
+        ${input.model.sha256}, ${utc(startedAt)}, ${utc(now)}
+      FROM room, running WHERE running.n < ${JOB_LIMITS.runningPerUser}
+      RETURNING id
+    ), peer AS (
+      INSERT INTO "InferenceJobPeer" ("jobId", "peerId", "userId", "displayName", role, "createdAt")
+      SELECT job.id, ${input.serverPeerId}, ${server.userId}::uuid, ${server.displayName}, 'SERVER', ${utc(now)} FROM job
+    )
+    SELECT (SELECT id::text FROM room) AS room, (SELECT id::text FROM job) AS id`;
+  if (!row?.room) throw new ServiceError('NOT_FOUND', `No room ${input.room} among those you can use`);
+  if (!row.id) {
     throw new ServiceError(
       'TOO_MANY',
       `At most ${JOB_LIMITS.runningPerUser} mesh jobs running at once: finish some first`,
     );
   }
-  return db.inferenceJob.create({
-    data: {
-      roomId: room.id,
-      requesterId: userId,
-      serverId: server.userId,
-      route: 'MESH',
-      modelId: input.model.id,
-      modelSha256: input.model.sha256,
-      peers: {
-        create: { peerId: input.serverPeerId, userId: server.userId, displayName: server.displayName, role: 'SERVER' },
-      },
-    },
-    select: { id: true },
-  });
+  return { id: row.id };
 }
 
 /**
@@ -236,70 +256,4 @@ export async function recordCheck(db: PrismaClient, userId: string, input: z.inf
     });
   });
   return { id: input.id, mismatches: culprits.length };
-}
-
-/** This user's jobs, asked or served, newest first. */
-export function listJobs(db: PrismaClient, userId: string) {
-  return db.inferenceJob.findMany({
-    where: { OR: [{ requesterId: userId }, { serverId: userId }] },
-    orderBy: { createdAt: 'desc' },
-    take: JOB_LIMITS.list,
-    select: {
-      id: true,
-      route: true,
-      modelId: true,
-      backend: true,
-      tokensIn: true,
-      tokensOut: true,
-      ttftMs: true,
-      tokensPerSecond: true,
-      outcome: true,
-      failoverCount: true,
-      checkResult: true,
-      createdAt: true,
-      finishedAt: true,
-      requesterId: true,
-      room: { select: { slug: true } },
-      server: { select: { displayName: true } },
-    },
-  });
-}
-
-export async function roomStats(db: PrismaClient, userId: string, slug: string) {
-  const room = await usableRoom(db, userId, slug);
-  const where = { roomId: room.id };
-  const [byOutcome, totals, servers, mismatches] = await Promise.all([
-    db.inferenceJob.groupBy({ by: ['outcome'], where, _count: { _all: true } }),
-    db.inferenceJob.aggregate({
-      where: { ...where, outcome: 'COMPLETED' },
-      _sum: { tokensOut: true, failoverCount: true },
-      _avg: { tokensPerSecond: true },
-    }),
-    db.inferenceJob.groupBy({
-      by: ['serverId'],
-      where: { ...where, outcome: 'COMPLETED' },
-      _count: { _all: true },
-      _sum: { tokensOut: true },
-      orderBy: { _count: { serverId: 'desc' } },
-      take: 10,
-    }),
-    db.peerMismatch.count({ where }),
-  ]);
-  const names = await db.user.findMany({
-    where: { id: { in: servers.flatMap((s) => (s.serverId ? [s.serverId] : [])) } },
-    select: { id: true, displayName: true },
-  });
-  return {
-    room: slug,
-    jobs: Object.fromEntries(byOutcome.map((row) => [row.outcome, row._count._all])),
-    tokensOut: totals._sum.tokensOut ?? 0,
-    failovers: totals._sum.failoverCount ?? 0,
-    averageTokensPerSecond: totals._avg.tokensPerSecond,
-    mismatches,
-    servers: servers.map((row) => ({
-      name: names.find((n) => n.id === row.serverId)?.displayName ?? 'gone',
-      jobs: row._count._all,
-      tokensOut: row._sum.tokensOut ?? 0,
-    })),
-  };
 }

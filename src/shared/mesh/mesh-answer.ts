@@ -24,8 +24,10 @@ export interface AskRoom {
 }
 
 export interface MeshAnswer {
-  /** The finished answer; null when it was stopped before any peer answered. */
+  /** The finished answer, once its records are written; null when it was stopped before any peer answered. */
   result: Promise<MeshOutcome | null>;
+  /** The job's own end, as soon as it is known, before its records: for a recorder that waits for the answer. */
+  ended: Promise<MeshOutcome>;
   stop(): void;
 }
 
@@ -133,5 +135,5 @@ export function askMesh(
       throw error;
     },
   );
-  return { result, stop: () => job.cancel() };
+  return { result, ended: job.result, stop: () => job.cancel() };
 }

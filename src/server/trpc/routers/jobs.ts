@@ -4,7 +4,8 @@
 // refused or not, so a flood of bad reports costs the flooder too.
 import { JobAttemptSchema, JobCheckSchema, JobFinishSchema, JobStartSchema } from '../../../shared/schemas/jobs.ts';
 import { RoomRefSchema } from '../../../shared/schemas/room.ts';
-import { finishJob, listJobs, recordAttempt, recordCheck, roomStats, startJob } from '../../services/jobs.ts';
+import { finishJob, recordAttempt, recordCheck, startJob } from '../../services/jobs.ts';
+import { listJobs, roomStats } from '../../services/job-views.ts';
 import { authedProcedure, costly, router } from '../init.ts';
 
 const recordProcedure = authedProcedure.use(costly('jobRecord'));
