@@ -19,6 +19,7 @@ import {
 import { writeStages } from '../scripts/pipeline/stage-files.ts';
 import { EXPORT_SHAPES, writeExportModel } from '../scripts/tiny-model/export-shapes.ts';
 import { fromHalfBits, toHalf } from '../scripts/tiny-model/quantize.ts';
+import type { TinyConfig } from '../scripts/tiny-model/weights.ts';
 import { openOrtStage } from '../src/peer/ort-stage-session.ts';
 import {
   CHAIN_CASES,
@@ -93,6 +94,16 @@ async function halfChain(shape: ChainShape, whole: string, files: string[]) {
   }
 }
 
+/** What the chain's inputs depend on in a model's config: the KV cache has `kvHeads` heads under grouped-query attention. */
+function shapeOf(config: TinyConfig): ChainShape {
+  return {
+    layers: config.layers,
+    kvHeads: config.kvHeads ?? config.heads,
+    headDim: config.hidden / config.heads,
+    vocab: config.vocab,
+  };
+}
+
 describe('the graph splitter on export-shaped models', () => {
   it.each(['gqa-external', 'gqa-chunked', 'q4'] as const)(
     'cuts %s into two stages whose chain equals the whole graph',
@@ -104,12 +115,7 @@ describe('the graph splitter on export-shaped models', () => {
       const external = files.filter((file) => file.includes('.onnx_data'));
       expect(external.length).toBe('externalData' in variant ? variant.externalData.chunks : 0);
       const { config } = weights;
-      const shape: ChainShape = {
-        layers: config.layers,
-        kvHeads: config.kvHeads ?? config.heads,
-        headDim: config.hidden / config.heads,
-        vocab: config.vocab,
-      };
+      const shape = shapeOf(config);
       expect(shape.kvHeads).toBeLessThan(config.heads);
 
       const file = path.join(modelDir, graphFile);
@@ -145,13 +151,7 @@ describe('the graph splitter on export-shaped models', () => {
       const modelDir = path.join(dir, name);
       const { weights, files } = await writeExportModel(modelDir, variant);
       const graphFile = files.find((file) => file.endsWith('.onnx')) ?? '';
-      const { config } = weights;
-      const shape: ChainShape = {
-        layers: config.layers,
-        kvHeads: config.kvHeads ?? config.heads,
-        headDim: config.hidden / config.heads,
-        vocab: config.vocab,
-      };
+      const shape = shapeOf(weights.config);
       const file = path.join(modelDir, graphFile);
       const graphs = splitModel(await readOnnx(file), { boundaries: evenBoundaries(shape.layers, 2) });
       expect(graphs.map((g) => g.layers)).toEqual([
