@@ -14,14 +14,12 @@ import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
 import { buildApp } from '../src/server/app.ts';
-import { createApiKey } from '../src/server/services/api-keys.ts';
-import { createRoom, joinRoom } from '../src/server/services/room.ts';
-import { createSession, sessionPolicy } from '../src/server/services/session.ts';
 import type { CatalogueEntry } from '../src/shared/schemas/models.ts';
 import { sessionCookieHeader } from '../src/shared/session-cookie.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
+import { type PrivateRoom, listedModels as listed, privateRoomCast } from './support/openai-room.ts';
 
 const REPO = 'mesh/tiny-added';
 let MODEL = '';
@@ -34,8 +32,8 @@ let room: string;
 let annCookie: string;
 let peer: HeadlessPeer;
 /** Ann added the model and shares it in her private room; Bob joined the room; Cyd did neither. */
-const clients: Record<'ann' | 'bob' | 'cyd', OpenAI> = {} as never;
-const ids: Record<'ann' | 'bob' | 'cyd', string> = {} as never;
+let clients: PrivateRoom['clients'];
+let ids: PrivateRoom['ids'];
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-added-model-'));
@@ -63,16 +61,9 @@ beforeAll(async () => {
     database: db.database,
   });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
-  for (const name of ['ann', 'bob', 'cyd'] as const) {
-    const user = await db.database.prisma.user.create({
-      data: { kind: 'ACCOUNT', username: name, displayName: name },
-      select: { id: true },
-    });
-    ids[name] = user.id;
-    const { key } = await createApiKey(db.database.prisma, user.id, 'key');
-    clients[name] = new OpenAI({ apiKey: key, baseURL: `${base}/v1`, maxRetries: 0 });
-  }
-  const { token } = await createSession(db.database.prisma, ids.ann, sessionPolicy(14, 90));
+  const cast = await privateRoomCast(db.database.prisma, base);
+  ({ clients, ids, room } = cast);
+  const token = cast.annToken;
   annCookie = sessionCookieHeader(token);
   const added = await app.inject({
     method: 'POST',
@@ -82,9 +73,6 @@ beforeAll(async () => {
   });
   expect(added.statusCode).toBe(200);
   MODEL = (added.json() as { result: { data: { entry: { id: string } } } }).result.data.entry.id;
-  const created = await createRoom(db.database.prisma, ids.ann, { name: 'Lab', visibility: 'PRIVATE', capacity: 8 });
-  room = created.slug;
-  await joinRoom(db.database.prisma, ids.bob, room, created.inviteCode ?? undefined);
   // What `npm run peer -- --token=... --room lab --model mesh--tiny-added` does: download through the server, load, share.
   peer = new HeadlessPeer({ server: base, room, model: MODEL, token, cacheDir: path.join(dir, 'peer'), threads: 1 });
   await peer.start();
@@ -97,12 +85,6 @@ afterAll(async () => {
   await hub?.stop();
   await rm(dir, { recursive: true, force: true });
 }, 30_000);
-
-async function listed(client: OpenAI) {
-  const models = [];
-  for await (const model of client.models.list()) models.push(model);
-  return models;
-}
 
 /** The same model, loaded by an engine of this process through the server's proxy: the reference answer. */
 async function reference(content: string, maxNewTokens: number) {

@@ -12,11 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeOpenAI } from '../scripts/fake-openai.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
 import { buildApp } from '../src/server/app.ts';
-import { createApiKey } from '../src/server/services/api-keys.ts';
-import { createRoom, joinRoom } from '../src/server/services/room.ts';
-import { createSession, sessionPolicy } from '../src/server/services/session.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
+import { type PrivateRoom, listedModels as listed, privateRoomCast } from './support/openai-room.ts';
 
 const MODEL = 'nano-shakespeare';
 let dir: string;
@@ -27,8 +25,8 @@ let base: string;
 let room: string;
 let peer: HeadlessPeer;
 /** Ann owns the private room and shares the model there; Bob joined it with the invite; Cyd did not. */
-const clients: Record<'ann' | 'bob' | 'cyd', OpenAI> = {} as never;
-const ids: Record<'ann' | 'bob' | 'cyd', string> = {} as never;
+let clients: PrivateRoom['clients'];
+let ids: PrivateRoom['ids'];
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-openai-rooms-'));
@@ -45,19 +43,9 @@ beforeAll(async () => {
     database: db.database,
   });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
-  for (const name of ['ann', 'bob', 'cyd'] as const) {
-    const user = await db.database.prisma.user.create({
-      data: { kind: 'ACCOUNT', username: name, displayName: name },
-      select: { id: true },
-    });
-    ids[name] = user.id;
-    const { key } = await createApiKey(db.database.prisma, user.id, 'key');
-    clients[name] = new OpenAI({ apiKey: key, baseURL: `${base}/v1`, maxRetries: 0 });
-  }
-  const created = await createRoom(db.database.prisma, ids.ann, { name: 'Lab', visibility: 'PRIVATE', capacity: 8 });
-  room = created.slug;
-  await joinRoom(db.database.prisma, ids.bob, room, created.inviteCode ?? undefined);
-  const { token } = await createSession(db.database.prisma, ids.ann, sessionPolicy(14, 90));
+  const cast = await privateRoomCast(db.database.prisma, base);
+  ({ clients, ids, room } = cast);
+  const token = cast.annToken;
   peer = new HeadlessPeer({ server: base, room, model: MODEL, token, cacheDir: path.join(dir, 'cache'), threads: 1 });
   await peer.start();
 }, 120_000);
@@ -69,12 +57,6 @@ afterAll(async () => {
   await fake?.stop();
   await rm(dir, { recursive: true, force: true });
 }, 30_000);
-
-async function listed(client: OpenAI) {
-  const models = [];
-  for await (const model of client.models.list()) models.push(model);
-  return models;
-}
 
 const greedy = { model: MODEL, messages: [{ role: 'user' as const, content: 'ROMEO:' }], temperature: 0, seed: 5 };
 

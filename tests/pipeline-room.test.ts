@@ -137,6 +137,29 @@ async function peer(
  * Until the requester sees a chain of `count` stages among `peers` stage peers (every hello and frame channel in),
  * and every peer of this process has its frame channels to the others open (the stages' own hops).
  */
+/**
+ * A stage peer in its own process, as `npm run peer -- --stage 2-3` starts it (tsx's CLI would run the peer in a child
+ * process; this spawns the peer's own process, so a test can kill or stop it); `output()` is what it printed so far.
+ */
+function stageProcess(name: string) {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'src/peer/cli.ts'),
+      ...['--server', server.url, '--room', ROOM, '--model', MODEL, '--name', name, '--threads', '1'],
+      ...['--stage', '2-3', '--stage-dir', modelDir, '--cache-dir', path.join(dir, `peer-${name.toLowerCase()}`)],
+    ],
+    { cwd: ROOT },
+  );
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  return { child, exited, output: () => out };
+}
+
 async function chainOf(requester: HeadlessPeer, count: number, peers: number) {
   await expect
     .poll(
@@ -283,25 +306,10 @@ describe('a pipeline across headless peers in a room', () => {
 
   it('completes the answer identically when the process of a stage peer (npm run peer -- --stage) is killed mid-answer', async () => {
     const room = ROOM;
-    const child = spawn(
-      process.execPath,
-      [
-        // `npm run peer` runs tsx's CLI, which runs the peer in a child process: the peer's own process is killed here.
-        '--import',
-        'tsx',
-        path.join(ROOT, 'src/peer/cli.ts'),
-        ...['--server', server.url, '--room', room, '--model', MODEL, '--name', 'Doomed', '--threads', '1'],
-        ...['--stage', '2-3', '--stage-dir', modelDir, '--cache-dir', path.join(dir, 'peer-doomed')],
-      ],
-      { cwd: ROOT },
-    );
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const { child, exited, output } = stageProcess('Doomed');
     try {
       await expect
-        .poll(() => out, { timeout: 120_000, interval: 250 })
+        .poll(output, { timeout: 120_000, interval: 250 })
         .toMatch(/Doomed hosts layers 2-3 of pipeline-tiny \(4 layers\) in room global/);
       await Promise.all([peer(room, 'KillA', [0, 2]), peer(room, 'KillC', [3, 4]), peer(room, 'KillSpare', 'auto')]);
       const requester = await peer(room, 'KillAsker');
@@ -326,24 +334,10 @@ describe('a pipeline across headless peers in a room', () => {
 
   it('replaces a stage peer that stalls mid-answer (its process stopped, still in the room) and completes identically', async () => {
     const room = ROOM;
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        path.join(ROOT, 'src/peer/cli.ts'),
-        ...['--server', server.url, '--room', room, '--model', MODEL, '--name', 'Frozen', '--threads', '1'],
-        ...['--stage', '2-3', '--stage-dir', modelDir, '--cache-dir', path.join(dir, 'peer-frozen')],
-      ],
-      { cwd: ROOT },
-    );
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    const exited = new Promise((resolve) => child.on('exit', resolve));
+    const { child, exited, output } = stageProcess('Frozen');
     try {
       await expect
-        .poll(() => out, { timeout: 120_000, interval: 250 })
+        .poll(output, { timeout: 120_000, interval: 250 })
         .toMatch(/Frozen hosts layers 2-3 of pipeline-tiny/);
       await Promise.all([peer(room, 'IceA', [0, 2]), peer(room, 'IceC', [3, 4]), peer(room, 'IceSpare', 'auto')]);
       const requester = await peer(room, 'IceAsker');

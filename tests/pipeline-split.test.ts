@@ -7,114 +7,33 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readOnnx, writeOnnx } from '../scripts/pipeline/onnx-file.ts';
-import {
-  HIDDEN_INPUT,
-  HIDDEN_OUTPUT,
-  countLayers,
-  evenBoundaries,
-  splitModel,
-} from '../scripts/pipeline/split-graph.ts';
+import { countLayers, evenBoundaries, splitModel } from '../scripts/pipeline/split-graph.ts';
 import { writeStages } from '../scripts/pipeline/stage-files.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { lastLogits } from '../scripts/tiny-model/reference.ts';
 import { generateStagedModel } from '../scripts/tiny-model/stages.ts';
-import { rng } from '../scripts/tiny-model/weights.ts';
 import { openOrtStage } from '../src/peer/ort-stage-session.ts';
-import type { StageSession, StageTensor } from '../src/shared/pipeline/stage-session.ts';
+import {
+  type ChainShape,
+  chain,
+  expectChainEqualsWhole,
+  maxAbsDifference,
+  randomInputs,
+} from './support/stage-chain.ts';
 
-// Same ops on the same shapes in the same order: the chain is expected to agree to the last bit or nearly; this
-// bound (absolute, on logits of magnitude up to ~30) leaves room only for a kernel choosing another summation order.
-const TOLERANCE = 1e-4;
 const CONFIG = { layers: 4, hidden: 64, heads: 4, seed: 5, vocab: 300, maxPositions: 64 };
-const HEAD_DIM = CONFIG.hidden / CONFIG.heads;
+const SHAPE: ChainShape = {
+  layers: CONFIG.layers,
+  kvHeads: CONFIG.heads,
+  headDim: CONFIG.hidden / CONFIG.heads,
+  vocab: CONFIG.vocab,
+};
 
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-split-'));
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
-
-interface Inputs {
-  ids: number[];
-  past: number;
-  cache: Map<number, { key: Float32Array; value: Float32Array }>;
-}
-
-function randomInputs(seed: number, seq: number, past: number): Inputs {
-  const next = rng(seed);
-  const ids = Array.from({ length: seq }, () => Math.floor(next() * CONFIG.vocab));
-  const cache = new Map<number, { key: Float32Array; value: Float32Array }>();
-  const n = CONFIG.heads * past * HEAD_DIM;
-  for (let l = 0; l < CONFIG.layers; l++) {
-    const random = () => Float32Array.from({ length: n }, () => next() * 2 - 1);
-    cache.set(l, { key: random(), value: random() });
-  }
-  return { ids, past, cache };
-}
-
-function feedsFor(session: StageSession, inputs: Inputs, hidden?: StageTensor): Record<string, StageTensor> {
-  const seq = inputs.ids.length;
-  const total = inputs.past + seq;
-  const feeds: Record<string, StageTensor> = {};
-  for (const { name } of session.inputs) {
-    const cache = /^past_key_values\.(\d+)\.(key|value)$/.exec(name);
-    if (name === 'input_ids')
-      feeds[name] = { type: 'int64', data: BigInt64Array.from(inputs.ids, BigInt), dims: [1, seq] };
-    else if (name === 'attention_mask')
-      feeds[name] = { type: 'int64', data: new BigInt64Array(total).fill(1n), dims: [1, total] };
-    else if (name === 'position_ids')
-      feeds[name] = {
-        type: 'int64',
-        data: BigInt64Array.from({ length: seq }, (_, i) => BigInt(inputs.past + i)),
-        dims: [1, seq],
-      };
-    else if (name === HIDDEN_INPUT && hidden) feeds[name] = hidden;
-    else if (cache) {
-      const entry = inputs.cache.get(Number(cache[1]));
-      const data = cache[2] === 'key' ? entry?.key : entry?.value;
-      if (!data) throw new Error(`no past for ${name}`);
-      feeds[name] = { type: 'float32', data, dims: [1, CONFIG.heads, inputs.past, HEAD_DIM] };
-    } else throw new Error(`no feed for ${name}`);
-  }
-  return feeds;
-}
-
-/** Runs `stages` one after another, the hidden state of each feeding the next; all their outputs together. */
-async function chain(stages: StageSession[], inputs: Inputs): Promise<Record<string, StageTensor>> {
-  const all: Record<string, StageTensor> = {};
-  let hidden: StageTensor | undefined;
-  for (const stage of stages) {
-    const out = await stage.run(feedsFor(stage, inputs, hidden));
-    hidden = out[HIDDEN_OUTPUT];
-    for (const [name, tensor] of Object.entries(out)) if (name !== HIDDEN_OUTPUT) all[name] = tensor;
-  }
-  return all;
-}
-
-function maxDifference(a: StageTensor | undefined, b: StageTensor | undefined): number {
-  if (!a || !b || a.type !== 'float32' || b.type !== 'float32') throw new Error('missing float32 output');
-  expect(b.dims).toEqual(a.dims);
-  let max = 0;
-  for (let i = 0; i < a.data.length; i++) max = Math.max(max, Math.abs((a.data[i] ?? 0) - (b.data[i] ?? 0)));
-  return max;
-}
-
-async function expectChainEqualsWhole(whole: StageSession, stages: StageSession[]) {
-  for (const [seed, seq, past] of [
-    [1, 7, 0],
-    [2, 5, 9],
-    [3, 1, 20],
-  ] as const) {
-    const inputs = randomInputs(seed, seq, past);
-    const expected = await whole.run(feedsFor(whole, inputs));
-    const actual = await chain(stages, inputs);
-    expect(Object.keys(actual).sort()).toEqual(Object.keys(expected).sort());
-    for (const name of Object.keys(expected))
-      expect(maxDifference(expected[name], actual[name]), `${name} (seq ${seq}, past ${past})`).toBeLessThanOrEqual(
-        TOLERANCE,
-      );
-  }
-}
 
 describe('the graph splitter', () => {
   it.each([
@@ -160,7 +79,7 @@ describe('the graph splitter', () => {
       if (externalData) expect((await readdir(out)).filter((f) => f.endsWith('.onnx_data'))).toHaveLength(count);
       const whole = await openOrtStage(file);
       const stages = await Promise.all(manifest.stages.map((s) => openOrtStage(path.join(out, s.file))));
-      await expectChainEqualsWhole(whole, stages);
+      await expectChainEqualsWhole(SHAPE, whole, stages);
       await Promise.all([whole, ...stages].map((s) => s.release()));
     },
     120_000,
@@ -204,7 +123,7 @@ describe('the graph splitter', () => {
         },
       );
       const stages = await Promise.all(manifest.stages.map((s) => openOrtStage(path.join(out, s.file))));
-      await expectChainEqualsWhole(whole, stages);
+      await expectChainEqualsWhole(SHAPE, whole, stages);
       await Promise.all(stages.map((s) => s.release()));
     }
     await whole.release();
@@ -229,14 +148,12 @@ describe("the generator's stage graphs", () => {
     const onnxDir = path.join(modelDir, 'onnx');
     const whole = await openOrtStage(path.join(onnxDir, 'model.onnx'));
     const stages = await Promise.all(manifest.stages.map((s) => openOrtStage(path.join(onnxDir, s.file))));
-    await expectChainEqualsWhole(whole, stages);
-    const inputs = randomInputs(9, 6, 0);
-    const logits = (await chain(stages, inputs)).logits;
+    await expectChainEqualsWhole(SHAPE, whole, stages);
+    const inputs = randomInputs(SHAPE, 9, 6, 0);
+    const logits = (await chain(SHAPE, stages, inputs)).logits;
     const reference = lastLogits(weights, inputs.ids);
     const last = logits?.data.slice(-CONFIG.vocab) as Float32Array;
-    let max = 0;
-    reference.forEach((value, i) => (max = Math.max(max, Math.abs(value - (last[i] ?? 0)))));
-    expect(max).toBeLessThan(1e-3);
+    expect(maxAbsDifference(reference, last)).toBeLessThan(1e-3);
     await Promise.all([whole, ...stages].map((s) => s.release()));
   }, 120_000);
 });

@@ -76,33 +76,43 @@ export const SYSTEM_CHAT_TEMPLATE =
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 /**
+ * `source` with its projections and LM head through `q4` (each a k-by-n matrix), the rest as `base` holds it: the
+ * MatMulNBits weights of the q4 and q4f16 exports.
+ */
+function withQuantizedProjections(
+  base: TinyWeights,
+  source: TinyWeights,
+  q4: (w: Float32Array, k: number, n: number) => Float32Array,
+): TinyWeights {
+  const { hidden: d, intermediate: f, vocab: v } = source.config;
+  const kv = kvWidth(source.config);
+  return {
+    ...base,
+    layers: source.layers.map((layer, l) => ({
+      ...(base.layers[l] ?? layer),
+      wq: q4(layer.wq, d, d),
+      wk: q4(layer.wk, d, kv),
+      wv: q4(layer.wv, d, kv),
+      wo: q4(layer.wo, d, d),
+      wGate: q4(layer.wGate, d, f),
+      wUp: q4(layer.wUp, d, f),
+      wDown: q4(layer.wDown, f, d),
+    })),
+    lmHead: q4(source.lmHead, d, v),
+  };
+}
+
+/**
  * The weights the graph computes with: float16-rounded for fp16, dequantised projections for q4, and for q4f16
  * projections dequantised with float16 scales, the rest float16-rounded.
  */
 export function storedWeights(weights: TinyWeights, dtype: WeightFormat): TinyWeights {
-  const { hidden: d, intermediate: f, vocab: v } = weights.config;
-  const kv = kvWidth(weights.config);
   if (dtype === 'fp32') return weights;
   if (dtype === 'q4f16') {
-    const halved = storedWeights(weights, 'fp16');
-    const q4 = (w: Float32Array, k: number, n: number) => {
+    return withQuantizedProjections(storedWeights(weights, 'fp16'), weights, (w, k, n) => {
       const q = quantizeQ4(w, k, n, Q4_BLOCK);
       return dequantizeQ4({ ...q, scales: roundHalf(q.scales) }, k, n, Q4_BLOCK);
-    };
-    return {
-      ...halved,
-      layers: weights.layers.map((layer, l) => ({
-        ...(halved.layers[l] ?? layer),
-        wq: q4(layer.wq, d, d),
-        wk: q4(layer.wk, d, kv),
-        wv: q4(layer.wv, d, kv),
-        wo: q4(layer.wo, d, d),
-        wGate: q4(layer.wGate, d, f),
-        wUp: q4(layer.wUp, d, f),
-        wDown: q4(layer.wDown, f, d),
-      })),
-      lmHead: q4(weights.lmHead, d, v),
-    };
+    });
   }
   if (dtype === 'fp16') {
     return {
@@ -123,21 +133,9 @@ export function storedWeights(weights: TinyWeights, dtype: WeightFormat): TinyWe
       lmHead: roundHalf(weights.lmHead),
     };
   }
-  const q4 = (w: Float32Array, k: number, n: number) => dequantizeQ4(quantizeQ4(w, k, n, Q4_BLOCK), k, n, Q4_BLOCK);
-  return {
-    ...weights,
-    layers: weights.layers.map((layer) => ({
-      ...layer,
-      wq: q4(layer.wq, d, d),
-      wk: q4(layer.wk, d, kv),
-      wv: q4(layer.wv, d, kv),
-      wo: q4(layer.wo, d, d),
-      wGate: q4(layer.wGate, d, f),
-      wUp: q4(layer.wUp, d, f),
-      wDown: q4(layer.wDown, f, d),
-    })),
-    lmHead: q4(weights.lmHead, d, v),
-  };
+  return withQuantizedProjections(weights, weights, (w, k, n) =>
+    dequantizeQ4(quantizeQ4(w, k, n, Q4_BLOCK), k, n, Q4_BLOCK),
+  );
 }
 
 /** With storedWeights, what the reference forward pass needs to give the graph's tokens. */

@@ -3,7 +3,7 @@ import { Suspense, lazy, useLayoutEffect } from 'react';
 import { Link, Route, Switch, useLocation } from 'wouter';
 import { APP_BUILD } from './env.ts';
 import { ChatPage } from './features/chat/chat-page.tsx';
-import { rememberAccount } from './features/chat/conversation-store.ts';
+import { rememberAccount } from './features/chat/conversation-sync.ts';
 import { MoveOffer } from './features/chat/move-offer.tsx';
 import { useInstallPrompt, useOnline, useUpdateReady } from './lib/pwa.ts';
 import { Button } from './components/ui/button.tsx';

@@ -1,5 +1,7 @@
-// What the download pieces share: the domain error (routers map its code) and the status shapes.
-import type { DownloadDtype, DownloadErrorCode, DownloadPhase } from '../../shared/schemas/models.ts';
+// What the download pieces share: the domain error (routers map its code, asDownloadError names any failure as one)
+// and the status shapes.
+import type { DownloadDtype, DownloadErrorCode, DownloadPhase, ManifestEntry } from '../../shared/schemas/models.ts';
+import { FetchError } from './safe-fetch.ts';
 
 /** A download is of one model's dtype (or `*`, every dtype the entry names): its cache and status are its own. */
 export interface DownloadKey {
@@ -50,4 +52,27 @@ export interface DownloadStatus {
 export interface PlannedFile extends FileStatus {
   sha256: string | null;
   gitOid: string | null;
+}
+
+/** A download's status before anything is known of its files. */
+export function queuedStatus(entry: Pick<ManifestEntry, 'id' | 'repo'>, key: DownloadKey): DownloadStatus {
+  return {
+    id: entry.id,
+    dtype: key.dtype,
+    repo: entry.repo,
+    revision: null,
+    phase: 'queued',
+    bytesDone: 0,
+    bytesTotal: 0,
+    speed: 0,
+    files: [],
+    error: null,
+  };
+}
+
+/** How a download ended badly, as the error its status names: a fetch's own code, anything unforeseen INTERNAL. */
+export function asDownloadError(reason: unknown): DownloadError {
+  if (reason instanceof DownloadError) return reason;
+  if (reason instanceof FetchError) return new DownloadError(reason.code, reason.message);
+  return new DownloadError('INTERNAL', 'Download failed unexpectedly', { cause: reason });
 }

@@ -2,23 +2,26 @@
 // per model however many ask, a cap on concurrent downloads, a free-disk check, sizes enforced and sha256 (or
 // the git blob id, for small non-LFS files) computed while streaming, an atomic rename only after the digest
 // matches, and resumption with Range after a restart. State lives in the database; progress in memory.
-// This is the orchestrator: the Hub (hub-client.ts), the disk (model-cache.ts), the rows (download-repository.ts)
-// and the bytes (part-writer.ts) are each their own module.
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+// This is the orchestrator: the Hub (hub-client.ts), the disk (model-cache.ts), the rows (download-repository.ts),
+// one file's fetch with its retries (file-fetcher.ts) and its bytes (part-writer.ts) are each their own module.
 import type { FastifyBaseLogger } from 'fastify';
 import { type DownloadDtype, DownloadDtypeSchema, type ManifestEntry } from '../../shared/schemas/models.ts';
 import type { PrismaClient } from '../db/client.ts';
 import type { Dependency } from '../dependencies/dependency.ts';
 import { DownloadRepository } from './download-repository.ts';
-import { DownloadError, type DownloadKey, type DownloadStatus, type PlannedFile, keyString } from './download-types.ts';
+import {
+  DownloadError,
+  type DownloadKey,
+  type DownloadStatus,
+  type PlannedFile,
+  asDownloadError,
+  keyString,
+  queuedStatus,
+} from './download-types.ts';
 import { planDownload } from './download-plan.ts';
-import { FileDigest, hashExisting } from './file-digest.ts';
+import { type FetchProgress, FileFetcher } from './file-fetcher.ts';
 import { HubClient } from './hub-client.ts';
-import { MAX_RETRY_AFTER_MS } from './hub-errors.ts';
 import { ModelCache } from './model-cache.ts';
-import { writePart } from './part-writer.ts';
-import { FetchError } from './safe-fetch.ts';
 import { SlotQueue } from './slot-queue.ts';
 import { SpeedMeter } from './speed-meter.ts';
 
@@ -46,15 +49,11 @@ interface ActiveDownload {
   speed: SpeedMeter;
 }
 
-const RETRIABLE = new Set(['HUB_UNREACHABLE', 'STALLED']);
-const MAX_ATTEMPTS = 4;
 const SHUTDOWN = 'shutdown';
 
 export class ModelDownloader {
   private readonly active = new Map<string, ActiveDownload>();
   private readonly starting = new Map<string, Promise<DownloadStatus>>();
-  /** Files being fetched, by repo, commit and path: two dtypes' downloads share config and tokenizer files. */
-  private readonly fileFetches = new Map<string, Promise<void>>();
   /** The last plan of each repo under way (see onePlanAtATime). */
   private readonly plans = new Map<string, Promise<void>>();
   private readonly slots: SlotQueue;
@@ -63,6 +62,7 @@ export class ModelDownloader {
   private readonly hub: HubClient;
   private readonly cache: ModelCache;
   private readonly rows: DownloadRepository;
+  private readonly files: FileFetcher;
 
   constructor(private readonly options: DownloaderOptions) {
     this.hub = new HubClient({
@@ -74,6 +74,12 @@ export class ModelDownloader {
     this.cache = new ModelCache(options.cacheDir, options.diskMarginBytes);
     this.rows = new DownloadRepository(options.db, options.database);
     this.slots = new SlotQueue(options.concurrency);
+    this.files = new FileFetcher({
+      hub: this.hub,
+      cache: this.cache,
+      log: options.log,
+      stallTimeoutMs: options.stallTimeoutMs,
+    });
   }
 
   /** Where a verified file of `repo` at `commit` lives; inside the cache directory by construction. */
@@ -111,18 +117,7 @@ export class ModelDownloader {
     if (ready && (await this.cache.hasAll(ready.repo, ready.revision, ready.files))) {
       return (await this.status(key.modelId, key.dtype)) as DownloadStatus;
     }
-    const status: DownloadStatus = {
-      id: entry.id,
-      dtype: key.dtype,
-      repo: entry.repo,
-      revision: null,
-      phase: 'queued',
-      bytesDone: 0,
-      bytesTotal: 0,
-      speed: 0,
-      files: [],
-      error: null,
-    };
+    const status = queuedStatus(entry, key);
     await this.rows.queue(entry, key, requestedById);
     const controller = new AbortController();
     const active: ActiveDownload = { key, status, controller, speed: new SpeedMeter(), done: Promise.resolve() };
@@ -236,7 +231,7 @@ export class ModelDownloader {
       await this.rows.record(() => this.rows.downloading(key), stopped);
       for (const file of files) {
         if (file.phase === 'ready') continue;
-        await this.fetchShared(entry, commit, file, active);
+        await this.files.fetch({ modelId: entry.id, repo: entry.repo, commit, file }, this.progressOf(active, file));
         await this.rows.record(() => this.rows.saveProgress(key, status, file), stopped);
       }
       status.phase = 'ready';
@@ -256,12 +251,7 @@ export class ModelDownloader {
 
   /** Records how a download ended badly; bookkeeping of a failure must not fail in turn (the database may be what failed). */
   private async fail(entry: ManifestEntry, { key, status }: ActiveDownload, reason: unknown): Promise<void> {
-    const error =
-      reason instanceof DownloadError
-        ? reason
-        : reason instanceof FetchError
-          ? new DownloadError(reason.code, reason.message)
-          : new DownloadError('INTERNAL', 'Download failed unexpectedly', { cause: reason });
+    const error = asDownloadError(reason);
     if (error.code === 'INTERNAL') this.options.log.error({ err: reason, model: entry.id }, 'model download failed');
     else this.options.log.warn({ model: entry.id, code: error.code }, error.message);
     status.phase = error.code === 'CANCELLED' ? 'cancelled' : 'failed';
@@ -302,106 +292,15 @@ export class ModelDownloader {
     }
   }
 
-  /**
-   * Fetches a file unless another download (another dtype of the model) is fetching it: then waits for that one and
-   * takes its verified copy. One writer per part file.
-   */
-  private async fetchShared(entry: ManifestEntry, commit: string, file: PlannedFile, active: ActiveDownload) {
-    const fileKey = [entry.repo, commit, file.path].join('\0');
-    const takeCached = async () => {
-      const sha256 = await this.cache.verifyCached(entry.repo, commit, file);
-      if (!sha256) return false;
-      active.status.bytesDone += file.size - file.bytesDone;
-      Object.assign(file, { bytesDone: file.size, sha256, phase: 'ready' });
-      return true;
+  /** How one file's fetch moves its download's counters and speed, and writes its progress now and then. */
+  private progressOf({ key, status, controller, speed }: ActiveDownload, file: PlannedFile): FetchProgress {
+    return {
+      signal: controller.signal,
+      moved: (bytes, streamed) => {
+        status.bytesDone += bytes;
+        if (streamed) status.speed = speed.add(bytes);
+      },
+      checkpoint: () => void this.rows.saveProgress(key, status, file).catch(() => {}),
     };
-    // Another download may have finished the file since this one was planned.
-    if (!this.fileFetches.has(fileKey) && (await takeCached())) return;
-    for (let other = this.fileFetches.get(fileKey); other; other = this.fileFetches.get(fileKey)) {
-      await other.catch(() => undefined);
-      active.controller.signal.throwIfAborted();
-      if (await takeCached()) return;
-    }
-    const mine = this.fetchFile(entry, commit, file, active);
-    this.fileFetches.set(fileKey, mine);
-    try {
-      await mine;
-    } finally {
-      if (this.fileFetches.get(fileKey) === mine) this.fileFetches.delete(fileKey);
-    }
-  }
-
-  private async fetchFile(entry: ManifestEntry, commit: string, file: PlannedFile, active: ActiveDownload) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.fetchFileOnce(entry, commit, file, active);
-        return;
-      } catch (error) {
-        const code = error instanceof DownloadError || error instanceof FetchError ? error.code : null;
-        // A 429 is waited out when the Hub asks for a short wait (docs/SECURITY.md); a long one fails, naming it.
-        const wait = error instanceof DownloadError ? (error.retryAfterMs ?? 0) : 0;
-        const retriable =
-          code !== null && (RETRIABLE.has(code) || (code === 'RATE_LIMITED' && wait <= MAX_RETRY_AFTER_MS));
-        if (active.controller.signal.aborted || !retriable || attempt >= MAX_ATTEMPTS) throw error;
-        this.options.log.warn({ model: entry.id, file: file.path, attempt, code }, 'download interrupted; resuming');
-        await new Promise((resolve) => setTimeout(resolve, Math.max(200 * 2 ** attempt, wait)));
-      }
-    }
-  }
-
-  private async fetchFileOnce(entry: ManifestEntry, commit: string, file: PlannedFile, active: ActiveDownload) {
-    const { status, controller } = active;
-    const partPath = this.cache.partPath(entry.repo, commit, file.path);
-    await mkdir(path.dirname(partPath), { recursive: true });
-    let offset = await this.cache.partSize(entry.repo, commit, file.path);
-    if (offset > file.size) {
-      await rm(partPath, { force: true });
-      offset = 0;
-    }
-    let digest = new FileDigest(file);
-    await hashExisting(partPath, offset, digest);
-
-    file.phase = 'downloading';
-    if (file.size === 0) await writeFile(partPath, '');
-    if (offset < file.size) {
-      const { body, resumed } = await this.hub.file(entry.repo, commit, file, offset, controller.signal);
-      if (!resumed && offset > 0) {
-        // A 200 to a Range request: the server sends the whole file, so start the file over.
-        offset = 0;
-        digest = new FileDigest(file);
-      }
-      status.bytesDone += offset - file.bytesDone;
-      file.bytesDone = offset;
-      await writePart({
-        body,
-        partPath,
-        offset,
-        file,
-        digest,
-        signal: controller.signal,
-        stallTimeoutMs: this.options.stallTimeoutMs,
-        onChunk: (bytes) => {
-          status.bytesDone += bytes;
-          status.speed = active.speed.add(bytes);
-        },
-        onCheckpoint: () => void this.rows.saveProgress(active.key, status, file).catch(() => {}),
-      });
-    }
-
-    file.phase = 'verifying';
-    const sha256 = digest.verify();
-    if (!sha256) {
-      await rm(partPath, { force: true });
-      const expected = file.sha256 ? 'sha256' : 'git blob id';
-      throw new DownloadError(
-        'HASH_MISMATCH',
-        `${file.path} does not match its ${expected}; the corrupt copy was deleted`,
-      );
-    }
-    const finalPath = this.cache.filePath(entry.repo, commit, file.path);
-    await mkdir(path.dirname(finalPath), { recursive: true });
-    await rename(partPath, finalPath);
-    file.sha256 = sha256;
-    file.phase = 'ready';
   }
 }

@@ -8,7 +8,7 @@ import { Button } from '../../components/ui/button.tsx';
 import { useOnline } from '../../lib/pwa.ts';
 import { api, retryTransient } from '../../lib/trpc.ts';
 import { chatErrorText } from './chat-errors.ts';
-import { guestConversations, moveToAccount } from './conversation-store.ts';
+import { guestConversations, moveToAccount } from './conversation-sync.ts';
 import type { Conversation } from './conversations.ts';
 
 interface Offer {

@@ -1,7 +1,7 @@
 // Back online and signed in: conversations kept on this device while offline go to the account.
 import { type Dispatch, type SetStateAction, useEffect, useState } from 'react';
 import { chatErrorText } from './chat-errors.ts';
-import { syncOfflineConversations } from './conversation-store.ts';
+import { syncOfflineConversations } from './conversation-sync.ts';
 import type { Conversation } from './conversations.ts';
 
 /** Runs the sync whenever this account is signed in and online; returns whether it is under way. */
