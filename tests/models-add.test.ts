@@ -9,6 +9,7 @@ import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import type { CatalogueEntry } from '../src/shared/schemas/models.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { signUpInjected } from './support/accounts.ts';
+import { type PublishedExport, publishExportShape, referenceTokens } from './support/export-fixtures.ts';
 import { useHubApp } from './support/hub-app.ts';
 
 const fixture = useHubApp(
@@ -24,6 +25,7 @@ const fixture = useHubApp(
 let ann: string;
 let bob: string;
 let keeper: string;
+let q4f16: PublishedExport;
 
 const card = (license: string | null) =>
   bufferContent(license ? `---\nlicense: ${license}\n---\n# A model\n` : '# No front matter\n');
@@ -77,11 +79,16 @@ async function publish(hub: FakeHub, dir: string): Promise<void> {
     'model.safetensors': generatedContent(10, 1),
     'README.md': card('mit'),
   });
-  await hub.addRepo('mesh/f16-only', {
+  await hub.addRepo('mesh/bnb4-only', {
     'config.json': llama,
     ...tokenizer,
-    'onnx/model_q4f16.onnx': generatedContent(10, 1),
+    'onnx/model_bnb4.onnx': generatedContent(10, 1),
     'README.md': card('mit'),
+  });
+  // A real (tiny) export with only q4f16 weights (MatMulNBits in float16), as a WebGPU-first repo may publish.
+  q4f16 = await publishExportShape(hub, path.join(dir, 'exports'), 'q4f16', {
+    repo: 'mesh/q4f16-only',
+    license: 'apache-2.0',
   });
   await hub.addRepo('mesh/no-license', {
     'config.json': llama,
@@ -170,11 +177,11 @@ describe('models.add refuses, naming the check', () => {
       status: 400,
       check: 'onnx',
       message:
-        'mesh/no-onnx has no ONNX weights this app can run: it has no onnx/ folder with a model*.onnx graph (q4, q8, int8, uint8 or fp32 wanted)',
+        'mesh/no-onnx has no ONNX weights this app can run: it has no onnx/ folder with a model*.onnx graph (q4, q8, int8, uint8, q4f16, fp32, fp16 wanted)',
     });
-    expect(await refusal(ann, 'mesh/f16-only')).toMatchObject({
+    expect(await refusal(ann, 'mesh/bnb4-only')).toMatchObject({
       check: 'onnx',
-      message: expect.stringContaining('its onnx/ folder has q4f16, none a WASM device runs'),
+      message: expect.stringContaining('its onnx/ folder has bnb4, none a WASM device runs'),
     });
   });
 
@@ -306,5 +313,50 @@ describe('an added model', () => {
     );
     expect(answer.completionTokens).toBeGreaterThan(0);
     await engine.unload();
+  }, 120_000);
+
+  it('runs q4f16 on WASM when the repo has no integer weights: that file only is fetched, and answers right', async () => {
+    const dee = await signUpInjected(fixture.app, 'dee');
+    const added = await add(dee, { repo: 'mesh/q4f16-only' });
+    expect(added.data?.entry.dtype).toEqual({ webgpu: 'q4f16', wasm: 'q4f16' });
+    const id = added.data?.entry.id ?? '';
+    // What a device without WebGPU asks for: the WASM dtype's files, as transformers.js requests them.
+    await fixture.download({ id, backend: 'wasm' }, dee);
+    expect(await fixture.app.models.downloader.status(id, 'q4f16')).toMatchObject({ phase: 'ready', error: null });
+    const download = (await catalogue(dee)).find((e) => e.id === id)?.downloads[0];
+    expect(download?.dtype).toBe('q4f16');
+    expect(download?.files.map((f) => f.path).sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'onnx/model_q4f16.onnx',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]);
+    // onnxruntime-node on the CPU, the WASM dtype as the engine takes it in Node: the reference forward pass's tokens.
+    const messages = [{ role: 'user' as const, content: 'Now is the winter of our discontent' }];
+    const reference = await referenceTokens(path.join(fixture.dir, 'exports'), q4f16, messages, 8);
+    const engine = new InferenceEngine({
+      modelHost: `${fixture.origin}/models/`,
+      cacheDir: path.join(fixture.dir, 'engine-cache-q4f16'),
+    });
+    try {
+      const info = await engine.load(
+        {
+          id,
+          repo: 'mesh/q4f16-only',
+          revision: download?.revision ?? '',
+          dtype: { webgpu: 'q4f16', wasm: 'q4f16' },
+          files: download?.files.map((f) => f.path) ?? [],
+          contextLength: added.data?.entry.contextLength ?? 512,
+        },
+        'wasm',
+        () => {},
+      );
+      expect(info).toMatchObject({ model: id, backend: 'cpu', dtype: 'q4f16' });
+      const answer = await engine.generate(messages, { temperature: 0, topP: 1, maxNewTokens: 8 }, () => {});
+      expect(answer.tokenIds).toEqual(reference.tokens);
+    } finally {
+      await engine.unload();
+    }
   }, 120_000);
 });

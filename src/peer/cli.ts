@@ -10,7 +10,9 @@ const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID 
 
   --server     the Mesh NanoLLM server, e.g. http://127.0.0.1:8787
   --room       a room slug (global, or a custom room: that needs --token of an account that may join it)
-  --model      a model id from the server's catalogue (e.g. nano-shakespeare)
+  --model      a model of the server's catalogue, as this peer's account sees it: its id (e.g. nano-shakespeare), or
+               the Hub repo id or URL of one added by repo id (e.g. onnx-community/Qwen3-0.6B-ONNX; with --token of
+               the account that added it, unless an operator added it for everyone)
   --name       display name of the guest this peer signs in as
   --token      an account's session token (its mesh_session cookie) instead of a guest; give it as --token=…
                (a token may start with "-", which would otherwise read as another option)

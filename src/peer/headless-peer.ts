@@ -17,6 +17,7 @@ import { MeshNode } from '../shared/mesh/mesh-node.ts';
 import {
   engineModel,
   enterRoom,
+  findCatalogueModel,
   prepareOnServer,
   serverApi,
   serverCopy,
@@ -36,7 +37,10 @@ export interface HeadlessPeerOptions {
   /** The server's origin, e.g. http://127.0.0.1:8787. */
   server: string;
   room: string;
-  /** A catalogue model id to load and share; without one the peer only asks the room (the server's /v1 API). */
+  /**
+   * A model of the server's catalogue, as this peer's account sees it, to load and share: its id, or the Hub repo id
+   * (or URL) of a model added by repo id. Without one the peer only asks the room (the server's /v1 API).
+   */
   model?: string;
   /** Display name for a new guest (ignored with `token`). */
   name?: string;
@@ -118,7 +122,7 @@ export class HeadlessPeer {
     this.displayName = me.displayName;
 
     const stages = this.options.stage ? await this.loadStage(api) : null;
-    const shared = this.options.model && !stages ? await this.load(api, this.options.model) : null;
+    const shared = this.options.model && !stages ? await this.load(api, this.options.model, me.kind) : null;
     const engine: MeshEngine = shared?.engine ?? {
       loaded: () => null,
       generate: () => {
@@ -230,10 +234,24 @@ export class HeadlessPeer {
   /** Makes sure the server has the model, and loads it into an engine of this process. */
   private async load(
     api: ReturnType<HeadlessPeer['api']>,
-    id: string,
+    name: string,
+    kind: 'GUEST' | 'ACCOUNT',
   ): Promise<{ engine: MeshEngine; name: string; backend: string }> {
-    const entry = (await api.manifest.list.query()).find((m) => m.id === id);
-    if (!entry) throw new Error(`The server's catalogue has no model ${id}`);
+    // The catalogue as this peer's account sees it: the built-in models, the ones it added by repo id, and those an
+    // operator added for everyone. A model another account added is not there, and the server lets no peer share it.
+    const found = findCatalogueModel(await api.manifest.list.query(), name);
+    if (!found.entry) {
+      if (found.ambiguous.length > 0)
+        throw new Error(
+          `The server's catalogue has ${name} at several revisions (${found.ambiguous.join(', ')}): give the id of one, or a /tree/<revision> URL`,
+        );
+      const hint =
+        kind === 'GUEST'
+          ? 'a guest sees the built-in models and those an operator added for everyone; for a model an account added by repo id, pass --token=SESSION_TOKEN of that account'
+          : "this account sees the built-in models, the ones it added by repo id (models.add, the Models screen's Add a model by its repo id) and those an operator added for everyone";
+      throw new Error(`The server's catalogue has no model ${name} (${hint})`);
+    }
+    const entry = found.entry;
     // Node runs the WASM dtype (onnxruntime-node on the CPU): only that dtype's download is needed.
     const dtype = entry.dtype.wasm;
     if (!serverCopy(entry, dtype)) this.log(`asking the server to fetch ${entry.name}…`);

@@ -22,6 +22,7 @@ import { type BundledModel, loadNanoModel } from './models/bundled.ts';
 import { loadManifest } from './models/manifest.ts';
 import type { ManifestEntry } from '../shared/schemas/models.ts';
 import { modelsPlugin } from './plugins/models.ts';
+import { fetchForServing, serveModelEntries } from './openai/serve-models.ts';
 import { SessionEvents } from './services/session-events.ts';
 import { sessionPolicy } from './services/session.ts';
 import { socketPlugin } from './plugins/socket.ts';
@@ -208,13 +209,18 @@ async function registerAll(
   app.decorate('meshGateway', gateway);
   app.addHook('preClose', async () => gateway.close());
   await app.register(openAIRoutes, { prefix: '/v1', services, gateway, mesh: () => app.mesh });
-  const unknown = env.SERVE_MODELS.filter((id) => !manifest.some((entry) => entry.id === id));
-  if (unknown.length > 0)
-    throw new Error(`SERVE_MODELS names models the catalogue does not have: ${unknown.join(', ')}`);
-  // The server's own models join the global room once it listens (they sign in through its own API).
+  // Built-in ids, or models an operator added for everyone (openai/serve-models.ts): checked at start.
+  const served = await serveModelEntries(database.prisma, manifest, env.SERVE_MODELS);
+  // The server's own models join the global room once it listens (they sign in through its own API), each fetched
+  // first if the server does not hold it yet.
   app.addHook('onListen', async () => {
-    if (env.SERVE_MODELS.length === 0) return;
-    void gateway.serve(env.SERVE_MODELS).then(
+    if (served.length === 0) return;
+    const entries = new Map(served.map((entry) => [entry.id, entry]));
+    const prepare = async (id: string) => {
+      const entry = entries.get(id);
+      if (entry) await fetchForServing(app.models.downloader, entry);
+    };
+    void gateway.serve(env.SERVE_MODELS, prepare).then(
       () => app.log.info({ models: env.SERVE_MODELS }, 'serving models in the global room'),
       (error: unknown) => app.log.error({ err: error }, 'could not serve SERVE_MODELS'),
     );

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type ServerApi, type ServerDownload, enterRoom, prepareOnServer, serverCopy } from './model-flow.ts';
+import {
+  type ServerApi,
+  type ServerDownload,
+  enterRoom,
+  findCatalogueModel,
+  prepareOnServer,
+  serverCopy,
+} from './model-flow.ts';
 import type { CatalogueEntry } from './schemas/models.ts';
 import { sessionCookieHeader, sessionFromSetCookie } from './session-cookie.ts';
 
@@ -133,6 +140,40 @@ describe('serverCopy', () => {
     const every = { ...hubEntry, downloads: [download('*', 'onnx/model.onnx')] } as unknown as CatalogueEntry;
     expect(serverCopy(every, 'q4')?.files).toEqual(['onnx/model.onnx']);
     expect(serverCopy(hubEntry, 'q8')).toBeNull();
+  });
+});
+
+describe('findCatalogueModel', () => {
+  const catalogue = [
+    { id: 'nano-shakespeare', repo: 'mesh/nano-shakespeare', revision: 'main' },
+    { id: 'mesh--tiny-added', repo: 'mesh/tiny-added', revision: 'main' },
+    { id: 'mesh--pinned-1a2b3c4d', repo: 'mesh/pinned', revision: 'v1' },
+    { id: 'mesh--two', repo: 'mesh/two', revision: 'main' },
+    { id: 'mesh--two-0f0f0f0f', repo: 'mesh/two', revision: 'v2' },
+    { id: 'mesh--split-aaaaaaaa', repo: 'mesh/split', revision: 'a' },
+    { id: 'mesh--split-bbbbbbbb', repo: 'mesh/split', revision: 'b' },
+  ];
+  const id = (name: string) => findCatalogueModel(catalogue, name).entry?.id ?? null;
+
+  it('finds an entry by its id, or by its repo id or Hub URL (any case), at the revision a URL pins or main', () => {
+    expect(id('mesh--tiny-added')).toBe('mesh--tiny-added');
+    expect(id('mesh/tiny-added')).toBe('mesh--tiny-added');
+    expect(id('Mesh/Tiny-Added')).toBe('mesh--tiny-added');
+    expect(id('https://huggingface.co/mesh/tiny-added')).toBe('mesh--tiny-added');
+    expect(id('mesh/two')).toBe('mesh--two');
+    expect(id('https://huggingface.co/mesh/two/tree/v2')).toBe('mesh--two-0f0f0f0f');
+    // The one entry of a repo, whatever revision it was added at.
+    expect(id('mesh/pinned')).toBe('mesh--pinned-1a2b3c4d');
+  });
+
+  it('finds nothing for a repo it does not have, another revision, or several entries and no revision', () => {
+    expect(findCatalogueModel(catalogue, 'mesh/unknown')).toEqual({ entry: null, ambiguous: [] });
+    expect(findCatalogueModel(catalogue, 'no-such-model')).toEqual({ entry: null, ambiguous: [] });
+    expect(id('https://huggingface.co/mesh/pinned/tree/v2')).toBeNull();
+    expect(findCatalogueModel(catalogue, 'mesh/split')).toEqual({
+      entry: null,
+      ambiguous: ['mesh--split-aaaaaaaa', 'mesh--split-bbbbbbbb'],
+    });
   });
 });
 

@@ -12,6 +12,7 @@ import {
   type DownloadPhase,
   type Dtype,
   modelFingerprint,
+  parseRepoInput,
 } from './schemas/models.ts';
 
 /** The server's view of its download of a model (the `models.status` procedure's answer). */
@@ -58,6 +59,27 @@ export function serverApi(client: ServerProcedures): ServerApi {
       void (await client.room.join.mutate({ room, ...(inviteCode ? { inviteCode } : {}) })),
     iceServers: () => client.room.iceServers.query(),
   };
+}
+
+/**
+ * The entry `name` means in a catalogue: its id (`nano-shakespeare`, `mesh--tiny-added`), else the Hub repo id or URL
+ * of an entry (a model added by repo id is named by its repo as readily as by the id derived from it), at the revision
+ * a URL pins or `main`. Several entries of that repo and no revision to choose: `ambiguous` lists their ids.
+ */
+export function findCatalogueModel<E extends Pick<CatalogueEntry, 'id' | 'repo' | 'revision'>>(
+  catalogue: readonly E[],
+  name: string,
+): { entry: E } | { entry: null; ambiguous: string[] } {
+  const byId = catalogue.find((entry) => entry.id === name);
+  if (byId) return { entry: byId };
+  const parsed = parseRepoInput(name);
+  if (!parsed) return { entry: null, ambiguous: [] };
+  const ofRepo = catalogue.filter((entry) => entry.repo.toLowerCase() === parsed.repo.toLowerCase());
+  const revision = parsed.revision ?? 'main';
+  const exact = ofRepo.find((entry) => entry.revision === revision);
+  if (exact) return { entry: exact };
+  if (!parsed.revision && ofRepo.length === 1 && ofRepo[0]) return { entry: ofRepo[0] };
+  return { entry: null, ambiguous: parsed.revision ? [] : ofRepo.map((entry) => entry.id) };
 }
 
 /** A model's files at the commit the server holds them at. */

@@ -1,13 +1,18 @@
 // The Models screen's "Add a model by its repo id" field in headless Chromium (WASM, no GPU), against the fake Hub:
 // a refused repo says which check failed; an accepted one shows its size per dtype, joins the catalogue, downloads
-// only the dtype this device runs (the fake Hub is asked for no other graph), loads and answers.
+// only the dtype this device runs (the fake Hub is asked for no other graph), loads and answers; and the page shares
+// it on the mesh: another account's /v1 request runs on the page (the server's werift member of the global room asks
+// it), with the greedy answer the engine gives in Node.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub, bufferContent } from '../../scripts/fake-hub.ts';
 import { generateRandomModel } from '../../scripts/tiny-model/generate.ts';
+import { InferenceEngine } from '../../src/worker/engine.ts';
+import type { CatalogueEntry } from '../../src/shared/schemas/models.ts';
 import { useAppServer } from '../support/app-server.ts';
+import { signUpCookie } from '../support/server-process.ts';
 
 const hub = new FakeHub();
 const app = useAppServer({
@@ -82,4 +87,69 @@ describe('adding a model by its repo id on the Models screen', () => {
     await added.getByTestId('model-load').click();
     await expect.poll(() => added.getByTestId('backend-badge').textContent(), { timeout: 60_000 }).toBe('WASM');
   }, 180_000);
+
+  it('is shared on the mesh from the page: another account’s /v1 request runs on it', async () => {
+    // Through the app's own links, so the loaded model stays loaded.
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rooms' }).click();
+    await page.getByTestId('room-link').filter({ hasText: 'Global' }).click();
+    await expect.poll(() => page.getByTestId('room-self').textContent(), { timeout: 15_000 }).toMatch(/^You are /);
+    await page.getByTestId('share-compute').check();
+    await expect.poll(() => page.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 0 jobs served/);
+
+    // Another account, which never added the model, asks it in the global room where the page shares it.
+    const asker = await signUpCookie(app.url, 'asker');
+    const created = await fetch(`${app.url}/api/trpc/apiKey.create`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie: asker },
+      body: JSON.stringify({ name: 'mesh' }),
+    });
+    const { key } = ((await created.json()) as { result: { data: { key: string } } }).result.data;
+    const messages = [{ role: 'user' as const, content: 'hello there' }];
+    const response = await fetch(`${app.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: 'mesh--added-chat', messages, temperature: 0, top_p: 1, seed: 3, max_tokens: 8 }),
+    });
+    expect(response.status, await response.clone().text()).toBe(200);
+    const answer = (await response.json()) as {
+      choices: { message: { content: string } }[];
+      usage: { completion_tokens: number };
+    };
+    await expect.poll(() => page.getByTestId('self-serving').textContent()).toMatch(/^Sharing: 1 job served/);
+
+    // The same files loaded in Node through the proxy (the adder's catalogue lists them): the same greedy tokens.
+    const session = (await page.context().cookies(app.url)).find((c) => c.name === 'mesh_session');
+    const listed = await fetch(`${app.url}/api/trpc/manifest.list`, {
+      headers: { cookie: `mesh_session=${session?.value ?? ''}` },
+    });
+    const entry = ((await listed.json()) as { result: { data: CatalogueEntry[] } }).result.data.find(
+      (e) => e.id === 'mesh--added-chat',
+    );
+    const download = entry?.downloads[0];
+    if (!entry || !download) throw new Error('The added model is not on the server');
+    const engine = new InferenceEngine({ modelHost: `${app.url}/models/`, cacheDir: path.join(app.dir, 'node') });
+    try {
+      await engine.load(
+        {
+          id: entry.id,
+          repo: entry.repo,
+          revision: download.revision,
+          dtype: entry.dtype,
+          files: download.files.map((f) => f.path),
+          contextLength: entry.contextLength,
+        },
+        'auto',
+        () => {},
+      );
+      const alone = await engine.generate(messages, { temperature: 0, topP: 1, maxNewTokens: 8 }, () => {});
+      expect(answer.usage.completion_tokens).toBe(alone.tokenIds.length);
+      const text = answer.choices[0]?.message.content ?? '';
+      expect(text.length).toBeGreaterThan(0);
+      // A stream holds back half a character (U+FFFD) at the end.
+      expect(alone.text.startsWith(text)).toBe(true);
+      expect(alone.text.slice(text.length)).toMatch(/^\uFFFD?$/);
+    } finally {
+      await engine.unload();
+    }
+  }, 90_000);
 });

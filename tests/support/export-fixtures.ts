@@ -29,6 +29,29 @@ export interface PublishedExport extends ExportModel {
   commit: string;
 }
 
+/**
+ * Generates the variant `name` into `dir/<id>` and publishes it as `repo` (`mesh/<name>` unless given), with a model
+ * card (`license` in its front matter when given, as models.add wants); `id` is the folder and the catalogue id.
+ */
+export async function publishExportShape(
+  hub: FakeHub,
+  dir: string,
+  name: ExportShapeName,
+  { repo = `mesh/${name}`, id = name, license }: { repo?: string; id?: string; license?: string } = {},
+): Promise<PublishedExport> {
+  const local = path.join(dir, id);
+  const model = await writeExportModel(local, EXPORT_SHAPES[name]);
+  // A model card, as every Hub repo has: in the tree, never fetched.
+  const card = license ? `---\nlicense: ${license}\n---\n# ${name}\n` : `# ${name}\n`;
+  const files = Object.fromEntries(
+    await Promise.all(
+      model.files.map(async (file) => [file, bufferContent(await readFile(path.join(local, file)))] as const),
+    ),
+  );
+  const { commit } = await hub.addRepo(repo, { ...files, 'README.md': bufferContent(card) });
+  return { ...model, id, repo, commit };
+}
+
 /** Generates each variant into `dir/<name>`, publishes it as `mesh/<name>`, writes `dir/manifest.json`. */
 export async function publishExportShapes(
   hub: FakeHub,
@@ -36,22 +59,7 @@ export async function publishExportShapes(
   names: readonly ExportShapeName[] = EXPORT_SHAPE_NAMES,
 ): Promise<{ manifestPath: string; published: Record<string, PublishedExport> }> {
   const published: Record<string, PublishedExport> = {};
-  for (const name of names) {
-    const local = path.join(dir, name);
-    const model = await writeExportModel(local, EXPORT_SHAPES[name]);
-    const repo = `mesh/${name}`;
-    const files = Object.fromEntries(
-      await Promise.all(
-        [...model.files, 'README.md'].map(async (file) => {
-          // A model card, as every Hub repo has: in the tree, never fetched.
-          if (file === 'README.md') return [file, bufferContent(`# ${name}\n`)] as const;
-          return [file, bufferContent(await readFile(path.join(local, file)))] as const;
-        }),
-      ),
-    );
-    const { commit } = await hub.addRepo(repo, files);
-    published[name] = { ...model, id: name, repo, commit };
-  }
+  for (const name of names) published[name] = await publishExportShape(hub, dir, name);
   const manifestPath = path.join(dir, 'manifest.json');
   await writeFile(
     manifestPath,

@@ -1,15 +1,19 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseRepoInput } from '../../shared/schemas/models.ts';
-import { TEXT_GENERATION_MODEL_TYPES, addedModelId, chooseDtypes } from './hub-check.ts';
+import { TEXT_GENERATION_MODEL_TYPES, WASM_PREFERENCE, addedModelId, chooseDtypes } from './hub-check.ts';
+import { DTYPE_SUFFIX } from './transformers-files.ts';
+
+/** The installed transformers.js' sources (the package's entry is dist/transformers.node.cjs; src/ sits beside). */
+const transformersRoot = () =>
+  path.dirname(path.dirname(createRequire(import.meta.url).resolve('@huggingface/transformers')));
 
 describe('the architectures models.add accepts', () => {
   it('are each a causal LM of transformers.js itself (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)', async () => {
-    // The package's entry is dist/transformers.node.cjs; its sources sit beside dist/.
-    const root = path.dirname(path.dirname(createRequire(import.meta.url).resolve('@huggingface/transformers')));
-    const registry = await readFile(path.join(root, 'src/models/registry.js'), 'utf8');
+    const registry = await readFile(path.join(transformersRoot(), 'src/models/registry.js'), 'utf8');
     const start = registry.indexOf('export const MODEL_FOR_CAUSAL_LM_MAPPING_NAMES');
     const mapping = registry.slice(start, registry.indexOf(']);', start));
     const types = new Set([...mapping.matchAll(/\['([^']+)',\s*'[A-Za-z0-9_]+'\]/g)].map((m) => m[1]));
@@ -32,7 +36,40 @@ describe('chooseDtypes', () => {
     expect(chooseDtypes(['fp32', 'q4', 'q4f16', 'q8'])).toEqual({ webgpu: 'q4f16', wasm: 'q4' });
     expect(chooseDtypes(['q8'])).toEqual({ webgpu: 'q8', wasm: 'q8' });
     expect(chooseDtypes(['fp32', 'fp16'])).toEqual({ webgpu: 'fp16', wasm: 'fp32' });
-    expect(chooseDtypes(['q4f16'])).toBeNull();
+    expect(chooseDtypes(['bnb4'])).toBeNull();
+    expect(chooseDtypes([])).toBeNull();
+  });
+
+  it('gives WASM q4f16 where the repo has no integer weights: before fp32 (a quarter of its bytes)', () => {
+    expect(chooseDtypes(['q4f16'])).toEqual({ webgpu: 'q4f16', wasm: 'q4f16' });
+    expect(chooseDtypes(['fp32', 'q4f16'])).toEqual({ webgpu: 'q4f16', wasm: 'q4f16' });
+    expect(chooseDtypes(['fp16', 'q4f16', 'uint8'])).toEqual({ webgpu: 'q4f16', wasm: 'uint8' });
+    expect(chooseDtypes(['fp16'])).toEqual({ webgpu: 'fp16', wasm: 'fp16' });
+    expect(chooseDtypes(['fp16', 'bnb4'])).toEqual({ webgpu: 'fp16', wasm: 'fp16' });
+  });
+
+  it('offers WASM only dtypes transformers.js 4 itself runs there, by the file name it gives them', async () => {
+    const root = transformersRoot();
+    // transformers.js' own dtype resolution, as getSession runs it for the `model` session on the wasm device.
+    const dtypes = (await import(pathToFileURL(path.join(root, 'src/utils/dtypes.js')).href)) as {
+      DEFAULT_DTYPE_SUFFIX_MAPPING: Record<string, string>;
+      selectDtype(dtype: string, fileName: string, device: string): string;
+    };
+    for (const dtype of WASM_PREFERENCE) {
+      expect(dtypes.selectDtype(dtype, 'model', 'wasm'), dtype).toBe(dtype);
+      expect(dtypes.DEFAULT_DTYPE_SUFFIX_MAPPING[dtype], dtype).toBe(DTYPE_SUFFIX[dtype]);
+    }
+    // Its one refusal of a dtype on a device (models/session.js getSession): fp16 on WebGPU without shader-f16.
+    // Should a release refuse another dtype, or one on WASM, this fails and WASM_PREFERENCE is to be looked at again.
+    const session = await readFile(path.join(root, 'src/models/session.js'), 'utf8');
+    const refused = [...session.matchAll(/selectedDtype === DATA_TYPES\.(\w+)/g)].map((m) => m[1]);
+    expect(refused).toEqual(['fp16']);
+    const guard = session.slice(
+      session.indexOf('selectedDtype === DATA_TYPES.fp16') - 300,
+      session.indexOf('does not support fp16'),
+    );
+    expect(guard).toContain("selectedDevice === 'webgpu'");
+    expect(session).not.toMatch(/selectedDevice === 'wasm'/);
   });
 });
 

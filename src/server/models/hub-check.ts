@@ -52,9 +52,17 @@ export const TEXT_GENERATION_MODEL_TYPES: ReadonlySet<string> = new Set([
   'starcoder2',
 ]);
 
-/** The dtypes each backend runs well, best first (WebGPU prefers f16 weights; WASM has no f16 arithmetic). */
+/** The dtypes WebGPU runs well, best first (f16 weights where the adapter has shader-f16). */
 const WEBGPU_PREFERENCE: Dtype[] = ['q4f16', 'q4', 'fp16', 'fp32'];
-const WASM_PREFERENCE: Dtype[] = ['q4', 'q8', 'int8', 'uint8', 'fp32'];
+/**
+ * The dtypes WASM runs, best first. transformers.js 4 refuses no dtype on WASM (models/session.js refuses only fp16
+ * on a WebGPU adapter without shader-f16; utils/dtypes.js maps every dtype to a file), so what WASM may take is what
+ * ONNX Runtime's WASM build runs: 4- and 8-bit integer weights with float32 arithmetic first, then q4f16 (its float16
+ * MatMulNBits runs on the CPU, a quarter of fp32's bytes: docs/CATALOGUE.md), then fp32, then fp16 (half of fp32's
+ * bytes, but no float16 arithmetic in WebAssembly). bnb4 is left out: nothing here has run it.
+ * hub-check.test.ts holds these against transformers.js' own sources.
+ */
+export const WASM_PREFERENCE: readonly Dtype[] = ['q4', 'q8', 'int8', 'uint8', 'q4f16', 'fp32', 'fp16'];
 /** A longer context than this is not one a browser tab holds; the catalogue caps it too. */
 const MAX_CONTEXT = 1_048_576;
 const DEFAULT_CONTEXT = 2048;
@@ -181,7 +189,7 @@ async function runChecks(hub: HubClient, repo: string, revision: string, signal:
       : 'it has no onnx/ folder with a model*.onnx graph';
     throw new ModelCheckError(
       'onnx',
-      `${repo} has no ONNX weights this app can run: ${what} (q4, q8, int8, uint8 or fp32 wanted)`,
+      `${repo} has no ONNX weights this app can run: ${what} (${WASM_PREFERENCE.join(', ')} wanted)`,
     );
   }
   if (!info.license) {

@@ -181,12 +181,17 @@ export class MeshGateway {
     };
   }
 
-  /** SERVE_MODELS: load each model here and share it into the global room, as `npm run peer` would. */
-  async serve(models: readonly string[]): Promise<void> {
+  /**
+   * SERVE_MODELS: load each model here and share it into the global room, as `npm run peer` would; `prepare` runs
+   * before each model's peer starts (the server fetching the files that peer loads: serve-models.ts).
+   */
+  async serve(models: readonly string[], prepare: (model: string) => Promise<void> = async () => {}): Promise<void> {
     const origin = this.options.origin();
     if (!origin) throw new Error('SERVE_MODELS needs the server to listen first');
     const HeadlessPeer = await loadHeadlessPeer();
     for (const model of models) {
+      await prepare(model);
+      if (this.closed) return;
       const peer = new HeadlessPeer({
         server: origin,
         room: GLOBAL_ROOM,

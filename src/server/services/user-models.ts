@@ -95,6 +95,20 @@ export async function findAddedModel(
   return row ? toAdded(row, viewerId) : null;
 }
 
+/**
+ * Which of `ids` are models added by repo id that `userId`'s catalogue does not show (another account's own
+ * addition): what a peer of that account may not share. Ids no one added (built-in ones, a peer's own) are not named.
+ */
+export async function hiddenAddedModels(db: PrismaClient, userId: string, ids: readonly string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.userModel.findMany({
+    where: { modelId: { in: [...ids] } },
+    select: { modelId: true, addedById: true, forEveryone: true },
+  });
+  const seen = new Set(rows.filter((row) => row.forEveryone || row.addedById === userId).map((row) => row.modelId));
+  return [...new Set(rows.map((row) => row.modelId))].filter((id) => !seen.has(id));
+}
+
 /** Any added model of this id, whoever added it (resuming a download after a restart). */
 export async function anyAddedModel(db: PrismaClient, id: string): Promise<ManifestEntry | undefined> {
   const row = await db.userModel.findFirst({ where: { modelId: id }, select: SELECT });

@@ -26,6 +26,7 @@ import type { PrismaClient } from '../db/client.ts';
 import { type Dependency, unavailability } from '../dependencies/dependency.ts';
 import { ACROSS_NODES_TIMEOUT_MS } from '../dependencies/redis.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
+import { hiddenAddedModels } from '../services/user-models.ts';
 import type { OutageBacklog } from './outage-backlog.ts';
 import { type SeatRefusal, seatRefusal } from './room-seats.ts';
 
@@ -170,6 +171,25 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       options.backlog?.left(slug, socket.data.peerId);
     };
 
+    /** Model ids this socket's account was found to be allowed to name (checked once each). */
+    const allowedModels = new Set<string>();
+    /**
+     * Why the socket may not name these models, or null: a model another account added by repo id is not its to share
+     * (its account's catalogue does not show it; README "OpenAI-compatible API": sharing one offers it to the room).
+     */
+    async function modelRefusal(capabilities: { models: { id: string }[] }) {
+      const fresh = [...new Set(capabilities.models.map((model) => model.id))].filter((id) => !allowedModels.has(id));
+      if (fresh.length === 0) return null;
+      const hidden = await hiddenAddedModels(options.db, socket.data.userId, fresh);
+      if (hidden.length > 0)
+        return fail(
+          'FORBIDDEN',
+          `${hidden.join(', ')} is not in your catalogue: another account added it by repo id, and only what your catalogue shows can be shared`,
+        );
+      for (const id of fresh) allowedModels.add(id);
+      return null;
+    }
+
     /** Why the socket may not stay in the room it was in before, or null. */
     async function seatLost(slug: string, key: string) {
       const { room, error } = await mayJoin(options.db, socket.data, slug);
@@ -266,6 +286,8 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
       options.redis?.assertUp();
       const { room, error } = await mayJoin(options.db, socket.data, slug);
       if (error || !room) return error ?? fail('NOT_FOUND', `No room ${slug}`);
+      const refused = await modelRefusal(capabilities);
+      if (refused) return refused;
       const key = roomKey(slug);
       const already = socket.rooms.has(key);
       const enter = () => {
@@ -310,6 +332,8 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
     on('peer:update', PeerUpdateSchema, async ({ room: slug, capabilities }) => {
       const key = roomKey(slug);
       if (!socket.rooms.has(key)) return fail('NOT_IN_ROOM', `Not in room ${slug}`);
+      const refused = await modelRefusal(capabilities);
+      if (refused) return refused;
       socket.data.capabilities = { ...socket.data.capabilities, [slug]: capabilities };
       others(key).emit('peer:updated', { room: slug, peer: peerInfo(socket.data, slug) });
       options.backlog?.updated(slug, socket.data.peerId, socket.id);
