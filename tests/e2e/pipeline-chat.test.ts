@@ -1,9 +1,10 @@
 // The chat asks a model that no peer of the room shares whole but whose layers two headless peers host as stages
-// (`--stage 0-2` and `--stage 2-4` of a generated 4-layer model): the Models screen marks the model "runs across 2
-// peers in this room", the chat's mesh route offers it across those peers, and the answer, run as a pipeline job by
-// the page (RoomPipeline over the browser's data channels to werift, the tokenizer in the app's inference worker),
-// equals the whole model's greedy answer from the inference engine in Node, token for token; the readout names
-// each stage's peer. Stop ends an answer whose tokens stopped coming, with what came so far (docs/pipeline.md).
+// (`--stage 0-2` and `--stage 2-4` of a generated 4-layer model): the room and the Models screen mark the model
+// "runs across 2 peers in this room", the chat's mesh route offers it across those peers, and the answer, run as a
+// pipeline job by the page (RoomPipeline over the browser's data channels to werift, the tokenizer in the app's
+// inference worker), equals the whole model's greedy answer from the inference engine in Node, token for token;
+// the readout names each stage's peer. Stop ends an answer whose tokens stopped coming, with what came so far
+// (docs/pipeline.md, "Asking from the chat").
 import path from 'node:path';
 import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
 import type { Page } from 'playwright-core';
@@ -107,12 +108,21 @@ async function send(page: Page, prompt: string) {
 describe('the chat runs a model across the stage peers of its room', () => {
   let page: Page;
 
-  it('marks the model on the Models screen and offers it on the mesh route', async () => {
+  it('marks the model in the room and on the Models screen, and offers it on the mesh route', async () => {
     page = await app.guest('Requester', { viewport: { width: 1280, height: 900 } });
     await page.addInitScript(() => localStorage.setItem('mesh:peer-notice:global', 'accepted'));
     await page.goto(`${app.url}/rooms`);
     await page.getByTestId('room-link').filter({ hasText: 'Global' }).click();
     await expect.poll(() => page.getByTestId('room-self').textContent(), { timeout: 15_000 }).toMatch(/^You are /);
+
+    // The room names the model and each stage's peer.
+    await expect
+      .poll(() => page.locator(`[data-testid="room-pipeline"][data-model-id="${ID}"]`).textContent(), {
+        timeout: 90_000,
+      })
+      .toBe(
+        `Generated ${ID} with stages runs across 2 peers in this room (Stage A (layers 0–2) → Stage B (layers 2–4))`,
+      );
 
     await open(page, 'Models');
     const card = page.locator(`[data-testid="model-card"][data-model-id="${ID}"]`);

@@ -48,11 +48,14 @@ export function pipelineModels(
 
 export const layersText = ([from, to]: readonly [number, number]) => `layers ${from}–${to}`;
 
+/** "Ada (layers 0–2) → Bob (layers 2–4)". */
+export function stageChain(stages: PipelineModel['stages']): string {
+  return stages.map((s) => `${s.name} (${layersText(s.layers)})`).join(' → ');
+}
+
 /** "across 2 peers: Ada (layers 0–2) → Bob (layers 2–4)". */
 export function stagesText(stages: PipelineModel['stages']): string {
-  return `across ${stages.length} peer${stages.length === 1 ? '' : 's'}: ${stages
-    .map((s) => `${s.name} (${layersText(s.layers)})`)
-    .join(' → ')}`;
+  return `across ${stages.length} peer${stages.length === 1 ? '' : 's'}: ${stageChain(stages)}`;
 }
 
 /** The room's pipeline models for these catalogue entries, re-rendered as peers come, go and change. */
