@@ -115,13 +115,15 @@ describe('npm run peer', () => {
     expect(unknown.err()).toMatch(/The server's catalogue has no model no-such-model/);
   }, 60_000);
 
-  it('ends with usage and code 2 on a bad --stage, or a --stage without --stage-dir', async () => {
+  it('ends with usage and code 2 on a bad --stage, or a --stage-dir without --stage', async () => {
     const base = ['--server', server.url, '--room', 'global', '--model', 'm'];
-    const [reversed, nodir] = [peer([...base, '--stage', '3-1']), peer([...base, '--stage', '0-2'])];
+    const [reversed, nostage] = [peer([...base, '--stage', '3-1']), peer([...base, '--stage-dir', dir])];
     expect(await reversed.exited).toBe(2);
     expect(reversed.err()).toMatch(/--stage must be FROM-TO \(layers, FROM below TO, e\.g\. 0-2\) or auto, not 3-1/);
-    expect(await nodir.exited).toBe(2);
-    expect(nodir.err()).toMatch(/--stage needs --stage-dir[\s\S]*--stage-dir {2}the model directory/);
+    expect(await nostage.exited).toBe(2);
+    expect(nostage.err()).toMatch(
+      /--stage-dir is for a stage peer: give --stage too[\s\S]*--stage-dir {2}a model directory/,
+    );
   }, 90_000);
 
   it("joins a custom room with an account's session token", async () => {

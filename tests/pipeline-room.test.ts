@@ -6,7 +6,7 @@
 // leaves mid-answer is replaced by another peer (which cuts the layers from the whole model) and the answer
 // completes identically; `auto` peers get their layers from the plan.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
@@ -33,6 +33,8 @@ const SAMPLINGS: { name: string; sampling: Sampling }[] = [
 
 let dir: string;
 let modelDir: string;
+/** The fake Hub's commit of the model. */
+let commit: string;
 let hub: FakeHub;
 let server: ServerProcess;
 let tokenizer: PreTrainedTokenizer;
@@ -43,21 +45,27 @@ const expected = new Map<string, number[]>();
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-pipeline-room-'));
   // Started first, while the model is generated and the engine answers: a loaded machine starts it slowly.
+  hub = new FakeHub();
+  await hub.start();
+  const { manifestPath, published } = await publishModels(hub, dir, [{ id: MODEL, options: OPTIONS }]);
+  // Started while the engine answers (a loaded machine starts it slowly), with the model in its catalogue: peers
+  // with no stage directory fetch it through the server's proxy.
   const starting = startServer(
     {
       DATA_DIR: path.join(dir, 'server'),
       CLIENT_DIST_DIR: path.join(dir, 'none'),
       GUEST_CREATIONS_PER_IP_PER_HOUR: '1000',
+      HF_ENDPOINT: hub.origin,
+      MANIFEST_PATH: manifestPath,
+      DOWNLOAD_DISK_MARGIN_BYTES: '0',
     },
     240_000,
   );
   starting.catch(() => undefined);
-  hub = new FakeHub();
-  await hub.start();
-  const { published } = await publishModels(hub, dir, [{ id: MODEL, options: OPTIONS }]);
   const entry = published[MODEL];
   if (!entry?.weights) throw new Error('the generated model is missing');
   modelDir = entry.dir;
+  commit = entry.model.revision;
   // Stage files as the generator emits them: a 2-stage and a 3-stage cut, each with its manifest.
   for (const count of [2, 3])
     await writeStages(
@@ -102,15 +110,23 @@ afterEach(async () => {
 // Guests join the global room only: each test's peers leave it (afterEach) before the next one's come.
 const ROOM = 'global';
 
-async function peer(room: string, name: string, stage?: LayerRange | 'auto', stageMemoryMb?: number) {
+async function peer(
+  room: string,
+  name: string,
+  stage?: LayerRange | 'auto',
+  stageMemoryMb?: number,
+  /** `proxy`: no stage directory, the model comes through the server (`token`: as an account, which may ask for it). */
+  from: { proxy?: boolean; token?: string } = {},
+) {
   const made = new HeadlessPeer({
     server: server.url,
     room,
     name,
     cacheDir: path.join(dir, `peer-${name}`),
     threads: 1,
-    ...(stage ? { model: MODEL, stage, stageDir: modelDir } : {}),
+    ...(stage ? { model: MODEL, stage, ...(from.proxy ? {} : { stageDir: modelDir }) } : {}),
     ...(stageMemoryMb ? { stageMemoryMb } : {}),
+    ...(from.token ? { token: from.token } : {}),
   });
   started.push(made);
   await made.start();
@@ -202,6 +218,37 @@ describe('a pipeline across headless peers in a room', () => {
     },
     180_000,
   );
+
+  it('hosts stages of a catalogue model fetched through the server, with no stage directory (--stage without --stage-dir)', async () => {
+    const room = ROOM;
+    // Only an account may have the server fetch a model from the Hub; the guest after it finds it there.
+    const signup = await fetch(`${server.url}/api/trpc/auth.signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'stage-owner', password: 'correct horse battery', displayName: 'ProxyA' }),
+    });
+    expect(signup.status).toBe(200);
+    const token = /mesh_session=([^;]+)/.exec(signup.headers.get('set-cookie') ?? '')?.[1];
+    expect(token).toBeTruthy();
+    const owner = await peer(room, 'ProxyA', [0, 2], undefined, { proxy: true, token: token! });
+    await peer(room, 'ProxyB', [2, 4], undefined, { proxy: true });
+    const requester = await peer(room, 'ProxyAsker');
+    await chainOf(requester, 2, 2);
+    const { tokens, readout } = await ask(requester, SAMPLINGS[0]!.sampling);
+    expect(tokens).toEqual(expected.get('greedy'));
+    expect(readout?.stages.map((s) => [s.name, s.layers])).toEqual([
+      ['ProxyA', [0, 2]],
+      ['ProxyB', [2, 4]],
+    ]);
+    // Each peer's copy of the whole model is the server's at the Hub's commit, and its cut stages are named by it.
+    for (const name of ['ProxyA', 'ProxyB']) {
+      const cache = path.join(dir, `peer-${name}`);
+      const copy = await readFile(path.join(cache, 'models', 'mesh', MODEL, commit, 'onnx', 'model.onnx'));
+      expect(copy.equals(await readFile(path.join(modelDir, 'onnx', 'model.onnx')))).toBe(true);
+      expect(await readdir(path.join(cache, 'stages', MODEL))).toEqual([commit]);
+    }
+    expect(owner.node?.capabilities().pipeline?.holds).toEqual([[0, 2]]);
+  }, 180_000);
 
   it.each([0, 1, 2])(
     'completes the answer identically when stage %i of 3 leaves mid-answer and a spare peer takes its layers',

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { HeadlessPeer, type PeerStatus } from './headless-peer.ts';
 
 const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID [--name NAME] [--token=SESSION_TOKEN] [--invite CODE] [--cache-dir DIR]
-                   [--stage FROM-TO|auto --stage-dir DIR [--stage-memory MIB]]
+                   [--stage FROM-TO|auto [--stage-dir DIR] [--stage-memory MIB]]
 
   --server     the Mesh NanoLLM server, e.g. http://127.0.0.1:8787
   --room       a room slug (global, or a custom room: that needs --token of an account that may join it)
@@ -19,8 +19,9 @@ const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID 
   --threads    ONNX Runtime threads (default: every core; give each of several peers on one machine fewer)
   --stage      host a pipeline stage of the model instead of the whole model: layers FROM (included) to TO
                (excluded), e.g. 0-2, loaded now; or auto, the layers a requester's plan gives it, loaded when asked
-  --stage-dir  the model directory its stages come from: stages.json manifests (scripts/tiny-model/stages.ts,
-               scripts/pipeline/split.ts) and/or the whole onnx/model.onnx, which any range is cut from
+  --stage-dir  a model directory its stages come from: stages.json manifests (scripts/tiny-model/stages.ts,
+               scripts/pipeline/split.ts) and/or the whole onnx/model.onnx, which any range is cut from;
+               without it the whole model comes through the server's proxy and its layers are cut from that
   --stage-memory  at most this many MiB offered to stages (planning reads it; default: the machine's free memory)`;
 
 function fail(message: string): never {
@@ -74,7 +75,7 @@ const stage =
     : stageMatch
       ? ([Number(stageMatch[1]), Number(stageMatch[2])] as [number, number])
       : undefined;
-if (stage && !parsed['stage-dir']) fail('--stage needs --stage-dir (the directory of its stage files)');
+if (parsed['stage-dir'] && !stage) fail('--stage-dir is for a stage peer: give --stage too');
 const stageMemory = parsed['stage-memory'] === undefined ? undefined : Number(parsed['stage-memory']);
 if (stageMemory !== undefined && !(Number.isInteger(stageMemory) && stageMemory >= 1))
   fail(`--stage-memory must be a whole number of MiB, not ${parsed['stage-memory']}`);
@@ -95,7 +96,8 @@ const peer = new HeadlessPeer({
   ...(parsed.invite ? { invite: parsed.invite } : {}),
   cacheDir: parsed['cache-dir'] ?? path.join('data', 'peer-cache'),
   ...(threads ? { threads } : {}),
-  ...(stage ? { stage, stageDir: parsed['stage-dir'] } : {}),
+  ...(stage ? { stage } : {}),
+  ...(stage && parsed['stage-dir'] ? { stageDir: parsed['stage-dir'] } : {}),
   ...(stageMemory ? { stageMemoryMb: stageMemory } : {}),
   corruptTokens: parsed['corrupt-tokens'] ?? false,
   log: (line) => process.stdout.write(`${line}\n`),

@@ -50,10 +50,11 @@ export interface HeadlessPeerOptions {
   threads?: number;
   /**
    * Host a pipeline stage of `model` instead of the whole model (docs/pipeline.md): these layers, loaded at start,
-   * or `auto`, whatever layers a requester's plan gives it (loaded when asked). Needs `stageDir`.
+   * or `auto`, whatever layers a requester's plan gives it (loaded when asked). Its files come from `stageDir`, or
+   * without one through the server's proxy (the whole model, which the splitter cuts).
    */
   stage?: LayerRange | 'auto';
-  /** The model directory the stages come from: stage manifests (stages.json) and/or the whole onnx/model.onnx. */
+  /** A model directory the stages come from: stage manifests (stages.json) and/or the whole onnx/model.onnx. */
   stageDir?: string;
   /** At most this much memory (MiB) offered to stages (planning reads it). */
   stageMemoryMb?: number;
@@ -116,7 +117,7 @@ export class HeadlessPeer {
     if (!me) throw new Error('The server did not accept this session: check --token');
     this.displayName = me.displayName;
 
-    const stages = this.options.stage ? await this.loadStage() : null;
+    const stages = this.options.stage ? await this.loadStage(api) : null;
     const shared = this.options.model && !stages ? await this.load(api, this.options.model) : null;
     const engine: MeshEngine = shared?.engine ?? {
       loaded: () => null,
@@ -174,16 +175,17 @@ export class HeadlessPeer {
   }
 
   /** The stage source for `--stage`, with an explicit layer range loaded now. */
-  private async loadStage(): Promise<FileStageSource> {
+  private async loadStage(api: ReturnType<HeadlessPeer['api']>): Promise<FileStageSource> {
     const { model, stage, stageDir } = this.options;
-    if (!model || !stageDir)
-      throw new Error('A stage needs --model and --stage-dir (the directory of its stage files)');
+    if (!model) throw new Error('A stage needs --model (the catalogue model whose layers it hosts)');
     // Loaded only for a stage peer: the splitter and onnx-proto are no part of a whole-model peer's start.
     const { FileStageSource } = await import('./stage-source.ts');
+    const fetched = stageDir ? null : await this.fetchWholeModel(api, model);
     const source = await FileStageSource.create({
       model,
-      dir: stageDir,
+      dir: stageDir ?? fetched!.dir,
       cacheDir: path.resolve(this.options.cacheDir),
+      ...(fetched ? { graph: fetched.graph, version: fetched.revision } : {}),
       ...(this.options.threads ? { threads: this.options.threads } : {}),
       ...(this.options.stageMemoryMb ? { memoryMb: this.options.stageMemoryMb } : {}),
     });
@@ -194,6 +196,35 @@ export class HeadlessPeer {
       await source.open(stage);
     }
     return source;
+  }
+
+  /**
+   * The whole model's files for the splitter, through the server's proxy as any peer's downloads go (the server
+   * fetches it from the Hub first if it must, for an account): the dtype Node runs, kept in the cache directory.
+   */
+  private async fetchWholeModel(api: ReturnType<HeadlessPeer['api']>, id: string) {
+    const entry = (await api.manifest.list.query()).find((m) => m.id === id);
+    if (!entry) throw new Error(`The server's catalogue has no model ${id}`);
+    const dtype = entry.dtype.wasm;
+    if (!serverCopy(entry, dtype)) this.log(`asking the server to fetch ${entry.name}…`);
+    const pinned = await prepareOnServer(serverApi(api), entry, {
+      dtype,
+      accountHint: "pass --token=SESSION_TOKEN of an account's session",
+      pollMs: 500,
+    });
+    const graph = pinned.files.find((file) => /^onnx\/[^/]+\.onnx$/.test(file));
+    if (!graph) throw new Error(`The server holds no ONNX graph of ${entry.name} to cut stages from`);
+    this.log(`fetching ${entry.name} through the server for its stages…`);
+    const { fetchModelFiles } = await import('./model-files.ts');
+    const dir = await fetchModelFiles({
+      server: this.options.server,
+      repo: entry.repo,
+      revision: pinned.revision,
+      files: pinned.files,
+      cacheDir: path.resolve(this.options.cacheDir),
+      headers: this.cookie ? { cookie: this.cookie } : {},
+    });
+    return { dir, graph, revision: pinned.revision };
   }
 
   /** Makes sure the server has the model, and loads it into an engine of this process. */

@@ -21,6 +21,10 @@ export interface FileStageSourceOptions {
   dir: string;
   /** Where stages cut on demand are written. */
   cacheDir: string;
+  /** The whole graph, relative to `dir`, when it is not `onnx/model.onnx` (a dtype's file, e.g. model_fp16.onnx). */
+  graph?: string;
+  /** Names this copy of the model in the cache of cut stages (its commit); by default the whole graph's size and time. */
+  version?: string;
   threads?: number;
   /** At most this much memory (MiB) is offered to stages, whatever the machine has free. */
   memoryMb?: number;
@@ -46,6 +50,7 @@ export class FileStageSource implements StageSource {
     private readonly whole: string | null,
     private readonly layerMb: number,
     private readonly maxPositions: number,
+    private readonly version: string,
   ) {}
 
   get model(): string {
@@ -79,17 +84,36 @@ export class FileStageSource implements StageSource {
       }
     }
     let whole: string | null = null;
-    for (const candidate of [path.join(options.dir, 'onnx', 'model.onnx'), path.join(options.dir, 'model.onnx')])
-      if (!whole && (await exists(candidate))) whole = candidate;
+    const candidates = options.graph
+      ? [path.join(options.dir, options.graph)]
+      : [path.join(options.dir, 'onnx', 'model.onnx'), path.join(options.dir, 'model.onnx')];
+    for (const candidate of candidates) if (!whole && (await exists(candidate))) whole = candidate;
     if (whole && !layers) {
       layers = countLayers((await readOnnx(whole)).graph ?? {});
       bytes = (await stat(whole)).size / Math.max(1, layers);
     }
-    if (!layers) throw new Error(`${options.dir} has no stage manifest (${STAGE_MANIFEST}) and no onnx/model.onnx`);
+    if (!layers)
+      throw new Error(
+        `${options.dir} has no stage manifest (${STAGE_MANIFEST}) and no ${options.graph ?? 'onnx/model.onnx'}`,
+      );
     const config = await readFile(path.join(options.dir, 'config.json'), 'utf8')
       .then((text) => JSON.parse(text) as { max_position_embeddings?: number })
       .catch(() => ({}) as { max_position_embeddings?: number });
-    return new FileStageSource(options, layers, files, whole, bytes / MIB, config.max_position_embeddings ?? Infinity);
+    // Stages cut from another copy of the model (a newer commit, an edited file) are not this one's.
+    let version = options.version ?? 'manifests';
+    if (!options.version && whole) {
+      const file = await stat(whole);
+      version = `${file.size}-${Math.floor(file.mtimeMs)}`;
+    }
+    return new FileStageSource(
+      options,
+      layers,
+      files,
+      whole,
+      bytes / MIB,
+      config.max_position_embeddings ?? Infinity,
+      version,
+    );
   }
 
   describe() {
@@ -138,7 +162,7 @@ export class FileStageSource implements StageSource {
 
   /** Cuts `layers` out of the whole graph with the splitter, into the cache (reused on later runs). */
   private async cut(layers: LayerRange): Promise<string> {
-    const out = path.join(this.options.cacheDir, 'stages', this.model, key(layers));
+    const out = path.join(this.options.cacheDir, 'stages', this.model, this.version, key(layers));
     const cached = await readFile(path.join(out, STAGE_MANIFEST), 'utf8')
       .then((text) => JSON.parse(text) as StageManifest)
       .catch(() => null);

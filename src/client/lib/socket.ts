@@ -1,5 +1,4 @@
 // The one Socket.IO connection to the `/mesh` namespace (same origin: the session cookie authenticates it).
-import { io } from 'socket.io-client';
 import type { MeshSocket } from '../../shared/rtc/mesh-room.ts';
 import { reconnectWhenAvailable } from '../../shared/rtc/reconnect-when-available.ts';
 import { MESH_NAMESPACE } from '../../shared/socket-contract.ts';
@@ -14,6 +13,8 @@ let connecting: Promise<MeshSocket> | null = null;
 export function meshSocket(options: { guest?: boolean } = {}): Promise<MeshSocket> {
   connecting ??= (async () => {
     await ensureSession(options);
+    // Loaded when a room is first used, not before the first paint (bench/README.md, initial JavaScript).
+    const { io } = await import('socket.io-client');
     const created: MeshSocket = io(MESH_NAMESPACE, { withCredentials: true });
     await new Promise<void>((resolve, reject) => {
       created.once('connect', () => resolve());
