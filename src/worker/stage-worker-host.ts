@@ -13,6 +13,7 @@ import {
   type StageWorkerReply,
   StageWorkerRequestSchema,
 } from '../shared/pipeline/stage-worker-protocol.ts';
+import { stageTokenizers } from './stage-tokenizer.ts';
 import { openWebStage } from './web-stage-session.ts';
 
 /** The Cache API cache the app saves model files to (src/client/lib/device-cache.ts), under their /models/ URLs. */
@@ -43,6 +44,11 @@ class StageWorkerError extends Error {
   }
 }
 
+const loadFailed = (error: unknown): never => {
+  if (error instanceof StageWorkerError) throw error;
+  throw new StageWorkerError('LOAD_FAILED', `the tokenizer: ${error instanceof Error ? error.message : String(error)}`);
+};
+
 export function createStageWorkerHost(options: StageWorkerOptions, post: (reply: StageWorkerReply) => void) {
   const stages = new Map<string, StageSession>();
   let queue: Promise<unknown> = Promise.resolve();
@@ -62,6 +68,12 @@ export function createStageWorkerHost(options: StageWorkerOptions, post: (reply:
     if (!response.ok) throw new StageWorkerError('LOAD_FAILED', `${url} answered ${response.status}`);
     return { bytes: new Uint8Array(await response.arrayBuffer()), source: kept ? 'device' : 'server' };
   }
+
+  const tokenizers = stageTokenizers(async (url, pinned) => (await readFile(url, pinned)).bytes);
+  const modelBase = (model: { repo: string; revision: string }) => ({
+    base: `${options.modelHost}${model.repo}/resolve/${model.revision}/`,
+    pinned: isCommitSha(model.revision),
+  });
 
   async function handle(raw: unknown): Promise<StageWorkerReply> {
     const parsed = StageWorkerRequestSchema.safeParse(raw);
@@ -146,6 +158,14 @@ export function createStageWorkerHost(options: StageWorkerOptions, post: (reply:
         stages.delete(request.stageId);
         await serial(() => session.release());
         return { type: 'stage-released', requestId };
+      }
+      case 'stage-tokenize': {
+        const { ids, eos } = await tokenizers.tokenize(modelBase(request.model), request.messages).catch(loadFailed);
+        return { type: 'stage-tokens', requestId, ids, eos };
+      }
+      case 'stage-detokenize': {
+        const text = await tokenizers.detokenize(modelBase(request.model), request.ids).catch(loadFailed);
+        return { type: 'stage-text', requestId, text };
       }
       default: {
         const unreachable: never = request;

@@ -2,7 +2,8 @@
 // files (verified, served by the /models/ proxy), opened in the app's own inference worker on onnxruntime-web
 // (WASM, and WebGPU on SwiftShader) and chained on the page over in-memory wires, give exactly the tokens the
 // inference engine gives on the whole model in Node (greedy and seeded); stage files kept in the device's model
-// cache load from there; malformed stage requests are refused with a code (docs/pipeline.md, "Browser stages").
+// cache load from there; malformed stage requests are refused with a code (docs/pipeline.md, "Browser stages"). The
+// same worker reads the model's tokenizer for a pipeline's requester (the prompt's ids, the answer's text).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -239,5 +240,36 @@ describe('browser stages (onnxruntime-web in the inference worker)', () => {
         }),
       ),
     ).toMatchObject({ type: 'stage-error', code: 'INVALID_REQUEST', message: expect.stringMatching(/do not match/) });
+  }, 300_000);
+
+  it("reads a model's tokenizer for a pipeline's requester: the prompt's ids and the answer's text", async () => {
+    const { page } = await stagePage('no-gpu');
+    await openStages(page, 2, 'wasm');
+    const raw = (message: unknown) =>
+      page.evaluate((m) => (globalThis as unknown as { meshStages: PageStages }).meshStages.raw(m), message);
+    const model = { repo: REPO, revision };
+    const [first] = jobs;
+    const messages = [{ role: 'user', content: PROMPTS[0] }];
+    // The ids Node's tokenizer gives with the chat template, and the end token the engine stops at.
+    expect(await raw({ type: 'stage-tokenize', requestId: 't1', model, messages })).toEqual({
+      type: 'stage-tokens',
+      requestId: 't1',
+      ids: first!.job.prompt,
+      eos: expect.arrayContaining(first!.job.eos) as unknown,
+    });
+    const answer = expected.get(first!.key)!;
+    const tokenizer = await AutoTokenizer.from_pretrained(REPO, { revision });
+    expect(await raw({ type: 'stage-detokenize', requestId: 't2', model, ids: answer })).toEqual({
+      type: 'stage-text',
+      requestId: 't2',
+      text: tokenizer.decode(answer, { skip_special_tokens: true }),
+    });
+    expect(await raw({ type: 'stage-tokenize', requestId: 't3', model, messages: [] })).toMatchObject({
+      type: 'stage-error',
+      code: 'INVALID_REQUEST',
+    });
+    expect(
+      await raw({ type: 'stage-tokenize', requestId: 't4', model: { repo: 'mesh/absent', revision }, messages }),
+    ).toMatchObject({ type: 'stage-error', code: 'LOAD_FAILED', message: expect.stringMatching(/tokenizer/) });
   }, 300_000);
 });

@@ -1,7 +1,10 @@
 // The messages that open and run stages in the inference worker (browser stages, docs/pipeline.md), beside the
 // engine protocol on the same worker: requests are `stage-*`, replies too, every one with a `requestId`.
-// Tensors travel as typed arrays (structured clone). Checked with zod on arrival in the worker.
+// Tensors travel as typed arrays (structured clone). Checked with zod on arrival in the worker. A requester of a
+// pipeline job (which holds no stage of it) uses the same worker for the model's tokenizer: `stage-tokenize` turns a
+// conversation into the prompt's token ids with the model's chat template, `stage-detokenize` ids into text.
 import { z } from 'zod';
+import { ENGINE_LIMITS, EngineMessageSchema } from '../engine-protocol.ts';
 import { RepoFilePathSchema, RepoSchema, RevisionSchema } from '../schemas/models.ts';
 import { DEFAULT_STAGE_MANIFEST, STAGE_LIMITS } from './stage-manifest.ts';
 import type { StageTensor, StageValueInfo } from './stage-session.ts';
@@ -17,6 +20,8 @@ export const STAGE_WORKER_LIMITS = {
 
 const RequestId = z.string().min(1).max(64);
 const StageId = z.string().min(1).max(64);
+const ModelAtSchema = z.object({ repo: RepoSchema, revision: RevisionSchema }).strict();
+const TokenIdSchema = z.number().int().min(0).max(0x7fff_ffff);
 
 const TensorSchema = z
   .discriminatedUnion('type', [
@@ -38,7 +43,7 @@ export const StageWorkerRequestSchema = z.discriminatedUnion('type', [
       requestId: RequestId,
       /** The caller's name for this stage in later requests. */
       stageId: StageId,
-      model: z.object({ repo: RepoSchema, revision: RevisionSchema }).strict(),
+      model: ModelAtSchema,
       /** The model's stage manifest (`stages.json`); its files are beside it. */
       manifest: RepoFilePathSchema.default(DEFAULT_STAGE_MANIFEST),
       index: z
@@ -64,6 +69,28 @@ export const StageWorkerRequestSchema = z.discriminatedUnion('type', [
     })
     .strict(),
   z.object({ type: z.literal('stage-release'), requestId: RequestId, stageId: StageId }).strict(),
+  z
+    .object({
+      type: z.literal('stage-tokenize'),
+      requestId: RequestId,
+      model: ModelAtSchema,
+      messages: z
+        .array(EngineMessageSchema)
+        .min(1)
+        .max(ENGINE_LIMITS.messages)
+        .refine((list) => list.reduce((n, m) => n + m.content.length, 0) <= ENGINE_LIMITS.totalChars, {
+          message: `A conversation holds at most ${ENGINE_LIMITS.totalChars} characters`,
+        }),
+    })
+    .strict(),
+  z
+    .object({
+      type: z.literal('stage-detokenize'),
+      requestId: RequestId,
+      model: ModelAtSchema,
+      ids: z.array(TokenIdSchema).max(ENGINE_LIMITS.maxNewTokens),
+    })
+    .strict(),
 ]);
 type ParsedInput = z.input<typeof StageWorkerRequestSchema>;
 /** A request as sent (a run's feeds as the stage runner makes them; the schema checks them on arrival). */
@@ -71,7 +98,13 @@ export type StageWorkerRequest =
   | Exclude<ParsedInput, { type: 'stage-run' }>
   | { type: 'stage-run'; requestId: string; stageId: string; feeds: Record<string, StageTensor> };
 
-export const STAGE_REQUEST_TYPES: ReadonlySet<string> = new Set(['stage-open', 'stage-run', 'stage-release']);
+export const STAGE_REQUEST_TYPES: ReadonlySet<string> = new Set([
+  'stage-open',
+  'stage-run',
+  'stage-release',
+  'stage-tokenize',
+  'stage-detokenize',
+]);
 
 export type StageWorkerErrorCode =
   'INVALID_REQUEST' | 'TOO_MANY_STAGES' | 'UNKNOWN_STAGE' | 'LOAD_FAILED' | 'RUN_FAILED';
@@ -95,4 +128,8 @@ export type StageWorkerReply =
   | ({ type: 'stage-ready'; requestId: string } & StageOpened)
   | { type: 'stage-result'; requestId: string; outputs: Record<string, StageTensor> }
   | { type: 'stage-released'; requestId: string }
+  /** The prompt's ids (chat template applied, generation prompt added) and the tokens that end an answer. */
+  | { type: 'stage-tokens'; requestId: string; ids: number[]; eos: number[] }
+  /** Special tokens skipped, as the engine's answers are. */
+  | { type: 'stage-text'; requestId: string; text: string }
   | { type: 'stage-error'; requestId: string; code: StageWorkerErrorCode; message: string };

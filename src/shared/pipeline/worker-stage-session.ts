@@ -1,6 +1,8 @@
 // A browser stage as the stage hosts see it: a StageSession whose graph runs in the inference worker (the
 // `stage-*` messages of stage-worker-protocol.ts), while the hosts, their wires and data channels stay on the page.
 // Each run takes the engine gate as mesh work, so this device's own chat goes first (docs/pipeline.md).
+// A requester of a pipeline job reads its model's tokenizer through the same worker (`workerTokenizer`).
+import type { EngineMessage } from '../engine-protocol.ts';
 import type { EngineGate } from '../mesh/engine-gate.ts';
 import type { StageSession } from './stage-session.ts';
 import type { StageOpened, StageWorkerReply, StageWorkerRequest } from './stage-worker-protocol.ts';
@@ -80,3 +82,27 @@ export async function openWorkerStage(
     },
   };
 }
+
+/** The tokenizer of `model` in the worker behind `port`: what a requester of a pipeline job needs of its model. */
+export function workerTokenizer(port: StageWorkerPort, model: { repo: string; revision: string }) {
+  const id = (kind: string) => `${kind}-${++sequence}`;
+  return {
+    async tokenize(messages: EngineMessage[]): Promise<{ ids: number[]; eos: number[] }> {
+      const { ids, eos } = await request(
+        port,
+        { type: 'stage-tokenize', requestId: id('tokenize'), model, messages },
+        'stage-tokens',
+      );
+      return { ids, eos };
+    },
+    async detokenize(ids: number[]): Promise<string> {
+      const reply = await request(
+        port,
+        { type: 'stage-detokenize', requestId: id('detokenize'), model, ids },
+        'stage-text',
+      );
+      return reply.text;
+    },
+  };
+}
+export type WorkerTokenizer = ReturnType<typeof workerTokenizer>;

@@ -8,6 +8,7 @@ import { Button } from '../../components/ui/button.tsx';
 import { useOnline } from '../../lib/pwa.ts';
 import { api, retryTransient } from '../../lib/trpc.ts';
 import { useMeshRoom } from '../mesh/mesh-store.ts';
+import { useCatalogue } from '../models/catalogue.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import type { ModelChoice } from './chat-settings.tsx';
 import { Composer } from './composer.tsx';
@@ -21,6 +22,7 @@ import { NoModelOffer } from './no-model.tsx';
 import { accountPresets, devicePresets } from './presets.ts';
 import { parseRoute, routeValue } from './route.ts';
 import { sharedModels } from './routes/mesh.ts';
+import { pipelineModels, stagesText } from '../mesh/room-pipelines.ts';
 import { SETTINGS_LIMITS } from './settings.ts';
 import { Sparkline } from './sparkline.tsx';
 import { type ChatState, useChat } from './use-chat.ts';
@@ -52,6 +54,9 @@ export function ChatPage() {
   // Re-render as peers come, go and change what they share.
   useSyncExternalStore(meshRoom?.subscribe ?? noSubscribe, meshRoom?.getSnapshot ?? noSnapshot);
   const shared = sharedModels(meshRoom);
+  // Models whose layers the room's peers host as stages, that nobody shares whole: a pipeline job runs them.
+  const catalogue = useCatalogue();
+  const pipelines = pipelineModels(meshRoom, catalogue.data?.entries ?? [], new Set(shared.map((m) => m.ref.id)));
   const online = useOnline();
   const providers = api.chat.providers.useQuery(undefined, { enabled: online, retry: retryTransient });
   const me = api.auth.me.useQuery(undefined, { enabled: online, retry: retryTransient });
@@ -68,6 +73,7 @@ export function ChatPage() {
     loaded,
     meshRoom,
     shared,
+    pipelines,
     usableProviders: configured.filter(usable),
     store,
     accountId: account ? (me.data?.id ?? null) : null,
@@ -78,7 +84,8 @@ export function ChatPage() {
   const { conversation, settings, busy } = chat;
 
   // A cloud route offline can still press Send: the refusal says why, and the draft stays.
-  const canSend = route.kind === 'device' ? Boolean(loaded) : route.kind === 'mesh' ? shared.length > 0 : true;
+  const canSend =
+    route.kind === 'device' ? Boolean(loaded) : route.kind === 'mesh' ? shared.length + pipelines.length > 0 : true;
   const provider = route.kind === 'cloud' ? configured.find((p) => p.id === route.provider) : undefined;
   const models: ModelChoice[] | null =
     route.kind === 'mesh'
@@ -88,6 +95,7 @@ export function ChatPage() {
             value: m.ref.id,
             label: `${m.ref.id} · ${m.peers.join(', ')}${m.tokensPerSecond === null ? '' : ` · ${m.tokensPerSecond.toFixed(1)} tok/s`}`,
           })),
+          ...pipelines.map((m) => ({ value: m.entry.id, label: `${m.entry.id} · ${stagesText(m.stages)}` })),
         ]
       : provider
         ? [
@@ -151,9 +159,11 @@ export function ChatPage() {
               <option value="mesh">
                 {shared[0]
                   ? `${shared[0].ref.id} on a peer in ${meshRoom?.room} (${shared[0].peers.length} sharing)`
-                  : meshRoom
-                    ? `a peer in ${meshRoom.room} (nobody shares now)`
-                    : 'a peer (join a room first)'}
+                  : pipelines[0]
+                    ? `${pipelines[0].entry.id} across ${pipelines[0].stages.length} peers in ${meshRoom?.room}`
+                    : meshRoom
+                      ? `a peer in ${meshRoom.room} (nobody shares now)`
+                      : 'a peer (join a room first)'}
               </option>
               {configured.map((p) => (
                 <option key={p.id} value={p.id} disabled={!online || !usable(p)}>
@@ -217,6 +227,11 @@ export function ChatPage() {
             </span>
           )}
           {!loaded && route.kind === 'device' && <Link href="/models">Load a model</Link>}
+          {route.kind === 'mesh' && !shared[0] && pipelines[0] && (
+            <span className="small muted" data-testid="chat-pipeline" data-stages={pipelines[0].stages.length}>
+              {pipelines[0].entry.id} {stagesText(pipelines[0].stages)}
+            </span>
+          )}
         </div>
         {!loaded && (route.kind === 'device' || route.kind === 'auto') && <NoModelOffer />}
         {loaded?.offline && route.kind !== 'mesh' && (

@@ -66,3 +66,25 @@ export function titleOf(messages: ChatItem[]): string {
       .trim() ?? '';
   return first ? (first.length > 60 ? `${first.slice(0, 59)}…` : first) : 'New chat';
 }
+
+/** `current` with the server's ids of `saved` (the same conversation as stored, a moment ago). */
+export function withServerIds(current: Conversation, saved: Conversation): Conversation {
+  return {
+    ...current,
+    serverId: saved.serverId ?? null,
+    messages: current.messages.map((m, i) => {
+      const serverId = saved.messages[i]?.serverId;
+      return serverId ? { ...m, serverId } : m;
+    }),
+  };
+}
+
+/** The conversation with these messages, titled and stamped now. */
+export function withMessages(conversation: Conversation, messages: ChatItem[]): Conversation {
+  return {
+    ...conversation,
+    messages,
+    title: conversation.titled ? conversation.title : titleOf(messages),
+    updatedAt: Date.now(),
+  };
+}

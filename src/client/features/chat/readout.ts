@@ -5,6 +5,16 @@ import type { MeshOutcome } from '../../../shared/mesh/job-requester.ts';
 export type Readout =
   | { route: 'device'; model: string; backend: Backend; ttftMs: number; tokensPerSecond: number; stopped: boolean }
   | { route: 'mesh'; outcome: MeshOutcome }
+  /** A pipeline job: `stages` names each stage's peer ("across 2 peers: Ada (layers 0–2) → Bob (layers 2–4)"). */
+  | {
+      route: 'pipeline';
+      model: string;
+      stages: string;
+      failovers: string[];
+      ttftMs: number;
+      tokensPerSecond: number;
+      stopped: boolean;
+    }
   /** Stopped before any peer took the job. */
   | { route: 'mesh-unanswered' }
   | { route: 'cloud'; label: string; model: string; ttftMs: number | null; tokensPerSecond: number | null }
@@ -33,6 +43,14 @@ export function formatReadout(readout: Readout): string {
       if (outcome.reason === 'interrupted') parts.push('stopped');
       return parts.join(' · ');
     }
+    case 'pipeline':
+      return [
+        `${readout.model} ${readout.stages}`,
+        `${readout.tokensPerSecond.toFixed(1)} tok/s`,
+        `TTFT ${Math.round(readout.ttftMs)} ms`,
+        ...readout.failovers,
+        ...(readout.stopped ? ['stopped'] : []),
+      ].join(' · ');
     case 'mesh-unanswered':
       return 'stopped before a peer answered';
     case 'cloud':

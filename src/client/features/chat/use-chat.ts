@@ -1,43 +1,34 @@
 // The chat's state and streaming, out of the page: the conversation, its settings, the answer running now and the
-// actions on it (send, stop, regenerate, edit, delete), where conversations are kept, and the offline sync.
-import { useCallback, useEffect, useRef, useState } from 'react';
+// actions on it (send, stop, regenerate, edit, delete), where conversations are kept, and the offline sync. Each
+// route's answer is in routes/ (routes/start.ts picks one), the conversation list in use-conversation-list.ts.
+import { useRef, useState } from 'react';
 import type { EngineMessage } from '../../../shared/engine-protocol.ts';
 import { MeshJobError } from '../../../shared/mesh/job-requester.ts';
-import type { ChatProviderInfo } from '../../../shared/schemas/chat.ts';
+import { PipelineJobError } from '../../../shared/pipeline/pipeline-requester.ts';
 import { inferenceEngine } from '../../workers/inference.ts';
-import type { MeshRoom } from '../mesh/mesh-store.ts';
-import type { ActiveModel } from '../models/model-store.ts';
 import { chatErrorText } from './chat-errors.ts';
-import {
-  type AnswerRecord,
-  type ConversationStore,
-  type ConversationSummary,
-  knownAccount,
-  syncOfflineConversations,
-} from './conversation-store.ts';
-import { readConversationFile } from './conversation-file.ts';
+import { type AnswerRecord, type ConversationStore, knownAccount } from './conversation-store.ts';
+import { useConversationList } from './use-conversation-list.ts';
 import { useOfflineSync } from './use-offline-sync.ts';
 import { usePeerNotice } from './use-peer-notice.ts';
-import { type ChatItem, type Conversation, saveConversation, titleOf } from './conversations.ts';
+import { type ChatItem, type Conversation, withMessages, withServerIds } from './conversations.ts';
 import { type ResolvedRoute, type Route, resolveRoute } from './route.ts';
 import type { Answer, AnswerResult } from './routes/answer.ts';
-import { cloudAnswer } from './routes/cloud.ts';
-import { deviceAnswer } from './routes/device.ts';
-import { type SharedModel, meshAnswer } from './routes/mesh.ts';
+import { type RouteContext, startAnswer } from './routes/start.ts';
 import { meshNode } from '../mesh/mesh-store.ts';
-import { type ChatSettings, DEFAULT_SETTINGS, cloudSampling, engineSampling, withSystemPrompt } from './settings.ts';
+import { type ChatSettings, DEFAULT_SETTINGS, withSystemPrompt } from './settings.ts';
 
-export interface ChatContext {
+export interface ChatContext extends RouteContext {
   route: Route;
-  loaded: ActiveModel | null;
-  meshRoom: MeshRoom | null;
-  shared: SharedModel[];
-  /** Providers configured on the server that this person may use now. */
-  usableProviders: ChatProviderInfo[];
   store: ConversationStore;
   accountId: string | null;
   online: boolean;
 }
+
+/** A mesh answer that failed for want of peers (not stopped): Auto asks a cloud provider instead. */
+const meshUnanswered = (cause: unknown): cause is Error =>
+  (cause instanceof MeshJobError && cause.code !== 'CANCELLED') ||
+  (cause instanceof PipelineJobError && cause.code !== 'ABORTED');
 
 const newConversation = (settings: ChatSettings): Conversation => ({
   id: crypto.randomUUID(),
@@ -47,45 +38,18 @@ const newConversation = (settings: ChatSettings): Conversation => ({
   settings,
 });
 
-/** `current` with the server's ids of `saved` (the same conversation as stored, a moment ago). */
-function withServerIds(current: Conversation, saved: Conversation): Conversation {
-  return {
-    ...current,
-    serverId: saved.serverId ?? null,
-    messages: current.messages.map((m, i) => {
-      const serverId = saved.messages[i]?.serverId;
-      return serverId ? { ...m, serverId } : m;
-    }),
-  };
-}
-
-/** The conversation with these messages, titled and stamped now. */
-function withMessages(conversation: Conversation, messages: ChatItem[]): Conversation {
-  return {
-    ...conversation,
-    messages,
-    title: conversation.titled ? conversation.title : titleOf(messages),
-    updatedAt: Date.now(),
-  };
-}
-
 export function useChat(context: ChatContext) {
-  const { route, loaded, meshRoom, shared, usableProviders, store, accountId, online } = context;
+  const { route, loaded, meshRoom, shared, pipelines, usableProviders, store, accountId, online } = context;
   const [conversation, setConversation] = useState<Conversation>(() => newConversation(DEFAULT_SETTINGS));
   const settings = conversation.settings ?? DEFAULT_SETTINGS;
-  const [history, setHistory] = useState<ConversationSummary[]>([]);
   const [input, setInput] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [rates, setRates] = useState<number[]>([]);
   const [busy, setBusy] = useState(false);
   const running = useRef<Answer | null>(null);
 
-  const [query, setQuery] = useState('');
-  const refreshHistory = useCallback(
-    () => void (query.trim() ? store.search(query.trim()) : store.list()).then(setHistory, () => setHistory([])),
-    [store, query],
-  );
-  useEffect(refreshHistory, [refreshHistory]);
+  const list = useConversationList({ store, accountId, busy, settings, setConversation, setError });
+  const { refreshHistory } = list;
   const syncing = useOfflineSync(accountId, online, setConversation, refreshHistory, setError);
   const { notice, peerNoticeAccepted } = usePeerNotice();
 
@@ -125,28 +89,8 @@ export function useChat(context: ChatContext) {
     refreshHistory();
   }
 
-  function start(target: ResolvedRoute, prompt: EngineMessage[]): Answer {
-    if (target.kind === 'device') {
-      if (!loaded) throw new Error('Load a model on the Models screen first, or pick a cloud provider');
-      return deviceAnswer(loaded, prompt, engineSampling(settings));
-    }
-    if (target.kind === 'mesh') {
-      if (!meshRoom) throw new Error('Join a room on the Rooms screen to ask its peers');
-      const model = (shared.find((m) => m.ref.id === settings.model) ?? shared[0])?.ref;
-      if (!model)
-        throw new Error(`Nobody in room ${meshRoom.room} shares a model now: load one here, or pick another route`);
-      return meshAnswer(meshRoom, model, prompt, engineSampling(settings));
-    }
-    const provider = usableProviders.find((p) => p.id === target.provider);
-    // A model chosen for another provider (or route) is not this one's: its default answers instead.
-    const model =
-      provider && (provider.models === null || provider.models.includes(settings.model)) ? settings.model : '';
-    return cloudAnswer(
-      { provider: target.provider, label: provider?.label ?? target.provider, model },
-      prompt,
-      cloudSampling(settings),
-    );
-  }
+  const start = (target: ResolvedRoute, prompt: EngineMessage[]): Answer =>
+    startAnswer(target, prompt, settings, context);
 
   /**
    * `draft`: the text typed for this answer, put back in the box when a cloud provider could not be reached.
@@ -189,7 +133,8 @@ export function useChat(context: ChatContext) {
       );
       const target = resolveRoute(route, {
         modelLoaded: Boolean(loaded),
-        shared: shared.length,
+        // A model the room runs across its peers is a peer's answer too.
+        shared: shared.length + pipelines.length,
         mine: meshNode.capabilities().tokensPerSecond,
         fastest: Math.max(0, ...shared.map((m) => m.tokensPerSecond ?? 0)),
         autoCloud: autoCloud?.id,
@@ -217,8 +162,7 @@ export function useChat(context: ChatContext) {
         result = await consume(start(target, prompt));
       } catch (cause) {
         // Auto: when the mesh cannot answer (nobody left who shares the model), a cloud provider can.
-        if (route.kind !== 'auto' || !(cause instanceof MeshJobError) || cause.code === 'CANCELLED' || !autoCloud)
-          throw cause;
+        if (route.kind !== 'auto' || !meshUnanswered(cause) || !autoCloud) throw cause;
         show('');
         result = await consume(start({ kind: 'cloud', provider: autoCloud.id }, prompt));
         result.readout += ` · the mesh could not answer: ${cause.message}`;
@@ -277,7 +221,7 @@ export function useChat(context: ChatContext) {
   return {
     conversation,
     settings,
-    history,
+    ...list,
     input,
     setInput,
     error,
@@ -336,48 +280,6 @@ export function useChat(context: ChatContext) {
       if (busy) return;
       inferenceEngine().reset();
       setConversation(newConversation(settings));
-    },
-    open(id: string) {
-      if (busy) return;
-      void store.open(id).then(
-        (opened) => setConversation({ ...opened, settings: opened.settings ?? settings }),
-        (cause: unknown) => setError(chatErrorText(cause)),
-      );
-    },
-    query,
-    setQuery,
-    rename(id: string, title: string) {
-      const name = title.trim();
-      if (!name) return;
-      void store.rename(id, name).then(
-        () => {
-          setConversation((c) => (c.id === id || c.serverId === id ? { ...c, title: name, titled: true } : c));
-          refreshHistory();
-        },
-        (cause: unknown) => setError(chatErrorText(cause)),
-      );
-    },
-    /** Imports a conversation file (checked in full first) and opens it; an account's goes to the account. */
-    importFile(file: File) {
-      if (busy) return;
-      void (async () => {
-        const imported = await readConversationFile(file);
-        if (store.onServer && accountId) {
-          // Saved turn by turn, as a conversation kept here while offline is.
-          await saveConversation({ ...imported, syncFor: { accountId, synced: 0 } });
-          const synced = await syncOfflineConversations(accountId);
-          const serverId = synced.get(imported.id);
-          setConversation({ ...imported, serverId: serverId ?? null, settings });
-        } else {
-          await saveConversation(imported);
-          setConversation({ ...imported, settings });
-        }
-        setError(null);
-        refreshHistory();
-      })().catch((cause: unknown) => setError(chatErrorText(cause)));
-    },
-    removeConversation(id: string) {
-      void store.remove(id).then(refreshHistory, (cause: unknown) => setError(chatErrorText(cause)));
     },
   };
 }

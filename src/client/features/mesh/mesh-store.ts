@@ -81,8 +81,10 @@ export async function joinMeshRoom(
     // Sharing is off in every room until the person turns it on there.
     meshNode.setSharing(false);
     // A User Timing mark when the join is acknowledged: performance tools (and bench/signaling.ts) time the mesh from it.
+    // Frame channels beside each peer channel: this tab can ask peers hosting stages for a pipeline job.
     const joined = new RtcMeshRoom(socket, slug, iceServers, createPeerConnection, meshNode, {
       joined: () => performance.mark('mesh:joined'),
+      frameChannels: true,
     });
     room = joined;
     emit();

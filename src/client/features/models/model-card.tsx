@@ -8,6 +8,7 @@ import { Button } from '../../components/ui/button.tsx';
 import { Card, CardHeader, CardTitle } from '../../components/ui/card.tsx';
 import { cn } from '../../lib/cn.ts';
 import { formatBytes } from '../../lib/device-cache.ts';
+import { type PipelineModel, stagesText } from '../mesh/room-pipelines.ts';
 import { useRefreshCatalogue } from './catalogue.ts';
 import {
   type CatalogueEntry,
@@ -42,8 +43,19 @@ function Fact({ term, children, ...props }: { term: string; children: ReactNode;
   );
 }
 
-/** `deviceBytes`: what its files take on this device (null until measured, 0 when none are here). */
-export function ModelCard({ entry, deviceBytes }: { entry: CatalogueEntry; deviceBytes: number | null }) {
+/**
+ * `deviceBytes`: what its files take on this device (null until measured, 0 when none are here). `pipeline`: the
+ * room's peers run it across their stages (and nobody there shares it whole).
+ */
+export function ModelCard({
+  entry,
+  deviceBytes,
+  pipeline,
+}: {
+  entry: CatalogueEntry;
+  deviceBytes: number | null;
+  pipeline?: PipelineModel;
+}) {
   const state = useModelState(entry.id);
   // After a download the server holds the model pinned to a commit: read the catalogue again.
   const refresh = useRefreshCatalogue();
@@ -74,6 +86,11 @@ export function ModelCard({ entry, deviceBytes }: { entry: CatalogueEntry; devic
           <Fact term="Where" data-testid="model-where">
             {where(entry, state.onDevice)}
           </Fact>
+          {pipeline && (
+            <Fact term="Room" data-testid="model-pipeline">
+              <span title={stagesText(pipeline.stages)}>runs across {pipeline.stages.length} peers in this room</span>
+            </Fact>
+          )}
           {deviceBytes !== null && deviceBytes > 0 && (
             <>
               <dt className="text-muted">On this device</dt>

@@ -3,6 +3,7 @@
 // Model, Remove all from device, and what the device keeps for offline use.
 import { Suspense, lazy, useEffect } from 'react';
 import { Button } from '../../components/ui/button.tsx';
+import { useRoomPipelines } from '../mesh/room-pipelines.ts';
 import { catalogueDate, useCatalogue } from './catalogue.ts';
 import { ModelCard } from './model-card.tsx';
 import {
@@ -25,6 +26,8 @@ export function ModelsPage() {
   const catalogue = useCatalogue();
   const entries = catalogue.data?.entries ?? NO_ENTRIES;
   const loaded = useLoadedModel();
+  // Models nobody in the room holds whole but its peers run across their stages.
+  const pipelines = useRoomPipelines(entries);
   const kept = useKeptForOffline(entries);
   const models = kept?.filter((item) => item.kind === 'model') ?? [];
   const bytesOf = (id: string) => (kept ? (models.find((item) => item.id === id)?.bytes ?? 0) : null);
@@ -78,7 +81,12 @@ export function ModelsPage() {
       {!catalogue.data && !catalogue.error && <p className="m-0">Reading the catalogue…</p>}
       <div className="grid grid-cols-[repeat(auto-fill,minmax(min(20rem,100%),1fr))] gap-4">
         {entries.map((entry) => (
-          <ModelCard key={entry.id} entry={entry} deviceBytes={bytesOf(entry.id)} />
+          <ModelCard
+            key={entry.id}
+            entry={entry}
+            deviceBytes={bytesOf(entry.id)}
+            pipeline={pipelines.find((p) => p.entry.id === entry.id)}
+          />
         ))}
       </div>
       <AddModelForm />

@@ -1,5 +1,6 @@
 // A live room: its members with their capabilities, WebRTC connection state and round-trip time, as peers come and
-// go; sharing this device's compute, spot checks, the room's job stats, and a clear word when a link cannot be made.
+// go; sharing this device's compute, spot checks, the room's job stats, the models its peers run across their
+// stages (docs/pipeline.md), and a clear word when a link cannot be made.
 import { useEffect, useId, useState } from 'react';
 import { useLocation, useParams, useSearch } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
@@ -15,7 +16,9 @@ import {
   setSpotCheckRate,
   useMeshRoom,
 } from '../mesh/mesh-store.ts';
+import { stageChain, useRoomPipelines } from '../mesh/room-pipelines.ts';
 import { type RoomPeerView, useRoomView } from '../mesh/room-view.ts';
+import { useCatalogue } from '../models/catalogue.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import { MeshGraph } from './mesh-graph.tsx';
 import { RoomStats, plural } from './room-stats.tsx';
@@ -28,6 +31,17 @@ const STATE_LABEL: Record<string, string> = {
   failed: 'failed',
   closed: 'closed',
 };
+
+/** Models nobody here shares whole that the room's peers run across their stages, with each stage's peer. */
+function RoomPipelines() {
+  const catalogue = useCatalogue();
+  const pipelines = useRoomPipelines(catalogue.data?.entries ?? []);
+  return pipelines.map(({ entry, stages }) => (
+    <p key={entry.id} className="m-0 text-sm" data-testid="room-pipeline" data-model-id={entry.id}>
+      {entry.name} runs across {stages.length} peers in this room ({stageChain(stages)})
+    </p>
+  ));
+}
 
 export function RoomPage() {
   const { slug = 'global' } = useParams<{ slug: string }>();
@@ -142,6 +156,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
           : 'Not sharing: peers cannot run jobs here'}
       </p>
       <RoomStats room={room.room} />
+      <RoomPipelines />
       <NoRouteNotice peers={snapshot.peers} />
       {snapshot.self && snapshot.peers.length === 0 && (
         <p className="m-0 text-muted" data-testid="room-empty">

@@ -1,0 +1,128 @@
+// The mesh route for a model nobody in the room shares whole but whose layers peers host as stages
+// (docs/pipeline.md): the answer runs as a pipeline job through the room's RoomPipeline, this tab the requester.
+// The page holds no stage of the model; the inference worker reads its tokenizer (the chat template for the prompt's
+// ids, the answer's text), the stages' peers run the layers, and the last one samples with the job's seed.
+import type { EngineMessage } from '../../../../shared/engine-protocol.ts';
+import type { JobSampling } from '../../../../shared/peer-protocol.ts';
+import { PipelineJobError } from '../../../../shared/pipeline/pipeline-requester.ts';
+import type { PipelineReadout } from '../../../../shared/pipeline/room-pipeline.ts';
+import { workerTokenizer } from '../../../../shared/pipeline/worker-stage-session.ts';
+import { inferenceWorkerPort } from '../../../workers/inference.ts';
+import type { MeshRoom } from '../../mesh/mesh-store.ts';
+import { type PipelineModel, layersText, stagesText } from '../../mesh/room-pipelines.ts';
+import { formatReadout } from '../readout.ts';
+import { type Answer, type AnswerResult, streamedAnswer } from './answer.ts';
+
+export type { PipelineModel };
+
+/** Prompt rows per frame: stages work on a long prompt at once (docs/pipeline.md, "The stage runtime"). */
+const PROMPT_CHUNK = 64;
+
+export function pipelineAnswer(
+  room: MeshRoom,
+  model: PipelineModel,
+  prompt: EngineMessage[],
+  sampling: JobSampling,
+): Answer {
+  const { entry } = model;
+  const tokenizer = workerTokenizer(inferenceWorkerPort(), {
+    repo: entry.repo,
+    revision: entry.cachedRevision ?? entry.revision,
+  });
+  return streamedAnswer((emit) => {
+    const abort = new AbortController();
+    const ids: number[] = [];
+    let shown = '';
+    /** The text of the ids so far, emitted as it grows; one decode at a time, the latest ids each time. */
+    let decoding: Promise<void> | null = null;
+    let again = false;
+    const show = (text: string) => {
+      // A character split across tokens decodes as U+FFFD until its last token comes.
+      if (text.endsWith('\uFFFD') || !text.startsWith(shown) || text === shown) return;
+      emit(text.slice(shown.length));
+      shown = text;
+    };
+    const refresh = () => {
+      if (decoding) {
+        again = true;
+        return;
+      }
+      decoding = (async () => {
+        do {
+          again = false;
+          show(await tokenizer.detokenize([...ids]).catch(() => shown));
+        } while (again);
+        decoding = null;
+      })();
+    };
+
+    const result = (async (): Promise<AnswerResult> => {
+      const prompted = await tokenizer.tokenize(prompt);
+      const left = entry.contextLength - prompted.ids.length;
+      if (left < 1)
+        throw new PipelineJobError(
+          'CONTEXT_OVERFLOW',
+          `The conversation (${prompted.ids.length} tokens) fills ${entry.name}'s context of ${entry.contextLength}: start a new chat`,
+        );
+      const finished: { readout: PipelineReadout | null } = { readout: null };
+      let stopped = false;
+      const started = performance.now();
+      let firstAt = 0;
+      try {
+        for await (const token of room.node.pipelines.generate({
+          model: entry.id,
+          stages: model.stages.map(({ peerId, layers }) => ({ peerId, layers })),
+          job: {
+            temperature: sampling.temperature,
+            topP: sampling.topP,
+            // Always set: a stage taken over by another peer must draw what the first would have drawn.
+            seed: sampling.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!,
+          },
+          prompt: prompted.ids,
+          maxNewTokens: Math.min(sampling.maxNewTokens, left),
+          eos: new Set(prompted.eos),
+          chunk: PROMPT_CHUNK,
+          signal: abort.signal,
+          onReadout: (r) => (finished.readout = r),
+        })) {
+          if (ids.length === 0) firstAt = performance.now();
+          ids.push(token);
+          refresh();
+        }
+      } catch (error) {
+        if (!(error instanceof PipelineJobError && error.code === 'ABORTED')) throw error;
+        stopped = true;
+      }
+      while (decoding) await decoding;
+      const text = await tokenizer.detokenize(ids);
+      show(text);
+      const done = finished.readout;
+      const seconds = (performance.now() - firstAt) / 1000;
+      const ttftMs = done?.ttftMs ?? (firstAt ? firstAt - started : 0);
+      const tokensPerSecond = done?.tokensPerSecond ?? (ids.length > 1 && seconds > 0 ? (ids.length - 1) / seconds : 0);
+      // A peer that left is named as it was when the job began.
+      const names = new Map([
+        ...model.stages.map((s) => [s.peerId, s.name] as const),
+        ...room.node.list().map((p) => [p.peerId, p.name] as const),
+      ]);
+      const stages = done ? done.stages.map((s) => ({ ...s, name: names.get(s.peerId) ?? s.name })) : model.stages;
+      return {
+        text,
+        record: { route: 'MESH', modelId: entry.id, ttftMs, tokensPerSecond, tokensOut: ids.length },
+        readout: formatReadout({
+          route: 'pipeline',
+          model: entry.name,
+          stages: stagesText(stages),
+          failovers: (done?.failovers ?? []).map(
+            (f) =>
+              `${layersText(f.layers)} moved from ${names.get(f.from) ?? 'a peer'} to ${names.get(f.to) ?? 'a peer'}`,
+          ),
+          ttftMs,
+          tokensPerSecond,
+          stopped,
+        }),
+      };
+    })();
+    return { result, stop: () => abort.abort() };
+  });
+}

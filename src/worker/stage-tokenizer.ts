@@ -1,0 +1,104 @@
+// The tokenizer of a model a page asks for as a pipeline job (docs/pipeline.md, "Asking from the chat"): the page
+// holds no stage of that model and no engine for it, yet needs the prompt's token ids (the chat template applied)
+// and the answer's text. Its files are read as stage files are (the device's model cache, else the server's
+// /models/ route), not through transformers.js' own loader: that one reads global settings the engine sets for the
+// model it loads, which may be another model at the same time.
+import * as transformers from '@huggingface/transformers';
+import { PreTrainedTokenizer } from '@huggingface/transformers';
+import type { EngineMessage } from '../shared/engine-protocol.ts';
+
+/** Tokenizers kept per worker (each a few MiB for a real vocabulary). */
+const KEPT = 4;
+const MAX_JSON_BYTES = 64 * 1024 * 1024;
+
+/** Reads a model file; `pinned`: its URL names a commit (a copy in the device's cache is the file). */
+export type ReadModelFile = (url: string, pinned: boolean) => Promise<Uint8Array>;
+/** A model's files: the URL they sit under (ending in `/`), and whether it names a commit. */
+export interface ModelFiles {
+  base: string;
+  pinned: boolean;
+}
+
+type TokenizerClass = new (json: object, config: object) => PreTrainedTokenizer;
+
+async function readJson(
+  read: (url: string) => Promise<Uint8Array>,
+  url: string,
+  optional = false,
+): Promise<Record<string, unknown> | null> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await read(url);
+  } catch (error) {
+    if (optional) return null;
+    throw error;
+  }
+  if (bytes.length > MAX_JSON_BYTES) throw new Error(`${url} is over ${MAX_JSON_BYTES} bytes`);
+  const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+  if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`${url} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+interface Loaded {
+  tokenizer: PreTrainedTokenizer;
+  eos: number[];
+}
+
+export function stageTokenizers(read: ReadModelFile) {
+  const kept = new Map<string, Promise<Loaded>>();
+
+  async function load({ base, pinned }: ModelFiles): Promise<Loaded> {
+    const fetchFile = (url: string) => read(url, pinned);
+    const [json, config, generation] = await Promise.all([
+      readJson(fetchFile, `${base}tokenizer.json`),
+      readJson(fetchFile, `${base}tokenizer_config.json`),
+      readJson(fetchFile, `${base}generation_config.json`, true),
+    ]);
+    // As AutoTokenizer picks it: the class tokenizer_config.json names, else the generic one.
+    const name = typeof config?.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
+    const named = (transformers as unknown as Record<string, unknown>)[name];
+    const Class: TokenizerClass =
+      typeof named === 'function' &&
+      (named === PreTrainedTokenizer || (named as { prototype: unknown }).prototype instanceof PreTrainedTokenizer)
+        ? (named as TokenizerClass)
+        : PreTrainedTokenizer;
+    const tokenizer = new Class(json ?? {}, config ?? {});
+    // The engine's end tokens: the generation config's and the tokenizer's own (src/worker/engine.ts).
+    const eos = new Set<number>(
+      [generation?.eos_token_id ?? []].flat().filter((id): id is number => typeof id === 'number'),
+    );
+    if (tokenizer.eos_token_id !== undefined && tokenizer.eos_token_id !== null)
+      eos.add(Number(tokenizer.eos_token_id));
+    return { tokenizer, eos: [...eos] };
+  }
+
+  function tokenizerAt(files: ModelFiles): Promise<Loaded> {
+    const { base } = files;
+    let loading = kept.get(base);
+    if (!loading) {
+      loading = load(files);
+      loading.catch(() => kept.delete(base));
+      if (kept.size >= KEPT) kept.delete(kept.keys().next().value as string);
+    } else kept.delete(base);
+    kept.set(base, loading);
+    return loading;
+  }
+
+  return {
+    /** The prompt's ids for `messages` with the model's chat template (the generation prompt added). */
+    async tokenize(files: ModelFiles, messages: EngineMessage[]): Promise<{ ids: number[]; eos: number[] }> {
+      const { tokenizer, eos } = await tokenizerAt(files);
+      const { input_ids: ids } = tokenizer.apply_chat_template(messages, {
+        add_generation_prompt: true,
+        tokenize: true,
+        return_tensor: false,
+        return_dict: true,
+      }) as unknown as { input_ids: number[] };
+      return { ids: [...ids], eos };
+    },
+    async detokenize(files: ModelFiles, ids: number[]): Promise<string> {
+      const { tokenizer } = await tokenizerAt(files);
+      return ids.length === 0 ? '' : tokenizer.decode(ids, { skip_special_tokens: true });
+    },
+  };
+}
