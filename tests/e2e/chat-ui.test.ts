@@ -172,6 +172,32 @@ describe.each(SIZES)('at $name size', ({ name, viewport }) => {
     openai.reset();
     await page.context().close();
   }, 60_000);
+
+  it('keeps the conversation, its route, the draft and a streaming answer while another screen is open', async () => {
+    const page = await cloudPage(`Away ${name}`, viewport);
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await send(page, 'Remember this');
+    // A chunk every 2 s: the answer is still streaming when the person comes back.
+    openai.fault = { kind: 'slow', delayMs: 2000 };
+    await page.getByTestId('chat-input').fill('Keep streaming');
+    await page.getByTestId('chat-input').press('Enter');
+    await expect.poll(() => page.getByTestId('chat-stop').isEnabled()).toBe(true);
+    await page.getByTestId('chat-input').fill('half a thought');
+    await nav.getByRole('link', { name: 'Models' }).click();
+    await expect.poll(() => page.getByTestId('model-card').count()).toBeGreaterThan(0);
+    await nav.getByRole('link', { name: 'Chat' }).click();
+    expect(await page.getByTestId('chat-route').inputValue()).toBe('openai');
+    expect(await page.getByTestId('chat-input').inputValue()).toBe('half a thought');
+    expect(await texts(page, 'user')).toEqual(['Remember this', 'Keep streaming']);
+    // The answer goes on streaming into the chat shown now, and Stop still reaches it.
+    expect(await page.getByTestId('chat-stop').isEnabled()).toBe(true);
+    await expect.poll(async () => (await texts(page, 'assistant')).at(1)?.length ?? 0).toBeGreaterThan(0);
+    await page.getByTestId('chat-stop').click();
+    await expect.poll(() => page.getByTestId('answer-readout').last().textContent()).toBe('OpenAI · stopped');
+    expect(await scrollsSideways(page)).toBe(false);
+    openai.reset();
+    await page.context().close();
+  }, 60_000);
 });
 
 /** The conversation list: beside the chat on a desktop, in the drawer on a phone. */

@@ -3,6 +3,7 @@ import { useState } from 'react';
 import { Button } from '../../components/ui/button.tsx';
 import { Card } from '../../components/ui/card.tsx';
 import { Field, Input } from '../../components/ui/input.tsx';
+import { forgetKeptState } from '../../lib/kept-state.ts';
 import { api } from '../../lib/trpc.ts';
 import { ApiKeysSection } from './api-keys.tsx';
 
@@ -22,7 +23,11 @@ function ErrorLine({ error }: { error: unknown }) {
 export function AccountPage() {
   const utils = api.useUtils();
   const me = api.auth.me.useQuery();
-  const refresh = () => utils.invalidate();
+  // Whoever is signed in now starts from a new chat: the one kept while this screen is open was the last person's.
+  const refresh = () => {
+    forgetKeptState();
+    return utils.invalidate();
+  };
   const signup = api.auth.signup.useMutation({ onSuccess: refresh });
   const login = api.auth.login.useMutation({ onSuccess: refresh });
   const logout = api.auth.logout.useMutation({ onSuccess: refresh });

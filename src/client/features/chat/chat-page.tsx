@@ -6,6 +6,7 @@ import { Link } from 'wouter';
 import { BACKEND_LABEL } from '../../../shared/engine-protocol.ts';
 import { Button } from '../../components/ui/button.tsx';
 import { useOnline } from '../../lib/pwa.ts';
+import { useKeptState } from '../../lib/kept-state.ts';
 import { api, retryTransient } from '../../lib/trpc.ts';
 import { useMeshRoom } from '../mesh/mesh-store.ts';
 import { useCatalogue } from '../models/catalogue.ts';
@@ -66,7 +67,7 @@ export function ChatPage() {
   const configured = (providers.data ?? []).filter((p) => p.configured);
   // Providers that cost money are for accounts unless the server opens them to guests (docs/SECURITY.md).
   const usable = (provider: { openToGuests: boolean }) => account || provider.openToGuests;
-  const [routeText, setRouteText] = useState('device');
+  const [routeText, setRouteText] = useKeptState('chat:route', () => 'device');
   const route = parseRoute(routeText);
   const chat = useChat({
     route,

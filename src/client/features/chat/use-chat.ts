@@ -1,7 +1,8 @@
 // The chat's state and streaming, out of the page: the conversation, its settings, the answer running now and the
 // actions on it (send, stop, regenerate, edit, delete), where conversations are kept, and the offline sync. Each
 // route's answer is in routes/ (routes/start.ts picks one), the conversation list in use-conversation-list.ts.
-import { useRef, useState } from 'react';
+import { useRef } from 'react';
+import { keptBox, useKeptState } from '../../lib/kept-state.ts';
 import type { EngineMessage } from '../../../shared/engine-protocol.ts';
 import { MeshJobError } from '../../../shared/mesh/job-requester.ts';
 import { PipelineJobError } from '../../../shared/pipeline/pipeline-requester.ts';
@@ -40,13 +41,17 @@ const newConversation = (settings: ChatSettings): Conversation => ({
 
 export function useChat(context: ChatContext) {
   const { route, loaded, meshRoom, shared, pipelines, usableProviders, store, accountId, online } = context;
-  const [conversation, setConversation] = useState<Conversation>(() => newConversation(DEFAULT_SETTINGS));
+  // Kept while another screen is open (src/client/lib/kept-state.ts): coming back shows the same conversation, draft
+  // and answer, still streaming if it was.
+  const [conversation, setConversation] = useKeptState<Conversation>('chat:conversation', () =>
+    newConversation(DEFAULT_SETTINGS),
+  );
   const settings = conversation.settings ?? DEFAULT_SETTINGS;
-  const [input, setInput] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [rates, setRates] = useState<number[]>([]);
-  const [busy, setBusy] = useState(false);
-  const running = useRef<Answer | null>(null);
+  const [input, setInput] = useKeptState('chat:input', () => '');
+  const [error, setError] = useKeptState<string | null>('chat:error', () => null);
+  const [rates, setRates] = useKeptState<number[]>('chat:rates', () => []);
+  const [busy, setBusy] = useKeptState('chat:busy', () => false);
+  const running = keptBox<Answer | null>('chat:running', null);
 
   const list = useConversationList({ store, accountId, busy, settings, setConversation, setError });
   const { refreshHistory } = list;
