@@ -121,7 +121,7 @@ export class HeadlessPeer {
     if (!me) throw new Error('The server did not accept this session: check --token');
     this.displayName = me.displayName;
 
-    const stages = this.options.stage ? await this.loadStage(api) : null;
+    const stages = this.options.stage ? await this.loadStage(api, me.kind) : null;
     const shared = this.options.model && !stages ? await this.load(api, this.options.model, me.kind) : null;
     const engine: MeshEngine = shared?.engine ?? {
       loaded: () => null,
@@ -179,14 +179,15 @@ export class HeadlessPeer {
   }
 
   /** The stage source for `--stage`, with an explicit layer range loaded now. */
-  private async loadStage(api: ReturnType<HeadlessPeer['api']>): Promise<FileStageSource> {
+  private async loadStage(api: ReturnType<HeadlessPeer['api']>, kind: 'GUEST' | 'ACCOUNT'): Promise<FileStageSource> {
     const { model, stage, stageDir } = this.options;
     if (!model) throw new Error('A stage needs --model (the catalogue model whose layers it hosts)');
     // Loaded only for a stage peer: the splitter and onnx-proto are no part of a whole-model peer's start.
     const { FileStageSource } = await import('./stage-source.ts');
-    const fetched = stageDir ? null : await this.fetchWholeModel(api, model);
+    const fetched = stageDir ? null : await this.fetchWholeModel(api, model, kind);
     const source = await FileStageSource.create({
-      model,
+      // Peers agree on a model by its catalogue id (--model may have named it by repo id or URL).
+      model: fetched?.id ?? model,
       dir: stageDir ?? fetched!.dir,
       cacheDir: path.resolve(this.options.cacheDir),
       ...(fetched ? { graph: fetched.graph, version: fetched.revision } : {}),
@@ -206,16 +207,8 @@ export class HeadlessPeer {
    * The whole model's files for the splitter, through the server's proxy as any peer's downloads go (the server
    * fetches it from the Hub first if it must, for an account): the dtype Node runs, kept in the cache directory.
    */
-  private async fetchWholeModel(api: ReturnType<HeadlessPeer['api']>, id: string) {
-    const entry = (await api.manifest.list.query()).find((m) => m.id === id);
-    if (!entry) throw new Error(`The server's catalogue has no model ${id}`);
-    const dtype = entry.dtype.wasm;
-    if (!serverCopy(entry, dtype)) this.log(`asking the server to fetch ${entry.name}…`);
-    const pinned = await prepareOnServer(serverApi(api), entry, {
-      dtype,
-      accountHint: "pass --token=SESSION_TOKEN of an account's session",
-      pollMs: 500,
-    });
+  private async fetchWholeModel(api: ReturnType<HeadlessPeer['api']>, name: string, kind: 'GUEST' | 'ACCOUNT') {
+    const { entry, pinned } = await this.prepare(api, name, kind);
     const graph = pinned.files.find((file) => /^onnx\/[^/]+\.onnx$/.test(file));
     if (!graph) throw new Error(`The server holds no ONNX graph of ${entry.name} to cut stages from`);
     this.log(`fetching ${entry.name} through the server for its stages…`);
@@ -228,15 +221,11 @@ export class HeadlessPeer {
       cacheDir: path.resolve(this.options.cacheDir),
       headers: this.cookie ? { cookie: this.cookie } : {},
     });
-    return { dir, graph, revision: pinned.revision };
+    return { id: entry.id, dir, graph, revision: pinned.revision };
   }
 
-  /** Makes sure the server has the model, and loads it into an engine of this process. */
-  private async load(
-    api: ReturnType<HeadlessPeer['api']>,
-    name: string,
-    kind: 'GUEST' | 'ACCOUNT',
-  ): Promise<{ engine: MeshEngine; name: string; backend: string }> {
+  /** The catalogue's model by id, repo id or Hub URL, and its files once the server holds the dtype Node runs. */
+  private async prepare(api: ReturnType<HeadlessPeer['api']>, name: string, kind: 'GUEST' | 'ACCOUNT') {
     // The catalogue as this peer's account sees it: the built-in models, the ones it added by repo id, and those an
     // operator added for everyone. A model another account added is not there, and the server lets no peer share it.
     const found = findCatalogueModel(await api.manifest.list.query(), name);
@@ -260,6 +249,16 @@ export class HeadlessPeer {
       accountHint: "pass --token=SESSION_TOKEN of an account's session",
       pollMs: 500,
     });
+    return { entry, pinned };
+  }
+
+  /** Makes sure the server has the model, and loads it into an engine of this process. */
+  private async load(
+    api: ReturnType<HeadlessPeer['api']>,
+    name: string,
+    kind: 'GUEST' | 'ACCOUNT',
+  ): Promise<{ engine: MeshEngine; name: string; backend: string }> {
+    const { entry, pinned } = await this.prepare(api, name, kind);
     await mkdir(this.options.cacheDir, { recursive: true });
     const engine = new InferenceEngine({
       modelHost: `${this.options.server}/models/`,
