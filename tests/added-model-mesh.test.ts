@@ -14,11 +14,10 @@ import { FakeHub, bufferContent } from '../scripts/fake-hub.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
 import { buildApp } from '../src/server/app.ts';
-import type { CatalogueEntry } from '../src/shared/schemas/models.ts';
 import { sessionCookieHeader } from '../src/shared/session-cookie.ts';
-import { InferenceEngine } from '../src/worker/engine.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
+import { answerOnServerCopy, serverEntry } from './support/model-fixtures.ts';
 import { type PrivateRoom, listedModels as listed, privateRoomCast } from './support/openai-room.ts';
 
 const REPO = 'mesh/tiny-added';
@@ -88,28 +87,12 @@ afterAll(async () => {
 
 /** The same model, loaded by an engine of this process through the server's proxy: the reference answer. */
 async function reference(content: string, maxNewTokens: number) {
-  const response = await app.inject({ url: '/api/trpc/manifest.list', headers: { cookie: annCookie } });
-  const entry = (response.json() as { result: { data: CatalogueEntry[] } }).result.data.find((e) => e.id === MODEL);
-  const download = entry?.downloads[0];
-  if (!entry || !download) throw new Error('The added model is not cached on the server');
-  const engine = new InferenceEngine({ modelHost: `${base}/models/`, cacheDir: path.join(dir, 'reference') });
-  try {
-    await engine.load(
-      {
-        id: MODEL,
-        repo: REPO,
-        revision: download.revision,
-        dtype: entry.dtype,
-        files: download.files.map((f) => f.path),
-        contextLength: entry.contextLength,
-      },
-      'auto',
-      () => {},
-    );
-    return await engine.generate([{ role: 'user', content }], { temperature: 0, topP: 1, maxNewTokens }, () => {});
-  } finally {
-    await engine.unload();
-  }
+  const entry = await serverEntry(base, MODEL, annCookie);
+  return answerOnServerCopy(base, entry, path.join(dir, 'reference'), [{ role: 'user', content }], {
+    temperature: 0,
+    topP: 1,
+    maxNewTokens,
+  });
 }
 
 const greedy = () => ({

@@ -17,14 +17,13 @@ import { FakeHub } from '../scripts/fake-hub.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
 import { buildApp } from '../src/server/app.ts';
 import { createApiKey } from '../src/server/services/api-keys.ts';
-import type { CatalogueEntry } from '../src/shared/schemas/models.ts';
 import type { Ack } from '../src/shared/socket-contract.ts';
-import { InferenceEngine } from '../src/worker/engine.ts';
 import { accountCookie } from './support/accounts.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
 import { testEnv } from './support/env.ts';
 import { type PublishedExport, publishExportShape, referenceTokens } from './support/export-fixtures.ts';
 import { type MeshClient, connectMesh } from './support/mesh-socket.ts';
+import { answerOnServerCopy, serverEntry } from './support/model-fixtures.ts';
 
 const SERVED = 'mesh--served-q4f16';
 const PRIVATE = 'mesh--private-q4';
@@ -134,38 +133,20 @@ describe('SERVE_MODELS with models added by repo id', () => {
       max_tokens: MAX_TOKENS,
     });
     // The same model loaded by an engine of this process through the proxy, and the reference forward pass.
-    const response = await fetch(`${base}/api/trpc/manifest.list`);
-    const entry = ((await response.json()) as { result: { data: CatalogueEntry[] } }).result.data.find(
-      (e) => e.id === SERVED,
-    );
-    const download = entry?.downloads[0];
-    if (!entry || !download) throw new Error(`${SERVED} is not held by the server`);
-    const engine = new InferenceEngine({ modelHost: `${base}/models/`, cacheDir: path.join(dir, 'reference') });
-    try {
-      await engine.load(
-        {
-          id: SERVED,
-          repo: entry.repo,
-          revision: download.revision,
-          dtype: entry.dtype,
-          files: download.files.map((f) => f.path),
-          contextLength: entry.contextLength,
-        },
-        'auto',
-        () => {},
-      );
-      const alone = await engine.generate(MESSAGES, { temperature: 0, topP: 1, maxNewTokens: MAX_TOKENS }, () => {});
-      const reference = await referenceTokens(path.join(dir, 'exports'), served, MESSAGES, MAX_TOKENS);
-      expect(alone.tokenIds).toEqual(reference.tokens);
-      expect(answer.usage?.completion_tokens).toBe(reference.tokens.length);
-      const text = answer.choices[0]?.message.content ?? '';
-      expect(text.length).toBeGreaterThan(0);
-      // A stream holds back half a character (U+FFFD) at the end; the whole answer is the engine's text up to it.
-      expect(alone.text.startsWith(text)).toBe(true);
-      expect(alone.text.slice(text.length)).toMatch(/^\uFFFD?$/);
-    } finally {
-      await engine.unload();
-    }
+    const entry = await serverEntry(base, SERVED);
+    const alone = await answerOnServerCopy(base, entry, path.join(dir, 'reference'), MESSAGES, {
+      temperature: 0,
+      topP: 1,
+      maxNewTokens: MAX_TOKENS,
+    });
+    const reference = await referenceTokens(path.join(dir, 'exports'), served, MESSAGES, MAX_TOKENS);
+    expect(alone.tokenIds).toEqual(reference.tokens);
+    expect(answer.usage?.completion_tokens).toBe(reference.tokens.length);
+    const text = answer.choices[0]?.message.content ?? '';
+    expect(text.length).toBeGreaterThan(0);
+    // A stream holds back half a character (U+FFFD) at the end; the whole answer is the engine's text up to it.
+    expect(alone.text.startsWith(text)).toBe(true);
+    expect(alone.text.slice(text.length)).toMatch(/^\uFFFD?$/);
   }, 120_000);
 });
 

@@ -9,9 +9,8 @@ import type { Page } from 'playwright-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub, bufferContent } from '../../scripts/fake-hub.ts';
 import { generateRandomModel } from '../../scripts/tiny-model/generate.ts';
-import { InferenceEngine } from '../../src/worker/engine.ts';
-import type { CatalogueEntry } from '../../src/shared/schemas/models.ts';
 import { useAppServer } from '../support/app-server.ts';
+import { answerOnServerCopy, serverEntry } from '../support/model-fixtures.ts';
 import { signUpCookie } from '../support/server-process.ts';
 
 const hub = new FakeHub();
@@ -119,37 +118,17 @@ describe('adding a model by its repo id on the Models screen', () => {
 
     // The same files loaded in Node through the proxy (the adder's catalogue lists them): the same greedy tokens.
     const session = (await page.context().cookies(app.url)).find((c) => c.name === 'mesh_session');
-    const listed = await fetch(`${app.url}/api/trpc/manifest.list`, {
-      headers: { cookie: `mesh_session=${session?.value ?? ''}` },
+    const entry = await serverEntry(app.url, 'mesh--added-chat', `mesh_session=${session?.value ?? ''}`);
+    const alone = await answerOnServerCopy(app.url, entry, path.join(app.dir, 'node'), messages, {
+      temperature: 0,
+      topP: 1,
+      maxNewTokens: 8,
     });
-    const entry = ((await listed.json()) as { result: { data: CatalogueEntry[] } }).result.data.find(
-      (e) => e.id === 'mesh--added-chat',
-    );
-    const download = entry?.downloads[0];
-    if (!entry || !download) throw new Error('The added model is not on the server');
-    const engine = new InferenceEngine({ modelHost: `${app.url}/models/`, cacheDir: path.join(app.dir, 'node') });
-    try {
-      await engine.load(
-        {
-          id: entry.id,
-          repo: entry.repo,
-          revision: download.revision,
-          dtype: entry.dtype,
-          files: download.files.map((f) => f.path),
-          contextLength: entry.contextLength,
-        },
-        'auto',
-        () => {},
-      );
-      const alone = await engine.generate(messages, { temperature: 0, topP: 1, maxNewTokens: 8 }, () => {});
-      expect(answer.usage.completion_tokens).toBe(alone.tokenIds.length);
-      const text = answer.choices[0]?.message.content ?? '';
-      expect(text.length).toBeGreaterThan(0);
-      // A stream holds back half a character (U+FFFD) at the end.
-      expect(alone.text.startsWith(text)).toBe(true);
-      expect(alone.text.slice(text.length)).toMatch(/^\uFFFD?$/);
-    } finally {
-      await engine.unload();
-    }
+    expect(answer.usage.completion_tokens).toBe(alone.tokenIds.length);
+    const text = answer.choices[0]?.message.content ?? '';
+    expect(text.length).toBeGreaterThan(0);
+    // A stream holds back half a character (U+FFFD) at the end.
+    expect(alone.text.startsWith(text)).toBe(true);
+    expect(alone.text.slice(text.length)).toMatch(/^\uFFFD?$/);
   }, 90_000);
 });

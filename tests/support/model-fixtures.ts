@@ -6,7 +6,10 @@ import { type FakeHub, bufferContent } from '../../scripts/fake-hub.ts';
 import { type GenerateOptions, generateRandomModel } from '../../scripts/tiny-model/generate.ts';
 import type { TinyWeights } from '../../scripts/tiny-model/weights.ts';
 import { loadNanoModel } from '../../src/server/models/bundled.ts';
-import type { EngineModel } from '../../src/shared/engine-protocol.ts';
+import type { EngineMessage, EngineModel, Sampling } from '../../src/shared/engine-protocol.ts';
+import { engineModel, serverCopy } from '../../src/shared/model-flow.ts';
+import type { CatalogueEntry } from '../../src/shared/schemas/models.ts';
+import { InferenceEngine } from '../../src/worker/engine.ts';
 
 export const MODEL_FILES = [
   'config.json',
@@ -91,4 +94,36 @@ export async function nanoEngineModel(): Promise<EngineModel> {
   if (!bundled) throw new Error('models/nano is missing: run `npm run model:nano`');
   const { id, repo, revision, dtype, contextLength } = bundled.entry;
   return { id, repo, revision, dtype, contextLength, files: bundled.entry.files.map((f) => f.path) };
+}
+
+/** `id` in the catalogue a server gives (to the session of `cookie`, or a guest). */
+export async function serverEntry(origin: string, id: string, cookie?: string): Promise<CatalogueEntry> {
+  const response = await fetch(`${origin}/api/trpc/manifest.list`, cookie ? { headers: { cookie } } : {});
+  const entry = ((await response.json()) as { result: { data: CatalogueEntry[] } }).result.data.find(
+    (e) => e.id === id,
+  );
+  if (!entry) throw new Error(`${origin} lists no model ${id}`);
+  return entry;
+}
+
+/**
+ * The answer an engine of this process gives on the server's copy of `entry` (the WASM dtype, through its proxy,
+ * cached under `cacheDir`): the reference a peer's answer is held to.
+ */
+export async function answerOnServerCopy(
+  origin: string,
+  entry: CatalogueEntry,
+  cacheDir: string,
+  messages: EngineMessage[],
+  sampling: Sampling,
+) {
+  const copy = serverCopy(entry, entry.dtype.wasm);
+  if (!copy) throw new Error(`${origin} holds no copy of ${entry.id}`);
+  const engine = new InferenceEngine({ modelHost: `${origin}/models/`, cacheDir });
+  try {
+    await engine.load(engineModel(entry, copy), 'auto', () => {});
+    return await engine.generate(messages, sampling, () => {});
+  } finally {
+    await engine.unload();
+  }
 }
