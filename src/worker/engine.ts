@@ -29,6 +29,7 @@ import type {
   Sampling,
 } from '../shared/engine-protocol.ts';
 import { type BackendPlan, type GpuLike, browserGpu, planBackend } from './backend.ts';
+import { promptIds } from './chat-template.ts';
 import { SeededSampler } from './sampling.ts';
 import { type StreamedToken, TokenStreamer } from './token-streamer.ts';
 
@@ -266,12 +267,7 @@ export class InferenceEngine {
     let rest = messages.slice(system.length);
     let trimmed = 0;
     for (;;) {
-      const { input_ids: ids } = loaded.tokenizer.apply_chat_template([...system, ...rest], {
-        add_generation_prompt: true,
-        tokenize: true,
-        return_tensor: false,
-        return_dict: true,
-      }) as unknown as { input_ids: number[] };
+      const ids = promptIds(loaded.tokenizer, [...system, ...rest]);
       if (ids.length + maxNewTokens <= context) return { ids, trimmed, maxNewTokens };
       if (rest.length > 1) {
         // Drop whole turns: many chat templates insist on user/assistant alternation.

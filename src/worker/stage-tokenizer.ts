@@ -6,6 +6,7 @@
 import * as transformers from '@huggingface/transformers';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
 import type { EngineMessage } from '../shared/engine-protocol.ts';
+import { promptIds } from './chat-template.ts';
 
 /** Tokenizers kept per worker (each a few MiB for a real vocabulary). */
 const KEPT = 4;
@@ -88,13 +89,7 @@ export function stageTokenizers(read: ReadModelFile) {
     /** The prompt's ids for `messages` with the model's chat template (the generation prompt added). */
     async tokenize(files: ModelFiles, messages: EngineMessage[]): Promise<{ ids: number[]; eos: number[] }> {
       const { tokenizer, eos } = await tokenizerAt(files);
-      const { input_ids: ids } = tokenizer.apply_chat_template(messages, {
-        add_generation_prompt: true,
-        tokenize: true,
-        return_tensor: false,
-        return_dict: true,
-      }) as unknown as { input_ids: number[] };
-      return { ids: [...ids], eos };
+      return { ids: [...promptIds(tokenizer, messages)], eos };
     },
     async detokenize(files: ModelFiles, ids: number[]): Promise<string> {
       const { tokenizer } = await tokenizerAt(files);
