@@ -29,7 +29,7 @@ import type {
   Sampling,
 } from '../shared/engine-protocol.ts';
 import { type BackendPlan, type GpuLike, browserGpu, planBackend } from './backend.ts';
-import { promptIds } from './chat-template.ts';
+import { endTokens, promptIds } from './chat-template.ts';
 import { SeededSampler } from './sampling.ts';
 import { type StreamedToken, TokenStreamer } from './token-streamer.ts';
 
@@ -209,9 +209,7 @@ export class InferenceEngine {
       }
       const config = loadedModel.config as { max_position_embeddings?: number };
       const generation = loadedModel.generation_config as { eos_token_id?: number | number[] } | null;
-      const eos = new Set<number>([generation?.eos_token_id ?? []].flat());
-      if (tokenizer.eos_token_id !== undefined && tokenizer.eos_token_id !== null)
-        eos.add(Number(tokenizer.eos_token_id));
+      const eos = endTokens(tokenizer, generation);
       const info: LoadedInfo = {
         model: model.id,
         backend: plan.backend,

@@ -6,7 +6,7 @@
 import * as transformers from '@huggingface/transformers';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
 import type { EngineMessage } from '../shared/engine-protocol.ts';
-import { promptIds } from './chat-template.ts';
+import { endTokens, promptIds } from './chat-template.ts';
 
 /** Tokenizers kept per worker (each a few MiB for a real vocabulary). */
 const KEPT = 4;
@@ -64,13 +64,8 @@ export function stageTokenizers(read: ReadModelFile) {
         ? (named as TokenizerClass)
         : PreTrainedTokenizer;
     const tokenizer = new Class(json ?? {}, config ?? {});
-    // The engine's end tokens: the generation config's and the tokenizer's own (src/worker/engine.ts).
-    const eos = new Set<number>(
-      [generation?.eos_token_id ?? []].flat().filter((id): id is number => typeof id === 'number'),
-    );
-    if (tokenizer.eos_token_id !== undefined && tokenizer.eos_token_id !== null)
-      eos.add(Number(tokenizer.eos_token_id));
-    return { tokenizer, eos: [...eos] };
+    // The engine's end tokens.
+    return { tokenizer, eos: [...endTokens(tokenizer, generation)] };
   }
 
   function tokenizerAt(files: ModelFiles): Promise<Loaded> {
