@@ -23,6 +23,7 @@ import type { Page } from 'playwright-core';
 import { buildClient, launchChromium, workerSession } from '../tests/support/browser.ts';
 import { nanoEngineModel, publishModels } from '../tests/support/model-fixtures.ts';
 import { downloadModel, signUpCookie, startServer } from '../tests/support/server-process.ts';
+import { promptIds as chatPromptIds } from '../src/worker/chat-template.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 /** SwiftShader runs WebGPU on the CPU, slowly: a shorter answer is enough to check the tokens. */
@@ -212,12 +213,7 @@ async function main() {
 
     // Bare onnxruntime-node on the benchmark model's own file, same prompt ids, same number of tokens.
     const tokenizer = await AutoTokenizer.from_pretrained(bench.repo, { revision: bench.revision });
-    const { input_ids: promptIds } = tokenizer.apply_chat_template(MESSAGES, {
-      add_generation_prompt: true,
-      tokenize: true,
-      return_tensor: false,
-      return_dict: true,
-    }) as unknown as { input_ids: number[] };
+    const promptIds = chatPromptIds(tokenizer, MESSAGES);
     if (promptIds.length !== node.bench?.promptTokens)
       throw new Error('prompt ids differ between the engine and the bare loop');
     const bareRuns = [];

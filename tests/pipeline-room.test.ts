@@ -22,6 +22,7 @@ import type { PipelineReadout } from '../src/shared/pipeline/room-pipeline.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { publishModels } from './support/model-fixtures.ts';
 import { ROOT, type ServerProcess, startServer } from './support/server-process.ts';
+import { promptIds } from '../src/worker/chat-template.ts';
 
 const MODEL = 'pipeline-tiny';
 const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };
@@ -77,14 +78,7 @@ beforeAll(async () => {
   tokenizer = await AutoTokenizer.from_pretrained(entry.model.repo, { revision: entry.model.revision });
   eos = tokenizer.convert_tokens_to_ids('<|im_end|>') as number;
   const messages: EngineMessage[] = [{ role: 'user', content: PROMPT }];
-  prompt = (
-    tokenizer.apply_chat_template(messages, {
-      add_generation_prompt: true,
-      tokenize: true,
-      return_tensor: false,
-      return_dict: true,
-    }) as unknown as { input_ids: number[] }
-  ).input_ids;
+  prompt = promptIds(tokenizer, messages);
   for (const { name, sampling } of SAMPLINGS) {
     const result = await engine.generate(messages, sampling, () => {});
     await engine.reset();

@@ -13,7 +13,7 @@ import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
 import { writeStages } from '../scripts/pipeline/stage-files.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
 import { openOrtStage } from '../src/peer/ort-stage-session.ts';
-import type { EngineMessage, EngineModel, Sampling } from '../src/shared/engine-protocol.ts';
+import type { EngineModel, Sampling } from '../src/shared/engine-protocol.ts';
 import { encodeFrame, payloadOffset } from '../src/shared/pipeline/frame.ts';
 import { memoryWirePair } from '../src/shared/pipeline/frame-wire.ts';
 import {
@@ -30,6 +30,7 @@ import { StageRunner } from '../src/shared/pipeline/stage-runner.ts';
 import type { StageSession } from '../src/shared/pipeline/stage-session.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { publishModels } from './support/model-fixtures.ts';
+import { promptIds as chatPromptIds } from '../src/worker/chat-template.ts';
 
 const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };
 const PROMPTS = ['Hello there, how are you?', 'Tell me a long story about the sea and the ships upon it.'];
@@ -88,14 +89,7 @@ afterAll(async () => {
 });
 
 function promptIds(prompt: string): number[] {
-  const messages: EngineMessage[] = [{ role: 'user', content: prompt }];
-  const { input_ids: ids } = tokenizer.apply_chat_template(messages, {
-    add_generation_prompt: true,
-    tokenize: true,
-    return_tensor: false,
-    return_dict: true,
-  }) as unknown as { input_ids: number[] };
-  return ids;
+  return chatPromptIds(tokenizer, [{ role: 'user', content: prompt }]);
 }
 
 async function openStages(count: number): Promise<StageSession[]> {

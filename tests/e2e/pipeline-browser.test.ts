@@ -18,6 +18,7 @@ import { buildClient, launchChromium } from '../support/browser.ts';
 import type { PageJob, PageStages } from '../support/pipeline-page.ts';
 import { type ServerProcess, downloadModel, signUpCookie, startServer } from '../support/server-process.ts';
 import { publishStagedModel, stagePageBundle } from '../support/stage-fixtures.ts';
+import { promptIds } from '../../src/worker/chat-template.ts';
 
 const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };
 const ID = 'staged-tiny';
@@ -72,12 +73,7 @@ beforeAll(async () => {
       await engine.reset();
       const key = `${prompt} (${name})`;
       expected.set(key, result.tokenIds);
-      const { input_ids: ids } = tokenizer.apply_chat_template(messages, {
-        add_generation_prompt: true,
-        tokenize: true,
-        return_tensor: false,
-        return_dict: true,
-      }) as unknown as { input_ids: number[] };
+      const ids = promptIds(tokenizer, messages);
       jobs.push({
         key,
         job: {
