@@ -319,6 +319,19 @@ describe("the room pipeline's stall watchdog", () => {
     expect(names(readout)).toEqual(['Stage0', 'Stage1', 'Spare0']);
   }, 120_000);
 
+  it('routes around a stage whose frames stop reaching the next one: the next is replaced, fed over a new link', async () => {
+    const { r, stages, asker } = await setUp(1, { stallMs: 800, probeMs: 600, replyMs: 10_000 });
+    const { tokens, readout } = await ask(asker, stages, (count) => {
+      // Stage 1 runs each step and answers probes; what it sends to stage 2 is lost on the way.
+      if (count === 4) r.dropping.add(`${stages[1]!.peerId}>${stages[2]!.peerId}`);
+    });
+    expect(tokens).toEqual(expected);
+    // The positions cannot tell a sender whose frames are lost from a receiver that runs nothing: the receiver is
+    // replaced, and the sender's replay reaches the replacement over another link.
+    expect(readout?.failovers).toEqual([{ layers: [3, 4], from: stages[2]!.peerId, to: expect.any(String) }]);
+    expect(names(readout)).toEqual(['Stage0', 'Stage1', 'Spare0']);
+  }, 120_000);
+
   it('replaces a neighbour that stalls while a stage is being replaced, and completes identically', async () => {
     const { r, stages, asker } = await setUp(2, { stallMs: 800, probeMs: 600, replyMs: 4000 });
     const { tokens, readout } = await ask(asker, stages, (count) => {
