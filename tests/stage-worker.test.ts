@@ -19,7 +19,7 @@ import { EngineGate } from '../src/shared/mesh/engine-gate.ts';
 import { inProcessPipeline } from '../src/shared/pipeline/in-process.ts';
 import type { StageSession } from '../src/shared/pipeline/stage-session.ts';
 import { type StageWorkerPort, openWorkerStage, workerTokenizer } from '../src/shared/pipeline/worker-stage-session.ts';
-import { promptIds } from '../src/worker/chat-template.ts';
+import { promptIds } from '../src/shared/chat-template.ts';
 import { createStageWorkerHost } from '../src/worker/stage-worker-host.ts';
 
 const REPO = 'mesh/tiny-stages';

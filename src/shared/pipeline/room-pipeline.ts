@@ -10,14 +10,11 @@ import type { FrameWire } from './frame-wire.ts';
 import type { PipelineJob } from './job.ts';
 import { jobFrameWire } from './job-wire.ts';
 import type { LayerRange, PipelineCapability } from './pipe-protocol.ts';
-import { planStages } from './plan.ts';
 import { stalledStage } from './stall.ts';
+import { type StagePlacement, stageChain } from './chain.ts';
 import { PipelineJobError, type PipelineRequest, PipelineRequester } from './pipeline-requester.ts';
 
-export interface StagePlacement {
-  peerId: string;
-  layers: LayerRange;
-}
+export type { StagePlacement };
 
 export interface PipelineReadout {
   jobId: string;
@@ -108,35 +105,7 @@ export class RoomPipeline {
    * (`--stage auto` with the whole model); else stage files peers can load.
    */
   chain(model: string): StagePlacement[] | null {
-    const hosts = this.hosts(model);
-    const layers = hosts[0]?.pipeline.layers;
-    if (!layers) return null;
-    const search = (ranges: (h: (typeof hosts)[number]) => LayerRange[]) => {
-      const walk = (at: number, used: Set<string>): StagePlacement[] | null => {
-        if (at === layers) return [];
-        const options = hosts
-          .filter((h) => !used.has(h.peerId) && h.pipeline.layers === layers)
-          .flatMap((h) => ranges(h).map((r) => ({ h, r })))
-          .filter(({ r }) => r[0] === at)
-          .sort((a, b) => b.r[1] - a.r[1] || (a.h.rttMs ?? Infinity) - (b.h.rttMs ?? Infinity));
-        for (const { h, r } of options) {
-          const rest = walk(r[1], new Set([...used, h.peerId]));
-          if (rest) return [{ peerId: h.peerId, layers: r }, ...rest];
-        }
-        return null;
-      };
-      return walk(0, new Set());
-    };
-    const held = search((h) => h.pipeline.holds);
-    if (held) return held;
-    const cutters = hosts.filter((h) => h.pipeline.anyRange && h.pipeline.layers === layers);
-    const plan = planStages(
-      layers,
-      cutters.map((h) => ({ peerId: h.peerId, freeMemoryMb: h.pipeline.freeMemoryMb, speed: h.pipeline.speed })),
-      { layerMb: Math.max(1e-6, ...cutters.map((h) => h.pipeline.layerMb)) },
-    );
-    if (plan) return plan.map((s) => ({ peerId: s.peerId, layers: s.layers }));
-    return search((h) => [...h.pipeline.holds, ...h.pipeline.loadable]);
+    return stageChain(this.hosts(model));
   }
 
   /** Runs a job on the room's stages, yielding each token; a stage's peer leaving is taken over by another. */

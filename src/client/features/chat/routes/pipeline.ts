@@ -58,7 +58,7 @@ export function pipelineAnswer(
 
     const result = (async (): Promise<AnswerResult> => {
       // Fitted to the context as the engine fits a whole-model chat: the oldest turns left out, the answer's room
-      // what is left when the last message alone is long (src/worker/chat-template.ts fitPrompt).
+      // what is left when the last message alone is long (src/shared/chat-template.ts fitPrompt).
       const prompted = await tokenizer
         .tokenize(prompt, { context: entry.contextLength, maxNewTokens: sampling.maxNewTokens })
         .catch((error: unknown) => {

@@ -3,7 +3,7 @@
 // returns here), the conversation fitted to the model's context (the oldest turns left out), and the tokens that
 // end an answer.
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
-import type { EngineMessage } from '../shared/engine-protocol.ts';
+import type { EngineMessage } from './engine-protocol.ts';
 
 export function promptIds(tokenizer: PreTrainedTokenizer, messages: EngineMessage[]): number[] {
   const { input_ids: ids } = tokenizer.apply_chat_template(messages, {
