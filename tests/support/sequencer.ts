@@ -10,7 +10,8 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * matters: keep the longest ones here, roughly right, when a file grows or shrinks a lot.
  */
 export const LONG_FILES: Readonly<Record<string, number>> = {
-  'tests/e2e/offline.test.ts': 600,
+  'tests/e2e/offline-webgpu.test.ts': 330,
+  'tests/e2e/offline-wasm.test.ts': 250,
   'tests/e2e/screens.test.ts': 240,
   'tests/downloads.test.ts': 170,
   'tests/e2e/pipeline-browser.test.ts': 160,
