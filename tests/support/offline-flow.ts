@@ -247,7 +247,9 @@ export function describeOfflineFromFirstVisit(
               const body = (await response.json()) as { result?: { data?: { title: string }[] } };
               return body.result?.data?.map((c) => c.title) ?? [];
             });
-          await expect.poll(titles, { timeout: 30_000 }).toContain(offlinePrompt);
+          // The sync sends each kept conversation in turn, several calls each (src/client/features/chat/conversation-sync.ts):
+          // at a load average near 30, one of this flow's three had arrived after 30 s.
+          await expect.poll(titles, { timeout: 90_000 }).toContain(offlinePrompt);
           await page.getByTestId('conversations-kept').filter({ hasText: 'Kept with your account.' }).waitFor();
 
           const route = page.getByTestId('chat-route');
