@@ -88,11 +88,14 @@ afterAll(async () => {
 /** The same model, loaded by an engine of this process through the server's proxy: the reference answer. */
 async function reference(content: string, maxNewTokens: number) {
   const entry = await serverEntry(base, MODEL, annCookie);
-  return answerOnServerCopy(base, entry, path.join(dir, 'reference'), [{ role: 'user', content }], {
-    temperature: 0,
-    topP: 1,
-    maxNewTokens,
-  });
+  return answerOnServerCopy(
+    base,
+    entry,
+    path.join(dir, 'reference'),
+    [{ role: 'user', content }],
+    { temperature: 0, topP: 1, maxNewTokens },
+    annCookie,
+  );
 }
 
 const greedy = () => ({

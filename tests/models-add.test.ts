@@ -1,6 +1,7 @@
 // Models added by repo id (models.add; README "Add a model by its repo id"), against the fake Hub: each refusal names
 // the check that failed; an added model shows its size per dtype, is seen by the account that added it (or by
-// everyone when an operator added it for everyone), and downloads and loads like a built-in one.
+// everyone when an operator added it for everyone), and downloads and loads like a built-in one; the download proxy
+// serves its files only to the sessions whose catalogue shows it.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -289,9 +290,11 @@ describe('an added model', () => {
     const entry = (await catalogue(bob)).find((e) => e.id === id);
     expect(entry?.downloads).toHaveLength(1);
     const download = entry?.downloads[0];
+    // The files are bob's alone: the engine carries bob's session, as a headless peer carries its own.
     const engine = new InferenceEngine({
       modelHost: `${fixture.origin}/models/`,
       cacheDir: path.join(fixture.dir, 'engine-cache'),
+      headers: () => ({ cookie: bob }),
     });
     const info = await engine.load(
       {
@@ -314,6 +317,53 @@ describe('an added model', () => {
     expect(answer.completionTokens).toBeGreaterThan(0);
     await engine.unload();
   }, 120_000);
+
+  it('has its files served only to the sessions whose catalogue shows it: its adder, or everyone once an operator adds it for everyone', async () => {
+    const entry = (await catalogue(bob)).find((e) => e.id === 'mesh--tiny-chat');
+    const revision = entry?.downloads[0]?.revision ?? '';
+    expect(revision).toMatch(/^[0-9a-f]{40}$/);
+    const fetchFile = async (cookie?: string, at = revision) => {
+      const response = await fixture.app.inject({
+        url: `/models/mesh/tiny-chat/resolve/${at}/onnx/model.onnx`,
+        headers: cookie ? { cookie } : {},
+      });
+      return {
+        status: response.statusCode,
+        cache: response.headers['cache-control'],
+        // A refusal's code; a file's bytes are no JSON.
+        error: response.statusCode === 404 ? response.json<{ error?: string }>().error : undefined,
+      };
+    };
+    const guest = await fixture.app.inject({ method: 'POST', url: '/api/trpc/auth.guest', payload: {} });
+    const guestCookie = String(guest.headers['set-cookie']).split(';')[0] ?? '';
+    // No session, a guest, another account: as if the server held nothing of it.
+    for (const cookie of [undefined, guestCookie, ann, 'mesh_session=forged.token']) {
+      expect(await fetchFile(cookie)).toMatchObject({ status: 404, error: 'NOT_CACHED' });
+    }
+    // Its adder, for its browser's cache only, never a shared cache in front of the server.
+    expect(await fetchFile(bob)).toMatchObject({ status: 200, cache: 'private, max-age=31536000, immutable' });
+    expect(await fetchFile(bob, 'main')).toMatchObject({ status: 200, cache: 'private, no-cache' });
+
+    // An operator adds it for everyone: anyone may have it (a guest's catalogue shows it), and shared caches may keep it.
+    expect((await add(keeper, { repo: 'mesh/tiny-chat', forEveryone: true })).status).toBe(200);
+    for (const cookie of [undefined, guestCookie, ann, bob]) {
+      expect(await fetchFile(cookie)).toMatchObject({ status: 200, cache: 'public, max-age=31536000, immutable' });
+    }
+    // Taken out of every catalogue, it is served to no one, though its files stay in the cache.
+    for (const cookie of [keeper, bob]) {
+      const forgot = await fixture.app.inject({
+        method: 'POST',
+        url: '/api/trpc/models.forget',
+        payload: { id: 'mesh--tiny-chat' },
+        headers: { cookie },
+      });
+      expect(forgot.statusCode).toBe(200);
+    }
+    expect(await fetchFile(bob)).toMatchObject({ status: 404, error: 'NOT_CACHED' });
+    expect(
+      await fixture.app.models.downloader.cachedFile('mesh/tiny-chat', revision, 'onnx/model.onnx'),
+    ).not.toBeNull();
+  });
 
   it('runs q4f16 on WASM when the repo has no integer weights: that file only is fetched, and answers right', async () => {
     const dee = await signUpInjected(fixture.app, 'dee');
@@ -338,6 +388,7 @@ describe('an added model', () => {
     const engine = new InferenceEngine({
       modelHost: `${fixture.origin}/models/`,
       cacheDir: path.join(fixture.dir, 'engine-cache-q4f16'),
+      headers: () => ({ cookie: dee }),
     });
     try {
       const info = await engine.load(

@@ -13,10 +13,13 @@ import { ROOT, type ServerProcess, guestCookie, startServer } from './support/se
 let dir: string;
 let server: ServerProcess;
 
+// The server's start may take two minutes on a loaded machine (tsx compiles it), as the browser files allow
+// (tests/support/app-server.ts); the hook waits longer than the start, so a start that fails says why and leaves no
+// server behind (startServer kills it), rather than the hook timing out first with the server still starting.
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-peer-cli-'));
-  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none') });
-}, 60_000);
+  server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none') }, 120_000);
+}, 150_000);
 
 afterAll(async () => {
   server?.child.kill('SIGTERM');
@@ -24,12 +27,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The peer as `npm run peer` runs it: `node --import tsx src/peer/cli.ts`, one process that the test signals. */
 function peer(args: string[]) {
-  const child = spawn(
-    process.execPath,
-    [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args],
-    { cwd: ROOT },
-  );
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/peer/cli.ts'), ...args], {
+    cwd: ROOT,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -66,8 +68,9 @@ describe('npm run peer', () => {
       '--cache-dir',
       path.join(dir, 'cache'),
     ]);
+    // Its start (tsx, transformers.js, ONNX Runtime, the model) takes tens of seconds on a loaded machine.
     await expect
-      .poll(() => run.out(), { timeout: 60_000 })
+      .poll(() => run.out(), { timeout: 90_000 })
       .toMatch(/Box shares Nano Shakespeare \(demo\) \(cpu\) in room global/);
     await expect
       .poll(() => run.out(), { timeout: 10_000 })
@@ -92,7 +95,7 @@ describe('npm run peer', () => {
     const box = seen.find((info) => info.displayName === 'Box');
     await expect.poll(() => left.includes(box?.peerId ?? '')).toBe(true);
     watcher.disconnect();
-  }, 90_000);
+  }, 150_000);
 
   it('ends with usage and code 2 on bad arguments, and with a clear message and code 1 on an unknown model', async () => {
     const missing = peer(['--server', server.url]);
@@ -113,7 +116,7 @@ describe('npm run peer', () => {
     ]);
     expect(await unknown.exited).toBe(1);
     expect(unknown.err()).toMatch(/The server's catalogue has no model no-such-model/);
-  }, 60_000);
+  }, 90_000);
 
   it('ends with usage and code 2 on a bad --stage, or a --stage-dir without --stage', async () => {
     const base = ['--server', server.url, '--room', 'global', '--model', 'm'];
@@ -155,7 +158,7 @@ describe('npm run peer', () => {
       path.join(dir, 'cache'),
     ]);
     await expect
-      .poll(() => run.out(), { timeout: 60_000 })
+      .poll(() => run.out(), { timeout: 90_000 })
       .toContain(`Box Owner shares Nano Shakespeare (demo) (cpu) in room ${slug}`);
     // The account logs that session out: the peer cannot go on, and says so.
     const logout = await fetch(`${server.url}/api/trpc/auth.logout`, {
@@ -181,5 +184,5 @@ describe('npm run peer', () => {
     ]);
     expect(await guest.exited).toBe(1);
     expect(guest.err()).toMatch(new RegExp(`Could not join room ${slug}: Join this room first`));
-  }, 90_000);
+  }, 150_000);
 });

@@ -1,4 +1,5 @@
-// The real server process: durability across SIGTERM and SIGKILL, and start-up refusing bad config.
+// The real server process: durability across SIGTERM and SIGKILL, and start-up refusing bad config (and the test
+// support's start giving up on a server that is too slow, which it kills).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -85,6 +86,16 @@ describe.each(databaseKinds())('the server process on %s', (kind) => {
 });
 
 describe('start-up', () => {
+  it('kills a server that does not say it listens in time (the test support), leaving none running', async () => {
+    const config = await freshConfig('pglite');
+    const failed = await startServer(config, 200).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(Error);
+    const pid = Number(/^server \(pid (\d+)\) did not start in 200 ms, killed/.exec((failed as Error).message)?.[1]);
+    expect(pid).toBeGreaterThan(0);
+    // Gone, not only signalled: the start fails once the process has exited.
+    expect(() => process.kill(pid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+  });
+
   it('exits non-zero with one line naming PORT when PORT=abc', async () => {
     const config = await freshConfig('pglite');
     const server = spawnServer({ ...config, PORT: 'abc' });

@@ -1,9 +1,13 @@
 // `npm run peer -- --server URL --room R --model M [--name N] [--token=T]`: a headless peer that joins a room,
 // loads the model through the server's proxy, shares its compute and prints a live status line; Ctrl-C leaves
-// the room cleanly.
+// the room cleanly. `npm run peer` runs it as `node --import tsx`, one process that gets the signal itself: tsx's own
+// CLI runs a script in a child process and relays a signal to it, and a child that does not confirm it within 30 ms
+// (tsx 4's relaySignals; a busy machine's child often cannot) is killed with SIGKILL, the CLI exiting 130, so the
+// peer never left its room cleanly. The peer itself (transformers.js, ONNX Runtime) is imported only once the
+// arguments are checked, so a mistake in them is answered at once, not after seconds of loading.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { HeadlessPeer, type PeerStatus } from './headless-peer.ts';
+import type { PeerStatus } from './headless-peer.ts';
 
 const USAGE = `Usage: npm run peer -- --server URL --room ROOM --model MODEL_ID [--name NAME] [--token=SESSION_TOKEN] [--invite CODE] [--cache-dir DIR]
                    [--stage FROM-TO|auto [--stage-dir DIR] [--stage-memory MIB]]
@@ -89,6 +93,7 @@ const print = (line: string) => process.stdout.write(interactive ? `\r\x1b[2K${l
 const describe = (status: PeerStatus) =>
   `${status.name} in ${status.room}: ${status.peers} peers · ${status.jobsServed} jobs served · ${status.running} running · ${status.tokensPerSecond === null ? '— tok/s' : `${status.tokensPerSecond.toFixed(1)} tok/s`}`;
 
+const { HeadlessPeer } = await import('./headless-peer.ts');
 const peer = new HeadlessPeer({
   server: new URL(server).origin,
   room,

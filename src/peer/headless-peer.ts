@@ -263,6 +263,8 @@ export class HeadlessPeer {
     await mkdir(this.options.cacheDir, { recursive: true });
     const engine = new InferenceEngine({
       modelHost: `${this.options.server}/models/`,
+      // The session: a model its account added for itself is served to that account alone.
+      headers: (): Record<string, string> => (this.cookie ? { cookie: this.cookie } : {}),
       cacheDir: path.resolve(this.options.cacheDir),
       ...(this.options.threads ? { threads: this.options.threads } : {}),
     });

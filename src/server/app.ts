@@ -194,7 +194,7 @@ async function registerAll(
   await app.register(fairSharePlugin, { env });
   await app.register(cookie);
   await app.register(healthRoutes, { build, env });
-  await app.register(modelRoutes);
+  await app.register(modelRoutes, { env, sessionPolicy: services.sessionPolicy });
   await app.register(housekeepingPlugin, { env });
   await app.register(trpcPlugin, { services });
   const gateway = new MeshGateway({

@@ -46,6 +46,13 @@ export class EngineError extends Error {
 export interface EngineOptions {
   /** Absolute URL of the server's model route, ending in `/models/`. */
   modelHost: string;
+  /**
+   * Node: headers for the model route's requests, asked at each one: a headless peer's session cookie, without which
+   * the server serves a model an account added for itself to no one (docs/SECURITY.md). A browser sends its cookie
+   * itself (same origin). Like the pinning below, they ride on transformers.js' one global `env.fetch`: engines of
+   * one process loading at once share the last load's, which suits one peer (or one account's peers) a process.
+   */
+  headers?: () => Record<string, string>;
   /** Browser: where ONNX Runtime's .wasm/.mjs files are served by the app itself (never a CDN). */
   wasmPaths?: string;
   /** Node: onnxruntime-node reads files from disk, so remote files pass through this cache directory. */
@@ -107,9 +114,14 @@ export class InferenceEngine {
     // immutable there, and offline the service worker only holds commit URLs.
     const unpinned = `${this.options.modelHost}${model.repo}/resolve/main/`;
     const pinned = `${this.options.modelHost}${model.repo}/resolve/${model.revision}/`;
+    const extra = this.options.headers;
     env.fetch = (input: string | URL, init?: RequestInit) => {
       const url = String(input);
-      return fetch(url.startsWith(unpinned) ? pinned + url.slice(unpinned.length) : url, init);
+      const target = url.startsWith(unpinned) ? pinned + url.slice(unpinned.length) : url;
+      if (!extra || !target.startsWith(this.options.modelHost)) return fetch(target, init);
+      const headers = new Headers(init?.headers);
+      for (const [name, value] of Object.entries(extra())) headers.set(name, value);
+      return fetch(target, { ...init, headers });
     };
     env.allowLocalModels = false;
     env.allowRemoteModels = true;

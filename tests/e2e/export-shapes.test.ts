@@ -1,8 +1,11 @@
 // The export-shaped tiny models (grouped-query attention, external data in one file or chunks, fp16, q4 through
-// MatMulNBits, transformers.js_config, a list of EOS ids, a system turn; scripts/tiny-model/export-shapes.ts) in
-// the real inference worker in headless Chromium, downloaded through the server's proxy: on WASM and on WebGPU
-// (SwiftShader) each gives the greedy tokens of the reference forward pass. The same models in Node:
-// tests/export-shapes.test.ts. Runs on its own: `npx vitest run tests/e2e/export-shapes.test.ts`.
+// MatMulNBits, q4f16 (MatMulNBits in float16 with float16 scales, a float16 KV cache and logits: the file WebGPU
+// devices with shader-f16 fetch of SmolLM2, Qwen2.5 and Llama 3.2), transformers.js_config, a list of EOS ids, a
+// system turn; scripts/tiny-model/export-shapes.ts) in the real inference worker in headless Chromium, downloaded
+// through the server's proxy: on WASM and on WebGPU (SwiftShader) each gives the greedy tokens of the reference
+// forward pass. fp16 and q4f16 need the adapter's shader-f16 on WebGPU: without it the engine says so and runs them
+// on WASM (these repos have no file of another dtype to take instead: src/worker/backend.ts). The same models in
+// Node: tests/export-shapes.test.ts. Runs on its own: `npx vitest run tests/e2e/export-shapes.test.ts`.
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +14,7 @@ import type { EngineMessage, EngineModel } from '../../src/shared/engine-protoco
 import { useAppServer } from '../support/app-server.ts';
 import { workerSession } from '../support/browser.ts';
 import {
-  EXPORT_SHAPE_NAMES,
+  ALL_EXPORT_SHAPE_NAMES,
   type PublishedExport,
   engineModelFromServer,
   publishExportShapes,
@@ -24,6 +27,8 @@ const MESSAGES: EngineMessage[] = [
   { role: 'user', content: 'Now is the winter of our discontent' },
 ];
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 8 };
+/** The dtypes WebGPU runs only with the adapter's shader-f16. */
+const HALF = new Set(['fp16', 'q4f16']);
 
 const hub = new FakeHub();
 let published: Record<string, PublishedExport>;
@@ -37,13 +42,13 @@ const app = useAppServer({
     return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: exported.manifestPath };
   },
 });
-/** Whether SwiftShader's adapter offers shader-f16, which transformers.js needs for fp16 on WebGPU. */
+/** Whether SwiftShader's adapter offers shader-f16, which transformers.js needs for fp16 and q4f16 on WebGPU. */
 let shaderF16: boolean;
 const models = new Map<string, { engine: EngineModel; published: PublishedExport; reference: number[] }>();
 
 beforeAll(async () => {
   const cookie = await signUpCookie(app.url, 'export-shapes-e2e');
-  await Promise.all(EXPORT_SHAPE_NAMES.map((id) => downloadModel(app.url, cookie, id)));
+  await Promise.all(ALL_EXPORT_SHAPE_NAMES.map((id) => downloadModel(app.url, cookie, id)));
   for (const [name, model] of Object.entries(published)) {
     const { tokens } = await referenceTokens(path.join(app.dir, 'models'), model, MESSAGES, GREEDY.maxNewTokens);
     models.set(name, { engine: await engineModelFromServer(app.url, name), published: model, reference: tokens });
@@ -83,16 +88,18 @@ describe.each([
     await page?.close();
   });
 
-  it.each(EXPORT_SHAPE_NAMES)(
+  it.each(ALL_EXPORT_SHAPE_NAMES)(
     '%s gives the reference greedy tokens',
     async (name) => {
       const { engine, published, reference } = variant(name);
+      // The server derived the variant's files for its dtype, its graph among them (model_q4f16.onnx for q4f16).
+      expect(engine.files).toContain(published.files.find((file) => /^onnx\/[^/]+\.onnx$/.test(file)));
       const ready = await session.load(engine, backend);
       if (backend === 'wasm') {
         expect(ready).toMatchObject({ type: 'ready', backend: 'wasm', dtype: published.shape.dtype });
-      } else if (published.shape.dtype === 'fp16' && !shaderF16) {
-        // transformers.js refuses fp16 on a WebGPU adapter without shader-f16, and this repo has no fp32 file to
-        // take instead: the engine says so and runs on WASM (src/worker/backend.ts).
+      } else if (HALF.has(published.shape.dtype) && !shaderF16) {
+        // transformers.js refuses fp16 and q4f16 on a WebGPU adapter without shader-f16, and these repos have no
+        // fp32 or q4 file to take instead: the engine says so and runs on WASM (src/worker/backend.ts).
         expect(ready).toMatchObject({ type: 'ready', backend: 'wasm', reason: expect.stringMatching(/shader-f16/) });
       } else {
         expect(ready).toMatchObject({ type: 'ready', backend: 'webgpu', dtype: published.shape.dtype });

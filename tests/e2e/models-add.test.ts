@@ -118,12 +118,16 @@ describe('adding a model by its repo id on the Models screen', () => {
 
     // The same files loaded in Node through the proxy (the adder's catalogue lists them): the same greedy tokens.
     const session = (await page.context().cookies(app.url)).find((c) => c.name === 'mesh_session');
-    const entry = await serverEntry(app.url, 'mesh--added-chat', `mesh_session=${session?.value ?? ''}`);
-    const alone = await answerOnServerCopy(app.url, entry, path.join(app.dir, 'node'), messages, {
-      temperature: 0,
-      topP: 1,
-      maxNewTokens: 8,
-    });
+    const cookie = `mesh_session=${session?.value ?? ''}`;
+    const entry = await serverEntry(app.url, 'mesh--added-chat', cookie);
+    const alone = await answerOnServerCopy(
+      app.url,
+      entry,
+      path.join(app.dir, 'node'),
+      messages,
+      { temperature: 0, topP: 1, maxNewTokens: 8 },
+      cookie,
+    );
     expect(answer.usage.completion_tokens).toBe(alone.tokenIds.length);
     const text = answer.choices[0]?.message.content ?? '';
     expect(text.length).toBeGreaterThan(0);

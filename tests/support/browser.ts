@@ -64,7 +64,7 @@ export function launchPersistentChromium(
  * sources and the build id, so the browser test files of one run (and of later runs on unchanged sources) build the
  * client once, not once each: about 15 s a file on two cores. A file that asks while another builds the same one
  * waits for that build rather than making its own. The default build id is the one the update tests
- * (tests/e2e/offline.test.ts, tests/e2e/pwa.test.ts) first visit, so that a run builds the app twice in all: that
+ * (tests/support/offline-flow.ts, tests/e2e/pwa.test.ts) first visit, so that a run builds the app twice in all: that
  * one, and the newer build (`two`) they publish while it is open.
  */
 export async function buildClient(outDir: string, buildId = 'one'): Promise<{ workerPath: string }> {

@@ -17,11 +17,6 @@ import type { EngineMessage, EngineModel } from '../../src/shared/engine-protoco
 
 /** Every variant the generator makes. */
 export const ALL_EXPORT_SHAPE_NAMES = Object.keys(EXPORT_SHAPES) as ExportShapeName[];
-/**
- * The variants tests/e2e/export-shapes.test.ts runs in Chromium: all but q4f16, which has a Chromium test of its own
- * (tests/e2e/export-shapes-q4f16.test.ts) until the two are folded into one.
- */
-export const EXPORT_SHAPE_NAMES = ALL_EXPORT_SHAPE_NAMES.filter((name) => name !== 'q4f16');
 
 export interface PublishedExport extends ExportModel {
   id: string;
@@ -56,7 +51,7 @@ export async function publishExportShape(
 export async function publishExportShapes(
   hub: FakeHub,
   dir: string,
-  names: readonly ExportShapeName[] = EXPORT_SHAPE_NAMES,
+  names: readonly ExportShapeName[] = ALL_EXPORT_SHAPE_NAMES,
 ): Promise<{ manifestPath: string; published: Record<string, PublishedExport> }> {
   const published: Record<string, PublishedExport> = {};
   for (const name of names) published[name] = await publishExportShape(hub, dir, name);

@@ -108,7 +108,8 @@ export async function serverEntry(origin: string, id: string, cookie?: string): 
 
 /**
  * The answer an engine of this process gives on the server's copy of `entry` (the WASM dtype, through its proxy,
- * cached under `cacheDir`): the reference a peer's answer is held to.
+ * cached under `cacheDir`): the reference a peer's answer is held to. `cookie`: the session of an account whose
+ * catalogue shows the model (the proxy serves a model an account added for itself to that account alone).
  */
 export async function answerOnServerCopy(
   origin: string,
@@ -116,10 +117,15 @@ export async function answerOnServerCopy(
   cacheDir: string,
   messages: EngineMessage[],
   sampling: Sampling,
+  cookie?: string,
 ) {
   const copy = serverCopy(entry, entry.dtype.wasm);
   if (!copy) throw new Error(`${origin} holds no copy of ${entry.id}`);
-  const engine = new InferenceEngine({ modelHost: `${origin}/models/`, cacheDir });
+  const engine = new InferenceEngine({
+    modelHost: `${origin}/models/`,
+    cacheDir,
+    ...(cookie ? { headers: () => ({ cookie }) } : {}),
+  });
   try {
     await engine.load(engineModel(entry, copy), 'auto', () => {});
     return await engine.generate(messages, sampling, () => {});

@@ -52,32 +52,47 @@ export function spawnServer(
   return { child, output: () => output, exited };
 }
 
-/** Starts the server and waits for its "listening" log line. */
+/**
+ * Starts the server and waits for its "listening" log line. A server that does not say so within `timeoutMs` is
+ * killed (SIGKILL: one that has not started may not heed SIGTERM) and waited for before the start fails, so no server
+ * is left running behind a failed test. It is the server's own process, with no children (tsx registers its loader in
+ * the same process); it stays in the test runner's process group, so that Ctrl-C in the terminal reaches it, which
+ * also means that its group is not one to kill.
+ */
 export async function startServer(
   env: Record<string, string>,
   timeoutMs = 60_000,
   options: SpawnOptions = {},
 ): Promise<ServerProcess> {
   const started = spawnServer(env, options);
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`server did not start in ${timeoutMs} ms:\n${started.output()}`)),
-      timeoutMs,
-    );
-    const check = () => {
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(started.output());
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    started.child.stdout.on('data', check);
-    void started.exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening:\n${started.output()}`));
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        started.child.kill('SIGKILL');
+      }, timeoutMs);
+      const check = () => {
+        const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(started.output());
+        if (match?.[1]) resolve(match[1]);
+      };
+      started.child.stdout.on('data', check);
+      // Rejects once the process has gone, killed above or ended by itself.
+      void started.exited.then((code) =>
+        reject(
+          new Error(
+            timedOut
+              ? `server (pid ${started.child.pid}) did not start in ${timeoutMs} ms, killed:\n${started.output()}`
+              : `server exited (${code}) before listening:\n${started.output()}`,
+          ),
+        ),
+      );
     });
-  });
-  return { ...started, url };
+    return { ...started, url };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Signs in as a new guest on a running server; returns the session cookie once the write is acknowledged. */

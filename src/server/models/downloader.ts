@@ -3,7 +3,10 @@
 // the git blob id, for small non-LFS files) computed while streaming, an atomic rename only after the digest
 // matches, and resumption with Range after a restart. State lives in the database; progress in memory.
 // This is the orchestrator: the Hub (hub-client.ts), the disk (model-cache.ts), the rows (download-repository.ts),
-// one file's fetch with its retries (file-fetcher.ts) and its bytes (part-writer.ts) are each their own module.
+// what to fetch (download-plan.ts), one file's fetch with its retries (file-fetcher.ts) and its bytes
+// (part-writer.ts) are each their own module. What is left, about 300 lines, stays one class: it is the lifecycle
+// of the downloads under way, one map (`active`) that start, run, fail, status, settled, cancel, remove and close
+// all read or write, so pieces split out of it would each need that map and the modules above handed to them.
 import type { FastifyBaseLogger } from 'fastify';
 import { type DownloadDtype, DownloadDtypeSchema, type ManifestEntry } from '../../shared/schemas/models.ts';
 import type { PrismaClient } from '../db/client.ts';

@@ -1,9 +1,16 @@
 // GET /models/{owner}/{name}/resolve/{revision}/{file}: verified cached files, same-origin, in the Hub's URL
 // layout so transformers.js can use this server as its remote host. Range, ETag = sha256, immutable caching
-// for commit-pinned URLs.
+// for commit-pinned URLs. Only models of the caller's catalogue are served (docs/SECURITY.md, "The download
+// proxy"): built-in ones and those an operator added for everyone to anyone, a model an account added for itself
+// to that account's session alone (its browser's cookie, a headless peer's --token), and nothing else the cache
+// holds (a model forgotten by everyone who added it, or dropped from the catalogue).
 import send from '@fastify/send';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { RepoFilePathSchema, RepoSchema, RevisionSchema } from '../../shared/schemas/models.ts';
+import type { Env } from '../env.ts';
+import { type SessionPolicy, validateSessionToken } from '../services/session.ts';
+import { addedRepoAccess } from '../services/user-models.ts';
+import { sessionCookieName } from '../trpc/context.ts';
 
 interface Params {
   owner: string;
@@ -12,7 +19,30 @@ interface Params {
   '*': string;
 }
 
-export const modelRoutes: FastifyPluginAsync = async (app) => {
+export interface ModelRoutesOptions {
+  env: Pick<Env, 'PUBLIC_ORIGIN'>;
+  sessionPolicy: SessionPolicy;
+}
+
+export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, { env, sessionPolicy }) => {
+  const db = app.database.prisma;
+  /** The caller's account, from its session cookie (null with none, or one that is no longer valid). */
+  const viewer = async (request: FastifyRequest): Promise<string | null> => {
+    const token = request.cookies[sessionCookieName(env)];
+    return token ? ((await validateSessionToken(db, token, sessionPolicy))?.userId ?? null) : null;
+  };
+  /**
+   * Whether the caller's catalogue shows a model of `repo`: `public` for a built-in one (the bundled model among them)
+   * or one added for everyone, which anyone may have, with no database query for the built-in ones; `private` for
+   * the caller's own addition; null otherwise.
+   */
+  const access = async (request: FastifyRequest, repo: string): Promise<'public' | 'private' | null> => {
+    const lower = repo.toLowerCase();
+    if (app.models.manifest.some((entry) => entry.repo.toLowerCase() === lower)) return 'public';
+    const added = await addedRepoAccess(db, repo, () => viewer(request));
+    return added === 'everyone' ? 'public' : added === 'own' ? 'private' : null;
+  };
+
   app.get<{ Params: Params }>(
     '/models/:owner/:name/resolve/:revision/*',
     // Model files are large and fetched in many Range requests by each client: a separate, higher ceiling.
@@ -26,7 +56,9 @@ export const modelRoutes: FastifyPluginAsync = async (app) => {
           .code(400)
           .send({ error: 'BAD_MODEL_PATH', message: 'Expected /models/{owner}/{name}/resolve/{revision}/{file}' });
       }
-      const cached = await app.models.file(repo.data, revision.data, file.data);
+      // A model outside the caller's catalogue is answered as one not cached: whether it is says nothing to them.
+      const allowed = await access(request, repo.data);
+      const cached = allowed && (await app.models.file(repo.data, revision.data, file.data));
       if (!cached) {
         return reply
           .code(404)
@@ -34,7 +66,16 @@ export const modelRoutes: FastifyPluginAsync = async (app) => {
       }
       const etag = `"${cached.sha256}"`;
       reply.header('etag', etag);
-      reply.header('cache-control', cached.immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+      // An account's own model is for its browser's cache alone, never a shared cache's (a proxy or CDN in front).
+      const scope = allowed === 'private' ? 'private' : 'public';
+      reply.header(
+        'cache-control',
+        cached.immutable
+          ? `${scope}, max-age=31536000, immutable`
+          : scope === 'private'
+            ? 'private, no-cache'
+            : 'no-cache',
+      );
       reply.header('x-content-sha256', cached.sha256);
       if (request.headers['if-none-match']?.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) {
         return reply.code(304).send();

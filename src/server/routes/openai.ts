@@ -185,10 +185,16 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
         events = runChat({ env, chat: runtime, db: database.prisma, log: request.log }, who, chat, ended.signal);
         break;
       }
-      case 'mesh':
+      case 'mesh': {
+        // The address now: the records are written after the answer, when the connection may have closed.
+        const ip = request.ip;
+        const spendRecord = async () => {
+          const result = await budgets.spend('jobRecord', { ip, userId: who.userId });
+          if (!result.ok) throw OpenAIError.rateLimited(result.message, result.retryAfterMs / 1000);
+        };
         events = runMeshChat(
           gateway,
-          serviceRecorder(database.prisma, services.peers, who.userId),
+          serviceRecorder(database.prisma, services.peers, who.userId, spendRecord),
           {
             entry: target.entry,
             room: room ?? GLOBAL_ROOM,
@@ -205,6 +211,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
           ended.signal,
         );
         break;
+      }
       default: {
         const _exhaustive: never = target;
         throw _exhaustive;

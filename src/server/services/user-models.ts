@@ -109,6 +109,25 @@ export async function hiddenAddedModels(db: PrismaClient, userId: string, ids: r
   return [...new Set(rows.map((row) => row.modelId))].filter((id) => !seen.has(id));
 }
 
+/**
+ * Whether the files of `repo` (the /models route) are a model added by repo id that this caller's catalogue shows:
+ * `everyone` when an operator added it for everyone, `own` when the caller's account added it for itself, else null.
+ * `viewer` (the caller's account, from its session) is asked only when no addition for everyone settles it.
+ */
+export async function addedRepoAccess(
+  db: PrismaClient,
+  repo: string,
+  viewer: () => Promise<string | null>,
+): Promise<'everyone' | 'own' | null> {
+  const sameRepo = { equals: repo, mode: 'insensitive' } as const;
+  if (await db.userModel.findFirst({ where: { repo: sameRepo, forEveryone: true }, select: { id: true } }))
+    return 'everyone';
+  const viewerId = await viewer();
+  if (!viewerId) return null;
+  const own = await db.userModel.findFirst({ where: { repo: sameRepo, addedById: viewerId }, select: { id: true } });
+  return own ? 'own' : null;
+}
+
 /** Any added model of this id, whoever added it (resuming a download after a restart). */
 export async function anyAddedModel(db: PrismaClient, id: string): Promise<ManifestEntry | undefined> {
   const row = await db.userModel.findFirst({ where: { modelId: id }, select: SELECT });
