@@ -1,23 +1,33 @@
 // The server's footprint as a user runs it (issue 16):
 //   npx tsx bench/footprint.ts
+// Environment:
+//   BENCH_SETTLE_S=5          seconds between healthy and the idle memory reading
+//   BENCH_DURATION_S=10       seconds of signaling load (50 sockets relaying)
+//   BENCH_ROUNDS=5            join rounds (each: 2 peers, then 8 peers joining the global room at once)
+//   BENCH_PEER_PROCESSES=0    0: every werift peer in this bench process (one event loop for all); 1: each peer in a
+//                             child process of its own (bench/werift-peer-process.ts), as `npm run peer` runs them;
+//                             both: every round once each way, interleaved (an A/B under the same load)
 // Builds what is stale first (scripts/build.mjs --if-stale), then, for `npm start` and for `node scripts/start.mjs`
 // (a deployment's one process), on the embedded defaults (PGlite under a fresh DATA_DIR, in-memory Socket.IO
 // adapter) with only the per-address limits raised so that one machine can play 50 guests: time from spawn to the
 // first 200 from /api/health, resident memory of the whole process tree once idle (SETTLE_S after healthy; the first
 // start initialises the database, so it runs once before the measured one), its peak under the signaling load of
-// bench/signaling.ts (50 sockets relaying for DURATION_S), and eight headless werift peers joining the global room
-// at once (join ack to every channel open, ROUNDS rounds). Linux only (/proc).
+// bench/signaling.ts (50 sockets relaying for DURATION_S), and headless werift peers joining the global room at once
+// (join ack to every channel open, the CPU time of the peers and of the server per round, and the phases of every
+// link; bench/werift-joins.ts). Linux only (/proc). The load average is printed: on a busy machine the times say
+// little, read ratios.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, freePort } from '../tests/support/server-process.ts';
 import { RELAY_LOAD_LIMITS, drive, joinedGuestSockets, quantile, relayThroughMesh } from './relay-load.ts';
-import { PHASES, type Phases, weriftJoinRound } from './werift-joins.ts';
+import { JoinFigures, WeriftPeerProcesses, joinModes, joinRoundIn, treeCpuMs } from './werift-joins.ts';
 
 const SETTLE_S = Number(process.env.BENCH_SETTLE_S ?? 5);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const MODES = joinModes();
 
 interface Proc {
   pid: number;
@@ -107,14 +117,20 @@ async function measure(label: string, command: string[], dataDir: string) {
       },
     });
     sockets.forEach((socket) => socket.disconnect());
-    const joins: Record<number, number[]> = { 2: [], 8: [] };
-    const phases = Object.fromEntries(PHASES.map((phase) => [phase, [] as number[]])) as Phases;
-    for (let round = 0; round < ROUNDS; round++)
-      for (const count of [2, 8]) {
-        const result = await weriftJoinRound(url, count);
-        joins[count]!.push(...result.durations);
-        if (count === 8) for (const phase of PHASES) phases[phase].push(...result.phases[phase]);
-      }
+    const figures = MODES.flatMap((mode) => [new JoinFigures(2, mode), new JoinFigures(8, mode)]);
+    const loads: number[] = [];
+    const pool = MODES.includes('processes') ? await WeriftPeerProcesses.start(8) : null;
+    try {
+      for (let round = 0; round < ROUNDS; round++)
+        for (const mode of MODES)
+          for (const count of [2, 8]) {
+            loads.push(loadavg()[0]!);
+            const result = await joinRoundIn(mode, pool, url, count, () => treeCpuMs(child.pid!));
+            figures.find((f) => f.mode === mode && f.count === count)!.add(result);
+          }
+    } finally {
+      await pool?.stop();
+    }
     const afterJoins = mib(await tree(child.pid!));
     console.log(`\n${label} (${command.join(' ')})`);
     console.log(`  start to healthy: ${startSeconds.toFixed(2)} s`);
@@ -123,18 +139,11 @@ async function measure(label: string, command: string[], dataDir: string) {
     console.log(
       `  under 50 relaying sockets (${relay.perSecond.toFixed(0)} msg/s, p95 ${relay.p95.toFixed(1)} ms): peak ${peak.toFixed(0)} MiB`,
     );
-    for (const count of [2, 8]) {
-      const samples = joins[count]!;
-      const format = (ms: number) => (Number.isFinite(ms) ? `${ms.toFixed(0)} ms` : 'over 30 s');
-      console.log(
-        `  ${count} werift peers joining at once, join ack to all channels open (${samples.length} samples, ${samples.filter((ms) => !Number.isFinite(ms)).length} not all open after 30 s): p50 ${format(quantile(samples, 0.5))}, p95 ${format(quantile(samples, 0.95))}`,
-      );
-    }
-    console.log(`  phases of the 8-peer joins' links (${phases['making the offer'].length} links), p50 / p95:`);
-    for (const phase of PHASES)
-      console.log(
-        `    ${phase.padEnd(38)} ${quantile(phases[phase], 0.5).toFixed(0).padStart(5)} / ${quantile(phases[phase], 0.95).toFixed(0).padStart(5)} ms`,
-      );
+    console.log(
+      `  joins: ${ROUNDS} rounds, load average (1 min) ${Math.min(...loads).toFixed(1)} to ${Math.max(...loads).toFixed(1)}`,
+    );
+    for (const figure of figures)
+      for (const line of figure.lines(quantile, figure.count === 8)) console.log(`  ${line}`);
     console.log(`  after the joins: ${afterJoins.toFixed(0)} MiB`);
   } finally {
     if (child.exitCode === null) {

@@ -5,15 +5,18 @@
 //    target's `signal` event), against a bare Socket.IO server that relays to a socket id with no checks
 //    (bench/bare-relay-server.ts), in the same run, each server in its own process.
 // 2. Join to open: N headless Chromium pages open /rooms/global together; per page, the time from its join ack
-//    to data channels open with all N-1 others; p50/p95 for N = 2 and 8, over ROUNDS rounds.
+//    to data channels open with all N-1 others; p50/p95 for N = 2 and 8, over ROUNDS rounds; and for N = 8 the
+//    phases of every link (the phases of bench/werift-joins.ts), from each page's RTCPeerConnection, which the bench
+//    wraps in the page to note when each step happened (RECORD_LINKS below; the app is not changed).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { io } from 'socket.io-client';
 import { buildClient, launchChromium } from '../tests/support/browser.ts';
 import { startServer } from '../tests/support/server-process.ts';
 import { type RelayResult, drive, joinedGuestSockets, quantile, relayThroughMesh } from './relay-load.ts';
+import { PHASES, type Phases, emptyPhases } from './werift-joins.ts';
 
 const SOCKETS = 50;
 const WINDOW = 4;
@@ -83,10 +86,86 @@ async function relayBare(): Promise<RelayResult> {
   }
 }
 
-async function joinToOpen(peers: number): Promise<number[]> {
+/** A page's RTCPeerConnection timeline, keyed across pages by the offer's ICE username fragment. */
+interface PageLink {
+  ufrag?: string;
+  created: number;
+  offerSent?: number;
+  offerReceived?: number;
+  answerSent?: number;
+  answerReceived?: number;
+  iceConnected?: number;
+  open?: number;
+}
+
+/**
+ * Runs in each page before the app: RTCPeerConnection, as the app's PeerLink calls it, notes when each step of a
+ * connection's first negotiation happened (window.__links), as PeerLink's own timeline does for werift.
+ */
+const RECORD_LINKS = `(() => {
+  const Native = window.RTCPeerConnection;
+  const links = (window.__links = []);
+  const ufragOf = (sdp) => /a=ice-ufrag:(\\S+)/.exec(sdp)?.[1];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      const t = { created: performance.now() };
+      this.__t = t;
+      links.push(t);
+      this.addEventListener('iceconnectionstatechange', () => {
+        if (this.iceConnectionState === 'connected' || this.iceConnectionState === 'completed') t.iceConnected ??= performance.now();
+      });
+    }
+    async setLocalDescription(...args) {
+      const result = await super.setLocalDescription(...args);
+      const local = this.localDescription;
+      if (local?.type === 'offer') { this.__t.offerSent ??= performance.now(); this.__t.ufrag ??= ufragOf(local.sdp); }
+      if (local?.type === 'answer') this.__t.answerSent ??= performance.now();
+      return result;
+    }
+    setRemoteDescription(description) {
+      if (description?.type === 'offer') { this.__t.offerReceived ??= performance.now(); this.__t.ufrag ??= ufragOf(description.sdp); }
+      if (description?.type === 'answer') this.__t.answerReceived ??= performance.now();
+      return super.setRemoteDescription(description);
+    }
+    createDataChannel(...args) {
+      const channel = super.createDataChannel(...args);
+      channel.addEventListener('open', () => (this.__t.open ??= performance.now()));
+      return channel;
+    }
+  };
+})()`;
+
+/** The phases of every link of a round, from the offering page's timeline and, for the answer, the other page's. */
+function pagePhases(pages: { joinedAt: number; links: PageLink[] }[], phases: Phases): void {
+  const answering = new Map<string, PageLink>();
+  for (const { links } of pages)
+    for (const link of links) if (link.ufrag && link.offerReceived !== undefined) answering.set(link.ufrag, link);
+  for (const { joinedAt, links } of pages)
+    for (const t of links) {
+      if (t.offerSent === undefined || t.answerReceived === undefined || !t.ufrag) continue;
+      const other = answering.get(t.ufrag);
+      phases['join ack to link made'].push(t.created - joinedAt);
+      phases['making the offer'].push(t.offerSent - t.created);
+      phases['offer sent to answer back'].push(t.answerReceived - t.offerSent);
+      if (other?.answerSent !== undefined && other.offerReceived !== undefined)
+        phases['  of which the other side answering'].push(other.answerSent - other.offerReceived);
+      if (t.open !== undefined) phases['answer to channel open (ICE, DTLS, SCTP)'].push(t.open - t.answerReceived);
+      if (t.iceConnected !== undefined) {
+        phases['  of which answer to ICE connected'].push(t.iceConnected - t.answerReceived);
+        if (t.open !== undefined)
+          phases['  of which ICE connected to channel open (DTLS, SCTP)'].push(t.open - t.iceConnected);
+      }
+    }
+}
+
+async function joinToOpen(peers: number, phases: Phases = emptyPhases()): Promise<number[]> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-join-'));
   await buildClient(path.join(dir, 'dist'), 'bench');
-  const server = await startServer({ DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') });
+  const server = await startServer(
+    { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') },
+    120_000,
+  );
   const durations: number[] = [];
   try {
     for (let round = 0; round < ROUNDS; round++) {
@@ -95,7 +174,9 @@ async function joinToOpen(peers: number): Promise<number[]> {
       try {
         const pages = await Promise.all(
           Array.from({ length: peers }, async () => {
-            const page = await (await browser.newContext()).newPage();
+            const context = await browser.newContext();
+            await context.addInitScript(RECORD_LINKS);
+            const page = await context.newPage();
             await page.goto(`${server.url}/rooms`);
             return page;
           }),
@@ -117,6 +198,16 @@ async function joinToOpen(peers: number): Promise<number[]> {
           ),
         );
         durations.push(...results);
+        pagePhases(
+          (await Promise.all(
+            pages.map((page) =>
+              page.evaluate(
+                `({ joinedAt: performance.getEntriesByName('mesh:joined').at(-1).startTime, links: window.__links })`,
+              ),
+            ),
+          )) as { joinedAt: number; links: PageLink[] }[],
+          phases,
+        );
       } finally {
         await browser.close();
       }
@@ -146,10 +237,18 @@ async function relayBench() {
 
 async function joinBench() {
   for (const peers of [2, 8]) {
-    const durations = await joinToOpen(peers);
+    const phases = emptyPhases();
+    const load = loadavg()[0]!;
+    const durations = await joinToOpen(peers, phases);
     console.log(
-      `2. join → all data channels open, ${peers} pages, ${durations.length} samples: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms`,
+      `2. join → all data channels open, ${peers} pages, ${durations.length} samples: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms (load average ${load.toFixed(1)} to ${loadavg()[0]!.toFixed(1)})`,
     );
+    if (peers < 8) continue;
+    console.log(`   phases of every link (${phases['making the offer'].length} links), p50 / p95:`);
+    for (const phase of PHASES)
+      console.log(
+        `     ${phase.padEnd(54)} ${quantile(phases[phase], 0.5).toFixed(0).padStart(5)} / ${quantile(phases[phase], 0.95).toFixed(0).padStart(5)} ms`,
+      );
   }
 }
 
