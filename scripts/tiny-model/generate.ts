@@ -1,11 +1,11 @@
 // npm run model:generate -- --out DIR [--layers 2] [--hidden 64] [--heads 4] [--intermediate 4*hidden]
-//                            [--positions 512] [--vocab 259..935] [--seed 1]
+//                            [--positions 512] [--vocab 259..935] [--seed 1] [--format fp32|q8|q4]
 // Writes a deterministic tiny Llama-architecture model (random weights, byte-level tokenizer) that
 // transformers.js loads. For the benchmark model: --layers 8 --hidden 512 --heads 8 (about 25M parameters).
 import { parseArgs } from 'node:util';
 import { buildTokenizer } from './tokenizer.ts';
 import { type TinyConfig, randomWeights } from './weights.ts';
-import { writeModel } from './write-model.ts';
+import { GRAPH_FILE, type PlainFormat, writeModel } from './write-model.ts';
 
 export interface GenerateOptions {
   layers?: number;
@@ -16,6 +16,8 @@ export interface GenerateOptions {
   seed?: number;
   /** Vocabulary size: 259 (bytes + 3 specials) plus letter-pair merges, up to 259 + 676. */
   vocab?: number;
+  /** How the graph stores its weights, and so its file name (write-model.ts GRAPH_FILE); default fp32. */
+  format?: PlainFormat;
 }
 
 const BASE_VOCAB = 256 + 3;
@@ -57,7 +59,7 @@ export async function generateRandomModel(dir: string, options: GenerateOptions 
     options.maxPositions ?? 512,
   );
   const weights = randomWeights(tinyConfig(options, tokenizer.vocabSize));
-  await writeModel(dir, weights, tokenizer);
+  await writeModel(dir, weights, tokenizer, options.format);
   return { weights, tokenizer };
 }
 
@@ -72,10 +74,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       positions: { type: 'string' },
       seed: { type: 'string' },
       vocab: { type: 'string' },
+      format: { type: 'string' },
     },
   });
   if (!values.out) {
     console.error('Usage: npm run model:generate -- --out DIR [--layers N --hidden N --heads N --seed N]');
+    process.exit(2);
+  }
+  if (values.format !== undefined && !Object.hasOwn(GRAPH_FILE, values.format)) {
+    console.error(`--format must be one of ${Object.keys(GRAPH_FILE).join(', ')}`);
     process.exit(2);
   }
   const num = (value: string | undefined) => (value === undefined ? undefined : Number(value));
@@ -87,6 +94,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     maxPositions: num(values.positions),
     seed: num(values.seed),
     vocab: num(values.vocab),
+    format: values.format as PlainFormat | undefined,
   });
   const c = weights.config;
   const params =

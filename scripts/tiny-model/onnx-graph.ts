@@ -5,7 +5,7 @@
 // `GraphOptions.weights` writes the weights as real exports' other dtypes do (export-shapes.ts); the default is
 // the float32 graph every other model here uses.
 import onnxProto, { type onnx } from 'onnx-proto';
-import { Q4_BLOCK, quantizeQ4, toHalf } from './quantize.ts';
+import { Q4_BLOCK, quantizeQ4, quantizeQ8, toHalf } from './quantize.ts';
 import { type TinyWeights, kvWidth, ropeTables } from './weights.ts';
 
 // onnx-proto is CommonJS: its namespace arrives on the default export.
@@ -26,6 +26,14 @@ class GraphBuilder {
     const name = output ?? `${opType.toLowerCase()}_${this.count++}`;
     this.nodes.push({ opType, input: inputs, output: [name], name: `${name}_node`, attribute: attributes, domain });
     return name;
+  }
+
+  /** A node with `count` outputs; returns their names. */
+  outputs(opType: string, inputs: string[], count: number): string[] {
+    const base = `${opType.toLowerCase()}_${this.count++}`;
+    const names = Array.from({ length: count }, (_, i) => `${base}_${i}`);
+    this.nodes.push({ opType, input: inputs, output: names, name: `${base}_node`, attribute: [] });
+    return names;
   }
 
   tensor(name: string, dataType: number, data: ArrayBufferView, dims: number[]): string {
@@ -71,24 +79,39 @@ function dynamicInput(name: string, elemType: number, dims: string[]): onnx.IVal
  * other weights float16, the KV cache and logits float16, as q4 files converted to float16 are).
  */
 export type WeightFormat = 'fp32' | 'fp16' | 'q4' | 'q4f16';
+/**
+ * The formats a graph can be written in: those above, and `q8` (model_quantized.onnx, as onnxruntime's dynamic
+ * quantisation writes transformers.js' q8 files: every projection and the LM head as DynamicQuantizeLinear on the
+ * activations, MatMulInteger against int8 weights with one scale each, then the two scales; the rest float32). q8
+ * quantises the activations at run time, so it has no float reference forward pass; the benchmarks use it for speed.
+ */
+export type GraphFormat = WeightFormat | 'q8';
 
 /** Formats whose KV cache and logits are float16. */
-export const HALF_FORMATS: readonly WeightFormat[] = ['fp16', 'q4f16'];
+export const HALF_FORMATS: readonly GraphFormat[] = ['fp16', 'q4f16'];
 /** Formats whose projections go through com.microsoft MatMulNBits. */
-const NBITS_FORMATS: readonly WeightFormat[] = ['q4', 'q4f16'];
+const NBITS_FORMATS: readonly GraphFormat[] = ['q4', 'q4f16'];
 
 export interface GraphOptions {
-  weights?: WeightFormat;
+  weights?: GraphFormat;
 }
 
 /** Weight storage for one format: a float32 tensor name for `weight`, and `x @ W` for `linear`. */
-function weightStore(g: GraphBuilder, format: WeightFormat) {
+function weightStore(g: GraphBuilder, format: GraphFormat) {
   const weight = (name: string, data: Float32Array, dims: number[]) => {
     if (!HALF_FORMATS.includes(format)) return g.floats(name, data, dims);
     const half = g.tensor(name, DataType.FLOAT16, toHalf(data), dims);
     return g.op('Cast', [half], [int('to', DataType.FLOAT)]);
   };
   const linear = (x: string, name: string, data: Float32Array, k: number, n: number, output?: string) => {
+    if (format === 'q8') {
+      const q = quantizeQ8(data);
+      const quantized = g.tensor(`${name}.quantized`, DataType.INT8, q.values, [k, n]);
+      const zero = g.tensor(`${name}.zero_point`, DataType.INT8, new Int8Array(1), []);
+      const [xq, xScale, xZero] = g.outputs('DynamicQuantizeLinear', [x], 3) as [string, string, string];
+      const product = g.op('Cast', [g.op('MatMulInteger', [xq, quantized, xZero, zero])], [int('to', DataType.FLOAT)]);
+      return g.op('Mul', [product, g.op('Mul', [xScale, g.scalar(`${name}.scale`, q.scale)])], [], output);
+    }
     if (!NBITS_FORMATS.includes(format)) return g.op('MatMul', [x, weight(name, data, [k, n])], [], output);
     const q = quantizeQ4(data, k, n);
     const packed = g.tensor(`${name}.qweight`, DataType.UINT8, q.packed, [n, q.blocks, Q4_BLOCK / 2]);

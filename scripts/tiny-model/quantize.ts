@@ -98,3 +98,20 @@ export function dequantizeQ4({ packed, scales, blocks }: Q4Weight, k: number, n:
   }
   return w;
 }
+
+export interface Q8Weight {
+  /** The [K, N] matrix in int8, row-major as the float32 one. */
+  values: Int8Array;
+  scale: number;
+}
+
+/**
+ * Symmetric 8-bit quantisation of a whole matrix with one scale, as onnxruntime's dynamic quantisation writes the
+ * weights of transformers.js' q8 files (`model_quantized.onnx`): q = round(w / scale), scale = max|w| / 127.
+ */
+export function quantizeQ8(w: Float32Array): Q8Weight {
+  let max = 0;
+  for (const value of w) max = Math.max(max, Math.abs(value));
+  const scale = Math.fround(max / 127) || 1;
+  return { values: Int8Array.from(w, (value) => Math.max(-127, Math.min(127, Math.round(value / scale)))), scale };
+}

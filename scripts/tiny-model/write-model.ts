@@ -1,5 +1,5 @@
 // Writes a tiny model directory in the layout transformers.js loads: config.json, generation_config.json,
-// tokenizer.json, tokenizer_config.json, onnx/model.onnx.
+// tokenizer.json, tokenizer_config.json, onnx/model.onnx (or the q8 or q4 graph: onnx/model_quantized.onnx, ...).
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildGraph } from './onnx-graph.ts';
@@ -35,7 +35,24 @@ export function modelConfig(weights: TinyWeights, tokenizer: TokenizerFiles): Re
   };
 }
 
-export async function writeModel(dir: string, weights: TinyWeights, tokenizer: TokenizerFiles): Promise<void> {
+/**
+ * The formats this layout holds (onnx-graph.ts): those with a float32 cache and logits, which need nothing more in
+ * config.json (float16 ones are written by export-shapes.ts, with their `transformers.js_config`). Each with its
+ * file name as transformers.js asks for its dtype (utils/dtypes.js DEFAULT_DTYPE_SUFFIX_MAPPING).
+ */
+export const GRAPH_FILE = {
+  fp32: 'onnx/model.onnx',
+  q8: 'onnx/model_quantized.onnx',
+  q4: 'onnx/model_q4.onnx',
+} as const;
+export type PlainFormat = keyof typeof GRAPH_FILE;
+
+export async function writeModel(
+  dir: string,
+  weights: TinyWeights,
+  tokenizer: TokenizerFiles,
+  format: PlainFormat = 'fp32',
+): Promise<void> {
   const c = weights.config;
   if (tokenizer.vocabSize !== c.vocab) throw new Error(`vocab ${c.vocab} != tokenizer's ${tokenizer.vocabSize}`);
   const eos = tokenizer.specialIds['<|im_end|>'];
@@ -46,5 +63,5 @@ export async function writeModel(dir: string, weights: TinyWeights, tokenizer: T
   await json('generation_config.json', { bos_token_id: pad, eos_token_id: eos, pad_token_id: pad, do_sample: false });
   await json('tokenizer.json', tokenizer.tokenizer);
   await json('tokenizer_config.json', tokenizer.tokenizerConfig);
-  await writeFile(path.join(dir, 'onnx', 'model.onnx'), buildGraph(weights));
+  await writeFile(path.join(dir, GRAPH_FILE[format]), buildGraph(weights, { weights: format }));
 }

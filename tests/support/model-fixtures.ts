@@ -5,6 +5,7 @@ import path from 'node:path';
 import { type FakeHub, bufferContent } from '../../scripts/fake-hub.ts';
 import { type GenerateOptions, generateRandomModel } from '../../scripts/tiny-model/generate.ts';
 import type { TinyWeights } from '../../scripts/tiny-model/weights.ts';
+import { GRAPH_FILE, type PlainFormat } from '../../scripts/tiny-model/write-model.ts';
 import { loadNanoModel } from '../../src/server/models/bundled.ts';
 import type { EngineMessage, EngineModel, Sampling } from '../../src/shared/engine-protocol.ts';
 import { engineModel, serverCopy } from '../../src/shared/model-flow.ts';
@@ -42,20 +43,22 @@ export async function publishModels(
     contextLength?: number;
     /** List no files: the server derives them as transformers.js picks them, as it does for the built-in Hub models. */
     derived?: boolean;
+    /** The graph's format, and so the dtype the catalogue gives both backends (default fp32). */
+    format?: PlainFormat;
   }[],
 ): Promise<{ manifestPath: string; published: Record<string, PublishedModel> }> {
   const published: Record<string, PublishedModel> = {};
   const entries = [];
-  for (const { id, options, from, contextLength, derived } of models) {
+  for (const { id, options, from, contextLength, derived, format = 'fp32' } of models) {
     const local = from ?? path.join(dir, id);
-    const weights = from ? null : (await generateRandomModel(local, options)).weights;
+    const weights = from ? null : (await generateRandomModel(local, { ...options, format })).weights;
     const repo = `mesh/${id}`;
+    const files = MODEL_FILES.map((f) => (f === GRAPH_FILE.fp32 ? GRAPH_FILE[format] : f));
+    const dtype = { webgpu: format, wasm: format };
     const { commit } = await hub.addRepo(
       repo,
       Object.fromEntries(
-        await Promise.all(
-          MODEL_FILES.map(async (f) => [f, bufferContent(await readFile(path.join(local, f)))] as const),
-        ),
+        await Promise.all(files.map(async (f) => [f, bufferContent(await readFile(path.join(local, f)))] as const)),
       ),
     );
     const context = contextLength ?? options?.maxPositions ?? 512;
@@ -64,8 +67,8 @@ export async function publishModels(
         id,
         repo,
         revision: commit,
-        dtype: { webgpu: 'fp32', wasm: 'fp32' },
-        files: MODEL_FILES,
+        dtype,
+        files,
         contextLength: context,
       },
       weights,
@@ -77,10 +80,10 @@ export async function publishModels(
       repo,
       revision: 'main',
       task: 'text-generation',
-      dtype: { webgpu: 'fp32', wasm: 'fp32' },
+      dtype,
       contextLength: context,
       license: 'mit',
-      ...(derived ? {} : { files: MODEL_FILES.map((p) => ({ path: p })) }),
+      ...(derived ? {} : { files: files.map((p) => ({ path: p })) }),
     });
   }
   const manifestPath = path.join(dir, 'manifest.json');
