@@ -1,12 +1,13 @@
 // npx tsx scripts/pipeline/split.ts --model DIR/onnx/model.onnx (--stages N | --boundaries 2,4)
 //                                   [--out DIR/onnx] [--external-data] [--cut LAYER=TENSOR ...]
 // Cuts a whole-model ONNX export (weights inline or external) at the residual stream between layers into stage
-// graphs with their own weights, and writes them with a stages.json manifest (docs/pipeline.md).
+// graphs with their own weights, and writes them with a stages.json manifest (docs/pipeline.md). The splitter itself
+// lives in src/peer/splitter/ (the headless peer cuts stages with it too).
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readOnnx } from './onnx-file.ts';
-import { countLayers, evenBoundaries, splitModel } from './split-graph.ts';
-import { writeStages } from './stage-files.ts';
+import { readOnnx } from '../../src/peer/splitter/onnx-file.ts';
+import { countLayers, evenBoundaries, splitModel } from '../../src/peer/splitter/split-graph.ts';
+import { writeStages } from '../../src/peer/splitter/stage-files.ts';
 
 const { values } = parseArgs({
   options: {

@@ -6,8 +6,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import onnxProto from 'onnx-proto';
-import { evenBoundaries, splitModel, type StageGraph } from '../pipeline/split-graph.ts';
-import { type StageManifest, writeStages } from '../pipeline/stage-files.ts';
+import { evenBoundaries, splitModel, type StageGraph } from '../../src/peer/splitter/split-graph.ts';
+import { type StageManifest, writeStages } from '../../src/peer/splitter/stage-files.ts';
 import { type GenerateOptions, generateRandomModel } from './generate.ts';
 import { buildGraph } from './onnx-graph.ts';
 import type { TinyWeights } from './weights.ts';

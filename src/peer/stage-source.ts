@@ -5,9 +5,9 @@
 import { access, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { freemem } from 'node:os';
 import path from 'node:path';
-import { countLayers, splitModel } from '../../scripts/pipeline/split-graph.ts';
-import { readOnnx } from '../../scripts/pipeline/onnx-file.ts';
-import { STAGE_MANIFEST, type StageManifest, writeStages } from '../../scripts/pipeline/stage-files.ts';
+import { countLayers, splitModel } from './splitter/split-graph.ts';
+import { readOnnx } from './splitter/onnx-file.ts';
+import { STAGE_MANIFEST, type StageManifest, writeStages } from './splitter/stage-files.ts';
 import { type LayerRange, PIPE_LIMITS } from '../shared/pipeline/pipe-protocol.ts';
 import type { StageSource } from '../shared/pipeline/stage-server.ts';
 import { StageRunner } from '../shared/pipeline/stage-runner.ts';

@@ -1,5 +1,5 @@
 // A model's stage files as its repo describes them: `stages.json` beside the stage graphs (written by
-// scripts/pipeline/stage-files.ts), read where a stage is loaded from the server's /models/ route or the device
+// src/peer/splitter/stage-files.ts), read where a stage is loaded from the server's /models/ route or the device
 // cache (docs/pipeline.md, "Stage files"). Environment-neutral.
 import { z } from 'zod';
 import { RepoFilePathSchema } from '../schemas/models.ts';
