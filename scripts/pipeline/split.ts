@@ -5,6 +5,7 @@
 // lives in src/peer/splitter/ (the headless peer cuts stages with it too).
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { graphVersion } from '../../src/peer/splitter/graph-digest.ts';
 import { readOnnx } from '../../src/peer/splitter/onnx-file.ts';
 import { countLayers, evenBoundaries, splitModel } from '../../src/peer/splitter/split-graph.ts';
 import { writeStages } from '../../src/peer/splitter/stage-files.ts';
@@ -36,6 +37,10 @@ const cuts = Object.fromEntries(
 );
 const stages = splitModel(model, { boundaries, cuts });
 const out = values.out ?? path.dirname(values.model);
-const manifest = await writeStages(out, stages, { externalData: values['external-data'] });
+// The manifest names the graph its stages were cut from, so peers tell them from stages of other weights.
+const manifest = await writeStages(out, stages, {
+  externalData: values['external-data'],
+  source: await graphVersion(values.model),
+});
 for (const stage of manifest.stages)
   console.log(`${path.join(out, stage.file)}: layers ${stage.layers[0]}..${stage.layers[1] - 1}`);
