@@ -23,7 +23,7 @@ import type { Page } from 'playwright-core';
 import { buildClient, launchChromium, workerSession } from '../tests/support/browser.ts';
 import { nanoEngineModel, publishModels } from '../tests/support/model-fixtures.ts';
 import { downloadModel, signUpCookie, startServer } from '../tests/support/server-process.ts';
-import { promptIds as chatPromptIds } from '../src/worker/chat-template.ts';
+import { promptIds as chatPromptIds } from '../src/shared/chat-template.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 /** SwiftShader runs WebGPU on the CPU, slowly: a shorter answer is enough to check the tokens. */

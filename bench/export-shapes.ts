@@ -3,11 +3,15 @@
 // generation time; download through the real server process from the fake Hub (files derived as transformers.js
 // picks them); in Node, the engine's load time, time to first token and the memory of a fresh process that only
 // loads the model and answers (RSS before loading, after the answer, and its peak); in headless Chromium, the
-// worker's load time and time to first token on WASM and on WebGPU (SwiftShader), a fresh worker each.
+// worker's load time and time to first token on WASM and on WebGPU (SwiftShader), a fresh worker each, in a fresh
+// browser context, and the memory the worker adds to its page's renderer process (a dedicated worker runs there):
+// the renderer's RSS with the page loaded, then its peak (VmHWM) once the worker has answered. WebGPU buffers live in
+// the GPU process and are not counted.
 import { fork } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Browser } from 'playwright-core';
 import { FakeHub } from '../scripts/fake-hub.ts';
 import { EXPORT_SHAPES, type ExportShapeName, writeExportModel } from '../scripts/tiny-model/export-shapes.ts';
 import type { EngineMessage, EngineModel } from '../src/shared/engine-protocol.ts';
@@ -31,6 +35,20 @@ const MESSAGES: EngineMessage[] = [
 ];
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 16 };
 const MB = 1024 * 1024;
+const mb = (n: number) => (n / MB).toFixed(0);
+
+/** Process ids of Chromium's renderer processes (CDP SystemInfo.getProcessInfo). */
+async function renderers(browser: Browser): Promise<number[]> {
+  const session = await browser.newBrowserCDPSession();
+  try {
+    const { processInfo } = (await session.send('SystemInfo.getProcessInfo')) as {
+      processInfo: { type: string; id: number }[];
+    };
+    return processInfo.filter((info) => info.type === 'renderer').map((info) => info.id);
+  } finally {
+    await session.detach();
+  }
+}
 
 interface NodeFigures {
   loadMs: number;
@@ -40,8 +58,8 @@ interface NodeFigures {
   peak: number;
 }
 
-async function status(): Promise<{ rss: number; peak: number }> {
-  const text = await readFile('/proc/self/status', 'utf8');
+async function status(pid: number | 'self' = 'self'): Promise<{ rss: number; peak: number }> {
+  const text = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(text)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), peak: kb('VmHWM') };
 }
@@ -112,19 +130,27 @@ async function main() {
           cells.push('not run');
           continue;
         }
-        const page = await browser.newPage();
+        const renderersBefore = await renderers(browser);
+        const context = await browser.newContext();
+        const page = await context.newPage();
         await page.goto(server.url);
+        const renderer = (await renderers(browser)).find((pid) => !renderersBefore.includes(pid));
+        const pageOnly = renderer ? await status(renderer) : null;
         const run = await runWorker(page, built.workerPath, engineModel, backend, MESSAGES, GREEDY);
-        await page.close();
+        const withWorker = renderer ? await status(renderer) : null;
+        await context.close();
         if (run.ready.type !== 'ready' || run.complete?.type !== 'complete') {
           cells.push(`failed: ${JSON.stringify(run.ready)}`);
           continue;
         }
         const on =
           backend === 'auto' && run.ready.backend !== 'webgpu' ? ` (${run.ready.backend}: ${run.ready.reason})` : '';
-        cells.push(`${run.ready.loadMs} ms / ${Math.round(run.complete.ttftMs)} ms${on}`);
+        const memory =
+          pageOnly && withWorker
+            ? `, renderer ${mb(pageOnly.rss)} → peak ${mb(withWorker.peak)} MiB`
+            : ', renderer not found';
+        cells.push(`${run.ready.loadMs} ms / ${Math.round(run.complete.ttftMs)} ms${memory}${on}`);
       }
-      const mb = (n: number) => (n / MB).toFixed(0);
       console.log(
         `| ${name} (${model.shape.dtype}) | ${model.files.length} (${(bytes / MB).toFixed(2)} MiB) | ${Math.round(generation[name] ?? 0)} ms | ${Math.round(downloadMs)} ms | ${node.loadMs} ms | ${Math.round(node.ttftMs)} ms | ${mb(node.rssBefore)} → ${mb(node.rssAfter)} MiB (${mb(node.peak)}) | ${cells.join(' | ')} |`,
       );

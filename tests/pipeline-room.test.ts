@@ -26,7 +26,7 @@ import type { PipelineReadout } from '../src/shared/pipeline/room-pipeline.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { publishModels } from './support/model-fixtures.ts';
 import { ROOT, type ServerProcess, startServer } from './support/server-process.ts';
-import { promptIds } from '../src/worker/chat-template.ts';
+import { promptIds } from '../src/shared/chat-template.ts';
 
 const MODEL = 'pipeline-tiny';
 const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };

@@ -30,7 +30,7 @@ import { StageRunner } from '../src/shared/pipeline/stage-runner.ts';
 import type { StageSession } from '../src/shared/pipeline/stage-session.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { publishModels } from './support/model-fixtures.ts';
-import { promptIds as chatPromptIds } from '../src/worker/chat-template.ts';
+import { promptIds as chatPromptIds } from '../src/shared/chat-template.ts';
 
 const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };
 const PROMPTS = ['Hello there, how are you?', 'Tell me a long story about the sea and the ships upon it.'];

@@ -165,7 +165,8 @@ export class HeadlessPeer {
         this.options.onEnded?.("The server ended this peer's session (logged out or revoked)");
     });
     // werift speaks the standard RTCPeerConnection API this project uses; with no ICE servers configured it
-    // gathers host candidates only (werift's own default would ask a public STUN server).
+    // gathers host candidates only (patches/werift+0.24.4.patch: werift itself would ask Google's STUN server, see
+    // README.md, "Connecting peers: STUN and TURN").
     const createPeerConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
       new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
     this.room = new MeshRoom(socket, this.options.room, iceServers, createPeerConnection, this.node, {

@@ -29,7 +29,7 @@ import type {
   Sampling,
 } from '../shared/engine-protocol.ts';
 import { type BackendPlan, type GpuLike, browserGpu, planBackend } from './backend.ts';
-import { endTokens, promptIds } from './chat-template.ts';
+import { endTokens, promptIds } from '../shared/chat-template.ts';
 import { SeededSampler } from './sampling.ts';
 import { type StreamedToken, TokenStreamer } from './token-streamer.ts';
 

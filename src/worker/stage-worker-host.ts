@@ -13,7 +13,7 @@ import {
   type StageWorkerReply,
   StageWorkerRequestSchema,
 } from '../shared/pipeline/stage-worker-protocol.ts';
-import { stageTokenizers } from './stage-tokenizer.ts';
+import { stageTokenizers } from '../shared/pipeline/stage-tokenizer.ts';
 import { openWebStage } from './web-stage-session.ts';
 
 /** The Cache API cache the app saves model files to (src/client/lib/device-cache.ts), under their /models/ URLs. */

@@ -18,7 +18,7 @@ import { buildClient, launchChromium } from '../support/browser.ts';
 import type { PageJob, PageStages } from '../support/pipeline-page.ts';
 import { type ServerProcess, downloadModel, signUpCookie, startServer } from '../support/server-process.ts';
 import { publishStagedModel, stagePageBundle } from '../support/stage-fixtures.ts';
-import { promptIds } from '../../src/worker/chat-template.ts';
+import { promptIds } from '../../src/shared/chat-template.ts';
 
 const OPTIONS = { layers: 4, hidden: 64, heads: 4, seed: 23, vocab: 400, maxPositions: 160 };
 const ID = 'staged-tiny';

@@ -1,6 +1,7 @@
 // A /v1 chat on a catalogue model: the job goes to a peer of the room that shares it, through the server's
 // requester member there (mesh-gateway.ts) and the one mesh answer there is (src/shared/mesh/mesh-answer.ts), and
-// comes back as the same events a provider's chat yields, so the route writes both the same way.
+// comes back as the same events a provider's chat yields, so the route writes both the same way. A model nobody
+// there shares whole but whose layers a chain of stage peers holds runs as a pipeline job (pipeline-chat.ts).
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import { type JobRecorder, type MeshAnswer, askMesh } from '../../shared/mesh/mesh-answer.ts';
@@ -16,6 +17,8 @@ import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from
 import { OpenAIError } from './errors.ts';
 import { CONNECTING_WAIT_MS, type MeshGateway, settle } from './mesh-gateway.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
+import { type PipelineRecorder, answerOnPipeline } from './pipeline-chat.ts';
+import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
 
 /** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
 const BUSY_BACKOFF_MS = 1000;
@@ -30,6 +33,11 @@ export interface MeshChat {
   admitted: () => void;
   /** Marks the end of a phase before the first token (the route's Server-Timing): member, slot, offer, token. */
   phase?: (name: string) => void;
+  /**
+   * What a pipeline job needs, for a model nobody in the room shares whole but whose layers stage peers host
+   * (pipeline-chat.ts); without it such a model is refused as one nobody shares.
+   */
+  pipeline?: { tokenizer: PipelineTokenizer; recorder: PipelineRecorder };
 }
 
 /** One ask's job records, written once `ready` settles (serviceRecorder). */
@@ -139,14 +147,25 @@ async function* answerOnMesh(
     );
   });
   const node = member.node;
-  let ref = node && sharedRef(node.list(), chat.entry.id);
-  if (node && !ref) {
-    await settle(member, () => sharedRef(node.list(), chat.entry.id) !== null, CONNECTING_WAIT_MS);
-    ref = sharedRef(node.list(), chat.entry.id);
+  const whole = () => (node ? sharedRef(node.list(), chat.entry.id) : null);
+  // Else a chain of stage peers holding every layer, which the server runs as a pipeline job (pipeline-chat.ts).
+  const chained = () => Boolean(chat.pipeline && node?.pipelines.chain(chat.entry.id));
+  let ref = whole();
+  if (node && !ref && !chained()) {
+    await settle(member, () => whole() !== null || chained(), CONNECTING_WAIT_MS);
+    ref = whole();
+  }
+  if (node && !ref && chat.pipeline && chained()) {
+    phase('member');
+    yield* answerOnPipeline(gateway, member, { ...chat, ...chat.pipeline, started, phase }, signal);
+    return;
   }
   if (!node || !ref) {
+    const staged = node?.list().some((peer) => peer.capabilities?.pipeline?.model === chat.entry.id);
     throw OpenAIError.unavailable(
-      `No peer in room ${chat.room} shares ${chat.entry.id} right now: open it in the app or run \`npm run peer -- --room ${chat.room} --model ${chat.entry.id}\`, then try again`,
+      staged
+        ? `No peer in room ${chat.room} shares ${chat.entry.id} right now, and no chain of its stage peers there holds every layer: add a stage peer (\`npm run peer -- --room ${chat.room} --model ${chat.entry.id} --stage auto\`), then try again`
+        : `No peer in room ${chat.room} shares ${chat.entry.id} right now: open it in the app or run \`npm run peer -- --room ${chat.room} --model ${chat.entry.id}\`, then try again`,
       5,
     );
   }

@@ -19,6 +19,7 @@ import type { PrismaClient } from '../db/client.ts';
 import { GLOBAL_ROOM } from '../services/room.ts';
 import { type SessionPolicy, createSession } from '../services/session.ts';
 import { DEFAULT_JOB_SERVER_OPTIONS } from '../../shared/mesh/job-server.ts';
+import { MAX_JOBS_PER_REQUESTER } from '../../shared/pipeline/stage-server.ts';
 import type { ModelRef } from '../../shared/peer-protocol.ts';
 import { OpenAIError } from './errors.ts';
 import { SlotQueue } from './slot-queue.ts';
@@ -65,7 +66,7 @@ interface Member {
   ready: Promise<HeadlessPeer>;
   usedAt: number;
   running: number;
-  /** Jobs waiting for or holding a place at the peers, per model file. */
+  /** Jobs waiting for or holding a place at the peers, per model file (and per pipeline model). */
   queues: Map<string, SlotQueue>;
   unsubscribe: () => void;
 }
@@ -113,14 +114,29 @@ export class MeshGateway {
    * one requester (each peer's own cap, DEFAULT_JOB_SERVER_OPTIONS), the rest wait in order.
    */
   queue(peer: HeadlessPeer, model: ModelRef): SlotQueue {
-    const member = [...this.members.values()].find((candidate) => candidate.peer === peer);
     const node = peer.node;
     const capacity = () => (node?.requester.rank(model).length ?? 0) * DEFAULT_JOB_SERVER_OPTIONS.perPeerOutstanding;
+    return this.queueOf(peer, model.sha256, capacity);
+  }
+
+  /**
+   * Where `peer`'s pipeline jobs on `model` (docs/pipeline.md) wait their turn: as many run at once as each stage
+   * peer opens from one requester (MAX_JOBS_PER_REQUESTER: a chain runs every job on each of its peers), while the
+   * room has a chain covering every layer; the rest wait in order.
+   */
+  pipelineQueue(peer: HeadlessPeer, model: string): SlotQueue {
+    const node = peer.node;
+    const capacity = () => (node?.pipelines.chain(model) ? MAX_JOBS_PER_REQUESTER : 0);
+    return this.queueOf(peer, `pipeline\u0000${model}`, capacity);
+  }
+
+  private queueOf(peer: HeadlessPeer, key: string, capacity: () => number): SlotQueue {
+    const member = [...this.members.values()].find((candidate) => candidate.peer === peer);
     if (!member) return new SlotQueue(capacity);
-    let queue = member.queues.get(model.sha256);
+    let queue = member.queues.get(key);
     if (!queue) {
       queue = new SlotQueue(capacity);
-      member.queues.set(model.sha256, queue);
+      member.queues.set(key, queue);
     }
     return queue;
   }

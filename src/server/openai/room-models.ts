@@ -1,6 +1,8 @@
 // What GET /v1/models lists from the mesh: the catalogue models that peers share now in the rooms a key's account
-// can ask (the global room and the rooms it has joined), read from the signaling layer's presence (every node's
-// sockets, through the Socket.IO adapter), so listing joins no room.
+// can ask (the global room and the rooms it has joined), and those a chain of stage peers there can run as a
+// pipeline (docs/pipeline.md, "Asking from /v1"), read from the signaling layer's presence (every node's sockets,
+// through the Socket.IO adapter), so listing joins no room.
+import { type StageHostView, stageChain } from '../../shared/pipeline/chain.ts';
 import type { PrismaClient } from '../db/client.ts';
 import { type MeshNamespace, roomKey } from '../socket/mesh.handlers.ts';
 import { GLOBAL_ROOM } from '../services/room.ts';
@@ -33,4 +35,31 @@ export async function sharedModels(mesh: MeshNamespace, rooms: readonly string[]
     }
   }
   return shared;
+}
+
+/**
+ * Model ids whose every layer a chain of sharing stage peers in one of `rooms` holds or can load now (the chain the
+ * server's member would find there, stageChain), each with the rooms where one does. Presence has no round trips,
+ * so the chain may differ from the member's; it covers the layers all the same.
+ */
+export async function pipelineModels(mesh: MeshNamespace, rooms: readonly string[]): Promise<Map<string, string[]>> {
+  const found = new Map<string, string[]>();
+  if (rooms.length === 0) return found;
+  const sockets = await mesh.in(rooms.map(roomKey)).fetchSockets();
+  for (const room of rooms) {
+    const hosts = new Map<string, StageHostView[]>();
+    for (const socket of sockets) {
+      const pipeline = socket.data.capabilities[room]?.pipeline;
+      if (!pipeline || !socket.data.capabilities[room]?.sharing || !socket.rooms.has(roomKey(room))) continue;
+      hosts.set(pipeline.model, [
+        ...(hosts.get(pipeline.model) ?? []),
+        { peerId: socket.data.peerId, rttMs: null, pipeline },
+      ]);
+    }
+    for (const [model, views] of hosts) {
+      if (!stageChain(views)) continue;
+      found.set(model, [...(found.get(model) ?? []), room]);
+    }
+  }
+  return found;
 }

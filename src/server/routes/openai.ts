@@ -16,7 +16,9 @@ import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import type { AppServices } from '../trpc/context.ts';
 import { meshRoomOf, meshSampling, runMeshChat, serviceRecorder } from '../openai/mesh-chat.ts';
 import type { MeshGateway } from '../openai/mesh-gateway.ts';
-import { roomsOf, sharedModels } from '../openai/room-models.ts';
+import { pipelineModels, roomsOf, sharedModels } from '../openai/room-models.ts';
+import { pipelineRecorder } from '../openai/pipeline-chat.ts';
+import { serverTokenizers } from '../openai/pipeline-tokenizer.ts';
 import { addedModelFor, addedModelIds } from '../openai/added-models.ts';
 import type { MeshNamespace } from '../socket/mesh.handlers.ts';
 import { Phases } from '../openai/phases.ts';
@@ -42,6 +44,8 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
   // trusted for a minute without a query (src/server/services/api-keys.ts); a shared PostgreSQL is asked every time.
   if (database.kind === 'pglite') trustVerifiedApiKeys(database.prisma);
   const started = Math.floor(Date.now() / 1000);
+  // Pipeline jobs' tokenizers, from the server's model cache (openai/pipeline-tokenizer.ts).
+  const tokenizers = serverTokenizers(app.models.file);
 
   async function spend(request: FastifyRequest, name: BudgetName, userId?: string): Promise<void> {
     const result = await budgets.spend(name, { ip: request.ip, userId });
@@ -101,9 +105,15 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
 
   app.get('/models', async (request) => {
     const who = await caller(request);
-    const shared = await sharedModels(mesh(), await roomsOf(database.prisma, who.userId, LISTED_ROOMS));
+    const rooms = await roomsOf(database.prisma, who.userId, LISTED_ROOMS);
+    const [shared, staged] = await Promise.all([sharedModels(mesh(), rooms), pipelineModels(mesh(), rooms)]);
     const own = new Set(gateway.ownModels());
     const builtin = app.models.manifest.filter((entry) => shared.has(entry.id) || own.has(entry.id)).map((e) => e.id);
+    // Catalogue models nobody shares whole in those rooms, whose layers a chain of stage peers holds: they answer as
+    // pipeline jobs (openai/pipeline-chat.ts), in the rooms where a chain does.
+    const pipelines = app.models.manifest
+      .filter((entry) => staged.has(entry.id) && !shared.has(entry.id) && !own.has(entry.id))
+      .map((entry) => entry.id);
     // Models added by repo id, where a peer shares them in one of the key's rooms: there they answer any member
     // (openai/added-models.ts). Ids no catalogue knows, a peer's own claim, are not listed.
     const listedIds = new Set(builtin);
@@ -121,6 +131,13 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
           // The server's own (SERVE_MODELS) or the mesh's; `rooms` says where to send X-Mesh-Room.
           owned_by: own.has(id) ? 'server' : 'mesh',
           rooms: shared.get(id) ?? [GLOBAL_ROOM],
+        })),
+        ...pipelines.map((id) => ({
+          id,
+          object: 'model' as const,
+          created: started,
+          owned_by: 'mesh-pipeline',
+          rooms: staged.get(id) ?? [GLOBAL_ROOM],
         })),
         ...listModels({ providers }, started),
       ],
@@ -180,6 +197,10 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             sampling: jobSampling ?? meshSampling(sampling),
             admitted: admitted ?? (() => {}),
             phase: (name) => phases.mark(name),
+            pipeline: {
+              tokenizer: tokenizers(target.entry),
+              recorder: pipelineRecorder(database.prisma, services.peers, who.userId, request.log),
+            },
           },
           ended.signal,
         );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ChainHost, findChain } from './chain.ts';
+import { type StageHostView, stageChain } from './chain.ts';
 import { type LayerRange, stageFingerprint } from './pipe-protocol.ts';
 
 const V1 = '1'.repeat(64);
@@ -11,7 +11,7 @@ async function host(
   version: string,
   holds: LayerRange[],
   options: { files?: string; rttMs?: number; anyRange?: boolean; freeMemoryMb?: number } = {},
-): Promise<ChainHost> {
+): Promise<StageHostView> {
   const fingerprints = await Promise.all(
     holds.map(async (layers) => ({
       layers,
@@ -36,15 +36,15 @@ async function host(
   };
 }
 
-describe('findChain', () => {
+describe('stageChain', () => {
   it('chains stages of one model version, never a stage of another version with them', async () => {
     const first = await host('a', V1, [[0, 2]]);
     const other = await host('other', V2, [[2, 4]]);
     // Layers 2-4 exist only in another version of the model: no chain.
-    expect(findChain([first, other])).toBeNull();
+    expect(stageChain([first, other])).toBeNull();
     // The same layers of the same version: chained, and the other version's stage is still left out.
     const same = await host('same', V1, [[2, 4]], { rttMs: 500 });
-    expect(findChain([first, other, same])).toEqual([
+    expect(stageChain([first, other, same])).toEqual([
       { peerId: 'a', layers: [0, 2] },
       { peerId: 'same', layers: [2, 4] },
     ]);
@@ -56,7 +56,7 @@ describe('findChain', () => {
       await host('v1-a', V1, [[0, 2]]),
       await host('v1-b', V1, [[2, 4]]),
     ];
-    expect(findChain(hosts)?.map((s) => s.peerId)).toEqual(['v1-a', 'v1-b']);
+    expect(stageChain(hosts)?.map((s) => s.peerId)).toEqual(['v1-a', 'v1-b']);
   });
 
   it('leaves out a stage whose fingerprint disagrees with the one most peers give for the same layers', async () => {
@@ -64,9 +64,9 @@ describe('findChain', () => {
     // The odd one out is the nearest, so it would be chosen were its files those of the others.
     const odd = await host('odd', V1, [[2, 4]], { files: 'f', rttMs: 1 });
     const right = [await host('b', V1, [[2, 4]], { rttMs: 50 }), await host('c', V1, [[2, 4]], { rttMs: 60 })];
-    expect(findChain([first, odd, ...right])?.map((s) => s.peerId)).toEqual(['a', 'b']);
+    expect(stageChain([first, odd, ...right])?.map((s) => s.peerId)).toEqual(['a', 'b']);
     // Between two peers that disagree neither prevails: the nearest is taken, as before fingerprints.
-    expect(findChain([first, odd, right[0]!])?.map((s) => s.peerId)).toEqual(['a', 'odd']);
+    expect(stageChain([first, odd, right[0]!])?.map((s) => s.peerId)).toEqual(['a', 'odd']);
   });
 
   it('plans over peers that cut any range of the same version only', async () => {
@@ -75,7 +75,7 @@ describe('findChain', () => {
       await host('y', V2, [], { anyRange: true, freeMemoryMb: 2 }),
       await host('z', V1, [], { anyRange: true, freeMemoryMb: 2 }),
     ];
-    const chain = findChain(cutters);
+    const chain = stageChain(cutters);
     expect(chain?.map((s) => s.layers)).toEqual([
       [0, 2],
       [2, 4],

@@ -1,27 +1,32 @@
-// Finding a chain of peers whose stages cover a model (docs/pipeline.md, "The requester"), from what the room's
-// peers advertise: pure, so the requester (room-pipeline.ts) and the tests call it alike. Stages are chained only
-// with stages of the same model version, and a stage whose fingerprint disagrees with the one most peers give for
-// the same layers is left out (docs/pipeline.md#stage-fingerprints).
+// Which peers can run a model's layers one after another (docs/pipeline.md, "The requester"): pure, over what each
+// peer says of its stages, so the room's requester (room-pipeline.ts, its peers' links) and the server's listing of
+// what a room can run (src/server/openai/room-models.ts, its signaling presence) find the same chain. Stages are
+// chained only with stages of the same model version, and a stage whose fingerprint disagrees with the one most
+// peers give for the same layers is left out (docs/pipeline.md#stage-fingerprints).
 import type { LayerRange, PipelineCapability } from './pipe-protocol.ts';
 import { planStages } from './plan.ts';
-import type { StagePlacement } from './room-pipeline.ts';
 
-/** A peer hosting stages of the model, as the requester sees it. */
-export interface ChainHost {
+export interface StageHostView {
   peerId: string;
+  /** Round trip to this peer; null when unknown (presence, or no ping yet): it sorts after known ones. */
   rttMs: number | null;
   pipeline: PipelineCapability;
+}
+
+export interface StagePlacement {
+  peerId: string;
+  layers: LayerRange;
 }
 
 const sameRange = (a: LayerRange, b: LayerRange) => a[0] === b[0] && a[1] === b[1];
 
 /**
- * A chain of distinct peers among `hosts` covering every layer: stages held now (longest stages first: every hop
- * adds a round trip per token); else a plan (planStages: memory and speed) over peers that can cut any range
- * (`--stage auto` with the whole model); else stage files peers can load. One model version at a time, the most
- * widely held first: stages of other weights never meet in a chain.
+ * A chain of distinct peers covering every layer of the model `hosts` host stages of: stages held now (longest
+ * stages first: every hop adds a round trip per token); else a plan (planStages: memory and speed) over peers that
+ * can cut any range (`--stage auto` with the whole model); else stage files peers can load. One model version at a
+ * time, the most widely held first: stages of other weights never meet in a chain. Null when none covers.
  */
-export function findChain(hosts: readonly ChainHost[]): StagePlacement[] | null {
+export function stageChain(hosts: readonly StageHostView[]): StagePlacement[] | null {
   const peersOf = (version: string) => hosts.filter((h) => h.pipeline.version === version);
   const versions = [...new Set(hosts.map((h) => h.pipeline.version))];
   versions.sort((a, b) => peersOf(b).length - peersOf(a).length);
@@ -32,7 +37,7 @@ export function findChain(hosts: readonly ChainHost[]): StagePlacement[] | null 
   return null;
 }
 
-function chainOf(hosts: readonly ChainHost[]): StagePlacement[] | null {
+function chainOf(hosts: readonly StageHostView[]): StagePlacement[] | null {
   const layers = hosts[0]?.pipeline.layers;
   if (!layers) return null;
   // The same layers of the same version should be the same files: a stage whose fingerprint is not the one most

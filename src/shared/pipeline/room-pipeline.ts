@@ -11,13 +11,10 @@ import type { FrameWire } from './frame-wire.ts';
 import type { PipelineJob } from './job.ts';
 import { jobFrameWire } from './job-wire.ts';
 import type { LayerRange, PipelineCapability } from './pipe-protocol.ts';
-import { findChain } from './chain.ts';
+import { type StagePlacement, stageChain } from './chain.ts';
 import { PipelineJobError, type PipelineRequest, PipelineRequester } from './pipeline-requester.ts';
 
-export interface StagePlacement {
-  peerId: string;
-  layers: LayerRange;
-}
+export type { StagePlacement };
 
 export interface PipelineReadout {
   jobId: string;
@@ -107,7 +104,7 @@ export class RoomPipeline {
    * files; one model version's stages only), none of `skipUsers`' peers nor of an excluded user's.
    */
   chain(model: string, skipUsers?: ReadonlySet<string>): StagePlacement[] | null {
-    return findChain(this.hosts(model, skipUsers));
+    return stageChain(this.hosts(model, skipUsers));
   }
 
   /** Runs a job on the room's stages, yielding each token; a stage's peer leaving is taken over by another. */

@@ -36,7 +36,7 @@ interface ServedJob {
 /** Jobs open on this peer at once, from all requesters together. */
 const MAX_JOBS = 16;
 /** Jobs one requester may have open here at once (the rest stay for the room's other requesters). */
-const MAX_JOBS_PER_REQUESTER = 4;
+export const MAX_JOBS_PER_REQUESTER = 4;
 /**
  * How long a job's open waits for the frame channel to a peer it names: it opens just after the link, and a link
  * between two peers that just joined can take seconds on a loaded machine.

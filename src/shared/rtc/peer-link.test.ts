@@ -74,6 +74,24 @@ function unreachableCandidates(signal: LinkSignal): LinkSignal {
   };
 }
 
+describe('werift with no ICE servers configured', () => {
+  it("asks no STUN server (werift 0.24.4 asked Google's anyway, which patches/werift+0.24.4.patch removes)", async () => {
+    // shinyoshiaki/werift-webrtc#691: the fallback made every link wait for a name lookup and a STUN answer, up to
+    // 5 s each, even with `ICE_SERVERS=[]`; README.md, "Connecting peers: STUN and TURN".
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    pc.createDataChannel('probe');
+    await pc.setLocalDescription(await pc.createOffer());
+    expect(pc.iceTransports.map((transport) => transport.connection.stunServer)).toEqual([undefined]);
+    await pc.close();
+
+    const configured = new RTCPeerConnection({ iceServers: [{ urls: 'stun:127.0.0.1:3478' }] });
+    configured.createDataChannel('probe');
+    await configured.createOffer();
+    expect(configured.iceTransports.map((transport) => transport.connection.stunServer)).toEqual([['127.0.0.1', 3478]]);
+    await configured.close();
+  });
+});
+
 describe('PeerLink without a route', () => {
   it('opens with the default STUN servers configured, whether they answer or cannot be reached', async () => {
     const [a, b] = pairOf(DEFAULT_ICE_SERVERS);

@@ -1,18 +1,19 @@
-// The tokenizer of a model a page asks for as a pipeline job (docs/pipeline.md, "Asking from the chat"): the page
-// holds no stage of that model and no engine for it, yet needs the prompt's token ids (the chat template applied)
-// and the answer's text. Its files are read as stage files are (the device's model cache, else the server's
-// /models/ route), not through transformers.js' own loader: that one reads global settings the engine sets for the
-// model it loads, which may be another model at the same time.
+// The tokenizer of a model asked as a pipeline job (docs/pipeline.md, "Asking from the chat", "Asking from /v1"):
+// the requester holds no stage of that model and no engine for it, yet needs the prompt's token ids (the chat
+// template applied) and the answer's text. Environment-neutral: the files come through a reader, the device's model
+// cache or the server's /models/ route in the app's worker (src/worker/stage-worker-host.ts), the server's verified
+// model cache on the server (src/server/openai/pipeline-tokenizer.ts). Not through transformers.js' own loader: that
+// one reads global settings the engine sets for the model it loads, which may be another model at the same time.
 import * as transformers from '@huggingface/transformers';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
-import type { EngineMessage } from '../shared/engine-protocol.ts';
-import { endTokens, promptIds } from './chat-template.ts';
+import type { EngineMessage } from '../engine-protocol.ts';
+import { endTokens, promptIds } from '../chat-template.ts';
 
 /** Tokenizers kept per worker (each a few MiB for a real vocabulary). */
 const KEPT = 4;
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
-/** Reads a model file; `pinned`: its URL names a commit (a copy in the device's cache is the file). */
+/** Reads a model file; `pinned`: its URL names a commit (a copy kept anywhere is the file). */
 export type ReadModelFile = (url: string, pinned: boolean) => Promise<Uint8Array>;
 /** A model's files: the URL they sit under (ending in `/`), and whether it names a commit. */
 export interface ModelFiles {

@@ -2,7 +2,7 @@
 // template and the generation prompt (transformers.js types `apply_chat_template` loosely; this is the shape it
 // returns here), and the tokens that end an answer.
 import type { PreTrainedTokenizer } from '@huggingface/transformers';
-import type { EngineMessage } from '../shared/engine-protocol.ts';
+import type { EngineMessage } from './engine-protocol.ts';
 
 export function promptIds(tokenizer: PreTrainedTokenizer, messages: EngineMessage[]): number[] {
   const { input_ids: ids } = tokenizer.apply_chat_template(messages, {
