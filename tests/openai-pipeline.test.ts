@@ -207,6 +207,15 @@ describe('a model whose layers stage peers host, over /v1', () => {
     expect(record.createdAt.getTime()).toBeLessThanOrEqual(firstChunkAt);
   }, 120_000);
 
+  it('refuses a prompt longer than the model’s context with 400 context_length_exceeded, before any stage runs', async () => {
+    const tooLong = { ...greedy, messages: [{ role: 'user' as const, content: 'the sea and the ships '.repeat(400) }] };
+    const refused = await client.chat.completions.create(tooLong).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(refusal(refused)).toMatchObject({ status: 400, code: 'context_length_exceeded' });
+    expect(refusal(refused).message).toMatch(/fill pipeline-api's context of 1024/);
+    expect(stages.map((peer) => peer.node?.stages.outstanding())).toEqual([0, 0]);
+  });
+
   it('ends the job on both stage peers when the client aborts mid-stream, and records it cancelled', async () => {
     const controller = new AbortController();
     const stream = await client.chat.completions.create(

@@ -4,19 +4,22 @@
 // tokens onnxruntime-node's stages give; each run takes the engine gate as mesh work, so local work holding the
 // gate holds the stages (docs/pipeline.md, "Browser stages"). Chromium: tests/e2e/pipeline-browser.test.ts.
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PreTrainedTokenizer } from '@huggingface/transformers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateStagedModel } from '../scripts/tiny-model/stages.ts';
 import { rng } from '../scripts/tiny-model/weights.ts';
 import { openOrtStage } from '../src/peer/ort-stage-session.ts';
+import type { EngineMessage } from '../src/shared/engine-protocol.ts';
 import { EngineGate } from '../src/shared/mesh/engine-gate.ts';
 import { inProcessPipeline } from '../src/shared/pipeline/in-process.ts';
 import type { StageSession } from '../src/shared/pipeline/stage-session.ts';
-import { type StageWorkerPort, openWorkerStage } from '../src/shared/pipeline/worker-stage-session.ts';
+import { type StageWorkerPort, openWorkerStage, workerTokenizer } from '../src/shared/pipeline/worker-stage-session.ts';
+import { promptIds } from '../src/shared/chat-template.ts';
 import { createStageWorkerHost } from '../src/worker/stage-worker-host.ts';
 
 const REPO = 'mesh/tiny-stages';
@@ -139,6 +142,45 @@ describe('the stage worker host on onnxruntime-web', () => {
     await pipeline.close();
     await Promise.all(web.map((s) => s.release()));
   }, 120_000);
+
+  it("fits a long conversation to the model's context as the engine does (the pipeline requester's tokenizer)", async () => {
+    const tokenizer = workerTokenizer(workerPort(), model);
+    const history: EngineMessage[] = [{ role: 'system', content: 'Be brief.' }];
+    for (let i = 0; i < 6; i++)
+      history.push(
+        { role: 'user', content: `question ${i} ${'x'.repeat(12)}` },
+        { role: 'assistant', content: `answer ${i}` },
+      );
+    history.push({ role: 'user', content: 'last one' });
+    // The same tokenizer in Node, read from the model's files as the worker reads them.
+    const read = async (name: string) => JSON.parse(await readFile(path.join(dir, name), 'utf8')) as object;
+    const node = new PreTrainedTokenizer(await read('tokenizer.json'), await read('tokenizer_config.json'));
+    const context = OPTIONS.maxPositions;
+    const whole = await tokenizer.tokenize(history);
+    expect(whole.ids).toEqual(promptIds(node, history));
+    expect(whole.ids.length + 16).toBeGreaterThan(context);
+    expect(whole.fitted).toBeUndefined();
+
+    const fitted = await tokenizer.tokenize(history, { context, maxNewTokens: 16 });
+    const trimmed = fitted.fitted?.trimmed ?? 0;
+    // Whole turns left out, the oldest first, the system prompt kept; no more than needed.
+    expect(trimmed).toBeGreaterThan(0);
+    expect(trimmed % 2).toBe(0);
+    expect(fitted.ids).toEqual(promptIds(node, [history[0]!, ...history.slice(1 + trimmed)]));
+    expect(fitted.ids.length + 16).toBeLessThanOrEqual(context);
+    expect(promptIds(node, [history[0]!, ...history.slice(1 + trimmed - 2)]).length + 16).toBeGreaterThan(context);
+    expect(fitted.fitted?.maxNewTokens).toBe(16);
+
+    // A last message that leaves less room than asked: the answer gets what is left.
+    const long: EngineMessage[] = [{ role: 'user', content: '7'.repeat(context - 50) }];
+    const clipped = await tokenizer.tokenize(long, { context, maxNewTokens: 64 });
+    expect(clipped.fitted?.maxNewTokens).toBe(context - promptIds(node, long).length);
+    expect(clipped.fitted?.maxNewTokens).toBeLessThan(64);
+    // One that leaves no room: refused with the engine's code.
+    await expect(
+      tokenizer.tokenize([{ role: 'user', content: '7'.repeat(context) }], { context, maxNewTokens: 16 }),
+    ).rejects.toMatchObject({ code: 'CONTEXT_OVERFLOW', message: expect.stringMatching(/holds 128 tokens/) });
+  }, 60_000);
 
   it('refuses what it cannot do, with a code', async () => {
     const port = workerPort();

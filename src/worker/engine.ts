@@ -29,7 +29,7 @@ import type {
   Sampling,
 } from '../shared/engine-protocol.ts';
 import { type BackendPlan, type GpuLike, browserGpu, planBackend } from './backend.ts';
-import { endTokens, promptIds } from '../shared/chat-template.ts';
+import { ContextOverflowError, type FittedPrompt, endTokens, fitPrompt } from '../shared/chat-template.ts';
 import { SeededSampler } from './sampling.ts';
 import { type StreamedToken, TokenStreamer } from './token-streamer.ts';
 
@@ -80,8 +80,6 @@ interface Loaded {
   eos: Set<number>;
 }
 
-/** Below this many tokens of room for an answer, refusing is clearer than a clipped reply. */
-const MIN_ANSWER_TOKENS = 8;
 const PROGRESS_INTERVAL_MS = 100;
 
 const BACKEND_NAME: Record<Backend, string> = { webgpu: 'WebGPU', wasm: 'WASM', cpu: 'the CPU (onnxruntime-node)' };
@@ -258,28 +256,16 @@ export class InferenceEngine {
     await this.reset();
   }
 
-  /** Chat template, then the oldest turns dropped until prompt and answer fit the context. */
-  private fitPrompt(loaded: Loaded, messages: EngineMessage[], maxNewTokens: number) {
+  /** Chat template, then the oldest turns dropped until prompt and answer fit the context (fitPrompt). */
+  private fitPrompt(loaded: Loaded, messages: EngineMessage[], maxNewTokens: number): FittedPrompt {
     const context = loaded.info.contextLength;
-    const system = messages[0]?.role === 'system' ? messages.slice(0, 1) : [];
-    let rest = messages.slice(system.length);
-    let trimmed = 0;
-    for (;;) {
-      const ids = promptIds(loaded.tokenizer, [...system, ...rest]);
-      if (ids.length + maxNewTokens <= context) return { ids, trimmed, maxNewTokens };
-      if (rest.length > 1) {
-        // Drop whole turns: many chat templates insist on user/assistant alternation.
-        do {
-          rest = rest.slice(1);
-          trimmed++;
-        } while (rest.length > 1 && rest[0]?.role !== 'user');
-        continue;
-      }
-      const room = context - ids.length;
-      if (room >= Math.min(MIN_ANSWER_TOKENS, maxNewTokens)) return { ids, trimmed, maxNewTokens: room };
+    try {
+      return fitPrompt(loaded.tokenizer, messages, { context, maxNewTokens });
+    } catch (error) {
+      if (!(error instanceof ContextOverflowError)) throw error;
       throw new EngineError(
         'CONTEXT_OVERFLOW',
-        `This message is ${ids.length} tokens long and ${loaded.info.model} holds ${context} tokens of context: shorten it to leave room for an answer`,
+        `This message is ${error.promptTokens} tokens long and ${loaded.info.model} holds ${context} tokens of context: shorten it to leave room for an answer`,
       );
     }
   }

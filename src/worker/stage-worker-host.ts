@@ -13,6 +13,7 @@ import {
   type StageWorkerReply,
   StageWorkerRequestSchema,
 } from '../shared/pipeline/stage-worker-protocol.ts';
+import { ContextOverflowError } from '../shared/chat-template.ts';
 import { stageTokenizers } from '../shared/pipeline/stage-tokenizer.ts';
 import { openWebStage } from './web-stage-session.ts';
 
@@ -160,8 +161,16 @@ export function createStageWorkerHost(options: StageWorkerOptions, post: (reply:
         return { type: 'stage-released', requestId };
       }
       case 'stage-tokenize': {
-        const { ids, eos } = await tokenizers.tokenize(modelBase(request.model), request.messages).catch(loadFailed);
-        return { type: 'stage-tokens', requestId, ids, eos };
+        const tokens = await tokenizers
+          .tokenize(modelBase(request.model), request.messages, request.fit)
+          .catch((error: unknown) => {
+            if (!(error instanceof ContextOverflowError)) return loadFailed(error);
+            throw new StageWorkerError(
+              'CONTEXT_OVERFLOW',
+              `This message is ${error.promptTokens} tokens long and the model holds ${error.context} tokens of context: shorten it to leave room for an answer`,
+            );
+          });
+        return { type: 'stage-tokens', requestId, ...tokens };
       }
       case 'stage-detokenize': {
         const text = await tokenizers.detokenize(modelBase(request.model), request.ids).catch(loadFailed);

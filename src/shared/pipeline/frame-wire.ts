@@ -19,13 +19,27 @@ export interface FrameWire {
 /** Buffered bytes above which a sender waits (a data channel's buffer is the sender's memory). */
 export const FRAME_HIGH_WATER_BYTES = 1024 * 1024;
 
-/** Sends `frame`, first waiting for the wire to drain below half the high-water mark if it is above it. */
-export async function sendFrame(wire: FrameWire, frame: Uint8Array, highWater = FRAME_HIGH_WATER_BYTES) {
-  if (wire.bufferedAmount() > highWater) {
-    await new Promise<void>((resolve) => wire.onceBelow(highWater / 2, resolve));
+/**
+ * Sends `frame`, first waiting for the wire to drain below half the high-water mark if it is above it. `signal`
+ * gives the frame up (false, nothing sent): the receiver is being replaced, and one that stopped reading would
+ * keep the wait, and every frame after it, forever.
+ */
+export async function sendFrame(
+  wire: FrameWire,
+  frame: Uint8Array,
+  highWater = FRAME_HIGH_WATER_BYTES,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  if (wire.bufferedAmount() > highWater && !signal?.aborted) {
+    await new Promise<void>((resolve) => {
+      wire.onceBelow(highWater / 2, resolve);
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
   }
+  if (signal?.aborted) return false;
   if (!wire.isOpen()) throw new Error('the wire closed');
   wire.send(frame);
+  return true;
 }
 
 export interface MemoryWireOptions {

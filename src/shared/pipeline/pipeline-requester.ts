@@ -1,7 +1,7 @@
 // The requester's side of a pipeline job: the prompt goes to the first stage in chunks (each stage starts on a
 // chunk as soon as the previous stage hands it on, so stages work at once on a long prefill), the last stage sends
 // back the sampled token, and each token goes round again as the next step's input (docs/pipeline.md).
-import { type Frame, FrameError, decodeFrame, encodeFrame, rowsPerFrame } from './frame.ts';
+import { type Frame, FrameError, decodeFrame, encodeFrame, frameRows, rowsPerFrame } from './frame.ts';
 import { FrameLog } from './frame-log.ts';
 import { type FrameWire, sendFrame } from './frame-wire.ts';
 
@@ -38,7 +38,11 @@ export class PipelineRequester {
   /** What went to the first stage, for its replacement; and the position of the last token each job received. */
   private readonly log = new FrameLog();
   private readonly sampled = new Map<string, number>();
+  /** Positions each job's frames to the first stage cover, as queued (sent or waiting to be). */
+  private readonly queuedTo = new Map<string, number>();
   private outgoing: Promise<void> = Promise.resolve();
+  /** Aborted when the first stage is replaced: a frame waiting for the old one's buffer to drain is given up. */
+  private leaving = new AbortController();
 
   constructor(
     private toFirst: FrameWire,
@@ -58,9 +62,18 @@ export class PipelineRequester {
     return this.sampled.get(jobId) ?? 0;
   }
 
+  /** Positions of `jobId` handed to the first stage so far (queued to send: a full buffer may hold them). */
+  queuedPosition(jobId: string): number {
+    return this.queuedTo.get(jobId) ?? 0;
+  }
+
   /** Sends to `wire` from now on (the first stage was replaced), replaying each running job first (StageHost.redirect). */
   redirect(wire: FrameWire, upTo: (jobId: string) => Promise<number>): Promise<void> {
+    // A frame stuck behind the old first stage's full buffer would hold this redirect forever: it is given up, and
+    // the replay sends it (it is in the log).
+    this.leaving.abort();
     const done = this.outgoing.then(async () => {
+      this.leaving = new AbortController();
       this.toFirst = wire;
       for (const jobId of this.log.jobIds()) {
         if (!this.waiters.has(jobId)) continue;
@@ -107,6 +120,7 @@ export class PipelineRequester {
       this.waiters.delete(jobId);
       this.log.drop(jobId);
       this.sampled.delete(jobId);
+      this.queuedTo.delete(jobId);
     }
   }
 
@@ -139,10 +153,11 @@ export class PipelineRequester {
   /** Sends after whatever is being sent (a replay included), to whichever first stage is current then. */
   private send(frame: Frame): Promise<void> {
     this.log.record(frame);
+    this.queuedTo.set(frame.jobId, frame.position + frameRows(frame));
     const sent = this.outgoing.then(async () => {
       const wire = this.toFirst;
       try {
-        await sendFrame(wire, encodeFrame(frame));
+        await sendFrame(wire, encodeFrame(frame), undefined, this.leaving.signal);
       } catch (error) {
         // The first stage is gone: its replacement gets this frame from the log (redirect).
         if (wire.isOpen()) throw error;

@@ -11,6 +11,7 @@ import type { FrameWire } from './frame-wire.ts';
 import type { PipelineJob } from './job.ts';
 import { jobFrameWire } from './job-wire.ts';
 import type { LayerRange, PipelineCapability } from './pipe-protocol.ts';
+import { stalledStage } from './stall.ts';
 import { type StagePlacement, stageChain } from './chain.ts';
 import { PipelineJobError, type PipelineRequest, PipelineRequester } from './pipeline-requester.ts';
 
@@ -57,20 +58,33 @@ interface Running {
   /** Replacements under way, and a stall probe under way (neither starts a probe meanwhile). */
   replacements: number;
   probing: boolean;
-  /** When the job last moved: a token, or a replacement done. */
+  /** When the job last moved: a token, a replacement done, or positions a probe found advanced. */
   movedAt: number;
+  /** The job's positions end to end the last probe found since then (stall.ts). */
+  seen: (number | null)[] | null;
+  /** Peers found stalled on this job: not asked again to take a stage of it. */
+  stalled: Set<string>;
 }
 
 export interface RoomPipelineTiming {
   /** No answer to a control message within this: the peer is taken as gone. */
   replyMs: number;
-  /** No token for this long: each stage is asked how far it got, and the one that stalled is replaced. */
+  /**
+   * No token, and no stage's position moving, for this long: the stage the job waits on is replaced. Stages are
+   * asked how far they got from half of it on (a long prefill moves their positions, not the tokens).
+   */
   stallMs: number;
   /** A stage that does not answer that question within this has stalled. */
   probeMs: number;
 }
 
 const sameRange = (a: LayerRange, b: LayerRange) => a[0] === b[0] && a[1] === b[1];
+
+/** A neighbour that did not answer during a failover (stalled or gone too) is replaced in turn. */
+const unanswered = (error: unknown): null => {
+  if (error instanceof PipelineJobError && (error.code === 'TIMEOUT' || error.code === 'NO_CHANNEL')) return null;
+  throw error;
+};
 
 export class RoomPipeline {
   private readonly running = new Map<string, Running>();
@@ -146,6 +160,8 @@ export class RoomPipeline {
       replacements: 0,
       probing: false,
       movedAt: performance.now(),
+      seen: null,
+      stalled: new Set(),
     };
     this.running.set(jobId, run);
     let tokensOut = 0;
@@ -153,11 +169,11 @@ export class RoomPipeline {
     const watchdog = setInterval(() => this.watch(run), Math.max(50, this.timing.stallMs / 4));
     try {
       for await (const token of requester.generate({ ...request, jobId })) {
-        run.movedAt = performance.now();
+        this.moved(run);
         if (tokensOut++ === 0) firstAt = performance.now();
         yield token;
         // The time the caller takes with a token is not the stages' time.
-        run.movedAt = performance.now();
+        this.moved(run);
       }
       const seconds = (performance.now() - firstAt) / 1000;
       request.onReadout?.({
@@ -190,7 +206,8 @@ export class RoomPipeline {
     if (message.type !== 'pipe:failed') return;
     const run = this.running.get(message.jobId);
     const index = run?.stages.findIndex((s) => s.peerId === peerId) ?? -1;
-    if (!run || index < 0) return;
+    // A stalled peer told to close may still fail what reaches it before it hears: it is being replaced.
+    if (!run || index < 0 || run.stalled.has(peerId)) return;
     run.requester.fail(
       run.jobId,
       new PipelineJobError(message.code, `stage ${index} (${run.stages[index]?.name}): ${message.message}`),
@@ -217,33 +234,53 @@ export class RoomPipeline {
       )
       .finally(() => {
         run.replacements--;
-        run.movedAt = performance.now();
+        this.moved(run);
       });
   }
 
+  private moved(run: Running): void {
+    run.movedAt = performance.now();
+    run.seen = null;
+  }
+
+  /** `peerId` stopped working on `run`: another peer takes its stage, and it is told to close the job. */
+  private stalledPeer(run: Running, peerId: string): void {
+    run.stalled.add(peerId);
+    this.replaceLater(run, peerId);
+    void this.send(peerId, { type: 'pipe:close', jobId: run.jobId });
+  }
+
   /**
-   * No token for `stallMs`: each stage says how far its cache goes. One that does not answer within `probeMs`, or
-   * the first that is behind the stage before it, has stalled: it is replaced as if it had left, and told to close.
-   * (A first stage that answers but computes nothing is not told apart from a slow one.)
+   * No token for half of `stallMs`: each stage says how far its cache goes (`pipe:status`), probe after probe. While
+   * any position moves (a long prefill: chunks run through the stages before the first token) the job is moving.
+   * When none has moved for `stallMs`, the stage the job waits on (`stalledStage`) has stalled: it is replaced as if
+   * it had left, and told to close. A probe not answered within `probeMs` counts as no move.
    */
   private watch(run: Running): void {
-    if (run.replacements > 0 || run.probing || performance.now() - run.movedAt < this.timing.stallMs) return;
+    if (run.replacements > 0 || run.probing || performance.now() - run.movedAt < this.timing.stallMs / 2) return;
     run.probing = true;
+    const stages = [...run.stages];
     void Promise.all(
-      run.stages.map((s) =>
+      stages.map((s) =>
         this.ask(s.peerId, { type: 'pipe:status', jobId: run.jobId }, this.timing.probeMs)
           .then((reply) => (reply.type === 'pipe:position' ? reply.position : null))
           .catch(() => null),
       ),
     ).then((positions) => {
       run.probing = false;
-      run.movedAt = performance.now();
-      if (!this.running.has(run.jobId)) return;
-      const stalled = positions.findIndex((p, i) => p === null || (i > 0 && p < (positions[i - 1] ?? 0)));
-      const peer = run.stages[stalled]?.peerId;
-      if (!peer) return;
-      this.replaceLater(run, peer);
-      void this.send(peer, { type: 'pipe:close', jobId: run.jobId });
+      // A token, a replacement or the job's end meanwhile: these positions are not the job's now.
+      if (!this.running.has(run.jobId) || run.replacements > 0 || stages.some((s, i) => run.stages[i] !== s)) return;
+      const chain = [run.requester.queuedPosition(run.jobId), ...positions, run.requester.sampledPosition(run.jobId)];
+      const seen = run.seen;
+      run.seen = chain;
+      if (!seen) return;
+      if (chain.some((p, i) => p !== seen[i])) {
+        run.movedAt = performance.now();
+        return;
+      }
+      if (performance.now() - run.movedAt < this.timing.stallMs) return;
+      const peer = stages[stalledStage(chain)]?.peerId;
+      if (peer) this.stalledPeer(run, peer);
     });
   }
 
@@ -256,7 +293,12 @@ export class RoomPipeline {
     const after = run.stages[k + 1];
     const holds = (p: PipelineCapability) => p.holds.some((r) => sameRange(r, lost.layers));
     const candidates = this.hosts(run.model)
-      .filter((h) => !used.has(h.peerId) && (run.version === undefined || h.pipeline.version === run.version))
+      .filter(
+        (h) =>
+          !used.has(h.peerId) &&
+          !run.stalled.has(h.peerId) &&
+          (run.version === undefined || h.pipeline.version === run.version),
+      )
       .filter(
         (h) => holds(h.pipeline) || h.pipeline.anyRange || h.pipeline.loadable.some((r) => sameRange(r, lost.layers)),
       )
@@ -281,20 +323,34 @@ export class RoomPipeline {
     run.failovers.push(failover);
     run.onFailover?.(failover);
     // The stage after the lost one takes the replacement's output and says how far it got; the one before replays
-    // into the replacement, rebuild-only up to there (docs/pipeline.md#failover).
-    let upTo: number;
+    // into the replacement, rebuild-only up to there (docs/pipeline.md#failover). A neighbour that does not answer
+    // has stalled (or left) too: it is replaced next. The stage after it then holds nothing to count on (the
+    // replacement passes everything on, kept for that neighbour's replacement); the one before it is replaced
+    // with this replacement as its next stage.
+    let upTo = 0;
     if (!after) {
       run.requester.setFromLast(jobFrameWire(into, run.jobId));
       upTo = run.requester.sampledPosition(run.jobId);
     } else {
-      const reply = await this.ask(after.peerId, { type: 'pipe:upstream', jobId: run.jobId, from: chosen.peerId });
-      if (reply.type !== 'pipe:position') throw this.failure(reply, k + 1, after.name);
-      upTo = reply.position;
+      const reply = await this.ask(after.peerId, {
+        type: 'pipe:upstream',
+        jobId: run.jobId,
+        from: chosen.peerId,
+      }).catch(unanswered);
+      if (!reply) this.stalledPeer(run, after.peerId);
+      else if (reply.type !== 'pipe:position') throw this.failure(reply, k + 1, after.name);
+      else upTo = reply.position;
     }
     if (!before) await run.requester.redirect(into, () => Promise.resolve(upTo));
     else {
-      const reply = await this.ask(before.peerId, { type: 'pipe:redirect', jobId: run.jobId, to: chosen.peerId, upTo });
-      if (reply.type !== 'pipe:redirected') throw this.failure(reply, k - 1, before.name);
+      const reply = await this.ask(before.peerId, {
+        type: 'pipe:redirect',
+        jobId: run.jobId,
+        to: chosen.peerId,
+        upTo,
+      }).catch(unanswered);
+      if (!reply) this.stalledPeer(run, before.peerId);
+      else if (reply.type !== 'pipe:redirected') throw this.failure(reply, k - 1, before.name);
     }
   }
 

@@ -35,6 +35,8 @@ export class StageHost {
   private stopped = false;
   private work: Promise<void> = Promise.resolve();
   private queued = 0;
+  /** Aborted when the next stage is replaced: a frame waiting for the old one's buffer to drain is given up. */
+  private leaving = new AbortController();
   /** Frames this stage has run, and the time it spent in its session (the benchmark reads them). */
   readonly stats = { frames: 0, rows: 0, busyMs: 0 };
 
@@ -66,7 +68,11 @@ export class StageHost {
   redirect(wire: FrameWire, upTo: (jobId: string) => Promise<number>): Promise<void> {
     const log = this.options.log;
     if (!log) throw new Error('this stage keeps no log of what it sent: the next stage cannot be rebuilt');
+    // A frame stuck behind the old next stage's full buffer (it stopped reading) would hold up the work, and this
+    // redirect behind it, forever: it is given up now, and the replay below sends it (it is in the log).
+    this.leaving.abort();
     const done = this.work.then(async () => {
+      this.leaving = new AbortController();
       this.downstream = wire;
       for (const jobId of log.jobIds()) {
         if (!this.jobs.has(jobId)) continue;
@@ -188,7 +194,7 @@ export class StageHost {
     log?.record(frame);
     const wire = this.downstream;
     try {
-      await sendFrame(wire, encodeFrame(frame));
+      await sendFrame(wire, encodeFrame(frame), undefined, log ? this.leaving.signal : undefined);
     } catch (error) {
       // The next stage is gone: with a log its replacement gets this frame when it takes over (redirect).
       if (!log || wire.isOpen()) throw error;

@@ -7,7 +7,8 @@
 import * as transformers from '@huggingface/transformers';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
 import type { EngineMessage } from '../engine-protocol.ts';
-import { endTokens, promptIds } from '../chat-template.ts';
+import { endTokens, fitPrompt, promptIds } from '../chat-template.ts';
+import type { FittedTokens } from './stage-worker-protocol.ts';
 
 /** Tokenizers kept per worker (each a few MiB for a real vocabulary). */
 const KEPT = 4;
@@ -82,10 +83,19 @@ export function stageTokenizers(read: ReadModelFile) {
   }
 
   return {
-    /** The prompt's ids for `messages` with the model's chat template (the generation prompt added). */
-    async tokenize(files: ModelFiles, messages: EngineMessage[]): Promise<{ ids: number[]; eos: number[] }> {
+    /**
+     * The prompt's ids for `messages` with the model's chat template (the generation prompt added); with `fit`, the
+     * oldest turns left out until the prompt and the answer fit the context (fitPrompt, as the engine fits them).
+     */
+    async tokenize(
+      files: ModelFiles,
+      messages: EngineMessage[],
+      fit?: { context: number; maxNewTokens: number },
+    ): Promise<{ ids: number[]; eos: number[]; fitted?: FittedTokens }> {
       const { tokenizer, eos } = await tokenizerAt(files);
-      return { ids: [...promptIds(tokenizer, messages)], eos };
+      if (!fit) return { ids: [...promptIds(tokenizer, messages)], eos };
+      const { ids, trimmed, maxNewTokens } = fitPrompt(tokenizer, messages, fit);
+      return { ids: [...ids], eos, fitted: { trimmed, maxNewTokens } };
     },
     async detokenize(files: ModelFiles, ids: number[]): Promise<string> {
       const { tokenizer } = await tokenizerAt(files);

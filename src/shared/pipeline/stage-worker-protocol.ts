@@ -2,7 +2,8 @@
 // engine protocol on the same worker: requests are `stage-*`, replies too, every one with a `requestId`.
 // Tensors travel as typed arrays (structured clone). Checked with zod on arrival in the worker. A requester of a
 // pipeline job (which holds no stage of it) uses the same worker for the model's tokenizer: `stage-tokenize` turns a
-// conversation into the prompt's token ids with the model's chat template, `stage-detokenize` ids into text.
+// conversation into the prompt's token ids with the model's chat template (fitted to the model's context as the
+// engine fits it, when asked), `stage-detokenize` ids into text.
 import { z } from 'zod';
 import { ENGINE_LIMITS, EngineMessageSchema } from '../engine-protocol.ts';
 import { RepoFilePathSchema, RepoSchema, RevisionSchema } from '../schemas/models.ts';
@@ -81,6 +82,14 @@ export const StageWorkerRequestSchema = z.discriminatedUnion('type', [
         .refine((list) => list.reduce((n, m) => n + m.content.length, 0) <= ENGINE_LIMITS.totalChars, {
           message: `A conversation holds at most ${ENGINE_LIMITS.totalChars} characters`,
         }),
+      /** Fit the conversation to the model's context, as the engine does: the oldest turns left out. */
+      fit: z
+        .object({
+          context: z.number().int().positive().max(1_048_576),
+          maxNewTokens: z.number().int().positive().max(ENGINE_LIMITS.maxNewTokens),
+        })
+        .strict()
+        .optional(),
     })
     .strict(),
   z
@@ -107,7 +116,7 @@ export const STAGE_REQUEST_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 export type StageWorkerErrorCode =
-  'INVALID_REQUEST' | 'TOO_MANY_STAGES' | 'UNKNOWN_STAGE' | 'LOAD_FAILED' | 'RUN_FAILED';
+  'INVALID_REQUEST' | 'TOO_MANY_STAGES' | 'UNKNOWN_STAGE' | 'LOAD_FAILED' | 'RUN_FAILED' | 'CONTEXT_OVERFLOW';
 
 /** Where a stage file came from: this device's model cache, or the server's /models/ route. */
 export type StageFileSource = 'device' | 'server';
@@ -124,12 +133,21 @@ export interface StageOpened {
   loadMs: number;
 }
 
+/** How a conversation was fitted to the context: messages left out (oldest first), and the answer's room. */
+export interface FittedTokens {
+  trimmed: number;
+  maxNewTokens: number;
+}
+
 export type StageWorkerReply =
   | ({ type: 'stage-ready'; requestId: string } & StageOpened)
   | { type: 'stage-result'; requestId: string; outputs: Record<string, StageTensor> }
   | { type: 'stage-released'; requestId: string }
-  /** The prompt's ids (chat template applied, generation prompt added) and the tokens that end an answer. */
-  | { type: 'stage-tokens'; requestId: string; ids: number[]; eos: number[] }
+  /**
+   * The prompt's ids (chat template applied, generation prompt added) and the tokens that end an answer; asked to
+   * fit, the messages left out and the answer's room (`fit.maxNewTokens`, or less).
+   */
+  | { type: 'stage-tokens'; requestId: string; ids: number[]; eos: number[]; fitted?: FittedTokens }
   /** Special tokens skipped, as the engine's answers are. */
   | { type: 'stage-text'; requestId: string; text: string }
   | { type: 'stage-error'; requestId: string; code: StageWorkerErrorCode; message: string };

@@ -5,7 +5,7 @@
 import type { EngineMessage } from '../engine-protocol.ts';
 import type { EngineGate } from '../mesh/engine-gate.ts';
 import type { StageSession } from './stage-session.ts';
-import type { StageOpened, StageWorkerReply, StageWorkerRequest } from './stage-worker-protocol.ts';
+import type { FittedTokens, StageOpened, StageWorkerReply, StageWorkerRequest } from './stage-worker-protocol.ts';
 
 /** The part of `Worker` a browser stage uses. */
 export interface StageWorkerPort {
@@ -87,13 +87,24 @@ export async function openWorkerStage(
 export function workerTokenizer(port: StageWorkerPort, model: { repo: string; revision: string }) {
   const id = (kind: string) => `${kind}-${++sequence}`;
   return {
-    async tokenize(messages: EngineMessage[]): Promise<{ ids: number[]; eos: number[] }> {
-      const { ids, eos } = await request(
+    /**
+     * The prompt's ids and end tokens; with `fit`, fitted to the context as the engine fits a conversation (the
+     * oldest turns left out, `maxNewTokens` cut to the room left), else a StageWorkerError `CONTEXT_OVERFLOW`.
+     */
+    async tokenize(
+      messages: EngineMessage[],
+      fit?: { context: number; maxNewTokens: number },
+    ): Promise<{ ids: number[]; eos: number[]; fitted?: FittedTokens }> {
+      const {
+        type: _type,
+        requestId: _id,
+        ...tokens
+      } = await request(
         port,
-        { type: 'stage-tokenize', requestId: id('tokenize'), model, messages },
+        { type: 'stage-tokenize', requestId: id('tokenize'), model, messages, ...(fit ? { fit } : {}) },
         'stage-tokens',
       );
-      return { ids, eos };
+      return tokens;
     },
     async detokenize(ids: number[]): Promise<string> {
       const reply = await request(

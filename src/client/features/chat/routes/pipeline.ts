@@ -7,7 +7,7 @@ import type { EngineMessage } from '../../../../shared/engine-protocol.ts';
 import type { JobSampling } from '../../../../shared/peer-protocol.ts';
 import { PipelineJobError } from '../../../../shared/pipeline/pipeline-requester.ts';
 import { askPipeline } from '../../../../shared/pipeline/pipeline-answer.ts';
-import { workerTokenizer } from '../../../../shared/pipeline/worker-stage-session.ts';
+import { StageWorkerError, workerTokenizer } from '../../../../shared/pipeline/worker-stage-session.ts';
 import { modelFingerprint } from '../../../../shared/schemas/models.ts';
 import { trpcJobRecorder } from '../../mesh/job-records.ts';
 import { inferenceWorkerPort } from '../../../workers/inference.ts';
@@ -60,13 +60,15 @@ export function pipelineAnswer(
     };
 
     const result = (async (): Promise<AnswerResult> => {
-      const prompted = await tokenizer.tokenize(prompt);
-      const left = entry.contextLength - prompted.ids.length;
-      if (left < 1)
-        throw new PipelineJobError(
-          'CONTEXT_OVERFLOW',
-          `The conversation (${prompted.ids.length} tokens) fills ${entry.name}'s context of ${entry.contextLength}: start a new chat`,
-        );
+      // Fitted to the context as the engine fits a whole-model chat: the oldest turns left out, the answer's room
+      // what is left when the last message alone is long (src/shared/chat-template.ts fitPrompt).
+      const prompted = await tokenizer
+        .tokenize(prompt, { context: entry.contextLength, maxNewTokens: sampling.maxNewTokens })
+        .catch((error: unknown) => {
+          if (error instanceof StageWorkerError && error.code === 'CONTEXT_OVERFLOW')
+            throw new PipelineJobError('CONTEXT_OVERFLOW', error.message.replace('the model', entry.name));
+          throw error;
+        });
       const started = performance.now();
       let firstAt = 0;
       const revision = entry.cachedRevision ?? entry.revision;
@@ -85,7 +87,7 @@ export function pipelineAnswer(
             seed: sampling.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!,
           },
           prompt: prompted.ids,
-          maxNewTokens: Math.min(sampling.maxNewTokens, left),
+          maxNewTokens: prompted.fitted?.maxNewTokens ?? sampling.maxNewTokens,
           eos: new Set(prompted.eos),
           chunk: PROMPT_CHUNK,
           messages: prompt,
