@@ -8,8 +8,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
-import { writeStages } from '../scripts/pipeline/stage-files.ts';
+import { evenBoundaries } from '../src/peer/splitter/split-graph.ts';
+import { writeStages } from '../src/peer/splitter/stage-files.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
 import { rng } from '../scripts/tiny-model/weights.ts';

@@ -146,6 +146,90 @@ describe('mesh job records', () => {
     });
   });
 
+  it('records a pipeline job with each stage peer and its layers, a stage taken over, and a chain checking it', async () => {
+    const pia = await member('Pia');
+    const [first, second, spare, checkA, checkB] = await Promise.all(
+      ['StageA', 'StageB', 'StageSpare', 'CheckA', 'CheckB'].map((name) => member(name)),
+    );
+    const idle = await member('StageIdle', false);
+    const stages = [
+      { peerId: first!.peerId, layers: [0, 2] as [number, number] },
+      { peerId: second!.peerId, layers: [2, 4] as [number, number] },
+    ];
+    const start = (input: object) =>
+      pia.api.jobs.start.mutate({ room: 'global', serverPeerId: second!.peerId, model, stages, ...input } as never);
+    // The chain must start at layer 0 and follow on, each stage on its own peer, its server the last stage (it
+    // samples); every stage's peer in the room and sharing.
+    const refusals = [
+      { stages: [stages[1]] },
+      { stages: [stages[0], { ...stages[1], layers: [3, 4] }] },
+      { stages: [stages[0], { ...stages[1], peerId: first!.peerId }], serverPeerId: first!.peerId },
+      { serverPeerId: first!.peerId },
+      { stages: [{ ...stages[0], peerId: idle.peerId }, stages[1]] },
+      { stages: [{ ...stages[0], layers: [0, 0] }, stages[1]] },
+    ];
+    for (const refusal of refusals)
+      expect(codeOf(await start(refusal).catch((e: unknown) => e)), JSON.stringify(refusal)).toBe('BAD_REQUEST');
+    const { id } = await start({});
+    // A whole-model job's server takes no layers; a pipeline's takes over the layers of a stage.
+    expect(
+      codeOf(await pia.api.jobs.attempt.mutate({ id, peerId: spare!.peerId, role: 'SERVER' }).catch((e: unknown) => e)),
+    ).toBe('BAD_REQUEST');
+    expect(
+      codeOf(
+        await pia.api.jobs.attempt
+          .mutate({ id, peerId: checkA!.peerId, role: 'CHECKER', layers: [0, 2] })
+          .catch((e: unknown) => e),
+      ),
+    ).toBe('BAD_REQUEST');
+    expect(await pia.api.jobs.attempt.mutate({ id, peerId: spare!.peerId, role: 'SERVER', layers: [2, 4] })).toEqual({
+      id,
+      peerId: spare!.peerId,
+      role: 'SERVER',
+      layers: [2, 4],
+    });
+    await pia.api.jobs.finish.mutate({
+      id,
+      outcome: 'COMPLETED',
+      serverPeerId: spare!.peerId,
+      tokensIn: 30,
+      tokensOut: 20,
+      failoverCount: 1,
+    });
+    // A chain of two other peers re-ran it and disagreed, and so did a second opinion: the served chain is caught.
+    for (const checker of [checkA!, checkB!])
+      await pia.api.jobs.attempt.mutate({ id, peerId: checker.peerId, role: 'CHECKER' });
+    expect(
+      await pia.api.jobs.check.mutate({
+        id,
+        result: 'MISMATCH',
+        excludedPeerIds: [first!.peerId, spare!.peerId],
+      }),
+    ).toEqual({ id, mismatches: 2 });
+    const row = await db.database.prisma.inferenceJob.findUniqueOrThrow({ where: { id } });
+    expect(row).toMatchObject({ stages: 2, serverId: spare!.userId, failoverCount: 1, checkResult: 'MISMATCH' });
+    const [listed] = await pia.api.jobs.list.query();
+    expect(listed).toMatchObject({ id, stages: 2, server: { displayName: 'StageSpare' } });
+    expect(listed?.peers).toEqual([
+      { displayName: 'StageA', layerFrom: 0, layerTo: 2 },
+      { displayName: 'StageB', layerFrom: 2, layerTo: 4 },
+      { displayName: 'StageSpare', layerFrom: 2, layerTo: 4 },
+    ]);
+    // A whole-model job is no pipeline job: its list entry has no stages, and its server takes no layers.
+    const whole = await pia.api.jobs.start.mutate({ room: 'global', serverPeerId: first!.peerId, model });
+    expect(
+      codeOf(
+        await pia.api.jobs.attempt
+          .mutate({ id: whole.id, peerId: second!.peerId, role: 'SERVER', layers: [0, 4] })
+          .catch((e: unknown) => e),
+      ),
+    ).toBe('BAD_REQUEST');
+    expect((await pia.api.jobs.list.query()).find((job) => job.id === whole.id)).toMatchObject({
+      stages: null,
+      peers: [],
+    });
+  });
+
   it('refuses malformed reports and caps the jobs one person keeps running', async () => {
     const bob = await member('Bob2');
     const ada = await member('Ada2');

@@ -13,8 +13,8 @@ import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../scripts/fake-hub.ts';
-import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
-import { writeStages } from '../scripts/pipeline/stage-files.ts';
+import { evenBoundaries } from '../src/peer/splitter/split-graph.ts';
+import { writeStages } from '../src/peer/splitter/stage-files.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
 import { buildApp } from '../src/server/app.ts';
@@ -184,7 +184,11 @@ describe('a model whose layers stage peers host, over /v1', () => {
         tokensOut: true,
         createdAt: true,
         server: { select: { displayName: true } },
-        peers: { select: { displayName: true, role: true }, orderBy: { displayName: 'asc' } },
+        stages: true,
+        peers: {
+          select: { displayName: true, role: true, layerFrom: true, layerTo: true },
+          orderBy: { displayName: 'asc' },
+        },
       },
     });
     expect(record).toMatchObject({
@@ -193,9 +197,11 @@ describe('a model whose layers stage peers host, over /v1', () => {
       tokensOut: short.tokenIds.length,
       // The last stage samples the tokens.
       server: { displayName: 'StageB' },
+      // The shape jobs.start gives a pipeline job: how many stages, each stage's peer a server with its layers.
+      stages: 2,
       peers: [
-        { displayName: 'StageA', role: 'STAGE' },
-        { displayName: 'StageB', role: 'STAGE' },
+        { displayName: 'StageA', role: 'SERVER', layerFrom: 0, layerTo: 2 },
+        { displayName: 'StageB', role: 'SERVER', layerFrom: 2, layerTo: 4 },
       ],
     });
     expect(record.createdAt.getTime()).toBeLessThanOrEqual(firstChunkAt);
@@ -245,7 +251,7 @@ describe('a model whose layers stage peers host, over /v1', () => {
       where: { modelId: MODEL, outcome: 'CANCELLED' },
       select: { tokensOut: true, peers: { select: { role: true } } },
     });
-    expect(cancelled.peers).toEqual([{ role: 'STAGE' }, { role: 'STAGE' }]);
+    expect(cancelled.peers).toEqual([{ role: 'SERVER' }, { role: 'SERVER' }]);
     // Stopped well before the LONG tokens it would have made.
     expect(cancelled.tokensOut).toBeGreaterThanOrEqual(3);
     expect(cancelled.tokensOut).toBeLessThan(LONG / 2);

@@ -12,10 +12,14 @@ import path from 'node:path';
 import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transformers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FakeHub } from '../scripts/fake-hub.ts';
-import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
-import { writeStages } from '../scripts/pipeline/stage-files.ts';
+import { evenBoundaries } from '../src/peer/splitter/split-graph.ts';
+import { writeStages } from '../src/peer/splitter/stage-files.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
+import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
+import { graphVersion } from '../src/peer/splitter/graph-digest.ts';
+import type { JobRecorder } from '../src/shared/mesh/mesh-answer.ts';
+import { askPipeline } from '../src/shared/pipeline/pipeline-answer.ts';
 import type { EngineMessage, Sampling } from '../src/shared/engine-protocol.ts';
 import type { LayerRange } from '../src/shared/pipeline/pipe-protocol.ts';
 import type { PipelineReadout } from '../src/shared/pipeline/room-pipeline.ts';
@@ -67,11 +71,14 @@ beforeAll(async () => {
   if (!entry?.weights) throw new Error('the generated model is missing');
   modelDir = entry.dir;
   commit = entry.model.revision;
-  // Stage files as the generator emits them: a 2-stage and a 3-stage cut, each with its manifest.
+  // Stage files as the generator emits them: a 2-stage and a 3-stage cut, each with its manifest naming the graph
+  // they are cut from (docs/pipeline.md#stage-fingerprints).
+  const source = await graphVersion(path.join(modelDir, 'onnx', 'model.onnx'));
   for (const count of [2, 3])
     await writeStages(
       path.join(modelDir, `stages-${count}`),
       buildStageGraphs(entry.weights, evenBoundaries(OPTIONS.layers, count)),
+      { source },
     );
   const engine = new InferenceEngine({ modelHost: `${hub.origin}/`, cacheDir: path.join(dir, 'cache') });
   await engine.load(entry.model, 'auto', () => {});
@@ -109,8 +116,11 @@ async function peer(
   name: string,
   stage?: LayerRange | 'auto',
   stageMemoryMb?: number,
-  /** `proxy`: no stage directory, the model comes through the server (`token`: as an account, which may ask for it). */
-  from: { proxy?: boolean; token?: string } = {},
+  /**
+   * `proxy`: no stage directory, the model comes through the server (`token`: as an account, which may ask for it);
+   * `stageDir`: another model directory than the generated model's; `corruptTokens`: a dishonest last stage.
+   */
+  from: { proxy?: boolean; token?: string; stageDir?: string; corruptTokens?: boolean } = {},
 ) {
   const made = new HeadlessPeer({
     server: server.url,
@@ -118,9 +128,10 @@ async function peer(
     name,
     cacheDir: path.join(dir, `peer-${name}`),
     threads: 1,
-    ...(stage ? { model: MODEL, stage, ...(from.proxy ? {} : { stageDir: modelDir }) } : {}),
+    ...(stage ? { model: MODEL, stage, ...(from.proxy ? {} : { stageDir: from.stageDir ?? modelDir }) } : {}),
     ...(stageMemoryMb ? { stageMemoryMb } : {}),
     ...(from.token ? { token: from.token } : {}),
+    ...(from.corruptTokens ? { corruptTokens: true } : {}),
   });
   started.push(made);
   await made.start();
@@ -351,6 +362,210 @@ describe('a pipeline across headless peers in a room', () => {
       await exited;
     }
   }, 240_000);
+
+  it('records a pipeline answer as a mesh job and spot-checks it: another chain agrees, and a dishonest stage is caught', async () => {
+    const room = ROOM;
+    const [first, second] = await Promise.all([
+      peer(room, 'RecA', [0, 2]),
+      peer(room, 'RecB', [2, 4]),
+      // Checkers: peers of other users that cut any range, each with room for the whole model (a one-stage chain).
+      peer(room, 'CheckX', 'auto', 2),
+      peer(room, 'CheckY', 'auto', 2),
+    ]);
+    const requester = await peer(room, 'RecAsker');
+    await chainOf(requester, 2, 4);
+    const node = requester.node!;
+    const idOf = (p: HeadlessPeer) => node.list().find((m) => m.name === p.status().name)?.peerId ?? '';
+    // Every call of the job's record as the server answered it (the requester's own session, the real procedures).
+    const answered: [string, unknown, unknown][] = [];
+    const real = requester.jobRecords();
+    const records: JobRecorder = {
+      start: (input) => real.start(input).then((r) => (answered.push(['start', input, r]), r)),
+      attempt: (input) => real.attempt(input).then((r) => (answered.push(['attempt', input, r]), r)),
+      finish: (input) => real.finish(input).then((r) => (answered.push(['finish', input, r]), r)),
+      check: (input) => real.check(input).then((r) => (answered.push(['check', input, r]), r)),
+    };
+    const version = first.node!.capabilities().pipeline!.version;
+    const askOn = (stages: HeadlessPeer[]) =>
+      askPipeline(
+        { room, node },
+        records,
+        {
+          model: { id: MODEL, sha256: version },
+          job: { temperature: 0, topP: 1, seed: 0 },
+          prompt,
+          maxNewTokens: 20,
+          eos: new Set([eos]),
+          chunk: 5,
+          stages: stages.map((s, i) => ({ peerId: idOf(s), layers: i === 0 ? [0, 2] : [2, 4] })),
+        },
+        () => {},
+      );
+
+    // Every answer of users new here is checked; the room's rate would check 1 in 10 of the others.
+    const honest = await askOn([first, second]);
+    expect(honest.tokenIds).toEqual(expected.get('greedy'));
+    const matched = await honest.check;
+    expect(matched).toMatchObject({ result: 'MATCH', excluded: [] });
+    expect(matched?.checkers).toHaveLength(1);
+    const checker = node.list().find((m) => m.peerId === matched?.checkers[0])?.name;
+    expect(['CheckX', 'CheckY']).toContain(checker);
+    await expect.poll(() => answered.filter(([call]) => call === 'check').length).toBe(1);
+    const [started, ...rest] = answered.splice(0);
+    expect(started).toEqual([
+      'start',
+      {
+        room,
+        serverPeerId: idOf(second),
+        model: { id: MODEL, sha256: version },
+        stages: [
+          { peerId: idOf(first), layers: [0, 2] },
+          { peerId: idOf(second), layers: [2, 4] },
+        ],
+      },
+      { id: expect.any(String) },
+    ]);
+    const id = (started?.[2] as { id: string }).id;
+    expect(rest).toEqual([
+      [
+        'finish',
+        expect.objectContaining({
+          id,
+          outcome: 'COMPLETED',
+          serverPeerId: idOf(second),
+          tokensOut: expected.get('greedy')!.length,
+        }),
+        { id },
+      ],
+      [
+        'attempt',
+        { id, peerId: matched?.checkers[0], role: 'CHECKER' },
+        { id, peerId: matched?.checkers[0], role: 'CHECKER' },
+      ],
+      ['check', { id, result: 'MATCH', excludedPeerIds: [] }, { id, mismatches: 0 }],
+    ]);
+
+    // The last stage lies about the tokens it samples: two chains of other users agree against it, the answer is
+    // corrected, and the served chain's users are excluded here (tokens alone do not say which stage lied) and
+    // recorded against on the server. (It joins now: as a checker of the first answer it would have been caught.)
+    const liar = await peer(room, 'RecLiar', [2, 4], undefined, { corruptTokens: true });
+    await expect
+      .poll(
+        () => {
+          // The requester sees its stages and has its frame channel; it has frame channels to the five others.
+          const seen = node.peer(idOf(liar))?.capabilities?.pipeline && node.stages.wire(idOf(liar));
+          return seen ? liar.node?.list().filter((p) => liar.node?.stages.wire(p.peerId)).length : -1;
+        },
+        { timeout: 90_000, interval: 200 },
+      )
+      .toBe(5);
+    const lied = await askOn([first, liar]);
+    expect(lied.tokenIds).not.toEqual(expected.get('greedy'));
+    const caught = await lied.check;
+    expect(caught).toMatchObject({
+      result: 'MISMATCH',
+      excluded: [idOf(first), idOf(liar)],
+      corrected: { tokenIds: expected.get('greedy') },
+    });
+    expect(caught?.checkers).toHaveLength(2);
+    await expect.poll(() => answered.find(([call]) => call === 'check')?.[2]).toMatchObject({ mismatches: 2 });
+    for (const caughtPeer of [first, liar])
+      expect(node.requester.isExcluded({ userId: node.peer(idOf(caughtPeer))!.userId })).toBe(true);
+    // The room's chain leaves the excluded peers out from now on.
+    expect(node.pipelines.chain(MODEL)?.map((s) => s.peerId)).not.toContain(idOf(first));
+  }, 240_000);
+
+  it('has a pipeline answer checked by a peer holding the whole model with the weights its stages are cut from', async () => {
+    const room = ROOM;
+    // Stages of the catalogue's model, cut by peers from the server's copy: their version is the catalogue's
+    // fingerprint of those weights, the one a peer sharing the whole model gives.
+    const signup = await fetch(`${server.url}/api/trpc/auth.signup`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'check-owner', password: 'correct horse battery', displayName: 'CutA' }),
+    });
+    const token = /mesh_session=([^;]+)/.exec(signup.headers.get('set-cookie') ?? '')?.[1];
+    expect(token).toBeTruthy();
+    const first = await peer(room, 'CutA', [0, 2], undefined, { proxy: true, token: token! });
+    const second = await peer(room, 'CutB', [2, 4], undefined, { proxy: true });
+    const whole = new HeadlessPeer({
+      server: server.url,
+      room,
+      name: 'Whole',
+      cacheDir: path.join(dir, 'peer-Whole'),
+      threads: 1,
+      model: MODEL,
+    });
+    started.push(whole);
+    await whole.start();
+    const requester = await peer(room, 'WholeAsker');
+    const node = requester.node!;
+    await expect
+      .poll(
+        () => {
+          const linked = started.every((s) => s.node?.list().length === 3);
+          const shared = node.list().some((p) => p.capabilities?.models.length);
+          return linked && shared ? node.pipelines.chain(MODEL)?.length : -1;
+        },
+        { timeout: 90_000, interval: 200 },
+      )
+      .toBe(2);
+    const version = first.node!.capabilities().pipeline!.version;
+    expect(second.node!.capabilities().pipeline!.version).toBe(version);
+    expect(whole.node!.capabilities().models[0]?.sha256).toBe(version);
+    const outcome = await askPipeline(
+      { room, node },
+      requester.jobRecords(),
+      {
+        model: { id: MODEL, sha256: version },
+        job: { temperature: 0, topP: 1, seed: 0 },
+        prompt,
+        maxNewTokens: 20,
+        eos: new Set([eos]),
+        chunk: 5,
+        messages: [{ role: 'user', content: PROMPT }],
+      },
+      () => {},
+    );
+    expect(outcome.tokenIds).toEqual(expected.get('greedy'));
+    const check = await outcome.check;
+    const wholeId = node.list().find((p) => p.name === 'Whole')?.peerId;
+    expect(check).toMatchObject({ result: 'MATCH', checkers: [wholeId] });
+  }, 240_000);
+
+  it('does not chain a stage of another version of the model: its fingerprint says so', async () => {
+    const room = ROOM;
+    // Another model of the same id and shape (other weights), its stage files cut from it, naming it as their source.
+    // Each peer holds stage files only (no whole graph: none of them could cut all four layers alone).
+    const otherDir = path.join(dir, 'other-version');
+    const { weights } = await generateRandomModel(otherDir, { ...OPTIONS, seed: 24 });
+    await writeStages(path.join(otherDir, 'stages-2'), buildStageGraphs(weights, [2]), {
+      source: await graphVersion(path.join(otherDir, 'onnx', 'model.onnx')),
+    });
+    const stagesOnly = { stageDir: path.join(modelDir, 'stages-2') };
+    const first = await peer(room, 'VerA', [0, 2], undefined, stagesOnly);
+    const other = await peer(room, 'VerOther', [2, 4], undefined, { stageDir: path.join(otherDir, 'stages-2') });
+    const requester = await peer(room, 'VerAsker');
+    await expect
+      .poll(
+        () =>
+          requester.node?.list().filter((p) => p.capabilities?.pipeline && requester.node?.stages.wire(p.peerId))
+            .length,
+        { timeout: 90_000, interval: 200 },
+      )
+      .toBe(2);
+    const versionOf = (p: HeadlessPeer) => p.node!.capabilities().pipeline!.version;
+    expect(versionOf(first)).not.toBe(versionOf(other));
+    expect(requester.node!.pipelines.chain(MODEL)).toBeNull();
+    // A stage of the same version joins: the chain is made of it, and the answer is the whole model's.
+    await peer(room, 'VerB', [2, 4], undefined, stagesOnly);
+    await chainOf(requester, 2, 3);
+    const names = requester.node!.pipelines.chain(MODEL)!.map((s) => requester.node!.peer(s.peerId)?.name);
+    expect(names).toEqual(['VerA', 'VerB']);
+    expect(versionOf(first)).toBe(await graphVersion(path.join(modelDir, 'onnx', 'model.onnx')));
+    const { tokens } = await ask(requester, SAMPLINGS[0]!.sampling);
+    expect(tokens).toEqual(expected.get('greedy'));
+  }, 180_000);
 
   it('plans the stages over peers started with --stage auto from their memory', async () => {
     const room = ROOM;

@@ -1,4 +1,4 @@
-// The graph splitter (scripts/pipeline/split-graph.ts, docs/pipeline.md) on models shaped like real exports
+// The graph splitter (src/peer/splitter/split-graph.ts, docs/pipeline.md) on models shaped like real exports
 // (scripts/tiny-model/export-shapes.ts): grouped-query attention (a KV cache of fewer heads than the queries),
 // the `position_ids` input, weights in an external data file or in two chunks, and 4-bit MatMulNBits projections.
 // Each is cut into two stages; chained, they give the whole graph's logits and every `present` on random inputs,
@@ -8,15 +8,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readOnnx } from '../scripts/pipeline/onnx-file.ts';
+import { readOnnx } from '../src/peer/splitter/onnx-file.ts';
 import {
   HIDDEN_INPUT,
   HIDDEN_OUTPUT,
   countLayers,
   evenBoundaries,
   splitModel,
-} from '../scripts/pipeline/split-graph.ts';
-import { writeStages } from '../scripts/pipeline/stage-files.ts';
+} from '../src/peer/splitter/split-graph.ts';
+import { writeStages } from '../src/peer/splitter/stage-files.ts';
 import { EXPORT_SHAPES, writeExportModel } from '../scripts/tiny-model/export-shapes.ts';
 import { fromHalfBits, toHalf } from '../scripts/tiny-model/quantize.ts';
 import type { TinyConfig } from '../scripts/tiny-model/weights.ts';

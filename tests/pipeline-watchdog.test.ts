@@ -11,13 +11,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
-import { writeStages } from '../scripts/pipeline/stage-files.ts';
+import { evenBoundaries } from '../src/peer/splitter/split-graph.ts';
+import { writeStages } from '../src/peer/splitter/stage-files.ts';
 import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
 import { rng } from '../scripts/tiny-model/weights.ts';
 import { openOrtStage } from '../src/peer/ort-stage-session.ts';
 import { FileStageSource } from '../src/peer/stage-source.ts';
+import { graphVersion } from '../src/peer/splitter/graph-digest.ts';
 import { EngineGate } from '../src/shared/mesh/engine-gate.ts';
 import { MeshNode } from '../src/shared/mesh/mesh-node.ts';
 import type { PeerChannel } from '../src/shared/mesh/peer-channel.ts';
@@ -44,10 +45,13 @@ const PROMPT = Array.from({ length: 40 }, () => 3 + Math.floor(next() * 250));
 let dir: string;
 let files: string[];
 let expected: number[];
+/** The model version of the generated model's whole graph. */
+let version: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'mesh-pipeline-watchdog-'));
   const { weights } = await generateRandomModel(dir, OPTIONS);
+  version = await graphVersion(path.join(dir, 'onnx', 'model.onnx'));
   const manifest = await writeStages(
     path.join(dir, 'stages-3'),
     buildStageGraphs(weights, evenBoundaries(OPTIONS.layers, 3)),
@@ -93,6 +97,10 @@ function heldSource(index: number, fault: Fault, opened: StageSession[]): StageS
       anyRange: false,
       layerMb: 1,
       freeMemoryMb: 1000,
+      // The model version the spares' FileStageSource gives this model (docs/pipeline.md#stage-fingerprints): a
+      // replacement must be of the same version.
+      version,
+      fingerprints: [],
     }),
     async open(asked) {
       if (asked[0] !== layers[0] || asked[1] !== layers[1]) throw new Error('no stage of these layers here');

@@ -9,8 +9,8 @@ import { AutoTokenizer, type PreTrainedTokenizer } from '@huggingface/transforme
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RTCPeerConnection } from 'werift';
 import { FakeHub } from '../scripts/fake-hub.ts';
-import { evenBoundaries } from '../scripts/pipeline/split-graph.ts';
-import { writeStages } from '../scripts/pipeline/stage-files.ts';
+import { evenBoundaries } from '../src/peer/splitter/split-graph.ts';
+import { writeStages } from '../src/peer/splitter/stage-files.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
 import { openOrtStage } from '../src/peer/ort-stage-session.ts';
 import type { EngineModel, Sampling } from '../src/shared/engine-protocol.ts';

@@ -6,8 +6,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import onnxProto from 'onnx-proto';
-import { evenBoundaries, splitModel, type StageGraph } from '../pipeline/split-graph.ts';
-import { type StageManifest, writeStages } from '../pipeline/stage-files.ts';
+import { evenBoundaries, splitModel, type StageGraph } from '../../src/peer/splitter/split-graph.ts';
+import { graphVersion } from '../../src/peer/splitter/graph-digest.ts';
+import { type StageManifest, writeStages } from '../../src/peer/splitter/stage-files.ts';
 import { type GenerateOptions, generateRandomModel } from './generate.ts';
 import { buildGraph } from './onnx-graph.ts';
 import type { TinyWeights } from './weights.ts';
@@ -27,6 +28,7 @@ export async function generateStagedModel(
   const boundaries = options.boundaries ?? evenBoundaries(weights.config.layers, options.stages ?? 2);
   const manifest = await writeStages(path.join(dir, 'onnx'), buildStageGraphs(weights, boundaries), {
     externalData: options.externalData ?? false,
+    source: await graphVersion(path.join(dir, 'onnx', 'model.onnx')),
   });
   return { weights, manifest };
 }

@@ -32,6 +32,7 @@ import { InferenceEngine } from '../worker/engine.ts';
 import { inProcessWorker } from '../worker/in-process.ts';
 import type { LayerRange } from '../shared/pipeline/pipe-protocol.ts';
 import type { FileStageSource } from './stage-source.ts';
+import type { JobRecorder } from '../shared/mesh/mesh-answer.ts';
 
 export interface HeadlessPeerOptions {
   /** The server's origin, e.g. http://127.0.0.1:8787. */
@@ -106,6 +107,17 @@ export class HeadlessPeer {
         }),
       ],
     });
+  }
+
+  /** Job records as this peer's user, through the server's jobs.* procedures (for jobs this peer asks for). */
+  jobRecords(): JobRecorder {
+    const api = this.api();
+    return {
+      start: (input) => api.jobs.start.mutate(input),
+      attempt: (input) => api.jobs.attempt.mutate(input),
+      finish: (input) => api.jobs.finish.mutate(input),
+      check: (input) => api.jobs.check.mutate(input),
+    };
   }
 
   private log(line: string): void {
@@ -191,7 +203,9 @@ export class HeadlessPeer {
       model: fetched?.id ?? model,
       dir: stageDir ?? fetched!.dir,
       cacheDir: path.resolve(this.options.cacheDir),
-      ...(fetched ? { graph: fetched.graph, version: fetched.revision } : {}),
+      // The model version is the catalogue's fingerprint of these weights: the ModelRef a peer sharing the whole
+      // model of this dtype gives, so such a peer can check this pipeline's answers (docs/pipeline.md#stage-fingerprints).
+      ...(fetched ? { graph: fetched.graph, version: fetched.revision, modelVersion: fetched.sha256 } : {}),
       ...(this.options.threads ? { threads: this.options.threads } : {}),
       ...(this.options.stageMemoryMb ? { memoryMb: this.options.stageMemoryMb } : {}),
     });
@@ -222,7 +236,8 @@ export class HeadlessPeer {
       cacheDir: path.resolve(this.options.cacheDir),
       headers: this.cookie ? { cookie: this.cookie } : {},
     });
-    return { id: entry.id, dir, graph, revision: pinned.revision };
+    const { sha256 } = await sharedModelRef(entry, pinned.revision, entry.dtype.wasm);
+    return { id: entry.id, dir, graph, revision: pinned.revision, sha256 };
   }
 
   /** The catalogue's model by id, repo id or Hub URL, and its files once the server holds the dtype Node runs. */

@@ -2,13 +2,15 @@
 // hosted by peers in a room"). Stage files listed by `stages.json` manifests (the generator's or the splitter's,
 // in the directory, its `onnx/` or one level of subdirectories) load as they are; with the whole model's graph
 // (`onnx/model.onnx`) any other layer range is cut by the splitter on demand and kept in the cache directory.
+import { createHash } from 'node:crypto';
 import { access, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { freemem } from 'node:os';
 import path from 'node:path';
-import { countLayers, splitModel } from '../../scripts/pipeline/split-graph.ts';
-import { readOnnx } from '../../scripts/pipeline/onnx-file.ts';
-import { STAGE_MANIFEST, type StageManifest, writeStages } from '../../scripts/pipeline/stage-files.ts';
-import { type LayerRange, PIPE_LIMITS } from '../shared/pipeline/pipe-protocol.ts';
+import { countLayers, splitModel } from './splitter/split-graph.ts';
+import { graphVersion } from './splitter/graph-digest.ts';
+import { readOnnx } from './splitter/onnx-file.ts';
+import { STAGE_MANIFEST, type StageManifest, writeStages } from './splitter/stage-files.ts';
+import { type LayerRange, PIPE_LIMITS, stageFingerprint } from '../shared/pipeline/pipe-protocol.ts';
 import type { StageSource } from '../shared/pipeline/stage-server.ts';
 import { StageRunner } from '../shared/pipeline/stage-runner.ts';
 import { openOrtStage } from './ort-stage-session.ts';
@@ -25,6 +27,12 @@ export interface FileStageSourceOptions {
   graph?: string;
   /** Names this copy of the model in the cache of cut stages (its commit); by default the whole graph's size and time. */
   version?: string;
+  /**
+   * The model version advertised (docs/pipeline.md#stage-fingerprints): the catalogue's fingerprint of the weights
+   * (modelFingerprint) for a model from the server; by default a digest of the whole graph's files, else the
+   * manifests' `source`, else a digest of the manifest's cut.
+   */
+  modelVersion?: string;
   threads?: number;
   /** At most this much memory (MiB) is offered to stages, whatever the machine has free. */
   memoryMb?: number;
@@ -39,6 +47,12 @@ async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** A manifest's cut as its identity, when nothing names the model version: its stages' layers and digests. */
+const cutVersion = (stages: readonly { layers: LayerRange; sha256: string }[]) =>
+  createHash('sha256')
+    .update(stages.map((stage) => `${key(stage.layers)} ${stage.sha256}`).join('\n'))
+    .digest('hex');
+
 export class FileStageSource implements StageSource {
   private readonly loaded = new Map<string, Promise<StageRunner>>();
   private readonly held = new Set<string>();
@@ -51,6 +65,9 @@ export class FileStageSource implements StageSource {
     private readonly layerMb: number,
     private readonly maxPositions: number,
     private readonly version: string,
+    /** The model version its stages come from, and each stage's fingerprint (files now, cut ones once cut). */
+    readonly modelVersion: string,
+    private readonly fingerprints: Map<string, string>,
   ) {}
 
   get model(): string {
@@ -62,7 +79,15 @@ export class FileStageSource implements StageSource {
     for (const entry of await readdir(options.dir, { withFileTypes: true }).catch(() => []))
       if (entry.isDirectory())
         dirs.push(path.join(options.dir, entry.name), path.join(options.dir, entry.name, 'onnx'));
-    const files = new Map<string, string>();
+    let whole: string | null = null;
+    const candidates = options.graph
+      ? [path.join(options.dir, options.graph)]
+      : [path.join(options.dir, 'onnx', 'model.onnx'), path.join(options.dir, 'model.onnx')];
+    for (const candidate of candidates) if (!whole && (await exists(candidate))) whole = candidate;
+    /** The whole graph's digest (read once, when needed): manifests that name another source hold other weights. */
+    let digest: Promise<string> | null = null;
+    const wholeVersion = () => (whole ? (digest ??= graphVersion(whole)) : Promise.resolve(null));
+    const cuts: { source: string | undefined; stages: { layers: LayerRange; file: string; sha256: string }[] }[] = [];
     let layers = 0;
     let bytes = 0;
     for (const dir of dirs) {
@@ -70,24 +95,41 @@ export class FileStageSource implements StageSource {
       if (!text) continue;
       const manifest = JSON.parse(text) as StageManifest;
       if (manifest.format !== 'mesh-nanollm-stages') continue;
+      if (whole && manifest.source && manifest.source !== (await wholeVersion())) continue;
       layers ||= manifest.layers;
       if (manifest.layers !== layers)
         throw new Error(`${dir}: a stage manifest of another model (${manifest.layers} layers)`);
+      const stages: (typeof cuts)[number]['stages'] = [];
       for (const stage of manifest.stages) {
         const file = path.join(dir, stage.file);
-        files.set(key(stage.layers), file);
+        const sha256 = await graphVersion(file);
+        if (stage.sha256 && stage.sha256 !== sha256)
+          throw new Error(`${file} is not the stage its manifest names (sha256 ${sha256}, not ${stage.sha256})`);
+        stages.push({ layers: stage.layers, file, sha256 });
         bytes = Math.max(
           bytes,
           ((await stat(file)).size + (stage.data ? (await stat(`${file}_data`)).size : 0)) /
             (stage.layers[1] - stage.layers[0]),
         );
       }
+      cuts.push({ source: manifest.source, stages });
     }
-    let whole: string | null = null;
-    const candidates = options.graph
-      ? [path.join(options.dir, options.graph)]
-      : [path.join(options.dir, 'onnx', 'model.onnx'), path.join(options.dir, 'model.onnx')];
-    for (const candidate of candidates) if (!whole && (await exists(candidate))) whole = candidate;
+    const modelVersion =
+      options.modelVersion ??
+      (await wholeVersion()) ??
+      cuts.find((cut) => cut.source)?.source ??
+      (cuts[0] ? cutVersion(cuts[0].stages) : '');
+    // Without a whole graph, one model version's stages: manifests of another source, or other cuts when no
+    // manifest names its source, are not this peer's.
+    const files = new Map<string, string>();
+    const fingerprints = new Map<string, string>();
+    for (const cut of cuts) {
+      if (!whole && (cut.source ?? cutVersion(cut.stages)) !== modelVersion) continue;
+      for (const stage of cut.stages) {
+        files.set(key(stage.layers), stage.file);
+        fingerprints.set(key(stage.layers), await stageFingerprint(modelVersion, stage.layers, [stage.sha256]));
+      }
+    }
     if (whole && !layers) {
       layers = countLayers((await readOnnx(whole)).graph ?? {});
       bytes = (await stat(whole)).size / Math.max(1, layers);
@@ -113,6 +155,8 @@ export class FileStageSource implements StageSource {
       bytes / MIB,
       config.max_position_embeddings ?? Infinity,
       version,
+      modelVersion,
+      fingerprints,
     );
   }
 
@@ -128,6 +172,10 @@ export class FileStageSource implements StageSource {
       anyRange: this.whole !== null,
       layerMb: this.layerMb,
       freeMemoryMb: Math.min(free, this.options.memoryMb ?? free),
+      version: this.modelVersion,
+      fingerprints: [...this.fingerprints]
+        .slice(0, PIPE_LIMITS.stagesHeld + PIPE_LIMITS.stagesLoadable)
+        .map(([k, sha256]) => ({ layers: k.split('-').map(Number) as LayerRange, sha256 })),
     };
   }
 
@@ -166,13 +214,19 @@ export class FileStageSource implements StageSource {
     const cached = await readFile(path.join(out, STAGE_MANIFEST), 'utf8')
       .then((text) => JSON.parse(text) as StageManifest)
       .catch(() => null);
-    if (cached?.stages[0]) return path.join(out, cached.stages[0].file);
-    const boundaries = layers.filter((b) => b > 0 && b < this.layers);
-    const stages = splitModel(await readOnnx(this.whole!), { boundaries });
-    const stage = stages.find((s) => s.layers[0] === layers[0] && s.layers[1] === layers[1]);
-    if (!stage) throw new Error(`The splitter gave no stage of layers ${key(layers)}`);
-    await mkdir(out, { recursive: true });
-    const manifest = await writeStages(out, [{ ...stage, index: 0 }]);
-    return path.join(out, manifest.stages[0]!.file);
+    let file: string;
+    if (cached?.stages[0]) file = path.join(out, cached.stages[0].file);
+    else {
+      const boundaries = layers.filter((b) => b > 0 && b < this.layers);
+      const stages = splitModel(await readOnnx(this.whole!), { boundaries });
+      const stage = stages.find((s) => s.layers[0] === layers[0] && s.layers[1] === layers[1]);
+      if (!stage) throw new Error(`The splitter gave no stage of layers ${key(layers)}`);
+      await mkdir(out, { recursive: true });
+      const manifest = await writeStages(out, [{ ...stage, index: 0 }]);
+      file = path.join(out, manifest.stages[0]!.file);
+    }
+    if (!this.fingerprints.has(key(layers)))
+      this.fingerprints.set(key(layers), await stageFingerprint(this.modelVersion, layers, [await graphVersion(file)]));
+    return file;
   }
 }

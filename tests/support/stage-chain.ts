@@ -2,7 +2,7 @@
 // without a past, the feeds a graph asks for, the stages run one after another with the hidden state of each feeding
 // the next, and every output of the chain compared with the whole graph's.
 import { expect } from 'vitest';
-import { HIDDEN_INPUT, HIDDEN_OUTPUT } from '../../scripts/pipeline/split-graph.ts';
+import { HIDDEN_INPUT, HIDDEN_OUTPUT } from '../../src/peer/splitter/split-graph.ts';
 import { rng } from '../../scripts/tiny-model/weights.ts';
 import type { StageSession, StageTensor } from '../../src/shared/pipeline/stage-session.ts';
 

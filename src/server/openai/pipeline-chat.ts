@@ -119,7 +119,7 @@ export async function* answerOnPipeline(
       if (!chain) throw unavailable(chat, 'has no chain of peers holding every layer any more');
       placement = chain;
       takenAt = new Date();
-      peers = chain.map(({ peerId }) => ({ peerId, peer: chat.recorder.took(room, peerId) }));
+      peers = chain.map(({ peerId, layers }) => ({ peerId, layers, peer: chat.recorder.took(room, peerId) }));
       const tokens = node.pipelines.generate({
         model: entry.id,
         stages: chain,
@@ -192,9 +192,15 @@ export async function* answerOnPipeline(
         room,
         modelId: entry.id,
         startedAt: takenAt,
+        modelSha256: node.peer(placement[0]?.peerId ?? '')?.capabilities?.pipeline?.version ?? null,
+        stages: placement.length,
         peers: [
           ...peers,
-          ...(done?.failovers ?? []).map(({ to }) => ({ peerId: to, peer: chat.recorder.took(room, to) })),
+          ...(done?.failovers ?? []).map(({ to, layers }) => ({
+            peerId: to,
+            layers,
+            peer: chat.recorder.took(room, to),
+          })),
         ],
         lastPeerId: done?.stages.at(-1)?.peerId ?? placement.at(-1)?.peerId ?? null,
         // Neither done nor failed: stopped early (the client left).

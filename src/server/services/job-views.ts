@@ -34,6 +34,13 @@ export async function listJobs(db: PrismaClient, userId: string) {
       outcome: true,
       failoverCount: true,
       checkResult: true,
+      stages: true,
+      // A pipeline job's stages: who ran which layers (a stage taken over after a failover lists both peers).
+      peers: {
+        where: { role: 'SERVER', layerFrom: { not: null } },
+        orderBy: [{ layerFrom: 'asc' }, { createdAt: 'asc' }],
+        select: { displayName: true, layerFrom: true, layerTo: true },
+      },
       createdAt: true,
       finishedAt: true,
       requesterId: true,

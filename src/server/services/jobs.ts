@@ -1,6 +1,6 @@
 // InferenceJob records for mesh answers: started and finished by the requester, spot-check verdicts and
 // mismatches, and per-room stats. Each peer that takes a job (its first server, each server after a failover,
-// each checker) is named by the requester as it takes it, checked here to be in the job's room and sharing, and
+// each checker; a pipeline job's every stage, with its layers) is named by the requester as it takes it, checked here to be in the job's room and sharing, and
 // recorded with the user behind it (InferenceJobPeer); finish and check may name only those recorded peers, so a
 // requester cannot pin a job or a mismatch on someone who never took part in it.
 // Reading the records (a user's list, a room's stats) is job-views.ts.
@@ -53,8 +53,8 @@ const utc = (at: Date) => Prisma.sql`(${at.toISOString()}::timestamptz AT TIME Z
  *
  * One statement: it runs on every mesh job, and the embedded database runs its queries on the server's own thread
  * (bench/README.md, issue 14). It checks the room (global, public, or one the user belongs to) and the user's running
- * jobs, and inserts the job and its server only when both allow it. Jobs running past any deadline were abandoned
- * and do not count; listJobs and roomStats mark them (job-views.ts).
+ * jobs, and inserts the job and its server (a pipeline job's every stage peer, with its layers) only when both allow
+ * it. Jobs running past any deadline were abandoned and do not count; listJobs and roomStats mark them (job-views.ts).
  */
 export async function startJob(
   db: PrismaClient,
@@ -67,6 +67,22 @@ export async function startJob(
   // A room the user cannot use is refused as such first, whatever is in it.
   if (!peer?.sharing) await usableRoom(db, userId, input.room);
   const server = await takingPeer(async () => peer, input.room, input.serverPeerId);
+  // A pipeline job names every stage's peer (the last one is the server, looked up above): each in the room, sharing.
+  const stages: { peerId: string; userId: string; displayName: string; layers: readonly number[] | null }[] =
+    input.stages
+      ? await Promise.all(
+          input.stages.map(async (stage) => ({
+            ...stage,
+            ...(stage.peerId === input.serverPeerId ? server : await takingPeer(peers, input.room, stage.peerId)),
+          })),
+        )
+      : [{ peerId: input.serverPeerId, ...server, layers: null }];
+  const rows = Prisma.join(
+    stages.map(
+      (stage) =>
+        Prisma.sql`(${stage.peerId}, ${stage.userId}::uuid, ${stage.displayName}, ${stage.layers?.[0] ?? null}::int, ${stage.layers?.[1] ?? null}::int)`,
+    ),
+  );
   const now = new Date();
   const [row] = await db.$queryRaw<{ room: string | null; id: string | null }[]>`
     WITH room AS (
@@ -79,14 +95,15 @@ export async function startJob(
       WHERE "requesterId" = ${userId}::uuid AND outcome = 'RUNNING'
         AND "createdAt" >= ${utc(new Date(now.getTime() - ABANDONED_AFTER_MS))}
     ), job AS (
-      INSERT INTO "InferenceJob" (id, "roomId", "requesterId", "serverId", route, "modelId", "modelSha256", "createdAt", "updatedAt")
+      INSERT INTO "InferenceJob" (id, "roomId", "requesterId", "serverId", route, "modelId", "modelSha256", stages, "createdAt", "updatedAt")
       SELECT gen_random_uuid(), room.id, ${userId}::uuid, ${server.userId}::uuid, 'MESH'::"JobRoute", ${input.model.id},
-        ${input.model.sha256}, ${utc(startedAt)}, ${utc(now)}
+        ${input.model.sha256}, ${input.stages?.length ?? null}::int, ${utc(startedAt)}, ${utc(now)}
       FROM room, running WHERE running.n < ${JOB_LIMITS.runningPerUser}
       RETURNING id
     ), peer AS (
-      INSERT INTO "InferenceJobPeer" ("jobId", "peerId", "userId", "displayName", role, "createdAt")
-      SELECT job.id, ${input.serverPeerId}, ${server.userId}::uuid, ${server.displayName}, 'SERVER', ${utc(now)} FROM job
+      INSERT INTO "InferenceJobPeer" ("jobId", "peerId", "userId", "displayName", role, "layerFrom", "layerTo", "createdAt")
+      SELECT job.id, stage.peer, stage.uid, stage.name, 'SERVER', stage.lfrom, stage.lto, ${utc(now)}
+      FROM job, (VALUES ${rows}) AS stage(peer, uid, name, lfrom, lto)
     )
     SELECT (SELECT id::text FROM room) AS room, (SELECT id::text FROM job) AS id`;
   if (!row?.room) throw new ServiceError('NOT_FOUND', `No room ${input.room} among those you can use`);
@@ -115,11 +132,20 @@ export async function recordAttempt(
       requesterId: true,
       outcome: true,
       checkResult: true,
+      stages: true,
       room: { select: { slug: true } },
       peers: { select: { peerId: true, role: true } },
     },
   });
   if (!job || job.requesterId !== userId) throw new ServiceError('NOT_FOUND', `No job ${input.id} of yours`);
+  if (input.role === 'SERVER' && (job.stages === null) !== !input.layers) {
+    throw new ServiceError(
+      'INVALID',
+      job.stages === null
+        ? `Job ${input.id} ran on the whole model: a server takes no layers`
+        : `Job ${input.id} is a pipeline job: name the layers of the stage the peer takes over`,
+    );
+  }
   if (input.role === 'SERVER' && job.outcome !== 'RUNNING') {
     throw new ServiceError(
       'CONFLICT',
@@ -141,7 +167,7 @@ export async function recordAttempt(
       );
     return { id: input.id, peerId: input.peerId, role: input.role };
   }
-  const cap = input.role === 'SERVER' ? JOB_LIMITS.failovers + 1 : JOB_LIMITS.checkersPerJob;
+  const cap = input.role === 'SERVER' ? JOB_LIMITS.failovers + (job.stages ?? 1) : JOB_LIMITS.checkersPerJob;
   if (job.peers.filter((peer) => peer.role === input.role).length >= cap) {
     throw new ServiceError('INVALID', `At most ${cap} ${input.role === 'SERVER' ? 'servers' : 'checkers'} for one job`);
   }
@@ -150,11 +176,18 @@ export async function recordAttempt(
   // Two reports of the same peer at once: the second finds the row there, which is what it wanted.
   await db.inferenceJobPeer.createMany({
     data: [
-      { jobId: input.id, peerId: input.peerId, userId: peer.userId, displayName: peer.displayName, role: input.role },
+      {
+        jobId: input.id,
+        peerId: input.peerId,
+        userId: peer.userId,
+        displayName: peer.displayName,
+        role: input.role,
+        ...(input.layers ? { layerFrom: input.layers[0], layerTo: input.layers[1] } : {}),
+      },
     ],
     skipDuplicates: true,
   });
-  return { id: input.id, peerId: input.peerId, role: input.role };
+  return { id: input.id, peerId: input.peerId, role: input.role, ...(input.layers ? { layers: input.layers } : {}) };
 }
 
 async function ownRunningJob(db: PrismaClient, userId: string, id: string) {

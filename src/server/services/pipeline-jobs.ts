@@ -1,15 +1,14 @@
 // InferenceJob records of pipeline jobs the server asks for /v1 (docs/pipeline.md, "Asking from /v1"): one model's
-// layers run by a chain of stage peers, so the record names every stage's peer (role STAGE, each looked up in the
-// room's presence as the job went to it, and each replacement after a failover as it took over), and its server is
-// the last stage's (the one that sampled the answer's tokens). Written once, when the job is over: the embedded
+// layers run by a chain of stage peers. The record has the shape jobs.start gives a pipeline job (services/jobs.ts,
+// docs/pipeline.md "Records and spot checks"): `stages` (how many), and every stage's peer as a SERVER with its
+// layers (each looked up in the room's presence as the job went to it, and each replacement after a failover as it
+// took over); its server is the last stage's (the one that sampled the answer's tokens), its model sha256 the
+// stages' model version (docs/pipeline.md#stage-fingerprints). Written once, when the job is over: the embedded
 // database runs its queries on the server's own thread, so nothing is written while tokens stream (as for
-// whole-model jobs, src/server/openai/mesh-chat.ts). Peers agree on a pipeline's model by id, with no fingerprint of
-// the stage files yet, so the record has no model sha256.
+// whole-model jobs, src/server/openai/mesh-chat.ts).
 import type { PrismaClient } from '../db/client.ts';
 import type { PeerLookup } from './jobs.ts';
 import { roomBySlug } from './room.ts';
-
-export const STAGE_ROLE = 'STAGE';
 
 /** A stage's peer, as the room's presence knew it when the job went to it (null: not there, or not sharing). */
 export type StagePeer = Awaited<ReturnType<PeerLookup>>;
@@ -17,10 +16,14 @@ export type StagePeer = Awaited<ReturnType<PeerLookup>>;
 export interface PipelineJobRecord {
   room: string;
   modelId: string;
+  /** The stages' model version (their advertised `version`), when the chain said one. */
+  modelSha256: string | null;
+  /** How many stages the chain had. */
+  stages: number;
   /** When the job went to its stages. */
   startedAt: Date;
-  /** Each stage's peer in layer order, then each replacement after a failover, by peer id. */
-  peers: { peerId: string; peer: Promise<StagePeer> }[];
+  /** Each stage's peer in layer order with its layers, then each replacement after a failover, by peer id. */
+  peers: { peerId: string; layers: readonly [number, number]; peer: Promise<StagePeer> }[];
   /** The peer of the last stage as the job ended (the one that sampled its last tokens). */
   lastPeerId: string | null;
   outcome: 'COMPLETED' | 'CANCELLED' | 'FAILED';
@@ -35,11 +38,11 @@ export interface PipelineJobRecord {
 /** Writes a finished pipeline job's record for `userId` (the key's account); returns its id. */
 export async function recordPipelineJob(db: PrismaClient, userId: string, record: PipelineJobRecord) {
   const room = await roomBySlug(db, record.room);
-  const peers = new Map<string, NonNullable<StagePeer>>();
-  for (const { peerId, peer } of record.peers) {
+  const peers = new Map<string, NonNullable<StagePeer> & { layers: readonly [number, number] }>();
+  for (const { peerId, layers, peer } of record.peers) {
     const found = await peer.catch(() => null);
     // A peer recorded only when it was in the room and sharing as it took its stage.
-    if (found?.sharing && !peers.has(peerId)) peers.set(peerId, found);
+    if (found?.sharing && !peers.has(peerId)) peers.set(peerId, { ...found, layers });
   }
   const last = record.lastPeerId ? peers.get(record.lastPeerId) : undefined;
   const job = await db.inferenceJob.create({
@@ -49,6 +52,8 @@ export async function recordPipelineJob(db: PrismaClient, userId: string, record
       serverId: last?.userId ?? null,
       route: 'MESH',
       modelId: record.modelId,
+      modelSha256: record.modelSha256,
+      stages: record.stages,
       outcome: record.outcome,
       tokensIn: record.tokensIn,
       tokensOut: record.tokensOut,
@@ -63,7 +68,9 @@ export async function recordPipelineJob(db: PrismaClient, userId: string, record
           peerId,
           userId: peer.userId,
           displayName: peer.displayName,
-          role: STAGE_ROLE,
+          role: 'SERVER',
+          layerFrom: peer.layers[0],
+          layerTo: peer.layers[1],
         })),
       },
     },

@@ -12,7 +12,7 @@ import { JobProgress, checkSendable } from './job-progress.ts';
 import { PeerRecords } from './peer-records.ts';
 import { rankPeers } from './peer-ranking.ts';
 import { checkRate } from './peer-trust.ts';
-import { type SpotCheck, spotCheck } from './spot-check.ts';
+import { type CheckPeer, type SpotCheck, type SpotCheckVerdict, spotCheck } from './spot-check.ts';
 import {
   DEFAULT_REQUESTER_OPTIONS,
   type JobRequesterOptions,
@@ -170,12 +170,7 @@ export class JobRequester {
           const finished = progress.outcome(attempt.done);
           this.records.servedAnswer(progress.servedBy.map((server) => server.peerId));
           this.changed();
-          const users = [...new Set(progress.madeBy.map((by) => by.userId))];
-          const rate = checkRate(
-            this.options,
-            users.map((userId) => this.records.matchesOf(userId)),
-          );
-          if (this.options.random() < rate)
+          if (this.drawsCheck(progress.madeBy.map((by) => by.userId)))
             finished.check = this.spotCheck(jobId, request, progress.tokens, progress.madeBy);
           return finished;
         }
@@ -224,8 +219,55 @@ export class JobRequester {
     });
   }
 
+  /**
+   * Whether to spot-check an answer these users made: at the room's rate, or the newcomer rate while any of them has
+   * too few checks that held up here (peer-trust.ts). A pipeline answer (docs/pipeline.md) is drawn the same way.
+   */
+  drawsCheck(userIds: readonly string[]): boolean {
+    const rate = checkRate(
+      this.options,
+      [...new Set(userIds)].map((userId) => this.records.matchesOf(userId)),
+    );
+    return this.options.random() < rate;
+  }
+
+  /**
+   * Re-runs a job on `peer` for a spot check (a pipeline answer checked by a peer holding the whole model):
+   * its tokens, or null when that peer could not.
+   */
+  async rerunOn(
+    peer: PeerView,
+    request: Pick<MeshRequest, 'model' | 'messages' | 'sampling'>,
+    onAccepted?: () => void,
+  ): Promise<GeneratedToken[] | null> {
+    const rerun: GeneratedToken[] = [];
+    const result = await this.attempt(peer, request, rerun, this.options.deadlineMs, 'check', null, {
+      ...(onAccepted ? { onAccepted } : {}),
+    });
+    return result.kind === 'done' ? rerun : null;
+  }
+
+  /**
+   * Acts on a spot check's verdict: its exclusions (every user of a chain, spot-check.ts), the trust its match
+   * earns, and the mismatch listeners (each peer of a chain).
+   */
+  settle<P extends CheckPeer>(jobId: string, verdict: SpotCheckVerdict<P>): SpotCheck {
+    for (const { peer, why } of verdict.exclusions)
+      for (const userId of peer.members?.map((member) => member.userId) ?? [peer.userId])
+        this.records.exclude(userId, why);
+    if (verdict.matchedUsers.length) this.records.matched(verdict.matchedUsers);
+    if (verdict.exclusions.length) this.changed();
+    if (verdict.mismatch) {
+      for (const peerId of verdict.mismatch.members?.map((member) => member.peerId) ?? [verdict.mismatch.peerId]) {
+        const event = { peerId, jobId, checkers: verdict.check.checkers };
+        for (const listener of this.mismatchListeners) listener(event);
+      }
+    }
+    return verdict.check;
+  }
+
   /** Peers that could check a job, in random order: checkers are drawn, not ranked by the speed peers claim. */
-  private drawCheckers(model: ModelRef, skipUsers: ReadonlySet<string>): PeerView[] {
+  drawCheckers(model: ModelRef, skipUsers: ReadonlySet<string>): PeerView[] {
     const eligible = this.rank(model).filter((peer) => !skipUsers.has(peer.userId));
     for (let i = eligible.length - 1; i > 0; i--) {
       const j = Math.floor(this.options.random() * (i + 1));
@@ -246,21 +288,8 @@ export class JobRequester {
       tokens,
       madeBy,
       candidates: (skipUsers) => this.drawCheckers(request.model, skipUsers),
-      rerun: async (peer) => {
-        const rerun: GeneratedToken[] = [];
-        const result = await this.attempt(peer, request, rerun, this.options.deadlineMs, 'check', null, {
-          onAccepted: () => request.onChecker?.(peer),
-        });
-        return result.kind === 'done' ? rerun : null;
-      },
+      rerun: (peer) => this.rerunOn(peer, request, () => request.onChecker?.(peer)),
     });
-    for (const { peer, why } of verdict.exclusions) this.records.exclude(peer.userId, why);
-    if (verdict.matchedUsers.length) this.records.matched(verdict.matchedUsers);
-    if (verdict.exclusions.length) this.changed();
-    if (verdict.mismatch) {
-      const event = { peerId: verdict.mismatch.peerId, jobId, checkers: verdict.check.checkers };
-      for (const listener of this.mismatchListeners) listener(event);
-    }
-    return verdict.check;
+    return this.settle(jobId, verdict);
   }
 }

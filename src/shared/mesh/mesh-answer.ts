@@ -32,7 +32,7 @@ export interface MeshAnswer {
 }
 
 /** Once more after a moment: a peer's "sharing" can reach us over the data channel before the server hears it. */
-const twice = <T>(call: () => Promise<T>) =>
+export const twice = <T>(call: () => Promise<T>) =>
   call().catch(() => new Promise((resolve) => setTimeout(resolve, 1000)).then(call));
 
 export function askMesh(

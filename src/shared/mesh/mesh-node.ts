@@ -60,11 +60,12 @@ export class MeshNode {
       this.announce();
     });
     this.requester.subscribe(() => this.changed());
-    this.stages = new StageServer(options.stages ?? null);
+    this.stages = new StageServer(options.stages ?? null, { corruptTokens: options.serving?.corruptTokens === true });
     this.stages.subscribe(() => this.announce());
     this.pipelines = new RoomPipeline(
       () => this.views(),
       (peerId) => this.stages.wire(peerId),
+      (userId) => this.requester.isExcluded({ userId }),
     );
   }
 

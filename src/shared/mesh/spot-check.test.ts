@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { GeneratedToken } from './engine-gate.ts';
-import { spotCheck } from './spot-check.ts';
+import { type CheckPeer, spotCheck } from './spot-check.ts';
 
 const tokensOf = (text: string): GeneratedToken[] =>
   [...text].map((char, index) => ({ index, tokenId: char.charCodeAt(0), text: char }));
@@ -81,6 +81,47 @@ describe('spotCheck', () => {
       exclusions: [],
       mismatch: ada,
     });
+  });
+
+  it('judges a chain of stage peers as one: checked by peers of other users, its peers excluded together', async () => {
+    // A pipeline answer made by ada's and bea's stages (docs/pipeline.md); a chain of cy and dee, and eve alone, check it.
+    const served = { ...ada, members: [ada, bea] };
+    const chainCheck = { ...peer('cy'), members: [peer('cy'), peer('dee')] };
+    const eve = peer('eve');
+    const offered: string[][] = [];
+    const tokens = tokensOf('abXY');
+    const verdict = await spotCheck({
+      jobId: 'job-2',
+      tokens,
+      madeBy: tokens.map(() => served),
+      candidates: (skip) => {
+        offered.push([...skip].sort());
+        const all: CheckPeer[] = [chainCheck, eve, peer('bea')];
+        return all.filter((c) => !(c.members ?? [c]).some((m) => skip.has(m.userId)));
+      },
+      rerun: async () => tokensOf('abcd'),
+    });
+    // Every user of the served chain is skipped, then every user of the chain that gave the first opinion.
+    expect(offered).toEqual([
+      ['user-ada', 'user-bea'],
+      ['user-ada', 'user-bea', 'user-cy', 'user-dee'],
+    ]);
+    expect(verdict.check).toEqual({
+      result: 'MISMATCH',
+      checkers: ['peer-cy', 'peer-dee', 'peer-eve'],
+      excluded: ['peer-ada', 'peer-bea'],
+      corrected: { tokenIds: [97, 98, 99, 100], text: 'abcd' },
+    });
+    expect(verdict.exclusions.map((e) => e.peer)).toEqual([served]);
+    const held = await spotCheck({
+      jobId: 'job-3',
+      tokens,
+      madeBy: tokens.map(() => served),
+      candidates: () => [chainCheck],
+      rerun: async () => tokens,
+    });
+    expect(held.check).toMatchObject({ result: 'MATCH', checkers: ['peer-cy', 'peer-dee'] });
+    expect(held.matchedUsers).toEqual(['user-ada', 'user-bea']);
   });
 
   it('blames the last serving peer for an answer that stopped early', async () => {

@@ -21,7 +21,15 @@ export interface SpotCheck {
 export interface CheckPeer {
   peerId: string;
   userId: string;
+  /**
+   * Several peers answering as one: a pipeline's chain of stage peers (docs/pipeline.md). A chain is judged whole
+   * (tokens alone do not say which stage was wrong): its peers are named, skipped and excluded together.
+   */
+  members?: readonly { peerId: string; userId: string }[];
 }
+
+const usersOf = (peer: CheckPeer) => peer.members?.map((member) => member.userId) ?? [peer.userId];
+const peerIdsOf = (peer: CheckPeer) => peer.members?.map((member) => member.peerId) ?? [peer.peerId];
 
 /** What the check found, for the requester to act on; `check` is what its caller is told. */
 export interface SpotCheckVerdict<P extends CheckPeer> {
@@ -55,11 +63,11 @@ export async function spotCheck<P extends CheckPeer>({
   candidates,
   rerun,
 }: SpotCheckInput<P>): Promise<SpotCheckVerdict<P>> {
-  const skipUsers = new Set(madeBy.map((peer) => peer.userId));
+  const skipUsers = new Set(madeBy.flatMap(usersOf));
   const checkers: P[] = [];
   const opinion = async (): Promise<GeneratedToken[] | null> => {
     for (const peer of candidates(skipUsers)) {
-      skipUsers.add(peer.userId);
+      for (const user of usersOf(peer)) skipUsers.add(user);
       const answer = await rerun(peer);
       if (answer) {
         checkers.push(peer);
@@ -76,8 +84,8 @@ export async function spotCheck<P extends CheckPeer>({
     return {
       check: {
         result,
-        checkers: checkers.map((peer) => peer.peerId),
-        excluded: exclusions.map(({ peer }) => peer.peerId),
+        checkers: checkers.flatMap(peerIdsOf),
+        excluded: exclusions.flatMap(({ peer }) => peerIdsOf(peer)),
         ...(details.corrected
           ? {
               corrected: {
@@ -88,7 +96,7 @@ export async function spotCheck<P extends CheckPeer>({
           : {}),
       },
       exclusions,
-      matchedUsers: result === 'MATCH' ? [...new Set(madeBy.map((peer) => peer.userId))] : [],
+      matchedUsers: result === 'MATCH' ? [...new Set(madeBy.flatMap(usersOf))] : [],
       mismatch: details.mismatch ?? null,
     };
   };

@@ -53,8 +53,14 @@ describe('the pipeline messages of the peer protocol', () => {
       layerMb: 0.4,
       freeMemoryMb: 1024,
       speed: null,
+      version: 'a'.repeat(64),
+      fingerprints: [{ layers: [2, 4], sha256: 'b'.repeat(64) }],
     };
     expect(PeerCapabilitiesSchema.safeParse({ ...base, pipeline }).success).toBe(true);
+    // A stage peer says which model version its stages come from (docs/pipeline.md#stage-fingerprints).
+    const { version: _, ...unversioned } = pipeline;
+    expect(PeerCapabilitiesSchema.safeParse({ ...base, pipeline: unversioned }).success).toBe(false);
+    expect(PeerCapabilitiesSchema.safeParse({ ...base, pipeline: { ...pipeline, version: 'v1' } }).success).toBe(false);
     expect(PeerCapabilitiesSchema.safeParse(base).success).toBe(true);
     const many = Array.from({ length: 17 }, (_, i) => [i, i + 1]);
     expect(PeerCapabilitiesSchema.safeParse({ ...base, pipeline: { ...pipeline, holds: many } }).success).toBe(false);

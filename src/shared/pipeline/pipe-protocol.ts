@@ -15,6 +15,7 @@ export const PIPE_LIMITS = {
 } as const;
 
 const PeerIdSchema = z.uuid();
+const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 const PipeJobIdSchema = z.uuid();
 const LayerSchema = z.number().int().min(0).max(PIPE_LIMITS.layers);
 
@@ -48,8 +49,29 @@ export const PipelineCapabilitySchema = z
       .max(1 << 30),
     /** Measured speed: rows through one layer per second (null before it ran any). */
     speed: z.number().min(0).max(1e9).nullable(),
+    /**
+     * The model version its stages are cut from: the catalogue's fingerprint of the weights (modelFingerprint) for
+     * a model from the server, else a digest of the whole graph's files, or of the stage files' cut
+     * (docs/pipeline.md#stage-fingerprints). A chain never mixes versions.
+     */
+    version: Sha256Schema,
+    /** Each stage it holds or can load from files: its fingerprint (version, layers, digests of its files). */
+    fingerprints: z
+      .array(z.object({ layers: LayerRangeSchema, sha256: Sha256Schema }).strict())
+      .max(PIPE_LIMITS.stagesHeld + PIPE_LIMITS.stagesLoadable),
   })
   .strict();
+
+/** A stage's fingerprint: the model version it is cut from, its layers and the digests of its files, in order. */
+export async function stageFingerprint(
+  version: string,
+  layers: LayerRange,
+  fileDigests: readonly string[],
+): Promise<string> {
+  const text = ['mesh-nanollm-stage', version, `${layers[0]}-${layers[1]}`, ...fileDigests].join('\n');
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
 export type PipelineCapability = z.infer<typeof PipelineCapabilitySchema>;
 
 /** Why a stage failed a job: the stage host's codes, and those of hosting it on a peer. */

@@ -2,8 +2,9 @@
 // peers whose stages cover the model (or plans one over peers that can load any range), opens the job on each
 // (`pipe:open`), streams the tokens over the frame channels, and when a stage's peer leaves, has another peer
 // take its layers with the replacement protocol (docs/pipeline.md#failover), so the answer goes on identically.
-// Past 300 lines: finding the chain, running the job, noticing a departed or stalled stage and replacing it share
-// each running job's state (its stages, its requester, its failovers); the plan (plan.ts) is its own module.
+// Past 300 lines: running the job, noticing a departed or stalled stage and replacing it share each running job's
+// state (its stages, its requester, its failovers); finding the chain (chain.ts) and the plan (plan.ts) are their
+// own modules, and a job's record and spot check are pipeline-answer.ts's.
 import type { OutgoingPeerMessage, PeerMessage } from '../peer-protocol.ts';
 import type { PeerView } from '../mesh/mesh-job.ts';
 import type { FrameWire } from './frame-wire.ts';
@@ -35,6 +36,10 @@ export interface RoomPipelineRequest extends Omit<PipelineRequest, 'jobId'> {
   /** The stages to use; without them the room's chain (or a plan). */
   stages?: StagePlacement[];
   onReadout?: (readout: PipelineReadout) => void;
+  /** Every stage opened the job, before its first frame: its chain (for the job's record, pipeline-answer.ts). */
+  onOpened?: (stages: readonly (StagePlacement & { name: string })[]) => void;
+  /** Another peer took over a stage (failover), before it runs anything of the job. */
+  onFailover?: (failover: PipelineReadout['failovers'][number]) => void;
 }
 
 type PipeReply = Extract<PeerMessage, { type: 'pipe:opened' | 'pipe:failed' | 'pipe:position' | 'pipe:redirected' }>;
@@ -43,6 +48,9 @@ interface Running {
   jobId: string;
   model: string;
   job: Omit<PipelineJob, 'jobId'>;
+  onFailover: RoomPipelineRequest['onFailover'];
+  /** The model version of its stages (a replacement must hold the same: docs/pipeline.md#stage-fingerprints). */
+  version: string | undefined;
   stages: (StagePlacement & { name: string })[];
   requester: PipelineRequester;
   failovers: PipelineReadout['failovers'];
@@ -89,23 +97,28 @@ export class RoomPipeline {
   constructor(
     private readonly views: () => PeerView[],
     private readonly wire: (peerId: string) => FrameWire | undefined,
+    /** Users a spot check caught (JobRequester's exclusions): their peers are given no stage. */
+    private readonly excluded: (userId: string) => boolean = () => false,
   ) {}
 
-  /** Peers hosting stages of `model` with a frame channel to this one, and what they say of their stages. */
-  private hosts(model: string): (PeerView & { pipeline: PipelineCapability })[] {
+  /**
+   * Peers hosting stages of `model` with a frame channel to this one, and what they say of their stages; none of
+   * an excluded user, nor of `skipUsers` (a spot check's chain avoids the users who served the answer).
+   */
+  private hosts(model: string, skipUsers?: ReadonlySet<string>): (PeerView & { pipeline: PipelineCapability })[] {
     return this.views().flatMap((view) => {
       const pipeline = view.capabilities.pipeline;
+      if (this.excluded(view.userId) || skipUsers?.has(view.userId)) return [];
       return pipeline?.model === model && this.wire(view.peerId) ? [{ ...view, pipeline }] : [];
     });
   }
 
   /**
-   * A chain of distinct peers covering every layer of `model`: stages held now (longest stages first: every hop
-   * adds a round trip per token); else a plan (planStages: memory and speed) over peers that can cut any range
-   * (`--stage auto` with the whole model); else stage files peers can load.
+   * A chain of distinct peers covering every layer of `model` (chain.ts: stages held, else a plan, else stage
+   * files; one model version's stages only), none of `skipUsers`' peers nor of an excluded user's.
    */
-  chain(model: string): StagePlacement[] | null {
-    return stageChain(this.hosts(model));
+  chain(model: string, skipUsers?: ReadonlySet<string>): StagePlacement[] | null {
+    return stageChain(this.hosts(model, skipUsers));
   }
 
   /** Runs a job on the room's stages, yielding each token; a stage's peer leaving is taken over by another. */
@@ -132,11 +145,14 @@ export class RoomPipeline {
         ? reason.reason
         : new PipelineJobError('NO_CHANNEL', 'A stage peer has no frame channel');
     }
+    request.onOpened?.(stages.map((s) => ({ ...s })));
     const requester = new PipelineRequester(first, jobFrameWire(last, jobId));
     const run: Running = {
       jobId,
       model: request.model,
       job: request.job,
+      onFailover: request.onFailover,
+      version: this.hosts(request.model).find((h) => h.peerId === stages[0]?.peerId)?.pipeline.version,
       stages,
       requester,
       failovers: [],
@@ -277,7 +293,12 @@ export class RoomPipeline {
     const after = run.stages[k + 1];
     const holds = (p: PipelineCapability) => p.holds.some((r) => sameRange(r, lost.layers));
     const candidates = this.hosts(run.model)
-      .filter((h) => !used.has(h.peerId) && !run.stalled.has(h.peerId))
+      .filter(
+        (h) =>
+          !used.has(h.peerId) &&
+          !run.stalled.has(h.peerId) &&
+          (run.version === undefined || h.pipeline.version === run.version),
+      )
       .filter(
         (h) => holds(h.pipeline) || h.pipeline.anyRange || h.pipeline.loadable.some((r) => sameRange(r, lost.layers)),
       )
@@ -298,7 +319,9 @@ export class RoomPipeline {
     const into = this.wire(chosen.peerId);
     if (!into) throw new PipelineJobError('NO_CHANNEL', `No frame channel to ${chosen.name}`);
     run.stages[k] = { peerId: chosen.peerId, layers: lost.layers, name: chosen.name };
-    run.failovers.push({ layers: lost.layers, from: lost.peerId, to: chosen.peerId });
+    const failover = { layers: lost.layers, from: lost.peerId, to: chosen.peerId };
+    run.failovers.push(failover);
+    run.onFailover?.(failover);
     // The stage after the lost one takes the replacement's output and says how far it got; the one before replays
     // into the replacement, rebuild-only up to there (docs/pipeline.md#failover). A neighbour that does not answer
     // has stalled (or left) too: it is replaced next. The stage after it then holds nothing to count on (the

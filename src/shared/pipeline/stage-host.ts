@@ -17,6 +17,8 @@ export interface StageHostOptions {
   maxJobs?: number;
   /** Keep what this stage sends, so a replacement for the next stage can be rebuilt (see `redirect`). */
   log?: FrameLog;
+  /** Test only: the last stage sends the next token id rather than the one it sampled (a dishonest stage for spot checks). */
+  corruptTokens?: boolean;
 }
 
 export interface StageFailure {
@@ -169,7 +171,8 @@ export class StageHost {
         }
       } else if (sample) {
         const at = position + frameRows(frame);
-        const token = pickToken(out.data, job, at);
+        const picked = pickToken(out.data, job, at);
+        const token = this.options.corruptTokens ? (picked + 1) % out.data.length : picked;
         const next: Frame = {
           kind: 'sampled',
           jobId,

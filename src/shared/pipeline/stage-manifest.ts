@@ -1,5 +1,5 @@
 // A model's stage files as its repo describes them: `stages.json` beside the stage graphs (written by
-// scripts/pipeline/stage-files.ts), read where a stage is loaded from the server's /models/ route or the device
+// src/peer/splitter/stage-files.ts), read where a stage is loaded from the server's /models/ route or the device
 // cache (docs/pipeline.md, "Stage files"). Environment-neutral.
 import { z } from 'zod';
 import { RepoFilePathSchema } from '../schemas/models.ts';
@@ -12,6 +12,7 @@ const SiblingFileSchema = z
   .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, 'Expected a file name in the manifest folder')
   .refine((name) => name !== '.' && name !== '..', 'Expected a file name');
 const TensorNameSchema = z.string().min(1).max(128);
+const Sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 
 export const STAGE_LIMITS = { stages: 64, layers: 1024, names: 1024 } as const;
 
@@ -20,6 +21,8 @@ export const StageManifestSchema = z
     format: z.literal('mesh-nanollm-stages'),
     version: z.literal(1),
     layers: z.number().int().min(1).max(STAGE_LIMITS.layers),
+    /** The model version the stages were cut from (docs/pipeline.md#stage-fingerprints). */
+    source: Sha256Schema.optional(),
     stages: z
       .array(
         z
@@ -32,6 +35,8 @@ export const StageManifestSchema = z
             layers: z.tuple([z.number().int().min(0), z.number().int().min(1)]),
             file: SiblingFileSchema,
             data: SiblingFileSchema.optional(),
+            /** A digest of the stage's files (its graph, then its data). */
+            sha256: Sha256Schema.optional(),
             inputs: z.array(TensorNameSchema).max(STAGE_LIMITS.names),
             outputs: z.array(TensorNameSchema).max(STAGE_LIMITS.names),
           })

@@ -51,7 +51,11 @@ export class StageServer {
   private rows = 0;
   private busyMs = 0;
 
-  constructor(readonly source: StageSource | null) {}
+  constructor(
+    readonly source: StageSource | null,
+    /** Test only: a dishonest stage (StageHostOptions.corruptTokens), for the spot-check tests. */
+    private readonly options: { corruptTokens?: boolean } = {},
+  ) {}
 
   /** Calls `listener` when what this peer advertises changes (a stage loaded, speed measured). */
   subscribe(listener: () => void): () => void {
@@ -163,6 +167,7 @@ export class StageServer {
       downstream,
       log: new FrameLog(1),
       maxJobs: 1,
+      ...(this.options.corruptTokens ? { corruptTokens: true } : {}),
     });
     host.open({ ...message.job, jobId });
     host.onFailure((failure) => {

@@ -4,25 +4,61 @@
 import { z } from 'zod';
 import { BackendSchema } from '../engine-protocol.ts';
 import { ModelRefSchema } from '../peer-protocol.ts';
+import { LayerRangeSchema } from '../pipeline/pipe-protocol.ts';
 import { PeerIdSchema, RoomSlugSchema } from '../socket-contract.ts';
 
-// checkersPerJob: a spot check needs two checkers that answer at most; the rest is room for ones that fail.
+// checkersPerJob: a spot check needs two checkers that answer at most; the rest is room for ones that fail (a
+// pipeline's checker may be a chain of several stage peers). stages: the peers of one pipeline job's chain.
 export const JOB_LIMITS = {
   runningPerUser: 16,
   failovers: 64,
-  checkersPerJob: 8,
+  checkersPerJob: 16,
+  stages: 16,
   excludedPerCheck: 4,
   list: 50,
 } as const;
 
 export const JobPeerRoleSchema = z.enum(['SERVER', 'CHECKER']);
 
-export const JobStartSchema = z
-  .object({ room: RoomSlugSchema, serverPeerId: PeerIdSchema, model: ModelRefSchema })
-  .strict();
+/** One stage of a pipeline job (docs/pipeline.md): the peer that runs layers [from, to) of the model. */
+export const JobStageSchema = z.object({ peerId: PeerIdSchema, layers: LayerRangeSchema }).strict();
 
-/** A peer took the job: the next server after a failover, or a spot check's checker. */
-export const JobAttemptSchema = z.object({ id: z.uuid(), peerId: PeerIdSchema, role: JobPeerRoleSchema }).strict();
+export const JobStartSchema = z
+  .object({
+    room: RoomSlugSchema,
+    /** The peer that makes the tokens: a pipeline's last stage (it samples them). */
+    serverPeerId: PeerIdSchema,
+    model: ModelRefSchema,
+    /** A pipeline job: its chain of stages in layer order, from layer 0, each on its own peer; absent for a whole-model job. */
+    stages: z.array(JobStageSchema).min(1).max(JOB_LIMITS.stages).optional(),
+  })
+  .strict()
+  .superRefine((input, ctx) => {
+    if (!input.stages) return;
+    const peers = new Set(input.stages.map((stage) => stage.peerId));
+    if (peers.size !== input.stages.length)
+      ctx.addIssue({ code: 'custom', message: 'Each stage runs on its own peer', path: ['stages'] });
+    let next = 0;
+    input.stages.forEach((stage, i) => {
+      if (stage.layers[0] !== next)
+        ctx.addIssue({ code: 'custom', message: `stage ${i} does not follow layer ${next}`, path: ['stages', i] });
+      next = stage.layers[1];
+    });
+    if (input.stages.at(-1)?.peerId !== input.serverPeerId)
+      ctx.addIssue({ code: 'custom', message: 'serverPeerId is the last stage (it samples)', path: ['serverPeerId'] });
+  });
+
+/**
+ * A peer took the job: the next server after a failover, or a spot check's checker. A server taking over a stage
+ * of a pipeline job names the stage's layers.
+ */
+export const JobAttemptSchema = z
+  .object({ id: z.uuid(), peerId: PeerIdSchema, role: JobPeerRoleSchema, layers: LayerRangeSchema.optional() })
+  .strict()
+  .refine((input) => input.role === 'SERVER' || !input.layers, {
+    message: 'Only a server takes over a stage (layers)',
+    path: ['layers'],
+  });
 
 export const JobFinishSchema = z
   .object({

@@ -1,12 +1,15 @@
 // The mesh route for a model nobody in the room shares whole but whose layers peers host as stages
-// (docs/pipeline.md): the answer runs as a pipeline job through the room's RoomPipeline, this tab the requester.
+// (docs/pipeline.md): the answer runs as a pipeline job through the room's RoomPipeline, this tab the requester,
+// recorded and spot-checked as a whole-model mesh answer is (askPipeline).
 // The page holds no stage of the model; the inference worker reads its tokenizer (the chat template for the prompt's
 // ids, the answer's text), the stages' peers run the layers, and the last one samples with the job's seed.
 import type { EngineMessage } from '../../../../shared/engine-protocol.ts';
 import type { JobSampling } from '../../../../shared/peer-protocol.ts';
 import { PipelineJobError } from '../../../../shared/pipeline/pipeline-requester.ts';
-import type { PipelineReadout } from '../../../../shared/pipeline/room-pipeline.ts';
+import { askPipeline } from '../../../../shared/pipeline/pipeline-answer.ts';
 import { StageWorkerError, workerTokenizer } from '../../../../shared/pipeline/worker-stage-session.ts';
+import { modelFingerprint } from '../../../../shared/schemas/models.ts';
+import { trpcJobRecorder } from '../../mesh/job-records.ts';
 import { inferenceWorkerPort } from '../../../workers/inference.ts';
 import type { MeshRoom } from '../../mesh/mesh-store.ts';
 import { type PipelineModel, layersText, stagesText } from '../../mesh/room-pipelines.ts';
@@ -66,13 +69,16 @@ export function pipelineAnswer(
             throw new PipelineJobError('CONTEXT_OVERFLOW', error.message.replace('the model', entry.name));
           throw error;
         });
-      const finished: { readout: PipelineReadout | null } = { readout: null };
-      let stopped = false;
       const started = performance.now();
       let firstAt = 0;
-      try {
-        for await (const token of room.node.pipelines.generate({
-          model: entry.id,
+      const revision = entry.cachedRevision ?? entry.revision;
+      // Recorded and spot-checked as whole-model mesh answers are (pipeline-answer.ts); the record names the model by
+      // the fingerprint of the weights stage peers cut from the server's copy (the dtype Node runs).
+      const outcome = await askPipeline(
+        room,
+        trpcJobRecorder,
+        {
+          model: { id: entry.id, sha256: await modelFingerprint(entry.repo, revision, entry.dtype.wasm) },
           stages: model.stages.map(({ peerId, layers }) => ({ peerId, layers })),
           job: {
             temperature: sampling.temperature,
@@ -84,21 +90,20 @@ export function pipelineAnswer(
           maxNewTokens: prompted.fitted?.maxNewTokens ?? sampling.maxNewTokens,
           eos: new Set(prompted.eos),
           chunk: PROMPT_CHUNK,
+          messages: prompt,
           signal: abort.signal,
-          onReadout: (r) => (finished.readout = r),
-        })) {
+        },
+        (token) => {
           if (ids.length === 0) firstAt = performance.now();
           ids.push(token);
           refresh();
-        }
-      } catch (error) {
-        if (!(error instanceof PipelineJobError && error.code === 'ABORTED')) throw error;
-        stopped = true;
-      }
+        },
+      );
+      const stopped = outcome.stopped;
       while (decoding) await decoding;
       const text = await tokenizer.detokenize(ids);
       show(text);
-      const done = finished.readout;
+      const done = outcome.readout;
       const seconds = (performance.now() - firstAt) / 1000;
       const ttftMs = done?.ttftMs ?? (firstAt ? firstAt - started : 0);
       const tokensPerSecond = done?.tokensPerSecond ?? (ids.length > 1 && seconds > 0 ? (ids.length - 1) / seconds : 0);
@@ -108,20 +113,30 @@ export function pipelineAnswer(
         ...room.node.list().map((p) => [p.peerId, p.name] as const),
       ]);
       const stages = done ? done.stages.map((s) => ({ ...s, name: names.get(s.peerId) ?? s.name })) : model.stages;
+      const readout = formatReadout({
+        route: 'pipeline',
+        model: entry.name,
+        stages: stagesText(stages),
+        failovers: (done?.failovers ?? []).map(
+          (f) =>
+            `${layersText(f.layers)} moved from ${names.get(f.from) ?? 'a peer'} to ${names.get(f.to) ?? 'a peer'}`,
+        ),
+        ttftMs,
+        tokensPerSecond,
+        stopped,
+      });
       return {
         text,
         record: { route: 'MESH', modelId: entry.id, ttftMs, tokensPerSecond, tokensOut: ids.length },
-        readout: formatReadout({
-          route: 'pipeline',
-          model: entry.name,
-          stages: stagesText(stages),
-          failovers: (done?.failovers ?? []).map(
-            (f) =>
-              `${layersText(f.layers)} moved from ${names.get(f.from) ?? 'a peer'} to ${names.get(f.to) ?? 'a peer'}`,
-          ),
-          ttftMs,
-          tokensPerSecond,
-          stopped,
+        readout,
+        // A spot check that catches a wrong answer replaces it with the checked one.
+        corrected: outcome.check?.then(async (check) => {
+          if (!check.corrected) return null;
+          const excluded = check.excluded.map((id) => names.get(id) ?? 'a peer').join(', ');
+          return {
+            text: await tokenizer.detokenize(check.corrected.tokenIds),
+            readout: `${readout} · corrected by a spot check; ${excluded} excluded from this room's jobs`,
+          };
         }),
       };
     })();

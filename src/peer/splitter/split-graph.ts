@@ -5,7 +5,7 @@
 // the KV cache inputs and outputs (`past_key_values.N.*`, `present.N.*`) of its own layers, and the shared
 // inputs its nodes read (`attention_mask`, `position_ids`).
 import type { onnx } from 'onnx-proto';
-import { HIDDEN_INPUT, HIDDEN_OUTPUT } from '../../src/shared/pipeline/stage-session.ts';
+import { HIDDEN_INPUT, HIDDEN_OUTPUT } from '../../shared/pipeline/stage-session.ts';
 import { proto } from './onnx-file.ts';
 
 export { HIDDEN_INPUT, HIDDEN_OUTPUT };
