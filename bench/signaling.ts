@@ -7,7 +7,8 @@
 // 2. Join to open: N headless Chromium pages open /rooms/global together; per page, the time from its join ack
 //    to data channels open with all N-1 others; p50/p95 for N = 2 and 8, over ROUNDS rounds; and for N = 8 the
 //    phases of every link (the phases of bench/werift-joins.ts), from each page's RTCPeerConnection, which the bench
-//    wraps in the page to note when each step happened (RECORD_LINKS below; the app is not changed).
+//    wraps in the page to note when each step happened (RECORD_LINKS below; the app is not changed). A page whose
+//    links are not all open after JOIN_DEADLINE_MS is counted apart, with what it saw (peer states, link steps).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { loadavg, tmpdir } from 'node:os';
@@ -15,7 +16,14 @@ import path from 'node:path';
 import { io } from 'socket.io-client';
 import { buildClient, launchChromium } from '../tests/support/browser.ts';
 import { startServer } from '../tests/support/server-process.ts';
-import { type RelayResult, drive, joinedGuestSockets, quantile, relayThroughMesh } from './relay-load.ts';
+import {
+  RELAY_LOAD_LIMITS,
+  type RelayResult,
+  drive,
+  joinedGuestSockets,
+  quantile,
+  relayThroughMesh,
+} from './relay-load.ts';
 import { PHASES, type Phases, emptyPhases } from './werift-joins.ts';
 
 const SOCKETS = 50;
@@ -159,11 +167,24 @@ function pagePhases(pages: { joinedAt: number; links: PageLink[] }[], phases: Ph
     }
 }
 
-async function joinToOpen(peers: number, phases: Phases = emptyPhases()): Promise<number[]> {
+/** How long a round waits for a page's links before it reports what that page sees instead. */
+const JOIN_DEADLINE_MS = 30_000;
+
+/** A page whose links were not all open by the deadline, as it saw itself then. */
+interface StuckPage {
+  joined: boolean;
+  /** Each other peer's state on the Rooms screen (`data-state` of `peer-state`). */
+  peers: (string | null)[];
+  /** Each RTCPeerConnection's steps reached, by name (created, offerSent, answerReceived, iceConnected, open, ...). */
+  links: string[];
+}
+
+async function joinToOpen(peers: number, phases: Phases = emptyPhases(), stuck: StuckPage[] = []): Promise<number[]> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-join-'));
   await buildClient(path.join(dir, 'dist'), 'bench');
+  // Each page is a new guest from 127.0.0.1: three rounds of eight pass the default 20 guests per address per hour.
   const server = await startServer(
-    { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist') },
+    { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist'), ...RELAY_LOAD_LIMITS },
     120_000,
   );
   const durations: number[] = [];
@@ -186,26 +207,39 @@ async function joinToOpen(peers: number, phases: Phases = emptyPhases()): Promis
           pages.map(
             (page) =>
               // A string: it runs in the page (this file has no DOM types) and tsx must not wrap it in helpers.
+              // Past the deadline a page answers what it sees instead: whether it joined, each peer's state on the
+              // Rooms screen, and which steps each of its connections reached.
               page.evaluate(`new Promise((resolve) => {
+                const started = performance.now();
                 const check = () => {
                   const joined = performance.getEntriesByName('mesh:joined').at(-1);
                   const open = document.querySelectorAll('[data-testid="peer-state"][data-state="open"]').length;
                   if (joined && open >= ${peers - 1}) resolve(performance.now() - joined.startTime);
+                  else if (performance.now() - started > ${JOIN_DEADLINE_MS})
+                    resolve({
+                      joined: Boolean(joined),
+                      peers: [...document.querySelectorAll('[data-testid="peer-state"]')].map((e) => e.getAttribute('data-state')),
+                      links: (window.__links ?? []).map((t) => Object.keys(t).filter((k) => k !== 'ufrag').join(' ')),
+                    });
                   else setTimeout(check, 10);
                 };
                 check();
-              })`) as Promise<number>,
+              })`) as Promise<number | StuckPage>,
           ),
         );
-        durations.push(...results);
+        for (const result of results)
+          if (typeof result === 'number') durations.push(result);
+          else stuck.push(result);
         pagePhases(
-          (await Promise.all(
-            pages.map((page) =>
-              page.evaluate(
-                `({ joinedAt: performance.getEntriesByName('mesh:joined').at(-1).startTime, links: window.__links })`,
+          (
+            (await Promise.all(
+              pages.map((page) =>
+                page.evaluate(
+                  `({ joinedAt: performance.getEntriesByName('mesh:joined').at(-1)?.startTime, links: window.__links })`,
+                ),
               ),
-            ),
-          )) as { joinedAt: number; links: PageLink[] }[],
+            )) as { joinedAt?: number; links: PageLink[] }[]
+          ).filter((page): page is { joinedAt: number; links: PageLink[] } => page.joinedAt !== undefined),
           phases,
         );
       } finally {
@@ -239,10 +273,15 @@ async function joinBench() {
   for (const peers of [2, 8]) {
     const phases = emptyPhases();
     const load = loadavg()[0]!;
-    const durations = await joinToOpen(peers, phases);
+    const stuck: StuckPage[] = [];
+    const durations = await joinToOpen(peers, phases, stuck);
     console.log(
-      `2. join → all data channels open, ${peers} pages, ${durations.length} samples: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms (load average ${load.toFixed(1)} to ${loadavg()[0]!.toFixed(1)})`,
+      `2. join → all data channels open, ${peers} pages, ${durations.length} samples, ${stuck.length} not all open after ${JOIN_DEADLINE_MS / 1000} s: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms (load average ${load.toFixed(1)} to ${loadavg()[0]!.toFixed(1)})`,
     );
+    for (const page of stuck)
+      console.log(
+        `   not all open: joined ${page.joined}, peers ${page.peers.join(', ')}; links: ${page.links.join(' | ')}`,
+      );
     if (peers < 8) continue;
     console.log(`   phases of every link (${phases['making the offer'].length} links), p50 / p95:`);
     for (const phase of PHASES)
