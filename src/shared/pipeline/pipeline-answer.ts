@@ -56,6 +56,18 @@ export interface PipelineRoom {
 }
 
 /** The party a chain of stage peers makes for the spot check: judged, skipped and excluded together. */
+/** The job as a chain runs it: the answer and its spot check's re-run on another chain ask the same. */
+function chainRun(ask: PipelineAsk) {
+  return {
+    model: ask.model.id,
+    job: ask.job,
+    prompt: ask.prompt,
+    maxNewTokens: ask.maxNewTokens,
+    eos: ask.eos,
+    ...(ask.chunk ? { chunk: ask.chunk } : {}),
+  };
+}
+
 function chainParty(members: readonly { peerId: string; userId: string }[]): CheckPeer {
   return { peerId: members[0]?.peerId ?? '', userId: members[0]?.userId ?? '', members: [...members] };
 }
@@ -105,12 +117,7 @@ export async function askPipeline(
   };
   try {
     for await (const token of pipelines.generate({
-      model: ask.model.id,
-      job: ask.job,
-      prompt: ask.prompt,
-      maxNewTokens: ask.maxNewTokens,
-      eos: ask.eos,
-      ...(ask.chunk ? { chunk: ask.chunk } : {}),
+      ...chainRun(ask),
       ...(ask.stages ? { stages: ask.stages } : {}),
       ...(ask.signal ? { signal: ask.signal } : {}),
       onReadout: (r) => (job.readout = r),
@@ -262,12 +269,7 @@ export async function checkPipeline(
       const again: GeneratedToken[] = [];
       try {
         for await (const tokenId of pipelines.generate({
-          model: ask.model.id,
-          job: ask.job,
-          prompt: ask.prompt,
-          maxNewTokens: ask.maxNewTokens,
-          eos: ask.eos,
-          ...(ask.chunk ? { chunk: ask.chunk } : {}),
+          ...chainRun(ask),
           stages: checker.stages,
           onOpened: (stages) => stages.forEach((stage) => took(stage.peerId)),
         }))
