@@ -55,7 +55,6 @@ export interface PipelineRoom {
   };
 }
 
-/** The party a chain of stage peers makes for the spot check: judged, skipped and excluded together. */
 /** The job as a chain runs it: the answer and its spot check's re-run on another chain ask the same. */
 function chainRun(ask: PipelineAsk) {
   return {
@@ -68,6 +67,7 @@ function chainRun(ask: PipelineAsk) {
   };
 }
 
+/** The party a chain of stage peers makes for the spot check: judged, skipped and excluded together. */
 function chainParty(members: readonly { peerId: string; userId: string }[]): CheckPeer {
   return { peerId: members[0]?.peerId ?? '', userId: members[0]?.userId ?? '', members: [...members] };
 }
