@@ -82,6 +82,12 @@ export function stageTokenizers(read: ReadModelFile) {
     return loading;
   }
 
+  /** The text of token ids, once the tokenizer is loaded: for a decode per token (src/shared/text-deltas.ts). */
+  async function decoder(files: ModelFiles): Promise<(ids: number[]) => string> {
+    const { tokenizer } = await tokenizerAt(files);
+    return (ids) => (ids.length === 0 ? '' : tokenizer.decode(ids, { skip_special_tokens: true }));
+  }
+
   return {
     /**
      * The prompt's ids for `messages` with the model's chat template (the generation prompt added); with `fit`, the
@@ -98,8 +104,8 @@ export function stageTokenizers(read: ReadModelFile) {
       return { ids: [...ids], eos, fitted: { trimmed, maxNewTokens } };
     },
     async detokenize(files: ModelFiles, ids: number[]): Promise<string> {
-      const { tokenizer } = await tokenizerAt(files);
-      return ids.length === 0 ? '' : tokenizer.decode(ids, { skip_special_tokens: true });
+      return (await decoder(files))(ids);
     },
+    decoder,
   };
 }
