@@ -1,20 +1,24 @@
 // The OpenAI-compatible API asking a pipeline (docs/pipeline.md, "Asking from /v1"): a catalogue model nobody in the
 // room shares whole, whose layers two headless stage peers host (`--stage 0-2` and `--stage 2-4` of a generated
 // 4-layer model, onnxruntime-node, werift data channels), driven by the official `openai` client against a listening
-// server whose requester member of the room runs it as a pipeline job, with the tokenizer from the server's own
-// model cache. Whole and streamed answers equal the inference engine's greedy answer on the whole model; GET
-// /v1/models lists the model as a pipeline; a client that aborts mid-stream ends the job on both stage peers; the
-// job is recorded once it is over, naming both stage peers; a room whose stages do not cover every layer is refused
-// with 503 in OpenAI's shape.
+// server whose requester member of the room runs it as a pipeline job (askPipeline, as the app's chat does), with the
+// tokenizer from the server's own model cache. Whole and streamed answers equal the inference engine's greedy answer
+// on the whole model; GET /v1/models lists the model as a pipeline, asking the signaling presence once; a
+// conversation past the model's context is answered with its oldest turns left out; a client that aborts mid-stream
+// ends the job on both stage peers; the job is recorded once it is over, naming both stage peers; an answer is
+// spot-checked by another chain of stage peers (its stage peers are new to the server's member, so every answer is
+// drawn), and a last stage that lies about its tokens is caught by two chains that agree against it; a room whose
+// stages do not cover every layer is refused with 503 in OpenAI's shape.
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FakeHub } from '../scripts/fake-hub.ts';
 import { evenBoundaries } from '../src/peer/splitter/split-graph.ts';
 import { writeStages } from '../src/peer/splitter/stage-files.ts';
+import { graphVersion } from '../src/peer/splitter/graph-digest.ts';
 import { buildStageGraphs } from '../scripts/tiny-model/stages.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
 import { buildApp } from '../src/server/app.ts';
@@ -35,6 +39,10 @@ const LONG = 600;
 
 let dir: string;
 let stageDir: string;
+/** The generated model's own directory: its whole graph, which `auto` stage peers cut any range from. */
+let modelDir: string;
+/** The key's account. */
+let userId: string;
 let hub: FakeHub;
 let db: TestDatabase;
 let app: FastifyInstance;
@@ -56,11 +64,14 @@ beforeAll(async () => {
   const entry = published[MODEL];
   if (!entry?.weights) throw new Error('the generated model is missing');
   // The 2-stage files and the config only: with the whole graph beside them, a stage peer could cut any range, and
-  // one peer would run the whole model.
+  // one peer would run the whole model. Their manifest names the graph they are cut from, so they are one model
+  // version with the `auto` peers' cuts of it (docs/pipeline.md#stage-fingerprints).
+  modelDir = entry.dir;
   stageDir = path.join(dir, 'stage-files');
   await writeStages(
     path.join(stageDir, 'stages-2'),
     buildStageGraphs(entry.weights, evenBoundaries(OPTIONS.layers, 2)),
+    { source: await graphVersion(path.join(modelDir, 'onnx', 'model.onnx')) },
   );
   await copyFile(path.join(entry.dir, 'config.json'), path.join(stageDir, 'config.json'));
   db = await openTestDatabase('pglite');
@@ -83,6 +94,7 @@ beforeAll(async () => {
     data: { kind: 'ACCOUNT', username: 'pipeapi', displayName: 'pipeapi' },
     select: { id: true },
   });
+  userId = user.id;
   client = new OpenAI({
     apiKey: (await createApiKey(db.database.prisma, user.id, 'key')).key,
     baseURL: `${base}/v1`,
@@ -104,21 +116,77 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 }, 30_000);
 
-/** A headless stage peer of the global room, as `npm run peer -- --model pipeline-api --stage 0-2 --stage-dir DIR`. */
-async function stagePeer(name: string, layers: LayerRange): Promise<HeadlessPeer> {
+/**
+ * A headless stage peer of the global room, as `npm run peer -- --model pipeline-api --stage 0-2 --stage-dir DIR`;
+ * `auto`: one that cuts whatever layers a requester's plan gives it from the whole graph (with room for all four);
+ * `corruptTokens`: a dishonest last stage (test only).
+ */
+async function stagePeer(
+  name: string,
+  layers: LayerRange | 'auto',
+  options: { corruptTokens?: boolean } = {},
+): Promise<HeadlessPeer> {
   const peer = new HeadlessPeer({
     server: base,
     room: 'global',
     name,
     model: MODEL,
     stage: layers,
-    stageDir,
+    stageDir: layers === 'auto' ? modelDir : stageDir,
+    ...(layers === 'auto' ? { stageMemoryMb: 8 } : {}),
     cacheDir: path.join(dir, `peer-${name}`),
     threads: 1,
+    ...options,
   });
   stages.push(peer);
   await peer.start();
   return peer;
+}
+
+/** The stage peers still running. */
+const running = () => stages.filter((peer) => peer.node);
+
+/**
+ * Until the server's member of the room sees every running stage peer's stages with its frame channel open, sees
+ * none of `gone`, and every stage peer has its frame channels to the others (a chain's own hops).
+ */
+async function memberSeesStages(gone: HeadlessPeer[] = []) {
+  const member = await app.meshGateway.member('global', userId);
+  const node = member.node!;
+  const names = new Set(gone.map((peer) => peer.status().name));
+  await expect
+    .poll(
+      () => {
+        const seen = node.list().filter((p) => p.capabilities?.pipeline && node.stages.wire(p.peerId));
+        const linked = running().every((s) => {
+          const others = s.node?.list().filter((p) => p.capabilities?.pipeline) ?? [];
+          return others.length === running().length - 1 && others.every((p) => s.node?.stages.wire(p.peerId));
+        });
+        const left = node.list().every((p) => !names.has(p.name));
+        return linked && left ? seen.length : -1;
+      },
+      { timeout: 90_000, interval: 200 },
+    )
+    .toBe(running().length);
+  return node;
+}
+
+/** The key's latest job on the model, with its peers and check, once its spot check is recorded. */
+async function checkedJob() {
+  const latest = () =>
+    db.database.prisma.inferenceJob.findFirstOrThrow({
+      where: { modelId: MODEL },
+      orderBy: { createdAt: 'desc' },
+      select: {
+        id: true,
+        outcome: true,
+        checkResult: true,
+        peers: { select: { displayName: true, role: true }, orderBy: { displayName: 'asc' } },
+        mismatches: { select: { peerName: true }, orderBy: { peerName: 'asc' } },
+      },
+    });
+  await expect.poll(async () => (await latest()).checkResult, { timeout: 60_000 }).not.toBeNull();
+  return latest();
 }
 
 const refusal = (error: unknown) => error as { status?: number; message?: string; code?: string };
@@ -136,11 +204,19 @@ describe('a model whose layers stage peers host, over /v1', () => {
     expect((await listedModels(client)).find((m) => m.id === MODEL)).toBeUndefined();
   }, 120_000);
 
-  it('is listed by GET /v1/models as a pipeline once stages cover every layer', async () => {
+  it('is listed by GET /v1/models as a pipeline once stages cover every layer, asking the presence once', async () => {
     await stagePeer('StageB', [2, 4]);
     await expect
       .poll(async () => (await listedModels(client)).find((m) => m.id === MODEL), { timeout: 60_000 })
       .toMatchObject({ id: MODEL, owned_by: 'mesh-pipeline', rooms: ['global'] });
+    // One ask of the signaling layer's rooms per listing (across nodes, each is a round trip through Redis).
+    const asked = vi.spyOn(app.mesh, 'in');
+    try {
+      await listedModels(client);
+      expect(asked.mock.calls.filter(([rooms]) => Array.isArray(rooms))).toHaveLength(1);
+    } finally {
+      asked.mockRestore();
+    }
   }, 120_000);
 
   it('answers whole and streamed with the engine’s greedy answer on the whole model, and records the job', async () => {
@@ -207,12 +283,37 @@ describe('a model whose layers stage peers host, over /v1', () => {
     expect(record.createdAt.getTime()).toBeLessThanOrEqual(firstChunkAt);
   }, 120_000);
 
-  it('refuses a prompt longer than the model’s context with 400 context_length_exceeded, before any stage runs', async () => {
+  it('answers a conversation longer than the model’s context with its oldest turns left out', async () => {
+    const plain = await client.chat.completions.create(greedy);
+    const asked = plain.usage?.prompt_tokens ?? 0;
+    expect(asked).toBeGreaterThan(0);
+    // Past the context of 1024 with the answer's 20 tokens: the first two turns go, the last one alone fits.
+    const long = {
+      ...greedy,
+      messages: [
+        { role: 'user' as const, content: 'the sea and the ships '.repeat(400) },
+        { role: 'assistant' as const, content: 'Aye.' },
+        ...messages,
+      ],
+    };
+    const fitted = await client.chat.completions.create(long);
+    expect(fitted.choices[0]?.message.content).toBe(short.text);
+    expect(fitted.usage?.prompt_tokens).toBe(asked);
+    expect(fitted.usage?.completion_tokens).toBe(short.tokenIds.length);
+    const record = await db.database.prisma.inferenceJob.findFirstOrThrow({
+      where: { modelId: MODEL },
+      orderBy: { createdAt: 'desc' },
+      select: { tokensIn: true, outcome: true },
+    });
+    expect(record).toMatchObject({ tokensIn: asked, outcome: 'COMPLETED' });
+  }, 120_000);
+
+  it('refuses with 400 context_length_exceeded a last message that alone fills the context, before any stage runs', async () => {
     const tooLong = { ...greedy, messages: [{ role: 'user' as const, content: 'the sea and the ships '.repeat(400) }] };
     const refused = await client.chat.completions.create(tooLong).catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
     expect(refusal(refused)).toMatchObject({ status: 400, code: 'context_length_exceeded' });
-    expect(refusal(refused).message).toMatch(/fill pipeline-api's context of 1024/);
+    expect(refusal(refused).message).toMatch(/no room for an answer in pipeline-api's context of 1024/);
     expect(stages.map((peer) => peer.node?.stages.outstanding())).toEqual([0, 0]);
   });
 
@@ -256,4 +357,47 @@ describe('a model whose layers stage peers host, over /v1', () => {
     expect(cancelled.tokensOut).toBeGreaterThanOrEqual(3);
     expect(cancelled.tokensOut).toBeLessThan(LONG / 2);
   }, 120_000);
+
+  it('spot-checks an answer at the room’s rate (newcomers always) with another chain of stage peers, and records the check', async () => {
+    // A second chain of other users (each headless peer is a guest of its own): the checker of whichever serves.
+    await Promise.all([stagePeer('CheckA', [0, 2]), stagePeer('CheckB', [2, 4])]);
+    await memberSeesStages();
+    const answer = await client.chat.completions.create(greedy);
+    expect(answer.choices[0]?.message.content).toBe(short.text);
+    const job = await checkedJob();
+    expect(job).toMatchObject({ outcome: 'COMPLETED', checkResult: 'MATCH', mismatches: [] });
+    const servers = job.peers.filter((p) => p.role === 'SERVER').map((p) => p.displayName);
+    const checkers = job.peers.filter((p) => p.role === 'CHECKER').map((p) => p.displayName);
+    expect(servers).toHaveLength(2);
+    expect(checkers).toHaveLength(2);
+    // The checkers are the other chain: one [0, 2] and one [2, 4] peer, none of the answer's.
+    expect([...servers, ...checkers].sort()).toEqual(['CheckA', 'CheckB', 'StageA', 'StageB']);
+  }, 180_000);
+
+  it('catches a last stage that lies about its tokens: two chains agree against it, and its chain is recorded against', async () => {
+    // The honest [2, 4] peers leave; the liar is then the only peer holding layers 2–4, so the answer runs through
+    // it. Two `auto` peers that hold nothing yet are the checkers, each cutting the whole model.
+    const honest = stages.filter((peer) => ['StageB', 'CheckB'].includes(peer.status().name));
+    await Promise.all(honest.map((peer) => peer.stop()));
+    stages.splice(0, stages.length, ...stages.filter((peer) => !honest.includes(peer)));
+    await Promise.all([
+      stagePeer('Liar', [2, 4], { corruptTokens: true }),
+      stagePeer('CheckX', 'auto'),
+      stagePeer('CheckY', 'auto'),
+    ]);
+    const node = await memberSeesStages(honest);
+    const lied = await client.chat.completions.create(greedy);
+    expect(lied.choices[0]?.message.content).not.toBe(short.text);
+    const job = await checkedJob();
+    expect(job).toMatchObject({ outcome: 'COMPLETED', checkResult: 'MISMATCH' });
+    const servers = job.peers.filter((p) => p.role === 'SERVER').map((p) => p.displayName);
+    expect(servers).toContain('Liar');
+    expect(job.peers.filter((p) => p.role === 'CHECKER').map((p) => p.displayName)).toEqual(['CheckX', 'CheckY']);
+    // Tokens alone do not say which stage lied: the chain's every peer is recorded against, and excluded here.
+    expect(job.mismatches.map((m) => m.peerName)).toEqual(servers);
+    for (const name of servers) {
+      const peer = node.list().find((p) => p.name === name)!;
+      expect(node.requester.isExcluded({ userId: peer.userId })).toBe(true);
+    }
+  }, 240_000);
 });

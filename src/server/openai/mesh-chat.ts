@@ -17,7 +17,7 @@ import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from
 import { OpenAIError } from './errors.ts';
 import { CONNECTING_WAIT_MS, type MeshGateway, settle } from './mesh-gateway.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
-import { type PipelineRecorder, answerOnPipeline } from './pipeline-chat.ts';
+import { answerOnPipeline } from './pipeline-chat.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
 
 /** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
@@ -37,7 +37,7 @@ export interface MeshChat {
    * What a pipeline job needs, for a model nobody in the room shares whole but whose layers stage peers host
    * (pipeline-chat.ts); without it such a model is refused as one nobody shares.
    */
-  pipeline?: { tokenizer: PipelineTokenizer; recorder: PipelineRecorder };
+  pipeline?: { tokenizer: PipelineTokenizer };
 }
 
 /** One ask's job records, written once `ready` settles (serviceRecorder). */
@@ -87,8 +87,9 @@ export function meshSampling(sampling: {
 /**
  * Job records as the key's account, through the same service tRPC's jobs.* use, written once the answer's text has
  * gone to the route (`ready`): the embedded database runs its queries on this thread, and a record's start written
- * beside the answer held its tokens back by 55 to 130 ms under load (bench/README.md, issue 14). The serving peer is
- * looked up as it takes the job (it may have left by the time the row is written), and the record keeps that time.
+ * beside the answer held its tokens back by 55 to 130 ms under load (bench/README.md, issue 14). The serving peer (a
+ * pipeline job's every stage peer, pipeline-chat.ts) is looked up as it takes the job (it may have left by the time
+ * the row is written), and the record keeps that time.
  * Attempts, finish and check wait for the start, as before (src/shared/mesh/mesh-answer.ts).
  *
  * Each record first spends one of the account's job records (`spend`: JOB_RECORDS_PER_MINUTE, the budget tRPC's
@@ -105,11 +106,17 @@ export function serviceRecorder(
   return (ready) => ({
     start: async (input) => {
       const takenAt = new Date();
-      const peer = peers(input.room, input.serverPeerId);
-      peer.catch(() => undefined);
+      // A pipeline job's every stage peer, looked up now as the server peer is.
+      const taking = new Map(
+        [input.serverPeerId, ...(input.stages?.map((stage) => stage.peerId) ?? [])].map((peerId) => {
+          const peer = peers(input.room, peerId);
+          peer.catch(() => undefined);
+          return [peerId, peer] as const;
+        }),
+      );
       await ready;
       await spend();
-      return startJob(db, () => peer, userId, input, takenAt);
+      return startJob(db, (room, peerId) => taking.get(peerId) ?? peers(room, peerId), userId, input, takenAt);
     },
     attempt: async (input) => {
       await spend();
@@ -177,7 +184,7 @@ async function* answerOnMesh(
   }
   if (node && !ref && chat.pipeline && chained()) {
     phase('member');
-    yield* answerOnPipeline(gateway, member, { ...chat, ...chat.pipeline, started, phase }, signal);
+    yield* answerOnPipeline(gateway, member, { ...chat, ...chat.pipeline, recorder, started, phase }, signal);
     return;
   }
   if (!node || !ref) {

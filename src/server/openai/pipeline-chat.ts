@@ -1,20 +1,21 @@
 // A /v1 chat on a catalogue model that nobody in the room shares whole but whose layers a chain of stage peers
-// hosts (docs/pipeline.md, "Asking from /v1"): the server's requester member of the room runs it as a pipeline job
-// (RoomPipeline, the same code the app's chat and the headless peer run), with the model's tokenizer read from the
-// server's own model cache (pipeline-tokenizer.ts). It yields the same events as a whole-model mesh chat
-// (mesh-chat.ts), so the route writes both the same way.
+// hosts (docs/pipeline.md, "Asking from /v1"): the server's requester member of the room runs it through the one
+// pipeline answer there is (askPipeline, src/shared/pipeline/pipeline-answer.ts: the browser's pipeline route runs it
+// too), so it is recorded and spot-checked as the app's are, with the model's tokenizer read from the server's own
+// model cache (pipeline-tokenizer.ts). It yields the same events as a whole-model mesh chat (mesh-chat.ts), so the
+// route writes both the same way.
 import { performance } from 'node:perf_hooks';
-import type { FastifyBaseLogger } from 'fastify';
 import type { HeadlessPeer } from '../../peer/headless-peer.ts';
+import { ContextOverflowError } from '../../shared/chat-template.ts';
 import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import type { JobSampling } from '../../shared/peer-protocol.ts';
-import type { ManifestEntry } from '../../shared/schemas/models.ts';
+import { type ManifestEntry, modelFingerprint } from '../../shared/schemas/models.ts';
+import { type PipelineOutcome, askPipeline } from '../../shared/pipeline/pipeline-answer.ts';
 import { PipelineJobError } from '../../shared/pipeline/pipeline-requester.ts';
-import type { PipelineReadout, StagePlacement } from '../../shared/pipeline/room-pipeline.ts';
-import type { PrismaClient } from '../db/client.ts';
-import type { PeerLookup } from '../services/jobs.ts';
-import { type PipelineJobRecord, type StagePeer, recordPipelineJob } from '../services/pipeline-jobs.ts';
+import type { StagePlacement } from '../../shared/pipeline/room-pipeline.ts';
+import { TextDeltas } from '../../shared/text-deltas.ts';
 import { OpenAIError } from './errors.ts';
+import type { RecorderFor } from './mesh-chat.ts';
 import type { MeshGateway } from './mesh-gateway.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
@@ -24,40 +25,14 @@ const PROMPT_CHUNK = 64;
 /** After a stage refused the job as busy (its other requesters' jobs), the job waits this long for a place again. */
 const BUSY_BACKOFF_MS = 1000;
 
-/** Job records of the server's pipeline jobs, as the key's account (services/pipeline-jobs.ts). */
-export interface PipelineRecorder {
-  /** Looks `peerId` up in the room's presence now, as it takes its stage (it may have left when the row is written). */
-  took(room: string, peerId: string): Promise<StagePeer>;
-  /** Writes the record of a job that is over. */
-  write(record: PipelineJobRecord): Promise<unknown>;
-}
-
-export function pipelineRecorder(
-  db: PrismaClient,
-  peers: PeerLookup,
-  userId: string,
-  log: FastifyBaseLogger,
-): PipelineRecorder {
-  return {
-    took: (room, peerId) => {
-      const peer = peers(room, peerId);
-      peer.catch(() => undefined);
-      return peer;
-    },
-    write: (record) =>
-      recordPipelineJob(db, userId, record).catch((error: unknown) =>
-        log.error({ err: error }, 'could not record a /v1 pipeline job'),
-      ),
-  };
-}
-
 export interface PipelineChat {
   entry: ManifestEntry;
   room: string;
   messages: ChatMessage[];
   sampling: JobSampling;
   tokenizer: PipelineTokenizer;
-  recorder: PipelineRecorder;
+  /** The job's records as the key's account, written once the answer is out (mesh-chat.ts, serviceRecorder). */
+  recorder: RecorderFor;
   /** When the request began (the answer's time to first token counts from it). */
   started: number;
   phase: (name: string) => void;
@@ -65,6 +40,40 @@ export interface PipelineChat {
 
 const unavailable = (chat: PipelineChat, why: string) =>
   OpenAIError.unavailable(`The pipeline job on ${chat.entry.id} in room ${chat.room} ${why}`, 5);
+
+/**
+ * The prompt's ids, fitted to the model's context as whole-model and the app's pipeline chats are (the oldest turns
+ * left out), with the conversation they came from (what a whole-model checker re-runs); 400 when even the last
+ * message alone leaves no room for an answer.
+ */
+async function fittedPrompt(chat: PipelineChat) {
+  const { entry, messages } = chat;
+  const prompted = await chat.tokenizer
+    .tokenize(messages, { context: entry.contextLength, maxNewTokens: chat.sampling.maxNewTokens })
+    .catch((error: unknown) => {
+      if (!(error instanceof ContextOverflowError)) throw error;
+      throw new OpenAIError(
+        400,
+        'invalid_request_error',
+        'context_length_exceeded',
+        `The last message takes ${error.promptTokens} tokens with the chat template, which leave no room for an answer in ${entry.id}'s context of ${error.context} (older messages are left out as needed)`,
+        { param: 'messages' },
+      );
+    });
+  const trimmed = prompted.fitted?.trimmed ?? 0;
+  const system = messages[0]?.role === 'system' ? 1 : 0;
+  return {
+    ...prompted,
+    maxNewTokens: prompted.fitted?.maxNewTokens ?? chat.sampling.maxNewTokens,
+    used: [...messages.slice(0, system), ...messages.slice(system + trimmed)],
+  };
+}
+
+/** The model version the chain's stages are cut from (docs/pipeline.md#stage-fingerprints): the record's sha256. */
+async function chainVersion(member: HeadlessPeer, entry: ManifestEntry, chain: StagePlacement[]) {
+  const version = member.node?.peer(chain[0]?.peerId ?? '')?.capabilities?.pipeline?.version;
+  return version ?? modelFingerprint(entry.repo, entry.revision, entry.dtype.wasm);
+}
 
 /** Text as the last stage samples it, then `done`. Returning early (the client left) closes the job on every stage. */
 export async function* answerOnPipeline(
@@ -76,36 +85,33 @@ export async function* answerOnPipeline(
   const node = member.node;
   if (!node) throw unavailable(chat, 'has no room member to run it');
   const { entry, room, sampling } = chat;
-  const prompted = await chat.tokenizer.tokenize(chat.messages);
-  const left = entry.contextLength - prompted.ids.length;
-  if (left < 1)
-    throw new OpenAIError(
-      400,
-      'invalid_request_error',
-      'context_length_exceeded',
-      `The messages take ${prompted.ids.length} tokens, which fill ${entry.id}'s context of ${entry.contextLength}`,
-      { param: 'messages' },
-    );
-  const maxNewTokens = Math.min(sampling.maxNewTokens, left);
+  const prompted = await fittedPrompt(chat);
+  const deltas = new TextDeltas(await chat.tokenizer.decoder());
   const eos = new Set(prompted.eos);
   chat.phase('prompt');
   const release = gateway.hold(member);
   const queue = gateway.pipelineQueue(member, entry.id);
   const waitUntil = performance.now() + gateway.waitMs;
-  const ids: number[] = [];
-  let shown = '';
-  /** The job's place at its stage peers, while it holds one. */
-  const held: { slot: SlotRelease | null } = { slot: null };
-  let readout: PipelineReadout | null = null;
-  let placement: StagePlacement[] = [];
-  let peers: PipelineJobRecord['peers'] = [];
-  let takenAt: Date | null = null;
+  // The job stops when the client leaves, and when this generator is returned early.
+  const stop = new AbortController();
+  const abort = () => stop.abort();
+  signal.addEventListener('abort', abort, { once: true });
+  if (signal.aborted) stop.abort();
+  // Text arrives by callback; this queue hands it to the generator's reader.
+  const pending: string[] = [];
+  let wake: (() => void) | null = null;
+  let tokens = 0;
   let firstAt: number | null = null;
-  let ended: { outcome: 'COMPLETED' | 'FAILED'; errorCode: string | null } | null = null;
+  let slot: SlotRelease | null | undefined;
+  /** The job's tokens stopped; `settled`: its records are finished (askPipeline resolved or rejected). */
+  let ended: boolean;
+  let settled = false;
+  let writeRecords = () => {};
+  let outcome: PipelineOutcome | null = null;
   try {
     for (let retry = false; ; retry = true) {
-      held.slot = await queue
-        .acquire({ waitMs: Math.max(0, waitUntil - performance.now()), signal, first: retry })
+      slot = await queue
+        .acquire({ waitMs: Math.max(0, waitUntil - performance.now()), signal: stop.signal, first: retry })
         .catch((error: unknown) => {
           throw error instanceof SlotWaitTimeout
             ? unavailable(
@@ -117,103 +123,101 @@ export async function* answerOnPipeline(
       chat.phase('slot');
       const chain = node.pipelines.chain(entry.id);
       if (!chain) throw unavailable(chat, 'has no chain of peers holding every layer any more');
-      placement = chain;
-      takenAt = new Date();
-      peers = chain.map(({ peerId, layers }) => ({ peerId, layers, peer: chat.recorder.took(room, peerId) }));
-      const tokens = node.pipelines.generate({
-        model: entry.id,
-        stages: chain,
-        job: { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed },
-        prompt: prompted.ids,
-        maxNewTokens,
-        eos,
-        chunk: PROMPT_CHUNK,
-        signal,
-        onReadout: (done) => (readout = done),
-      });
-      try {
-        for await (const token of tokens) {
-          if (ids.length === 0) {
+      let open: () => void = () => {};
+      const ready = new Promise<void>((resolve) => (open = resolve));
+      // A turn of the event loop first, for the route's stream to write what it was handed.
+      writeRecords = () => setImmediate(open);
+      ended = settled = false;
+      let failure: unknown = null;
+      const asked = askPipeline(
+        { room, node },
+        chat.recorder(ready),
+        {
+          model: { id: entry.id, sha256: await chainVersion(member, entry, chain) },
+          job: { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed },
+          prompt: prompted.ids,
+          maxNewTokens: prompted.maxNewTokens,
+          eos,
+          chunk: PROMPT_CHUNK,
+          stages: chain,
+          messages: prompted.used,
+          signal: stop.signal,
+          onEnded: () => {
+            // A character still held back goes out with the answer's last text.
+            const rest = deltas.rest();
+            if (rest) pending.push(rest);
+            ended = true;
+            wake?.();
+          },
+        },
+        (token) => {
+          if (tokens++ === 0) {
             firstAt = performance.now();
             chat.phase('token');
           }
-          ids.push(token);
-          const text = await chat.tokenizer.detokenize(ids);
-          // A character split across tokens decodes as U+FFFD until its last token comes.
-          if (text.length > shown.length && text.startsWith(shown) && !text.endsWith('\uFFFD')) {
-            const delta = text.slice(shown.length);
-            shown = text;
-            yield { type: 'delta', text: delta };
-          }
-        }
-        break;
-      } catch (error) {
-        // Stage peers busy with other requesters' jobs refuse at once: the job waits for a place again, first in line.
-        if (error instanceof PipelineJobError && error.code === 'BUSY' && ids.length === 0 && !signal.aborted) {
-          held.slot?.(BUSY_BACKOFF_MS);
-          held.slot = null;
-          if (performance.now() < waitUntil) continue;
-          throw unavailable(chat, `found every stage peer busy: try again shortly (${error.message})`);
-        }
-        throw error;
+          const text = deltas.push(token);
+          if (!text) return;
+          pending.push(text);
+          wake?.();
+        },
+      ).then(
+        (done) => (outcome = done),
+        (error: unknown) => (failure = error),
+      );
+      void asked.finally(() => {
+        settled = true;
+        wake?.();
+      });
+      for (;;) {
+        while (pending.length > 0) yield { type: 'delta', text: pending.shift() as string };
+        // Every text is with the route (it asked for the next event): the records may be written now.
+        if (ended) writeRecords();
+        if (settled) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
       }
+      // The stage peers are done with it: its place goes to the next job waiting.
+      slot?.(failure instanceof PipelineJobError && failure.code === 'BUSY' ? BUSY_BACKOFF_MS : undefined);
+      slot = null;
+      if (!failure) break;
+      // Stage peers busy with other requesters' jobs refuse at once: the job waits for a place again, first in line.
+      if (failure instanceof PipelineJobError && failure.code === 'BUSY' && tokens === 0 && !stop.signal.aborted) {
+        if (performance.now() < waitUntil) continue;
+        throw unavailable(chat, `found every stage peer busy: try again shortly (${failure.message})`);
+      }
+      if (stop.signal.aborted || (failure instanceof PipelineJobError && failure.code === 'ABORTED')) throw failure;
+      if (failure instanceof PipelineJobError) {
+        throw failure.code === 'NO_PEER'
+          ? unavailable(chat, `found no chain of peers holding every layer (${failure.message})`)
+          : unavailable(chat, `failed: ${failure.message}`);
+      }
+      throw failure;
     }
-    const text = await chat.tokenizer.detokenize(ids);
-    if (text.length > shown.length && text.startsWith(shown)) yield { type: 'delta', text: text.slice(shown.length) };
-    ended = { outcome: 'COMPLETED', errorCode: null };
-    const done = readout as PipelineReadout | null;
-    const last = ids.at(-1);
+    const done = outcome as PipelineOutcome | null;
+    if (!done || done.stopped) throw unavailable(chat, 'was stopped');
+    const last = done.tokenIds.at(-1);
     yield {
       type: 'done',
-      finishReason: last !== undefined && !eos.has(last) && ids.length >= maxNewTokens ? 'length' : 'stop',
+      finishReason:
+        last !== undefined && !eos.has(last) && done.tokenIds.length >= prompted.maxNewTokens ? 'length' : 'stop',
       model: entry.id,
-      usage: { promptTokens: prompted.ids.length, completionTokens: ids.length },
+      usage: { promptTokens: prompted.ids.length, completionTokens: done.tokenIds.length },
       timings: {
         ttftMs: firstAt === null ? null : Math.round(firstAt - chat.started),
         totalMs: Math.round(performance.now() - chat.started),
-        tokensPerSecond: done?.tokensPerSecond || null,
+        tokensPerSecond: done.readout?.tokensPerSecond || null,
       },
     };
-  } catch (error) {
-    if (signal.aborted || (error instanceof PipelineJobError && error.code === 'ABORTED')) throw error;
-    ended = { outcome: 'FAILED', errorCode: error instanceof PipelineJobError ? error.code : 'FAILED' };
-    if (error instanceof PipelineJobError) {
-      throw error.code === 'NO_PEER'
-        ? unavailable(chat, `found no chain of peers holding every layer (${error.message})`)
-        : unavailable(chat, `failed: ${error.message}`);
-    }
-    throw error;
   } finally {
-    held.slot?.();
-    release();
-    if (takenAt) {
-      const done = readout as PipelineReadout | null;
-      const record: PipelineJobRecord = {
-        room,
-        modelId: entry.id,
-        startedAt: takenAt,
-        modelSha256: node.peer(placement[0]?.peerId ?? '')?.capabilities?.pipeline?.version ?? null,
-        stages: placement.length,
-        peers: [
-          ...peers,
-          ...(done?.failovers ?? []).map(({ to, layers }) => ({
-            peerId: to,
-            layers,
-            peer: chat.recorder.took(room, to),
-          })),
-        ],
-        lastPeerId: done?.stages.at(-1)?.peerId ?? placement.at(-1)?.peerId ?? null,
-        // Neither done nor failed: stopped early (the client left).
-        outcome: ended?.outcome ?? 'CANCELLED',
-        tokensIn: prompted.ids.length,
-        tokensOut: ids.length,
-        ttftMs: done?.ttftMs ?? null,
-        tokensPerSecond: done?.tokensPerSecond || null,
-        failoverCount: done?.failovers.length ?? 0,
-        errorCode: ended?.errorCode ?? null,
-      };
-      // A turn of the event loop first, for the route to write what it was handed (as for whole-model jobs).
-      setImmediate(() => void chat.recorder.write(record));
-    }
+    signal.removeEventListener('abort', abort);
+    // Stopped early (the client left): the job is closed on every stage within a token.
+    if (!settled) stop.abort();
+    // Stopped early or failed: the records still go in (a cancelled or failed job's finish).
+    writeRecords();
+    slot?.();
+    // A spot check re-runs the answer after it is out: the member stays until it is over.
+    const check = (outcome as PipelineOutcome | null)?.check;
+    if (check) void check.then(release, release);
+    else release();
   }
 }

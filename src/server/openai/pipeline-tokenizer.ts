@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { EngineMessage } from '../../shared/engine-protocol.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import type { stageTokenizers } from '../../shared/pipeline/stage-tokenizer.ts';
+import type { FittedTokens } from '../../shared/pipeline/stage-worker-protocol.ts';
 import { OpenAIError } from './errors.ts';
 
 /** A tokenizer file the server reads at most (tokenizer.json of a large vocabulary is tens of MiB). */
@@ -21,8 +22,17 @@ export class NotCachedError extends Error {
 type CachedFile = FastifyInstance['models']['file'];
 
 export interface PipelineTokenizer {
-  tokenize(messages: EngineMessage[]): Promise<{ ids: number[]; eos: number[] }>;
-  detokenize(ids: number[]): Promise<string>;
+  /**
+   * The prompt's ids for `messages`, fitted to the model's context as every chat of a model is (fitPrompt,
+   * src/shared/chat-template.ts: the oldest turns left out, `maxNewTokens` cut to what a long last message leaves);
+   * a ContextOverflowError when even the last message alone leaves no room for an answer.
+   */
+  tokenize(
+    messages: EngineMessage[],
+    fit: { context: number; maxNewTokens: number },
+  ): Promise<{ ids: number[]; eos: number[]; fitted?: FittedTokens }>;
+  /** The text of token ids, decoded on this thread once the tokenizer is loaded (src/shared/text-deltas.ts). */
+  decoder(): Promise<(ids: number[]) => string>;
 }
 
 /** The tokenizers of models in the server's cache, by catalogue entry (a few kept, as in the app's worker). */
@@ -51,8 +61,8 @@ export function serverTokenizers(file: CachedFile): (entry: ManifestEntry) => Pi
       throw error;
     };
     return {
-      tokenize: async (messages) => (await tokenizers()).tokenize(files, messages).catch(refused),
-      detokenize: async (ids) => (await tokenizers()).detokenize(files, ids).catch(refused),
+      tokenize: async (messages, fit) => (await tokenizers()).tokenize(files, messages, fit).catch(refused),
+      decoder: async () => (await tokenizers()).decoder(files).catch(refused),
     };
   };
 }

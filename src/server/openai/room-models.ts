@@ -18,11 +18,32 @@ export async function roomsOf(db: PrismaClient, userId: string, limit: number): 
   return [GLOBAL_ROOM, ...joined.map((member) => member.room.slug).filter((slug) => slug !== GLOBAL_ROOM)];
 }
 
+type PresentSockets = Awaited<ReturnType<ReturnType<MeshNamespace['in']>['fetchSockets']>>;
+
+/** The sockets in any of `rooms` now: one ask of the signaling layer (every node's, through the adapter). */
+async function presence(mesh: MeshNamespace, rooms: readonly string[]): Promise<PresentSockets> {
+  return rooms.length === 0 ? [] : mesh.in(rooms.map(roomKey)).fetchSockets();
+}
+
+/**
+ * What GET /v1/models lists from the mesh, from one ask of the presence: the models shared whole in `rooms`
+ * (sharedModels) and those a chain of stage peers there can run (pipelineModels).
+ */
+export async function roomModels(
+  mesh: MeshNamespace,
+  rooms: readonly string[],
+): Promise<{ shared: Map<string, string[]>; staged: Map<string, string[]> }> {
+  const sockets = await presence(mesh, rooms);
+  return { shared: sharedIn(sockets, rooms), staged: stagedIn(sockets, rooms) };
+}
+
 /** Model ids shared (sharing on) in any of `rooms` now, each with the rooms it is shared in. */
 export async function sharedModels(mesh: MeshNamespace, rooms: readonly string[]): Promise<Map<string, string[]>> {
+  return sharedIn(await presence(mesh, rooms), rooms);
+}
+
+function sharedIn(sockets: PresentSockets, rooms: readonly string[]): Map<string, string[]> {
   const shared = new Map<string, string[]>();
-  if (rooms.length === 0) return shared;
-  const sockets = await mesh.in(rooms.map(roomKey)).fetchSockets();
   for (const socket of sockets) {
     for (const room of rooms) {
       const capabilities = socket.data.capabilities[room];
@@ -42,10 +63,8 @@ export async function sharedModels(mesh: MeshNamespace, rooms: readonly string[]
  * server's member would find there, stageChain), each with the rooms where one does. Presence has no round trips,
  * so the chain may differ from the member's; it covers the layers all the same.
  */
-export async function pipelineModels(mesh: MeshNamespace, rooms: readonly string[]): Promise<Map<string, string[]>> {
+function stagedIn(sockets: PresentSockets, rooms: readonly string[]): Map<string, string[]> {
   const found = new Map<string, string[]>();
-  if (rooms.length === 0) return found;
-  const sockets = await mesh.in(rooms.map(roomKey)).fetchSockets();
   for (const room of rooms) {
     const hosts = new Map<string, StageHostView[]>();
     for (const socket of sockets) {

@@ -16,8 +16,7 @@ import type { ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import type { AppServices } from '../trpc/context.ts';
 import { meshRoomOf, meshSampling, runMeshChat, serviceRecorder } from '../openai/mesh-chat.ts';
 import type { MeshGateway } from '../openai/mesh-gateway.ts';
-import { pipelineModels, roomsOf, sharedModels } from '../openai/room-models.ts';
-import { pipelineRecorder } from '../openai/pipeline-chat.ts';
+import { roomModels, roomsOf } from '../openai/room-models.ts';
 import { serverTokenizers } from '../openai/pipeline-tokenizer.ts';
 import { addedModelFor, addedModelIds } from '../openai/added-models.ts';
 import type { MeshNamespace } from '../socket/mesh.handlers.ts';
@@ -106,7 +105,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
   app.get('/models', async (request) => {
     const who = await caller(request);
     const rooms = await roomsOf(database.prisma, who.userId, LISTED_ROOMS);
-    const [shared, staged] = await Promise.all([sharedModels(mesh(), rooms), pipelineModels(mesh(), rooms)]);
+    const { shared, staged } = await roomModels(mesh(), rooms);
     const own = new Set(gateway.ownModels());
     const builtin = app.models.manifest.filter((entry) => shared.has(entry.id) || own.has(entry.id)).map((e) => e.id);
     // Catalogue models nobody shares whole in those rooms, whose layers a chain of stage peers holds: they answer as
@@ -203,10 +202,7 @@ export const openAIRoutes: FastifyPluginAsync<OpenAIRoutesOptions> = async (app,
             sampling: jobSampling ?? meshSampling(sampling),
             admitted: admitted ?? (() => {}),
             phase: (name) => phases.mark(name),
-            pipeline: {
-              tokenizer: tokenizers(target.entry),
-              recorder: pipelineRecorder(database.prisma, services.peers, who.userId, request.log),
-            },
+            pipeline: { tokenizer: tokenizers(target.entry) },
           },
           ended.signal,
         );

@@ -30,6 +30,11 @@ export interface PipelineAsk {
   /** The conversation the prompt came from: with it, a peer holding the whole model may check the answer. */
   messages?: EngineMessage[];
   signal?: AbortSignal;
+  /**
+   * Called once the job's tokens stopped (answered, stopped or failed), before its record is finished: for a
+   * recorder that writes only once the answer is out (src/server/openai/pipeline-chat.ts).
+   */
+  onEnded?: () => void;
 }
 
 /** What checks a pipeline answer: a peer holding the whole model, or a chain of stage peers (its `members`). */
@@ -153,7 +158,9 @@ export async function askPipeline(
       tokenIds.push(token);
       onToken(token);
     }
+    ask.onEnded?.();
   } catch (error) {
+    ask.onEnded?.();
     const code = error instanceof PipelineJobError ? error.code : 'FAILED';
     if (code !== 'ABORTED' || tokenIds.length === 0) {
       await finish({
