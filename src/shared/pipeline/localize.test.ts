@@ -12,8 +12,11 @@ const CHAIN: StagePlacement[] = [
   { peerId: 'cy', layers: [3, 4] },
 ];
 
-/** A room where `liars`' stages turn the answer into BAD, with stand-ins `spares[i]` for stage i. */
-function room(liars: string[], spares: Record<number, string[]>) {
+/**
+ * A room where `liars`' stages turn the answer into BAD, with stand-ins `spares[i]` for stage i; a liar in
+ * `framing` answers honestly in every re-run (it knows the job again) to have a neighbour blamed.
+ */
+function room(liars: string[], spares: Record<number, string[]>, framing: string[] = []) {
   const runs: string[][] = [];
   return {
     runs,
@@ -25,7 +28,7 @@ function room(liars: string[], spares: Record<number, string[]>) {
       rerun: async (stages: StagePlacement[]) => {
         runs.push(stages.map((s) => s.peerId));
         if (stages.some((s) => s.peerId === 'gone')) return null;
-        const lying = stages.filter((s) => liars.includes(s.peerId)).length;
+        const lying = stages.filter((s) => liars.includes(s.peerId) && !framing.includes(s.peerId)).length;
         return lying === 0 ? GOOD : lying === 1 ? BAD : [1, 1, 1, 1];
       },
       maxRuns,
@@ -37,16 +40,36 @@ describe('localizeMismatch', () => {
   it('finds the one stage whose swap gives the checkers’ tokens, swapping one stage at a time in layer order', async () => {
     const r = room(['bea'], { 0: ['x'], 1: ['y'], 2: ['z'] });
     const blame = await localizeMismatch(r.input());
-    expect(blame).toMatchObject({ scope: 'stage', stages: [CHAIN[1]], standIns: ['y'], runs: 2 });
+    expect(blame).toMatchObject({ scope: 'stage', stages: [CHAIN[1]], standIns: ['y'], runs: 3 });
     expect(r.runs).toEqual([
       ['x', 'bea', 'cy'],
       ['ada', 'y', 'cy'],
+      // The suspect alone, every other stage swapped: it gives the served tokens again.
+      ['x', 'bea', 'z'],
+    ]);
+  });
+
+  it('needs no confirming run on two stages: the other stage’s swap ran the suspect alone', async () => {
+    const r = room(['bea'], { 0: ['x'], 1: ['y'] });
+    const twoStages = { ...r.input(), stages: CHAIN.slice(0, 2) };
+    expect(await localizeMismatch(twoStages)).toMatchObject({ scope: 'stage', stages: [CHAIN[1]], runs: 2 });
+  });
+
+  it('does not blame an honest neighbour when the liar answers honestly in the re-runs: the chain is blamed', async () => {
+    const r = room(['cy'], { 0: ['x'], 1: ['y'], 2: ['z'] }, ['cy']);
+    const blame = await localizeMismatch(r.input());
+    expect(blame.scope).toBe('chain');
+    expect(blame.why).toMatch(/swapping layers 0–2 gave the checkers' tokens, but with every other stage swapped/);
+    expect(r.runs).toEqual([
+      ['x', 'bea', 'cy'],
+      ['ada', 'y', 'z'],
     ]);
   });
 
   it('tries the next stand-in when one could not run the job', async () => {
     const r = room(['cy'], { 0: ['x'], 1: ['y'], 2: ['gone', 'z'] });
-    expect(await localizeMismatch(r.input())).toMatchObject({ scope: 'stage', stages: [CHAIN[2]], runs: 4 });
+    expect(await localizeMismatch(r.input(5))).toMatchObject({ scope: 'stage', stages: [CHAIN[2]], runs: 5 });
+    expect(r.runs.at(-1)).toEqual(['x', 'y', 'cy']);
   });
 
   it('blames the whole chain, saying why, when nobody can stand in for a stage', async () => {

@@ -2,8 +2,9 @@
 // judges a chain as one party: its tokens alone do not say which stage lied. Once two checkers agree against it,
 // the job is run again on the served chain with one stage at a time swapped for another peer's copy of the same
 // layers (same model version, and the same stage fingerprint where both give one): the stage whose swap gives the
-// checkers' tokens is the one that disagreed, and only its peer is excluded. When no swap shows one within the
-// bound (no stand-in for a stage, runs that fail, two stages lying at once), the whole chain is blamed, saying why.
+// checkers' tokens is suspected, and blamed alone once it gives the served tokens again with every other stage
+// swapped. When the swaps cannot show one within the bound (no stand-in for a stage, runs that fail, two stages
+// lying, a liar answering honestly in the re-runs), the whole chain is blamed, saying why.
 import type { LayerRange, PipelineCapability } from './pipe-protocol.ts';
 import type { StagePlacement } from './chain.ts';
 
@@ -76,9 +77,11 @@ export interface LocalizeInput {
 }
 
 /**
- * Swaps one stage of the served chain at a time (in layer order, each for its first stand-in that runs the job) and
- * stops at the first swap whose tokens are the checkers': that stage's peer disagreed. A swap giving the served
- * tokens clears nothing and blames nothing (another stage made them); one giving other tokens is set aside.
+ * Swaps one stage of the served chain at a time (in layer order, each for its first stand-in that runs the job) up
+ * to the first swap whose tokens are the checkers': that stage's peer is suspected. A swap giving the served tokens
+ * clears nothing (another stage made them); one giving other tokens is set aside. The suspect is blamed only if,
+ * with every other stage swapped, it alone gives the served tokens again: the peer that lied is in every swap of
+ * another stage and could answer honestly there to frame a neighbour, but it is in none of that confirming run.
  */
 export async function localizeMismatch(input: LocalizeInput): Promise<Blame> {
   const { stages, served, corrected, maxRuns } = input;
@@ -87,37 +90,77 @@ export async function localizeMismatch(input: LocalizeInput): Promise<Blame> {
   let failed = 0;
   let third = 0;
   const missing: string[] = [];
+  const bound = (): Blame => ({
+    scope: 'chain',
+    runs,
+    why: `no swap showed the stage that disagreed within ${maxRuns} re-runs`,
+  });
+  /** The stand-in whose swap ran, and its tokens, per stage. */
+  const swaps = new Map<number, { standIn: StandIn; tokens: number[] }>();
+  let suspect = -1;
   for (const [index, stage] of stages.entries()) {
     const candidates = input.standIns(index);
     if (candidates.length === 0) missing.push(`${stage.layers[0]}–${stage.layers[1]}`);
     for (const standIn of candidates) {
-      if (runs >= maxRuns)
-        return { scope: 'chain', runs, why: `no swap showed the stage that disagreed within ${maxRuns} re-runs` };
+      if (runs >= maxRuns) return bound();
       runs++;
-      const swapped = stages.map((s, i) => (i === index ? { peerId: standIn.peerId, layers: s.layers } : s));
-      const tokens = await input.rerun(swapped);
+      const tokens = await input.rerun(
+        stages.map((s, i) => (i === index ? { peerId: standIn.peerId, layers: s.layers } : s)),
+      );
       if (!tokens) {
         failed++;
         continue;
       }
-      if (sameTokens(tokens, corrected))
-        return {
-          scope: 'stage',
-          stages: [stage],
-          standIns: [standIn.peerId],
-          runs,
-          why: `swapping its stage (layers ${stage.layers[0]}–${stage.layers[1]}) for another peer's copy gave the checkers' tokens`,
-        };
-      if (!sameTokens(tokens, served)) third++;
+      swaps.set(index, { standIn, tokens });
+      if (sameTokens(tokens, corrected)) suspect = index;
+      else if (!sameTokens(tokens, served)) third++;
       break;
     }
+    if (suspect >= 0) break;
   }
-  const why = missing.length
-    ? `no other peer could stand in for layers ${missing.join(', ')}`
-    : third
-      ? `a swap gave tokens neither the served nor the checkers' (a stand-in disagrees too)`
-      : failed
-        ? `${failed} of ${runs} swapped re-runs failed and the others gave the served tokens`
-        : `every single swap gave the served tokens (more than one stage disagrees)`;
-  return { scope: 'chain', runs, why };
+  if (suspect < 0) {
+    const why = missing.length
+      ? `no other peer could stand in for layers ${missing.join(', ')}`
+      : third
+        ? `a swap gave tokens neither the served nor the checkers' (a stand-in disagrees too)`
+        : failed
+          ? `${failed} of ${runs} swapped re-runs failed and the others gave the served tokens`
+          : `every single swap gave the served tokens (more than one stage disagrees)`;
+    return { scope: 'chain', runs, why };
+  }
+  const stage = stages[suspect]!;
+  const layers = `layers ${stage.layers[0]}–${stage.layers[1]}`;
+  const others = stages.flatMap((_, i) => (i === suspect ? [] : [i]));
+  // With two stages, the other stage's swap already ran the suspect alone.
+  let alone = others.length === 1 ? swaps.get(others[0]!)?.tokens : undefined;
+  if (!alone) {
+    const used = new Set<string>();
+    const confirming: StagePlacement[] = [];
+    for (const [i, s] of stages.entries()) {
+      if (i === suspect) {
+        confirming.push(s);
+        continue;
+      }
+      const pick = [swaps.get(i)?.standIn, ...input.standIns(i)].find((c) => c && !used.has(c.peerId));
+      if (!pick) return { scope: 'chain', runs, why: `no stand-ins for every stage but ${layers} at once` };
+      used.add(pick.peerId);
+      confirming.push({ peerId: pick.peerId, layers: s.layers });
+    }
+    if (runs >= maxRuns) return bound();
+    runs++;
+    alone = (await input.rerun(confirming)) ?? undefined;
+  }
+  if (!alone || !sameTokens(alone, served))
+    return {
+      scope: 'chain',
+      runs,
+      why: `swapping ${layers} gave the checkers' tokens, but with every other stage swapped its peer did not give the served ones`,
+    };
+  return {
+    scope: 'stage',
+    stages: [stage],
+    standIns: [swaps.get(suspect)!.standIn.peerId],
+    runs,
+    why: `swapping its stage (${layers}) for another peer's copy gave the checkers' tokens, and with every other stage swapped it gave the served ones`,
+  };
 }
