@@ -445,9 +445,12 @@ describe('a pipeline across headless peers in a room', () => {
       ['check', { id, result: 'MATCH', excludedPeerIds: [] }, { id, mismatches: 0 }],
     ]);
 
-    // The last stage lies about the tokens it samples: two chains of other users agree against it, the answer is
-    // corrected, and the served chain's users are excluded here (tokens alone do not say which stage lied) and
-    // recorded against on the server. (It joins now: as a checker of the first answer it would have been caught.)
+    // The last stage lies about the tokens it samples: two chains of other users agree against it and the answer is
+    // corrected. Tokens alone do not say which stage lied: the job is run again on the served chain with one stage
+    // at a time swapped for another peer's copy (docs/pipeline.md#records-and-spot-checks). Swapping the first
+    // stage still gives the liar's tokens; swapping the last gives the checkers': only the liar's user is excluded
+    // here and recorded against on the server. (It joins now: as a checker of the first answer it would have been
+    // caught.)
     const liar = await peer(room, 'RecLiar', [2, 4], undefined, { corruptTokens: true });
     await expect
       .poll(
@@ -464,15 +467,27 @@ describe('a pipeline across headless peers in a room', () => {
     const caught = await lied.check;
     expect(caught).toMatchObject({
       result: 'MISMATCH',
-      excluded: [idOf(first), idOf(liar)],
+      excluded: [idOf(liar)],
       corrected: { tokenIds: expected.get('greedy') },
+      blame: { scope: 'stage', runs: 2, why: expect.stringMatching(/layers 2–4/) },
     });
     expect(caught?.checkers).toHaveLength(2);
-    await expect.poll(() => answered.find(([call]) => call === 'check')?.[2]).toMatchObject({ mismatches: 2 });
-    for (const caughtPeer of [first, liar])
-      expect(node.requester.isExcluded({ userId: node.peer(idOf(caughtPeer))!.userId })).toBe(true);
-    // The room's chain leaves the excluded peers out from now on.
-    expect(node.pipelines.chain(MODEL)?.map((s) => s.peerId)).not.toContain(idOf(first));
+    await expect
+      .poll(() => answered.find(([call]) => call === 'check')?.[1])
+      .toMatchObject({
+        result: 'MISMATCH',
+        excludedPeerIds: [idOf(liar)],
+      });
+    expect(answered.find(([call]) => call === 'check')?.[2]).toMatchObject({ mismatches: 1 });
+    // The stand-ins that re-ran a stage are recorded as the job's checkers, beside the two checking chains.
+    const checkersRecorded = answered.filter(
+      ([call, input]) => call === 'attempt' && (input as { role: string }).role === 'CHECKER',
+    );
+    expect(checkersRecorded.length).toBeGreaterThanOrEqual(3);
+    expect(node.requester.isExcluded({ userId: node.peer(idOf(liar))!.userId })).toBe(true);
+    expect(node.requester.isExcluded({ userId: node.peer(idOf(first))!.userId })).toBe(false);
+    // The room's chain leaves the excluded peer out from now on; the honest first stage may still serve.
+    expect(node.pipelines.chain(MODEL)?.map((s) => s.peerId)).not.toContain(idOf(liar));
   }, 240_000);
 
   it('has a pipeline answer checked by a peer holding the whole model with the weights its stages are cut from', async () => {

@@ -77,9 +77,13 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-/** What a stage's graph does: run as it should, slowly (`delayMs` a run), or not at all (`hang`). */
+/**
+ * What a stage's graph does: run as it should, slowly (`delayMs` a run, or `nextMs` for its next run only: one long
+ * frame), or not at all (`hang`).
+ */
 interface Fault {
   delayMs: number;
+  nextMs: number;
   hang: boolean;
 }
 
@@ -111,7 +115,9 @@ function heldSource(index: number, fault: Fault, opened: StageSession[]): StageS
           inputs: session.inputs,
           outputs: session.outputs,
           async run(feeds) {
-            if (fault.delayMs) await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+            const delayMs = fault.delayMs + fault.nextMs;
+            fault.nextMs = 0;
+            if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
             // Hung: the run never ends (released when the test ends).
             while (fault.hang) await new Promise((resolve) => setTimeout(resolve, 50));
             return session.run(feeds);
@@ -212,7 +218,7 @@ function room() {
     dropping,
     faults,
     stage(index: number, name: string) {
-      const fault = { delayMs: 0, hang: false };
+      const fault = { delayMs: 0, nextMs: 0, hang: false };
       faults[index] = fault;
       return join(name, heldSource(index, fault, sessions));
     },
@@ -254,7 +260,7 @@ afterEach(async () => {
 });
 
 /** Three stage peers, `spares` spares and a requester, every hello in; the watchdog's timing shortened. */
-async function setUp(spares: number, timing: { stallMs: number; probeMs: number; replyMs: number }) {
+async function setUp(spares: number, timing: { stallMs: number; probeMs: number; replyMs: number; frameMs?: number }) {
   const r = room();
   current = r;
   const stages = RANGES.map((_, i) => r.stage(i, `Stage${i}`));
@@ -272,6 +278,8 @@ async function ask(
   asker: Member,
   stages: Member[],
   onToken: (count: number) => void = () => {},
+  /** Prompt rows a frame; 0: the whole prompt in one frame. */
+  chunk = 5,
 ): Promise<{ tokens: number[]; readout: PipelineReadout | null }> {
   const tokens: number[] = [];
   let readout: PipelineReadout | null = null;
@@ -282,7 +290,7 @@ async function ask(
     prompt: PROMPT,
     maxNewTokens: TOKENS,
     eos: new Set(),
-    chunk: 5,
+    ...(chunk ? { chunk } : {}),
     onReadout: (r) => (readout = r),
   })) {
     tokens.push(token);
@@ -307,8 +315,21 @@ describe("the room pipeline's stall watchdog", () => {
     expect(names(readout)).toEqual(['Stage0', 'Stage1', 'Stage2']);
   }, 120_000);
 
-  it('replaces a first stage that answers the probe but runs nothing, and completes identically', async () => {
+  it('does not take one unchunked frame that runs longer than stallMs for a stall: the stage says it runs it', async () => {
     const { r, stages, asker } = await setUp(1, { stallMs: 800, probeMs: 600, replyMs: 10_000 });
+    // The whole prompt in one frame, which the middle stage runs for 3 s: no position moves meanwhile, but its answer
+    // to each probe says it is running a frame of the job (`runningMs`).
+    r.faults[1]!.nextMs = 3000;
+    const { tokens, readout } = await ask(asker, stages, () => {}, 0);
+    expect(tokens).toEqual(expected);
+    expect(readout?.ttftMs).toBeGreaterThan(3000);
+    expect(readout?.failovers).toEqual([]);
+    expect(names(readout)).toEqual(['Stage0', 'Stage1', 'Stage2']);
+  }, 120_000);
+
+  it('replaces a first stage that answers the probe but runs nothing, and completes identically', async () => {
+    // Its run hangs: it says it is running a frame, which keeps the job moving for `frameMs`, no longer.
+    const { r, stages, asker } = await setUp(1, { stallMs: 800, probeMs: 600, replyMs: 10_000, frameMs: 1500 });
     const { tokens, readout } = await ask(asker, stages, (count) => {
       if (count === 4) r.faults[0]!.hang = true;
     });

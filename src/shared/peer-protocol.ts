@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { BackendSchema, ENGINE_LIMITS, EngineMessageSchema, SamplingSchema } from './engine-protocol.ts';
 import { ModelIdSchema } from './schemas/models.ts';
-import { PipelineCapabilitySchema, pipeMessageSchemas } from './pipeline/pipe-protocol.ts';
+import { PipelineCapabilitySchema, pipeMessageSchemas, setAsideOtherPipeProtocol } from './pipeline/pipe-protocol.ts';
 
 export const PEER_PROTOCOL_VERSION = 1;
 
@@ -34,7 +34,8 @@ const TokenIdSchema = z.number().int().min(0).max(0x7fff_ffff);
 export const ModelRefSchema = z.object({ id: ModelIdSchema, sha256: Sha256Schema }).strict();
 export type ModelRef = z.infer<typeof ModelRefSchema>;
 
-export const PeerCapabilitiesSchema = z
+/** What a peer says of itself, as sent: PeerCapabilitiesSchema reads it (socket-contract.ts omits `adapter`). */
+export const PeerCapabilitiesFields = z
   .object({
     backend: BackendSchema.nullable(),
     /** What kind of device does the work: a discrete or integrated GPU, a CPU, or unknown. */
@@ -46,8 +47,15 @@ export const PeerCapabilitiesSchema = z
     sharing: z.boolean(),
     /** The pipeline stages this peer holds or can load (docs/pipeline.md); absent on peers that host none. */
     pipeline: PipelineCapabilitySchema.optional(),
+    /**
+     * Set on arrival, never sent: why this peer's `pipeline` was set aside (another pipe protocol version,
+     * PIPE_PROTOCOL_VERSION in pipe-protocol.ts).
+     */
+    pipelineRefused: z.string().max(300).optional(),
   })
   .strict();
+/** A peer's capabilities on arrival: stages of another pipe protocol are set aside, saying so. */
+export const PeerCapabilitiesSchema = z.preprocess(setAsideOtherPipeProtocol, PeerCapabilitiesFields);
 export type PeerCapabilities = z.infer<typeof PeerCapabilitiesSchema>;
 
 /** Sampling for a mesh job: the engine's, every field given; the seed too, so whichever peer continues the job

@@ -1,7 +1,8 @@
 // The Socket.IO contract of the `/mesh` namespace: presence in rooms and WebRTC signaling between members.
 // Every payload is checked with these schemas on arrival; acks are `{ ok: true, data } | { ok: false, error }`.
 import { z } from 'zod';
-import { PeerCapabilitiesSchema } from './peer-protocol.ts';
+import { PeerCapabilitiesFields } from './peer-protocol.ts';
+import { setAsideOtherPipeProtocol } from './pipeline/pipe-protocol.ts';
 
 export const MESH_NAMESPACE = '/mesh';
 /** One Socket.IO message at most (maxHttpBufferSize): SDP with many candidates fits with room to spare. */
@@ -35,7 +36,10 @@ export type Ack<T> = { ok: true; data: T } | { ok: false; error: SocketErrorCode
 
 /** What a peer tells the server about itself: what it tells other peers over the data channel (peer-protocol.ts),
  * less the kind of device, which only the peers that choose whom to ask need. */
-export const CapabilitiesSchema = PeerCapabilitiesSchema.omit({ adapter: true });
+export const CapabilitiesSchema = z.preprocess(
+  setAsideOtherPipeProtocol,
+  PeerCapabilitiesFields.omit({ adapter: true }),
+);
 export type Capabilities = z.infer<typeof CapabilitiesSchema>;
 export const NO_CAPABILITIES: Capabilities = {
   backend: null,

@@ -16,6 +16,12 @@ export interface SpotCheck {
   excluded: string[];
   /** The tokens that replaced the served ones, when they did not hold up. */
   corrected?: { tokenIds: number[]; text: string };
+  /**
+   * A chain of stage peers caught (MISMATCH): `stage` when re-runs with one stage swapped showed which of its peers
+   * disagreed (only they are excluded), `chain` when they could not (every peer of the chain is), with why and the
+   * re-runs it took (docs/pipeline.md#records-and-spot-checks).
+   */
+  blame?: { scope: 'stage' | 'chain'; runs: number; why: string };
 }
 
 export interface CheckPeer {
@@ -23,7 +29,8 @@ export interface CheckPeer {
   userId: string;
   /**
    * Several peers answering as one: a pipeline's chain of stage peers (docs/pipeline.md). A chain is judged whole
-   * (tokens alone do not say which stage was wrong): its peers are named, skipped and excluded together.
+   * (tokens alone do not say which stage was wrong): its peers are named and skipped together, and excluded
+   * together unless `blameMembers` narrows the verdict to the stage peers shown to disagree.
    */
   members?: readonly { peerId: string; userId: string }[];
 }
@@ -124,4 +131,37 @@ export async function spotCheck<P extends CheckPeer>({
     });
   }
   return verdict('UNRESOLVED', { mismatch: culprit });
+}
+
+/**
+ * `verdict` of a chain caught whole (MISMATCH, the served chain its `mismatch`), narrowed to what finding the stage
+ * that lied showed (pipeline/localize.ts): with `culprits`, only those members are excluded and reported, each with
+ * `why`; without, every member still is, and `why` says why no stage could be singled out.
+ */
+export function blameMembers<P extends CheckPeer>(
+  verdict: SpotCheckVerdict<P>,
+  blame: { culprits: readonly string[] | null; runs: number; why: string },
+  jobId: string,
+): SpotCheckVerdict<P | CheckPeer> {
+  const chain = verdict.mismatch;
+  if (verdict.check.result !== 'MISMATCH' || !chain?.members) return verdict;
+  const members = chain.members.filter((m) => blame.culprits?.includes(m.peerId));
+  if (!blame.culprits || members.length === 0)
+    return {
+      ...verdict,
+      exclusions: verdict.exclusions.map(({ peer, why }) => ({ peer, why: `${why}; the whole chain: ${blame.why}` })),
+      check: { ...verdict.check, blame: { scope: 'chain', runs: blame.runs, why: blame.why } },
+    };
+  const culprit: CheckPeer = members.length === 1 ? { ...members[0]! } : { ...members[0]!, members };
+  const why = `its stage of job ${jobId} did not match two other peers': ${blame.why}`;
+  return {
+    ...verdict,
+    exclusions: [{ peer: culprit, why }],
+    mismatch: culprit,
+    check: {
+      ...verdict.check,
+      excluded: members.map((m) => m.peerId),
+      blame: { scope: 'stage', runs: blame.runs, why: blame.why },
+    },
+  };
 }

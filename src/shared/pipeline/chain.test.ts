@@ -22,6 +22,7 @@ async function host(
     peerId,
     rttMs: options.rttMs ?? 10,
     pipeline: {
+      protocol: 2,
       model: 'pipeline-tiny',
       layers: 4,
       holds,

@@ -6,6 +6,15 @@ import { z } from 'zod';
 import { ModelIdSchema } from '../schemas/models.ts';
 import { PipelineJobSchema } from './job.ts';
 
+/**
+ * The version of the pipeline's part of the peer protocol, in every stage peer's capability (`protocol`). 1: before
+ * stage fingerprints (no `protocol`, no `version` nor `fingerprints`); 2: stage fingerprints, and a stage saying it
+ * is running a frame in its `pipe:position` (`runningMs`). A peer's capability of another version is set aside with
+ * a message naming both (`setAsideOtherPipeProtocol`), so two peers of different versions say why their stages do
+ * not meet rather than one refusing the other's hello unexplained.
+ */
+export const PIPE_PROTOCOL_VERSION = 2;
+
 export const PIPE_LIMITS = {
   /** Layers of a model a pipeline runs. */
   layers: 1024,
@@ -28,6 +37,8 @@ export type LayerRange = z.infer<typeof LayerRangeSchema>;
 /** What a peer says of its pipeline stages (in `hello` and its presence). */
 export const PipelineCapabilitySchema = z
   .object({
+    /** PIPE_PROTOCOL_VERSION: another is set aside before this schema (setAsideOtherPipeProtocol). */
+    protocol: z.literal(PIPE_PROTOCOL_VERSION),
     model: ModelIdSchema,
     /** The whole model's layer count. */
     layers: LayerSchema.min(1),
@@ -61,6 +72,29 @@ export const PipelineCapabilitySchema = z
       .max(PIPE_LIMITS.stagesHeld + PIPE_LIMITS.stagesLoadable),
   })
   .strict();
+
+/** Why a stage peer of pipe protocol `theirs` is not chained here (each side says it of the other). */
+export function pipeProtocolMismatch(theirs: number): string {
+  const before = theirs === 1 ? ' (from before stage fingerprints)' : '';
+  return (
+    `pipe protocol mismatch: its stages speak pipe protocol ${theirs}${before}, this peer speaks pipe protocol ` +
+    `${PIPE_PROTOCOL_VERSION}; update the older peer to chain them`
+  );
+}
+
+/**
+ * What a peer says of itself (`hello`, presence), with a `pipeline` capability of another pipe protocol (none named
+ * is 1) taken out and `pipelineRefused` saying why: the peer stays usable for whole-model jobs, its stages are not
+ * chained, and the mismatch is named rather than the whole hello dropped on an unknown or missing field.
+ */
+export function setAsideOtherPipeProtocol(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || !('pipeline' in value)) return value;
+  const { pipeline, ...rest } = value as { pipeline: unknown };
+  if (typeof pipeline !== 'object' || pipeline === null) return value;
+  const theirs = (pipeline as { protocol?: unknown }).protocol ?? 1;
+  if (typeof theirs !== 'number' || !Number.isInteger(theirs) || theirs === PIPE_PROTOCOL_VERSION) return value;
+  return { ...rest, pipelineRefused: pipeProtocolMismatch(theirs) };
+}
 
 /** A stage's fingerprint: the model version it is cut from, its layers and the digests of its files, in order. */
 export async function stageFingerprint(
@@ -126,7 +160,22 @@ export function pipeMessageSchemas<V extends z.ZodType>(v: V) {
     z.object({ v, type: z.literal('pipe:status'), jobId: PipeJobIdSchema }).strict(),
     /** How far this stage's cache goes for the job (after `pipe:upstream`, once it ran every frame it received). */
     z
-      .object({ v, type: z.literal('pipe:position'), jobId: PipeJobIdSchema, position: z.number().int().min(0) })
+      .object({
+        v,
+        type: z.literal('pipe:position'),
+        jobId: PipeJobIdSchema,
+        position: z.number().int().min(0),
+        /**
+         * Answering `pipe:status`: how long the stage has been running one frame of the job, when it is (a long
+         * frame's run moves no position: the stall watchdog tells it from a dead peer by this).
+         */
+        runningMs: z
+          .number()
+          .int()
+          .min(0)
+          .max(24 * 3_600_000)
+          .optional(),
+      })
       .strict(),
     /**
      * Failover: send to `to` from now on (the next stage was replaced), replaying what was kept, rebuild-only up to

@@ -3,7 +3,10 @@
 // stage's peer and its layers once each stage opened the job, jobs.attempt for a peer taking over a stage and for
 // each checker, jobs.finish, jobs.check) and its spot check, drawn at the room's rate (newcomers always): the job
 // re-run with the same seed by a peer holding the whole model with these exact weights when there is one, else by
-// another chain of peers of other users, its tokens compared (spot-check.ts, a chain judged as one party).
+// another chain of peers of other users, its tokens compared (spot-check.ts, a chain judged as one party). A chain
+// caught is then narrowed to the stage that lied where re-runs with one stage swapped can show it (localize.ts).
+// Past 300 lines: the answer, its check's re-runs and their record share the job's chain and recorded peers; which
+// stage lied (localize.ts) and how a check judges (spot-check.ts) are their own modules.
 import type { z } from 'zod';
 import type { EngineMessage } from '../engine-protocol.ts';
 import type { ModelRef, PeerCapabilities } from '../peer-protocol.ts';
@@ -11,7 +14,8 @@ import { JOB_LIMITS, type JobFinishSchema } from '../schemas/jobs.ts';
 import type { GeneratedToken } from '../mesh/engine-gate.ts';
 import type { JobRequester, PeerView } from '../mesh/job-requester.ts';
 import { type JobRecorder, twice } from '../mesh/mesh-answer.ts';
-import { type CheckPeer, type SpotCheck, spotCheck } from '../mesh/spot-check.ts';
+import { type CheckPeer, type SpotCheck, blameMembers, spotCheck } from '../mesh/spot-check.ts';
+import { type Blame, PIPELINE_CHECK_LIMITS, localizeMismatch, standInsFor } from './localize.ts';
 import type { PipelineJob } from './job.ts';
 import { PipelineJobError } from './pipeline-requester.ts';
 import type { PipelineReadout, RoomPipeline, StagePlacement } from './room-pipeline.ts';
@@ -35,6 +39,8 @@ export interface PipelineAsk {
    * recorder that writes only once the answer is out (src/server/openai/pipeline-chat.ts).
    */
   onEnded?: () => void;
+  /** Re-runs a confirmed mismatch may cost to find the stage that lied (PIPELINE_CHECK_LIMITS.localizeRuns). */
+  localizeRuns?: number;
 }
 
 /** What checks a pipeline answer: a peer holding the whole model, or a chain of stage peers (its `members`). */
@@ -97,7 +103,13 @@ export async function askPipeline(
    * What the job's callbacks learn: the last stage's peer now, whether every stage's peer says its stages are cut
    * from the weights `ask.model` names (then a whole-model peer may check), the failovers and the readout.
    */
-  const job = { last: null as string | null, sameWeights: true, failovers: 0, readout: null as PipelineReadout | null };
+  const job = {
+    last: null as string | null,
+    sameWeights: true,
+    failovers: 0,
+    readout: null as PipelineReadout | null,
+    stages: [] as StagePlacement[],
+  };
   const attempt = (peerId: string, role: 'SERVER' | 'CHECKER', layers?: StagePlacement['layers']) => {
     const started = record;
     if (!started) return;
@@ -128,6 +140,7 @@ export async function askPipeline(
       onReadout: (r) => (job.readout = r),
       onOpened: (stages) => {
         for (const stage of stages) served.set(stage.peerId, userOf(stage.peerId));
+        job.stages = stages.map(({ peerId, layers }) => ({ peerId, layers }));
         job.sameWeights = stages.every(
           (stage) => peerOf(stage.peerId)?.capabilities?.pipeline?.version === ask.model.sha256,
         );
@@ -192,23 +205,24 @@ export async function askPipeline(
   // A peer holding the whole model checks only stages cut from the very weights it holds.
   const { messages: _conversation, ...unchecked } = ask;
   const checked: PipelineAsk = job.sameWeights ? ask : unchecked;
-  outcome.check = checkPipeline(room, checked, jobId, tokenIds, madeBy, (peerId) => attempt(peerId, 'CHECKER')).then(
-    async (check) => {
-      await Promise.all(recording);
-      if (!id) return check;
-      // The server takes a verdict only from a check it saw a checker take, and names only recorded peers.
-      const witnessed = check.checkers.some((peerId) => recorded.CHECKER.has(peerId));
-      const excludedPeerIds = witnessed
-        ? check.excluded
-            .filter((peerId) => recorded.SERVER.has(peerId) || recorded.CHECKER.has(peerId))
-            .slice(0, JOB_LIMITS.excludedPerCheck)
-        : [];
-      await records
-        .check({ id, result: witnessed ? check.result : 'UNRESOLVED', excludedPeerIds })
-        .catch(() => undefined);
-      return check;
-    },
-  );
+  // A chain that changed peers mid-answer cannot be re-run stage by stage: its mismatch blames the whole chain.
+  const chainServed = job.failovers === 0 ? job.stages : undefined;
+  const took = (peerId: string) => attempt(peerId, 'CHECKER');
+  outcome.check = checkPipeline(room, checked, jobId, tokenIds, madeBy, took, chainServed).then(async (check) => {
+    await Promise.all(recording);
+    if (!id) return check;
+    // The server takes a verdict only from a check it saw a checker take, and names only recorded peers.
+    const witnessed = check.checkers.some((peerId) => recorded.CHECKER.has(peerId));
+    const excludedPeerIds = witnessed
+      ? check.excluded
+          .filter((peerId) => recorded.SERVER.has(peerId) || recorded.CHECKER.has(peerId))
+          .slice(0, JOB_LIMITS.excludedPerCheck)
+      : [];
+    await records
+      .check({ id, result: witnessed ? check.result : 'UNRESOLVED', excludedPeerIds })
+      .catch(() => undefined);
+    return check;
+  });
   outcome.check.catch(() => undefined);
   return outcome;
 }
@@ -217,6 +231,8 @@ export async function askPipeline(
  * The spot check of a finished pipeline answer made by the chain `madeBy`: a peer holding the whole model with the
  * ask's exact weights (given the conversation) re-runs it, else a chain of peers of other users; on a mismatch a
  * second opinion decides (spot-check.ts). `took` names each checker peer as it takes the job (for the record).
+ * A mismatch two checkers confirm is narrowed to the stage peer that lied when swapping stages of the `served`
+ * chain shows it (localize.ts); without `served` (or a stage nobody can stand in for) the whole chain is blamed.
  */
 export async function checkPipeline(
   room: PipelineRoom,
@@ -225,6 +241,7 @@ export async function checkPipeline(
   tokenIds: readonly number[],
   madeBy: CheckPeer,
   took: (peerId: string) => void,
+  served?: readonly StagePlacement[],
 ): Promise<SpotCheck> {
   const { pipelines, requester } = room.node;
   const tokens: GeneratedToken[] = tokenIds.map((tokenId, index) => ({ index, tokenId, text: '' }));
@@ -273,19 +290,56 @@ export async function checkPipeline(
         );
         return answer?.map((token) => ({ ...token, text: '' })) ?? null;
       }
-      const again: GeneratedToken[] = [];
-      try {
-        for await (const tokenId of pipelines.generate({
-          ...chainRun(ask),
-          stages: checker.stages,
-          onOpened: (stages) => stages.forEach((stage) => took(stage.peerId)),
-        }))
-          again.push({ index: again.length, tokenId, text: '' });
-      } catch {
-        return null;
-      }
-      return again;
+      const again = await rerunChain(pipelines, ask, checker.stages, took);
+      return again?.map((tokenId, index) => ({ index, tokenId, text: '' })) ?? null;
     },
   });
-  return requester.settle(jobId, verdict);
+  const corrected = verdict.check.corrected?.tokenIds;
+  if (verdict.check.result !== 'MISMATCH' || verdict.mismatch !== madeBy || !corrected)
+    return requester.settle(jobId, verdict);
+  const blame = served
+    ? await localizeMismatch({
+        stages: served,
+        served: tokenIds,
+        corrected,
+        standIns: (index) => {
+          const capability = room.node.list().find((p) => p.peerId === served[index]?.peerId)?.capabilities?.pipeline;
+          const skip = new Set(madeBy.members?.map((m) => m.userId) ?? [madeBy.userId]);
+          return standInsFor(pipelines.hosts(ask.model.id), capability, served[index]!, served, skip);
+        },
+        // Only the stand-in is recorded as a checker: the served chain's peers are the job's servers already.
+        rerun: (stages) =>
+          rerunChain(pipelines, ask, stages, (peerId) => {
+            if (!served.some((s) => s.peerId === peerId)) took(peerId);
+          }),
+        maxRuns: Math.max(0, Math.min(ask.localizeRuns ?? PIPELINE_CHECK_LIMITS.localizeRuns, JOB_LIMITS.stages)),
+      })
+    : ({
+        scope: 'chain',
+        runs: 0,
+        why: 'a stage changed peers mid-answer (a failover): no swap re-runs it',
+      } satisfies Blame);
+  const culprits = blame.scope === 'stage' ? blame.stages.map((s) => s.peerId) : null;
+  return requester.settle(jobId, blameMembers(verdict, { culprits, runs: blame.runs, why: blame.why }, jobId));
+}
+
+/** Runs the job again on `stages` (a checker's chain, or the served one with a stage swapped); null if it failed. */
+async function rerunChain(
+  pipelines: RoomPipeline,
+  ask: PipelineAsk,
+  stages: StagePlacement[],
+  took: (peerId: string) => void,
+): Promise<number[] | null> {
+  const again: number[] = [];
+  try {
+    for await (const tokenId of pipelines.generate({
+      ...chainRun(ask),
+      stages,
+      onOpened: (opened) => opened.forEach((stage) => took(stage.peerId)),
+    }))
+      again.push(tokenId);
+  } catch {
+    return null;
+  }
+  return again;
 }

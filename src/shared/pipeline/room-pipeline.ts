@@ -76,6 +76,11 @@ export interface RoomPipelineTiming {
   stallMs: number;
   /** A stage that does not answer that question within this has stalled. */
   probeMs: number;
+  /**
+   * A stage that answers it is running a frame of the job (`runningMs`: a long prompt sent in one frame to a slow
+   * stage) keeps the job moving for up to this long; past it, the run is taken as hung and the stage as stalled.
+   */
+  frameMs: number;
 }
 
 const sameRange = (a: LayerRange, b: LayerRange) => a[0] === b[0] && a[1] === b[1];
@@ -92,7 +97,7 @@ export class RoomPipeline {
 
   /** Tests shorten them. */
   // A stage's open may wait 20 s for its frame channels (stage-server.ts) and then load its layers.
-  readonly timing: RoomPipelineTiming = { replyMs: 30_000, stallMs: 10_000, probeMs: 2000 };
+  readonly timing: RoomPipelineTiming = { replyMs: 30_000, stallMs: 10_000, probeMs: 2000, frameMs: 120_000 };
 
   constructor(
     private readonly views: () => PeerView[],
@@ -105,7 +110,7 @@ export class RoomPipeline {
    * Peers hosting stages of `model` with a frame channel to this one, and what they say of their stages; none of
    * an excluded user, nor of `skipUsers` (a spot check's chain avoids the users who served the answer).
    */
-  private hosts(model: string, skipUsers?: ReadonlySet<string>): (PeerView & { pipeline: PipelineCapability })[] {
+  hosts(model: string, skipUsers?: ReadonlySet<string>): (PeerView & { pipeline: PipelineCapability })[] {
     return this.views().flatMap((view) => {
       const pipeline = view.capabilities.pipeline;
       if (this.excluded(view.userId) || skipUsers?.has(view.userId)) return [];
@@ -124,8 +129,15 @@ export class RoomPipeline {
   /** Runs a job on the room's stages, yielding each token; a stage's peer leaving is taken over by another. */
   async *generate(request: RoomPipelineRequest): AsyncGenerator<number> {
     const placement = request.stages ?? this.chain(request.model);
-    if (!placement?.length)
-      throw new PipelineJobError('NO_PEER', `No chain of peers in this room holds every layer of ${request.model}`);
+    if (!placement?.length) {
+      // Stages of a peer of another pipe protocol were set aside on arrival: the refusal names both versions.
+      const refused = this.views().find((v) => v.capabilities.pipelineRefused);
+      const aside = refused ? ` (${refused.name}'s stages are set aside: ${refused.capabilities.pipelineRefused})` : '';
+      throw new PipelineJobError(
+        'NO_PEER',
+        `No chain of peers in this room holds every layer of ${request.model}${aside}`,
+      );
+    }
     const jobId = globalThis.crypto.randomUUID();
     const names = new Map(this.views().map((v) => [v.peerId, v.name] as const));
     const stages = placement.map((s) => ({ ...s, name: names.get(s.peerId) ?? s.peerId }));
@@ -263,17 +275,24 @@ export class RoomPipeline {
     void Promise.all(
       stages.map((s) =>
         this.ask(s.peerId, { type: 'pipe:status', jobId: run.jobId }, this.timing.probeMs)
-          .then((reply) => (reply.type === 'pipe:position' ? reply.position : null))
+          .then((reply) => (reply.type === 'pipe:position' ? reply : null))
           .catch(() => null),
       ),
-    ).then((positions) => {
+    ).then((replies) => {
       run.probing = false;
       // A token, a replacement or the job's end meanwhile: these positions are not the job's now.
       if (!this.running.has(run.jobId) || run.replacements > 0 || stages.some((s, i) => run.stages[i] !== s)) return;
+      const positions = replies.map((reply) => reply?.position ?? null);
       const chain = [run.requester.queuedPosition(run.jobId), ...positions, run.requester.sampledPosition(run.jobId)];
       const seen = run.seen;
       run.seen = chain;
-      if (!seen) return;
+      // A stage running one frame for a while (a long unchunked prompt on a slow stage) moves no position but is
+      // working, unlike a dead peer (no answer) or one with frames it does not run (its input ahead of its cache).
+      const working = replies.some((reply) => reply?.runningMs !== undefined && reply.runningMs < this.timing.frameMs);
+      if (!seen || working) {
+        if (working) run.movedAt = performance.now();
+        return;
+      }
       if (chain.some((p, i) => p !== seen[i])) {
         run.movedAt = performance.now();
         return;

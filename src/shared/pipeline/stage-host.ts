@@ -37,6 +37,8 @@ export class StageHost {
   private queued = 0;
   /** Aborted when the next stage is replaced: a frame waiting for the old one's buffer to drain is given up. */
   private leaving = new AbortController();
+  /** The frame being run now, by job, and since when (a stall probe's answer says so: room-pipeline.ts). */
+  private readonly running = new Map<string, number>();
   /** Frames this stage has run, and the time it spent in its session (the benchmark reads them). */
   readonly stats = { frames: 0, rows: 0, busyMs: 0 };
 
@@ -106,6 +108,12 @@ export class StageHost {
     return () => this.failureListeners.delete(listener);
   }
 
+  /** How long this stage has been running a frame of `jobId`, in ms; undefined when it runs none of it now. */
+  runningMs(jobId: string): number | undefined {
+    const since = this.running.get(jobId);
+    return since === undefined ? undefined : performance.now() - since;
+  }
+
   /** Resolves when every frame received so far has been handled. */
   idle(): Promise<void> {
     return this.work;
@@ -144,7 +152,9 @@ export class StageHost {
     if (!job) return this.fail(frame.jobId, 'UNKNOWN_JOB', `job ${frame.jobId} is not open on this stage`);
     try {
       const started = performance.now();
-      const out = await this.runner.forward(frame);
+      // Only the run counts as working: a frame waiting to be sent is waiting on the next stage, not on this one.
+      this.running.set(frame.jobId, started);
+      const out = await this.runner.forward(frame).finally(() => this.running.delete(frame.jobId));
       this.stats.busyMs += performance.now() - started;
       this.stats.frames++;
       this.stats.rows += frameRows(frame);

@@ -8,7 +8,12 @@ import { ChangeListeners } from '../change-listeners.ts';
 import { FrameLog } from './frame-log.ts';
 import type { FrameWire } from './frame-wire.ts';
 import { jobFrameWire } from './job-wire.ts';
-import type { LayerRange, PipeFailureCode, PipelineCapability } from './pipe-protocol.ts';
+import {
+  type LayerRange,
+  PIPE_PROTOCOL_VERSION,
+  type PipeFailureCode,
+  type PipelineCapability,
+} from './pipe-protocol.ts';
 import { StageHost } from './stage-host.ts';
 import type { StageRunner } from './stage-runner.ts';
 
@@ -17,7 +22,7 @@ export interface StageSource {
   readonly model: string;
   readonly layers: number;
   /** Stages loaded now, ranges it can load, and its memory (capability fields but speed). */
-  describe(): Omit<PipelineCapability, 'speed'>;
+  describe(): Omit<PipelineCapability, 'speed' | 'protocol'>;
   /** The stage of `layers`, loading it if needed (one runner per range, shared by the jobs on it). */
   open(layers: LayerRange): Promise<StageRunner>;
 }
@@ -64,7 +69,11 @@ export class StageServer {
 
   capability(): PipelineCapability | undefined {
     if (!this.source) return undefined;
-    return { ...this.source.describe(), speed: this.busyMs > 0 ? (1000 * this.rows) / this.busyMs : null };
+    return {
+      protocol: PIPE_PROTOCOL_VERSION,
+      ...this.source.describe(),
+      speed: this.busyMs > 0 ? (1000 * this.rows) / this.busyMs : null,
+    };
   }
 
   /** The frame channel to `peerId` opened (the room opens one on every link). */
@@ -118,7 +127,10 @@ export class StageServer {
         const job = this.jobs.get(message.jobId);
         if (job?.requester !== peerId) return;
         const position = job.host.runner.cached(message.jobId);
-        void job.send({ type: 'pipe:position', jobId: message.jobId, position });
+        // A frame whose run takes long moves no position: saying so keeps the requester from taking it for a stall.
+        const running = job.host.runningMs(message.jobId);
+        const runningMs = running === undefined ? {} : { runningMs: Math.round(running) };
+        void job.send({ type: 'pipe:position', jobId: message.jobId, position, ...runningMs });
         return;
       }
       case 'pipe:redirect':
