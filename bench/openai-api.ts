@@ -109,7 +109,10 @@ async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
     .withResponse();
   // The response's head leaves the server with its first chunk (the role), once the first token is there.
   const headersMs = performance.now() - started;
+  let chunks = 0;
   for await (const chunk of stream) {
+    // Text chunks, an empty text among them (a token can decode to none), but not the role's.
+    if (typeof chunk.choices[0]?.delta.content === 'string' && !chunk.choices[0].delta.role) chunks++;
     const delta = chunk.choices[0]?.delta.content;
     if (delta) {
       stamps.push(performance.now());
@@ -122,7 +125,7 @@ async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
     headersMs,
     text,
     tokens: usage,
-    chunks: stamps.length,
+    chunks,
     phases: serverTiming(response.headers.get('server-timing')),
   };
 }
