@@ -6,7 +6,7 @@
 //    time to first token = requester TTFT − the serving engine's TTFT.
 // 2. Aggregate: 1, 2 and 4 headless peers (processes) serving 8 requesters that each ask again as soon as an
 //    answer ends, for DURATION_S; total tokens/s received, against one peer's.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,7 +25,7 @@ import { MeshRoom, type MeshSocket } from '../src/shared/rtc/mesh-room.ts';
 import type { PeerConnectionLike } from '../src/shared/rtc/peer-link.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import { publishModels } from '../tests/support/model-fixtures.ts';
-import { ROOT, downloadModel, guestCookie, signUpCookie, startServer } from '../tests/support/server-process.ts';
+import { downloadModel, guestCookie, signUpCookie, spawnPeer, startServer } from '../tests/support/server-process.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 20);
@@ -86,14 +86,7 @@ function servingPeer(name: string, threads?: number): Promise<ChildProcess> {
     path.join(dir, 'peer-cache', name),
     ...(threads ? ['--threads', String(threads)] : []),
   ];
-  const child = spawn(
-    process.execPath,
-    [path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'), path.join(ROOT, 'src/peer/cli.ts'), ...args],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
+  const child = spawnPeer(args);
   children.push(child);
   return new Promise((resolve, reject) => {
     let output = '';

@@ -1,26 +1,44 @@
 // The OpenAI-compatible API on the mesh (issue 14):
 //   npx tsx bench/openai-api.ts
-// 1. Route overhead: one headless peer (`npm run peer`, its own process) serves the bundled nano model; the same
-//    greedy job is asked RUNS times over /v1 streaming (the server's own requester member) and over the requester a
-//    browser runs (a requester-only headless peer in this process, as the tRPC/browser route does). Client-side
-//    decode tok/s ratio (/v1 ÷ browser route) and added time to first token (/v1 − browser route), medians.
-//    Where /v1's time to first token goes: the server's Server-Timing header on each /v1 stream, phase by phase
-//    (medians): pre (Fastify's hooks), budget, key, route, chat-budget, member, slot, offer (to the peer's accept),
-//    token (accept to the first token), and what the client saw beyond their sum (HTTP and SSE both ways).
-// 2. 16 concurrent /v1 streams from one key through the one server and its one peer (REQUESTS_IN_FLIGHT_PER_IP=32:
+// 1. Route overhead, on two models: the bundled nano model, which decodes at 1000 to 1500 tokens a second on a
+//    2-core machine (the worst case: a route's own cost per token is then a large part of a token's time), and the
+//    generated benchmark model of bench/engine.ts and bench/mesh.ts (8 layers, width 512: about 100 tokens a second
+//    here, a realistic speed), published on a fake Hub and served through the server's catalogue and cache like any
+//    catalogue model (BENCH_REALISTIC=0 skips it). Each model has its own headless peer (`npm run peer`, its own
+//    process); the same greedy job is asked RUNS times over /v1 streaming (the server's own requester member) and
+//    over the requester a browser runs (a requester-only headless peer in this process, as the tRPC/browser route
+//    does). Client-side decode tok/s ratio (/v1 ÷ browser route), the per-token time that difference is, and added
+//    time to first token (/v1 − browser route), medians. What /v1 costs per token in CPU, which the machine's load
+//    moves less than the rates: the server process's CPU time per token over /v1 (from /proc), this process's CPU
+//    per token on either route (the `openai` client's parse against the browser route's requester), and chunks per
+//    token (a chunk can carry several tokens that reached the server together). Where /v1's time to first token
+//    goes: the server's Server-Timing header on each /v1 stream, phase by phase (medians): pre (Fastify's hooks),
+//    budget, key, route, chat-budget, member, slot, offer (to the peer's accept), token (accept to the first token),
+//    and what the client saw beyond their sum (HTTP and SSE both ways).
+// 2. 16 concurrent /v1 streams from one key through the one server and its nano peer (REQUESTS_IN_FLIGHT_PER_IP=32:
 //    they come from one address; MESH_API_WAIT_MS=110000 and CONNECTION_TIMEOUT_MS=120000, since they queue for
 //    the peer's two places; BENCH_CONCURRENT_TOKENS each, 64 unless set): answered and refused, wall time, tokens/s
 //    received, the server process's CPU seconds and RSS (from /proc, RSS sampled every 100 ms for its peak).
 // 3. What SERVE_MODELS costs: the idle RSS of a server with and without SERVE_MODELS=nano-shakespeare
 //    (BENCH_IDLE=0 skips it).
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
+import { FakeHub } from '../scripts/fake-hub.ts';
+import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
-import { ROOT, type ServerProcess, signUpCookie, startServer } from '../tests/support/server-process.ts';
+import { publishModels } from '../tests/support/model-fixtures.ts';
+import {
+  type ServerProcess,
+  downloadModel,
+  signUpCookie,
+  spawnPeer,
+  startServer,
+} from '../tests/support/server-process.ts';
 
 const MODEL = 'nano-shakespeare';
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
@@ -28,6 +46,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const STREAMS = 16;
 const CONCURRENT_TOKENS = Number(process.env.BENCH_CONCURRENT_TOKENS ?? 64);
 const IDLE = process.env.BENCH_IDLE !== '0';
+const REALISTIC = process.env.BENCH_REALISTIC !== '0';
+// The benchmark model of bench/engine.ts and bench/mesh.ts, generated once into BENCH_MODEL_DIR.
+const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
+const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
 const messages = [{ role: 'user' as const, content: 'ROMEO:' }];
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
 
@@ -48,11 +70,15 @@ async function apiKey(server: ServerProcess): Promise<string> {
   return ((await response.json()) as { result: { data: { key: string } } }).result.data.key;
 }
 
-/** Time to first token and client-side decode tok/s of one stream of `tokens` tokens. */
-function timing(started: number, stamps: number[]) {
+/**
+ * Time to first token and client-side decode tok/s of one stream: the `tokens` after the first over the time from the
+ * first text to the last. Over /v1 a chunk may carry several tokens (they reached the server together), so the count
+ * is the stream's usage, not its chunks.
+ */
+function timing(started: number, stamps: number[], tokens: number) {
   const first = stamps[0] ?? started;
   const last = stamps.at(-1) ?? first;
-  return { ttftMs: first - started, tokensPerSecond: last > first ? ((stamps.length - 1) * 1000) / (last - first) : 0 };
+  return { ttftMs: first - started, tokensPerSecond: last > first ? ((tokens - 1) * 1000) / (last - first) : 0 };
 }
 
 /** Server-Timing's phases, in milliseconds. */
@@ -69,95 +95,125 @@ async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
   const started = performance.now();
   const stamps: number[] = [];
   let text = '';
+  let usage = 0;
   const { data: stream, response } = await client.chat.completions
-    .create({ model, messages, temperature: 0, seed: 1, max_tokens: tokens, stream: true })
+    .create({
+      model,
+      messages,
+      temperature: 0,
+      seed: 1,
+      max_tokens: tokens,
+      stream: true,
+      stream_options: { include_usage: true },
+    })
     .withResponse();
   // The response's head leaves the server with its first chunk (the role), once the first token is there.
   const headersMs = performance.now() - started;
+  let chunks = 0;
   for await (const chunk of stream) {
+    // Text chunks, an empty text among them (a token can decode to none), but not the role's.
+    if (typeof chunk.choices[0]?.delta.content === 'string' && !chunk.choices[0].delta.role) chunks++;
     const delta = chunk.choices[0]?.delta.content;
     if (delta) {
       stamps.push(performance.now());
       text += delta;
     }
+    if (chunk.usage) usage = chunk.usage.completion_tokens;
   }
   return {
-    ...timing(started, stamps),
+    ...timing(started, stamps, usage),
     headersMs,
     text,
-    tokens: stamps.length,
+    tokens: usage,
+    chunks,
     phases: serverTiming(response.headers.get('server-timing')),
   };
 }
 
-async function overRequester(asker: HeadlessPeer) {
+async function overRequester(asker: HeadlessPeer, model: string, tokens: number) {
   const node = asker.node;
   if (!node) throw new Error('no node');
   const shared = node.list().flatMap((peer) => peer.capabilities?.models ?? []);
-  const ref = shared.find((model) => model.id === MODEL);
-  if (!ref) throw new Error('nobody shares the model');
+  const ref = shared.find((m) => m.id === model);
+  if (!ref) throw new Error(`nobody shares ${model}`);
   const started = performance.now();
   const stamps: number[] = [];
   const job = node.requester.run({
     model: ref,
     messages,
-    sampling: { temperature: 0, topP: 0.95, maxNewTokens: TOKENS, seed: 1 },
+    sampling: { temperature: 0, topP: 0.95, maxNewTokens: tokens, seed: 1 },
     onToken: () => stamps.push(performance.now()),
   });
   const outcome = await job.result;
-  return { ...timing(started, stamps), text: outcome.text, tokens: stamps.length };
+  return { ...timing(started, stamps, stamps.length), text: outcome.text, tokens: stamps.length };
 }
 
-async function main() {
-  const dir = await mkdtemp(path.join(tmpdir(), 'bench-openai-'));
-  const env = { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none') };
-  const server = await startServer({
-    ...env,
-    CHATS_PER_USER_PER_MINUTE: '100000',
-    REQUESTS_IN_FLIGHT_PER_IP: '32',
-    MESH_API_WAIT_MS: '110000',
-    CONNECTION_TIMEOUT_MS: '120000',
+/** A headless peer process sharing `model` in global; resolves once it shares. */
+function servingPeer(server: ServerProcess, dir: string, model: string): Promise<ChildProcess> {
+  const peer = spawnPeer([
+    ...['--server', server.url, '--room', 'global', '--model', model, '--name', `Box-${model}`],
+    ...['--cache-dir', path.join(dir, `peer-cache-${model}`)],
+  ]);
+  return new Promise((resolve, reject) => {
+    let output = '';
+    peer.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+      if (output.includes('shares')) resolve(peer);
+    });
+    peer.once('exit', (code) => reject(new Error(`the ${model} peer exited with ${code}: ${output}`)));
   });
-  const peer = spawn(
-    process.execPath,
-    [
-      path.join(ROOT, 'node_modules/tsx/dist/cli.mjs'),
-      path.join(ROOT, 'src/peer/cli.ts'),
-      ...['--server', server.url, '--room', 'global', '--model', MODEL, '--name', 'Box'],
-      ...['--cache-dir', path.join(dir, 'peer-cache')],
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve) =>
-    peer.stdout.on('data', (d: Buffer) => d.toString().includes('shares') && resolve()),
-  );
-  const client = new OpenAI({ apiKey: await apiKey(server), baseURL: `${server.url}/v1`, maxRetries: 0 });
-  const asker = new HeadlessPeer({ server: server.url, room: 'global', name: 'Asker', cacheDir: path.join(dir, 'a') });
-  await asker.start();
-  await overV1(client); // warm-up: the server's member joins and connects
-  await overRequester(asker);
+}
 
+/** CPU seconds of this process so far. */
+const ownCpuS = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+/** Part 1 on one model: alternately over /v1 and over the browser's route, RUNS times each after a warm-up. */
+async function routeOverhead(
+  server: ServerProcess,
+  client: OpenAI,
+  asker: HeadlessPeer,
+  model: string,
+  tokens: number,
+) {
+  const pid = server.child.pid ?? 0;
+  await overV1(client, model, tokens); // warm-up: the server's member joins and connects
+  await overRequester(asker, model, tokens);
   const v1: Awaited<ReturnType<typeof overV1>>[] = [];
   const direct: Awaited<ReturnType<typeof overRequester>>[] = [];
+  // CPU seconds spent during each route's runs: the server's, and this process's.
+  const cpu = { v1: { server: 0, own: 0 }, direct: { server: 0, own: 0 } };
+  const measured = async <T>(into: { server: number; own: number }, run: () => Promise<T>): Promise<T> => {
+    const [server0, own0] = [(await procStats(pid)).cpuS, ownCpuS()];
+    const result = await run();
+    into.own += ownCpuS() - own0;
+    into.server += (await procStats(pid)).cpuS - server0;
+    return result;
+  };
   for (let run = 0; run < RUNS; run++) {
-    v1.push(await overV1(client));
-    direct.push(await overRequester(asker));
+    v1.push(await measured(cpu.v1, () => overV1(client, model, tokens)));
+    direct.push(await measured(cpu.direct, () => overRequester(asker, model, tokens)));
   }
-  // The API's own cost before any model runs (key lookup, budgets, routing): time to the stub's first token.
-  const stub: number[] = [];
-  for (let run = 0; run < RUNS; run++) stub.push((await overV1(client, 'stub')).ttftMs);
   const same = v1.every((r) => r.text === direct[0]?.text) && direct.every((r) => r.text === direct[0]?.text);
-  const ratio = median(v1.map((r) => r.tokensPerSecond)) / median(direct.map((r) => r.tokensPerSecond));
+  const v1Rate = median(v1.map((r) => r.tokensPerSecond));
+  const directRate = median(direct.map((r) => r.tokensPerSecond));
   const addedTtft = median(v1.map((r) => r.ttftMs)) - median(direct.map((r) => r.ttftMs));
-  console.log(`route overhead (${RUNS} runs, ${TOKENS} greedy tokens, identical answers: ${same})`);
+  const v1Tokens = v1.reduce((sum, r) => sum + r.tokens, 0);
+  const directTokens = direct.reduce((sum, r) => sum + r.tokens, 0);
+  const perToken = (seconds: number, count: number) => ((seconds * 1e6) / Math.max(1, count)).toFixed(0);
+  console.log(`route overhead, ${model} (${RUNS} runs, ${tokens} greedy tokens, identical answers: ${same})`);
+  console.log(`  /v1 stream:      ${v1Rate.toFixed(1)} tok/s, TTFT ${median(v1.map((r) => r.ttftMs)).toFixed(1)} ms`);
   console.log(
-    `  /v1 stream:      ${median(v1.map((r) => r.tokensPerSecond)).toFixed(1)} tok/s, TTFT ${median(v1.map((r) => r.ttftMs)).toFixed(1)} ms`,
+    `  browser route:   ${directRate.toFixed(1)} tok/s, TTFT ${median(direct.map((r) => r.ttftMs)).toFixed(1)} ms`,
   );
   console.log(
-    `  browser route:   ${median(direct.map((r) => r.tokensPerSecond)).toFixed(1)} tok/s, TTFT ${median(direct.map((r) => r.ttftMs)).toFixed(1)} ms`,
+    `  ratio ${(v1Rate / directRate).toFixed(3)} (goal >= 0.95), ${(1000 / v1Rate - 1000 / directRate).toFixed(3)} ms more per token over /v1, added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`,
   );
-  console.log(`  /v1 on the stub: TTFT ${median(stub).toFixed(1)} ms (key lookup, budgets, routing; no mesh)`);
-  console.log(`  ratio ${ratio.toFixed(3)} (goal >= 0.95), added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`);
+  console.log(
+    `  CPU per token (µs): server ${perToken(cpu.v1.server, v1Tokens)} over /v1 (${perToken(cpu.direct.server, directTokens)} while the browser route ran); this process ${perToken(cpu.v1.own, v1Tokens)} over /v1 (the openai client), ${perToken(cpu.direct.own, directTokens)} over the browser route (its requester); ${(v1.reduce((sum, r) => sum + r.chunks, 0) / Math.max(1, v1Tokens)).toFixed(2)} /v1 text chunks per token`,
+  );
   const names = [...new Set(v1.flatMap((r) => Object.keys(r.phases)))];
   const medians = Object.fromEntries(names.map((name) => [name, median(v1.map((r) => r.phases[name] ?? 0))]));
   const inServer = Object.values(medians).reduce((sum, ms) => sum + ms, 0);
@@ -171,6 +227,49 @@ async function main() {
   console.log(
     `  client-side rest, split (medians): to the response head beyond the server's phases ${toHead.toFixed(1)} ms, head to the first text chunk ${headToText.toFixed(1)} ms`,
   );
+}
+
+async function main() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'bench-openai-'));
+  const env = { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'none') };
+  // The benchmark model on a fake Hub, named by a catalogue file that extends the built-in one: the server caches it
+  // through its proxy as any catalogue model, and its peer loads it from there, offline.
+  const hub = new FakeHub();
+  const catalogue: Record<string, string> = {};
+  if (REALISTIC) {
+    if (!existsSync(path.join(BENCH_DIR, 'onnx/model.onnx'))) {
+      console.log(`generating the benchmark model into ${BENCH_DIR} ...`);
+      await generateRandomModel(BENCH_DIR, BENCH);
+    }
+    await hub.start();
+    const { manifestPath } = await publishModels(hub, dir, [
+      { id: 'bench', from: BENCH_DIR, contextLength: BENCH.maxPositions },
+    ]);
+    Object.assign(catalogue, { HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath });
+  }
+  const server = await startServer({
+    ...env,
+    ...catalogue,
+    CHATS_PER_USER_PER_MINUTE: '100000',
+    REQUESTS_IN_FLIGHT_PER_IP: '32',
+    MESH_API_WAIT_MS: '110000',
+    CONNECTION_TIMEOUT_MS: '120000',
+  });
+  if (REALISTIC) await downloadModel(server.url, await signUpCookie(server.url, 'cacher'), 'bench');
+  const peers = [
+    await servingPeer(server, dir, MODEL),
+    ...(REALISTIC ? [await servingPeer(server, dir, 'bench')] : []),
+  ];
+  const client = new OpenAI({ apiKey: await apiKey(server), baseURL: `${server.url}/v1`, maxRetries: 0 });
+  const asker = new HeadlessPeer({ server: server.url, room: 'global', name: 'Asker', cacheDir: path.join(dir, 'a') });
+  await asker.start();
+
+  await routeOverhead(server, client, asker, MODEL, TOKENS);
+  if (REALISTIC) await routeOverhead(server, client, asker, 'bench', TOKENS);
+  // The API's own cost before any model runs (key lookup, budgets, routing): time to the stub's first token.
+  const stub: number[] = [];
+  for (let run = 0; run < RUNS; run++) stub.push((await overV1(client, 'stub')).ttftMs);
+  console.log(`/v1 on the stub: TTFT ${median(stub).toFixed(1)} ms (key lookup, budgets, routing; no mesh)`);
 
   const before = await procStats(server.child.pid ?? 0);
   let peakRss = before.rssMiB;
@@ -198,7 +297,8 @@ async function main() {
   );
 
   await asker.stop();
-  peer.kill('SIGINT');
+  for (const peer of peers) peer.kill('SIGINT');
+  if (REALISTIC) await hub.stop();
   server.child.kill('SIGTERM');
   await server.exited;
 

@@ -1,8 +1,9 @@
 // Runs the real server as a child process: its source (src/server/index.ts) through tsx, or, with `compiled`, the
 // bundle that `npm start` and `npm run serve` run with plain node (scripts/start.mjs --no-build; build it first).
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { type ChildProcessByStdio, type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -135,6 +136,18 @@ export async function downloadModel(url: string, cookie: string, id: string, tim
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`download of ${id} not ready within ${timeoutMs} ms`);
+}
+
+/**
+ * A headless peer in its own process, as `npm run peer` starts it (`node --import tsx src/peer/cli.ts`): one process
+ * that gets a signal itself. tsx's own CLI would run the peer as its child and SIGKILL it when it does not confirm a
+ * relayed SIGINT within 30 ms, so the peer would not leave its room cleanly (src/peer/cli.ts).
+ */
+export function spawnPeer(args: string[]): ChildProcessByStdio<null, Readable, null> {
+  return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/peer/cli.ts'), ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
 }
 
 /** A port free on 127.0.0.1 now, for a server that must come back on the same origin after a restart. */

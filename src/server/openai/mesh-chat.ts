@@ -5,15 +5,15 @@
 import { performance } from 'node:perf_hooks';
 import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import { type JobRecorder, type MeshAnswer, askMesh } from '../../shared/mesh/mesh-answer.ts';
+import type { RecorderFor } from './mesh-records.ts';
 import { MeshJobError, type MeshOutcome } from '../../shared/mesh/job-requester.ts';
 import type { JobSampling, ModelRef } from '../../shared/peer-protocol.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { randomInt } from 'node:crypto';
 import { ENGINE_LIMITS } from '../../shared/engine-protocol.ts';
 import { RoomSlugSchema } from '../../shared/socket-contract.ts';
-import type { Database, PrismaClient } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
 import { GLOBAL_ROOM, isMember, roomBySlug } from '../services/room.ts';
-import { type PeerLookup, finishJob, recordAttempt, recordCheck, startJob } from '../services/jobs.ts';
 import { OpenAIError } from './errors.ts';
 import { CONNECTING_WAIT_MS, type MeshGateway, settle } from './mesh-gateway.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
@@ -39,9 +39,6 @@ export interface MeshChat {
    */
   pipeline?: { tokenizer: PipelineTokenizer };
 }
-
-/** One ask's job records, written once `ready` settles (serviceRecorder). */
-export type RecorderFor = (ready: Promise<void>) => JobRecorder;
 
 /** X-Mesh-Room's room (default global), if the key's account may ask it: the global room, or one it belongs to. */
 export async function meshRoomOf(database: Database, header: unknown, userId: string): Promise<string> {
@@ -82,55 +79,6 @@ export function meshSampling(sampling: {
     maxNewTokens: Math.min(sampling.maxTokens ?? 256, ENGINE_LIMITS.maxNewTokens),
     seed: sampling.seed ?? randomInt(0, 0xffff_ffff),
   };
-}
-
-/**
- * Job records as the key's account, through the same service tRPC's jobs.* use, written once the answer's text has
- * gone to the route (`ready`): the embedded database runs its queries on this thread, and a record's start written
- * beside the answer held its tokens back by 55 to 130 ms under load (bench/README.md, issue 14). The serving peer (a
- * pipeline job's every stage peer, pipeline-chat.ts) is looked up as it takes the job (it may have left by the time
- * the row is written), and the record keeps that time.
- * Attempts, finish and check wait for the start, as before (src/shared/mesh/mesh-answer.ts).
- *
- * Each record first spends one of the account's job records (`spend`: JOB_RECORDS_PER_MINUTE, the budget tRPC's
- * jobs.* spend, so an account's records are one budget whether its app or its keys write them; docs/SECURITY.md). A
- * refused record is not written; the answer, already out, is not held back (mesh-answer.ts drops a failed record as
- * the app does).
- */
-export function serviceRecorder(
-  db: PrismaClient,
-  peers: PeerLookup,
-  userId: string,
-  spend: () => Promise<void>,
-): RecorderFor {
-  return (ready) => ({
-    start: async (input) => {
-      const takenAt = new Date();
-      // A pipeline job's every stage peer, looked up now as the server peer is.
-      const taking = new Map(
-        [input.serverPeerId, ...(input.stages?.map((stage) => stage.peerId) ?? [])].map((peerId) => {
-          const peer = peers(input.room, peerId);
-          peer.catch(() => undefined);
-          return [peerId, peer] as const;
-        }),
-      );
-      await ready;
-      await spend();
-      return startJob(db, (room, peerId) => taking.get(peerId) ?? peers(room, peerId), userId, input, takenAt);
-    },
-    attempt: async (input) => {
-      await spend();
-      return recordAttempt(db, peers, userId, input);
-    },
-    finish: async (input) => {
-      await spend();
-      return finishJob(db, userId, input);
-    },
-    check: async (input) => {
-      await spend();
-      return recordCheck(db, userId, input);
-    },
-  });
 }
 
 /** The fingerprint most sharing peers in the room hold for `id` (all of them, normally), or null if none shares it. */
@@ -283,9 +231,17 @@ async function* answerOnMesh(
     });
     result.catch(() => undefined);
     for (;;) {
-      while (pending.length > 0) {
+      if (pending.length > 0) {
+        // The first text goes at once. Later ones wait for the rest of this turn of the event loop, so that tokens
+        // whose messages came in together (the server busy, or the peer faster than it) leave as one chunk and one
+        // write: each write costs the server a system call and the client a read and a parse (bench/README.md,
+        // issue 14). Nothing waits for a token that has not arrived.
+        if (firstAt !== null) await new Promise<void>((resolve) => setImmediate(resolve));
         firstAt ??= performance.now();
-        yield { type: 'delta', text: pending.shift() as string };
+        const text = pending.join('');
+        pending.length = 0;
+        yield { type: 'delta', text };
+        continue;
       }
       // Every text is with the route (it asked for the next event), and no more will come.
       if (over) writeRecords();

@@ -31,7 +31,7 @@ export interface PipelineChat {
   messages: ChatMessage[];
   sampling: JobSampling;
   tokenizer: PipelineTokenizer;
-  /** The job's records as the key's account, written once the answer is out (mesh-chat.ts, serviceRecorder). */
+  /** The job's records as the key's account, written once the answer is out (mesh-records.ts, serviceRecorder). */
   recorder: RecorderFor;
   /** When the request began (the answer's time to first token counts from it). */
   started: number;
