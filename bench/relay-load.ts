@@ -25,7 +25,9 @@ export interface RelayResult {
 
 /**
  * Drives `sockets` (already connected, all able to reach each other by `address`) with relay traffic: `window`
- * signals in flight per socket for `seconds`; `during` runs once the traffic is under way.
+ * signals in flight per socket for `seconds`, at most `perSocketPerSecond` a second from each socket when given (the
+ * rate SOCKET_EVENTS_PER_SECOND lets a client send), else as fast as acks come; `during` runs once the traffic is
+ * under way.
  */
 export async function drive(options: {
   sockets: Socket[];
@@ -33,34 +35,44 @@ export async function drive(options: {
   send: (socket: Socket, to: string, data: unknown) => Promise<void>;
   seconds: number;
   window: number;
+  perSocketPerSecond?: number;
   during?: () => Promise<void>;
 }): Promise<RelayResult> {
   const { sockets, addresses, send } = options;
   const latencies: number[] = [];
   let delivered = 0;
-  for (const socket of sockets) {
-    socket.on('signal', (event: { data: { t: number } }) => {
-      delivered++;
-      latencies.push(performance.now() - event.data.t);
-    });
-  }
+  const received = (event: { data: { t: number } }) => {
+    delivered++;
+    latencies.push(performance.now() - event.data.t);
+  };
+  for (const socket of sockets) socket.on('signal', received);
   const deadline = performance.now() + options.seconds * 1000;
   const started = performance.now();
   await Promise.all([
-    ...sockets.flatMap((socket, i) =>
-      Array.from({ length: options.window }, async () => {
+    ...sockets.flatMap((socket, i) => {
+      // Each send takes the socket's next slot, `interval` ms after the one before.
+      const interval = options.perSocketPerSecond ? 1000 / options.perSocketPerSecond : 0;
+      let next = performance.now();
+      return Array.from({ length: options.window }, async () => {
         while (performance.now() < deadline) {
+          if (interval) {
+            const slot = Math.max(next, performance.now());
+            next = slot + interval;
+            if (slot > performance.now()) await new Promise((resolve) => setTimeout(resolve, slot - performance.now()));
+            if (performance.now() >= deadline) break;
+          }
           const to = addresses[(i + 1 + Math.floor(Math.random() * (sockets.length - 1))) % sockets.length] ?? '';
           await send(socket, to, {
             t: performance.now(),
             candidate: 'candidate:1 1 udp 2122260223 192.168.1.2 54321 typ host',
           });
         }
-      }),
-    ),
+      });
+    }),
     options.during?.(),
   ]);
   const seconds = (performance.now() - started) / 1000;
+  for (const socket of sockets) socket.off('signal', received);
   return { perSecond: delivered / seconds, p95: quantile(latencies, 0.95), p50: quantile(latencies, 0.5) };
 }
 

@@ -297,6 +297,8 @@ export const EnvSchema = z.object({
   CONVERSATION_MAX_BYTES_PER_USER: integer(0, 1024 * 1024 * 1024 * 1024).default(10 * 1024 * 1024),
   /** Socket.IO events one socket may send per second (signaling, presence); more get RATE_LIMITED acks. */
   SOCKET_EVENTS_PER_SECOND: integer(1, 10_000).default(50),
+  /** MiB of events kept, on a node without Redis, for dropped connections to recover; the oldest are dropped first. */
+  SOCKET_RECOVERY_BUFFER_MB: integer(1, 4096).default(16),
   /** Open /mesh sockets per session, per user and per client address (IPv6: per /64), on all nodes together (docs/SECURITY.md). */
   SOCKETS_PER_SESSION: integer(1, 10_000).default(8),
   SOCKETS_PER_USER: integer(1, 10_000).default(16),

@@ -25,6 +25,7 @@ import { sessionCookieName } from '../trpc/context.ts';
 import { HandshakeGuard } from '../socket/handshake-guard.ts';
 import { type MeshNamespace, type MeshSocket, registerMesh, sessionKey } from '../socket/mesh.handlers.ts';
 import { OutageBacklog } from '../socket/outage-backlog.ts';
+import { boundedRecoveryAdapter } from '../socket/recovery-adapter.ts';
 import { watchSession } from '../socket/session-expiry.ts';
 import { claimSocket } from '../socket/socket-caps.ts';
 
@@ -42,6 +43,9 @@ declare module 'fastify' {
     mesh: MeshNamespace;
   }
 }
+
+/** How long a dropped connection can come back as itself, with its rooms and the events it missed. */
+const RECOVERY_MS = 2 * 60_000;
 
 const refusal = (message: string, code: HandshakeErrorCode, retryInMs?: number) =>
   Object.assign(new Error(message), { data: { code, ...(retryInMs === undefined ? {} : { retryInMs }) } });
@@ -93,17 +97,22 @@ export const socketPlugin = fp<SocketPluginOptions>(
     const guard = new HandshakeGuard(env);
     const io = new Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>(app.server, {
       serveClient: false,
-      ...(redis &&
-        createAdapter && {
-          adapter: createAdapter(redis, {
-            streamName: channelPrefix,
-            channelPrefix,
-            sessionKeyPrefix: `${env.REDIS_KEY_PREFIX}:session:`,
-          }),
-        }),
+      // One node keeps the events a dropped connection missed in memory, bounded (src/server/socket/recovery-adapter.ts);
+      // with Redis they are in its stream.
+      adapter:
+        redis && createAdapter
+          ? createAdapter(redis, {
+              streamName: channelPrefix,
+              channelPrefix,
+              sessionKeyPrefix: `${env.REDIS_KEY_PREFIX}:session:`,
+            })
+          : boundedRecoveryAdapter({
+              maxBytes: env.SOCKET_RECOVERY_BUFFER_MB * 1024 * 1024,
+              maxDisconnectionMs: RECOVERY_MS,
+            }),
       // Twice the signal cap: a larger packet closes the connection; one between the two gets a TOO_LARGE ack.
       maxHttpBufferSize: 2 * SIGNAL_MAX_BYTES,
-      connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: false },
+      connectionStateRecovery: { maxDisconnectionDuration: RECOVERY_MS, skipMiddlewares: false },
       allowRequest: guard.allowRequest,
       // A connection that joins no namespace is closed after this (default 45 s): with the handshake budget, it bounds
       // the connections one address can hold without a session.

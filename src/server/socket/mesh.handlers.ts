@@ -3,7 +3,6 @@
 // sender's peer id by the server.
 // Past 300 lines because every event of the namespace is here, side by side with its check and its limit, so a
 // reader sees the whole of what a socket may do in one place.
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Namespace, Socket } from 'socket.io';
 import type { z } from 'zod';
@@ -157,8 +156,6 @@ function seatFailure(refusal: SeatRefusal, room: { capacity: number }, perUser: 
 }
 
 export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
-  const limiter = new RateLimiterMemory({ points: options.eventsPerSecond, duration: 1 });
-
   mesh.on('connection', (socket) => {
     void socket.join(peerKey(socket.data.peerId));
     const perUser = options.socketsPerUserPerRoom;
@@ -231,6 +228,24 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
     // This socket's events are handled one at a time, in the order they came: a signal never overtakes the one
     // sent before it (an ICE candidate ahead of its offer is refused by the browser), whatever each one awaits.
     // A recovered socket's rooms are checked before its first event.
+    /**
+     * SOCKET_EVENTS_PER_SECOND as a window of one second from the first event after the last window ended, refused
+     * events counted too (as rate-limiter-flexible's memory limiter counted them, which this replaces): a counter in
+     * the socket's closure, with no promise, record or timer per event (issue 16, bench/README.md).
+     */
+    let windowEnd = 0;
+    let spent = 0;
+    /** Zero if this event is within the budget, else the ms until the next window. */
+    const overBudget = () => {
+      const now = Date.now();
+      if (now >= windowEnd) {
+        windowEnd = now + 1000;
+        spent = 0;
+      }
+      spent++;
+      return spent > options.eventsPerSecond ? windowEnd - now : 0;
+    };
+
     let turn: Promise<void> = socket.recovered
       ? recheckRecovered().catch((error: unknown) => options.log.error({ err: error }, 'recovered socket check failed'))
       : Promise.resolve();
@@ -250,10 +265,8 @@ export function registerMesh(mesh: MeshNamespace, options: MeshOptions): void {
         const reply = typeof ack === 'function' ? (ack as (result: Ack<T>) => void) : () => {};
         turn = turn
           .then(async () => {
-            try {
-              await limiter.consume(socket.id);
-            } catch (refusal) {
-              const retryInMs = refusal instanceof RateLimiterRes ? refusal.msBeforeNext : 1000;
+            const retryInMs = overBudget();
+            if (retryInMs > 0) {
               reply({ ...fail('RATE_LIMITED', `At most ${options.eventsPerSecond} messages a second`), retryInMs });
               return;
             }
