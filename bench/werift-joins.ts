@@ -10,9 +10,9 @@
 //   two cores share the peers' work, and each peer's timers fire on an event loop of its own.
 import { type ChildProcess, fork } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { RTCPeerConnection } from 'werift';
+import { type WeriftConnections, readyWeriftConnections } from '../src/peer/werift-connections.ts';
 import { type MeshSocket, MeshRoom, type RoomMesh } from '../src/shared/rtc/mesh-room.ts';
-import type { LinkTimeline, PeerConnectionLike } from '../src/shared/rtc/peer-link.ts';
+import type { LinkTimeline } from '../src/shared/rtc/peer-link.ts';
 import { connectedGuestSockets } from './relay-load.ts';
 
 const stubMesh = (): RoomMesh => ({
@@ -101,9 +101,19 @@ const resultOf = (durations: number[], peers: PeerRecord[], peerCpuMs: number, s
 
 export const cpuMs = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000;
 
-/** werift's peer connection, as the headless peer makes it (src/peer/headless-peer.ts). */
-export const createWeriftConnection = (config: { iceServers: { urls: string | string[] }[] }) =>
-  new RTCPeerConnection({ iceServers: config.iceServers }) as unknown as PeerConnectionLike;
+let processConnections: Promise<WeriftConnections> | null = null;
+/**
+ * werift's peer connections as a headless peer makes them (src/peer/werift-connections.ts): a certificate and a
+ * loopback connection before the first join. One per process: the one-process rounds' peers share it, as they
+ * shared werift's own per-process certificate before.
+ */
+export function weriftConnections(): Promise<WeriftConnections> {
+  processConnections ??= readyWeriftConnections().then(({ connections, warm }) => {
+    if (!warm) throw new Error("werift's warm-up connection did not open");
+    return connections;
+  });
+  return processConnections;
+}
 
 /**
  * One peer joining `room` over `socket`, where `count` peers join in all. `done` resolves with its join ack to every
@@ -113,9 +123,10 @@ export function joinPeer(
   socket: MeshSocket,
   room: string,
   count: number,
+  connections: WeriftConnections,
 ): { meshRoom: MeshRoom; record: () => PeerRecord; done: Promise<number> } {
   let joinedAt = 0;
-  const meshRoom = new MeshRoom(socket, room, [], createWeriftConnection, stubMesh(), {
+  const meshRoom = new MeshRoom(socket, room, [], connections.create, stubMesh(), {
     joined: () => (joinedAt = performance.now()),
   });
   const done = new Promise<number>((resolve, reject) => {
@@ -150,12 +161,13 @@ export async function weriftJoinRound(
   room = 'global',
   serverCpu: CpuClock = noClock,
 ): Promise<RoundResult> {
+  const connections = await weriftConnections();
   const sockets = (await connectedGuestSockets(url, count)) as MeshSocket[];
   const peers: ReturnType<typeof joinPeer>[] = [];
   try {
     const serverBefore = await serverCpu();
     const cpu = process.cpuUsage();
-    for (const socket of sockets) peers.push(joinPeer(socket, room, count));
+    for (const socket of sockets) peers.push(joinPeer(socket, room, count, connections));
     const durations = await Promise.all(peers.map((peer) => peer.done));
     const peerCpuMs = cpuMs(process.cpuUsage(cpu));
     return resultOf(

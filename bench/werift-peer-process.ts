@@ -1,41 +1,11 @@
 // One headless werift peer in a process of its own, as `npm run peer` runs one, driven over IPC by the bench's
 // WeriftPeerProcesses (bench/werift-joins.ts): `connect` makes a guest socket on the server, `join` joins the room
 // and answers with the peer's join time and its links' timelines, `leave` leaves and drops the socket.
-import { RTCPeerConnection } from 'werift';
 import type { MeshSocket } from '../src/shared/rtc/mesh-room.ts';
 import { connectedGuestSockets } from './relay-load.ts';
-import { type FromPeerProcess, type ToPeerProcess, cpuMs, joinPeer } from './werift-joins.ts';
+import { type FromPeerProcess, type ToPeerProcess, cpuMs, joinPeer, weriftConnections } from './werift-joins.ts';
 
 const send = (message: FromPeerProcess) => process.send?.(message);
-
-/**
- * Two werift connections in this process joined by a data channel: makes the process's certificate (werift makes
- * one per process, on first use) and runs ICE, DTLS and SCTP once, as earlier rounds have in the one-process bench.
- */
-async function warmUp(): Promise<void> {
-  const a = new RTCPeerConnection({ iceServers: [] });
-  const b = new RTCPeerConnection({ iceServers: [] });
-  a.onicecandidate = ({ candidate }) => void (candidate && b.addIceCandidate(candidate).catch(() => undefined));
-  b.onicecandidate = ({ candidate }) => void (candidate && a.addIceCandidate(candidate).catch(() => undefined));
-  const channel = a.createDataChannel('warm-up', { negotiated: true, id: 0 });
-  b.createDataChannel('warm-up', { negotiated: true, id: 0 });
-  const open = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the warm-up connection did not open in 30 s')), 30_000);
-    channel.onopen = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-  });
-  await a.setLocalDescription(await a.createOffer());
-  await b.setRemoteDescription(a.localDescription!);
-  await b.setLocalDescription(await b.createAnswer());
-  await a.setRemoteDescription(b.localDescription!);
-  try {
-    await open;
-  } finally {
-    await Promise.all([a.close(), b.close()]);
-  }
-}
 
 let socket: MeshSocket | null = null;
 let peer: ReturnType<typeof joinPeer> | null = null;
@@ -49,8 +19,9 @@ process.on('message', (message: ToPeerProcess) => {
         break;
       case 'join': {
         if (!socket) throw new Error('join before connect');
+        const connections = await weriftConnections();
         const cpu = process.cpuUsage();
-        peer = joinPeer(socket, message.room, message.count);
+        peer = joinPeer(socket, message.room, message.count, connections);
         const duration = await peer.done;
         send({
           type: 'joined',
@@ -73,5 +44,7 @@ process.on('message', (message: ToPeerProcess) => {
 // The bench went away: so does this peer.
 process.on('disconnect', () => process.exit(0));
 
-await warmUp();
+// What a headless peer does at start (src/peer/werift-connections.ts): its certificate, and one loopback connection
+// through ICE, DTLS and SCTP, as earlier rounds have in the one-process bench.
+await weriftConnections();
 send({ type: 'ready' });

@@ -1,8 +1,11 @@
 // werift as this project installs it (patches/werift+0.24.4.patch, applied by `npm ci`): its DTLS and SCTP
 // handshakes start and retry as libwebrtc's do, so a packet lost or early on a busy machine costs a short wait, not
-// a fixed 500 ms or 3 s (bench/README.md, "A lean server": joins). Two real werift connections in this process,
+// a fixed 500 ms or 3 s, and their crypto is Node's native code with the local key parsed once, so a process's first
+// handshakes are not slowed by tweetnacl's JavaScript (bench/README.md, "A lean server": joins). Two real werift connections in this process,
 // linked as the headless peer links them; a wrapper on each side's ICE connection watches, and where a test says
 // so drops, what each side sends.
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
 import { RTCPeerConnection } from 'werift';
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -126,5 +129,43 @@ describe('werift handshakes (patched as libwebrtc does them)', () => {
     expect(waitedMs).toBeGreaterThanOrEqual(990);
     // A timer fires late on a busy machine, never early; unpatched werift waited 3 s.
     expect(waitedMs).toBeLessThan(2500);
+  });
+});
+
+describe("werift's DTLS crypto (patched: Node's crypto, the local key parsed once)", () => {
+  it('makes each X25519 key pair and secret in Node, and signs every handshake with one parsed key', async () => {
+    const calls: string[] = [];
+    const signingKeys: unknown[] = [];
+    const { diffieHellman, generateKeyPairSync } = crypto;
+    const sign = crypto.Sign.prototype.sign;
+    // werift imports these from "crypto" by name: syncBuiltinESMExports makes its bindings see the wrappers.
+    crypto.diffieHellman = (options) => {
+      calls.push(`${options.privateKey.asymmetricKeyType} secret`);
+      return diffieHellman(options);
+    };
+    crypto.generateKeyPairSync = ((type: 'x25519', options?: undefined) => {
+      calls.push(`${type} key pair`);
+      return generateKeyPairSync(type, options);
+    }) as typeof generateKeyPairSync;
+    crypto.Sign.prototype.sign = function (this: crypto.Sign, ...args: Parameters<typeof sign>) {
+      signingKeys.push(args[0]);
+      return sign.apply(this, args);
+    } as unknown as typeof sign;
+    syncBuiltinESMExports();
+    try {
+      await connect(() => {});
+      await connect(() => {});
+    } finally {
+      Object.assign(crypto, { diffieHellman, generateKeyPairSync });
+      crypto.Sign.prototype.sign = sign;
+      syncBuiltinESMExports();
+    }
+    // Two handshakes, each side one ephemeral key pair and one shared secret (tweetnacl's JavaScript before).
+    expect(calls.sort()).toEqual([...Array(4).fill('x25519 key pair'), ...Array(4).fill('x25519 secret')]);
+    // Each handshake signs twice (the server's key exchange, the client's certificate verify), with one key object
+    // for the process's one certificate; werift passed the PEM text, which OpenSSL parsed again each time.
+    expect(signingKeys).toHaveLength(4);
+    expect(signingKeys.every((key) => key instanceof crypto.KeyObject)).toBe(true);
+    expect(new Set(signingKeys).size).toBe(1);
   });
 });
