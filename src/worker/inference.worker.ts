@@ -4,6 +4,7 @@
 import { InferenceEngine } from './engine.ts';
 import { createEngineHost } from './engine-host.ts';
 import { createStageWorkerHost } from './stage-worker-host.ts';
+import { startOnnxRuntime } from './runtime-start.ts';
 import { STAGE_REQUEST_TYPES } from '../shared/pipeline/stage-worker-protocol.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -17,6 +18,8 @@ const engine = new InferenceEngine({
   wasmPaths,
   // The app keeps model files in its own cache (the service worker serves them); a second copy would double the storage.
   browserCache: false,
+  // ONNX Runtime's WebAssembly starts with each load (once per worker), alongside the model files.
+  startRuntime: () => startOnnxRuntime(wasmPaths),
 });
 const handle = createEngineHost(engine, (reply) => self.postMessage(reply));
 const handleStage = createStageWorkerHost({ modelHost, wasmPaths }, (reply) => self.postMessage(reply));
