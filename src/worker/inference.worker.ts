@@ -5,6 +5,7 @@ import { InferenceEngine } from './engine.ts';
 import { createEngineHost } from './engine-host.ts';
 import { createStageWorkerHost } from './stage-worker-host.ts';
 import { startOnnxRuntime } from './runtime-start.ts';
+import { openWebStage } from './web-stage-session.ts';
 import { STAGE_REQUEST_TYPES } from '../shared/pipeline/stage-worker-protocol.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -22,7 +23,15 @@ const engine = new InferenceEngine({
   startRuntime: () => startOnnxRuntime(wasmPaths),
 });
 const handle = createEngineHost(engine, (reply) => self.postMessage(reply));
-const handleStage = createStageWorkerHost({ modelHost, wasmPaths }, (reply) => self.postMessage(reply));
+// A stage's session waits for the same start: a WebGPU one made while it runs would start the WebAssembly twice.
+const handleStage = createStageWorkerHost(
+  {
+    modelHost,
+    wasmPaths,
+    open: (graph, options) => startOnnxRuntime(wasmPaths).then(() => openWebStage(graph, options)),
+  },
+  (reply) => self.postMessage(reply),
+);
 self.addEventListener('message', (event: MessageEvent<unknown>) => {
   const type = (event.data as { type?: unknown } | null)?.type;
   void (typeof type === 'string' && STAGE_REQUEST_TYPES.has(type) ? handleStage(event.data) : handle(event.data));

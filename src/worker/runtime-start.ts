@@ -20,7 +20,7 @@ let started: Promise<void> | null = null;
  *
  * On the `wasm` backend name only. A session on another (WebGPU) created while this runs would start the same
  * WebAssembly a second time, which ONNX Runtime refuses ("multiple calls to 'initWasm()'"): the engine awaits
- * this before creating a WebGPU session.
+ * this before creating a WebGPU session, and the worker's pipeline stages before any session.
  */
 export function startOnnxRuntime(wasmPaths?: string): Promise<void> {
   started ??= (async () => {
