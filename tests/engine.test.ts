@@ -268,6 +268,39 @@ describe('the engine in Node', () => {
     await engine.unload();
   }, 60_000);
 
+  it('starts the runtime as a load begins, and creates a non-WASM session only once the runtime has started', async () => {
+    const events: string[] = [];
+    let release = () => {};
+    const engine = new InferenceEngine({
+      modelHost: `${server.url}/models/`,
+      cacheDir: path.join(dir, 'tfjs-cache'),
+      startRuntime: () => {
+        events.push('start');
+        return new Promise<void>((resolve) => (release = resolve));
+      },
+    });
+    let phase = '';
+    const loading = engine.load(nano, 'auto', (p) => {
+      if (phase !== p.phase) events.push((phase = p.phase));
+      // The backend is chosen: hold the runtime a moment longer, as a slow WebAssembly compile would.
+      if (p.phase === 'Preparing' && p.message.endsWith('(fp32)') && !events.includes('holding')) {
+        events.push('holding');
+        setTimeout(() => {
+          events.push('started');
+          release();
+        }, 300);
+      }
+    });
+    const info = await loading;
+    expect(info.backend).toBe('cpu');
+    // Started before the first file was asked for; the model's session (Downloading, Loading) waited for it.
+    expect(events).toEqual(['start', 'Fetching', 'Preparing', 'holding', 'started', 'Downloading', 'Loading', 'Ready']);
+    expect((await engine.generate([{ role: 'user', content: 'Speak' }], GREEDY, () => {})).completionTokens).toBe(
+      GREEDY.maxNewTokens,
+    );
+    await engine.unload();
+  }, 60_000);
+
   it('refuses to generate before a model is loaded and reports a model it cannot load', async () => {
     const engine = newEngine();
     await expect(engine.generate([{ role: 'user', content: 'hi' }], GREEDY, () => {})).rejects.toMatchObject({
@@ -311,6 +344,30 @@ describe('the engine client over the worker protocol', () => {
     expect(stopped.reason === 'interrupted' || stopped.reason === 'eos').toBe(true);
     expect(stopped.completionTokens).toBeLessThanOrEqual(4);
     client.terminate();
+  }, 60_000);
+
+  it('warms up before Ready without a token reaching the page, and the first answer is the reference greedy one', async () => {
+    const replies: EngineReply[] = [];
+    const worker = inProcessWorker(newEngine());
+    worker.addEventListener('message', (event) => replies.push(event.data));
+    worker.sendRaw({ type: 'load', requestId: 'load-1', model: nano, backend: 'auto' });
+    await vi.waitFor(() => expect(replies.at(-1)?.type).toBe('ready'), { timeout: 30_000 });
+    const ready = replies.at(-1);
+    expect(ready).toMatchObject({ warmUpMs: expect.any(Number) });
+    expect((ready as { warmUpMs: number }).warmUpMs).toBeGreaterThan(0);
+    // The warm-up's answer made tokens (warmUpMs > 0 above), none of which was posted: only progress, then Ready.
+    expect(new Set(replies.slice(0, -1).map((r) => r.type))).toEqual(new Set(['progress']));
+    expect(replies.some((r) => r.type === 'progress' && r.message.startsWith('Warming up on '))).toBe(true);
+
+    replies.length = 0;
+    const messages: EngineMessage[] = [{ role: 'user', content: 'Hello' }];
+    worker.sendRaw({ type: 'generate', requestId: 'gen-1', messages, sampling: GREEDY });
+    await vi.waitFor(() => expect(replies.at(-1)?.type).toBe('complete'), { timeout: 30_000 });
+    const expected = (await reference(nano, nanoWeights, messages, GREEDY.maxNewTokens)).expected;
+    // The warm-up asked the same question: its KV cache was dropped, so nothing is reused and the answer is whole.
+    expect(replies.at(-1)).toMatchObject({ type: 'complete', tokenIds: expected, reusedTokens: 0 });
+    expect(replies.filter((r) => r.type === 'token').map((r) => (r as { tokenId: number }).tokenId)).toEqual(expected);
+    worker.terminate();
   }, 60_000);
 
   it('answers a malformed request with INVALID_REQUEST naming the field, and a generate before load with NOT_LOADED', async () => {

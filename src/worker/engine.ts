@@ -65,6 +65,11 @@ export interface EngineOptions {
   threads?: number;
   /** Run a two-token answer before saying Ready (default true), so the first real answer is not the slow one. */
   warmUp?: boolean;
+  /**
+   * Browser: starts ONNX Runtime's WebAssembly (fetch, compile, init) when a load begins, alongside the model files
+   * (runtime-start.ts); never rejects. Node has nothing to start: onnxruntime-node is native.
+   */
+  startRuntime?: () => Promise<void>;
 }
 
 export interface LoadProgress {
@@ -146,6 +151,7 @@ export class InferenceEngine {
     await this.unload();
     this.configure(model);
     const started = performance.now();
+    const runtime = this.options.startRuntime?.();
     const files: Record<string, FileProgress> = {};
     let phase: LoadPhase = 'Fetching';
     let message = 'Fetching the tokenizer and configuration';
@@ -203,6 +209,9 @@ export class InferenceEngine {
       enter('Preparing', 'Choosing a backend');
       let plan = await planBackend(model, preference, this.options.gpu === undefined ? browserGpu() : this.options.gpu);
       enter('Preparing', `${plan.reason} (${plan.dtype})`);
+      // A WASM session joins the early start's initialisation; a WebGPU one would start the WebAssembly a second
+      // time, which ONNX Runtime refuses, so it waits for it (runtime-start.ts).
+      if (plan.backend !== 'wasm') await runtime;
       let loadedModel: PreTrainedModel;
       try {
         loadedModel = await this.loadModel(model, plan, track(plan.backend));

@@ -4,6 +4,8 @@
 import { InferenceEngine } from './engine.ts';
 import { createEngineHost } from './engine-host.ts';
 import { createStageWorkerHost } from './stage-worker-host.ts';
+import { startOnnxRuntime } from './runtime-start.ts';
+import { openWebStage } from './web-stage-session.ts';
 import { STAGE_REQUEST_TYPES } from '../shared/pipeline/stage-worker-protocol.ts';
 
 declare const self: DedicatedWorkerGlobalScope;
@@ -17,9 +19,19 @@ const engine = new InferenceEngine({
   wasmPaths,
   // The app keeps model files in its own cache (the service worker serves them); a second copy would double the storage.
   browserCache: false,
+  // ONNX Runtime's WebAssembly starts with each load (once per worker), alongside the model files.
+  startRuntime: () => startOnnxRuntime(wasmPaths),
 });
 const handle = createEngineHost(engine, (reply) => self.postMessage(reply));
-const handleStage = createStageWorkerHost({ modelHost, wasmPaths }, (reply) => self.postMessage(reply));
+// A stage's session waits for the same start: a WebGPU one made while it runs would start the WebAssembly twice.
+const handleStage = createStageWorkerHost(
+  {
+    modelHost,
+    wasmPaths,
+    open: (graph, options) => startOnnxRuntime(wasmPaths).then(() => openWebStage(graph, options)),
+  },
+  (reply) => self.postMessage(reply),
+);
 self.addEventListener('message', (event: MessageEvent<unknown>) => {
   const type = (event.data as { type?: unknown } | null)?.type;
   void (typeof type === 'string' && STAGE_REQUEST_TYPES.has(type) ? handleStage(event.data) : handle(event.data));

@@ -29,11 +29,12 @@ const BASE_FLAGS = [
 /**
  * `webgpu`: SwiftShader's WebGPU adapter (no GPU here, but a real WebGPU implementation);
  * `no-gpu`: `--disable-gpu`, so `navigator.gpu` offers no adapter and the engine must fall back to WASM.
+ * `extraArgs`: more command-line flags (a benchmark's V8 flags, `--js-flags=...`).
  */
-export function launchChromium(mode: 'webgpu' | 'no-gpu'): Promise<Browser> {
+export function launchChromium(mode: 'webgpu' | 'no-gpu', extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [...BASE_FLAGS, ...modeFlags(mode)],
+    args: [...BASE_FLAGS, ...modeFlags(mode), ...extraArgs],
   });
 }
 
