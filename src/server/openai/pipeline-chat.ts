@@ -15,7 +15,7 @@ import { PipelineJobError } from '../../shared/pipeline/pipeline-requester.ts';
 import type { StagePlacement } from '../../shared/pipeline/room-pipeline.ts';
 import { TextDeltas } from '../../shared/text-deltas.ts';
 import { OpenAIError } from './errors.ts';
-import type { RecorderFor } from './mesh-chat.ts';
+import type { RecorderFor } from './mesh-records.ts';
 import type { MeshGateway } from './mesh-gateway.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
