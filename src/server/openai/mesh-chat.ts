@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import { type JobRecorder, type MeshAnswer, askMesh } from '../../shared/mesh/mesh-answer.ts';
 import type { RecorderFor } from './mesh-records.ts';
+import { AnswerTexts, recordsGate } from './answer-texts.ts';
 import { MeshJobError, type MeshOutcome } from '../../shared/mesh/job-requester.ts';
 import type { JobSampling, ModelRef } from '../../shared/peer-protocol.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
@@ -153,15 +154,10 @@ async function* answerOnMesh(
       `Every peer in room ${chat.room} that shares ${chat.entry.id} is busy${waited}: try again shortly`,
       5,
     );
-  // Text arrives by callback; this queue hands it to the generator's reader.
-  const pending: string[] = [];
-  let wake: (() => void) | null = null;
+  const texts = new AnswerTexts();
   let sent = 0;
   let answer: MeshAnswer | null = null;
   let slot: SlotRelease | null = null;
-  let settled = false;
-  // The job is over (before its records): once its last text has gone to the route, its records may be written.
-  let over = false;
   let writeRecords = () => {};
   const stop = () => answer?.stop();
   signal.addEventListener('abort', stop, { once: true });
@@ -176,11 +172,9 @@ async function* answerOnMesh(
       phase('slot');
       let texted: () => void = () => {};
       const textCame = new Promise<boolean>((resolve) => (texted = () => resolve(false)));
-      let open: () => void = () => {};
-      const ready = new Promise<void>((resolve) => (open = resolve));
-      // A turn of the event loop first, for the route's stream to write what it was handed.
-      writeRecords = () => setImmediate(open);
-      const records = recorder(ready);
+      const gate = recordsGate();
+      writeRecords = gate.open;
+      const records = recorder(gate.ready);
       // The job's record starts when the first peer accepts it (the offer's round trip ends there).
       const marked: JobRecorder = {
         ...records,
@@ -191,10 +185,9 @@ async function* answerOnMesh(
       };
       const asked = askMesh({ room: chat.room, node }, marked, ref, chat.messages, chat.sampling, (text) => {
         if (sent === 0) phase('token');
-        pending.push(text.slice(sent));
+        texts.push(text.slice(sent));
         sent = text.length;
         texted();
-        wake?.();
       });
       answer = asked;
       // A busy refusal is read from `ended` below, and the next ask replaces this one.
@@ -211,10 +204,7 @@ async function* answerOnMesh(
       ]);
       if (!refusedBusy) {
         result = asked.result;
-        const end = () => {
-          over = true;
-          wake?.();
-        };
+        const end = () => texts.end();
         asked.ended.then(end, end);
         break;
       }
@@ -223,31 +213,16 @@ async function* answerOnMesh(
       slot = null;
     }
     result = result.finally(() => {
-      settled = true;
       // The peer is done with it: its place goes to the next job waiting.
       slot?.();
       slot = null;
-      wake?.();
+      texts.settle();
     });
     result.catch(() => undefined);
-    for (;;) {
-      if (pending.length > 0) {
-        // The first text goes at once. Later ones wait for the rest of this turn of the event loop, so that tokens
-        // whose messages came in together (the server busy, or the peer faster than it) leave as one chunk and one
-        // write: each write costs the server a system call and the client a read and a parse (bench/README.md,
-        // issue 14). Nothing waits for a token that has not arrived.
-        if (firstAt !== null) await new Promise<void>((resolve) => setImmediate(resolve));
-        firstAt ??= performance.now();
-        const text = pending.join('');
-        pending.length = 0;
-        yield { type: 'delta', text };
-        continue;
-      }
-      // Every text is with the route (it asked for the next event), and no more will come.
-      if (over) writeRecords();
-      if (settled) break;
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = null;
+    // Every text is with the route (it asked for the next event) and no more will come: the records may be written.
+    for await (const text of texts.read(() => writeRecords())) {
+      firstAt ??= performance.now();
+      yield { type: 'delta', text };
     }
     let outcome;
     try {
@@ -276,7 +251,7 @@ async function* answerOnMesh(
   } finally {
     // Stopped early (the client left) or done: a running job is cancelled within one token on its peer.
     signal.removeEventListener('abort', stop);
-    if (!settled) answer?.stop();
+    if (!texts.settled) answer?.stop();
     // Stopped early or failed: the records still go in (a cancelled or failed job's finish).
     writeRecords();
     slot?.();

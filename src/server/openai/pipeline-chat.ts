@@ -17,6 +17,7 @@ import { TextDeltas } from '../../shared/text-deltas.ts';
 import { OpenAIError } from './errors.ts';
 import type { RecorderFor } from './mesh-records.ts';
 import type { MeshGateway } from './mesh-gateway.ts';
+import { AnswerTexts, recordsGate } from './answer-texts.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
 
@@ -97,15 +98,11 @@ export async function* answerOnPipeline(
   const abort = () => stop.abort();
   signal.addEventListener('abort', abort, { once: true });
   if (signal.aborted) stop.abort();
-  // Text arrives by callback; this queue hands it to the generator's reader.
-  const pending: string[] = [];
-  let wake: (() => void) | null = null;
   let tokens = 0;
   let firstAt: number | null = null;
   let slot: SlotRelease | null | undefined;
-  /** The job's tokens stopped; `settled`: its records are finished (askPipeline resolved or rejected). */
-  let ended: boolean;
-  let settled = false;
+  /** This attempt's text; settled once askPipeline resolved or rejected (its records finished). */
+  let texts: AnswerTexts | null = null;
   let writeRecords = () => {};
   let outcome: PipelineOutcome | null = null;
   try {
@@ -123,15 +120,14 @@ export async function* answerOnPipeline(
       chat.phase('slot');
       const chain = node.pipelines.chain(entry.id);
       if (!chain) throw unavailable(chat, 'has no chain of peers holding every layer any more');
-      let open: () => void = () => {};
-      const ready = new Promise<void>((resolve) => (open = resolve));
-      // A turn of the event loop first, for the route's stream to write what it was handed.
-      writeRecords = () => setImmediate(open);
-      ended = settled = false;
+      const gate = recordsGate();
+      writeRecords = gate.open;
+      const current = new AnswerTexts();
+      texts = current;
       let failure: unknown = null;
       const asked = askPipeline(
         { room, node },
-        chat.recorder(ready),
+        chat.recorder(gate.ready),
         {
           model: { id: entry.id, sha256: await chainVersion(member, entry, chain) },
           job: { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed },
@@ -145,9 +141,8 @@ export async function* answerOnPipeline(
           onEnded: () => {
             // A character still held back goes out with the answer's last text.
             const rest = deltas.rest();
-            if (rest) pending.push(rest);
-            ended = true;
-            wake?.();
+            if (rest) current.push(rest);
+            current.end();
           },
         },
         (token) => {
@@ -156,26 +151,15 @@ export async function* answerOnPipeline(
             chat.phase('token');
           }
           const text = deltas.push(token);
-          if (!text) return;
-          pending.push(text);
-          wake?.();
+          if (text) current.push(text);
         },
       ).then(
         (done) => (outcome = done),
         (error: unknown) => (failure = error),
       );
-      void asked.finally(() => {
-        settled = true;
-        wake?.();
-      });
-      for (;;) {
-        while (pending.length > 0) yield { type: 'delta', text: pending.shift() as string };
-        // Every text is with the route (it asked for the next event): the records may be written now.
-        if (ended) writeRecords();
-        if (settled) break;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = null;
-      }
+      void asked.finally(() => current.settle());
+      // Every text is with the route (it asked for the next event): the records may be written now.
+      for await (const text of current.read(gate.open)) yield { type: 'delta', text };
       // The stage peers are done with it: its place goes to the next job waiting.
       slot?.(failure instanceof PipelineJobError && failure.code === 'BUSY' ? BUSY_BACKOFF_MS : undefined);
       slot = null;
@@ -211,7 +195,7 @@ export async function* answerOnPipeline(
   } finally {
     signal.removeEventListener('abort', abort);
     // Stopped early (the client left): the job is closed on every stage within a token.
-    if (!settled) stop.abort();
+    if (!texts?.settled) stop.abort();
     // Stopped early or failed: the records still go in (a cancelled or failed job's finish).
     writeRecords();
     slot?.();
