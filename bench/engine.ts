@@ -1,5 +1,5 @@
 // Inference engine benchmarks (issue 4, section 4):
-//   npx tsx bench/engine.ts            (BENCH_TOKENS=128 by default)
+//   npx tsx bench/engine.ts            (BENCH_TOKENS=128 by default; BENCH_WASM_THREADS=2, 0 skips that row)
 // 1. Engine overhead: the engine's decode tokens/s on the generated benchmark model vs a bare onnxruntime-node
 //    session loop (same graph, same prompt ids, greedy, KV cache) in the same process.
 // 2. Browser vs native: one long-lived worker (the built bundle) in headless Chromium (WASM), on the app's page with
@@ -30,6 +30,8 @@ const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 const WEBGPU_TOKENS = Number(process.env.BENCH_WEBGPU_TOKENS ?? 16);
 /** Answers per loaded model: the first after load is reported apart from the rest (steady state). */
 const RUNS = 5;
+/** ONNX Runtime Web threads for the extra WASM row (0 or 1: none), against Node held to as many. */
+const WASM_THREADS = Number(process.env.BENCH_WASM_THREADS ?? 2);
 const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
 const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
 const MESSAGES: EngineMessage[] = [
@@ -42,6 +44,8 @@ interface Answer {
   tokensPerSecond: number;
 }
 interface BrowserFigures {
+  /** ONNX Runtime Web's threads in use, as Ready reported them. */
+  threads: number;
   loadMs: number;
   warmUpMs: number;
   first: Answer;
@@ -52,12 +56,17 @@ interface BrowserFigures {
  * One worker kept in the page: a first load fills the browser's cache, a second worker loads from it (as a returning
  * visit does), then RUNS answers on that worker.
  */
-async function browserFigures(page: Page, workerPath: string, model: EngineModel): Promise<BrowserFigures> {
+async function browserFigures(
+  page: Page,
+  workerPath: string,
+  model: EngineModel,
+  threads?: number,
+): Promise<BrowserFigures> {
   const filler = await workerSession(page, workerPath);
-  await filler.load(model, 'wasm');
+  await filler.load(model, 'wasm', threads);
   await filler.close();
   const session = await workerSession(page, workerPath);
-  const ready = await session.load(model, 'wasm');
+  const ready = await session.load(model, 'wasm', threads);
   if (ready.type !== 'ready') throw new Error(`the worker could not load ${model.id}: ${ready.message}`);
   const answers: Answer[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -68,6 +77,7 @@ async function browserFigures(page: Page, workerPath: string, model: EngineModel
   await session.close();
   const steady = answers.slice(1);
   return {
+    threads: ready.threads ?? 0,
     loadMs: ready.loadMs,
     warmUpMs: ready.warmUpMs,
     first: answers[0] ?? { ttftMs: 0, tokensPerSecond: 0 },
@@ -210,6 +220,7 @@ async function main() {
     // ONNX Runtime Web runs one thread here (half of this machine's two cores); onnxruntime-node takes both. The same
     // engine held to one thread is the like-for-like figure for the browser.
     const nodeOneThread = await nodeFigures(server.url, dir, bench, 1);
+    const nodeThreads = WASM_THREADS > 1 ? await nodeFigures(server.url, dir, bench, WASM_THREADS) : null;
 
     // Bare onnxruntime-node on the benchmark model's own file, same prompt ids, same number of tokens.
     const tokenizer = await AutoTokenizer.from_pretrained(bench.repo, { revision: bench.revision });
@@ -256,6 +267,11 @@ async function main() {
         for (const model of [nano, bench]) {
           chromium[`${model.id}/${where}`] = await browserFigures(page, workerPath, model);
         }
+        // What a device with twice the cores gets by default (ONNX Runtime Web takes half the cores): the app is
+        // cross-origin isolated, so its worker may run more than one thread. A fresh worker (the count is fixed at
+        // the runtime's start), on the same page.
+        if (where === 'app' && WASM_THREADS > 1)
+          chromium[`bench/app/threads`] = await browserFigures(page, workerPath, bench, WASM_THREADS);
         await context.close();
       }
     } finally {
@@ -305,6 +321,13 @@ async function main() {
       const tps = c?.steady.tokensPerSecond ?? 0;
       console.log(
         `   ${where === 'app' ? 'app page, service worker controlling' : 'blank same-origin page'}: ${fmt(tps)} tok/s, ratio ${fmt(tps / (steadyNode || 1), 2)} (one thread each: ${fmt(tps / (steadyOne || 1), 2)}); first answer after load ${fmt(c?.first.tokensPerSecond ?? 0)} tok/s, TTFT ${fmt(c?.first.ttftMs ?? 0, 0)} ms (steady TTFT ${fmt(c?.steady.ttftMs ?? 0, 0)} ms)`,
+      );
+    }
+    const threaded = chromium['bench/app/threads'];
+    if (threaded && nodeThreads) {
+      const tps = threaded.steady.tokensPerSecond;
+      console.log(
+        `   app page, ${WASM_THREADS} ONNX Runtime Web threads asked (${threaded.threads} in use; the default on a ${2 * WASM_THREADS}-core device): ${fmt(tps)} tok/s, ratio to Node held to ${WASM_THREADS} threads (${fmt(nodeThreads.tokensPerSecond)} tok/s): ${fmt(tps / (nodeThreads.tokensPerSecond || 1), 2)}; first answer after load ${fmt(threaded.first.tokensPerSecond)} tok/s, TTFT ${fmt(threaded.first.ttftMs, 0)} ms`,
       );
     }
     console.log('3. load from cache (of which the warm-up run), first answer after load and steady state (ms, tok/s):');

@@ -10,6 +10,8 @@ export const ENGINE_LIMITS = {
   messageChars: 32_000,
   totalChars: 200_000,
   maxNewTokens: 4096,
+  /** ONNX Runtime Web's WebAssembly threads a load may ask for (it uses at most 4 of its own accord). */
+  threads: 16,
 } as const;
 
 export const BackendSchema = z.enum(['webgpu', 'wasm', 'cpu']);
@@ -60,6 +62,12 @@ export const EngineRequestSchema = z.discriminatedUnion('type', [
       requestId: RequestId,
       model: EngineModelSchema,
       backend: BackendPreferenceSchema.default('auto'),
+      /**
+       * WASM: ONNX Runtime Web's threads (cross-origin isolation is needed for more than one). Absent: its own
+       * choice, half the cores up to 4. The worker's runtime starts once, at its first load, so only that load's
+       * value applies; a later load's is ignored and Ready reports the count in use.
+       */
+      threads: z.number().int().min(1).max(ENGINE_LIMITS.threads).optional(),
     })
     .strict(),
   z
@@ -108,6 +116,8 @@ export interface LoadedInfo {
   loadMs: number;
   /** Of loadMs, the warm-up run's share (0 without one): what the first answer no longer pays. */
   warmUpMs: number;
+  /** WASM in a browser: ONNX Runtime Web's threads in use (its `env.wasm.numThreads` once started). */
+  threads?: number;
 }
 
 export interface GenerationStats {

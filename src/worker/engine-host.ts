@@ -32,8 +32,11 @@ export function createEngineHost(engine: InferenceEngine, post: (reply: EngineRe
     try {
       switch (request.type) {
         case 'load': {
-          const info = await engine.load(request.model, request.backend, (progress) =>
-            post({ type: 'progress', requestId, ...progress }),
+          const info = await engine.load(
+            request.model,
+            request.backend,
+            (progress) => post({ type: 'progress', requestId, ...progress }),
+            request.threads === undefined ? {} : { threads: request.threads },
           );
           post({ type: 'ready', requestId, ...info });
           return;

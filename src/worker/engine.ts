@@ -61,7 +61,11 @@ export interface EngineOptions {
   browserCache?: boolean;
   /** WebGPU entry point; defaults to `navigator.gpu`. */
   gpu?: GpuLike | null;
-  /** Node: ONNX Runtime threads per operator (default: its own choice, every core). Several peers on one machine want fewer. */
+  /**
+   * ONNX Runtime threads. Node: per operator (default: its own choice, every core; several peers on one machine want
+   * fewer). Browser: ONNX Runtime Web's WebAssembly threads (default: half the cores, up to 4, when the page is
+   * cross-origin isolated, else 1), fixed when the runtime starts (the worker's first load). A load may override it.
+   */
   threads?: number;
   /** Run a two-token answer before saying Ready (default true), so the first real answer is not the slow one. */
   warmUp?: boolean;
@@ -106,6 +110,8 @@ export class InferenceEngine {
   private cache: { ids: number[]; past: DynamicCache } | null = null;
   private stopper: InterruptableStoppingCriteria | null = null;
   private running: Promise<unknown> | null = null;
+  /** Browser: ONNX Runtime Web's start has begun, which fixed its thread count. */
+  private runtimeStarted = false;
 
   constructor(private readonly options: EngineOptions) {}
 
@@ -145,13 +151,19 @@ export class InferenceEngine {
     model: EngineModel,
     preference: BackendPreference,
     onProgress: (progress: LoadProgress) => void,
+    { threads = this.options.threads }: { threads?: number } = {},
   ): Promise<LoadedInfo> {
     this.interrupt();
     await this.running?.catch(() => undefined);
     await this.unload();
     this.configure(model);
+    // ONNX Runtime Web reads this once, when its WebAssembly starts (the first load's startRuntime); from then on it
+    // holds the count in use, which Ready reports. onnxruntime-node takes its threads per session (loadModel).
+    const wasm = env.backends.onnx.wasm;
+    if (threads && wasm && this.options.startRuntime && !this.runtimeStarted) wasm.numThreads = threads;
     const started = performance.now();
     const runtime = this.options.startRuntime?.();
+    this.runtimeStarted ||= runtime !== undefined;
     const files: Record<string, FileProgress> = {};
     let phase: LoadPhase = 'Fetching';
     let message = 'Fetching the tokenizer and configuration';
@@ -214,7 +226,7 @@ export class InferenceEngine {
       if (plan.backend !== 'wasm') await runtime;
       let loadedModel: PreTrainedModel;
       try {
-        loadedModel = await this.loadModel(model, plan, track(plan.backend));
+        loadedModel = await this.loadModel(model, plan, track(plan.backend), threads);
       } catch (error) {
         if (plan.backend !== 'webgpu') throw error;
         // A WebGPU that exists but fails (driver, limits, out of memory) must not leave the person without a model.
@@ -224,7 +236,7 @@ export class InferenceEngine {
           reason: `WebGPU failed to load the model (${errorMessage(error)}): fell back to WASM`,
         };
         enter('Preparing', plan.reason);
-        loadedModel = await this.loadModel(model, plan, track(plan.backend));
+        loadedModel = await this.loadModel(model, plan, track(plan.backend), threads);
       }
       const config = loadedModel.config as { max_position_embeddings?: number };
       const generation = loadedModel.generation_config as { eos_token_id?: number | number[] } | null;
@@ -237,6 +249,7 @@ export class InferenceEngine {
         contextLength: Math.min(model.contextLength, config.max_position_embeddings ?? Infinity),
         loadMs: Math.round(performance.now() - started),
         warmUpMs: 0,
+        ...(plan.backend === 'wasm' && wasm?.numThreads ? { threads: wasm.numThreads } : {}),
       };
       this.current = { info, model: loadedModel, tokenizer, eos };
       if (this.options.warmUp !== false) {
@@ -254,14 +267,19 @@ export class InferenceEngine {
     }
   }
 
-  private async loadModel(model: EngineModel, plan: BackendPlan, progress: (info: ProgressInfo) => void) {
+  private async loadModel(
+    model: EngineModel,
+    plan: BackendPlan,
+    progress: (info: ProgressInfo) => void,
+    threads: number | undefined,
+  ) {
     return AutoModelForCausalLM.from_pretrained(model.repo, {
       revision: model.revision,
       dtype: plan.dtype,
       device: plan.backend,
       progress_callback: progress,
-      ...(this.options.threads
-        ? { session_options: { intraOpNumThreads: this.options.threads, interOpNumThreads: 1 } }
+      ...(threads && plan.backend === 'cpu'
+        ? { session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 } }
         : {}),
     });
   }

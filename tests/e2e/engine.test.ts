@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EngineMessage, EngineModel } from '../../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../../src/worker/engine.ts';
 import { useAppServer } from '../support/app-server.ts';
-import { launchChromium, runWorker } from '../support/browser.ts';
+import { launchChromium, runWorker, workerSession } from '../support/browser.ts';
 import { nanoEngineModel } from '../support/model-fixtures.ts';
 
 const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Now is the winter of our discontent' }];
@@ -53,6 +53,22 @@ describe('the inference worker in Chromium', () => {
     expect(run.tokens).toEqual(nodeTokens);
     expect(offOrigin).toEqual([]);
   }, 120_000);
+
+  it('on WASM runs the threads a load asks for (the app is cross-origin isolated), with the same greedy tokens', async () => {
+    const { page } = await openPage('no-gpu');
+    expect(await page.evaluate('crossOriginIsolated')).toBe(true);
+    // ONNX Runtime Web's own choice, which a load without `threads` keeps: half the cores, up to 4.
+    const cores = (await page.evaluate('navigator.hardwareConcurrency')) as number;
+    const usual = await workerSession(page, app.workerPath);
+    expect(await usual.load(nano, 'wasm')).toMatchObject({ type: 'ready', threads: Math.min(4, Math.ceil(cores / 2)) });
+    await usual.close();
+    const threaded = await workerSession(page, app.workerPath);
+    expect(await threaded.load(nano, 'wasm', 3)).toMatchObject({ type: 'ready', backend: 'wasm', threads: 3 });
+    expect(await threaded.generate(MESSAGES, GREEDY)).toMatchObject({ type: 'complete', tokenIds: nodeTokens });
+    // The runtime started with the first load: a later load's count cannot change it, and Ready says so.
+    expect(await threaded.load(nano, 'wasm', 1)).toMatchObject({ type: 'ready', threads: 3 });
+    await threaded.close();
+  }, 180_000);
 
   it('on WebGPU (SwiftShader) gives the same greedy tokens as Node', async () => {
     const { page } = await openPage('webgpu');

@@ -253,8 +253,11 @@ export async function workerSession(page: Page, workerPath: string) {
     ) as Promise<Extract<EngineReply, { type: T | 'error' }>>;
   let id = 0;
   return {
-    load: (model: EngineModel, backend: BackendPreference) =>
-      request({ type: 'load', requestId: `load-${++id}`, model, backend }, ['ready', 'error']),
+    load: (model: EngineModel, backend: BackendPreference, threads?: number) =>
+      request({ type: 'load', requestId: `load-${++id}`, model, backend, ...(threads ? { threads } : {}) }, [
+        'ready',
+        'error',
+      ]),
     generate: (messages: EngineMessage[], sampling: SamplingInput) =>
       request({ type: 'generate', requestId: `gen-${++id}`, messages, sampling }, ['complete', 'error']),
     close: () =>
