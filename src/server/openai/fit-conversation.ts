@@ -9,6 +9,24 @@ import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { OpenAIError } from './errors.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
 
+/** The chat template's own tokens, at most: once (the generation prompt, a default system prompt) and a message. */
+const TEMPLATE_TOKENS = 256;
+const TEMPLATE_TOKENS_PER_MESSAGE = 16;
+
+/**
+ * Whether `messages` and `maxNewTokens` might not fit the model's context, told from their length alone: a token
+ * covers at least one byte of the text (byte-level BPE, SentencePiece with byte fallback, a word-level vocabulary's
+ * unknown token), beside the chat template's own. A conversation well inside the context needs no tokenizer: a
+ * whole-model job then loads none on the server (transformers.js, hundreds of MiB and a blocked thread for its
+ * first load: bench/README.md, "A lean server"), and its peer's engine finds nothing to trim either.
+ */
+export function mayOverflow(entry: ManifestEntry, messages: ChatMessage[], maxNewTokens: number): boolean {
+  const encoder = new TextEncoder();
+  let bound = TEMPLATE_TOKENS + maxNewTokens;
+  for (const message of messages) bound += encoder.encode(message.content).length + TEMPLATE_TOKENS_PER_MESSAGE;
+  return bound > entry.contextLength;
+}
+
 export interface FittedConversation {
   /** The prompt's token ids (the chat template applied), the model's end tokens. */
   ids: number[];

@@ -20,7 +20,7 @@ import { CONNECTING_WAIT_MS, type MeshGateway, settle } from './mesh-gateway.ts'
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
 import { answerOnPipeline } from './pipeline-chat.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
-import { type FittedConversation, fitConversation } from './fit-conversation.ts';
+import { type FittedConversation, fitConversation, mayOverflow } from './fit-conversation.ts';
 
 /** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
 const BUSY_BACKOFF_MS = 1000;
@@ -33,7 +33,7 @@ export interface MeshChat {
   sampling: JobSampling;
   /** Releases the stream's place in the account's cap (MeshGateway.admit): called once the chat ends, however. */
   admitted: () => void;
-  /** Marks the end of a phase before the first token (the route's Server-Timing): member, slot, offer, token. */
+  /** Marks the end of a phase before the first token (the route's Server-Timing): fit, member, slot, offer, token. */
   phase?: (name: string) => void;
   /**
    * The model's tokenizer from the server's cache: what a pipeline job needs, for a model nobody in the room shares
@@ -122,10 +122,11 @@ async function* answerOnMesh(
   // Fitted here, before any peer is asked, for whole-model and pipeline jobs alike (README, "Context"): a last
   // message that alone leaves no room is the client's 400, not a failure each peer would report in turn (its engine
   // refuses it, and the job fails over to the next peer until none is left: a 503 that no retry mends). A model
-  // whose tokenizer the server does not hold is fitted by its peer's engine, the same way (fitPrompt).
+  // whose tokenizer the server does not hold is fitted by its peer's engine, the same way (fitPrompt); one whose
+  // conversation is short enough to fit, whatever its tokens, is not tokenized here (a pipeline job is, later).
   const tokenizer = chat.pipeline?.tokenizer;
   const fitted: FittedConversation | null =
-    tokenizer && (await tokenizer.held())
+    tokenizer && mayOverflow(chat.entry, chat.messages, chat.sampling.maxNewTokens) && (await tokenizer.held())
       ? await fitConversation(chat.entry, chat.messages, chat.sampling.maxNewTokens, tokenizer)
       : null;
   phase('fit');
