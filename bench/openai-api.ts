@@ -13,8 +13,9 @@
 //    per token on either route (the `openai` client's parse against the browser route's requester), and chunks per
 //    token (a chunk can carry several tokens that reached the server together). Where /v1's time to first token
 //    goes: the server's Server-Timing header on each /v1 stream, phase by phase (medians): pre (Fastify's hooks),
-//    budget, key, route, chat-budget, member, slot, offer (to the peer's accept), token (accept to the first token),
-//    and what the client saw beyond their sum (HTTP and SSE both ways).
+//    budget, key, route, chat-budget, fit (the conversation fitted to the context), member, slot, offer (to the
+//    peer's accept), token (accept to the first token), and what the client saw beyond their sum (HTTP and SSE
+//    both ways).
 // 2. 16 concurrent /v1 streams from one key through the one server and its nano peer (REQUESTS_IN_FLIGHT_PER_IP=32:
 //    they come from one address; MESH_API_WAIT_MS=110000 and CONNECTION_TIMEOUT_MS=120000, since they queue for
 //    the peer's two places; BENCH_CONCURRENT_TOKENS each, 64 unless set): answered and refused, wall time, tokens/s

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
 import { buildApp } from '../src/server/app.ts';
 import { createApiKey } from '../src/server/services/api-keys.ts';
@@ -157,6 +157,72 @@ describe('a catalogue model over /v1', () => {
     });
     expect((await job.result).text).toBe(text);
   }, 120_000);
+});
+
+describe('a conversation past the model’s context (512 tokens for nano-shakespeare)', () => {
+  // About 5 tokens each with the chat template: 95 of them leave room for 20-odd tokens of answer, 100 for none.
+  const lines = (n: number) => 'ROMEO: '.repeat(n);
+  /** The sharing peer (the first test's, or one of its own when run alone). */
+  async function sharingPeer(): Promise<HeadlessPeer> {
+    const sharing = peers.find((peer) => peer.node?.server.sharing) ?? (await startPeer('Cole', MODEL));
+    await listedOnMesh();
+    await idle();
+    return sharing;
+  }
+
+  it('refuses with 400 context_length_exceeded a last message that alone fills it, before any peer is asked', async () => {
+    const sharing = await sharingPeer();
+    const served = () => sharing.node?.server.served.length ?? -1;
+    const before = { served: served(), records: await db.database.prisma.inferenceJob.count() };
+    expect(before.served).toBeGreaterThanOrEqual(0);
+    const refused = await client.chat.completions
+      .create({ ...greedy, messages: [{ role: 'user', content: lines(100) }] })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(refused).toMatchObject({ status: 400, code: 'context_length_exceeded', param: 'messages' });
+    expect((refused as Error).message).toMatch(/no room for an answer in nano-shakespeare's context of 512/);
+    // Streamed, the same refusal comes as the response's status, before any chunk.
+    const streamed = await client.chat.completions
+      .create({ ...greedy, stream: true, messages: [{ role: 'user', content: lines(100) }] })
+      .catch((error: unknown) => error);
+    expect(streamed).toMatchObject({ status: 400, code: 'context_length_exceeded' });
+    // No peer was offered the job, so none is recorded against: no job, no record.
+    expect(served()).toBe(before.served);
+    expect(await db.database.prisma.inferenceJob.count()).toBe(before.records);
+  });
+
+  it('leaves the oldest turns out and cuts max_tokens to what the last message leaves, with usage to match', async () => {
+    const server = (await sharingPeer()).node?.server;
+    if (!server) throw new Error('no job server');
+    // What the peer is offered (the real offer goes on to the real job server).
+    const offered = vi.spyOn(server, 'offer');
+    const plain = await client.chat.completions.create(greedy);
+    await idle();
+    const fitted = await client.chat.completions.create({
+      ...greedy,
+      messages: [{ role: 'user', content: lines(100) }, { role: 'assistant', content: 'Aye.' }, ...prompt],
+    });
+    expect(fitted.choices[0]?.message.content).toBe(plain.choices[0]?.message.content);
+    expect(fitted.usage?.prompt_tokens).toBe(plain.usage?.prompt_tokens);
+    // The server fitted it, as it fits a pipeline job's: the peer got the last turn alone.
+    expect(offered.mock.calls.at(-1)?.[1]).toMatchObject({ messages: prompt, sampling: { maxNewTokens: 40 } });
+
+    // max_tokens past the room the last message leaves: the answer gets that room, and stops there at most.
+    await idle();
+    const long = await client.chat.completions.create({
+      ...greedy,
+      max_tokens: 200,
+      messages: [{ role: 'user', content: lines(95) }],
+    });
+    const usage = long.usage;
+    expect(usage?.prompt_tokens).toBeGreaterThan(480);
+    const room = 512 - (usage?.prompt_tokens ?? 0);
+    expect(offered.mock.calls.at(-1)?.[1].sampling.maxNewTokens).toBe(room);
+    offered.mockRestore();
+    expect((usage?.prompt_tokens ?? 0) + (usage?.completion_tokens ?? 0)).toBeLessThanOrEqual(512);
+    if (long.choices[0]?.finish_reason === 'length')
+      expect((usage?.prompt_tokens ?? 0) + (usage?.completion_tokens ?? 0)).toBe(512);
+  }, 60_000);
 });
 
 describe('a peer of the room going away mid-answer, or the client leaving', () => {

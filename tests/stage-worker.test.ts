@@ -182,6 +182,67 @@ describe('the stage worker host on onnxruntime-web', () => {
     ).rejects.toMatchObject({ code: 'CONTEXT_OVERFLOW', message: expect.stringMatching(/holds 128 tokens/) });
   }, 60_000);
 
+  it("streams an answer's text from its tokens, equal to decoding the whole answer, characters split across tokens held back", async () => {
+    const port = workerPort();
+    const tokenizer = workerTokenizer(port, model);
+    const read = async (name: string) => JSON.parse(await readFile(path.join(dir, name), 'utf8')) as object;
+    const node = new PreTrainedTokenizer(await read('tokenizer.json'), await read('tokenizer_config.json'));
+    // Byte-level BPE: "é", "€" and "🙂" arrive as 2, 3 and 4 tokens.
+    const answer = 'Ünïcödé ✓ café € 🙂 and numbers 12345. '.repeat(40);
+    const ids = node.encode(answer, { add_special_tokens: false });
+    expect(ids.length).toBeGreaterThan(1500);
+    const whole = node.decode(ids, { skip_special_tokens: true });
+    expect(await tokenizer.detokenize(ids)).toBe(whole);
+
+    const pieces: string[] = [];
+    const requests: { from: number; count: number }[] = [];
+    const counting: typeof port = {
+      ...port,
+      postMessage(message) {
+        if (message.type === 'stage-text-deltas') requests.push({ from: message.from, count: message.ids.length });
+        port.postMessage(message);
+      },
+    };
+    const text = workerTokenizer(counting, model).textStream((piece) => pieces.push(piece));
+    for (const [i, id] of ids.entries()) {
+      text.push(id);
+      // Tokens as a pipeline's come: mostly one by one, now and then several while a decode is on its way.
+      if (i % 7 !== 3) await new Promise((resolve) => setImmediate(resolve));
+    }
+    await text.end();
+    expect(pieces.join('')).toBe(whole);
+    expect(pieces.some((piece) => piece.includes('\uFFFD'))).toBe(false);
+    // Each request carries the ids not sent yet, in order, never the answer again.
+    expect(requests.reduce((n, r) => (r.from === n ? n + r.count : -1), 0)).toBe(ids.length);
+    expect(requests.length).toBeGreaterThan(ids.length / 4);
+
+    // Ended: the worker forgot it; a stream that skips ids, runs past an answer's length or sends no whole ids is
+    // refused with a code.
+    const raw = (message: unknown) =>
+      new Promise<unknown>((resolve) => {
+        const listener = (event: { data: unknown }) => {
+          if ((event.data as { requestId?: string }).requestId !== 'raw') return;
+          port.removeEventListener('message', listener);
+          resolve(event.data);
+        };
+        port.addEventListener('message', listener);
+        port.postMessage(message as Parameters<typeof port.postMessage>[0]);
+      });
+    const deltas = { type: 'stage-text-deltas', requestId: 'raw', model, streamId: 'a' };
+    expect(await raw({ ...deltas, from: 0, ids: ids.slice(0, 3) })).toMatchObject({ type: 'stage-text' });
+    for (const refused of [
+      { ...deltas, from: 5, ids: [1] },
+      { ...deltas, streamId: 'never-started', from: 3, ids: [1] },
+      { ...deltas, from: 3, ids: [1.5] },
+      { ...deltas, from: 4000, ids: Array.from({ length: 100 }, () => 1) },
+      { ...deltas, from: 3, ids: [1], extra: true },
+    ])
+      expect(await raw(refused), JSON.stringify(refused).slice(0, 80)).toMatchObject({
+        type: 'stage-error',
+        code: 'INVALID_REQUEST',
+      });
+  }, 60_000);
+
   it('refuses what it cannot do, with a code', async () => {
     const port = workerPort();
     await expect(openWorkerStage(port, { model, index: 2, backend: 'wasm' })).rejects.toMatchObject({

@@ -43,7 +43,13 @@ export interface FittedPrompt {
  * (whole turns, so the template still sees user and assistant alternate; the system prompt stays). When the last
  * message alone leaves less than `maxNewTokens`, the answer gets what is left, if that is at least
  * MIN_ANSWER_TOKENS (or `maxNewTokens` when smaller); else ContextOverflowError. Every chat of a model fits its
- * context this way: the engine's whole-model answers and the pipeline's (docs/pipeline.md, "Asking from the chat").
+ * context this way: the engine's whole-model answers, the pipeline's (docs/pipeline.md, "Asking from the chat") and
+ * the server's for /v1 (README, "Context").
+ *
+ * The fewest turns to drop are found by a search over the turns' starts (a prompt only shortens as older turns go):
+ * the whole conversation once, then prompts of the newest turns, growing, then bisection. A long conversation is
+ * tokenized a handful of times, mostly its newest part, not once whole per turn dropped: on the server's thread, 100
+ * messages of 1,200 characters took about a second that way (bench/README.md, "Fitting a /v1 conversation").
  */
 export function fitPrompt(
   tokenizer: PreTrainedTokenizer,
@@ -51,23 +57,46 @@ export function fitPrompt(
   { context, maxNewTokens }: { context: number; maxNewTokens: number },
 ): FittedPrompt {
   const system = messages[0]?.role === 'system' ? messages.slice(0, 1) : [];
-  let rest = messages.slice(system.length);
-  let trimmed = 0;
-  for (;;) {
-    const ids = promptIds(tokenizer, [...system, ...rest]);
-    if (ids.length + maxNewTokens <= context) return { ids, trimmed, maxNewTokens };
-    if (rest.length > 1) {
-      // Drop whole turns: many chat templates insist on user/assistant alternation.
-      do {
-        rest = rest.slice(1);
-        trimmed++;
-      } while (rest.length > 1 && rest[0]?.role !== 'user');
-      continue;
+  const rest = messages.slice(system.length);
+  // Where the kept part may start: the first message, each later user turn (many chat templates insist on
+  // user/assistant alternation), and the last message, which is always kept.
+  const starts = rest.map((message, i) => (i === 0 || message.role === 'user' ? i : -1)).filter((i) => i >= 0);
+  if (rest.length > 1 && starts.at(-1) !== rest.length - 1) starts.push(rest.length - 1);
+  if (starts.length === 0) starts.push(0);
+  const ids = new Map<number, number[]>();
+  const prompt = (at: number) => {
+    const start = starts[at] ?? 0;
+    let found = ids.get(start);
+    if (!found) ids.set(start, (found = promptIds(tokenizer, [...system, ...rest.slice(start)])));
+    return found;
+  };
+  const fits = (at: number) => prompt(at).length + maxNewTokens <= context;
+  // `fits(hi)` or hi is the last start; `fits(lo)` is false.
+  let lo = 0;
+  let hi = starts.length - 1;
+  if (fits(0)) hi = 0;
+  else if (fits(hi)) {
+    // Back from the newest turns in growing steps: what fits is short beside a history that does not, so the
+    // prompts tried here are too; then bisection between the last that fits and the first that does not.
+    for (let step = 1; hi - step > lo; step *= 2) {
+      if (!fits(hi - step)) {
+        lo = hi - step;
+        break;
+      }
+      hi -= step;
     }
-    const room = context - ids.length;
-    if (room >= Math.min(MIN_ANSWER_TOKENS, maxNewTokens)) return { ids, trimmed, maxNewTokens: room };
-    throw new ContextOverflowError(ids.length, context);
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (fits(mid)) hi = mid;
+      else lo = mid;
+    }
   }
+  const kept = prompt(hi);
+  const trimmed = starts[hi] ?? 0;
+  if (kept.length + maxNewTokens <= context) return { ids: kept, trimmed, maxNewTokens };
+  const room = context - kept.length;
+  if (room >= Math.min(MIN_ANSWER_TOKENS, maxNewTokens)) return { ids: kept, trimmed, maxNewTokens: room };
+  throw new ContextOverflowError(kept.length, context);
 }
 
 /** The tokens that end an answer: the generation config's `eos_token_id` (one or a list) and the tokenizer's own. */

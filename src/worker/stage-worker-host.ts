@@ -15,11 +15,13 @@ import {
 } from '../shared/pipeline/stage-worker-protocol.ts';
 import { ContextOverflowError } from '../shared/chat-template.ts';
 import { stageTokenizers } from '../shared/pipeline/stage-tokenizer.ts';
+import { TextDeltas } from '../shared/text-deltas.ts';
 import { openWebStage } from './web-stage-session.ts';
 
 /** The Cache API cache the app saves model files to (src/client/lib/device-cache.ts), under their /models/ URLs. */
 export const MODEL_CACHE_NAME = 'mesh-models';
 const MAX_MANIFEST_BYTES = 1024 * 1024;
+type ParsedRequest = z.output<typeof StageWorkerRequestSchema>;
 
 interface CacheLike {
   match(url: string, options?: { ignoreVary?: boolean }): Promise<Response | undefined>;
@@ -75,6 +77,30 @@ export function createStageWorkerHost(options: StageWorkerOptions, post: (reply:
     base: `${options.modelHost}${model.repo}/resolve/${model.revision}/`,
     pinned: isCommitSha(model.revision),
   });
+  /** Answers' texts as their tokens come (`stage-text-deltas`), by stream, the least recently used first. */
+  const texts = new Map<string, { base: string; deltas: TextDeltas }>();
+
+  /** The text `ids` complete in the answer `streamId`, which must hold `from` ids already (or start at 0). */
+  async function textDeltas(request: Extract<ParsedRequest, { type: 'stage-text-deltas' }>): Promise<string> {
+    const files = modelBase(request.model);
+    const decode = await tokenizers.decoder(files).catch(loadFailed);
+    let text = texts.get(request.streamId);
+    texts.delete(request.streamId);
+    if (request.from === 0) text = { base: files.base, deltas: new TextDeltas(decode) };
+    const held = text?.base === files.base ? text.deltas.ids.length : null;
+    if (!text || held !== request.from)
+      throw new StageWorkerError(
+        'INVALID_REQUEST',
+        `answer text ${request.streamId} holds ${held ?? 'no'} tokens of this model here, not ${request.from}`,
+      );
+    let out = '';
+    for (const id of request.ids) out += text.deltas.push(id);
+    if (request.end) return out + text.deltas.rest();
+    texts.set(request.streamId, text);
+    // An answer stopped without its last request is forgotten once enough others came after it.
+    if (texts.size > STAGE_WORKER_LIMITS.textStreams) texts.delete(texts.keys().next().value as string);
+    return out;
+  }
 
   async function handle(raw: unknown): Promise<StageWorkerReply> {
     const parsed = StageWorkerRequestSchema.safeParse(raw);
@@ -176,6 +202,8 @@ export function createStageWorkerHost(options: StageWorkerOptions, post: (reply:
         const text = await tokenizers.detokenize(modelBase(request.model), request.ids).catch(loadFailed);
         return { type: 'stage-text', requestId, text };
       }
+      case 'stage-text-deltas':
+        return { type: 'stage-text', requestId, text: await textDeltas(request) };
       default: {
         const unreachable: never = request;
         throw new Error(`Unknown request ${JSON.stringify(unreachable)}`);

@@ -3,7 +3,8 @@
 // (WASM, and WebGPU on SwiftShader) and chained on the page over in-memory wires, give exactly the tokens the
 // inference engine gives on the whole model in Node (greedy and seeded); stage files kept in the device's model
 // cache load from there; malformed stage requests are refused with a code (docs/pipeline.md, "Browser stages"). The
-// same worker reads the model's tokenizer for a pipeline's requester (the prompt's ids, the answer's text).
+// same worker reads the model's tokenizer for a pipeline's requester (the prompt's ids, the answer's text, and its
+// text as the tokens come, characters split across tokens held back).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -259,6 +260,31 @@ describe('browser stages (onnxruntime-web in the inference worker)', () => {
       type: 'stage-text',
       requestId: 't2',
       text: tokenizer.decode(answer, { skip_special_tokens: true }),
+    });
+    // An answer's text as its tokens come (the pipeline route's stream): in three requests, each cut inside a
+    // character split across tokens (byte-level BPE), equal to the whole answer's decode, nothing split shown.
+    const text = 'café € 🙂 ✓ and more';
+    const ids = tokenizer.encode(text, { add_special_tokens: false });
+    expect(tokenizer.decode(ids, { skip_special_tokens: true })).toBe(text);
+    const inside = ids
+      .map((_, i) => i)
+      .filter((i) => i > 0 && tokenizer.decode(ids.slice(0, i), { skip_special_tokens: true }).endsWith('\uFFFD'));
+    const [cutA, cutB] = [inside[0]!, inside.at(-1)!];
+    expect(cutB).toBeGreaterThan(cutA);
+    const deltas = { type: 'stage-text-deltas', model, streamId: 'answer' };
+    const pieces = [
+      await raw({ ...deltas, requestId: 'd1', from: 0, ids: ids.slice(0, cutA) }),
+      await raw({ ...deltas, requestId: 'd2', from: cutA, ids: ids.slice(cutA, cutB) }),
+      await raw({ ...deltas, requestId: 'd3', from: cutB, ids: ids.slice(cutB), end: true }),
+    ] as { type: string; text: string }[];
+    expect(pieces.map((p) => p.type)).toEqual(['stage-text', 'stage-text', 'stage-text']);
+    expect(pieces.map((p) => p.text).join('')).toBe(text);
+    expect(pieces.some((p) => p.text.includes('\uFFFD'))).toBe(false);
+    // Ended, the worker forgot it: more of it is refused, with a code.
+    expect(await raw({ ...deltas, requestId: 'd4', from: ids.length, ids: [1] })).toMatchObject({
+      type: 'stage-error',
+      code: 'INVALID_REQUEST',
+      message: expect.stringMatching(/holds no tokens/),
     });
     expect(await raw({ type: 'stage-tokenize', requestId: 't3', model, messages: [] })).toMatchObject({
       type: 'stage-error',

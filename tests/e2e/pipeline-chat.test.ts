@@ -111,6 +111,17 @@ describe('the chat runs a model across the stage peers of its room', () => {
   it('marks the model in the room and on the Models screen, and offers it on the mesh route', async () => {
     page = await app.guest('Requester', { viewport: { width: 1280, height: 900 } });
     await page.addInitScript(() => localStorage.setItem('mesh:peer-notice:global', 'accepted'));
+    // What the page asks of its inference worker, by message type (the answer's text: docs/pipeline.md).
+    await page.addInitScript(() => {
+      const asked: Record<string, number> = {};
+      (globalThis as unknown as { workerAsked: Record<string, number> }).workerAsked = asked;
+      const post = Worker.prototype.postMessage;
+      Worker.prototype.postMessage = function (this: Worker, message: unknown, ...rest: never[]) {
+        const type = (message as { type?: unknown } | null)?.type;
+        if (typeof type === 'string') asked[type] = (asked[type] ?? 0) + 1;
+        return (post as (this: Worker, ...args: unknown[]) => void).call(this, message, ...rest);
+      };
+    });
     await page.goto(`${app.url}/rooms`);
     await page.getByTestId('room-link').filter({ hasText: 'Global' }).click();
     await expect.poll(() => page.getByTestId('room-self').textContent(), { timeout: 15_000 }).toMatch(/^You are /);
@@ -148,9 +159,19 @@ describe('the chat runs a model across the stage peers of its room', () => {
     await page.getByTestId('chat-settings').click();
     await page.getByTestId('chat-max-tokens').fill(String(MAX_TOKENS));
     await page.keyboard.press('Escape');
+    const asked = () =>
+      page.evaluate(() => ({ ...(globalThis as unknown as { workerAsked: Record<string, number> }).workerAsked }));
+    const before = await asked();
     await send(page, PROMPT);
     const answer = page.getByTestId('chat-message-assistant').last();
     await expect.poll(() => answer.getByTestId('answer-readout').count(), { timeout: 90_000 }).toBe(1);
+    // The text came as the tokens did, a few ids decoded in the worker each time: the whole answer was decoded once,
+    // at its end, not once a token.
+    const after = await asked();
+    const count = (type: string) => (after[type] ?? 0) - (before[type] ?? 0);
+    expect(count('stage-detokenize')).toBe(1);
+    expect(count('stage-text-deltas')).toBeGreaterThan(1);
+    expect(count('stage-text-deltas')).toBeLessThanOrEqual(expected.tokenIds.length + 1);
     const readout = (await answer.getByTestId('answer-readout').textContent()) ?? '';
     expect(readout).toMatch(
       new RegExp(`^Generated ${ID} with stages across 2 peers: Stage A \\(layers 0–2\\) → Stage B \\(layers 2–4\\) · `),

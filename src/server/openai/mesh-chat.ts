@@ -20,6 +20,7 @@ import { CONNECTING_WAIT_MS, type MeshGateway, settle } from './mesh-gateway.ts'
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
 import { answerOnPipeline } from './pipeline-chat.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
+import { type FittedConversation, fitConversation, mayOverflow } from './fit-conversation.ts';
 
 /** After the peers refused a job as busy, jobs wait for places given back here, or this long, before asking again. */
 const BUSY_BACKOFF_MS = 1000;
@@ -32,11 +33,13 @@ export interface MeshChat {
   sampling: JobSampling;
   /** Releases the stream's place in the account's cap (MeshGateway.admit): called once the chat ends, however. */
   admitted: () => void;
-  /** Marks the end of a phase before the first token (the route's Server-Timing): member, slot, offer, token. */
+  /** Marks the end of a phase before the first token (the route's Server-Timing): fit, member, slot, offer, token. */
   phase?: (name: string) => void;
   /**
-   * What a pipeline job needs, for a model nobody in the room shares whole but whose layers stage peers host
-   * (pipeline-chat.ts); without it such a model is refused as one nobody shares.
+   * The model's tokenizer from the server's cache: what a pipeline job needs, for a model nobody in the room shares
+   * whole but whose layers stage peers host (pipeline-chat.ts), and what fits a whole-model job's conversation to the
+   * context before a peer is asked (fit-conversation.ts); without it a pipeline model is refused as one nobody
+   * shares, and a whole-model job's peer fits the conversation itself.
    */
   pipeline?: { tokenizer: PipelineTokenizer };
 }
@@ -116,6 +119,21 @@ async function* answerOnMesh(
 ): AsyncGenerator<ChatStreamEvent> {
   const started = performance.now();
   const phase = chat.phase ?? (() => {});
+  // Fitted here, before any peer is asked, for whole-model and pipeline jobs alike (README, "Context"): a last
+  // message that alone leaves no room is the client's 400, not a failure each peer would report in turn (its engine
+  // refuses it, and the job fails over to the next peer until none is left: a 503 that no retry mends). A model
+  // whose tokenizer the server does not hold is fitted by its peer's engine, the same way (fitPrompt); one whose
+  // conversation is short enough to fit, whatever its tokens, is not tokenized here (a pipeline job is, later).
+  const tokenizer = chat.pipeline?.tokenizer;
+  const fitted: FittedConversation | null =
+    tokenizer && mayOverflow(chat.entry, chat.messages, chat.sampling.maxNewTokens) && (await tokenizer.held())
+      ? await fitConversation(chat.entry, chat.messages, chat.sampling.maxNewTokens, tokenizer)
+      : null;
+  phase('fit');
+  // The oldest turns left out, `max_tokens` cut to what is left: the peer's engine finds nothing more to trim, and
+  // the offer, its deadline and a spot check's re-run all carry the job as it runs.
+  const messages = fitted?.used ?? chat.messages;
+  const sampling = fitted ? { ...chat.sampling, maxNewTokens: fitted.maxNewTokens } : chat.sampling;
   const member = await gateway.member(chat.room, chat.userId).catch((error: unknown) => {
     throw OpenAIError.unavailable(
       `The server could not join room ${chat.room} to ask its peers: ${error instanceof Error ? error.message : String(error)}`,
@@ -133,7 +151,7 @@ async function* answerOnMesh(
   }
   if (node && !ref && chat.pipeline && chained()) {
     phase('member');
-    yield* answerOnPipeline(gateway, member, { ...chat, ...chat.pipeline, recorder, started, phase }, signal);
+    yield* answerOnPipeline(gateway, member, { ...chat, ...chat.pipeline, fitted, recorder, started, phase }, signal);
     return;
   }
   if (!node || !ref) {
@@ -183,7 +201,7 @@ async function* answerOnMesh(
           return records.start(input);
         },
       };
-      const asked = askMesh({ room: chat.room, node }, marked, ref, chat.messages, chat.sampling, (text) => {
+      const asked = askMesh({ room: chat.room, node }, marked, ref, messages, sampling, (text) => {
         if (sent === 0) phase('token');
         texts.push(text.slice(sent));
         sent = text.length;

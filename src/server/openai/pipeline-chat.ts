@@ -6,7 +6,6 @@
 // route writes both the same way.
 import { performance } from 'node:perf_hooks';
 import type { HeadlessPeer } from '../../peer/headless-peer.ts';
-import { ContextOverflowError } from '../../shared/chat-template.ts';
 import type { ChatMessage, ChatStreamEvent } from '../../shared/schemas/chat.ts';
 import type { JobSampling } from '../../shared/peer-protocol.ts';
 import { type ManifestEntry, modelFingerprint } from '../../shared/schemas/models.ts';
@@ -19,6 +18,7 @@ import type { RecorderFor } from './mesh-records.ts';
 import type { MeshGateway } from './mesh-gateway.ts';
 import { AnswerTexts, recordsGate } from './answer-texts.ts';
 import type { PipelineTokenizer } from './pipeline-tokenizer.ts';
+import { type FittedConversation, fitConversation } from './fit-conversation.ts';
 import { type SlotRelease, SlotWaitTimeout } from './slot-queue.ts';
 
 /** Prompt rows per frame: stages work on a long prompt at once (docs/pipeline.md, "The stage runtime"). */
@@ -37,38 +37,12 @@ export interface PipelineChat {
   /** When the request began (the answer's time to first token counts from it). */
   started: number;
   phase: (name: string) => void;
+  /** The conversation already fitted to the model's context (mesh-chat.ts fits it before choosing the route). */
+  fitted?: FittedConversation | null;
 }
 
 const unavailable = (chat: PipelineChat, why: string) =>
   OpenAIError.unavailable(`The pipeline job on ${chat.entry.id} in room ${chat.room} ${why}`, 5);
-
-/**
- * The prompt's ids, fitted to the model's context as whole-model and the app's pipeline chats are (the oldest turns
- * left out), with the conversation they came from (what a whole-model checker re-runs); 400 when even the last
- * message alone leaves no room for an answer.
- */
-async function fittedPrompt(chat: PipelineChat) {
-  const { entry, messages } = chat;
-  const prompted = await chat.tokenizer
-    .tokenize(messages, { context: entry.contextLength, maxNewTokens: chat.sampling.maxNewTokens })
-    .catch((error: unknown) => {
-      if (!(error instanceof ContextOverflowError)) throw error;
-      throw new OpenAIError(
-        400,
-        'invalid_request_error',
-        'context_length_exceeded',
-        `The last message takes ${error.promptTokens} tokens with the chat template, which leave no room for an answer in ${entry.id}'s context of ${error.context} (older messages are left out as needed)`,
-        { param: 'messages' },
-      );
-    });
-  const trimmed = prompted.fitted?.trimmed ?? 0;
-  const system = messages[0]?.role === 'system' ? 1 : 0;
-  return {
-    ...prompted,
-    maxNewTokens: prompted.fitted?.maxNewTokens ?? chat.sampling.maxNewTokens,
-    used: [...messages.slice(0, system), ...messages.slice(system + trimmed)],
-  };
-}
 
 /** The model version the chain's stages are cut from (docs/pipeline.md#stage-fingerprints): the record's sha256. */
 async function chainVersion(member: HeadlessPeer, entry: ManifestEntry, chain: StagePlacement[]) {
@@ -86,7 +60,9 @@ export async function* answerOnPipeline(
   const node = member.node;
   if (!node) throw unavailable(chat, 'has no room member to run it');
   const { entry, room, sampling } = chat;
-  const prompted = await fittedPrompt(chat);
+  // The prompt's ids, fitted to the model's context as whole-model and the app's pipeline chats are (the oldest
+  // turns left out), with the conversation they came from (what a whole-model checker re-runs).
+  const prompted = chat.fitted ?? (await fitConversation(entry, chat.messages, sampling.maxNewTokens, chat.tokenizer));
   const deltas = new TextDeltas(await chat.tokenizer.decoder());
   const eos = new Set(prompted.eos);
   chat.phase('prompt');

@@ -1,8 +1,9 @@
-// The tokenizer of a model /v1 asks as a pipeline job (docs/pipeline.md, "Asking from /v1"): the server holds no
-// stage and no engine for it, so it reads the model's tokenizer files from its own verified model cache (the files
-// its /models/ route serves: a bundled model's, or a finished download's) with the requester's tokenizer the app's
-// worker uses too (src/shared/pipeline/stage-tokenizer.ts). Loaded on first use: it brings transformers.js, which a
-// server nobody asks for a pipeline does not need (bench/README.md, "A lean server").
+// The tokenizer of a model /v1 asks as a pipeline job (docs/pipeline.md, "Asking from /v1"), and of a whole-model
+// job's model when the server holds it (its conversation is fitted before a peer is asked: fit-conversation.ts): the
+// server holds no stage and no engine for it, so it reads the model's tokenizer files from its own verified model
+// cache (the files its /models/ route serves: a bundled model's, or a finished download's) with the requester's
+// tokenizer the app's worker uses too (src/shared/pipeline/stage-tokenizer.ts). Loaded on first use: it brings
+// transformers.js, which a server nobody asks for a mesh model does not need (bench/README.md, "A lean server").
 import { readFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { EngineMessage } from '../../shared/engine-protocol.ts';
@@ -33,6 +34,11 @@ export interface PipelineTokenizer {
   ): Promise<{ ids: number[]; eos: number[]; fitted?: FittedTokens }>;
   /** The text of token ids, decoded on this thread once the tokenizer is loaded (src/shared/text-deltas.ts). */
   decoder(): Promise<(ids: number[]) => string>;
+  /**
+   * Whether the server's cache holds the tokenizer's files, asked without loading anything: a whole-model job
+   * (mesh-chat.ts) is fitted to the context here only then, and left to its peer's engine otherwise.
+   */
+  held(): Promise<boolean>;
 }
 
 /** The tokenizers of models in the server's cache, by catalogue entry (a few kept, as in the app's worker). */
@@ -63,6 +69,12 @@ export function serverTokenizers(file: CachedFile): (entry: ManifestEntry) => Pi
     return {
       tokenize: async (messages, fit) => (await tokenizers()).tokenize(files, messages, fit).catch(refused),
       decoder: async () => (await tokenizers()).decoder(files).catch(refused),
+      held: async () => {
+        const found = await Promise.all(
+          ['tokenizer.json', 'tokenizer_config.json'].map((name) => file(entry.repo, entry.revision, name)),
+        );
+        return found.every((cached) => cached !== null && cached.size <= MAX_FILE_BYTES);
+      },
     };
   };
 }

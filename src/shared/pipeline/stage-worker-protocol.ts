@@ -3,7 +3,9 @@
 // Tensors travel as typed arrays (structured clone). Checked with zod on arrival in the worker. A requester of a
 // pipeline job (which holds no stage of it) uses the same worker for the model's tokenizer: `stage-tokenize` turns a
 // conversation into the prompt's token ids with the model's chat template (fitted to the model's context as the
-// engine fits it, when asked), `stage-detokenize` ids into text.
+// engine fits it, when asked), `stage-detokenize` ids into text, and `stage-text-deltas` an answer's text as its
+// tokens come: the worker keeps the answer's TextDeltas (src/shared/text-deltas.ts), so each token decodes a few ids,
+// not the whole answer again.
 import { z } from 'zod';
 import { ENGINE_LIMITS, EngineMessageSchema } from '../engine-protocol.ts';
 import { RepoFilePathSchema, RepoSchema, RevisionSchema } from '../schemas/models.ts';
@@ -17,10 +19,13 @@ export const STAGE_WORKER_LIMITS = {
   /** Values in one run's feeds together (float32 or int64): 64M, 256 to 512 MiB. */
   values: 64 * 1024 * 1024,
   dims: 8,
+  /** Answers whose text a worker streams at once (`stage-text-deltas`): past it, the least recently used is dropped. */
+  textStreams: 16,
 } as const;
 
 const RequestId = z.string().min(1).max(64);
 const StageId = z.string().min(1).max(64);
+const TextStreamId = z.string().min(1).max(64);
 const ModelAtSchema = z.object({ repo: RepoSchema, revision: RevisionSchema }).strict();
 const TokenIdSchema = z.number().int().min(0).max(0x7fff_ffff);
 
@@ -100,6 +105,24 @@ export const StageWorkerRequestSchema = z.discriminatedUnion('type', [
       ids: z.array(TokenIdSchema).max(ENGINE_LIMITS.maxNewTokens),
     })
     .strict(),
+  z
+    .object({
+      type: z.literal('stage-text-deltas'),
+      requestId: RequestId,
+      model: ModelAtSchema,
+      /** The caller's name for one answer's text; `from: 0` starts it afresh. */
+      streamId: TextStreamId,
+      /** How many of the answer's ids came before these: what the worker must hold, or it refuses. */
+      from: z.number().int().min(0).max(ENGINE_LIMITS.maxNewTokens),
+      ids: z.array(TokenIdSchema).max(ENGINE_LIMITS.maxNewTokens),
+      /** The answer's last ids: the text still held back comes too, and the worker forgets the answer. */
+      end: z.boolean().default(false),
+    })
+    .strict()
+    .refine((request) => request.from + request.ids.length <= ENGINE_LIMITS.maxNewTokens, {
+      message: `An answer holds at most ${ENGINE_LIMITS.maxNewTokens} tokens`,
+      path: ['ids'],
+    }),
 ]);
 type ParsedInput = z.input<typeof StageWorkerRequestSchema>;
 /** A request as sent (a run's feeds as the stage runner makes them; the schema checks them on arrival). */
@@ -113,6 +136,7 @@ export const STAGE_REQUEST_TYPES: ReadonlySet<string> = new Set([
   'stage-release',
   'stage-tokenize',
   'stage-detokenize',
+  'stage-text-deltas',
 ]);
 
 export type StageWorkerErrorCode =
@@ -148,6 +172,9 @@ export type StageWorkerReply =
    * fit, the messages left out and the answer's room (`fit.maxNewTokens`, or less).
    */
   | { type: 'stage-tokens'; requestId: string; ids: number[]; eos: number[]; fitted?: FittedTokens }
-  /** Special tokens skipped, as the engine's answers are. */
+  /**
+   * Special tokens skipped, as the engine's answers are. For `stage-text-deltas`, the text those ids complete (a
+   * character split across tokens held back until its last token comes, then given whole).
+   */
   | { type: 'stage-text'; requestId: string; text: string }
   | { type: 'stage-error'; requestId: string; code: StageWorkerErrorCode; message: string };

@@ -114,6 +114,57 @@ export function workerTokenizer(port: StageWorkerPort, model: { repo: string; re
       );
       return reply.text;
     },
+    /**
+     * An answer's text as its tokens come, decoded in the worker a few ids at a time (`stage-text-deltas`, the
+     * worker's TextDeltas): `push` each token; `onText` gets the text as it completes, in order (a character split
+     * across tokens once its last token came). One request at a time, with every id not sent yet, so a busy worker
+     * gets fewer, larger ones. `end` sends the rest and settles once every text is out; the worker then forgets it.
+     */
+    textStream(onText: (text: string) => void) {
+      const streamId = id('text');
+      const ids: number[] = [];
+      let sent = 0;
+      let ending = false;
+      let ended = false;
+      let failure: unknown = null;
+      let pumping: Promise<void> | null = null;
+      const pump = async () => {
+        while (failure === null && (sent < ids.length || (ending && !ended))) {
+          const batch = ids.slice(sent);
+          const end = ending;
+          const reply = await request(
+            port,
+            { type: 'stage-text-deltas', requestId: id('text'), model, streamId, from: sent, ids: batch, end },
+            'stage-text',
+          );
+          sent += batch.length;
+          ended = end;
+          if (reply.text) onText(reply.text);
+        }
+      };
+      const kick = () => {
+        pumping ??= pump()
+          .catch((error: unknown) => void (failure = error))
+          .finally(() => {
+            pumping = null;
+            // Ids pushed while the last request's reply was on its way.
+            if (failure === null && sent < ids.length) kick();
+          });
+      };
+      return {
+        push(tokenId: number) {
+          ids.push(tokenId);
+          kick();
+        },
+        async end(): Promise<void> {
+          ending = true;
+          while (pumping) await pumping;
+          kick();
+          while (pumping) await pumping;
+          if (failure !== null) throw failure;
+        },
+      };
+    },
   };
 }
 export type WorkerTokenizer = ReturnType<typeof workerTokenizer>;

@@ -36,27 +36,16 @@ export function pipelineAnswer(
     const abort = new AbortController();
     const ids: number[] = [];
     let shown = '';
-    /** The text of the ids so far, emitted as it grows; one decode at a time, the latest ids each time. */
-    let decoding: Promise<void> | null = null;
-    let again = false;
-    const show = (text: string) => {
-      // A character split across tokens decodes as U+FFFD until its last token comes.
-      if (text.endsWith('\uFFFD') || !text.startsWith(shown) || text === shown) return;
-      emit(text.slice(shown.length));
-      shown = text;
-    };
-    const refresh = () => {
-      if (decoding) {
-        again = true;
-        return;
-      }
-      decoding = (async () => {
-        do {
-          again = false;
-          show(await tokenizer.detokenize([...ids]).catch(() => shown));
-        } while (again);
-        decoding = null;
-      })();
+    // The answer's text as its tokens come, decoded in the worker a few ids at a time (its TextDeltas), so a token
+    // costs the same at the end of a long answer as at its start (bench/README.md, "Browser stages (issue 18)").
+    const text = tokenizer.textStream((piece) => {
+      shown += piece;
+      emit(piece);
+    });
+    /** The whole answer's text, once: what was not streamed yet (a stream that failed) goes out with it. */
+    const finish = (whole: string) => {
+      if (whole.startsWith(shown) && whole !== shown) emit(whole.slice(shown.length));
+      shown = whole;
     };
 
     const result = (async (): Promise<AnswerResult> => {
@@ -96,13 +85,14 @@ export function pipelineAnswer(
         (token) => {
           if (ids.length === 0) firstAt = performance.now();
           ids.push(token);
-          refresh();
+          text.push(token);
         },
       );
       const stopped = outcome.stopped;
-      while (decoding) await decoding;
-      const text = await tokenizer.detokenize(ids);
-      show(text);
+      // Every delta out first; a stream that failed leaves its rest to the whole answer's decode below.
+      await text.end().catch(() => undefined);
+      const whole = await tokenizer.detokenize(ids);
+      finish(whole);
       const done = outcome.readout;
       const seconds = (performance.now() - firstAt) / 1000;
       const ttftMs = done?.ttftMs ?? (firstAt ? firstAt - started : 0);
@@ -126,7 +116,7 @@ export function pipelineAnswer(
         stopped,
       });
       return {
-        text,
+        text: whole,
         record: { route: 'MESH', modelId: entry.id, ttftMs, tokensPerSecond, tokensOut: ids.length },
         readout,
         // A spot check that catches a wrong answer replaces it with the checked one.
@@ -140,6 +130,8 @@ export function pipelineAnswer(
         }),
       };
     })();
+    // A failed answer's text is forgotten in the worker too.
+    result.catch(() => text.end().catch(() => undefined));
     return { result, stop: () => abort.abort() };
   });
 }
