@@ -84,11 +84,15 @@ export interface EpochLink {
 /** The parts of "offer sent to answer back", in order; they add up to it. */
 export const ROUND_TRIP_PARTS = [
   'offerer: offer made to offer on its wire',
-  'offer on the wire to the answerer (server, answerer busy)',
+  "offer: offerer's wire to the server taking it up",
+  'server: offer taken up to sent on to the answerer',
+  "offer: server to the answerer's wire",
   'answerer: offer on its wire to applied',
   'answerer: answering (offer applied to answer made)',
   'answerer: answer made to answer on its wire',
-  'answer on the wire to the offerer (server, offerer busy)',
+  "answer: answerer's wire to the server taking it up",
+  'server: answer taken up to sent on to the offerer',
+  "answer: server to the offerer's wire",
   'offerer: answer on its wire to applied',
 ] as const;
 /** Beside the parts: the relay's acknowledgement, and what the wire carried meanwhile. */
@@ -109,6 +113,7 @@ export const emptyRoundTrip = () =>
  */
 export function roundTripParts(
   pages: { wire: WireRecord; links: EpochLink[]; joinAckAt?: number }[],
+  relay: RelayRecord,
   into: RoundTrip,
 ): void {
   // A page's own peer id comes with its join ack, which is not on the WebSocket when the socket still polled then:
@@ -144,13 +149,19 @@ export function roundTripParts(
       const offerIn = answerer.wire.in.find((s) => s.from === self && s.kind === 'offer');
       const answerOut = answerer.wire.out.find((s) => s.to === self && s.kind === 'answer');
       const answerIn = offerer.wire.in.find((s) => s.from === answerer.wire.self && s.kind === 'answer');
+      const offerRelayed = relay.get(`offer/${offer.ufrag}`);
+      const answerRelayed = relay.get(`answer/${answerOut?.ufrag}`);
       const steps = [
         mine.offerSent,
         offer.t,
+        offerRelayed?.in,
+        offerRelayed?.out,
         offerIn?.t,
         theirs.offerReceived,
         theirs.answerSent,
         answerOut?.t,
+        answerRelayed?.in,
+        answerRelayed?.out,
         answerIn?.t,
         mine.answerReceived,
       ];
@@ -166,6 +177,21 @@ export function roundTripParts(
         into["offer arrived before the answerer's join ack"].push(offerIn!.t < answerer.joinAckAt ? 1 : 0);
     }
   }
+}
+
+/** When the server took each description up and sent it on, by `type/ufrag` (bench/loop-probe.mjs's `.relay` file). */
+export type RelayRecord = Map<string, { in?: number; out?: number }>;
+
+export function relayRecord(text: string): RelayRecord {
+  const record: RelayRecord = new Map();
+  for (const line of text.trim().split('\n')) {
+    const [t, way, type, ufrag] = line.split(',');
+    if (!ufrag || (way !== 'in' && way !== 'out')) continue;
+    const entry = record.get(`${type}/${ufrag}`) ?? {};
+    entry[way] ??= Number(t);
+    record.set(`${type}/${ufrag}`, entry);
+  }
+  return record;
 }
 
 /** Long tasks of each page between `from` and `to` (epoch ms): how busy its main thread was, summed. */

@@ -39,6 +39,7 @@ import {
   busyMs,
   emptyRoundTrip,
   printRoundTrip,
+  relayRecord,
   roundTripParts,
 } from './page-signals.ts';
 
@@ -388,6 +389,7 @@ async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>
                 answerReceived: epoch(page.origin, link.answerReceived),
               })),
             })),
+            relayRecord(await readFile(`${probe}.relay`, 'utf8')),
             result.parts,
           );
           for (const page of seen) {
