@@ -224,6 +224,8 @@ interface JoinResult {
   busy: number[];
   /** Signals sent over long polling instead of the WebSocket, all pages. */
   polled: number;
+  /** Signals sent, all pages (each is a relay through the server: a message in, its ack and the signal out). */
+  relays: number;
   /** The spread of the pages' clicks in a round (last minus first), ms. */
   clickSpread: number[];
   /** The spread of the pages' join acks in a round (last minus first), ms: an early page waits for the last. */
@@ -261,6 +263,7 @@ const emptyResult = (): JoinResult => ({
   toJoinAck: [],
   busy: [],
   polled: 0,
+  relays: 0,
   clickSpread: [],
   joinAckSpread: [],
   server: [],
@@ -398,6 +401,7 @@ async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>
             const lastOpen = Math.max(...page.links.map((link) => epoch(page.origin, link.open) ?? 0));
             if (lastOpen > joinAck) result.busy.push(busyMs(page.wire, joinAck, lastOpen));
             result.polled += page.wire.polled;
+            result.relays += page.wire.out.length + page.wire.polled;
           }
           const starts = seen.map((page) => page.startedAt);
           const acks = seen.map((page) => page.origin + page.joinedAt);
@@ -442,7 +446,7 @@ async function joinBench() {
     await joinToOpen(peers, results);
     const span = `load average ${load.toFixed(1)} to ${loadavg()[0]!.toFixed(1)}`;
     for (const navigation of NAVIGATIONS) {
-      const { durations, stuck, phases, parts, toJoinAck, busy, polled, clickSpread, joinAckSpread, server } =
+      const { durations, stuck, phases, parts, toJoinAck, busy, polled, relays, clickSpread, joinAckSpread, server } =
         results[navigation];
       const how =
         navigation === 'click' ? 'settled pages click the room together' : 'pages navigate to the room together';
@@ -465,6 +469,9 @@ async function joinBench() {
       console.log(`   main thread in long tasks from join ack to all open, per page, p50 / p95: ${p(busy)}`);
       console.log(
         `   server's event loop from the first click to the last open, per round: ${server.map((r) => `busy ${(100 * r.utilization).toFixed(0)} %, ticks late p50 ${r.lateP50.toFixed(0)} / max ${r.lateMax.toFixed(0)} ms`).join('; ')}`,
+      );
+      console.log(
+        `   signals relayed: ${relays}, ${(relays / (ROUNDS * ((peers * (peers - 1)) / 2))).toFixed(1)} per link`,
       );
       if (polled) console.log(`   signals sent over long polling, not the WebSocket: ${polled}`);
       if (peers < 8) continue;
