@@ -213,3 +213,33 @@ export function printRoundTrip(parts: RoundTrip): void {
     );
   }
 }
+
+/** CPU time (ms) of each process under `root` now, by pid: utime + stime from /proc (Linux). */
+export async function treeCpu(root: number): Promise<Map<number, number>> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const stats = new Map<number, { ppid: number; ms: number }>();
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const text = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // The command name (field 2) may hold spaces: the fields after it follow its closing parenthesis.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (fields.length < 13) continue;
+    stats.set(Number(name), { ppid: Number(fields[1]), ms: ((Number(fields[11]) + Number(fields[12])) * 1000) / 100 });
+  }
+  const inTree = (pid: number): boolean => {
+    for (let at: number | undefined = pid; at; at = stats.get(at)?.ppid) if (at === root) return true;
+    return false;
+  };
+  return new Map([...stats].filter(([pid]) => inTree(pid)).map(([pid, { ms }]) => [pid, ms]));
+}
+
+/** CPU ms spent between two treeCpu snapshots, by the processes that `pick` keeps. */
+export function cpuSpent(
+  before: Map<number, number>,
+  after: Map<number, number>,
+  pick: (pid: number) => boolean = () => true,
+): number {
+  let ms = 0;
+  for (const [pid, now] of after) if (pick(pid)) ms += now - (before.get(pid) ?? 0);
+  return ms;
+}

@@ -39,8 +39,10 @@ import {
   busyMs,
   emptyRoundTrip,
   printRoundTrip,
+  cpuSpent,
   relayRecord,
   roundTripParts,
+  treeCpu,
 } from './page-signals.ts';
 
 const SOCKETS = 50;
@@ -230,6 +232,8 @@ interface JoinResult {
   clickSpread: number[];
   /** The spread of the pages' join acks in a round (last minus first), ms: an early page waits for the last. */
   joinAckSpread: number[];
+  /** Per round, the CPU time the server and the browser (every page's processes) spent, from the clicks to all open. */
+  cpu: { wallMs: number; serverMs: number; browserMs: number }[];
   /** Per round, the server's event loop from the first click (or navigation) to the last channel open. */
   server: ServerLoop[];
 }
@@ -266,11 +270,12 @@ const emptyResult = (): JoinResult => ({
   relays: 0,
   clickSpread: [],
   joinAckSpread: [],
+  cpu: [],
   server: [],
 });
 
-/** Loads and settles the app at /rooms, then clicks the global room's link at `at` (epoch ms) in every page. */
-async function clickIntoRoom(pages: Page[]): Promise<void> {
+/** Waits until every page has loaded the app at /rooms and settled. */
+async function settle(pages: Page[]): Promise<void> {
   await Promise.all(
     pages.map(async (page) => {
       await page.locator('[data-testid="room-link"][href="/rooms/global"]').waitFor();
@@ -278,6 +283,10 @@ async function clickIntoRoom(pages: Page[]): Promise<void> {
       await page.waitForLoadState('networkidle');
     }),
   );
+}
+
+/** Clicks the global room's link in every page at the same moment; resolves with that moment (epoch ms). */
+async function clickIntoRoom(pages: Page[]): Promise<number> {
   // Far enough ahead for every page to be told before it comes; each page's timer fires on its own clock (the same
   // machine's), so the clicks fall within a few ms of each other when the renderers are idle.
   const at = Date.now() + 300 + 50 * pages.length;
@@ -289,6 +298,7 @@ async function clickIntoRoom(pages: Page[]): Promise<void> {
       }, ${at} - Date.now())`),
     ),
   );
+  return at;
 }
 
 async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>): Promise<void> {
@@ -331,8 +341,18 @@ async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>
               return page;
             }),
           );
-          if (navigation === 'click') await clickIntoRoom(pages);
-          else {
+          // CPU of every process this bench started (the browser's and the server's), from the clicks (or the
+          // navigations) to all open.
+          let cpuBefore: Map<number, number>;
+          let windowStart: number;
+          if (navigation === 'click') {
+            await settle(pages);
+            windowStart = await clickIntoRoom(pages);
+            await new Promise((resolve) => setTimeout(resolve, windowStart - Date.now()));
+            cpuBefore = await treeCpu(process.pid);
+          } else {
+            cpuBefore = await treeCpu(process.pid);
+            windowStart = Date.now();
             await Promise.all(
               pages.map((page) => page.evaluate(`localStorage.setItem('benchGotoAt', String(Date.now()))`)),
             );
@@ -362,6 +382,13 @@ async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>
                 })`) as Promise<number | StuckPage>,
             ),
           );
+          const cpuAfter = await treeCpu(process.pid);
+          const serverPid = server.child.pid;
+          result.cpu.push({
+            wallMs: Date.now() - windowStart,
+            serverMs: cpuSpent(cpuBefore, cpuAfter, (pid) => pid === serverPid),
+            browserMs: cpuSpent(cpuBefore, cpuAfter, (pid) => pid !== serverPid && pid !== process.pid),
+          });
           for (const outcome of outcomes)
             if (typeof outcome === 'number') result.durations.push(outcome);
             else result.stuck.push(outcome);
@@ -446,8 +473,20 @@ async function joinBench() {
     await joinToOpen(peers, results);
     const span = `load average ${load.toFixed(1)} to ${loadavg()[0]!.toFixed(1)}`;
     for (const navigation of NAVIGATIONS) {
-      const { durations, stuck, phases, parts, toJoinAck, busy, polled, relays, clickSpread, joinAckSpread, server } =
-        results[navigation];
+      const {
+        durations,
+        stuck,
+        phases,
+        parts,
+        toJoinAck,
+        busy,
+        polled,
+        relays,
+        clickSpread,
+        joinAckSpread,
+        cpu,
+        server,
+      } = results[navigation];
       const how =
         navigation === 'click' ? 'settled pages click the room together' : 'pages navigate to the room together';
       console.log(
@@ -469,6 +508,9 @@ async function joinBench() {
       console.log(`   main thread in long tasks from join ack to all open, per page, p50 / p95: ${p(busy)}`);
       console.log(
         `   server's event loop from the first click to the last open, per round: ${server.map((r) => `busy ${(100 * r.utilization).toFixed(0)} %, ticks late p50 ${r.lateP50.toFixed(0)} / max ${r.lateMax.toFixed(0)} ms`).join('; ')}`,
+      );
+      console.log(
+        `   CPU from the ${navigation === 'click' ? 'clicks' : 'navigations'} to all open, per round: ${cpu.map((r) => `${(r.wallMs / 1000).toFixed(1)} s wall, browser ${(r.browserMs / 1000).toFixed(1)} s, server ${(r.serverMs / 1000).toFixed(2)} s`).join('; ')}`,
       );
       console.log(
         `   signals relayed: ${relays}, ${(relays / (ROUNDS * ((peers * (peers - 1)) / 2))).toFixed(1)} per link`,
