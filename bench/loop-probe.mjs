@@ -2,7 +2,8 @@
 // Loaded into the server by bench/signaling.ts (NODE_OPTIONS=--import=<this file>, BENCH_LOOP_PROBE=<a file>): every
 // TICK_MS it appends one line, `epoch ms, how late this tick fired (ms), event-loop utilisation since the last line`,
 // so that the bench can tell how busy the server's one thread was while pages joined, and how long an event arriving
-// then waited for it; and when each offer and answer passed through the relay (below). Only the server writes (src/server/index.ts under tsx, or scripts/start.mjs).
+// then waited for it; and when each offer and answer passed through the relay (below). Only the server writes
+// (src/server/index.ts under tsx, or scripts/start.mjs).
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Session } from 'node:inspector';

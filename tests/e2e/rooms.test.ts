@@ -76,7 +76,7 @@ describe('rooms in the browser', () => {
     expect(await ada.getByTestId('room-empty').count()).toBe(1);
   }, 120_000);
 
-  it('joins over a WebSocket, and reads the room stats once its links are open and no catalogue nobody needs', async () => {
+  it('joins over a WebSocket, asks for the stats once its links are open, and for no catalogue', async () => {
     // Eight pages joining at once had these requests and the join's polling compete with the signals the server
     // relays (bench/README.md, "Eight pages joining at once").
     const eve = await guest('Eve');

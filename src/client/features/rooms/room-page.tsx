@@ -73,7 +73,7 @@ export function RoomPage() {
           {error}
         </p>
       )}
-      {room?.room === slug && <RoomMembers room={room} />}
+      {room?.room === slug && <RoomMembers key={room.room} room={room} />}
     </section>
   );
 }
