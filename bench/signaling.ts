@@ -4,16 +4,23 @@
 //    allow (a window of WINDOW in flight per socket) for DURATION_S; messages/s and p95 latency (send → the
 //    target's `signal` event), against a bare Socket.IO server that relays to a socket id with no checks
 //    (bench/bare-relay-server.ts), in the same run, each server in its own process.
-// 2. Join to open: N headless Chromium pages open /rooms/global together; per page, the time from its join ack
-//    to data channels open with all N-1 others; p50/p95 for N = 2 and 8, over ROUNDS rounds; and for N = 8 the
-//    phases of every link (the phases of bench/werift-joins.ts), from each page's RTCPeerConnection, which the bench
-//    wraps in the page to note when each step happened (RECORD_LINKS below; the app is not changed). A page whose
-//    links are not all open after JOIN_DEADLINE_MS is counted apart, with what it saw (peer states, link steps).
-import { mkdtemp, rm } from 'node:fs/promises';
+// 2. Join to open: N headless Chromium pages join the global room together; per page, the time from its join ack
+//    to data channels open with all N-1 others; p50/p95 for N = 2 and 8 (BENCH_PAGES), over ROUNDS rounds, after one
+//    2-page round that warms the server up. By default each page loads /rooms and settles, then all click the room's
+//    link at the same moment (a client-side navigation, as a person does); BENCH_JOIN_NAVIGATION=goto navigates every
+//    page to /rooms/global at once instead (the app reloads while joining: this bench's earlier way), `both`
+//    alternates the two round by round. For N = 8, the phases of every link (those of bench/werift-joins.ts) from
+//    each page's RTCPeerConnection, which the bench wraps in the page to note when each step happened (RECORD_LINKS
+//    below; the app is not changed), and the offer/answer round trip split where it crossed each page's WebSocket
+//    (bench/page-signals.ts); the server's event loop over each round (bench/loop-probe.mjs; BENCH_SERVER_PROFILE=<dir>
+//    writes a CPU profile of the server too). A page whose links are not all open after JOIN_DEADLINE_MS is counted
+//    apart, with what it saw (peer states, link steps).
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { io } from 'socket.io-client';
+import type { Page } from 'playwright-core';
 import { buildClient, launchChromium } from '../tests/support/browser.ts';
 import { startServer } from '../tests/support/server-process.ts';
 import {
@@ -25,6 +32,18 @@ import {
   relayThroughMesh,
 } from './relay-load.ts';
 import { PHASES, type Phases, emptyPhases } from './werift-joins.ts';
+import {
+  RECORD_WIRE,
+  type RoundTrip,
+  type WireRecord,
+  busyMs,
+  emptyRoundTrip,
+  printRoundTrip,
+  cpuSpent,
+  relayRecord,
+  roundTripParts,
+  treeCpu,
+} from './page-signals.ts';
 
 const SOCKETS = 50;
 const WINDOW = 4;
@@ -179,71 +198,249 @@ interface StuckPage {
   links: string[];
 }
 
-async function joinToOpen(peers: number, phases: Phases = emptyPhases(), stuck: StuckPage[] = []): Promise<number[]> {
+/** How a round's pages get into the room (BENCH_JOIN_NAVIGATION). */
+type Navigation = 'click' | 'goto';
+
+/**
+ * `click` (the default): each page loads the app at /rooms and settles (its service worker active, the network
+ * idle, the room list shown), then every page clicks the room's link at the same moment, a client-side navigation,
+ * as a person does. `goto`: every page navigates to /rooms/global at once, reloading the whole app while joining
+ * (what this bench did before). `both` alternates the two round by round.
+ */
+const NAVIGATIONS: Navigation[] = (() => {
+  const chosen = process.env.BENCH_JOIN_NAVIGATION ?? 'click';
+  if (chosen === 'both') return ['click', 'goto'];
+  if (chosen === 'click' || chosen === 'goto') return [chosen];
+  throw new Error(`BENCH_JOIN_NAVIGATION is click, goto or both, not ${chosen}`);
+})();
+
+/** What a mode's rounds measured. */
+interface JoinResult {
+  durations: number[];
+  phases: Phases;
+  parts: RoundTrip;
+  stuck: StuckPage[];
+  /** Per page: from its click (or navigation) to its join ack. */
+  toJoinAck: number[];
+  /** Per page: its main thread's long tasks from its join ack to its last channel open, summed. */
+  busy: number[];
+  /** Signals sent over long polling instead of the WebSocket, all pages. */
+  polled: number;
+  /** Signals sent, all pages (each is a relay through the server: a message in, its ack and the signal out). */
+  relays: number;
+  /** The spread of the pages' clicks in a round (last minus first), ms. */
+  clickSpread: number[];
+  /** The spread of the pages' join acks in a round (last minus first), ms: an early page waits for the last. */
+  joinAckSpread: number[];
+  /** Per round, the CPU time the server and the browser (every page's processes) spent, from the clicks to all open. */
+  cpu: { wallMs: number; serverMs: number; browserMs: number }[];
+  /** Per round, the server's event loop from the first click (or navigation) to the last channel open. */
+  server: ServerLoop[];
+}
+
+/** The server's event loop over a window: its utilisation, and how late its 20 ms ticks fired. */
+interface ServerLoop {
+  utilization: number;
+  lateP50: number;
+  lateMax: number;
+}
+
+function serverLoop(csv: string, from: number, to: number): ServerLoop {
+  const ticks = csv
+    .trim()
+    .split('\n')
+    .map((line) => line.split(',').map(Number) as [number, number, number])
+    .filter(([t]) => t >= from && t <= to);
+  const late = ticks.map(([, ms]) => ms);
+  return {
+    utilization: ticks.reduce((sum, [, , elu]) => sum + elu, 0) / Math.max(1, ticks.length),
+    lateP50: quantile(late, 0.5),
+    lateMax: Math.max(0, ...late),
+  };
+}
+
+const emptyResult = (): JoinResult => ({
+  durations: [],
+  phases: emptyPhases(),
+  parts: emptyRoundTrip(),
+  stuck: [],
+  toJoinAck: [],
+  busy: [],
+  polled: 0,
+  relays: 0,
+  clickSpread: [],
+  joinAckSpread: [],
+  cpu: [],
+  server: [],
+});
+
+/** Waits until every page has loaded the app at /rooms and settled. */
+async function settle(pages: Page[]): Promise<void> {
+  await Promise.all(
+    pages.map(async (page) => {
+      await page.locator('[data-testid="room-link"][href="/rooms/global"]').waitFor();
+      await page.evaluate(`navigator.serviceWorker?.ready`);
+      await page.waitForLoadState('networkidle');
+    }),
+  );
+}
+
+/** Clicks the global room's link in every page at the same moment; resolves with that moment (epoch ms). */
+async function clickIntoRoom(pages: Page[]): Promise<number> {
+  // Far enough ahead for every page to be told before it comes; each page's timer fires on its own clock (the same
+  // machine's), so the clicks fall within a few ms of each other when the renderers are idle.
+  const at = Date.now() + 300 + 50 * pages.length;
+  await Promise.all(
+    pages.map((page) =>
+      page.evaluate(`setTimeout(() => {
+        window.__clickAt = performance.timeOrigin + performance.now();
+        document.querySelector('[data-testid="room-link"][href="/rooms/global"]').click();
+      }, ${at} - Date.now())`),
+    ),
+  );
+  return at;
+}
+
+async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>): Promise<void> {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-join-'));
   await buildClient(path.join(dir, 'dist'), 'bench');
   // Each page is a new guest from 127.0.0.1: three rounds of eight pass the default 20 guests per address per hour.
+  // The server's event loop, sampled (bench/loop-probe.mjs); BENCH_SERVER_PROFILE=<dir> adds a CPU profile of it.
+  const probe = path.join(dir, 'loop.csv');
+  const profile = process.env.BENCH_SERVER_PROFILE;
   const server = await startServer(
-    { DATA_DIR: path.join(dir, 'data'), CLIENT_DIST_DIR: path.join(dir, 'dist'), ...RELAY_LOAD_LIMITS },
+    {
+      DATA_DIR: path.join(dir, 'data'),
+      CLIENT_DIST_DIR: path.join(dir, 'dist'),
+      ...RELAY_LOAD_LIMITS,
+      BENCH_LOOP_PROBE: probe,
+      NODE_OPTIONS: `--import=${path.join(import.meta.dirname, 'loop-probe.mjs')}`,
+      ...(profile ? { BENCH_SERVER_PROFILE: path.resolve(profile) } : {}),
+    },
     120_000,
   );
-  const durations: number[] = [];
   try {
-    for (let round = 0; round < ROUNDS; round++) {
-      // A fresh browser per round: reusing one across rounds lost pages mid-measurement ("Target closed").
-      const browser = await launchChromium('no-gpu');
-      try {
-        const pages = await Promise.all(
-          Array.from({ length: peers }, async () => {
-            const context = await browser.newContext();
-            await context.addInitScript(RECORD_LINKS);
-            const page = await context.newPage();
-            await page.goto(`${server.url}/rooms`);
-            return page;
-          }),
-        );
-        await Promise.all(pages.map((page) => page.goto(`${server.url}/rooms/global`)));
-        const results = await Promise.all(
-          pages.map(
-            (page) =>
-              // A string: it runs in the page (this file has no DOM types) and tsx must not wrap it in helpers.
-              // Past the deadline a page answers what it sees instead: whether it joined, each peer's state on the
-              // Rooms screen, and which steps each of its connections reached.
-              page.evaluate(`new Promise((resolve) => {
-                const started = performance.now();
-                const check = () => {
-                  const joined = performance.getEntriesByName('mesh:joined').at(-1);
-                  const open = document.querySelectorAll('[data-testid="peer-state"][data-state="open"]').length;
-                  if (joined && open >= ${peers - 1}) resolve(performance.now() - joined.startTime);
-                  else if (performance.now() - started > ${JOIN_DEADLINE_MS})
-                    resolve({
-                      joined: Boolean(joined),
-                      peers: [...document.querySelectorAll('[data-testid="peer-state"]')].map((e) => e.getAttribute('data-state')),
-                      links: (window.__links ?? []).map((t) => Object.keys(t).filter((k) => k !== 'ufrag').join(' ')),
-                    });
-                  else setTimeout(check, 10);
-                };
-                check();
-              })`) as Promise<number | StuckPage>,
-          ),
-        );
-        for (const result of results)
-          if (typeof result === 'number') durations.push(result);
-          else stuck.push(result);
-        pagePhases(
-          (
+    // Round -1 warms the server up (2 pages, not counted): a server's first joins run its queries for the first time
+    // (Prisma compiles each query's plan once), which a server in use has long done.
+    for (let round = -1; round < ROUNDS; round++) {
+      // Alternating, so that both modes meet the same load.
+      for (const navigation of round % 2 ? [...NAVIGATIONS].reverse() : NAVIGATIONS) {
+        if (round < 0 && navigation !== NAVIGATIONS[0]) continue;
+        const result = round < 0 ? emptyResult() : results[navigation];
+        const pageCount = round < 0 ? 2 : peers;
+        // A fresh browser per round: reusing one across rounds lost pages mid-measurement ("Target closed").
+        const browser = await launchChromium('no-gpu');
+        try {
+          const pages = await Promise.all(
+            Array.from({ length: pageCount }, async () => {
+              const context = await browser.newContext();
+              await context.addInitScript(RECORD_LINKS);
+              await context.addInitScript(RECORD_WIRE);
+              const page = await context.newPage();
+              await page.goto(`${server.url}/rooms`);
+              return page;
+            }),
+          );
+          // CPU of every process this bench started (the browser's and the server's), from the clicks (or the
+          // navigations) to all open.
+          let cpuBefore: Map<number, number>;
+          let windowStart: number;
+          if (navigation === 'click') {
+            await settle(pages);
+            windowStart = await clickIntoRoom(pages);
+            await new Promise((resolve) => setTimeout(resolve, windowStart - Date.now()));
+            cpuBefore = await treeCpu(process.pid);
+          } else {
+            cpuBefore = await treeCpu(process.pid);
+            windowStart = Date.now();
+            await Promise.all(
+              pages.map((page) => page.evaluate(`localStorage.setItem('benchGotoAt', String(Date.now()))`)),
+            );
+            await Promise.all(pages.map((page) => page.goto(`${server.url}/rooms/global`)));
+          }
+          const outcomes = await Promise.all(
+            pages.map(
+              (page) =>
+                // A string: it runs in the page (this file has no DOM types) and tsx must not wrap it in helpers.
+                // Past the deadline a page answers what it sees instead: whether it joined, each peer's state on the
+                // Rooms screen, and which steps each of its connections reached.
+                page.evaluate(`new Promise((resolve) => {
+                  const started = performance.now();
+                  const check = () => {
+                    const joined = performance.getEntriesByName('mesh:joined').at(-1);
+                    const open = document.querySelectorAll('[data-testid="peer-state"][data-state="open"]').length;
+                    if (joined && open >= ${pageCount - 1}) resolve(performance.now() - joined.startTime);
+                    else if (performance.now() - started > ${JOIN_DEADLINE_MS})
+                      resolve({
+                        joined: Boolean(joined),
+                        peers: [...document.querySelectorAll('[data-testid="peer-state"]')].map((e) => e.getAttribute('data-state')),
+                        links: (window.__links ?? []).map((t) => Object.keys(t).filter((k) => k !== 'ufrag').join(' ')),
+                      });
+                    else setTimeout(check, 10);
+                  };
+                  check();
+                })`) as Promise<number | StuckPage>,
+            ),
+          );
+          const cpuAfter = await treeCpu(process.pid);
+          const serverPid = server.child.pid;
+          result.cpu.push({
+            wallMs: Date.now() - windowStart,
+            serverMs: cpuSpent(cpuBefore, cpuAfter, (pid) => pid === serverPid),
+            browserMs: cpuSpent(cpuBefore, cpuAfter, (pid) => pid !== serverPid && pid !== process.pid),
+          });
+          for (const outcome of outcomes)
+            if (typeof outcome === 'number') result.durations.push(outcome);
+            else result.stuck.push(outcome);
+          const seen = (
             (await Promise.all(
               pages.map((page) =>
-                page.evaluate(
-                  `({ joinedAt: performance.getEntriesByName('mesh:joined').at(-1)?.startTime, links: window.__links })`,
-                ),
+                page.evaluate(`({
+                  origin: performance.timeOrigin,
+                  joinedAt: performance.getEntriesByName('mesh:joined').at(-1)?.startTime,
+                  startedAt: window.__clickAt ?? Number(localStorage.getItem('benchGotoAt')),
+                  links: window.__links,
+                  wire: window.__wire,
+                })`),
               ),
-            )) as { joinedAt?: number; links: PageLink[] }[]
-          ).filter((page): page is { joinedAt: number; links: PageLink[] } => page.joinedAt !== undefined),
-          phases,
-        );
-      } finally {
-        await browser.close();
+            )) as { origin: number; joinedAt?: number; startedAt: number; links: PageLink[]; wire: WireRecord }[]
+          ).filter((page): page is typeof page & { joinedAt: number } => page.joinedAt !== undefined);
+          pagePhases(seen, result.phases);
+          const epoch = (origin: number, t?: number) => (t === undefined ? undefined : origin + t);
+          roundTripParts(
+            seen.map((page) => ({
+              wire: page.wire,
+              joinAckAt: page.origin + page.joinedAt,
+              links: page.links.map((link) => ({
+                ufrag: link.ufrag,
+                offerSent: epoch(page.origin, link.offerSent),
+                offerReceived: epoch(page.origin, link.offerReceived),
+                answerSent: epoch(page.origin, link.answerSent),
+                answerReceived: epoch(page.origin, link.answerReceived),
+              })),
+            })),
+            relayRecord(await readFile(`${probe}.relay`, 'utf8')),
+            result.parts,
+          );
+          for (const page of seen) {
+            const joinAck = page.origin + page.joinedAt;
+            result.toJoinAck.push(joinAck - page.startedAt);
+            const lastOpen = Math.max(...page.links.map((link) => epoch(page.origin, link.open) ?? 0));
+            if (lastOpen > joinAck) result.busy.push(busyMs(page.wire, joinAck, lastOpen));
+            result.polled += page.wire.polled;
+            result.relays += page.wire.out.length + page.wire.polled;
+          }
+          const starts = seen.map((page) => page.startedAt);
+          const acks = seen.map((page) => page.origin + page.joinedAt);
+          result.joinAckSpread.push(Math.max(...acks) - Math.min(...acks));
+          if (navigation === 'click') result.clickSpread.push(Math.max(...starts) - Math.min(...starts));
+          const ends = seen.flatMap((page) => page.links.map((link) => epoch(page.origin, link.open) ?? 0));
+          if (profile)
+            console.log(`   (window for the server's profile: ${Math.min(...starts)} to ${Math.max(...ends)})`);
+          result.server.push(serverLoop(await readFile(probe, 'utf8'), Math.min(...starts), Math.max(...ends)));
+        } finally {
+          await browser.close();
+        }
       }
     }
   } finally {
@@ -251,7 +448,6 @@ async function joinToOpen(peers: number, phases: Phases = emptyPhases(), stuck: 
     await server.exited;
     await rm(dir, { recursive: true, force: true });
   }
-  return durations;
 }
 
 async function relayBench() {
@@ -270,24 +466,64 @@ async function relayBench() {
 }
 
 async function joinBench() {
-  for (const peers of [2, 8]) {
-    const phases = emptyPhases();
+  const counts = (process.env.BENCH_PAGES ?? '2,8').split(',').map(Number);
+  for (const peers of counts) {
     const load = loadavg()[0]!;
-    const stuck: StuckPage[] = [];
-    const durations = await joinToOpen(peers, phases, stuck);
-    console.log(
-      `2. join → all data channels open, ${peers} pages, ${durations.length} samples, ${stuck.length} not all open after ${JOIN_DEADLINE_MS / 1000} s: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms (load average ${load.toFixed(1)} to ${loadavg()[0]!.toFixed(1)})`,
-    );
-    for (const page of stuck)
+    const results = { click: emptyResult(), goto: emptyResult() };
+    await joinToOpen(peers, results);
+    const span = `load average ${load.toFixed(1)} to ${loadavg()[0]!.toFixed(1)}`;
+    for (const navigation of NAVIGATIONS) {
+      const {
+        durations,
+        stuck,
+        phases,
+        parts,
+        toJoinAck,
+        busy,
+        polled,
+        relays,
+        clickSpread,
+        joinAckSpread,
+        cpu,
+        server,
+      } = results[navigation];
+      const how =
+        navigation === 'click' ? 'settled pages click the room together' : 'pages navigate to the room together';
       console.log(
-        `   not all open: joined ${page.joined}, peers ${page.peers.join(', ')}; links: ${page.links.join(' | ')}`,
+        `2. join → all data channels open, ${peers} pages (${how}), ${durations.length} samples, ${stuck.length} not all open after ${JOIN_DEADLINE_MS / 1000} s: p50 ${quantile(durations, 0.5).toFixed(0)} ms, p95 ${quantile(durations, 0.95).toFixed(0)} ms (${span})`,
       );
-    if (peers < 8) continue;
-    console.log(`   phases of every link (${phases['making the offer'].length} links), p50 / p95:`);
-    for (const phase of PHASES)
+      for (const page of stuck)
+        console.log(
+          `   not all open: joined ${page.joined}, peers ${page.peers.join(', ')}; links: ${page.links.join(' | ')}`,
+        );
+      const p = (values: number[]) => `${quantile(values, 0.5).toFixed(0)} / ${quantile(values, 0.95).toFixed(0)} ms`;
       console.log(
-        `     ${phase.padEnd(54)} ${quantile(phases[phase], 0.5).toFixed(0).padStart(5)} / ${quantile(phases[phase], 0.95).toFixed(0).padStart(5)} ms`,
+        `   ${navigation === 'click' ? 'click' : 'navigation'} to join ack, per page, p50 / p95: ${p(toJoinAck)}`,
       );
+      if (clickSpread.length)
+        console.log(`   clicks of a round spread over (max): ${Math.max(...clickSpread).toFixed(0)} ms`);
+      console.log(
+        `   join acks of a round spread over, p50 / max: ${quantile(joinAckSpread, 0.5).toFixed(0)} / ${Math.max(...joinAckSpread).toFixed(0)} ms`,
+      );
+      console.log(`   main thread in long tasks from join ack to all open, per page, p50 / p95: ${p(busy)}`);
+      console.log(
+        `   server's event loop from the first click to the last open, per round: ${server.map((r) => `busy ${(100 * r.utilization).toFixed(0)} %, ticks late p50 ${r.lateP50.toFixed(0)} / max ${r.lateMax.toFixed(0)} ms`).join('; ')}`,
+      );
+      console.log(
+        `   CPU from the ${navigation === 'click' ? 'clicks' : 'navigations'} to all open, per round: ${cpu.map((r) => `${(r.wallMs / 1000).toFixed(1)} s wall, browser ${(r.browserMs / 1000).toFixed(1)} s, server ${(r.serverMs / 1000).toFixed(2)} s`).join('; ')}`,
+      );
+      console.log(
+        `   signals relayed: ${relays}, ${(relays / (ROUNDS * ((peers * (peers - 1)) / 2))).toFixed(1)} per link`,
+      );
+      if (polled) console.log(`   signals sent over long polling, not the WebSocket: ${polled}`);
+      if (peers < 8) continue;
+      console.log(`   phases of every link (${phases['making the offer'].length} links), p50 / p95:`);
+      for (const phase of PHASES)
+        console.log(
+          `     ${phase.padEnd(54)} ${quantile(phases[phase], 0.5).toFixed(0).padStart(5)} / ${quantile(phases[phase], 0.95).toFixed(0).padStart(5)} ms`,
+        );
+      printRoundTrip(parts);
+    }
   }
 }
 

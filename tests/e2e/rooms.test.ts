@@ -1,7 +1,7 @@
 // Rooms in headless Chromium: two guests in the global room see each other connected over WebRTC with a
 // round-trip time; a third browser, signed up and in a room of its own, sees neither and is not seen; a guest who
 // signs up while in the room comes back into it on the new session; when one closes its page, the other shows
-// it gone.
+// it gone; a page joins over a WebSocket and asks for the room's stats only once its links are open.
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { useAppServer } from '../support/app-server.ts';
@@ -75,4 +75,34 @@ describe('rooms in the browser', () => {
     await expect.poll(() => peerRow(ada, 'Bob').count(), { timeout: 15_000 }).toBe(0);
     expect(await ada.getByTestId('room-empty').count()).toBe(1);
   }, 120_000);
+
+  it('joins over a WebSocket, asks for the stats once its links are open, and for no catalogue', async () => {
+    // Eight pages joining at once had these requests and the join's polling compete with the signals the server
+    // relays (bench/README.md, "Eight pages joining at once").
+    const eve = await guest('Eve');
+    await eve.goto(`${app.url}/rooms/global`);
+    await expect.poll(() => eve.getByTestId('room-self').textContent(), { timeout: 15_000 }).toMatch(/^You are /);
+
+    const fay = await guest('Fay');
+    const asked: string[] = [];
+    fay.on('request', (request) => {
+      const url = new URL(request.url());
+      if (url.pathname.startsWith('/socket.io/')) asked.push(`socket.io ${url.searchParams.get('transport')}`);
+      if (url.pathname.startsWith('/api/trpc/')) asked.push(url.pathname.slice('/api/trpc/'.length));
+    });
+    // What Fay's page showed of Eve's link when it asked for the room's stats.
+    const linkWhenStatsAsked: (string | null)[] = [];
+    await fay.route(/\/api\/trpc\/[^?]*jobs\.roomStats/, async (route) => {
+      linkWhenStatsAsked.push(await peerRow(fay, 'Eve').getByTestId('peer-state').getAttribute('data-state'));
+      await route.continue();
+    });
+    await fay.goto(`${app.url}/rooms/global`);
+    await expect
+      .poll(() => peerRow(fay, 'Eve').getByTestId('peer-state').getAttribute('data-state'), { timeout: 30_000 })
+      .toBe('open');
+    await expect.poll(() => fay.getByTestId('room-stats').count(), { timeout: 15_000 }).toBe(1);
+    expect(linkWhenStatsAsked[0]).toBe('open');
+    expect(asked.filter((name) => name.includes('manifest.list'))).toEqual([]);
+    expect(asked.filter((name) => name === 'socket.io polling')).toEqual([]);
+  }, 60_000);
 });

@@ -15,7 +15,14 @@ export function meshSocket(options: { guest?: boolean } = {}): Promise<MeshSocke
     await ensureSession(options);
     // Loaded when a room is first used, not before the first paint (bench/README.md, initial JavaScript).
     const { io } = await import('socket.io-client');
-    const created: MeshSocket = io(MESH_NAMESPACE, { withCredentials: true });
+    // A WebSocket first, long polling only where it cannot connect: polling first (Socket.IO's default) had a room's
+    // join and first signals go out as HTTP requests, or wait for the upgrade, while eight pages joined at once
+    // (bench/README.md, "Eight pages joining at once").
+    const created: MeshSocket = io(MESH_NAMESPACE, {
+      withCredentials: true,
+      transports: ['websocket', 'polling'],
+      tryAllTransports: true,
+    });
     await new Promise<void>((resolve, reject) => {
       created.once('connect', () => resolve());
       created.once('connect_error', (error) => {

@@ -75,9 +75,14 @@ export async function joinMeshRoom(
   if (room?.room === slug) return room;
   joining = (async () => {
     await leaveMeshRoom();
-    const socket = await meshSocket(options);
-    const me = await ensureSession({ guest: false });
-    const iceServers = await enterRoom(serverApi(trpc), slug, me.kind, invite);
+    // The session first (a guest made on first use, unless `guest` is false), then the socket and the room's ICE
+    // servers together: one after the other they were four round trips before the join, each waiting on a server
+    // busy with every other page's join (bench/README.md, "Eight pages joining at once").
+    const me = await ensureSession(options);
+    const [socket, iceServers] = await Promise.all([
+      meshSocket({ guest: false }),
+      enterRoom(serverApi(trpc), slug, me.kind, invite),
+    ]);
     // Sharing is off in every room until the person turns it on there.
     meshNode.setSharing(false);
     // A User Timing mark when the join is acknowledged: performance tools (and bench/signaling.ts) time the mesh from it.

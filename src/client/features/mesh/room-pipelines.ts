@@ -58,6 +58,14 @@ export function stagesText(stages: PipelineModel['stages']): string {
   return `across ${stages.length} peer${stages.length === 1 ? '' : 's'}: ${stageChain(stages)}`;
 }
 
+/** Whether a peer of the room this tab is in hosts a stage of a model now (re-rendered as peers change). */
+export function useRoomHostsStages(): boolean {
+  const room = useMeshRoom();
+  return useSyncExternalStore(room?.subscribe ?? noSubscribe, () =>
+    Boolean(room?.node.list().some((peer) => peer.capabilities?.pipeline)),
+  );
+}
+
 /** The room's pipeline models for these catalogue entries, re-rendered as peers come, go and change. */
 export function useRoomPipelines(entries: readonly CatalogueEntry[]): PipelineModel[] {
   const room = useMeshRoom();

@@ -70,9 +70,16 @@ export async function fetchCatalogue(): Promise<Catalogue> {
 
 export const CATALOGUE_QUERY_KEY = ['catalogue'] as const;
 
-export function useCatalogue() {
+/** The catalogue; `enabled: false` asks for nothing until it is needed (what is cached is still shown). */
+export function useCatalogue({ enabled = true }: { enabled?: boolean } = {}) {
   // `always`: offline, the query must still run to fall back on the kept copy, not wait paused for the network.
-  return useQuery({ queryKey: CATALOGUE_QUERY_KEY, queryFn: fetchCatalogue, networkMode: 'always', retry: false });
+  return useQuery({
+    queryKey: CATALOGUE_QUERY_KEY,
+    queryFn: fetchCatalogue,
+    networkMode: 'always',
+    retry: false,
+    enabled,
+  });
 }
 
 /** Reads the catalogue again (after a download the server holds a model pinned to a commit). */

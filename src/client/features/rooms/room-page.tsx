@@ -16,8 +16,8 @@ import {
   setSpotCheckRate,
   useMeshRoom,
 } from '../mesh/mesh-store.ts';
-import { stageChain, useRoomPipelines } from '../mesh/room-pipelines.ts';
-import { type RoomPeerView, useRoomView } from '../mesh/room-view.ts';
+import { stageChain, useRoomHostsStages, useRoomPipelines } from '../mesh/room-pipelines.ts';
+import { type RoomPeerView, type RoomView, useRoomView } from '../mesh/room-view.ts';
 import { useCatalogue } from '../models/catalogue.ts';
 import { useLoadedModel } from '../models/model-store.ts';
 import { MeshGraph } from './mesh-graph.tsx';
@@ -34,7 +34,9 @@ const STATE_LABEL: Record<string, string> = {
 
 /** Models nobody here shares whole that the room's peers run across their stages, with each stage's peer. */
 function RoomPipelines() {
-  const catalogue = useCatalogue();
+  // The catalogue only once a peer here hosts a stage: asked for at every join, it was work for the server and the
+  // page while the room's links were being made (bench/README.md, "Eight pages joining at once").
+  const catalogue = useCatalogue({ enabled: useRoomHostsStages() });
   const pipelines = useRoomPipelines(catalogue.data?.entries ?? []);
   return pipelines.map(({ entry, stages }) => (
     <p key={entry.id} className="m-0 text-sm" data-testid="room-pipeline" data-model-id={entry.id}>
@@ -71,7 +73,7 @@ export function RoomPage() {
           {error}
         </p>
       )}
-      {room?.room === slug && <RoomMembers room={room} />}
+      {room?.room === slug && <RoomMembers key={room.room} room={room} />}
     </section>
   );
 }
@@ -99,12 +101,36 @@ function NoRouteNotice({ peers }: { peers: RoomPeerView[] }) {
   );
 }
 
+/** The most the room's stats wait for its links after the screen opens. */
+const STATS_WAIT_MAX_MS = 5000;
+
+/**
+ * True once this device is in the room and every link it has is open or has no route (and stays true), or
+ * STATS_WAIT_MAX_MS after the screen opened: the room's stats are read from the server after that, not while the
+ * links are being made. Eight pages joining at once asked for them together with their joins, and the server's
+ * queries held up the signals it relays (bench/README.md, "Eight pages joining at once").
+ */
+function useLinksSettled(view: RoomView): boolean {
+  const [settled, setSettled] = useState(false);
+  const now =
+    view.self !== null &&
+    view.peers.every((peer) => peer.link.channel === 'open' || peer.link.noRoute || peer.link.connection === 'failed');
+  // Latched while rendering (React's pattern for state that follows a prop): a peer joining later hides nothing.
+  if (now && !settled) setSettled(true);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(true), STATS_WAIT_MAX_MS);
+    return () => clearTimeout(timer);
+  }, []);
+  return settled || now;
+}
+
 function RoomMembers({ room }: { room: MeshRoom }) {
   const snapshot = useRoomView(room);
   const loaded = useLoadedModel();
   const [, navigate] = useLocation();
   const shareId = useId();
   const { own } = snapshot;
+  const settled = useLinksSettled(snapshot);
   return (
     <>
       {snapshot.error && (
@@ -155,7 +181,7 @@ function RoomMembers({ room }: { room: MeshRoom }) {
           ? `Sharing: ${plural(own.served, 'job')} served, ${own.queue} waiting`
           : 'Not sharing: peers cannot run jobs here'}
       </p>
-      <RoomStats room={room.room} />
+      <RoomStats room={room.room} enabled={settled} />
       <RoomPipelines />
       <NoRouteNotice peers={snapshot.peers} />
       {snapshot.self && snapshot.peers.length === 0 && (

@@ -3,10 +3,10 @@ import { api } from '../../lib/trpc.ts';
 
 export const plural = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`;
 
-/** What the server recorded of this room's mesh jobs, and this person's latest ones. */
-export function RoomStats({ room }: { room: string }) {
-  const stats = api.jobs.roomStats.useQuery({ room }, { refetchInterval: 5000, retry: false });
-  const mine = api.jobs.list.useQuery(undefined, { refetchInterval: 5000, retry: false });
+/** What the server recorded of this room's mesh jobs, and this person's latest ones; nothing asked until `enabled`. */
+export function RoomStats({ room, enabled = true }: { room: string; enabled?: boolean }) {
+  const stats = api.jobs.roomStats.useQuery({ room }, { refetchInterval: 5000, retry: false, enabled });
+  const mine = api.jobs.list.useQuery(undefined, { refetchInterval: 5000, retry: false, enabled });
   const recent = (mine.data ?? []).filter((job) => job.room?.slug === room).slice(0, 5);
   if (!stats.data) return null;
   const { jobs, tokensOut, failovers, mismatches, servers } = stats.data;
