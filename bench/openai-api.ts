@@ -18,6 +18,7 @@
 //    order (BENCH_RUNS runs each, 7 unless set); the ratio is printed of the two medians and as the median of each
 //    run's own ratio. The server's main thread while the /v1 text streams (from /proc/<pid>/sched, so without the job's
 //    records written after the last text): CPU per token and how often the scheduler preempted it.
+//    BENCH_PEER_THREADS=<n> gives each serving peer that many ONNX Runtime threads (default: every core).
 //    BENCH_SERVER_CPU_PROF=<folder> writes a V8 CPU profile of the server process there (bench/cpu-profile.mjs).
 // 2. 16 concurrent /v1 streams from one key through the one server and its nano peer (REQUESTS_IN_FLIGHT_PER_IP=32:
 //    they come from one address; MESH_API_WAIT_MS=110000 and CONNECTION_TIMEOUT_MS=120000, since they queue for
@@ -51,6 +52,8 @@ const STREAMS = 16;
 const CONCURRENT_TOKENS = Number(process.env.BENCH_CONCURRENT_TOKENS ?? 64);
 const IDLE = process.env.BENCH_IDLE !== '0';
 const REALISTIC = process.env.BENCH_REALISTIC !== '0';
+// ONNX Runtime threads of each serving peer (its --threads): unset, every core, as `npm run peer` runs by default.
+const PEER_THREADS = process.env.BENCH_PEER_THREADS;
 // A folder for a V8 CPU profile of the server process (bench/cpu-profile.mjs), written when it exits at the end.
 const SERVER_CPU_PROF = process.env.BENCH_SERVER_CPU_PROF;
 // The benchmark model of bench/engine.ts and bench/mesh.ts, generated once into BENCH_MODEL_DIR.
@@ -185,6 +188,7 @@ function servingPeer(server: ServerProcess, dir: string, model: string): Promise
   const peer = spawnPeer([
     ...['--server', server.url, '--room', 'global', '--model', model, '--name', `Box-${model}`],
     ...['--cache-dir', path.join(dir, `peer-cache-${model}`)],
+    ...(PEER_THREADS ? ['--threads', PEER_THREADS] : []),
   ]);
   return new Promise((resolve, reject) => {
     let output = '';
