@@ -15,7 +15,12 @@
 //    goes: the server's Server-Timing header on each /v1 stream, phase by phase (medians): pre (Fastify's hooks),
 //    budget, key, route, chat-budget, fit (the conversation fitted to the context), member, slot, offer (to the
 //    peer's accept), token (accept to the first token), and what the client saw beyond their sum (HTTP and SSE
-//    both ways).
+//    both ways). The routes alternate run by run, in ABBA order (BENCH_RUNS runs each, 7 unless set); the ratio is
+//    printed of the two medians and as the median of each run's own ratio. The server's main thread while the /v1
+//    text streams (from /proc/<pid>/sched, so without the job's records written after the last text): CPU per token
+//    and how often the scheduler preempted it.
+//    BENCH_PEER_THREADS=<n> gives each serving peer that many ONNX Runtime threads (default: every core).
+//    BENCH_SERVER_CPU_PROF=<folder> writes a V8 CPU profile of the server process there (bench/cpu-profile.mjs).
 // 2. 16 concurrent /v1 streams from one key through the one server and its nano peer (REQUESTS_IN_FLIGHT_PER_IP=32:
 //    they come from one address; MESH_API_WAIT_MS=110000 and CONNECTION_TIMEOUT_MS=120000, since they queue for
 //    the peer's two places; BENCH_CONCURRENT_TOKENS each, 64 unless set): answered and refused, wall time, tokens/s
@@ -23,7 +28,7 @@
 // 3. What SERVE_MODELS costs: the idle RSS of a server with and without SERVE_MODELS=nano-shakespeare
 //    (BENCH_IDLE=0 skips it).
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -43,11 +48,15 @@ import {
 
 const MODEL = 'nano-shakespeare';
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
-const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const STREAMS = 16;
 const CONCURRENT_TOKENS = Number(process.env.BENCH_CONCURRENT_TOKENS ?? 64);
 const IDLE = process.env.BENCH_IDLE !== '0';
 const REALISTIC = process.env.BENCH_REALISTIC !== '0';
+// ONNX Runtime threads of each serving peer (its --threads): unset, every core, as `npm run peer` runs by default.
+const PEER_THREADS = process.env.BENCH_PEER_THREADS;
+// A folder for a V8 CPU profile of the server process (bench/cpu-profile.mjs), written when it exits at the end.
+const SERVER_CPU_PROF = process.env.BENCH_SERVER_CPU_PROF;
 // The benchmark model of bench/engine.ts and bench/mesh.ts, generated once into BENCH_MODEL_DIR.
 const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
 const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
@@ -60,6 +69,21 @@ async function procStats(pid: number): Promise<{ cpuS: number; rssMiB: number }>
   const rss = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
   return { cpuS: ticks / 100, rssMiB: Number(rss) / 1024 };
 }
+
+/**
+ * The server's main thread (its event loop) as the scheduler counts it: CPU milliseconds (µs precision, unlike /proc's
+ * 10 ms ticks) and the times it was preempted. Read synchronously, so it can be taken between two chunks of a stream.
+ */
+function mainThread(pid: number): { cpuMs: number; preempted: number } {
+  const sched = readFileSync(`/proc/${pid}/sched`, 'utf8');
+  return {
+    cpuMs: Number(/se\.sum_exec_runtime\s+:\s+([\d.]+)/.exec(sched)?.[1] ?? Number.NaN),
+    preempted: Number(/nr_involuntary_switches\s+:\s+(\d+)/.exec(sched)?.[1] ?? Number.NaN),
+  };
+}
+
+/** Every this many text chunks, the server's main thread is read again: the last reading before the end closes the window. */
+const SCHED_EVERY = 16;
 
 async function apiKey(server: ServerProcess): Promise<string> {
   const cookie = await signUpCookie(server.url, `bench${Date.now() % 100000}`);
@@ -92,9 +116,12 @@ function serverTiming(header: string | null): Record<string, number> {
   return phases;
 }
 
-async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
+async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS, serverPid = 0) {
   const started = performance.now();
   const stamps: number[] = [];
+  // The server's main thread while the text streams (from the first text chunk to the last reading), apart from the
+  // job's records, which are written after the last text and before the last chunk.
+  const sched: { at: number; cpuMs: number; preempted: number }[] = [];
   let text = '';
   let usage = 0;
   const { data: stream, response } = await client.chat.completions
@@ -118,11 +145,19 @@ async function overV1(client: OpenAI, model = MODEL, tokens = TOKENS) {
     if (delta) {
       stamps.push(performance.now());
       text += delta;
+      if (serverPid && (stamps.length - 1) % SCHED_EVERY === 0)
+        sched.push({ at: performance.now(), ...mainThread(serverPid) });
     }
     if (chunk.usage) usage = chunk.usage.completion_tokens;
   }
+  const first = sched[0];
+  const last = sched.at(-1);
   return {
     ...timing(started, stamps, usage),
+    streaming:
+      first && last && last !== first
+        ? { ms: last.at - first.at, cpuMs: last.cpuMs - first.cpuMs, preempted: last.preempted - first.preempted }
+        : null,
     headersMs,
     text,
     tokens: usage,
@@ -154,6 +189,7 @@ function servingPeer(server: ServerProcess, dir: string, model: string): Promise
   const peer = spawnPeer([
     ...['--server', server.url, '--room', 'global', '--model', model, '--name', `Box-${model}`],
     ...['--cache-dir', path.join(dir, `peer-cache-${model}`)],
+    ...(PEER_THREADS ? ['--threads', PEER_THREADS] : []),
   ]);
   return new Promise((resolve, reject) => {
     let output = '';
@@ -193,10 +229,20 @@ async function routeOverhead(
     into.server += (await procStats(pid)).cpuS - server0;
     return result;
   };
+  // The routes alternate run by run, and which goes first alternates too (ABBA), so a drift in the machine's load
+  // lands on both; each run's ratio is taken against the other route's run beside it.
   for (let run = 0; run < RUNS; run++) {
-    v1.push(await measured(cpu.v1, () => overV1(client, model, tokens)));
-    direct.push(await measured(cpu.direct, () => overRequester(asker, model, tokens)));
+    const viaV1 = () => measured(cpu.v1, () => overV1(client, model, tokens, pid));
+    const viaRequester = () => measured(cpu.direct, () => overRequester(asker, model, tokens));
+    if (run % 2 === 0) {
+      v1.push(await viaV1());
+      direct.push(await viaRequester());
+    } else {
+      direct.push(await viaRequester());
+      v1.push(await viaV1());
+    }
   }
+  const pairRatios = v1.map((r, i) => r.tokensPerSecond / (direct[i]?.tokensPerSecond || Number.NaN));
   const same = v1.every((r) => r.text === direct[0]?.text) && direct.every((r) => r.text === direct[0]?.text);
   const v1Rate = median(v1.map((r) => r.tokensPerSecond));
   const directRate = median(direct.map((r) => r.tokensPerSecond));
@@ -210,10 +256,20 @@ async function routeOverhead(
     `  browser route:   ${directRate.toFixed(1)} tok/s, TTFT ${median(direct.map((r) => r.ttftMs)).toFixed(1)} ms`,
   );
   console.log(
-    `  ratio ${(v1Rate / directRate).toFixed(3)} (goal >= 0.95), ${(1000 / v1Rate - 1000 / directRate).toFixed(3)} ms more per token over /v1, added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`,
+    `  ratio ${(v1Rate / directRate).toFixed(3)} of the medians, ${median(pairRatios).toFixed(3)} median of the ${RUNS} runs' own (goal >= 0.95; runs: ${pairRatios.map((r) => r.toFixed(2)).join(' ')}), ${(1000 / v1Rate - 1000 / directRate).toFixed(3)} ms more per token over /v1, added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`,
   );
   console.log(
     `  CPU per token (µs): server ${perToken(cpu.v1.server, v1Tokens)} over /v1 (${perToken(cpu.direct.server, directTokens)} while the browser route ran); this process ${perToken(cpu.v1.own, v1Tokens)} over /v1 (the openai client), ${perToken(cpu.direct.own, directTokens)} over the browser route (its requester); ${(v1.reduce((sum, r) => sum + r.chunks, 0) / Math.max(1, v1Tokens)).toFixed(2)} /v1 text chunks per token`,
+  );
+  // Per token while the text streamed: CPU milliseconds over the window's tokens (its length times the run's rate).
+  const windows = v1.flatMap((r) =>
+    r.streaming ? [{ ...r.streaming, tokens: (r.streaming.ms / 1000) * r.tokensPerSecond }] : [],
+  );
+  const windowTokens = windows.reduce((sum, w) => sum + w.tokens, 0);
+  const windowCpuMs = windows.reduce((sum, w) => sum + w.cpuMs, 0);
+  const windowMs = windows.reduce((sum, w) => sum + w.ms, 0);
+  console.log(
+    `  server's main thread while /v1 text streamed: ${((1000 * windowCpuMs) / Math.max(1, windowTokens)).toFixed(0)} µs CPU per token (${((100 * windowCpuMs) / Math.max(1, windowMs)).toFixed(0)}% of a core), preempted ${(windows.reduce((sum, w) => sum + w.preempted, 0) / Math.max(1, windowTokens)).toFixed(2)} times per token`,
   );
   const names = [...new Set(v1.flatMap((r) => Object.keys(r.phases)))];
   const medians = Object.fromEntries(names.map((name) => [name, median(v1.map((r) => r.phases[name] ?? 0))]));
@@ -255,6 +311,12 @@ async function main() {
     REQUESTS_IN_FLIGHT_PER_IP: '32',
     MESH_API_WAIT_MS: '110000',
     CONNECTION_TIMEOUT_MS: '120000',
+    ...(SERVER_CPU_PROF
+      ? {
+          NODE_OPTIONS: `--import ${path.join(import.meta.dirname, 'cpu-profile.mjs')}`,
+          BENCH_CPU_PROF_DIR: SERVER_CPU_PROF,
+        }
+      : {}),
   });
   if (REALISTIC) await downloadModel(server.url, await signUpCookie(server.url, 'cacher'), 'bench');
   const peers = [

@@ -8,6 +8,7 @@ import {
   PEER_PROTOCOL_VERSION,
   type PeerMessage,
   PeerMessageSchema,
+  checkedTokenMessage,
 } from '../peer-protocol.ts';
 
 import type { Wire } from '../wire.ts';
@@ -148,6 +149,9 @@ export class PeerChannel {
   }
 
   private deliver(value: unknown): void {
+    // The hot message first, as strictly checked (peer-protocol.ts); every other one through the schema.
+    const token = checkedTokenMessage(value);
+    if (token) return this.onMessage(token);
     const parsed = PeerMessageSchema.safeParse(value);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
