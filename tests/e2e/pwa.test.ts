@@ -211,31 +211,39 @@ describe('the PWA', () => {
   }, 60_000);
 
   it('streams a cloud answer (the stub provider) over SSE as a new guest; an image in it loads nothing', async () => {
-    await page.goto(`${app.url}/`);
-    await expect
-      .poll(() => page.getByTestId('chat-route').locator('option').allTextContents())
-      .toContain('Stub (canned replies, no model)');
-    await page.getByTestId('chat-route').selectOption({ label: 'Stub (canned replies, no model)' });
-    // The stub quotes the prompt, so its markdown answer holds this image: on this origin, which the CSP allows.
-    const probe = `${app.url}/probe-image.png`;
-    const probed: string[] = [];
-    page.on('request', (request) => {
-      if (request.url().startsWith(probe)) probed.push(request.url());
-    });
-    const before = await page.getByTestId('answer-readout').count();
-    await page.getByTestId('chat-input').fill(`Hello ![probe](${probe}) from the browser`);
-    await page.getByTestId('chat-send').click();
-    await expect.poll(() => page.getByTestId('answer-readout').count(), { timeout: 30_000 }).toBe(before + 1);
-    expect(await page.getByTestId('answer-readout').last().textContent()).toMatch(/^Stub .*TTFT \d+ ms/);
-    expect((await context.cookies()).map((c) => c.name)).toContain('mesh_session');
+    // A browser of its own, as a new guest's is: not the page the tests above took offline, through an update and a
+    // server restart.
+    const guest = await app.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const p = await guest.newPage();
+      await p.goto(`${app.url}/`);
+      await expect
+        .poll(() => p.getByTestId('chat-route').locator('option').allTextContents())
+        .toContain('Stub (canned replies, no model)');
+      await p.getByTestId('chat-route').selectOption({ label: 'Stub (canned replies, no model)' });
+      // The stub quotes the prompt, so its markdown answer holds this image: on this origin, which the CSP allows.
+      const probe = `${app.url}/probe-image.png`;
+      const probed: string[] = [];
+      p.on('request', (request) => {
+        if (request.url().startsWith(probe)) probed.push(request.url());
+      });
+      const before = await p.getByTestId('answer-readout').count();
+      await p.getByTestId('chat-input').fill(`Hello ![probe](${probe}) from the browser`);
+      await p.getByTestId('chat-send').click();
+      await expect.poll(() => p.getByTestId('answer-readout').count(), { timeout: 30_000 }).toBe(before + 1);
+      expect(await p.getByTestId('answer-readout').last().textContent()).toMatch(/^Stub .*TTFT \d+ ms/);
+      expect((await guest.cookies()).map((c) => c.name)).toContain('mesh_session');
 
-    const answer = page.getByTestId('chat-message-assistant').last();
-    expect(await answer.locator('img').count()).toBe(0);
-    const link = answer.locator(`a[href="${probe}"]`);
-    expect(await link.textContent()).toBe(`probe (${probe})`);
-    expect(await link.getAttribute('rel')).toBe('noopener noreferrer nofollow');
-    expect(await link.getAttribute('target')).toBe('_blank');
-    await page.waitForTimeout(500);
-    expect(probed).toEqual([]);
+      const answer = p.getByTestId('chat-message-assistant').last();
+      expect(await answer.locator('img').count()).toBe(0);
+      const link = answer.locator(`a[href="${probe}"]`);
+      expect(await link.textContent()).toBe(`probe (${probe})`);
+      expect(await link.getAttribute('rel')).toBe('noopener noreferrer nofollow');
+      expect(await link.getAttribute('target')).toBe('_blank');
+      await p.waitForTimeout(500);
+      expect(probed).toEqual([]);
+    } finally {
+      await guest.close();
+    }
   }, 60_000);
 });
