@@ -9,6 +9,7 @@ import path from 'node:path';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
 import { type FittedPrompt, fitPrompt, promptIds } from '../src/shared/chat-template.ts';
 import type { EngineMessage } from '../src/shared/engine-protocol.ts';
+import { oneTurnAtATime } from '../tests/support/fit-reference.ts';
 
 const RUNS = 5;
 const dir = path.join(import.meta.dirname, '..', 'models', 'nano');
@@ -16,21 +17,6 @@ const tokenizer = new PreTrainedTokenizer(
   JSON.parse(await readFile(path.join(dir, 'tokenizer.json'), 'utf8')) as object,
   JSON.parse(await readFile(path.join(dir, 'tokenizer_config.json'), 'utf8')) as object,
 );
-
-/** fitPrompt as it was (the refusal of a last message too long left out: none is here). */
-function oneTurnAtATime(messages: EngineMessage[], context: number, maxNewTokens: number): FittedPrompt {
-  const system = messages[0]?.role === 'system' ? messages.slice(0, 1) : [];
-  let rest = messages.slice(system.length);
-  let trimmed = 0;
-  for (;;) {
-    const ids = promptIds(tokenizer, [...system, ...rest]);
-    if (ids.length + maxNewTokens <= context || rest.length <= 1) return { ids, trimmed, maxNewTokens };
-    do {
-      rest = rest.slice(1);
-      trimmed++;
-    } while (rest.length > 1 && rest[0]?.role !== 'user');
-  }
-}
 
 function conversation(messages: number, chars: number): EngineMessage[] {
   const line = 'ROMEO: But soft, what light through yonder window breaks? ';
@@ -64,7 +50,7 @@ for (const [messages, chars] of [
   [100, 1200],
 ] as const) {
   const list = conversation(messages, chars);
-  const old = cpuMs(() => oneTurnAtATime(list, 512, 256));
+  const old = cpuMs(() => oneTurnAtATime(tokenizer, list, 512, 256));
   const now = cpuMs(() => fitPrompt(tokenizer, list, { context: 512, maxNewTokens: 256 }));
   if (old.fitted.trimmed !== now.fitted.trimmed || old.fitted.ids.join() !== now.fitted.ids.join())
     throw new Error(`the two ways disagree for ${messages} messages of ${chars} characters`);

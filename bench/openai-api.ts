@@ -5,7 +5,7 @@
 //    generated benchmark model of bench/engine.ts and bench/mesh.ts (8 layers, width 512: about 100 tokens a second
 //    here, a realistic speed), published on a fake Hub and served through the server's catalogue and cache like any
 //    catalogue model (BENCH_REALISTIC=0 skips it). Each model has its own headless peer (`npm run peer`, its own
-//    process); the same greedy job is asked RUNS times over /v1 streaming (the server's own requester member) and
+//    process); the same greedy job is asked several times over /v1 streaming (the server's own requester member) and
 //    over the requester a browser runs (a requester-only headless peer in this process, as the tRPC/browser route
 //    does). Client-side decode tok/s ratio (/v1 ÷ browser route), the per-token time that difference is, and added
 //    time to first token (/v1 − browser route), medians. What /v1 costs per token in CPU, which the machine's load
@@ -15,7 +15,9 @@
 //    goes: the server's Server-Timing header on each /v1 stream, phase by phase (medians): pre (Fastify's hooks),
 //    budget, key, route, chat-budget, fit (the conversation fitted to the context), member, slot, offer (to the
 //    peer's accept), token (accept to the first token), and what the client saw beyond their sum (HTTP and SSE
-//    both ways). The routes alternate run by run, in ABBA order (BENCH_RUNS runs each, 7 unless set); the ratio is
+//    both ways). The routes alternate run by run, in ABBA order (BENCH_RUNS runs each; unless set, 41 on the nano
+//    model, whose 490-token run lasts a quarter of a second, so that one run's hiccup moves the median little, and 9
+//    on the benchmark model, whose run lasts seconds); the ratio is
 //    printed of the two medians and as the median of each run's own ratio. The server's main thread while the /v1
 //    text streams (from /proc/<pid>/sched, so without the job's records written after the last text): CPU per token
 //    and how often the scheduler preempted it.
@@ -48,7 +50,8 @@ import {
 
 const MODEL = 'nano-shakespeare';
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 200);
-const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+/** Runs per route: BENCH_RUNS, or a count that suits the model's speed (the header says why). */
+const runsFor = (model: string) => Number(process.env.BENCH_RUNS ?? (model === MODEL ? 41 : 9));
 const STREAMS = 16;
 const CONCURRENT_TOKENS = Number(process.env.BENCH_CONCURRENT_TOKENS ?? 64);
 const IDLE = process.env.BENCH_IDLE !== '0';
@@ -207,7 +210,7 @@ const ownCpuS = () => {
   return (user + system) / 1e6;
 };
 
-/** Part 1 on one model: alternately over /v1 and over the browser's route, RUNS times each after a warm-up. */
+/** Part 1 on one model: alternately over /v1 and over the browser's route, `runsFor(model)` times each after a warm-up. */
 async function routeOverhead(
   server: ServerProcess,
   client: OpenAI,
@@ -216,6 +219,7 @@ async function routeOverhead(
   tokens: number,
 ) {
   const pid = server.child.pid ?? 0;
+  const runs = runsFor(model);
   await overV1(client, model, tokens); // warm-up: the server's member joins and connects
   await overRequester(asker, model, tokens);
   const v1: Awaited<ReturnType<typeof overV1>>[] = [];
@@ -231,7 +235,7 @@ async function routeOverhead(
   };
   // The routes alternate run by run, and which goes first alternates too (ABBA), so a drift in the machine's load
   // lands on both; each run's ratio is taken against the other route's run beside it.
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < runs; run++) {
     const viaV1 = () => measured(cpu.v1, () => overV1(client, model, tokens, pid));
     const viaRequester = () => measured(cpu.direct, () => overRequester(asker, model, tokens));
     if (run % 2 === 0) {
@@ -250,13 +254,13 @@ async function routeOverhead(
   const v1Tokens = v1.reduce((sum, r) => sum + r.tokens, 0);
   const directTokens = direct.reduce((sum, r) => sum + r.tokens, 0);
   const perToken = (seconds: number, count: number) => ((seconds * 1e6) / Math.max(1, count)).toFixed(0);
-  console.log(`route overhead, ${model} (${RUNS} runs, ${tokens} greedy tokens, identical answers: ${same})`);
+  console.log(`route overhead, ${model} (${runs} runs, ${tokens} greedy tokens, identical answers: ${same})`);
   console.log(`  /v1 stream:      ${v1Rate.toFixed(1)} tok/s, TTFT ${median(v1.map((r) => r.ttftMs)).toFixed(1)} ms`);
   console.log(
     `  browser route:   ${directRate.toFixed(1)} tok/s, TTFT ${median(direct.map((r) => r.ttftMs)).toFixed(1)} ms`,
   );
   console.log(
-    `  ratio ${(v1Rate / directRate).toFixed(3)} of the medians, ${median(pairRatios).toFixed(3)} median of the ${RUNS} runs' own (goal >= 0.95; runs: ${pairRatios.map((r) => r.toFixed(2)).join(' ')}), ${(1000 / v1Rate - 1000 / directRate).toFixed(3)} ms more per token over /v1, added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`,
+    `  ratio ${(v1Rate / directRate).toFixed(3)} of the medians, ${median(pairRatios).toFixed(3)} median of the ${runs} runs' own (goal >= 0.95; runs: ${pairRatios.map((r) => r.toFixed(2)).join(' ')}), ${(1000 / v1Rate - 1000 / directRate).toFixed(3)} ms more per token over /v1, added TTFT ${addedTtft.toFixed(1)} ms (goal <= 20)`,
   );
   console.log(
     `  CPU per token (µs): server ${perToken(cpu.v1.server, v1Tokens)} over /v1 (${perToken(cpu.direct.server, directTokens)} while the browser route ran); this process ${perToken(cpu.v1.own, v1Tokens)} over /v1 (the openai client), ${perToken(cpu.direct.own, directTokens)} over the browser route (its requester); ${(v1.reduce((sum, r) => sum + r.chunks, 0) / Math.max(1, v1Tokens)).toFixed(2)} /v1 text chunks per token`,
@@ -331,7 +335,7 @@ async function main() {
   if (REALISTIC) await routeOverhead(server, client, asker, 'bench', TOKENS);
   // The API's own cost before any model runs (key lookup, budgets, routing): time to the stub's first token.
   const stub: number[] = [];
-  for (let run = 0; run < RUNS; run++) stub.push((await overV1(client, 'stub')).ttftMs);
+  for (let run = 0; run < runsFor('stub'); run++) stub.push((await overV1(client, 'stub')).ttftMs);
   console.log(`/v1 on the stub: TTFT ${median(stub).toFixed(1)} ms (key lookup, budgets, routing; no mesh)`);
 
   const before = await procStats(server.child.pid ?? 0);

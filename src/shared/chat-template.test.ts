@@ -3,7 +3,8 @@
 import { readFile } from 'node:fs/promises';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { ContextOverflowError, type FittedPrompt, MIN_ANSWER_TOKENS, fitPrompt, promptIds } from './chat-template.ts';
+import { oneTurnAtATime as reference } from '../../tests/support/fit-reference.ts';
+import { ContextOverflowError, type FittedPrompt, MIN_ANSWER_TOKENS, fitPrompt } from './chat-template.ts';
 import type { EngineMessage } from './engine-protocol.ts';
 
 const NANO = new URL('../../models/nano/', import.meta.url);
@@ -15,25 +16,8 @@ beforeAll(async () => {
 });
 
 /** The way every chat was fitted before: one turn dropped, the whole prompt tokenized again, until it fits. */
-function oneTurnAtATime(messages: EngineMessage[], context: number, maxNewTokens: number): FittedPrompt {
-  const system = messages[0]?.role === 'system' ? messages.slice(0, 1) : [];
-  let rest = messages.slice(system.length);
-  let trimmed = 0;
-  for (;;) {
-    const ids = promptIds(tokenizer, [...system, ...rest]);
-    if (ids.length + maxNewTokens <= context) return { ids, trimmed, maxNewTokens };
-    if (rest.length > 1) {
-      do {
-        rest = rest.slice(1);
-        trimmed++;
-      } while (rest.length > 1 && rest[0]?.role !== 'user');
-      continue;
-    }
-    const room = context - ids.length;
-    if (room >= Math.min(MIN_ANSWER_TOKENS, maxNewTokens)) return { ids, trimmed, maxNewTokens: room };
-    throw new ContextOverflowError(ids.length, context);
-  }
-}
+const oneTurnAtATime = (messages: EngineMessage[], context: number, maxNewTokens: number) =>
+  reference(tokenizer, messages, context, maxNewTokens);
 
 /** A seeded conversation: turns of varied length, sometimes two user messages in a row, sometimes a system prompt. */
 function conversation(seed: number): EngineMessage[] {
@@ -62,7 +46,7 @@ describe('fitPrompt', () => {
     let trimmedSome = 0;
     for (let seed = 1; seed <= 60; seed++) {
       const messages = conversation(seed);
-      const maxNewTokens = [8, 64, 256, 500][seed % 4] ?? 8;
+      const maxNewTokens = [8, 64, 256, 500, 4096][seed % 5] ?? 8;
       const expected = outcome(() => oneTurnAtATime(messages, 512, maxNewTokens));
       expect(
         outcome(() => fitPrompt(tokenizer, messages, { context: 512, maxNewTokens })),
@@ -99,5 +83,21 @@ describe('fitPrompt', () => {
     const cut = fitPrompt(tokenizer, long(95), { context: 512, maxNewTokens: 64 });
     expect(cut).toMatchObject({ trimmed: 2, maxNewTokens: 512 - cut.ids.length });
     expect(cut.maxNewTokens).toBeGreaterThanOrEqual(MIN_ANSWER_TOKENS);
+  });
+
+  it('keeps the turns that fit in half the context when max_tokens asks for nearly all of it', () => {
+    const turns: EngineMessage[] = Array.from({ length: 9 }, (_, i) => ({
+      role: i % 2 ? 'assistant' : 'user',
+      content: `ROMEO: turn ${i} `.repeat(4),
+    }));
+    const asked = fitPrompt(tokenizer, turns, { context: 512, maxNewTokens: 4096 });
+    const half = fitPrompt(tokenizer, turns, { context: 512, maxNewTokens: 256 });
+    // The same turns as a request for half the context: not only the last message.
+    expect(asked.ids).toEqual(half.ids);
+    expect(asked.trimmed).toBe(half.trimmed);
+    expect(asked.trimmed).toBeLessThan(turns.length - 1);
+    // The answer may use the rest of the context, not just the half kept free.
+    expect(asked.maxNewTokens).toBe(512 - asked.ids.length);
+    expect(asked.maxNewTokens).toBeGreaterThan(256);
   });
 });

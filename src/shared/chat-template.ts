@@ -34,14 +34,17 @@ export interface FittedPrompt {
   ids: number[];
   /** Messages left out, oldest first (the system prompt is kept). */
   trimmed: number;
-  /** `maxNewTokens`, or less where the last message leaves less room. */
+  /** `maxNewTokens`, or less where the prompt leaves less room in the context. */
   maxNewTokens: number;
 }
 
 /**
- * The prompt's ids for `messages` with the oldest turns dropped until the prompt and `maxNewTokens` fit `context`
- * (whole turns, so the template still sees user and assistant alternate; the system prompt stays). When the last
- * message alone leaves less than `maxNewTokens`, the answer gets what is left, if that is at least
+ * The prompt's ids for `messages` with the oldest turns dropped until the prompt and the answer's reserve fit
+ * `context` (whole turns, so the template still sees user and assistant alternate; the system prompt stays). The
+ * reserve is `maxNewTokens`, but never more than half the context (answerReserve): `maxNewTokens` is a ceiling, and
+ * one near the context's size (clients of an OpenAI-style API often send 4096) would otherwise leave out every
+ * earlier turn; the answer may still run to `maxNewTokens` or the context's end, whichever comes first. When the
+ * last message alone leaves less than the reserve, the answer gets what is left, if that is at least
  * MIN_ANSWER_TOKENS (or `maxNewTokens` when smaller); else ContextOverflowError. Every chat of a model fits its
  * context this way: the engine's whole-model answers, the pipeline's (docs/pipeline.md, "Asking from the chat") and
  * the server's for /v1 (README, "Context").
@@ -70,7 +73,8 @@ export function fitPrompt(
     if (!found) ids.set(start, (found = promptIds(tokenizer, [...system, ...rest.slice(start)])));
     return found;
   };
-  const fits = (at: number) => prompt(at).length + maxNewTokens <= context;
+  const reserve = answerReserve(context, maxNewTokens);
+  const fits = (at: number) => prompt(at).length + reserve <= context;
   // `fits(hi)` or hi is the last start; `fits(lo)` is false.
   let lo = 0;
   let hi = starts.length - 1;
@@ -93,10 +97,15 @@ export function fitPrompt(
   }
   const kept = prompt(hi);
   const trimmed = starts[hi] ?? 0;
-  if (kept.length + maxNewTokens <= context) return { ids: kept, trimmed, maxNewTokens };
   const room = context - kept.length;
-  if (room >= Math.min(MIN_ANSWER_TOKENS, maxNewTokens)) return { ids: kept, trimmed, maxNewTokens: room };
+  if (room >= Math.min(MIN_ANSWER_TOKENS, maxNewTokens))
+    return { ids: kept, trimmed, maxNewTokens: Math.min(maxNewTokens, room) };
   throw new ContextOverflowError(kept.length, context);
+}
+
+/** What fitPrompt keeps free for the answer: `maxNewTokens`, at most half the context (but MIN_ANSWER_TOKENS). */
+export function answerReserve(context: number, maxNewTokens: number): number {
+  return Math.min(maxNewTokens, Math.max(MIN_ANSWER_TOKENS, Math.floor(context / 2)));
 }
 
 /** The tokens that end an answer: the generation config's `eos_token_id` (one or a list) and the tokenizer's own. */

@@ -25,7 +25,7 @@ type CachedFile = FastifyInstance['models']['file'];
 export interface PipelineTokenizer {
   /**
    * The prompt's ids for `messages`, fitted to the model's context as every chat of a model is (fitPrompt,
-   * src/shared/chat-template.ts: the oldest turns left out, `maxNewTokens` cut to what a long last message leaves);
+   * src/shared/chat-template.ts: the oldest turns left out, `maxNewTokens` cut to the room left);
    * a ContextOverflowError when even the last message alone leaves no room for an answer.
    */
   tokenize(
