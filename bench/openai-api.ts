@@ -22,6 +22,10 @@
 //    text streams (from /proc/<pid>/sched, so without the job's records written after the last text): CPU per token
 //    and how often the scheduler preempted it.
 //    BENCH_PEER_THREADS=<n> gives each serving peer that many ONNX Runtime threads (default: every core).
+//    BENCH_PIN=1 pins the serving peers to the last core (one ONNX Runtime thread each unless BENCH_PEER_THREADS) and
+//    the server and this process to the others (taskset), as if the peer ran on a machine of its own, which is where
+//    a room's peers run: on one 2-core machine shared by all three, the /v1 route's extra process hop otherwise takes
+//    its CPU from the peer's ONNX Runtime threads, whose speed the ratio then measures more than the route's.
 //    BENCH_SERVER_CPU_PROF=<folder> writes a V8 CPU profile of the server process there (bench/cpu-profile.mjs).
 // 2. 16 concurrent /v1 streams from one key through the one server and its nano peer (REQUESTS_IN_FLIGHT_PER_IP=32:
 //    they come from one address; MESH_API_WAIT_MS=110000 and CONNECTION_TIMEOUT_MS=120000, since they queue for
@@ -29,10 +33,10 @@
 //    received, the server process's CPU seconds and RSS (from /proc, RSS sampled every 100 ms for its peak).
 // 3. What SERVE_MODELS costs: the idle RSS of a server with and without SERVE_MODELS=nano-shakespeare
 //    (BENCH_IDLE=0 skips it).
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import OpenAI from 'openai';
@@ -57,7 +61,14 @@ const CONCURRENT_TOKENS = Number(process.env.BENCH_CONCURRENT_TOKENS ?? 64);
 const IDLE = process.env.BENCH_IDLE !== '0';
 const REALISTIC = process.env.BENCH_REALISTIC !== '0';
 // ONNX Runtime threads of each serving peer (its --threads): unset, every core, as `npm run peer` runs by default.
-const PEER_THREADS = process.env.BENCH_PEER_THREADS;
+const PIN = process.env.BENCH_PIN === '1';
+const PEER_THREADS = process.env.BENCH_PEER_THREADS ?? (PIN ? '1' : undefined);
+const CORES = availableParallelism();
+if (PIN && CORES < 2) throw new Error('BENCH_PIN needs two cores or more');
+/** Every thread of `pid`, and those it starts later, to run on `cpus` only (a taskset list such as `0-2`). */
+const pin = (pid: number | undefined, cpus: string) => {
+  if (PIN && pid) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+};
 // A folder for a V8 CPU profile of the server process (bench/cpu-profile.mjs), written when it exits at the end.
 const SERVER_CPU_PROF = process.env.BENCH_SERVER_CPU_PROF;
 // The benchmark model of bench/engine.ts and bench/mesh.ts, generated once into BENCH_MODEL_DIR.
@@ -194,6 +205,7 @@ function servingPeer(server: ServerProcess, dir: string, model: string): Promise
     ...['--cache-dir', path.join(dir, `peer-cache-${model}`)],
     ...(PEER_THREADS ? ['--threads', PEER_THREADS] : []),
   ]);
+  pin(peer.pid, String(CORES - 1));
   return new Promise((resolve, reject) => {
     let output = '';
     peer.stdout.on('data', (d: Buffer) => {
@@ -322,6 +334,9 @@ async function main() {
         }
       : {}),
   });
+  pin(server.child.pid, `0-${CORES - 2}`);
+  pin(process.pid, `0-${CORES - 2}`);
+  if (PIN) console.log(`pinned: serving peers on core ${CORES - 1}, the server and this process on 0-${CORES - 2}`);
   if (REALISTIC) await downloadModel(server.url, await signUpCookie(server.url, 'cacher'), 'bench');
   const peers = [
     await servingPeer(server, dir, MODEL),
