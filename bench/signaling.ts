@@ -13,9 +13,10 @@
 //    each page's RTCPeerConnection, which the bench wraps in the page to note when each step happened (RECORD_LINKS
 //    below; the app is not changed), and the offer/answer round trip split where it crossed each page's WebSocket
 //    (bench/page-signals.ts); the server's event loop over each round (bench/loop-probe.mjs; BENCH_SERVER_PROFILE=<dir>
-//    writes a CPU profile of the server too). A page whose links are not all open after JOIN_DEADLINE_MS is counted
+//    writes a CPU profile of the server too; BENCH_PAGE_PROFILE=<dir> one of the first page's renderer, from the clicks
+//    or navigations to all open, each measured round). A page whose links are not all open after JOIN_DEADLINE_MS is counted
 //    apart, with what it saw (peer states, link steps).
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -345,12 +346,18 @@ async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>
           // navigations) to all open.
           let cpuBefore: Map<number, number>;
           let windowStart: number;
+          const pageProfile =
+            round >= 0 && process.env.BENCH_PAGE_PROFILE ? await pages[0]!.context().newCDPSession(pages[0]!) : null;
+          await pageProfile?.send('Profiler.enable');
+          await pageProfile?.send('Profiler.setSamplingInterval', { interval: 200 });
           if (navigation === 'click') {
             await settle(pages);
+            await pageProfile?.send('Profiler.start');
             windowStart = await clickIntoRoom(pages);
             await new Promise((resolve) => setTimeout(resolve, windowStart - Date.now()));
             cpuBefore = await treeCpu(process.pid);
           } else {
+            await pageProfile?.send('Profiler.start');
             cpuBefore = await treeCpu(process.pid);
             windowStart = Date.now();
             await Promise.all(
@@ -383,6 +390,15 @@ async function joinToOpen(peers: number, results: Record<Navigation, JoinResult>
             ),
           );
           const cpuAfter = await treeCpu(process.pid);
+          if (pageProfile) {
+            const { profile: taken } = await pageProfile.send('Profiler.stop');
+            const file = path.join(
+              process.env.BENCH_PAGE_PROFILE!,
+              `page-${pageCount}-${navigation}-${round}.cpuprofile`,
+            );
+            await writeFile(file, JSON.stringify(taken));
+            console.log(`   (the first page's profile: ${file})`);
+          }
           const serverPid = server.child.pid;
           result.cpu.push({
             wallMs: Date.now() - windowStart,
