@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { HeadlessPeer } from '../src/peer/headless-peer.ts';
+import { MeshJobError } from '../src/shared/mesh/job-requester.ts';
 import { buildApp } from '../src/server/app.ts';
 import { createApiKey } from '../src/server/services/api-keys.ts';
 import { type TestDatabase, openTestDatabase } from './support/database.ts';
@@ -189,6 +190,41 @@ describe('a conversation past the model’s context (512 tokens for nano-shakesp
     // No peer was offered the job, so none is recorded against: no job, no record.
     expect(served()).toBe(before.served);
     expect(await db.database.prisma.inferenceJob.count()).toBe(before.records);
+  });
+
+  it('ends a job its peer finds too long for the context at once, as CONTEXT_OVERFLOW, with no fault against the peer', async () => {
+    const sharing = await sharingPeer();
+    const asker = peers.find((peer) => !peer.node?.server.sharing) ?? (await startPeer('Asker'));
+    const node = asker.node;
+    if (!node) throw new Error('no node');
+    const model = { id: MODEL, sha256: sha(node) };
+    await expect.poll(() => node.requester.rank(model).length).toBeGreaterThan(0);
+    const ranked = node.requester.rank(model).length;
+    // The requester a browser runs fits nothing itself: the serving peer's engine finds the last message too long.
+    const refused = await node.requester
+      .run({
+        model,
+        messages: [{ role: 'user', content: lines(100) }],
+        sampling: { temperature: 0, topP: 1, maxNewTokens: 40, seed: 7 },
+        onToken: () => {},
+      })
+      .result.catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(MeshJobError);
+    expect(refused).toMatchObject({
+      code: 'CONTEXT_OVERFLOW',
+      message: expect.stringMatching(/512 tokens of context/),
+    });
+    expect(sharing.node?.server.served.at(-1)).toMatchObject({ outcome: 'error' });
+    // Not the peer's fault: it is still ranked, and answers the next job.
+    expect(node.requester.rank(model)).toHaveLength(ranked);
+    await idle();
+    const answered = await node.requester.run({
+      model,
+      messages: prompt,
+      sampling: { temperature: 0, topP: 1, maxNewTokens: 8, seed: 7 },
+      onToken: () => {},
+    }).result;
+    expect(answered.tokenIds.length).toBeGreaterThan(0);
   });
 
   it('leaves the oldest turns out and cuts max_tokens to what the last message leaves, with usage to match', async () => {

@@ -73,7 +73,17 @@ export const JobRejectReasonSchema = z.enum([
   'INVALID',
 ]);
 export type JobRejectReason = z.infer<typeof JobRejectReasonSchema>;
-export const JobErrorCodeSchema = z.enum(['GENERATION_FAILED', 'DEADLINE', 'PREEMPTED', 'SHUTTING_DOWN']);
+/**
+ * CONTEXT_OVERFLOW: the conversation's last message alone leaves no room for an answer in the model's context, so
+ * every peer of that model would refuse it too (the fit is the same everywhere: src/shared/chat-template.ts).
+ */
+export const JobErrorCodeSchema = z.enum([
+  'GENERATION_FAILED',
+  'DEADLINE',
+  'PREEMPTED',
+  'SHUTTING_DOWN',
+  'CONTEXT_OVERFLOW',
+]);
 export type JobErrorCode = z.infer<typeof JobErrorCodeSchema>;
 
 const v = z.literal(PEER_PROTOCOL_VERSION);

@@ -120,9 +120,9 @@ async function* answerOnMesh(
   const started = performance.now();
   const phase = chat.phase ?? (() => {});
   // Fitted here, before any peer is asked, for whole-model and pipeline jobs alike (README, "Context"): a last
-  // message that alone leaves no room is the client's 400, not a failure each peer would report in turn (its engine
-  // refuses it, and the job fails over to the next peer until none is left: a 503 that no retry mends). A model
-  // whose tokenizer the server does not hold is fitted by its peer's engine, the same way (fitPrompt); one whose
+  // message that alone leaves no room is the client's 400 without any peer offered the job. A model whose tokenizer
+  // the server does not hold is fitted by its peer's engine, the same way (fitPrompt), whose refusal
+  // (CONTEXT_OVERFLOW) ends the job at once and becomes the same 400 below; one whose
   // conversation is short enough to fit, whatever its tokens, is not tokenized here (a pipeline job is, later).
   const tokenizer = chat.pipeline?.tokenizer;
   const fitted: FittedConversation | null =
@@ -251,6 +251,11 @@ async function* answerOnMesh(
         (error.code === 'NO_PEER' || error.code === 'BUSY' || error.code === 'DEADLINE')
       )
         throw OpenAIError.unavailable(error.message, 5);
+      // A model the server holds no tokenizer for is fitted by its peer, whose refusal comes back here.
+      if (error instanceof MeshJobError && error.code === 'CONTEXT_OVERFLOW')
+        throw new OpenAIError(400, 'invalid_request_error', 'context_length_exceeded', error.message, {
+          param: 'messages',
+        });
       throw error;
     }
     if (!outcome) throw OpenAIError.unavailable('The job was stopped before any peer answered', 5);

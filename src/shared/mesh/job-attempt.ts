@@ -12,7 +12,7 @@ const MAX_QUEUE_GRACE = 4;
 export type AttemptResult =
   | { kind: 'done'; done: Extract<PeerMessage, { type: 'job:done' }> }
   /** `refusal`: the peer refused the offer, and why (a busy peer is not a faulty one). */
-  | { kind: 'failed'; reason: string; accepted: boolean; refusal?: JobRejectReason }
+  | { kind: 'failed'; reason: string; accepted: boolean; refusal?: JobRejectReason; overflow?: true }
   | { kind: 'cancelled' };
 
 export type AttemptState = 'offered' | 'accepted' | 'settled';
@@ -121,6 +121,7 @@ export class JobAttempt {
         );
         return this.#settle({ kind: 'done', done: message });
       case 'job:error':
+        if (message.code === 'CONTEXT_OVERFLOW' && this.#state === 'accepted') return this.#overflow(message.message);
         return this.#fail(`${message.code}: ${message.message}`);
       default:
         return;
@@ -144,6 +145,12 @@ export class JobAttempt {
     const accepted = this.#state === 'accepted';
     if (accepted) void this.options.send({ type: 'job:cancel', jobId: this.options.attemptId });
     this.#settle({ kind: 'failed', reason, accepted, ...(refusal && !accepted ? { refusal } : {}) });
+  }
+
+  /** The job cannot fit the model's context: not this peer's fault, and no other peer of the model could run it. */
+  #overflow(message: string): void {
+    if (this.#state === 'settled') return;
+    this.#settle({ kind: 'failed', reason: message, accepted: true, overflow: true });
   }
 
   #arm(ms: number, reason: string): void {

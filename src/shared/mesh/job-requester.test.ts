@@ -32,9 +32,14 @@ interface Script {
   /** Why it refuses (QUEUE_FULL unless said). */
   refusal?: JobRejectReason;
   answer?: number[];
+  /** Accepts, then finds the conversation too long for the model's context. */
+  overflows?: boolean;
 }
 
 const pause = (ms: number) => new Promise((resolve) => (ms > 0 ? setTimeout(resolve, ms) : setImmediate(resolve)));
+
+/** The peers that were offered a job and refused it as too long for the context, in order. */
+const offers: string[] = [];
 
 /** A peer that answers offers as its script says, straight into `requester`. */
 function scripted(requester: () => JobRequester, peerId: string, userId: string, script: Script = {}): PeerView {
@@ -54,6 +59,10 @@ function scripted(requester: () => JobRequester, peerId: string, userId: string,
     if (script.refuses === 'all' || script.refuses === offer.purpose)
       return reply({ type: 'job:reject', jobId, reason: script.refusal ?? 'QUEUE_FULL', message: 'busy' });
     reply({ type: 'job:accept', jobId, position: 0 });
+    if (script.overflows) {
+      offers.push(peerId);
+      return reply({ type: 'job:error', jobId, code: 'CONTEXT_OVERFLOW', message: 'This message is 600 tokens long' });
+    }
     const answer = script.answer ?? ANSWER;
     for (let index = offer.prefix.length; index < answer.length; index++) {
       await pause(script.tokenDelayMs ?? 0);
@@ -200,6 +209,19 @@ describe('JobRequester', () => {
     mesh.join('empty', 'user-empty', { claims: 1, refuses: 'all', refusal: 'MODEL_NOT_LOADED' });
     mesh.leave('slow');
     expect(await mesh.ask().catch((error: unknown) => error)).toMatchObject({ code: 'NO_PEER' });
+  });
+
+  it('fails a job too long for the model’s context at the first peer that says so, with no fault against it', async () => {
+    const mesh = room();
+    mesh.join('first', 'user-first', { claims: 1.5, overflows: true });
+    mesh.join('second', 'user-second', { claims: 1, overflows: true });
+    offers.length = 0;
+    const refused = await mesh.ask().catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(MeshJobError);
+    expect(refused).toMatchObject({ code: 'CONTEXT_OVERFLOW', message: 'This message is 600 tokens long' });
+    // Every peer of the model fits the conversation the same way: the second is not asked, the first not blamed.
+    expect(offers).toEqual(['first']);
+    expect(mesh.requester.rank(MODEL).map((p) => p.peerId)).toEqual(['first', 'second']);
   });
 
   it('checks every answer from a user new here until three checks of its answers held up, and a new identity starts over', async () => {

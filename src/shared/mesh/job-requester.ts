@@ -178,6 +178,8 @@ export class JobRequester {
           if (progress.tokens.length === 0) throw new MeshJobError('CANCELLED', 'Stopped before any peer answered');
           return progress.outcome(null);
         case 'failed':
+          // The same fit runs on every peer of the model: another would refuse it too.
+          if (attempt.overflow) throw new MeshJobError('CONTEXT_OVERFLOW', attempt.reason);
           if (progress.failed(peer, attempt)) this.records.failed(peer.peerId);
           break;
         default: {

@@ -186,7 +186,13 @@ export class JobServer {
       if (job.cancelled) outcome = 'cancelled';
       else {
         const code =
-          job.stopReason === 'preempt' ? 'PREEMPTED' : job.stopReason === 'deadline' ? 'DEADLINE' : 'GENERATION_FAILED';
+          job.stopReason === 'preempt'
+            ? 'PREEMPTED'
+            : job.stopReason === 'deadline'
+              ? 'DEADLINE'
+              : errorCode(error) === 'CONTEXT_OVERFLOW'
+                ? 'CONTEXT_OVERFLOW'
+                : 'GENERATION_FAILED';
         const message =
           code === 'PREEMPTED'
             ? "This peer's own chat needed the engine"
@@ -215,4 +221,9 @@ export class JobServer {
     }
     if (last) void job.send(last);
   }
+}
+
+/** The engine's error code (EngineError's, or the worker's error message's), when it has one. */
+function errorCode(error: unknown): unknown {
+  return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
 }

@@ -70,7 +70,8 @@ export interface MeshOutcome {
 export class MeshJobError extends Error {
   constructor(
     /** BUSY: every peer that could run it refused it for now (queue full, its per-requester cap): try again soon. */
-    readonly code: 'NO_PEER' | 'BUSY' | 'DEADLINE' | 'CANCELLED' | 'INVALID',
+    /** CONTEXT_OVERFLOW: the last message alone leaves no room for an answer in the model's context (any peer's). */
+    readonly code: 'NO_PEER' | 'BUSY' | 'DEADLINE' | 'CANCELLED' | 'INVALID' | 'CONTEXT_OVERFLOW',
     message: string,
   ) {
     super(message);
