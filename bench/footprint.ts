@@ -23,7 +23,7 @@
 // memory (WebAssembly memories, PGlite's among them), array buffers, and the garbage collections and server CPU time
 // per relayed message.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdir, readFile, mkdtemp, rm } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { ROOT, freePort } from '../tests/support/server-process.ts';
@@ -44,6 +44,10 @@ interface Proc {
   pid: number;
   ppid: number;
   rssKiB: number;
+  /** Proportional set size: each resident page divided among the processes that share it (smaps_rollup). */
+  pssKiB: number;
+  /** Resident pages no other process maps (Private_Clean + Private_Dirty). */
+  privateKiB: number;
   command: string;
 }
 
@@ -55,10 +59,14 @@ async function processes(): Promise<Proc[]> {
       const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
       const status = await readFile(`/proc/${entry}/status`, 'utf8');
       const command = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).split('\0').join(' ').trim();
+      const rollup = await readFile(`/proc/${entry}/smaps_rollup`, 'utf8').catch(() => '');
+      const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? 0);
       all.push({
         pid: Number(entry),
         ppid: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]),
         rssKiB: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0),
+        pssKiB: kib('Pss'),
+        privateKiB: kib('Private_Clean') + kib('Private_Dirty'),
         command,
       });
     } catch {
@@ -75,7 +83,49 @@ async function tree(root: number): Promise<Proc[]> {
   for (let i = 0; i < found.length; i++) found.push(...all.filter((p) => p.ppid === found[i]!.pid));
   return found;
 }
-const mib = (procs: Proc[]) => procs.reduce((sum, p) => sum + p.rssKiB, 0) / 1024;
+/**
+ * The tree's resident memory with each page counted once, however many of its processes map it: the physical frames
+ * (/proc/PID/pagemap, which shows them to root only; null otherwise) of every mapping with resident pages
+ * (/proc/PID/smaps). This is the "RSS of the whole tree" a machine must hold; the sum of the processes' RSS counts
+ * the node binary's code once for npm and again for the server.
+ */
+async function uniqueResidentMiB(procs: Proc[]): Promise<number | null> {
+  const frames = new Set<number>();
+  for (const proc of procs) {
+    let smaps: string;
+    let pagemap: FileHandle;
+    try {
+      smaps = await readFile(`/proc/${proc.pid}/smaps`, 'utf8');
+      pagemap = await open(`/proc/${proc.pid}/pagemap`, 'r');
+    } catch {
+      continue; // It exited.
+    }
+    try {
+      let range: [number, number] | null = null;
+      for (const line of smaps.split('\n')) {
+        const header = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+        if (header) range = [parseInt(header[1]!, 16), parseInt(header[2]!, 16)];
+        const rss = /^Rss:\s+(\d+)/.exec(line);
+        if (!rss || !range || rss[1] === '0') continue;
+        const pages = (range[1] - range[0]) / 4096;
+        const entries = new BigUint64Array(pages);
+        await pagemap.read(new Uint8Array(entries.buffer), 0, pages * 8, (range[0] / 4096) * 8);
+        for (const entry of entries)
+          if (entry >> 63n) {
+            const frame = Number(entry & ((1n << 55n) - 1n));
+            if (frame === 0) return null; // Not root: the frames are hidden.
+            frames.add(frame);
+          }
+      }
+    } finally {
+      await pagemap.close();
+    }
+  }
+  return (frames.size * 4096) / 1024 / 1024;
+}
+
+const mib = (procs: Proc[], field: 'rssKiB' | 'pssKiB' | 'privateKiB' = 'rssKiB') =>
+  procs.reduce((sum, p) => sum + p[field], 0) / 1024;
 
 async function waitHealthy(url: string, child: ChildProcess): Promise<void> {
   for (const deadline = Date.now() + 120_000; Date.now() < deadline;) {
@@ -150,6 +200,7 @@ async function measure(label: string, command: string[], dataDir: string) {
     const startSeconds = (performance.now() - started) / 1000;
     await new Promise((resolve) => setTimeout(resolve, SETTLE_S * 1000));
     const idle = await tree(child.pid!);
+    const idleUnique = await uniqueResidentMiB(idle);
     const { sockets, peers } = await joinedGuestSockets(url, 50);
     const loads: { name: string; lines: string[] }[] = [];
     for (const [name, perSocketPerSecond] of [
@@ -201,8 +252,17 @@ async function measure(label: string, command: string[], dataDir: string) {
     const afterJoins = mib(await tree(child.pid!));
     console.log(`\n${label} (${command.join(' ')})`);
     console.log(`  start to healthy: ${startSeconds.toFixed(2)} s`);
-    console.log(`  idle, whole tree: ${mib(idle).toFixed(0)} MiB`);
-    for (const p of idle) console.log(`    ${(p.rssKiB / 1024).toFixed(0).padStart(4)} MiB  ${p.command.slice(0, 90)}`);
+    // The sum of RSS counts a page the tree's processes share (npm and the server are both node: the same binary's
+    // code) once per process; PSS divides it among them (and any other process mapping it, another node on the
+    // machine included), private pages are each process's alone: the tree's own memory lies between the sums of
+    // private and of RSS, and PSS is the usual estimate of it.
+    console.log(
+      `  idle, whole tree: resident pages counted once ${idleUnique === null ? '(root only)' : `${idleUnique.toFixed(0)} MiB`}; sums of RSS ${mib(idle).toFixed(0)}, PSS ${mib(idle, 'pssKiB').toFixed(0)}, private ${mib(idle, 'privateKiB').toFixed(0)} MiB`,
+    );
+    for (const p of idle)
+      console.log(
+        `    RSS ${(p.rssKiB / 1024).toFixed(0).padStart(4)}, PSS ${(p.pssKiB / 1024).toFixed(0).padStart(4)}, private ${(p.privateKiB / 1024).toFixed(0).padStart(4)} MiB  ${p.command.slice(0, 80)}`,
+      );
     for (const load of loads) for (const line of load.lines) console.log(line);
     if (ROUNDS > 0) {
       console.log(
