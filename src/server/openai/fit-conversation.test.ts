@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PreTrainedTokenizer } from '@huggingface/transformers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { promptIds } from '../../shared/chat-template.ts';
+import { fitPrompt, promptIds } from '../../shared/chat-template.ts';
 import type { ChatMessage } from '../../shared/schemas/chat.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { stageTokenizers } from '../../shared/pipeline/stage-tokenizer.ts';
@@ -62,6 +62,18 @@ describe('mayOverflow', () => {
     // The bound is loose, not useless: most short conversations need no tokenizer.
     expect(safe).toBeGreaterThan(60);
     expect(mayOverflow(entry, [{ role: 'user', content: 'ROMEO:' }], 40)).toBe(false);
+    // A `max_tokens` past the context (here of a 2048-token model): what must fit is the conversation and the
+    // answer's reserve, half the context, and fitPrompt keeps such a conversation whole, only cutting max_tokens to
+    // the room left (as the peer's engine does).
+    const wide = { ...entry, contextLength: 2048 };
+    const short: ChatMessage[] = [{ role: 'user', content: 'ROMEO: '.repeat(20) }];
+    expect(mayOverflow(wide, short, 4096)).toBe(false);
+    const fitted = fitPrompt(tokenizer, short, { context: wide.contextLength, maxNewTokens: 4096 });
+    expect(fitted).toEqual({
+      ids: promptIds(tokenizer, short),
+      trimmed: 0,
+      maxNewTokens: wide.contextLength - fitted.ids.length,
+    });
     expect(mayOverflow(entry, [{ role: 'user', content: 'ROMEO: '.repeat(40) }], 40)).toBe(true);
   });
 });

@@ -3,7 +3,7 @@
 // every chat of a model is fitted (fitPrompt, src/shared/chat-template.ts), or 400 `context_length_exceeded` when
 // the last message alone leaves no room for an answer. Pipeline jobs need the prompt's ids; whole-model jobs send
 // the fitted conversation to their peer, whose engine then finds nothing left to trim.
-import { ContextOverflowError } from '../../shared/chat-template.ts';
+import { ContextOverflowError, answerReserve } from '../../shared/chat-template.ts';
 import type { ChatMessage } from '../../shared/schemas/chat.ts';
 import type { ManifestEntry } from '../../shared/schemas/models.ts';
 import { OpenAIError } from './errors.ts';
@@ -14,15 +14,17 @@ const TEMPLATE_TOKENS = 256;
 const TEMPLATE_TOKENS_PER_MESSAGE = 16;
 
 /**
- * Whether `messages` and `maxNewTokens` might not fit the model's context, told from their length alone: a token
- * covers at least one byte of the text (byte-level BPE, SentencePiece with byte fallback, a word-level vocabulary's
- * unknown token), beside the chat template's own. A conversation well inside the context needs no tokenizer: a
- * whole-model job then loads none on the server (transformers.js, hundreds of MiB and a blocked thread for its
- * first load: bench/README.md, "A lean server"), and its peer's engine finds nothing to trim either.
+ * Whether `messages` and the answer's reserve (fitPrompt's: `maxNewTokens`, at most half the context) might not fit
+ * the model's context, told from their length alone: a token covers at least one byte of the text (byte-level BPE,
+ * SentencePiece with byte fallback, a word-level vocabulary's unknown token), beside the chat template's own. A
+ * conversation well inside the context needs no tokenizer: a whole-model job then loads none on the server
+ * (transformers.js, hundreds of MiB and a blocked thread for its first load: bench/README.md, "A lean server"), and
+ * its peer's engine leaves nothing out either, only cutting a `max_tokens` past the context to the room left, as the
+ * server would have (so a client that always sends a large `max_tokens` costs the server no tokenizer).
  */
 export function mayOverflow(entry: ManifestEntry, messages: ChatMessage[], maxNewTokens: number): boolean {
   const encoder = new TextEncoder();
-  let bound = TEMPLATE_TOKENS + maxNewTokens;
+  let bound = TEMPLATE_TOKENS + answerReserve(entry.contextLength, maxNewTokens);
   for (const message of messages) bound += encoder.encode(message.content).length + TEMPLATE_TOKENS_PER_MESSAGE;
   return bound > entry.contextLength;
 }
