@@ -105,8 +105,13 @@ async function expectEngineTokens(pipeline: ConnectedPipeline, chunk: number | u
       for await (const token of pipeline.generate(
         { temperature: sampling.temperature, topP: sampling.topP, seed: sampling.seed ?? 0 },
         { jobId: `job-${n++}`, prompt: ids, maxNewTokens: sampling.maxNewTokens, eos: new Set([eos]), chunk },
-      ))
+      )) {
+        // Every stage holds where the answer starts and what ends it: the last one keeps the first token from ending it.
+        if (!tokens.length)
+          for (const host of pipeline.hosts)
+            expect(host.openJobs()[0]).toMatchObject({ answerStart: ids.length, endTokens: [eos] });
         tokens.push(token);
+      }
       expect(tokens, `${prompt} (${name})`).toEqual(expected.get(`${prompt}|${name}`));
     }
 }

@@ -51,6 +51,22 @@ export function sampleInPlace(
   return chosen;
 }
 
+/**
+ * An answer's first token may not end it: the tokens of `end` (the model's end-of-sequence ids) are taken out of the
+ * running there, as `min_new_tokens: 1` does in Hugging Face's generate. A small model may otherwise end at once
+ * (the bundled nano model did for about one seed in twenty), and an empty answer is never what was asked for.
+ * The rule looks at the position only, so a job resumed elsewhere or run as a pipeline draws what one uninterrupted
+ * engine draws. Logits where every token ends the answer are left as they are.
+ */
+export function forbidEnd(logits: Float32Array, end: Iterable<number>): void {
+  const ids = [...end].filter((id) => id >= 0 && id < logits.length);
+  const ending = new Set(ids);
+  let other = false;
+  for (let i = 0; i < logits.length && !other; i++) other = !ending.has(i) && (logits[i] ?? -Infinity) > -Infinity;
+  if (!other) return;
+  for (const id of ids) logits[id] = -Infinity;
+}
+
 /** The index of the largest value, the first on ties (what greedy decoding takes). */
 export function argmax(values: Float32Array): number {
   let best = 0;

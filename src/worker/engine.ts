@@ -30,7 +30,7 @@ import type {
 } from '../shared/engine-protocol.ts';
 import { type BackendPlan, type GpuLike, browserGpu, planBackend } from './backend.ts';
 import { ContextOverflowError, type FittedPrompt, endTokens, fitPrompt } from '../shared/chat-template.ts';
-import { SeededSampler } from './sampling.ts';
+import { NoEmptyAnswer, SeededSampler } from './sampling.ts';
 import { type StreamedToken, TokenStreamer } from './token-streamer.ts';
 
 export class EngineError extends Error {
@@ -368,6 +368,7 @@ export class InferenceEngine {
       onToken(token);
     });
     const processors = new LogitsProcessorList();
+    processors.push(new NoEmptyAnswer(fitted.ids.length, loaded.eos));
     processors.push(new SeededSampler(sampling, sampling.seed ?? Math.floor(Math.random() * 2 ** 32)));
     const inputIds = new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, ids.length]);
     const attentionMask = new Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]);

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { pickToken } from '../shared/pipeline/job.ts';
+import { forbidEnd } from '../shared/sampling.ts';
 import { sampleInPlace, uniform } from './sampling.ts';
 
 describe('uniform', () => {
@@ -38,5 +40,29 @@ describe('sampleInPlace', () => {
     for (let i = 0; i < 2000; i++)
       seen.add(sampleInPlace(Float32Array.from([5, 4.9, 0, -1]), { temperature: 1, topP: 0.9 }, uniform(2, i)));
     expect([...seen].sort()).toEqual([0, 1]);
+  });
+});
+
+describe('forbidEnd', () => {
+  it('takes the end tokens out of the running unless nothing else is left', () => {
+    const logits = Float32Array.from([1, 9, 2, 8]);
+    forbidEnd(logits, new Set([1, 3, 99]));
+    expect(Array.from(logits)).toEqual([1, -Infinity, 2, -Infinity]);
+    // The only token standing ends the answer: it stays (an answer that must end can).
+    const alone = Float32Array.from([-Infinity, 5, -Infinity]);
+    forbidEnd(alone, [1]);
+    expect(Array.from(alone)).toEqual([-Infinity, 5, -Infinity]);
+  });
+});
+
+describe('pickToken', () => {
+  const job = { temperature: 0, topP: 1, seed: 3, answerStart: 10, endTokens: [2] };
+  it('never ends the answer at its first position, greedy or sampled, and leaves later positions alone', () => {
+    expect(pickToken(Float32Array.from([0, 1, 9]), job, 10)).toBe(1);
+    expect(pickToken(Float32Array.from([0, 1, 9]), job, 11)).toBe(2);
+    for (let seed = 0; seed < 200; seed++)
+      expect(pickToken(Float32Array.from([0, 1, 9]), { ...job, temperature: 1, seed }, 10)).not.toBe(2);
+    // A job from a requester that names no end tokens is drawn as before.
+    expect(pickToken(Float32Array.from([0, 1, 9]), { temperature: 0, topP: 1, seed: 3 }, 10)).toBe(2);
   });
 });

@@ -3,7 +3,7 @@
 // exactly the tokens the first peer would have made.
 import { LogitsProcessor, type Tensor } from '@huggingface/transformers';
 import type { Sampling } from '../shared/engine-protocol.ts';
-import { sampleInPlace, uniform } from '../shared/sampling.ts';
+import { forbidEnd, sampleInPlace, uniform } from '../shared/sampling.ts';
 
 // The draw itself is pure and shared with the pipeline's last stage (docs/pipeline.md).
 export { sampleInPlace, uniform };
@@ -27,6 +27,27 @@ export class SeededSampler extends LogitsProcessor {
       if (!row) continue;
       // The position of the token being drawn: the same whichever peer draws it.
       sampleInPlace(row.data as Float32Array, this.sampling, uniform(this.seed, inputIds[batch]?.length ?? 0));
+    }
+    return logits;
+  }
+}
+
+/**
+ * Runs before the sampler (and before greedy): at the answer's first position (`answerStart`, the prompt's length)
+ * the tokens that end an answer are out of the running, so an answer is never empty (forbidEnd).
+ */
+export class NoEmptyAnswer extends LogitsProcessor {
+  constructor(
+    private readonly answerStart: number,
+    private readonly end: ReadonlySet<number>,
+  ) {
+    super();
+  }
+
+  override _call(inputIds: bigint[][], logits: Tensor): Tensor {
+    for (let batch = 0; batch < inputIds.length; batch++) {
+      const row = (logits as unknown as Tensor[])[batch];
+      if (row && inputIds[batch]?.length === this.answerStart) forbidEnd(row.data as Float32Array, this.end);
     }
     return logits;
   }

@@ -66,9 +66,14 @@ async function watchPhases(p: Page, id: string): Promise<() => Promise<string[]>
   return () => p.evaluate(() => (globalThis as unknown as { __phases: string[] }).__phases);
 }
 
-/** Sends a prompt on the Chat screen; returns the readout and how many different lengths the answer grew through. */
+/**
+ * Sends a prompt on the Chat screen with a fixed seed; returns the readout, how many different lengths the answer
+ * grew through, and the answer.
+ */
 async function chat(p: Page, prompt: string): Promise<{ readout: string; growth: number; answer: string }> {
   await p.getByRole('link', { name: 'Chat' }).click();
+  // A fixed seed, so the answer is the same long one on every run (a random seed may draw a few words).
+  await p.getByTestId('chat-seed').fill('4242');
   await p.evaluate(() => {
     const lengths = new Set<number>();
     (globalThis as unknown as { __lengths: Set<number> }).__lengths = lengths;
@@ -83,7 +88,15 @@ async function chat(p: Page, prompt: string): Promise<{ readout: string; growth:
   await expect.poll(() => p.getByTestId('answer-readout').count(), { timeout: 60_000 }).toBe(before + 1);
   const readout = (await p.getByTestId('answer-readout').last().textContent()) ?? '';
   const growth = await p.evaluate(() => (globalThis as unknown as { __lengths: Set<number> }).__lengths.size);
-  const answer = (await p.getByTestId('chat-message-assistant').last().textContent()) ?? '';
+  // The answer's own text, without its readout and its actions.
+  const answer = await p
+    .getByTestId('chat-message-assistant')
+    .last()
+    .evaluate((item) => {
+      const copy = item.cloneNode(true) as Element;
+      for (const extra of copy.querySelectorAll('[data-testid="answer-readout"], [role="group"]')) extra.remove();
+      return copy.textContent ?? '';
+    });
   return { readout, growth, answer };
 }
 

@@ -2,7 +2,7 @@
 // backpressure, a largest message), or real data channels. The same hosts and requester a mesh pipeline uses, for
 // tests and benchmarks (docs/pipeline.md).
 import { type FrameWire, type MemoryWireOptions, type WireStats, memoryWirePair } from './frame-wire.ts';
-import { type PipelineJob, PipelineJobSchema } from './job.ts';
+import { type PipelineJob, PipelineJobSchema, stageJob } from './job.ts';
 import { PipelineJobError, type PipelineRequest, PipelineRequester } from './pipeline-requester.ts';
 import { FrameLog } from './frame-log.ts';
 import { StageHost } from './stage-host.ts';
@@ -61,7 +61,7 @@ export function connectPipeline(
       return hops.map(([sender]) => sender.stats);
     },
     async *generate(job, request) {
-      const opened = PipelineJobSchema.parse({ ...job, jobId: request.jobId });
+      const opened = PipelineJobSchema.parse({ ...stageJob(job, request), jobId: request.jobId });
       for (const host of hosts) host.open(opened);
       try {
         yield* requester.generate(request);

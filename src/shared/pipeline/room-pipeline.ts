@@ -8,7 +8,7 @@
 import type { OutgoingPeerMessage, PeerMessage } from '../peer-protocol.ts';
 import type { PeerView } from '../mesh/mesh-job.ts';
 import type { FrameWire } from './frame-wire.ts';
-import type { PipelineJob } from './job.ts';
+import { type PipelineJob, stageJob } from './job.ts';
 import { jobFrameWire } from './job-wire.ts';
 import type { LayerRange, PipelineCapability } from './pipe-protocol.ts';
 import { stalledStage } from './stall.ts';
@@ -139,12 +139,19 @@ export class RoomPipeline {
       );
     }
     const jobId = globalThis.crypto.randomUUID();
+    const job = stageJob(request.job, request);
     const names = new Map(this.views().map((v) => [v.peerId, v.name] as const));
     const stages = placement.map((s) => ({ ...s, name: names.get(s.peerId) ?? s.peerId }));
     const started = performance.now();
     const opened = await Promise.allSettled(
       stages.map((s, i) =>
-        this.openStage(jobId, request, s, stages[i - 1]?.peerId ?? null, stages[i + 1]?.peerId ?? null),
+        this.openStage(
+          jobId,
+          { model: request.model, job },
+          s,
+          stages[i - 1]?.peerId ?? null,
+          stages[i + 1]?.peerId ?? null,
+        ),
       ),
     );
     const refused = opened.findIndex((o) => o.status === 'rejected');
@@ -162,7 +169,7 @@ export class RoomPipeline {
     const run: Running = {
       jobId,
       model: request.model,
-      job: request.job,
+      job,
       onFailover: request.onFailover,
       version: this.hosts(request.model).find((h) => h.peerId === stages[0]?.peerId)?.pipeline.version,
       stages,
