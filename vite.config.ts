@@ -4,6 +4,7 @@ import tailwindcss from '@tailwindcss/vite';
 import react from '@vitejs/plugin-react';
 import { type Plugin, defaultClientConditions, defineConfig } from 'vite';
 import { VitePWA } from 'vite-plugin-pwa';
+import { rewriteOrtOutputs } from './scripts/ort-output-arrays.ts';
 
 const ORT_DIST = path.resolve(import.meta.dirname, 'node_modules/onnxruntime-web/dist');
 const ORT_VERSION = (JSON.parse(readFileSync(path.resolve(ORT_DIST, '../package.json'), 'utf8')) as { version: string })
@@ -40,6 +41,25 @@ function onnxRuntimeFiles(): Plugin {
           fileName: `${ORT_WASM_BASE.slice(1)}${file}`,
           source: readFileSync(path.join(ORT_DIST, file)),
         });
+      }
+    },
+  };
+}
+
+/**
+ * ONNX Runtime Web copies each output of a run into a new typed array; the worker's build rewrites that line so the
+ * inference worker may hand it an array on reused memory (scripts/ort-output-arrays.ts, src/worker/output-arrays.ts).
+ */
+function ortOutputArrays(): Plugin {
+  const file = path.join(ORT_DIST, 'ort.webgpu.min.mjs');
+  return {
+    name: 'mesh:ort-output-arrays',
+    transform(code, id) {
+      if (path.resolve(id.split('?')[0] ?? '') !== file) return null;
+      try {
+        return { code: rewriteOrtOutputs(code, ORT_VERSION), map: null };
+      } catch (error) {
+        this.error(error instanceof Error ? error.message : String(error));
       }
     },
   };
@@ -121,7 +141,7 @@ export default defineConfig(({ command }) => ({
   // ONNX Runtime's "extern wasm" build loads its glue and .wasm from `wasmPaths` only; the default build would
   // also make Vite emit a second, hashed 27 MB copy of the WASM file into assets/.
   resolve: { conditions: ['onnxruntime-web-use-extern-wasm', ...defaultClientConditions] },
-  worker: { format: 'es' },
+  worker: { format: 'es', plugins: () => [ortOutputArrays()] },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

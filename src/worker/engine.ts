@@ -30,6 +30,7 @@ import type {
 } from '../shared/engine-protocol.ts';
 import { type BackendPlan, type GpuLike, browserGpu, planBackend } from './backend.ts';
 import { ContextOverflowError, type FittedPrompt, endTokens, fitPrompt } from '../shared/chat-template.ts';
+import type { OutputArrays, SessionLike } from './output-arrays.ts';
 import { NoEmptyAnswer, SeededSampler } from './sampling.ts';
 import { type StreamedToken, TokenStreamer } from './token-streamer.ts';
 
@@ -74,6 +75,11 @@ export interface EngineOptions {
    * (runtime-start.ts); never rejects. Node has nothing to start: onnxruntime-node is native.
    */
   startRuntime?: () => Promise<void>;
+  /**
+   * Browser: reused memory for ONNX Runtime Web's output tensors (output-arrays.ts), installed by the worker. Each
+   * loaded model's sessions run through it.
+   */
+  outputArrays?: OutputArrays;
 }
 
 export interface LoadProgress {
@@ -237,6 +243,11 @@ export class InferenceEngine {
         };
         enter('Preparing', plan.reason);
         loadedModel = await this.loadModel(model, plan, track(plan.backend), threads);
+      }
+      const outputs = this.options.outputArrays;
+      if (outputs) {
+        const sessions = (loadedModel as unknown as { sessions?: Record<string, SessionLike> }).sessions ?? {};
+        for (const session of Object.values(sessions)) outputs.wrap(session);
       }
       const config = loadedModel.config as { max_position_embeddings?: number };
       const generation = loadedModel.generation_config as { eos_token_id?: number | number[] } | null;
@@ -430,5 +441,6 @@ export class InferenceEngine {
     const loaded = this.current;
     this.current = null;
     await loaded?.model.dispose();
+    this.options.outputArrays?.clear();
   }
 }

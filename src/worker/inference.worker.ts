@@ -3,6 +3,7 @@
 // hosts browser stages of a pipeline (`stage-*` messages, docs/pipeline.md) on the same ONNX Runtime.
 import { InferenceEngine } from './engine.ts';
 import { createEngineHost } from './engine-host.ts';
+import { OutputArrays } from './output-arrays.ts';
 import { createStageWorkerHost } from './stage-worker-host.ts';
 import { startOnnxRuntime } from './runtime-start.ts';
 import { openWebStage } from './web-stage-session.ts';
@@ -14,6 +15,9 @@ declare const __ORT_WASM_BASE__: string;
 
 const modelHost = new URL('/models/', self.location.origin).href;
 const wasmPaths = new URL(__ORT_WASM_BASE__, self.location.origin).href;
+// ONNX Runtime Web's output tensors on reused memory during the engine's runs (output-arrays.ts).
+const outputArrays = new OutputArrays();
+outputArrays.install();
 const engine = new InferenceEngine({
   modelHost,
   wasmPaths,
@@ -21,6 +25,7 @@ const engine = new InferenceEngine({
   browserCache: false,
   // ONNX Runtime's WebAssembly starts with each load (once per worker), alongside the model files.
   startRuntime: () => startOnnxRuntime(wasmPaths),
+  outputArrays,
 });
 const handle = createEngineHost(engine, (reply) => self.postMessage(reply));
 // A stage's session waits for the same start: a WebGPU one made while it runs would start the WebAssembly twice.

@@ -1,19 +1,38 @@
 // The inference worker in headless Chromium, loading the bundled nano model from the server's /models route and
 // ONNX Runtime from the app's own files: WASM and WebGPU (SwiftShader) give the greedy tokens the engine gives in
 // Node, and a WebGPU load that fails falls back to WASM. (The app around it: tests/e2e/pwa.test.ts.)
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EngineMessage, EngineModel } from '../../src/shared/engine-protocol.ts';
+import type { EngineMessage, EngineModel, Sampling } from '../../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../../src/worker/engine.ts';
+import { FakeHub } from '../../scripts/fake-hub.ts';
 import { useAppServer } from '../support/app-server.ts';
 import { launchChromium, runWorker, workerSession } from '../support/browser.ts';
-import { nanoEngineModel } from '../support/model-fixtures.ts';
+import { nanoEngineModel, publishModels } from '../support/model-fixtures.ts';
+import { downloadModel, signUpCookie } from '../support/server-process.ts';
 
 const MESSAGES: EngineMessage[] = [{ role: 'user', content: 'Now is the winter of our discontent' }];
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: 24 };
 
-const app = useAppServer({ name: 'engine', browser: 'none' });
+const hub = new FakeHub();
+/**
+ * Wide enough that its KV outputs pass 64 KiB from position 32 (2 KiB a position each), where ONNX Runtime's outputs
+ * come from reused memory (src/worker/output-arrays.ts); the nano model's pass it only from position 128.
+ */
+const WIDE = { layers: 2, hidden: 512, heads: 8, seed: 3, maxPositions: 256 };
+let wide: EngineModel;
+const app = useAppServer({
+  name: 'engine',
+  browser: 'none',
+  services: [hub],
+  async env(dir) {
+    const { manifestPath, published } = await publishModels(hub, dir, [{ id: 'engine-wide', options: WIDE }]);
+    wide = published['engine-wide']!.model;
+    return { HF_ENDPOINT: hub.origin, MANIFEST_PATH: manifestPath };
+  },
+});
 let nano: EngineModel;
 let nodeTokens: number[];
 const browsers: Browser[] = [];
@@ -68,6 +87,45 @@ describe('the inference worker in Chromium', () => {
     // The runtime started with the first load: a later load's count cannot change it, and Ready says so.
     expect(await threaded.load(nano, 'wasm', 1)).toMatchObject({ type: 'ready', threads: 3 });
     await threaded.close();
+  }, 180_000);
+
+  it("on WASM, with ONNX Runtime's outputs on reused memory, gives Node's tokens over long answers and turns", async () => {
+    // The build rewrote ONNX Runtime Web's output line to ask the worker's OutputArrays (vite.config.ts).
+    const bundle = await readFile(path.join(app.dist, app.workerPath), 'utf8');
+    expect(bundle).toContain('__meshOrtOutputArray?.(');
+    // Past position 32 the wide model's KV outputs are 64 KiB and more, so they come from reused buffers: a long
+    // answer, a next turn on the cache kept from it, then a sampled answer on a fresh start, each as Node makes them
+    // (an output written over one still to be read would not).
+    await downloadModel(app.url, await signUpCookie(app.url, 'engine-wide'), 'engine-wide');
+    const first: EngineMessage[] = [{ role: 'user', content: 'Tell me of kings, of wars, of love and of the sea' }];
+    const steps = async (generate: (messages: EngineMessage[], sampling: Sampling) => Promise<number[]>) => {
+      const long = await generate(first, { ...GREEDY, maxNewTokens: 120 });
+      const next = await generate(
+        [...first, { role: 'assistant', content: String(long.length) }, { role: 'user', content: 'And then?' }],
+        { ...GREEDY, maxNewTokens: 60 },
+      );
+      const sampled = await generate(first, { temperature: 0.9, topP: 0.95, maxNewTokens: 120, seed: 31 });
+      return { long, next, sampled };
+    };
+    const engine = new InferenceEngine({ modelHost: `${app.url}/models/`, cacheDir: path.join(app.dir, 'node-cache') });
+    await engine.load(wide, 'auto', () => {});
+    const node = await steps(
+      async (messages, sampling) => (await engine.generate(messages, sampling, () => {})).tokenIds,
+    );
+    await engine.unload();
+    expect([node.long.length, node.next.length]).toEqual([120, 60]);
+    expect(node.sampled.length).toBeGreaterThan(40);
+
+    const { page } = await openPage('no-gpu');
+    const session = await workerSession(page, app.workerPath);
+    expect(await session.load(wide, 'wasm')).toMatchObject({ type: 'ready', backend: 'wasm' });
+    const browser = await steps(async (messages, sampling) => {
+      const done = await session.generate(messages, sampling);
+      if (done.type !== 'complete') throw new Error(done.message);
+      return done.tokenIds;
+    });
+    await session.close();
+    expect(browser).toEqual(node);
   }, 180_000);
 
   it('on WebGPU (SwiftShader) gives the same greedy tokens as Node', async () => {
