@@ -9,21 +9,18 @@
 // 4. WebGPU on SwiftShader (Chromium's CPU implementation of WebGPU: its speed says nothing about a GPU): the same
 //    greedy answer, checked token for token against the engine in Node, with its load time and tokens/s.
 // Models load through the real server process (the benchmark model downloaded from the fake Hub by the proxy).
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoTokenizer } from '@huggingface/transformers';
 import * as ort from 'onnxruntime-node';
-import { FakeHub } from '../scripts/fake-hub.ts';
-import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import type { EngineMessage, EngineModel } from '../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import type { Page } from 'playwright-core';
-import { buildClient, launchChromium, workerSession } from '../tests/support/browser.ts';
-import { nanoEngineModel, publishModels } from '../tests/support/model-fixtures.ts';
-import { downloadModel, signUpCookie, startServer } from '../tests/support/server-process.ts';
+import { launchChromium, workerSession } from '../tests/support/browser.ts';
+import { nanoEngineModel } from '../tests/support/model-fixtures.ts';
 import { promptIds as chatPromptIds } from '../src/shared/chat-template.ts';
+import { BENCH_DIR, serveBenchModel } from './bench-model.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 /** SwiftShader runs WebGPU on the CPU, slowly: a shorter answer is enough to check the tokens. */
@@ -32,8 +29,6 @@ const WEBGPU_TOKENS = Number(process.env.BENCH_WEBGPU_TOKENS ?? 16);
 const RUNS = 5;
 /** ONNX Runtime Web threads for the extra WASM row (0 or 1: none), against Node held to as many. */
 const WASM_THREADS = Number(process.env.BENCH_WASM_THREADS ?? 2);
-const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
-const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
 const MESSAGES: EngineMessage[] = [
   { role: 'user', content: 'Write a long story about a mesh of browsers sharing one small model.' },
 ];
@@ -186,32 +181,13 @@ async function nodeFigures(serverUrl: string, dir: string, model: EngineModel, t
 
 async function main() {
   const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-engine-'));
-  if (!existsSync(path.join(BENCH_DIR, 'onnx/model.onnx'))) {
-    console.log(`generating the benchmark model into ${BENCH_DIR} ...`);
-    await generateRandomModel(BENCH_DIR, BENCH);
-  }
-  const config = JSON.parse(await readFile(path.join(BENCH_DIR, 'config.json'), 'utf8')) as {
-    num_hidden_layers: number;
-    num_attention_heads: number;
-    hidden_size: number;
-  };
-  const hub = new FakeHub();
-  await hub.start();
-  const { manifestPath, published } = await publishModels(hub, dir, [
-    { id: 'bench', from: BENCH_DIR, contextLength: BENCH.maxPositions },
-  ]);
-  // Built before the server starts: it registers the built files at start-up.
-  const { workerPath } = await buildClient(path.join(dir, 'dist'));
-  const server = await startServer({
-    DATA_DIR: path.join(dir, 'data'),
-    HF_ENDPOINT: hub.origin,
-    MANIFEST_PATH: manifestPath,
-    CLIENT_DIST_DIR: path.join(dir, 'dist'),
-  });
+  const { server, workerPath, model: bench, stop } = await serveBenchModel(dir);
   try {
-    await downloadModel(server.url, await signUpCookie(server.url, 'bench'), 'bench');
-    const bench = published.bench?.model;
-    if (!bench) throw new Error('the benchmark model was not published');
+    const config = JSON.parse(await readFile(path.join(BENCH_DIR, 'config.json'), 'utf8')) as {
+      num_hidden_layers: number;
+      num_attention_heads: number;
+      hidden_size: number;
+    };
     const nano = await nanoEngineModel();
 
     // Node: first load fills the file cache; the second engine loads from it.
@@ -346,9 +322,7 @@ async function main() {
       );
     }
   } finally {
-    server.child.kill('SIGTERM');
-    await server.exited;
-    await hub.stop();
+    await stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

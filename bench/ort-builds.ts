@@ -9,21 +9,19 @@
 // prompt): tokens a second of each build's answers after a first one, rounds interleaved so that a drift of the
 // machine's load lands on every build. A fourth variant is the app's build with its output line rewritten as the
 // app's worker has it (scripts/ort-output-arrays.ts), output arrays handed out on reused buffers.
-import { existsSync, createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { rewriteOrtOutputs } from '../scripts/ort-output-arrays.ts';
-import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import { OUTPUT_HOOK } from '../src/worker/output-arrays.ts';
 import { launchChromium } from '../tests/support/browser.ts';
+import { BENCH, BENCH_DIR, ensureBenchModel } from './bench-model.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const ANSWERS = 4;
-const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
-const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
 const ORT_DIST = path.join(import.meta.dirname, '..', 'node_modules', 'onnxruntime-web', 'dist');
 const REUSED = 'ort.webgpu.reused.mjs';
 /**
@@ -42,7 +40,7 @@ const BUILDS: { name: string; entry: string; level?: string }[] = LEVELS.length
 /** bench/engine.ts's chat prompt on the benchmark model's tokenizer is 89 tokens; the KV copied out grows from it. */
 const PROMPT_TOKENS = 89;
 
-if (!existsSync(path.join(BENCH_DIR, 'onnx/model.onnx'))) await generateRandomModel(BENCH_DIR, BENCH);
+await ensureBenchModel();
 
 const TYPES: Record<string, string> = { '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
 const server = createServer((request, response) => {

@@ -6,20 +6,14 @@
 // protocol. Prints self time by function, the WebAssembly kernels summed apart from JavaScript, tok/s, and the minor
 // page faults Chromium's processes took a token (Linux): a fault's cost lands in the self time of whichever function
 // first touched the page (ONNX Runtime Web's `run` copying outputs into new arrays, before src/worker/output-arrays.ts).
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { FakeHub } from '../scripts/fake-hub.ts';
-import { generateRandomModel } from '../scripts/tiny-model/generate.ts';
 import type { EngineMessage } from '../src/shared/engine-protocol.ts';
-import { buildClient, launchChromium, workerSession } from '../tests/support/browser.ts';
-import { publishModels } from '../tests/support/model-fixtures.ts';
-import { downloadModel, signUpCookie, startServer } from '../tests/support/server-process.ts';
+import { launchChromium, workerSession } from '../tests/support/browser.ts';
+import { serveBenchModel } from './bench-model.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
-const BENCH = { layers: 8, hidden: 512, heads: 8, seed: 42, maxPositions: 1024 };
-const BENCH_DIR = process.env.BENCH_MODEL_DIR ?? '/tmp/models/mesh/bench';
 const MESSAGES: EngineMessage[] = [
   { role: 'user', content: 'Write a long story about a mesh of browsers sharing one small model.' },
 ];
@@ -52,25 +46,11 @@ async function chromiumFaults(): Promise<number> {
   return total;
 }
 
-if (!existsSync(path.join(BENCH_DIR, 'onnx/model.onnx'))) await generateRandomModel(BENCH_DIR, BENCH);
-const dir = await mkdtemp(path.join(tmpdir(), 'mesh-bench-profile-'));
-const hub = new FakeHub();
-await hub.start();
-const { manifestPath, published } = await publishModels(hub, dir, [
-  { id: 'bench', from: BENCH_DIR, contextLength: BENCH.maxPositions },
-]);
-const { workerPath } = await buildClient(path.join(dir, 'dist'));
-const server = await startServer({
-  DATA_DIR: path.join(dir, 'data'),
-  HF_ENDPOINT: hub.origin,
-  MANIFEST_PATH: manifestPath,
-  CLIENT_DIST_DIR: path.join(dir, 'dist'),
-});
+const { workerPath, model, server, stop } = await serveBenchModel(
+  await mkdtemp(path.join(tmpdir(), 'mesh-bench-profile-')),
+);
 const browser = await launchChromium('no-gpu');
 try {
-  await downloadModel(server.url, await signUpCookie(server.url, 'bench'), 'bench');
-  const model = published.bench?.model;
-  if (!model) throw new Error('the benchmark model was not published');
   const page = await (await browser.newContext()).newPage();
   await page.goto(`${server.url}/api/health`);
   const session = await workerSession(page, workerPath);
@@ -139,7 +119,5 @@ try {
     );
 } finally {
   await browser.close();
-  server.child.kill('SIGTERM');
-  await server.exited;
-  await hub.stop();
+  await stop();
 }

@@ -23,7 +23,7 @@ type OutputArrayConstructor = {
   readonly BYTES_PER_ELEMENT: number;
 };
 
-/** The name ONNX Runtime Web's rewritten line calls (vite.config.ts). */
+/** The name ONNX Runtime Web's rewritten line calls (scripts/ort-output-arrays.ts). */
 export const OUTPUT_HOOK = '__meshOrtOutputArray';
 
 /** Smaller outputs (a decode step's logits on a small vocabulary) cost little to make: ONNX Runtime makes them. */
