@@ -14,13 +14,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AutoTokenizer } from '@huggingface/transformers';
 import * as ort from 'onnxruntime-node';
-import type { EngineMessage, EngineModel } from '../src/shared/engine-protocol.ts';
+import type { EngineModel } from '../src/shared/engine-protocol.ts';
 import { InferenceEngine } from '../src/worker/engine.ts';
 import type { Page } from 'playwright-core';
 import { launchChromium, workerSession } from '../tests/support/browser.ts';
 import { nanoEngineModel } from '../tests/support/model-fixtures.ts';
 import { promptIds as chatPromptIds } from '../src/shared/chat-template.ts';
-import { BENCH_DIR, serveBenchModel } from './bench-model.ts';
+import { BENCH_DIR, BENCH_MESSAGES, serveBenchModel } from './bench-model.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
 /** SwiftShader runs WebGPU on the CPU, slowly: a shorter answer is enough to check the tokens. */
@@ -29,9 +29,7 @@ const WEBGPU_TOKENS = Number(process.env.BENCH_WEBGPU_TOKENS ?? 16);
 const RUNS = 5;
 /** ONNX Runtime Web threads for the extra WASM row (0 or 1: none), against Node held to as many. */
 const WASM_THREADS = Number(process.env.BENCH_WASM_THREADS ?? 2);
-const MESSAGES: EngineMessage[] = [
-  { role: 'user', content: 'Write a long story about a mesh of browsers sharing one small model.' },
-];
+const MESSAGES = BENCH_MESSAGES;
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: TOKENS };
 
 interface Answer {

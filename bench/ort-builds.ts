@@ -37,7 +37,7 @@ const BUILDS: { name: string; entry: string; level?: string }[] = LEVELS.length
       { name: 'jspi', entry: 'ort.jspi.min.mjs' },
       { name: "webgpu, outputs on reused buffers (the app's worker)", entry: REUSED },
     ];
-/** bench/engine.ts's chat prompt on the benchmark model's tokenizer is 89 tokens; the KV copied out grows from it. */
+/** About bench/engine.ts's chat prompt (87 tokens on the benchmark model): the KV copied out each step grows from it. */
 const PROMPT_TOKENS = 89;
 
 await ensureBenchModel();

@@ -9,14 +9,11 @@
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { EngineMessage } from '../src/shared/engine-protocol.ts';
 import { launchChromium, workerSession } from '../tests/support/browser.ts';
-import { serveBenchModel } from './bench-model.ts';
+import { BENCH_MESSAGES, serveBenchModel } from './bench-model.ts';
 
 const TOKENS = Number(process.env.BENCH_TOKENS ?? 128);
-const MESSAGES: EngineMessage[] = [
-  { role: 'user', content: 'Write a long story about a mesh of browsers sharing one small model.' },
-];
+const MESSAGES = BENCH_MESSAGES;
 const GREEDY = { temperature: 0, topP: 1, maxNewTokens: TOKENS };
 
 interface ProfileNode {
